@@ -1,0 +1,69 @@
+"""peerstats: statistical analysis of randomised trials of peer support in mental health.
+
+The public API is listed in ``__all__``. Submodules are imported lazily, so ``import peerstats``
+is fast and a notebook only pays for what it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from peerstats.exceptions import (
+    ConvergenceError,
+    ConvergenceWarning,
+    DataValidationError,
+    DataWarning,
+    ModelSpecificationError,
+    PeerstatsError,
+    PeerstatsWarning,
+    ReconciliationError,
+    SingularFitWarning,
+    SpecError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "load_trial": "peerstats.trial",
+    "Trial": "peerstats.trial",
+    "validate": "peerstats.validate",
+    "TrialSpec": "peerstats.spec",
+    "read_spec": "peerstats.spec",
+    "score": "peerstats.instruments",
+    "get_instrument": "peerstats.instruments",
+    "list_instruments": "peerstats.instruments",
+    "mmrm": "peerstats.models.mmrm",
+    "lmm": "peerstats.models.lmm",
+    "analyze": "peerstats.models.analyze",
+    "datasets": "peerstats.datasets",
+}
+
+__all__ = [
+    "__version__",
+    "PeerstatsError",
+    "DataValidationError",
+    "SpecError",
+    "ModelSpecificationError",
+    "ConvergenceError",
+    "ReconciliationError",
+    "PeerstatsWarning",
+    "ConvergenceWarning",
+    "SingularFitWarning",
+    "DataWarning",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if name == "datasets" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'peerstats' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,111 @@
+"""One error and warning hierarchy for peerstats.
+
+Every error peerstats raises on purpose is a :class:`PeerstatsError`; every warning is a
+:class:`PeerstatsWarning`. Catch these, not the built-in bases.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "PeerstatsError",
+    "DataValidationError",
+    "SpecError",
+    "ConvergenceError",
+    "ModelSpecificationError",
+    "ReconciliationError",
+    "PeerstatsWarning",
+    "ConvergenceWarning",
+    "SingularFitWarning",
+    "DataWarning",
+]
+
+FAILURE_COLUMNS = ["table", "row", "column", "value", "check", "message"]
+
+
+class PeerstatsError(Exception):
+    """Base class of every error peerstats raises on purpose."""
+
+
+class DataValidationError(PeerstatsError, ValueError):
+    """Trial data failed validation.
+
+    ``.failures`` is a DataFrame with one row per problem and the columns
+    ``table, row, column, value, check, message``. ``row`` is the row as the user sees it in
+    the file (1-based data row; the header is row 0 for delimited files), or missing when the
+    problem concerns a whole table or column.
+    """
+
+    def __init__(self, failures: pd.DataFrame, *, max_shown: int = 20, context: str = "") -> None:
+        import pandas as pd
+
+        failures = pd.DataFrame(failures).reset_index(drop=True)
+        for col in FAILURE_COLUMNS:
+            if col not in failures.columns:
+                failures[col] = None
+        self.failures = failures[FAILURE_COLUMNS]
+        self.max_shown = max_shown
+        self.context = context
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        n = len(self.failures)
+        head = f"{n} problem{'s' if n != 1 else ''} found in the trial data"
+        if self.context:
+            head += f" ({self.context})"
+        lines = [head + ":"]
+        for rec in self.failures.head(self.max_shown).itertuples(index=False):
+            where = str(rec.table)
+            if rec.row is not None and rec.row == rec.row:  # not NaN
+                where += f" row {int(rec.row)}"
+            if rec.column is not None and rec.column == rec.column:
+                where += f", column {rec.column!r}"
+            lines.append(f"  - [{rec.check}] {where}: {rec.message}")
+        if n > self.max_shown:
+            lines.append(f"  ... and {n - self.max_shown} more (see .failures)")
+        return "\n".join(lines)
+
+
+class SpecError(PeerstatsError, ValueError):
+    """A trial or analysis spec is malformed (schema violation, unknown option, bad path)."""
+
+
+class ModelSpecificationError(PeerstatsError, ValueError):
+    """A model cannot be set up as asked (bad formula, collinear design, unknown option,
+    missing covariates, a visit with no observations)."""
+
+
+class ConvergenceError(PeerstatsError, RuntimeError):
+    """The optimiser did not converge, or the covariance became singular.
+
+    Attributes ``tried`` (what was attempted) and ``gradient`` (the last gradient, if any).
+    """
+
+    def __init__(self, message: str, *, tried: Any = None, gradient: Any = None) -> None:
+        self.tried = tried
+        self.gradient = gradient
+        super().__init__(message)
+
+
+class ReconciliationError(PeerstatsError, ValueError):
+    """Numbers that must agree (e.g. CONSORT analysed n and a model's n) do not."""
+
+
+class PeerstatsWarning(UserWarning):
+    """Base class of every warning peerstats emits."""
+
+
+class ConvergenceWarning(PeerstatsWarning):
+    """A fit returned with ``converged=False``."""
+
+
+class SingularFitWarning(PeerstatsWarning):
+    """A variance component was estimated at (or near) zero."""
+
+
+class DataWarning(PeerstatsWarning):
+    """Something in the data deserves attention but is not an error."""
