@@ -1,0 +1,206 @@
+"""Read trial data files as text, keeping every cell as the user wrote it.
+
+Every reader returns a :class:`RawTable`: all cells as ``str`` (or ``None`` for missing), the
+row number as the user sees it, and the value labels of SPSS/Stata files (or the categories of a
+Parquet categorical). Coercion to numbers happens later, in :mod:`peerstats.validate`, so that a
+coercion that would change a value is a validation failure rather than a silent ``NaN``.
+Input files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from peerstats.exceptions import PeerstatsError
+from peerstats.spec import DataSource
+
+__all__ = ["RawTable", "ReadError", "read_table", "NA_STRINGS", "to_text"]
+
+#: cell texts read as missing (after stripping surrounding white space)
+NA_STRINGS = frozenset({"", "NA", "N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "."})
+
+
+class ReadError(PeerstatsError):
+    """A data file exists but cannot be read (corrupt, wrong format, bad encoding)."""
+
+
+@dataclass
+class RawTable:
+    """One table as read from its file.
+
+    Attributes
+    ----------
+    name : str
+        ``participants``, ``assessments`` or ``sessions``.
+    path : Path
+    data : DataFrame
+        Every cell a ``str`` or ``None`` (missing), object dtype, default RangeIndex.
+    rows : ndarray
+        Row number as in the file for each row of ``data`` (1-based data row).
+    value_labels : dict
+        Column -> {code as text: label}, ordered by code, for SPSS/Stata value labels; for
+        Parquet categoricals {category: category} in category order. ``data`` keeps the codes.
+    blank_rows : list of int
+        Rows that were entirely empty (not data; reported as a warning).
+    """
+
+    name: str
+    path: Path
+    data: pd.DataFrame
+    rows: np.ndarray
+    value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    blank_rows: list[int] = field(default_factory=list)
+
+
+def to_text(value: object) -> str | None:
+    """Render one typed cell (from Excel, SPSS, Stata or Parquet) as text without losing
+    information: integral floats print without ``.0``, other floats print their shortest
+    round-trip repr, dates in ISO format, missing as ``None``."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "1" if value else "0"
+    if isinstance(value, float | np.floating):
+        x = float(value)
+        if math.isnan(x):
+            return None
+        if x.is_integer() and abs(x) < 1e15:
+            return str(int(x))
+        return repr(x)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, pd.Timestamp | _dt.datetime):
+        ts = pd.Timestamp(value)
+        return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _finish(name: str, path: Path, df: pd.DataFrame, labels: dict | None = None) -> RawTable:
+    df = df.astype(object)
+    df.columns = [str(c).strip() for c in df.columns]
+    out = {}
+    for col in df.columns:
+        vals = []
+        for v in df[col].tolist():
+            t = v if isinstance(v, str) else to_text(v)
+            if t is not None:
+                t = t.strip()
+                if t in NA_STRINGS:
+                    t = None
+            vals.append(t)
+        out[col] = vals
+    data = pd.DataFrame(out, columns=list(df.columns), dtype=object)
+    rows = np.arange(1, len(data) + 1)
+    blank = data.isna().all(axis=1).to_numpy() if len(data.columns) else np.zeros(len(data), bool)
+    blank_rows = rows[blank].tolist()
+    data = data.loc[~blank].reset_index(drop=True)
+    return RawTable(name, path, data, rows[~blank], labels or {}, blank_rows)
+
+
+def _read_delimited(source: DataSource) -> pd.DataFrame:
+    path = source.path
+    suffix = path.suffix.lower()
+    sep = source.delimiter
+    encoding = source.encoding or "utf-8-sig"
+    if sep is None:
+        if suffix == ".tsv":
+            sep = "\t"
+        elif suffix == ".csv":
+            sep = ","
+        else:
+            with path.open(encoding=encoding, newline="") as fh:
+                sample = fh.read(8192)
+            try:
+                sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+            except csv.Error:
+                sep = "\t"
+    return pd.read_csv(
+        path,
+        sep=sep,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        skip_blank_lines=False,
+        encoding=encoding,
+    )
+
+
+def _read_stat(source: DataSource) -> tuple[pd.DataFrame, dict]:
+    import pyreadstat
+
+    suffix = source.path.suffix.lower()
+    reader = pyreadstat.read_dta if suffix == ".dta" else pyreadstat.read_sav
+    kwargs = {"encoding": source.encoding} if source.encoding else {}
+    df, meta = reader(str(source.path), apply_value_formats=False, **kwargs)
+    labels: dict[str, dict[str, str]] = {}
+    for col, mapping in (meta.variable_value_labels or {}).items():
+        if col in df.columns:
+            ordered = sorted(mapping.items(), key=lambda kv: (isinstance(kv[0], str), kv[0]))
+            labels[col] = {to_text(code): str(label) for code, label in ordered}
+    return df, labels
+
+
+def _read_parquet(source: DataSource) -> tuple[pd.DataFrame, dict]:
+    df = pd.read_parquet(source.path)
+    labels = {}
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.CategoricalDtype):
+            cats = [to_text(c) for c in df[col].cat.categories]
+            labels[str(col)] = {c: c for c in cats if c is not None}
+    return df, labels
+
+
+def read_table(source: DataSource, name: str) -> RawTable:
+    """Read one data file as text.
+
+    Parameters
+    ----------
+    source : DataSource
+        The file and its reading options (from the spec).
+    name : str
+        Table name used in messages (``participants``, ``assessments``, ``sessions``).
+
+    Returns
+    -------
+    RawTable
+
+    Raises
+    ------
+    ReadError
+        If the file cannot be parsed in its format.
+    """
+    suffix = source.path.suffix.lower()
+    labels: dict = {}
+    try:
+        if suffix in (".csv", ".tsv", ".txt"):
+            df = _read_delimited(source)
+        elif suffix in (".xlsx", ".xlsm"):
+            df = pd.read_excel(
+                source.path,
+                sheet_name=source.sheet if source.sheet is not None else 0,
+                dtype=object,
+                keep_default_na=False,
+                na_filter=False,
+            )
+        elif suffix in (".sav", ".zsav", ".dta"):
+            df, labels = _read_stat(source)
+        elif suffix == ".parquet":
+            df, labels = _read_parquet(source)
+        else:  # read_spec refuses other suffixes; keep a clear error for direct callers
+            raise ReadError(f"{source.path.name}: unsupported file type {suffix!r}")
+    except ReadError:
+        raise
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
+    except Exception as exc:  # parser errors of the underlying libraries
+        raise ReadError(f"cannot read {source.path.name}: {type(exc).__name__}: {exc}") from exc
+    return _finish(name, source.path, df, labels)

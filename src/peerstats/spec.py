@@ -1,0 +1,403 @@
+"""Trial specs: a YAML description of a trial, checked against a JSON Schema.
+
+A spec says where the data files are, which columns hold what, the arms, visits and outcomes.
+:func:`read_spec` parses a path or a dict into a frozen :class:`TrialSpec`; every problem (schema
+violations and the rules that span fields) is listed in one :class:`~peerstats.SpecError`.
+The schema is published at ``data_schemas/trial-spec.schema.json`` so editors can use it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from peerstats.exceptions import SpecError
+
+__all__ = [
+    "TrialSpec",
+    "DataSource",
+    "Columns",
+    "Arms",
+    "Outcome",
+    "read_spec",
+    "trial_spec_schema",
+]
+
+Design = Literal["parallel", "single-arm"]
+Layout = Literal["long", "wide"]
+
+#: file suffixes the readers understand
+SUPPORTED_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".sav", ".zsav", ".dta", ".parquet")
+
+#: standard column names used in Trial frames; outcome names must not clash with them
+STANDARD_NAMES = ("subject", "arm", "visit", "site", "group", "peer", "randomised")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One data file of a trial.
+
+    Attributes
+    ----------
+    path : Path
+        Absolute path to the file.
+    sheet : str or int or None
+        Excel sheet (name or 0-based position); ``None`` is the first sheet.
+    layout : {"long", "wide"}
+        Assessments only: ``wide`` has one row per subject and columns ``<column><sep><visit>``.
+    sep : str
+        Separator between column and visit in wide column names.
+    delimiter, decimal, encoding : str or None
+        Options for delimited text files (``None``: from the suffix / ``.`` / UTF-8).
+    """
+
+    path: Path
+    sheet: str | int | None = None
+    layout: Layout = "long"
+    sep: str = "_"
+    delimiter: str | None = None
+    decimal: str = "."
+    encoding: str | None = None
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column names as they are in the files (``None`` when the trial has no such column)."""
+
+    subject: str
+    arm: str | None = None
+    visit: str | None = None
+    site: str | None = None
+    group: str | None = None
+    peer: str | None = None
+    randomised: str | None = None
+    eligible: str | None = None
+    exclusion_reason: str | None = None
+    received: str | None = None
+    not_received_reason: str | None = None
+    discontinued: str | None = None
+    discontinued_reason: str | None = None
+    withdrawn_reason: str | None = None
+    session: str = "session"
+    attended: str = "attended"
+
+    def renames(self) -> dict[str, str]:
+        """Map file column -> standard name for every participants-table role that is set."""
+        roles = (
+            "subject",
+            "arm",
+            "site",
+            "group",
+            "peer",
+            "randomised",
+            "eligible",
+            "exclusion_reason",
+            "received",
+            "not_received_reason",
+            "discontinued",
+            "discontinued_reason",
+            "withdrawn_reason",
+        )
+        return {getattr(self, r): r for r in roles if getattr(self, r) is not None}
+
+
+@dataclass(frozen=True)
+class Arms:
+    """Arms of the trial: ``levels`` in display order, the ``reference`` (control) arm, and the
+    arms whose intervention is delivered in groups (partially nested design)."""
+
+    levels: tuple[str, ...]
+    reference: str | None = None
+    group_delivered: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An outcome: either a score column (``column``, with its declared ``min``/``max``) or an
+    instrument scored from item columns (``instrument``, ``items``)."""
+
+    name: str
+    column: str | None = None
+    instrument: str | None = None
+    items: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    higher_is_better: bool | None = None
+    label: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        """True when the outcome is scored from items by an instrument."""
+        return self.instrument is not None
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """A parsed, schema-checked trial spec (immutable).
+
+    Build it with :func:`read_spec`. ``raw`` keeps the spec as written (a deep copy), ``source``
+    the spec file (``None`` for a dict) and ``base_dir`` the directory paths are relative to.
+    """
+
+    name: str
+    design: Design
+    participants: DataSource
+    assessments: DataSource
+    columns: Columns
+    arms: Arms
+    visits: tuple[str, ...]
+    outcomes: tuple[Outcome, ...] = ()
+    sessions: DataSource | None = None
+    sites: tuple[str, ...] | None = None
+    strata: tuple[str, ...] = ()
+    covariates: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    synthetic: bool = False
+    description: str = ""
+    base_dir: Path = field(default_factory=Path.cwd)
+    source: Path | None = None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def baseline(self) -> str:
+        """The baseline visit (the first visit)."""
+        return self.visits[0]
+
+    @property
+    def outcome_names(self) -> tuple[str, ...]:
+        """Names of the outcomes, in spec order."""
+        return tuple(o.name for o in self.outcomes)
+
+    def outcome(self, name: str) -> Outcome:
+        """Return the outcome called ``name``.
+
+        Raises
+        ------
+        SpecError
+            If there is no such outcome (the message lists the outcomes).
+        """
+        for o in self.outcomes:
+            if o.name == name:
+                return o
+        raise SpecError(f"{name!r} is not an outcome; outcomes are {list(self.outcome_names)}")
+
+    def to_dict(self) -> dict:
+        """The spec as written (deep copy)."""
+        return copy.deepcopy(self.raw)
+
+
+@cache
+def trial_spec_schema() -> dict:
+    """Return the trial-spec JSON Schema (``data_schemas/trial-spec.schema.json``)."""
+    text = (resources.files("peerstats") / "data_schemas" / "trial-spec.schema.json").read_text(
+        encoding="utf-8"
+    )
+    return json.loads(text)
+
+
+def _schema_problems(raw: Any) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(trial_spec_schema())
+    problems = []
+    for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        msg = err.message
+        if err.validator == "oneOf" and where.startswith("outcomes/"):
+            msg = "an outcome needs exactly one of 'column' (a score column) or 'instrument'"
+        elif err.validator == "oneOf" and where.startswith("data/"):
+            msg = "a data source is a path or {path: ..., sheet/layout/sep/delimiter/decimal/encoding}"
+        elif err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            msg += f"; allowed keys are {allowed}"
+        problems.append(f"{where}: {msg}")
+    return problems
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path} is not valid YAML: {exc}") from exc
+
+
+def _source(value: Any, base_dir: Path, problems: list[str], key: str) -> DataSource:
+    opts = {"path": value} if isinstance(value, str) else dict(value)
+    path = Path(opts.pop("path"))
+    if not path.is_absolute():
+        path = base_dir / path
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        problems.append(
+            f"data/{key}: {path.name!r} has an unsupported file type; use one of {list(SUPPORTED_SUFFIXES)}"
+        )
+    elif not path.is_file():
+        problems.append(f"data/{key}: file not found: {path}")
+    if opts.get("layout") == "wide" and key != "assessments":
+        problems.append(f"data/{key}: only assessments can have layout 'wide'")
+    return DataSource(path=path, **opts)
+
+
+def read_spec(
+    spec: str | Path | dict | TrialSpec, *, base_dir: str | Path | None = None
+) -> TrialSpec:
+    """Read and check a trial spec.
+
+    Parameters
+    ----------
+    spec : str, Path, dict or TrialSpec
+        Path to a YAML spec file, or the spec as a dict. A TrialSpec is returned as is.
+    base_dir : str or Path, optional
+        Directory that relative data paths in a dict spec are relative to (default: the current
+        directory). For a spec file, paths are always relative to the file.
+
+    Returns
+    -------
+    TrialSpec
+
+    Raises
+    ------
+    SpecError
+        If the file is missing or not YAML, or the spec breaks the schema or a rule spanning
+        fields (reference arm not among the arms, data file not found, ...). The message lists
+        every problem.
+
+    Examples
+    --------
+    >>> spec = read_spec("trial.yaml")  # doctest: +SKIP
+    >>> spec.visits  # doctest: +SKIP
+    ('baseline', 'post', 'fu3')
+    """
+    if isinstance(spec, TrialSpec):
+        return spec
+    source: Path | None = None
+    if isinstance(spec, str | Path):
+        source = Path(spec).resolve()
+        if not source.is_file():
+            raise SpecError(f"spec file not found: {source}")
+        raw = _load_yaml(source)
+        root = source.parent
+    elif isinstance(spec, dict):
+        raw = copy.deepcopy(spec)
+        root = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
+    else:
+        raise SpecError(f"a spec is a path or a dict, not {type(spec).__name__}")
+
+    where = str(source) if source else "spec"
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{where}: a trial spec is a mapping with keys trial, data, columns, arms, visits, outcomes"
+        )
+    problems = _schema_problems(raw)
+    if problems:
+        raise SpecError(_problem_text(where, problems))
+
+    problems = []
+    data = raw["data"]
+    participants = _source(data["participants"], root, problems, "participants")
+    assessments = _source(data["assessments"], root, problems, "assessments")
+    sessions = _source(data["sessions"], root, problems, "sessions") if "sessions" in data else None
+
+    cols = Columns(**raw["columns"])
+    design = raw["trial"]["design"]
+    arms_raw = raw.get("arms", {})
+    levels = tuple(str(v) for v in arms_raw.get("levels", ()))
+    reference = str(arms_raw["reference"]) if "reference" in arms_raw else None
+    group_delivered = tuple(str(v) for v in arms_raw.get("group_delivered", ()))
+    if design == "single-arm":
+        if not levels:
+            problems.append("arms: a single-arm trial needs arms: {levels: [<the arm>]}")
+        elif len(levels) != 1:
+            problems.append(f"arms/levels: a single-arm trial has one arm, not {list(levels)}")
+    if reference is not None and reference not in levels:
+        problems.append(f"arms/reference: {reference!r} is not an arm; arms are {list(levels)}")
+    for g in group_delivered:
+        if g not in levels:
+            problems.append(f"arms/group_delivered: {g!r} is not an arm; arms are {list(levels)}")
+    if group_delivered and cols.group is None:
+        problems.append("columns/group: group_delivered arms need the delivery-group column")
+
+    visits = tuple(str(v) for v in raw["visits"])
+    if len(set(visits)) != len(visits):
+        problems.append(f"visits: labels must be unique, got {list(visits)}")
+    if assessments.layout == "long" and cols.visit is None:
+        problems.append(
+            "columns/visit: long assessments need the visit column (or use layout: wide)"
+        )
+    sites = tuple(str(s) for s in raw["sites"]) if "sites" in raw else None
+    if sites is not None and cols.site is None:
+        problems.append("sites: listing sites needs columns/site")
+
+    outcomes = []
+    seen_columns: dict[str, str] = {}
+    for name, o in (raw.get("outcomes") or {}).items():
+        if name in STANDARD_NAMES or name.endswith("_baseline"):
+            problems.append(
+                f"outcomes/{name}: outcome names must not be {list(STANDARD_NAMES)} or end in '_baseline'"
+            )
+        lo, hi = o.get("min"), o.get("max")
+        if lo is not None and hi is not None and lo > hi:
+            problems.append(f"outcomes/{name}: min ({lo}) is larger than max ({hi})")
+        if "instrument" in o and ("min" in o or "max" in o):
+            problems.append(
+                f"outcomes/{name}: the range of a scored outcome comes from its instrument; drop min/max"
+            )
+        if "items" in o and "instrument" not in o:
+            problems.append(f"outcomes/{name}: items need an instrument")
+        col = o.get("column")
+        if col is not None:
+            if col in seen_columns:
+                problems.append(
+                    f"outcomes/{name}: column {col!r} is already outcome {seen_columns[col]!r}"
+                )
+            seen_columns[col] = name
+        outcomes.append(
+            Outcome(
+                name=name,
+                column=col,
+                instrument=o.get("instrument"),
+                items=tuple(o["items"]) if "items" in o else None,
+                min=lo,
+                max=hi,
+                higher_is_better=o.get("higher_is_better"),
+                label=o.get("label"),
+            )
+        )
+    if problems:
+        raise SpecError(_problem_text(where, problems))
+
+    trial = raw["trial"]
+    return TrialSpec(
+        name=trial["name"],
+        design=design,
+        participants=participants,
+        assessments=assessments,
+        sessions=sessions,
+        columns=cols,
+        arms=Arms(levels=levels, reference=reference, group_delivered=group_delivered),
+        visits=visits,
+        outcomes=tuple(outcomes),
+        sites=sites,
+        strata=tuple(raw.get("strata", ())),
+        covariates=tuple(raw.get("covariates", ())),
+        drop=tuple(raw.get("drop", ())),
+        synthetic=bool(trial.get("synthetic", False)),
+        description=trial.get("description", ""),
+        base_dir=root,
+        source=source,
+        raw=raw,
+    )
+
+
+def _problem_text(where: str, problems: list[str]) -> str:
+    n = len(problems)
+    lines = [f"{n} problem{'s' if n != 1 else ''} in the trial spec {where}:"]
+    lines += [f"  - {p}" for p in problems]
+    return "\n".join(lines)

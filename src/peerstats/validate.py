@@ -1,0 +1,921 @@
+"""Validate trial data against its spec and build the :class:`~peerstats.trial.Trial`.
+
+Every check runs and every problem is collected; :func:`validate` returns a
+:class:`ValidationReport` whose ``failures`` frame has one row per problem (``table, row, column,
+value, check, message``) and :func:`peerstats.load_trial` raises them all at once as a
+:class:`~peerstats.DataValidationError`. ``row`` is the 1-based data row in the file (the header
+is row 0), for every file format, so a user can find it. Nothing is lost or changed silently:
+every input row ends up in the Trial or is named in the failures, and a value that cannot be
+coerced without changing it is a failure, never a silent ``NaN``. (Surrounding white space
+is ignored, and ``'', NA, N/A, NaN, NULL, .`` are read as missing.)
+
+Checks (``check`` column)
+-------------------------
+``unreadable``, ``empty_file``, ``missing_column``, ``missing_value`` (subject or visit empty),
+``ambiguous_column`` (a wide column without visit suffix; a participants column with a
+standard name the spec maps elsewhere), ``duplicate_subject``, ``duplicate_subject_visit``, ``duplicate_subject_session``,
+``unknown_label`` (arm, visit, site; closest label suggested), ``non_numeric``, ``out_of_range``,
+``non_integer`` (item responses), ``non_binary`` (0/1 columns), ``unknown_subject`` (rows for subjects absent from participants),
+``missing_arm`` (randomised without an arm), ``arm_not_randomised`` (an arm for a participant
+not randomised), ``group_not_group_delivered``, ``inconsistent`` (assessments disagree with
+participants on arm/site/group), ``privacy`` (personnummer, samordningsnummer, CPR, e-mail,
+phone numbers in a column not listed under ``drop:``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import re
+import sys
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from peerstats.exceptions import FAILURE_COLUMNS, DataValidationError, SpecError
+from peerstats.io.readers import RawTable, ReadError, read_table
+from peerstats.io.wide import wide_to_long
+from peerstats.spec import Outcome, TrialSpec, read_spec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from peerstats.trial import Trial
+
+__all__ = ["validate", "ValidationReport", "mask_value", "looks_identifying"]
+
+
+# --------------------------------------------------------------------------------------------
+# privacy: what identifying values look like, and how to show them without echoing them
+# --------------------------------------------------------------------------------------------
+
+_PNR = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+]?)(\d{4})$")
+_CPR = re.compile(r"^(\d{2})(\d{2})(\d{2})(-?)(\d{4})$")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+_PHONE_CHARS = re.compile(r"^[\d\s\-()+/]+$")
+_DATE_LIKE = re.compile(r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
+_DK_PHONE = re.compile(r"^\d{2}( \d{2}){3}$")
+_CANDIDATE = re.compile(r"@|\d(?:\D{0,2}\d){7}")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(digits):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _valid_date(years: Iterable[int], month: int, day: int) -> bool:
+    for y in years:
+        try:
+            _dt.date(y, month, day)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def _is_personnummer(s: str) -> bool:
+    """Swedish personnummer or samordningsnummer (day + 60) with a valid Luhn check digit."""
+    m = _PNR.match(s)
+    if not m:
+        return False
+    century, yy, mm, dd, _sep, last4 = m.groups()
+    day = int(dd) - 60 if int(dd) > 60 else int(dd)
+    years = [int(century + yy)] if century else [1900 + int(yy), 2000 + int(yy)]
+    if not _valid_date(years, int(mm), day):
+        return False
+    return _luhn_ok(yy + mm + dd + last4)
+
+
+def _is_cpr(s: str) -> tuple[bool, bool]:
+    """(matches, has_hyphen) for a Danish CPR number DDMMYY-XXXX with a valid date."""
+    m = _CPR.match(s)
+    if not m:
+        return False, False
+    dd, mm, yy, hyphen, _ = m.groups()
+    ok = _valid_date([1900 + int(yy), 2000 + int(yy)], int(mm), int(dd))
+    return ok, bool(hyphen)
+
+
+def _phone(s: str) -> str | None:
+    """'strong', 'weak' or None for a phone-number-like value."""
+    if not _PHONE_CHARS.match(s) or _DATE_LIKE.match(s):
+        return None
+    digits = re.sub(r"\D", "", s)
+    if not 8 <= len(digits) <= 15:
+        return None
+    if s.startswith("+"):
+        return "strong"
+    if s.startswith("0") or _DK_PHONE.match(s):
+        return "weak"
+    return None
+
+
+def looks_identifying(value: str) -> tuple[str, bool] | None:
+    """Classify a cell: ``(kind, strong)`` when it looks like an identifier, else ``None``.
+
+    Kinds: ``personnummer`` (Swedish personnummer/samordningsnummer with valid Luhn digit),
+    ``CPR number`` (Danish, valid date), ``e-mail address``, ``phone number``. ``strong`` is
+    False for forms that ordinary numbers may take by chance (a CPR number without hyphen, a
+    domestic phone number); a column is flagged when it holds any strong match or when at
+    least half of its values are weak matches.
+    """
+    s = value.strip()
+    if not _CANDIDATE.search(s):  # fast path: no '@' and fewer than 8 digits close together
+        return None
+    if _is_personnummer(s):
+        return "personnummer", True
+    cpr, hyphen = _is_cpr(s)
+    if cpr:
+        return "CPR number", hyphen
+    if _EMAIL.search(s):
+        return "e-mail address", True
+    ph = _phone(s)
+    if ph:
+        return "phone number", ph == "strong"
+    return None
+
+
+def mask_value(value: Any, limit: int = 40) -> Any:
+    """Return ``value`` safe to show: identifiers masked (``'19811218-****'``,
+    ``'a***@example.org'``), long texts shortened; other values unchanged."""
+    if value is None or not isinstance(value, str):
+        return value
+    s = value.strip()
+    kind = looks_identifying(s)
+    if kind is not None:
+        if kind[0] in ("personnummer", "CPR number"):
+            return s[:-4] + "****"
+        if kind[0] == "phone number":
+            return s[:3] + re.sub(r"\d", "*", s[3:])
+    s = _EMAIL.sub(lambda m: m.group(0)[0] + "***@" + m.group(0).split("@", 1)[1], s)
+    if len(s) > limit:
+        s = s[: limit - 3] + "..."
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# failures
+# --------------------------------------------------------------------------------------------
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.items: list[dict] = []
+        self._seen: set = set()
+
+    def add(
+        self, table: str, row: Any, column: str | None, value: Any, check: str, message: str
+    ) -> None:
+        row = None if row is None else int(row)
+        key = (table, row, column, check)
+        if key in self._seen:  # wide files: one failure per wide cell, not per visit copy
+            return
+        self._seen.add(key)
+        self.items.append(
+            dict(
+                table=table,
+                row=row,
+                column=column,
+                value=mask_value(value),
+                check=check,
+                message=message,
+            )
+        )
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.items, columns=FAILURE_COLUMNS)
+        df["row"] = pd.array(df["row"].tolist(), dtype="Int64")
+        return df.astype({"value": object})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _suggest(value: str, valid: list[str], what: str) -> str:
+    close = difflib.get_close_matches(value, valid, n=1, cutoff=0.5)
+    if not close:
+        low = {v.lower(): v for v in valid}
+        close = [low[value.lower()]] if value.lower() in low else []
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    return f"{mask_value(value)!r} is not {what}{hint} valid labels are {valid}"
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _parse_numbers(values: list, decimal: str) -> tuple[np.ndarray, list[int]]:
+    """Strict text -> float. Returns the floats (NaN for missing) and the positions of texts
+    that are not numbers (they are failures, not NaN)."""
+    out = np.full(len(values), np.nan)
+    bad = []
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        t = v.replace(",", ".") if decimal == "," and v.count(",") == 1 and "." not in v else v
+        if _NUMBER.match(t):
+            out[i] = float(t)
+        else:
+            bad.append(i)
+    return out, bad
+
+
+_TRUE = {"1", "1.0", "true", "yes", "y"}
+_FALSE = {"0", "0.0", "false", "no", "n"}
+
+
+def _parse_binary(values: list) -> tuple[list, list[int]]:
+    out: list = []
+    bad = []
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(None)
+        elif v.lower() in _TRUE:
+            out.append(True)
+        elif v.lower() in _FALSE:
+            out.append(False)
+        else:
+            out.append(None)
+            bad.append(i)
+    return out, bad
+
+
+def _labelled(table: RawTable, col: str, valid: Iterable[str] | None = None) -> list:
+    """Values of ``col`` with value labels applied (a code that is itself valid is kept)."""
+    vals = table.data[col].tolist()
+    labels = table.value_labels.get(col)
+    if not labels:
+        return vals
+    valid = set(valid or ())
+    return [v if v is None or v in valid else labels.get(v, v) for v in vals]
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ValidationReport:
+    """Result of :func:`validate`.
+
+    Attributes
+    ----------
+    spec : TrialSpec
+    failures : DataFrame
+        One row per problem: ``table, row, column, value, check, message`` (values masked).
+    trial : Trial or None
+        The validated trial, ``None`` when there are failures.
+    n_rows : dict
+        Data rows read per table (blank rows excluded).
+    warnings : list of str
+        Things worth knowing that are not errors (blank rows skipped, ...).
+    """
+
+    spec: TrialSpec
+    failures: pd.DataFrame
+    trial: Trial | None
+    n_rows: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed."""
+        return len(self.failures) == 0
+
+    def error(self) -> DataValidationError:
+        """The failures as one :class:`~peerstats.DataValidationError`."""
+        return DataValidationError(self.failures, context=self.spec.name)
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~peerstats.DataValidationError` when any check failed."""
+        if not self.ok:
+            raise self.error()
+
+    def to_text(self, max_shown: int = 20) -> str:
+        """A readable report: what was read, then the problems (or 'no problems')."""
+        where = self.spec.source or self.spec.base_dir
+        lines = [f"Trial spec: {where}", f"Trial: {self.spec.name}"]
+        for name, n in self.n_rows.items():
+            lines.append(f"  {name}: {n} rows")
+        for w in self.warnings:
+            lines.append(f"  warning: {w}")
+        if self.ok:
+            lines.append("Validation passed: no problems found.")
+        else:
+            lines.append(
+                str(DataValidationError(self.failures, max_shown=max_shown, context=self.spec.name))
+            )
+            counts = self.failures["check"].value_counts()
+            lines.append("Problems by check: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+# --------------------------------------------------------------------------------------------
+# the validation itself
+# --------------------------------------------------------------------------------------------
+
+
+def _instrument_info(outcome: Outcome) -> tuple[list[str], float | None, float | None]:
+    """Item columns and item range of a scored outcome (from peerstats.instruments)."""
+    try:
+        from peerstats.instruments import get_instrument
+    except ImportError as exc:  # pragma: no cover - instruments ship with the package
+        raise SpecError(
+            f"outcome {outcome.name!r}: instrument scoring is not available ({exc})"
+        ) from exc
+    try:
+        inst = get_instrument(outcome.instrument)
+    except Exception as exc:
+        raise SpecError(f"outcome {outcome.name!r}: {exc}") from exc
+    items = list(outcome.items) if outcome.items else list(inst.items)
+    n_items = len(inst.items)
+    if len(items) != n_items:
+        raise SpecError(
+            f"outcome {outcome.name!r}: {outcome.instrument} has {n_items} items, the spec lists {len(items)}"
+        )
+    return items, getattr(inst, "item_min", None), getattr(inst, "item_max", None)
+
+
+@dataclass
+class _Ctx:
+    spec: TrialSpec
+    log: _Log
+    warnings: list[str]
+
+
+def _read(spec: TrialSpec, log: _Log, warnings: list[str]) -> dict[str, RawTable | None]:
+    out: dict[str, RawTable | None] = {}
+    sources = {"participants": spec.participants, "assessments": spec.assessments}
+    if spec.sessions is not None:
+        sources["sessions"] = spec.sessions
+    for name, src in sources.items():
+        try:
+            t = read_table(src, name)
+        except ReadError as exc:
+            log.add(name, None, None, None, "unreadable", str(exc))
+            out[name] = None
+            continue
+        if t.blank_rows:
+            warnings.append(
+                f"{name}: {len(t.blank_rows)} blank row(s) skipped (rows {t.blank_rows[:10]})"
+            )
+        if len(t.data) == 0 or len(t.data.columns) == 0:
+            log.add(name, None, None, None, "empty_file", f"{src.path.name} has no data rows")
+            out[name] = None
+            continue
+        dropped = [c for c in spec.drop if c in t.data.columns]
+        if dropped:
+            t.data = t.data.drop(columns=dropped)
+            for c in dropped:
+                t.value_labels.pop(c, None)
+        out[name] = t
+    return out
+
+
+def _privacy(t: RawTable, log: _Log) -> None:
+    for col in t.data.columns:
+        vals = t.data[col].tolist()
+        n = 0
+        first: dict[str, int] = {}
+        strong = weak = 0
+        for i, v in enumerate(vals):
+            if v is None:
+                continue
+            n += 1
+            kind = looks_identifying(v)
+            if kind is None:
+                continue
+            first.setdefault(kind[0], i)
+            if kind[1]:
+                strong += 1
+            else:
+                weak += 1
+        if n and (strong or weak >= max(1, 0.5 * n)):
+            kind_name, i = min(first.items(), key=lambda kv: kv[1])
+            log.add(
+                t.name,
+                t.rows[i],
+                col,
+                vals[i],
+                "privacy",
+                f"column {col!r} looks like it holds {kind_name} values ({strong + weak} of {n} values, "
+                f"e.g. {mask_value(vals[i])!r}); remove the column or list it under drop:",
+            )
+
+
+def _require(t: RawTable, columns: Iterable[tuple[str, str]], log: _Log) -> bool:
+    ok = True
+    present = list(t.data.columns)
+    for col, role in columns:
+        if col not in present:
+            close = difflib.get_close_matches(col, present, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            log.add(
+                t.name,
+                None,
+                col,
+                None,
+                "missing_column",
+                f"{role} column {col!r} is not in {t.path.name}{hint} Columns are {present[:30]}",
+            )
+            ok = False
+    return ok
+
+
+def _duplicates(t: RawTable, keys: list[str], log: _Log, check: str, what: str) -> np.ndarray:
+    """Flag every repeat of a key (after its first row); returns the mask of repeated rows."""
+    frame = t.data[keys]
+    dup = frame.duplicated(keep="first").to_numpy() & frame.notna().all(axis=1).to_numpy()
+    if dup.any():
+        first_row = {}
+        for i, key in enumerate(map(tuple, frame.itertuples(index=False, name=None))):
+            first_row.setdefault(key, t.rows[i])
+        for i in np.flatnonzero(dup):
+            key = tuple(frame.iloc[i])
+            shown = " x ".join(repr(mask_value(k)) for k in key)
+            log.add(
+                t.name,
+                t.rows[i],
+                keys[0],
+                key[0],
+                check,
+                f"{what} {shown} already on row {first_row[key]}",
+            )
+    return dup
+
+
+def _numeric_column(
+    t: RawTable,
+    col: str,
+    log: _Log,
+    decimal: str,
+    lo: float | None,
+    hi: float | None,
+    what: str,
+    cell_cols: list[str] | None = None,
+    integer: bool = False,
+) -> np.ndarray:
+    """Strictly parse a score/item column; ``cell_cols`` names the file column of each row
+    (wide files: ``<column><sep><visit>``)."""
+    vals = t.data[col].tolist()
+    out, bad = _parse_numbers(vals, decimal)
+    where = cell_cols or [col] * len(vals)
+    for i in bad:
+        hint = (
+            " (decimal comma? set decimal: ',' for this file in the spec)"
+            if re.fullmatch(r"[+-]?\d+,\d+", vals[i])
+            else ""
+        )
+        log.add(
+            t.name,
+            t.rows[i],
+            where[i],
+            vals[i],
+            "non_numeric",
+            f"{what} {mask_value(vals[i])!r} is not a number{hint}",
+        )
+    low = out < lo if lo is not None else np.zeros(len(out), bool)
+    high = out > hi if hi is not None else np.zeros(len(out), bool)
+    if integer:
+        for i in np.flatnonzero(np.isfinite(out) & (out != np.round(out))):
+            log.add(
+                t.name,
+                t.rows[i],
+                where[i],
+                vals[i],
+                "non_integer",
+                f"{what} {mask_value(vals[i])} is not a whole number",
+            )
+    for i in np.flatnonzero(np.isfinite(out) & (low | high)):
+        log.add(
+            t.name,
+            t.rows[i],
+            where[i],
+            vals[i],
+            "out_of_range",
+            f"{what} {mask_value(vals[i])} is outside the declared range {lo:g} to {hi:g}"
+            if lo is not None and hi is not None
+            else f"{what} {mask_value(vals[i])} is outside the declared range",
+        )
+    return out
+
+
+def _binary_column(t: RawTable, col: str, log: _Log, what: str) -> list:
+    vals = t.data[col].tolist()
+    out, bad = _parse_binary(vals)
+    for i in bad:
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "non_binary",
+            f"{what} must be 0 or 1 (or yes/no), not {mask_value(vals[i])!r}",
+        )
+    return out
+
+
+def _check_labels(t: RawTable, col: str, valid: list[str], log: _Log, what: str) -> list:
+    vals = _labelled(t, col, valid)
+    for i, v in enumerate(vals):
+        if v is not None and v not in valid:
+            log.add(t.name, t.rows[i], col, v, "unknown_label", _suggest(v, valid, what))
+    return vals
+
+
+def _missing_key(t: RawTable, col: str, log: _Log, what: str) -> None:
+    for i in np.flatnonzero(t.data[col].isna().to_numpy()):
+        log.add(t.name, t.rows[i], col, None, "missing_value", f"{what} is empty")
+
+
+def _text_or_numeric(t: RawTable, col: str, decimal: str, log: _Log | None, what: str) -> pd.Series:
+    """An extra column: categorical when labelled, numeric when every value is a number,
+    else text. For covariates (``log`` given), a column of numbers with a few non-numbers
+    (>= 80 % numeric) is a failure rather than silently text."""
+    vals = t.data[col].tolist()
+    labels = t.value_labels.get(col)
+    if labels:
+        lab = [None if v is None else labels.get(v, v) for v in vals]
+        cats = list(dict.fromkeys([*labels.values(), *(v for v in lab if v is not None)]))
+        return pd.Series(pd.Categorical(lab, categories=cats))
+    nums, bad = _parse_numbers(vals, decimal)
+    n = sum(v is not None for v in vals)
+    if n and not bad:
+        return pd.Series(nums)
+    if log is not None and n and len(bad) <= 0.2 * n:
+        for i in bad:
+            log.add(
+                t.name,
+                t.rows[i],
+                col,
+                vals[i],
+                "non_numeric",
+                f"{what} {mask_value(vals[i])!r} is not a number (the other values are)",
+            )
+    return pd.Series([np.nan if v is None else v for v in vals], dtype=object)
+
+
+_ROLES = (
+    "subject",
+    "arm",
+    "site",
+    "group",
+    "peer",
+    "randomised",
+    "eligible",
+    "exclusion_reason",
+    "received",
+    "not_received_reason",
+    "discontinued",
+    "discontinued_reason",
+    "withdrawn_reason",
+)
+
+
+def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
+    spec, log, cols = ctx.spec, ctx.log, ctx.spec.columns
+    need = [(cols.subject, "subject")]
+    if spec.design == "parallel":
+        need.append((cols.arm, "arm"))
+    for role in (
+        "arm",
+        "site",
+        "group",
+        "peer",
+        "randomised",
+        "eligible",
+        "exclusion_reason",
+        "received",
+        "not_received_reason",
+        "discontinued",
+        "discontinued_reason",
+        "withdrawn_reason",
+    ):
+        name = getattr(cols, role)
+        if name is not None and (name, role) not in need:
+            need.append((name, role))
+    roles_set = set(cols.renames().values())
+    renamed = cols.renames()
+    for c in t.data.columns:
+        if c not in renamed and c in _ROLES:
+            log.add(
+                t.name,
+                None,
+                c,
+                None,
+                "ambiguous_column",
+                f"column {c!r} has a standard name but the spec maps {c} to "
+                f"{getattr(cols, c)!r}; rename it in the file or map it under columns:",
+            )
+    for c in (*spec.covariates, *spec.strata):
+        if c not in roles_set:
+            need.append((c, "covariate" if c in spec.covariates else "stratum"))
+    if not _require(t, need, log):
+        return None
+    _missing_key(t, cols.subject, log, "subject")
+    _duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
+    n = len(t.data)
+    if cols.randomised is not None:
+        randomised = _binary_column(t, cols.randomised, log, "randomised")  # None: unknown
+        for i, v in enumerate(t.data[cols.randomised].tolist()):
+            if v is None:
+                log.add(
+                    t.name,
+                    t.rows[i],
+                    cols.randomised,
+                    None,
+                    "missing_value",
+                    "randomised is empty; give 1 (randomised) or 0 (not randomised)",
+                )
+    else:
+        randomised = [True] * n
+    levels = list(spec.arms.levels)
+    if cols.arm is not None and cols.arm in t.data.columns:
+        arms = _check_labels(t, cols.arm, levels, log, "an arm")
+    else:  # single-arm trial without an arm column
+        arms = [levels[0]] * n
+    for i in range(n):
+        if randomised[i] is True and arms[i] is None:
+            log.add(
+                t.name,
+                t.rows[i],
+                cols.arm,
+                None,
+                "missing_arm",
+                "randomised participant without an arm",
+            )
+        elif randomised[i] is False and arms[i] is not None and cols.arm is not None:
+            log.add(
+                t.name,
+                t.rows[i],
+                cols.arm,
+                arms[i],
+                "arm_not_randomised",
+                f"arm {mask_value(arms[i])!r} given for a participant who was not randomised",
+            )
+    sites = None
+    if cols.site is not None:
+        if spec.sites is not None:
+            sites = _check_labels(t, cols.site, list(spec.sites), log, "a site")
+        else:
+            sites = _labelled(t, cols.site)
+    groups = None
+    if cols.group is not None:
+        groups = t.data[cols.group].tolist()
+        gd = set(spec.arms.group_delivered)
+        no_group = 0
+        for i, g in enumerate(groups):
+            if g is not None and arms[i] in levels and arms[i] not in gd:
+                log.add(
+                    t.name,
+                    t.rows[i],
+                    cols.group,
+                    g,
+                    "group_not_group_delivered",
+                    f"group {mask_value(g)!r} given for a participant in arm {arms[i]!r}, which is not "
+                    f"group-delivered (group-delivered arms: {sorted(gd)})",
+                )
+            if g is None and randomised[i] and arms[i] in gd:
+                no_group += 1
+        if no_group:
+            ctx.warnings.append(
+                f"participants: {no_group} randomised participant(s) in a group-delivered "
+                "arm have no delivery group"
+            )
+    if "last_visit" in t.data.columns:  # CONSORT: last visit attended before withdrawal
+        _check_labels(t, "last_visit", list(spec.visits), log, "a visit")
+    flags = {}
+    for role in ("eligible", "received", "discontinued"):
+        name = getattr(cols, role)
+        if name is not None:
+            flags[role] = _binary_column(t, name, log, role)
+    return dict(randomised=randomised, arms=arms, sites=sites, groups=groups, flags=flags)
+
+
+def _outcome_columns(
+    spec: TrialSpec,
+) -> tuple[list[tuple[Outcome, str, float | None, float | None]], dict]:
+    """(outcome, column, lo, hi) for every column to check, and outcome -> item list."""
+    checks = []
+    items_of: dict[str, list[str]] = {}
+    for o in spec.outcomes:
+        if o.scored:
+            items, lo, hi = _instrument_info(o)
+            items_of[o.name] = items
+            checks += [(o, c, lo, hi) for c in items]
+        else:
+            checks.append((o, o.column, o.min, o.max))
+    return checks, items_of
+
+
+def _unknown_subjects(t: RawTable, col: str, known: Iterable[str], log: _Log) -> None:
+    """Rows whose subject is not in participants; hints at ids that differ only in leading
+    zeros (``'7'`` vs ``'007'``, typical when one file went through SPSS or Excel)."""
+    known = list(known)
+    unpadded = {k.lstrip("0"): k for k in known if k is not None}
+    known_set = set(known)
+    for i, s in enumerate(t.data[col].tolist()):
+        if s is not None and s not in known_set:
+            near = unpadded.get(s.lstrip("0"))
+            hint = (
+                f"; did you mean {mask_value(near)!r} (leading zeros)?" if near is not None else ""
+            )
+            log.add(
+                t.name,
+                t.rows[i],
+                col,
+                s,
+                "unknown_subject",
+                f"subject {mask_value(s)!r} is not in the participants file{hint}",
+            )
+
+
+def _assessments(
+    ctx: _Ctx, t: RawTable, part: RawTable | None, pinfo: dict | None, checks: list
+) -> dict | None:
+    spec, log, cols = ctx.spec, ctx.log, ctx.spec.columns
+    src = spec.assessments
+    visit_col = cols.visit or "visit"
+    if src.layout == "wide":
+        if not _require(t, [(cols.subject, "subject")], log):
+            return None
+        _missing_key(t, cols.subject, log, "subject")
+        _duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
+        bases = list(dict.fromkeys(c for _, c, _, _ in checks))
+        t, fails = wide_to_long(
+            t,
+            subject=cols.subject,
+            visit=visit_col,
+            visits=list(spec.visits),
+            bases=bases,
+            sep=src.sep,
+        )
+        for f in fails:
+            log.add(**f)
+        ok = True
+        for _, c, _, _ in checks:
+            if c not in t.data.columns:
+                ok = False
+                log.add(
+                    t.name,
+                    None,
+                    c,
+                    None,
+                    "missing_column",
+                    f"no column {c}{src.sep}<visit> for any visit {list(spec.visits)} in {src.path.name}",
+                )
+        if not ok:
+            return None
+    else:
+        need = [(cols.subject, "subject"), (visit_col, "visit")]
+        need += [(c, f"outcome {o.name}") for o, c, _, _ in checks]
+        if not _require(t, list(dict.fromkeys(need)), log):
+            return None
+        _missing_key(t, cols.subject, log, "subject")
+        _missing_key(t, visit_col, log, "visit")
+        _duplicates(t, [cols.subject, visit_col], log, "duplicate_subject_visit", "subject x visit")
+    visits = _check_labels(t, visit_col, list(spec.visits), log, "a visit")
+    values = {}
+    for o, c, lo, hi in checks:
+        if c not in values:
+            what = f"score of {o.name}" if not o.scored else f"{o.instrument} item"
+            cells = [f"{c}{src.sep}{v}" for v in visits] if src.layout == "wide" else None
+            values[c] = _numeric_column(
+                t, c, log, src.decimal, lo, hi, what, cells, integer=o.scored
+            )
+    subjects = t.data[cols.subject].tolist()
+    if part is not None and pinfo is not None:
+        known = dict(zip(part.data[cols.subject].tolist(), range(len(part.data)), strict=True))
+        _unknown_subjects(t, cols.subject, known, log)
+        # the same column in both files must agree
+        for role, pvals in (
+            ("arm", pinfo["arms"]),
+            ("site", pinfo["sites"]),
+            ("group", pinfo["groups"]),
+        ):
+            name = getattr(cols, role)
+            if name is None or pvals is None or name not in t.data.columns:
+                continue
+            avals = _labelled(t, name, spec.arms.levels if role == "arm" else spec.sites)
+            for i, (s, a) in enumerate(zip(subjects, avals, strict=True)):
+                j = known.get(s)
+                if j is not None and a is not None and a != pvals[j]:
+                    log.add(
+                        t.name,
+                        t.rows[i],
+                        name,
+                        a,
+                        "inconsistent",
+                        f"{role} {mask_value(a)!r} here but {mask_value(pvals[j])!r} in participants "
+                        f"row {part.rows[j]}",
+                    )
+    return dict(table=t, visits=visits, values=values, subjects=subjects)
+
+
+def _sessions(ctx: _Ctx, t: RawTable, part: RawTable | None) -> dict | None:
+    cols, log = ctx.spec.columns, ctx.log
+    if not _require(
+        t, [(cols.subject, "subject"), (cols.session, "session"), (cols.attended, "attended")], log
+    ):
+        return None
+    _missing_key(t, cols.subject, log, "subject")
+    _missing_key(t, cols.session, log, "session")
+    _duplicates(
+        t, [cols.subject, cols.session], log, "duplicate_subject_session", "subject x session"
+    )
+    attended = _binary_column(t, cols.attended, log, "attended")
+    if part is not None:
+        _unknown_subjects(t, cols.subject, set(part.data[cols.subject].tolist()), log)
+    return dict(attended=attended)
+
+
+def validate(
+    spec: str | Path | dict | TrialSpec, *, base_dir: str | Path | None = None
+) -> ValidationReport:
+    """Run every check on a trial's data and, when all pass, build the Trial.
+
+    Parameters
+    ----------
+    spec : str, Path, dict or TrialSpec
+        The trial spec (see :func:`peerstats.read_spec`).
+    base_dir : str or Path, optional
+        For a dict spec: directory data paths are relative to (default: current directory).
+
+    Returns
+    -------
+    ValidationReport
+        ``.failures`` lists every problem; ``.trial`` is the Trial when there are none.
+
+    Raises
+    ------
+    SpecError
+        If the spec itself is wrong (schema, missing file, unknown instrument).
+
+    Examples
+    --------
+    >>> report = validate("trial.yaml")  # doctest: +SKIP
+    >>> print(report)  # doctest: +SKIP
+    """
+    spec = read_spec(spec, base_dir=base_dir)
+    checks, items_of = _outcome_columns(spec)  # SpecError for unknown instruments, before reading
+    log = _Log()
+    warnings: list[str] = []
+    tables = _read(spec, log, warnings)
+    n_rows = {k: (len(v.data) if v is not None else 0) for k, v in tables.items()}
+    for t in tables.values():
+        if t is not None:
+            _privacy(t, log)
+    ctx = _Ctx(spec, log, warnings)
+    part = tables.get("participants")
+    pinfo = _participants(ctx, part) if part is not None else None
+    part_ok = part if pinfo is not None else None
+    ainfo = None
+    if tables.get("assessments") is not None:
+        ainfo = _assessments(ctx, tables["assessments"], part_ok, pinfo, checks)
+    sinfo = None
+    if tables.get("sessions") is not None:
+        sinfo = _sessions(ctx, tables["sessions"], part_ok)
+    # extra participant columns: numeric / categorical / text (covariates must be clean)
+    extras = {}
+    if part is not None and pinfo is not None:
+        role_cols = set(spec.columns.renames())
+        for c in part.data.columns:
+            if c not in role_cols:
+                extras[c] = _text_or_numeric(
+                    part,
+                    c,
+                    spec.participants.decimal,
+                    log if c in spec.covariates else None,
+                    f"covariate {c}",
+                )
+    failures = log.frame()
+    trial = None
+    if len(failures) == 0:
+        from peerstats.trial import _build_trial
+
+        trial = _build_trial(
+            spec, part, pinfo, extras, ainfo, items_of, tables.get("sessions"), sinfo, warnings
+        )
+    return ValidationReport(
+        spec=spec, failures=failures, trial=trial, n_rows=n_rows, warnings=warnings
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """``peerstats.validate`` is both this module and the function: after ``import
+    peerstats.validate`` the package attribute is the module, so the module is callable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ValidationReport:
+        return validate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
