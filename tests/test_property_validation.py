@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peerstats.validate import validate
+from peerstats.validation import validate
 
 PARTICIPANTS = pd.DataFrame(
     {

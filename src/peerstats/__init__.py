@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_trial": "peerstats.trial",
     "Trial": "peerstats.trial",
-    "validate": "peerstats.validate",
+    "validate": "peerstats.validation",
     "TrialSpec": "peerstats.spec",
     "read_spec": "peerstats.spec",
     "score": "peerstats.instruments",
@@ -38,6 +38,22 @@ _LAZY = {
     "lmm": "peerstats.models.lmm",
     "analyze": "peerstats.models.analyze",
     "datasets": "peerstats.datasets",
+    # reporting (issue 5): CONSORT, tables, figures
+    "consort": "peerstats.figures.consort",
+    "ConsortFlow": "peerstats.figures.consort",
+    "table_one": "peerstats.describe.table_one",
+    "outcome_table": "peerstats.describe.outcome_table",
+    "responder_analysis": "peerstats.describe.responder",
+    "feasibility": "peerstats.describe.feasibility",
+    "within_group_change": "peerstats.describe.feasibility",
+    "response_rates": "peerstats.describe.survey",
+    "describe_numeric": "peerstats.describe.survey",
+    "describe_categorical": "peerstats.describe.survey",
+    "render_table": "peerstats.describe.render",
+    "plot_trajectories": "peerstats.figures.trajectories",
+    "plot_forest": "peerstats.figures.forest",
+    "plot_change": "peerstats.figures.distributions",
+    "plot_attendance": "peerstats.figures.distributions",
 }
 
 __all__ = [

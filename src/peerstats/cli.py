@@ -23,7 +23,7 @@ DEMO_TRIAL = "peer_recovery"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from peerstats.validate import validate
+    from peerstats.validation import validate
 
     try:
         report = validate(args.spec)

@@ -1,6 +1,6 @@
 """The validated trial: participants, assessments (long), sessions.
 
-A :class:`Trial` is only built by :func:`load_trial` (through :mod:`peerstats.validate`), so
+A :class:`Trial` is only built by :func:`load_trial` (through :mod:`peerstats.validation`), so
 every Trial has passed every check. Its frames use the standard column names ``subject, arm,
 visit, site, group, peer``; ``arm`` and ``visit`` are ordered categoricals in spec order.
 """
@@ -231,7 +231,7 @@ def load_trial(spec: str | Path | dict | TrialSpec, *, base_dir: str | Path | No
     >>> trial = load_trial("trial.yaml")  # doctest: +SKIP
     >>> print(trial.summary())  # doctest: +SKIP
     """
-    from peerstats.validate import validate
+    from peerstats.validation import validate
 
     report = validate(spec, base_dir=base_dir)
     report.raise_for_failures()
@@ -260,7 +260,7 @@ def _build_trial(
     sinfo: dict | None,
     warnings: list[str],
 ) -> Trial:
-    from peerstats.validate import _labelled, _text_or_numeric
+    from peerstats.validation import _labelled, _text_or_numeric
 
     cols = spec.columns
     pdata = part.data

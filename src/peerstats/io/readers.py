@@ -2,7 +2,7 @@
 
 Every reader returns a :class:`RawTable`: all cells as ``str`` (or ``None`` for missing), the
 row number as the user sees it, and the value labels of SPSS/Stata files (or the categories of a
-Parquet categorical). Coercion to numbers happens later, in :mod:`peerstats.validate`, so that a
+Parquet categorical). Coercion to numbers happens later, in :mod:`peerstats.validation`, so that a
 coercion that would change a value is a validation failure rather than a silent ``NaN``.
 Input files are only ever opened for reading.
 """

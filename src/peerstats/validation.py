@@ -27,8 +27,6 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import re
-import sys
-import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -908,14 +906,3 @@ def validate(
     return ValidationReport(
         spec=spec, failures=failures, trial=trial, n_rows=n_rows, warnings=warnings
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``peerstats.validate`` is both this module and the function: after ``import
-    peerstats.validate`` the package attribute is the module, so the module is callable."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ValidationReport:
-        return validate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
