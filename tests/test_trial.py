@@ -227,3 +227,21 @@ def test_load_trial_from_yaml_path(tmp_path):
     pd.testing.assert_frame_equal(
         t.assessments, peerstats.load_trial(spec(), base_dir=tmp_path).assessments
     )
+
+
+def test_baseline_cronbach_alpha_reported_per_instrument():
+    """Alpha at baseline equals the textbook formula computed here with numpy (QPR-15 has no
+    reverse-keyed items): k/(k-1) * (1 - sum item variances / variance of the sum)."""
+
+    import peerstats
+
+    trial = peerstats.datasets.load("peer_recovery")
+    items = [f"qpr_{k}" for k in range(1, 16)]
+    base = trial.assessments.loc[trial.assessments["visit"] == "baseline", items]
+    x = base.apply(pd.to_numeric, errors="coerce").dropna().to_numpy(float)
+    k = x.shape[1]
+    expected = k / (k - 1) * (1 - x.var(axis=0, ddof=1).sum() / x.sum(axis=1).var(ddof=1))
+    got = trial.scoring["qpr15"]["alpha_baseline"]
+    assert got["n"] == x.shape[0]
+    assert abs(got["alpha"] - expected) < 1e-10
+    assert got["ci_lower"] < got["alpha"] < got["ci_upper"]

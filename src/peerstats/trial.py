@@ -201,8 +201,32 @@ def _short_report(rep: Any) -> str:
     if isinstance(rep, dict):
         keys = [k for k in ("n_rows", "n_complete", "n_prorated", "n_missing") if k in rep]
         if keys:
-            return ", ".join(f"{k} {rep[k]}" for k in keys)
+            text = ", ".join(f"{k} {rep[k]}" for k in keys)
+            a = rep.get("alpha_baseline")
+            if isinstance(a, dict) and a.get("alpha") == a.get("alpha"):
+                text += (
+                    f"; Cronbach's alpha at baseline {a['alpha']:.3f} "
+                    f"(95% CI {a['ci_lower']:.3f} to {a['ci_upper']:.3f}, n={a['n']})"
+                )
+            return text
     return str(rep)[:200]
+
+
+def _add_baseline_alpha(
+    scoring: dict[str, Any], spec: Any, assessments: pd.DataFrame, items_of: dict
+) -> None:
+    """Cronbach's alpha of each item-scored outcome at baseline (randomised participants,
+    complete cases, after reverse-keying), stored as ``scoring[outcome]["alpha_baseline"]``."""
+    from peerstats.instruments import cronbach_alpha
+
+    base = assessments.loc[assessments["visit"] == spec.baseline]
+    for o in spec.outcomes:
+        rep = scoring.get(o.name)
+        if not o.scored or not isinstance(rep, dict):
+            continue
+        items = list(items_of[o.name])
+        frame = base[items].apply(pd.to_numeric, errors="coerce")
+        rep["alpha_baseline"] = cronbach_alpha(frame, o.instrument, items=items)
 
 
 def load_trial(spec: str | Path | dict | TrialSpec, *, base_dir: str | Path | None = None) -> Trial:
@@ -370,6 +394,7 @@ def _build_trial(
             )
     main = assessments.loc[is_rnd].reset_index(drop=True)
     unrandomised = assessments.loc[~is_rnd].reset_index(drop=True)
+    _add_baseline_alpha(scoring, spec, main, items_of)
 
     sessions = None
     if sess is not None and sinfo is not None:
