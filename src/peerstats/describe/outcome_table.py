@@ -1,0 +1,237 @@
+"""Table of effects: observed summaries and model-adjusted differences per outcome and visit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from peerstats.describe._common import arm_levels, outcome_names, reference_arm, visit_levels
+from peerstats.describe.render import Table
+from peerstats.exceptions import ModelSpecificationError
+
+__all__ = ["outcome_table", "pooled_sd"]
+
+Adjust = Literal["holm", "fdr_bh", "bonferroni", "none"]
+
+
+def pooled_sd(groups: Sequence[np.ndarray | pd.Series]) -> float:
+    """Pooled SD :math:`\\sqrt{\\sum (n_g - 1) s_g^2 / \\sum (n_g - 1)}` (missing ignored)."""
+    num = den = 0.0
+    for g in groups:
+        x = pd.Series(g, dtype=float).dropna()
+        if len(x) > 1:
+            num += (len(x) - 1) * x.var(ddof=1)
+            den += len(x) - 1
+    return float(np.sqrt(num / den)) if den > 0 else float("nan")
+
+
+def _outcome_of(fit: Any) -> str:
+    fo = getattr(fit, "outcome", None)
+    if isinstance(fo, str):
+        return fo
+    formula = getattr(fit, "formula", "")
+    if "~" in formula:
+        return formula.split("~", 1)[0].strip()
+    raise ModelSpecificationError("cannot tell which outcome the fit models; pass a dict")
+
+
+def _model_data(fit: Any) -> pd.DataFrame | None:
+    design = getattr(fit, "_design", None)
+    data = getattr(design, "data", None) if design is not None else getattr(fit, "data", None)
+    return data if isinstance(data, pd.DataFrame) else None
+
+
+def outcome_table(
+    fits: Mapping[str, Any] | Sequence[Any] | Any,
+    trial: Any = None,
+    *,
+    primary: str | None = None,
+    adjust: Adjust = "holm",
+    arm: str = "arm",
+    level: float = 0.95,
+    labels: Mapping[str, str] | None = None,
+    digits: int = 2,
+) -> Table:
+    """Per outcome and visit: observed n, mean (SD) per arm; adjusted difference, CI, p, d.
+
+    Parameters
+    ----------
+    fits : mapping, sequence or one fitted model
+        ``{outcome: fit}`` or fits whose ``formula`` names the outcome. Each fit provides
+        ``contrasts(arm=, by=<visit>)`` with columns ``<visit>, contrast, estimate,
+        std_error, df, statistic, p_value, ci_lower, ci_upper`` (peerstats MMRM results do).
+    trial : Trial or trial-like, optional
+        Source of the observed summaries (all randomised participants observed at the visit)
+        and of the baseline SD. Without it the model's own data are used.
+    primary : str, optional
+        The primary outcome (default: the first outcome of the spec, else the first fit).
+        Its p-values are not adjusted.
+    adjust : {"holm", "fdr_bh", "bonferroni", "none"}
+        Multiplicity adjustment of the secondary outcomes' p-values, within each visit
+        (``statsmodels.stats.multitest.multipletests``; ``fdr_bh`` is Benjamini-Hochberg).
+    arm : str
+        Name of the arm factor in the models.
+    level : float
+        Confidence level of the model CIs (the fits' own level must match; 0.95 default).
+    labels : mapping, optional
+        Display names of the outcomes.
+    digits : int
+
+    Returns
+    -------
+    Table
+        ``.data`` has one row per outcome, visit and contrast: ``outcome, visit, contrast,
+        n_<arm>, mean_<arm>, sd_<arm>`` for each arm, ``estimate, std_error, df, statistic,
+        p_value, ci_lower, ci_upper, sd_baseline, d, d_ci_lower, d_ci_upper, p_adjusted,
+        primary``.
+
+    Notes
+    -----
+    Cohen's d = adjusted difference / pooled baseline SD of the outcome across arms
+    (Feingold 2009); its CI is the CI of the difference divided by the same SD (the SD is
+    treated as known). Adjusted p-values are given for secondary outcomes only.
+    """
+    if isinstance(fits, Mapping):
+        items = list(fits.items())
+    elif isinstance(fits, list | tuple):
+        items = [(_outcome_of(f), f) for f in fits]
+    else:
+        items = [(_outcome_of(fits), fits)]
+    if adjust not in ("holm", "fdr_bh", "bonferroni", "none"):
+        raise ValueError(
+            f"{adjust!r} is not an adjustment; choose 'holm', 'fdr_bh', 'bonferroni' or 'none'"
+        )
+    if primary is None:
+        names = outcome_names(trial) if trial is not None else []
+        primary = next((n for n in names if n in dict(items)), items[0][0])
+    labels = dict(labels or {})
+
+    rows = []
+    arms_all: list[str] = []
+    for outcome, fit in items:
+        fv = getattr(fit, "visit", "visit")
+        fv = fv if isinstance(fv, str) else "visit"
+        con = fit.contrasts(arm=arm, by=fv)
+        con = con.rename(columns={fv: "visit"})
+        con["visit"] = con["visit"].astype(str)
+        # observed data and baseline SD
+        if trial is not None:
+            a = trial.assessments
+            arms = arm_levels(trial)
+            base_visit = visit_levels(trial)[0]
+            obs = a.assign(arm=a["arm"].astype(str), visit=a["visit"].astype(str))
+            base = obs[obs["visit"] == base_visit]
+            sd0 = pooled_sd([base.loc[base["arm"] == g, outcome] for g in arms])
+        else:
+            md = _model_data(fit)
+            if md is None:
+                raise ModelSpecificationError(
+                    "pass trial= (the fit does not carry its data) for the observed summaries"
+                )
+            obs = md.assign(arm=md[arm].astype(str), visit=md[fv].astype(str))
+            arms = [str(x) for x in pd.unique(obs["arm"])]
+            bcol = f"{outcome}_baseline"
+            if bcol in obs.columns:
+                per = obs.drop_duplicates(subset=[getattr(fit, "subject", "subject")])
+                sd0 = pooled_sd([per.loc[per["arm"] == g, bcol] for g in arms])
+            else:
+                sd0 = float("nan")
+        for g in arms:
+            if g not in arms_all:
+                arms_all.append(g)
+        summ = (
+            obs.dropna(subset=[outcome])
+            .groupby(["arm", "visit"])[outcome]
+            .agg(["count", "mean", "std"])
+        )
+        for rec in con.to_dict("records"):
+            row: dict[str, Any] = {
+                "outcome": outcome,
+                "visit": rec["visit"],
+                "contrast": rec["contrast"],
+            }
+            for g in arms:
+                key = (g, rec["visit"])
+                has = key in summ.index
+                row[f"n_{g}"] = int(summ.loc[key, "count"]) if has else 0
+                row[f"mean_{g}"] = float(summ.loc[key, "mean"]) if has else np.nan
+                row[f"sd_{g}"] = float(summ.loc[key, "std"]) if has else np.nan
+            for c in (
+                "estimate",
+                "std_error",
+                "df",
+                "statistic",
+                "p_value",
+                "ci_lower",
+                "ci_upper",
+            ):
+                row[c] = float(rec[c])
+            row["sd_baseline"] = sd0
+            row["d"] = row["estimate"] / sd0
+            row["d_ci_lower"] = row["ci_lower"] / sd0
+            row["d_ci_upper"] = row["ci_upper"] / sd0
+            row["primary"] = outcome == primary
+            rows.append(row)
+    data = pd.DataFrame(rows)
+    data["p_adjusted"] = np.nan
+    if adjust != "none" and len(data):
+        from statsmodels.stats.multitest import multipletests
+
+        sec = data[~data["primary"]]
+        for _, idx in sec.groupby(["visit", "contrast"]).groups.items():
+            p = data.loc[idx, "p_value"].to_numpy()
+            ok = np.isfinite(p)
+            if ok.sum():
+                adj = np.full(len(p), np.nan)
+                adj[ok] = multipletests(p[ok], method=adjust)[1]
+                data.loc[idx, "p_adjusted"] = adj
+
+    # ---- display
+    ref = reference_arm(trial, arms_all) if trial is not None else None
+    order = ([ref] if ref in arms_all else []) + [g for g in arms_all if g != ref]
+
+    def fmt_p(p: float) -> str:
+        if not np.isfinite(p):
+            return ""
+        return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+    disp = pd.DataFrame(
+        {
+            "Outcome": [
+                labels.get(o, o) + (" (primary)" if pr else "")
+                for o, pr in zip(data["outcome"], data["primary"])
+            ],
+            "Visit": data["visit"],
+            **{
+                f"{g}: n, mean (SD)": [
+                    f"{int(n)}, {m:.{digits}f} ({s:.{digits}f})" if n else ""
+                    for n, m, s in zip(data[f"n_{g}"], data[f"mean_{g}"], data[f"sd_{g}"])
+                ]
+                for g in order
+            },
+            "Difference (95% CI)": [
+                f"{e:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+                for e, lo, hi in zip(data["estimate"], data["ci_lower"], data["ci_upper"])
+            ],
+            "p": data["p_value"].map(fmt_p),
+            f"p ({adjust})" if adjust != "none" else "p (adjusted)": data["p_adjusted"].map(fmt_p),
+            "d (95% CI)": [
+                f"{e:.2f} ({lo:.2f} to {hi:.2f})"
+                for e, lo, hi in zip(data["d"], data["d_ci_lower"], data["d_ci_upper"])
+            ],
+        }
+    )
+    if adjust == "none":
+        disp = disp.drop(columns="p (adjusted)")
+    notes = [
+        "Difference: model-adjusted difference in marginal means (intervention - reference), "
+        f"{int(round(100 * level))}% CI.",
+        "d: difference / pooled baseline SD of the outcome (Feingold 2009); CI scaled likewise.",
+    ]
+    if adjust != "none":
+        name = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni"}[adjust]
+        notes.append(f"Secondary outcomes' p-values adjusted by {name} within each visit.")
+    return Table(data, disp, caption="Outcomes", notes=notes)

@@ -1,0 +1,282 @@
+"""Responder analysis: reliable and clinically significant change (Jacobson & Truax 1991).
+
+:math:`RC = \\Delta / (SD \\sqrt{2} \\sqrt{1 - r})`; :math:`|RC| > 1.96` is reliable change, in
+the instrument's better direction an *improvement*. Clinically significant change (recovery)
+adds crossing the instrument's cut-off from the clinical to the non-clinical side. Arms are
+compared by the risk difference (Newcombe hybrid score CI) and the number needed to treat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from peerstats.describe._common import (
+    arm_levels,
+    outcome_info,
+    randomised_mask,
+    reference_arm,
+    visit_levels,
+)
+from peerstats.describe.feasibility import wilson_ci
+from peerstats.describe.render import Table
+from peerstats.exceptions import DataValidationError, SpecError
+
+__all__ = ["reliable_change", "responder_analysis", "risk_difference"]
+
+
+def reliable_change(
+    baseline: np.ndarray | pd.Series,
+    follow_up: np.ndarray | pd.Series,
+    *,
+    sd: float,
+    reliability: float,
+) -> np.ndarray:
+    """Reliable change index :math:`(x_2 - x_1) / (SD\\sqrt{2}\\sqrt{1 - r})`."""
+    if not 0 <= reliability < 1:
+        raise ValueError(f"reliability must be in [0, 1); got {reliability}")
+    se_diff = sd * np.sqrt(2.0) * np.sqrt(1.0 - reliability)
+    return (np.asarray(follow_up, float) - np.asarray(baseline, float)) / se_diff
+
+
+def risk_difference(k1: int, n1: int, k0: int, n0: int, *, alpha: float = 0.05) -> dict[str, float]:
+    """Risk difference ``k1/n1 - k0/n0`` with the Newcombe hybrid score CI, and the NNT.
+
+    NNT = 1 / RD. When the RD interval excludes 0 the NNT interval is (1/upper, 1/lower);
+    when it includes 0 the NNT interval runs through infinity (Altman 1998) and is reported
+    as the two reciprocal limits, the negative one being a number needed to harm.
+    """
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    rd = k1 / n1 - k0 / n0
+    lo, hi = confint_proportions_2indep(
+        k1, n1, k0, n0, method="newcomb", compare="diff", alpha=alpha
+    )
+    nnt = 1 / rd if rd != 0 else float("inf")
+    nlo = 1 / hi if hi != 0 else float("inf")
+    nhi = 1 / lo if lo != 0 else float("inf")
+    return {
+        "risk_difference": rd,
+        "rd_ci_lower": float(lo),
+        "rd_ci_upper": float(hi),
+        "nnt": nnt,
+        "nnt_ci_lower": nlo,
+        "nnt_ci_upper": nhi,
+        "nnt_ci_through_infinity": bool(lo < 0 < hi),
+    }
+
+
+def _instrument_for(trial: Any, outcome: str, instrument: Any) -> Any:
+    if instrument is not None and not isinstance(instrument, str):
+        return instrument
+    name = instrument or outcome_info(trial, outcome).get("instrument")
+    if name is None:
+        return None
+    from peerstats.instruments import get_instrument
+
+    try:
+        return get_instrument(name)
+    except Exception:  # noqa: BLE001 - unknown instrument: caller must give the numbers
+        return None
+
+
+def responder_analysis(
+    trial: Any,
+    outcome: str,
+    *,
+    visit: str | None = None,
+    instrument: Any = None,
+    reliability: float | str = "alpha",
+    sd: float | None = None,
+    cutoff: float | None = None,
+    higher_is_better: bool | None = None,
+    alpha: float = 0.05,
+) -> Table:
+    """Reliable improvement, deterioration and recovery per arm, with RD and NNT.
+
+    Parameters
+    ----------
+    trial : Trial or trial-like
+    outcome : str
+    visit : str, optional
+        Follow-up visit (default: the last visit).
+    instrument : str or Instrument, optional
+        Default: the spec's instrument of the outcome; gives the reliability, the cut-off
+        (``caseness``) and the direction.
+    reliability : float or {"alpha", "test_retest"}
+        The reliability :math:`r` of the RC index, or which of the instrument's published
+        reliabilities to use (default Cronbach's alpha).
+    sd : float, optional
+        SD of the RC index; default the SD at baseline of all randomised participants
+        (Jacobson & Truax: pre-treatment SD).
+    cutoff : float, optional
+        Clinical cut-off (default: the instrument's ``caseness``). Recovery = reliable
+        improvement and moving from the clinical side at baseline to the other side.
+    higher_is_better : bool, optional
+        Default from the instrument / the spec.
+    alpha : float
+
+    Returns
+    -------
+    Table
+        ``.data``: one row per arm and category (``improved, deteriorated, recovered``) with
+        ``n, count, proportion, ci_lower, ci_upper``; ``.comparison``: per non-reference arm
+        and category ``risk_difference, rd_ci_lower, rd_ci_upper, nnt, nnt_ci_lower,
+        nnt_ci_upper``. ``.parameters`` records the SD, r, cut-off and direction used.
+    """
+    info = outcome_info(trial, outcome)
+    inst = _instrument_for(trial, outcome, instrument)
+    if isinstance(reliability, str):
+        value = getattr(inst, reliability, None) if inst is not None else None
+        if value is None:
+            raise SpecError(
+                f"no {reliability!r} reliability for {outcome!r}: pass reliability= (a number) "
+                "or an instrument whose definition has it"
+            )
+        r = float(value)
+    else:
+        r = float(reliability)
+    if higher_is_better is None:
+        higher_is_better = info.get("higher_is_better")
+        if higher_is_better is None and inst is not None:
+            higher_is_better = inst.higher_is_better
+    if higher_is_better is None:
+        raise SpecError(f"the direction of {outcome!r} is unknown; pass higher_is_better=")
+    if cutoff is None and inst is not None:
+        cutoff = getattr(inst, "caseness", None)
+
+    a = trial.assessments
+    if outcome not in a.columns:
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": "assessments",
+                        "column": outcome,
+                        "check": "missing_column",
+                        "message": f"{outcome!r} is not an outcome column",
+                    }
+                ]
+            )
+        )
+    visits = visit_levels(trial)
+    visit = visit or visits[-1]
+    d = a.assign(visit=a["visit"].astype(str), subject=a["subject"].astype(str))
+    arms = arm_levels(trial)
+    ref = reference_arm(trial, arms)
+    if "arm" not in d.columns:
+        d["arm"] = arms[0]
+    d["arm"] = d["arm"].astype(str)
+    base = d[d["visit"] == visits[0]].drop_duplicates("subject").set_index("subject")
+    fu = d[d["visit"] == visit].drop_duplicates("subject").set_index("subject")
+    if sd is None:
+        part = trial.participants
+        rids = set(part.loc[randomised_mask(part), "subject"].astype(str))
+        sd = float(base.loc[base.index.isin(rids), outcome].std(ddof=1))
+    pairs = pd.DataFrame(
+        {"arm": fu["arm"], "x1": base[outcome].reindex(fu.index), "x2": fu[outcome]}
+    ).dropna()
+    rc = reliable_change(pairs["x1"], pairs["x2"], sd=sd, reliability=r)
+    sign = 1.0 if higher_is_better else -1.0
+    pairs["rc"] = rc
+    pairs["improved"] = sign * rc > 1.96
+    pairs["deteriorated"] = sign * rc < -1.96
+    cats = ["improved", "deteriorated"]
+    if cutoff is not None:
+        if higher_is_better:
+            crossed = (pairs["x1"] < cutoff) & (pairs["x2"] >= cutoff)
+        else:
+            crossed = (pairs["x1"] >= cutoff) & (pairs["x2"] < cutoff)
+        pairs["recovered"] = pairs["improved"] & crossed
+        cats.append("recovered")
+
+    rows = []
+    for arm in arms:
+        p = pairs[pairs["arm"] == arm]
+        for c in cats:
+            k, n = int(p[c].sum()), len(p)
+            lo, hi = wilson_ci(k, n, alpha)
+            rows.append(
+                {
+                    "outcome": outcome,
+                    "visit": visit,
+                    "arm": arm,
+                    "category": c,
+                    "n": n,
+                    "count": k,
+                    "proportion": k / n if n else np.nan,
+                    "ci_lower": lo,
+                    "ci_upper": hi,
+                }
+            )
+    data = pd.DataFrame(rows)
+    comp = []
+    if ref is not None and len(arms) > 1:
+        for arm in arms:
+            if arm == ref:
+                continue
+            for c in cats:
+                x1 = data[(data.arm == arm) & (data.category == c)].iloc[0]
+                x0 = data[(data.arm == ref) & (data.category == c)].iloc[0]
+                if x1.n and x0.n:
+                    comp.append(
+                        {
+                            "outcome": outcome,
+                            "visit": visit,
+                            "arm": arm,
+                            "reference": ref,
+                            "category": c,
+                            **risk_difference(
+                                int(x1["count"]),
+                                int(x1.n),
+                                int(x0["count"]),
+                                int(x0.n),
+                                alpha=alpha,
+                            ),
+                        }
+                    )
+    comparison = pd.DataFrame(comp)
+
+    disp_rows = []
+    for c in cats:
+        r_ = {"Category": c}
+        for arm in arms:
+            x = data[(data.arm == arm) & (data.category == c)].iloc[0]
+            r_[arm] = f"{x['count']}/{x.n} ({100 * x.proportion:.1f}%)"
+        if len(comparison):
+            y = comparison[comparison.category == c].iloc[0]
+            r_["Risk difference (95% CI)"] = (
+                f"{100 * y.risk_difference:.1f} ({100 * y.rd_ci_lower:.1f} to "
+                f"{100 * y.rd_ci_upper:.1f})"
+            )
+            r_["NNT"] = f"{y.nnt:.1f}" if np.isfinite(y.nnt) else "\u221e"
+        disp_rows.append(r_)
+    notes = [
+        f"Reliable change (Jacobson & Truax 1991): |RC| > 1.96 with SD = {sd:.2f} and "
+        f"r = {r:.2f}; {'higher' if higher_is_better else 'lower'} scores are better.",
+    ]
+    if cutoff is not None:
+        notes.append(f"Recovered: reliable improvement and crossing the cut-off {cutoff:g}.")
+    if len(comparison):
+        notes.append(
+            "Risk difference in percentage points, Newcombe hybrid score CI; "
+            "NNT = 1 / risk difference."
+        )
+    return Table(
+        data,
+        pd.DataFrame(disp_rows),
+        caption=f"Responder analysis: {outcome} at {visit}",
+        notes=notes,
+        extras={
+            "comparison": comparison,
+            "parameters": {
+                "sd": sd,
+                "reliability": r,
+                "cutoff": cutoff,
+                "higher_is_better": higher_is_better,
+            },
+            "subjects": pairs.reset_index(),
+        },
+    )

@@ -1,0 +1,313 @@
+"""Survey descriptives: response rate per region and numeric summaries with percentiles.
+
+The layout follows the national survey of Swedish peer supporters (Userinvolve, seed 003):
+response per region (count, target population, %) and, for each numeric question, count,
+missing (%), unique, min, max, mean, SD, sum and the 5/10/25/50/75/90/95th percentiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from peerstats.describe.feasibility import wilson_ci
+from peerstats.describe.render import Table
+from peerstats.exceptions import DataValidationError
+
+__all__ = ["response_rates", "describe_numeric", "describe_categorical"]
+
+DEFAULT_PERCENTILES = (5, 10, 25, 50, 75, 90, 95)
+
+PercentileMethod = Literal[
+    "linear",
+    "weibull",
+    "hazen",
+    "median_unbiased",
+    "normal_unbiased",
+    "lower",
+    "higher",
+    "nearest",
+    "midpoint",
+]
+
+
+def _missing_col(table: str, col: str, cols: Sequence[str]) -> DataValidationError:
+    return DataValidationError(
+        pd.DataFrame(
+            [
+                {
+                    "table": table,
+                    "column": col,
+                    "check": "missing_column",
+                    "message": f"{col!r} is not a column; columns are {list(cols)}",
+                }
+            ]
+        )
+    )
+
+
+def response_rates(
+    responses: pd.DataFrame,
+    *,
+    by: str = "region",
+    targets: Mapping[str, int] | pd.Series | pd.DataFrame,
+    target_column: str = "target",
+    total: bool = True,
+    alpha: float = 0.05,
+) -> Table:
+    """Responses, target population and response rate per group (e.g. region).
+
+    Parameters
+    ----------
+    responses : DataFrame
+        One row per returned questionnaire; rows with a missing ``by`` are not counted (they
+        cannot be attributed to a target population).
+    by : str
+        Grouping column.
+    targets : mapping, Series or DataFrame
+        Target population per group: ``{region: n}``, a Series indexed by group, or a frame
+        with columns ``by`` and ``target_column``. Groups are listed in this order.
+    total : bool
+        Append a Total row (sum of responses / sum of targets).
+    alpha : float
+        1 - confidence level of the Wilson interval of each rate.
+
+    Returns
+    -------
+    Table
+        ``.data`` columns ``group, responses, target, rate_percent, ci_lower, ci_upper``
+        (percent). Rates are raw (unrounded); ``.display`` prints one decimal.
+    """
+    if by not in responses.columns:
+        raise _missing_col("responses", by, responses.columns)
+    if isinstance(targets, pd.DataFrame):
+        if by not in targets.columns or target_column not in targets.columns:
+            raise _missing_col(
+                "targets", by if by not in targets.columns else target_column, targets.columns
+            )
+        tgt = pd.Series(targets[target_column].to_numpy(), index=targets[by].astype(str))
+    else:
+        tgt = pd.Series(dict(targets)) if not isinstance(targets, pd.Series) else targets
+        tgt.index = tgt.index.astype(str)
+    counts = responses[by].dropna().astype(str).value_counts()
+    unknown = sorted(set(counts.index) - set(tgt.index))
+    if unknown:
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": "responses",
+                        "column": by,
+                        "value": u,
+                        "check": "unknown_label",
+                        "message": f"{u!r} has no target population; groups are {list(tgt.index)}",
+                    }
+                    for u in unknown
+                ]
+            )
+        )
+    rows = []
+    for g, t in tgt.items():
+        k = int(counts.get(g, 0))
+        lo, hi = wilson_ci(k, int(t), alpha)
+        rows.append(
+            {
+                "group": g,
+                "responses": k,
+                "target": int(t),
+                "rate_percent": 100 * k / t if t else np.nan,
+                "ci_lower": 100 * lo,
+                "ci_upper": 100 * hi,
+            }
+        )
+    if total:
+        k, t = sum(r["responses"] for r in rows), sum(r["target"] for r in rows)
+        lo, hi = wilson_ci(k, t, alpha)
+        rows.append(
+            {
+                "group": "Total",
+                "responses": k,
+                "target": t,
+                "rate_percent": 100 * k / t if t else np.nan,
+                "ci_lower": 100 * lo,
+                "ci_upper": 100 * hi,
+            }
+        )
+    data = pd.DataFrame(rows)
+    display = pd.DataFrame(
+        {
+            by.capitalize(): data["group"],
+            "Responses (n)": data["responses"],
+            "Target population (n)": data["target"],
+            "Response rate, % (95% CI)": [
+                f"{r:.1f} ({lo:.1f}\u2013{hi:.1f})"
+                for r, lo, hi in zip(data["rate_percent"], data["ci_lower"], data["ci_upper"])
+            ],
+        }
+    )
+    n_unattributed = int(responses[by].isna().sum())
+    notes = [f"{int(100 * (1 - alpha))}% CI by the Wilson score method."]
+    if n_unattributed:
+        notes.append(f"{n_unattributed} response(s) without a {by} are not counted.")
+    return Table(data, display, caption="Response rate", notes=notes)
+
+
+def describe_numeric(
+    data: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    method: PercentileMethod = "linear",
+    labels: Mapping[str, str] | None = None,
+) -> Table:
+    """Numeric summaries as survey tools print them.
+
+    Count (non-missing), missing (n and % of all rows), unique values, min, max, mean, SD
+    (sample, ddof = 1), sum and percentiles.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per respondent.
+    columns : sequence of str, optional
+        Numeric columns (default: every numeric column).
+    percentiles : sequence of float
+        Percentiles in 0-100 (default 5, 10, 25, 50, 75, 90, 95).
+    method : str
+        Percentile definition, passed to :func:`numpy.percentile`: ``"linear"`` (default;
+        Hyndman & Fan type 7, as numpy, pandas, R and Excel PERCENTILE.INC) or
+        ``"weibull"`` (type 6, as SPSS and Minitab), among others.
+    labels : mapping, optional
+        Display names.
+
+    Returns
+    -------
+    Table
+        ``.data`` columns ``variable, count, missing, missing_percent, unique, min, max, mean,
+        sd, sum, p5, p10, ...`` (raw numbers).
+    """
+    if columns is None:
+        columns = [
+            c
+            for c in data.columns
+            if pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(data[c])
+        ]
+    for c in columns:
+        if c not in data.columns:
+            raise _missing_col("data", c, data.columns)
+    labels = dict(labels or {})
+    rows = []
+    for c in columns:
+        x = pd.to_numeric(data[c], errors="coerce").astype(float)
+        obs = x.dropna().to_numpy()
+        n_all = len(x)
+        miss = int(n_all - len(obs))
+        row: dict[str, Any] = {
+            "variable": c,
+            "count": len(obs),
+            "missing": miss,
+            "missing_percent": 100 * miss / n_all if n_all else np.nan,
+            "unique": len(np.unique(obs)),
+            "min": obs.min() if len(obs) else np.nan,
+            "max": obs.max() if len(obs) else np.nan,
+            "mean": obs.mean() if len(obs) else np.nan,
+            "sd": obs.std(ddof=1) if len(obs) > 1 else np.nan,
+            "sum": obs.sum(),
+        }
+        qs = (
+            np.percentile(obs, list(percentiles), method=method)
+            if len(obs)
+            else [np.nan] * len(percentiles)
+        )
+        for p, q in zip(percentiles, qs):
+            row[f"p{p:g}"] = float(q)
+        rows.append(row)
+    tidy = pd.DataFrame(rows)
+
+    def num(v: float) -> str:
+        return f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}"
+
+    disp = pd.DataFrame(
+        {
+            "Question": [labels.get(c, c) for c in tidy["variable"]],
+            "Count (N)": tidy["count"],
+            "Missing": [
+                f"{m} ({p:.1f}%)" for m, p in zip(tidy["missing"], tidy["missing_percent"])
+            ],
+            "Unique": tidy["unique"],
+            "Min": tidy["min"].map(num),
+            "Max": tidy["max"].map(num),
+            "Mean": tidy["mean"].map(lambda v: f"{v:.2f}"),
+            "SD": tidy["sd"].map(lambda v: f"{v:.2f}"),
+            "Sum": tidy["sum"].map(num),
+            **{f"P{p:g}": tidy[f"p{p:g}"].map(num) for p in percentiles},
+        }
+    )
+    return Table(
+        tidy,
+        disp,
+        caption="Numeric answers",
+        notes=[
+            f"Missing: % of all {len(data)} records. SD with n - 1. Percentiles: "
+            f"numpy method {method!r}."
+        ],
+    )
+
+
+def describe_categorical(
+    data: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    labels: Mapping[str, str] | None = None,
+    suppress_below: int | None = None,
+) -> Table:
+    """Counts and percentages (of answered) of categorical questions, missing listed.
+
+    Returns
+    -------
+    Table
+        ``.data`` columns ``variable, level, n, percent`` (level ``None`` = missing, with
+        percent of all records).
+    """
+    labels = dict(labels or {})
+    rows = []
+    for c in columns:
+        if c not in data.columns:
+            raise _missing_col("data", c, data.columns)
+        x = data[c]
+        answered = x.dropna().astype(str)
+        for lev, k in answered.value_counts().items():
+            rows.append(
+                {"variable": c, "level": lev, "n": int(k), "percent": 100 * k / len(answered)}
+            )
+        rows.append(
+            {
+                "variable": c,
+                "level": None,
+                "n": int(x.isna().sum()),
+                "percent": 100 * x.isna().sum() / len(x) if len(x) else np.nan,
+            }
+        )
+    tidy = pd.DataFrame(rows)
+
+    def cell(k: int, p: float) -> str:
+        if suppress_below is not None and 1 <= k < suppress_below:
+            return f"<{suppress_below}"
+        return f"{k} ({p:.1f}%)"
+
+    disp = pd.DataFrame(
+        {
+            "Question": [labels.get(v, v) for v in tidy["variable"]],
+            "Answer": tidy["level"].fillna("missing"),
+            "n (%)": [cell(k, p) for k, p in zip(tidy["n"], tidy["percent"])],
+        }
+    )
+    return Table(
+        tidy,
+        disp,
+        caption="Categorical answers",
+        notes=["Percent of answered; missing as percent of all records."],
+    )

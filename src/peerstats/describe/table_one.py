@@ -1,0 +1,317 @@
+"""Table 1: baseline characteristics of the randomised participants by arm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from peerstats.describe._common import (
+    arm_levels,
+    as_frames,
+    covariate_names,
+    outcome_names,
+    randomised_mask,
+    reference_arm,
+    visit_levels,
+)
+from peerstats.describe.render import Table
+from peerstats.exceptions import DataValidationError
+
+__all__ = ["table_one", "standardised_difference"]
+
+OVERALL = "Overall"
+
+
+def standardised_difference(x1: pd.Series, x0: pd.Series, *, categorical: bool = False) -> float:
+    """Standardised mean difference between two groups (Austin 2009; Yang & Dalton 2012).
+
+    Continuous: :math:`d = (\\bar x_1 - \\bar x_0) / \\sqrt{(s_1^2 + s_0^2)/2}` (signed).
+    Categorical with levels :math:`1..K`: :math:`d = \\sqrt{(p_1 - p_0)' S^{-1} (p_1 - p_0)}`
+    with :math:`S = (S_1 + S_0)/2`, :math:`S_g = \\mathrm{diag}(p_g) - p_g p_g'` over levels
+    2..K (always non-negative; for two levels it is
+    :math:`|p_1 - p_0| / \\sqrt{(p_1(1-p_1) + p_0(1-p_0))/2}`).
+    Missing values are ignored.
+    """
+    x1, x0 = x1.dropna(), x0.dropna()
+    if len(x1) == 0 or len(x0) == 0:
+        return float("nan")
+    if not categorical:
+        x1, x0 = x1.astype(float), x0.astype(float)
+        s = np.sqrt((x1.var(ddof=1) + x0.var(ddof=1)) / 2)
+        return float((x1.mean() - x0.mean()) / s) if s > 0 else float("nan")
+    levels = sorted(set(x1.astype(str)) | set(x0.astype(str)))
+    if len(levels) < 2:
+        return 0.0
+    p1 = x1.astype(str).value_counts(normalize=True).reindex(levels, fill_value=0).to_numpy()[1:]
+    p0 = x0.astype(str).value_counts(normalize=True).reindex(levels, fill_value=0).to_numpy()[1:]
+    s1 = np.diag(p1) - np.outer(p1, p1)
+    s0 = np.diag(p0) - np.outer(p0, p0)
+    s = (s1 + s0) / 2
+    diff = p1 - p0
+    val = float(diff @ np.linalg.pinv(s) @ diff)
+    return float(np.sqrt(max(val, 0.0)))
+
+
+def _is_categorical(s: pd.Series) -> bool:
+    """Non-numeric, boolean, or a numeric 0/1 indicator (shown as n (%), not mean (SD))."""
+    if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return True
+    values = set(pd.unique(s.dropna()))
+    return len(values) > 0 and values <= {0, 1}
+
+
+def _baseline_outcomes(trial: Any, part: pd.DataFrame) -> pd.DataFrame:
+    """Baseline outcome values per subject (``<outcome> (baseline)`` columns)."""
+    a = getattr(trial, "assessments", None)
+    outs = outcome_names(trial)
+    visits = visit_levels(trial)
+    if a is None or not outs or not visits:
+        return pd.DataFrame(index=part.index)
+    base = a[a["visit"].astype(str) == visits[0]]
+    cols = [o for o in outs if o in base.columns]
+    if not cols:
+        return pd.DataFrame(index=part.index)
+    wide = base.drop_duplicates("subject").set_index(base["subject"].astype(str))[cols]
+    out = wide.reindex(part["subject"].astype(str)).set_axis(part.index)
+    return out.rename(columns={c: f"{c} (baseline)" for c in cols})
+
+
+def table_one(
+    trial: Any,
+    by: str = "arm",
+    *,
+    variables: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+    nonnormal: Sequence[str] = (),
+    labels: dict[str, str] | None = None,
+    overall: bool = True,
+    smd: bool = True,
+    suppress_below: int | None = None,
+    include_baseline_outcomes: bool = True,
+    digits: int = 1,
+) -> Table:
+    """Baseline characteristics by arm (CONSORT item 15).
+
+    Parameters
+    ----------
+    trial : Trial or trial-like
+        Randomised participants (``randomised == 1``) are described; or a participants
+        DataFrame directly.
+    by : str
+        Grouping column (default ``"arm"``).
+    variables : sequence of str, optional
+        Columns of the participants table. Default: the spec's ``covariates`` followed by the
+        baseline values of the outcomes (``include_baseline_outcomes``).
+    categorical : sequence of str
+        Numeric columns to treat as categorical (non-numeric columns and 0/1 indicators
+        always are).
+    nonnormal : sequence of str
+        Numeric columns summarised as median [Q1, Q3] instead of mean (SD).
+    labels : dict, optional
+        Display names of variables.
+    overall : bool
+        Add an Overall column (not for a single group).
+    smd : bool
+        Add standardised mean differences against the reference arm (see
+        :func:`standardised_difference`); CONSORT discourages baseline significance tests, so
+        no p-values are given.
+    suppress_below : int, optional
+        Small-cell suppression: counts ``1 <= n < k`` are shown as ``"<k"`` without a
+        percentage (privacy of small trials; the raw numbers stay in ``.data``).
+    include_baseline_outcomes : bool
+        Add the outcomes at the baseline visit when ``variables`` is not given.
+    digits : int
+        Decimals for means, SDs, medians and percentages in the display.
+
+    Returns
+    -------
+    Table
+        ``.data`` is tidy: ``variable, level, arm, statistic, value`` with statistics ``n``,
+        ``mean``, ``sd``, ``median``, ``q1``, ``q3``, ``count``, ``percent``, ``missing``,
+        ``missing_percent`` and ``smd`` (arm = the compared arm). ``.display`` is the printed
+        table: rows ``Variable``/``level``, one column per arm (with n), Overall, SMD.
+
+    Notes
+    -----
+    Percentages of categorical levels use the non-missing values as denominator; missing
+    values are counted on a separate row. Quartiles are type-7 (numpy "linear") percentiles.
+    """
+    if isinstance(trial, pd.DataFrame):
+        part = trial
+        arms = [str(a) for a in pd.unique(part[by].dropna())]
+        ref = arms[0] if arms else None
+        extra = pd.DataFrame(index=part.index)
+        default_vars: list[str] = []
+    else:
+        part, _ = as_frames(trial)
+        part = part.loc[randomised_mask(part)]
+        if by == "arm":
+            arms = arm_levels(trial)
+            ref = reference_arm(trial, arms)
+        else:
+            arms = [str(a) for a in pd.unique(part[by].dropna())]
+            ref = arms[0] if arms else None
+        extra = (
+            _baseline_outcomes(trial, part)
+            if include_baseline_outcomes and variables is None
+            else pd.DataFrame(index=part.index)
+        )
+        default_vars = covariate_names(trial)
+    if by not in part.columns:
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": "participants",
+                        "column": by,
+                        "check": "missing_column",
+                        "message": f"{by!r} is not a column; columns are {list(part.columns)}",
+                    }
+                ]
+            )
+        )
+    data = pd.concat([part, extra], axis=1)
+    if variables is None:
+        variables = [v for v in default_vars if v in data.columns] + list(extra.columns)
+    missing_cols = [v for v in variables if v not in data.columns]
+    if missing_cols:
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": "participants",
+                        "column": v,
+                        "check": "missing_column",
+                        "message": f"{v!r} is not a column; columns are {list(part.columns)}",
+                    }
+                    for v in missing_cols
+                ]
+            )
+        )
+    labels = dict(labels or {})
+    data = data.copy()
+    data[by] = data[by].astype("string")
+    groups = {a: data[data[by] == a] for a in arms}
+    if overall and len(arms) > 1:
+        groups[OVERALL] = data
+    columns = list(groups)
+    cats = set(categorical)
+    nonnorm = set(nonnormal)
+
+    rows: list[dict[str, Any]] = []
+
+    def add(var: str, level: Any, arm: str, stat: str, value: float) -> None:
+        rows.append(
+            {"variable": var, "level": level, "arm": arm, "statistic": stat, "value": float(value)}
+        )
+
+    for g, d in groups.items():
+        add("n", None, g, "n", len(d))
+    for var in variables:
+        is_cat = var in cats or _is_categorical(data[var])
+        for g, d in groups.items():
+            x = d[var]
+            miss = int(x.isna().sum())
+            add(var, None, g, "missing", miss)
+            add(var, None, g, "missing_percent", 100 * miss / len(d) if len(d) else np.nan)
+            x = x.dropna()
+            if is_cat:
+                levels = (
+                    [str(v) for v in data[var].cat.categories]
+                    if isinstance(data[var].dtype, pd.CategoricalDtype)
+                    else sorted(str(v) for v in data[var].dropna().unique())
+                )
+                counts = x.astype(str).value_counts().reindex(levels, fill_value=0)
+                for lev, cnt in counts.items():
+                    add(var, lev, g, "count", cnt)
+                    add(var, lev, g, "percent", 100 * cnt / len(x) if len(x) else np.nan)
+            else:
+                x = x.astype(float)
+                add(var, None, g, "n", len(x))
+                add(var, None, g, "mean", x.mean() if len(x) else np.nan)
+                add(var, None, g, "sd", x.std(ddof=1) if len(x) > 1 else np.nan)
+                q1, med, q3 = np.percentile(x, [25, 50, 75]) if len(x) else (np.nan,) * 3
+                add(var, None, g, "median", med)
+                add(var, None, g, "q1", q1)
+                add(var, None, g, "q3", q3)
+        if smd and ref is not None:
+            for a in arms:
+                if a == ref:
+                    continue
+                val = standardised_difference(groups[a][var], groups[ref][var], categorical=is_cat)
+                add(var, None, a, "smd", val)
+    tidy = pd.DataFrame(rows, columns=["variable", "level", "arm", "statistic", "value"])
+
+    # ---- display
+    def get(var: str, level: Any, arm: str, stat: str) -> float:
+        t = tidy[(tidy.variable == var) & (tidy.arm == arm) & (tidy.statistic == stat)]
+        t = t[t.level.isna()] if level is None else t[t.level == level]
+        return float(t.value.iloc[0]) if len(t) else float("nan")
+
+    def count_text(cnt: float, pct: float) -> str:
+        if suppress_below is not None and 1 <= cnt < suppress_below:
+            return f"<{suppress_below}"
+        return f"{int(cnt)} ({pct:.{digits}f}%)"
+
+    smd_cols = [a for a in arms if a != ref] if smd and ref is not None else []
+    smd_name = (lambda a: "SMD") if len(smd_cols) == 1 else (lambda a: f"SMD {a} vs {ref}")
+    head = {g: f"{g} (n = {int(get('n', None, g, 'n'))})" for g in columns}
+    disp_rows = []
+    for var in variables:
+        label = labels.get(var, var)
+        is_cat = var in cats or _is_categorical(data[var])
+        smd_vals = {smd_name(a): f"{get(var, None, a, 'smd'):.2f}" for a in smd_cols}
+        if is_cat:
+            first = {"Characteristic": label, **{head[g]: "" for g in columns}, **smd_vals}
+            first["Characteristic"] = f"{label}, n (%)"
+            disp_rows.append(first)
+            levels = tidy[(tidy.variable == var) & (tidy.statistic == "count")].level.unique()
+            for lev in levels:
+                r = {"Characteristic": f"  {lev}"}
+                for g in columns:
+                    r[head[g]] = count_text(get(var, lev, g, "count"), get(var, lev, g, "percent"))
+                r.update({k: "" for k in smd_vals})
+                disp_rows.append(r)
+        else:
+            r = {"Characteristic": label}
+            if var in nonnorm:
+                r["Characteristic"] = f"{label}, median [Q1, Q3]"
+                for g in columns:
+                    r[head[g]] = (
+                        f"{get(var, None, g, 'median'):.{digits}f} "
+                        f"[{get(var, None, g, 'q1'):.{digits}f}, {get(var, None, g, 'q3'):.{digits}f}]"
+                    )
+            else:
+                r["Characteristic"] = f"{label}, mean (SD)"
+                for g in columns:
+                    r[head[g]] = (
+                        f"{get(var, None, g, 'mean'):.{digits}f} ({get(var, None, g, 'sd'):.{digits}f})"
+                    )
+            r.update(smd_vals)
+            disp_rows.append(r)
+        if any(get(var, None, g, "missing") > 0 for g in columns):
+            r = {"Characteristic": "  missing"}
+            for g in columns:
+                r[head[g]] = count_text(
+                    get(var, None, g, "missing"), get(var, None, g, "missing_percent")
+                )
+            r.update({k: "" for k in smd_vals})
+            disp_rows.append(r)
+    display = pd.DataFrame(
+        disp_rows, columns=["Characteristic", *head.values(), *[smd_name(a) for a in smd_cols]]
+    ).fillna("")
+    notes = []
+    if smd_cols:
+        notes.append(
+            "SMD: standardised mean difference against the reference arm "
+            f"({ref}); pooled SD for numeric, Yang & Dalton (2012) for categorical variables."
+        )
+    notes.append("Percentages of categories are of non-missing values.")
+    if suppress_below is not None:
+        notes.append(
+            f"Counts from 1 to {suppress_below - 1} are suppressed (shown as <{suppress_below})."
+        )
+    return Table(tidy, display, caption="Baseline characteristics", notes=notes)

@@ -1,0 +1,221 @@
+"""Outcome trajectories: observed means with 95% CIs per arm over visits, model means overlaid."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from peerstats.describe._common import arm_levels, outcome_info, visit_levels
+from peerstats.exceptions import DataValidationError
+from peerstats.figures.palette import arm_colors, arm_markers
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["observed_means", "plot_trajectories"]
+
+
+def observed_means(
+    data: pd.DataFrame,
+    outcome: str,
+    *,
+    arm: str = "arm",
+    visit: str = "visit",
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Observed mean, SD and t-based CI of ``outcome`` per arm and visit.
+
+    Returns columns ``arm, visit, n, mean, sd, std_error, ci_lower, ci_upper`` (visits keep
+    their categorical order).
+    """
+    for c in (arm, visit, outcome):
+        if c not in data.columns:
+            raise DataValidationError(
+                pd.DataFrame(
+                    [
+                        {
+                            "table": "assessments",
+                            "column": c,
+                            "check": "missing_column",
+                            "message": f"{c!r} is not a column; columns are {list(data.columns)}",
+                        }
+                    ]
+                )
+            )
+    g = data.dropna(subset=[outcome]).groupby([arm, visit], observed=True, sort=True)[outcome]
+    out = g.agg(n="count", mean="mean", sd="std").reset_index()
+    out["std_error"] = out["sd"] / np.sqrt(out["n"])
+    tcrit = stats.t.ppf(0.5 + level / 2, np.maximum(out["n"] - 1, 1))
+    out["ci_lower"] = out["mean"] - tcrit * out["std_error"]
+    out["ci_upper"] = out["mean"] + tcrit * out["std_error"]
+    out.loc[out["n"] < 2, ["ci_lower", "ci_upper"]] = np.nan
+    return out.rename(columns={arm: "arm", visit: "visit"})
+
+
+def plot_trajectories(
+    trial: Any,
+    outcome: str,
+    *,
+    fit: Any = None,
+    ax: Axes | None = None,
+    spaghetti: bool = False,
+    arm_labels: dict[str, str] | None = None,
+    colors: dict[str, str] | None = None,
+    visit_labels: dict[str, str] | None = None,
+    ylabel: str | None = None,
+    level: float = 0.95,
+    dodge: float = 0.06,
+) -> Axes:
+    """Observed mean ± 95% CI per arm over visits, optionally with model-estimated means.
+
+    Parameters
+    ----------
+    trial : Trial or trial-like, or a long DataFrame
+        Long assessments with ``subject, arm, visit`` and the outcome column.
+    outcome : str
+        Outcome column.
+    fit : fitted model, optional
+        A model with ``emmeans(["arm", "visit"])`` (peerstats MMRM result); its marginal
+        means and CIs are drawn as open markers joined by dashed lines, slightly offset.
+    ax : matplotlib Axes, optional
+    spaghetti : bool
+        Also draw each participant's observed trajectory as a thin line.
+    arm_labels, colors, visit_labels : dict, optional
+        Display names and colours (default colours: :func:`~peerstats.figures.palette.arm_colors`).
+    ylabel : str, optional
+        Default: "<label>, mean (95% CI)" with the outcome's label (or instrument) from the
+        spec, else its name.
+    level : float
+        Confidence level of the observed-mean intervals (t distribution).
+    dodge : float
+        Horizontal offset between arms (in visit units) so that intervals do not overlap.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if isinstance(trial, pd.DataFrame):
+        data = trial
+        arms = [
+            str(a)
+            for a in (
+                data["arm"].cat.categories
+                if isinstance(data["arm"].dtype, pd.CategoricalDtype)
+                else sorted(data["arm"].dropna().unique())
+            )
+        ]
+        visits = [
+            str(v)
+            for v in (
+                data["visit"].cat.categories
+                if isinstance(data["visit"].dtype, pd.CategoricalDtype)
+                else pd.unique(data["visit"].dropna())
+            )
+        ]
+        info: dict[str, Any] = {}
+    else:
+        data = trial.assessments
+        arms = arm_levels(trial)
+        visits = visit_levels(trial)
+        info = outcome_info(trial, outcome)
+    if "arm" not in data.columns:
+        data = data.assign(arm=arms[0] if arms else "all")
+        arms = arms or ["all"]
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(4.5, 3.4), layout="constrained")
+    colors = dict(colors or arm_colors(arms))
+    markers = arm_markers(arms)
+    labels = dict(arm_labels or {})
+    vlabels = dict(visit_labels or {})
+    xpos = {v: i for i, v in enumerate(visits)}
+    k = len(arms)
+    offset = {
+        a: (i - (k - 1) / 2) * dodge * (2 if fit is not None else 1) for i, a in enumerate(arms)
+    }
+
+    d = data.copy()
+    d["arm"] = d["arm"].astype(str)
+    d["visit"] = d["visit"].astype(str)
+    if spaghetti:
+        for (a, _), g in d.dropna(subset=[outcome]).groupby(["arm", "subject"], sort=False):
+            if a not in colors:
+                continue
+            x = g["visit"].map(xpos).to_numpy(dtype=float)
+            order = np.argsort(x)
+            ax.plot(
+                x[order],
+                g[outcome].to_numpy()[order],
+                color=colors.get(a, "grey"),
+                alpha=0.12,
+                lw=0.6,
+                zorder=1,
+                gid="spaghetti",
+            )
+
+    obs = observed_means(d, outcome, level=level)
+    for a in arms:
+        o = obs[obs["arm"] == a].copy()
+        o = o[o["visit"].isin(xpos)]
+        o["x"] = o["visit"].map(xpos) + offset[a]
+        o = o.sort_values("x")
+        yerr = np.vstack([o["mean"] - o["ci_lower"], o["ci_upper"] - o["mean"]])
+        ax.errorbar(
+            o["x"],
+            o["mean"],
+            yerr=yerr,
+            color=colors[a],
+            marker=markers[a],
+            ms=5,
+            lw=1.5,
+            capsize=3,
+            label=f"{labels.get(a, a)} (observed)" if fit is not None else labels.get(a, a),
+            zorder=3,
+            gid=f"observed:{a}",
+        )
+
+    if fit is not None:
+        fv = getattr(fit, "visit", "visit")
+        fv = fv if isinstance(fv, str) else "visit"
+        em = fit.emmeans(["arm", fv], level=level)
+        em = em.assign(arm=em["arm"].astype(str), visit=em[fv].astype(str))
+        for a in arms:
+            e = em[em["arm"] == a].copy()
+            if e.empty:
+                continue
+            e["x"] = e["visit"].map(xpos) + offset[a] + dodge
+            e = e.dropna(subset=["x"]).sort_values("x")
+            yerr = np.vstack([e["estimate"] - e["ci_lower"], e["ci_upper"] - e["estimate"]])
+            ax.errorbar(
+                e["x"],
+                e["estimate"],
+                yerr=yerr,
+                color=colors[a],
+                marker=markers[a],
+                mfc="white",
+                ms=5,
+                lw=1.2,
+                ls="--",
+                capsize=3,
+                label=f"{labels.get(a, a)} (model)",
+                zorder=4,
+                gid=f"model:{a}",
+            )
+
+    ax.set_xticks(range(len(visits)), [vlabels.get(v, v) for v in visits])
+    ax.set_xlim(-0.4, len(visits) - 0.6)
+    ax.set_xlabel("Visit")
+    if ylabel is None:
+        name = info.get("label") or info.get("instrument") or outcome
+        ylabel = f"{name}, mean ({int(round(100 * level))}% CI)"
+    ax.set_ylabel(ylabel)
+    lo, hi = info.get("min"), info.get("max")
+    if spaghetti and lo is not None and hi is not None:
+        ax.set_ylim(lo, hi)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize="small", loc="best")
+    return ax
