@@ -16,8 +16,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
+# the primary example analysis (synthetic PEER trial) through `peerstats run`; prints the report path
+DEMO_OUT ?= build/demo/peer_recovery
 demo: $(STAMP)
-	$(BIN)/peerstats demo
+	$(BIN)/peerstats run analyses/peer_recovery.yaml --out $(DEMO_OUT) --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

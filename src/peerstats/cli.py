@@ -1,8 +1,13 @@
 """The ``peerstats`` command.
 
 ``peerstats validate SPEC`` checks a trial's data and prints the report (exit 0 when clean,
-1 when the data have problems, 2 when the spec itself is wrong); ``peerstats demo`` loads the
-bundled synthetic example trial and prints its summary; ``peerstats --version``.
+1 when the data have problems, 2 when the spec itself is wrong);
+``peerstats run ANALYSIS --out DIR`` runs an analysis spec and writes the report, results,
+tables, figures and manifest (exit 0 ok, 1 data validation failed, 2 spec error, 3 model
+failure); ``peerstats check DIR --against EXPECTED`` compares results with stored ones (exit 0
+match, 4 drift, plus the codes of ``run`` when it re-runs a spec); ``peerstats demo`` loads the
+bundled synthetic example trial and prints its summary (``make demo`` runs the example
+analysis ``analyses/peer_recovery.yaml`` through ``peerstats run``); ``peerstats --version``.
 The CLI only calls the public API; it computes nothing of its own.
 """
 
@@ -18,8 +23,74 @@ from peerstats.exceptions import DataValidationError, PeerstatsError, SpecError
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_INVALID, EXIT_SPEC = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_SPEC, EXIT_MODEL, EXIT_DRIFT = 0, 1, 2, 3, 4
 DEMO_TRIAL = "peer_recovery"
+
+
+def _exit_code(exc: BaseException) -> int:
+    """Exit status of a failed ``run``: 1 data, 2 spec, 3 model."""
+    if isinstance(exc, DataValidationError):
+        return EXIT_INVALID
+    if isinstance(exc, SpecError):
+        return EXIT_SPEC
+    return EXIT_MODEL
+
+
+def _run_spec(spec: Path | str, out: Path, *, force: bool, quiet: bool) -> tuple[int, Path | None]:
+    from peerstats.pipeline import Progress, run
+
+    try:
+        path = run(spec, out, force=force, progress=Progress(enabled=not quiet))
+    except DataValidationError as exc:
+        print(f"data validation failed; nothing was written.\n{exc}", file=sys.stderr)
+        return EXIT_INVALID, None
+    except SpecError as exc:
+        print(f"spec error: {exc}", file=sys.stderr)
+        return EXIT_SPEC, None
+    except PeerstatsError as exc:  # ModelSpecificationError, ConvergenceError, Reconciliation
+        print(f"model failure ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return _exit_code(exc), None
+    return EXIT_OK, path
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    code, path = _run_spec(args.spec, args.out, force=args.force, quiet=args.quiet)
+    if path is not None:
+        print(f"Report: {path / 'report.html'}")
+    return code
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from peerstats.pipeline import compare_results, load_results
+
+    target = Path(args.results)
+    try:
+        expected = load_results(args.against)
+        if target.suffix.lower() in (".yaml", ".yml"):
+            with tempfile.TemporaryDirectory(prefix="peerstats-check-") as tmp:
+                code, path = _run_spec(target, Path(tmp) / "out", force=False, quiet=args.quiet)
+                if path is None:
+                    return code
+                actual = load_results(path)
+        else:
+            actual = load_results(target)
+        comp = compare_results(actual, expected, rtol=args.rtol, atol=args.atol)
+    except SpecError as exc:
+        print(f"spec error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    print(comp.to_text(max_rows=args.max_rows))
+    if args.drift is not None and not comp.ok:
+        comp.drift.to_csv(args.drift, index=False)
+        print(f"All {len(comp.drift)} differences written to {args.drift}")
+    if args.update and not comp.ok:
+        from peerstats.pipeline._jsonio import dumps
+
+        Path(args.against).write_text(dumps(actual), encoding="utf-8")
+        print(f"{args.against} updated with the new results (review the differences above)")
+        return EXIT_OK
+    return EXIT_OK if comp.ok else EXIT_DRIFT
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -66,8 +137,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (subcommands ``validate`` and ``demo``; ``run`` and ``check``
-    are reserved for the analysis pipeline)."""
+    """The argument parser (subcommands ``validate``, ``run``, ``check`` and ``demo``)."""
     parser = argparse.ArgumentParser(
         prog="peerstats",
         description="Statistical analysis of randomised trials of peer support in mental health.",
@@ -97,6 +167,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="write every problem to this CSV file",
     )
     p.set_defaults(func=_cmd_validate)
+
+    r = sub.add_parser(
+        "run",
+        help="run an analysis spec: report.html, results.json, tables, figures, manifest",
+        description="Run an analysis spec (analyses/<name>.yaml) and write DIR/report.html, "
+        "results.json, tables/*.csv, figures/*.svg and manifest.json. The folder appears only "
+        "when everything succeeded. Exit status: 0 ok, 1 data validation failed, 2 spec error "
+        "(also: DIR exists without --force), 3 model failure.",
+    )
+    r.add_argument("spec", type=Path, help="analysis spec (YAML)")
+    r.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    r.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser(
+        "check",
+        help="compare results with stored expected results and print what drifted",
+        description="Compare RESULTS (a result folder, a results.json, or an analysis spec "
+        "YAML, which is re-run first) with EXPECTED (a results.json). Numbers match when "
+        "|actual - expected| <= atol + rtol * |expected|. Exit status: 0 match, 4 drift, "
+        "2 spec error; a re-run can also end 1 or 3 as `peerstats run`.",
+    )
+    c.add_argument("results", help="result folder, results.json or analysis spec (YAML)")
+    c.add_argument("--against", required=True, metavar="EXPECTED", help="expected results.json")
+    c.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    c.add_argument("--atol", type=float, default=1e-8, help="absolute tolerance (default 1e-8)")
+    c.add_argument("--max-rows", type=int, default=50, metavar="N", help="differences to print")
+    c.add_argument(
+        "--drift",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="write every difference to this CSV file",
+    )
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress lines when re-running")
+    c.add_argument(
+        "--update",
+        action="store_true",
+        help="after printing the differences, replace EXPECTED with the new results "
+        "(for a reviewed, intended change)",
+    )
+    c.set_defaults(func=_cmd_check)
 
     d = sub.add_parser(
         "demo", help="load the bundled synthetic example trial and print its summary"

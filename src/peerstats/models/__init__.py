@@ -1,1 +1,36 @@
-"""peerstats.models."""
+"""peerstats.models: mixed models for trials on one REML/ML engine.
+
+- :func:`mmrm` - mixed model for repeated measures (SAS PROC MIXED ``REPEATED``), structured
+  residual covariance across visits, Satterthwaite / Kenward-Roger df, marginal means.
+- :func:`lmm` - linear mixed models with lme4-style random effects (issue 4), same engine.
+- :class:`MixedModelResult` - the shared, immutable result.
+
+Names are imported lazily so ``import peerstats.models`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "mmrm": "peerstats.models.mmrm",
+    "MixedModelResult": "peerstats.models.results",
+    "lmm": "peerstats.models.lmm",
+    "LMMResult": "peerstats.models.lmm",
+    "analyze": "peerstats.models.analyze",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'peerstats.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

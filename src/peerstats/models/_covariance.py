@@ -1,0 +1,409 @@
+"""Residual covariance structures across visits, and their grouped (per-level) versions.
+
+Each structure maps an unconstrained parameter vector ``theta`` to a positive-definite
+``T x T`` covariance ``Sigma(theta)`` over the ordered visits and gives its derivatives
+``dSigma/dtheta_k``; ``sas_parameters`` turns ``theta`` into the covariance parameters SAS PROC
+MIXED prints (``UN(i,j)``, ``CS``/``Residual``, ``Var(i)``, ``AR(1)``, ``TOEPH(k)``, ``Rho(k)``...).
+
+Derivatives use complex-step differentiation of ``Sigma``, exact to machine precision for these
+analytic maps (Martins, Sturdza & Alonso 2003); ``us`` has a closed form.
+
+Parameterisations (all unconstrained, so every ``theta`` gives a valid covariance):
+
+- ``us``: Sigma = L L', L lower triangular with ``log`` diagonal (T(T+1)/2 parameters).
+- ``cs``: variance v = exp(t0), correlation rho = -1/(T-1) + T/(T-1) expit(t1).
+- ``csh``: standard deviations exp(t_i), one correlation as in ``cs``.
+- ``ar1``/``ar1h``: Sigma_ij = v rho^|i-j| (or s_i s_j rho^|i-j|), rho = tanh(t).
+- ``toep``/``toeph``: Toeplitz correlations from partial autocorrelations tanh(t_k) by the
+  Durbin-Levinson recursion (always positive definite).
+- ``adh`` (SAS ANTE(1)): Sigma_ij = s_i s_j prod_{k=i}^{j-1} rho_k, rho_k = tanh(t_k).
+
+Estimates do not depend on the parameterisation; Satterthwaite and Kenward-Roger degrees of
+freedom are invariant to it at the optimum (the gradient vanishes there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "STRUCTURES",
+    "CovarianceStructure",
+    "GroupedCovariance",
+    "make_structure",
+]
+
+CovarianceName = Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh"]
+STRUCTURES: tuple[str, ...] = ("us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh")
+_H = 1e-30  # complex step
+
+
+def _expit(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-8), 1 - 1e-8)
+    return float(np.log(p / (1 - p)))
+
+
+def _atanh(r: float) -> float:
+    return float(np.arctanh(np.clip(r, -0.95, 0.95)))
+
+
+def _durbin_levinson(phi):
+    """Autocorrelations rho_1..rho_n from partial autocorrelations phi_1..phi_n."""
+    n = len(phi)
+    rho = [None] * n
+    a: list = []
+    for k in range(n):
+        if k == 0:
+            rho[0] = phi[0]
+            a = [phi[0]]
+            continue
+        num = sum(a[j] * rho[k - 1 - j] for j in range(k))
+        den = 1 - sum(a[j] * rho[j] for j in range(k))
+        rho[k] = phi[k] * den + num
+        a = [a[j] - phi[k] * a[k - 1 - j] for j in range(k)] + [phi[k]]
+    return rho
+
+
+def _partial_from_acf(rho: np.ndarray) -> np.ndarray:
+    """Partial autocorrelations from autocorrelations (inverse Durbin-Levinson)."""
+    n = len(rho)
+    phi = np.zeros(n)
+    a = np.zeros(0)
+    for k in range(n):
+        if k == 0:
+            phi[0] = rho[0]
+            a = np.array([rho[0]])
+            continue
+        num = rho[k] - sum(a[j] * rho[k - 1 - j] for j in range(k))
+        den = 1 - sum(a[j] * rho[j] for j in range(k))
+        phi[k] = np.clip(num / den, -0.95, 0.95) if den > 0 else 0.0
+        a = np.array([a[j] - phi[k] * a[k - 1 - j] for j in range(k)] + [phi[k]])
+    return phi
+
+
+@dataclass(frozen=True)
+class CovarianceStructure:
+    """A covariance structure over ``n_visits`` ordered visits."""
+
+    name: str
+    n_visits: int
+
+    # ---- parameter bookkeeping -------------------------------------------------------------
+    @property
+    def n_params(self) -> int:
+        T = self.n_visits
+        return {
+            "us": T * (T + 1) // 2,
+            "cs": 2,
+            "csh": T + 1,
+            "ar1": 2,
+            "ar1h": T + 1,
+            "toep": T,
+            "toeph": 2 * T - 1,
+            "adh": 2 * T - 1,
+        }[self.name]
+
+    def sas_names(self) -> list[str]:
+        """Covariance parameter names as SAS PROC MIXED prints them."""
+        T = self.n_visits
+        if self.name == "us":
+            return [f"UN({i + 1},{j + 1})" for i in range(T) for j in range(i + 1)]
+        if self.name == "cs":
+            return ["CS", "Residual"]
+        if self.name == "csh":
+            return [f"Var({i + 1})" for i in range(T)] + ["CSH"]
+        if self.name == "ar1":
+            return ["Variance", "AR(1)"]
+        if self.name == "ar1h":
+            return [f"Var({i + 1})" for i in range(T)] + ["ARH(1)"]
+        if self.name == "toep":
+            return [f"TOEP({k + 1})" for k in range(1, T)] + ["Residual"]
+        if self.name == "toeph":
+            return [f"Var({i + 1})" for i in range(T)] + [f"TOEPH({k})" for k in range(1, T)]
+        return [f"Var({i + 1})" for i in range(T)] + [f"Rho({k})" for k in range(1, T)]
+
+    def sas_parameters(self, theta: np.ndarray) -> np.ndarray:
+        """Covariance parameters on SAS's scale, in the order of :meth:`sas_names`."""
+        S = self.sigma(theta)
+        T = self.n_visits
+        sd = np.sqrt(np.diag(S))
+        corr = S / np.outer(sd, sd)
+        if self.name == "us":
+            return np.array([S[i, j] for i in range(T) for j in range(i + 1)])
+        if self.name == "cs":
+            cs = S[0, 1] if T > 1 else 0.0
+            return np.array([cs, S[0, 0] - cs])
+        if self.name == "csh":
+            return np.r_[sd**2, corr[0, 1] if T > 1 else 0.0]
+        if self.name == "ar1":
+            return np.array([S[0, 0], corr[0, 1] if T > 1 else 0.0])
+        if self.name == "ar1h":
+            return np.r_[sd**2, corr[0, 1] if T > 1 else 0.0]
+        if self.name == "toep":
+            return np.r_[[S[0, k] for k in range(1, T)], S[0, 0]]
+        if self.name == "toeph":
+            return np.r_[sd**2, [corr[0, k] for k in range(1, T)]]
+        return np.r_[sd**2, [corr[k - 1, k] for k in range(1, T)]]
+
+    # ---- the map theta -> Sigma ------------------------------------------------------------
+    def sigma(self, theta: np.ndarray) -> np.ndarray:
+        """``Sigma(theta)``, a T x T covariance matrix (complex input allowed)."""
+        T = self.n_visits
+        th = np.asarray(theta)
+        dtype = np.result_type(th.dtype, float)
+        name = self.name
+        if name == "us":
+            L = np.zeros((T, T), dtype=dtype)
+            k = 0
+            for i in range(T):
+                for j in range(i + 1):
+                    L[i, j] = np.exp(th[k]) if i == j else th[k]
+                    k += 1
+            return L @ L.T
+        lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
+        if name in ("cs", "csh"):
+            if T > 1:
+                lo = -1.0 / (T - 1)
+                rho = lo + (1 - lo) * _expit(th[-1])
+            else:
+                rho = 0.0 * th[-1]
+            R = np.where(lag == 0, 1.0 + 0 * rho, rho + 0 * lag)
+            if name == "cs":
+                return np.exp(th[0]) * R
+            sd = np.exp(th[:T])
+            return np.outer(sd, sd) * R
+        if name in ("ar1", "ar1h"):
+            rho = np.tanh(th[-1])
+            R = np.ones((T, T), dtype=dtype)
+            for d in range(1, T):
+                R = np.where(lag == d, rho**d, R)
+            if name == "ar1":
+                return np.exp(th[0]) * R
+            sd = np.exp(th[:T])
+            return np.outer(sd, sd) * R
+        if name in ("toep", "toeph"):
+            phi = np.tanh(th[1:] if name == "toep" else th[T:])
+            rhos = _durbin_levinson(list(phi)) if T > 1 else []
+            R = np.ones((T, T), dtype=dtype)
+            for d in range(1, T):
+                R = np.where(lag == d, rhos[d - 1], R)
+            if name == "toep":
+                return np.exp(th[0]) * R
+            sd = np.exp(th[:T])
+            return np.outer(sd, sd) * R
+        if name == "adh":
+            sd = np.exp(th[:T])
+            rho = np.tanh(th[T:])
+            R = np.ones((T, T), dtype=dtype)
+            for i in range(T):
+                for j in range(i + 1, T):
+                    v = rho[i]
+                    for k in range(i + 1, j):
+                        v = v * rho[k]
+                    R[i, j] = v
+                    R[j, i] = v
+            return np.outer(sd, sd) * R
+        raise ValueError(name)  # pragma: no cover
+
+    def dsigma(self, theta: np.ndarray) -> np.ndarray:
+        """``dSigma/dtheta_k`` stacked as a (K, T, T) array."""
+        theta = np.asarray(theta, dtype=float)
+        K, T = self.n_params, self.n_visits
+        if self.name == "us":
+            L = np.zeros((T, T))
+            idx = []
+            k = 0
+            for i in range(T):
+                for j in range(i + 1):
+                    L[i, j] = np.exp(theta[k]) if i == j else theta[k]
+                    idx.append((i, j))
+                    k += 1
+            out = np.empty((K, T, T))
+            for k, (i, j) in enumerate(idx):
+                E = np.zeros((T, T))
+                E[i, j] = L[i, j] if i == j else 1.0
+                EL = E @ L.T
+                out[k] = EL + EL.T
+            return out
+        out = np.empty((K, T, T))
+        for k in range(K):
+            t = theta.astype(complex)
+            t[k] += 1j * _H
+            out[k] = self.sigma(t).imag / _H
+        return out
+
+    # ---- SAS's parameterisation (for Kenward-Roger) -----------------------------------------
+    def sigma_from_sas(self, psi: np.ndarray) -> np.ndarray:
+        """``Sigma`` as a function of SAS's covariance parameters (order of :meth:`sas_names`).
+
+        Analytic (complex-step friendly): linear in psi for ``us``, ``cs`` and ``toep``.
+        """
+        T = self.n_visits
+        psi = np.asarray(psi)
+        dtype = np.result_type(psi.dtype, float)
+        name = self.name
+        lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
+        if name == "us":
+            S = np.zeros((T, T), dtype=dtype)
+            k = 0
+            for i in range(T):
+                for j in range(i + 1):
+                    S[i, j] = psi[k]
+                    S[j, i] = psi[k]
+                    k += 1
+            return S
+        if name == "cs":
+            return psi[0] * np.ones((T, T), dtype=dtype) + psi[1] * np.eye(T)
+        if name == "toep":
+            S = psi[T - 1] * np.eye(T, dtype=dtype)
+            for d in range(1, T):
+                S = np.where(lag == d, psi[d - 1], S)
+            return S
+        if name == "ar1":
+            R = np.ones((T, T), dtype=dtype)
+            for d in range(1, T):
+                R = np.where(lag == d, psi[1] ** d, R)
+            return psi[0] * R
+        sd = np.sqrt(psi[:T])
+        R = np.ones((T, T), dtype=dtype)
+        if name == "csh":
+            R = np.where(lag == 0, R, psi[T] + 0 * R)
+        elif name == "ar1h":
+            for d in range(1, T):
+                R = np.where(lag == d, psi[T] ** d, R)
+        elif name == "toeph":
+            for d in range(1, T):
+                R = np.where(lag == d, psi[T + d - 1], R)
+        else:  # adh
+            for i in range(T):
+                for j in range(i + 1, T):
+                    v = psi[T + i]
+                    for k in range(i + 1, j):
+                        v = v * psi[T + k]
+                    R[i, j] = v
+                    R[j, i] = v
+        return np.outer(sd, sd) * R
+
+    def d2sigma_sas(self, psi: np.ndarray, h: float = 1e-5) -> np.ndarray:
+        """Second derivatives d2 Sigma / dpsi_k dpsi_l, (K, K, T, T); zero for linear structures.
+
+        Central differences of complex-step first derivatives (error O(h^2) relative).
+        """
+        K, T = self.n_params, self.n_visits
+        out = np.zeros((K, K, T, T))
+        if self.name in ("us", "cs", "toep"):
+            return out
+        psi = np.asarray(psi, dtype=float)
+
+        def first(ps):
+            d = np.empty((K, T, T))
+            for k in range(K):
+                t = ps.astype(complex)
+                t[k] += 1j * _H
+                d[k] = self.sigma_from_sas(t).imag / _H
+            return d
+
+        for l_ in range(K):
+            step = h * max(1.0, abs(psi[l_]))
+            e = np.zeros(K)
+            e[l_] = step
+            out[:, l_] = (first(psi + e) - first(psi - e)) / (2 * step)
+        return (out + np.swapaxes(out, 0, 1)) / 2
+
+    # ---- starting values -------------------------------------------------------------------
+    def start(self, S: np.ndarray) -> np.ndarray:
+        """Unconstrained parameters approximating an empirical covariance ``S``."""
+        T = self.n_visits
+        S = np.asarray(S, dtype=float)
+        d = np.clip(np.diag(S), 1e-8 * max(np.max(np.diag(S)), 1e-8), None)
+        sd = np.sqrt(d)
+        C = S / np.outer(sd, sd)
+        C = np.clip(C, -0.9, 0.9)
+        np.fill_diagonal(C, 1.0)
+        name = self.name
+        mean_off = float(C[np.triu_indices(T, 1)].mean()) if T > 1 else 0.0
+        lag1 = float(np.mean([C[i, i + 1] for i in range(T - 1)])) if T > 1 else 0.0
+        if name == "us":
+            # make the start positive definite
+            w, V = np.linalg.eigh(C)
+            C = (V * np.clip(w, 0.05, None)) @ V.T
+            Dh = np.sqrt(np.diag(C))
+            C = C / np.outer(Dh, Dh)
+            L = np.linalg.cholesky(C * np.outer(sd, sd))
+            return np.array(
+                [np.log(L[i, j]) if i == j else L[i, j] for i in range(T) for j in range(i + 1)]
+            )
+        lo = -1.0 / (T - 1) if T > 1 else -1.0
+        if name == "cs":
+            return np.array([np.log(d.mean()), _logit((mean_off - lo) / (1 - lo))])
+        if name == "csh":
+            return np.r_[np.log(sd), _logit((mean_off - lo) / (1 - lo))]
+        if name == "ar1":
+            return np.array([np.log(d.mean()), _atanh(lag1)])
+        if name == "ar1h":
+            return np.r_[np.log(sd), _atanh(lag1)]
+        if name in ("toep", "toeph"):
+            acf = np.array([np.mean(np.diag(C, k)) for k in range(1, T)])
+            phi = np.arctanh(_partial_from_acf(acf)) if T > 1 else np.zeros(0)
+            if name == "toep":
+                return np.r_[np.log(d.mean()), phi]
+            return np.r_[np.log(sd), phi]
+        return np.r_[np.log(sd), [_atanh(C[k, k + 1]) for k in range(T - 1)]]
+
+
+@dataclass(frozen=True)
+class GroupedCovariance:
+    """One :class:`CovarianceStructure` with separate parameters per group level (SAS group=).
+
+    With a single level (no ``group=``) it is the structure itself. ``theta`` is the
+    concatenation of the per-level parameter vectors in level order.
+    """
+
+    structure: CovarianceStructure
+    levels: tuple[str, ...] = ("",)
+
+    @property
+    def n_params(self) -> int:
+        return self.structure.n_params * len(self.levels)
+
+    def slices(self) -> list[slice]:
+        k = self.structure.n_params
+        return [slice(g * k, (g + 1) * k) for g in range(len(self.levels))]
+
+    def sigmas(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [self.structure.sigma(theta[s]) for s in self.slices()]
+
+    def dsigmas(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [self.structure.dsigma(theta[s]) for s in self.slices()]
+
+    def start(self, covs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([self.structure.start(S) for S in covs])
+
+    def sas_table(self, theta: np.ndarray) -> list[tuple[str, str | None, float]]:
+        rows = []
+        names = self.structure.sas_names()
+        for lev, s in zip(self.levels, self.slices()):
+            vals = self.structure.sas_parameters(theta[s])
+            for n, v in zip(names, vals):
+                rows.append((n, lev if len(self.levels) > 1 else None, float(v)))
+        return rows
+
+
+def make_structure(name: str, n_visits: int) -> CovarianceStructure:
+    """Look up a structure by name, with an error listing the valid names."""
+    from peerstats.exceptions import ModelSpecificationError
+
+    if name not in STRUCTURES:
+        raise ModelSpecificationError(
+            f"covariance={name!r} is not a covariance structure; choose one of {list(STRUCTURES)}"
+        )
+    if name in ("cs", "csh") and n_visits < 2:
+        raise ModelSpecificationError(f"covariance={name!r} needs at least two visits")
+    return CovarianceStructure(name, n_visits)

@@ -1,0 +1,288 @@
+"""Formula -> design matrices for the fixed part of a model.
+
+Categorical columns (pandas Categorical, strings, booleans) use treatment coding with the first
+level as reference: the order of a pandas Categorical is respected, otherwise levels are sorted,
+and ``reference={"ARMCD": "PBO"}`` moves a level to the front. Rows with a missing outcome are
+dropped (and counted by the caller); a missing covariate is an error that names the rows.
+Rank-deficient designs are refused with the aliased columns named (SAS would silently set them
+to zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from peerstats.exceptions import ModelSpecificationError
+
+__all__ = ["FixedDesign", "build_fixed_design", "as_categorical"]
+
+
+def as_categorical(
+    series: pd.Series, reference: str | None = None, *, name: str | None = None
+) -> pd.Series:
+    """Return ``series`` as a pandas Categorical with ``reference`` as its first level."""
+    name = name or str(series.name)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        cats = [c for c in series.cat.categories]
+        out = series
+    else:
+        out = series.astype("category")
+        values = list(out.cat.categories)
+        try:
+            cats = sorted(values)
+        except TypeError:
+            cats = sorted(values, key=str)
+        if cats != values:
+            out = out.cat.reorder_categories(cats)
+    if reference is not None:
+        if reference not in cats:
+            raise ModelSpecificationError(
+                f"reference level {reference!r} is not a level of {name!r}; levels are {cats}"
+            )
+        cats = [reference] + [c for c in cats if c != reference]
+        out = out.cat.reorder_categories(cats)
+    return out
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return (
+        isinstance(series.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(series.dtype)
+        or pd.api.types.is_string_dtype(series.dtype)
+        or pd.api.types.is_bool_dtype(series.dtype)
+    )
+
+
+@dataclass(frozen=True)
+class FixedDesign:
+    """The fixed-effects design of a fitted model (internal)."""
+
+    formula: str
+    outcome: str
+    X: np.ndarray
+    y: np.ndarray
+    columns: list[str]
+    term_columns: dict[str, list[int]]
+    model_spec: Any
+    data: pd.DataFrame  # the rows used, with categoricals coded as in the fit
+    rows: np.ndarray  # positions (0-based) of the used rows in the input data
+    factors: dict[str, list[str]]  # categorical variable -> levels as str (reference first)
+    numerics: list[str]
+    variables: list[str]
+    n_dropped: int
+    reference: dict[str, str] = field(default_factory=dict)
+    factor_values: dict[str, list] = field(default_factory=dict)  # levels as stored in data
+    natural_order: dict[str, list] = field(default_factory=dict)  # data order, before reference=
+
+    def matrix(self, newdata: pd.DataFrame) -> np.ndarray:
+        """The design matrix of ``newdata`` under the fitted coding."""
+        import formulaic  # noqa: F401
+
+        mm = self.model_spec.get_model_matrix(newdata, na_action="ignore")
+        return np.asarray(mm, dtype=float)
+
+
+def _split_formula(formula: str) -> tuple[str, str]:
+    if "~" not in formula:
+        raise ModelSpecificationError(
+            f"formula {formula!r} has no '~'; write it as 'outcome ~ terms', e.g. "
+            "'FEV1 ~ ARMCD * AVISIT'"
+        )
+    lhs, rhs = formula.split("~", 1)
+    lhs, rhs = lhs.strip(), rhs.strip()
+    if not lhs or not rhs:
+        raise ModelSpecificationError(f"formula {formula!r} needs an outcome and terms")
+    return lhs, rhs
+
+
+def required_variables(rhs: str) -> list[str]:
+    """The data columns a right-hand side uses."""
+    import formulaic
+
+    try:
+        f = formulaic.Formula(rhs)
+    except Exception as exc:  # formulaic's parser errors are not one class
+        raise ModelSpecificationError(f"cannot parse formula terms {rhs!r}: {exc}") from exc
+    return sorted(str(v) for v in f.required_variables)
+
+
+def build_fixed_design(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    extra_columns: list[str],
+    reference: Mapping[str, str] | None = None,
+    check_rank: bool = True,
+) -> FixedDesign:
+    """Validate the data against ``formula`` and build X and y.
+
+    ``extra_columns`` (subject, visit, group, weights) must be present and non-missing on the
+    rows that are used; they are carried along in ``FixedDesign.data``. With
+    ``check_rank=False`` the caller must call :func:`check_rank_gram` itself (the MMRM does,
+    from its pooled X'X).
+    """
+    import formulaic
+
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecificationError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    outcome, rhs = _split_formula(formula)
+    if outcome not in data.columns:
+        raise ModelSpecificationError(
+            f"outcome {outcome!r} is not a column of data; columns are {list(data.columns)}"
+        )
+    variables = required_variables(rhs)
+    missing_cols = [v for v in [*variables, *extra_columns] if v not in data.columns]
+    if missing_cols:
+        raise ModelSpecificationError(
+            f"column(s) {missing_cols} not found in data; columns are {list(data.columns)}"
+        )
+    reference = dict(reference or {})
+    bad_ref = [k for k in reference if k not in variables]
+    if bad_ref:
+        raise ModelSpecificationError(
+            f"reference= names {bad_ref}, which are not factors in the formula; "
+            f"formula variables are {variables}"
+        )
+    if not pd.api.types.is_numeric_dtype(data[outcome]):
+        raise ModelSpecificationError(f"outcome {outcome!r} must be numeric")
+
+    keep = data[outcome].notna().to_numpy()
+    n_dropped = int((~keep).sum())
+    if not keep.any():
+        raise ModelSpecificationError(f"no rows with a non-missing outcome {outcome!r}")
+    rows = np.flatnonzero(keep)
+    cols = list(dict.fromkeys([outcome, *variables, *extra_columns]))
+    work = data[cols]
+    # categorical coding once, on the full column (levels of all rows, reference first)
+    conv = {}
+    natural: dict[str, list] = {}
+    for v in variables:
+        if _is_categorical(work[v]):
+            cat = as_categorical(work[v], name=v)
+            natural[v] = list(cat.cat.categories)
+            conv[v] = as_categorical(cat, reference.get(v), name=v) if v in reference else cat
+    if conv:
+        work = work.assign(**conv)
+    used = work.iloc[rows]
+
+    # missing covariates / ids: an error naming the rows, never a silent drop
+    check_cols = list(dict.fromkeys([*variables, *extra_columns]))
+    na = used[check_cols].isna()
+    if na.to_numpy().any():
+        bad = na.any(axis=1)
+        detail = {c: used.index[na[c]].tolist()[:10] for c in check_cols if na[c].any()}
+        raise ModelSpecificationError(
+            f"{int(bad.sum())} row(s) with a non-missing outcome have missing values in model "
+            f"columns (row labels by column, first 10 each): {detail}. Impute or remove them "
+            "explicitly; peerstats does not drop them silently."
+        )
+
+    factors: dict[str, list[str]] = {}
+    factor_values: dict[str, list] = {}
+    natural_order: dict[str, list] = {}
+    numerics: list[str] = []
+    conv = {}
+    for v in variables:
+        if v in conv or isinstance(used[v].dtype, pd.CategoricalDtype):
+            cat = used[v]
+            # levels with no rows left cannot be estimated: drop them (the caller decides
+            # whether a level that has rows but no observed outcome is an error)
+            cat = cat.cat.remove_unused_categories()
+            if reference.get(v) is not None and reference[v] not in list(cat.cat.categories):
+                raise ModelSpecificationError(
+                    f"reference level {reference[v]!r} of {v!r} has no rows with an observed "
+                    f"outcome; levels with data are {list(cat.cat.categories)}"
+                )
+            conv[v] = cat
+            factors[v] = [str(c) for c in cat.cat.categories]
+            factor_values[v] = list(cat.cat.categories)
+            present = set(factor_values[v])
+            natural_order[v] = [c for c in natural[v] if c in present]
+        else:
+            if v in reference:
+                raise ModelSpecificationError(
+                    f"reference= is given for {v!r}, which is numeric; only factors have "
+                    "reference levels"
+                )
+            numerics.append(v)
+    if conv:
+        used = used.assign(**conv)
+
+    try:
+        mm = formulaic.model_matrix(rhs, used, na_action="raise", output="numpy")
+    except Exception as exc:
+        raise ModelSpecificationError(f"cannot build the design of {rhs!r}: {exc}") from exc
+    spec = mm.model_spec
+    X = np.ascontiguousarray(mm, dtype=float)
+    columns = [str(c) for c in spec.column_names]
+    term_columns = {str(t): list(ix) for t, ix in spec.term_indices.items()}
+    if check_rank:
+        _check_rank(X, columns)
+    y = used[outcome].to_numpy(dtype=float)
+    return FixedDesign(
+        formula=formula,
+        outcome=outcome,
+        X=X,
+        y=y,
+        columns=columns,
+        term_columns=term_columns,
+        model_spec=spec,
+        data=used,
+        rows=rows,
+        factors=factors,
+        numerics=numerics,
+        variables=variables,
+        n_dropped=n_dropped,
+        reference=reference,
+        factor_values=factor_values,
+        natural_order=natural_order,
+    )
+
+
+def _check_rank(X: np.ndarray, columns: list[str]) -> None:
+    """Refuse a rank-deficient X, naming the aliased columns and what they are aliased with."""
+    check_rank_gram(X.T @ X, columns, X.shape[0])
+
+
+def check_rank_gram(G: np.ndarray, columns: list[str], n: int) -> None:
+    """Rank check from the Gram matrix X'X (p x p), so the cost does not grow with n."""
+    from scipy.linalg import qr
+
+    p = G.shape[0]
+    if p == 0:
+        raise ModelSpecificationError("the model has no fixed-effect columns")
+    if n < p:
+        raise ModelSpecificationError(
+            f"{p} fixed-effect columns but only {n} observations: the model cannot be estimated"
+        )
+    diag = np.diag(G).copy()
+    zero = [columns[j] for j in range(p) if diag[j] <= 0]
+    if zero:
+        raise ModelSpecificationError(
+            f"fixed-effect column(s) {zero} are all zero in the rows used (a level or "
+            "combination with no observed outcome); drop the level or simplify the model"
+        )
+    scale = np.sqrt(diag)
+    Gs = G / np.outer(scale, scale)
+    _, R, piv = qr(Gs, pivoting=True)
+    d = np.abs(np.diag(R))
+    rank = int((d > d[0] * 1e-10).sum())
+    if rank < p:
+        aliased = [columns[j] for j in piv[rank:]]
+        basis = piv[:rank]
+        detail = []
+        for j in piv[rank:]:
+            # least squares of column j on the basis columns, from the Gram matrix
+            coef = np.linalg.lstsq(Gs[np.ix_(basis, basis)], Gs[basis, j], rcond=None)[0]
+            with_ = [columns[basis[k]] for k in np.flatnonzero(np.abs(coef) > 1e-6)]
+            detail.append(f"{columns[j]!r} = combination of {with_}")
+        raise ModelSpecificationError(
+            f"the fixed-effect design is rank deficient (rank {rank} < {p} columns); aliased "
+            f"column(s) {aliased}: " + "; ".join(detail) + ". SAS would set these to zero; "
+            "peerstats refuses: remove collinear covariates or empty factor combinations."
+        )

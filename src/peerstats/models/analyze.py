@@ -1,0 +1,394 @@
+"""The primary analysis of a trial outcome, chosen from the trial spec.
+
+``peerstats.analyze(trial, outcome="qpr15")`` fits the model a statistical analysis plan of a
+peer-support trial would pre-specify (see ``DOMAIN.md``): post-baseline visits, the baseline
+score as covariate, stratification factors as fixed effects, and
+
+- an MMRM (unstructured covariance across visits) when no arm is group-delivered;
+- the heteroscedastic partially nested model when an arm is group-delivered: a random
+  intercept for delivery group in the group-delivered arm(s) only, arm-specific residual
+  variances, and a random subject intercept when there are several post-baseline visits
+  (Candlish et al. 2018; Bauer, Sterba & Hallfors 2008; Roberts & Roberts 2005);
+- for a single-arm study, an MMRM on all visits (baseline included) and the change from
+  baseline at each later visit.
+
+Per-visit contrasts carry Cohen's d = difference / pooled baseline SD (Feingold 2009) with its
+CI (the CI of the difference divided by the same SD).
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from peerstats.exceptions import DataWarning, ModelSpecificationError, SpecError
+
+__all__ = ["analyze", "TrialAnalysis"]
+
+DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class TrialAnalysis:
+    """The primary analysis of one outcome (create with :func:`peerstats.analyze`).
+
+    Attributes
+    ----------
+    outcome : str
+    model : str
+        ``"mmrm"``, ``"partially nested lmm"`` or ``"single-arm mmrm"``.
+    formula : str
+        The model formula as fitted.
+    fit : MixedModelResult or LMMResult
+        The fitted model (``coef``, ``emmeans()``, ``anova()``, ...).
+    contrasts : DataFrame
+        One row per post-baseline visit (and non-reference arm): ``visit, contrast, estimate,
+        std_error, df, statistic, p_value, ci_lower, ci_upper, cohens_d, d_ci_lower,
+        d_ci_upper``.
+    sd_baseline : float
+        The SD that scales Cohen's d (see ``sd_description``).
+    icc, design_effect, mean_group_size : float or None
+        Delivery-group ICC (among participants of the same group), design effect
+        1 + (m - 1) ICC with m the mean number of analysed participants per group
+        (partially nested model only).
+    n_analysed : Series
+        Participants contributing to the model, per arm.
+    notes : tuple of str
+        What was decided on the way (excluded rows, singleton groups, ...).
+    """
+
+    outcome: str
+    model: str
+    formula: str
+    fit: Any
+    contrasts: pd.DataFrame
+    sd_baseline: float
+    sd_description: str
+    icc: float | None
+    design_effect: float | None
+    mean_group_size: float | None
+    n_groups: int | None
+    n_analysed: pd.Series
+    n_obs: int
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-visit contrasts (a copy)."""
+        return self.contrasts.copy()
+
+    def summary(self) -> str:
+        """A plain-text report of the model, the contrasts and the effect sizes."""
+        lines = [
+            f"Outcome                 {self.outcome}",
+            f"Model                   {self.model}: {self.formula}",
+            f"Analysed                {self.n_obs} observations; "
+            + ", ".join(f"{k}: {v}" for k, v in self.n_analysed.items()),
+            f"Cohen's d               difference / {self.sd_description} = {self.sd_baseline:.4g}",
+        ]
+        if self.icc is not None:
+            lines.append(
+                f"Delivery groups         {self.n_groups} groups, mean size "
+                f"{self.mean_group_size:.3g}; ICC {self.icc:.4f}; design effect "
+                f"{self.design_effect:.4f}"
+            )
+        lines += ["", self.contrasts.to_string(index=False, float_format=lambda x: f"{x:.4g}")]
+        if self.notes:
+            lines += ["", "Notes:"] + [f"  - {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        head = html.escape(f"{self.outcome}: {self.model} ({self.formula})")
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        extra = ""
+        if self.icc is not None:
+            extra = (
+                f"<p>Delivery-group ICC {self.icc:.4f}, design effect "
+                f"{self.design_effect:.4f} ({self.n_groups} groups, mean size "
+                f"{self.mean_group_size:.3g})</p>"
+            )
+        return (
+            f"<div><h4>{head}</h4><p>Cohen's d = difference / "
+            f"{html.escape(self.sd_description)} = {self.sd_baseline:.4g}</p>{extra}"
+            + self.contrasts.to_html(index=False, float_format=lambda x: f"{x:.4g}")
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + "</div>"
+        )
+
+
+def _pooled_sd(base: pd.DataFrame, col: str) -> tuple[float, str]:
+    """Pooled within-arm SD of the baseline score (one value per participant)."""
+    g = base.groupby("arm", observed=True)[col]
+    n = g.count()
+    v = g.var(ddof=1)
+    ok = n > 1
+    if ok.sum() == 0:
+        raise ModelSpecificationError(f"no arm has two baseline values of {col!r}")
+    if len(n) == 1:
+        return float(np.sqrt(v.iloc[0])), "baseline SD"
+    sd = float(np.sqrt(((n[ok] - 1) * v[ok]).sum() / (n[ok] - 1).sum()))
+    return sd, "pooled baseline SD (within arms, Feingold 2009)"
+
+
+def analyze(
+    trial: Any,
+    *,
+    outcome: str,
+    df: DfName = "satterthwaite",
+    level: float = 0.95,
+) -> TrialAnalysis:
+    """Fit the primary model for ``outcome`` as the trial spec implies, with effect sizes.
+
+    Parameters
+    ----------
+    trial : Trial
+        A validated trial (:func:`peerstats.load_trial`, ``peerstats.datasets.load``).
+    outcome : str
+        An outcome of the spec (``trial.spec.outcome_names``).
+    df : {"satterthwaite", "kenward-roger", "residual", "asymptotic"}
+        Degrees of freedom of the tests and CIs.
+    level : float
+        Confidence level of the CIs.
+
+    Returns
+    -------
+    TrialAnalysis
+        ``fit``, per-visit ``contrasts`` with Cohen's d and its CI, ``icc`` and
+        ``design_effect`` for group-delivered arms, ``summary()``.
+
+    Raises
+    ------
+    SpecError
+        ``outcome`` is not an outcome of the spec.
+    ModelSpecificationError
+        The data cannot support the model (see the message).
+
+    Notes
+    -----
+    Model (parallel trials): ``y ~ y_baseline + strata + arm * visit`` on post-baseline visits
+    (``arm`` alone with one post-baseline visit), fitted by REML;
+
+    - no group-delivered arm: MMRM with unstructured covariance across visits (``mmrm``);
+    - a group-delivered arm: ``+ (1 | subject) + (0 + delivered | group)`` with residual
+      variance by arm (``lmm``; the subject term only with several post-baseline visits),
+      where ``delivered`` is 1 in the group-delivered arm(s); participants of such an arm
+      without a recorded group are treated as groups of one (noted).
+
+    Cohen's d = (adjusted difference) / SD with SD the pooled within-arm baseline SD
+    sqrt(sum_a (n_a - 1) s_a^2 / sum_a (n_a - 1)) of the randomised participants with a baseline
+    value (Feingold 2009); its CI is the CI of the difference divided by SD (SD treated as
+    known). Design effect 1 + (m - 1) ICC (Kish), m = mean analysed participants per group,
+    ICC = var(group) / (var(group) + var(subject) + residual variance of the delivered arm).
+    Single-arm studies: MMRM on all visits, ``y ~ visit``, contrasts visit - baseline, d = mean
+    change / baseline SD.
+
+    The models are validated in tests/reference/ (lmm: R lme4/nlme; mmrm: SAS PROC MIXED).
+
+    Examples
+    --------
+    >>> trial = peerstats.datasets.load("peer_recovery")  # doctest: +SKIP
+    >>> res = peerstats.analyze(trial, outcome="qpr15")  # doctest: +SKIP
+    >>> res.contrasts[["visit", "estimate", "ci_lower", "ci_upper", "cohens_d"]]  # doctest: +SKIP
+    """
+    from peerstats.models.lmm import lmm
+    from peerstats.models.mmrm import mmrm
+
+    spec = trial.spec
+    if outcome not in spec.outcome_names:
+        raise SpecError(f"{outcome!r} is not an outcome; outcomes are {list(spec.outcome_names)}")
+    if not 0 < level < 1:
+        raise ModelSpecificationError(f"level={level!r} must be between 0 and 1")
+    a = trial.assessments.copy()
+    bcol = f"{outcome}_baseline"
+    visits = list(spec.visits)
+    baseline_visit = visits[0]
+    notes: list[str] = []
+    arms = [str(x) for x in spec.arms.levels]
+    single = spec.design == "single-arm" or len(arms) == 1
+
+    # ---- pooled baseline SD (one row per participant) --------------------------------------
+    base = a[a["visit"].astype(str) == baseline_visit][["subject", "arm", outcome]]
+    base = base.dropna(subset=[outcome]).drop_duplicates("subject")
+    sd, sd_desc = _pooled_sd(base, outcome)
+    if not np.isfinite(sd) or sd <= 0:
+        raise ModelSpecificationError(f"the baseline SD of {outcome!r} is {sd}; d is undefined")
+
+    if single:
+        return _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm)
+
+    # ---- parallel trial -------------------------------------------------------------------
+    post = a[a["visit"].astype(str) != baseline_visit].copy()
+    post_visits = visits[1:]
+    if not post_visits:
+        raise ModelSpecificationError("the spec has no post-baseline visit to analyse")
+    post["visit"] = pd.Categorical(post["visit"].astype(str), categories=post_visits)
+    post["arm"] = pd.Categorical(post["arm"].astype(str), categories=arms)
+    post = post[post[outcome].notna()]
+    miss_b = post[bcol].isna()
+    if miss_b.any():
+        n_sub = post.loc[miss_b, "subject"].nunique()
+        msg = (
+            f"{int(miss_b.sum())} post-baseline observation(s) of {n_sub} participant(s) "
+            f"without a baseline {outcome!r} were excluded (the baseline is a covariate)"
+        )
+        notes.append(msg)
+        warnings.warn(msg, DataWarning, stacklevel=2)
+        post = post[~miss_b]
+    if post.empty:
+        raise ModelSpecificationError(f"no post-baseline observation of {outcome!r} to analyse")
+    present_visits = [v for v in post_visits if (post["visit"] == v).any()]
+    if len(present_visits) < len(post_visits):
+        empty = [v for v in post_visits if v not in present_visits]
+        notes.append(f"visit(s) {empty} have no observation of {outcome!r} and were left out")
+        post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present_visits)
+    many = len(present_visits) > 1
+
+    strata = [s for s in spec.strata if s in post.columns]
+    for s in spec.strata:
+        if s not in post.columns:
+            notes.append(f"stratification factor {s!r} is not in the assessments; not adjusted")
+    for s in strata:
+        if post[s].isna().any():
+            raise ModelSpecificationError(
+                f"stratification factor {s!r} is missing for some analysed rows; it is a fixed "
+                "effect of the primary model"
+            )
+        post[s] = post[s].astype(str)
+    strata = [s for s in strata if post[s].nunique() > 1]
+    rhs = [bcol, *strata, "arm * visit" if many else "arm"]
+    fixed = f"{outcome} ~ " + " + ".join(rhs)
+    reference = spec.arms.reference or arms[0]
+
+    delivered = [str(x) for x in spec.arms.group_delivered]
+    icc = deff = mgs = None
+    n_groups = None
+    if delivered:
+        post["delivered"] = post["arm"].astype(str).isin(delivered).astype(float)
+        grp = (
+            post["group"].astype(object)
+            if "group" in post.columns
+            else pd.Series(None, index=post.index, dtype=object)
+        )
+        grp = grp.where(post["delivered"] > 0, None)
+        lone = (post["delivered"] > 0) & grp.isna()
+        if lone.any():
+            n_lone = post.loc[lone, "subject"].nunique()
+            notes.append(
+                f"{n_lone} participant(s) of a group-delivered arm without a recorded "
+                "group were treated as groups of one"
+            )
+            grp = grp.where(~lone, "_single:" + post["subject"].astype(str))
+        post["group"] = grp
+        formula = fixed + (" + (1 | subject)" if many else "") + " + (0 + delivered | group)"
+        fit = lmm(
+            formula, post, residual_by="arm", subject="subject", df=df, reference={"arm": reference}
+        )
+        model = "partially nested lmm"
+        icc_s = fit.icc
+        icc = float(icc_s.get("group", 0.0)) if len(icc_s) else 0.0
+        sizes = post.loc[post["delivered"] > 0].groupby("group")["subject"].nunique()
+        n_groups = int(len(sizes))
+        mgs = float(sizes.mean()) if n_groups else None
+        deff = 1 + (mgs - 1) * icc if mgs is not None else None
+        shown = formula
+    else:
+        fit = mmrm(
+            fixed,
+            post,
+            subject="subject",
+            visit="visit",
+            covariance="us",
+            df=df,
+            reference={"arm": reference},
+        )
+        model = "mmrm"
+        shown = fixed + "  [unstructured covariance across visits]"
+
+    notes += [str(w) for w in getattr(fit, "warnings", ())]
+    ct = fit.contrasts("arm", by="visit" if many else None, reference=reference, level=level)
+    if not many:
+        ct.insert(0, "visit", present_visits[0])
+    ct = ct.rename(columns={"visit": "visit"})
+    ct = _add_d(ct, sd)
+    n_an = post.groupby("arm", observed=False)["subject"].nunique()
+    return TrialAnalysis(
+        outcome=outcome,
+        model=model,
+        formula=shown,
+        fit=fit,
+        contrasts=ct,
+        sd_baseline=sd,
+        sd_description=sd_desc,
+        icc=icc,
+        design_effect=deff,
+        mean_group_size=mgs,
+        n_groups=n_groups,
+        n_analysed=n_an.rename("n_analysed"),
+        n_obs=int(fit.n_obs),
+        notes=tuple(notes),
+    )
+
+
+def _add_d(ct: pd.DataFrame, sd: float) -> pd.DataFrame:
+    ct = ct.copy()
+    ct["cohens_d"] = ct["estimate"] / sd
+    ct["d_ci_lower"] = ct["ci_lower"] / sd
+    ct["d_ci_upper"] = ct["ci_upper"] / sd
+    return ct
+
+
+def _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm) -> TrialAnalysis:
+    """Single-arm study: MMRM on all visits, change from baseline at each later visit."""
+    from peerstats.models._ddf import Inference  # noqa: F401  (documented dependency)
+
+    d = a[a[outcome].notna()].copy()
+    d["visit"] = pd.Categorical(d["visit"].astype(str), categories=visits)
+    present = [v for v in visits if (d["visit"] == v).any()]
+    if visits[0] not in present or len(present) < 2:
+        raise ModelSpecificationError(
+            f"a single-arm analysis of {outcome!r} needs baseline and at least one later visit "
+            "with data"
+        )
+    d["visit"] = pd.Categorical(d["visit"].astype(str), categories=present)
+    formula = f"{outcome} ~ visit"
+    fit = mmrm(formula, d, subject="subject", visit="visit", covariance="us", df=df)
+    em = fit.emmeans("visit", level=level)
+    from peerstats.models.emmeans import emmeans_matrix
+
+    frame, L = emmeans_matrix(fit._design, ["visit"])
+    rows = []
+    for k in range(1, len(present)):
+        res = fit._inference.test_1d(L[k] - L[0], alpha=1 - level)
+        rows.append({"visit": present[k], "contrast": f"{present[k]} - {present[0]}", **res})
+    del em
+    ct = _add_d(pd.DataFrame(rows), sd)
+    arm = str(spec.arms.levels[0])
+    n_an = pd.Series({arm: int(d["subject"].nunique())}, name="n_analysed")
+    notes = [
+        *notes,
+        "single-arm study: change from baseline (within-arm), not a comparison "
+        "with a control; d = mean change / baseline SD",
+    ]
+    return TrialAnalysis(
+        outcome=outcome,
+        model="single-arm mmrm",
+        formula=formula + "  [all visits, unstructured covariance]",
+        fit=fit,
+        contrasts=ct,
+        sd_baseline=sd,
+        sd_description=sd_desc,
+        icc=None,
+        design_effect=None,
+        mean_group_size=None,
+        n_groups=None,
+        n_analysed=n_an,
+        n_obs=int(fit.n_obs),
+        notes=tuple(notes),
+    )

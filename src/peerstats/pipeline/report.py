@@ -1,0 +1,345 @@
+"""The self-contained HTML report of a pipeline run.
+
+One file: styles inline, figures embedded as SVG data URIs, no scripts, no network requests.
+The order follows what a reader of a trial report looks for first: the primary result in plain
+language, then the trial, CONSORT, Table 1, all outcomes, figures, model details, warnings and
+provenance. Numbers are rounded here only for display; ``results.json`` keeps them unrounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from peerstats.pipeline.run import AnalysisRun
+
+__all__ = ["render_report"]
+
+_CSS = """
+:root { --fg: #1d2433; --muted: #5a6275; --accent: #0072B2; --bg: #ffffff; --box: #f3f6fa; }
+* { box-sizing: border-box; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+       sans-serif; color: var(--fg); background: var(--bg); margin: 0; }
+main { max-width: 1080px; margin: 0 auto; padding: 1.5rem 1.5rem 4rem; }
+h1 { font-size: 1.6rem; margin: 0 0 .3rem; }
+h2 { font-size: 1.25rem; margin: 2.2rem 0 .6rem; border-bottom: 2px solid #e3e8ef;
+     padding-bottom: .2rem; }
+h3 { font-size: 1.05rem; margin: 1.4rem 0 .4rem; }
+p.sub { color: var(--muted); margin: 0 0 1rem; }
+nav { font-size: .9rem; margin: .8rem 0 1.2rem; }
+nav a { color: var(--accent); margin-right: .9rem; text-decoration: none; }
+.badge { display: inline-block; font-size: .75rem; font-weight: 600; padding: .1rem .45rem;
+         border-radius: .3rem; background: #fde8d7; color: #8a3b00; vertical-align: middle; }
+.primary { background: var(--box); border-left: 5px solid var(--accent); padding: .9rem 1.1rem;
+           margin: 1rem 0; border-radius: .3rem; }
+.primary p.result { font-size: 1.15rem; font-weight: 600; margin: .2rem 0 .5rem; }
+table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .86rem; }
+th, td { padding: .25rem .6rem; border-bottom: 1px solid #e3e8ef; text-align: right;
+         vertical-align: top; }
+th:first-child, td:first-child { text-align: left; }
+thead th { border-bottom: 2px solid #9aa4b5; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3rem; }
+.scroll { overflow-x: auto; }
+figure { margin: 1rem 0 1.6rem; }
+figure img { max-width: 100%; height: auto; display: block; }
+figcaption { color: var(--muted); font-size: .88rem; margin-top: .3rem; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(430px, 1fr)); gap: 1rem; }
+pre { background: var(--box); padding: .7rem; overflow-x: auto; font-size: .82rem; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .4rem 0; }
+dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; }
+.peerstats-note { color: var(--muted); font-size: .82rem; margin: .1rem 0; }
+ul.warn li { margin: .15rem 0; }
+code { font-size: .85rem; }
+"""
+
+
+_ADJUST = {
+    "holm": "Holm",
+    "fdr_bh": "Benjamini\u2013Hochberg (false discovery rate)",
+    "bonferroni": "Bonferroni",
+    "none": "none",
+}
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _img(svg: str, alt: str, name: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (
+        f'<img src="data:image/svg+xml;base64,{data}" alt="{_e(alt)}" '
+        f'data-figure="{_e(name)}" loading="eager">'
+    )
+
+
+def _figure(run: AnalysisRun, name: str) -> str:
+    if name not in run.figures:
+        return ""
+    cap = run.figure_captions.get(name, "")
+    return f"<figure>{_img(run.figures[name], cap or name, name)}<figcaption>{_e(cap)}</figcaption></figure>"
+
+
+def _num(x: Any, k: int = 2) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.{k}f}" if abs(x) >= 10 ** (-k) or x == 0 else f"{x:.2g}"
+    return _e(x)
+
+
+def _kv(pairs: list[tuple[str, Any]]) -> str:
+    return (
+        "<dl class='kv'>"
+        + "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in pairs if v not in (None, ""))
+        + "</dl>"
+    )
+
+
+def _frame_html(df: Any, cols: list[str] | None = None, digits: int = 3) -> str:
+    if cols:
+        df = df[[c for c in cols if c in df.columns]]
+    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_num(v, digits)}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False, name=None)
+    )
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+
+
+def render_report(run: AnalysisRun) -> str:
+    """The report of ``run`` as one HTML document (a string)."""
+    from peerstats.pipeline.run import outcome_label, primary_sentences
+
+    spec, trial, res = run.spec, run.trial, run.results
+    ts = trial.spec
+    t = res["trial"]
+    single = t["design"] == "single-arm"
+    title = spec.title or f"{ts.name}: analysis {spec.name}"
+    reg = (ts.raw.get("trial", {}) or {}).get("registration") if isinstance(ts.raw, dict) else None
+    parts: list[str] = []
+    add = parts.append
+
+    add(f"<h1>{_e(title)}</h1>")
+    sub = f"{_e(ts.name)} \u00b7 analysis spec <code>{_e(spec.name)}</code>"
+    if spec.version:
+        sub += f" (SAP version {_e(spec.version)})"
+    if t.get("synthetic"):
+        sub += " \u00b7 <span class='badge'>SYNTHETIC DATA</span>"
+    add(f"<p class='sub'>{sub}</p>")
+    nav = [
+        ("primary", "Primary result"),
+        ("trial", "Trial"),
+        ("consort", "CONSORT"),
+        ("table1", "Table 1"),
+        ("outcomes", "Outcomes"),
+        ("figures", "Figures"),
+        ("models", "Models"),
+        ("warnings", "Warnings"),
+        ("provenance", "Provenance"),
+    ]
+    add("<nav>" + "".join(f"<a href='#{a}'>{_e(b)}</a>" for a, b in nav) + "</nav>")
+
+    # ---- primary result -------------------------------------------------------------------
+    add("<section id='primary' class='primary'>")
+    add("<h2 style='margin-top:0;border:0'>Primary result</h2>")
+    for s in primary_sentences(run):
+        add(f"<p class='result' data-primary-sentence>{_e(s)}</p>")
+    prim_model = res["models"].get(spec.primary_outcome, {})
+    add(
+        f"<p class='peerstats-note'>Primary outcome {_e(outcome_label(trial, spec, spec.primary_outcome))}"
+        f" at {_e(spec.label('visits', spec.primary_visit))}; model: {_e(prim_model.get('model', ''))}, "
+        f"{_e(prim_model.get('df_method', ''))} degrees of freedom; estimates are "
+        + (
+            "changes from baseline (no control group)."
+            if single
+            else "adjusted differences (intervention \u2212 control)."
+        )
+        + "</p>"
+    )
+    add("</section>")
+
+    # ---- trial ----------------------------------------------------------------------------
+    add("<h2 id='trial'>Trial</h2>")
+    if ts.description:
+        add(f"<p>{_e(ts.description)}</p>")
+    n_rand = ", ".join(f"{spec.label('arms', a)} {n}" for a, n in t["n_randomised"].items())
+    add(
+        _kv(
+            [
+                (
+                    "Design",
+                    _e(t["design"])
+                    + (
+                        f"; group-delivered: {_e(', '.join(t['group_delivered']))}"
+                        if t["group_delivered"]
+                        else ""
+                    ),
+                ),
+                ("Registration", _e(reg) if reg else None),
+                ("Assessed", t["n_assessed"]),
+                ("Randomised" if not single else "Enrolled", _e(n_rand)),
+                ("Visits", _e(", ".join(spec.label("visits", v) for v in t["visits"]))),
+                (
+                    "Primary outcome",
+                    _e(
+                        f"{outcome_label(trial, spec, spec.primary_outcome)} at "
+                        f"{spec.label('visits', spec.primary_visit)}"
+                    ),
+                ),
+                (
+                    "Secondary outcomes",
+                    _e(", ".join(outcome_label(trial, spec, o) for o in spec.secondary_outcomes))
+                    or None,
+                ),
+                (
+                    "Multiplicity",
+                    _e(_ADJUST.get(spec.multiplicity, spec.multiplicity))
+                    + " (p-values of the secondary outcomes, within visit)"
+                    if not single and spec.secondary_outcomes
+                    else None,
+                ),
+            ]
+        )
+    )
+    if spec.description:
+        add(f"<p>{_e(spec.description)}</p>")
+
+    # ---- CONSORT, Table 1 -----------------------------------------------------------------
+    add("<h2 id='consort'>Participant flow</h2>")
+    add(_figure(run, "consort") or "<p>(not requested)</p>")
+    add("<h2 id='table1'>Baseline characteristics (Table 1)</h2>")
+    add(f"<div class='scroll'>{run.html_tables.get('table_one', '<p>(not requested)</p>')}</div>")
+
+    # ---- outcomes -------------------------------------------------------------------------
+    add("<h2 id='outcomes'>Outcomes</h2>")
+    if "outcomes" in run.html_tables:
+        add(f"<div class='scroll'>{run.html_tables['outcomes']}</div>")
+    elif "outcomes" in run.tables:
+        add("<h3>Change from baseline (model-based, all visits)</h3>")
+        add(
+            _frame_html(
+                run.tables["outcomes"],
+                [
+                    "outcome",
+                    "visit",
+                    "contrast",
+                    "estimate",
+                    "ci_lower",
+                    "ci_upper",
+                    "p_value",
+                    "cohens_d",
+                    "d_ci_lower",
+                    "d_ci_upper",
+                ],
+            )
+        )
+    if "within_group_change" in run.html_tables:
+        add("<h3>Within-group change (paired)</h3>")
+        add(f"<div class='scroll'>{run.html_tables['within_group_change']}</div>")
+    if "feasibility" in run.html_tables:
+        add("<h3>Feasibility</h3>")
+        add(f"<div class='scroll'>{run.html_tables['feasibility']}</div>")
+    for r in spec.responders:
+        key = f"responders_{r.outcome}"
+        if key in run.html_tables:
+            add(f"<h3>Responders: {_e(outcome_label(trial, spec, r.outcome))}</h3>")
+            add(f"<div class='scroll'>{run.html_tables[key]}</div>")
+
+    # ---- figures --------------------------------------------------------------------------
+    add("<h2 id='figures'>Figures</h2>")
+    add(_figure(run, "forest"))
+    traj = [n for n in run.figures if n.startswith("trajectory_")]
+    if traj:
+        add("<div class='grid'>" + "".join(_figure(run, n) for n in traj) + "</div>")
+    add("<div class='grid'>" + _figure(run, "change") + _figure(run, "attendance") + "</div>")
+
+    # ---- models ---------------------------------------------------------------------------
+    add("<h2 id='models'>Model details</h2>")
+    for o, m in res["models"].items():
+        add(f"<h3>{_e(outcome_label(trial, spec, o))} (<code>{_e(o)}</code>)</h3>")
+        pairs = [
+            ("Model", _e(m["model"])),
+            ("Formula", f"<code>{_e(m['formula'])}</code>"),
+            ("Covariance", _e(m["covariance"])),
+            ("Estimation / df", _e(f"{m['method'].upper()} / {m['df_method']}")),
+            ("Converged", _e(m["converged"])),
+            ("Observations", _e(f"{m['n_obs']} from {m['n_subjects']} participants")),
+            ("Log-likelihood / AIC", _e(f"{m['loglik']:.3f} / {m['aic']:.3f}")),
+        ]
+        if "icc" in m:
+            extra = f"{m['icc']:.4f}"
+            if m.get("design_effect") is not None:
+                extra += (
+                    f"; design effect {m['design_effect']:.3f} ({m['n_groups']} groups, "
+                    f"mean size {m['mean_group_size']:.2f})"
+                )
+            pairs.append(("Delivery-group ICC", _e(extra)))
+        add(_kv(pairs))
+        fit = run.fits[o].fit
+        coef = fit.coef.reset_index()
+        add(_frame_html(coef, digits=4))
+        if m["notes"]:
+            add("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in m["notes"]) + "</ul>")
+
+    # ---- warnings -------------------------------------------------------------------------
+    add("<h2 id='warnings'>Validation and model warnings</h2>")
+    if res.get("warnings"):
+        add("<ul class='warn'>" + "".join(f"<li>{_e(w)}</li>" for w in res["warnings"]) + "</ul>")
+    else:
+        add("<p>None: the data passed every validation check and every model fitted cleanly.</p>")
+
+    # ---- provenance -----------------------------------------------------------------------
+    man = run.manifest
+    add("<h2 id='provenance'>Provenance</h2>")
+    add(
+        "<p>Every number above is in <code>results.json</code> (unrounded); "
+        "<code>manifest.json</code> records the SHA-256 of each input, the versions and the "
+        "time of this run. Re-run with <code>peerstats run</code> and compare with "
+        "<code>peerstats check</code>.</p>"
+    )
+    rows = "".join(
+        f"<tr><td>{_e(k)}</td><td style='text-align:left'><code>{_e(v['sha256'][:16])}\u2026</code></td>"
+        f"<td style='text-align:left'>{_e(v['path'])}</td></tr>"
+        for k, v in man.get("inputs", {}).items()
+    )
+    add(
+        f"<div class='scroll'><table><thead><tr><th>Input</th><th>SHA-256</th><th>File</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+    vers = man.get("versions", {})
+    add(
+        _kv(
+            [
+                ("peerstats", _e(vers.get("peerstats", ""))),
+                ("Python", _e(vers.get("python", ""))),
+                (
+                    "Packages",
+                    _e(
+                        ", ".join(
+                            f"{k} {v}" for k, v in vers.items() if k not in ("peerstats", "python")
+                        )
+                    ),
+                ),
+                ("Platform", _e(" ".join(str(v) for v in man.get("platform", {}).values()))),
+                ("Seed", _e(man.get("seed", ""))),
+                ("Started", _e(man.get("started", ""))),
+            ]
+        )
+    )
+
+    body = "\n".join(p for p in parts if p)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "img-src data:; style-src 'unsafe-inline'\">\n"
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"{body}\n</main>\n</body>\n</html>\n"
+    )

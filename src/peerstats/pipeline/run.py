@@ -1,0 +1,837 @@
+"""``peerstats run``: an analysis spec in, a reproducible result folder out.
+
+:func:`run_analysis` computes everything in memory through the public API (load and validate
+the trial, fit the models, CONSORT, Table 1, outcome table, responders, feasibility, figures);
+:func:`write_results` writes the folder atomically; :func:`run` does both.
+
+The folder::
+
+    report.html        one self-contained page (figures embedded, no network requests)
+    results.json       every estimate, unrounded, stable keys; byte-identical for the same inputs
+    tables/*.csv       the tidy tables
+    figures/*.svg      the figures
+    manifest.json      SHA-256 of every input, versions, platform, seed, start and end time
+
+Nothing here computes statistics of its own: every number comes from a public peerstats
+function; this module only arranges the calls and the output.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from peerstats.exceptions import (
+    ConvergenceError,
+    ModelSpecificationError,
+    PeerstatsWarning,
+    SpecError,
+)
+from peerstats.pipeline._jsonio import dumps, frame_keyed, plain
+from peerstats.pipeline.spec import AnalysisSpec, read_analysis_spec
+
+__all__ = ["run", "run_analysis", "write_results", "AnalysisRun", "Progress", "RESULTS_FORMAT"]
+
+RESULTS_FORMAT = "peerstats-results/1"
+DEPENDENCIES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "statsmodels",
+    "matplotlib",
+    "formulaic",
+    "jsonschema",
+    "pyyaml",
+    "pingouin",
+)
+
+
+# ----------------------------------------------------------------------------- progress
+class Progress:
+    """Step lines on a stream (stderr by default).
+
+    On a terminal each step shows ``… step`` while it runs and is rewritten as
+    ``✓ step (1.2 s)`` when done; elsewhere (logs, CI) one plain line per finished step.
+    ``enabled=False`` is silent (``--quiet``).
+    """
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    @contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        """Time one step and report it."""
+        t0 = time.perf_counter()
+        if self.enabled and self.tty:
+            self.stream.write(f"\u2026 {label}")
+            self.stream.flush()
+        try:
+            yield
+        except BaseException:
+            if self.enabled:
+                self.stream.write(("\r" if self.tty else "") + f"\u2717 {label}: failed\n")
+                self.stream.flush()
+            raise
+        dt = time.perf_counter() - t0
+        if self.enabled:
+            if self.tty:
+                self.stream.write(f"\r\u2713 {label} ({dt:.1f} s)\033[K\n")
+            else:
+                self.stream.write(f"{label} ... done ({dt:.1f} s)\n")
+            self.stream.flush()
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class FittedOutcome:
+    """One outcome's model as the pipeline used it (a thin record around the public results)."""
+
+    outcome: str
+    model: str
+    formula: str
+    fit: Any
+    covariance: str
+    contrasts: pd.DataFrame | None = None
+    notes: tuple[str, ...] = ()
+    icc: float | None = None
+    design_effect: float | None = None
+    n_groups: int | None = None
+    mean_group_size: float | None = None
+
+
+@dataclass
+class AnalysisRun:
+    """Everything one run computed, in memory (write it with :func:`write_results`).
+
+    Attributes
+    ----------
+    spec : AnalysisSpec
+    trial : Trial
+    results : dict
+        The content of ``results.json`` (plain Python values).
+    tables : dict of str to DataFrame
+        ``tables/<name>.csv``.
+    figures : dict of str to str
+        ``figures/<name>.svg`` (SVG text).
+    report_html : str
+        ``report.html``.
+    manifest : dict
+        ``manifest.json`` (completed when written).
+    fits : dict of str to FittedOutcome
+    """
+
+    spec: AnalysisSpec
+    trial: Any
+    results: dict = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    figure_captions: dict[str, str] = field(default_factory=dict)
+    report_html: str = ""
+    manifest: dict = field(default_factory=dict)
+    fits: dict[str, FittedOutcome] = field(default_factory=dict)
+    html_tables: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("peerstats", *DEPENDENCIES):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _input_files(spec: AnalysisSpec, trial_spec: Any) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    if spec.source is not None:
+        files["analysis_spec"] = spec.source
+    files["trial_spec"] = Path(spec.trial_path)
+    for role in ("participants", "assessments", "sessions"):
+        src = getattr(trial_spec, role, None)
+        if src is not None:
+            files[role] = Path(src.path)
+    return files
+
+
+@contextmanager
+def _collect(sink: list[str], prefix: str = "") -> Iterator[None]:
+    """Record peerstats warnings (and still let others through)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PeerstatsWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, PeerstatsWarning):
+            msg = f"{prefix}{w.message}"
+            if msg not in sink:
+                sink.append(msg)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+# ----------------------------------------------------------------------------- models
+def _fit_auto(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
+    import peerstats
+
+    ta = peerstats.analyze(trial, outcome=outcome, df=spec.model.df, level=spec.model.level)
+    cov = (
+        "unstructured across visits"
+        if ta.model != "partially nested lmm"
+        else (
+            "random delivery-group intercept (group-delivered arm only), residual variance by arm"
+        )
+    )
+    return FittedOutcome(
+        outcome=outcome,
+        model=ta.model,
+        formula=ta.formula,
+        fit=ta.fit,
+        covariance=cov,
+        contrasts=ta.contrasts,
+        notes=tuple(ta.notes),
+        icc=ta.icc,
+        design_effect=ta.design_effect,
+        n_groups=ta.n_groups,
+        mean_group_size=ta.mean_group_size,
+    )
+
+
+def _fit_explicit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
+    """``mmrm`` / ``lmm`` as the spec's model section states (post-baseline visits,
+    ``outcome ~ baseline + strata + covariates + arm * visit``)."""
+    import peerstats
+
+    ts = trial.spec
+    m = spec.model
+    visits = [str(v) for v in ts.visits]
+    bcol = f"{outcome}_baseline"
+    notes: list[str] = []
+    a = trial.assessments
+    post = a[a["visit"].astype(str) != visits[0]].copy()
+    post["visit"] = pd.Categorical(post["visit"].astype(str), categories=visits[1:])
+    post["arm"] = pd.Categorical(
+        post["arm"].astype(str), categories=[str(x) for x in ts.arms.levels]
+    )
+    post = post[post[outcome].notna()]
+    miss = post[bcol].isna()
+    if miss.any():
+        msg = (
+            f"{int(miss.sum())} post-baseline observation(s) of "
+            f"{post.loc[miss, 'subject'].nunique()} participant(s) without a baseline "
+            f"{outcome!r} were excluded (the baseline is a covariate)"
+        )
+        notes.append(msg)
+        post = post[~miss]
+    present = [v for v in visits[1:] if (post["visit"] == v).any()]
+    post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present)
+    if m.covariates:
+        cov_frame = trial.participants[["subject", *m.covariates]]
+        post = post.merge(cov_frame, on="subject", how="left", validate="many_to_one")
+    strata = [s for s in ts.strata if s in post.columns]
+    for s in strata:
+        post[s] = post[s].astype(str)
+    strata = [s for s in strata if post[s].nunique() > 1]
+    many = len(present) > 1
+    fixed = f"{outcome} ~ " + " + ".join(
+        [bcol, *strata, *m.covariates, "arm * visit" if many else "arm"]
+    )
+    reference = {"arm": str(ts.arms.reference or ts.arms.levels[0])}
+    if m.type == "mmrm":
+        cov = m.covariance or "us"
+        fit = peerstats.mmrm(
+            fixed,
+            post,
+            subject="subject",
+            visit="visit",
+            covariance=cov,
+            df=m.df,
+            reference=reference,
+        )
+        return FittedOutcome(
+            outcome, "mmrm", fixed, fit, f"{cov} across visits", notes=tuple(notes)
+        )
+    # lmm
+    delivered = [str(x) for x in ts.arms.group_delivered]
+    post["delivered"] = post["arm"].astype(str).isin(delivered).astype(float)
+    if "group" in post.columns or delivered:
+        grp = (
+            post["group"].astype(object)
+            if "group" in post.columns
+            else pd.Series(None, index=post.index, dtype=object)
+        )
+        grp = grp.where(post["delivered"] > 0, None)
+        lone = (post["delivered"] > 0) & grp.isna()
+        if lone.any():
+            notes.append(
+                f"{post.loc[lone, 'subject'].nunique()} participant(s) of a group-delivered arm "
+                "without a recorded group were treated as groups of one"
+            )
+            grp = grp.where(~lone, "_single:" + post["subject"].astype(str))
+        post["group"] = grp
+    formula = f"{fixed} + {m.random}"
+    residual = m.covariance or "iid"
+    fit = peerstats.lmm(
+        formula,
+        post,
+        residual=residual,
+        residual_by=m.residual_by,
+        subject="subject",
+        visit="visit",
+        df=m.df,
+        reference=reference,
+    )
+    icc_s = getattr(fit, "icc", None)
+    icc = float(icc_s.get("group")) if icc_s is not None and "group" in icc_s else None
+    cov = f"residual {residual}" + (f" by {m.residual_by}" if m.residual_by else "")
+    return FittedOutcome(outcome, "lmm", formula, fit, cov, notes=tuple(notes), icc=icc)
+
+
+def _fit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
+    fitted = (
+        _fit_auto(trial, outcome, spec)
+        if spec.model.type == "auto"
+        else _fit_explicit(trial, outcome, spec)
+    )
+    if not getattr(fitted.fit, "converged", True):
+        raise ConvergenceError(
+            f"the model of {outcome!r} did not converge ({fitted.model}: {fitted.formula}); "
+            "the analysis plan's model cannot be reported as fitted"
+        )
+    return fitted
+
+
+def _model_record(f: FittedOutcome, spec: AnalysisSpec) -> dict[str, Any]:
+    fit = f.fit
+    coef = fit.coef.reset_index()
+    rec: dict[str, Any] = {
+        "model": f.model,
+        "formula": f.formula,
+        "covariance": f.covariance,
+        "method": str(getattr(fit, "method", "reml")),
+        "df_method": str(getattr(fit, "df_method", spec.model.df)),
+        "converged": bool(getattr(fit, "converged", True)),
+        "n_obs": int(fit.n_obs),
+        "n_subjects": int(getattr(fit, "n_subjects", 0)),
+        "loglik": float(fit.loglik),
+        "aic": float(fit.aic),
+        "bic": float(fit.bic),
+        "coefficients": frame_keyed(coef, ["term"]),
+        "covariance_parameters": frame_keyed(fit.cov_parameters, ["parameter", "group"]),
+    }
+    if f.icc is not None:
+        rec["icc"] = f.icc
+    if f.design_effect is not None:
+        rec["design_effect"] = f.design_effect
+        rec["n_groups"] = f.n_groups
+        rec["mean_group_size"] = f.mean_group_size
+    rec["notes"] = list(f.notes)
+    return rec
+
+
+# ----------------------------------------------------------------------------- text
+def _digits(se: float) -> int:
+    if se != se or se >= 0.5:
+        return 1
+    return 2 if se >= 0.05 else 3
+
+
+def _fmt_p(p: float) -> str:
+    if p != p:
+        return "p not available"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def outcome_label(trial: Any, spec: AnalysisSpec, outcome: str) -> str:
+    """Display name of an outcome: the spec's label, else the instrument, else the name."""
+    default = outcome
+    try:
+        o = trial.spec.outcome(outcome)
+        default = getattr(o, "instrument", None) or getattr(o, "label", None) or outcome
+    except (KeyError, AttributeError, SpecError):
+        pass
+    return spec.label("outcomes", outcome, str(default))
+
+
+def primary_sentences(run: AnalysisRun) -> list[str]:
+    """Plain-language statements of the primary result (one per contrast)."""
+    spec, trial = run.spec, run.trial
+    prim = run.results.get("primary", {})
+    out = []
+    name = outcome_label(trial, spec, spec.primary_outcome)
+    vlab = spec.label("visits", spec.primary_visit)
+    for key, r in prim.get("contrasts", {}).items():
+        est, lo, hi = r.get("estimate"), r.get("ci_lower"), r.get("ci_upper")
+        if est is None:
+            continue
+        k = _digits(r.get("std_error") or float("nan"))
+        word = "higher" if est > 0 else "lower"
+        ci = (
+            f"(95% CI {lo:.{k}f} to {hi:.{k}f})"
+            if spec.model.level == 0.95
+            else (f"({spec.model.level:.0%} CI {lo:.{k}f} to {hi:.{k}f})")
+        )
+        if run.results["trial"]["design"] == "single-arm":
+            out.append(
+                f"{name} at {vlab} was {abs(est):.{k}f} points {word} than at baseline {ci}, "
+                f"{_fmt_p(r.get('p_value', float('nan')))}; a within-group change in a single-arm "
+                "study, not a comparison with a control group."
+            )
+        else:
+            arm, ref = key.split(" - ", 1) if " - " in key else (key, "control")
+            d = r.get("d")
+            dtxt = f", Cohen's d {d:.2f}" if d is not None else ""
+            out.append(
+                f"{name} at {vlab} was {abs(est):.{k}f} points {word} {ci} with "
+                f"{spec.label('arms', arm)} than with {spec.label('arms', ref)} "
+                f"({_fmt_p(r.get('p_value', float('nan')))}{dtxt})."
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- figures
+def _svg(fig: Any) -> str:
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "peerstats", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
+    import matplotlib.pyplot as plt
+
+    import peerstats
+
+    spec, trial = run.spec, run.trial
+    arm_labels = {str(a): spec.label("arms", str(a)) for a in trial.spec.arms.levels}
+    visit_labels = {str(v): spec.label("visits", str(v)) for v in trial.spec.visits}
+    if spec.wants_figure("consort") and flow is not None:
+        run.figures["consort"] = _svg(flow.plot(arm_labels=arm_labels))
+        run.figure_captions["consort"] = "Figure 1. Participant flow (CONSORT)."
+    if spec.wants_figure("trajectories"):
+        for o in spec.outcomes:
+            fig, ax = plt.subplots(figsize=(6.4, 4.0))
+            peerstats.plot_trajectories(
+                trial,
+                o,
+                ax=ax,
+                arm_labels=arm_labels,
+                visit_labels=visit_labels,
+                ylabel=f"{outcome_label(trial, spec, o)}, mean (95% CI)",
+            )
+            run.figures[f"trajectory_{o}"] = _svg(fig)
+            run.figure_captions[f"trajectory_{o}"] = (
+                f"Observed mean {outcome_label(trial, spec, o)} per arm and visit, with 95% CI."
+            )
+    if spec.wants_figure("forest") and effects is not None and len(effects):
+        eff = effects.copy()
+        eff["outcome"] = [outcome_label(trial, spec, o) for o in eff["outcome"]]
+        eff["visit"] = [spec.label("visits", str(v)) for v in eff["visit"]]
+        fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(eff) + 1.6))
+        single = run.results["trial"]["design"] == "single-arm"
+        dcol = "cohens_d" if "cohens_d" in eff.columns else "d"
+        peerstats.plot_forest(
+            eff,
+            estimate=dcol,
+            ci=("d_ci_lower", "d_ci_upper"),
+            label=("outcome", "visit"),
+            ax=ax,
+            xlabel=(
+                "Change from baseline, Cohen's d (95% CI)"
+                if single
+                else "Difference (intervention \u2212 control), Cohen's d (95% CI)"
+            ),
+        )
+        run.figures["forest"] = _svg(fig)
+        run.figure_captions["forest"] = (
+            "Effect sizes (Cohen's d, adjusted difference / pooled baseline SD) of every "
+            "outcome, signs as measured: where lower scores are better (e.g. disability, "
+            "symptoms), a negative difference favours the intervention."
+            if not single
+            else "Within-group change from baseline (Cohen's d = mean change / baseline SD)."
+        )
+    if spec.wants_figure("change"):
+        fig, ax = plt.subplots(figsize=(5.5, 4.0))
+        peerstats.plot_change(
+            trial,
+            spec.primary_outcome,
+            visit=spec.primary_visit,
+            ax=ax,
+            arm_labels=arm_labels,
+            seed=spec.seed,
+        )
+        run.figures["change"] = _svg(fig)
+        run.figure_captions["change"] = (
+            f"Change in {outcome_label(trial, spec, spec.primary_outcome)} from baseline to "
+            f"{spec.label('visits', spec.primary_visit)}, per participant."
+        )
+    if spec.wants_figure("attendance") and getattr(trial, "sessions", None) is not None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        peerstats.plot_attendance(trial, ax=ax, arm_labels=arm_labels)
+        run.figures["attendance"] = _svg(fig)
+        run.figure_captions["attendance"] = "Sessions attended per participant."
+
+
+# ----------------------------------------------------------------------------- main
+def run_analysis(
+    spec: str | Path | dict | AnalysisSpec,
+    *,
+    progress: Progress | None = None,
+) -> AnalysisRun:
+    """Run an analysis spec in memory.
+
+    Parameters
+    ----------
+    spec : path, dict or AnalysisSpec
+        The analysis spec (see :func:`peerstats.pipeline.read_analysis_spec`).
+    progress : Progress, optional
+        Where step lines go (default: none).
+
+    Returns
+    -------
+    AnalysisRun
+
+    Raises
+    ------
+    SpecError
+        The analysis or trial spec is malformed, or they do not fit each other.
+    DataValidationError
+        The trial data failed validation (``.failures`` lists every problem).
+    ModelSpecificationError, ConvergenceError, ReconciliationError
+        A model could not be fitted, did not converge, or disagrees with the CONSORT flow.
+    """
+    import peerstats
+    from peerstats.figures.consort import consort
+
+    progress = progress or Progress(enabled=False)
+    started = _dt.datetime.now(_dt.UTC)
+    spec = read_analysis_spec(spec)
+    with progress.step(f"loading and validating the trial ({spec.trial_path.name})"):
+        trial = peerstats.load_trial(spec.trial_path)
+    spec.check_against(trial.spec)
+    run = AnalysisRun(spec=spec, trial=trial)
+    run.warnings.extend(f"data: {w}" for w in getattr(trial, "warnings", []))
+    ts = trial.spec
+    single = ts.design == "single-arm" or len(ts.arms.levels) == 1
+    design = "single-arm" if single else str(ts.design)
+
+    files = _input_files(spec, ts)
+    run.manifest = {
+        "analysis": spec.name,
+        "inputs": {k: {"path": str(p), "sha256": _sha256(p)} for k, p in files.items()},
+        "versions": {"python": platform.python_version(), **_versions()},
+        "platform": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "python_implementation": platform.python_implementation(),
+        },
+        "seed": spec.seed,
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "results_format": RESULTS_FORMAT,
+        "started": started.isoformat(timespec="seconds"),
+    }
+
+    part = trial.participants
+    rand = part[part["randomised"].astype(bool)] if "randomised" in part.columns else part
+    arms = [str(a) for a in ts.arms.levels]
+    res: dict[str, Any] = {
+        "format": RESULTS_FORMAT,
+        "analysis": {"name": spec.name, "title": spec.title, "version": spec.version},
+        "trial": {
+            "name": ts.name,
+            "design": design,
+            "synthetic": bool(ts.synthetic),
+            "arms": arms,
+            "reference": str(ts.arms.reference) if ts.arms.reference else None,
+            "group_delivered": [str(x) for x in ts.arms.group_delivered],
+            "visits": [str(v) for v in ts.visits],
+            "n_assessed": int(len(part)),
+            "n_randomised": {a: int((rand["arm"].astype(str) == a).sum()) for a in arms},
+        },
+    }
+    run.results = res
+
+    # ---- models ---------------------------------------------------------------------------
+    for o in spec.outcomes:
+        with progress.step(f"fitting the model of {o}"), _collect(run.warnings, f"{o}: "):
+            run.fits[o] = _fit(trial, o, spec)
+    res["models"] = {o: _model_record(f, spec) for o, f in run.fits.items()}
+    for o, f in run.fits.items():
+        for n in f.notes:
+            msg = f"{o}: {n}"
+            if msg not in run.warnings:
+                run.warnings.append(msg)
+
+    # ---- effects --------------------------------------------------------------------------
+    labels = {o: outcome_label(trial, spec, o) for o in spec.outcomes}
+    with progress.step("effects and descriptive tables"), _collect(run.warnings):
+        if single:
+            rows = []
+            for o, f in run.fits.items():
+                ct = f.contrasts.copy()
+                ct.insert(0, "outcome", o)
+                rows.append(ct)
+            effects = pd.concat(rows, ignore_index=True)
+            effects["visit"] = effects["visit"].astype(str)
+            keyed_cols = ["outcome", "visit", "contrast"]
+            effects_display = None
+        else:
+            otab = peerstats.outcome_table(
+                {o: f.fit for o, f in run.fits.items()},
+                trial,
+                primary=spec.primary_outcome,
+                adjust=spec.multiplicity,
+                level=spec.model.level,
+                labels=labels,
+            )
+            effects = otab.data.copy()
+            effects["visit"] = effects["visit"].astype(str)
+            keyed_cols = ["outcome", "visit", "contrast"]
+            effects_display = otab
+        res["effects"] = frame_keyed(effects, keyed_cols)
+        prim = effects[
+            (effects["outcome"] == spec.primary_outcome) & (effects["visit"] == spec.primary_visit)
+        ]
+        if prim.empty:
+            raise ModelSpecificationError(
+                f"the model of {spec.primary_outcome!r} has no estimate at the primary visit "
+                f"{spec.primary_visit!r} (no observations there?)"
+            )
+        if "cohens_d" in prim.columns:
+            prim = prim.rename(columns={"cohens_d": "d"})
+        res["primary"] = {
+            "outcome": spec.primary_outcome,
+            "visit": spec.primary_visit,
+            "contrasts": {
+                str(r["contrast"]): {
+                    k: plain(r[k])
+                    for k in (
+                        "estimate",
+                        "std_error",
+                        "df",
+                        "statistic",
+                        "p_value",
+                        "ci_lower",
+                        "ci_upper",
+                        "d",
+                        "d_ci_lower",
+                        "d_ci_upper",
+                    )
+                    if k in r
+                }
+                for _, r in prim.iterrows()
+            },
+        }
+        if spec.wants_table("outcomes"):
+            run.tables["outcomes"] = effects
+            if effects_display is not None:
+                run.html_tables["outcomes"] = effects_display.render("html")
+        if spec.wants_table("model_coefficients"):
+            coefs = []
+            for o, f in run.fits.items():
+                c = f.fit.coef.reset_index()
+                c.insert(0, "outcome", o)
+                coefs.append(c)
+            run.tables["model_coefficients"] = pd.concat(coefs, ignore_index=True)
+
+        # CONSORT, reconciled with the primary model
+        flow = None
+        if spec.wants_table("consort") or spec.wants_figure("consort"):
+            flow = consort(trial, run.fits[spec.primary_outcome].fit, outcome=spec.primary_outcome)
+            res["consort"] = frame_keyed(flow.counts, ["stage", "box", "arm", "visit", "reason"])
+            run.tables["consort"] = flow.counts
+        if spec.wants_table("table_one"):
+            t1 = peerstats.table_one(trial, by="arm", overall=not single, smd=not single)
+            res["table_one"] = frame_keyed(t1.data, ["variable", "level", "arm", "statistic"])
+            run.tables["table_one"] = t1.data
+            run.html_tables["table_one"] = t1.render("html")
+        if spec.responders and spec.wants_table("responders"):
+            res["responders"] = {}
+            for r in spec.responders:
+                rt = peerstats.responder_analysis(
+                    trial, r.outcome, visit=r.visit, reliability=r.reliability, cutoff=r.cutoff
+                )
+                key = f"{r.outcome}|{r.visit or ''}"
+                entry = {"rates": frame_keyed(rt.data, ["outcome", "visit", "arm", "category"])}
+                comp = getattr(rt, "comparison", None)
+                if comp is not None and len(comp):
+                    entry["comparison"] = frame_keyed(comp, ["outcome", "visit", "arm", "category"])
+                    run.tables[f"responders_comparison_{r.outcome}"] = comp
+                params = getattr(rt, "parameters", None)
+                if params is not None:
+                    entry["parameters"] = plain(params)
+                res["responders"][key] = entry
+                run.tables[f"responders_{r.outcome}"] = rt.data
+                run.html_tables[f"responders_{r.outcome}"] = rt.render("html")
+        want_feas = spec.wants_table("feasibility") and (single or spec.tables is not None)
+        if want_feas:
+            ft = peerstats.feasibility(
+                trial, outcome=spec.primary_outcome, min_sessions=spec.min_sessions
+            )
+            res["feasibility"] = frame_keyed(ft.data, ["measure", "arm", "visit"])
+            att = getattr(ft, "attendance", None)
+            if att is not None:
+                res["attendance"] = plain(att)
+            run.tables["feasibility"] = ft.data
+            run.html_tables["feasibility"] = ft.render("html")
+        want_wgc = spec.wants_table("within_group_change") and (single or spec.tables is not None)
+        if want_wgc:
+            frames, htmls = [], []
+            for o in spec.outcomes:
+                wt = peerstats.within_group_change(trial, o)
+                frames.append(wt.data)
+                htmls.append(wt.render("html"))
+            wg = pd.concat(frames, ignore_index=True)
+            res["within_group_change"] = frame_keyed(wg, ["outcome", "arm", "visit"])
+            run.tables["within_group_change"] = wg
+            run.html_tables["within_group_change"] = "\n".join(htmls)
+
+    with progress.step("drawing the figures"), _collect(run.warnings):
+        _figures(run, flow, effects)
+
+    res["warnings"] = list(run.warnings)
+    from peerstats.pipeline.report import render_report
+
+    with progress.step("writing the report"):
+        run.report_html = render_report(run)
+    return run
+
+
+def _write_tree(root: Path, run: AnalysisRun) -> None:
+    (root / "tables").mkdir()
+    (root / "figures").mkdir()
+    for name, df in run.tables.items():
+        df.to_csv(root / "tables" / f"{name}.csv", index=False, lineterminator="\n")
+    for name, svg in run.figures.items():
+        (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
+    (root / "results.json").write_text(dumps(run.results), encoding="utf-8")
+    (root / "report.html").write_text(run.report_html, encoding="utf-8")
+    outputs = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            outputs[p.relative_to(root).as_posix()] = _sha256(p)
+    manifest = dict(run.manifest)
+    manifest["outputs"] = outputs
+    finished = _dt.datetime.now(_dt.UTC)
+    manifest["finished"] = finished.isoformat(timespec="seconds")
+    started = _dt.datetime.fromisoformat(manifest["started"])
+    manifest["duration_seconds"] = round((finished - started).total_seconds())
+    (root / "manifest.json").write_text(dumps(manifest), encoding="utf-8")
+
+
+def check_output_dir(out: str | Path, *, force: bool = False) -> Path:
+    """Check that ``out`` may be written; returns it resolved.
+
+    Raises
+    ------
+    SpecError
+        ``out`` exists and ``force`` is false, or it is a file.
+    """
+    out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"{out} exists and is not a folder")
+    if out.exists() and not force:
+        raise SpecError(f"{out} exists; pass --force (force=True) to replace it")
+    return out
+
+
+def write_results(
+    run: AnalysisRun,
+    out: str | Path,
+    *,
+    force: bool = False,
+    _writer: Callable[[Path, AnalysisRun], None] | None = None,
+) -> Path:
+    """Write a run's folder atomically.
+
+    Everything is written to a temporary folder next to ``out`` that is renamed to ``out`` at
+    the end; a failure leaves ``out`` as it was (absent, or the previous results).
+
+    Parameters
+    ----------
+    run : AnalysisRun
+    out : path
+    force : bool
+        Replace an existing ``out``.
+
+    Returns
+    -------
+    Path
+        ``out`` (resolved).
+    """
+    out = check_output_dir(out, force=force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (_writer or _write_tree)(tmp, run)
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old.rmdir()
+            out.rename(old)
+            try:
+                tmp.rename(out)
+            except BaseException:
+                old.rename(out)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def run(
+    spec: str | Path | dict | AnalysisSpec,
+    out: str | Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Run an analysis spec and write its result folder (see the module docstring).
+
+    Returns
+    -------
+    Path
+        The folder written; ``<out>/report.html`` is the report.
+    """
+    check_output_dir(out, force=force)  # fail before the work, not after
+    result = run_analysis(spec, progress=progress)
+    progress = progress or Progress(enabled=False)
+    with progress.step(f"writing {out}"):
+        return write_results(result, out, force=force)

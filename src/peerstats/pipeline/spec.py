@@ -1,0 +1,370 @@
+"""Analysis specs: the statistical analysis plan (SAP) as data.
+
+:func:`read_analysis_spec` parses a YAML file (or a dict) into a frozen :class:`AnalysisSpec`,
+checked against ``data_schemas/analysis-spec.schema.json``; :meth:`AnalysisSpec.check_against`
+checks the rules that need the trial spec (outcomes and visits exist, the model fits the
+design). Every problem is collected and reported in one :class:`~peerstats.SpecError`.
+
+Example (``analyses/peer_recovery.yaml``)::
+
+    analysis: {name: peer_recovery, title: "PEER example: primary analysis"}
+    trial: {dataset: peer_recovery}        # or a path relative to this file
+    primary: {outcome: qpr15, visit: post}
+    secondary: {outcomes: [empowerment, mansa, wsas]}
+    model: {type: auto, df: satterthwaite}
+    multiplicity: {method: holm}
+    responders: [{outcome: qpr15, visit: post}]
+    tables: [consort, table_one, outcomes, responders, model_coefficients]
+    figures: [consort, trajectories, forest, change, attendance]
+    labels: {visits: {post: post-treatment}, arms: {peer: peer support}}
+    seed: 179
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from peerstats.exceptions import SpecError
+
+__all__ = [
+    "AnalysisSpec",
+    "ModelSpec",
+    "ResponderSpec",
+    "read_analysis_spec",
+    "analysis_spec_schema",
+    "TABLES",
+    "FIGURES",
+]
+
+ModelType = Literal["auto", "mmrm", "lmm"]
+TABLES = (
+    "consort",
+    "table_one",
+    "outcomes",
+    "responders",
+    "feasibility",
+    "within_group_change",
+    "model_coefficients",
+)
+FIGURES = ("consort", "trajectories", "forest", "change", "attendance")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model section: ``type`` (auto | mmrm | lmm), covariance, df method, covariates.
+
+    ``auto`` calls :func:`peerstats.analyze` (MMRM with unstructured covariance, or the
+    partially nested LMM when an arm is group-delivered, or the single-arm MMRM); ``mmrm`` and
+    ``lmm`` build ``outcome ~ outcome_baseline + strata + covariates + arm * visit`` and call
+    :func:`peerstats.mmrm` / :func:`peerstats.lmm` with the options given.
+    """
+
+    type: ModelType = "auto"
+    covariance: str | None = None
+    df: str = "satterthwaite"
+    covariates: tuple[str, ...] = ()
+    random: str | None = None
+    residual_by: str | None = None
+    level: float = 0.95  # fixed: the outcome table reports 95% CIs
+
+
+@dataclass(frozen=True)
+class ResponderSpec:
+    """One responder analysis (reliable change / recovery) of an outcome."""
+
+    outcome: str
+    visit: str | None = None
+    reliability: float | str = "alpha"
+    cutoff: float | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """A parsed, schema-checked analysis spec (immutable). Build with :func:`read_analysis_spec`.
+
+    Attributes
+    ----------
+    name, title, description, version : str
+    trial_path : Path
+        The trial spec (absolute), resolved from ``trial`` (a path or ``{dataset: name}``).
+    dataset : str or None
+        The bundled example named by ``trial: {dataset: ...}``.
+    primary_outcome, primary_visit : str
+    secondary_outcomes : tuple of str
+    model : ModelSpec
+    multiplicity : str
+    responders : tuple of ResponderSpec
+    min_sessions : int or None
+    tables, figures : tuple of str or None
+        ``None`` = every table / figure that applies to the design.
+    labels : dict
+        ``{"outcomes": {...}, "visits": {...}, "arms": {...}}`` display names.
+    seed : int
+    source : Path or None
+        The spec file. ``raw`` is the spec as written.
+    """
+
+    name: str
+    trial_path: Path
+    primary_outcome: str
+    primary_visit: str
+    title: str = ""
+    description: str = ""
+    version: str = ""
+    dataset: str | None = None
+    secondary_outcomes: tuple[str, ...] = ()
+    model: ModelSpec = field(default_factory=ModelSpec)
+    multiplicity: str = "holm"
+    responders: tuple[ResponderSpec, ...] = ()
+    min_sessions: int | None = None
+    tables: tuple[str, ...] | None = None
+    figures: tuple[str, ...] | None = None
+    labels: dict = field(default_factory=dict, compare=False)
+    seed: int = 0
+    source: Path | None = None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """Primary then secondary outcomes."""
+        return (self.primary_outcome, *self.secondary_outcomes)
+
+    def wants_table(self, name: str) -> bool:
+        """Whether the spec asks for table ``name`` (all apply when ``tables`` is not given)."""
+        return self.tables is None or name in self.tables
+
+    def wants_figure(self, name: str) -> bool:
+        """Whether the spec asks for figure ``name`` (all apply when ``figures`` is not given)."""
+        return self.figures is None or name in self.figures
+
+    def label(self, kind: str, key: str, default: str | None = None) -> str:
+        """Display label of an outcome / visit / arm (``kind`` = outcomes, visits, arms)."""
+        return str(self.labels.get(kind, {}).get(key, default if default is not None else key))
+
+    def check_against(self, trial_spec: Any) -> None:
+        """Check the rules that need the trial spec; raise one SpecError listing every problem.
+
+        Raises
+        ------
+        SpecError
+            An outcome or visit is not in the trial spec, the primary visit is the baseline,
+            or the model options do not fit the design.
+        """
+        problems: list[str] = []
+        outcomes = list(trial_spec.outcome_names)
+        visits = [str(v) for v in trial_spec.visits]
+        for key, name in [("primary/outcome", self.primary_outcome)] + [
+            (f"secondary/outcomes/{i}", o) for i, o in enumerate(self.secondary_outcomes)
+        ]:
+            if name not in outcomes:
+                problems.append(f"{key}: {name!r} is not an outcome; outcomes are {outcomes}")
+        if self.primary_outcome in self.secondary_outcomes:
+            problems.append(f"secondary/outcomes: {self.primary_outcome!r} is the primary outcome")
+        if self.primary_visit not in visits:
+            problems.append(
+                f"primary/visit: {self.primary_visit!r} is not a visit; visits are {visits}"
+            )
+        elif self.primary_visit == visits[0]:
+            problems.append(
+                f"primary/visit: {self.primary_visit!r} is the baseline; the primary time point "
+                f"must be a later visit ({visits[1:]})"
+            )
+        for i, r in enumerate(self.responders):
+            if r.outcome not in outcomes:
+                problems.append(
+                    f"responders/{i}/outcome: {r.outcome!r} is not an outcome; outcomes are {outcomes}"
+                )
+            if r.visit is not None and r.visit not in visits[1:]:
+                problems.append(
+                    f"responders/{i}/visit: {r.visit!r} is not a post-baseline visit; those are {visits[1:]}"
+                )
+        single = trial_spec.design == "single-arm" or len(trial_spec.arms.levels) == 1
+        m = self.model
+        if m.type == "auto":
+            if m.covariance not in (None, "us"):
+                problems.append(
+                    f"model/covariance: type 'auto' fits the pre-specified unstructured covariance; "
+                    f"set model/type to 'mmrm' to use {m.covariance!r}"
+                )
+            if m.covariates:
+                problems.append(
+                    "model/covariates: type 'auto' adjusts for the baseline score and the strata "
+                    "only; set model/type to 'mmrm' or 'lmm' to add covariates"
+                )
+        if m.type != "lmm" and (m.random or m.residual_by):
+            problems.append("model/random, model/residual_by: only for model/type 'lmm'")
+        if m.type == "lmm" and not m.random:
+            problems.append(
+                "model/random: type 'lmm' needs random terms, e.g. "
+                "'(1 | subject) + (0 + delivered | group)'"
+            )
+        if single and m.type != "auto":
+            problems.append(
+                f"model/type: {m.type!r} compares arms, but {trial_spec.name!r} is a single-arm "
+                "study; use 'auto' (change from baseline)"
+            )
+        known = set(trial_spec.covariates)
+        for c in m.covariates:
+            if c in trial_spec.strata:
+                problems.append(
+                    f"model/covariates: {c!r} is a stratification factor, adjusted already"
+                )
+            elif c not in known:
+                problems.append(
+                    f"model/covariates: {c!r} is not a covariate of the trial spec; covariates are "
+                    f"{sorted(known)}"
+                )
+        if m.type == "mmrm" and m.covariance == "iid":
+            problems.append(
+                "model/covariance: 'iid' is for lmm residuals; an MMRM needs a structure across visits"
+            )
+        if problems:
+            raise SpecError(_problem_text(self.source or self.name, problems, trial_spec))
+
+    def to_dict(self) -> dict:
+        """The spec as written (a deep copy)."""
+        return copy.deepcopy(self.raw)
+
+
+def analysis_spec_schema() -> dict:
+    """The analysis-spec JSON Schema (``data_schemas/analysis-spec.schema.json``)."""
+    text = (resources.files("peerstats") / "data_schemas" / "analysis-spec.schema.json").read_text(
+        encoding="utf-8"
+    )
+    return json.loads(text)
+
+
+def _schema_problems(raw: Any) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(analysis_spec_schema())
+    problems = []
+    for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        msg = err.message
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            msg += f"; allowed keys are {allowed}"
+        elif err.validator == "oneOf" and where == "trial":
+            msg = "trial is a path to a trial spec or {dataset: <bundled example>}"
+        problems.append(f"{where}: {msg}")
+    return problems
+
+
+def _problem_text(where: Any, problems: list[str], trial_spec: Any = None) -> str:
+    head = f"analysis spec {where}"
+    if trial_spec is not None:
+        head += f" (trial {trial_spec.name!r})"
+    n = len(problems)
+    return f"{head}: {n} problem{'s' if n != 1 else ''}:\n" + "\n".join(
+        f"  - {p}" for p in problems
+    )
+
+
+def read_analysis_spec(
+    spec: str | Path | dict | AnalysisSpec, *, base_dir: str | Path | None = None
+) -> AnalysisSpec:
+    """Read and schema-check an analysis spec.
+
+    Parameters
+    ----------
+    spec : path, dict or AnalysisSpec
+        A YAML file, or the same content as a dict.
+    base_dir : path, optional
+        Directory a relative ``trial`` path is resolved against (default: the spec file's
+        folder, or the working directory for a dict).
+
+    Returns
+    -------
+    AnalysisSpec
+
+    Raises
+    ------
+    SpecError
+        The file is missing or not YAML, or the spec breaks the schema (every problem listed),
+        or the trial spec it names does not exist.
+    """
+    if isinstance(spec, AnalysisSpec):
+        return spec
+    source: Path | None = None
+    if isinstance(spec, dict):
+        raw = copy.deepcopy(spec)
+        root = Path(base_dir) if base_dir is not None else Path.cwd()
+    else:
+        import yaml
+
+        source = Path(spec).resolve()
+        if not source.is_file():
+            raise SpecError(f"analysis spec not found: {spec}")
+        try:
+            raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{source} is not valid YAML: {exc}") from exc
+        root = Path(base_dir) if base_dir is not None else source.parent
+    if not isinstance(raw, dict):
+        raise SpecError(f"analysis spec {source or ''}: the top level must be a mapping")
+    problems = _schema_problems(raw)
+    if problems:
+        raise SpecError(_problem_text(source or "(dict)", problems))
+
+    trial = raw["trial"]
+    dataset = None
+    if isinstance(trial, dict):
+        from peerstats import datasets
+
+        dataset = trial["dataset"]
+        trial_path = Path(datasets.path(dataset))  # SpecError for an unknown name
+    else:
+        trial_path = Path(trial)
+        if not trial_path.is_absolute():
+            trial_path = (root / trial_path).resolve()
+        if not trial_path.is_file():
+            raise SpecError(
+                _problem_text(source or "(dict)", [f"trial: file not found: {trial_path}"])
+            )
+
+    meta = raw["analysis"]
+    m = raw.get("model", {})
+    model = ModelSpec(
+        type=m.get("type", "auto"),
+        covariance=m.get("covariance"),
+        df=m.get("df", "satterthwaite"),
+        covariates=tuple(m.get("covariates", ())),
+        random=m.get("random"),
+        residual_by=m.get("residual_by"),
+    )
+    responders = tuple(
+        ResponderSpec(
+            outcome=r["outcome"],
+            visit=r.get("visit"),
+            reliability=r.get("reliability", "alpha"),
+            cutoff=r.get("cutoff"),
+        )
+        for r in raw.get("responders", ())
+    )
+    return AnalysisSpec(
+        name=meta["name"],
+        title=meta.get("title", ""),
+        description=meta.get("description", ""),
+        version=meta.get("version", ""),
+        trial_path=trial_path,
+        dataset=dataset,
+        primary_outcome=raw["primary"]["outcome"],
+        primary_visit=str(raw["primary"]["visit"]),
+        secondary_outcomes=tuple(raw.get("secondary", {}).get("outcomes", ())),
+        model=model,
+        multiplicity=raw.get("multiplicity", {}).get("method", "holm"),
+        responders=responders,
+        min_sessions=raw.get("feasibility", {}).get("min_sessions"),
+        tables=tuple(raw["tables"]) if "tables" in raw else None,
+        figures=tuple(raw["figures"]) if "figures" in raw else None,
+        labels={k: dict(v) for k, v in raw.get("labels", {}).items()},
+        seed=int(raw.get("seed", 0)),
+        source=source,
+        raw=raw,
+    )
