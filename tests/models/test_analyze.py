@@ -22,7 +22,12 @@ import pandas as pd
 import pytest
 
 import peerstats
-from peerstats.exceptions import DataWarning, PeerstatsWarning, SpecError
+from peerstats.exceptions import (
+    DataWarning,
+    ModelSpecificationError,
+    PeerstatsWarning,
+    SpecError,
+)
 
 REF = Path(__file__).parents[1] / "reference" / "r_lmm_extra"
 R = json.loads((REF / "r_lmm_extra.json").read_text())
@@ -211,3 +216,46 @@ def test_single_post_visit_partially_nested_matches_r(tmp_path):
     vc = ref["varcomp"]
     rel(res.icc, vc["group_var"] / (vc["group_var"] + vc["resid_var_peer"]), RTOL, "icc")
     rel(res.sd_baseline, R["analyze_pn"]["sd_pooled_baseline"], 1e-10, "sd")
+
+
+def test_group_delivered_without_groups_is_an_error(tmp_path):
+    p = pd.read_csv(REF / "trial_participants.csv")
+    p["group"] = np.nan
+    p.to_csv(tmp_path / "trial_participants.csv", index=False)
+    shutil.copy(REF / "trial_assessments.csv", tmp_path / "trial_assessments.csv")
+    try:
+        trial = peerstats.load_trial(spec(True), base_dir=tmp_path)
+    except peerstats.PeerstatsError:
+        pytest.skip("the data layer already refuses a group-delivered arm without groups")
+    with pytest.raises(ModelSpecificationError, match="no analysed participant has a delivery"):
+        peerstats.analyze(trial, outcome="y")
+
+
+def test_single_arm_change_by_hand(tmp_path):
+    # complete data, two visits: the MMRM change from baseline is the paired mean difference,
+    # with SE sd(diff) / sqrt(n) and df n - 1; d = mean change / SD(baseline)
+    pre = np.array([12.0, 15, 9, 11, 14, 10, 13])
+    post = np.array([9.0, 14, 6, 10, 9, 8, 12])
+    ids = [f"F{i}" for i in range(len(pre))]
+    pd.DataFrame({"id": ids, "arm": "peer"}).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame(
+        {"id": ids * 2, "visit": ["pre"] * 7 + ["post"] * 7, "y": np.r_[pre, post]}
+    ).to_csv(tmp_path / "a.csv", index=False)
+    sp = {
+        "trial": {"name": "single", "design": "single-arm", "synthetic": True},
+        "data": {"participants": "p.csv", "assessments": "a.csv"},
+        "columns": {"subject": "id", "arm": "arm", "visit": "visit"},
+        "arms": {"levels": ["peer"]},
+        "visits": ["pre", "post"],
+        "outcomes": {"y": {"column": "y"}},
+    }
+    res = peerstats.analyze(peerstats.load_trial(sp, base_dir=tmp_path), outcome="y")
+    diff = post - pre
+    n = len(diff)
+    row = res.contrasts.iloc[0]
+    assert res.model == "single-arm mmrm"
+    assert row["estimate"] == pytest.approx(diff.mean(), rel=1e-8)
+    assert row["std_error"] == pytest.approx(diff.std(ddof=1) / np.sqrt(n), rel=1e-6)
+    assert row["df"] == pytest.approx(n - 1, rel=1e-4)
+    assert res.sd_baseline == pytest.approx(pre.std(ddof=1), rel=1e-12)
+    assert row["cohens_d"] == pytest.approx(diff.mean() / pre.std(ddof=1), rel=1e-8)

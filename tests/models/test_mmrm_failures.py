@@ -173,3 +173,11 @@ def test_summary_and_html(fev):
 def test_kenward_roger_needs_reml(fev):
     with pytest.raises(ModelSpecificationError, match="method='reml'"):
         fit(fev, method="ml", df="kenward-roger")
+
+
+def test_visit_pair_never_observed_together_us(fev):
+    # nobody observed at both VIS1 and VIS4: UN(4,1) is not identified
+    both = fev.groupby("USUBJID")["FEV1"].transform(lambda s: s.notna().iloc[0])
+    fev.loc[(fev.AVISIT == "VIS4") & both.astype(bool), "FEV1"] = np.nan
+    with pytest.raises(ModelSpecificationError, match="both visits"):
+        fit(fev, "FEV1 ~ 1")

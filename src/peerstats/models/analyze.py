@@ -278,6 +278,12 @@ def analyze(
         )
         grp = grp.where(post["delivered"] > 0, None)
         lone = (post["delivered"] > 0) & grp.isna()
+        if lone.any() and lone.sum() == (post["delivered"] > 0).sum():
+            raise ModelSpecificationError(
+                f"arm(s) {delivered} are group-delivered (spec arms.group_delivered) but no "
+                "analysed participant has a delivery group; map the group column in the spec "
+                "(columns: group) or remove the arm from group_delivered"
+            )
         if lone.any():
             n_lone = post.loc[lone, "subject"].nunique()
             notes.append(
@@ -346,8 +352,6 @@ def _add_d(ct: pd.DataFrame, sd: float) -> pd.DataFrame:
 
 def _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm) -> TrialAnalysis:
     """Single-arm study: MMRM on all visits, change from baseline at each later visit."""
-    from peerstats.models._ddf import Inference  # noqa: F401  (documented dependency)
-
     d = a[a[outcome].notna()].copy()
     d["visit"] = pd.Categorical(d["visit"].astype(str), categories=visits)
     present = [v for v in visits if (d["visit"] == v).any()]
@@ -359,15 +363,15 @@ def _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm) -
     d["visit"] = pd.Categorical(d["visit"].astype(str), categories=present)
     formula = f"{outcome} ~ visit"
     fit = mmrm(formula, d, subject="subject", visit="visit", covariance="us", df=df)
-    em = fit.emmeans("visit", level=level)
-    from peerstats.models.emmeans import emmeans_matrix
-
-    frame, L = emmeans_matrix(fit._design, ["visit"])
+    # with treatment coding of ``visit`` the coefficient of each later visit is its mean change
+    # from baseline (the equal-weight marginal-mean difference)
+    names = list(fit.params.index)
     rows = []
     for k in range(1, len(present)):
-        res = fit._inference.test_1d(L[k] - L[0], alpha=1 - level)
+        ell = np.zeros(len(names))
+        ell[k] = 1.0
+        res = fit.test(ell, level=level).iloc[0].to_dict()
         rows.append({"visit": present[k], "contrast": f"{present[k]} - {present[0]}", **res})
-    del em
     ct = _add_d(pd.DataFrame(rows), sd)
     arm = str(spec.arms.levels[0])
     n_an = pd.Series({arm: int(d["subject"].nunique())}, name="n_analysed")

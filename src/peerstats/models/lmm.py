@@ -386,6 +386,16 @@ def _lmm(
 
     rows = getattr(design, "rows", None)
     rdata = data.iloc[np.asarray(rows)] if rows is not None else data.loc[used.index]
+    # only the columns the random terms use; Arrow-backed strings as objects (much faster to
+    # label and factorise row by row)
+    rcols = list(dict.fromkeys([*group_cols, *lhs_vars]))
+    rdata = pd.DataFrame(
+        {
+            c: rdata[c].astype(object) if pd.api.types.is_string_dtype(rdata[c]) else rdata[c]
+            for c in rcols
+        },
+        index=rdata.index,
+    )
     rdesigns = [build_random_design(rdata, t) for t in terms]
     for t, rd in zip(terms, rdesigns):
         if rd.n_levels == 0:

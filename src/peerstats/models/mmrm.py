@@ -10,14 +10,13 @@ Sigma_i = W_i^-1/2 Sigma W_i^-1/2).
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from peerstats.exceptions import ConvergenceError, ConvergenceWarning, ModelSpecificationError
+from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 from peerstats.models._covariance import STRUCTURES, GroupedCovariance, make_structure
 from peerstats.models._ddf import DF_METHODS, Inference, kenward_roger_vcov
 from peerstats.models._design import as_categorical, build_fixed_design, check_rank_gram
@@ -278,6 +277,8 @@ def mmrm(
     if w is not None:  # the rank of the unweighted X (weights only rescale rows)
         XtX = design.X.T @ design.X
     check_rank_gram(XtX, design.columns, n_obs)
+    if covariance == "us":
+        _check_pairs_observed(classes, G, T, visit_levels, group_levels, group)
     covmodel = PatternCovariance(grouped, classes)
     engine = REMLEngine(classes, covmodel, n_obs=n_obs, method=method, log_weight_sum=log_w)
     theta0 = grouped.start(_empirical_covariances(classes, G, T))
@@ -357,6 +358,24 @@ def mmrm(
             "tried": tried,
         },
     )
+
+
+def _check_pairs_observed(classes, G, T, visit_levels, group_levels, group) -> None:
+    """An unstructured covariance needs every pair of visits observed together somewhere."""
+    N = np.zeros((G, T, T))
+    for sc in classes:
+        for b, (g, vis) in enumerate(sc.keys):
+            N[g][np.ix_(vis, vis)] += sc.counts[b]
+    for g in range(G):
+        i, j = np.nonzero(np.triu(N[g] == 0, 1))
+        if i.size:
+            pairs = [(str(visit_levels[a]), str(visit_levels[c])) for a, c in zip(i, j)]
+            where = f" in group {group_levels[g]!r}" if group is not None else ""
+            raise ModelSpecificationError(
+                f"no subject{where} has outcomes at both visits of {pairs[:5]}; their covariance "
+                "is not identified under covariance='us'. Use a structured covariance (e.g. "
+                "'toeph', 'adh', 'ar1h') or check the visit coding."
+            )
 
 
 def _empirical_covariances(classes, G: int, T: int) -> list[np.ndarray]:
@@ -514,7 +533,3 @@ def _second_derivative_terms(engine, grouped, theta) -> np.ndarray:
         A = np.moveaxis(A.reshape(B, K * K, m * m), 0, 1).reshape(K * K, B * m * m)
         R += (A @ sc.SXX.reshape(B * m * m, p * p)).reshape(K, K, p, p)
     return R
-
-
-def _warn_unconverged(message: str) -> None:  # pragma: no cover - kept for lmm
-    warnings.warn(message, ConvergenceWarning, stacklevel=3)
