@@ -60,14 +60,24 @@ class DataValidationError(PeerstatsError, ValueError):
         lines = [head + ":"]
         for rec in self.failures.head(self.max_shown).itertuples(index=False):
             where = str(rec.table)
-            if rec.row is not None and rec.row == rec.row:  # not NaN
+            if not _is_missing(rec.row):
                 where += f" row {int(rec.row)}"
-            if rec.column is not None and rec.column == rec.column:
+            if not _is_missing(rec.column):
                 where += f", column {rec.column!r}"
             lines.append(f"  - [{rec.check}] {where}: {rec.message}")
         if n > self.max_shown:
             lines.append(f"  ... and {n - self.max_shown} more (see .failures)")
         return "\n".join(lines)
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN, pd.NA or NaT (a failure row may hold any of them)."""
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # list-like values are never "missing"
+        return False
 
 
 class SpecError(PeerstatsError, ValueError):

@@ -181,3 +181,17 @@ def test_visit_pair_never_observed_together_us(fev):
     fev.loc[(fev.AVISIT == "VIS4") & both.astype(bool), "FEV1"] = np.nan
     with pytest.raises(ModelSpecificationError, match="both visits"):
         fit(fev, "FEV1 ~ 1")
+
+
+def test_kr_information_needs_kenward_roger():
+    data = pd.DataFrame({
+        "id": np.repeat(np.arange(20), 2),
+        "visit": np.tile(["v1", "v2"], 20),
+        "y": np.random.default_rng(1).normal(size=40),
+    })
+    with pytest.raises(ModelSpecificationError, match="only applies to df='kenward-roger'"):
+        peerstats.mmrm("y ~ visit", data, subject="id", visit="visit", covariance="cs",
+                       df="satterthwaite", kr_information="expected")
+    with pytest.raises(ModelSpecificationError, match="kr_information"):
+        peerstats.mmrm("y ~ visit", data, subject="id", visit="visit", covariance="cs",
+                       df="kenward-roger", kr_information="fisher")

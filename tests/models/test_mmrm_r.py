@@ -38,7 +38,8 @@ Tolerances and why:
   block ``kenward_roger`` holds it, computed with pbkrtest's own formulas (vcovAdj_internal,
   Lb_ddf) fed with that W (tests/reference/r_lmm/reml_generic.R). pbkrtest and lmerTest use the
   inverse *expected* information instead; their numbers are kept in ``kenward_roger_pbkrtest``
-  (df 1-5% away, adjusted SEs up to ~4e-4) and are not what SAS prints, so they are not tested.
+  (df 1-5% away, adjusted SEs up to ~4e-4) and are tested against
+  ``peerstats.mmrm(..., kr_information="expected")`` at the same tolerances.
   CS is linear in (tau^2, sigma^2), SAS's own CS parameters: no second-derivative terms.
 """
 
@@ -72,7 +73,10 @@ FITS = {
     "us_ml": ("us", "ml", "satterthwaite", None),
     "cs_lmer_satterthwaite": ("cs", "reml", "satterthwaite", "satterthwaite"),
     "cs_lmer_kenward_roger": ("cs", "reml", "kenward-roger", "kenward_roger"),
+    "cs_lmer_kenward_roger_pbkrtest": ("cs", "reml", "kenward-roger", "kenward_roger_pbkrtest"),
 }
+# fits that need the expected information (pbkrtest's convention)
+EXPECTED_INFORMATION = {"cs_lmer_kenward_roger_pbkrtest"}
 CASES = [(ds, fit) for ds in R["datasets"] for fit in FITS]
 IDS = [f"{ds}-{fit}" for ds, fit in CASES]
 
@@ -127,6 +131,7 @@ def fitted(ds: str, fit: str):
         covariance=covariance,
         method=method,
         df=df,
+        **({"kr_information": "expected"} if fit in EXPECTED_INFORMATION else {}),
     )
 
 

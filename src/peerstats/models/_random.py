@@ -195,7 +195,7 @@ def build_random_design(data: pd.DataFrame, term: RandomTerm) -> RandomDesign:
     return RandomDesign(
         term=term,
         columns=columns,
-        levels=tuple(str(x) for x in cat.categories),
+        levels=tuple(map(str, cat.categories.tolist())),
         Z=Z,
         codes=codes,
     )

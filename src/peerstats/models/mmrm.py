@@ -51,6 +51,7 @@ def mmrm(
     method: MethodName = "reml",
     df: DfName = "satterthwaite",
     reference: Mapping[str, str] | None = None,
+    kr_information: Literal["observed", "expected"] = "observed",
 ) -> MixedModelResult:
     """Fit a mixed model for repeated measures (MMRM) by REML or ML.
 
@@ -83,6 +84,11 @@ def mmrm(
         n_obs - p; ``asymptotic`` uses the normal / chi-square distributions.
     reference : mapping, optional
         Reference level per factor, e.g. ``{"ARMCD": "PBO"}``.
+    kr_information : {"observed", "expected"}
+        Only with ``df="kenward-roger"``: the information matrix whose inverse estimates the
+        covariance of the covariance parameters. ``"observed"`` (default) as SAS PROC MIXED and
+        R mmrm; ``"expected"`` as pbkrtest / lmerTest (validated against pbkrtest on the
+        compound-symmetry model, tests/reference/r_mmrm/).
 
     Returns
     -------
@@ -136,6 +142,12 @@ def mmrm(
     covariance = _choice("covariance", covariance, STRUCTURES)
     method = _choice("method", method, ("reml", "ml"))
     df = _choice("df", df, DF_METHODS)
+    kr_information = _choice("kr_information", kr_information, ("observed", "expected"))
+    if kr_information == "expected" and df != "kenward-roger":
+        raise ModelSpecificationError(
+            "kr_information='expected' only applies to df='kenward-roger' (Satterthwaite df use "
+            "the observed information, as SAS)"
+        )
     if df == "kenward-roger" and method != "reml":
         raise ModelSpecificationError(
             "Kenward-Roger degrees of freedom need method='reml' (the adjustment is derived for "
@@ -319,7 +331,8 @@ def mmrm(
         W = 2 * Hinv
         P = engine.jacobian_terms(st.theta)
         if df == "kenward-roger":
-            P, Q, R, W = _kr_in_sas_parameters(engine, grouped, st.theta, P, H)
+            kr_info = H if kr_information == "observed" else engine.expected_information(st.theta)
+            P, Q, R, W = _kr_in_sas_parameters(engine, grouped, st.theta, P, kr_info)
             CA = kenward_roger_vcov(C, P, Q, R, W)
     inference = Inference(
         beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA
@@ -454,6 +467,9 @@ def _cov_parameter_table(grouped, theta, H) -> tuple:
 
 def _kr_in_sas_parameters(engine, grouped, theta, P_theta, H_theta):
     """P, Q, R, W for Kenward-Roger in SAS's covariance parameterisation psi.
+
+    ``H_theta`` is the observed Hessian of -2 l (SAS) or the expected information on the same
+    scale (pbkrtest); both transform as below (the expected one exactly, everywhere).
 
     With J = dpsi/dtheta: dV/dpsi = dV/dtheta J^-1, so P_psi = J^-T P_theta and the observed
     Hessian transforms as J^-T H J^-1 (exact at the optimum, where the gradient vanishes);
