@@ -410,6 +410,21 @@ def test_last_visit_labels_are_checked(tmp_path):
     assert lv.cat.ordered and lv.tolist()[:3] == ["baseline", np.nan, "post"]
 
 
+def test_last_visit_column_can_be_mapped_under_another_name(tmp_path):
+    cols = {**spec_dict()["columns"], "last_visit": "sista_besok"}
+    bad = run(tmp_path, participants=with_column("sista_besok", ["", "psot", "", ""]),
+              columns=cols)
+    f = only(bad, "unknown_label")
+    assert list(zip(f["row"], f["column"])) == [(2, "sista_besok")]
+    assert "did you mean 'post'" in f["message"].iloc[0]
+    good = run(tmp_path, participants=with_column("sista_besok", ["", "post", "", ""]),
+               columns=cols)
+    assert good.ok, good.failures
+    lv = good.trial.participants["last_visit"]
+    assert lv.cat.ordered and lv.tolist()[:2] == [np.nan, "post"]
+    assert "sista_besok" not in good.trial.participants.columns
+
+
 def test_identifier_in_a_score_column_is_not_echoed(tmp_path):
     pnr = fake_personnummer("19650704", "321").replace("-", "")
     a = ASSESSMENTS.replace("003,baseline,33", f"003,baseline,{pnr}")

@@ -83,6 +83,7 @@ class Columns:
     discontinued: str | None = None
     discontinued_reason: str | None = None
     withdrawn_reason: str | None = None
+    last_visit: str | None = None
     session: str = "session"
     attended: str = "attended"
 
@@ -102,6 +103,7 @@ class Columns:
             "discontinued",
             "discontinued_reason",
             "withdrawn_reason",
+            "last_visit",
         )
         return {getattr(self, r): r for r in roles if getattr(self, r) is not None}
 

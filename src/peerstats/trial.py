@@ -317,6 +317,12 @@ def _build_trial(
         name = getattr(cols, role)
         if name is not None:
             P[role] = _text(_labelled(part, name))
+    if cols.last_visit is not None:
+        P["last_visit"] = pd.Categorical(
+            _labelled(part, cols.last_visit, spec.visits),
+            categories=list(spec.visits),
+            ordered=True,
+        )
     for c, series in extras.items():
         if c == "last_visit":
             P[c] = pd.Categorical(

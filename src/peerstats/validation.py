@@ -576,6 +576,7 @@ _ROLES = (
     "discontinued",
     "discontinued_reason",
     "withdrawn_reason",
+    "last_visit",
 )
 
 
@@ -597,6 +598,7 @@ def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
         "discontinued",
         "discontinued_reason",
         "withdrawn_reason",
+        "last_visit",
     ):
         name = getattr(cols, role)
         if name is not None and (name, role) not in need:
@@ -604,7 +606,7 @@ def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
     roles_set = set(cols.renames().values())
     renamed = cols.renames()
     for c in t.data.columns:
-        if c not in renamed and c in _ROLES:
+        if c not in renamed and c in _ROLES and getattr(cols, c) is not None:
             log.add(
                 t.name,
                 None,
@@ -689,8 +691,10 @@ def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
                 f"participants: {no_group} randomised participant(s) in a group-delivered "
                 "arm have no delivery group"
             )
-    if "last_visit" in t.data.columns:  # CONSORT: last visit attended before withdrawal
-        _check_labels(t, "last_visit", list(spec.visits), log, "a visit")
+    # CONSORT: last visit attended before withdrawal (mapped, or a column named last_visit)
+    last_visit = cols.last_visit or ("last_visit" if "last_visit" in t.data.columns else None)
+    if last_visit is not None:
+        _check_labels(t, last_visit, list(spec.visits), log, "a visit")
     flags = {}
     for role in ("eligible", "received", "discontinued"):
         name = getattr(cols, role)
