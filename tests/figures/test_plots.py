@@ -135,3 +135,33 @@ def test_change_and_attendance_plots(tmp_path):
     assert a2.get_xlabel() == "Sessions attended (of 10)"
     _not_blank(fig, tmp_path)
     plt.close(fig)
+
+
+def test_trajectories_single_arm_overlays_per_visit_model_means():
+    """Single-arm fit (no arm term): model means per visit are overlaid for the one arm; their
+    values equal the observed means at each visit when every subject is complete (saturated
+    visit model), which is checked against pandas."""
+    import numpy as np
+    import pandas as pd
+
+    import peerstats
+
+    rng = np.random.default_rng(3)
+    n = 12
+    long = pd.DataFrame({
+        "subject": np.repeat([f"s{i}" for i in range(n)], 3),
+        "arm": "peer",
+        "visit": pd.Categorical(np.tile(["pre", "post", "fu"], n),
+                                categories=["pre", "post", "fu"], ordered=True),
+    })
+    long["y"] = 10 + long["visit"].cat.codes * -1.5 + rng.normal(0, 2, len(long))
+    fit = peerstats.mmrm("y ~ visit", long, subject="subject", visit="visit", covariance="us")
+    ax = peerstats.plot_trajectories(long, "y", fit=fit)
+    model = [c for c in ax.containers if c.lines[0].get_gid() == "model:peer"]
+    assert len(model) == 1 and model[0].get_label() == "peer (model)"
+    ys = model[0].lines[0].get_ydata()
+    expected = long.groupby("visit", observed=True)["y"].mean().to_numpy()
+    np.testing.assert_allclose(np.asarray(ys, float), expected, rtol=1e-8)
+    other = long.rename(columns={"y": "z"}).assign(y=long["y"])
+    with pytest.raises(peerstats.ModelSpecificationError, match="cannot be overlaid"):
+        peerstats.plot_trajectories(other, "z", fit=fit)

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from peerstats.describe._common import arm_levels, outcome_info, visit_levels
-from peerstats.exceptions import DataValidationError
+from peerstats.exceptions import DataValidationError, ModelSpecificationError
 from peerstats.figures.palette import arm_colors, arm_markers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,7 +181,16 @@ def plot_trajectories(
     if fit is not None:
         fv = getattr(fit, "visit", "visit")
         fv = fv if isinstance(fv, str) else "visit"
-        em = fit.emmeans(["arm", fv], level=level)
+        response = str(getattr(fit, "formula", "")).split("~")[0].strip()
+        if response and response != outcome:
+            raise ModelSpecificationError(
+                f"the fit models {response!r}, not {outcome!r}: its means cannot be overlaid"
+            )
+        if len(arms) == 1 and "arm" not in _fit_factors(fit):
+            # single-arm study: the model has no arm term, its means are per visit
+            em = fit.emmeans([fv], level=level).assign(arm=arms[0])
+        else:
+            em = fit.emmeans(["arm", fv], level=level)
         em = em.assign(arm=em["arm"].astype(str), visit=em[fv].astype(str))
         for a in arms:
             e = em[em["arm"] == a].copy()
@@ -219,3 +228,9 @@ def plot_trajectories(
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(frameon=False, fontsize="small", loc="best")
     return ax
+
+
+def _fit_factors(fit: Any) -> set[str]:
+    """Names of the categorical factors of a peerstats fit (empty when unknown)."""
+    factors = getattr(getattr(fit, "_design", None), "factors", None)
+    return set(factors) if isinstance(factors, dict) else set()
