@@ -65,6 +65,25 @@ class DataSource:
     encoding: str | None = None
 
 
+#: Participants-table roles, in order: the standard column names a Trial uses.
+PARTICIPANT_ROLES = (
+    "subject",
+    "arm",
+    "site",
+    "group",
+    "peer",
+    "randomised",
+    "eligible",
+    "exclusion_reason",
+    "received",
+    "not_received_reason",
+    "discontinued",
+    "discontinued_reason",
+    "withdrawn_reason",
+    "last_visit",
+)
+
+
 @dataclass(frozen=True)
 class Columns:
     """Column names as they are in the files (``None`` when the trial has no such column)."""
@@ -89,23 +108,7 @@ class Columns:
 
     def renames(self) -> dict[str, str]:
         """Map file column -> standard name for every participants-table role that is set."""
-        roles = (
-            "subject",
-            "arm",
-            "site",
-            "group",
-            "peer",
-            "randomised",
-            "eligible",
-            "exclusion_reason",
-            "received",
-            "not_received_reason",
-            "discontinued",
-            "discontinued_reason",
-            "withdrawn_reason",
-            "last_visit",
-        )
-        return {getattr(self, r): r for r in roles if getattr(self, r) is not None}
+        return {getattr(self, r): r for r in PARTICIPANT_ROLES if getattr(self, r) is not None}
 
 
 @dataclass(frozen=True)

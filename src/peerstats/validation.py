@@ -38,7 +38,7 @@ import pandas as pd
 from peerstats.exceptions import FAILURE_COLUMNS, DataValidationError, SpecError
 from peerstats.io.readers import RawTable, ReadError, read_table
 from peerstats.io.wide import wide_to_long
-from peerstats.spec import Outcome, TrialSpec, read_spec
+from peerstats.spec import PARTICIPANT_ROLES, Outcome, TrialSpec, read_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from peerstats.trial import Trial
@@ -562,22 +562,7 @@ def _text_or_numeric(t: RawTable, col: str, decimal: str, log: _Log | None, what
     return pd.Series([np.nan if v is None else v for v in vals], dtype=object)
 
 
-_ROLES = (
-    "subject",
-    "arm",
-    "site",
-    "group",
-    "peer",
-    "randomised",
-    "eligible",
-    "exclusion_reason",
-    "received",
-    "not_received_reason",
-    "discontinued",
-    "discontinued_reason",
-    "withdrawn_reason",
-    "last_visit",
-)
+_ROLES = PARTICIPANT_ROLES
 
 
 def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
@@ -585,21 +570,7 @@ def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
     need = [(cols.subject, "subject")]
     if spec.design == "parallel":
         need.append((cols.arm, "arm"))
-    for role in (
-        "arm",
-        "site",
-        "group",
-        "peer",
-        "randomised",
-        "eligible",
-        "exclusion_reason",
-        "received",
-        "not_received_reason",
-        "discontinued",
-        "discontinued_reason",
-        "withdrawn_reason",
-        "last_visit",
-    ):
+    for role in PARTICIPANT_ROLES[1:]:  # every role but subject, added above
         name = getattr(cols, role)
         if name is not None and (name, role) not in need:
             need.append((name, role))
