@@ -69,3 +69,14 @@ def test_risk_difference_matches_statsmodels_newcombe():
     assert (r["nnt_ci_lower"], r["nnt_ci_upper"]) == pytest.approx((1 / hi, 1 / lo))
     assert r["nnt_ci_through_infinity"] == bool(lo < 0 < hi)
     assert np.isfinite(r["nnt"])
+
+
+def test_nnt_display_names_benefit_and_harm():
+    """Altman (1998): NNT = 1/|RD|, labelled by direction; values worked out by hand."""
+    from peerstats.describe.responder import _nnt_label
+
+    assert _nnt_label("improved", 1 / 0.143) == "NNTB 7.0"       # 14.3 points more improvement
+    assert _nnt_label("deteriorated", -1 / 0.043) == "NNTB 23.3"  # 4.3 points less deterioration
+    assert _nnt_label("deteriorated", 1 / 0.05) == "NNTH 20.0"
+    assert _nnt_label("improved", -1 / 0.10) == "NNTH 10.0"
+    assert _nnt_label("recovered", float("inf")) == "\u221e"

@@ -10,8 +10,9 @@ Datasets: ``peer3`` (3 visits, 2 arms, 3 sites, baseline covariate, MAR dropout,
 n = 180) and ``fev`` (the FEV data of the SAS listings, as an R cross-check of the SAS fixtures).
 
 Models: nlme::gls REML with us (corSymm + varIdent), cs, csh, ar1, ar1h and gls ML with us, all
-with Satterthwaite df; and the compound-symmetry model as lmer ``(1 | subject)`` with lmerTest
-Satterthwaite and pbkrtest Kenward-Roger df (adjusted standard errors).
+with Satterthwaite df; the us REML model also with Kenward-Roger df (adjusted standard errors) in
+both conventions below; and the compound-symmetry model as lmer ``(1 | subject)`` with lmerTest
+Satterthwaite and pbkrtest Kenward-Roger df.
 
 Tolerances and why:
 - estimates, standard errors, marginal means, contrasts, CI limits: 1e-4 relative (the precision
@@ -30,7 +31,8 @@ Tolerances and why:
   numerical-derivative and optimiser-stopping error.
 - ML standard errors follow SAS: (X' V^-1 X)^-1 at the ML estimate. nlme's vcov() for an ML gls
   fit is larger by N / (N - p); the JSON keeps nlme's values as ``coef.std_error_nlme``.
-- Kenward-Roger (cs only, as lmer ``(1 | subject)``): the SAS / R mmrm convention, in which W
+- Kenward-Roger (us REML as gls, cs as lmer ``(1 | subject)``): the SAS / R mmrm convention, in
+  which W
   (the covariance of the variance parameters) is the inverse *observed* REML information, so that
   a single contrast's KR df equal its Satterthwaite df (SAS/STAT documentation, "Kenward-Roger
   Degrees of Freedom Approximation": "By default, the observed information matrix of the
@@ -40,7 +42,12 @@ Tolerances and why:
   inverse *expected* information instead; their numbers are kept in ``kenward_roger_pbkrtest``
   (df 1-5% away, adjusted SEs up to ~4e-4) and are tested against
   ``peerstats.mmrm(..., kr_information="expected")`` at the same tolerances.
-  CS is linear in (tau^2, sigma^2), SAS's own CS parameters: no second-derivative terms.
+  CS is linear in (tau^2, sigma^2), SAS's own CS parameters: no second-derivative terms. For us
+  the blocks sit in the ``us_reml`` entry; the covariance is parameterised linearly by the
+  UN(i,j) elements of Sigma, as SAS (again no second-derivative terms), W comes from a numDeriv
+  Hessian checked against the analytic observed information, and the expected information is
+  pbkrtest's own (see ``kenward_roger_checks`` in the JSON). The two conventions differ by up to
+  ~10% in df (FEV) and ~1e-3 in adjusted SEs on these data.
 """
 
 from __future__ import annotations
@@ -63,20 +70,36 @@ LOGLIK_ATOL = 1e-3
 COV_RTOL = 1e-3
 DF_RTOL = 1e-2
 
-# JSON fit name -> (peerstats covariance, method, df, which block of the JSON entry)
+# test case -> (peerstats covariance, method, df, JSON fit entry, block of that entry or None).
+# A block (e.g. "kenward_roger") overrides the entry's coef / emmeans / contrasts; the entry's
+# likelihood and covariance matrix are shared by all its blocks.
 FITS = {
-    "us_reml": ("us", "reml", "satterthwaite", None),
-    "cs_reml": ("cs", "reml", "satterthwaite", None),
-    "csh_reml": ("csh", "reml", "satterthwaite", None),
-    "ar1_reml": ("ar1", "reml", "satterthwaite", None),
-    "ar1h_reml": ("ar1h", "reml", "satterthwaite", None),
-    "us_ml": ("us", "ml", "satterthwaite", None),
-    "cs_lmer_satterthwaite": ("cs", "reml", "satterthwaite", "satterthwaite"),
-    "cs_lmer_kenward_roger": ("cs", "reml", "kenward-roger", "kenward_roger"),
-    "cs_lmer_kenward_roger_pbkrtest": ("cs", "reml", "kenward-roger", "kenward_roger_pbkrtest"),
+    "us_reml": ("us", "reml", "satterthwaite", "us_reml", None),
+    "cs_reml": ("cs", "reml", "satterthwaite", "cs_reml", None),
+    "csh_reml": ("csh", "reml", "satterthwaite", "csh_reml", None),
+    "ar1_reml": ("ar1", "reml", "satterthwaite", "ar1_reml", None),
+    "ar1h_reml": ("ar1h", "reml", "satterthwaite", "ar1h_reml", None),
+    "us_ml": ("us", "ml", "satterthwaite", "us_ml", None),
+    "us_reml_kenward_roger": ("us", "reml", "kenward-roger", "us_reml", "kenward_roger"),
+    "us_reml_kenward_roger_pbkrtest": (
+        "us",
+        "reml",
+        "kenward-roger",
+        "us_reml",
+        "kenward_roger_pbkrtest",
+    ),
+    "cs_lmer_satterthwaite": ("cs", "reml", "satterthwaite", "cs_lmer", "satterthwaite"),
+    "cs_lmer_kenward_roger": ("cs", "reml", "kenward-roger", "cs_lmer", "kenward_roger"),
+    "cs_lmer_kenward_roger_pbkrtest": (
+        "cs",
+        "reml",
+        "kenward-roger",
+        "cs_lmer",
+        "kenward_roger_pbkrtest",
+    ),
 }
 # fits that need the expected information (pbkrtest's convention)
-EXPECTED_INFORMATION = {"cs_lmer_kenward_roger_pbkrtest"}
+EXPECTED_INFORMATION = {"cs_lmer_kenward_roger_pbkrtest", "us_reml_kenward_roger_pbkrtest"}
 CASES = [(ds, fit) for ds in R["datasets"] for fit in FITS]
 IDS = [f"{ds}-{fit}" for ds, fit in CASES]
 
@@ -106,12 +129,9 @@ def close(actual, expected, rtol, atol=0.0) -> None:
 
 
 def reference(ds: str, fit: str) -> dict:
-    entry = R["datasets"][ds]["fits"]
-    block = FITS[fit][3]
-    if block is None:
-        return entry[fit]
-    lm = entry["cs_lmer"]
-    return {**lm, **lm[block]}
+    *_, source, block = FITS[fit]
+    entry = R["datasets"][ds]["fits"][source]
+    return entry if block is None else {**entry, **entry[block]}
 
 
 @cache
@@ -122,7 +142,7 @@ def data(ds: str) -> pd.DataFrame:
 @cache
 def fitted(ds: str, fit: str):
     info = R["datasets"][ds]
-    covariance, method, df, _ = FITS[fit]
+    covariance, method, df, *_ = FITS[fit]
     return peerstats.mmrm(
         info["formula"],
         data(ds),

@@ -251,7 +251,7 @@ def responder_analysis(
                 f"{100 * y.risk_difference:.1f} ({100 * y.rd_ci_lower:.1f} to "
                 f"{100 * y.rd_ci_upper:.1f})"
             )
-            r_["NNT"] = f"{y.nnt:.1f}" if np.isfinite(y.nnt) else "\u221e"
+            r_["NNT"] = _nnt_label(c, y.nnt)
         disp_rows.append(r_)
     notes = [
         f"Reliable change (Jacobson & Truax 1991): |RC| > 1.96 with SD = {sd:.2f} and "
@@ -262,7 +262,8 @@ def responder_analysis(
     if len(comparison):
         notes.append(
             "Risk difference in percentage points, Newcombe hybrid score CI; "
-            "NNT = 1 / risk difference."
+            "NNT = 1 / |risk difference|: NNTB (benefit) when the intervention arm has more "
+            "improvement/recovery or less deterioration, NNTH (harm) otherwise (Altman 1998)."
         )
     return Table(
         data,
@@ -280,3 +281,13 @@ def responder_analysis(
             "subjects": pairs.reset_index(),
         },
     )
+
+
+def _nnt_label(category: str, nnt: float) -> str:
+    """NNTB / NNTH display (Altman 1998): deterioration is the harmful category, so fewer
+    deteriorations with the intervention (a negative risk difference) is a benefit."""
+    if not np.isfinite(nnt):
+        return "\u221e"
+    harmful = category == "deteriorated"
+    benefit = (nnt < 0) if harmful else (nnt > 0)
+    return f"{'NNTB' if benefit else 'NNTH'} {abs(nnt):.1f}"

@@ -30,12 +30,13 @@ make_reml <- function(X, y, Vk) {
 }
 
 # Derivatives at theta-hat in u, theta = theta-hat + scale * u, absolute steps in u (see
-# make_r_mmrm.R for why): scale = the total variance for every component.
-generic_inference <- function(X, y, Vk, theta) {
+# make_r_mmrm.R for why): by default scale = the total variance for every component; a vector
+# `scale` (one entry per component) may be given instead (the us MMRM uses sqrt(S_ii S_jj)).
+generic_inference <- function(X, y, Vk, theta, scale = NULL) {
   lik <- make_reml(X, y, Vk)
   at <- lik(theta)
   p <- ncol(X)
-  s <- sum(theta[theta > 0])  # a variance scale common to all components
+  s <- if (is.null(scale)) sum(theta[theta > 0]) else scale  # variance scale(s)
   nd <- list(d = 1e-4, eps = 2e-3, zero.tol = 1, r = 4, v = 2)
   u0 <- numeric(length(theta))
   f_ll <- function(u) lik(theta + s * u)$loglik
@@ -43,9 +44,10 @@ generic_inference <- function(X, y, Vk, theta) {
   gr_u <- numDeriv::grad(f_ll, u0, method.args = nd)
   J_u <- numDeriv::jacobian(function(u) as.vector(lik(theta + s * u)$vcov), u0,
                             method.args = nd)
-  # back to theta: A = cov(theta-hat) = s^2 (-H_u)^-1, dC/dtheta = J_u / s
-  W_obs <- s^2 * solve(-H_u)
-  J <- J_u / s
+  # back to theta: A = cov(theta-hat) = s^2 (-H_u)^-1, dC/dtheta = J_u / s (s a scalar), or
+  # diag(s) (-H_u)^-1 diag(s) and column j of J_u / s_j (s a vector)
+  W_obs <- if (length(s) == 1) s^2 * solve(-H_u) else outer(s, s) * solve(-H_u)
+  J <- if (length(s) == 1) J_u / s else sweep(J_u, 2, s, "/")
   sat <- function(L) {
     L <- matrix(L, nrow = 1)
     g <- apply(J, 2, function(col) as.numeric(L %*% matrix(col, p, p) %*% t(L)))
@@ -82,6 +84,9 @@ generic_inference <- function(X, y, Vk, theta) {
        PhiA_obs = PhiA_obs,
        kr_exp_df = apply(I, 1, function(L) pbkrtest:::Lb_ddf(matrix(L, 1), Phi, Vadj_exp)),
        kr_exp_se = sqrt(diag(as.matrix(Vadj_exp))),
-       max_gradient = max(abs(gr_u)) / s,
+       kr_exp_fun = function(L) pbkrtest:::Lb_ddf(matrix(L, 1), Phi, Vadj_exp),
+       PhiA_exp = as.matrix(Vadj_exp),
+       H_u = H_u,
+       max_gradient = max(abs(gr_u / s)),
        newton_step_rel = max(abs(solve(-H_u, gr_u))))
 }

@@ -13,6 +13,10 @@
 #                     ar1  = corAR1(form = ~ visit_num | subject)
 #                     ar1h = corAR1 + varIdent
 #   nlme::gls, ML:    us
+#   us REML also gets Kenward-Roger in both conventions (see kr_us() below): "kenward_roger"
+#                     (W = inverse observed information, SAS / R mmrm) and
+#                     "kenward_roger_pbkrtest" (W = inverse expected information, pbkrtest),
+#                     linear UN(i,j) parameterisation, pbkrtest's formulas.
 #   lme4::lmer (1 | subject), REML: the compound-symmetry model written as a random intercept
 #                     (identical likelihood when the within-subject covariance is >= 0), with
 #                     lmerTest Satterthwaite df, and Kenward-Roger twice: "kenward_roger" in the
@@ -277,6 +281,98 @@ satterthwaite <- function(fit, d, spec, structure, method, Sigma_hat) {
        newton_step_scaled = max(abs(as.vector(A %*% gr))))
 }
 
+# Kenward-Roger for the unstructured model (us_reml), both conventions, with pbkrtest's own
+# formulas (../r_lmm/reml_generic.R: vcovAdj_internal, Lb_ddf). The covariance is parameterised
+# linearly, as SAS's UN(i,j): V = sum_{i>=j} sigma_ij V_ij, V_ij the 0/1 indicator of the (i,j)
+# and (j,i) visit pairs within a subject, restricted to the subject's observed visits. V is linear
+# in sigma, so there is no second-derivative (R_ij) term. sigma-hat is nlme's estimate (the same
+# Sigma-hat as the Satterthwaite df). W:
+#   "kenward_roger"          = inverse observed REML information (SAS / R mmrm), numDeriv
+#                              Hessian of the REML log-likelihood in sigma (steps scaled by
+#                              sqrt(S_ii S_jj)); cross-checked against the analytic observed
+#                              information  -d2l = y'P V_i P V_j P y - tr(P V_i P V_j)/2
+#   "kenward_roger_pbkrtest" = inverse expected REML information tr(P V_i P V_j)/2 (pbkrtest's
+#                              own, computed inside vcovAdj_internal); cross-checked against the
+#                              analytic value here.
+kr_us <- function(d, spec, Sigma_hat, emm, ctr) {
+  X <- model.matrix(as.formula(spec$formula), d)
+  y <- d[[spec$outcome]]
+  k <- nrow(Sigma_hat)
+  vpos <- as.integer(d[[spec$visit]])
+  subj <- as.character(d[[spec$subject]])
+  same <- outer(subj, subj, "==")
+  idx <- which(lower.tri(Sigma_hat, diag = TRUE), arr.ind = TRUE)  # theta_from_cov order
+  Vk <- lapply(seq_len(nrow(idx)), function(r) {
+    i <- idx[r, 1]; j <- idx[r, 2]
+    m <- (outer(vpos == i, vpos == j) | outer(vpos == j, vpos == i)) & same
+    m * 1
+  })
+  theta <- Sigma_hat[idx]
+  sd <- sqrt(diag(Sigma_hat))
+  g <- generic_inference(X, y, Vk, theta, scale = sd[idx[, 1]] * sd[idx[, 2]])
+  # analytic REML information at the same sigma-hat (checks)
+  V <- Reduce(`+`, Map(`*`, theta, Vk))
+  Vinv <- chol2inv(chol(V))
+  VinvX <- Vinv %*% X
+  P <- Vinv - VinvX %*% solve(crossprod(X, VinvX), t(VinvX))
+  PV <- lapply(Vk, function(Vi) P %*% Vi)
+  Py <- as.vector(P %*% y)
+  K <- length(Vk)
+  I_exp <- I_obs <- matrix(0, K, K)
+  for (i in seq_len(K)) for (j in seq_len(K)) {
+    tr <- sum(PV[[i]] * t(PV[[j]]))
+    I_exp[i, j] <- tr / 2
+    I_obs[i, j] <- as.numeric(crossprod(Py, Vk[[i]] %*% (P %*% (Vk[[j]] %*% Py)))) - tr / 2
+  }
+  W_exp_an <- solve(I_exp); W_obs_an <- solve(I_obs)
+  est <- g$beta
+  names(est) <- colnames(X)
+  tab <- function(L, PhiA, dffun) {
+    e <- as.vector(L %*% est)
+    se <- sqrt(diag(L %*% PhiA %*% t(L)))
+    df <- apply(L, 1, dffun)
+    list(estimate = e, std_error = se, df = df, statistic = e / se,
+         p_value = 2 * pt(-abs(e / se), df),
+         ci_lower = e - qt(0.975, df) * se, ci_upper = e + qt(0.975, df) * se)
+  }
+  block <- function(PhiA, dffun) {
+    Lc <- diag(ncol(X))
+    cf <- tab(Lc, PhiA, dffun)
+    eg <- emm@grid; cg <- ctr@grid
+    list(
+      coef = c(list(term = colnames(X)), cf),
+      emmeans = c(list(arm = as.character(eg[[spec$arm]]), visit = as.character(eg[[spec$visit]])),
+                  tab(emm@linfct, PhiA, dffun)[c("estimate", "std_error", "df", "ci_lower",
+                                                   "ci_upper")]),
+      contrasts = c(list(visit = as.character(cg[[spec$visit]]),
+                         contrast = as.character(cg$contrast)),
+                    tab(ctr@linfct, PhiA, dffun)))
+  }
+  rel <- function(a, b) max(abs(a - b)) / max(abs(b))
+  list(
+    kenward_roger = c(
+      list(note = paste("Kenward-Roger, SAS / R mmrm convention: W = inverse observed REML",
+                        "information in the linear UN(i,j) parameterisation (numDeriv Hessian",
+                        "at nlme's estimate); pbkrtest's vcovAdj/Lb_ddf formulas, no R_ij term.")),
+      block(g$PhiA_obs, g$kr_obs_fun)),
+    kenward_roger_pbkrtest = c(
+      list(note = paste("Kenward-Roger, pbkrtest's convention: W = inverse expected REML",
+                        "information tr(P V_i P V_j)/2 in the linear UN(i,j) parameterisation",
+                        "(pbkrtest:::vcovAdj_internal, Lb_ddf) at nlme's estimate.")),
+      block(g$PhiA_exp, g$kr_exp_fun)),
+    kenward_roger_checks = list(
+      theta = theta, theta_index = unname(idx),
+      W_observed = g$W_obs, W_expected = g$W_exp,
+      check_loglik_vs_nlme_fit = NA_real_,
+      # max |difference| / max |entry| of the W matrices
+      check_W_obs_numeric_vs_analytic = rel(g$W_obs, W_obs_an),
+      check_W_exp_pbkrtest_vs_analytic = rel(g$W_exp, W_exp_an),
+      check_max_gradient = g$max_gradient,
+      check_newton_step_scaled = g$newton_step_rel),
+    loglik = g$loglik
+  )
+}
+
 gls_fit <- function(d, spec, structure, method) {
   f <- as.formula(spec$formula)
   vform <- as.formula(paste("~", spec$visit_num, "|", spec$subject))
@@ -317,7 +413,15 @@ gls_fit <- function(d, spec, structure, method) {
          ci_lower = est - qt(0.975, df) * se, ci_upper = est + qt(0.975, df) * se)
   }
   e <- est_tab(emm); ct <- est_tab(ctr)
-  list(
+  kr <- NULL
+  if (structure == "us" && method == "reml") {
+    kr <- kr_us(d, spec, covm$matrix, emm, ctr)
+    kr$kenward_roger_checks$check_loglik_vs_nlme_fit <- kr$loglik - as.numeric(logLik(fit))
+    kr$kenward_roger_checks$check_kr_obs_coef_df_vs_satterthwaite <-
+      max(abs(kr$kenward_roger$coef$df / dfs - 1))
+    kr$loglik <- NULL
+  }
+  c(list(
     source = "nlme::gls", structure = structure, method = method,
     df_method = "satterthwaite (definition, numDeriv Hessian/Jacobian at the nlme estimate)",
     call = sprintf("gls(%s, correlation = %s, weights = %s, method = \"%s\")", spec$formula,
@@ -350,7 +454,7 @@ gls_fit <- function(d, spec, structure, method) {
                      estimate = ct$estimate, std_error = ct$std_error, df = ct$df,
                      statistic = ct$statistic, p_value = ct$p_value,
                      ci_lower = ct$ci_lower, ci_upper = ct$ci_upper)
-  )
+  ), kr)
 }
 
 lmer_fit <- function(d, spec) {
