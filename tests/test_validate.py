@@ -437,3 +437,28 @@ def test_column_with_a_standard_name_mapped_elsewhere_is_ambiguous(tmp_path):
     p = with_column("subject", ["a", "b", "c", "d"])
     f = only(run(tmp_path, participants=p), "ambiguous_column")
     assert list(f["column"]) == ["subject"] and "maps subject to 'id'" in f["message"].iloc[0]
+
+
+def test_personnummer_inside_free_text_is_flagged_and_masked(tmp_path):
+    pnr = fake_personnummer("19811218", "987")
+    note = f"called {pnr} about the visit"
+    report = run(tmp_path, participants=with_column("notes", ["", note, "", ""]))
+    f = only(report, "privacy")
+    assert list(f["column"]) == ["notes"] and list(f["row"]) == [2]
+    assert f["value"].iloc[0] == "called ********-**** about the visit"
+    assert pnr not in report.failures.to_string() + str(report)
+    # short form without century, and an international phone number, inside text
+    short = pnr[2:]
+    assert looks_identifying(f"pnr: {short}") == ("personnummer", True)
+    assert looks_identifying("ring +46 70 123 45 67 imorgon") == ("phone number", True)
+    # ordinary text with dates and numbers is not an identifier
+    assert looks_identifying("visit 2024-03-01, score 12345678") is None
+    bad = fake_personnummer("19811218", "987", valid=False)
+    assert looks_identifying(f"ref {bad} in text") is None
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e400"])
+def test_overflowing_number_is_non_numeric_not_infinite(tmp_path, text):
+    a = ASSESSMENTS.replace("001,baseline,30", f"001,baseline,{text}")
+    f = only(run(tmp_path, assessments=a), "non_numeric")
+    assert list(zip(f["row"], f["column"])) == [(1, "qpr15")]

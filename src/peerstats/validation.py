@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -136,7 +137,31 @@ def looks_identifying(value: str) -> tuple[str, bool] | None:
     ph = _phone(s)
     if ph:
         return "phone number", ph == "strong"
+    embedded = _embedded_identifiers(s)
+    if embedded:
+        return embedded[0][2], True
     return None
+
+
+_TOKEN = re.compile(r"\+?\d[\d -]{6,}\d")
+
+
+def _embedded_identifiers(s: str) -> list[tuple[int, int, str]]:
+    """Identifiers written inside free text ('called 19811218-9876 about visit'): spans and
+    kinds of the number-like tokens that are, on their own, a strong match (a personnummer
+    with valid Luhn digit, a CPR number with hyphen, an international phone number)."""
+    found = []
+    for m in _TOKEN.finditer(s):
+        tok = m.group(0).strip()
+        if len(tok) == len(s.strip()):
+            continue  # the whole value: judged by looks_identifying itself
+        if _is_personnummer(tok) or _is_personnummer(tok.replace(" ", "-")):
+            found.append((m.start(), m.end(), "personnummer"))
+        elif _is_cpr(tok) == (True, True):
+            found.append((m.start(), m.end(), "CPR number"))
+        elif _phone(tok) == "strong":
+            found.append((m.start(), m.end(), "phone number"))
+    return found
 
 
 def mask_value(value: Any, limit: int = 40) -> Any:
@@ -146,7 +171,11 @@ def mask_value(value: Any, limit: int = 40) -> Any:
         return value
     s = value.strip()
     kind = looks_identifying(s)
-    if kind is not None:
+    embedded = _embedded_identifiers(s) if kind is not None else []
+    if embedded:  # mask each identifier inside the text, keep the rest
+        for a, b, _k in reversed(embedded):
+            s = s[:a] + re.sub(r"\d", "*", s[a:b]) + s[b:]
+    elif kind is not None:
         if kind[0] in ("personnummer", "CPR number"):
             return s[:-4] + "****"
         if kind[0] == "phone number":
@@ -216,8 +245,9 @@ def _parse_numbers(values: list, decimal: str) -> tuple[np.ndarray, list[int]]:
         if v is None:
             continue
         t = v.replace(",", ".") if decimal == "," and v.count(",") == 1 and "." not in v else v
-        if _NUMBER.match(t):
-            out[i] = float(t)
+        x = float(t) if _NUMBER.match(t) else math.nan
+        if math.isfinite(x):  # '1e400' overflows to inf: not a usable number either
+            out[i] = x
         else:
             bad.append(i)
     return out, bad

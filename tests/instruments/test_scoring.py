@@ -402,3 +402,24 @@ def test_booleans_are_not_responses():
     with pytest.raises(DataValidationError) as err:
         score(data, "WSAS")
     assert err.value.failures["check"].tolist() == ["non_numeric"]
+
+
+def test_identifier_typed_into_an_item_is_not_echoed():
+    """A personnummer pasted into an item cell (valid Luhn digit, built here) is reported masked."""
+    import pandas as pd
+    import pytest
+
+    from peerstats import DataValidationError, score
+
+    digits = "811218987"
+    total = 0
+    for i, ch in enumerate(digits):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    pnr = f"19811218-987{(10 - total % 10) % 10}"
+    items = pd.DataFrame({f"gad_{k}": [1] for k in range(1, 8)}).astype(object)
+    items.loc[0, "gad_3"] = pnr
+    with pytest.raises(DataValidationError) as info:
+        score(items, "GAD-7")
+    text = str(info.value) + info.value.failures.to_string()
+    assert pnr not in text and "19811218-****" in text

@@ -223,3 +223,46 @@ def test_labelled_arm_with_an_unlabelled_code_is_a_failure(tmp_path):
     report = peerstats.validate(spec_for(tmp_path, "p.sav", "a.csv"), base_dir=tmp_path)
     f = report.failures
     assert list(zip(f["check"], f["row"], f["value"])) == [("unknown_label", 2, "3")]
+
+
+def test_trailing_delimiter_does_not_shift_columns(tmp_path):
+    """Exports often end every row with a delimiter: pandas would make the first column the
+    index and shift every value one column left. Empty trailing fields are dropped instead."""
+    p = tmp_path / "s.csv"
+    p.write_text("id,session,attended\n1,1,1,\n1,2,0,\n")
+    t = read(p)
+    assert list(t.data.columns) == ["id", "session", "attended"]
+    assert t.data.to_dict("list") == {"id": ["1", "1"], "session": ["1", "2"],
+                                      "attended": ["1", "0"]}
+
+
+def test_extra_non_empty_field_is_a_read_error_naming_rows(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("id,session,attended\n1,1,1\n1,2,0,oops\n2,1,1,x\n")
+    with pytest.raises(ReadError, match=r"2 data row\(s\) have more fields.*first rows \[2, 3\]"):
+        read(p)
+
+
+def test_short_rows_are_padded_as_missing(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("id,visit,y\n1,baseline\n")
+    assert read(p).data.iloc[0].tolist() == ["1", "baseline", None]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_repeated_header_is_refused(tmp_path, fmt):
+    """pandas would rename the second 'y' to 'y.1' and the spec would silently use the first."""
+    if fmt == "csv":
+        p = tmp_path / "a.csv"
+        p.write_text("id,visit,y,y\n1,baseline,10,55\n")
+    else:
+        p = tmp_path / "a.xlsx"
+        from openpyxl import Workbook
+
+        wb = Workbook()
+        ws = wb.active
+        ws.append(["id", "visit", "y", "y"])
+        ws.append([1, "baseline", 10, 55])
+        wb.save(p)
+    with pytest.raises(ReadError, match=r"\['y'\] appear more than once"):
+        read(p)

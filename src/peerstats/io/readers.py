@@ -123,15 +123,44 @@ def _read_delimited(source: DataSource) -> pd.DataFrame:
                 sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
             except csv.Error:
                 sep = "\t"
-    return pd.read_csv(
-        path,
-        sep=sep,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        skip_blank_lines=False,
-        encoding=encoding,
-    )
+    # The csv module, not pandas, so that a row with more fields than the header is seen (pandas
+    # would make the first column the index and shift every value) and a repeated header name is
+    # refused (pandas would rename it 'y.1').
+    with path.open(encoding=encoding, newline="") as fh:
+        rows = list(csv.reader(fh, delimiter=sep))
+    if not rows:
+        return pd.DataFrame()
+    header = [h.strip() for h in rows[0]]
+    _check_header(header, path)
+    width = len(header)
+    too_long = []
+    body = []
+    for i, row in enumerate(rows[1:], start=1):
+        if len(row) > width:
+            if any(cell.strip() for cell in row[width:]):
+                too_long.append(i)
+            row = row[:width]  # trailing empty fields (a trailing delimiter): nothing is lost
+        body.append(row + [""] * (width - len(row)))
+    if too_long:
+        raise ReadError(
+            f"{path.name}: {len(too_long)} data row(s) have more fields than the header "
+            f"({width} columns), first rows {too_long[:10]}; a value would be lost or shifted. "
+            "Check the delimiter and quoting."
+        )
+    return pd.DataFrame(body, columns=header, dtype=object)
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    """Refuse empty or repeated column names (which would be renamed or lose data)."""
+    seen: dict[str, int] = {}
+    for h in header:
+        seen[h] = seen.get(h, 0) + 1
+    repeated = sorted(h for h, k in seen.items() if k > 1 and h)
+    if repeated:
+        raise ReadError(
+            f"{path.name}: column name(s) {repeated} appear more than once in the header; "
+            "rename them so that no column hides another"
+        )
 
 
 def _read_stat(source: DataSource) -> tuple[pd.DataFrame, dict]:
@@ -184,6 +213,15 @@ def read_table(source: DataSource, name: str) -> RawTable:
         if suffix in (".csv", ".tsv", ".txt"):
             df = _read_delimited(source)
         elif suffix in (".xlsx", ".xlsm"):
+            head = pd.read_excel(
+                source.path,
+                sheet_name=source.sheet if source.sheet is not None else 0,
+                header=None,
+                nrows=1,
+                dtype=object,
+            )
+            if len(head):
+                _check_header([to_text(v) or "" for v in head.iloc[0].tolist()], source.path)
             df = pd.read_excel(
                 source.path,
                 sheet_name=source.sheet if source.sheet is not None else 0,
