@@ -182,3 +182,37 @@ def test_too_large_blocks_refused_with_advice():
     )
     with pytest.raises(ModelSpecificationError, match="as a fixed effect"):
         peerstats.lmm("y ~ x + (1 | site) + (1 | id)", d)
+
+
+def _three_arm(seed=5, n=45):
+    rng = np.random.default_rng(seed)
+    d = pd.DataFrame({
+        "id": np.repeat(np.arange(n), 3),
+        "visit": np.tile([1, 2, 4], n),
+        "arm": np.repeat(np.array(["A", "B", "C"])[np.arange(n) % 3], 3),
+        "site": np.repeat(np.arange(n) % 5, 3).astype(str),
+    })
+    d["y"] = rng.normal(size=len(d)) + np.repeat(rng.normal(size=n), 3)
+    return d
+
+
+def test_all_missing_arm_is_an_error_not_a_dropped_level():
+    d = _three_arm()
+    d.loc[d["arm"] == "C", "y"] = np.nan
+    with pytest.raises(ModelSpecificationError, match=r"level\(s\) \['C'\] of 'arm' have rows"):
+        peerstats.lmm("y ~ arm + (1 | id)", d)
+
+
+def test_numeric_visit_is_a_factor_with_a_residual_structure():
+    """With residual='cs' the visit column is a factor (one mean per visit), as in mmrm: three
+    visit coefficients' worth of terms, not a slope."""
+    d = _three_arm()
+    fit = peerstats.lmm("y ~ arm + visit + (1 | site)", d, subject="id", visit="visit",
+                        residual="cs")
+    assert [t for t in fit.coef.index if t.startswith("visit")] == ["visit[T.2]", "visit[T.4]"]
+
+
+def test_inline_factor_is_refused_in_lmm():
+    d = _three_arm()
+    with pytest.raises(ModelSpecificationError, match="write factors as columns"):
+        peerstats.lmm("y ~ C(visit) + (1 | id)", d)

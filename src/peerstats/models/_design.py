@@ -218,6 +218,15 @@ def build_fixed_design(
     except Exception as exc:
         raise ModelSpecificationError(f"cannot build the design of {rhs!r}: {exc}") from exc
     spec = mm.model_spec
+    # a factor written inside the formula (C(x), or a transform of a factor) would be treated as
+    # numeric by marginal means and type III tests: refuse it rather than give wrong numbers
+    inline = [str(f) for f in getattr(spec, "factor_contrasts", {}) if str(f) not in factors]
+    if inline:
+        raise ModelSpecificationError(
+            f"{inline}: write factors as columns (a pandas Categorical, with reference= for the "
+            "reference level), not C(...) inside the formula; marginal means and type III "
+            "tests need to know them as factors"
+        )
     X = np.ascontiguousarray(mm, dtype=float)
     columns = [str(c) for c in spec.column_names]
     term_columns = {str(t): list(ix) for t, ix in spec.term_indices.items()}
@@ -242,6 +251,22 @@ def build_fixed_design(
         factor_values=factor_values,
         natural_order=natural_order,
     )
+
+
+def check_empty_levels(design: FixedDesign, data: pd.DataFrame, *, skip: tuple = ()) -> None:
+    """Refuse factor levels that have rows but no observed outcome (e.g. an all-missing arm):
+    nothing can be estimated for them, and dropping them would silently change the analysis."""
+    for v in design.factors:
+        if v in skip:
+            continue
+        present = set(map(str, data[v].dropna().unique()))
+        empty = sorted(present - set(design.factors[v]))
+        if empty:
+            raise ModelSpecificationError(
+                f"level(s) {empty} of {v!r} have rows but no observed outcome "
+                f"{design.outcome!r}; nothing can be estimated for them. Remove those rows "
+                "or the level from the analysis."
+            )
 
 
 def _check_rank(X: np.ndarray, columns: list[str]) -> None:

@@ -26,7 +26,12 @@ from peerstats.exceptions import (
 )
 from peerstats.models._covariance import STRUCTURES, GroupedCovariance, make_structure
 from peerstats.models._ddf import DF_METHODS, Inference, kenward_roger_vcov
-from peerstats.models._design import as_categorical, build_fixed_design, required_variables
+from peerstats.models._design import (
+    as_categorical,
+    build_fixed_design,
+    check_empty_levels,
+    required_variables,
+)
 from peerstats.models._rancov import LinearRandomCovariance, RandomCovariance, build_blocks
 from peerstats.models._random import RandomTerm, build_random_design, split_formula
 from peerstats.models._reml import REMLEngine
@@ -253,7 +258,10 @@ def lmm(
     subject, visit : str, optional
         Subject and visit columns, required for a residual structure. With ``residual="iid"``
         ``subject`` is only used to count subjects (``n_subjects``; otherwise the number of
-        independent clusters).
+        independent clusters). With a residual structure the visit column is a factor wherever
+        it appears in the formula, also when stored as numbers (as in :func:`peerstats.mmrm`
+        and SAS CLASS); with ``residual="iid"`` the formula decides, as in lme4 (a numeric
+        column is a linear trend).
     method : {"reml", "ml"}
     df : {"satterthwaite", "kenward-roger", "residual", "asymptotic"}
         Satterthwaite as lmerTest; Kenward-Roger in the variance/covariance parameterisation
@@ -375,7 +383,11 @@ def _lmm(
     extra = list(
         dict.fromkeys([*lhs_vars, *[c for c in (residual_by, subject, visit) if c is not None]])
     )
+    if residual != "iid" and not isinstance(data[visit].dtype, pd.CategoricalDtype):
+        # as in mmrm (SAS CLASS): the visit is a factor, also when stored as numbers
+        data = data.assign(**{visit: as_categorical(data[visit], name=visit)})
     design = build_fixed_design(fixed, data, extra_columns=extra, reference=reference)
+    check_empty_levels(design, data)
     used = design.data
     n_obs = len(used)
     p = design.X.shape[1]

@@ -19,7 +19,12 @@ import pandas as pd
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 from peerstats.models._covariance import STRUCTURES, GroupedCovariance, make_structure
 from peerstats.models._ddf import DF_METHODS, Inference, kenward_roger_vcov
-from peerstats.models._design import as_categorical, build_fixed_design, check_rank_gram
+from peerstats.models._design import (
+    as_categorical,
+    build_fixed_design,
+    check_empty_levels,
+    check_rank_gram,
+)
 from peerstats.models._reml import PatternCovariance, REMLEngine, pattern_statistics
 from peerstats.models.results import MixedModelResult
 
@@ -194,15 +199,7 @@ def mmrm(
         )
 
     # factor levels that exist in the data but have no observed outcome (e.g. an all-missing arm)
-    for v in design.factors:
-        present = set(map(str, data[v].dropna().unique()))
-        empty = sorted(present - set(design.factors[v]))
-        if empty and v != visit:
-            raise ModelSpecificationError(
-                f"level(s) {empty} of {v!r} have rows but no observed outcome "
-                f"{design.outcome!r}; nothing can be estimated for them. Remove those rows "
-                "or the level from the analysis."
-            )
+    check_empty_levels(design, data, skip=(visit,))  # visits: checked below, per structure
 
     # ---- subjects ----------------------------------------------------------------------------
     subj_codes, subj_uniques = pd.factorize(used[subject], sort=False)
@@ -247,14 +244,16 @@ def mmrm(
     for g in range(G):
         cnt = np.bincount(vpos[gcodes == g], minlength=T)
         where = f" in group {group_levels[g]!r}" if group is not None else ""
+        empty = [str(visit_levels[i]) for i in range(T) if cnt[i] == 0]
+        if empty:
+            # every structure: a heterogeneous one has a variance nobody informs, and for
+            # ar1/toep an empty level would silently change the lag between the visits around it
+            raise ModelSpecificationError(
+                f"visit(s) {empty} of {visit!r} have no observed outcome{where}; the covariance "
+                f"across visits (covariance={covariance!r}) is indexed by every visit level. "
+                "Drop the unused visit level (e.g. data[visit].cat.remove_unused_categories())."
+            )
         if covariance in _HETEROGENEOUS:
-            empty = [str(visit_levels[i]) for i in range(T) if cnt[i] == 0]
-            if empty:
-                raise ModelSpecificationError(
-                    f"visit(s) {empty} of {visit!r} have no observed outcome{where}; "
-                    f"covariance={covariance!r} has a variance for each visit. Drop the unused "
-                    "visit level (e.g. data[visit].cat.remove_unused_categories())."
-                )
             thin = [str(visit_levels[i]) for i in range(T) if cnt[i] == 1]
             if thin:
                 raise ModelSpecificationError(
