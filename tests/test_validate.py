@@ -462,3 +462,12 @@ def test_overflowing_number_is_non_numeric_not_infinite(tmp_path, text):
     a = ASSESSMENTS.replace("001,baseline,30", f"001,baseline,{text}")
     f = only(run(tmp_path, assessments=a), "non_numeric")
     assert list(zip(f["row"], f["column"])) == [(1, "qpr15")]
+
+
+def test_empty_attendance_cell_is_a_failure_not_not_attended(tmp_path):
+    (tmp_path / "s.csv").write_text("id,session,attended\n002,1,1\n002,2,\n003,1,0\n")
+    spec = spec_dict(data={"participants": "p.csv", "assessments": "a.csv", "sessions": "s.csv"})
+    (tmp_path / "p.csv").write_text(PARTICIPANTS)
+    (tmp_path / "a.csv").write_text(ASSESSMENTS)
+    f = only(validate(spec, base_dir=tmp_path), "missing_value")
+    assert list(zip(f["table"], f["row"], f["column"])) == [("sessions", 2, "attended")]

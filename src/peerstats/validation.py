@@ -835,6 +835,8 @@ def _sessions(ctx: _Ctx, t: RawTable, part: RawTable | None) -> dict | None:
     _duplicates(
         t, [cols.subject, cols.session], log, "duplicate_subject_session", "subject x session"
     )
+    # an empty attendance cell would become "not attended" downstream (understating adherence)
+    _missing_key(t, cols.attended, log, "attended (0 or 1)")
     attended = _binary_column(t, cols.attended, log, "attended")
     if part is not None:
         _unknown_subjects(t, cols.subject, set(part.data[cols.subject].tolist()), log)

@@ -133,3 +133,26 @@ def test_with_the_mmrm_engine_if_available():
     sd = pooled_sd([base[:20], base[20:]])  # baseline SD per arm from the model's data
     assert t.data.d.tolist() == pytest.approx((con.estimate / sd).tolist())
     assert t.data.n_peer.tolist() == [20, 20]
+
+
+def test_primary_not_fitted_makes_every_fit_secondary():
+    """Spec outcomes [y1, y2, y3] with fits for y2, y3 only: y1 is the primary, so both fitted
+    outcomes are secondary and Holm-adjusted: p (0.01, 0.04) -> (0.02, 0.04)."""
+    fits = {"y2": StandInFit("y2", 1.0, 1.0, 0.01), "y3": StandInFit("y3", 1.0, 1.0, 0.04)}
+    t = outcome_table(fits, _trial(), adjust="holm").data.set_index("outcome")
+    assert not t["primary"].any()
+    assert t.loc["y2", "p_adjusted"] == pytest.approx(0.02)
+    assert t.loc["y3", "p_adjusted"] == pytest.approx(0.04)
+
+
+def test_level_is_passed_to_the_fits():
+    seen = []
+
+    class Recording(StandInFit):
+        def contrasts(self, arm, by=None, reference=None, level=0.95):
+            seen.append(level)
+            return super().contrasts(arm, by=by, reference=reference, level=level)
+
+    t = outcome_table({"y1": Recording("y1", 4.0, 1.0, 0.001)}, _trial(), level=0.90)
+    assert seen == [0.90]
+    assert any("90% CI" in note for note in t.notes)

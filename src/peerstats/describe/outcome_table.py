@@ -75,7 +75,7 @@ def outcome_table(
     arm : str
         Name of the arm factor in the models.
     level : float
-        Confidence level of the model CIs (the fits' own level must match; 0.95 default).
+        Confidence level of the model CIs (passed to each fit's ``contrasts``).
     labels : mapping, optional
         Display names of the outcomes.
     digits : int
@@ -106,7 +106,9 @@ def outcome_table(
         )
     if primary is None:
         names = outcome_names(trial) if trial is not None else []
-        primary = next((n for n in names if n in dict(items)), items[0][0])
+        # the trial's primary outcome is the first in the spec; when it is not among the fits,
+        # every fitted outcome is secondary (adjusted), none is promoted to primary
+        primary = names[0] if names else items[0][0]
     labels = dict(labels or {})
 
     rows = []
@@ -114,7 +116,7 @@ def outcome_table(
     for outcome, fit in items:
         fv = getattr(fit, "visit", "visit")
         fv = fv if isinstance(fv, str) else "visit"
-        con = fit.contrasts(arm=arm, by=fv)
+        con = fit.contrasts(arm=arm, by=fv, level=level)
         con = con.rename(columns={fv: "visit"})
         con["visit"] = con["visit"].astype(str)
         # observed data and baseline SD
