@@ -471,3 +471,19 @@ def test_empty_attendance_cell_is_a_failure_not_not_attended(tmp_path):
     (tmp_path / "a.csv").write_text(ASSESSMENTS)
     f = only(validate(spec, base_dir=tmp_path), "missing_value")
     assert list(zip(f["table"], f["row"], f["column"])) == [("sessions", 2, "attended")]
+
+
+def test_outcome_after_recorded_withdrawal_is_inconsistent(tmp_path):
+    """001 withdrew after baseline (last_visit baseline) yet has a post score: a failure naming
+    the assessment row; 003 withdrew after post and has no later visit: fine."""
+    p = PARTICIPANTS.strip().split("\n")
+    p[0] += ",withdrawn_reason,last_visit"
+    p[1] += ",moved away,baseline"
+    p[2] += ",,"
+    p[3] += ",too unwell,post"
+    p[4] += ",,"
+    cols = {**spec_dict()["columns"], "withdrawn_reason": "withdrawn_reason"}
+    report = run(tmp_path, participants="\n".join(p) + "\n", columns=cols)
+    f = only(report, "inconsistent")
+    assert list(zip(f["table"], f["row"], f["value"])) == [("assessments", 2, "post")]
+    assert "records withdrawal after 'baseline'" in f["message"].iloc[0]

@@ -821,7 +821,36 @@ def _assessments(
                         f"{role} {mask_value(a)!r} here but {mask_value(pvals[j])!r} in participants "
                         f"row {part.rows[j]}",
                     )
+        _assessed_after_withdrawal(ctx, t, part, known, subjects, visits, values)
     return dict(table=t, visits=visits, values=values, subjects=subjects)
+
+
+def _assessed_after_withdrawal(ctx, t, part, known, subjects, visits, values) -> None:
+    """A participant recorded as withdrawn (withdrawn_reason) after ``last_visit`` cannot have
+    an observed outcome at a later visit: CONSORT would give a contradictory reason."""
+    spec, log, cols = ctx.spec, ctx.log, ctx.spec.columns
+    lv_col = cols.last_visit or ("last_visit" if "last_visit" in part.data.columns else None)
+    wr_col = cols.withdrawn_reason
+    if lv_col is None or wr_col is None or wr_col not in part.data.columns:
+        return
+    order = {v: k for k, v in enumerate(spec.visits)}
+    last = _labelled(part, lv_col, list(spec.visits))
+    reason = part.data[wr_col].tolist()
+    arrays = list(values.values())
+    for i, (s, v) in enumerate(zip(subjects, visits, strict=True)):
+        j = known.get(s)
+        if j is None or reason[j] is None or last[j] not in order or v not in order:
+            continue
+        if order[v] > order[last[j]] and any(np.isfinite(a[i]) for a in arrays):
+            log.add(
+                t.name,
+                t.rows[i],
+                cols.visit or "visit",
+                v,
+                "inconsistent",
+                f"assessed at {v!r} although participants row {part.rows[j]} records withdrawal "
+                f"after {last[j]!r}; correct last_visit or the withdrawal",
+            )
 
 
 def _sessions(ctx: _Ctx, t: RawTable, part: RawTable | None) -> dict | None:
