@@ -487,3 +487,11 @@ def test_outcome_after_recorded_withdrawal_is_inconsistent(tmp_path):
     f = only(report, "inconsistent")
     assert list(zip(f["table"], f["row"], f["value"])) == [("assessments", 2, "post")]
     assert "records withdrawal after 'baseline'" in f["message"].iloc[0]
+
+
+def test_codes_with_leading_zeros_stay_text(tmp_path):
+    report = run(tmp_path, participants=with_column("postcode", ["01234", "22100", "", "00999"]))
+    assert report.ok
+    assert report.trial.participants["postcode"].tolist()[:2] == ["01234", "22100"]
+    numeric = run(tmp_path, participants=with_column("score", ["0.5", "12", "", "0"]))
+    assert numeric.trial.participants["score"].tolist()[:2] == [0.5, 12.0]

@@ -233,6 +233,7 @@ def _suggest(value: str, valid: list[str], what: str) -> str:
     return f"{mask_value(value)!r} is not {what}{hint} valid labels are {valid}"
 
 
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -577,7 +578,9 @@ def _text_or_numeric(t: RawTable, col: str, decimal: str, log: _Log | None, what
         return pd.Series(pd.Categorical(lab, categories=cats))
     nums, bad = _parse_numbers(vals, decimal)
     n = sum(v is not None for v in vals)
-    if n and not bad:
+    # codes with leading zeros ('01234', '007') are identifiers or codes, not numbers: keep text
+    coded = any(v is not None and _LEADING_ZERO.match(v) for v in vals)
+    if n and not bad and not coded:
         return pd.Series(nums)
     if log is not None and n and len(bad) <= 0.2 * n:
         for i in bad:
@@ -754,6 +757,14 @@ def _assessments(
         _missing_key(t, cols.subject, log, "subject")
         _duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
         bases = list(dict.fromkeys(c for _, c, _, _ in checks))
+        wide_cols = set(t.data.columns)
+        for b in bases:
+            absent = [v for v in spec.visits if f"{b}{src.sep}{v}" not in wide_cols]
+            if absent and len(absent) < len(spec.visits):
+                ctx.warnings.append(
+                    f"assessments: no column {b}{src.sep}<visit> for visit(s) {absent}; "
+                    f"{b} is missing for everyone there"
+                )
         t, fails = wide_to_long(
             t,
             subject=cols.subject,

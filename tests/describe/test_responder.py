@@ -80,3 +80,8 @@ def test_nnt_display_names_benefit_and_harm():
     assert _nnt_label("deteriorated", 1 / 0.05) == "NNTH 20.0"
     assert _nnt_label("improved", -1 / 0.10) == "NNTH 10.0"
     assert _nnt_label("recovered", float("inf")) == "\u221e"
+
+
+def test_unknown_visit_is_an_error_with_a_suggestion():
+    with pytest.raises(ValueError, match=r"'Post' is not a post-baseline visit; did you mean 'post'"):
+        responder_analysis(_trial(), "gad7", visit="Post", sd=4.0)

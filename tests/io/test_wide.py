@@ -122,3 +122,12 @@ def test_base_column_without_visit_suffix_is_ambiguous(files):
     )
     f = peerstats.validate(spec({"path": "wide.csv", "layout": "wide"}), base_dir=files).failures
     assert list(zip(f["check"], f["column"])) == [("ambiguous_column", "qpr15")]
+
+
+def test_visit_without_any_column_is_a_warning(files):
+    """The fixture's wide file has no wsas_post column: wsas is missing for everyone at post,
+    which is said, not silent (it may be by design, so it is not a failure)."""
+    report = peerstats.validate(spec({"path": "wide.csv", "layout": "wide"}), base_dir=files)
+    assert report.ok
+    assert any("no column wsas_<visit> for visit(s) ['post']" in w for w in report.warnings)
+    assert not any("qpr15_<visit>" in w for w in report.warnings)
