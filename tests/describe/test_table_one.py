@@ -69,7 +69,9 @@ def test_small_cell_suppression():
     t = table_one(_trial(), suppress_below=3)
     d = t.display.set_index("Characteristic")
     assert d.loc["  w", "usual (n = 4)"] == "<3"  # 2 of 4
-    assert d.loc["  m", "peer (n = 4)"] == "3 (75.0%)"
+    # peer: w 1 (<3) and m 3 of n = 4: showing m would give w = 4 - 3, so m is suppressed too
+    assert d.loc["  w", "peer (n = 4)"] == "<3"
+    assert d.loc["  m", "peer (n = 4)"] == "suppressed"
     assert d.loc["  missing", "usual (n = 4)"] == "<3"
     assert _val(t, "gender", "usual", "count", "w") == 2  # raw numbers stay in .data
 
@@ -90,3 +92,24 @@ def test_renders_to_all_formats():
     assert "| Characteristic" in t.to_markdown()
     assert "<table" in t.to_html() and "<td>age, mean (SD)</td>" in t.to_html()
     assert r"\toprule" in t.to_latex() and r"n (\%)" in t.to_latex()
+
+
+def test_suppressed_arm_cell_cannot_be_recovered_from_overall():
+    """usual: w 5, m 1 (n 6); peer: w 5, m 5; Overall m 6 = 1 + 5 would reveal usual m, so
+    Overall m is hidden, and so is one more Overall cell (else 16 - 10 recovers it)."""
+    part = pd.DataFrame({
+        "subject": [f"s{i}" for i in range(16)],
+        "arm": ["usual"] * 6 + ["peer"] * 10,
+        "randomised": 1,
+        "gender": ["w"] * 5 + ["m"] + ["w"] * 5 + ["m"] * 5,
+    })
+    trial = types.SimpleNamespace(
+        participants=part, assessments=None,
+        spec={"arms": {"levels": ["usual", "peer"], "reference": "usual"}, "covariates": ["gender"]},
+    )
+    d = table_one(trial, suppress_below=3).display.set_index("Characteristic")
+    assert d.loc["  m", "usual (n = 6)"] == "<3"
+    assert d.loc["  w", "usual (n = 6)"] == "suppressed"  # 6 - 5 would give m
+    assert d.loc["  m", "Overall (n = 16)"] == "suppressed"
+    assert d.loc["  w", "Overall (n = 16)"] == "suppressed"
+    assert d.loc["  m", "peer (n = 10)"] == "5 (50.0%)"

@@ -120,7 +120,10 @@ def table_one(
         no p-values are given.
     suppress_below : int, optional
         Small-cell suppression: counts ``1 <= n < k`` are shown as ``"<k"`` without a
-        percentage (privacy of small trials; the raw numbers stay in ``.data``).
+        percentage (privacy of small trials; the raw numbers stay in ``.data``). Complementary
+        cells are shown as ``"suppressed"`` so that a hidden count is not a column total minus
+        the shown cells, nor Overall minus the other arms. This stops recovery by subtraction;
+        it is not a full statistical disclosure control (bounds can still narrow a cell).
     include_baseline_outcomes : bool
         Add the outcomes at the baseline visit when ``variables`` is not given.
     digits : int
@@ -251,10 +254,43 @@ def table_one(
         t = t[t.level.isna()] if level is None else t[t.level == level]
         return float(t.value.iloc[0]) if len(t) else float("nan")
 
-    def count_text(cnt: float, pct: float) -> str:
-        if suppress_below is not None and 1 <= cnt < suppress_below:
-            return f"<{suppress_below}"
+    def count_text(cnt: float, pct: float, hidden: bool = False) -> str:
+        if hidden or (suppress_below is not None and 1 <= cnt < suppress_below):
+            return f"<{suppress_below}" if not hidden or cnt < suppress_below else "suppressed"
         return f"{int(cnt)} ({pct:.{digits}f}%)"
+
+    def hidden_cells(var: str, levels: list) -> set:
+        """(level, column) cells to suppress: the small ones plus complementary ones, so that
+        no suppressed count can be recovered as a column total minus the shown cells, or as
+        Overall minus the other arms (iterated until nothing changes)."""
+        if suppress_below is None:
+            return set()
+        keys = [*levels, None]  # None: the missing row
+        cnt = {
+            (lev, g): get(var, lev, g, "count" if lev is not None else "missing")
+            for lev in keys
+            for g in columns
+        }
+        cnt = {k: (0.0 if v != v else v) for k, v in cnt.items()}
+        hide = {k for k, v in cnt.items() if 1 <= v < suppress_below}
+        arm_cols = [g for g in columns if g != OVERALL]
+        changed = True
+        while changed:
+            changed = False
+            if OVERALL in columns:  # a hidden arm cell must not be Overall minus the others
+                for lev in keys:
+                    arm_hidden = [g for g in arm_cols if (lev, g) in hide]
+                    if len(arm_hidden) == 1 and (lev, OVERALL) not in hide:
+                        hide.add((lev, OVERALL))
+                        changed = True
+            for g in columns:  # a column's lone hidden cell must not be total minus the rest
+                hidden = [lev for lev in keys if (lev, g) in hide]
+                if len(hidden) == 1:
+                    others = [lev for lev in keys if (lev, g) not in hide and cnt[(lev, g)] > 0]
+                    if others:
+                        hide.add((min(others, key=lambda lev: cnt[(lev, g)]), g))
+                        changed = True
+        return hide
 
     smd_cols = [a for a in arms if a != ref] if smd and ref is not None else []
     smd_name = (lambda a: "SMD") if len(smd_cols) == 1 else (lambda a: f"SMD {a} vs {ref}")
@@ -269,10 +305,13 @@ def table_one(
             first["Characteristic"] = f"{label}, n (%)"
             disp_rows.append(first)
             levels = tidy[(tidy.variable == var) & (tidy.statistic == "count")].level.unique()
+            hide = hidden_cells(var, list(levels))
             for lev in levels:
                 r = {"Characteristic": f"  {lev}"}
                 for g in columns:
-                    r[head[g]] = count_text(get(var, lev, g, "count"), get(var, lev, g, "percent"))
+                    r[head[g]] = count_text(
+                        get(var, lev, g, "count"), get(var, lev, g, "percent"), (lev, g) in hide
+                    )
                 r.update({k: "" for k in smd_vals})
                 disp_rows.append(r)
         else:
@@ -294,9 +333,12 @@ def table_one(
             disp_rows.append(r)
         if any(get(var, None, g, "missing") > 0 for g in columns):
             r = {"Characteristic": "  missing"}
+            hide = hidden_cells(var, []) if not is_cat else hide
             for g in columns:
                 r[head[g]] = count_text(
-                    get(var, None, g, "missing"), get(var, None, g, "missing_percent")
+                    get(var, None, g, "missing"),
+                    get(var, None, g, "missing_percent"),
+                    (None, g) in hide,
                 )
             r.update({k: "" for k in smd_vals})
             disp_rows.append(r)
