@@ -99,3 +99,23 @@ def test_categorical_with_suppression():
     d = t.data
     assert d.loc[d.level == "a", "percent"].iloc[0] == pytest.approx(75.0)
     assert "<2" in t.display["n (%)"].tolist()  # b: 1 answer
+
+
+def test_survey_bad_inputs_are_reported_not_absorbed():
+    from peerstats import DataValidationError
+
+    with pytest.raises(DataValidationError) as info:
+        describe_numeric(pd.DataFrame({"months": ["12", "about 36", None, "48"]}), ["months"])
+    f = info.value.failures
+    assert list(zip(f["row"], f["value"])) == [(2, "about 36")]
+
+    resp = pd.DataFrame({"region": ["A"] * 12 + ["B"]})
+    targets = pd.Series({"A": 10, "B": float("nan")})
+    with pytest.raises(DataValidationError) as info:
+        response_rates(resp, by="region", targets=targets)
+    assert sorted(info.value.failures["check"]) == ["above_target", "bad_target"]
+    assert targets.index.tolist() == ["A", "B"]  # the caller's Series is not modified
+
+    dup = pd.DataFrame({"region": ["A", "A", "B"], "target": [5, 5, 3]})
+    with pytest.raises(DataValidationError, match="more than one target"):
+        response_rates(pd.DataFrame({"region": ["A"]}), by="region", targets=dup)

@@ -90,9 +90,30 @@ def response_rates(
             )
         tgt = pd.Series(targets[target_column].to_numpy(), index=targets[by].astype(str))
     else:
-        tgt = pd.Series(dict(targets)) if not isinstance(targets, pd.Series) else targets
+        tgt = pd.Series(dict(targets)) if not isinstance(targets, pd.Series) else targets.copy()
         tgt.index = tgt.index.astype(str)
     counts = responses[by].dropna().astype(str).value_counts()
+    problems = []
+    for g in tgt.index[tgt.index.duplicated()].unique():
+        problems.append((g, "duplicate_target", f"group {g!r} has more than one target"))
+    for g, t in tgt.items():
+        t_num = pd.to_numeric(pd.Series([t]), errors="coerce").iloc[0]
+        if not (t_num == t_num) or t_num < 0 or t_num != int(t_num):
+            problems.append((g, "bad_target", f"target of {g!r} is {t!r}; a count is needed"))
+        elif int(counts.get(g, 0)) > t_num:
+            problems.append(
+                (g, "above_target", f"{int(counts.get(g, 0))} responses in {g!r} exceed its "
+                 f"target of {int(t_num)}")
+            )
+    if problems:
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {"table": "targets", "column": by, "value": g, "check": c, "message": m}
+                    for g, c, m in problems
+                ]
+            )
+        )
     unknown = sorted(set(counts.index) - set(tgt.index))
     if unknown:
         raise DataValidationError(
@@ -200,6 +221,17 @@ def describe_numeric(
             raise _missing_col("data", c, data.columns)
     labels = dict(labels or {})
     rows = []
+    bad = []
+    for c in columns:
+        x = pd.to_numeric(data[c], errors="coerce")
+        lost = x.isna() & data[c].notna() & (data[c].astype(str).str.strip() != "")
+        bad += [
+            {"table": "data", "row": int(i) + 1, "column": c, "value": data[c].iloc[i],
+             "check": "non_numeric", "message": f"{data[c].iloc[i]!r} is not a number"}
+            for i in np.flatnonzero(lost.to_numpy())
+        ]
+    if bad:  # text in a numeric column would silently count as missing
+        raise DataValidationError(pd.DataFrame(bad), context="describe_numeric")
     for c in columns:
         x = pd.to_numeric(data[c], errors="coerce").astype(float)
         obs = x.dropna().to_numpy()
