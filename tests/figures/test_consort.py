@@ -179,6 +179,27 @@ def test_single_arm_pilot_layout():
     assert flow.n("analysed", "icbt") == 3  # b, c, d: baseline and a later visit
 
 
+def test_single_arm_consented_but_not_enrolled_is_not_lost():
+    """'e' consented but was never enrolled (randomised 0, no reason): the pilot layout's
+    'Consented and enrolled' box would drop them silently, so it is an error."""
+    part = pd.DataFrame(
+        {
+            "subject": ["a", "b", "c", "e"],
+            "consented": [0, 1, 1, 1],
+            "randomised": [0, 1, 1, 0],
+            "exclusion_reason": ["declined", None, None, None],
+        }
+    )
+    a = pd.DataFrame({"subject": ["b", "c"], "visit": ["pre", "pre"], "gad7": [10, 12]})
+    spec = {"design": "single-arm", "arms": {"levels": ["icbt"]}, "visits": ["pre", "post"],
+            "outcomes": {"gad7": {}}}
+    trial = types.SimpleNamespace(participants=part, assessments=a, spec=spec)
+    with pytest.raises(ReconciliationError, match="1 participant\\(s\\) differ between 'consented'"):
+        consort(trial)
+    part.loc[3, "consented"] = 0  # consistent: e did not consent
+    assert consort(trial).n("consented") == 2
+
+
 class _StandInFit:
     """Minimal stand-in for an MMRM result: the subjects the model used."""
 

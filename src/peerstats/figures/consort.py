@@ -477,6 +477,17 @@ def consort(
     part = part.copy()
     part["subject"] = part["subject"].astype(str)
     rand = randomised_mask(part).to_numpy()
+    if single and "consented" in part.columns:
+        # the pilot layout's "Consented and enrolled" box counts the enrolled: a consented
+        # participant who was not enrolled (or the reverse) must not vanish from the flow
+        consented = flag(part["consented"]).fillna(False).astype(bool).to_numpy()
+        differ = int((consented != rand).sum())
+        if differ:
+            raise ReconciliationError(
+                f"{differ} participant(s) differ between 'consented' and enrolled "
+                "('randomised'); record a consented participant who was not enrolled as not "
+                "randomised with an exclusion_reason, so the flow accounts for them"
+            )
     if not single and "arm" not in part.columns:
         raise DataValidationError(
             pd.DataFrame(
