@@ -259,3 +259,20 @@ def test_single_arm_change_by_hand(tmp_path):
     assert row["df"] == pytest.approx(n - 1, rel=1e-4)
     assert res.sd_baseline == pytest.approx(pre.std(ddof=1), rel=1e-12)
     assert row["cohens_d"] == pytest.approx(diff.mean() / pre.std(ddof=1), rel=1e-8)
+
+
+def test_missing_outcome_rows_are_counted_by_the_model_not_pre_dropped():
+    """Post-baseline rows with a baseline but no outcome reach the model, which drops and counts
+    them (fit.n_dropped), as SAS/R report; counted here with pandas."""
+    import warnings
+
+    import peerstats
+
+    trial = peerstats.datasets.load("peer_recovery")
+    a = trial.assessments
+    post = a[(a["visit"] != "baseline") & a["qpr15_baseline"].notna()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", peerstats.DataWarning)
+        res = peerstats.analyze(trial, outcome="qpr15")
+    assert res.fit.n_dropped == int(post["qpr15"].isna().sum()) > 0
+    assert res.fit.n_obs == int(post["qpr15"].notna().sum())

@@ -230,24 +230,29 @@ def analyze(
         raise ModelSpecificationError("the spec has no post-baseline visit to analyse")
     post["visit"] = pd.Categorical(post["visit"].astype(str), categories=post_visits)
     post["arm"] = pd.Categorical(post["arm"].astype(str), categories=arms)
-    post = post[post[outcome].notna()]
+    # rows with a missing outcome stay in: the model drops and counts them (fit.n_dropped) and
+    # their subjects count as SAS counts subjects; rows without a baseline cannot (covariate)
     miss_b = post[bcol].isna()
-    if miss_b.any():
-        n_sub = post.loc[miss_b, "subject"].nunique()
+    excl = miss_b & post[outcome].notna()
+    if excl.any():
+        n_sub = post.loc[excl, "subject"].nunique()
         msg = (
-            f"{int(miss_b.sum())} post-baseline observation(s) of {n_sub} participant(s) "
+            f"{int(excl.sum())} post-baseline observation(s) of {n_sub} participant(s) "
             f"without a baseline {outcome!r} were excluded (the baseline is a covariate)"
         )
         notes.append(msg)
         warnings.warn(msg, DataWarning, stacklevel=2)
-        post = post[~miss_b]
-    if post.empty:
+    post = post[~miss_b]
+    observed = post[outcome].notna()
+    if not observed.any():
         raise ModelSpecificationError(f"no post-baseline observation of {outcome!r} to analyse")
-    present_visits = [v for v in post_visits if (post["visit"] == v).any()]
+    present_visits = [v for v in post_visits if (post.loc[observed, "visit"] == v).any()]
     if len(present_visits) < len(post_visits):
         empty = [v for v in post_visits if v not in present_visits]
         notes.append(f"visit(s) {empty} have no observation of {outcome!r} and were left out")
+        post = post[post["visit"].isin(present_visits)].copy()
         post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present_visits)
+        observed = post[outcome].notna()
     many = len(present_visits) > 1
 
     strata = [s for s in spec.strata if s in post.columns]
@@ -255,7 +260,7 @@ def analyze(
         if s not in post.columns:
             notes.append(f"stratification factor {s!r} is not in the assessments; not adjusted")
     for s in strata:
-        if post[s].isna().any():
+        if post.loc[observed, s].isna().any():
             raise ModelSpecificationError(
                 f"stratification factor {s!r} is missing for some analysed rows; it is a fixed "
                 "effect of the primary model"
@@ -278,14 +283,15 @@ def analyze(
         )
         grp = grp.where(post["delivered"] > 0, None)
         lone = (post["delivered"] > 0) & grp.isna()
-        if lone.any() and lone.sum() == (post["delivered"] > 0).sum():
+        in_arm = (post["delivered"] > 0) & observed
+        if in_arm.any() and (lone & in_arm).sum() == in_arm.sum():
             raise ModelSpecificationError(
                 f"arm(s) {delivered} are group-delivered (spec arms.group_delivered) but no "
                 "analysed participant has a delivery group; map the group column in the spec "
                 "(columns: group) or remove the arm from group_delivered"
             )
-        if lone.any():
-            n_lone = post.loc[lone, "subject"].nunique()
+        if (lone & observed).any():
+            n_lone = post.loc[lone & observed, "subject"].nunique()
             notes.append(
                 f"{n_lone} participant(s) of a group-delivered arm without a recorded "
                 "group were treated as groups of one"
@@ -299,7 +305,7 @@ def analyze(
         model = "partially nested lmm"
         icc_s = fit.icc
         icc = float(icc_s.get("group", 0.0)) if len(icc_s) else 0.0
-        sizes = post.loc[post["delivered"] > 0].groupby("group")["subject"].nunique()
+        sizes = post.loc[(post["delivered"] > 0) & observed].groupby("group")["subject"].nunique()
         n_groups = int(len(sizes))
         mgs = float(sizes.mean()) if n_groups else None
         deff = 1 + (mgs - 1) * icc if mgs is not None else None
@@ -323,7 +329,7 @@ def analyze(
         ct.insert(0, "visit", present_visits[0])
     ct = ct.rename(columns={"visit": "visit"})
     ct = _add_d(ct, sd)
-    n_an = post.groupby("arm", observed=False)["subject"].nunique()
+    n_an = post.loc[observed].groupby("arm", observed=False)["subject"].nunique()
     return TrialAnalysis(
         outcome=outcome,
         model=model,
@@ -352,14 +358,16 @@ def _add_d(ct: pd.DataFrame, sd: float) -> pd.DataFrame:
 
 def _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm) -> TrialAnalysis:
     """Single-arm study: MMRM on all visits, change from baseline at each later visit."""
-    d = a[a[outcome].notna()].copy()
+    d = a.copy()  # rows with a missing outcome stay: the model drops and counts them
     d["visit"] = pd.Categorical(d["visit"].astype(str), categories=visits)
-    present = [v for v in visits if (d["visit"] == v).any()]
+    seen = d[outcome].notna()
+    present = [v for v in visits if (d.loc[seen, "visit"] == v).any()]
     if visits[0] not in present or len(present) < 2:
         raise ModelSpecificationError(
             f"a single-arm analysis of {outcome!r} needs baseline and at least one later visit "
             "with data"
         )
+    d = d[d["visit"].isin(present)].copy()
     d["visit"] = pd.Categorical(d["visit"].astype(str), categories=present)
     formula = f"{outcome} ~ visit"
     fit = mmrm(formula, d, subject="subject", visit="visit", covariance="us", df=df)
@@ -374,7 +382,9 @@ def _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm) -
         rows.append({"visit": present[k], "contrast": f"{present[k]} - {present[0]}", **res})
     ct = _add_d(pd.DataFrame(rows), sd)
     arm = str(spec.arms.levels[0])
-    n_an = pd.Series({arm: int(d["subject"].nunique())}, name="n_analysed")
+    n_an = pd.Series(
+        {arm: int(d.loc[d[outcome].notna(), "subject"].nunique())}, name="n_analysed"
+    )
     notes = [
         *notes,
         "single-arm study: change from baseline (within-arm), not a comparison "
