@@ -50,6 +50,9 @@ def _run_spec(spec: Path | str, out: Path, *, force: bool, quiet: bool) -> tuple
     except PeerstatsError as exc:  # ModelSpecificationError, ConvergenceError, Reconciliation
         print(f"model failure ({type(exc).__name__}): {exc}", file=sys.stderr)
         return _exit_code(exc), None
+    except (OSError, UnicodeError) as exc:  # unreadable spec/trial file, unwritable --out
+        print(f"spec error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return EXIT_SPEC, None
     return EXIT_OK, path
 
 
@@ -77,7 +80,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         else:
             actual = load_results(target)
         comp = compare_results(actual, expected, rtol=args.rtol, atol=args.atol)
-    except SpecError as exc:
+    except (SpecError, OSError, UnicodeError) as exc:
         print(f"spec error: {exc}", file=sys.stderr)
         return EXIT_SPEC
     print(comp.to_text(max_rows=args.max_rows))
@@ -87,8 +90,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.update and not comp.ok:
         from peerstats.pipeline._jsonio import dumps
 
-        Path(args.against).write_text(dumps(actual), encoding="utf-8")
-        print(f"{args.against} updated with the new results (review the differences above)")
+        dest = Path(args.against)
+        dest = dest / "results.json" if dest.is_dir() else dest
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.write_text(dumps(actual), encoding="utf-8")
+        tmp.replace(dest)  # atomic: never a half-written expected file
+        print(f"{dest} updated with the new results (review the differences above)")
         return EXIT_OK
     return EXIT_OK if comp.ok else EXIT_DRIFT
 

@@ -113,3 +113,16 @@ def test_cli_check_update_rewrites_expected(example_runs, tmp_path, capsys):
     assert "updated" in capsys.readouterr().out
     assert expected.read_bytes() == (out / "results.json").read_bytes()
     assert main(["check", str(out), "--against", str(expected)]) == 0
+
+
+def test_non_finite_values_and_bools_are_compared_strictly():
+    from peerstats.exceptions import SpecError
+    from peerstats.pipeline import compare_results
+
+    expected = {"a": 1.0, "b": float("inf"), "c": 1, "d": float("nan"), "e": 2.0}
+    same = compare_results(dict(expected), expected)
+    assert same.ok  # NaN == NaN and inf == inf count as unchanged
+    drift = compare_results({"a": float("nan"), "b": 5.0, "c": True, "d": 0.0, "e": 2.0}, expected)
+    assert sorted(drift.drift["path"]) == ["a", "b", "c", "d"]
+    with pytest.raises(SpecError, match="finite"):
+        compare_results(expected, expected, rtol=float("nan"))

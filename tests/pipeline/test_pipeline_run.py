@@ -151,9 +151,31 @@ def test_existing_folder_needs_force(small_trial, tmp_path, capsys):
     assert main(["run", str(spec), "--out", str(out), "-q"]) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "old"
+    # --force replaces earlier results only, never a folder of other files
+    assert main(["run", str(spec), "--out", str(out), "-q", "--force"]) == 2
+    assert "not an earlier peerstats result folder" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "old"
+    (out / "keep.txt").unlink()
+    assert main(["run", str(spec), "--out", str(out), "-q"]) == 2  # exists (empty): needs --force
     assert main(["run", str(spec), "--out", str(out), "-q", "--force"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "results.json").is_file()
+    assert (out / "results.json").is_file()
+    (out / "results.json").write_text("stale")
+    assert main(["run", str(spec), "--out", str(out), "-q", "--force"]) == 0  # results: replaced
+    assert (out / "results.json").read_text() != "stale"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_force_never_deletes_inputs_or_the_current_folder(small_trial, tmp_path, capsys,
+                                                           monkeypatch):
+    spec = write_analysis(tmp_path, small_trial)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    # the folder holding the trial's data
+    data_dir = small_trial.parent
+    assert main(["run", str(spec), "--out", str(data_dir), "-q", "--force"]) == 2
+    # the current folder
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(spec), "--out", ".", "-q", "--force"]) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
 def test_failed_write_leaves_nothing_behind(small_trial, tmp_path):
@@ -374,3 +396,32 @@ def test_exit_3_when_a_model_does_not_converge(small_trial, tmp_path, monkeypatc
     assert main(["run", str(spec), "--out", str(out), "-q"]) == 3
     assert "did not converge" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_primary_sentence_for_a_negative_difference_states_a_positive_interval(example_runs):
+    """icbt_peer: GAD-7 lower with peer support. "x points lower (95% CI a to b)" must give a
+    and b on the same (lower-by) scale: a = -ci_upper, b = -ci_lower of the contrast."""
+    res = json.loads((example_runs["icbt_peer"] / "results.json").read_text())
+    (c,) = res["primary"]["contrasts"].values()
+    assert c["estimate"] < 0 < -c["ci_upper"]
+    html = (example_runs["icbt_peer"] / "report.html").read_text()
+    m = re.search(r"was (\d+\.\d) points lower \(95% CI (-?\d+\.\d) to (-?\d+\.\d)\)", html)
+    assert m, "primary sentence not found"
+    est, lo, hi = (float(x) for x in m.groups())
+    assert est == pytest.approx(-c["estimate"], abs=0.05)
+    assert lo == pytest.approx(-c["ci_upper"], abs=0.05) and hi == pytest.approx(-c["ci_lower"], abs=0.05)
+
+
+def test_two_responder_analyses_of_one_outcome_both_kept(small_trial, tmp_path):
+    spec = write_analysis(
+        tmp_path, small_trial,
+        tables=["outcomes", "responders"],
+        responders=[{"outcome": "gad7", "visit": "post"}, {"outcome": "gad7", "visit": "fu3"}],
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(spec), "--out", str(out), "-q"]) == 0
+    tables = sorted(p.name for p in (out / "tables").glob("responders_*.csv"))
+    assert tables == ["responders_gad7_fu3.csv", "responders_gad7_post.csv"]
+    post = (out / "tables" / "responders_gad7_post.csv").read_text()
+    fu3 = (out / "tables" / "responders_gad7_fu3.csv").read_text()
+    assert "post" in post and "fu3" not in post and "fu3" in fu3

@@ -148,8 +148,8 @@ def compare_results(
     -------
     Comparison
     """
-    if rtol < 0 or atol < 0:
-        raise SpecError(f"tolerances must be non-negative; got rtol={rtol}, atol={atol}")
+    if not (math.isfinite(rtol) and math.isfinite(atol)) or rtol < 0 or atol < 0:
+        raise SpecError(f"tolerances must be finite and non-negative; got rtol={rtol}, atol={atol}")
     a = flatten(actual if isinstance(actual, dict) else load_results(actual))
     e = flatten(expected if isinstance(expected, dict) else load_results(expected))
     rows = []
@@ -161,11 +161,17 @@ def compare_results(
         av = a[path]
         n += 1
         if _is_num(ev) and _is_num(av):
-            diff = abs(float(av) - float(ev))
-            if diff > atol + rtol * abs(float(ev)):
-                rel = diff / abs(float(ev)) if ev != 0 else math.inf
+            x, y = float(av), float(ev)
+            if not (math.isfinite(x) and math.isfinite(y)):
+                same = x == y or (math.isnan(x) and math.isnan(y))  # inf == inf, NaN == NaN
+                if not same:
+                    rows.append((path, ev, av, None, None, "changed"))
+                continue
+            diff = abs(x - y)
+            if not diff <= atol + rtol * abs(y):
+                rel = diff / abs(y) if y != 0 else math.inf
                 rows.append((path, ev, av, diff, rel, "changed"))
-        elif ev != av:
+        elif type(ev) is not type(av) or ev != av:  # True is not 1
             rows.append((path, ev, av, None, None, "changed"))
     for path, av in a.items():
         if path not in e:

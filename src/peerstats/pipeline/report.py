@@ -115,7 +115,7 @@ def _frame_html(df: Any, cols: list[str] | None = None, digits: int = 3) -> str:
 
 def render_report(run: AnalysisRun) -> str:
     """The report of ``run`` as one HTML document (a string)."""
-    from peerstats.pipeline.run import outcome_label, primary_sentences
+    from peerstats.pipeline.run import _responder_name, outcome_label, primary_sentences
 
     spec, trial, res = run.spec, run.trial, run.results
     ts = trial.spec
@@ -247,9 +247,10 @@ def render_report(run: AnalysisRun) -> str:
         add("<h3>Feasibility</h3>")
         add(f"<div class='scroll'>{run.html_tables['feasibility']}</div>")
     for r in spec.responders:
-        key = f"responders_{r.outcome}"
+        key = f"responders_{_responder_name(r)}"
         if key in run.html_tables:
-            add(f"<h3>Responders: {_e(outcome_label(trial, spec, r.outcome))}</h3>")
+            at = f" at {_e(spec.label('visits', r.visit))}" if r.visit else ""
+            add(f"<h3>Responders: {_e(outcome_label(trial, spec, r.outcome))}{at}</h3>")
             add(f"<div class='scroll'>{run.html_tables[key]}</div>")
 
     # ---- figures --------------------------------------------------------------------------

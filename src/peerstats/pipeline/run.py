@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import io
+import json
 import os
 import platform
 import shlex
@@ -381,6 +382,12 @@ def outcome_label(trial: Any, spec: AnalysisSpec, outcome: str) -> str:
     return spec.label("outcomes", outcome, str(default))
 
 
+def _responder_name(r: Any) -> str:
+    """Table name part of a responder analysis: outcome and visit (two analyses of one outcome
+    at different visits must not overwrite each other)."""
+    return f"{r.outcome}_{r.visit}" if r.visit else str(r.outcome)
+
+
 def primary_sentences(run: AnalysisRun) -> list[str]:
     """Plain-language statements of the primary result (one per contrast)."""
     spec, trial = run.spec, run.trial
@@ -394,6 +401,8 @@ def primary_sentences(run: AnalysisRun) -> list[str]:
             continue
         k = _digits(r.get("std_error") or float("nan"))
         word = "higher" if est > 0 else "lower"
+        if est < 0:  # "1.8 points lower (95% CI 0.4 to 3.2)": the interval on the same scale
+            lo, hi = -hi, -lo
         ci = (
             f"(95% CI {lo:.{k}f} to {hi:.{k}f})"
             if spec.model.level == 0.95
@@ -689,13 +698,13 @@ def run_analysis(
                 comp = getattr(rt, "comparison", None)
                 if comp is not None and len(comp):
                     entry["comparison"] = frame_keyed(comp, ["outcome", "visit", "arm", "category"])
-                    run.tables[f"responders_comparison_{r.outcome}"] = comp
+                    run.tables[f"responders_comparison_{_responder_name(r)}"] = comp
                 params = getattr(rt, "parameters", None)
                 if params is not None:
                     entry["parameters"] = plain(params)
                 res["responders"][key] = entry
-                run.tables[f"responders_{r.outcome}"] = rt.data
-                run.html_tables[f"responders_{r.outcome}"] = rt.render("html")
+                run.tables[f"responders_{_responder_name(r)}"] = rt.data
+                run.html_tables[f"responders_{_responder_name(r)}"] = rt.render("html")
         want_feas = spec.wants_table("feasibility") and (single or spec.tables is not None)
         if want_feas:
             ft = peerstats.feasibility(
@@ -763,9 +772,38 @@ def check_output_dir(out: str | Path, *, force: bool = False) -> Path:
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise SpecError(f"{out} exists and is not a folder")
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise SpecError(f"{out} is the current folder or contains it; choose a results folder")
     if out.exists() and not force:
         raise SpecError(f"{out} exists; pass --force (force=True) to replace it")
+    if out.exists() and any(out.iterdir()) and not _is_results_folder(out):
+        # --force replaces earlier results, never a folder of other files (inputs, a project)
+        raise SpecError(
+            f"{out} is not an earlier peerstats result folder (no peerstats manifest.json); "
+            "--force only replaces results. Choose another --out or empty it yourself."
+        )
     return out
+
+
+def _is_results_folder(folder: Path) -> bool:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and str(manifest.get("results_format", "")).startswith(
+        "peerstats-results/"
+    )
+
+
+def _inputs_inside(run: AnalysisRun, out: Path) -> list[str]:
+    """Input files of the run that lie inside ``out`` (replacing it would delete them)."""
+    inside = []
+    for item in run.manifest.get("inputs", {}).values():
+        path = Path(item.get("path", "")).resolve() if isinstance(item, dict) else None
+        if path is not None and (path == out or out in path.parents):
+            inside.append(str(path))
+    return inside
 
 
 def write_results(
@@ -793,6 +831,9 @@ def write_results(
         ``out`` (resolved).
     """
     out = check_output_dir(out, force=force)
+    inside = _inputs_inside(run, out)
+    if inside:
+        raise SpecError(f"--out {out} contains input files of the analysis: {inside[:5]}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -303,7 +303,7 @@ def read_analysis_spec(
             raise SpecError(f"analysis spec not found: {spec}")
         try:
             raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise SpecError(f"{source} is not valid YAML: {exc}") from exc
         root = Path(base_dir) if base_dir is not None else source.parent
     if not isinstance(raw, dict):
