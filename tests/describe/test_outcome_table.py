@@ -156,3 +156,24 @@ def test_level_is_passed_to_the_fits():
     t = outcome_table({"y1": Recording("y1", 4.0, 1.0, 0.001)}, _trial(), level=0.90)
     assert seen == [0.90]
     assert any("90% CI" in note for note in t.notes)
+
+
+def test_fit_with_a_single_post_visit_has_no_visit_term():
+    """An outcome observed at one post-baseline visit is fitted without a visit term; the table
+    names that visit instead of failing. Difference checked against OLS by hand (numpy)."""
+    import peerstats
+
+    trial = _trial()
+    a = trial.assessments
+    post = a[a["visit"] == "post"].dropna(subset=["y1"]).copy()
+    base = a[a["visit"] == "baseline"].set_index("subject")["y1"]
+    post["y1_baseline"] = post["subject"].map(base)
+    post["arm"] = pd.Categorical(post["arm"], categories=["usual", "peer"])
+    fit = peerstats.mmrm("y1 ~ y1_baseline + arm", post, subject="subject", visit="visit",
+                         covariance="us")
+    t = outcome_table({"y1": fit}, trial)
+    row = t.data.iloc[0]
+    assert row["visit"] == "post"
+    X = np.column_stack([np.ones(len(post)), post["y1_baseline"], post["arm"] == "peer"])
+    beta = np.linalg.lstsq(X.astype(float), post["y1"].to_numpy(float), rcond=None)[0]
+    assert row["estimate"] == pytest.approx(beta[2], rel=1e-6)

@@ -116,7 +116,13 @@ def outcome_table(
     for outcome, fit in items:
         fv = getattr(fit, "visit", "visit")
         fv = fv if isinstance(fv, str) else "visit"
-        con = fit.contrasts(arm=arm, by=fv, level=level)
+        factors = getattr(getattr(fit, "_design", None), "factors", None)
+        if isinstance(factors, dict) and fv not in factors:
+            # one post-baseline visit: the model has no visit term; name the visit it used
+            con = fit.contrasts(arm=arm, level=level)
+            con.insert(0, "visit", _single_visit(fit, trial, outcome, fv))
+        else:
+            con = fit.contrasts(arm=arm, by=fv, level=level)
         con = con.rename(columns={fv: "visit"})
         con["visit"] = con["visit"].astype(str)
         # observed data and baseline SD
@@ -237,3 +243,21 @@ def outcome_table(
         name = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni"}[adjust]
         notes.append(f"Secondary outcomes' p-values adjusted by {name} within each visit.")
     return Table(data, disp, caption="Outcomes", notes=notes)
+
+
+def _single_visit(fit: Any, trial: Any, outcome: str, fv: str) -> str:
+    """The one post-baseline visit of a fit without a visit term (from its data, else from the
+    trial: the only post-baseline visit where the outcome was observed)."""
+    data = getattr(getattr(fit, "_design", None), "data", None)
+    if data is not None and fv in data.columns and data[fv].nunique() == 1:
+        return str(data[fv].iloc[0])
+    if trial is not None:
+        a = trial.assessments
+        visits = visit_levels(trial)
+        seen = a.loc[a[outcome].notna(), "visit"].astype(str)
+        post = [v for v in visits[1:] if (seen == v).any()]
+        if len(post) == 1:
+            return post[0]
+    raise ModelSpecificationError(
+        f"the fit of {outcome!r} has no {fv!r} term and its single visit cannot be told"
+    )
