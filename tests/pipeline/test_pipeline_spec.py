@@ -120,3 +120,24 @@ def test_lmm_needs_random_terms():
     )
     with pytest.raises(SpecError, match="needs random terms"):
         spec.check_against(peerstats.read_spec(spec.trial_path))
+
+
+def test_numeric_visits_in_the_analysis_spec(tmp_path):
+    """A trial with visits [0, 8] (numbers in YAML): ``visit: 8`` and label keys 0/8 work."""
+    (tmp_path / "p.csv").write_text("id,arm\n1,usual\n2,peer\n")
+    (tmp_path / "a.csv").write_text("id,visit,y\n1,0,1\n1,8,2\n2,0,3\n2,8,4\n")
+    (tmp_path / "trial.yaml").write_text(
+        "trial: {name: Numeric visits (synthetic), design: parallel, synthetic: true}\n"
+        "data: {participants: p.csv, assessments: a.csv}\n"
+        "columns: {subject: id, arm: arm, visit: visit}\n"
+        "arms: {reference: usual, levels: [usual, peer]}\n"
+        "visits: [0, 8]\n"
+        "outcomes: {y: {column: y, min: 0, max: 10}}\n"
+    )
+    (tmp_path / "analysis.yaml").write_text(
+        "analysis: {name: numeric}\ntrial: trial.yaml\nprimary: {outcome: y, visit: 8}\n"
+        "labels: {visits: {0: baseline, 8: 8 weeks}}\n"
+    )
+    spec = read_analysis_spec(tmp_path / "analysis.yaml")
+    assert spec.primary_visit == "8"
+    assert spec.label("visits", "8") == "8 weeks" and spec.label("visits", "0") == "baseline"

@@ -308,6 +308,7 @@ def read_analysis_spec(
         root = Path(base_dir) if base_dir is not None else source.parent
     if not isinstance(raw, dict):
         raise SpecError(f"analysis spec {source or ''}: the top level must be a mapping")
+    _visits_as_text(raw)
     problems = _schema_problems(raw)
     if problems:
         raise SpecError(_problem_text(source or "(dict)", problems))
@@ -368,3 +369,19 @@ def read_analysis_spec(
         source=source,
         raw=raw,
     )
+
+
+def _visits_as_text(raw: dict) -> None:
+    """Trial specs may name visits by numbers (``visits: [0, 8, 20]``) and YAML then reads
+    ``visit: 8`` and label keys as integers: use their text, as the Trial does."""
+    prim = raw.get("primary")
+    if isinstance(prim, dict) and isinstance(prim.get("visit"), int | float):
+        prim["visit"] = str(prim["visit"])
+    for r in raw.get("responders") or []:
+        if isinstance(r, dict) and isinstance(r.get("visit"), int | float):
+            r["visit"] = str(r["visit"])
+    labels = raw.get("labels")
+    if isinstance(labels, dict):
+        for kind, mapping in list(labels.items()):
+            if isinstance(mapping, dict):
+                labels[kind] = {str(k): v for k, v in mapping.items()}
