@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 from html import unescape
+from pathlib import Path
 
 import pytest
 import yaml
@@ -117,6 +118,18 @@ def test_manifest_records_inputs_versions_and_times(example_runs):
     assert man["started"] <= man["finished"]
     got = hashlib.sha256((out / "results.json").read_bytes()).hexdigest()
     assert man["outputs"]["results.json"] == got
+    # the package's own files, hashed independently here
+    import peerstats
+
+    root = Path(peerstats.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if (path.suffix in (".py", ".json", ".yaml") and "__pycache__" not in path.parts
+                and not (rel.parts[0] == "datasets" and path.suffix != ".py")):
+            h.update(rel.as_posix().encode())
+            h.update(path.read_bytes())
+    assert man["peerstats_source_sha256"] == h.hexdigest()
     # times live only in the manifest
     assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", (out / "results.json").read_text())
 

@@ -382,6 +382,19 @@ def outcome_label(trial: Any, spec: AnalysisSpec, outcome: str) -> str:
     return spec.label("outcomes", outcome, str(default))
 
 
+def _package_digest() -> str:
+    """SHA-256 over the peerstats package files (.py, .json, .yaml), in path order."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".json", ".yaml") and "__pycache__" not in path.parts:
+            if "datasets" in path.relative_to(root).parts[:1] and path.suffix != ".py":
+                continue  # bundled example data are inputs (hashed under "inputs")
+            h.update(path.relative_to(root).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def _responder_name(r: Any) -> str:
     """Table name part of a responder analysis: outcome and visit (two analyses of one outcome
     at different visits must not overwrite each other)."""
@@ -561,6 +574,9 @@ def run_analysis(
         "analysis": spec.name,
         "inputs": {k: {"path": str(p), "sha256": _sha256(p)} for k, p in files.items()},
         "versions": {"python": platform.python_version(), **_versions()},
+        # the version string is the same for every commit of a development install: a hash of
+        # the package's own files (code, schemas, instrument definitions) tells them apart
+        "peerstats_source_sha256": _package_digest(),
         "platform": {
             "system": platform.system(),
             "release": platform.release(),
