@@ -28,24 +28,14 @@ the peerstats column says "not available" and the rest still runs.
 # ruff: noqa: E402  (BLAS thread variables must be set before numpy is imported)
 from __future__ import annotations
 
-import os
-import sys
-
-
-def _blas_threads_from_argv(argv: list[str]) -> None:
-    """``--blas-threads N`` must act before numpy is imported (OpenBLAS reads it at load)."""
-    if "--blas-threads" in argv:
-        n = argv[argv.index("--blas-threads") + 1]
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = n
-
-
-_blas_threads_from_argv(sys.argv)
-
 import argparse
+import os
 import platform
+import sys
 import warnings
 from pathlib import Path
+
+import _threads  # noqa: F401  (sets BLAS threads before numpy loads)
 
 sys.path.insert(0, str(Path(__file__).parent))
 
