@@ -411,13 +411,13 @@ class PreparedMMRM:
         kr_information: Literal["observed", "expected"] = "observed",
     ) -> MixedModelResult:  # noqa: F821 - imported lazily
         """Fit the model to the data it was prepared with: exactly :func:`peerstats.mmrm`."""
-        from peerstats.models import mmrm as _m
+        from peerstats.models.mmrm import build_result, check_df_options, empirical_covariances
 
         t0 = time.perf_counter()
-        df, kr_information = _m.check_df_options(df, kr_information, self.method)
+        df, kr_information = check_df_options(df, kr_information, self.method)
         engine = self._engine(self._stats)
         G, T = len(self._levels), len(self.visits)
-        theta0 = self._grouped.start(_m.empirical_covariances(self._stats.classes, G, T))
+        theta0 = self._grouped.start(empirical_covariances(self._stats.classes, G, T))
         fit = engine.fit(theta0)
         st = fit["state"]
         _raise_unless_converged(fit, self.covariance)
@@ -426,7 +426,7 @@ class PreparedMMRM:
         self._theta_hat = st.theta
         self._H_hat = fit["hessian"]
         self._full_refit = _refit_from(st, sigmas, fit["iterations"])
-        return _m.build_result(
+        return build_result(
             self,
             engine,
             fit,
