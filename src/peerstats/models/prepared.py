@@ -43,6 +43,7 @@ from peerstats.models._reml import (
     PatternLikelihood,
     REMLEngine,
     SizeClass,
+    blas_threads,
     pattern_statistics,
 )
 
@@ -226,6 +227,7 @@ class PreparedMMRM:
         self._H_hat: np.ndarray | None = None
         self._full_refit: Refit | None = None
         self.n_rows = len(data)
+        self.index = data.index
         self.n_subjects_data = int(data[subject].nunique())
         self._build_layout(data)
         self._check_layout()
@@ -251,7 +253,8 @@ class PreparedMMRM:
         self.subjects = pd.Index(uniques, name=subject)
         self.visit_codes = np.asarray(data[visit].cat.codes, dtype=np.int64)
         if group is not None:
-            self._levels = tuple(str(g) for g in data[group].cat.categories)
+            self._group_values = list(data[group].cat.categories)
+            self._levels = tuple(str(g) for g in self._group_values)
             self.group_levels = self._levels
             self.group_codes = np.asarray(data[group].cat.codes, dtype=np.int64)
         else:
@@ -342,15 +345,17 @@ class PreparedMMRM:
         """Pooled statistics of the rows ``rows`` (boolean) with outcome ``y``."""
         idx = np.flatnonzero(rows)
         rw = None if self._row_weights is None else self._row_weights[idx]
-        classes, info = pattern_statistics(
-            self.X_all[idx],
-            y[idx],
-            self.subject_codes[idx],
-            self.visit_codes[idx],
-            self.group_codes[idx],
-            rw,
-            fw,
-        )
+        large = idx.size * (len(self.columns) + 1) * len(self.visits) > 5_000_000
+        with blas_threads(large=large):
+            classes, info = pattern_statistics(
+                self.X_all[idx],
+                y[idx],
+                self.subject_codes[idx],
+                self.visit_codes[idx],
+                self.group_codes[idx],
+                rw,
+                fw,
+            )
         f_row = np.ones(idx.size) if fw is None else fw[self.subject_codes[idx]]
         n_obs = float(f_row.sum())
         log_w = 0.0 if rw is None else float(f_row @ np.log(rw))
@@ -411,6 +416,10 @@ class PreparedMMRM:
         kr_information: Literal["observed", "expected"] = "observed",
     ) -> MixedModelResult:  # noqa: F821 - imported lazily
         """Fit the model to the data it was prepared with: exactly :func:`peerstats.mmrm`."""
+        with blas_threads():
+            return self._fit(df, kr_information)
+
+    def _fit(self, df, kr_information):
         from peerstats.models.mmrm import build_result, check_df_options, empirical_covariances
 
         t0 = time.perf_counter()
@@ -608,6 +617,10 @@ class PreparedMMRM:
         ConvergenceError
             A refit does not converge.
         """
+        with blas_threads():
+            return self._jackknife()
+
+    def _jackknife(self) -> list[Refit]:
         theta_hat = self._theta_start()
         full = self._full_refit
         st0 = self._stats
