@@ -168,9 +168,7 @@ def responder_analysis(
 
         close = difflib.get_close_matches(str(visit), visits, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"{visit!r} is not a post-baseline visit{hint} visits are {visits[1:]}"
-        )
+        raise ValueError(f"{visit!r} is not a post-baseline visit{hint} visits are {visits[1:]}")
     d = a.assign(visit=a["visit"].astype(str), subject=a["subject"].astype(str))
     arms = arm_levels(trial)
     ref = reference_arm(trial, arms)

@@ -468,6 +468,18 @@ class REMLEngine:
         else:
             self._pl = None
 
+    def _order2(self, theta: np.ndarray):
+        """The closed-form second-order evaluation, cached for the last theta (the fit's
+        final Hessian, P_k and expected information then cost nothing more)."""
+        theta = np.asarray(theta, dtype=float)
+        cached = getattr(self, "_last2", None)
+        if cached is not None and np.array_equal(cached[0], theta):
+            return cached[1]
+        self.n_evals += 1
+        r = self._pl.evaluate(theta, order=2)
+        self._last2 = (theta.copy(), r)
+        return r
+
     def _constant(self) -> float:
         n, p = self.n_obs, self.p
         c = (n - p) * LOG2PI if self.method == "reml" else n * LOG2PI
@@ -492,8 +504,7 @@ class REMLEngine:
         """
         theta = np.asarray(theta, dtype=float)
         if self._pl is not None:
-            self.n_evals += 1
-            r = self._pl.evaluate(theta, order=2)
+            r = self._order2(theta)
             if r is None:
                 return None
             return self._state(theta, r), r["hessian"], r["expected"]
@@ -602,7 +613,7 @@ class REMLEngine:
     def jacobian_terms(self, theta: np.ndarray) -> np.ndarray:
         """P_k = X'V^-1 dV_k V^-1 X, (K, p, p); d cov(beta_hat)/d theta_k = C P_k C."""
         if self._pl is not None:
-            return self._pl.evaluate(np.asarray(theta, dtype=float), order=2)["P"]
+            return self._order2(theta)["P"]
         inv = self._inverses(theta)
         K, p = self.cov.n_params, self.p
         P = np.zeros((K, p * p))
@@ -633,7 +644,7 @@ class REMLEngine:
         the number of units and of order K^2 m^3 per block type.
         """
         if self._pl is not None:
-            return self._pl.evaluate(np.asarray(theta, dtype=float), order=2)["expected"]
+            return self._order2(theta)["expected"]
         st = self.evaluate(theta, gradient=False)
         inv = self._inverses(theta)
         K, p = self.cov.n_params, self.p
@@ -831,7 +842,10 @@ class REMLEngine:
             except np.linalg.LinAlgError:
                 break
             dec = float(-g @ step)
-            if not np.isfinite(dec) or dec < 1e-4 * max(1.0, 1e-6 * abs(st.objective)):
+            # Newton with the closed-form Hessian takes over once within one -2 l unit (one
+            # evaluation per step); with a finite-difference Hessian (2K evaluations) later
+            switch = 1.0 if self._pl is not None else 1e-4 * max(1.0, 1e-6 * abs(st.objective))
+            if not np.isfinite(dec) or dec < switch:
                 break
             new = self._line_search(theta, st, step, g)
             if new is None:
