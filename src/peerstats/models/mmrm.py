@@ -18,7 +18,7 @@ import pandas as pd
 
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 from peerstats.models._covariance import STRUCTURES, GroupedCovariance, make_structure
-from peerstats.models._ddf import DF_METHODS, Inference, kenward_roger_vcov
+from peerstats.models._ddf import DF_METHODS, Inference, between_within, kenward_roger_vcov
 from peerstats.models._design import (
     as_categorical,
     build_fixed_design,
@@ -26,13 +26,15 @@ from peerstats.models._design import (
     check_rank_gram,
 )
 from peerstats.models._reml import PatternCovariance, REMLEngine, pattern_statistics
+from peerstats.models._sandwich import check_vcov, mmrm_blocks, sandwich_inference
 from peerstats.models.results import MixedModelResult
 
 __all__ = ["mmrm"]
 
 CovarianceName = Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh"]
 MethodName = Literal["reml", "ml"]
-DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
+DfName = Literal["satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"]
+VcovName = Literal["model", "empirical", "empirical-bias-reduced", "jackknife"]
 _HETEROGENEOUS = {"us", "csh", "ar1h", "toeph", "adh"}
 
 
@@ -57,6 +59,7 @@ def mmrm(
     df: DfName = "satterthwaite",
     reference: Mapping[str, str] | None = None,
     kr_information: Literal["observed", "expected"] = "observed",
+    vcov: VcovName = "model",
 ) -> MixedModelResult:
     """Fit a mixed model for repeated measures (MMRM) by REML or ML.
 
@@ -84,9 +87,13 @@ def mmrm(
     weights : str, optional
         Column of positive weights (SAS ``WEIGHT``).
     method : {"reml", "ml"}
-    df : {"satterthwaite", "kenward-roger", "residual", "asymptotic"}
+    df : {"satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"}
         Denominator degrees of freedom for t and F tests (SAS ``ddfm=``). ``residual`` is
-        n_obs - p; ``asymptotic`` uses the normal / chi-square distributions.
+        n_obs - rank(X) (SAS DDFM=RESIDUAL); ``between-within`` as SAS DDFM=BETWITHIN (with
+        ``covariance="us"`` every effect gets the between-subject df, as SAS); ``asymptotic``
+        uses the normal / chi-square distributions. With an empirical ``vcov``,
+        ``satterthwaite`` means the df of Bell & McCaffrey / Pustejovsky & Tipton (clubSandwich)
+        and multi-row tests use their HTZ test; Kenward-Roger is not available.
     reference : mapping, optional
         Reference level per factor, e.g. ``{"ARMCD": "PBO"}``.
     kr_information : {"observed", "expected"}
@@ -94,6 +101,13 @@ def mmrm(
         covariance of the covariance parameters. ``"observed"`` (default) as SAS PROC MIXED and
         R mmrm; ``"expected"`` as pbkrtest / lmerTest (validated against pbkrtest on the
         compound-symmetry model, tests/reference/r_mmrm/).
+
+    vcov : {"model", "empirical", "empirical-bias-reduced", "jackknife"}
+        Covariance of the fixed effects used by every test, interval, marginal mean, contrast
+        and ``anova``: ``model`` (X'V^-1X)^-1; ``empirical`` the CR0 sandwich clustered by
+        subject (SAS ``EMPIRICAL``); ``empirical-bias-reduced`` Bell-McCaffrey CR2;
+        ``jackknife`` CR3. SAS's default df with EMPIRICAL is ``df="between-within"``.
+        See :mod:`peerstats.models._sandwich`.
 
     Returns
     -------
@@ -147,6 +161,7 @@ def mmrm(
     covariance = _choice("covariance", covariance, STRUCTURES)
     method = _choice("method", method, ("reml", "ml"))
     df = _choice("df", df, DF_METHODS)
+    vcov = check_vcov(vcov, df)
     kr_information = _choice("kr_information", kr_information, ("observed", "expected"))
     if kr_information == "expected" and df != "kenward-roger":
         raise ModelSpecificationError(
@@ -325,7 +340,7 @@ def mmrm(
     # ---- inference ---------------------------------------------------------------------------
     C = st.Minv
     P = W = CA = None
-    if df in ("satterthwaite", "kenward-roger"):
+    if df in ("satterthwaite", "kenward-roger") and vcov == "model":
         Hinv = np.linalg.inv(H)
         W = 2 * Hinv
         P = engine.jacobian_terms(st.theta)
@@ -333,9 +348,15 @@ def mmrm(
             kr_info = H if kr_information == "observed" else engine.expected_information(st.theta)
             P, Q, R, W = _kr_in_sas_parameters(engine, grouped, st.theta, P, kr_info)
             CA = kenward_roger_vcov(C, P, Q, R, W)
+    bw = None
+    if df == "between-within":  # SAS: with REPEATED TYPE=UN only, every effect is "between"
+        bw = between_within(design.X, subj_codes, design.term_columns, all_between=covariance == "us")
     inference = Inference(
-        beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA
+        beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA, bw=bw
     )
+    if vcov != "model":
+        blocks = mmrm_blocks(design.X, design.y, st.beta, subj_codes, vpos, gcodes, sigmas, w)
+        inference = sandwich_inference(inference, vcov, blocks)
     cov_table = _cov_parameter_table(grouped, st.theta, H)
     elapsed = time.perf_counter() - t0
     return MixedModelResult(
@@ -363,6 +384,7 @@ def mmrm(
         _cov_table=cov_table,
         _theta=st.theta,
         _gradient=st.gradient,
+        vcov_method=vcov,
         fit_info={
             "n_block_types": info["n_block_types"],
             "n_evaluations": engine.n_evals,
