@@ -30,18 +30,21 @@ fev <- fev[!is.na(fev$FEV1), ]
 for (v in c("RACE", "SEX", "ARMCD", "AVISIT", "USUBJID")) fev[[v]] <- factor(fev[[v]])
 fev$INVW <- 1 / fev$WEIGHT
 fev <- fev[order(fev$USUBJID, fev$VISITN), ]
-ctl <- glsControl(maxIter = 500, msMaxIter = 500, tolerance = 1e-10, msTol = 1e-12)
+# opt = "optim" passes msTol to optim as reltol (nlminb keeps its rel.tol 1e-10, i.e. ~3e-7 in
+# -2 log-likelihood here): the REML optimum to ~1e-10 in -2 log-likelihood
+ctl <- glsControl(maxIter = 500, msMaxIter = 5000, tolerance = 1e-12, msTol = 1e-15, opt = "optim")
 
 f0 <- FEV1 ~ RACE + SEX + ARMCD * AVISIT
 fits <- list(
   us = gls(f0, data = fev, correlation = corSymm(form = ~ VISITN | USUBJID),
            weights = varIdent(form = ~ 1 | AVISIT), method = "REML", control = ctl),
-  cs = gls(f0, data = fev, correlation = corCompSymm(form = ~ 1 | USUBJID), method = "REML"),
+  cs = gls(f0, data = fev, correlation = corCompSymm(form = ~ 1 | USUBJID), method = "REML",
+           control = ctl),
   us_w = gls(f0, data = fev, correlation = corSymm(form = ~ VISITN | USUBJID),
              weights = varComb(varIdent(form = ~ 1 | AVISIT), varFixed(~ INVW)),
              method = "REML", control = ctl),
   lme_ri = lme(f0, random = ~ 1 | USUBJID, data = fev, method = "REML",
-               control = lmeControl(maxIter = 500, msMaxIter = 500, tolerance = 1e-10, msTol = 1e-12)),
+               control = lmeControl(maxIter = 500, msMaxIter = 5000, tolerance = 1e-12, msTol = 1e-15, opt = "optim")),
   us_bl = gls(FEV1 ~ FEV1_BL + RACE + SEX + ARMCD * AVISIT, data = fev,
               correlation = corSymm(form = ~ VISITN | USUBJID),
               weights = varIdent(form = ~ 1 | AVISIT), method = "REML", control = ctl)
