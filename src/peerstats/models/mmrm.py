@@ -350,7 +350,9 @@ def mmrm(
             CA = kenward_roger_vcov(C, P, Q, R, W)
     bw = None
     if df == "between-within":  # SAS: with REPEATED TYPE=UN only, every effect is "between"
-        bw = between_within(design.X, subj_codes, design.term_columns, all_between=covariance == "us")
+        bw = between_within(
+            design.X, subj_codes, design.term_columns, all_between=covariance == "us"
+        )
     inference = Inference(
         beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA, bw=bw
     )
