@@ -172,7 +172,8 @@ def cluster_sandwich(
     if K.shape[0] < 2:
         raise ModelSpecificationError(
             f"an empirical covariance (vcov={kind!r}) needs at least 2 independent clusters "
-            f"(subjects); the data have {K.shape[0]}. Use vcov='model'."
+            f"(subjects, or groups of the highest grouping level); the data have {K.shape[0]}. "
+            "Use vcov='model'."
         )
     Vcr = C @ meat @ C
     return ClusterTerms(kind=kind, vcov=(Vcr + Vcr.T) / 2, K=K, D=D, C=C)
