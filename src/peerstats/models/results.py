@@ -57,6 +57,7 @@ class MixedModelResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     fit_info: dict = field(default_factory=dict)
     vcov_method: str = "model"  # covariance of beta used by the tests (issue 10.3)
+    _prepared: Any = None  # the PreparedMMRM behind an mmrm() fit (predictions, refits)
 
     # ---- fixed effects ---------------------------------------------------------------------
     @property
