@@ -203,7 +203,9 @@ def _collect(sink: list[str], prefix: str = "") -> Iterator[None]:
 def _fit_auto(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
     import peerstats
 
-    ta = peerstats.analyze(trial, outcome=outcome, df=spec.model.df, level=spec.model.level)
+    ta = peerstats.analyze(
+        trial, outcome=outcome, df=spec.model.df, level=spec.model.level, vcov=spec.model.vcov
+    )
     cov = (
         "unstructured across visits"
         if ta.model != "partially nested lmm"
@@ -276,6 +278,7 @@ def _fit_explicit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome
             covariance=cov,
             df=m.df,
             reference=reference,
+            vcov=m.vcov,
         )
         return FittedOutcome(
             outcome, "mmrm", fixed, fit, f"{cov} across visits", notes=tuple(notes)
@@ -309,6 +312,7 @@ def _fit_explicit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome
         visit="visit",
         df=m.df,
         reference=reference,
+        vcov=m.vcov,
     )
     icc_s = getattr(fit, "icc", None)
     icc = float(icc_s.get("group")) if icc_s is not None and "group" in icc_s else None

@@ -71,6 +71,7 @@ class ModelSpec:
     random: str | None = None
     residual_by: str | None = None
     level: float = 0.95  # fixed: the outcome table reports 95% CIs
+    vcov: str = "model"  # covariance of the fixed effects (issue 10.3)
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,7 @@ def read_analysis_spec(
         covariates=tuple(m.get("covariates", ())),
         random=m.get("random"),
         residual_by=m.get("residual_by"),
+        vcov=m.get("vcov", "model"),
     )
     responders = tuple(
         ResponderSpec(
