@@ -227,7 +227,7 @@ def _parse_ice(ice, subjects: pd.Index, visit_levels: list, subject: str, visit:
             if num.notna().all() and isinstance(v, int | float | np.number) and v < num.min():
                 raise ModelSpecificationError(
                     f"ice visit {v!r} of subject {ice[subject].iloc[i]!r} is before the first "
-                    f"visit {visit_levels[0]!r}; an ICE is given as the first visit it affects, "
+                    f"visit {vtxt[0]}; an ICE is given as the first visit it affects, "
                     f"one of {vtxt}"
                 )
             raise ModelSpecificationError(

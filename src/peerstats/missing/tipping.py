@@ -36,8 +36,11 @@ def _run_cells(payload: dict, cells: np.ndarray, seeds: Sequence) -> np.ndarray:
 
     out = np.empty((len(cells), len(_COLS)))
     with threadpool_limits(limits=1):
-        X, Y0, W = payload["X"], payload["Y"], payload["W"]
-        masks = payload["masks"]  # (n_arms, n) target cells of each shifted arm at the visit
+        # fresh copies: a deserialised buffer may be aligned differently, and SIMD summation
+        # order (hence the last bits) depends on alignment
+        X, Y0 = np.array(payload["X"], copy=True), np.array(payload["Y"], copy=True)
+        W = None if payload["W"] is None else np.array(payload["W"], copy=True)
+        masks = np.array(payload["masks"], copy=True)  # (n_arms, n) target cells of each shifted arm at the visit
         for c, (d, _seed) in enumerate(zip(cells, seeds)):
             shift = (np.asarray(d)[:, None] * masks).sum(axis=0)
             Y = Y0 + shift[None, :]
