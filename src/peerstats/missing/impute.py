@@ -52,10 +52,9 @@ CONTRAST_COLUMNS = [
 
 
 def _prepare(formula, data, **kw):
-    try:
-        from peerstats.models.prepared import prepare_mmrm
-    except ImportError:  # pragma: no cover - until the engine's prepared model lands
-        from peerstats.missing._shim import prepare_mmrm
+    """The engine's prepared MMRM (one design, cheap refits)."""
+    from peerstats.models.prepared import prepare_mmrm
+
     return prepare_mmrm(formula, data, **kw)
 
 
@@ -998,8 +997,14 @@ def impute(
 
     def _refits(W):
         betas, sigmas, failed = [], [], 0
+        first_error = None
         for w in W:
-            r = prep.refit(subject_weights=_weights_for_engine(w))
+            try:
+                r = prep.refit(subject_weights=_weights_for_engine(w))
+            except (ConvergenceError, ModelSpecificationError) as exc:
+                failed += 1
+                first_error = first_error or exc
+                continue
             if not r.converged or not np.all(np.isfinite(r.beta)):
                 failed += 1
                 continue
@@ -1010,6 +1015,7 @@ def impute(
                 f"the imputation model failed to converge in {failed} of {len(W)} bootstrap "
                 "refits; peerstats does not pool over fewer sets. Simplify the covariance "
                 "(covariance=) or the mean model."
+                + (f" First error: {first_error}" if first_error is not None else "")
             )
         return np.stack(betas), np.stack(sigmas)
 
@@ -1030,7 +1036,13 @@ def impute(
         betas, sigmas = _refits(_stratified_counts(rng_draws, n_par))
         random = True
     elif method == "condmean-jackknife":
-        refits = prep.jackknife()
+        try:
+            refits = prep.jackknife()
+        except (ConvergenceError, ModelSpecificationError) as exc:
+            raise ConvergenceError(
+                f"a leave-one-out refit of the imputation model failed ({exc}); the jackknife "
+                "is not computed over fewer subjects"
+            ) from exc
         bad = sum(1 for r in refits if not r.converged)
         if bad:
             raise ConvergenceError(
