@@ -46,7 +46,7 @@ def test_two_d_grid_and_dask_identical(imp):
     assert len(local.table) == 20
     assert list(local.tipping.columns) == ["delta_usual", "delta_peer"]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         remote = peerstats.tipping_point(imp, grids, covariates=["base"], client=client,
                                          chunk_size=3)
     np.testing.assert_array_equal(local.table.to_numpy(dtype=float),
