@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import pandas as pd
-from _common import Measurement, blas_threads, fmt_s, print_table, ratio, run_r, timed
+from _common import blas_threads, fmt_s, print_table, ratio, run_r, timed
 
 import peerstats
 
@@ -53,8 +53,9 @@ SIGMA3 = np.array([[25.0, 18.0, 15.0], [18.0, 36.0, 26.0], [15.0, 26.0, 49.0]])
 EFFECT = np.array([1.0, 2.0, 3.0])
 
 
-def make_trial3(n: int, seed: int = 2026, dropout: float = 0.2, jr_truth: bool = False,
-                complete: bool = False):
+def make_trial3(
+    n: int, seed: int = 2026, dropout: float = 0.2, jr_truth: bool = False, complete: bool = False
+):
     """Two arms x 3 visits; monotone dropout after V1/V2 depending on the last value (MAR in
     the observed data), ~``dropout`` of subjects missing V3. ``jr_truth``: intervention-arm
     dropouts lose the effect from their dropout visit on (MNAR of known form). Returns the long
@@ -79,13 +80,15 @@ def make_trial3(n: int, seed: int = 2026, dropout: float = 0.2, jr_truth: bool =
         post = np.arange(3)[None, :] >= drop[:, None]
         full = np.where(post & treat, mu0 + eps, y)  # the effect is lost after dropout
     obs = np.where(np.arange(3)[None, :] >= drop[:, None], np.nan, full)
-    df = pd.DataFrame({
-        "id": np.repeat([f"S{i:05d}" for i in range(n)], 3),
-        "arm": np.repeat(arm, 3),
-        "visit": np.tile(VISITS3, n),
-        "baseline": np.repeat(base, 3),
-        "y": obs.ravel(),
-    })
+    df = pd.DataFrame(
+        {
+            "id": np.repeat([f"S{i:05d}" for i in range(n)], 3),
+            "arm": np.repeat(arm, 3),
+            "visit": np.tile(VISITS3, n),
+            "baseline": np.repeat(base, 3),
+            "y": obs.ravel(),
+        }
+    )
     df["arm"] = pd.Categorical(df["arm"], ["control", "peer"])
     df["visit"] = pd.Categorical(df["visit"], VISITS3)
     ids = np.array([f"S{i:05d}" for i in range(n)])
@@ -102,25 +105,44 @@ KW = dict(subject="id", visit="visit", arm="arm")
 
 def speed(args) -> None:
     df, ice = make_trial3(300, seed=2026)
-    print(f"trial: 300 subjects x 3 visits, {df['y'].isna().groupby(df['visit'], observed=True).sum().to_dict()} "
-          f"missing; JR ICEs: {len(ice)}")
+    print(
+        f"trial: 300 subjects x 3 visits, {df['y'].isna().groupby(df['visit'], observed=True).sum().to_dict()} "
+        f"missing; JR ICEs: {len(ice)}"
+    )
     rows = []
 
     def jack():
-        imp = peerstats.impute(FORMULA, df, method="condmean-jackknife", ice=ice,
-                               reference={"peer": "control"}, **KW)
+        imp = peerstats.impute(
+            FORMULA, df, method="condmean-jackknife", ice=ice, reference={"peer": "control"}, **KW
+        )
         imp.analyse(covariates=["baseline"])
 
     m_jack = timed(jack, memory=False, repeat=args.repeat)
 
     def bayes():
-        imp = peerstats.impute(FORMULA, df, method="bayes", n_imputations=1000, ice=ice,
-                               reference={"peer": "control"}, seed=1, **KW)
+        imp = peerstats.impute(
+            FORMULA,
+            df,
+            method="bayes",
+            n_imputations=1000,
+            ice=ice,
+            reference={"peer": "control"},
+            seed=1,
+            **KW,
+        )
         imp.analyse(covariates=["baseline"])
 
     m_bayes = timed(bayes, memory=False, repeat=args.repeat)
-    imp100 = peerstats.impute(FORMULA, df, method="bayes", n_imputations=100, ice=ice,
-                              reference={"peer": "control"}, seed=2, **KW)
+    imp100 = peerstats.impute(
+        FORMULA,
+        df,
+        method="bayes",
+        n_imputations=100,
+        ice=ice,
+        reference={"peer": "control"},
+        seed=2,
+        **KW,
+    )
     grid = {"control": np.linspace(-10, 10, 21), "peer": np.linspace(-10, 10, 21)}
     tp_holder = {}
 
@@ -132,15 +154,27 @@ def speed(args) -> None:
     if not args.no_dask:
         from dask.distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+
             def grid_dask():
-                tp_holder["dask"] = peerstats.tipping_point(imp100, grid, covariates=["baseline"],
-                                                            client=client)
+                tp_holder["dask"] = peerstats.tipping_point(
+                    imp100, grid, covariates=["baseline"], client=client
+                )
 
             m_dask = timed(grid_dask, memory=False, repeat=args.repeat)
-        same = str(bool(np.array_equal(tp_holder["local"].table.to_numpy(dtype=float),
-                                       tp_holder["dask"].table.to_numpy(dtype=float))))
+        same = str(
+            bool(
+                np.array_equal(
+                    tp_holder["local"].table.to_numpy(dtype=float),
+                    tp_holder["dask"].table.to_numpy(dtype=float),
+                )
+            )
+        )
     r_jack = r_mice = None
     if not args.no_r:
         k = args.r_jack
@@ -170,11 +204,22 @@ def speed(args) -> None:
         code_mice = "d$y[d$y == -9999] <- NA\n" + code_mice
         r_mice = run_r(code_mice, d_all, timeout=args.r_timeout)
     rows = [
-        ["condmean-jackknife JR (1 + 300 refits) + analysis", fmt_s(m_jack), "< 0.5",
-         "nlme::gls jackknife " + fmt_s(r_jack) + (f" ({r_jack.note})" if r_jack and r_jack.note else ""),
-         ratio(r_jack, m_jack)],
-        ["bayes 1,000 imputations + analysis + pooling", fmt_s(m_bayes), "< 2",
-         "mice norm m=100 + lm + pool " + fmt_s(r_mice), ratio(r_mice, m_bayes)],
+        [
+            "condmean-jackknife JR (1 + 300 refits) + analysis",
+            fmt_s(m_jack),
+            "< 0.5",
+            "nlme::gls jackknife "
+            + fmt_s(r_jack)
+            + (f" ({r_jack.note})" if r_jack and r_jack.note else ""),
+            ratio(r_jack, m_jack),
+        ],
+        [
+            "bayes 1,000 imputations + analysis + pooling",
+            fmt_s(m_bayes),
+            "< 2",
+            "mice norm m=100 + lm + pool " + fmt_s(r_mice),
+            ratio(r_mice, m_bayes),
+        ],
         ["21 x 21 tipping grid, 100 imputations, local", fmt_s(m_grid), "< 20", "", ""],
         ["same grid, LocalCluster 2 processes", fmt_s(m_dask), "", f"identical: {same}", ""],
     ]
@@ -204,8 +249,15 @@ def coverage(args) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    imp = peerstats.impute(FORMULA, df, ice=None if m.get("mar") else ice,
-                                           reference={"peer": "control"}, seed=s, **kw, **KW)
+                    imp = peerstats.impute(
+                        FORMULA,
+                        df,
+                        ice=None if m.get("mar") else ice,
+                        reference={"peer": "control"},
+                        seed=s,
+                        **kw,
+                        **KW,
+                    )
                     r = imp.analyse(covariates=["baseline"], bootstrap="normal").iloc[-1]
                     res[name].append((r["estimate"], r["std_error"], r["ci_lower"], r["ci_upper"]))
                 except peerstats.PeerstatsError as exc:
@@ -217,10 +269,20 @@ def coverage(args) -> None:
         ok = np.isfinite(a[:, 0])
         a = a[ok]
         cover = np.mean((a[:, 2] <= truth) & (truth <= a[:, 3]))
-        rows.append([name, f"{a[:, 0].mean() - truth:+.3f}", f"{a[:, 0].std(ddof=1):.3f}",
-                     f"{a[:, 1].mean():.3f}", f"{cover:.3f}", f"{int((~ok).sum())}"])
-    print(f"\ncoverage: {args.sims} trials of {n} subjects, true treatment-policy effect at V3 "
-          f"{truth:.3f} (JR-type MNAR dropout), {time.perf_counter() - t0:.0f} s")
+        rows.append(
+            [
+                name,
+                f"{a[:, 0].mean() - truth:+.3f}",
+                f"{a[:, 0].std(ddof=1):.3f}",
+                f"{a[:, 1].mean():.3f}",
+                f"{cover:.3f}",
+                f"{int((~ok).sum())}",
+            ]
+        )
+    print(
+        f"\ncoverage: {args.sims} trials of {n} subjects, true treatment-policy effect at V3 "
+        f"{truth:.3f} (JR-type MNAR dropout), {time.perf_counter() - t0:.0f} s"
+    )
     print_table(["method", "bias", "empirical SD", "mean SE", "95% CI coverage", "failed"], rows)
 
 

@@ -5,11 +5,11 @@ refits raise instead of pooling over fewer sets."""
 import numpy as np
 import pandas as pd
 import pytest
+from tests.missing._trial import ice_frame, make_trial
 
 import peerstats
 import peerstats.missing.impute as mi
 from peerstats import ConvergenceError, ModelSpecificationError
-from tests.missing._trial import ice_frame, make_trial
 
 F = "y ~ arm * visit + base"
 
@@ -38,8 +38,10 @@ def _imp(df, **kw):
     [
         (lambda ice: ice.assign(id=["nobody"] + list(ice["id"][1:])), r"subject\(s\) \['nobody'\]"),
         (lambda ice: ice.assign(visit=["w99"] + list(ice["visit"][1:])), r"'w99'.*visits are"),
-        (lambda ice: ice.assign(strategy=["J2R"] + list(ice["strategy"][1:])),
-         r"\['J2R'\].*strategies are"),
+        (
+            lambda ice: ice.assign(strategy=["J2R"] + list(ice["strategy"][1:])),
+            r"\['J2R'\].*strategies are",
+        ),
         (lambda ice: ice.assign(arm=["placebo"] * len(ice)), r"\['placebo'\].*arms of 'arm'"),
         (lambda ice: pd.concat([ice, ice.iloc[:1]]), "more than one row"),
         (lambda ice: ice.drop(columns="strategy"), "missing column"),
@@ -91,14 +93,25 @@ def test_observed_after_ice_set_aside_counted(trial):
     completer = df["id"].unique()[np.flatnonzero(drop == 3)[0]]
     ice = pd.DataFrame({"id": [completer], "visit": ["w8"], "strategy": ["JR"]})
     with pytest.warns(peerstats.DataWarning, match="set aside and imputed"):
-        imp = peerstats.impute(F, df, subject="id", visit="visit", arm="arm",
-                               method="condmean-bootstrap", n_imputations=2, ice=ice,
-                               reference="usual", seed=1)
+        imp = peerstats.impute(
+            F,
+            df,
+            subject="id",
+            visit="visit",
+            arm="arm",
+            method="condmean-bootstrap",
+            n_imputations=2,
+            ice=ice,
+            reference="usual",
+            seed=1,
+        )
     assert imp.n_imputed["n_set_aside"].sum() == 2
     assert "2 set aside" in imp.summary()
 
 
-@pytest.mark.parametrize("method, m", [("bayes", 1), ("approx-bayes", 0), ("condmean-bootstrap", 1)])
+@pytest.mark.parametrize(
+    "method, m", [("bayes", 1), ("approx-bayes", 0), ("condmean-bootstrap", 1)]
+)
 def test_too_few_imputations(trial, no_fit, method, m):
     with pytest.raises(ModelSpecificationError, match=f"n_imputations={m} is too small"):
         _imp(trial[0], method=method, n_imputations=m)
@@ -108,21 +121,27 @@ def test_other_options(trial, no_fit):
     df, _ = trial
     with pytest.raises(ModelSpecificationError, match="method='mice' is not valid"):
         _imp(df, method="mice")
-    with pytest.raises(ModelSpecificationError, match="must be None for method='condmean-jackknife'"):
+    with pytest.raises(
+        ModelSpecificationError, match="must be None for method='condmean-jackknife'"
+    ):
         _imp(df, n_imputations=10)
     with pytest.raises(ModelSpecificationError, match="covariance='us'"):
         _imp(df, method="bayes", covariance="ar1")
     with pytest.raises(ModelSpecificationError, match="must appear in the imputation formula"):
-        peerstats.impute("y ~ visit + base", df, subject="id", visit="visit", arm="arm",
-                         method="bayes")
+        peerstats.impute(
+            "y ~ visit + base", df, subject="id", visit="visit", arm="arm", method="bayes"
+        )
 
 
-@pytest.mark.parametrize("delta, match", [
-    ({"peer": np.inf}, "finite"),
-    ({"peer": {"w12": np.nan}}, "finite"),
-    ({"placebo": 1.0}, r"arm\(s\) \['placebo'\]"),
-    (pd.DataFrame({"id": ["nobody"], "visit": ["w12"], "delta": [1.0]}), "nobody"),
-])
+@pytest.mark.parametrize(
+    "delta, match",
+    [
+        ({"peer": np.inf}, "finite"),
+        ({"peer": {"w12": np.nan}}, "finite"),
+        ({"placebo": 1.0}, r"arm\(s\) \['placebo'\]"),
+        (pd.DataFrame({"id": ["nobody"], "visit": ["w12"], "delta": [1.0]}), "nobody"),
+    ],
+)
 def test_bad_delta(trial, no_fit, delta, match):
     with pytest.raises(ModelSpecificationError, match=match):
         _imp(trial[0], delta=delta)

@@ -3,18 +3,26 @@ conclusion changes, and a dask LocalCluster of 2 worker processes gives identica
 
 import numpy as np
 import pytest
+from tests.missing._trial import ice_frame, make_trial
 
 import peerstats
-from tests.missing._trial import ice_frame, make_trial
 
 
 @pytest.fixture(scope="module")
 def imp():
     df, drop = make_trial(n=80, seed=41, dropout=0.35, effect=(1.0, 2.5, 4.0))
-    return peerstats.impute("y ~ arm * visit + base", df, subject="id", visit="visit",
-                            arm="arm", method="bayes", n_imputations=20,
-                            ice=ice_frame(df, drop, ["JR", "MAR"]), reference={"peer": "usual"},
-                            seed=7)
+    return peerstats.impute(
+        "y ~ arm * visit + base",
+        df,
+        subject="id",
+        visit="visit",
+        arm="arm",
+        method="bayes",
+        n_imputations=20,
+        ice=ice_frame(df, drop, ["JR", "MAR"]),
+        reference={"peer": "usual"},
+        seed=7,
+    )
 
 
 def test_one_d_grid(imp):
@@ -45,11 +53,17 @@ def test_two_d_grid_and_dask_identical(imp):
     local = peerstats.tipping_point(imp, grids, covariates=["base"])
     assert len(local.table) == 20
     assert list(local.tipping.columns) == ["delta_usual", "delta_peer"]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        remote = peerstats.tipping_point(imp, grids, covariates=["base"], client=client,
-                                         chunk_size=3)
-    np.testing.assert_array_equal(local.table.to_numpy(dtype=float),
-                                  remote.table.to_numpy(dtype=float))
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        remote = peerstats.tipping_point(
+            imp, grids, covariates=["base"], client=client, chunk_size=3
+        )
+    np.testing.assert_array_equal(
+        local.table.to_numpy(dtype=float), remote.table.to_numpy(dtype=float)
+    )
     ax = local.plot()
     assert ax.get_ylabel() == "delta, arm peer"
