@@ -56,6 +56,12 @@ _LAZY = {
     "plot_forest": "peerstats.figures.forest",
     "plot_change": "peerstats.figures.distributions",
     "plot_attendance": "peerstats.figures.distributions",
+    # issue 9: multiple imputation, reference-based strategies, tipping point
+    "impute": "peerstats.missing.impute",
+    "Imputations": "peerstats.missing.impute",
+    "pool": "peerstats.missing.pool",
+    "tipping_point": "peerstats.missing.tipping",
+    "TippingPoint": "peerstats.missing.tipping",
 }
 
 __all__ = [
