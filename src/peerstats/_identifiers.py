@@ -46,9 +46,7 @@ _TOKEN = re.compile(r"\+?\(?\d[\d ()/-]{6,}\d")
 
 #: control characters refused in text cells (C0 but tab, LF, CR; DEL; C1; bidirectional
 #: overrides and isolates, which make a text display differently from what it holds)
-CONTROL_CHARS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
-)
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _luhn_ok(digits: str) -> bool:

@@ -401,6 +401,11 @@ def _duplicates(t: RawTable, keys: list[str], log: _Log, check: str, what: str) 
     return dup
 
 
+#: largest magnitude of an outcome without a declared range (beyond it doubles no longer
+#: hold whole numbers exactly and sums of squares overflow)
+MAX_MAGNITUDE = 1e15
+
+
 def _numeric_column(
     t: RawTable,
     col: str,
@@ -433,6 +438,19 @@ def _numeric_column(
         )
     low = out < lo if lo is not None else np.zeros(len(out), bool)
     high = out > hi if hi is not None else np.zeros(len(out), bool)
+    if lo is None or hi is None:  # no declared range: still a number the models can square
+        huge = np.isfinite(out) & (np.abs(out) > MAX_MAGNITUDE) & ~(low | high)
+        for i in np.flatnonzero(huge):
+            log.add(
+                t.name,
+                t.rows[i],
+                where[i],
+                vals[i],
+                "out_of_range",
+                f"{what} {mask_value(vals[i])} is implausibly large (beyond "
+                f"±{MAX_MAGNITUDE:g}, where the models lose precision); declare min/max or "
+                "correct the value",
+            )
     if integer:
         for i in np.flatnonzero(np.isfinite(out) & (out != np.round(out))):
             log.add(
@@ -485,33 +503,96 @@ def _missing_key(t: RawTable, col: str, log: _Log, what: str) -> None:
         log.add(t.name, t.rows[i], col, None, "missing_value", f"{what} is empty")
 
 
-def _text_or_numeric(t: RawTable, col: str, decimal: str, log: _Log | None, what: str) -> pd.Series:
-    """An extra column: categorical when labelled, numeric when every value is a number,
-    else text. For covariates (``log`` given), a column of numbers with a few non-numbers
-    (>= 80 % numeric) is a failure rather than silently text."""
-    vals = t.data[col].tolist()
-    labels = t.value_labels.get(col)
-    if labels:
-        lab = [None if v is None else labels.get(v, v) for v in vals]
-        cats = list(dict.fromkeys([*labels.values(), *(v for v in lab if v is not None)]))
-        return pd.Series(pd.Categorical(lab, categories=cats))
-    nums, bad = _parse_numbers(vals, decimal)
+def _text_or_numeric(
+    t: RawTable, col: str, decimal: str, log: _Log | None, what: str, decl: Any = None
+) -> pd.Series:
+    """An extra column: categorical when labelled (or declared a category), numeric when
+    every value is a number (or declared a number), else text. For covariates (``log``
+    given) the values are checked: see :func:`_check_covariate`."""
+    if log is not None:
+        _check_covariate(t, col, decimal, log, what, decl)
+    kind = decl.type if decl is not None else None
+    return column_values(t, col, decimal, kind, decl.levels if decl is not None else None)
+
+
+def _comma_hint(value: str, decimal: str) -> str:
+    if decimal != "," and DECIMAL_COMMA.match(value):
+        return " (decimal comma? set decimal: ',' for this file in the spec)"
+    return ""
+
+
+def _check_covariate(
+    t: RawTable, col: str, decimal: str, log: _Log, what: str, decl: Any = None
+) -> None:
+    """Covariates must be clean: a declared type and range (``covariates: {age: {type:
+    number, min: 16, max: 110}}``) is checked cell by cell; undeclared, a column of numbers
+    with a few non-numbers (>= 80 % numeric) is a failure rather than silently text, and so is
+    a column of mostly decimal-comma numbers in a file read with ``decimal: '.'`` (it would
+    become a category per value)."""
+    vals = _labelled(t, col)
+    if decl is not None and decl.type == "category":
+        if decl.levels is not None:
+            _check_labels(t, col, list(decl.levels), log, f"a level of {what}")
+        return
+    if t.value_labels.get(col):
+        return
+    nums, bad = parse_numbers(vals, decimal)
     n = sum(v is not None for v in vals)
-    # codes with leading zeros ('01234', '007') are identifiers or codes, not numbers: keep text
-    coded = any(v is not None and _LEADING_ZERO.match(v) for v in vals)
-    if n and not bad and not coded:
-        return pd.Series(nums)
-    if log is not None and n and len(bad) <= 0.2 * n:
-        for i in bad:
+    if not n:
+        return
+    comma = [i for i in bad if decimal != "," and DECIMAL_COMMA.match(vals[i])]
+    if decl is None:
+        if comma and len(bad) - len(comma) <= 0.2 * n:
+            i = comma[0]
             log.add(
                 t.name,
                 t.rows[i],
                 col,
                 vals[i],
                 "non_numeric",
-                f"{what} {mask_value(vals[i])!r} is not a number (the other values are)",
+                f"{what}: {len(comma)} of {n} values are numbers with a decimal comma (e.g. "
+                f"{mask_value(vals[i])!r}), read as text; set decimal: ',' for this file in the "
+                "spec",
             )
-    return pd.Series([np.nan if v is None else v for v in vals], dtype=object)
+            return
+        if len(bad) > 0.2 * n:
+            return  # a text column
+    for i in bad:
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "non_numeric",
+            f"{what} {mask_value(vals[i])!r} is not a number"
+            + (" (the other values are)" if decl is None else "")
+            + _comma_hint(vals[i], decimal),
+        )
+    if decl is None:
+        return
+    if decl.type == "integer":
+        for i in np.flatnonzero(np.isfinite(nums) & (nums != np.round(nums))):
+            log.add(
+                t.name,
+                t.rows[i],
+                col,
+                vals[i],
+                "non_integer",
+                f"{what} {mask_value(vals[i])} is not a whole number",
+            )
+    lo, hi = decl.min, decl.max
+    low = nums < lo if lo is not None else np.zeros(len(nums), bool)
+    high = nums > hi if hi is not None else np.zeros(len(nums), bool)
+    rng = f"{'-inf' if lo is None else f'{lo:g}'} to {'inf' if hi is None else f'{hi:g}'}"
+    for i in np.flatnonzero(np.isfinite(nums) & (low | high)):
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "out_of_range",
+            f"{what} {mask_value(vals[i])} is outside the declared range {rng}",
+        )
 
 
 _ROLES = PARTICIPANT_ROLES
@@ -860,6 +941,7 @@ def validate(
                     spec.participants.decimal,
                     log if c in spec.covariates else None,
                     f"covariate {c}",
+                    spec.covariate_types.get(c),
                 )
     failures = log.frame()
     trial = None

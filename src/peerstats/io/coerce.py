@@ -53,7 +53,11 @@ def labelled(table: RawTable, col: str, valid: Iterable[str] | None = None) -> l
 
 
 def column_values(
-    t: RawTable, col: str, decimal: str, kind: str | None = None, levels: Iterable[str] | None = None
+    t: RawTable,
+    col: str,
+    decimal: str,
+    kind: str | None = None,
+    levels: Iterable[str] | None = None,
 ) -> pd.Series:
     """An extra column as the Trial holds it: categorical when value-labelled or declared a
     category (``kind='category'``, categories ``levels`` or sorted), numeric when every value

@@ -231,7 +231,9 @@ def _xlsx_formulas_without_value(source: DataSource) -> list[dict]:
     import openpyxl
     from openpyxl.utils import get_column_letter
 
-    books = [openpyxl.load_workbook(source.path, read_only=True, data_only=d) for d in (False, True)]
+    books = [
+        openpyxl.load_workbook(source.path, read_only=True, data_only=d) for d in (False, True)
+    ]
     try:
         sheets = []
         for wb in books:
