@@ -981,7 +981,7 @@ class OutputBusyError(SpecError):
     """Another peerstats run is writing the same output folder."""
 
 
-_HELD: set[Path] = set()
+_HELD: dict[Path, int] = {}  # output folder -> thread holding its lock in this process
 #: temporary folders older than this are removed even when their pid looks alive (reused pid)
 STALE_AGE_SECONDS = 24 * 3600
 
@@ -1007,17 +1007,20 @@ def output_lock(out: str | Path) -> Iterator[None]:
     OutputBusyError
         Another process holds it.
     """
+    import threading
+
     out = Path(out).resolve()
-    if out in _HELD:
+    me = threading.get_ident()
+    if _HELD.get(out) == me:
         yield
         return
     lock = out.parent / f".{out.name}.lock"
     fd = _acquire(lock, out)
-    _HELD.add(out)
+    _HELD[out] = me
     try:
         yield
     finally:
-        _HELD.discard(out)
+        _HELD.pop(out, None)
         try:
             lock.unlink()
         except FileNotFoundError:
