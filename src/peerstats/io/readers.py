@@ -97,7 +97,7 @@ def _finish(
 ) -> RawTable:
     df = df.astype(object)
     df.columns = [str(c).strip() for c in df.columns]
-    _unnamed_columns(df, path)
+    df = _unnamed_columns(df, path)
     out = {}
     for col in df.columns:
         vals = []
@@ -117,13 +117,13 @@ def _finish(
     return RawTable(name, path, data, rows[~blank], labels or {}, blank_rows, problems or [])
 
 
-def _unnamed_columns(df: pd.DataFrame, path: Path) -> None:
+def _unnamed_columns(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Drop columns without a header name that hold nothing (a trailing delimiter, an empty
     spreadsheet column); refuse one that holds values: they would have no name to be checked
     or reported under."""
     unnamed = [k for k, c in enumerate(df.columns) if c == "" or c.startswith("Unnamed: ")]
     if not unnamed:
-        return
+        return df
     filled = []
     for k in unnamed:
         col = df.iloc[:, k]
@@ -134,7 +134,8 @@ def _unnamed_columns(df: pd.DataFrame, path: Path) -> None:
             f"{path.name}: column(s) {filled[:10]} (counting from 1) have values but no name "
             "in the header; give every column a name"
         )
-    df.drop(columns=df.columns[unnamed], inplace=True)  # every column of that name is empty
+    keep = [k for k in range(df.shape[1]) if k not in set(unnamed)]
+    return df.iloc[:, keep]
 
 
 def _read_delimited(source: DataSource) -> pd.DataFrame:
