@@ -71,7 +71,8 @@ def column_values(
     if kind == "category":
         present = sorted({v for v in vals if v is not None}, key=str)
         cats = list(levels) if levels is not None else present
-        return pd.Series(pd.Categorical(vals, categories=cats))
+        known = set(cats)  # a label outside the levels is a validation failure already
+        return pd.Series(pd.Categorical([v if v in known else None for v in vals], categories=cats))
     nums, bad = parse_numbers(vals, decimal)
     n = sum(v is not None for v in vals)
     coded = any(v is not None and LEADING_ZERO.match(v) for v in vals)
