@@ -327,3 +327,37 @@ def test_the_console_command_shows_no_traceback(tmp_path, case_name):
     )
     assert proc.returncode == case.codes["run"], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+# --- layers (issue 12 item 10) ------------------------------------------------------------------
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def test_validation_trial_and_instruments_import_downwards_only():
+    """validation -> _trial (data class, assembly) -> instruments -> _identifiers; the public
+    ``peerstats.trial`` sits on top. No module imports one above it (not even lazily)."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src" / "peerstats"
+    assert "peerstats.trial" not in _imports(src / "validation.py")
+    for p in [src / "_trial.py", *(src / "instruments").glob("*.py")]:
+        assert not {"peerstats.validation", "peerstats.trial"} & _imports(p), p.name
+    assert _imports(src / "_identifiers.py") <= {
+        "__future__",
+        "datetime",
+        "re",
+        "collections.abc",
+        "typing",
+    }
