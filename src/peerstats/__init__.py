@@ -54,6 +54,11 @@ _LAZY = {
     "plot_forest": "peerstats.figures.forest",
     "plot_change": "peerstats.figures.distributions",
     "plot_attendance": "peerstats.figures.distributions",
+    # estimands and sensitivity populations (issue 9.4-9.5)
+    "cace": "peerstats.missing.cace",
+    "complete_case": "peerstats.missing.populations",
+    "per_protocol": "peerstats.missing.populations",
+    "impute_multilevel": "peerstats.missing.multilevel",
 }
 
 __all__ = [
