@@ -199,6 +199,21 @@ def _parse_ice(ice, subjects: pd.Index, visit_levels: list, subject: str, visit:
         raise ModelSpecificationError(
             f"ice strategy {badst} is not known; strategies are {list(STRATEGIES)}"
         )
+    if arm_of is not None and arm_of[1] in ice.columns:  # optional arm column: must agree
+        col, arm_levels, codes = arm_of[1], arm_of[2], arm_of[0]
+        given = ice[col].astype(str)
+        unknown = sorted(set(given) - set(arm_levels))
+        if unknown:
+            raise ModelSpecificationError(
+                f"ice names arm(s) {unknown}, which are not arms; arms of {col!r} are "
+                f"{arm_levels}"
+            )
+        wrong = given.to_numpy() != np.array(arm_levels, dtype=object)[codes[pos]]
+        if wrong.any():
+            raise ModelSpecificationError(
+                f"ice gives subject(s) {ice[subject][wrong].tolist()[:5]} an arm that differs "
+                f"from their arm in data"
+            )
     vtxt = [str(v) for v in visit_levels]
     for i, (p, v, s) in enumerate(zip(pos, ice[visit], st)):
         if pd.isna(v):
@@ -894,7 +909,9 @@ def impute(
     arm_of = pd.Index(arm_levels).get_indexer(frame[arm].astype(str).to_numpy()[::T])
 
     # ---- ICE, reference, set-aside ------------------------------------------------------------
-    ice_k, strat = _parse_ice(ice, subjects, visit_levels, subject, visit, arm_of)
+    ice_k, strat = _parse_ice(
+        ice, subjects, visit_levels, subject, visit, (arm_of, arm, arm_levels)
+    )
     ref_needed = bool(np.isin(strat, ["JR", "CR", "CIR"]).any())
     ref_map = _parse_reference(reference, arm_levels, arm, ref_needed)
     missing = np.isnan(Y0)
