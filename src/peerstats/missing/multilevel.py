@@ -44,8 +44,8 @@ from peerstats.exceptions import ModelSpecificationError
 
 __all__ = ["impute_multilevel", "BURN", "THIN"]
 
-BURN = 500
-THIN = 20
+BURN = 300
+THIN = 10
 
 
 def _inv_wishart(nu: float, S: np.ndarray, rng: np.random.Generator) -> np.ndarray:
