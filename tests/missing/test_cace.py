@@ -71,8 +71,8 @@ def test_dataframe_matches_aer(data, reference, receipt, se, se_key):
 
 
 @pytest.mark.parametrize(
-    "compliance,receipt", [(5, "received5"), ({"sessions": 5}, "received5"),
-                           ({"column": "received"}, "received_col")]
+    "compliance,receipt",
+    [(5, "received5"), ({"sessions": 5}, "received5"), ({"column": "received"}, "received_col")],
 )
 def test_trial_matches_aer(trial, reference, compliance, receipt):
     """A Trial: baseline + strata as covariates, receipt from the compliance rule."""
@@ -106,7 +106,9 @@ def test_bad_input(trial, data):
         peerstats.cace(trial, outcome="qpr15", compliance=5, reference="control")
     with pytest.raises(ModelSpecificationError, match="se='hc3' is not valid; choose one of"):
         peerstats.cace(trial, outcome="qpr15", compliance=5, se="hc3")
-    with pytest.raises(ModelSpecificationError, match=r"column\(s\) \['dose'\] are not in the data"):
+    with pytest.raises(
+        ModelSpecificationError, match=r"column\(s\) \['dose'\] are not in the data"
+    ):
         peerstats.cace(data, outcome="qpr15", received="dose")
     with pytest.raises(ModelSpecificationError, match="compliance= is required"):
         peerstats.cace(trial, outcome="qpr15")

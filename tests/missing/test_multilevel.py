@@ -142,8 +142,16 @@ def test_counts_and_delta(imputed, long):
 
 
 def test_arm_specific_residuals_and_seed(long):
-    kw = dict(subject="id", visit="visit", arm="arm", group="group", n_imputations=3, burn=20,
-              thin=2, seed=7)
+    kw = dict(
+        subject="id",
+        visit="visit",
+        arm="arm",
+        group="group",
+        n_imputations=3,
+        burn=20,
+        thin=2,
+        seed=7,
+    )
     a = peerstats.impute_multilevel("y ~ arm + baseline", long, **kw)
     b = peerstats.impute_multilevel("y ~ arm + baseline", long, **kw)
     np.testing.assert_array_equal(a.values, b.values)
@@ -158,7 +166,9 @@ def test_bad_input(long):
         peerstats.impute_multilevel("y ~ arm * visit + baseline", long, **kw)
     with pytest.raises(ModelSpecificationError, match="group='cluster' is not a column"):
         peerstats.impute_multilevel("y ~ arm + baseline", long, **{**kw, "group": "cluster"})
-    with pytest.raises(ModelSpecificationError, match=r"delivered arm\(s\) \['course'\] are not arms"):
+    with pytest.raises(
+        ModelSpecificationError, match=r"delivered arm\(s\) \['course'\] are not arms"
+    ):
         peerstats.impute_multilevel("y ~ arm + baseline", long, delivered=["course"], **kw)
     with pytest.raises(ModelSpecificationError, match="residual_by='site' is not valid"):
         peerstats.impute_multilevel("y ~ arm + baseline", long, residual_by="site", **kw)

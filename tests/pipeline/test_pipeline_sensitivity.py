@@ -50,8 +50,11 @@ def test_results_hold_the_estimand_and_every_sensitivity_analysis(example_runs, 
     res = json.loads((out / "results.json").read_text())
     est = res["estimand"]
     assert est["intercurrent_events"] == [
-        {"event": "discontinued the PEER course", "strategy": "treatment policy",
-         "missing_data": "JR"}
+        {
+            "event": "discontinued the PEER course",
+            "strategy": "treatment policy",
+            "missing_data": "JR",
+        }
     ]
     assert res["missing_data"]["assumption"] == "MAR"
     md = res["missing_data"]["by_arm_visit"]
@@ -69,15 +72,20 @@ def test_results_hold_the_estimand_and_every_sensitivity_analysis(example_runs, 
     pp = peerstats.analyze(peerstats.per_protocol(trial, {"sessions": 5}), outcome="qpr15")
     for key, ta in (("complete-case", cc), ("per-protocol", pp)):
         ref = ta.contrasts.set_index("visit").loc["post"]
-        np.testing.assert_allclose(rows[f"{key}|post|peer - usual"]["estimate"], ref["estimate"],
-                                   rtol=1e-12)
-        np.testing.assert_allclose(rows[f"{key}|post|peer - usual"]["std_error"],
-                                   ref["std_error"], rtol=1e-12)
+        np.testing.assert_allclose(
+            rows[f"{key}|post|peer - usual"]["estimate"], ref["estimate"], rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            rows[f"{key}|post|peer - usual"]["std_error"], ref["std_error"], rtol=1e-12
+        )
     cace = peerstats.cace(trial, outcome="qpr15", compliance=5).effects.set_index("visit")
-    np.testing.assert_allclose(rows["cace|post|peer - usual"]["estimate"],
-                               cace.loc["post", "estimate"], rtol=1e-12)
+    np.testing.assert_allclose(
+        rows["cace|post|peer - usual"]["estimate"], cace.loc["post", "estimate"], rtol=1e-12
+    )
     # JR after discontinuation pulls the estimate towards zero compared with MAR MI
-    assert rows["mi-jr|post|peer - usual"]["estimate"] < rows["primary|post|peer - usual"]["estimate"]
+    assert (
+        rows["mi-jr|post|peer - usual"]["estimate"] < rows["primary|post|peer - usual"]["estimate"]
+    )
     imputed = res["sensitivity"]["imputed"]["mi-jr"]
     assert imputed["peer|post"]["n_imputed"] >= imputed["peer|post"]["n_missing"]
     tp = res["tipping_point"]["tipping-point"]
@@ -126,19 +134,29 @@ def test_no_participant_identifier_reaches_the_outputs(example_runs, trial):
 @pytest.mark.parametrize(
     "sensitivity,message",
     [
-        ([{"method": "multiple-imputation", "strategy": "XR"}],
-         r"sensitivity/0/strategy: 'XR' is not one of \['estimand', 'MAR', 'JR'"),
+        (
+            [{"method": "multiple-imputation", "strategy": "XR"}],
+            r"sensitivity/0/strategy: 'XR' is not one of \['estimand', 'MAR', 'JR'",
+        ),
         ([{"method": "bootstrap"}], r"sensitivity/0/method: 'bootstrap' is not one of"),
         ([{"method": "cace"}], r"sensitivity/0: method 'cace' needs a compliance rule"),
         ([{"method": "tipping-point"}], r"'tipping-point' needs a delta grid"),
-        ([{"method": "complete-case", "n_imputations": 5}],
-         r"\['n_imputations'\] do not apply to method 'complete-case'"),
-        ([{"method": "multiple-imputation", "strategy": "estimand"}],
-         r"strategy 'estimand' takes the strategies of the estimand's intercurrent events"),
-        ([{"method": "multiple-imputation", "imputation": "mice"}],
-         r"'mice' is not one of \['bayes', 'approx-bayes'"),
-        ([{"method": "multiple-imputation", "n_imputations": 1}],
-         r"sensitivity/0/n_imputations: 1 is less than the minimum of 2"),
+        (
+            [{"method": "complete-case", "n_imputations": 5}],
+            r"\['n_imputations'\] do not apply to method 'complete-case'",
+        ),
+        (
+            [{"method": "multiple-imputation", "strategy": "estimand"}],
+            r"strategy 'estimand' takes the strategies of the estimand's intercurrent events",
+        ),
+        (
+            [{"method": "multiple-imputation", "imputation": "mice"}],
+            r"'mice' is not one of \['bayes', 'approx-bayes'",
+        ),
+        (
+            [{"method": "multiple-imputation", "n_imputations": 1}],
+            r"sensitivity/0/n_imputations: 1 is less than the minimum of 2",
+        ),
         ([{"method": "per-protocol", "compliance": {"visits": 5}}], r"sensitivity/0/compliance"),
     ],
 )
@@ -151,8 +169,13 @@ def test_bad_estimand_entries_are_spec_errors():
     with pytest.raises(SpecError, match=r"'stopped' is not one of \['treatment policy'"):
         _spec(estimand={"intercurrent_events": [{"event": "x", "strategy": "stopped"}]})
     with pytest.raises(SpecError, match=r"missing_data: 'JR' is an imputation assumption"):
-        _spec(estimand={"intercurrent_events": [
-            {"event": "x", "strategy": "composite", "missing_data": "JR"}]})
+        _spec(
+            estimand={
+                "intercurrent_events": [
+                    {"event": "x", "strategy": "composite", "missing_data": "JR"}
+                ]
+            }
+        )
     with pytest.raises(SpecError, match=r"'composite' has no imputation-based analysis"):
         _spec(
             estimand={"intercurrent_events": [{"event": "x", "strategy": "composite"}]},
@@ -162,16 +185,32 @@ def test_bad_estimand_entries_are_spec_errors():
 
 def test_spec_errors_that_need_the_trial_spec(trial):
     cases = [
-        ({"sensitivity": [{"method": "multiple-imputation", "strategy": "JR",
-                           "reference": "control"}]},
-         r"sensitivity/0/reference: 'control' is not an arm; arms are \['usual', 'peer'\]"),
-        ({"sensitivity": [{"method": "tipping-point", "delta": {"course": [0, 1]}}]},
-         r"sensitivity/0/delta: 'course' is not an arm"),
-        ({"sensitivity": [{"method": "tipping-point", "delta": {"peer": [0]}, "visit": "fu6"}]},
-         r"sensitivity/0/visit: 'fu6' is not a post-baseline visit; those are \['post', 'fu3'\]"),
-        ({"estimand": {"intercurrent_events": [{"event": "x", "strategy": "hypothetical",
-                                                "visit": "baseline"}]}},
-         r"visit: 'baseline' is the baseline"),
+        (
+            {
+                "sensitivity": [
+                    {"method": "multiple-imputation", "strategy": "JR", "reference": "control"}
+                ]
+            },
+            r"sensitivity/0/reference: 'control' is not an arm; arms are \['usual', 'peer'\]",
+        ),
+        (
+            {"sensitivity": [{"method": "tipping-point", "delta": {"course": [0, 1]}}]},
+            r"sensitivity/0/delta: 'course' is not an arm",
+        ),
+        (
+            {"sensitivity": [{"method": "tipping-point", "delta": {"peer": [0]}, "visit": "fu6"}]},
+            r"sensitivity/0/visit: 'fu6' is not a post-baseline visit; those are \['post', 'fu3'\]",
+        ),
+        (
+            {
+                "estimand": {
+                    "intercurrent_events": [
+                        {"event": "x", "strategy": "hypothetical", "visit": "baseline"}
+                    ]
+                }
+            },
+            r"visit: 'baseline' is the baseline",
+        ),
     ]
     for extra, message in cases:
         spec = _spec(**extra)
@@ -181,22 +220,32 @@ def test_spec_errors_that_need_the_trial_spec(trial):
 
 def test_data_errors_are_raised_before_fitting(trial):
     spec = _spec(sensitivity=[{"method": "cace", "compliance": {"column": "attended_hours"}}])
-    with pytest.raises(SpecError, match=r"'attended_hours' is not in the participants table; "
-                                        r"columns are \["):
+    with pytest.raises(
+        SpecError,
+        match=r"'attended_hours' is not in the participants table; "
+        r"columns are \[",
+    ):
         check_data(spec, trial)
-    spec = _spec(estimand={"intercurrent_events": [
-        {"event": "stopped", "strategy": "hypothetical", "column": "stopped_course"}]})
+    spec = _spec(
+        estimand={
+            "intercurrent_events": [
+                {"event": "stopped", "strategy": "hypothetical", "column": "stopped_course"}
+            ]
+        }
+    )
     with pytest.raises(SpecError, match=r"column: 'stopped_course' is not in the participants"):
         check_data(spec, trial)
 
 
 def test_multilevel_imputation_needs_a_group_delivered_arm():
-    spec = read_analysis_spec({
-        **BASE,
-        "trial": {"dataset": "icbt_peer"},
-        "primary": {"outcome": "gad7", "visit": "post"},
-        "sensitivity": [{"method": "multilevel-imputation"}],
-    })
+    spec = read_analysis_spec(
+        {
+            **BASE,
+            "trial": {"dataset": "icbt_peer"},
+            "primary": {"outcome": "gad7", "visit": "post"},
+            "sensitivity": [{"method": "multilevel-imputation"}],
+        }
+    )
     ts = peerstats.read_spec(spec.trial_path)
     with pytest.raises(SpecError, match="'multilevel-imputation' needs a group-delivered arm"):
         spec.check_against(ts)
@@ -219,8 +268,11 @@ def test_small_trial_run_with_progress_lines(tmp_path):
         {"method": "per-protocol", "compliance": {"sessions": 4}},
         {"method": "cace", "compliance": 4},
         {"method": "multiple-imputation", "imputation": "condmean-jackknife", "strategy": "JR"},
-        {"method": "tipping-point", "n_imputations": 5,
-         "delta": {"icbt_peer": [-6, -3, 0], "icbt": [0, 3]}},
+        {
+            "method": "tipping-point",
+            "n_imputations": 5,
+            "delta": {"icbt_peer": [-6, -3, 0], "icbt": [0, 3]},
+        },
     ]
     spec = read_analysis_spec(raw, base_dir=ANALYSES)
     stream = io.StringIO()
@@ -229,7 +281,11 @@ def test_small_trial_run_with_progress_lines(tmp_path):
     assert len(lines) == 4 and all("done" in x for x in lines)
     rows = run.results["sensitivity"]["analyses"]
     assert {k.split("|")[0] for k in rows} == {
-        "primary", "per-protocol", "cace", "multiple-imputation"}
+        "primary",
+        "per-protocol",
+        "cace",
+        "multiple-imputation",
+    }
     tp = run.results["tipping_point"]["tipping-point"]
     assert len(tp["table"]) == 6 and tp["arms"] == ["icbt_peer", "icbt"]
     assert "tipping_point" in run.figures and "sensitivity_forest" not in run.figures

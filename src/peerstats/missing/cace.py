@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError, SpecError
@@ -105,7 +104,11 @@ def _design(frame: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
     cols = [pd.Series(1.0, index=frame.index, name="const")]
     for c in covariates:
         v = frame[c]
-        if isinstance(v.dtype, pd.CategoricalDtype) or v.dtype == object or pd.api.types.is_string_dtype(v):
+        if (
+            isinstance(v.dtype, pd.CategoricalDtype)
+            or v.dtype == object
+            or pd.api.types.is_string_dtype(v)
+        ):
             cat = v.astype("category") if not isinstance(v.dtype, pd.CategoricalDtype) else v
             cat = cat.cat.remove_unused_categories()
             dummies = pd.get_dummies(cat, prefix=c, prefix_sep="=", drop_first=True, dtype=float)

@@ -174,7 +174,9 @@ def impute_multilevel(
             "imputation model already has its own coefficient at every visit; leave visit out"
         )
     if arm not in rhs_vars:
-        raise ModelSpecificationError(f"arm={arm!r} must appear in the imputation formula {formula!r}")
+        raise ModelSpecificationError(
+            f"arm={arm!r} must appear in the imputation formula {formula!r}"
+        )
     absent_cols = [c for c in rhs_vars if c not in data.columns]
     if absent_cols:
         raise ModelSpecificationError(
@@ -186,7 +188,9 @@ def impute_multilevel(
     arm_levels_raw = _levels(data[arm])
     arm_levels = [str(a) for a in arm_levels_raw]
     if data[arm].isna().any():
-        raise ModelSpecificationError(f"arm {arm!r} is missing on {int(data[arm].isna().sum())} row(s)")
+        raise ModelSpecificationError(
+            f"arm {arm!r} is missing on {int(data[arm].isna().sum())} row(s)"
+        )
     subjects = pd.Index(pd.unique(data[subject]))
     n, T = len(subjects), len(visits)
     si = subjects.get_indexer(data[subject])
@@ -218,7 +222,9 @@ def impute_multilevel(
             "model without delivery groups"
         )
     d_i = np.isin(arm_txt, delivered)
-    grp_by_subj = data.groupby(si)[group].agg(lambda s: s.dropna().iloc[0] if s.notna().any() else None)
+    grp_by_subj = data.groupby(si)[group].agg(
+        lambda s: s.dropna().iloc[0] if s.notna().any() else None
+    )
     grp = grp_by_subj.reindex(np.arange(n)).to_numpy(dtype=object)
     lone = d_i & pd.isna(grp)
     grp = np.where(lone, np.array(["_single:" + str(s) for s in subjects], dtype=object), grp)
@@ -263,7 +269,9 @@ def impute_multilevel(
     Yc = np.where(miss, np.nanmean(Y, axis=0)[None, :], Y)
     B = np.linalg.lstsq(X, Yc, rcond=None)[0]
     E = Yc - X @ B
-    Sig = np.stack([np.cov(E[res_groups == r].T).reshape(T, T) + 1e-6 * np.eye(T) for r in range(R)])
+    Sig = np.stack(
+        [np.cov(E[res_groups == r].T).reshape(T, T) + 1e-6 * np.eye(T) for r in range(R)]
+    )
     Om = 0.1 * np.diag(np.diag(Sig.mean(axis=0)))
     U = np.zeros((G, T))
     patterns, pat_of = np.unique(miss, axis=0, return_inverse=True)

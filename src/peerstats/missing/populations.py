@@ -179,7 +179,9 @@ def compliance(trial: Any, definition: Any, *, reference: str | None = None) -> 
                 )
             got = num.fillna(-np.inf).to_numpy() >= rule.min
     got = np.where(arm.to_numpy() == ref, False, got)
-    return pd.Series(got.astype(int), index=pd.Index(subj.to_numpy(), name="subject"), name="received")
+    return pd.Series(
+        got.astype(int), index=pd.Index(subj.to_numpy(), name="subject"), name="received"
+    )
 
 
 def _as_flag(v: Any) -> Any:
@@ -259,9 +261,7 @@ def complete_case(trial: Any, outcome: str, *, visits: Iterable[str] | None = No
     return subset_trial(trial, keep)
 
 
-def per_protocol(
-    trial: Any, definition: Any, *, reference: str | None = None
-) -> Any:
+def per_protocol(trial: Any, definition: Any, *, reference: str | None = None) -> Any:
     """The per-protocol population: the reference arm, and compliers of the other arm(s).
 
     Parameters

@@ -220,7 +220,9 @@ def parse(raw: dict) -> tuple[EstimandSpec | None, tuple[SensitivitySpec, ...], 
         if name in names:
             names[name] += 1
             if "name" in s:
-                problems.append(f"sensitivity/{i}/name: {name!r} is used twice; names must be unique")
+                problems.append(
+                    f"sensitivity/{i}/name: {name!r} is used twice; names must be unique"
+                )
             name = f"{name}-{names[name]}"
         else:
             names[name] = 1
@@ -252,7 +254,9 @@ def parse(raw: dict) -> tuple[EstimandSpec | None, tuple[SensitivitySpec, ...], 
 
 def _uses_reference(s: SensitivitySpec, est: EstimandSpec | None) -> bool:
     strategies = (
-        est.imputation_strategies if (s.strategy == "estimand" and est is not None) else (s.strategy,)
+        est.imputation_strategies
+        if (s.strategy == "estimand" and est is not None)
+        else (s.strategy,)
     )
     return any(x in ("JR", "CR", "CIR") for x in strategies)
 
@@ -288,9 +292,7 @@ def check_against(spec: Any, trial_spec: Any) -> list[str]:
             )
         for a in s.delta:
             if a not in arms:
-                problems.append(
-                    f"sensitivity/{i}/delta: {a!r} is not an arm; arms are {arms}"
-                )
+                problems.append(f"sensitivity/{i}/delta: {a!r} is not an arm; arms are {arms}")
         if s.visit is not None and s.visit not in post:
             problems.append(
                 f"sensitivity/{i}/visit: {s.visit!r} is not a post-baseline visit; those are {post}"
@@ -372,8 +374,9 @@ def _post_frame(trial: Any, outcome: str) -> tuple[pd.DataFrame, list[str], int]
     strata = [s for s in ts.strata if s in part.columns]
     rows = []
     for v in visits[1:]:
-        f = pd.DataFrame({"subject": subj.to_numpy(), "arm": part["arm"].astype(str).to_numpy(),
-                          "visit": v})
+        f = pd.DataFrame(
+            {"subject": subj.to_numpy(), "arm": part["arm"].astype(str).to_numpy(), "visit": v}
+        )
         for s in strata:
             f[s] = part[s].astype(str).to_numpy()
         rows.append(f)
@@ -417,8 +420,14 @@ def missing_table(trial: Any, outcome: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _ice_frame(s: SensitivitySpec, est: EstimandSpec | None, trial: Any, grid: pd.DataFrame,
-               reference: str, outcome: str) -> tuple[pd.DataFrame | None, str]:
+def _ice_frame(
+    s: SensitivitySpec,
+    est: EstimandSpec | None,
+    trial: Any,
+    grid: pd.DataFrame,
+    reference: str,
+    outcome: str,
+) -> tuple[pd.DataFrame | None, str]:
     """The ``ice`` frame for peerstats.impute and a sentence saying what it does."""
     visits = list(grid["visit"].cat.categories)
     wide = grid.pivot(index="subject", columns="visit", values=outcome)[visits]
@@ -431,8 +440,11 @@ def _ice_frame(s: SensitivitySpec, est: EstimandSpec | None, trial: Any, grid: p
             return None, "every missing outcome imputed under MAR"
         keep = (first_missing < len(visits)) & (arm_of.reindex(subjects).to_numpy() != reference)
         ice = pd.DataFrame(
-            {"subject": subjects[keep], "visit": np.array(visits, dtype=object)[first_missing[keep]],
-             "strategy": s.strategy}
+            {
+                "subject": subjects[keep],
+                "visit": np.array(visits, dtype=object)[first_missing[keep]],
+                "strategy": s.strategy,
+            }
         )
         text = (
             f"missing outcomes of the {int(keep.sum())} participant(s) outside the reference "
@@ -447,7 +459,9 @@ def _ice_frame(s: SensitivitySpec, est: EstimandSpec | None, trial: Any, grid: p
         if ev.column is None:
             texts.append(f"{ev.event}: no column records it, so no participant is affected")
             continue
-        flag = pd.Series(_flagged(part[ev.column]), index=part.index).reindex(subjects).fillna(False)
+        flag = (
+            pd.Series(_flagged(part[ev.column]), index=part.index).reindex(subjects).fillna(False)
+        )
         v0 = visits.index(ev.visit) if ev.visit is not None else 0
         n_ev = 0
         for k, sid in enumerate(subjects):
@@ -533,8 +547,12 @@ def run_sensitivity(run: Any, progress: Any) -> None:
             "variable": est.variable or f"{olabel} at {spec.label('visits', spec.primary_visit)}",
             "summary": est.summary,
             "intercurrent_events": [
-                {"event": e.event, "strategy": e.strategy, "missing_data": e.missing_data,
-                 **({"visit": e.visit} if e.visit else {})}
+                {
+                    "event": e.event,
+                    "strategy": e.strategy,
+                    "missing_data": e.missing_data,
+                    **({"visit": e.visit} if e.visit else {}),
+                }
                 for e in est.intercurrent_events
             ],
         }
@@ -548,8 +566,15 @@ def run_sensitivity(run: Any, progress: Any) -> None:
         pct = prim.fit.contrasts("arm", by="visit", reference=ref_arm)
     for _, r in pct.iterrows():
         rows.append(
-            _row("primary", "Primary analysis", "all randomised (ITT)",
-                 "MAR (likelihood-based, all observed outcomes)", r["visit"], r, n_prim)
+            _row(
+                "primary",
+                "Primary analysis",
+                "all randomised (ITT)",
+                "MAR (likelihood-based, all observed outcomes)",
+                r["visit"],
+                r,
+                n_prim,
+            )
         )
     grid, strata, n_nobase = _post_frame(trial, o)
     bcol = f"{o}_baseline"
@@ -565,8 +590,9 @@ def run_sensitivity(run: Any, progress: Any) -> None:
     visits_post = list(grid["visit"].cat.categories)
     for i, s in enumerate(sens):
         label = s.label or _default_label(s, est)
-        with progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}"), _collect(
-            run.warnings, f"sensitivity {s.name}: "
+        with (
+            progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}"),
+            _collect(run.warnings, f"sensitivity {s.name}: "),
         ):
             if s.method in ("complete-case", "per-protocol"):
                 if s.method == "complete-case":
@@ -588,12 +614,23 @@ def run_sensitivity(run: Any, progress: Any) -> None:
                 for _, r in ta.contrasts.iterrows():
                     rows.append(_row(s.name, label, pop, assumption, r["visit"], r, n))
             elif s.method == "cace":
-                cr = peerstats.cace(trial, outcome=o, compliance=s.compliance, reference=s.reference)
+                cr = peerstats.cace(
+                    trial, outcome=o, compliance=s.compliance, reference=s.reference
+                )
                 rule = cr.compliance_rule
                 pop = f"compliers ({rule}), randomisation as the instrument"
                 for _, r in cr.effects.iterrows():
-                    rows.append(_row(s.name, label, pop, "available cases at each visit",
-                                     r["visit"], r, r["n"]))
+                    rows.append(
+                        _row(
+                            s.name,
+                            label,
+                            pop,
+                            "available cases at each visit",
+                            r["visit"],
+                            r,
+                            r["n"],
+                        )
+                    )
                 notes.extend(n for n in cr.notes if "weak instrument" in n)
             elif s.method == "multilevel-imputation":
                 formula = f"{o} ~ " + " + ".join(["arm", *covs])
@@ -605,9 +642,15 @@ def run_sensitivity(run: Any, progress: Any) -> None:
                     how="left",
                 )
                 imp = peerstats.impute_multilevel(
-                    formula, data, subject="subject", visit="visit", arm="arm", group="group",
+                    formula,
+                    data,
+                    subject="subject",
+                    visit="visit",
+                    arm="arm",
+                    group="group",
                     delivered=[str(x) for x in ts.arms.group_delivered],
-                    n_imputations=int(s.n_imputations), seed=_seed(spec.seed, i),
+                    n_imputations=int(s.n_imputations),
+                    seed=_seed(spec.seed, i),
                 )
                 an = imp.analyse(covariates=covs)
                 assumption = (
@@ -615,8 +658,17 @@ def run_sensitivity(run: Any, progress: Any) -> None:
                     f"({imp.n_imputations} imputations)"
                 )
                 for _, r in an.iterrows():
-                    rows.append(_row(s.name, label, "all randomised with a baseline value",
-                                     assumption, r["visit"], r, len(imp.subjects)))
+                    rows.append(
+                        _row(
+                            s.name,
+                            label,
+                            "all randomised with a baseline value",
+                            assumption,
+                            r["visit"],
+                            r,
+                            len(imp.subjects),
+                        )
+                    )
                 imputed_counts[s.name] = frame_keyed(imp.n_imputed, ["arm", "visit"])
             else:  # multiple-imputation, tipping-point
                 ice, how = _ice_frame(s, est, trial, grid, s.reference or ref_arm, o)
@@ -628,9 +680,16 @@ def run_sensitivity(run: Any, progress: Any) -> None:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     imp = peerstats.impute(
-                        formula, grid, subject="subject", visit="visit", arm="arm",
-                        method=s.imputation, n_imputations=s.n_imputations, ice=ice,
-                        reference=reference, seed=_seed(spec.seed, i),
+                        formula,
+                        grid,
+                        subject="subject",
+                        visit="visit",
+                        arm="arm",
+                        method=s.imputation,
+                        n_imputations=s.n_imputations,
+                        ice=ice,
+                        reference=reference,
+                        seed=_seed(spec.seed, i),
                     )
                 counts = imp.n_imputed
                 aside = int(counts["n_set_aside"].sum())
@@ -648,8 +707,17 @@ def run_sensitivity(run: Any, progress: Any) -> None:
                 if s.method == "multiple-imputation":
                     an = imp.analyse(covariates=covs)
                     for _, r in an.iterrows():
-                        rows.append(_row(s.name, label, "all randomised with a baseline value",
-                                         assumption, r["visit"], r, len(imp.subjects)))
+                        rows.append(
+                            _row(
+                                s.name,
+                                label,
+                                "all randomised with a baseline value",
+                                assumption,
+                                r["visit"],
+                                r,
+                                len(imp.subjects),
+                            )
+                        )
                 else:
                     visit = s.visit or spec.primary_visit
                     tp = peerstats.tipping_point(
@@ -662,11 +730,7 @@ def run_sensitivity(run: Any, progress: Any) -> None:
                         "assumption": assumption,
                         "table": [plain(r) for r in tab.to_dict(orient="records")],
                         "tipping": [plain(r) for r in tp.tipping.to_dict(orient="records")],
-                        **(
-                            {"tipping_delta": plain(tp.tipping_delta)}
-                            if len(tp.arms) == 1
-                            else {}
-                        ),
+                        **({"tipping_delta": plain(tp.tipping_delta)} if len(tp.arms) == 1 else {}),
                     }
                     run.tables[f"tipping_point_{s.name}"] = tab
                     if spec.wants_figure("tipping_point"):
@@ -741,9 +805,12 @@ def _forest_figure(run: Any, table: pd.DataFrame, spec: Any, olabel: str) -> Non
     t["group"] = ""
     fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(t) + 1.6))
     peerstats.plot_forest(
-        t, estimate="estimate", ci=("ci_lower", "ci_upper"), label="what", ax=ax,
-        xlabel=f"Difference in {olabel} (intervention \u2212 control), "
-        f"{spec.model.level:.0%} CI",
+        t,
+        estimate="estimate",
+        ci=("ci_lower", "ci_upper"),
+        label="what",
+        ax=ax,
+        xlabel=f"Difference in {olabel} (intervention \u2212 control), {spec.model.level:.0%} CI",
     )
     run.figures["sensitivity_forest"] = _svg(fig)
     run.figure_captions["sensitivity_forest"] = (
@@ -801,8 +868,16 @@ def _table_html(table: pd.DataFrame, spec: Any) -> str:
     t = table[table["visit"] == spec.primary_visit]
     head = "".join(
         f"<th>{e(c)}</th>"
-        for c in ("Analysis", "Contrast", "Population", "Missing data", "n", "Estimate",
-                  f"{spec.model.level:.0%} CI", "p")
+        for c in (
+            "Analysis",
+            "Contrast",
+            "Population",
+            "Missing data",
+            "n",
+            "Estimate",
+            f"{spec.model.level:.0%} CI",
+            "p",
+        )
     )
     body = []
     for r in t.itertuples(index=False):
@@ -815,9 +890,7 @@ def _table_html(table: pd.DataFrame, spec: Any) -> str:
             f"<td>{_fmt(r.estimate)}</td><td>{_fmt(r.ci_lower)} to {_fmt(r.ci_upper)}</td>"
             f"<td>{e(_p(r.p_value))}</td></tr>"
         )
-    cap = (
-        f"Primary and sensitivity analyses at {e(spec.label('visits', spec.primary_visit))}"
-    )
+    cap = f"Primary and sensitivity analyses at {e(spec.label('visits', spec.primary_visit))}"
     return (
         f"<div class='scroll'><table data-table='sensitivity'><caption>{cap}</caption><thead><tr>{head}"
         f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>"

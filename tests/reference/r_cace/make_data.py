@@ -28,7 +28,9 @@ post = a[a["visit"].astype(str) != "baseline"][
 post["visit"] = post["visit"].astype(str)
 post["arm"] = post["arm"].astype(str)
 peer = post["arm"] == "peer"
-post["received5"] = ((attended.reindex(post["subject"]).fillna(0).to_numpy() >= 5) & peer).astype(int)
+post["received5"] = ((attended.reindex(post["subject"]).fillna(0).to_numpy() >= 5) & peer).astype(
+    int
+)
 post["received_col"] = (
     (participants["received"].reindex(post["subject"]).fillna(0).to_numpy() == 1) & peer
 ).astype(int)
