@@ -25,7 +25,7 @@ def make_trial(n=60, seed=1, dropout=0.3, effect=(1.0, 2.0, 3.0), sigma_peer=Non
     for i in range(n):
         if rng.uniform() < dropout:
             drop[i] = rng.integers(1, 3)
-            Y[i, drop[i]:] = np.nan
+            Y[i, drop[i] :] = np.nan
     rows = [
         {"id": f"s{i:03d}", "arm": arm[i], "visit": v, "base": base[i], "y": Y[i, j]}
         for i in range(n)

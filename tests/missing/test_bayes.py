@@ -12,16 +12,23 @@ taken as half the draws); posterior SDs within 8%.
 
 import numpy as np
 import pandas as pd
-import pytest
+from tests.missing._trial import VISITS, make_trial
 
 import peerstats
-from tests.missing._trial import VISITS, make_trial
 
 
 def test_bayes_complete_data_conjugate():
     df, _ = make_trial(n=60, seed=21, dropout=0.0)
-    imp = peerstats.impute("y ~ (arm + base) * visit", df, subject="id", visit="visit",
-                           arm="arm", method="bayes", n_imputations=3000, seed=5)
+    imp = peerstats.impute(
+        "y ~ (arm + base) * visit",
+        df,
+        subject="id",
+        visit="visit",
+        arm="arm",
+        method="bayes",
+        n_imputations=3000,
+        seed=5,
+    )
     wide = df.pivot(index="id", columns="visit", values="y")[VISITS]
     sub = df.drop_duplicates("id").set_index("id").loc[wide.index]
     X = np.column_stack([np.ones(len(sub)), (sub["arm"] == "peer"), sub["base"]]).astype(float)

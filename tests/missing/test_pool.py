@@ -25,8 +25,15 @@ def test_pool_scalar(case):
     dfc = sc["n"] - sc["k"] if case == "finite" else None
     out = peerstats.pool(sc["Q"], sc["U"], df_complete=dfc).iloc[0]
     exp = sc[case]
-    for ours, theirs in [("estimate", "qbar"), ("ubar", "ubar"), ("b", "b"), ("t", "t"),
-                         ("df", "df"), ("riv", "r"), ("fraction_missing_info", "fmi")]:
+    for ours, theirs in [
+        ("estimate", "qbar"),
+        ("ubar", "ubar"),
+        ("b", "b"),
+        ("t", "t"),
+        ("df", "df"),
+        ("riv", "r"),
+        ("fraction_missing_info", "fmi"),
+    ]:
         assert out[ours] == pytest.approx(exp[theirs], rel=RTOL), ours
     assert out["std_error"] == pytest.approx(np.sqrt(exp["t"]), rel=RTOL)
 
@@ -39,15 +46,23 @@ def _imputations():
         rows = []
         for i in range(n):
             for v in REF["visits"]:
-                rows.append({"subject": d["subject"][i], "arm": d["arm"][i], "base": d["base"][i],
-                             "visit": v, "y": c[v][i]})
+                rows.append(
+                    {
+                        "subject": d["subject"][i],
+                        "arm": d["arm"][i],
+                        "base": d["base"][i],
+                        "visit": v,
+                        "y": c[v][i],
+                    }
+                )
         f = pd.DataFrame(rows)
         f["arm"] = pd.Categorical(f["arm"], ["usual", "peer"])
         f["visit"] = pd.Categorical(f["visit"], REF["visits"])
         frames.append(f)
     miss = np.array([d[v][i] is None for i in range(n) for v in REF["visits"]])
-    return Imputations.from_datasets(frames, outcome="y", subject="subject", visit="visit",
-                                     arm="arm", missing=miss)
+    return Imputations.from_datasets(
+        frames, outcome="y", subject="subject", visit="visit", arm="arm", missing=miss
+    )
 
 
 def test_analyse_matches_mice_pool():
@@ -74,7 +89,8 @@ def test_analyse_fn_matches_mice_pool():
         b, *_ = np.linalg.lstsq(X, y, rcond=None)
         s2 = ((y - X @ b) ** 2).sum() / (len(y) - 3)
         return pd.Series(b, index=["(Intercept)", "armpeer", "base"]), s2 * np.diag(
-            np.linalg.inv(X.T @ X))
+            np.linalg.inv(X.T @ X)
+        )
 
     res = imp.analyse(fn, df_complete=len(REF["data"]["subject"]) - 3).set_index("term")
     for r in REF["pooled"]["y2"]:

@@ -9,10 +9,10 @@ Tolerance 1e-6 relative (the refits converge to the REML optimum to about 1e-8).
 
 import numpy as np
 import pytest
-
-import peerstats
 from tests.missing._trial import VISITS, ice_frame, make_trial
 from tests.missing.test_strategies import FORMULA, _expected
+
+import peerstats
 
 
 def _ancova_arm(df_completed, visit):
@@ -34,8 +34,16 @@ def _complete(df, drop, ice, fit):
 def test_jackknife_se_brute_force():
     df, drop = make_trial(n=24, seed=7, dropout=0.4)
     ice = ice_frame(df, drop, ["JR", "CIR"])
-    imp = peerstats.impute(FORMULA, df, subject="id", visit="visit", arm="arm",
-                           method="condmean-jackknife", ice=ice, reference={"peer": "usual"})
+    imp = peerstats.impute(
+        FORMULA,
+        df,
+        subject="id",
+        visit="visit",
+        arm="arm",
+        method="condmean-jackknife",
+        ice=ice,
+        reference={"peer": "usual"},
+    )
     res = imp.analyse(covariates=["base"])
     ids = df["id"].unique()
     est = []
@@ -61,8 +69,9 @@ def test_mar_bayes_converges_to_mmrm():
     the O(1/n) gap between posterior mean and REML estimate (0.02 x the MMRM SE)."""
     df, _ = make_trial(n=200, seed=8, dropout=0.3)
     f = "y ~ (arm + base) * visit"
-    imp = peerstats.impute(f, df, subject="id", visit="visit", arm="arm", method="bayes",
-                           n_imputations=400, seed=11)
+    imp = peerstats.impute(
+        f, df, subject="id", visit="visit", arm="arm", method="bayes", n_imputations=400, seed=11
+    )
     res = imp.analyse(covariates=["base"])
     fit = peerstats.mmrm(f, df, subject="id", visit="visit").contrasts("arm", by="visit")
     from peerstats.missing._analysis import ancova_design, ancova_many

@@ -16,9 +16,9 @@ LMCF: the own arm's). Tolerance 1e-8 absolute (same parameters, different algebr
 import numpy as np
 import pandas as pd
 import pytest
+from tests.missing._trial import VISITS, ice_frame, make_trial
 
 import peerstats
-from tests.missing._trial import VISITS, ice_frame, make_trial
 
 FORMULA = "y ~ arm * visit + base"
 TOL = 1e-8
@@ -79,9 +79,19 @@ def test_condmean_strategies_closed_form(group):
     sp = np.array([[20.0, 9.0, 5.0], [9.0, 24.0, 10.0], [5.0, 10.0, 30.0]])
     df, drop = make_trial(n=80, seed=3, dropout=0.4, sigma_peer=sp if group else None)
     ice = ice_frame(df, drop, ["JR", "CR", "CIR", "LMCF", "MAR"])
-    imp = peerstats.impute(FORMULA, df, subject="id", visit="visit", arm="arm",
-                           method="condmean-bootstrap", n_imputations=2, ice=ice,
-                           reference={"peer": "usual"}, seed=1, group=group)
+    imp = peerstats.impute(
+        FORMULA,
+        df,
+        subject="id",
+        visit="visit",
+        arm="arm",
+        method="condmean-bootstrap",
+        n_imputations=2,
+        ice=ice,
+        reference={"peer": "usual"},
+        seed=1,
+        group=group,
+    )
     fit = peerstats.mmrm(FORMULA, df, subject="id", visit="visit", group=group)
     exp = _expected(df, drop, ice, fit, group)
     d0 = imp.datasets[0]
@@ -103,8 +113,16 @@ def test_delta_shift_exact_under_condmean():
     least-squares projection of the imputed-cell indicator (computed here with lstsq)."""
     df, drop = make_trial(n=60, seed=4, dropout=0.4)
     ice = ice_frame(df, drop, ["JR"])
-    kw = dict(subject="id", visit="visit", arm="arm", method="condmean-bootstrap",
-              n_imputations=3, ice=ice, reference={"peer": "usual"}, seed=2)
+    kw = dict(
+        subject="id",
+        visit="visit",
+        arm="arm",
+        method="condmean-bootstrap",
+        n_imputations=3,
+        ice=ice,
+        reference={"peer": "usual"},
+        seed=2,
+    )
     imp0 = peerstats.impute(FORMULA, df, **kw)
     d = 2.5
     imp1 = imp0.with_delta({"peer": d})
@@ -123,8 +141,9 @@ def test_delta_shift_exact_under_condmean():
     # the same delta given per subject and visit
     cells = [(s, v) for s, v in zip(df["id"], df["visit"])]
     t = imp0.target.reshape(-1) & np.repeat(imp0.arm_of == 1, 3)
-    per = pd.DataFrame({"id": [c[0] for c in cells], "visit": [c[1] for c in cells],
-                        "delta": np.where(t, d, 0.0)})
+    per = pd.DataFrame(
+        {"id": [c[0] for c in cells], "visit": [c[1] for c in cells], "delta": np.where(t, d, 0.0)}
+    )
     r2 = imp0.with_delta(per).analyse()
     np.testing.assert_allclose(r2["estimate"], r1["estimate"], atol=1e-12)
 
@@ -134,9 +153,56 @@ def test_mar_condmean_equals_mmrm():
     reproduces the MMRM contrast exactly (Wolbers et al. 2022)."""
     df, _ = make_trial(n=80, seed=5, dropout=0.35)
     f = "y ~ (arm + base) * visit"
-    imp = peerstats.impute(f, df, subject="id", visit="visit", arm="arm",
-                           method="condmean-bootstrap", n_imputations=2, seed=1)
+    imp = peerstats.impute(
+        f,
+        df,
+        subject="id",
+        visit="visit",
+        arm="arm",
+        method="condmean-bootstrap",
+        n_imputations=2,
+        seed=1,
+    )
     fit = peerstats.mmrm(f, df, subject="id", visit="visit")
     ref = fit.contrasts("arm", by="visit")
     res = imp.analyse(covariates=["base"])
     np.testing.assert_allclose(res["estimate"], ref["estimate"], rtol=1e-6)
+
+
+def test_batched_conditioning_equals_engine_conditional_moments():
+    """The draw-batched conditioning of peerstats.missing equals the engine's
+    conditional_moments (validated against R mmrm predict) draw by draw."""
+    from peerstats.missing.strategies import compute_sigma, conditional_impute, strategy_means
+    from peerstats.models._predict import conditional_moments
+
+    rng = np.random.default_rng(0)
+    n, T, D = 30, 3, 4
+    y = rng.normal(size=(n, T))
+    k = rng.integers(0, 4, n)
+    for i in range(n):
+        y[i, k[i] :] = np.nan
+    y[0, 1] = np.nan  # an intermittent gap
+    strat = np.array(["JR", "CIR", "CR", "MAR", "JR"] * 6, dtype=object)
+    strat[(strat == "CIR") & (k == 0)] = "JR"
+    A = rng.normal(size=(D, 2, T, T))
+    sig = A @ np.swapaxes(A, -1, -2) + 3 * np.eye(T)
+    own, ref = rng.normal(size=(D, n, T)), rng.normal(size=(D, n, T))
+    mu = strategy_means(own, ref, k, strat)
+    g = (np.arange(n) % 2).astype(int)  # two covariance groups, reference group 0
+    covs, key = {}, np.empty(n, dtype=int)
+    per_subject = np.empty((D, n, T, T))
+    for i in range(n):
+        if strat[i] in ("JR", "CIR") and k[i] < T:
+            S = compute_sigma(sig[:, g[i]], sig[:, 0], int(k[i]))
+        elif strat[i] == "CR" and k[i] < T:
+            S = sig[:, 0]
+        else:
+            S = sig[:, g[i]]
+        covs[i], key[i] = S, i
+        per_subject[:, i] = S
+    cond = ~np.isnan(y)
+    got = conditional_impute(mu, y, cond, ~cond, key, covs, None)
+    sc, vc = np.repeat(np.arange(n), T), np.tile(np.arange(T), n)
+    for d in range(D):
+        mean, _ = conditional_moments(mu[d].reshape(-1), y.reshape(-1), sc, vc, per_subject[d])
+        np.testing.assert_allclose(got[d], mean.reshape(n, T)[~cond], rtol=1e-10, atol=1e-10)

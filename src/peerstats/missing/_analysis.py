@@ -89,8 +89,9 @@ def ancova_many(X: np.ndarray, Y: np.ndarray, W: np.ndarray | None, n_arms_other
     return beta, cov, dfr, xbar
 
 
-def pool_by_method(method: str, est: np.ndarray, var: np.ndarray, dfc, *, level, D=None,
-                   bootstrap="percentile") -> dict:
+def pool_by_method(
+    method: str, est: np.ndarray, var: np.ndarray, dfc, *, level, D=None, bootstrap="percentile"
+) -> dict:
     """Pool (S, k) estimates by the rule of the imputation method."""
     if method in ("bayes", "approx-bayes", "rubin"):
         return pool_arrays(est, var, dfc, level=level)

@@ -103,14 +103,14 @@ def gibbs_mmrm(
     kept = 0
     for it in range(total):
         # ---- I-step ---------------------------------------------------------------------
-        for g, O, M, subj in blocks:
+        for g, Ob, M, subj in blocks:
             S = sig[:, g]
             mu = np.moveaxis(X[subj] @ beta.T, -1, 0)  # (C, m, T)
-            if O.size:
-                SOO = S[:, O[:, None], O[None, :]]
-                SOM = S[:, O[:, None], M[None, :]]
-                A = np.linalg.solve(SOO, SOM)  # (C, |O|, |M|)
-                mean = mu[:, :, M] + (Yc[:, subj][:, :, O] - mu[:, :, O]) @ A
+            if Ob.size:
+                SOO = S[:, Ob[:, None], Ob[None, :]]
+                SOM = S[:, Ob[:, None], M[None, :]]
+                A = np.linalg.solve(SOO, SOM)  # (C, |Ob|, |M|)
+                mean = mu[:, :, M] + (Yc[:, subj][:, :, Ob] - mu[:, :, Ob]) @ A
                 Cm = S[:, M[:, None], M[None, :]] - np.swapaxes(SOM, 1, 2) @ A
             else:
                 mean = mu[:, :, M]

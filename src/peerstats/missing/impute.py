@@ -10,7 +10,6 @@ the method). One set of draws and imputations serves every delta of a tipping-po
 from __future__ import annotations
 
 import html
-import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +23,6 @@ from peerstats.exceptions import ConvergenceError, DataWarning, ModelSpecificati
 from peerstats.missing._analysis import ancova_design, ancova_many, pool_by_method
 from peerstats.missing.pool import POOL_COLUMNS
 from peerstats.missing.strategies import (
-    NON_MAR,
     STRATEGIES,
     compute_sigma,
     conditional_impute,
@@ -52,10 +50,9 @@ CONTRAST_COLUMNS = [
 
 
 def _prepare(formula, data, **kw):
-    try:
-        from peerstats.models.prepared import prepare_mmrm
-    except ImportError:  # pragma: no cover - until the engine's prepared model lands
-        from peerstats.missing._shim import prepare_mmrm
+    """The engine's prepared MMRM (one design, cheap refits)."""
+    from peerstats.models.prepared import prepare_mmrm
+
     return prepare_mmrm(formula, data, **kw)
 
 
@@ -109,9 +106,7 @@ def _n_draws(method: str, n_imputations) -> tuple[int | None, int | None]:
         return int(B), int(D)
     m = _DEFAULT_M[method] if n_imputations is None else n_imputations
     if isinstance(m, bool) or not isinstance(m, int | np.integer):
-        raise ModelSpecificationError(
-            f"n_imputations must be an integer; got {n_imputations!r}"
-        )
+        raise ModelSpecificationError(f"n_imputations must be an integer; got {n_imputations!r}")
     if m < 2:
         what = "Rubin's rules" if method in ("bayes", "approx-bayes") else "a bootstrap"
         raise ModelSpecificationError(
@@ -150,8 +145,7 @@ def _parse_reference(reference, arm_levels: list[str], arm: str, needed: bool) -
     for k, v in reference.items():
         if str(k) not in arm_levels:
             raise ModelSpecificationError(
-                f"reference names arm {k!r}, which is not a level of {arm!r}; arms are "
-                f"{arm_levels}"
+                f"reference names arm {k!r}, which is not a level of {arm!r}; arms are {arm_levels}"
             )
         if str(v) not in arm_levels:
             raise ModelSpecificationError(
@@ -205,8 +199,7 @@ def _parse_ice(ice, subjects: pd.Index, visit_levels: list, subject: str, visit:
         unknown = sorted(set(given) - set(arm_levels))
         if unknown:
             raise ModelSpecificationError(
-                f"ice names arm(s) {unknown}, which are not arms; arms of {col!r} are "
-                f"{arm_levels}"
+                f"ice names arm(s) {unknown}, which are not arms; arms of {col!r} are {arm_levels}"
             )
         wrong = given.to_numpy() != np.array(arm_levels, dtype=object)[codes[pos]]
         if wrong.any():
@@ -227,7 +220,7 @@ def _parse_ice(ice, subjects: pd.Index, visit_levels: list, subject: str, visit:
             if num.notna().all() and isinstance(v, int | float | np.number) and v < num.min():
                 raise ModelSpecificationError(
                     f"ice visit {v!r} of subject {ice[subject].iloc[i]!r} is before the first "
-                    f"visit {visit_levels[0]!r}; an ICE is given as the first visit it affects, "
+                    f"visit {vtxt[0]}; an ICE is given as the first visit it affects, "
                     f"one of {vtxt}"
                 )
             raise ModelSpecificationError(
@@ -245,8 +238,9 @@ def _parse_ice(ice, subjects: pd.Index, visit_levels: list, subject: str, visit:
     return k, strat
 
 
-def _parse_delta(delta, subjects, visit_levels, arm_levels, arm_of, subject, visit, arm,
-                 target) -> np.ndarray:
+def _parse_delta(
+    delta, subjects, visit_levels, arm_levels, arm_of, subject, visit, arm, target
+) -> np.ndarray:
     """(n, T) additive shifts for the imputed cells."""
     n, T = len(subjects), len(visit_levels)
     out = np.zeros((n, T))
@@ -274,9 +268,7 @@ def _parse_delta(delta, subjects, visit_levels, arm_levels, arm_of, subject, vis
     d = pd.to_numeric(delta["delta"], errors="coerce").to_numpy(dtype=float)
     if not np.all(np.isfinite(d)):
         bad = delta["delta"][~np.isfinite(d)].tolist()[:5]
-        raise ModelSpecificationError(
-            f"delta values must be finite numbers; got {bad}"
-        )
+        raise ModelSpecificationError(f"delta values must be finite numbers; got {bad}")
     vpos = pd.Index(vtxt).get_indexer(delta[visit].astype(str))
     if (vpos < 0).any():
         raise ModelSpecificationError(
@@ -471,8 +463,15 @@ class Imputations:
         """The same imputations with another delta (per subject and visit, or per arm and visit);
         no new draws."""
         d = _parse_delta(
-            delta, self.subjects, self.visits, list(self.arm_levels), self.arm_of, self.subject,
-            self.visit, self.arm, self.target,
+            delta,
+            self.subjects,
+            self.visits,
+            list(self.arm_levels),
+            self.arm_of,
+            self.subject,
+            self.visit,
+            self.arm,
+            self.target,
         )
         return replace(self, delta=d)
 
@@ -508,7 +507,7 @@ class Imputations:
         js = range(T) if visits is None else [self._visit_index(v) for v in visits]
         out = {}
         for j in js:
-            fr = self.frame.iloc[j :: T]
+            fr = self.frame.iloc[j::T]
             X, names, others = ancova_design(fr, self.arm, self.arm_levels, ref, covariates)
             Y = np.broadcast_to(self.y[:, j], (S, len(fr))).copy()
             tj = self.target[:, j]
@@ -632,7 +631,9 @@ class Imputations:
             if isinstance(r, pd.DataFrame):
                 e = r["estimate"]
                 v = r["std_error"] ** 2 if "std_error" in r else r["variance"]
-                names = [str(x) for x in r.index] if "term" not in r else r["term"].astype(str).tolist()
+                names = (
+                    [str(x) for x in r.index] if "term" not in r else r["term"].astype(str).tolist()
+                )
                 e, v = e.to_numpy(dtype=float), np.asarray(v, dtype=float)
             else:
                 if not (isinstance(r, tuple) and len(r) == 2):
@@ -659,8 +660,9 @@ class Imputations:
 
             pooled = pool_arrays(E, V, df_complete, level=level)
         else:
-            pooled = pool_by_method(self.method, E, V, None, level=level, D=self.D,
-                                    bootstrap=bootstrap)
+            pooled = pool_by_method(
+                self.method, E, V, None, level=level, D=self.D, bootstrap=bootstrap
+            )
         out = pd.DataFrame({c: np.atleast_1d(pooled[c]) for c in POOL_COLUMNS})
         out.insert(0, "term", names if names is not None else [str(j) for j in range(E.shape[1])])
         return out
@@ -822,7 +824,9 @@ def impute(
     if not isinstance(data, pd.DataFrame):
         raise ModelSpecificationError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if not isinstance(method, str) or method not in METHODS:
-        raise ModelSpecificationError(f"method={method!r} is not valid; choose one of {list(METHODS)}")
+        raise ModelSpecificationError(
+            f"method={method!r} is not valid; choose one of {list(METHODS)}"
+        )
     if not isinstance(covariance, str):
         raise ModelSpecificationError(f"covariance must be a string; got {covariance!r}")
     covariance = covariance.lower()
@@ -832,7 +836,9 @@ def impute(
             f"covariance={covariance!r}. Use 'approx-bayes' for other structures."
         )
     if post_ice not in ("impute", "error"):
-        raise ModelSpecificationError(f"post_ice={post_ice!r} is not valid; choose 'impute' or 'error'")
+        raise ModelSpecificationError(
+            f"post_ice={post_ice!r} is not valid; choose 'impute' or 'error'"
+        )
     if not isinstance(formula, str) or "~" not in formula:
         raise ModelSpecificationError(
             f"formula {formula!r} must be 'outcome ~ terms', e.g. 'y ~ arm * visit + y_baseline'"
@@ -859,7 +865,9 @@ def impute(
 
     # ---- the subject x visit grid -------------------------------------------------------------
     if data[arm].isna().any():
-        raise ModelSpecificationError(f"arm {arm!r} is missing on {int(data[arm].isna().sum())} row(s)")
+        raise ModelSpecificationError(
+            f"arm {arm!r} is missing on {int(data[arm].isna().sum())} row(s)"
+        )
     visit_levels = _levels(data[visit])
     arm_levels_raw = _levels(data[arm])
     arm_levels = [str(a) for a in arm_levels_raw]
@@ -900,7 +908,11 @@ def impute(
     need = [c for c in rhs_vars if c not in (visit, outcome)]
     na = frame[need].isna()
     if na.to_numpy().any():
-        detail = {c: frame.loc[na[c], subject].astype(str).unique().tolist()[:5] for c in need if na[c].any()}
+        detail = {
+            c: frame.loc[na[c], subject].astype(str).unique().tolist()[:5]
+            for c in need
+            if na[c].any()
+        }
         raise ModelSpecificationError(
             f"imputation needs the model covariates at every visit of every subject; missing "
             f"(column: first subjects) {detail}"
@@ -928,12 +940,16 @@ def impute(
                 msg + "; with post_ice='error' these are refused. Use post_ice='impute' to set "
                 "them aside and impute them under the strategy, or a MAR strategy to keep them."
             )
-        warnings.warn(msg + "; they are set aside and imputed under the ICE strategy.",
-                      DataWarning, stacklevel=2)
+        warnings.warn(
+            msg + "; they are set aside and imputed under the ICE strategy.",
+            DataWarning,
+            stacklevel=2,
+        )
     target = missing | set_aside
     Yfit = np.where(target, np.nan, Y0)
-    delta_arr = _parse_delta(delta, subjects, visit_levels, arm_levels, arm_of, subject, visit,
-                             arm, target)
+    delta_arr = _parse_delta(
+        delta, subjects, visit_levels, arm_levels, arm_of, subject, visit, arm, target
+    )
     if not (~target).any(axis=0).all():
         empty = [str(visit_levels[j]) for j in range(T) if target[:, j].all()]
         raise ModelSpecificationError(
@@ -949,8 +965,9 @@ def impute(
             fit_frame[c] = pd.Categorical(fit_frame[c], categories=_levels(data[c]))
     if not isinstance(fit_frame[arm].dtype, pd.CategoricalDtype):
         fit_frame[arm] = pd.Categorical(fit_frame[arm], categories=arm_levels_raw)
-    prep = _prepare(formula, fit_frame, subject=subject, visit=visit, covariance=covariance,
-                    group=group)
+    prep = _prepare(
+        formula, fit_frame, subject=subject, visit=visit, covariance=covariance, group=group
+    )
     X_all = np.asarray(prep.X_all, dtype=float)
     ref_frame = fit_frame.copy()
     ref_arm_raw = [arm_levels_raw[arm_levels.index(ref_map[a])] for a in arm_levels]
@@ -998,8 +1015,14 @@ def impute(
 
     def _refits(W):
         betas, sigmas, failed = [], [], 0
+        first_error = None
         for w in W:
-            r = prep.refit(subject_weights=_weights_for_engine(w))
+            try:
+                r = prep.refit(subject_weights=_weights_for_engine(w))
+            except (ConvergenceError, ModelSpecificationError) as exc:
+                failed += 1
+                first_error = first_error or exc
+                continue
             if not r.converged or not np.all(np.isfinite(r.beta)):
                 failed += 1
                 continue
@@ -1010,6 +1033,7 @@ def impute(
                 f"the imputation model failed to converge in {failed} of {len(W)} bootstrap "
                 "refits; peerstats does not pool over fewer sets. Simplify the covariance "
                 "(covariance=) or the mean model."
+                + (f" First error: {first_error}" if first_error is not None else "")
             )
         return np.stack(betas), np.stack(sigmas)
 
@@ -1020,17 +1044,33 @@ def impute(
         from peerstats.missing._bayes import BURN, CHAINS, THIN, gibbs_mmrm
 
         betas, sigmas = gibbs_mmrm(
-            X_all.reshape(n, T, p), Yfit, g_of, G, np.asarray(full.beta), full_sig, n_par,
+            X_all.reshape(n, T, p),
+            Yfit,
+            g_of,
+            G,
+            np.asarray(full.beta),
+            full_sig,
+            n_par,
             rng_draws,
         )
-        info.update(sampler="data-augmentation Gibbs (flat beta, Jeffreys Sigma)", burn=BURN,
-                    thin=THIN, chains=min(CHAINS, n_par))
+        info.update(
+            sampler="data-augmentation Gibbs (flat beta, Jeffreys Sigma)",
+            burn=BURN,
+            thin=THIN,
+            chains=min(CHAINS, n_par),
+        )
         random = True
     elif method == "approx-bayes":
         betas, sigmas = _refits(_stratified_counts(rng_draws, n_par))
         random = True
     elif method == "condmean-jackknife":
-        refits = prep.jackknife()
+        try:
+            refits = prep.jackknife()
+        except (ConvergenceError, ModelSpecificationError) as exc:
+            raise ConvergenceError(
+                f"a leave-one-out refit of the imputation model failed ({exc}); the jackknife "
+                "is not computed over fewer subjects"
+            ) from exc
         bad = sum(1 for r in refits if not r.converged)
         if bad:
             raise ConvergenceError(
@@ -1068,7 +1108,16 @@ def impute(
 
     # ---- impute ----------------------------------------------------------------------------
     values = _impute_values(
-        betas, sigmas, X_all, X_ref, Yfit, target, ice_k, strat, g_of, r_of,
+        betas,
+        sigmas,
+        X_all,
+        X_ref,
+        Yfit,
+        target,
+        ice_k,
+        strat,
+        g_of,
+        r_of,
         rng_imp if random else None,
     )
     info["seconds"] = time.perf_counter() - t0
@@ -1099,8 +1148,9 @@ def impute(
     )
 
 
-def _impute_values(betas, sigmas, X_all, X_ref, Y, target, ice_k, strat, g_of, r_of, rng,
-                   chunk: int = 256):
+def _impute_values(
+    betas, sigmas, X_all, X_ref, Y, target, ice_k, strat, g_of, r_of, rng, chunk: int = 256
+):
     """(S, n_target) imputed values: strategy means and covariances per draw, then the
     conditional mean (rng None) or a conditional draw of every target cell."""
     S = betas.shape[0]

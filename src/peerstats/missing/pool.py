@@ -78,9 +78,7 @@ def pool_arrays(estimates, variances, df_complete=None, *, level: float = 0.95) 
         )
     m = Q.shape[0]
     if m < 2:
-        raise ModelSpecificationError(
-            f"Rubin's rules need at least 2 imputed datasets; got {m}"
-        )
+        raise ModelSpecificationError(f"Rubin's rules need at least 2 imputed datasets; got {m}")
     if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(U))):
         raise ModelSpecificationError(
             "estimates and variances must be finite (an analysis failed on some imputed "
@@ -287,7 +285,9 @@ def pool_bmlmi(estimates, D: int, *, level: float = 0.95) -> dict:
     E = np.asarray(estimates, dtype=float)
     n = E.shape[0]
     if D < 2 or n % D:
-        raise ModelSpecificationError(f"bootstrap-ml needs D >= 2 and B x D rows; got {n} rows, D={D}")
+        raise ModelSpecificationError(
+            f"bootstrap-ml needs D >= 2 and B x D rows; got {n} rows, D={D}"
+        )
     B = n // D
     if B < 2:
         raise ModelSpecificationError("bootstrap-ml needs at least 2 bootstrap samples")

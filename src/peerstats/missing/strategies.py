@@ -87,13 +87,19 @@ def strategy_means(
             new = ref
         elif s == "CIR":
             km1 = np.maximum(k - 1, 0)
-            last_own = np.take_along_axis(own, np.broadcast_to(km1[:, None], own.shape[:-1] + (1,)), -1)
-            last_ref = np.take_along_axis(ref, np.broadcast_to(km1[:, None], ref.shape[:-1] + (1,)), -1)
+            last_own = np.take_along_axis(
+                own, np.broadcast_to(km1[:, None], own.shape[:-1] + (1,)), -1
+            )
+            last_ref = np.take_along_axis(
+                ref, np.broadcast_to(km1[:, None], ref.shape[:-1] + (1,)), -1
+            )
             new = np.where(P, last_own + ref - last_ref, own)
             new = np.where((k == 0)[:, None], ref, new)
         else:  # LMCF (k >= 1 checked on entry)
             km1 = np.maximum(k - 1, 0)
-            last_own = np.take_along_axis(own, np.broadcast_to(km1[:, None], own.shape[:-1] + (1,)), -1)
+            last_own = np.take_along_axis(
+                own, np.broadcast_to(km1[:, None], own.shape[:-1] + (1,)), -1
+            )
             new = np.where(P, last_own, own)
         mu[..., idx, :] = new
     return mu
@@ -130,19 +136,19 @@ def conditional_impute(
     has = tkey > 0
     uk, inv = np.unique(key[has], return_inverse=True)
     subj_all = np.flatnonzero(has)
-    for g, kk in enumerate(uk):
+    for g in range(len(uk)):
         subj = subj_all[inv == g]
         ck = int(cov_key[subj[0]])
-        O = np.flatnonzero(cond[subj[0]])
+        Ob = np.flatnonzero(cond[subj[0]])
         M = np.flatnonzero(target[subj[0]])
         S = covs[ck]  # (D, T, T)
         mu_s = mu[:, subj, :]  # (D, m, T)
-        if O.size:
-            SOO = S[:, O[:, None], O[None, :]]
-            SMO = S[:, M[:, None], O[None, :]]
-            A = np.linalg.solve(SOO, np.swapaxes(SMO, 1, 2))  # (D, |O|, |M|)
-            A = np.swapaxes(A, 1, 2)  # (D, |M|, |O|)
-            r = y[subj][:, O][None] - mu_s[:, :, O]  # (D, m, |O|)
+        if Ob.size:
+            SOO = S[:, Ob[:, None], Ob[None, :]]
+            SMO = S[:, M[:, None], Ob[None, :]]
+            A = np.linalg.solve(SOO, np.swapaxes(SMO, 1, 2))  # (D, |Ob|, |M|)
+            A = np.swapaxes(A, 1, 2)  # (D, |M|, |Ob|)
+            r = y[subj][:, Ob][None] - mu_s[:, :, Ob]  # (D, m, |Ob|)
             mean = mu_s[:, :, M] + r @ np.swapaxes(A, 1, 2)
         else:
             A = None
@@ -150,7 +156,7 @@ def conditional_impute(
         if rng is not None:
             C = S[:, M[:, None], M[None, :]]
             if A is not None:
-                C = C - A @ S[:, O[:, None], M[None, :]]
+                C = C - A @ S[:, Ob[:, None], M[None, :]]
             L = np.linalg.cholesky((C + np.swapaxes(C, 1, 2)) / 2)
             z = rng.standard_normal((D, subj.size, M.size))
             mean = mean + z @ np.swapaxes(L, 1, 2)

@@ -36,8 +36,13 @@ def _run_cells(payload: dict, cells: np.ndarray, seeds: Sequence) -> np.ndarray:
 
     out = np.empty((len(cells), len(_COLS)))
     with threadpool_limits(limits=1):
-        X, Y0, W = payload["X"], payload["Y"], payload["W"]
-        masks = payload["masks"]  # (n_arms, n) target cells of each shifted arm at the visit
+        # fresh copies: a deserialised buffer may be aligned differently, and SIMD summation
+        # order (hence the last bits) depends on alignment
+        X, Y0 = np.array(payload["X"], copy=True), np.array(payload["Y"], copy=True)
+        W = None if payload["W"] is None else np.array(payload["W"], copy=True)
+        masks = np.array(
+            payload["masks"], copy=True
+        )  # (n_arms, n) target cells of each shifted arm at the visit
         for c, (d, _seed) in enumerate(zip(cells, seeds)):
             shift = (np.asarray(d)[:, None] * masks).sum(axis=0)
             Y = Y0 + shift[None, :]
@@ -46,8 +51,15 @@ def _run_cells(payload: dict, cells: np.ndarray, seeds: Sequence) -> np.ndarray:
             est = beta[:, col : col + 1]
             var = cov[:, col, col][:, None]
             dfc = dfr[0] if payload["method"] in ("bayes", "approx-bayes") else None
-            res = pool_by_method(payload["method"], est, var, dfc, level=payload["level"],
-                                 D=payload["D"], bootstrap=payload["bootstrap"])
+            res = pool_by_method(
+                payload["method"],
+                est,
+                var,
+                dfc,
+                level=payload["level"],
+                D=payload["D"],
+                bootstrap=payload["bootstrap"],
+            )
             out[c] = [float(np.asarray(res[k])[0]) for k in _COLS]
     return out
 
@@ -113,7 +125,9 @@ class TippingPoint:
         if len(cols) == 1:
             s = t.sort_values(cols[0])
             x = s[cols[0]].to_numpy()
-            ax.fill_between(x, s["ci_lower"], s["ci_upper"], alpha=0.25, label=f"{self.level:.0%} CI")
+            ax.fill_between(
+                x, s["ci_lower"], s["ci_upper"], alpha=0.25, label=f"{self.level:.0%} CI"
+            )
             ax.plot(x, s["estimate"], marker="o", ms=3, label="estimate")
             ax.axhline(0, color="black", lw=0.8)
             td = self.tipping_delta
@@ -126,12 +140,14 @@ class TippingPoint:
             piv = t.pivot(index=cols[1], columns=cols[0], values="p_value")
             x = piv.columns.to_numpy(dtype=float)
             y = piv.index.to_numpy(dtype=float)
-            im = ax.pcolormesh(x, y, piv.to_numpy(), shading="nearest", cmap="viridis_r",
-                               vmin=0, vmax=1)
+            im = ax.pcolormesh(
+                x, y, piv.to_numpy(), shading="nearest", cmap="viridis_r", vmin=0, vmax=1
+            )
             ax.figure.colorbar(im, ax=ax, label="p value")
             if len(x) > 1 and len(y) > 1:
-                ax.contour(x, y, piv.to_numpy(), levels=[1 - self.level], colors="white",
-                           linewidths=1.5)
+                ax.contour(
+                    x, y, piv.to_numpy(), levels=[1 - self.level], colors="white", linewidths=1.5
+                )
             ax.set_xlabel(f"delta, arm {self.arms[0]}")
             ax.set_ylabel(f"delta, arm {self.arms[1]}")
             ax.set_title(f"{self.contrast} at {self.visit}", fontsize="medium")
@@ -170,8 +186,13 @@ def _flips(s: pd.DataFrame, col: str) -> pd.DataFrame:
         x = d[i] + (d[i + 1] - d[i]) * (0 - b0) / (b1 - b0) if b1 != b0 else d[i]
         if not (min(d[i], d[i + 1]) <= x <= max(d[i], d[i + 1])):
             x = (d[i] + d[i + 1]) / 2
-        rows.append({col: float(x), "from_grid": float(d[i]),
-                     "direction": "loses significance" if sig[i] else "becomes significant"})
+        rows.append(
+            {
+                col: float(x),
+                "from_grid": float(d[i]),
+                "direction": "loses significance" if sig[i] else "becomes significant",
+            }
+        )
     return pd.DataFrame(rows, columns=[col, "from_grid", "direction"])
 
 
@@ -266,12 +287,18 @@ def tipping_point(
     Y[:, tj] = imp.values[:, imp._target_pos[tj, j]]
     Y[:, tj] += imp.delta[tj, j]
     arm_names = list(grids)
-    masks = np.stack(
-        [(tj & (imp.arm_of == arms_all.index(a))).astype(float) for a in arm_names]
-    )
+    masks = np.stack([(tj & (imp.arm_of == arms_all.index(a))).astype(float) for a in arm_names])
     payload = {
-        "X": X, "Y": Y, "W": imp.weights, "masks": masks, "k": len(others), "col": 1 + k,
-        "method": imp.method, "D": imp.D, "level": level, "bootstrap": bootstrap,
+        "X": X,
+        "Y": Y,
+        "W": imp.weights,
+        "masks": masks,
+        "k": len(others),
+        "col": 1 + k,
+        "method": imp.method,
+        "D": imp.D,
+        "level": level,
+        "bootstrap": bootstrap,
     }
     if len(arm_names) == 1:
         cells = grids[arm_names[0]][:, None]
@@ -297,6 +324,10 @@ def tipping_point(
         table[c] = values[:, i]
     table["significant"] = table["p_value"] < 1 - level
     return TippingPoint(
-        table=table, arms=tuple(arm_names), visit=str(imp.visits[j]), contrast=names[k],
-        level=level, method=imp.method,
+        table=table,
+        arms=tuple(arm_names),
+        visit=str(imp.visits[j]),
+        contrast=names[k],
+        level=level,
+        method=imp.method,
     )
