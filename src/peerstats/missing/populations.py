@@ -278,14 +278,15 @@ def per_protocol(trial: Any, definition: Any, *, reference: str | None = None) -
         Restricted to the per-protocol population.
     """
     ref = _reference(trial, reference)
-    rec = compliance(trial, definition, reference=ref)
+    rule = definition if isinstance(definition, ComplianceRule) else ComplianceRule(definition)
+    rec = compliance(trial, rule, reference=ref)
     part = trial.randomised
     arm = part.set_index(part["subject"].astype(str))["arm"].astype(str)
     keep = rec.index[(arm.reindex(rec.index).to_numpy() == ref) | (rec.to_numpy() == 1)]
     if not (arm.reindex(keep) != ref).any():
         raise ModelSpecificationError(
             f"no participant outside the reference arm {ref!r} meets the compliance rule "
-            f"({ComplianceRule(definition).describe() if not isinstance(definition, ComplianceRule) else definition.describe()}); "
+            f"({rule.describe()}); "
             "the per-protocol population has no one to compare"
         )
     return subset_trial(trial, keep)
