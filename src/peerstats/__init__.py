@@ -62,6 +62,11 @@ _LAZY = {
     "pool": "peerstats.missing.pool",
     "tipping_point": "peerstats.missing.tipping",
     "TippingPoint": "peerstats.missing.tipping",
+    # estimands and sensitivity populations (issue 9.4-9.5)
+    "cace": "peerstats.missing.cace",
+    "complete_case": "peerstats.missing.populations",
+    "per_protocol": "peerstats.missing.populations",
+    "impute_multilevel": "peerstats.missing.multilevel",
 }
 
 __all__ = [

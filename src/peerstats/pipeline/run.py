@@ -578,6 +578,9 @@ def run_analysis(
     with progress.step(f"loading and validating the trial ({spec.trial_path.name})"):
         trial = peerstats.load_trial(spec.trial_path)
     spec.check_against(trial.spec)
+    from peerstats.pipeline import sensitivity as _sensitivity  # issue 9: estimand section
+
+    _sensitivity.check_data(spec, trial)  # before any fitting
     run = AnalysisRun(spec=spec, trial=trial)
     run.warnings.extend(f"data: {w}" for w in getattr(trial, "warnings", []))
     ts = trial.spec
@@ -762,6 +765,7 @@ def run_analysis(
     with progress.step("drawing the figures"), _collect(run.warnings):
         _figures(run, flow, effects)
 
+    _sensitivity.run_sensitivity(run, progress)  # estimand and missing data (issue 9)
     res["warnings"] = list(run.warnings)
     from peerstats.pipeline.report import render_report
 
