@@ -54,6 +54,12 @@ _LAZY = {
     "plot_forest": "peerstats.figures.forest",
     "plot_change": "peerstats.figures.distributions",
     "plot_attendance": "peerstats.figures.distributions",
+    # issue 11: designing the next trial (power, sample size, power curves)
+    "TrialDesign": "peerstats.design.design",
+    "read_design": "peerstats.design.design",
+    "power": "peerstats.design.power",
+    "sample_size": "peerstats.design.power",
+    "power_curve": "peerstats.design.power",
 }
 
 __all__ = [
