@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PooledBlocks", "RowBlocks", "BatchREML"]
+__all__ = ["PooledBlocks", "GroupBlocks", "BatchREML"]
 
 
 @dataclass
@@ -53,12 +53,72 @@ class PooledBlocks:
 
 
 @dataclass
-class RowBlocks:
-    """Blocks of dimension m with one unit each (rows kept)."""
+class GroupBlocks:
+    """Delivery groups of up to ``Mm`` members with T visits each (partially nested model).
 
-    D: np.ndarray  # (B, K, m, m)
-    X: np.ndarray  # (S, B, m, p)
-    y: np.ndarray  # (S, B, m)
+    Group g's covariance is block diagonal over its members, each block ``sum_k psi_k F_k``
+    restricted to the member's observed visits, plus ``psi[gidx] * e e'`` (e: the visits with a
+    group effect, over the observed rows). Unobserved (padding) rows get an identity block and
+    zero X and y, so they change nothing.
+    """
+
+    F: np.ndarray  # (K, T, T) member-level basis (zero for parameters of other arms)
+    gidx: int
+    gvec: np.ndarray  # (T,) 1 where the group effect applies
+    obs: np.ndarray  # (G, Mm, T) bool
+    X: np.ndarray  # (S, G, Mm, T, p)
+    y: np.ndarray  # (S, G, Mm, T)
+
+    def __post_init__(self) -> None:
+        G, Mm, T = self.obs.shape
+        self.T = T
+        self.Mm = Mm
+        self.m = Mm * T
+        o = self.obs.reshape(G, Mm * T).astype(float)
+        self.e = o * np.tile(self.gvec, Mm)[None, :]  # (G, m): e over the observed rows
+        self.Ff = self.F.reshape(self.F.shape[0], T * T)  # (K, T*T)
+
+    def inverse(self, psi: np.ndarray):
+        """V^-1 in Woodbury form, V^-1 = R^-1 - c w w' with R block diagonal over members
+        (R^-1 (S, G, Mm, T, T), zero on padding), w = R^-1 e (S, G, Mm, T), c = s / (1 + s q),
+        q = e'R^-1 e (S, G); plus log|V| (S, G) and a failure flag (S,). Only T x T matrices
+        (one per dropout pattern) are inverted."""
+        S = psi.shape[0]
+        G, Mm, T = self.obs.shape
+        Sig = (psi @ self.Ff).reshape(S, T, T)
+        Ainv = np.zeros((S, T + 1, T, T))
+        ldk = np.zeros((S, T + 1))
+        bad = np.zeros(S, dtype=bool)
+        for k in range(1, T + 1):
+            sub = Sig[:, :k, :k]
+            try:
+                L = np.linalg.cholesky(sub)
+            except np.linalg.LinAlgError:
+                L = np.empty_like(sub)
+                for s_ in range(S):
+                    try:
+                        L[s_] = np.linalg.cholesky(sub[s_])
+                    except np.linalg.LinAlgError:
+                        bad[s_] = True
+                        L[s_] = np.eye(k)
+            Li = np.linalg.inv(L)
+            Ainv[:, k, :k, :k] = np.swapaxes(Li, 1, 2) @ Li
+            ldk[:, k] = 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        kmem = self.obs.sum(axis=2)  # (G, Mm): observed visits are a prefix (monotone dropout)
+        Rinv = Ainv[:, kmem]  # (S, G, Mm, T, T)
+        ldR = ldk[:, kmem].sum(axis=2)  # (S, G)
+        em = self.e.reshape(G, Mm, T)
+        w = (Rinv @ em[None, :, :, :, None])[..., 0]  # (S, G, Mm, T)
+        q = (em[None] * w).sum(axis=(2, 3))  # e'R^-1 e
+        sg = psi[:, self.gidx][:, None]
+        den = 1 + sg * q
+        bad |= (den <= 0).any(axis=1)
+        c = sg / np.where(den > 0, den, 1.0)
+        logdet = ldR + np.log(np.where(den > 0, den, 1.0))
+        return Rinv, w, c, q, logdet, bad
+
+    def subset(self, idx: np.ndarray) -> GroupBlocks:
+        return GroupBlocks(self.F, self.gidx, self.gvec, self.obs, self.X[idx], self.y[idx])
 
 
 def _chol_inverse(V: np.ndarray):
@@ -87,14 +147,14 @@ class BatchREML:
     def __init__(
         self,
         pooled: list[PooledBlocks],
-        rows: list[RowBlocks],
+        groups: list[GroupBlocks],
         *,
         K: int,
         p: int,
         nonneg: np.ndarray | None = None,
     ) -> None:
         self.pooled = pooled
-        self.rows = rows
+        self.groups = groups
         self.K = K
         self.p = p
         self.nonneg = np.zeros(K, dtype=bool) if nonneg is None else np.asarray(nonneg, bool)
@@ -124,19 +184,24 @@ class BatchREML:
             yVy += np.einsum("sa,sa->s", vf, Syy.reshape(Sb, Bn * m * m))
             logdet += ld @ blk.counts
             cache.append((Vinv, SXX, SXy, Syy))
-        rcache = []
-        for blk in self.rows:
-            V = np.einsum("sk,bkij->sbij", psi, blk.D)
-            Vinv, ld, b = _chol_inverse(V)
+        gcache = []
+        for blk in self.groups:
+            Ri, w, c, q, ld, b = blk.inverse(psi)
             bad |= b
-            X = blk.X if sel is None else blk.X[sel]
-            y = blk.y if sel is None else blk.y[sel]
-            VX = Vinv @ X  # (S, B, m, p)
-            M += np.einsum("sbip,sbiq->spq", X, VX)
-            Xy += np.einsum("sbip,sbi->sp", VX, y)
-            yVy += np.einsum("sbi,sbij,sbj->s", y, Vinv, y)
+            X, y = blk.X, blk.y  # (S, G, Mm, T, p), (S, G, Mm, T)
+            RX = Ri @ X
+            Ry = (Ri @ y[..., None])[..., 0]
+            hX = np.einsum("sgmt,sgmtp->sgp", w, X)
+            hy = np.einsum("sgmt,sgmt->sg", w, y)
+            VX = RX - c[:, :, None, None, None] * w[..., None] * hX[:, :, None, None, :]
+            Vy = Ry - c[:, :, None, None] * w * hy[:, :, None, None]
+            Sn = X.shape[1] * X.shape[2] * X.shape[3]
+            Xf = X.reshape(S, Sn, p)
+            M += Xf.transpose(0, 2, 1) @ VX.reshape(S, Sn, p)
+            Xy += (Xf.transpose(0, 2, 1) @ Vy.reshape(S, Sn, 1))[..., 0]
+            yVy += (y * Vy).sum(axis=(1, 2, 3))
             logdet += ld.sum(axis=1)
-            rcache.append((Vinv, X, y, VX))
+            gcache.append((Ri, w, c, q, VX, Vy))
         M = (M + np.swapaxes(M, 1, 2)) / 2
         try:
             cM = np.linalg.cholesky(M)
@@ -170,15 +235,47 @@ class BatchREML:
             g -= np.einsum("sbkij,sbji->sk", A, R)
             if info:
                 I += np.einsum("b,sbkij,sblji->skl", blk.counts, G, G)
-        for blk, (Vinv, X, y, VX) in zip(self.rows, rcache):
-            G = np.einsum("sbij,bkjl->sbkil", Vinv, blk.D)
-            g += np.einsum("sbkii->sk", G)
-            u = np.einsum("sbij,sbj->sbi", Vinv, y) - np.einsum("sbip,sp->sbi", VX, beta)
-            g -= np.einsum("sbi,bkij,sbj->sk", u, blk.D, u)
-            Wm = np.einsum("sbip,spq,sbjq->sbij", VX, C, VX)  # V^-1 X C X' V^-1
-            g -= np.einsum("bkij,sbji->sk", blk.D, Wm)
+        for blk, (Ri, w, c, q, VX, Vy) in zip(self.groups, gcache):
+            Gn, Mm, T = blk.obs.shape
+            N = Gn * Mm
+            Ff = blk.Ff
+            gi = blk.gidx
+            cm = np.broadcast_to(c[:, :, None], (S, Gn, Mm)).reshape(S, N)
+            wf = w.reshape(S, N, T)
+            Rf = Ri.reshape(S, N, T * T)
+            ww = (wf[:, :, :, None] * wf[:, :, None, :]).reshape(S, N, T * T)
+            # tr(V^-1 D_k): sum of the member diagonal blocks of V^-1
+            diag = Rf.sum(axis=1) - (cm[..., None] * ww).sum(axis=1)
+            g += diag @ Ff.T
+            eVe = q - c * q * q
+            g[:, gi] += eVe.sum(axis=1)
+            u = Vy - np.einsum("sgmtp,sp->sgmt", VX, beta)
+            ub = u.reshape(S, N, T)
+            g -= (ub.transpose(0, 2, 1) @ ub).reshape(S, T * T) @ Ff.T
+            em = blk.e.reshape(Gn, Mm, T)
+            g[:, gi] -= (np.einsum("gmt,sgmt->sg", em, u) ** 2).sum(axis=1)
+            VXb = VX.reshape(S, N, T, p)
+            VXC = VXb @ C[:, None]
+            Wd = VXC.transpose(0, 2, 1, 3).reshape(S, T, N * p) @ VXb.transpose(0, 1, 3, 2).reshape(
+                S, N * p, T
+            )
+            g -= Wd.reshape(S, T * T) @ Ff.T
+            hv = np.einsum("gmt,sgmtp->sgp", em, VX)
+            g[:, gi] -= ((hv @ C) * hv).sum(axis=(1, 2))
             if info:
-                I += np.einsum("sbkij,sblji->skl", G, G)
+                # Z[a,d,b,c] = sum_ij B_ij[a,d] B_ij[b,c], B_ij = d_ij R_i^-1 - c w_i w_j'
+                cw = cm[..., None] * ww
+                Z = Rf.transpose(0, 2, 1) @ Rf - Rf.transpose(0, 2, 1) @ cw - cw.transpose(0, 2, 1) @ Rf
+                Zp = Z.reshape(S, T, T, T, T).transpose(0, 1, 3, 4, 2).reshape(S, T * T, T * T)
+                Om = (w[..., :, None] * w[..., None, :]).sum(axis=2).reshape(S, Gn, T * T)
+                Zp += (Om * (c * c)[..., None]).transpose(0, 2, 1) @ Om
+                I += Ff[None] @ Zp @ Ff.T[None]
+                z = w * (1 - c * q)[:, :, None, None]  # V^-1 e per member
+                zb = z.reshape(S, N, T)
+                Igl = (zb.transpose(0, 2, 1) @ zb).reshape(S, T * T) @ Ff.T
+                I[:, gi, :] += Igl
+                I[:, :, gi] += Igl
+                I[:, gi, gi] += (eVe**2).sum(axis=1)
         out["grad"] = g
         out["info"] = I
         return out
@@ -194,11 +291,18 @@ class BatchREML:
             w = np.einsum("sbijpq,sp,sq->sbij", blk.SXX, Cl, Cl)
             A = np.einsum("sbij,bkjl,sblm->sbkim", Vinv, blk.D, Vinv)
             g += np.einsum("sbkij,sbji->sk", A, w)
-        for blk in self.rows:
-            V = np.einsum("sk,bkij->sbij", psi, blk.D)
-            Vinv, _, _ = _chol_inverse(V)
-            z = np.einsum("sbij,sbjp,sp->sbi", Vinv, blk.X, Cl)
-            g += np.einsum("sbi,bkij,sbj->sk", z, blk.D, z)
+        for blk in self.groups:
+            Gn, Mm, T = blk.obs.shape
+            Ri, w, c, q, _, _ = blk.inverse(psi)
+            xl = blk.X @ Cl[:, None, None, :, None]  # (S, G, Mm, T, 1): X (Cl)
+            xl = xl[..., 0]
+            z = (Ri @ xl[..., None])[..., 0] - c[:, :, None, None] * w * np.einsum(
+                "sgmt,sgmt->sg", w, xl
+            )[:, :, None, None]
+            zb = z.reshape(S, Gn * Mm, T)
+            g += (zb.transpose(0, 2, 1) @ zb).reshape(S, T * T) @ blk.Ff.T
+            em = blk.e.reshape(Gn, Mm, T)
+            g[:, blk.gidx] += (np.einsum("gmt,sgmt->sg", em, z) ** 2).sum(axis=1)
         return g
 
     # ------------------------------------------------------------------------------------
@@ -352,12 +456,12 @@ class BatchREML:
     def _n_trials(self) -> int:
         if self.pooled:
             return self.pooled[0].SXX.shape[0]
-        return self.rows[0].X.shape[0]
+        return self.groups[0].X.shape[0]
 
     def _subset(self, idx: np.ndarray) -> BatchREML:
         return BatchREML(
             [PooledBlocks(b.D, b.counts, b.SXX[idx], b.SXy[idx], b.Syy[idx]) for b in self.pooled],
-            [RowBlocks(b.D, b.X[idx], b.y[idx]) for b in self.rows],
+            [b.subset(idx) for b in self.groups],
             K=self.K,
             p=self.p,
             nonneg=self.nonneg,

@@ -26,7 +26,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 from scipy import stats
 
-from peerstats.design._batch import BatchREML, PooledBlocks, RowBlocks
+from peerstats.design._batch import BatchREML, GroupBlocks, PooledBlocks
 from peerstats.design.design import TrialDesign
 
 __all__ = ["AnalysisModel"]
@@ -266,30 +266,30 @@ class AnalysisModel:
         ks = raw["ks"]
         group_of = raw["group_of"]
         pooled_by_m: dict[int, list] = {}
-        rows_by_m: dict[int, list] = {}
+        groups: list[GroupBlocks] = []
         for a in range(len(d.arms)):
             Ya = Y[a]  # (S, na, T)
             base = Ya[:, :, 0] if self.dvec is not None else None
             if a == self.group_arm_index:
                 gid = group_of[a]
-                for g in range(gid.max() + 1 if gid.size else 0):
-                    mem = np.nonzero(gid == g)[0]
-                    kk = [int(ks[a][i]) for i in mem]
-                    m = sum(kk)
-                    if m == 0:
-                        continue
-                    Xg = np.zeros((S, m, self.p))
-                    yg = np.zeros((S, m))
-                    o = 0
-                    for i, k in zip(mem, kk):
-                        if k == 0:
-                            continue
-                        Xg[:, o : o + k] = self.c[a, :k][None]
-                        if base is not None:
-                            Xg[:, o : o + k] += base[:, i, None, None] * self.dvec[:k][None]
-                        yg[:, o : o + k] = Ya[:, i, A[:k]]
-                        o += k
-                    rows_by_m.setdefault(m, []).append((self.group_block_basis(kk), Xg, yg))
+                Gn = int(gid.max()) + 1 if gid.size else 0
+                sizes_g = np.bincount(gid, minlength=Gn)
+                Mm = int(sizes_g.max()) if Gn else 0
+                slot = np.arange(gid.size) - np.r_[0, np.cumsum(sizes_g)[:-1]][gid]
+                obs = np.zeros((Gn, Mm, TA), dtype=bool)
+                obs[gid, slot] = np.arange(TA)[None, :] < ks[a][:, None]
+                Xg = np.zeros((S, Gn, Mm, TA, self.p))
+                Xg[:, gid, slot] = self.c[a][None, None]
+                if base is not None:
+                    Xg[:, gid, slot] += base[:, :, None, None] * self.dvec[None, None]
+                Xg *= obs[None, :, :, :, None]
+                yg = np.zeros((S, Gn, Mm, TA))
+                yg[:, gid, slot] = Ya[:, :, A]
+                yg *= obs[None]
+                F = self.subject_basis(a, TA).copy()
+                groups.append(
+                    GroupBlocks(F=F, gidx=self.group_index, gvec=self.gmask.copy(), obs=obs, X=Xg, y=yg)
+                )
                 continue
             for k in range(1, TA + 1):
                 idx = np.nonzero(ks[a] == k)[0]
@@ -324,41 +324,50 @@ class AnalysisModel:
             )
             for _, items in sorted(pooled_by_m.items())
         ]
-        rows = [
-            RowBlocks(
-                D=np.stack([it[0] for it in items]),
-                X=np.stack([it[1] for it in items], axis=1),
-                y=np.stack([it[2] for it in items], axis=1),
-            )
-            for _, items in sorted(rows_by_m.items())
-        ]
-        return BatchREML(pooled, rows, K=self.K, p=self.p, nonneg=self.nonneg)
+        return BatchREML(pooled, groups, K=self.K, p=self.p, nonneg=self.nonneg)
 
     # ---- expected information ----------------------------------------------------------
-    def unit_types(self, n: int) -> list[tuple[float, np.ndarray, list[np.ndarray]]]:
-        """Expected units for a trial of size ``n``: (expected count, basis D (K, m, m),
-        virtual design matrices Xs with E[X'FX] = sum_j Xs_j' F Xs_j for any F)."""
+    def unit_types(self, n: int) -> list[tuple[float, tuple, np.ndarray, list[np.ndarray]]]:
+        """Expected units for a trial of size ``n``: (expected count, key, basis D (K, m, m),
+        virtual design matrices Xs with E[X'FX] = sum_j Xs_j' F Xs_j for any F). The key
+        identifies the unit's shape (arm and dropout patterns of its members)."""
         d = self.design
         sizes = d.n_per_arm(n)
         out = []
-        s0 = np.sqrt(self.var0)
         for a, arm in enumerate(d.arms):
             probs = self.pattern_probs(a)
             if a == self.group_arm_index:
                 gs = d.groups_of(sizes[arm])
                 for m, cnt in zip(*np.unique(gs, return_counts=True)):
-                    for pr, kk in _compositions(int(m), probs):
-                        if sum(kk) == 0:
-                            continue
-                        D = self.group_block_basis(kk)
-                        Xs = self._virtual(a, kk, s0)
-                        out.append((float(cnt) * pr, D, Xs))
+                    for pr, kk in self._group_compositions(int(m), a):
+                        key = (a, kk)
+                        D, Xs = self._unit(key)
+                        out.append((float(cnt) * pr, key, D, Xs))
                 continue
             for k in range(1, self.TA + 1):
                 if probs[k] <= 0:
                     continue
-                out.append((sizes[arm] * probs[k], self.subject_basis(a, k), self._virtual(a, [k], s0)))
+                key = (a, (k,))
+                D, Xs = self._unit(key)
+                out.append((sizes[arm] * probs[k], key, D, Xs))
         return out
+
+    def _group_compositions(self, m: int, a: int) -> list[tuple[float, tuple[int, ...]]]:
+        cache = self.__dict__.setdefault("_comp_cache", {})
+        if (m, a) not in cache:
+            cache[m, a] = [
+                (pr, tuple(kk)) for pr, kk in _compositions(m, self.pattern_probs(a)) if sum(kk) > 0
+            ]
+        return cache[m, a]
+
+    def _unit(self, key: tuple) -> tuple[np.ndarray, list[np.ndarray]]:
+        cache = self.__dict__.setdefault("_unit_cache", {})
+        if key not in cache:
+            a, kk = key
+            s0 = np.sqrt(self.var0)
+            D = self.group_block_basis(list(kk)) if a == self.group_arm_index else self.subject_basis(a, kk[0])
+            cache[key] = (D, self._virtual(a, list(kk), s0))
+        return cache[key]
 
     def _virtual(self, a: int, ks: list[int], s0: float) -> list[np.ndarray]:
         m = int(sum(ks))

@@ -45,7 +45,7 @@ def _unit_terms(model: AnalysisModel, units) -> UnitTerms:
     K, p = model.K, model.p
     psi = model.psi_true
     Ms, Ps, Qs, T1s, nobs = [], [], [], [], []
-    for _, D, Xs in units:
+    for _, _, D, Xs in units:
         V = np.einsum("k,kij->ij", psi, D)
         Vinv = np.linalg.inv(V)
         Bk = np.einsum("ij,kjl->kil", Vinv, D)  # V^-1 D_k
@@ -78,28 +78,29 @@ def analytic_power(model: AnalysisModel, ns, *, effect_scale: float = 1.0) -> di
     ns = np.atleast_1d(np.asarray(ns, dtype=int))
     # unit types depend on n only through their counts, except for the delivery groups whose
     # sizes may change (the last group holds the remainder): cache the terms per unit shape
-    cache: dict = {}
+    cache: dict = model.__dict__.setdefault("_terms_cache", {})
     out = {k: np.zeros(len(ns)) for k in ("std_error", "df", "power", "ncp", "n_total", "expected_obs")}
     ell = model.ell
     delta = model.target * effect_scale
     for i, n in enumerate(ns):
         units = model.unit_types(int(n))
         counts = np.array([u[0] for u in units])
-        keys = [(u[1].shape, u[1].tobytes(), tuple(x.tobytes() for x in u[2])) for u in units]
+        keys = [u[1] for u in units]
         missing = [j for j, k in enumerate(keys) if k not in cache]
         if missing:
             terms = _unit_terms(model, [units[j] for j in missing])
             for t, j in enumerate(missing):
                 cache[keys[j]] = (terms.M[t], terms.P[t], terms.Q[t], terms.T1[t], terms.nobs[t])
-        M = sum(c * cache[k][0] for c, k in zip(counts, keys))
+        stack = _stacked(cache, keys)
+        M = np.tensordot(counts, stack[0], axes=1)
         C = np.linalg.inv(M)
         v = float(ell @ C @ ell)
         se = np.sqrt(v)
-        nobs = float(sum(c * cache[k][4] for c, k in zip(counts, keys)))
+        nobs = float(counts @ stack[4])
         if d.df == "satterthwaite":
-            P = sum(c * cache[k][1] for c, k in zip(counts, keys))
-            Q = sum(c * cache[k][2] for c, k in zip(counts, keys))
-            T1 = sum(c * cache[k][3] for c, k in zip(counts, keys))
+            P = np.tensordot(counts, stack[1], axes=1)
+            Q = np.tensordot(counts, stack[2], axes=1)
+            T1 = np.tensordot(counts, stack[3], axes=1)
             CP = np.einsum("pq,kqr->kpr", C, P)
             info = T1 - 2 * np.einsum("pq,klqp->kl", C, Q) + np.einsum("kab,lba->kl", CP, CP)
             Cl = C @ ell
@@ -122,6 +123,15 @@ def analytic_power(model: AnalysisModel, ns, *, effect_scale: float = 1.0) -> di
         out["n_total"][i] = sum(d.n_per_arm(int(n)).values())
         out["expected_obs"][i] = nobs
     return out
+
+
+def _stacked(cache: dict, keys: list) -> tuple:
+    """The cached per-unit terms of ``keys`` stacked (memoised per key tuple)."""
+    sc = cache.setdefault("__stacks__", {})
+    kt = tuple(keys)
+    if kt not in sc:
+        sc[kt] = tuple(np.stack([cache[k][j] for k in keys]) for j in range(5))
+    return sc[kt]
 
 
 def t_power(ncp: float, df: float, alpha: float) -> float:
