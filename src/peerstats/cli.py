@@ -201,6 +201,9 @@ def _cmd_power(args: argparse.Namespace) -> int:
             if design.partially_nested:
                 step = max(step, design.group_sizes[0])
             ns = [k for k in range(max(2, ss.n - 5 * step), ss.n + 5 * step + 1, step)]
+            if design.partially_nested:  # whole delivery groups only
+                ns = [next(j for j in range(k, k + 10_000) if design.whole_groups(j)) for k in ns]
+                ns = [k for k in ns if max(design.group_sizes) <= design.n_per_arm(k)[design.group_arm]]
             ns = sorted(set(ns) | {ss.n})
         if not ns:
             raise SpecError("--n: no sample size in the grid")
