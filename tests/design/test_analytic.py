@@ -69,7 +69,9 @@ def test_longpower_power_mmrm_example_power(longpower):
     # man/power.mmrm.Rd: power.mmrm(N = 174, Ra = CS 0.25, ra = 1,.9,.8,.7, delta = 0.5)
     d = _llc_design(_cs(4, 0.25), [1, 0.9, 0.8, 0.7])
     r = peerstats.power(d, n=87)
-    assert r.power == pytest.approx(_one_tail(r) + stats.norm.cdf(-r.effect / r.std_error - 1.959963984540054), rel=1e-12)
+    assert r.power == pytest.approx(
+        _one_tail(r) + stats.norm.cdf(-r.effect / r.std_error - 1.959963984540054), rel=1e-12
+    )
     assert _one_tail(r) == pytest.approx(longpower["power_mmrm_cs"]["power_N174"], rel=1e-8)
 
 
@@ -120,8 +122,13 @@ def test_ancova_special_case(n, rho):
     """No dropout, one follow-up, baseline covariate = ANCOVA: SE sigma sqrt(1-rho^2) sqrt(2/n)."""
     sigma, delta = 8.0, 3.0
     d = TrialDesign(
-        visits=["baseline", "post"], arms=["c", "t"], sd=sigma, correlation=rho,
-        effect={"post": delta}, primary="post", baseline="covariate",
+        visits=["baseline", "post"],
+        arms=["c", "t"],
+        sd=sigma,
+        correlation=rho,
+        effect={"post": delta},
+        primary="post",
+        baseline="covariate",
     )
     r = peerstats.power(d, n=n)
     sres = sigma * np.sqrt(1 - rho**2)
@@ -141,8 +148,14 @@ def test_compound_symmetry_average_without_baseline():
     """Diggle et al. (2002): Var(mean over T visits of the difference) = 2 s^2 (1+(T-1)rho)/(nT)."""
     T, rho, sigma, n, delta = 4, 0.4, 5.0, 40, 2.0
     d = TrialDesign(
-        visits=[f"w{i}" for i in range(T)], arms=["c", "t"], sd=sigma, correlation=rho,
-        effect=delta, primary="average", baseline=None, df="asymptotic",
+        visits=[f"w{i}" for i in range(T)],
+        arms=["c", "t"],
+        sd=sigma,
+        correlation=rho,
+        effect=delta,
+        primary="average",
+        baseline=None,
+        df="asymptotic",
     )
     r = peerstats.power(d, n=n)
     var = 2 * sigma**2 * (1 + (T - 1) * rho) / (n * T)
@@ -157,8 +170,13 @@ def test_partially_nested_design_effect(m, icc):
     """One visit, groups of m in the treated arm: Var = s^2/n_c + s^2 (1 + (m-1) ICC)/n_t."""
     sigma, n = 3.0, 40
     d = TrialDesign(
-        visits=["post"], arms=["c", "t"], sd=sigma, correlation=0.0, effect=1.0,
-        baseline=None, groups={"arm": "t", "size": m, "icc": icc},
+        visits=["post"],
+        arms=["c", "t"],
+        sd=sigma,
+        correlation=0.0,
+        effect=1.0,
+        baseline=None,
+        groups={"arm": "t", "size": m, "icc": icc},
     )
     r = peerstats.power(d, n=n)
     var = sigma**2 / n + sigma**2 * (1 + (m - 1) * icc) / n
@@ -167,8 +185,11 @@ def test_partially_nested_design_effect(m, icc):
 
 def test_icc_zero_is_unclustered():
     base = dict(
-        visits=["baseline", "post", "fu3"], arms=["usual", "peer"], sd=[10, 11, 12],
-        correlation=("ar1", 0.6), effect={"post": 4, "fu3": 3},
+        visits=["baseline", "post", "fu3"],
+        arms=["usual", "peer"],
+        sd=[10, 11, 12],
+        correlation=("ar1", 0.6),
+        effect={"post": 4, "fu3": 3},
         dropout={"usual": {"post": 0.1, "fu3": 0.2}, "peer": {"post": 0.15, "fu3": 0.3}},
         primary="fu3",
     )
@@ -184,9 +205,13 @@ def test_icc_zero_is_unclustered():
 
 def test_power_increases_with_n_and_icc_costs_power():
     d = TrialDesign(
-        visits=["baseline", "post", "fu3"], arms=["usual", "peer"], sd=12,
-        correlation=("ar1", 0.6), effect={"post": 5, "fu3": 4},
-        dropout={"post": 0.15, "fu3": 0.25}, primary="post",
+        visits=["baseline", "post", "fu3"],
+        arms=["usual", "peer"],
+        sd=12,
+        correlation=("ar1", 0.6),
+        effect={"post": 5, "fu3": 4},
+        dropout={"post": 0.15, "fu3": 0.25},
+        primary="post",
     )
     curve = peerstats.power_curve(d, [40, 80, 120, 160])
     p = curve.table["power_analytic"].to_numpy()
@@ -197,8 +222,13 @@ def test_power_increases_with_n_and_icc_costs_power():
 
 def test_sample_size_respects_whole_groups_and_allocation():
     d = TrialDesign(
-        visits=["baseline", "post"], arms=["usual", "peer"], sd=12, correlation=0.5,
-        effect={"post": 5}, groups={"arm": "peer", "size": 10, "icc": 0.05}, allocation=1.5,
+        visits=["baseline", "post"],
+        arms=["usual", "peer"],
+        sd=12,
+        correlation=0.5,
+        effect={"post": 5},
+        groups={"arm": "peer", "size": 10, "icc": 0.05},
+        allocation=1.5,
     )
     ss = peerstats.sample_size(d, power=0.8)
     npeer = ss.n_per_arm["peer"]
@@ -213,7 +243,11 @@ def test_sample_size_respects_whole_groups_and_allocation():
 
 def test_power_curve_over_effect():
     d = TrialDesign(
-        visits=["baseline", "post"], arms=["c", "t"], sd=10, correlation=0.5, effect={"post": 4},
+        visits=["baseline", "post"],
+        arms=["c", "t"],
+        sd=10,
+        correlation=0.5,
+        effect={"post": 4},
     )
     c = peerstats.power_curve(d, 80, effect=[0.0, 2.0, 4.0])
     assert c.table["power_analytic"].iloc[0] == pytest.approx(0.05, abs=1e-12)

@@ -24,8 +24,20 @@ def test_power_analytic_table_and_files(tmp_path, capsys):
 
 
 def test_power_simulation_progress_on_stderr(tmp_path, capsys):
-    code = main(["power", str(PEER), "--n", "40,60", "--simulate", "100", "--seed", "1",
-                 "--out", str(tmp_path)])
+    code = main(
+        [
+            "power",
+            str(PEER),
+            "--n",
+            "40,60",
+            "--simulate",
+            "100",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     cap = capsys.readouterr()
     assert "simulating [" in cap.err and "2/2 chunks" in cap.err

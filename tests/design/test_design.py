@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DESIGNS = sorted((ROOT / "analyses" / "designs").glob("*.yaml"))
 
 BASE = dict(
-    visits=["baseline", "post", "fu3"], arms=["usual", "peer"], sd=10, correlation=0.5,
-    effect={"post": 4, "fu3": 3}, primary="post",
+    visits=["baseline", "post", "fu3"],
+    arms=["usual", "peer"],
+    sd=10,
+    correlation=0.5,
+    effect={"post": 4, "fu3": 3},
+    primary="post",
 )
 
 
@@ -36,10 +40,16 @@ def test_bundled_designs_read_and_run():
 
 
 def test_dict_round_trip():
-    d = TrialDesign(**BASE, dropout={"usual": {"post": 0.1}, "peer": {"post": 0.2, "fu3": 0.3}},
-                    groups={"arm": "peer", "size": [8, 12], "icc": 0.05}, allocation=1.5)
+    d = TrialDesign(
+        **BASE,
+        dropout={"usual": {"post": 0.1}, "peer": {"post": 0.2, "fu3": 0.3}},
+        groups={"arm": "peer", "size": [8, 12], "icc": 0.05},
+        allocation=1.5,
+    )
     d2 = TrialDesign.from_dict(d.to_dict())
-    assert peerstats.power(d2, n=80).power == pytest.approx(peerstats.power(d, n=80).power, rel=1e-12)
+    assert peerstats.power(d2, n=80).power == pytest.approx(
+        peerstats.power(d, n=80).power, rel=1e-12
+    )
     np.testing.assert_allclose(d2.sigma, d.sigma)
     assert d.groups_of(30) == [8, 12, 8, 2]
 
@@ -62,11 +72,17 @@ def test_correlation_forms_and_retention():
         ({"dropout": {"post": -0.1}}, "dropout/post", "[0, 1)"),
         ({"dropout": {"post": 1.2}}, "dropout/post", "[0, 1)"),
         ({"dropout": {"post": 0.3, "fu3": 0.2}}, "dropout/fu3", "monotone"),
-        ({"dropout": {"usual": {"post": 0.1}, "peer": {"post": 0.5, "fu3": 0.1}}},
-         "dropout/peer/fu3", "must not decrease"),
+        (
+            {"dropout": {"usual": {"post": 0.1}, "peer": {"post": 0.5, "fu3": 0.1}}},
+            "dropout/peer/fu3",
+            "must not decrease",
+        ),
         ({"dropout": {"weibull": {"proportion": 1.0}}}, "dropout/weibull/proportion", "[0, 1)"),
-        ({"correlation": [[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]]}, "correlation",
-         "not positive definite"),
+        (
+            {"correlation": [[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]]},
+            "correlation",
+            "not positive definite",
+        ),
         ({"correlation": 1.0}, "correlation", "(-1, 1)"),
         ({"correlation": -0.6}, "correlation", "-1/(T-1) < rho < 1"),
         ({"sd": [10, -1, 3]}, "sd", "positive"),
@@ -90,14 +106,19 @@ def test_bad_design_input(change, field, allowed):
 
 def test_group_larger_than_arm():
     d = TrialDesign(**BASE, groups={"arm": "peer", "size": 10, "icc": 0.05})
-    with pytest.raises(SpecError, match=r"groups/size: a delivery group of 10 is larger than the arm 'peer' \(6 participants"):
+    with pytest.raises(
+        SpecError,
+        match=r"groups/size: a delivery group of 10 is larger than the arm 'peer' \(6 participants",
+    ):
         peerstats.power(d, n=6)
 
 
 @pytest.mark.parametrize("target", [0.05, 0.01, 1.0, 1.2])
 def test_power_target_outside_alpha_1(target):
     d = TrialDesign(**BASE)
-    with pytest.raises(SpecError, match=r"power: the power target must be in \(alpha, 1\) = \(0.05, 1\)"):
+    with pytest.raises(
+        SpecError, match=r"power: the power target must be in \(alpha, 1\) = \(0.05, 1\)"
+    ):
         peerstats.sample_size(d, power=target)
 
 

@@ -23,8 +23,11 @@ from peerstats.design._model import AnalysisModel
 from peerstats.design.simulate import run_scenarios
 
 MMRM_DESIGN = dict(
-    visits=["baseline", "post", "fu3"], arms=["usual", "peer"], sd=[10, 11, 12],
-    correlation=("ar1", 0.6), effect={"post": 4, "fu3": 3},
+    visits=["baseline", "post", "fu3"],
+    arms=["usual", "peer"],
+    sd=[10, 11, 12],
+    correlation=("ar1", 0.6),
+    effect={"post": 4, "fu3": 3},
     dropout={"usual": {"post": 0.1, "fu3": 0.2}, "peer": {"post": 0.15, "fu3": 0.3}},
     primary="fu3",
 )
@@ -42,8 +45,11 @@ def test_batched_fits_equal_mmrm():
     res = m.build(raw["y_alt"], raw).fit(m.psi_true, m.ell)
     for s in range(3):
         fit = peerstats.mmrm(
-            "y ~ visit + arm:visit + baseline:visit", _post(m.to_frame(raw, s)),
-            subject="subject", visit="visit", covariance="us",
+            "y ~ visit + arm:visit + baseline:visit",
+            _post(m.to_frame(raw, s)),
+            subject="subject",
+            visit="visit",
+            covariance="us",
         )
         row = fit.coef.loc["arm[T.peer]:visit[fu3]"]
         assert res["estimate"][s] == pytest.approx(row["estimate"], rel=1e-6)
@@ -61,7 +67,10 @@ def test_batched_fits_equal_lmm_partially_nested():
             warnings.simplefilter("ignore", peerstats.SingularFitWarning)
             fit = peerstats.lmm(
                 "y ~ visit + arm:visit + baseline:visit + (0 + delivered | group)",
-                _post(m.to_frame(raw, s)), subject="subject", visit="visit", residual="us",
+                _post(m.to_frame(raw, s)),
+                subject="subject",
+                visit="visit",
+                residual="us",
                 residual_by="arm",
             )
         row = fit.coef.loc["arm[T.peer]:visit[fu3]"]
@@ -104,9 +113,12 @@ def test_dask_local_cluster_bit_for_bit():
     d = TrialDesign(**MMRM_DESIGN, groups={"arm": "peer", "size": 5, "icc": 0.05})
     scen = [(20, 1.0), (30, 1.0)]
     local, _ = run_scenarios(d, scen, n_sims=150, seed=123)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         remote, _ = run_scenarios(d, scen, n_sims=150, seed=123, client=client)
         curve = peerstats.power_curve(
             d, [20, 30], method="simulation", n_sims=150, seed=123, client=client

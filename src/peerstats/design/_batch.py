@@ -223,7 +223,7 @@ class BatchREML:
         if not (grad or info):
             return out
         g = np.zeros((S, K))
-        I = np.zeros((S, K, K)) if info else None
+        Inf = np.zeros((S, K, K)) if info else None
         bb = np.einsum("sp,sq->spq", beta, beta) + C
         for blk, (Vinv, SXX, SXy, Syy) in zip(self.pooled, cache):
             Sb, Bn, m = SXX.shape[0], SXX.shape[1], SXX.shape[2]
@@ -234,7 +234,7 @@ class BatchREML:
             A = G @ Vinv[:, :, None]  # V^-1 D_k V^-1
             g -= np.einsum("sbkij,sbji->sk", A, R)
             if info:
-                I += np.einsum("b,sbkij,sblji->skl", blk.counts, G, G)
+                Inf += np.einsum("b,sbkij,sblji->skl", blk.counts, G, G)
         for blk, (Ri, w, c, q, VX, Vy) in zip(self.groups, gcache):
             Gn, Mm, T = blk.obs.shape
             N = Gn * Mm
@@ -265,19 +265,23 @@ class BatchREML:
             if info:
                 # Z[a,d,b,c] = sum_ij B_ij[a,d] B_ij[b,c], B_ij = d_ij R_i^-1 - c w_i w_j'
                 cw = cm[..., None] * ww
-                Z = Rf.transpose(0, 2, 1) @ Rf - Rf.transpose(0, 2, 1) @ cw - cw.transpose(0, 2, 1) @ Rf
+                Z = (
+                    Rf.transpose(0, 2, 1) @ Rf
+                    - Rf.transpose(0, 2, 1) @ cw
+                    - cw.transpose(0, 2, 1) @ Rf
+                )
                 Zp = Z.reshape(S, T, T, T, T).transpose(0, 1, 3, 4, 2).reshape(S, T * T, T * T)
                 Om = (w[..., :, None] * w[..., None, :]).sum(axis=2).reshape(S, Gn, T * T)
                 Zp += (Om * (c * c)[..., None]).transpose(0, 2, 1) @ Om
-                I += Ff[None] @ Zp @ Ff.T[None]
+                Inf += Ff[None] @ Zp @ Ff.T[None]
                 z = w * (1 - c * q)[:, :, None, None]  # V^-1 e per member
                 zb = z.reshape(S, N, T)
                 Igl = (zb.transpose(0, 2, 1) @ zb).reshape(S, T * T) @ Ff.T
-                I[:, gi, :] += Igl
-                I[:, :, gi] += Igl
-                I[:, gi, gi] += (eVe**2).sum(axis=1)
+                Inf[:, gi, :] += Igl
+                Inf[:, :, gi] += Igl
+                Inf[:, gi, gi] += (eVe**2).sum(axis=1)
         out["grad"] = g
-        out["info"] = I
+        out["info"] = Inf
         return out
 
     def _g_contrast(self, psi: np.ndarray, C: np.ndarray, ell: np.ndarray) -> np.ndarray:
@@ -369,7 +373,9 @@ class BatchREML:
             new_psi[neg & (new_psi < 0)] = 0.0
             sub = self._subset(active)
             trial = sub._evaluate(new_psi, None, grad=False, info=False)
-            ok = np.isfinite(trial["obj"]) & (trial["obj"] <= obj0 + 1e-9 * np.maximum(1, np.abs(obj0)))
+            ok = np.isfinite(trial["obj"]) & (
+                trial["obj"] <= obj0 + 1e-9 * np.maximum(1, np.abs(obj0))
+            )
             for _h in range(30):
                 if ok.all():
                     break

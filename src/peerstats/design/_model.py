@@ -80,9 +80,11 @@ class AnalysisModel:
         # ---- contrast --------------------------------------------------------------------
         ell = np.zeros(p)
         post_pos = [pos for pos, j in enumerate(self.A) if d.visits[j] in d.post_visits]
-        use = post_pos if d.primary == "average" else [
-            int(np.nonzero(self.A == d.visits.index(d.primary))[0][0])
-        ]
+        use = (
+            post_pos
+            if d.primary == "average"
+            else [int(np.nonzero(self.A == d.visits.index(d.primary))[0][0])]
+        )
         if n_arms == 2:
             for pos in use:
                 ell[TA + arm_cols.index(pos)] += 1.0 / len(use)
@@ -92,8 +94,8 @@ class AnalysisModel:
             ell[0] -= 1.0
         self.ell = ell
         eff = d.effects[self.A]
-        self.target = float(np.mean(eff[use])) if n_arms == 2 else float(
-            np.mean(eff[use]) - d.effects[0]
+        self.target = (
+            float(np.mean(eff[use])) if n_arms == 2 else float(np.mean(eff[use]) - d.effects[0])
         )
 
         # ---- covariance ------------------------------------------------------------------
@@ -288,7 +290,9 @@ class AnalysisModel:
                 yg *= obs[None]
                 F = self.subject_basis(a, TA).copy()
                 groups.append(
-                    GroupBlocks(F=F, gidx=self.group_index, gvec=self.gmask.copy(), obs=obs, X=Xg, y=yg)
+                    GroupBlocks(
+                        F=F, gidx=self.group_index, gvec=self.gmask.copy(), obs=obs, X=Xg, y=yg
+                    )
                 )
                 continue
             for k in range(1, TA + 1):
@@ -365,7 +369,11 @@ class AnalysisModel:
         if key not in cache:
             a, kk = key
             s0 = np.sqrt(self.var0)
-            D = self.group_block_basis(list(kk)) if a == self.group_arm_index else self.subject_basis(a, kk[0])
+            D = (
+                self.group_block_basis(list(kk))
+                if a == self.group_arm_index
+                else self.subject_basis(a, kk[0])
+            )
             cache[key] = (D, self._virtual(a, list(kk), s0))
         return cache[key]
 

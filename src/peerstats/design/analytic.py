@@ -79,7 +79,9 @@ def analytic_power(model: AnalysisModel, ns, *, effect_scale: float = 1.0) -> di
     # unit types depend on n only through their counts, except for the delivery groups whose
     # sizes may change (the last group holds the remainder): cache the terms per unit shape
     cache: dict = model.__dict__.setdefault("_terms_cache", {})
-    out = {k: np.zeros(len(ns)) for k in ("std_error", "df", "power", "ncp", "n_total", "expected_obs")}
+    out = {
+        k: np.zeros(len(ns)) for k in ("std_error", "df", "power", "ncp", "n_total", "expected_obs")
+    }
     ell = model.ell
     delta = model.target * effect_scale
     for i, n in enumerate(ns):

@@ -153,7 +153,9 @@ class TrialDesign:
         if self.baseline is not None and T < 2:
             raise _err("visits", "a design with a baseline needs at least two visits")
         if self.df not in ("satterthwaite", "residual", "asymptotic"):
-            raise _err("df", f"{self.df!r} is not valid; choose satterthwaite, residual, asymptotic")
+            raise _err(
+                "df", f"{self.df!r} is not valid; choose satterthwaite, residual, asymptotic"
+            )
         alpha = _number(self.alpha, "alpha")
         if not 0 < alpha < 1:
             raise _err("alpha", f"must be in (0, 1), got {alpha}")
@@ -208,7 +210,9 @@ class TrialDesign:
         # ---- allocation --------------------------------------------------------------------
         ratio = 1.0 if self.allocation is None else _number(self.allocation, "allocation")
         if not 0.05 <= ratio <= 20:
-            raise _err("allocation", f"the intervention:control ratio must be in [0.05, 20], got {ratio}")
+            raise _err(
+                "allocation", f"the intervention:control ratio must be in [0.05, 20], got {ratio}"
+            )
         s(self, "ratio", ratio)
 
         # ---- dropout -----------------------------------------------------------------------
@@ -300,12 +304,13 @@ class TrialDesign:
     def summary(self) -> str:
         """A plain-text description of the design."""
         lines = [
-            f"Design            {self.name}" + (f": {self.description}" if self.description else ""),
+            f"Design            {self.name}"
+            + (f": {self.description}" if self.description else ""),
             f"Arms              {', '.join(self.arms)}"
             + ("" if self.single_arm else f" (allocation 1:{self.ratio:g})"),
             f"Visits            {', '.join(self.visits)} (baseline: {self.baseline})",
             f"SD                {', '.join(f'{v:g}' for v in self.sds)}",
-            f"Effect            "
+            "Effect            "
             + ", ".join(f"{v}: {e:g}" for v, e in zip(self.visits, self.effects)),
             f"Primary           {self.primary}; alpha {self.alpha:g}, df {self.df}",
         ]
@@ -339,7 +344,9 @@ class TrialDesign:
         if isinstance(value, Sequence) or isinstance(value, np.ndarray):
             vals = [_number(v, name) for v in value]
             if len(vals) != T:
-                raise _err(name, f"needs {T} values (one per visit {list(self.visits)}), got {len(vals)}")
+                raise _err(
+                    name, f"needs {T} values (one per visit {list(self.visits)}), got {len(vals)}"
+                )
             return np.array(vals, dtype=float)
         return np.full(T, _number(value, name))
 
@@ -348,7 +355,9 @@ class TrialDesign:
         lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
         if isinstance(value, Mapping):
             value = (value.get("structure"), value.get("parameter"))
-        if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        if isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+            value, bool
+        ):
             value = ("cs", value)
         arr = np.asarray(value, dtype=object)
         if arr.ndim == 1 and len(arr) == 2 and isinstance(arr[0], str):
@@ -388,8 +397,11 @@ class TrialDesign:
         if not isinstance(dropout, Mapping):
             raise _err("dropout", f"a mapping (per visit, per arm, or weibull), not {dropout!r}")
         keys = [str(k) for k in dropout]
-        if set(keys) and set(keys) <= set(self.arms) and len(self.arms) > 1 or (
-            self.single_arm and keys == [self.arms[0]]
+        if (
+            set(keys)
+            and set(keys) <= set(self.arms)
+            and len(self.arms) > 1
+            or (self.single_arm and keys == [self.arms[0]])
         ):
             miss = [a for a in self.arms if a not in keys]
             if miss:
@@ -427,9 +439,7 @@ class TrialDesign:
         for i, v in enumerate(self.visits):
             x = vals.get(v, prev)
             if not 0 <= x < 1:
-                raise _err(
-                    f"{name}/{v}", f"cumulative dropout must be in [0, 1), got {x}"
-                )
+                raise _err(f"{name}/{v}", f"cumulative dropout must be in [0, 1), got {x}")
             if x < prev - 1e-12:
                 raise _err(
                     f"{name}/{v}",
@@ -479,8 +489,10 @@ class TrialDesign:
             raise _err("groups/size", "give at least one group size")
         if ("icc" in g) == ("variance" in g):
             raise _err("groups", "give exactly one of icc (in [0, 1)) or variance (>= 0)")
-        ref = float(self.sds[self.visits.index(self.primary)]) ** 2 if self.primary != "average" else float(
-            np.mean([self.sds[self.visits.index(v)] ** 2 for v in self.post_visits])
+        ref = (
+            float(self.sds[self.visits.index(self.primary)]) ** 2
+            if self.primary != "average"
+            else float(np.mean([self.sds[self.visits.index(v)] ** 2 for v in self.post_visits]))
         )
         if "icc" in g:
             icc = _number(g["icc"], "groups/icc")

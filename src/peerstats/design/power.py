@@ -210,7 +210,12 @@ class PowerCurve:
             ax.plot(x, t["power_analytic"], "-", label="analytic")
         if "power_simulation" in t:
             ax.errorbar(
-                x, t["power_simulation"], yerr=2 * t["mc_se"], fmt="o", ms=4, capsize=2,
+                x,
+                t["power_simulation"],
+                yerr=2 * t["mc_se"],
+                fmt="o",
+                ms=4,
+                capsize=2,
                 label="simulation (±2 MC SE)",
             )
         elif "power" in t and "power_analytic" not in t:
@@ -269,9 +274,11 @@ class SampleSize:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        return f"<div><p>{html.escape(self.summary())}</p>" + self.to_frame().to_html(
-            index=False, float_format=lambda x: f"{x:.4g}"
-        ) + "</div>"
+        return (
+            f"<div><p>{html.escape(self.summary())}</p>"
+            + self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+            + "</div>"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,14 +411,23 @@ def power_curve(
             raise SpecError("n: a power curve over effect needs one n")
         n0 = _check_n(design, n)
         if model.target == 0:
-            raise SpecError("effect: the design's effect at the primary contrast is 0; cannot scale it")
+            raise SpecError(
+                "effect: the design's effect at the primary contrast is 0; cannot scale it"
+            )
         vals = [float(e) for e in effect]
         scales = [v / model.target for v in vals]
         rows = []
         for v, sc in zip(vals, scales):
             r = analytic_power(model, [n0], effect_scale=sc)
-            rows.append({"effect": v, "n": n0, "std_error": r["std_error"][0], "df": r["df"][0],
-                         "power_analytic": r["power"][0]})
+            rows.append(
+                {
+                    "effect": v,
+                    "n": n0,
+                    "std_error": r["std_error"][0],
+                    "df": r["df"][0],
+                    "power_analytic": r["power"][0],
+                }
+            )
         table = pd.DataFrame(rows)
         scen = [(n0, sc) for sc in scales]
         over = "effect"
@@ -520,10 +536,19 @@ def sample_size(
                 lo = mid
         k = hi
     res = power_fn(design, k)
-    ng = len(design.groups_of(design.n_per_arm(k)[design.group_arm])) if design.partially_nested else None
+    ng = (
+        len(design.groups_of(design.n_per_arm(k)[design.group_arm]))
+        if design.partially_nested
+        else None
+    )
     return SampleSize(
-        design=design, n=k, n_per_arm=design.n_per_arm(k), target=target, power=res.power,
-        n_groups=ng, result=res,
+        design=design,
+        n=k,
+        n_per_arm=design.n_per_arm(k),
+        target=target,
+        power=res.power,
+        n_groups=ng,
+        result=res,
     )
 
 

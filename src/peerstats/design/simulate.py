@@ -142,7 +142,11 @@ def summarise(res: dict[str, np.ndarray], alpha: float) -> dict[str, float]:
         df = res[f"{which}_df"][ok]
         t = est / se
         with np.errstate(invalid="ignore"):
-            crit = np.where(np.isfinite(df), stats.t.ppf(1 - alpha / 2, np.where(np.isfinite(df), df, 1.0)), stats.norm.ppf(1 - alpha / 2))
+            crit = np.where(
+                np.isfinite(df),
+                stats.t.ppf(1 - alpha / 2, np.where(np.isfinite(df), df, 1.0)),
+                stats.norm.ppf(1 - alpha / 2),
+            )
         reject = np.abs(t) > crit
         n_ok = int(ok.sum())
         rate = float(reject.mean()) if n_ok else float("nan")
@@ -153,10 +157,14 @@ def summarise(res: dict[str, np.ndarray], alpha: float) -> dict[str, float]:
         out[f"{which}_n"] = n_ok
         out[f"{which}_failed"] = int((~ok).sum())
         out[f"{which}_bias"] = float(est.mean() - truth) if n_ok else float("nan")
-        out[f"{which}_bias_mc_se"] = float(est.std(ddof=1) / np.sqrt(n_ok)) if n_ok > 1 else float("nan")
+        out[f"{which}_bias_mc_se"] = (
+            float(est.std(ddof=1) / np.sqrt(n_ok)) if n_ok > 1 else float("nan")
+        )
         out[f"{which}_coverage"] = float(cover.mean()) if n_ok else float("nan")
         out[f"{which}_mean_se"] = float(se.mean()) if n_ok else float("nan")
         out[f"{which}_sd_estimate"] = float(est.std(ddof=1)) if n_ok > 1 else float("nan")
-        out[f"{which}_mean_df"] = float(np.mean(df[np.isfinite(df)])) if np.isfinite(df).any() else float("inf")
+        out[f"{which}_mean_df"] = (
+            float(np.mean(df[np.isfinite(df)])) if np.isfinite(df).any() else float("inf")
+        )
     out["target"] = target
     return out
