@@ -156,14 +156,18 @@ class AnalysisModel:
     # ------------------------------------------------------------------------------------
     def pattern_probs(self, a: int) -> np.ndarray:
         """P(k analysis visits observed), k = 0..TA, for arm index ``a`` (monotone dropout)."""
-        r = np.r_[self.design.retention[self.design.arms[a]], 0.0]
+        cache = self.__dict__.setdefault("_pp_cache", {})
+        if a in cache:
+            return cache[a]
+        r = np.append(self.design.retention[self.design.arms[a]], 0.0)
         last = r[:-1] - r[1:]  # P(last observed visit = i)
         out = np.zeros(self.TA + 1)
         out[0] += 1 - r[0]
         for i, pr in enumerate(last):
             k = i if self.design.baseline == "covariate" else i + 1
             out[k] += pr
-        return np.clip(out, 0, None)
+        cache[a] = np.clip(out, 0, None)
+        return cache[a]
 
     def group_block_basis(self, ks: list[int]) -> np.ndarray:
         """(K, m, m) basis of one delivery group whose members observe ks[i] analysis visits."""

@@ -42,30 +42,34 @@ class UnitTerms:
 
 
 def _unit_terms(model: AnalysisModel, units) -> UnitTerms:
+    """Expected terms of each unit, computed in stacks of units with the same dimensions."""
     K, p = model.K, model.p
     psi = model.psi_true
-    Ms, Ps, Qs, T1s, nobs = [], [], [], [], []
-    for _, _, D, Xs in units:
-        V = np.einsum("k,kij->ij", psi, D)
+    U = len(units)
+    M = np.zeros((U, p, p))
+    P = np.zeros((U, K, p, p))
+    Q = np.zeros((U, K, K, p, p))
+    T1 = np.zeros((U, K, K))
+    nobs = np.zeros(U)
+    shapes: dict = {}
+    for i, (_, _, D, Xs) in enumerate(units):
+        shapes.setdefault((D.shape, len(Xs)), []).append(i)
+    for idx in shapes.values():
+        D = np.stack([units[i][2] for i in idx])  # (B, K, m, m)
+        X = np.stack([np.stack(units[i][3]) for i in idx])  # (B, J, m, p)
+        V = np.einsum("k,bkij->bij", psi, D)
         Vinv = np.linalg.inv(V)
-        Bk = np.einsum("ij,kjl->kil", Vinv, D)  # V^-1 D_k
-        T1s.append(np.einsum("kij,lji->kl", Bk, Bk))
-        X = np.stack(Xs)  # (J, m, p)
-        VX = Vinv @ X  # (J, m, p)
-        Ms.append(np.einsum("jip,jiq->pq", X, VX))
-        BX = np.einsum("kil,jlp->kjip", Bk, VX)  # V^-1 D_k V^-1 X
-        Ps.append(np.einsum("jip,kjiq->kpq", X, BX))
+        Bk = Vinv[:, None] @ D  # V^-1 D_k  (B, K, m, m)
+        T1[idx] = np.einsum("bkij,blji->bkl", Bk, Bk)
+        VX = Vinv[:, None] @ X  # (B, J, m, p)
+        M[idx] = np.einsum("bjip,bjiq->bpq", X, VX)
+        BX = Bk[:, :, None] @ VX[:, None]  # V^-1 D_k V^-1 X  (B, K, J, m, p)
+        P[idx] = np.einsum("bjip,bkjiq->bkpq", X, BX)
         # Q_kl = X'V^-1 D_k V^-1 D_l V^-1 X = (D_k V^-1 X)' (V^-1 D_l V^-1 X)
-        DX = np.einsum("kil,jlp->kjip", D, VX)
-        Qs.append(np.einsum("kjip,ljiq->klpq", DX, BX))
-        nobs.append(D.shape[-1])
-    return UnitTerms(
-        M=np.array(Ms),
-        P=np.array(Ps).reshape(len(Ms), K, p, p),
-        Q=np.array(Qs).reshape(len(Ms), K, K, p, p),
-        T1=np.array(T1s).reshape(len(Ms), K, K),
-        nobs=np.array(nobs, dtype=float),
-    )
+        DX = D[:, :, None] @ VX[:, None]  # (B, K, J, m, p)
+        Q[idx] = np.einsum("bkjip,bljiq->bklpq", DX, BX)
+        nobs[idx] = D.shape[-1]
+    return UnitTerms(M=M, P=P, Q=Q, T1=T1, nobs=nobs)
 
 
 def analytic_power(model: AnalysisModel, ns, *, effect_scale: float = 1.0) -> dict:
