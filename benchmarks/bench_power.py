@@ -22,8 +22,6 @@ A benchmark, not a test: run it on a quiet machine.
 
 from __future__ import annotations
 
-import _threads  # noqa: F401  (BLAS threads from --blas-threads before numpy loads)
-
 import argparse
 import shutil
 import subprocess
@@ -31,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _threads  # noqa: F401  (BLAS threads from --blas-threads before numpy loads)
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -130,7 +129,7 @@ def r_side_by_side(design: TrialDesign, n: int, trials: int, kind: str) -> dict 
     with threadpool_limits(1, "blas"):
         fitter = model.build(raw["y_alt"], raw)
         t0 = time.perf_counter()
-        res = fitter.fit(model.psi_true, model.ell)
+        fitter.fit(model.psi_true, model.ell)
         t_py = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "sims.csv"

@@ -13,7 +13,9 @@ Blocks come in two representations:
 - *pooled* block types (MMRM: every subject of one arm and missingness pattern): the sufficient
   statistics ``S_XX[j,l] = sum_i x_ij x_il'``, ``S_Xy``, ``S_yy`` and the number of units, as the
   engine (:mod:`peerstats.models._reml`) keeps them, so an iteration costs nothing per subject;
-- *row* blocks (one delivery group of the partially nested model: count 1): X (m, p), y (m,).
+- *group* blocks (the delivery groups of the partially nested model): X and y per member and
+  visit; V^-1 by Woodbury (block diagonal over members plus the group variance), so only T x T
+  matrices are inverted.
 
 The criterion, gradient and information are those of the engine (Harville 1977; Wolfinger, Tobias
 & Sall 1994), in the linear parameterisation:
