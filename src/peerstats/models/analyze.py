@@ -395,9 +395,7 @@ def _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm) -
         rows.append({"visit": present[k], "contrast": f"{present[k]} - {present[0]}", **res})
     ct = _add_d(pd.DataFrame(rows), sd)
     arm = str(spec.arms.levels[0])
-    n_an = pd.Series(
-        {arm: int(d.loc[d[outcome].notna(), "subject"].nunique())}, name="n_analysed"
-    )
+    n_an = pd.Series({arm: int(d.loc[d[outcome].notna(), "subject"].nunique())}, name="n_analysed")
     notes = [
         *notes,
         "single-arm study: change from baseline (within-arm), not a comparison "
