@@ -31,6 +31,8 @@ from peerstats.models.results import MixedModelResult
 __all__ = ["mmrm"]
 
 VcovName = Literal["model", "empirical", "empirical-bias-reduced", "jackknife"]
+# structures whose Sigma is indexed by visit (the empirical covariance's blocks rely on it)
+_VISIT_INDEXED = ("us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh", "ad")
 
 
 def mmrm(
@@ -167,6 +169,13 @@ def with_vcov(result: MixedModelResult, vcov: str) -> MixedModelResult:
     """``result`` with the empirical covariance ``vcov`` (clustered by subject) in every test."""
     if vcov == "model":
         return result
+    if result.covariance_type not in _VISIT_INDEXED:
+        # the blocks below index one Sigma per group by visit; structures whose covariance
+        # depends on subject-specific times need their own per-subject V
+        raise ModelSpecificationError(
+            f"vcov={vcov!r} is not available with covariance={result.covariance_type!r} yet; "
+            f"use one of {list(_VISIT_INDEXED)} or vcov='model'"
+        )
     prep = result._prepared
     design = result._design
     rows = design.rows
