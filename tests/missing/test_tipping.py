@@ -81,4 +81,7 @@ def test_bootstrap_refits_on_workers(client):
     a = peerstats.impute("y ~ arm * visit + base", df, **kw)
     b = peerstats.impute("y ~ arm * visit + base", df, client=client, **kw)
     np.testing.assert_allclose(b.values, a.values, rtol=1e-9, atol=1e-9)
-    assert b.info["client"] is client
+    assert b.client is client
+    import pickle
+
+    assert pickle.loads(pickle.dumps(b)).client is None

@@ -351,6 +351,12 @@ class Imputations:
     seed: Any = None  # the SeedSequence entropy
     draws: dict = field(default_factory=dict)  # beta / sigma draws of the imputation model
     info: dict = field(default_factory=dict)
+    client: Any = None  # the dask Client given to impute (default of tipping_point)
+
+    def __getstate__(self) -> dict:  # a Client does not pickle: drop it
+        state = dict(self.__dict__)
+        state["client"] = None
+        return state
 
     # ---- construction from outside imputations (e.g. mice, jomo) --------------------------
     @classmethod
@@ -1162,7 +1168,8 @@ def impute(
         D=D,
         seed=ss.entropy,
         draws={"beta": betas, "sigma": sigmas, "columns": list(prep.columns)},
-        info={**info, "client": client, "reference": ref_map},
+        info={**info, "reference": ref_map},
+        client=client,
     )
 
 
