@@ -3,10 +3,9 @@ numeric visits; counts of imputed values; the summary."""
 
 import numpy as np
 import pandas as pd
-import pytest
+from tests.missing._trial import ice_frame, make_trial
 
 import peerstats
-from tests.missing._trial import ice_frame, make_trial
 
 
 def test_absent_rows_are_added_and_imputed():
