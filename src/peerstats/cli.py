@@ -5,7 +5,9 @@
 ``peerstats run ANALYSIS --out DIR`` runs an analysis spec and writes the report, results,
 tables, figures and manifest (exit 0 ok, 1 data validation failed, 2 spec error, 3 model
 failure); ``peerstats check DIR --against EXPECTED`` compares results with stored ones (exit 0
-match, 4 drift, plus the codes of ``run`` when it re-runs a spec); ``peerstats demo`` loads the
+match, 4 drift, plus the codes of ``run`` when it re-runs a spec); ``peerstats power DESIGN`` prints the power of a planned
+trial over a grid of n and writes a CSV and a power-curve SVG (exit 0 ok, 2 spec error, 3 model
+failure); ``peerstats demo`` loads the
 bundled synthetic example trial and prints its summary (``make demo`` runs the example
 analysis ``analyses/peer_recovery.yaml`` through ``peerstats run``); ``peerstats --version``.
 The CLI only calls the public API; it computes nothing of its own.
@@ -181,6 +183,134 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_n_grid(text: str) -> list[int]:
+    """``100:400:20`` (from:to:by, inclusive), ``100,150,200`` or ``120``."""
+    try:
+        if ":" in text:
+            parts = [int(x) for x in text.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            lo, hi = parts[0], parts[1]
+            by = parts[2] if len(parts) == 3 else 1
+            if by <= 0 or hi < lo:
+                raise ValueError
+            return list(range(lo, hi + 1, by))
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SpecError(
+            f"--n {text!r}: give FROM:TO[:BY] (e.g. 100:400:20), a list 100,150 or one number"
+        ) from None
+
+
+class _Bar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        k = int(width * done / max(total, 1))
+        sys.stderr.write(f"\rsimulating [{'#' * k}{'.' * (width - k)}] {done}/{total} chunks")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _cmd_power(args: argparse.Namespace) -> int:
+    """``peerstats power design.yaml``: power table, CSV and power-curve SVG."""
+    from peerstats.design.design import read_design
+    from peerstats.design.power import power_curve, sample_size
+
+    client = cluster = None
+    try:
+        design, options = read_design(args.design)
+        target = float(options.get("power", 0.8))
+        if args.n is not None:
+            ns = _parse_n_grid(args.n)
+        elif "n" in options:
+            g = options["n"]
+            ns = list(g) if isinstance(g, list) else list(range(g["from"], g["to"] + 1, g.get("by", 1)))
+        else:
+            ss = sample_size(design, target)
+            step = max(1, ss.n // 10)
+            if design.partially_nested:
+                step = max(step, design.group_sizes[0])
+            ns = [k for k in range(max(2, ss.n - 5 * step), ss.n + 5 * step + 1, step)]
+            if design.partially_nested:  # whole delivery groups only
+                ns = [next(j for j in range(k, k + 10_000) if design.whole_groups(j)) for k in ns]
+                ns = [k for k in ns if max(design.group_sizes) <= design.n_per_arm(k)[design.group_arm]]
+            ns = sorted(set(ns) | {ss.n})
+        if not ns:
+            raise SpecError("--n: no sample size in the grid")
+        sim = options.get("simulation", {})
+        n_sims = args.simulate
+        seed = args.seed if args.seed is not None else sim.get("seed")
+        if n_sims is not None and n_sims < 1:
+            raise SpecError(f"--simulate: a positive number of simulated trials, not {n_sims}")
+        if args.workers is not None and args.workers < 1:
+            raise SpecError(f"--workers: at least 1 worker process, not {args.workers}")
+        if n_sims is not None and (args.workers or args.scheduler):
+            from dask.distributed import Client, LocalCluster
+
+            if args.scheduler:
+                client = Client(args.scheduler)
+            else:
+                cluster = LocalCluster(
+                    n_workers=args.workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None,
+                )
+                client = Client(cluster)
+        curve = power_curve(
+            design,
+            ns,
+            method="simulation" if n_sims else "analytic",
+            n_sims=n_sims or 1,
+            seed=seed,
+            client=client,
+            progress=_Bar(not args.quiet) if n_sims else None,
+        )
+    except SpecError as exc:
+        print(f"spec error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    except PeerstatsError as exc:
+        print(f"model failure ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except (OSError, UnicodeError, TimeoutError) as exc:  # unreadable file, unreachable scheduler
+        print(f"spec error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    table = curve.table
+    print(design.summary())
+    print()
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path = out / f"{design.name}_power.csv"
+        svg_path = out / f"{design.name}_power.svg"
+        table.to_csv(csv_path, index=False)
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        ax = curve.plot(target=target)
+        ax.figure.savefig(svg_path, format="svg", bbox_inches="tight")
+        plt.close(ax.figure)
+    except OSError as exc:
+        print(f"cannot write to {out}: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    print(f"\nWritten: {csv_path}, {svg_path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (subcommands ``validate``, ``run``, ``check`` and ``demo``)."""
     parser = argparse.ArgumentParser(
@@ -256,6 +386,34 @@ def build_parser() -> argparse.ArgumentParser:
         "(for a reviewed, intended change)",
     )
     c.set_defaults(func=_cmd_check)
+
+    pw = sub.add_parser(
+        "power",
+        help="power and sample size of a planned trial (design YAML)",
+        description="Power of a planned trial over a grid of n per arm (control arm), analytic "
+        "and optionally by simulation. Prints a table, writes <name>_power.csv and "
+        "<name>_power.svg to --out. Exit status: 0 ok, 2 spec error, 3 model failure.",
+    )
+    pw.add_argument("design", type=Path, help="design spec (YAML, see analyses/designs/)")
+    pw.add_argument(
+        "--n", default=None, metavar="GRID",
+        help="n per arm: FROM:TO[:BY] (e.g. 100:400:20) or a list 100,150 (default: the "
+        "design's n grid, else around the sample size for its power target)",
+    )
+    pw.add_argument(
+        "--simulate", type=int, default=None, metavar="N_SIMS",
+        help="also simulate N_SIMS trials per grid point (progress bar on stderr)",
+    )
+    pw.add_argument("--seed", type=int, default=None, help="root seed of the simulation")
+    grp = pw.add_mutually_exclusive_group()
+    grp.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="run the simulation on a local dask cluster of N worker processes")
+    grp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the simulation on this dask.distributed scheduler")
+    pw.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                    help="folder for the CSV and SVG (default: current folder)")
+    pw.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    pw.set_defaults(func=_cmd_power)
 
     d = sub.add_parser(
         "demo", help="load the bundled synthetic example trial and print its summary"

@@ -140,6 +140,7 @@ def render_report(run: AnalysisRun) -> str:
         ("table1", "Table 1"),
         ("outcomes", "Outcomes"),
         ("figures", "Figures"),
+        *([("estimand", "Estimand and missing data")] if "missing_data" in res else []),
         ("models", "Models"),
         ("warnings", "Warnings"),
         ("provenance", "Provenance"),
@@ -260,6 +261,11 @@ def render_report(run: AnalysisRun) -> str:
     if traj:
         add("<div class='grid'>" + "".join(_figure(run, n) for n in traj) + "</div>")
     add("<div class='grid'>" + _figure(run, "change") + _figure(run, "attendance") + "</div>")
+
+    # ---- estimand and missing data (issue 9; pipeline/sensitivity.py) ----------------------
+    from peerstats.pipeline.sensitivity import render_section
+
+    add(render_section(run))
 
     # ---- models ---------------------------------------------------------------------------
     add("<h2 id='models'>Model details</h2>")

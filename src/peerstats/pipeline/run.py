@@ -214,7 +214,9 @@ def _collect(sink: list[str], prefix: str = "") -> Iterator[None]:
 def _fit_auto(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
     import peerstats
 
-    ta = peerstats.analyze(trial, outcome=outcome, df=spec.model.df, level=spec.model.level)
+    ta = peerstats.analyze(
+        trial, outcome=outcome, df=spec.model.df, level=spec.model.level, vcov=spec.model.vcov
+    )
     cov = (
         "unstructured across visits"
         if ta.model != "partially nested lmm"
@@ -287,6 +289,7 @@ def _fit_explicit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome
             covariance=cov,
             df=m.df,
             reference=reference,
+            vcov=m.vcov,
         )
         return FittedOutcome(
             outcome, "mmrm", fixed, fit, f"{cov} across visits", notes=tuple(notes)
@@ -320,6 +323,7 @@ def _fit_explicit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome
         visit="visit",
         df=m.df,
         reference=reference,
+        vcov=m.vcov,
     )
     icc_s = getattr(fit, "icc", None)
     icc = float(icc_s.get("group")) if icc_s is not None and "group" in icc_s else None
@@ -574,6 +578,9 @@ def run_analysis(
     with progress.step(f"loading and validating the trial ({spec.trial_path.name})"):
         trial = peerstats.load_trial(spec.trial_path)
     spec.check_against(trial.spec)
+    from peerstats.pipeline import sensitivity as _sensitivity  # issue 9: estimand section
+
+    _sensitivity.check_data(spec, trial)  # before any fitting
     run = AnalysisRun(spec=spec, trial=trial)
     run.warnings.extend(f"data: {w}" for w in getattr(trial, "warnings", []))
     ts = trial.spec
@@ -758,6 +765,7 @@ def run_analysis(
     with progress.step("drawing the figures"), _collect(run.warnings):
         _figures(run, flow, effects)
 
+    _sensitivity.run_sensitivity(run, progress)  # estimand and missing data (issue 9)
     res["warnings"] = list(run.warnings)
     from peerstats.pipeline.report import render_report
 

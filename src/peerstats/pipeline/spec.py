@@ -52,7 +52,7 @@ TABLES = (
     "within_group_change",
     "model_coefficients",
 )
-FIGURES = ("consort", "trajectories", "forest", "change", "attendance")
+FIGURES = ("consort", "trajectories", "forest", "change", "attendance", "sensitivity", "tipping_point")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class ModelSpec:
     random: str | None = None
     residual_by: str | None = None
     level: float = 0.95  # fixed: the outcome table reports 95% CIs
+    vcov: str = "model"  # covariance of the fixed effects (issue 10.3)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class AnalysisSpec:
     seed: int = 0
     source: Path | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    # issue 9: the estimand (ICH E9(R1)) and the sensitivity analyses (pipeline/sensitivity.py)
+    estimand: Any = None
+    sensitivity: tuple = ()
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -224,6 +228,9 @@ class AnalysisSpec:
             problems.append(
                 "model/covariance: 'iid' is for lmm residuals; an MMRM needs a structure across visits"
             )
+        from peerstats.pipeline.sensitivity import check_against as _check_sensitivity
+
+        problems += _check_sensitivity(self, trial_spec)
         if problems:
             raise SpecError(_problem_text(self.source or self.name, problems, trial_spec))
 
@@ -341,6 +348,7 @@ def read_analysis_spec(
         covariates=tuple(m.get("covariates", ())),
         random=m.get("random"),
         residual_by=m.get("residual_by"),
+        vcov=m.get("vcov", "model"),
     )
     responders = tuple(
         ResponderSpec(
@@ -351,7 +359,14 @@ def read_analysis_spec(
         )
         for r in raw.get("responders", ())
     )
+    from peerstats.pipeline.sensitivity import parse as _parse_sensitivity
+
+    estimand, sensitivity, problems = _parse_sensitivity(raw)
+    if problems:
+        raise SpecError(_problem_text(source or "(dict)", problems))
     return AnalysisSpec(
+        estimand=estimand,
+        sensitivity=sensitivity,
         name=meta["name"],
         title=meta.get("title", ""),
         description=meta.get("description", ""),
@@ -383,6 +398,14 @@ def _visits_as_text(raw: dict) -> None:
     for r in raw.get("responders") or []:
         if isinstance(r, dict) and isinstance(r.get("visit"), int | float):
             r["visit"] = str(r["visit"])
+    for r in raw.get("sensitivity") or []:
+        if isinstance(r, dict) and isinstance(r.get("visit"), int | float):
+            r["visit"] = str(r["visit"])
+    est = raw.get("estimand")
+    if isinstance(est, dict):
+        for ev in est.get("intercurrent_events") or []:
+            if isinstance(ev, dict) and isinstance(ev.get("visit"), int | float):
+                ev["visit"] = str(ev["visit"])
     labels = raw.get("labels")
     if isinstance(labels, dict):
         for kind, mapping in list(labels.items()):
