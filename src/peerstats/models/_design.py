@@ -240,7 +240,11 @@ def build_fixed_design(
     if empty:  # e.g. every participant in one arm: 'arm' would silently leave the model
         single = {v: factors[v] for v in factors if len(factors[v]) < 2}
         why = (
-            "; ".join(f"factor {v!r} has one level with data ({lv})" for v, lv in single.items())
+            "; ".join(
+                f"factor {v!r} has one level with an observed outcome ({lv}); levels without "
+                f"one: {[str(c) for c in natural.get(v, []) if str(c) not in lv]}"
+                for v, lv in single.items()
+            )
             or "they contribute no columns to the design"
         )
         raise ModelSpecificationError(
