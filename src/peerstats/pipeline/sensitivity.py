@@ -95,8 +95,8 @@ _MEANING = {
 }
 _KEYS = {
     "complete-case": (),
-    "per-protocol": ("compliance",),
-    "cace": ("compliance",),
+    "per-protocol": ("compliance", "reference"),
+    "cace": ("compliance", "reference"),
     "multiple-imputation": ("imputation", "strategy", "reference", "n_imputations"),
     "multilevel-imputation": ("n_imputations",),
     "tipping-point": ("imputation", "strategy", "reference", "n_imputations", "delta", "visit"),
