@@ -67,6 +67,12 @@ _LAZY = {
     "complete_case": "peerstats.missing.populations",
     "per_protocol": "peerstats.missing.populations",
     "impute_multilevel": "peerstats.missing.multilevel",
+    # issue 11: designing the next trial (power, sample size, power curves)
+    "TrialDesign": "peerstats.design.design",
+    "read_design": "peerstats.design.design",
+    "power": "peerstats.design.power",
+    "sample_size": "peerstats.design.power",
+    "power_curve": "peerstats.design.power",
 }
 
 __all__ = [

@@ -213,8 +213,15 @@ def _parse_ice(ice, subjects: pd.Index, visit_levels: list, subject: str, visit:
             raise ModelSpecificationError(
                 f"ice visit is missing for subject {ice[subject].iloc[i]!r}; visits are {vtxt}"
             )
+        num_levels = pd.to_numeric(pd.Series(visit_levels), errors="coerce")
         if str(v) in vtxt:
             j = vtxt.index(str(v))
+        elif (
+            isinstance(v, int | float | np.number)
+            and num_levels.notna().all()
+            and (num_levels == v).any()
+        ):
+            j = int(np.flatnonzero(num_levels.to_numpy() == v)[0])
         else:
             num = pd.to_numeric(pd.Series(visit_levels), errors="coerce")
             if num.notna().all() and isinstance(v, int | float | np.number) and v < num.min():

@@ -308,8 +308,8 @@ def render_report(run: AnalysisRun) -> str:
     add(
         "<p>Every number above is in <code>results.json</code> (unrounded); "
         "<code>manifest.json</code> records the SHA-256 of each input, the versions and the "
-        "time of this run. Re-run with <code>peerstats run</code> and compare with "
-        "<code>peerstats check</code>.</p>"
+        "time of this run (kept out of this page, which is byte-identical when re-run). "
+        "Re-run with <code>peerstats run</code> and compare with <code>peerstats check</code>.</p>"
     )
     rows = "".join(
         f"<tr><td>{_e(k)}</td><td style='text-align:left'><code>{_e(v['sha256'][:16])}\u2026</code></td>"
@@ -336,7 +336,6 @@ def render_report(run: AnalysisRun) -> str:
                 ),
                 ("Platform", _e(" ".join(str(v) for v in man.get("platform", {}).values()))),
                 ("Seed", _e(man.get("seed", ""))),
-                ("Started", _e(man.get("started", ""))),
             ]
         )
     )

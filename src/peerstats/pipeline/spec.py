@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from peerstats._identifiers import cap_text
 from peerstats.exceptions import SpecError
 
 __all__ = [
@@ -71,6 +72,7 @@ class ModelSpec:
     random: str | None = None
     residual_by: str | None = None
     level: float = 0.95  # fixed: the outcome table reports 95% CIs
+    vcov: str = "model"  # covariance of the fixed effects (issue 10.3)
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,7 @@ def _schema_problems(raw: Any) -> list[str]:
     problems = []
     for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        msg = err.message
+        msg = cap_text(err.message, 300)  # the message formats the value: keep it short
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
             msg += f"; allowed keys are {allowed}"
@@ -307,9 +309,11 @@ def read_analysis_spec(
         source = Path(spec).resolve()
         if not source.is_file():
             raise SpecError(f"analysis spec not found: {spec}")
+        from peerstats._yaml import YAMLBudgetError, load_yaml
+
         try:
-            raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raw = load_yaml(source.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
             raise SpecError(f"{source} is not valid YAML: {exc}") from exc
         root = Path(base_dir) if base_dir is not None else source.parent
     if not isinstance(raw, dict):
@@ -344,6 +348,7 @@ def read_analysis_spec(
         covariates=tuple(m.get("covariates", ())),
         random=m.get("random"),
         residual_by=m.get("residual_by"),
+        vcov=m.get("vcov", "model"),
     )
     responders = tuple(
         ResponderSpec(
