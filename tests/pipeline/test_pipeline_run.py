@@ -151,8 +151,9 @@ def test_same_inputs_give_byte_identical_results(example_runs, tmp_path):
     first = example_runs["icbt_feasibility"]
     assert (again / "results.json").read_bytes() == (first / "results.json").read_bytes()
     for sub in ("tables", "figures"):
-        for p in sorted((first / sub).iterdir()):
-            assert (again / sub / p.name).read_bytes() == p.read_bytes(), p.name
+        for p in sorted(q for q in (first / sub).rglob("*") if q.is_file()):
+            rel = p.relative_to(first)
+            assert (again / rel).read_bytes() == p.read_bytes(), rel
 
 
 # ---------------------------------------------------------------- atomic output, --force

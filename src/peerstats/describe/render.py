@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -250,6 +251,28 @@ class Table:
     def to_latex(self) -> str:
         """LaTeX (booktabs)."""
         return self.render("latex")
+
+    def to_docx(self, path: str | Path | None = None) -> bytes:
+        """A Word document (``.docx``) with the display table, caption and notes; returns its
+        bytes and writes them to ``path`` when given (see
+        :func:`peerstats.describe.word.table_to_docx`)."""
+        from peerstats.describe.word import table_to_docx
+
+        return table_to_docx(self, path)
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The display table as CSV text (as the table reads: formatted strings, labels),
+        formula-safe; written to ``path`` when given. ``.data.to_csv`` is the tidy form."""
+        from peerstats.describe.word import display_text
+
+        disp = self.display.copy()
+        disp.columns = [display_text(str(c)) for c in disp.columns]
+        for c in disp.columns:
+            disp[c] = [display_text(v) for v in disp[c]]
+        text = disp.to_csv(index=False, lineterminator="\n")
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
 
     def __repr__(self) -> str:
         return self.render("text")

@@ -167,8 +167,8 @@ def render_report(run: AnalysisRun) -> str:
 
     # ---- trial ----------------------------------------------------------------------------
     add("<h2 id='trial'>Trial</h2>")
-    if ts.description:
-        add(f"<p>{_e(ts.description)}</p>")
+    if ts.description:  # the trial spec's own words (data-verbatim: not relabelled)
+        add(f"<p data-verbatim>{_e(ts.description)}</p>")
     n_rand = ", ".join(f"{spec.label('arms', a)} {n}" for a, n in t["n_randomised"].items())
     add(
         _kv(
@@ -209,7 +209,7 @@ def render_report(run: AnalysisRun) -> str:
         )
     )
     if spec.description:
-        add(f"<p>{_e(spec.description)}</p>")
+        add(f"<p data-verbatim>{_e(spec.description)}</p>")
 
     # ---- CONSORT, Table 1 -----------------------------------------------------------------
     add("<h2 id='consort'>Participant flow</h2>")
@@ -263,6 +263,7 @@ def render_report(run: AnalysisRun) -> str:
 
     # ---- models ---------------------------------------------------------------------------
     add("<h2 id='models'>Model details</h2>")
+    add("<div data-verbatim>")  # formulas and terms name the data's columns and codes
     for o, m in res["models"].items():
         add(f"<h3>{_e(outcome_label(trial, spec, o))} (<code>{_e(o)}</code>)</h3>")
         pairs = [
@@ -289,16 +290,21 @@ def render_report(run: AnalysisRun) -> str:
         if m["notes"]:
             add("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in m["notes"]) + "</ul>")
 
+    add("</div>")
+
     # ---- warnings -------------------------------------------------------------------------
     add("<h2 id='warnings'>Validation and model warnings</h2>")
+    add("<div data-verbatim>")
     if res.get("warnings"):
         add("<ul class='warn'>" + "".join(f"<li>{_e(w)}</li>" for w in res["warnings"]) + "</ul>")
     else:
         add("<p>None: the data passed every validation check and every model fitted cleanly.</p>")
+    add("</div>")
 
     # ---- provenance -----------------------------------------------------------------------
     man = run.manifest
     add("<h2 id='provenance'>Provenance</h2>")
+    add("<div data-verbatim>")
     add(
         "<p>Every number above is in <code>results.json</code> (unrounded); "
         "<code>manifest.json</code> records the SHA-256 of each input, the versions and the "
@@ -334,6 +340,7 @@ def render_report(run: AnalysisRun) -> str:
             ]
         )
     )
+    add("</div>")
 
     body = "\n".join(p for p in parts if p)
     return (

@@ -8,7 +8,9 @@ The folder::
 
     report.html        one self-contained page (figures embedded, no network requests)
     results.json       every estimate, unrounded, stable keys; byte-identical for the same inputs
-    tables/*.csv       the tidy tables
+    tables/*.csv       the tidy tables (codes, unrounded)
+    tables/*.docx      the tables as they read (labels, rounded), in Word
+    tables/display/*.csv   the same as CSV (display-shaped)
     figures/*.svg      the figures
     manifest.json      SHA-256 of every input, versions, platform, seed, start and end time
 
@@ -44,6 +46,7 @@ from peerstats.exceptions import (
     PeerstatsWarning,
     SpecError,
 )
+from peerstats.pipeline._display import change_table, display_labels, level_text
 from peerstats.pipeline._jsonio import dumps, frame_keyed, plain
 from peerstats.pipeline.spec import AnalysisSpec, read_analysis_spec
 
@@ -150,6 +153,9 @@ class AnalysisRun:
     fits: dict[str, FittedOutcome] = field(default_factory=dict)
     html_tables: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    display_tables: dict[str, Any] = field(default_factory=dict)
+    """Rendered tables (``describe.Table``, labels applied): ``tables/<name>.docx`` and
+    ``tables/display/<name>.csv``."""
 
 
 def _sha256(path: Path) -> str:
@@ -416,11 +422,7 @@ def primary_sentences(run: AnalysisRun) -> list[str]:
         word = "higher" if est > 0 else "lower"
         if est < 0:  # "1.8 points lower (95% CI 0.4 to 3.2)": the interval on the same scale
             lo, hi = -hi, -lo
-        ci = (
-            f"(95% CI {lo:.{k}f} to {hi:.{k}f})"
-            if spec.model.level == 0.95
-            else (f"({spec.model.level:.0%} CI {lo:.{k}f} to {hi:.{k}f})")
-        )
+        ci = f"({level_text(spec.model.level)} CI {lo:.{k}f} to {hi:.{k}f})"
         if run.results["trial"]["design"] == "single-arm":
             out.append(
                 f"{name} at {vlab} was {abs(est):.{k}f} points {word} than at baseline {ci}, "
@@ -459,8 +461,9 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
     spec, trial = run.spec, run.trial
     arm_labels = {str(a): spec.label("arms", str(a)) for a in trial.spec.arms.levels}
     visit_labels = {str(v): spec.label("visits", str(v)) for v in trial.spec.visits}
+    ci = f"{level_text(spec.model.level)} CI"
     if spec.wants_figure("consort") and flow is not None:
-        run.figures["consort"] = _svg(flow.plot(arm_labels=arm_labels))
+        run.figures["consort"] = _svg(flow.plot(arm_labels=arm_labels, visit_labels=visit_labels))
         run.figure_captions["consort"] = "Figure 1. Participant flow (CONSORT)."
     if spec.wants_figure("trajectories"):
         for o in spec.outcomes:
@@ -491,9 +494,9 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
             label=("outcome", "visit"),
             ax=ax,
             xlabel=(
-                "Change from baseline, Cohen's d (95% CI)"
+                f"Change from baseline, Cohen's d ({ci})"
                 if single
-                else "Difference (intervention \u2212 control), Cohen's d (95% CI)"
+                else f"Difference (intervention \u2212 control), Cohen's d ({ci})"
             ),
         )
         run.figures["forest"] = _svg(fig)
@@ -513,6 +516,10 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
             ax=ax,
             arm_labels=arm_labels,
             seed=spec.seed,
+            ylabel=(
+                f"Change in {outcome_label(trial, spec, spec.primary_outcome)}, baseline to "
+                f"{spec.label('visits', spec.primary_visit)}"
+            ),
         )
         run.figures["change"] = _svg(fig)
         run.figure_captions["change"] = (
@@ -555,6 +562,7 @@ def run_analysis(
         A model could not be fitted, did not converge, or disagrees with the CONSORT flow.
     """
     import peerstats
+    from peerstats.describe.labels import relabel
     from peerstats.figures.consort import consort
 
     progress = progress or Progress(enabled=False)
@@ -622,6 +630,7 @@ def run_analysis(
 
     # ---- effects --------------------------------------------------------------------------
     labels = {o: outcome_label(trial, spec, o) for o in spec.outcomes}
+    lab = display_labels(trial, spec)
     with progress.step("effects and descriptive tables"), _collect(run.warnings):
         if single:
             rows = []
@@ -632,7 +641,7 @@ def run_analysis(
             effects = pd.concat(rows, ignore_index=True)
             effects["visit"] = effects["visit"].astype(str)
             keyed_cols = ["outcome", "visit", "contrast"]
-            effects_display = None
+            effects_display = change_table(effects, lab, spec.model.level)
         else:
             otab = peerstats.outcome_table(
                 {o: f.fit for o, f in run.fits.items()},
@@ -641,6 +650,8 @@ def run_analysis(
                 adjust=spec.multiplicity,
                 level=spec.model.level,
                 labels=labels,
+                visit_labels=dict(lab.visits),
+                arm_labels=dict(lab.arms),
             )
             effects = otab.data.copy()
             effects["visit"] = effects["visit"].astype(str)
@@ -683,6 +694,7 @@ def run_analysis(
         if spec.wants_table("outcomes"):
             run.tables["outcomes"] = effects
             if effects_display is not None:
+                run.display_tables["outcomes"] = effects_display
                 run.html_tables["outcomes"] = effects_display.render("html")
         if spec.wants_table("model_coefficients"):
             coefs = []
@@ -698,10 +710,23 @@ def run_analysis(
             flow = consort(trial, run.fits[spec.primary_outcome].fit, outcome=spec.primary_outcome)
             res["consort"] = frame_keyed(flow.counts, ["stage", "box", "arm", "visit", "reason"])
             run.tables["consort"] = flow.counts
+            run.display_tables["consort"] = relabel(flow.to_table(), lab)
         if spec.wants_table("table_one"):
-            t1 = peerstats.table_one(trial, by="arm", overall=not single, smd=not single)
+            t1 = peerstats.table_one(
+                trial,
+                by="arm",
+                overall=not single,
+                smd=not single,
+                labels={
+                    **dict(lab.covariates),
+                    **{f"{o} (baseline)": f"{lab.outcome(o)} (baseline)" for o in lab.outcomes},
+                },
+                level_labels=lab.levels,
+                arm_labels=dict(lab.arms),
+            )
             res["table_one"] = frame_keyed(t1.data, ["variable", "level", "arm", "statistic"])
             run.tables["table_one"] = t1.data
+            run.display_tables["table_one"] = t1
             run.html_tables["table_one"] = t1.render("html")
         if spec.responders and spec.wants_table("responders"):
             res["responders"] = {}
@@ -720,6 +745,8 @@ def run_analysis(
                     entry["parameters"] = plain(params)
                 res["responders"][key] = entry
                 run.tables[f"responders_{_responder_name(r)}"] = rt.data
+                rt = relabel(rt, lab)
+                run.display_tables[f"responders_{_responder_name(r)}"] = rt
                 run.html_tables[f"responders_{_responder_name(r)}"] = rt.render("html")
         want_feas = spec.wants_table("feasibility") and (single or spec.tables is not None)
         if want_feas:
@@ -731,6 +758,8 @@ def run_analysis(
             if att is not None:
                 res["attendance"] = plain(att)
             run.tables["feasibility"] = ft.data
+            ft = relabel(ft, lab)
+            run.display_tables["feasibility"] = ft
             run.html_tables["feasibility"] = ft.render("html")
         want_wgc = spec.wants_table("within_group_change") and (single or spec.tables is not None)
         if want_wgc:
@@ -738,6 +767,8 @@ def run_analysis(
             for o in spec.outcomes:
                 wt = peerstats.within_group_change(trial, o)
                 frames.append(wt.data)
+                wt = relabel(wt, lab)
+                run.display_tables[f"within_group_change_{o}"] = wt
                 htmls.append(wt.render("html"))
             wg = pd.concat(frames, ignore_index=True)
             res["within_group_change"] = frame_keyed(wg, ["outcome", "arm", "visit"])
@@ -760,6 +791,11 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
     (root / "figures").mkdir()
     for name, df in run.tables.items():
         df.to_csv(root / "tables" / f"{name}.csv", index=False, lineterminator="\n")
+    if run.display_tables:
+        (root / "tables" / "display").mkdir()
+    for name, table in run.display_tables.items():  # as the table reads: CSV and Word
+        table.to_csv(root / "tables" / "display" / f"{name}.csv")
+        table.to_docx(root / "tables" / f"{name}.docx")
     for name, svg in run.figures.items():
         (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (root / "results.json").write_text(dumps(run.results), encoding="utf-8")

@@ -1,0 +1,94 @@
+"""What a reader sees of a pipeline run: labels from the analysis spec, the confidence level
+in words, and the rendered tables (HTML for the report, display CSV and Word beside the tidy
+CSV). Called by :mod:`peerstats.pipeline.run`; computes no statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peerstats.describe.labels import Labels
+from peerstats.exceptions import SpecError
+
+__all__ = ["display_labels", "level_text", "covariate_default_label"]
+
+
+def covariate_default_label(code: str) -> str:
+    """A readable name for a covariate without a label: ``living_alone`` -> ``Living alone``."""
+    text = str(code).replace("_", " ").strip()
+    return text[:1].upper() + text[1:] if text else str(code)
+
+
+def _outcome_default(trial: Any, outcome: str) -> str:
+    try:
+        o = trial.spec.outcome(outcome)
+        return str(getattr(o, "instrument", None) or getattr(o, "label", None) or outcome)
+    except (KeyError, AttributeError, SpecError):
+        return outcome
+
+
+def display_labels(trial: Any, spec: Any) -> Labels:
+    """The :class:`Labels` of a run: the spec's ``labels:`` section, with defaults (instrument
+    names for outcomes, readable covariate names) where it names nothing."""
+    ts = trial.spec
+    outcomes = {
+        str(o): spec.label("outcomes", str(o), _outcome_default(trial, str(o)))
+        for o in ts.outcome_names
+    }
+    covariates = {
+        str(c): spec.label("covariates", str(c), covariate_default_label(str(c)))
+        for c in (*ts.covariates, *getattr(spec.model, "covariates", ()))
+    }
+    for c, v in spec.labels.get("covariates", {}).items():
+        covariates.setdefault(str(c), spec.label("covariates", str(c)))
+    return Labels(
+        arms={str(a): spec.label("arms", str(a)) for a in ts.arms.levels},
+        visits={str(v): spec.label("visits", str(v)) for v in ts.visits},
+        outcomes=outcomes,
+        covariates=covariates,
+        levels=spec.level_labels(),
+    )
+
+
+def level_text(level: float) -> str:
+    """``0.95`` -> ``"95%"``, ``0.9`` -> ``"90%"``, ``0.975`` -> ``"97.5%"``."""
+    pct = 100 * float(level)
+    return f"{pct:.0f}%" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}%"
+
+
+def change_table(effects: Any, labels: Labels, level: float, digits: int = 2) -> Any:
+    """The single-arm outcome table as it reads: per outcome and later visit, the model-based
+    change from baseline with its CI, p and d (formatting of computed numbers only)."""
+    import numpy as np
+    import pandas as pd
+
+    from peerstats.describe.render import Table
+
+    ci = f"{level_text(level)} CI"
+
+    def fmt_p(p: float) -> str:
+        return "" if not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+    e = effects
+    dcol = "cohens_d" if "cohens_d" in e.columns else "d"
+    disp = pd.DataFrame(
+        {
+            "Outcome": [labels.outcome(o) for o in e["outcome"]],
+            "Visit": [labels.visit(v) for v in e["visit"]],
+            f"Change from baseline ({ci})": [
+                f"{a:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+                for a, lo, hi in zip(e["estimate"], e["ci_lower"], e["ci_upper"])
+            ],
+            "p": [fmt_p(float(p)) for p in e["p_value"]],
+            f"d ({ci})": [
+                f"{a:.2f} ({lo:.2f} to {hi:.2f})"
+                for a, lo, hi in zip(e[dcol], e["d_ci_lower"], e["d_ci_upper"])
+            ],
+        }
+    )
+    notes = [
+        "Change: model-based mean change from baseline (MMRM on all visits); a single-arm "
+        "study has no control group, so a change is not an effect of the intervention.",
+        "d: mean change / baseline SD.",
+    ]
+    return Table(e, disp, caption="Change from baseline", notes=notes)
