@@ -13,7 +13,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
-__all__ = ["render_table", "format_value", "Table"]
+__all__ = ["render_table", "format_value", "Table", "ci_name"]
+
+
+def ci_name(level: float) -> str:
+    """``0.95`` -> ``"95% CI"``, ``0.9`` -> ``"90% CI"``, ``0.975`` -> ``"97.5% CI"``."""
+    pct = 100 * float(level)
+    return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
 
 Format = Literal["markdown", "html", "latex", "text"]
 

@@ -115,7 +115,12 @@ def _frame_html(df: Any, cols: list[str] | None = None, digits: int = 3) -> str:
 
 def render_report(run: AnalysisRun) -> str:
     """The report of ``run`` as one HTML document (a string)."""
-    from peerstats.pipeline.run import _responder_name, outcome_label, primary_sentences
+    from peerstats.pipeline.run import (
+        _responder_name,
+        coefficients,
+        outcome_label,
+        primary_sentences,
+    )
 
     spec, trial, res = run.spec, run.trial, run.results
     ts = trial.spec
@@ -285,7 +290,7 @@ def render_report(run: AnalysisRun) -> str:
             pairs.append(("Delivery-group ICC", _e(extra)))
         add(_kv(pairs))
         fit = run.fits[o].fit
-        coef = fit.coef.reset_index()
+        coef = coefficients(fit, spec.model.level)
         add(_frame_html(coef, digits=4))
         if m["notes"]:
             add("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in m["notes"]) + "</ul>")

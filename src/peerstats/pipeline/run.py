@@ -336,9 +336,27 @@ def _fit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
     return fitted
 
 
+def coefficients(fit: Any, level: float = 0.95) -> pd.DataFrame:
+    """The fixed effects with CIs at ``level`` (``fit.coef`` holds 95% CIs; other levels come
+    from ``fit.test`` of each coefficient, the model's own df method)."""
+    import numpy as np
+
+    coef = fit.coef.reset_index()
+    if abs(level - 0.95) < 1e-12:
+        return coef
+    p = len(coef)
+    for j in range(p):
+        ell = np.zeros(p)
+        ell[j] = 1.0
+        row = fit.test(ell, level=level).iloc[0]
+        coef.loc[j, "ci_lower"] = float(row["ci_lower"])
+        coef.loc[j, "ci_upper"] = float(row["ci_upper"])
+    return coef
+
+
 def _model_record(f: FittedOutcome, spec: AnalysisSpec) -> dict[str, Any]:
     fit = f.fit
-    coef = fit.coef.reset_index()
+    coef = coefficients(fit, spec.model.level)
     rec: dict[str, Any] = {
         "model": f.model,
         "formula": f.formula,
@@ -474,11 +492,12 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
                 ax=ax,
                 arm_labels=arm_labels,
                 visit_labels=visit_labels,
-                ylabel=f"{outcome_label(trial, spec, o)}, mean (95% CI)",
+                ylabel=f"{outcome_label(trial, spec, o)}, mean ({ci})",
+                level=spec.model.level,
             )
             run.figures[f"trajectory_{o}"] = _svg(fig)
             run.figure_captions[f"trajectory_{o}"] = (
-                f"Observed mean {outcome_label(trial, spec, o)} per arm and visit, with 95% CI."
+                f"Observed mean {outcome_label(trial, spec, o)} per arm and visit, with {ci}."
             )
     if spec.wants_figure("forest") and effects is not None and len(effects):
         eff = effects.copy()
@@ -671,6 +690,7 @@ def run_analysis(
         res["primary"] = {
             "outcome": spec.primary_outcome,
             "visit": spec.primary_visit,
+            "level": spec.model.level,
             "contrasts": {
                 str(r["contrast"]): {
                     k: plain(r[k])
@@ -699,7 +719,7 @@ def run_analysis(
         if spec.wants_table("model_coefficients"):
             coefs = []
             for o, f in run.fits.items():
-                c = f.fit.coef.reset_index()
+                c = coefficients(f.fit, spec.model.level)
                 c.insert(0, "outcome", o)
                 coefs.append(c)
             run.tables["model_coefficients"] = pd.concat(coefs, ignore_index=True)
@@ -732,7 +752,12 @@ def run_analysis(
             res["responders"] = {}
             for r in spec.responders:
                 rt = peerstats.responder_analysis(
-                    trial, r.outcome, visit=r.visit, reliability=r.reliability, cutoff=r.cutoff
+                    trial,
+                    r.outcome,
+                    visit=r.visit,
+                    reliability=r.reliability,
+                    cutoff=r.cutoff,
+                    alpha=1 - spec.model.level,
                 )
                 key = f"{r.outcome}|{r.visit or ''}"
                 entry = {"rates": frame_keyed(rt.data, ["outcome", "visit", "arm", "category"])}
@@ -751,7 +776,10 @@ def run_analysis(
         want_feas = spec.wants_table("feasibility") and (single or spec.tables is not None)
         if want_feas:
             ft = peerstats.feasibility(
-                trial, outcome=spec.primary_outcome, min_sessions=spec.min_sessions
+                trial,
+                outcome=spec.primary_outcome,
+                min_sessions=spec.min_sessions,
+                alpha=1 - spec.model.level,
             )
             res["feasibility"] = frame_keyed(ft.data, ["measure", "arm", "visit"])
             att = getattr(ft, "attendance", None)
@@ -765,7 +793,7 @@ def run_analysis(
         if want_wgc:
             frames, htmls = [], []
             for o in spec.outcomes:
-                wt = peerstats.within_group_change(trial, o)
+                wt = peerstats.within_group_change(trial, o, alpha=1 - spec.model.level)
                 frames.append(wt.data)
                 wt = relabel(wt, lab)
                 run.display_tables[f"within_group_change_{o}"] = wt
