@@ -54,6 +54,11 @@ _LAZY = {
     "plot_forest": "peerstats.figures.forest",
     "plot_change": "peerstats.figures.distributions",
     "plot_attendance": "peerstats.figures.distributions",
+    # issue 12 (docs): model comparison, effect sizes, residual diagnostics, labels
+    "compare": "peerstats.models.effects",
+    "effect_size": "peerstats.models.effects",
+    "plot_diagnostics": "peerstats.figures.diagnostics",
+    "Labels": "peerstats.describe.labels",
 }
 
 __all__ = [
