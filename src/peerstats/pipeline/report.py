@@ -265,6 +265,7 @@ def render_report(run: AnalysisRun) -> str:
     if traj:
         add("<div class='grid'>" + "".join(_figure(run, n) for n in traj) + "</div>")
     add("<div class='grid'>" + _figure(run, "change") + _figure(run, "attendance") + "</div>")
+    add(_figure(run, "diagnostics"))
 
     # ---- models ---------------------------------------------------------------------------
     add("<h2 id='models'>Model details</h2>")

@@ -545,6 +545,16 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
             f"Change in {outcome_label(trial, spec, spec.primary_outcome)} from baseline to "
             f"{spec.label('visits', spec.primary_visit)}, per participant."
         )
+    if spec.wants_figure("diagnostics") and spec.primary_outcome in run.fits:
+        fig = peerstats.plot_diagnostics(
+            run.fits[spec.primary_outcome].fit, visit_labels=visit_labels
+        )
+        run.figures["diagnostics"] = _svg(fig)
+        run.figure_captions["diagnostics"] = (
+            f"Residual diagnostics of the primary model "
+            f"({outcome_label(trial, spec, spec.primary_outcome)}): normal QQ plot and "
+            "residuals against fitted values at each visit."
+        )
     if spec.wants_figure("attendance") and getattr(trial, "sessions", None) is not None:
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
         peerstats.plot_attendance(trial, ax=ax, arm_labels=arm_labels)

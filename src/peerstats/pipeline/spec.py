@@ -51,7 +51,7 @@ TABLES = (
     "within_group_change",
     "model_coefficients",
 )
-FIGURES = ("consort", "trajectories", "forest", "change", "attendance")
+FIGURES = ("consort", "trajectories", "forest", "change", "attendance", "diagnostics")
 
 
 @dataclass(frozen=True)
