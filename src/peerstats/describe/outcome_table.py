@@ -55,6 +55,7 @@ def outcome_table(
     labels: Mapping[str, str] | None = None,
     visit_labels: Mapping[str, str] | None = None,
     arm_labels: Mapping[str, str] | None = None,
+    directions: Mapping[str, bool | None] | None = None,
     digits: int = 2,
 ) -> Table:
     """Per outcome and visit: observed n, mean (SD) per arm; adjusted difference, CI, p, d.
@@ -82,6 +83,10 @@ def outcome_table(
         Display names of the outcomes.
     visit_labels, arm_labels : mapping, optional
         Display names of the visits (the Visit column) and arms (column headers).
+    directions : mapping, optional
+        Per outcome, True when higher scores are better, False when lower are (e.g. from the
+        instrument definitions): adds a Direction column ("higher is better" / "lower is
+        better") to the display and ``higher_is_better`` to ``.data``.
     digits : int
 
     Returns
@@ -243,10 +248,20 @@ def outcome_table(
     )
     if adjust == "none":
         disp = disp.drop(columns="p (adjusted)")
+    if directions:
+        hib = [directions.get(o) for o in data["outcome"]]
+        data["higher_is_better"] = [None if h is None else bool(h) for h in hib]
+        disp.insert(
+            1,
+            "Direction",
+            ["" if h is None else ("higher is better" if h else "lower is better") for h in hib],
+        )
     notes = [
         "Difference: model-adjusted difference in marginal means (intervention - reference), "
         f"{ci_name}.",
         "d: difference / pooled baseline SD of the outcome (Feingold 2009); CI scaled likewise.",
+        "Signs: differences and d are intervention minus reference on each instrument's own "
+        "scale; where lower scores are better, a negative difference favours the intervention.",
     ]
     if adjust != "none":
         name = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni"}[adjust]

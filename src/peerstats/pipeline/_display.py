@@ -10,7 +10,7 @@ from typing import Any
 from peerstats.describe.labels import Labels
 from peerstats.exceptions import SpecError
 
-__all__ = ["display_labels", "level_text", "covariate_default_label"]
+__all__ = ["display_labels", "level_text", "covariate_default_label", "directions", "direction_text"]
 
 
 def covariate_default_label(code: str) -> str:
@@ -92,3 +92,29 @@ def change_table(effects: Any, labels: Labels, level: float, digits: int = 2) ->
         "d: mean change / baseline SD.",
     ]
     return Table(e, disp, caption="Change from baseline", notes=notes)
+
+
+def directions(trial: Any) -> dict[str, bool | None]:
+    """Per outcome: True when higher scores are better, False when lower are, None unknown
+    (the trial spec's ``higher_is_better``, else the instrument definition's)."""
+    from peerstats.instruments import get_instrument
+
+    out: dict[str, bool | None] = {}
+    for o in trial.spec.outcome_names:
+        value = None
+        try:
+            spec_o = trial.spec.outcome(o)
+            value = getattr(spec_o, "higher_is_better", None)
+            if value is None and getattr(spec_o, "instrument", None):
+                value = get_instrument(spec_o.instrument).higher_is_better
+        except (KeyError, AttributeError, SpecError):
+            value = None
+        out[str(o)] = None if value is None else bool(value)
+    return out
+
+
+def direction_text(higher_is_better: bool | None) -> str:
+    """``"higher is better"`` / ``"lower is better"`` / ``""``."""
+    if higher_is_better is None:
+        return ""
+    return "higher is better" if higher_is_better else "lower is better"

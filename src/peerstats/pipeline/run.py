@@ -46,7 +46,13 @@ from peerstats.exceptions import (
     PeerstatsWarning,
     SpecError,
 )
-from peerstats.pipeline._display import change_table, display_labels, level_text
+from peerstats.pipeline._display import (
+    change_table,
+    direction_text,
+    directions,
+    display_labels,
+    level_text,
+)
 from peerstats.pipeline._jsonio import dumps, frame_keyed, plain
 from peerstats.pipeline.spec import AnalysisSpec, read_analysis_spec
 
@@ -451,10 +457,16 @@ def primary_sentences(run: AnalysisRun) -> list[str]:
             arm, ref = key.split(" - ", 1) if " - " in key else (key, "control")
             d = r.get("d")
             dtxt = f", Cohen's d {d:.2f}" if d is not None else ""
+            hib = directions(trial).get(spec.primary_outcome)
+            favour = ""
+            if hib is not None and est != 0:
+                better = (est > 0) == hib
+                winner = spec.label("arms", arm if better else ref)
+                favour = f"; {direction_text(hib)} on {name}, so the estimate favours {winner}"
             out.append(
                 f"{name} at {vlab} was {abs(est):.{k}f} points {word} {ci} with "
                 f"{spec.label('arms', arm)} than with {spec.label('arms', ref)} "
-                f"({_fmt_p(r.get('p_value', float('nan')))}{dtxt})."
+                f"({_fmt_p(r.get('p_value', float('nan')))}{dtxt}){favour}."
             )
     return out
 
@@ -503,6 +515,21 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
         eff = effects.copy()
         eff["outcome"] = [outcome_label(trial, spec, o) for o in eff["outcome"]]
         eff["visit"] = [spec.label("visits", str(v)) for v in eff["visit"]]
+        favours = None
+        single = run.results["trial"]["design"] == "single-arm"
+        if not single and "contrast" in eff.columns:
+            hib = directions(trial)
+            pairs = [str(c).split(" - ", 1) for c in eff["contrast"]]
+            arm_of = [spec.label("arms", p[0]) for p in pairs]
+            ref_of = [spec.label("arms", p[-1]) for p in pairs]
+            lower = [hib.get(o) is False for o in effects["outcome"]]
+            eff["favours_left"] = [
+                f"favours {a if low else r}" for a, r, low in zip(arm_of, ref_of, lower)
+            ]
+            eff["favours_right"] = [
+                f"favours {r if low else a}" for a, r, low in zip(arm_of, ref_of, lower)
+            ]
+            favours = ("favours_left", "favours_right")
         fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(eff) + 1.6))
         single = run.results["trial"]["design"] == "single-arm"
         dcol = "cohens_d" if "cohens_d" in eff.columns else "d"
@@ -512,6 +539,7 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
             ci=("d_ci_lower", "d_ci_upper"),
             label=("outcome", "visit"),
             ax=ax,
+            favours_columns=favours,
             xlabel=(
                 f"Change from baseline, Cohen's d ({ci})"
                 if single
@@ -521,8 +549,9 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
         run.figures["forest"] = _svg(fig)
         run.figure_captions["forest"] = (
             "Effect sizes (Cohen's d, adjusted difference / pooled baseline SD) of every "
-            "outcome, signs as measured: where lower scores are better (e.g. disability, "
-            "symptoms), a negative difference favours the intervention."
+            "outcome, signs as measured (intervention minus control): where lower scores are "
+            "better (e.g. disability, symptoms), a negative difference favours the intervention; "
+            "each outcome's row says which side favours which arm."
             if not single
             else "Within-group change from baseline (Cohen's d = mean change / baseline SD)."
         )
@@ -681,6 +710,7 @@ def run_analysis(
                 labels=labels,
                 visit_labels=dict(lab.visits),
                 arm_labels=dict(lab.arms),
+                directions=directions(trial),
             )
             effects = otab.data.copy()
             effects["visit"] = effects["visit"].astype(str)
