@@ -118,3 +118,62 @@ def direction_text(higher_is_better: bool | None) -> str:
     if higher_is_better is None:
         return ""
     return "higher is better" if higher_is_better else "lower is better"
+
+
+def read_adverse_events(trial: Any, labels: Labels) -> Any:
+    """The harms table of a trial whose spec names ``data: {adverse_events: ...}``: the file
+    read with the spec's reading options, its subject column as the participants' (the
+    ``columns: subject`` name), ``event`` and ``serious`` columns."""
+    from peerstats.describe.harms import harms_table
+    from peerstats.io.readers import read_table
+
+    ts = trial.spec
+    raw = read_table(ts.adverse_events, "adverse_events")
+    return harms_table(
+        trial,
+        raw.data,
+        subject=str(ts.columns.subject),
+        arm_labels=dict(labels.arms),
+    )
+
+
+def ls_means_table(fits: dict[str, Any], labels: Labels, level: float) -> Any:
+    """Model-estimated (least-squares) means per arm and visit of each outcome's model, with
+    CIs: ``fit.emmeans(["arm", "visit"])`` (equal weights over other factors, covariates at
+    their means; SAS LSMEANS)."""
+    import pandas as pd
+
+    from peerstats.describe.render import Table
+
+    ci = f"{level_text(level)} CI"
+    frames = []
+    for o, f in fits.items():
+        fit = f.fit
+        factors = getattr(getattr(fit, "_design", None), "factors", {}) or {}
+        specs = ["arm", "visit"] if "visit" in factors else ["arm"]
+        em = fit.emmeans(specs, level=level)
+        if "visit" not in em.columns:
+            em.insert(1, "visit", "")
+        em.insert(0, "outcome", o)
+        em["arm"] = em["arm"].astype(str)
+        em["visit"] = em["visit"].astype(str)
+        frames.append(em)
+    data = pd.concat(frames, ignore_index=True)
+    arms = list(dict.fromkeys(data["arm"]))
+    rows = []
+    for (o, v), sub in data.groupby(["outcome", "visit"], sort=False):
+        r = {"Outcome": labels.outcome(o), "Visit": labels.visit(v)}
+        for a in arms:
+            x = sub[sub["arm"] == a]
+            if len(x):
+                x = x.iloc[0]
+                r[f"{labels.arm(a)}: mean ({ci})"] = (
+                    f"{x['estimate']:.2f} ({x['ci_lower']:.2f} to {x['ci_upper']:.2f})"
+                )
+        rows.append(r)
+    notes = [
+        "Model-estimated (least-squares) means: equal weights over the other factors of the "
+        "model (e.g. sites), the baseline score and other covariates at their mean (SAS "
+        "LSMEANS, R emmeans)."
+    ]
+    return Table(data, pd.DataFrame(rows), caption="Model-estimated means", notes=notes)

@@ -113,8 +113,28 @@ def _frame_html(df: Any, cols: list[str] | None = None, digits: int = 3) -> str:
     return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
+def _relative(path: str, spec: Any) -> str:
+    """An input path as the reader should see it: relative to the analysis spec's folder, or
+    inside the peerstats package for the bundled examples (no machine's absolute path)."""
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    pkg = Path(__file__).resolve().parents[1]
+    try:
+        return "peerstats/" + p.resolve().relative_to(pkg).as_posix()
+    except ValueError:
+        pass
+    base = spec.source.parent if getattr(spec, "source", None) is not None else Path.cwd()
+    try:
+        return Path(os.path.relpath(p.resolve(), base.resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return p.name
+
+
 def render_report(run: AnalysisRun) -> str:
     """The report of ``run`` as one HTML document (a string)."""
+    from peerstats.pipeline._display import level_text
     from peerstats.pipeline.run import (
         _responder_name,
         coefficients,
@@ -144,6 +164,7 @@ def render_report(run: AnalysisRun) -> str:
         ("consort", "CONSORT"),
         ("table1", "Table 1"),
         ("outcomes", "Outcomes"),
+        *([("harms", "Harms")] if "harms" in run.html_tables else []),
         ("figures", "Figures"),
         ("models", "Models"),
         ("warnings", "Warnings"),
@@ -164,7 +185,11 @@ def render_report(run: AnalysisRun) -> str:
         + (
             "changes from baseline (no control group)."
             if single
-            else "adjusted differences (intervention \u2212 control)."
+            else "adjusted differences (intervention \u2212 control) on each outcome's own "
+            "scale; Cohen's d has the same sign, and an interval is written low to high on the "
+            "scale of the words (\u201c1.8 points lower ("
+            + level_text(spec.model.level)
+            + " CI 0.4 to 3.2)\u201d)."
         )
         + "</p>"
     )
@@ -245,6 +270,9 @@ def render_report(run: AnalysisRun) -> str:
                 ],
             )
         )
+    if "ls_means" in run.html_tables:
+        add("<h3>Model-estimated means</h3>")
+        add(f"<div class='scroll'>{run.html_tables['ls_means']}</div>")
     if "within_group_change" in run.html_tables:
         add("<h3>Within-group change (paired)</h3>")
         add(f"<div class='scroll'>{run.html_tables['within_group_change']}</div>")
@@ -257,6 +285,11 @@ def render_report(run: AnalysisRun) -> str:
             at = f" at {_e(spec.label('visits', r.visit))}" if r.visit else ""
             add(f"<h3>Responders: {_e(outcome_label(trial, spec, r.outcome))}{at}</h3>")
             add(f"<div class='scroll'>{run.html_tables[key]}</div>")
+
+    # ---- harms ----------------------------------------------------------------------------
+    if "harms" in run.html_tables:
+        add("<h2 id='harms'>Harms</h2>")
+        add(f"<div class='scroll'>{run.html_tables['harms']}</div>")
 
     # ---- figures --------------------------------------------------------------------------
     add("<h2 id='figures'>Figures</h2>")
@@ -319,7 +352,7 @@ def render_report(run: AnalysisRun) -> str:
     )
     rows = "".join(
         f"<tr><td>{_e(k)}</td><td style='text-align:left'><code>{_e(v['sha256'][:16])}\u2026</code></td>"
-        f"<td style='text-align:left'>{_e(v['path'])}</td></tr>"
+        f"<td style='text-align:left'>{_e(_relative(v['path'], spec))}</td></tr>"
         for k, v in man.get("inputs", {}).items()
     )
     add(

@@ -189,7 +189,7 @@ def _input_files(spec: AnalysisSpec, trial_spec: Any) -> dict[str, Path]:
     if spec.source is not None:
         files["analysis_spec"] = spec.source
     files["trial_spec"] = Path(spec.trial_path)
-    for role in ("participants", "assessments", "sessions"):
+    for role in ("participants", "assessments", "sessions", "adverse_events"):
         src = getattr(trial_spec, role, None)
         if src is not None:
             files[role] = Path(src.path)
@@ -829,6 +829,22 @@ def run_analysis(
             ft = relabel(ft, lab)
             run.display_tables["feasibility"] = ft
             run.html_tables["feasibility"] = ft.render("html")
+        if getattr(ts, "adverse_events", None) is not None and spec.wants_table("harms"):
+            from peerstats.pipeline._display import read_adverse_events
+
+            ht = read_adverse_events(trial, lab)
+            res["harms"] = frame_keyed(ht.data, ["category", "arm"])
+            run.tables["harms"] = ht.data
+            run.display_tables["harms"] = ht
+            run.html_tables["harms"] = ht.render("html")
+        if not single and spec.wants_table("ls_means"):
+            from peerstats.pipeline._display import ls_means_table
+
+            lt = ls_means_table(run.fits, lab, spec.model.level)
+            res["ls_means"] = frame_keyed(lt.data, ["outcome", "visit", "arm"])
+            run.tables["ls_means"] = lt.data
+            run.display_tables["ls_means"] = lt
+            run.html_tables["ls_means"] = lt.render("html")
         want_wgc = spec.wants_table("within_group_change") and (single or spec.tables is not None)
         if want_wgc:
             frames, htmls = [], []

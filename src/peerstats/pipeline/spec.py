@@ -50,6 +50,8 @@ TABLES = (
     "feasibility",
     "within_group_change",
     "model_coefficients",
+    "ls_means",
+    "harms",
 )
 FIGURES = ("consort", "trajectories", "forest", "change", "attendance", "diagnostics")
 
