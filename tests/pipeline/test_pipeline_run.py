@@ -76,14 +76,15 @@ def test_report_is_self_contained_and_leads_with_the_primary_result(example_runs
     sentence = unescape(re.search(r"data-primary-sentence>([^<]+)<", html).group(1))
     assert re.fullmatch(
         r"QPR-15 at post-treatment was \d+\.\d points higher \(95% CI -?\d+\.\d to \d+\.\d\) "
-        r"with peer support than with usual services \(p [<=] [\d.]+, Cohen's d [\d.-]+\)\.",
+        r"with peer support than with usual services \(p [<=] [\d.]+, Cohen's d [\d.-]+\)"
+        r"; higher is better on QPR-15, so the estimate favours peer support\.",
         sentence,
     ), sentence
     first = html.index("data-primary-sentence")
     assert first < html.index("id='consort'") < html.index("id='models'")
     for section in ("Table 1", "Model details", "Provenance", "warnings"):
         assert section in html
-    assert html.count("data:image/svg+xml;base64,") == 8
+    assert html.count("data:image/svg+xml;base64,") == 9  # + residual diagnostics
 
 
 def test_single_arm_report_shows_feasibility_and_change(example_runs):
