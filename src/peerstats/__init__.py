@@ -36,6 +36,8 @@ _LAZY = {
     "list_instruments": "peerstats.instruments",
     "mmrm": "peerstats.models.mmrm",
     "lmm": "peerstats.models.lmm",
+    # issue 10 (engine): the prepared MMRM for refits (MI, jackknife, bootstrap, simulation)
+    "prepare_mmrm": "peerstats.models.prepared",
     "analyze": "peerstats.models.analyze",
     "datasets": "peerstats.datasets",
     # reporting (issue 5): CONSORT, tables, figures
@@ -59,6 +61,23 @@ _LAZY = {
     "effect_size": "peerstats.models.effects",
     "plot_diagnostics": "peerstats.figures.diagnostics",
     "Labels": "peerstats.describe.labels",
+    # issue 9: multiple imputation, reference-based strategies, tipping point
+    "impute": "peerstats.missing.impute",
+    "Imputations": "peerstats.missing.impute",
+    "pool": "peerstats.missing.pool",
+    "tipping_point": "peerstats.missing.tipping",
+    "TippingPoint": "peerstats.missing.tipping",
+    # estimands and sensitivity populations (issue 9.4-9.5)
+    "cace": "peerstats.missing.cace",
+    "complete_case": "peerstats.missing.populations",
+    "per_protocol": "peerstats.missing.populations",
+    "impute_multilevel": "peerstats.missing.multilevel",
+    # issue 11: designing the next trial (power, sample size, power curves)
+    "TrialDesign": "peerstats.design.design",
+    "read_design": "peerstats.design.design",
+    "power": "peerstats.design.power",
+    "sample_size": "peerstats.design.power",
+    "power_curve": "peerstats.design.power",
 }
 
 __all__ = [

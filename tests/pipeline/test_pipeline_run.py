@@ -84,7 +84,8 @@ def test_report_is_self_contained_and_leads_with_the_primary_result(example_runs
     assert first < html.index("id='consort'") < html.index("id='models'")
     for section in ("Table 1", "Model details", "Provenance", "warnings"):
         assert section in html
-    assert html.count("data:image/svg+xml;base64,") == 9  # + residual diagnostics
+    # 8 figures + residual diagnostics + the sensitivity forest and tipping-point figures
+    assert html.count("data:image/svg+xml;base64,") == 11
 
 
 def test_single_arm_report_shows_feasibility_and_change(example_runs):

@@ -22,6 +22,7 @@ import html
 import warnings
 from dataclasses import dataclass, field
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +32,7 @@ from peerstats.exceptions import DataWarning, ModelSpecificationError, SpecError
 
 __all__ = ["analyze", "TrialAnalysis"]
 
-DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
+DfName = Literal["satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"]
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -147,6 +148,7 @@ def analyze(
     covariance: str | None = None,
     covariates: Sequence[str] = (),
     random: str | None = None,
+    vcov: str = "model",
 ) -> TrialAnalysis:
     """Fit the primary model for ``outcome`` as the trial spec implies, with effect sizes.
 
@@ -156,8 +158,10 @@ def analyze(
         A validated trial (:func:`peerstats.load_trial`, ``peerstats.datasets.load``).
     outcome : str
         An outcome of the spec (``trial.spec.outcome_names``).
-    df : {"satterthwaite", "kenward-roger", "residual", "asymptotic"}
+    df : {"satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"}
         Degrees of freedom of the tests and CIs.
+    vcov : {"model", "empirical", "empirical-bias-reduced", "jackknife"}
+        Covariance of the fixed effects (see :func:`peerstats.mmrm`).
     level : float
         Confidence level of the CIs.
     covariance : str, optional
@@ -261,7 +265,9 @@ def analyze(
                 "a single-arm analysis (change from baseline, unstructured covariance) takes no "
                 "covariance, covariates or random part"
             )
-        return _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm)
+        return _single_arm(
+            a, spec, outcome, visits, sd, sd_desc, df, level, notes, partial(mmrm, vcov=vcov)
+        )
 
     # ---- parallel trial -------------------------------------------------------------------
     post = a[a["visit"].astype(str) != baseline_visit].copy()
@@ -358,6 +364,7 @@ def analyze(
             df=df,
             reference={"arm": reference},
             **extra,
+            vcov=vcov,
         )
         model = "partially nested lmm"
         icc_s = fit.icc
@@ -377,6 +384,7 @@ def analyze(
             visit="visit",
             df=df,
             reference={"arm": reference},
+            vcov=vcov,
         )
         model = "lmm"
         shown = formula + (f"  [residual {covariance} across visits]" if covariance else "")
@@ -390,6 +398,7 @@ def analyze(
             covariance=cov,
             df=df,
             reference={"arm": reference},
+            vcov=vcov,
         )
         model = "mmrm"
         shown = fixed + (
@@ -457,9 +466,7 @@ def _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm) -
         rows.append({"visit": present[k], "contrast": f"{present[k]} - {present[0]}", **res})
     ct = _add_d(pd.DataFrame(rows), sd)
     arm = str(spec.arms.levels[0])
-    n_an = pd.Series(
-        {arm: int(d.loc[d[outcome].notna(), "subject"].nunique())}, name="n_analysed"
-    )
+    n_an = pd.Series({arm: int(d.loc[d[outcome].notna(), "subject"].nunique())}, name="n_analysed")
     notes = [
         *notes,
         "single-arm study: change from baseline (within-arm), not a comparison "

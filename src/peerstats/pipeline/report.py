@@ -166,6 +166,7 @@ def render_report(run: AnalysisRun) -> str:
         ("outcomes", "Outcomes"),
         *([("harms", "Harms")] if "harms" in run.html_tables else []),
         ("figures", "Figures"),
+        *([("estimand", "Estimand and missing data")] if "missing_data" in res else []),
         ("models", "Models"),
         ("warnings", "Warnings"),
         ("provenance", "Provenance"),
@@ -300,6 +301,11 @@ def render_report(run: AnalysisRun) -> str:
     add("<div class='grid'>" + _figure(run, "change") + _figure(run, "attendance") + "</div>")
     add(_figure(run, "diagnostics"))
 
+    # ---- estimand and missing data (issue 9; pipeline/sensitivity.py) ----------------------
+    from peerstats.pipeline.sensitivity import render_section
+
+    add(render_section(run))
+
     # ---- models ---------------------------------------------------------------------------
     add("<h2 id='models'>Model details</h2>")
     add("<div data-verbatim>")  # formulas and terms name the data's columns and codes
@@ -347,8 +353,8 @@ def render_report(run: AnalysisRun) -> str:
     add(
         "<p>Every number above is in <code>results.json</code> (unrounded); "
         "<code>manifest.json</code> records the SHA-256 of each input, the versions and the "
-        "time of this run. Re-run with <code>peerstats run</code> and compare with "
-        "<code>peerstats check</code>.</p>"
+        "time of this run (kept out of this page, which is byte-identical when re-run). "
+        "Re-run with <code>peerstats run</code> and compare with <code>peerstats check</code>.</p>"
     )
     rows = "".join(
         f"<tr><td>{_e(k)}</td><td style='text-align:left'><code>{_e(v['sha256'][:16])}\u2026</code></td>"
@@ -375,7 +381,6 @@ def render_report(run: AnalysisRun) -> str:
                 ),
                 ("Platform", _e(" ".join(str(v) for v in man.get("platform", {}).values()))),
                 ("Seed", _e(man.get("seed", ""))),
-                ("Started", _e(man.get("started", ""))),
             ]
         )
     )
