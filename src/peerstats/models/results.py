@@ -221,6 +221,21 @@ class MixedModelResult:
             out[by] = pd.Categorical(out[by].map(dict(zip(by_levels, raw))), categories=raw)
         return out
 
+    def effect_size(
+        self,
+        arm: str = "arm",
+        by: str | None = None,
+        sd: float | str = "baseline",
+        *,
+        reference: str | None = None,
+        level: float = 0.95,
+    ) -> pd.DataFrame:
+        """Cohen's d and Hedges' g of each arm contrast, the SD stated (see
+        :func:`peerstats.models.effects.effect_size`)."""
+        from peerstats.models.effects import effect_size
+
+        return effect_size(self, arm, by, sd, reference=reference, level=level)
+
     def anova(self, type: int = 3) -> pd.DataFrame:
         """Type III (default) or type II F tests of each term.
 
