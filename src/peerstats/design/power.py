@@ -355,7 +355,9 @@ def power(
     merged, entropy = run_scenarios(
         design, [(n, 1.0)], n_sims=n_sims, seed=seed, client=client, progress=progress
     )
-    return _sim_result(design, n, model.target, merged[0], n_sims, seed, time.perf_counter() - t0)
+    return _sim_result(
+        design, n, model.target, merged[0], n_sims, entropy, time.perf_counter() - t0
+    )
 
 
 def _sim_result(design, n, effect, res, n_sims, seed, seconds) -> PowerResult:
