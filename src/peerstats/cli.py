@@ -29,6 +29,13 @@ EXIT_OK, EXIT_INVALID, EXIT_SPEC, EXIT_MODEL, EXIT_DRIFT = 0, 1, 2, 3, 4
 DEMO_TRIAL = "peer_recovery"
 
 
+def _shown(exc: BaseException) -> str:
+    """An exception's text safe to print: identifiers masked, length capped."""
+    from peerstats._identifiers import cap_text, escape_controls, mask_identifiers
+
+    return cap_text(escape_controls(mask_identifiers(str(exc))), 5000)
+
+
 def _exit_code(exc: BaseException) -> int:
     """Exit status of a failed ``run``: 1 data, 2 spec, 3 model."""
     if isinstance(exc, DataValidationError):
@@ -53,8 +60,11 @@ def _run_spec(spec: Path | str, out: Path, *, force: bool, quiet: bool) -> tuple
         print(f"model failure ({type(exc).__name__}): {exc}", file=sys.stderr)
         return _exit_code(exc), None
     except (OSError, UnicodeError) as exc:  # unreadable spec/trial file, unwritable --out
-        print(f"spec error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        print(f"spec error ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC, None
+    except Exception as exc:  # a numerical failure no check foresaw: still no traceback
+        print(f"model failure ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
+        return EXIT_MODEL, None
     return EXIT_OK, path
 
 
@@ -87,7 +97,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     print(comp.to_text(max_rows=args.max_rows))
     if args.drift is not None and not comp.ok:
-        comp.drift.to_csv(args.drift, index=False)
+        from peerstats._safe import write_csv
+
+        write_csv(comp.drift, args.drift, lineterminator=None)
         print(f"All {len(comp.drift)} differences written to {args.drift}")
     if args.update and not comp.ok:
         from peerstats.pipeline._jsonio import dumps
@@ -102,17 +114,43 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if comp.ok else EXIT_DRIFT
 
 
+def _failures_target(path: Path, spec: object, force: bool) -> str | None:
+    """Why ``--failures PATH`` may not be written (``None`` when it may): it is one of the
+    spec's inputs (data files, the spec itself), or it exists and ``--force`` was not given."""
+    target = Path(path).resolve()
+    inputs = [getattr(spec, "source", None)]
+    for role in ("participants", "assessments", "sessions"):
+        src = getattr(spec, role, None)
+        if src is not None:
+            inputs.append(src.path)
+    if any(p is not None and Path(p).resolve() == target for p in inputs):
+        return f"--failures {path} is an input of the trial spec; choose another file"
+    if target.is_dir():
+        return f"--failures {path} is a folder; give a file name"
+    if target.exists() and not force:
+        return f"--failures {path} exists; pass --force to overwrite it"
+    return None
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from peerstats._safe import write_csv
+    from peerstats.spec import read_spec
     from peerstats.validation import validate
 
     try:
-        report = validate(args.spec)
+        spec = read_spec(args.spec)
+        if args.failures is not None:
+            refused = _failures_target(args.failures, spec, args.force)
+            if refused:
+                print(f"spec error: {refused}", file=sys.stderr)
+                return EXIT_SPEC
+        report = validate(spec)
     except SpecError as exc:
         print(f"spec error: {exc}", file=sys.stderr)
         return EXIT_SPEC
     print(report.to_text(max_shown=args.max_problems))
     if args.failures is not None and not report.ok:
-        report.failures.to_csv(args.failures, index=False)
+        write_csv(report.failures, args.failures, lineterminator=None)
         print(f"All {len(report.failures)} problems written to {args.failures}")
     return EXIT_OK if report.ok else EXIT_INVALID
 
@@ -301,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="CSV",
-        help="write every problem to this CSV file",
+        help="write every problem to this CSV file (never an input file of the spec)",
     )
+    p.add_argument("--force", action="store_true", help="overwrite an existing --failures file")
     p.set_defaults(func=_cmd_validate)
 
     r = sub.add_parser(
@@ -391,7 +430,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_SPEC
-    return args.func(args)
+    try:
+        return args.func(args)
+    except PeerstatsError as exc:  # a command let one through: report it by its kind
+        print(f"{type(exc).__name__}: {_shown(exc)}", file=sys.stderr)
+        return _exit_code(exc)
+    except Exception as exc:  # no input may end in a traceback (exit 3: could not compute)
+        print(
+            f"peerstats {args.command}: unexpected {type(exc).__name__}: {_shown(exc)}\n"
+            "This is a bug in peerstats; please report it with the command you ran.",
+            file=sys.stderr,
+        )
+        return EXIT_MODEL
 
 
 if __name__ == "__main__":  # pragma: no cover
