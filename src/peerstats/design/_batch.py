@@ -374,10 +374,13 @@ class BatchREML:
             new_psi = sub_psi + t[:, None] * step
             new_psi[neg & (new_psi < 0)] = 0.0
             sub = self._subset(active)
-            trial = sub._evaluate(new_psi, None, grad=False, info=False)
+            # the full step is evaluated with gradient and information at once (it is accepted
+            # almost always); only rejected steps are halved with objective-only evaluations
+            trial = sub._evaluate(new_psi, None, grad=True, info=True)
             ok = np.isfinite(trial["obj"]) & (
                 trial["obj"] <= obj0 + 1e-9 * np.maximum(1, np.abs(obj0))
             )
+            first_ok = ok.copy()
             for _h in range(30):
                 if ok.all():
                     break
@@ -404,25 +407,29 @@ class BatchREML:
             active = active[~stuck]
             if active.size == 0:
                 break
-            new_st = self._subset(active)._evaluate(psi[active], None, grad=True, info=True)
-            for key in ("obj", "grad", "info", "beta", "C", "bad"):
-                st[key][active] = new_st[key]
-        final = self._evaluate(psi, None, grad=False, info=False)
-        beta, C = final["beta"], final["C"]
+            keys = ("obj", "grad", "info", "beta", "C", "bad")
+            took = first_ok[~stuck]  # accepted full steps: their state is already computed
+            for key in keys:
+                st[key][active[took]] = trial[key][~stuck][took]
+            redo = active[~took]
+            if redo.size:
+                new_st = self._subset(redo)._evaluate(psi[redo], None, grad=True, info=True)
+                for key in keys:
+                    st[key][redo] = new_st[key]
+        beta, C = st["beta"], st["C"]
         ell = np.asarray(ell, float)
         est = beta @ ell
         var = np.einsum("p,spq,q->s", ell, C, ell)
         se = np.sqrt(np.maximum(var, 0.0))
         if df == "satterthwaite":
-            g0 = self._evaluate(psi, None, grad=True, info=False)["grad"]
-            dfs = self._satterthwaite(psi, fixed, C, ell, var, g0)
+            dfs = self._satterthwaite(psi, fixed, C, ell, var, st["grad"])
         else:
             dfs = np.full(S, np.inf)
         return {
             "estimate": est,
             "std_error": se,
             "df": dfs,
-            "converged": conv & ~final["bad"],
+            "converged": conv & ~st["bad"],
             "iterations": iters,
             "psi": psi,
             "at_zero": fixed.any(axis=1),
