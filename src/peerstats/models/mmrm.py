@@ -2,15 +2,16 @@
 
 ``peerstats.mmrm`` fits y_i ~ N(X_i beta, Sigma_i) independently over subjects, where Sigma_i is
 the structured covariance across visits (``us``, ``cs``, ``csh``, ``ar1``, ``ar1h``, ``toep``,
-``toeph``, ``adh``) restricted to the visits subject i attended, optionally with separate
-parameters per level of ``group`` (SAS ``group=``) and weights (SAS ``WEIGHT``:
+``toeph``, ``ad``, ``adh``) restricted to the visits subject i attended, or a spatial covariance
+of subject-specific times (``sp_exp``, ``sp_gau``, ``sp_pow`` with ``time=``), optionally with
+separate parameters per level of ``group`` (SAS ``group=``) and weights (SAS ``WEIGHT``:
 Sigma_i = W_i^-1/2 Sigma W_i^-1/2).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from time import perf_counter
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -26,11 +27,14 @@ from peerstats.models._design import (
     check_rank_gram,
 )
 from peerstats.models._reml import PatternCovariance, REMLEngine, pattern_statistics
+from peerstats.models._spatial import SPATIAL, spatial_coordinates, spatial_setup
 from peerstats.models.results import MixedModelResult
 
 __all__ = ["mmrm"]
 
-CovarianceName = Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh"]
+CovarianceName = Literal[
+    "us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh", "sp_exp", "sp_gau", "sp_pow"
+]
 MethodName = Literal["reml", "ml"]
 DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
 _HETEROGENEOUS = {"us", "csh", "ar1h", "toeph", "adh"}
@@ -57,6 +61,7 @@ def mmrm(
     df: DfName = "satterthwaite",
     reference: Mapping[str, str] | None = None,
     kr_information: Literal["observed", "expected"] = "observed",
+    time: str | Sequence[str] | None = None,
 ) -> MixedModelResult:
     """Fit a mixed model for repeated measures (MMRM) by REML or ML.
 
@@ -75,9 +80,13 @@ def mmrm(
         visit (and ``group``) column is a factor wherever it appears in the formula, also when
         stored as numbers (as a SAS CLASS variable): ``"y ~ arm * visit"`` has one mean per
         arm and visit, never a linear trend.
-    covariance : {"us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh"}
+    covariance : {"us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh", "sp_exp", \
+"sp_gau", "sp_pow"}
         Residual covariance across visits (SAS ``type=UN, CS, CSH, AR(1), ARH(1), TOEP, TOEPH,
-        ANTE(1)``).
+        ANTE(1)``; ``ad`` is homogeneous antedependence, one variance and T-1 correlations, as
+        R mmrm's ``ad``), or spatial in ``time`` (SAS ``type=SP(EXP)(time)``, ``SP(GAU)``,
+        ``SP(POW)``: sigma^2 exp(-d/rho), sigma^2 exp(-d^2/rho^2), sigma^2 rho^d, d the
+        Euclidean distance between a subject's times; see :mod:`peerstats.models._spatial`).
     group : str, optional
         Column (constant within subject, usually the arm) with separate covariance parameters
         per level (SAS ``group=``).
@@ -94,6 +103,11 @@ def mmrm(
         covariance of the covariance parameters. ``"observed"`` (default) as SAS PROC MIXED and
         R mmrm; ``"expected"`` as pbkrtest / lmerTest (validated against pbkrtest on the
         compound-symmetry model, tests/reference/r_mmrm/).
+    time : str or list of str, optional
+        Only (and required) with a spatial ``covariance``: a numeric column of subject-specific
+        times, or several coordinate columns (Euclidean distance, SAS ``sp(exp)(c1 c2)``).
+        Missing times on analysed rows and repeated times within a subject are errors. The
+        ``covariance`` property then shows the covariance at each visit's mean time.
 
     Returns
     -------
@@ -143,8 +157,13 @@ def mmrm(
     ...                      visit="AVISIT", covariance="us", reference={"ARMCD": "PBO"})
     >>> fit.contrasts(arm="ARMCD", by="AVISIT")  # doctest: +SKIP
     """
-    t0 = time.perf_counter()
-    covariance = _choice("covariance", covariance, STRUCTURES)
+    t0 = perf_counter()
+    covariance = _choice("covariance", covariance, STRUCTURES + SPATIAL)
+    if time is not None and covariance not in SPATIAL:
+        raise ModelSpecificationError(
+            f"time= only applies to the spatial structures {list(SPATIAL)}, not "
+            f"covariance={covariance!r} (indexed by the visit levels)"
+        )
     method = _choice("method", method, ("reml", "ml"))
     df = _choice("df", df, DF_METHODS)
     kr_information = _choice("kr_information", kr_information, ("observed", "expected"))
@@ -279,20 +298,33 @@ def mmrm(
         log_w = float(np.log(w).sum())
 
     # ---- engine ------------------------------------------------------------------------------
-    structure = make_structure(covariance, T)
-    grouped = GroupedCovariance(structure, tuple(group_levels))
-    classes, info = pattern_statistics(
-        design.X, design.y, subj_codes.astype(np.int64), vpos, np.asarray(gcodes, dtype=np.int64), w
-    )
+    if covariance in SPATIAL:
+        coords = spatial_coordinates(
+            data, time, covariance=covariance, rows=design.rows, subject_codes=subj_codes,
+            subject_labels=pd.Index(subj_uniques),
+        )
+        classes, info, covmodel, grouped, theta0 = spatial_setup(
+            design.X, design.y, coords, covariance=covariance, subject_codes=subj_codes,
+            visit_codes=vpos, group_codes=np.asarray(gcodes, dtype=np.int64),
+            group_levels=group_levels, n_visits=T, weights=w, n_obs=n_obs, method=method,
+            log_weight_sum=log_w,
+        )
+    else:
+        grouped = GroupedCovariance(make_structure(covariance, T), tuple(group_levels))
+        classes, info = pattern_statistics(
+            design.X, design.y, subj_codes.astype(np.int64), vpos,
+            np.asarray(gcodes, dtype=np.int64), w,
+        )
     XtX = sum(sc.SXX[:, np.arange(sc.m), np.arange(sc.m)].sum(axis=(0, 1)) for sc in classes)
     if w is not None:  # the rank of the unweighted X (weights only rescale rows)
         XtX = design.X.T @ design.X
     check_rank_gram(XtX, design.columns, n_obs)
     if covariance == "us":
         _check_pairs_observed(classes, G, T, visit_levels, group_levels, group)
-    covmodel = PatternCovariance(grouped, classes)
+    if covariance not in SPATIAL:
+        covmodel = PatternCovariance(grouped, classes)
+        theta0 = grouped.start(_empirical_covariances(classes, G, T))
     engine = REMLEngine(classes, covmodel, n_obs=n_obs, method=method, log_weight_sum=log_w)
-    theta0 = grouped.start(_empirical_covariances(classes, G, T))
     try:
         fit = engine.fit(theta0)
     except ConvergenceError:
@@ -337,7 +369,7 @@ def mmrm(
         beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA
     )
     cov_table = _cov_parameter_table(grouped, st.theta, H)
-    elapsed = time.perf_counter() - t0
+    elapsed = perf_counter() - t0
     return MixedModelResult(
         formula=formula,
         method=method,
@@ -368,6 +400,7 @@ def mmrm(
             "n_evaluations": engine.n_evals,
             "seconds": elapsed,
             "tried": tried,
+            **({"time": time} if time is not None else {}),
         },
     )
 
@@ -505,6 +538,8 @@ def grouped_jacobian_inverse(grouped, theta) -> np.ndarray:
 
 def _sas_complex(st, theta) -> np.ndarray:
     """SAS parameters as an analytic function of theta (complex-step friendly)."""
+    if hasattr(st, "sas_complex"):  # spatial structures
+        return st.sas_complex(theta)
     S = st.sigma(theta)
     T = st.n_visits
     name = st.name
@@ -521,6 +556,8 @@ def _sas_complex(st, theta) -> np.ndarray:
         return np.r_[[S[0, k] for k in range(1, T)], S[0, 0]]
     if name == "toeph":
         return np.r_[d, [S[0, k] / np.sqrt(d[0] * d[k]) for k in range(1, T)]]
+    if name == "ad":
+        return np.r_[d[0], [S[k - 1, k] / d[0] for k in range(1, T)]]
     return np.r_[d, [S[k - 1, k] / np.sqrt(d[k - 1] * d[k]) for k in range(1, T)]]
 
 
@@ -528,6 +565,15 @@ def _second_derivative_terms(engine, grouped, theta) -> np.ndarray:
     """R_hj = X'V^-1 (d2V/dpsi_h dpsi_j) V^-1 X in SAS's parameters psi (Kenward-Roger)."""
     K, p = grouped.n_params, engine.p
     st = grouped.structure
+    if hasattr(engine.cov, "block_second_derivatives_sas"):  # spatial: per block type
+        R = np.zeros((K, K, p, p))
+        d2s = engine.cov.block_second_derivatives_sas(theta)
+        for sc, (_, _, Vinv, _), d2 in zip(engine.classes, engine._inverses(theta), d2s):
+            B, m = sc.counts.size, sc.m
+            A = Vinv[:, None, None] @ d2 @ Vinv[:, None, None]
+            A = np.moveaxis(A.reshape(B, K * K, m * m), 0, 1).reshape(K * K, B * m * m)
+            R += (A @ sc.SXX.reshape(B * m * m, p * p)).reshape(K, K, p, p)
+        return R
     T = st.n_visits
     D2 = np.zeros((len(grouped.levels), K, K, T, T))
     for g, sl in enumerate(grouped.slices()):

@@ -1,0 +1,111 @@
+# Outside reference values for peerstats.mmrm's spatial covariance structures (issue 10.5),
+# computed with R nlme::gls (REML).
+#
+# Run from this directory:   Rscript make_r_spatial.R [--resimulate]
+# Writes: spatial_data.csv (SYNTHETIC data, simulated here with a fixed seed; only if absent or
+#         with --resimulate) and r_spatial_nlme.json (the fits below, full precision).
+# The fits always read the data back from the committed CSV, so the JSON describes exactly the
+# data the Python tests read.
+#
+# Fits (all nlme::gls, REML, nugget-free, formula score ~ baseline + arm * visit):
+#   sp_exp    corExp(form = ~ day | id)           corr = exp(-d / range)      = SAS SP(EXP)(day)
+#   sp_gau    corGaus(form = ~ day | id)          corr = exp(-(d / range)^2)  = SAS SP(GAU)(day)
+#   sp_pow    corCAR1(form = ~ day | id)          corr = phi^d                = SAS SP(POW)(day)
+#   sp_exp_2d corExp(form = ~ x1 + x2 | id)       d Euclidean in (x1, x2)     = SAS SP(EXP)(x1 x2)
+# Each entry: coef (term, estimate, std_error), loglik, minus2loglik (nlme's REML log-likelihood
+# is on SAS's scale, see ../r_mmrm/README.md), sigma2 (residual variance = SAS "Residual"),
+# range / phi (SAS SP(EXP) / SP(GAU) / SP(POW)), n_obs, n_subjects.
+suppressPackageStartupMessages({
+  library(nlme)
+  library(jsonlite)
+})
+args <- commandArgs(trailingOnly = TRUE)
+resimulate <- "--resimulate" %in% args
+
+simulate_spatial <- function() {
+  # SYNTHETIC. 150 subjects, two arms, 4 visits planned at days 14, 42, 84, 168, each actually
+  # taking place on a subject-specific day (planned day + uniform integer jitter of -10..10 days).
+  # Residuals: variance 36, exponential correlation exp(-d / 45) in days (d = |day_i - day_j|).
+  # Monotone MAR dropout after visits 1-3 and 3% intermittent missingness.
+  # x1, x2: a second, 2-D coordinate system (x1 = day / 7, weeks; x2 = a synthetic second
+  # coordinate per assessment, e.g. hours since the first assessment of the day, / 2), used only
+  # to check 2-D Euclidean distances.
+  set.seed(20261130)
+  n <- 150
+  planned <- c(14, 42, 84, 168)
+  id <- sprintf("Q%03d", seq_len(n))
+  arm <- sample(rep(c("control", "peer"), length.out = n))
+  baseline <- round(rnorm(n, 30, 6), 1)
+  day <- t(sapply(seq_len(n), function(i) planned + sample(-10:10, 4, replace = TRUE)))
+  x2 <- matrix(round(runif(n * 4, 0, 8), 2), n)
+  e <- t(sapply(seq_len(n), function(i) {
+    S <- 36 * exp(-abs(outer(day[i, ], day[i, ], "-")) / 45)
+    as.vector(t(chol(S)) %*% rnorm(4))
+  }))
+  mu <- outer(8 + 0.7 * baseline, c(0, -1, -2, -2.5), "+") +
+    outer(arm == "peer", c(1, 2, 3, 3.5)) * 1
+  y <- mu + e
+  for (j in 1:3) {
+    p_drop <- plogis(-2.5 - 0.08 * (y[, j] - 30))
+    drop <- !is.na(y[, j]) & runif(n) < p_drop
+    y[drop, (j + 1):4] <- NA
+  }
+  y[matrix(runif(n * 4) < 0.03, n)] <- NA
+  data.frame(
+    id = rep(id, each = 4), arm = rep(arm, each = 4),
+    visit = rep(c("V1", "V2", "V3", "V4"), n), day = as.vector(t(day)),
+    x1 = round(as.vector(t(day)) / 7, 4), x2 = as.vector(t(x2)),
+    baseline = rep(baseline, each = 4), score = round(as.vector(t(y)), 4)
+  )
+}
+
+if (resimulate || !file.exists("spatial_data.csv")) {
+  write.csv(simulate_spatial(), "spatial_data.csv", row.names = FALSE, na = "")
+}
+
+d <- read.csv("spatial_data.csv", stringsAsFactors = FALSE)
+d <- d[!is.na(d$score), ]
+d$arm <- factor(d$arm)
+d$visit <- factor(d$visit)
+d$id <- factor(d$id)
+form <- score ~ baseline + arm * visit
+ctrl <- glsControl(maxIter = 500, msMaxIter = 500, tolerance = 1e-10, msTol = 1e-12,
+                   returnObject = FALSE)
+
+entry <- function(fit, param_name, param) {
+  list(
+    coef = list(term = names(coef(fit)), estimate = unname(coef(fit)),
+                std_error = unname(sqrt(diag(vcov(fit))))),
+    loglik = as.numeric(logLik(fit)), minus2loglik = -2 * as.numeric(logLik(fit)),
+    sigma2 = fit$sigma^2, parameter = param_name, value = param,
+    n_obs = nrow(d), n_subjects = length(unique(d$id))
+  )
+}
+
+fits <- list()
+f <- gls(form, d, correlation = corExp(form = ~ day | id), method = "REML", control = ctrl)
+fits$sp_exp <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+f <- gls(form, d, correlation = corGaus(form = ~ day | id), method = "REML", control = ctrl)
+fits$sp_gau <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+# corCAR1's default start (phi = 0.2) is a flat region here (0.2^20 ~ 1e-14 at the shortest
+# distances): nlme stops there at -2 l = 3230.12. Started from 0.9 it reaches the optimum, which
+# is the sp_exp optimum (same model, phi = exp(-1 / range)); check_sp_pow_vs_sp_exp records it.
+f <- gls(form, d, correlation = corCAR1(value = 0.9, form = ~ day | id), method = "REML",
+         control = ctrl)
+fits$sp_pow <- entry(f, "phi", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["Phi"]])
+f <- gls(form, d, correlation = corExp(form = ~ x1 + x2 | id), method = "REML", control = ctrl)
+fits$sp_exp_2d <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+
+checks <- list(
+  sp_pow_minus_sp_exp_minus2loglik = fits$sp_pow$minus2loglik - fits$sp_exp$minus2loglik,
+  sp_pow_phi_minus_exp_of_minus_1_over_range = fits$sp_pow$value - exp(-1 / fits$sp_exp$value)
+)
+out <- list(
+  formula = "score ~ baseline + arm * visit", subject = "id", visit = "visit",
+  factor_levels = list(arm = levels(d$arm), visit = levels(d$visit)),
+  fits = fits, checks = checks,
+  versions = list(R = R.version.string, nlme = as.character(packageVersion("nlme")),
+                  jsonlite = as.character(packageVersion("jsonlite")))
+)
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "r_spatial_nlme.json")
+cat("wrote r_spatial_nlme.json\n")
