@@ -12,6 +12,10 @@
 #   sp_gau    corGaus(form = ~ day | id)          corr = exp(-(d / range)^2)  = SAS SP(GAU)(day)
 #   sp_pow    corCAR1(form = ~ day | id)          corr = phi^d                = SAS SP(POW)(day)
 #   sp_exp_2d corExp(form = ~ x1 + x2 | id)       d Euclidean in (x1, x2)     = SAS SP(EXP)(x1 x2)
+#   sp_exp_planned  corExp(form = ~ planned | id) at the planned days (14, 42, 84, 168 for
+#             V1-V4; not a CSV column, derived from visit): every subject with the same visits
+#             shares one time vector, so subjects pool into few block types
+#   sp_exp_ml corExp(form = ~ day | id), method = "ML"
 # Each entry: coef (term, estimate, std_error), loglik, minus2loglik (nlme's REML log-likelihood
 # is on SAS's scale, see ../r_mmrm/README.md), sigma2 (residual variance = SAS "Residual"),
 # range / phi (SAS SP(EXP) / SP(GAU) / SP(POW)), n_obs, n_subjects.
@@ -68,6 +72,7 @@ d <- d[!is.na(d$score), ]
 d$arm <- factor(d$arm)
 d$visit <- factor(d$visit)
 d$id <- factor(d$id)
+d$planned <- c(V1 = 14, V2 = 42, V3 = 84, V4 = 168)[as.character(d$visit)]
 form <- score ~ baseline + arm * visit
 ctrl <- glsControl(maxIter = 500, msMaxIter = 500, tolerance = 1e-10, msTol = 1e-12,
                    returnObject = FALSE)
@@ -95,6 +100,14 @@ f <- gls(form, d, correlation = corCAR1(value = 0.9, form = ~ day | id), method 
 fits$sp_pow <- entry(f, "phi", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["Phi"]])
 f <- gls(form, d, correlation = corExp(form = ~ x1 + x2 | id), method = "REML", control = ctrl)
 fits$sp_exp_2d <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+f <- gls(form, d, correlation = corExp(form = ~ planned | id), method = "REML", control = ctrl)
+fits$sp_exp_planned <- entry(f, "range",
+                             coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+f <- gls(form, d, correlation = corExp(form = ~ day | id), method = "ML", control = ctrl)
+fits$sp_exp_ml <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+# ML: SAS's SEs are (X'V^-1X)^-1 at the ML estimate; nlme's vcov() is larger by N / (N - p)
+fits$sp_exp_ml$coef$std_error <- fits$sp_exp_ml$coef$std_error *
+  sqrt((nrow(d) - length(coef(f))) / nrow(d))
 
 checks <- list(
   sp_pow_minus_sp_exp_minus2loglik = fits$sp_pow$minus2loglik - fits$sp_exp$minus2loglik,

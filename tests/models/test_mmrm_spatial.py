@@ -1,0 +1,256 @@
+"""Spatial covariance (sp_exp, sp_gau, sp_pow with ``time=``) against R nlme::gls and R mmrm.
+
+Source of every expected number: tests/reference/r_spatial/ (README.md there): the nlme fits in
+r_spatial_nlme.json (make_r_spatial.R: gls with corExp / corGaus / corCAR1, 1-D and 2-D, REML
+and ML) and the R mmrm fits in r_spatial_mmrm.json (make_r_spatial_mmrm.R: Satterthwaite df
+and F test), both on the SYNTHETIC spatial_data.csv (150 subjects, 4 visits at subject-specific
+days). No expected value comes from peerstats.
+
+Tolerances and why:
+- estimates, standard errors, covariance parameters (range / rho, Residual): 1e-5 relative
+  (nlme run with tolerance 1e-10; the two optimisers agree to ~3e-8 here).
+- -2 log-likelihood: 1e-5 absolute (~3e-9 relative; a wrong constant would be >= 0.1).
+- Satterthwaite df and F test (R mmrm, automatic differentiation, BFGS to its default
+  tolerance): 1e-4 relative; estimates / SEs against mmrm also 1e-4 (mmrm stops earlier than
+  nlme with tolerance 1e-10).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import peerstats
+from peerstats.exceptions import ModelSpecificationError
+
+REF = Path(__file__).parents[1] / "reference" / "r_spatial"
+NLME = json.loads((REF / "r_spatial_nlme.json").read_text())
+MMRM_PATH = REF / "r_spatial_mmrm.json"
+RMMRM = json.loads(MMRM_PATH.read_text()) if MMRM_PATH.exists() else None
+
+RTOL = 1e-5
+LOGLIK_ATOL = 1e-5
+MMRM_RTOL = 1e-4
+FORMULA = "score ~ baseline + arm * visit"
+PLANNED = {"V1": 14, "V2": 42, "V3": 84, "V4": 168}
+
+# nlme entry -> (peerstats covariance, time, method)
+NLME_FITS = {
+    "sp_exp": ("sp_exp", "day", "reml"),
+    "sp_gau": ("sp_gau", "day", "reml"),
+    "sp_pow": ("sp_pow", "day", "reml"),
+    "sp_exp_2d": ("sp_exp", ("x1", "x2"), "reml"),
+    "sp_exp_planned": ("sp_exp", "planned", "reml"),
+    "sp_exp_ml": ("sp_exp", "day", "ml"),
+}
+SAS_NAME = {"sp_exp": "SP(EXP)", "sp_gau": "SP(GAU)", "sp_pow": "SP(POW)"}
+
+
+@cache
+def data() -> pd.DataFrame:
+    d = pd.read_csv(REF / "spatial_data.csv")
+    return d.assign(planned=d["visit"].map(PLANNED))
+
+
+@cache
+def fitted(covariance: str, time, method: str = "reml", group: str | None = None):
+    return peerstats.mmrm(
+        FORMULA,
+        data(),
+        subject="id",
+        visit="visit",
+        covariance=covariance,
+        time=list(time) if isinstance(time, tuple) else time,
+        method=method,
+        group=group,
+    )
+
+
+def r_term(term: str) -> str:
+    """R's ``armpeer:visitV2`` -> formulaic's ``arm[T.peer]:visit[T.V2]``."""
+    out = []
+    for part in term.split(":"):
+        if part == "(Intercept)":
+            out.append("Intercept")
+        elif part.startswith("arm"):
+            out.append(f"arm[T.{part[3:]}]")
+        elif part.startswith("visit"):
+            out.append(f"visit[T.{part[5:]}]")
+        else:
+            out.append(part)
+    return ":".join(out)
+
+
+def test_reference_data_is_the_data_r_read():
+    d = data()
+    assert d["score"].notna().sum() == NLME["fits"]["sp_exp"]["n_obs"] == 509
+    assert d.loc[d["score"].notna(), "id"].nunique() == NLME["fits"]["sp_exp"]["n_subjects"]
+    # subject-specific times: nearly every subject has its own time vector
+    assert d.groupby("id")["day"].apply(tuple).nunique() > 140
+
+
+# ---- nlme::gls ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("entry", list(NLME_FITS))
+def test_coefficients_and_se_vs_nlme(entry):
+    ref = NLME["fits"][entry]
+    fit = fitted(*NLME_FITS[entry])
+    terms = [r_term(t) for t in ref["coef"]["term"]]
+    got = fit.coef.loc[terms]
+    np.testing.assert_allclose(got["estimate"], ref["coef"]["estimate"], rtol=RTOL)
+    np.testing.assert_allclose(got["std_error"], ref["coef"]["std_error"], rtol=RTOL)
+
+
+@pytest.mark.parametrize("entry", list(NLME_FITS))
+def test_loglik_vs_nlme(entry):
+    fit = fitted(*NLME_FITS[entry])
+    assert abs(fit.neg2loglik - NLME["fits"][entry]["minus2loglik"]) < LOGLIK_ATOL
+    assert fit.n_obs == NLME["fits"][entry]["n_obs"]
+
+
+@pytest.mark.parametrize("entry", list(NLME_FITS))
+def test_covariance_parameters_vs_nlme(entry):
+    ref = NLME["fits"][entry]
+    covariance = NLME_FITS[entry][0]
+    table = fitted(*NLME_FITS[entry]).cov_parameters.set_index("parameter")
+    # SAS's names and order: the correlation parameter first, then Residual
+    assert list(table.index) == [SAS_NAME[covariance], "Residual"]
+    np.testing.assert_allclose(table.loc["Residual", "estimate"], ref["sigma2"], rtol=RTOL)
+    np.testing.assert_allclose(table.loc[SAS_NAME[covariance], "estimate"], ref["value"], rtol=RTOL)
+    assert (table["std_error"] > 0).all()
+
+
+def test_subjects_sharing_times_pool_into_block_types():
+    """At the planned days every subject with the same visits shares one covariance: the fit
+    (checked against nlme above) uses one block type per missingness pattern, while the
+    subject-specific days give about one block type per subject."""
+    planned = fitted("sp_exp", "planned")
+    actual = fitted("sp_exp", "day")
+    d = data()
+    patterns = d[d["score"].notna()].groupby("id")["visit"].apply(tuple).nunique()
+    assert planned.fit_info["n_block_types"] == patterns
+    assert actual.fit_info["n_block_types"] > 140
+
+
+def test_summary_covariance_is_at_mean_visit_times():
+    fit = fitted("sp_exp", "day")
+    ref = NLME["fits"]["sp_exp"]
+    d = data()
+    t = d[d["score"].notna()].groupby("visit")["day"].mean().to_numpy()
+    expected = ref["sigma2"] * np.exp(-np.abs(np.subtract.outer(t, t)) / ref["value"])
+    np.testing.assert_allclose(fit.covariance.to_numpy(), expected, rtol=RTOL)
+
+
+# ---- R mmrm: Satterthwaite df ------------------------------------------------------------------
+MMRM_FITS = {
+    "sp_exp": ("sp_exp", "day", None),
+    "sp_gau": ("sp_gau", "day", None),
+    "sp_exp_2d": ("sp_exp", ("x1", "x2"), None),
+}
+needs_mmrm = pytest.mark.skipif(RMMRM is None, reason="r_spatial_mmrm.json not generated")
+
+
+@needs_mmrm
+@pytest.mark.parametrize("entry", list(MMRM_FITS))
+@pytest.mark.parametrize("as_pow", [False, True], ids=["sp_exp_param", "sp_pow_param"])
+def test_satterthwaite_df_vs_r_mmrm(entry, as_pow):
+    """mmrm's sp_exp is sigma^2 rho^d (SAS SP(POW)); the df are the same for our sp_exp and
+    sp_pow fits (the same model in two parameterisations)."""
+    ref = RMMRM["datasets"]["spatial"]["fits"][entry]
+    covariance, time, _ = MMRM_FITS[entry]
+    if as_pow:
+        if covariance != "sp_exp":
+            pytest.skip("only sp_exp has an sp_pow twin")
+        covariance = "sp_pow"
+    fit = fitted(covariance, time)
+    got = fit.coef.loc[[r_term(t) for t in ref["coef"]["term"]]]
+    np.testing.assert_allclose(got["estimate"], ref["coef"]["estimate"], rtol=MMRM_RTOL)
+    np.testing.assert_allclose(got["std_error"], ref["coef"]["std_error"], rtol=MMRM_RTOL)
+    np.testing.assert_allclose(got["df"], ref["coef"]["df"], rtol=MMRM_RTOL)
+    assert abs(fit.neg2loglik - ref["minus2loglik"]) < 1e-3
+    ft = ref["ftest"]
+    cols = list(fit.coef.index)
+    L = np.zeros((len(ft["terms"]), len(cols)))
+    for i, t in enumerate(ft["terms"]):
+        L[i, cols.index(r_term(t))] = 1.0
+    res = fit.test(L).iloc[0]
+    np.testing.assert_allclose(res["num_df"], ft["num_df"])
+    np.testing.assert_allclose(res["den_df"], ft["denom_df"], rtol=MMRM_RTOL)
+    np.testing.assert_allclose(res["statistic"], ft["statistic"], rtol=MMRM_RTOL)
+
+
+@needs_mmrm
+def test_range_vs_r_mmrm():
+    ref = RMMRM["datasets"]["spatial"]["fits"]
+    exp_ = fitted("sp_exp", "day").cov_parameters.set_index("parameter")["estimate"]
+    gau = fitted("sp_gau", "day").cov_parameters.set_index("parameter")["estimate"]
+    np.testing.assert_allclose(exp_["SP(EXP)"], ref["sp_exp"]["range_exp"], rtol=MMRM_RTOL)
+    np.testing.assert_allclose(exp_["Residual"], ref["sp_exp"]["sigma2"], rtol=MMRM_RTOL)
+    np.testing.assert_allclose(gau["SP(GAU)"], ref["sp_gau"]["range_gau"], rtol=MMRM_RTOL)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+def _fit(d, **kw):
+    args = {"subject": "id", "visit": "visit", "covariance": "sp_exp", "time": "day"} | kw
+    return peerstats.mmrm(FORMULA, d, **args)
+
+
+def test_spatial_without_time_is_an_error():
+    with pytest.raises(ModelSpecificationError, match=r"needs time="):
+        _fit(data(), time=None)
+
+
+def test_time_with_a_visit_structure_is_an_error():
+    with pytest.raises(ModelSpecificationError, match=r"time= only applies to the spatial"):
+        _fit(data(), covariance="ar1")
+
+
+def test_time_column_not_in_data():
+    with pytest.raises(ModelSpecificationError, match=r"not columns of data"):
+        _fit(data(), time="days")
+
+
+def test_non_numeric_time_is_an_error():
+    d = data().assign(day=lambda x: pd.to_datetime("2026-01-01") + pd.to_timedelta(x.day, "D"))
+    with pytest.raises(ModelSpecificationError, match=r"must be numeric"):
+        _fit(d)
+    with pytest.raises(ModelSpecificationError, match=r"must be numeric"):
+        _fit(data().assign(day=data()["day"].astype(str)))
+
+
+def test_duplicated_time_within_subject_is_an_error():
+    d = data().copy()
+    i = d.index[(d["id"] == "Q001") & (d["visit"] == "V2")][0]
+    d.loc[i, "day"] = d.loc[i - 1, "day"]
+    with pytest.raises(ModelSpecificationError, match=r"share their time.*'Q001'"):
+        _fit(d)
+    # in 2-D only the full coordinate vector counts: equal x1 with different x2 is fine
+    d2 = data().copy()
+    d2.loc[i, "x1"] = d2.loc[i - 1, "x1"]
+    assert d2.loc[i, "x2"] != d2.loc[i - 1, "x2"]
+    _fit(d2, time=["x1", "x2"])
+
+
+def test_missing_time_is_an_error_only_on_analysed_rows():
+    d = data().copy()
+    observed = d.index[d["score"].notna()]
+    d.loc[observed[3], "day"] = np.nan
+    with pytest.raises(ModelSpecificationError, match=r"missing \(or infinite\) on 1 row"):
+        _fit(d)
+    # a missing time where the outcome is missing too does not matter
+    d = data().copy()
+    unobserved = d.index[d["score"].isna()]
+    d.loc[unobserved[:5], "day"] = np.nan
+    fit = _fit(d)
+    assert abs(fit.neg2loglik - NLME["fits"]["sp_exp"]["minus2loglik"]) < LOGLIK_ATOL
+
+
+def test_bad_time_argument():
+    with pytest.raises(ModelSpecificationError, match=r"column name or a non-empty list"):
+        _fit(data(), time=[])
+    with pytest.raises(ModelSpecificationError, match=r"names a column twice"):
+        _fit(data(), time=["x1", "x1"])
