@@ -253,6 +253,62 @@ class CovarianceStructure:
             out[k] = self.sigma(t).imag / _H
         return out
 
+    def _dsigma_ante(self, theta: np.ndarray) -> np.ndarray:
+        """Analytic dSigma/dtheta_k for ``ad`` / ``adh``, (K, T, T); complex input allowed.
+
+        Sigma_ij = s_i s_j prod_{k=i}^{j-1} rho_k with rho_k = tanh(u_k):
+        dSigma_ij/du_k = s_i s_j (1 - rho_k^2) prod_{l != k} rho_l (i <= k < j), and
+        d/dlog s_i (adh), d/dlog v (ad) scale the rows/columns (or all of Sigma).
+        """
+        T, K = self.n_visits, self.n_params
+        th = np.asarray(theta)
+        dtype = np.result_type(th.dtype, float)
+        hetero = self.name == "adh"
+        u = th[T:] if hetero else th[1:]
+        rho = np.tanh(u)
+        S = self.sigma(th)
+        out = np.zeros((K, T, T), dtype=dtype)
+        if hetero:
+            for i in range(T):
+                E = np.zeros((T, T))
+                E[i, :] += 1
+                E[:, i] += 1
+                out[i] = S * E
+        else:
+            out[0] = S
+        scale = np.exp(th[0]) if not hetero else None
+        sd = np.exp(th[:T]) if hetero else None
+        off = T if hetero else 1
+        for k in range(T - 1):
+            for i in range(k + 1):
+                for j in range(k + 1, T):
+                    v = 1 - rho[k] ** 2
+                    for m in range(i, j):
+                        if m != k:
+                            v = v * rho[m]
+                    v = v * (sd[i] * sd[j] if hetero else scale)
+                    out[off + k, i, j] = v
+                    out[off + k, j, i] = v
+        return out
+
+    def d2sigma(self, theta: np.ndarray) -> np.ndarray:
+        """Second derivatives d2Sigma/dtheta_k dtheta_l, (K, K, T, T).
+
+        Exact (to rounding) for ``ad`` and ``adh``: complex-step derivatives of the analytic
+        first derivatives. Other structures: ``None`` (the caller falls back to finite
+        differences of the gradient).
+        """
+        if self.name not in ("ad", "adh"):
+            return None
+        theta = np.asarray(theta, dtype=float)
+        K, T = self.n_params, self.n_visits
+        out = np.empty((K, K, T, T))
+        for l_ in range(K):
+            t = theta.astype(complex)
+            t[l_] += 1j * _H
+            out[:, l_] = self._dsigma_ante(t).imag / _H
+        return (out + np.swapaxes(out, 0, 1)) / 2
+
     # ---- SAS's parameterisation (for Kenward-Roger) -----------------------------------------
     def sigma_from_sas(self, psi: np.ndarray) -> np.ndarray:
         """``Sigma`` as a function of SAS's covariance parameters (order of :meth:`sas_names`).
