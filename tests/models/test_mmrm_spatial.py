@@ -10,6 +10,10 @@ Tolerances and why:
 - estimates, standard errors, covariance parameters (range / rho, Residual): 1e-5 relative
   (nlme run with tolerance 1e-10; the two optimisers agree to ~3e-8 here).
 - -2 log-likelihood: 1e-5 absolute (~3e-9 relative; a wrong constant would be >= 0.1).
+- Kenward-Roger (SAS convention, in SAS's parameters (range, Residual), written from the
+  definition in R with numDeriv derivatives and pbkrtest's Lb_ddf; block ``kenward_roger``):
+  adjusted SEs 1e-5 relative, df 1e-4 relative (Richardson derivatives); the covariance
+  parameters' SEs (sqrt of that W, the inverse observed information) 1e-5 relative.
 - Satterthwaite df and F test (R mmrm, automatic differentiation, BFGS to its default
   tolerance): 1e-4 relative; estimates / SEs against mmrm also 1e-4 (mmrm stops earlier than
   nlme with tolerance 1e-10).
@@ -58,7 +62,9 @@ def data() -> pd.DataFrame:
 
 
 @cache
-def fitted(covariance: str, time, method: str = "reml", group: str | None = None):
+def fitted(
+    covariance: str, time, method: str = "reml", group: str | None = None, df="satterthwaite"
+):
     return peerstats.mmrm(
         FORMULA,
         data(),
@@ -68,6 +74,7 @@ def fitted(covariance: str, time, method: str = "reml", group: str | None = None
         time=list(time) if isinstance(time, tuple) else time,
         method=method,
         group=group,
+        df=df,
     )
 
 
@@ -124,6 +131,26 @@ def test_covariance_parameters_vs_nlme(entry):
     assert (table["std_error"] > 0).all()
 
 
+@pytest.mark.parametrize("entry", ["sp_exp", "sp_gau"])
+def test_kenward_roger_vs_r_definition(entry):
+    ref = NLME["fits"][entry]["kenward_roger"]
+    assert abs(ref["check_loglik_vs_nlme"]) < 1e-8
+    fit = fitted(entry, "day", "reml", None, "kenward-roger")
+    got = fit.coef.loc[[r_term(t) for t in ref["coef"]["term"]]]
+    np.testing.assert_allclose(got["std_error"], ref["coef"]["std_error"], rtol=RTOL)
+    np.testing.assert_allclose(got["df"], ref["coef"]["df"], rtol=1e-4)
+    # the KR adjustment is visible at this tolerance (else the test could not fail)
+    plain = NLME["fits"][entry]["coef"]["std_error"]
+    assert np.max(np.abs(np.asarray(ref["coef"]["std_error"]) / plain - 1)) > 10 * RTOL
+
+
+@pytest.mark.parametrize("entry", ["sp_exp", "sp_gau"])
+def test_covariance_parameter_se_vs_observed_information(entry):
+    W = np.asarray(NLME["fits"][entry]["kenward_roger"]["W"])
+    table = fitted(entry, "day").cov_parameters
+    np.testing.assert_allclose(table["std_error"], np.sqrt(np.diag(W)), rtol=RTOL)
+
+
 def test_subjects_sharing_times_pool_into_block_types():
     """At the planned days every subject with the same visits shares one covariance: the fit
     (checked against nlme above) uses one block type per missingness pattern, while the
@@ -150,6 +177,7 @@ MMRM_FITS = {
     "sp_exp": ("sp_exp", "day", None),
     "sp_gau": ("sp_gau", "day", None),
     "sp_exp_2d": ("sp_exp", ("x1", "x2"), None),
+    "sp_exp_group": ("sp_exp", "day", "arm"),
 }
 needs_mmrm = pytest.mark.skipif(RMMRM is None, reason="r_spatial_mmrm.json not generated")
 
@@ -161,12 +189,12 @@ def test_satterthwaite_df_vs_r_mmrm(entry, as_pow):
     """mmrm's sp_exp is sigma^2 rho^d (SAS SP(POW)); the df are the same for our sp_exp and
     sp_pow fits (the same model in two parameterisations)."""
     ref = RMMRM["datasets"]["spatial"]["fits"][entry]
-    covariance, time, _ = MMRM_FITS[entry]
+    covariance, time, group = MMRM_FITS[entry]
     if as_pow:
         if covariance != "sp_exp":
             pytest.skip("only sp_exp has an sp_pow twin")
         covariance = "sp_pow"
-    fit = fitted(covariance, time)
+    fit = fitted(covariance, time, "reml", group)
     got = fit.coef.loc[[r_term(t) for t in ref["coef"]["term"]]]
     np.testing.assert_allclose(got["estimate"], ref["coef"]["estimate"], rtol=MMRM_RTOL)
     np.testing.assert_allclose(got["std_error"], ref["coef"]["std_error"], rtol=MMRM_RTOL)
@@ -191,6 +219,18 @@ def test_range_vs_r_mmrm():
     np.testing.assert_allclose(exp_["SP(EXP)"], ref["sp_exp"]["range_exp"], rtol=MMRM_RTOL)
     np.testing.assert_allclose(exp_["Residual"], ref["sp_exp"]["sigma2"], rtol=MMRM_RTOL)
     np.testing.assert_allclose(gau["SP(GAU)"], ref["sp_gau"]["range_gau"], rtol=MMRM_RTOL)
+
+
+@needs_mmrm
+def test_group_parameters_vs_r_mmrm():
+    """sp_exp(day | arm / id): mmrm's theta per arm is (log sigma^2, logit rho), rho^d."""
+    ref = RMMRM["datasets"]["spatial"]["fits"]["sp_exp_group"]["theta_by_group"]
+    table = fitted("sp_exp", "day", "reml", "arm").cov_parameters
+    for lev, (t0, t1) in ref.items():
+        sub = table[table["group"] == lev].set_index("parameter")["estimate"]
+        rho = 1 / (1 + np.exp(-t1))
+        np.testing.assert_allclose(sub["Residual"], np.exp(t0), rtol=MMRM_RTOL)
+        np.testing.assert_allclose(sub["SP(EXP)"], -1 / np.log(rho), rtol=MMRM_RTOL)
 
 
 # ---- bad input ---------------------------------------------------------------------------------

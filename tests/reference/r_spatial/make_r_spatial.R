@@ -19,9 +19,21 @@
 # Each entry: coef (term, estimate, std_error), loglik, minus2loglik (nlme's REML log-likelihood
 # is on SAS's scale, see ../r_mmrm/README.md), sigma2 (residual variance = SAS "Residual"),
 # range / phi (SAS SP(EXP) / SP(GAU) / SP(POW)), n_obs, n_subjects.
+#
+# Kenward-Roger for sp_exp and sp_gau (no R package fits it in SAS's parameterisation), block
+# "kenward_roger" of those entries: Kenward & Roger (1997) in SAS's covariance parameters
+# psi = (range, Residual) with W = inverse observed REML information (SAS's default):
+#   Phi_A = Phi + 2 Phi [sum_ij W_ij (Q_ij - P_i Phi P_j - R_ij / 4)] Phi,
+#   P_i = -X'V^-1 V_i V^-1 X, Q_ij = X'V^-1 V_i V^-1 V_j V^-1 X, R_ij = X'V^-1 V_ij V^-1 X,
+# with V_i, V_ij the first and second derivatives of each subject's V in psi by numDeriv
+# (Richardson), W from the numDeriv Hessian of the REML log-likelihood written out below (its
+# value at nlme's estimate is recorded against nlme's logLik), and the df from pbkrtest's own
+# Lb_ddf (which uses Phi, Phi_A, P and W). Written independently of peerstats.
 suppressPackageStartupMessages({
   library(nlme)
   library(jsonlite)
+  library(numDeriv)
+  library(pbkrtest)
 })
 args <- commandArgs(trailingOnly = TRUE)
 resimulate <- "--resimulate" %in% args
@@ -109,6 +121,77 @@ fits$sp_exp_ml <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained 
 fits$sp_exp_ml$coef$std_error <- fits$sp_exp_ml$coef$std_error *
   sqrt((nrow(d) - length(coef(f))) / nrow(d))
 
+# ---- Kenward-Roger in SAS's parameters, from the definition ------------------------------------
+kenward_roger <- function(entry, corr) {
+  X <- model.matrix(form, d)
+  y <- d$score
+  ids <- split(seq_len(nrow(d)), d$id)
+  Vblock <- function(psi, rows) psi[2] * corr(abs(outer(d$day[rows], d$day[rows], "-")), psi[1])
+  reml <- function(psi) {
+    N <- length(y); p <- ncol(X)
+    XVX <- matrix(0, p, p); XVy <- numeric(p); yVy <- 0; ld <- 0
+    for (r in ids) {
+      V <- Vblock(psi, r); U <- chol(V)
+      Xw <- backsolve(U, X[r, , drop = FALSE], transpose = TRUE)
+      yw <- backsolve(U, y[r], transpose = TRUE)
+      XVX <- XVX + crossprod(Xw); XVy <- XVy + crossprod(Xw, yw); yVy <- yVy + sum(yw^2)
+      ld <- ld + 2 * sum(log(diag(U)))
+    }
+    beta <- solve(XVX, XVy)
+    -0.5 * ((N - p) * log(2 * pi) + ld + as.numeric(determinant(XVX)$modulus) +
+              yVy - sum(XVy * beta))
+  }
+  psi <- c(entry$value, entry$sigma2)
+  H <- numDeriv::hessian(reml, psi)  # numDeriv's default Richardson settings
+  W <- solve(-H)
+  p <- ncol(X); K <- 2
+  Vinv_blocks <- list(); VinvX <- matrix(0, nrow(d), p)
+  P <- replicate(K, matrix(0, p, p), simplify = FALSE)
+  Q <- replicate(K, replicate(K, matrix(0, p, p), simplify = FALSE), simplify = FALSE)
+  R <- Q
+  Phi_inv <- matrix(0, p, p)
+  for (r in ids) {
+    m <- length(r)
+    V <- Vblock(psi, r); Vi <- solve(V); Xr <- X[r, , drop = FALSE]
+    A <- Vi %*% Xr
+    Phi_inv <- Phi_inv + crossprod(Xr, A)
+    f <- function(ps) as.vector(Vblock(ps, r))
+    J1 <- numDeriv::jacobian(f, psi)                      # m^2 x K
+    J2 <- numDeriv::jacobian(function(ps) as.vector(numDeriv::jacobian(f, ps)),
+                             psi)                          # (m^2 K) x K
+    dV <- lapply(1:K, function(i) matrix(J1[, i], m, m))
+    d2V <- lapply(1:K, function(i) lapply(1:K, function(j)
+      matrix(J2[((i - 1) * m * m + 1):(i * m * m), j], m, m)))
+    for (i in 1:K) {
+      P[[i]] <- P[[i]] - crossprod(A, dV[[i]] %*% A)
+      for (j in 1:K) {
+        Q[[i]][[j]] <- Q[[i]][[j]] + crossprod(A, dV[[i]] %*% Vi %*% dV[[j]] %*% A)
+        R[[i]][[j]] <- R[[i]][[j]] + crossprod(A, ((d2V[[i]][[j]] + d2V[[j]][[i]]) / 2) %*% A)
+      }
+    }
+  }
+  Phi <- solve(Phi_inv)
+  S <- matrix(0, p, p)
+  for (i in 1:K) for (j in 1:K) {
+    S <- S + W[i, j] * (Q[[i]][[j]] - P[[i]] %*% Phi %*% P[[j]] - R[[i]][[j]] / 4)
+  }
+  PhiA <- Phi + 2 * Phi %*% S %*% Phi
+  Vadj <- PhiA
+  attr(Vadj, "P") <- P
+  attr(Vadj, "W") <- W
+  I <- diag(p)
+  list(
+    coef = list(term = colnames(X), std_error = sqrt(diag(PhiA)),
+                df = apply(I, 1, function(L) pbkrtest:::Lb_ddf(matrix(L, 1), Phi, Vadj))),
+    W = W, check_loglik_vs_nlme = reml(psi) - entry$loglik,
+    check_se_unadjusted_vs_nlme = max(abs(sqrt(diag(Phi)) / entry$coef$std_error - 1))
+  )
+}
+exp_corr <- function(D, range) exp(-D / range)
+gau_corr <- function(D, range) exp(-(D / range)^2)
+fits$sp_exp$kenward_roger <- kenward_roger(fits$sp_exp, exp_corr)
+fits$sp_gau$kenward_roger <- kenward_roger(fits$sp_gau, gau_corr)
+
 checks <- list(
   sp_pow_minus_sp_exp_minus2loglik = fits$sp_pow$minus2loglik - fits$sp_exp$minus2loglik,
   sp_pow_phi_minus_exp_of_minus_1_over_range = fits$sp_pow$value - exp(-1 / fits$sp_exp$value)
@@ -118,6 +201,8 @@ out <- list(
   factor_levels = list(arm = levels(d$arm), visit = levels(d$visit)),
   fits = fits, checks = checks,
   versions = list(R = R.version.string, nlme = as.character(packageVersion("nlme")),
+                  numDeriv = as.character(packageVersion("numDeriv")),
+                  pbkrtest = as.character(packageVersion("pbkrtest")),
                   jsonlite = as.character(packageVersion("jsonlite")))
 )
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "r_spatial_nlme.json")

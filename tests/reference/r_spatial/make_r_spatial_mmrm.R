@@ -14,6 +14,7 @@
 #                        to the parameterisation at the optimum, so these df check both.
 #   spatial / sp_gau     ... + sp_gau(day | id): sigma^2 rho^(d^2) = SAS SP(GAU), range = (-1/log rho)^(1/2)
 #   spatial / sp_exp_2d  ... + sp_exp(x1, x2 | id): Euclidean distance in (x1, x2)
+#   spatial / sp_exp_group  ... + sp_exp(day | arm / id): separate sigma^2, rho per arm
 #   spatial / ad         ... + ad(visit | id)   homogeneous antedependence over V1..V4
 #   fev / ad             FEV1 ~ RACE + SEX + ARMCD * AVISIT + ad(AVISIT | USUBJID)
 #   fev / ad_group       ... + ad(AVISIT | ARMCD / USUBJID): separate parameters per arm
@@ -74,6 +75,10 @@ f <- fit_sp("sp_exp(x1, x2 | id)")
 e <- entry(f); th <- e$theta
 e$sigma2 <- exp(th[1]); e$range_exp <- -1 / log(plogis(th[2]))
 out$datasets$spatial$fits$sp_exp_2d <- e
+f <- fit_sp("sp_exp(day | arm / id)")
+e <- entry(f); th <- e$theta  # per arm: (log sigma, logit rho)? see theta_by_group below
+e$theta_by_group <- split(th, rep(levels(sp$arm), each = length(th) / nlevels(sp$arm)))
+out$datasets$spatial$fits$sp_exp_group <- e
 f <- fit_sp("ad(visit | id)")
 e <- entry(f); e$covariance <- unname(as.matrix(VarCorr(f)))
 out$datasets$spatial$fits$ad <- e
