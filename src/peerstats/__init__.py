@@ -36,6 +36,8 @@ _LAZY = {
     "list_instruments": "peerstats.instruments",
     "mmrm": "peerstats.models.mmrm",
     "lmm": "peerstats.models.lmm",
+    # issue 10 (engine): the prepared MMRM for refits (MI, jackknife, bootstrap, simulation)
+    "prepare_mmrm": "peerstats.models.prepared",
     "analyze": "peerstats.models.analyze",
     "datasets": "peerstats.datasets",
     # reporting (issue 5): CONSORT, tables, figures

@@ -15,6 +15,9 @@ from typing import Any
 
 _LAZY = {
     "mmrm": "peerstats.models.mmrm",
+    "prepare_mmrm": "peerstats.models.prepared",
+    "PreparedMMRM": "peerstats.models.prepared",
+    "Refit": "peerstats.models.prepared",
     "MixedModelResult": "peerstats.models.results",
     "lmm": "peerstats.models.lmm",
     "LMMResult": "peerstats.models.lmm",

@@ -26,21 +26,25 @@ Validated against R ``nlme::gls`` (corExp, corGaus, corCAR1, 2-D corExp) and R m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.models._reml import REMLEngine, pattern_statistics
+from peerstats.models.prepared import (
+    PreparedMMRM,
+    _check_visit_counts,
+    _Stats,
+)
 
 __all__ = [
     "SPATIAL",
     "SpatialStructure",
     "SpatialCovariance",
     "SpatialGroupedCovariance",
-    "spatial_coordinates",
-    "spatial_setup",
+    "SpatialPreparedMMRM",
 ]
 
 SPATIAL: tuple[str, ...] = ("sp_exp", "sp_gau", "sp_pow")
@@ -137,9 +141,7 @@ class SpatialStructure:
             f1 = D * rho ** (D - 1)  # rho > 0: finite, and 0 at D = 0
             f2 = D * (D - 1) * rho ** (D - 2)
         z = np.zeros_like(f)
-        return np.stack(
-            [np.stack([s2 * f2, f1], axis=-3), np.stack([f1, z], axis=-3)], axis=-4
-        )
+        return np.stack([np.stack([s2 * f2, f1], axis=-3), np.stack([f1, z], axis=-3)], axis=-4)
 
 
 def _distances(coords: np.ndarray) -> np.ndarray:
@@ -190,8 +192,11 @@ class SpatialCovariance:
             for g, s in enumerate(self.grouped.slices()):
                 sel = np.flatnonzero(g_idx == g)
                 if sel.size:
-                    d2[sel[:, None, None], np.arange(K)[s][None, :, None],
-                       np.arange(K)[s][None, None, :]] = st.d2sigma(theta[s], D[sel])
+                    d2[
+                        sel[:, None, None],
+                        np.arange(K)[s][None, :, None],
+                        np.arange(K)[s][None, None, :],
+                    ] = st.d2sigma(theta[s], D[sel])
             out.append(d2)
         return out
 
@@ -207,8 +212,11 @@ class SpatialCovariance:
                 sel = np.flatnonzero(g_idx == g)
                 if sel.size:
                     psi = st.sas_parameters(theta[s])
-                    d2[sel[:, None, None], np.arange(K)[s][None, :, None],
-                       np.arange(K)[s][None, None, :]] = st.d2sigma_sas(psi, D[sel])
+                    d2[
+                        sel[:, None, None],
+                        np.arange(K)[s][None, :, None],
+                        np.arange(K)[s][None, None, :],
+                    ] = st.d2sigma_sas(psi, D[sel])
             out.append(d2)
         return out
 
@@ -248,22 +256,8 @@ class SpatialGroupedCovariance:
         return rows
 
 
-def spatial_coordinates(
-    data: pd.DataFrame,
-    time: str | Sequence[str] | None,
-    *,
-    covariance: str,
-    rows: np.ndarray,
-    subject_codes: np.ndarray,
-    subject_labels: pd.Index,
-) -> np.ndarray:
-    """Validate ``time`` and return the (n_used, c) coordinates of the analysed ``rows``.
-
-    Raises :class:`ModelSpecificationError` for a missing ``time``, columns that do not exist
-    or are not numeric, missing or infinite values on analysed rows, and a subject with two
-    analysed rows at the same coordinates (distance 0: the covariance would be singular without
-    a nugget).
-    """
+def _time_columns(data: pd.DataFrame, time, covariance: str) -> list[str]:
+    """Check ``time`` (columns present and numeric) and return the coordinate columns."""
     if time is None:
         raise ModelSpecificationError(
             f"covariance={covariance!r} is a spatial structure: it needs time= (a numeric column "
@@ -293,100 +287,181 @@ def spatial_coordinates(
             f"{[str(data[c].dtype) for c in bad]}); convert dates to e.g. days since "
             "randomisation first"
         )
-    X = data[cols].iloc[rows].to_numpy(dtype=float)
-    nonfinite = ~np.isfinite(X).all(axis=1)
-    if nonfinite.any():
-        labels = data.index[rows[nonfinite]].tolist()[:10]
-        raise ModelSpecificationError(
-            f"time column(s) {cols} are missing (or infinite) on {int(nonfinite.sum())} row(s) "
-            f"with an observed outcome (first row labels: {labels}); every analysed row needs "
-            "its time"
-        )
-    # two rows of one subject at the same point
-    frame = pd.DataFrame(X, columns=cols)
-    frame["__subject"] = subject_codes
-    dup = frame.duplicated(keep=False).to_numpy()
-    if dup.any():
-        who = pd.unique(subject_labels[subject_codes[dup]]).tolist()[:10]
-        raise ModelSpecificationError(
-            f"{int(dup.sum())} analysed row(s) share their time {cols} with another row of the "
-            f"same subject (subjects: {who}); a spatial covariance without a nugget is singular "
-            "at distance 0. Each subject's times must be distinct."
-        )
-    return X
+    return cols
 
 
-def spatial_setup(
-    X: np.ndarray,
-    y: np.ndarray,
-    coords: np.ndarray,
-    *,
-    covariance: str,
-    subject_codes: np.ndarray,
-    visit_codes: np.ndarray,
-    group_codes: np.ndarray,
-    group_levels: Sequence[str],
-    n_visits: int,
-    weights: np.ndarray | None,
-    n_obs: int,
-    method: str,
-    log_weight_sum: float,
-):
-    """Block statistics, covariance model, result-table helper and starting values.
+@dataclass
+class _SpatialStats(_Stats):
+    """Pooled statistics plus each block type's (group, coordinates) and the visit counts."""
 
-    Returns ``(classes, info, cov_model, grouped, theta0)``. Rows of one subject are ordered by
-    visit; subjects with the same covariance group and the same coordinates (in that order)
-    form one block type.
+    combos: list = field(default_factory=list)
+    visit_counts: np.ndarray | None = None
+
+
+class SpatialPreparedMMRM(PreparedMMRM):
+    """A prepared MMRM with a spatial covariance (see :func:`peerstats.prepare_mmrm`).
+
+    Block types are the distinct (covariance group, coordinates of the observed rows in visit
+    order); refits recompute them for the rows they use. ``coordinates`` holds every row's
+    coordinates (NaN where a time is missing; only rows with an observed outcome need one).
     """
-    from peerstats.models._reml import pattern_statistics
 
-    subject_codes = np.asarray(subject_codes, dtype=np.int64)
-    visit_codes = np.asarray(visit_codes, dtype=np.int64)
-    n = len(subject_codes)
-    c = coords.shape[1]
-    order = np.lexsort((visit_codes, subject_codes))
-    s_sorted = subject_codes[order]
-    first = np.r_[True, s_sorted[1:] != s_sorted[:-1]]
-    start_idx = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    position = np.empty(n, dtype=np.int64)
-    position[order] = np.arange(n) - start_idx
-    n_units = int(subject_codes.max()) + 1
-    m_max = int(position.max()) + 1
-    pad = np.full((n_units, m_max, c), -np.inf)
-    pad[subject_codes, position] = coords
-    ugroup = np.zeros(n_units, dtype=np.int64)
-    ugroup[subject_codes] = group_codes
-    present = np.zeros(n_units, dtype=bool)
-    present[subject_codes] = True
-    key = np.column_stack([ugroup.astype(float), pad.reshape(n_units, -1)])[present]
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    combo_of_unit = np.zeros(n_units, dtype=np.int64)
-    combo_of_unit[present] = inv.reshape(-1)
-    combos = []
-    for row in uniq:
-        pts = row[1:].reshape(m_max, c)
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        combos.append((int(row[0]), pts))
-    classes, info = pattern_statistics(
-        X, y, subject_codes, position, combo_of_unit[subject_codes], weights
-    )
-    # (each block type's coordinates follow the positions 0..m-1, i.e. visit order)
-    structure = SpatialStructure(covariance)
-    T = n_visits
-    vc = np.zeros((T, c))
-    for t in range(T):
-        sel = visit_codes == t
-        vc[t] = coords[sel].mean(axis=0) if sel.any() else np.nan
-    grouped = SpatialGroupedCovariance(structure, tuple(group_levels), vc)
-    cov = SpatialCovariance(grouped, classes, combos)
-    theta0 = _start(classes, cov, grouped, combos, n_obs, method, log_weight_sum)
-    return classes, info, cov, grouped, theta0
+    def __init__(self, *, time, **kwargs) -> None:
+        self.time = time
+        super().__init__(**kwargs)
+
+    # ---- layout and covariance ---------------------------------------------------------------
+    def _build_layout(self, data: pd.DataFrame) -> None:
+        super()._build_layout(data)
+        self.time_columns = _time_columns(data, self.time, self.covariance)
+        coords = data[self.time_columns].to_numpy(dtype=float, na_value=np.nan).copy()
+        coords[~np.isfinite(coords)] = np.nan
+        self.coordinates = coords
+        self.coordinates.setflags(write=False)
+        self._check_coordinates(self._observed, labels=data.index)
+
+    def _check_coordinates(self, rows: np.ndarray, labels=None) -> None:
+        """Missing coordinates or two rows of one subject at the same point, on ``rows``."""
+        idx = np.flatnonzero(rows)
+        X = self.coordinates[idx]
+        cols = self.time_columns
+        missing = ~np.isfinite(X).all(axis=1)
+        if missing.any():
+            where = idx[missing]
+            shown = (labels[where] if labels is not None else where).tolist()[:10]
+            raise ModelSpecificationError(
+                f"time column(s) {cols} are missing (or infinite) on {int(missing.sum())} "
+                f"row(s) with an observed outcome (first row {'labels' if labels is not None else 'positions'}: "
+                f"{shown}); every analysed row needs its time"
+            )
+        frame = pd.DataFrame(X, columns=cols)
+        frame["__subject"] = self.subject_codes[idx]
+        dup = frame.duplicated(keep=False).to_numpy()
+        if dup.any():
+            who = pd.unique(self.subjects[self.subject_codes[idx][dup]]).tolist()[:10]
+            raise ModelSpecificationError(
+                f"{int(dup.sum())} analysed row(s) share their time {cols} with another row of "
+                f"the same subject (subjects: {who}); a spatial covariance without a nugget is "
+                "singular at distance 0. Each subject's times must be distinct."
+            )
+
+    def _setup_covariance(self) -> None:
+        self.structure = SpatialStructure(self.covariance)
+        obs = self._observed
+        T, c = len(self.visits), self.coordinates.shape[1]
+        vc = np.full((T, c), np.nan)
+        for t in range(T):
+            sel = obs & (self.visit_codes == t)
+            if sel.any():
+                vc[t] = self.coordinates[sel].mean(axis=0)
+        self._grouped = SpatialGroupedCovariance(self.structure, self._levels, vc)
+
+    # ---- statistics ----------------------------------------------------------------------------
+    def _statistics(self, rows: np.ndarray, y: np.ndarray, fw: np.ndarray | None) -> _Stats:
+        """Pooled statistics of ``rows``: block types = (group, coordinates in visit order)."""
+        if not np.array_equal(rows, self._observed):
+            self._check_coordinates(rows)
+        idx = np.flatnonzero(rows)
+        subj = self.subject_codes[idx]
+        vis = self.visit_codes[idx]
+        grp = self.group_codes[idx]
+        coords = self.coordinates[idx]
+        n = idx.size
+        c = coords.shape[1]
+        order = np.lexsort((vis, subj))
+        s_sorted = subj[order]
+        first = np.r_[True, s_sorted[1:] != s_sorted[:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+        position = np.empty(n, dtype=np.int64)
+        position[order] = np.arange(n) - start
+        n_units = len(self.subjects)
+        m_max = int(position.max()) + 1 if n else 1
+        pad = np.full((n_units, m_max, c), -np.inf)
+        pad[subj, position] = coords
+        ugroup = np.zeros(n_units)
+        ugroup[subj] = grp
+        present = np.zeros(n_units, dtype=bool)
+        present[subj] = True
+        key = np.column_stack([ugroup, pad.reshape(n_units, -1)])[present]
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        combo = np.zeros(n_units, dtype=np.int64)
+        combo[present] = inv.reshape(-1)
+        combos = []
+        for row in uniq:
+            pts = row[1:].reshape(m_max, c)
+            combos.append((int(row[0]), pts[np.isfinite(pts).all(axis=1)]))
+        rw = None if self._row_weights is None else self._row_weights[idx]
+        classes, info = pattern_statistics(
+            self.X_all[idx], y[idx], subj, position, combo[subj], rw, fw
+        )
+        f_row = np.ones(n) if fw is None else fw[subj]
+        counts = np.zeros((len(self._levels), len(self.visits)))
+        np.add.at(counts, (grp, vis), f_row)
+        return _SpatialStats(
+            classes=classes,
+            n_obs=float(f_row.sum()),
+            log_w=0.0 if rw is None else float(f_row @ np.log(rw)),
+            n_units=info["n_units"],
+            combos=combos,
+            visit_counts=counts,
+        )
+
+    def _check_statistics(self, st: _Stats) -> None:
+        from peerstats.models._design import check_rank_gram
+
+        if st.n_units < 2:
+            raise ModelSpecificationError("an MMRM needs at least two subjects")
+        _check_visit_counts(st.visit_counts, self)
+        p = len(self.columns)
+        XtX = np.zeros((p, p))
+        for sc in st.classes:
+            j = np.arange(sc.m)
+            XtX += sc.SXX[:, j, j].sum(axis=(0, 1))
+        check_rank_gram(XtX, self.columns, int(round(st.n_obs)))
+        if st.n_obs - p <= 0:
+            raise ModelSpecificationError(
+                f"{st.n_obs:g} observations for {p} fixed effects: no residual degrees of freedom"
+            )
+
+    def _engine(self, st: _Stats) -> REMLEngine:
+        cov = SpatialCovariance(self._grouped, st.classes, st.combos)
+        return REMLEngine(
+            st.classes, cov, n_obs=st.n_obs, method=self.method, log_weight_sum=st.log_w
+        )
+
+    def _initial_theta(self, engine: REMLEngine, st: _Stats) -> np.ndarray:
+        return _start(engine, self._grouped, st)
+
+    def jackknife(self) -> list:
+        """Leave-one-subject-out refits (each recomputes the block types without the subject)."""
+        self._theta_start()
+        has = np.zeros(len(self.subjects), dtype=bool)
+        has[self.subject_codes[self._observed]] = True
+        return [self.refit(drop=i) if has[i] else self._full_refit for i in range(len(has))]
+
+    # ---- each subject's own covariance -------------------------------------------------------
+    def subject_sigmas(self, theta: np.ndarray | None = None) -> np.ndarray:
+        """(n_subjects, T, T): every subject's covariance over the visit levels at its own
+        times (rows and columns NaN for a visit without a row or without a time), at ``theta``
+        (default: the full fit's). For conditional predictions of missing visits."""
+        theta = self._theta_start() if theta is None else np.asarray(theta, dtype=float)
+        n, T, c = len(self.subjects), len(self.visits), self.coordinates.shape[1]
+        pts = np.full((n, T, c), np.nan)
+        ok = (self.subject_codes >= 0) & (self.visit_codes >= 0)
+        pts[self.subject_codes[ok], self.visit_codes[ok]] = self.coordinates[ok]
+        D = _distances(pts)
+        g = np.zeros(n, dtype=np.int64)
+        valid = ok & (self.group_codes >= 0)
+        g[self.subject_codes[valid]] = self.group_codes[valid]
+        out = np.empty((n, T, T))
+        for k, s in enumerate(self._grouped.slices()):
+            out[g == k] = self.structure.sigma(theta[s], D[g == k])
+        return out
 
 
-def _start(classes, cov, grouped, combos, n_obs, method, log_weight_sum) -> np.ndarray:
+def _start(engine: REMLEngine, grouped: SpatialGroupedCovariance, st: _SpatialStats) -> np.ndarray:
     """Variance of OLS residuals and the best of a grid of ranges (by the REML/ML criterion)."""
-    from peerstats.models._reml import REMLEngine
-
+    classes = st.classes
     p = classes[0].SXX.shape[-1]
     XtX = np.zeros((p, p))
     Xty = np.zeros(p)
@@ -397,9 +472,10 @@ def _start(classes, cov, grouped, combos, n_obs, method, log_weight_sum) -> np.n
         Xty += sc.SXy[:, j, j].sum(axis=(0, 1))
         yy += float(sc.Syy[:, j, j].sum())
     beta = np.linalg.lstsq(XtX, Xty, rcond=None)[0]
-    s2 = max((yy - beta @ Xty) / max(n_obs - p, 1), 1e-8)
+    s2 = max((yy - beta @ Xty) / max(st.n_obs - p, 1), 1e-8)
     dists = np.concatenate(
-        [_distances(pts[None])[0][np.triu_indices(len(pts), 1)] for _, pts in combos]
+        [np.zeros(0)]
+        + [_distances(pts[None])[0][np.triu_indices(len(pts), 1)] for _, pts in st.combos]
     )
     dists = dists[dists > 0]
     if dists.size == 0:  # nobody has two observations: the range is not informed
@@ -408,17 +484,16 @@ def _start(classes, cov, grouped, combos, n_obs, method, log_weight_sum) -> np.n
         scales = np.quantile(dists, [0.05, 0.25, 0.5, 0.75, 0.95]) * np.array(
             [0.5, 1.0, 1.0, 1.0, 2.0]
         )
-    st = grouped.structure
-    engine = REMLEngine(classes, cov, n_obs=n_obs, method=method, log_weight_sum=log_weight_sum)
+    structure = grouped.structure
     best, best_obj = None, np.inf
     G = len(grouped.levels)
     for h in scales:
-        # correlation exp(-1) at distance h for every structure
-        rho = np.exp(-1.0) ** (1.0 / h) if st.name == "sp_pow" else h
-        th = np.tile(st.theta_from_sas(rho, s2), G)
+        # correlation exp(-1) at distance h, for every structure
+        rho = np.exp(-1.0 / h) if structure.name == "sp_pow" else h
+        th = np.tile(structure.theta_from_sas(rho, s2), G)
         state = engine.evaluate(th, gradient=False)
         if state is not None and state.objective < best_obj:
             best, best_obj = th, state.objective
-    if best is None:  # pragma: no cover - sigma^2 I is always positive definite in the limit
-        best = np.tile(st.theta_from_sas(np.exp(-1.0) if st.name == "sp_pow" else 1.0, s2), G)
+    if best is None:  # pragma: no cover - a tiny range gives sigma^2 I, always positive definite
+        best = np.tile(structure.theta_from_sas(np.exp(-1.0), s2), G)
     return best

@@ -10,42 +10,24 @@ Sigma_i = W_i^-1/2 Sigma W_i^-1/2).
 
 from __future__ import annotations
 
-from time import perf_counter
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from peerstats.exceptions import ConvergenceError, ModelSpecificationError
-from peerstats.models._covariance import STRUCTURES, GroupedCovariance, make_structure
+from peerstats.exceptions import ModelSpecificationError
 from peerstats.models._ddf import DF_METHODS, Inference, kenward_roger_vcov
-from peerstats.models._design import (
-    as_categorical,
-    build_fixed_design,
-    check_empty_levels,
-    check_rank_gram,
+from peerstats.models.prepared import (
+    CovarianceName,
+    DfName,
+    MethodName,
+    choice,
+    prepare_mmrm,
 )
-from peerstats.models._reml import PatternCovariance, REMLEngine, pattern_statistics
-from peerstats.models._spatial import SPATIAL, spatial_coordinates, spatial_setup
 from peerstats.models.results import MixedModelResult
 
 __all__ = ["mmrm"]
-
-CovarianceName = Literal[
-    "us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh", "sp_exp", "sp_gau", "sp_pow"
-]
-MethodName = Literal["reml", "ml"]
-DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
-_HETEROGENEOUS = {"us", "csh", "ar1h", "toeph", "adh"}
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise ModelSpecificationError(
-            f"{name}={value!r} is not valid; choose one of {list(choices)}"
-        )
-    return value.lower()
 
 
 def mmrm(
@@ -157,16 +139,27 @@ def mmrm(
     ...                      visit="AVISIT", covariance="us", reference={"ARMCD": "PBO"})
     >>> fit.contrasts(arm="ARMCD", by="AVISIT")  # doctest: +SKIP
     """
-    t0 = perf_counter()
-    covariance = _choice("covariance", covariance, STRUCTURES + SPATIAL)
-    if time is not None and covariance not in SPATIAL:
-        raise ModelSpecificationError(
-            f"time= only applies to the spatial structures {list(SPATIAL)}, not "
-            f"covariance={covariance!r} (indexed by the visit levels)"
-        )
-    method = _choice("method", method, ("reml", "ml"))
-    df = _choice("df", df, DF_METHODS)
-    kr_information = _choice("kr_information", kr_information, ("observed", "expected"))
+    df, kr_information = check_df_options(df, kr_information, method)
+    prep = prepare_mmrm(
+        formula,
+        data,
+        subject=subject,
+        visit=visit,
+        covariance=covariance,
+        group=group,
+        weights=weights,
+        method=method,
+        reference=reference,
+        time=time,
+    )
+    return prep.fit(df=df, kr_information=kr_information)
+
+
+def check_df_options(df: str, kr_information: str, method: str) -> tuple[str, str]:
+    """The df / kr_information options, checked against each other and the method."""
+    method = choice("method", method, ("reml", "ml"))
+    df = choice("df", df, DF_METHODS)
+    kr_information = choice("kr_information", kr_information, ("observed", "expected"))
     if kr_information == "expected" and df != "kenward-roger":
         raise ModelSpecificationError(
             "kr_information='expected' only applies to df='kenward-roger' (Satterthwaite df use "
@@ -177,184 +170,11 @@ def mmrm(
             "Kenward-Roger degrees of freedom need method='reml' (the adjustment is derived for "
             "REML); use df='satterthwaite' with method='ml'"
         )
-    for name, col in (("subject", subject), ("visit", visit)):
-        if not isinstance(col, str):
-            raise ModelSpecificationError(f"{name} must be a column name (str), not {col!r}")
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecificationError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    extra = [subject, visit] + [c for c in (group, weights) if c is not None]
-    for name, col in (
-        ("subject", subject),
-        ("visit", visit),
-        ("group", group),
-        ("weights", weights),
-    ):
-        if col is not None and col not in data.columns:
-            raise ModelSpecificationError(
-                f"{name}={col!r} is not a column of data; columns are {list(data.columns)}"
-            )
+    return df, kr_information
 
-    # visit and group as categoricals once, on the full data (levels from every row)
-    conv = {
-        c: as_categorical(data[c], name=c)
-        for c in {visit, group} - {None}
-        if not isinstance(data[c].dtype, pd.CategoricalDtype)
-    }
-    if conv:
-        data = data.assign(**conv)
-    design = build_fixed_design(
-        formula, data, extra_columns=extra, reference=reference, check_rank=False
-    )
-    used = design.data
-    n_obs = len(used)
 
-    # ---- visits ------------------------------------------------------------------------------
-    visit_levels = list(data[visit].cat.categories)
-    vpos = np.asarray(data[visit].cat.codes, dtype=np.int64)[design.rows]
-    T = len(visit_levels)
-    if T > 40:
-        raise ModelSpecificationError(
-            f"{visit!r} has {T} levels; peerstats' MMRM supports up to 40 visits"
-        )
-
-    # factor levels that exist in the data but have no observed outcome (e.g. an all-missing arm)
-    check_empty_levels(design, data, skip=(visit,))  # visits: checked below, per structure
-
-    # ---- subjects ----------------------------------------------------------------------------
-    subj_codes, subj_uniques = pd.factorize(used[subject], sort=False)
-    n_subjects = len(subj_uniques)
-    key = subj_codes.astype(np.int64) * T + vpos
-    if not np.all(key[1:] > key[:-1]):  # unsorted input: sort once to find repeats
-        o = np.argsort(key, kind="stable")
-        rep = np.zeros(len(key), dtype=bool)
-        rep[o[1:]] = key[o[1:]] == key[o[:-1]]
-    else:
-        rep = np.zeros(len(key), dtype=bool)
-    if rep.any():
-        rows = used.index[rep].tolist()[:10]
-        raise ModelSpecificationError(
-            f"{int(rep.sum())} row(s) repeat a {subject!r} x {visit!r} combination (first row "
-            f"labels: {rows}); each subject can have one row per visit"
-        )
-
-    # ---- groups ------------------------------------------------------------------------------
-    if group is not None:
-        group_levels = [str(g) for g in data[group].cat.categories]
-        gcodes = np.asarray(data[group].cat.codes, dtype=np.int64)[design.rows]
-        per_subj = pd.Series(gcodes).groupby(subj_codes).nunique()
-        if (per_subj > 1).any():
-            bad = subj_uniques[per_subj.index[per_subj > 1]].tolist()[:10]
-            raise ModelSpecificationError(
-                f"group={group!r} must be constant within subject; it varies for {bad}"
-            )
-        present = np.unique(gcodes)
-        missing_g = [group_levels[i] for i in range(len(group_levels)) if i not in present]
-        if missing_g:
-            raise ModelSpecificationError(
-                f"group level(s) {missing_g} of {group!r} have no observed outcome; their "
-                "covariance parameters cannot be estimated"
-            )
-    else:
-        group_levels = [""]
-        gcodes = np.zeros(n_obs, dtype=np.int64)
-    G = len(group_levels)
-
-    # visits without data: a heterogeneous structure has parameters nobody informs
-    for g in range(G):
-        cnt = np.bincount(vpos[gcodes == g], minlength=T)
-        where = f" in group {group_levels[g]!r}" if group is not None else ""
-        empty = [str(visit_levels[i]) for i in range(T) if cnt[i] == 0]
-        if empty:
-            # every structure: a heterogeneous one has a variance nobody informs, and for
-            # ar1/toep an empty level would silently change the lag between the visits around it
-            raise ModelSpecificationError(
-                f"visit(s) {empty} of {visit!r} have no observed outcome{where}; the covariance "
-                f"across visits (covariance={covariance!r}) is indexed by every visit level. "
-                "Drop the unused visit level (e.g. data[visit].cat.remove_unused_categories())."
-            )
-        if covariance in _HETEROGENEOUS:
-            thin = [str(visit_levels[i]) for i in range(T) if cnt[i] == 1]
-            if thin:
-                raise ModelSpecificationError(
-                    f"visit(s) {thin} of {visit!r} have a single observation{where}; a "
-                    f"variance per visit (covariance={covariance!r}) cannot be estimated from one "
-                    "subject. Use a homogeneous structure (cs, ar1, toep) or more data."
-                )
-    if n_subjects < 2:
-        raise ModelSpecificationError("an MMRM needs at least two subjects")
-    p = design.X.shape[1]
-    if n_obs - p <= 0:
-        raise ModelSpecificationError(
-            f"{n_obs} observations for {p} fixed effects: no residual degrees of freedom"
-        )
-
-    # ---- weights -----------------------------------------------------------------------------
-    w = None
-    log_w = 0.0
-    if weights is not None:
-        w = used[weights].to_numpy(dtype=float)
-        if not np.all(np.isfinite(w)) or np.any(w <= 0):
-            raise ModelSpecificationError(f"weights {weights!r} must be positive and finite")
-        log_w = float(np.log(w).sum())
-
-    # ---- engine ------------------------------------------------------------------------------
-    if covariance in SPATIAL:
-        coords = spatial_coordinates(
-            data, time, covariance=covariance, rows=design.rows, subject_codes=subj_codes,
-            subject_labels=pd.Index(subj_uniques),
-        )
-        classes, info, covmodel, grouped, theta0 = spatial_setup(
-            design.X, design.y, coords, covariance=covariance, subject_codes=subj_codes,
-            visit_codes=vpos, group_codes=np.asarray(gcodes, dtype=np.int64),
-            group_levels=group_levels, n_visits=T, weights=w, n_obs=n_obs, method=method,
-            log_weight_sum=log_w,
-        )
-    else:
-        grouped = GroupedCovariance(make_structure(covariance, T), tuple(group_levels))
-        classes, info = pattern_statistics(
-            design.X, design.y, subj_codes.astype(np.int64), vpos,
-            np.asarray(gcodes, dtype=np.int64), w,
-        )
-    XtX = sum(sc.SXX[:, np.arange(sc.m), np.arange(sc.m)].sum(axis=(0, 1)) for sc in classes)
-    if w is not None:  # the rank of the unweighted X (weights only rescale rows)
-        XtX = design.X.T @ design.X
-    check_rank_gram(XtX, design.columns, n_obs)
-    if covariance == "us":
-        _check_pairs_observed(classes, G, T, visit_levels, group_levels, group)
-    if covariance not in SPATIAL:
-        covmodel = PatternCovariance(grouped, classes)
-        theta0 = grouped.start(_empirical_covariances(classes, G, T))
-    engine = REMLEngine(classes, covmodel, n_obs=n_obs, method=method, log_weight_sum=log_w)
-    try:
-        fit = engine.fit(theta0)
-    except ConvergenceError:
-        raise
-    st = fit["state"]
-    H = fit["hessian"]
-    sigmas = grouped.sigmas(st.theta)
-    tried = fit["tried"]
-    if not fit["converged"]:
-        raise ConvergenceError(
-            "the REML/ML optimisation did not converge "
-            f"(covariance={covariance!r}, -2 log-likelihood {st.objective:.6f}); tried: "
-            + "; ".join(tried)
-            + ". Consider a simpler covariance structure or check the data.",
-            tried=tried,
-            gradient=st.gradient,
-        )
-    for lev, S in zip(group_levels, sigmas):
-        ev = np.linalg.eigvalsh(S)
-        if ev[0] <= 1e-8 * ev[-1]:
-            where = f" (group {lev!r})" if group is not None else ""
-            raise ConvergenceError(
-                f"the estimated covariance{where} is singular (smallest/largest eigenvalue "
-                f"{ev[0] / ev[-1]:.2e}); a variance or correlation is at its boundary. Use a "
-                "simpler structure.",
-                tried=tried,
-                gradient=st.gradient,
-            )
-
-    # ---- inference ---------------------------------------------------------------------------
+def inference_at_optimum(engine, grouped, st, H, *, df: str, kr_information: str, n_obs, p):
+    """Satterthwaite / Kenward-Roger / residual / asymptotic inference at the optimum."""
     C = st.Minv
     P = W = CA = None
     if df in ("satterthwaite", "kenward-roger"):
@@ -365,65 +185,58 @@ def mmrm(
             kr_info = H if kr_information == "observed" else engine.expected_information(st.theta)
             P, Q, R, W = _kr_in_sas_parameters(engine, grouped, st.theta, P, kr_info)
             CA = kenward_roger_vcov(C, P, Q, R, W)
-    inference = Inference(
-        beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA
+    return Inference(beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA)
+
+
+def build_result(prep, engine, fit: dict, *, df: str, kr_information: str, seconds: float):
+    """The MixedModelResult of a converged fit of a prepared model."""
+    st = fit["state"]
+    H = fit["hessian"]
+    design = prep.design
+    n_obs = len(design.y)
+    p = design.X.shape[1]
+    grouped = prep._grouped
+    inference = inference_at_optimum(
+        engine, grouped, st, H, df=df, kr_information=kr_information, n_obs=n_obs, p=p
     )
-    cov_table = _cov_parameter_table(grouped, st.theta, H)
-    elapsed = perf_counter() - t0
+    info = prep._stats
+    n_block_types = sum(len(sc.keys) for sc in info.classes)
     return MixedModelResult(
-        formula=formula,
-        method=method,
+        formula=prep.formula,
+        method=prep.method,
         df_method=df,
-        covariance_type=covariance,
-        subject=subject,
-        visit=visit,
-        group=group,
-        weights=weights,
+        covariance_type=prep.covariance,
+        subject=prep.subject,
+        visit=prep.visit,
+        group=prep.group,
+        weights=prep.weights,
         n_obs=n_obs,
-        n_subjects=n_subjects,
+        n_subjects=info.n_units,
         n_dropped=design.n_dropped,
-        n_subjects_data=int(data[subject].nunique()),
+        n_subjects_data=prep.n_subjects_data,
         converged=True,
         iterations=fit["iterations"],
         neg2loglik=st.objective,
         n_fixed=p,
-        visits=tuple(str(v) for v in visit_levels),
-        group_levels=tuple(group_levels) if group is not None else (),
+        visits=prep.visits,
+        group_levels=prep.group_levels,
         _design=design,
         _inference=inference,
-        _sigmas=tuple(sigmas),
-        _cov_table=cov_table,
+        _sigmas=tuple(grouped.sigmas(st.theta)),
+        _cov_table=_cov_parameter_table(grouped, st.theta, H),
         _theta=st.theta,
         _gradient=st.gradient,
         fit_info={
-            "n_block_types": info["n_block_types"],
+            "n_block_types": n_block_types,
             "n_evaluations": engine.n_evals,
-            "seconds": elapsed,
-            "tried": tried,
-            **({"time": time} if time is not None else {}),
+            "seconds": seconds,
+            "tried": fit["tried"],
         },
+        _prepared=prep,
     )
 
 
-def _check_pairs_observed(classes, G, T, visit_levels, group_levels, group) -> None:
-    """An unstructured covariance needs every pair of visits observed together somewhere."""
-    N = np.zeros((G, T, T))
-    for sc in classes:
-        for b, (g, vis) in enumerate(sc.keys):
-            N[g][np.ix_(vis, vis)] += sc.counts[b]
-    for g in range(G):
-        i, j = np.nonzero(np.triu(N[g] == 0, 1))
-        if i.size:
-            pairs = [(str(visit_levels[a]), str(visit_levels[c])) for a, c in zip(i, j)]
-            where = f" in group {group_levels[g]!r}" if group is not None else ""
-            raise ModelSpecificationError(
-                f"no subject{where} has outcomes at both visits of {pairs[:5]}; their covariance "
-                "is not identified under covariance='us'. Use a structured covariance (e.g. "
-                "'toeph', 'adh', 'ar1h') or check the visit coding."
-            )
-
-
-def _empirical_covariances(classes, G: int, T: int) -> list[np.ndarray]:
+def empirical_covariances(classes, G: int, T: int) -> list[np.ndarray]:
     """Per group, the covariance of OLS residuals across visits (pairwise), from the pooled
     sufficient statistics alone (no pass over the rows)."""
     p = classes[0].SXX.shape[-1]

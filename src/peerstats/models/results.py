@@ -56,6 +56,7 @@ class MixedModelResult:
     _gradient: np.ndarray
     warnings: tuple[str, ...] = field(default_factory=tuple)
     fit_info: dict = field(default_factory=dict)
+    _prepared: Any = None  # the PreparedMMRM behind an mmrm() fit (predictions, refits)
 
     # ---- fixed effects ---------------------------------------------------------------------
     @property
