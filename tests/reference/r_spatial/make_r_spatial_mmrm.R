@@ -12,7 +12,10 @@
 #                        mmrm's sp_exp is sigma^2 rho^d (rho = plogis(theta_2)): SAS SP(POW), the
 #                        same model as SAS SP(EXP) with range = -1 / log(rho); df are invariant
 #                        to the parameterisation at the optimum, so these df check both.
-#   spatial / sp_gau     ... + sp_gau(day | id): sigma^2 rho^(d^2) = SAS SP(GAU), range = (-1/log rho)^(1/2)
+#   spatial / sp_gau     ... + sp_gau(x1 | id): sigma^2 rho^(d^2) = SAS SP(GAU), range = (-1/log rho)^(1/2),
+#                        in weeks (x1 = day / 7): in days every mmrm optimizer fails (rho^(d^2)
+#                        with d^2 up to ~3e4 is flat at mmrm's start), so this is a separate check
+#                        of peerstats' sp_gau with time = "x1"
 #   spatial / sp_exp_2d  ... + sp_exp(x1, x2 | id): Euclidean distance in (x1, x2)
 #   spatial / sp_exp_group  ... + sp_exp(day | arm / id): separate sigma^2, rho per arm
 #   spatial / ad         ... + ad(visit | id)   homogeneous antedependence over V1..V4
@@ -33,7 +36,17 @@ fev <- read.csv("../r_mmrm/fev_data.csv", stringsAsFactors = FALSE)
 fev <- fev[!is.na(fev$FEV1), ]
 for (v in c("RACE", "SEX", "ARMCD", "AVISIT", "USUBJID")) fev[[v]] <- factor(fev[[v]])
 
-ctrl <- mmrm_control(method = "Satterthwaite", optimizers = mmrm:::h_get_optimizers("BFGS"))
+# nlminb (tighter: on FEV ad_group mmrm's default first choice L-BFGS-B stops 5e-6 above the
+# optimum of -2 l, with df 3e-4 and covariances 1e-3 off); mmrm's default list if nlminb fails.
+# The optimizer used is recorded per fit.
+ctrl_nlminb <- mmrm_control(method = "Satterthwaite",
+                            optimizers = mmrm:::h_get_optimizers("nlminb"))
+ctrl_default <- mmrm_control(method = "Satterthwaite")
+fit_mmrm <- function(formula, data) {
+  f <- try(mmrm(formula, data = data, reml = TRUE, control = ctrl_nlminb), silent = TRUE)
+  if (inherits(f, "try-error")) f <- mmrm(formula, data = data, reml = TRUE, control = ctrl_default)
+  f
+}
 
 entry <- function(fit, interaction_prefix) {
   s <- summary(fit)$coefficients
@@ -49,7 +62,8 @@ entry <- function(fit, interaction_prefix) {
     theta = unname(component(fit, "theta_est")),
     ftest = list(terms = names_int, num_df = ft$num_df, denom_df = ft$denom_df,
                  statistic = ft$f_stat, p_value = ft$p_val),
-    converged = component(fit, "convergence") == 0
+    converged = component(fit, "convergence") == 0,
+    optimizer = component(fit, "optimizer")
   )
 }
 
@@ -61,13 +75,13 @@ out <- list(datasets = list(
 ))
 fit_sp <- function(cov) {
   f <- as.formula(paste("score ~ baseline + arm * visit +", cov))
-  mmrm(f, data = sp, reml = TRUE, control = ctrl)
+  fit_mmrm(f, sp)
 }
 f <- fit_sp("sp_exp(day | id)")
 e <- entry(f); th <- e$theta
 e$sigma2 <- exp(th[1]); e$rho_pow <- plogis(th[2]); e$range_exp <- -1 / log(plogis(th[2]))
 out$datasets$spatial$fits$sp_exp <- e
-f <- fit_sp("sp_gau(day | id)")
+f <- fit_sp("sp_gau(x1 | id)")
 e <- entry(f); th <- e$theta
 e$sigma2 <- exp(th[1]); e$range_gau <- sqrt(-1 / log(plogis(th[2])))
 out$datasets$spatial$fits$sp_gau <- e
@@ -83,12 +97,10 @@ f <- fit_sp("ad(visit | id)")
 e <- entry(f); e$covariance <- unname(as.matrix(VarCorr(f)))
 out$datasets$spatial$fits$ad <- e
 
-f <- mmrm(FEV1 ~ RACE + SEX + ARMCD * AVISIT + ad(AVISIT | USUBJID), data = fev, reml = TRUE,
-          control = ctrl)
+f <- fit_mmrm(FEV1 ~ RACE + SEX + ARMCD * AVISIT + ad(AVISIT | USUBJID), fev)
 e <- entry(f); e$covariance <- unname(as.matrix(VarCorr(f)))
 out$datasets$fev$fits$ad <- e
-f <- mmrm(FEV1 ~ RACE + SEX + ARMCD * AVISIT + ad(AVISIT | ARMCD / USUBJID), data = fev,
-          reml = TRUE, control = ctrl)
+f <- fit_mmrm(FEV1 ~ RACE + SEX + ARMCD * AVISIT + ad(AVISIT | ARMCD / USUBJID), fev)
 e <- entry(f)
 vc <- VarCorr(f)
 e$covariance_by_group <- lapply(vc, function(m) unname(as.matrix(m)))
