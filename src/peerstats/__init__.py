@@ -56,6 +56,23 @@ _LAZY = {
     "plot_forest": "peerstats.figures.forest",
     "plot_change": "peerstats.figures.distributions",
     "plot_attendance": "peerstats.figures.distributions",
+    # issue 9: multiple imputation, reference-based strategies, tipping point
+    "impute": "peerstats.missing.impute",
+    "Imputations": "peerstats.missing.impute",
+    "pool": "peerstats.missing.pool",
+    "tipping_point": "peerstats.missing.tipping",
+    "TippingPoint": "peerstats.missing.tipping",
+    # estimands and sensitivity populations (issue 9.4-9.5)
+    "cace": "peerstats.missing.cace",
+    "complete_case": "peerstats.missing.populations",
+    "per_protocol": "peerstats.missing.populations",
+    "impute_multilevel": "peerstats.missing.multilevel",
+    # issue 11: designing the next trial (power, sample size, power curves)
+    "TrialDesign": "peerstats.design.design",
+    "read_design": "peerstats.design.design",
+    "power": "peerstats.design.power",
+    "sample_size": "peerstats.design.power",
+    "power_curve": "peerstats.design.power",
 }
 
 __all__ = [

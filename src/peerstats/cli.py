@@ -5,7 +5,9 @@
 ``peerstats run ANALYSIS --out DIR`` runs an analysis spec and writes the report, results,
 tables, figures and manifest (exit 0 ok, 1 data validation failed, 2 spec error, 3 model
 failure); ``peerstats check DIR --against EXPECTED`` compares results with stored ones (exit 0
-match, 4 drift, plus the codes of ``run`` when it re-runs a spec); ``peerstats demo`` loads the
+match, 4 drift, plus the codes of ``run`` when it re-runs a spec); ``peerstats power DESIGN`` prints the power of a planned
+trial over a grid of n and writes a CSV and a power-curve SVG (exit 0 ok, 2 spec error, 3 model
+failure); ``peerstats demo`` loads the
 bundled synthetic example trial and prints its summary (``make demo`` runs the example
 analysis ``analyses/peer_recovery.yaml`` through ``peerstats run``); ``peerstats --version``.
 The CLI only calls the public API; it computes nothing of its own.
@@ -25,6 +27,13 @@ __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_INVALID, EXIT_SPEC, EXIT_MODEL, EXIT_DRIFT = 0, 1, 2, 3, 4
 DEMO_TRIAL = "peer_recovery"
+
+
+def _shown(exc: BaseException) -> str:
+    """An exception's text safe to print: identifiers masked, length capped."""
+    from peerstats._identifiers import cap_text, escape_controls, mask_identifiers
+
+    return cap_text(escape_controls(mask_identifiers(str(exc))), 5000)
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -51,8 +60,11 @@ def _run_spec(spec: Path | str, out: Path, *, force: bool, quiet: bool) -> tuple
         print(f"model failure ({type(exc).__name__}): {exc}", file=sys.stderr)
         return _exit_code(exc), None
     except (OSError, UnicodeError) as exc:  # unreadable spec/trial file, unwritable --out
-        print(f"spec error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        print(f"spec error ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC, None
+    except Exception as exc:  # a numerical failure no check foresaw: still no traceback
+        print(f"model failure ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
+        return EXIT_MODEL, None
     return EXIT_OK, path
 
 
@@ -85,7 +97,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     print(comp.to_text(max_rows=args.max_rows))
     if args.drift is not None and not comp.ok:
-        comp.drift.to_csv(args.drift, index=False)
+        from peerstats._safe import write_csv
+
+        write_csv(comp.drift, args.drift, lineterminator=None)
         print(f"All {len(comp.drift)} differences written to {args.drift}")
     if args.update and not comp.ok:
         from peerstats.pipeline._jsonio import dumps
@@ -100,17 +114,43 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if comp.ok else EXIT_DRIFT
 
 
+def _failures_target(path: Path, spec: object, force: bool) -> str | None:
+    """Why ``--failures PATH`` may not be written (``None`` when it may): it is one of the
+    spec's inputs (data files, the spec itself), or it exists and ``--force`` was not given."""
+    target = Path(path).resolve()
+    inputs = [getattr(spec, "source", None)]
+    for role in ("participants", "assessments", "sessions"):
+        src = getattr(spec, role, None)
+        if src is not None:
+            inputs.append(src.path)
+    if any(p is not None and Path(p).resolve() == target for p in inputs):
+        return f"--failures {path} is an input of the trial spec; choose another file"
+    if target.is_dir():
+        return f"--failures {path} is a folder; give a file name"
+    if target.exists() and not force:
+        return f"--failures {path} exists; pass --force to overwrite it"
+    return None
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from peerstats._safe import write_csv
+    from peerstats.spec import read_spec
     from peerstats.validation import validate
 
     try:
-        report = validate(args.spec)
+        spec = read_spec(args.spec)
+        if args.failures is not None:
+            refused = _failures_target(args.failures, spec, args.force)
+            if refused:
+                print(f"spec error: {refused}", file=sys.stderr)
+                return EXIT_SPEC
+        report = validate(spec)
     except SpecError as exc:
         print(f"spec error: {exc}", file=sys.stderr)
         return EXIT_SPEC
     print(report.to_text(max_shown=args.max_problems))
     if args.failures is not None and not report.ok:
-        report.failures.to_csv(args.failures, index=False)
+        write_csv(report.failures, args.failures, lineterminator=None)
         print(f"All {len(report.failures)} problems written to {args.failures}")
     return EXIT_OK if report.ok else EXIT_INVALID
 
@@ -143,6 +183,134 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_n_grid(text: str) -> list[int]:
+    """``100:400:20`` (from:to:by, inclusive), ``100,150,200`` or ``120``."""
+    try:
+        if ":" in text:
+            parts = [int(x) for x in text.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            lo, hi = parts[0], parts[1]
+            by = parts[2] if len(parts) == 3 else 1
+            if by <= 0 or hi < lo:
+                raise ValueError
+            return list(range(lo, hi + 1, by))
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SpecError(
+            f"--n {text!r}: give FROM:TO[:BY] (e.g. 100:400:20), a list 100,150 or one number"
+        ) from None
+
+
+class _Bar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        k = int(width * done / max(total, 1))
+        sys.stderr.write(f"\rsimulating [{'#' * k}{'.' * (width - k)}] {done}/{total} chunks")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _cmd_power(args: argparse.Namespace) -> int:
+    """``peerstats power design.yaml``: power table, CSV and power-curve SVG."""
+    from peerstats.design.design import read_design
+    from peerstats.design.power import power_curve, sample_size
+
+    client = cluster = None
+    try:
+        design, options = read_design(args.design)
+        target = float(options.get("power", 0.8))
+        if args.n is not None:
+            ns = _parse_n_grid(args.n)
+        elif "n" in options:
+            g = options["n"]
+            ns = list(g) if isinstance(g, list) else list(range(g["from"], g["to"] + 1, g.get("by", 1)))
+        else:
+            ss = sample_size(design, target)
+            step = max(1, ss.n // 10)
+            if design.partially_nested:
+                step = max(step, design.group_sizes[0])
+            ns = [k for k in range(max(2, ss.n - 5 * step), ss.n + 5 * step + 1, step)]
+            if design.partially_nested:  # whole delivery groups only
+                ns = [next(j for j in range(k, k + 10_000) if design.whole_groups(j)) for k in ns]
+                ns = [k for k in ns if max(design.group_sizes) <= design.n_per_arm(k)[design.group_arm]]
+            ns = sorted(set(ns) | {ss.n})
+        if not ns:
+            raise SpecError("--n: no sample size in the grid")
+        sim = options.get("simulation", {})
+        n_sims = args.simulate
+        seed = args.seed if args.seed is not None else sim.get("seed")
+        if n_sims is not None and n_sims < 1:
+            raise SpecError(f"--simulate: a positive number of simulated trials, not {n_sims}")
+        if args.workers is not None and args.workers < 1:
+            raise SpecError(f"--workers: at least 1 worker process, not {args.workers}")
+        if n_sims is not None and (args.workers or args.scheduler):
+            from dask.distributed import Client, LocalCluster
+
+            if args.scheduler:
+                client = Client(args.scheduler)
+            else:
+                cluster = LocalCluster(
+                    n_workers=args.workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None,
+                )
+                client = Client(cluster)
+        curve = power_curve(
+            design,
+            ns,
+            method="simulation" if n_sims else "analytic",
+            n_sims=n_sims or 1,
+            seed=seed,
+            client=client,
+            progress=_Bar(not args.quiet) if n_sims else None,
+        )
+    except SpecError as exc:
+        print(f"spec error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    except PeerstatsError as exc:
+        print(f"model failure ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except (OSError, UnicodeError, TimeoutError) as exc:  # unreadable file, unreachable scheduler
+        print(f"spec error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    table = curve.table
+    print(design.summary())
+    print()
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path = out / f"{design.name}_power.csv"
+        svg_path = out / f"{design.name}_power.svg"
+        table.to_csv(csv_path, index=False)
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        ax = curve.plot(target=target)
+        ax.figure.savefig(svg_path, format="svg", bbox_inches="tight")
+        plt.close(ax.figure)
+    except OSError as exc:
+        print(f"cannot write to {out}: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    print(f"\nWritten: {csv_path}, {svg_path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (subcommands ``validate``, ``run``, ``check`` and ``demo``)."""
     parser = argparse.ArgumentParser(
@@ -171,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="CSV",
-        help="write every problem to this CSV file",
+        help="write every problem to this CSV file (never an input file of the spec)",
     )
+    p.add_argument("--force", action="store_true", help="overwrite an existing --failures file")
     p.set_defaults(func=_cmd_validate)
 
     r = sub.add_parser(
@@ -218,6 +387,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=_cmd_check)
 
+    pw = sub.add_parser(
+        "power",
+        help="power and sample size of a planned trial (design YAML)",
+        description="Power of a planned trial over a grid of n per arm (control arm), analytic "
+        "and optionally by simulation. Prints a table, writes <name>_power.csv and "
+        "<name>_power.svg to --out. Exit status: 0 ok, 2 spec error, 3 model failure.",
+    )
+    pw.add_argument("design", type=Path, help="design spec (YAML, see analyses/designs/)")
+    pw.add_argument(
+        "--n", default=None, metavar="GRID",
+        help="n per arm: FROM:TO[:BY] (e.g. 100:400:20) or a list 100,150 (default: the "
+        "design's n grid, else around the sample size for its power target)",
+    )
+    pw.add_argument(
+        "--simulate", type=int, default=None, metavar="N_SIMS",
+        help="also simulate N_SIMS trials per grid point (progress bar on stderr)",
+    )
+    pw.add_argument("--seed", type=int, default=None, help="root seed of the simulation")
+    grp = pw.add_mutually_exclusive_group()
+    grp.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="run the simulation on a local dask cluster of N worker processes")
+    grp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the simulation on this dask.distributed scheduler")
+    pw.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                    help="folder for the CSV and SVG (default: current folder)")
+    pw.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    pw.set_defaults(func=_cmd_power)
+
     d = sub.add_parser(
         "demo", help="load the bundled synthetic example trial and print its summary"
     )
@@ -233,7 +430,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_SPEC
-    return args.func(args)
+    try:
+        return args.func(args)
+    except PeerstatsError as exc:  # a command let one through: report it by its kind
+        print(f"{type(exc).__name__}: {_shown(exc)}", file=sys.stderr)
+        return _exit_code(exc)
+    except Exception as exc:  # no input may end in a traceback (exit 3: could not compute)
+        print(
+            f"peerstats {args.command}: unexpected {type(exc).__name__}: {_shown(exc)}\n"
+            "This is a bug in peerstats; please report it with the command you ran.",
+            file=sys.stderr,
+        )
+        return EXIT_MODEL
 
 
 if __name__ == "__main__":  # pragma: no cover

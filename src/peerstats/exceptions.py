@@ -26,9 +26,27 @@ __all__ = [
 
 FAILURE_COLUMNS = ["table", "row", "column", "value", "check", "message"]
 
+#: longest message an error carries (a longer one is cut, saying so): no input can make an
+#: error message, and so a log or a terminal, arbitrarily large
+MAX_MESSAGE = 20_000
+#: longest line of one failure in a DataValidationError message
+MAX_FAILURE_LINE = 500
+
+
+def _cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" ... [{len(text) - limit} more characters not shown]"
+
 
 class PeerstatsError(Exception):
-    """Base class of every error peerstats raises on purpose."""
+    """Base class of every error peerstats raises on purpose (messages are capped at
+    ``MAX_MESSAGE`` characters)."""
+
+    def __init__(self, *args: Any) -> None:
+        if args and isinstance(args[0], str):
+            args = (_cap(args[0], MAX_MESSAGE), *args[1:])
+        super().__init__(*args)
 
 
 class DataValidationError(PeerstatsError, ValueError):
@@ -64,7 +82,7 @@ class DataValidationError(PeerstatsError, ValueError):
                 where += f" row {int(rec.row)}"
             if not _is_missing(rec.column):
                 where += f", column {rec.column!r}"
-            lines.append(f"  - [{rec.check}] {where}: {rec.message}")
+            lines.append(_cap(f"  - [{rec.check}] {where}: {rec.message}", MAX_FAILURE_LINE))
         if n > self.max_shown:
             lines.append(f"  ... and {n - self.max_shown} more (see .failures)")
         return "\n".join(lines)

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from peerstats._identifiers import cap_text
 from peerstats.exceptions import SpecError
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Columns",
     "Arms",
     "Outcome",
+    "Covariate",
     "read_spec",
     "trial_spec_schema",
 ]
@@ -142,6 +144,21 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Covariate:
+    """What a valid value of a covariate is (declared under ``covariates:`` as a mapping).
+
+    ``type`` is ``number``, ``integer`` or ``category``; ``min``/``max`` bound numbers,
+    ``levels`` lists the valid labels of a category (``None``: any label).
+    """
+
+    name: str
+    type: Literal["number", "integer", "category"]
+    min: float | None = None
+    max: float | None = None
+    levels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     """A parsed, schema-checked trial spec (immutable).
 
@@ -162,6 +179,8 @@ class TrialSpec:
     strata: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
+    covariate_types: dict[str, Covariate] = field(default_factory=dict, compare=False)
+    free_text: tuple[str, ...] = ()
     synthetic: bool = False
     description: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
@@ -212,9 +231,14 @@ def _schema_problems(raw: Any) -> list[str]:
     problems = []
     for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        msg = err.message
+        msg = cap_text(err.message, 300)  # the message formats the value: keep it short
         if err.validator == "oneOf" and where.startswith("outcomes/"):
             msg = "an outcome needs exactly one of 'column' (a score column) or 'instrument'"
+        elif err.validator == "oneOf" and where.startswith("covariates"):
+            msg = (
+                "covariates are a list of column names or a mapping "
+                "{column: {type: number | integer | category, min, max, levels}}"
+            )
         elif err.validator == "oneOf" and where.startswith("data/"):
             msg = "a data source is a path or {path: ..., sheet/layout/sep/delimiter/decimal/encoding}"
         elif err.validator == "additionalProperties":
@@ -227,10 +251,11 @@ def _schema_problems(raw: Any) -> list[str]:
 def _load_yaml(path: Path) -> Any:
     import yaml
 
+    from peerstats._yaml import YAMLBudgetError, load_yaml
+
     try:
-        with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        return load_yaml(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
         raise SpecError(f"{path} is not valid YAML: {exc}") from exc
 
 
@@ -375,6 +400,7 @@ def read_spec(
                 label=o.get("label"),
             )
         )
+    covariates, covariate_types = _covariates(raw.get("covariates"), problems)
     if problems:
         raise SpecError(_problem_text(where, problems))
 
@@ -391,14 +417,45 @@ def read_spec(
         outcomes=tuple(outcomes),
         sites=sites,
         strata=tuple(raw.get("strata", ())),
-        covariates=tuple(raw.get("covariates", ())),
+        covariates=covariates,
+        covariate_types=covariate_types,
         drop=tuple(raw.get("drop", ())),
+        free_text=tuple(raw.get("free_text", ())),
         synthetic=bool(trial.get("synthetic", False)),
         description=trial.get("description", ""),
         base_dir=root,
         source=source,
         raw=raw,
     )
+
+
+def _covariates(value: Any, problems: list[str]) -> tuple[tuple[str, ...], dict[str, Covariate]]:
+    """Covariate names and their declared types (``covariates:`` as a list or a mapping)."""
+    if not value:
+        return (), {}
+    if isinstance(value, list):
+        return tuple(value), {}
+    types = {}
+    for name, decl in value.items():
+        if decl is None:
+            continue
+        lo, hi = decl.get("min"), decl.get("max")
+        kind = decl["type"]
+        if kind == "category" and (lo is not None or hi is not None):
+            problems.append(f"covariates/{name}: min/max are for type number or integer")
+        if kind != "category" and "levels" in decl:
+            problems.append(f"covariates/{name}: levels are for type category")
+        if lo is not None and hi is not None and lo > hi:
+            problems.append(f"covariates/{name}: min ({lo}) is larger than max ({hi})")
+        levels = decl.get("levels")
+        types[name] = Covariate(
+            name=name,
+            type=kind,
+            min=lo,
+            max=hi,
+            levels=tuple(str(v) for v in levels) if levels is not None else None,
+        )
+    return tuple(value), types
 
 
 def _problem_text(where: str, problems: list[str]) -> str:

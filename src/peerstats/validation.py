@@ -24,9 +24,7 @@ phone numbers in a column not listed under ``drop:``).
 
 from __future__ import annotations
 
-import datetime as _dt
 import difflib
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,154 +34,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from peerstats._identifiers import (
+    CONTROL_CHARS,
+    cap_text,
+    escape_controls,
+    looks_identifying,
+    mask_identifiers,
+    mask_value,
+)
 from peerstats.exceptions import FAILURE_COLUMNS, DataValidationError, SpecError
+from peerstats.io.coerce import DECIMAL_COMMA, LEADING_ZERO, NUMBER, column_values, parse_numbers
+from peerstats.io.coerce import labelled as _labelled
 from peerstats.io.readers import RawTable, ReadError, read_table
 from peerstats.io.wide import wide_to_long
 from peerstats.spec import PARTICIPANT_ROLES, Outcome, TrialSpec, read_spec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from peerstats.trial import Trial
+    from peerstats._trial import Trial
 
 __all__ = ["validate", "ValidationReport", "mask_value", "looks_identifying"]
-
-
-# --------------------------------------------------------------------------------------------
-# privacy: what identifying values look like, and how to show them without echoing them
-# --------------------------------------------------------------------------------------------
-
-_PNR = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+]?)(\d{4})$")
-_CPR = re.compile(r"^(\d{2})(\d{2})(\d{2})(-?)(\d{4})$")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-_PHONE_CHARS = re.compile(r"^[\d\s\-()+/]+$")
-_DATE_LIKE = re.compile(r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
-_DK_PHONE = re.compile(r"^\d{2}( \d{2}){3}$")
-_CANDIDATE = re.compile(r"@|\d(?:\D{0,2}\d){7}")
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(digits):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
-
-
-def _valid_date(years: Iterable[int], month: int, day: int) -> bool:
-    for y in years:
-        try:
-            _dt.date(y, month, day)
-            return True
-        except ValueError:
-            continue
-    return False
-
-
-def _is_personnummer(s: str) -> bool:
-    """Swedish personnummer or samordningsnummer (day + 60) with a valid Luhn check digit."""
-    m = _PNR.match(s)
-    if not m:
-        return False
-    century, yy, mm, dd, _sep, last4 = m.groups()
-    day = int(dd) - 60 if int(dd) > 60 else int(dd)
-    years = [int(century + yy)] if century else [1900 + int(yy), 2000 + int(yy)]
-    if not _valid_date(years, int(mm), day):
-        return False
-    return _luhn_ok(yy + mm + dd + last4)
-
-
-def _is_cpr(s: str) -> tuple[bool, bool]:
-    """(matches, has_hyphen) for a Danish CPR number DDMMYY-XXXX with a valid date."""
-    m = _CPR.match(s)
-    if not m:
-        return False, False
-    dd, mm, yy, hyphen, _ = m.groups()
-    ok = _valid_date([1900 + int(yy), 2000 + int(yy)], int(mm), int(dd))
-    return ok, bool(hyphen)
-
-
-def _phone(s: str) -> str | None:
-    """'strong', 'weak' or None for a phone-number-like value."""
-    if not _PHONE_CHARS.match(s) or _DATE_LIKE.match(s):
-        return None
-    digits = re.sub(r"\D", "", s)
-    if not 8 <= len(digits) <= 15:
-        return None
-    if s.startswith("+"):
-        return "strong"
-    if s.startswith("0") or _DK_PHONE.match(s):
-        return "weak"
-    return None
-
-
-def looks_identifying(value: str) -> tuple[str, bool] | None:
-    """Classify a cell: ``(kind, strong)`` when it looks like an identifier, else ``None``.
-
-    Kinds: ``personnummer`` (Swedish personnummer/samordningsnummer with valid Luhn digit),
-    ``CPR number`` (Danish, valid date), ``e-mail address``, ``phone number``. ``strong`` is
-    False for forms that ordinary numbers may take by chance (a CPR number without hyphen, a
-    domestic phone number); a column is flagged when it holds any strong match or when at
-    least half of its values are weak matches.
-    """
-    s = value.strip()
-    if not _CANDIDATE.search(s):  # fast path: no '@' and fewer than 8 digits close together
-        return None
-    if _is_personnummer(s):
-        return "personnummer", True
-    cpr, hyphen = _is_cpr(s)
-    if cpr:
-        return "CPR number", hyphen
-    if _EMAIL.search(s):
-        return "e-mail address", True
-    ph = _phone(s)
-    if ph:
-        return "phone number", ph == "strong"
-    embedded = _embedded_identifiers(s)
-    if embedded:
-        return embedded[0][2], True
-    return None
-
-
-_TOKEN = re.compile(r"\+?\d[\d -]{6,}\d")
-
-
-def _embedded_identifiers(s: str) -> list[tuple[int, int, str]]:
-    """Identifiers written inside free text ('called 19811218-9876 about visit'): spans and
-    kinds of the number-like tokens that are, on their own, a strong match (a personnummer
-    with valid Luhn digit, a CPR number with hyphen, an international phone number)."""
-    found = []
-    for m in _TOKEN.finditer(s):
-        tok = m.group(0).strip()
-        if len(tok) == len(s.strip()):
-            continue  # the whole value: judged by looks_identifying itself
-        if _is_personnummer(tok) or _is_personnummer(tok.replace(" ", "-")):
-            found.append((m.start(), m.end(), "personnummer"))
-        elif _is_cpr(tok) == (True, True):
-            found.append((m.start(), m.end(), "CPR number"))
-        elif _phone(tok) == "strong":
-            found.append((m.start(), m.end(), "phone number"))
-    return found
-
-
-def mask_value(value: Any, limit: int = 40) -> Any:
-    """Return ``value`` safe to show: identifiers masked (``'19811218-****'``,
-    ``'a***@example.org'``), long texts shortened; other values unchanged."""
-    if value is None or not isinstance(value, str):
-        return value
-    s = value.strip()
-    kind = looks_identifying(s)
-    embedded = _embedded_identifiers(s) if kind is not None else []
-    if embedded:  # mask each identifier inside the text, keep the rest
-        for a, b, _k in reversed(embedded):
-            s = s[:a] + re.sub(r"\d", "*", s[a:b]) + s[b:]
-    elif kind is not None:
-        if kind[0] in ("personnummer", "CPR number"):
-            return s[:-4] + "****"
-        if kind[0] == "phone number":
-            return s[:3] + re.sub(r"\d", "*", s[3:])
-    s = _EMAIL.sub(lambda m: m.group(0)[0] + "***@" + m.group(0).split("@", 1)[1], s)
-    if len(s) > limit:
-        s = s[: limit - 3] + "..."
-    return s
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,14 +73,16 @@ class _Log:
         if key in self._seen:  # wide files: one failure per wide cell, not per visit copy
             return
         self._seen.add(key)
+        # nothing a failure shows may echo an identifier or a control character, whatever
+        # the message was built from (a header, a cell, a library's error text)
         self.items.append(
             dict(
                 table=table,
                 row=row,
-                column=column,
+                column=None if column is None else escape_controls(mask_identifiers(str(column))),
                 value=mask_value(value),
                 check=check,
-                message=message,
+                message=cap_text(escape_controls(mask_identifiers(message)), 1000),
             )
         )
 
@@ -233,25 +104,9 @@ def _suggest(value: str, valid: list[str], what: str) -> str:
     return f"{mask_value(value)!r} is not {what}{hint} valid labels are {valid}"
 
 
-_LEADING_ZERO = re.compile(r"^[+-]?0\d")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _parse_numbers(values: list, decimal: str) -> tuple[np.ndarray, list[int]]:
-    """Strict text -> float. Returns the floats (NaN for missing) and the positions of texts
-    that are not numbers (they are failures, not NaN)."""
-    out = np.full(len(values), np.nan)
-    bad = []
-    for i, v in enumerate(values):
-        if v is None:
-            continue
-        t = v.replace(",", ".") if decimal == "," and v.count(",") == 1 and "." not in v else v
-        x = float(t) if _NUMBER.match(t) else math.nan
-        if math.isfinite(x):  # '1e400' overflows to inf: not a usable number either
-            out[i] = x
-        else:
-            bad.append(i)
-    return out, bad
+_LEADING_ZERO = LEADING_ZERO
+_NUMBER = NUMBER
+_parse_numbers = parse_numbers
 
 
 _TRUE = {"1", "1.0", "true", "yes", "y"}
@@ -272,16 +127,6 @@ def _parse_binary(values: list) -> tuple[list, list[int]]:
             out.append(None)
             bad.append(i)
     return out, bad
-
-
-def _labelled(table: RawTable, col: str, valid: Iterable[str] | None = None) -> list:
-    """Values of ``col`` with value labels applied (a code that is itself valid is kept)."""
-    vals = table.data[col].tolist()
-    labels = table.value_labels.get(col)
-    if not labels:
-        return vals
-    valid = set(valid or ())
-    return [v if v is None or v in valid else labels.get(v, v) for v in vals]
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,6 +238,8 @@ def _read(spec: TrialSpec, log: _Log, warnings: list[str]) -> dict[str, RawTable
             log.add(name, None, None, None, "unreadable", str(exc))
             out[name] = None
             continue
+        for prob in t.problems:
+            log.add(name, **prob)
         if t.blank_rows:
             warnings.append(
                 f"{name}: {len(t.blank_rows)} blank row(s) skipped (rows {t.blank_rows[:10]})"
@@ -410,34 +257,106 @@ def _read(spec: TrialSpec, log: _Log, warnings: list[str]) -> dict[str, RawTable
     return out
 
 
-def _privacy(t: RawTable, log: _Log) -> None:
+def _is_numeric_column(vals: list) -> bool:
+    """Every value a plain number (no leading-zero codes): reaches outputs only as summaries."""
+    present = [v for v in vals if v is not None]
+    return bool(present) and all(NUMBER.match(v) and not LEADING_ZERO.match(v) for v in present)
+
+
+def _privacy(t: RawTable, log: _Log, free_text: Iterable[str], warnings: list[str]) -> None:
+    """Control characters and direct identifiers, in headers and cells.
+
+    A header that looks like an identifier is a failure (its name is masked wherever it is
+    shown). In a text column (any value not a plain number) every cell holding an identifier,
+    strong or weak, alone or inside text, is a failure naming its row -- or, in a column listed
+    under ``free_text:``, is masked in place and reported as a warning. A column of numbers is
+    flagged when it holds a strong identifier or when at least half its values are weak ones
+    (a 10-digit number may look like a CPR number by chance)."""
+    free_text = set(free_text)
+    for col in t.data.columns:
+        if CONTROL_CHARS.search(col):
+            log.add(
+                t.name,
+                None,
+                col,
+                None,
+                "control_character",
+                "a column header holds a control character; remove it",
+            )
+        kind = looks_identifying(col)
+        if kind is not None:
+            log.add(
+                t.name,
+                None,
+                col,
+                None,
+                "privacy",
+                f"a column header looks like a {kind[0]}; rename the column (headers are "
+                "shown in tables and messages)",
+            )
     for col in t.data.columns:
         vals = t.data[col].tolist()
-        n = 0
-        first: dict[str, int] = {}
-        strong = weak = 0
+        for i, v in enumerate(vals):
+            if v is not None and CONTROL_CHARS.search(v):
+                log.add(
+                    t.name,
+                    t.rows[i],
+                    col,
+                    v,
+                    "control_character",
+                    f"the cell holds a control character "
+                    f"({escape_controls(CONTROL_CHARS.search(v).group(0))}); remove it",
+                )
+        hits = []
+        n = strong = 0
         for i, v in enumerate(vals):
             if v is None:
                 continue
             n += 1
             kind = looks_identifying(v)
-            if kind is None:
-                continue
-            first.setdefault(kind[0], i)
-            if kind[1]:
-                strong += 1
-            else:
-                weak += 1
-        if n and (strong or weak >= max(1, 0.5 * n)):
-            kind_name, i = min(first.items(), key=lambda kv: kv[1])
+            if kind is not None:
+                hits.append((i, kind))
+                strong += kind[1]
+        if not hits:
+            continue
+        if col in free_text and t.name == "participants":
+            masked = [mask_identifiers(v) if v is not None else None for v in vals]
+            t.data[col] = pd.Series(masked, dtype=object)
+            warnings.append(
+                f"{t.name}: {len(hits)} identifier(s) masked in the free-text column "
+                f"{mask_identifiers(col)!r} (rows {[int(t.rows[i]) for i, _ in hits][:10]})"
+            )
+            continue
+        numeric = _is_numeric_column(vals)
+        if numeric or len(hits) >= max(2, 0.5 * n):
+            if numeric and not strong and len(hits) < max(1, 0.5 * n):
+                continue  # a few numbers that happen to look like CPR numbers
+            i, kind = hits[0]
             log.add(
                 t.name,
                 t.rows[i],
                 col,
                 vals[i],
                 "privacy",
-                f"column {col!r} looks like it holds {kind_name} values ({strong + weak} of {n} values, "
-                f"e.g. {mask_value(vals[i])!r}); remove the column or list it under drop:",
+                f"column {col!r} looks like it holds {kind[0]} values ({len(hits)} of {n} "
+                f"values, e.g. {mask_value(vals[i])!r}); remove the column or list it under "
+                "drop:",
+            )
+            continue
+        hint = (
+            "; or, for a free-text column, list it under free_text: to mask identifiers on load"
+            if t.name == "participants"
+            else ""
+        )
+        for i, kind in hits:
+            log.add(
+                t.name,
+                t.rows[i],
+                col,
+                vals[i],
+                "privacy",
+                f"the cell holds a {kind[0]} ({mask_value(vals[i])!r}); identifiers must not "
+                f"reach the outputs: remove it from the data{hint}",
             )
 
 
@@ -482,6 +401,11 @@ def _duplicates(t: RawTable, keys: list[str], log: _Log, check: str, what: str) 
     return dup
 
 
+#: largest magnitude of an outcome without a declared range (beyond it doubles no longer
+#: hold whole numbers exactly and sums of squares overflow)
+MAX_MAGNITUDE = 1e15
+
+
 def _numeric_column(
     t: RawTable,
     col: str,
@@ -514,6 +438,19 @@ def _numeric_column(
         )
     low = out < lo if lo is not None else np.zeros(len(out), bool)
     high = out > hi if hi is not None else np.zeros(len(out), bool)
+    if lo is None or hi is None:  # no declared range: still a number the models can square
+        huge = np.isfinite(out) & (np.abs(out) > MAX_MAGNITUDE) & ~(low | high)
+        for i in np.flatnonzero(huge):
+            log.add(
+                t.name,
+                t.rows[i],
+                where[i],
+                vals[i],
+                "out_of_range",
+                f"{what} {mask_value(vals[i])} is implausibly large (beyond "
+                f"±{MAX_MAGNITUDE:g}, where the models lose precision); declare min/max or "
+                "correct the value",
+            )
     if integer:
         for i in np.flatnonzero(np.isfinite(out) & (out != np.round(out))):
             log.add(
@@ -566,33 +503,96 @@ def _missing_key(t: RawTable, col: str, log: _Log, what: str) -> None:
         log.add(t.name, t.rows[i], col, None, "missing_value", f"{what} is empty")
 
 
-def _text_or_numeric(t: RawTable, col: str, decimal: str, log: _Log | None, what: str) -> pd.Series:
-    """An extra column: categorical when labelled, numeric when every value is a number,
-    else text. For covariates (``log`` given), a column of numbers with a few non-numbers
-    (>= 80 % numeric) is a failure rather than silently text."""
-    vals = t.data[col].tolist()
-    labels = t.value_labels.get(col)
-    if labels:
-        lab = [None if v is None else labels.get(v, v) for v in vals]
-        cats = list(dict.fromkeys([*labels.values(), *(v for v in lab if v is not None)]))
-        return pd.Series(pd.Categorical(lab, categories=cats))
-    nums, bad = _parse_numbers(vals, decimal)
+def _text_or_numeric(
+    t: RawTable, col: str, decimal: str, log: _Log | None, what: str, decl: Any = None
+) -> pd.Series:
+    """An extra column: categorical when labelled (or declared a category), numeric when
+    every value is a number (or declared a number), else text. For covariates (``log``
+    given) the values are checked: see :func:`_check_covariate`."""
+    if log is not None:
+        _check_covariate(t, col, decimal, log, what, decl)
+    kind = decl.type if decl is not None else None
+    return column_values(t, col, decimal, kind, decl.levels if decl is not None else None)
+
+
+def _comma_hint(value: str, decimal: str) -> str:
+    if decimal != "," and DECIMAL_COMMA.match(value):
+        return " (decimal comma? set decimal: ',' for this file in the spec)"
+    return ""
+
+
+def _check_covariate(
+    t: RawTable, col: str, decimal: str, log: _Log, what: str, decl: Any = None
+) -> None:
+    """Covariates must be clean: a declared type and range (``covariates: {age: {type:
+    number, min: 16, max: 110}}``) is checked cell by cell; undeclared, a column of numbers
+    with a few non-numbers (>= 80 % numeric) is a failure rather than silently text, and so is
+    a column of mostly decimal-comma numbers in a file read with ``decimal: '.'`` (it would
+    become a category per value)."""
+    vals = _labelled(t, col)
+    if decl is not None and decl.type == "category":
+        if decl.levels is not None:
+            _check_labels(t, col, list(decl.levels), log, f"a level of {what}")
+        return
+    if t.value_labels.get(col):
+        return
+    nums, bad = parse_numbers(vals, decimal)
     n = sum(v is not None for v in vals)
-    # codes with leading zeros ('01234', '007') are identifiers or codes, not numbers: keep text
-    coded = any(v is not None and _LEADING_ZERO.match(v) for v in vals)
-    if n and not bad and not coded:
-        return pd.Series(nums)
-    if log is not None and n and len(bad) <= 0.2 * n:
-        for i in bad:
+    if not n:
+        return
+    comma = [i for i in bad if decimal != "," and DECIMAL_COMMA.match(vals[i])]
+    if decl is None:
+        if comma and len(bad) - len(comma) <= 0.2 * n:
+            i = comma[0]
             log.add(
                 t.name,
                 t.rows[i],
                 col,
                 vals[i],
                 "non_numeric",
-                f"{what} {mask_value(vals[i])!r} is not a number (the other values are)",
+                f"{what}: {len(comma)} of {n} values are numbers with a decimal comma (e.g. "
+                f"{mask_value(vals[i])!r}), read as text; set decimal: ',' for this file in the "
+                "spec",
             )
-    return pd.Series([np.nan if v is None else v for v in vals], dtype=object)
+            return
+        if len(bad) > 0.2 * n:
+            return  # a text column
+    for i in bad:
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "non_numeric",
+            f"{what} {mask_value(vals[i])!r} is not a number"
+            + (" (the other values are)" if decl is None else "")
+            + _comma_hint(vals[i], decimal),
+        )
+    if decl is None:
+        return
+    if decl.type == "integer":
+        for i in np.flatnonzero(np.isfinite(nums) & (nums != np.round(nums))):
+            log.add(
+                t.name,
+                t.rows[i],
+                col,
+                vals[i],
+                "non_integer",
+                f"{what} {mask_value(vals[i])} is not a whole number",
+            )
+    lo, hi = decl.min, decl.max
+    low = nums < lo if lo is not None else np.zeros(len(nums), bool)
+    high = nums > hi if hi is not None else np.zeros(len(nums), bool)
+    rng = f"{'-inf' if lo is None else f'{lo:g}'} to {'inf' if hi is None else f'{hi:g}'}"
+    for i in np.flatnonzero(np.isfinite(nums) & (low | high)):
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "out_of_range",
+            f"{what} {mask_value(vals[i])} is outside the declared range {rng}",
+        )
 
 
 _ROLES = PARTICIPANT_ROLES
@@ -918,7 +918,7 @@ def validate(
     n_rows = {k: (len(v.data) if v is not None else 0) for k, v in tables.items()}
     for t in tables.values():
         if t is not None:
-            _privacy(t, log)
+            _privacy(t, log, spec.free_text, warnings)
     ctx = _Ctx(spec, log, warnings)
     part = tables.get("participants")
     pinfo = _participants(ctx, part) if part is not None else None
@@ -941,11 +941,12 @@ def validate(
                     spec.participants.decimal,
                     log if c in spec.covariates else None,
                     f"covariate {c}",
+                    spec.covariate_types.get(c),
                 )
     failures = log.frame()
     trial = None
     if len(failures) == 0:
-        from peerstats.trial import _build_trial
+        from peerstats._trial import _build_trial
 
         trial = _build_trial(
             spec, part, pinfo, extras, ainfo, items_of, tables.get("sessions"), sinfo, warnings

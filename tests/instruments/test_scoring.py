@@ -422,4 +422,5 @@ def test_identifier_typed_into_an_item_is_not_echoed():
     with pytest.raises(DataValidationError) as info:
         score(items, "GAD-7")
     text = str(info.value) + info.value.failures.to_string()
-    assert pnr not in text and "19811218-****" in text
+    # issue 13: the birth-date part is masked too
+    assert pnr not in text and "19811218" not in text and "********-****" in text

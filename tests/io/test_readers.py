@@ -243,10 +243,15 @@ def test_extra_non_empty_field_is_a_read_error_naming_rows(tmp_path):
         read(p)
 
 
-def test_short_rows_are_padded_as_missing(tmp_path):
+def test_short_rows_are_refused_like_long_ones(tmp_path):
+    """Issue 13.3b (was: padded with missing values): a row with too few fields lost a value
+    or has its values shifted, as a row with too many does."""
     p = tmp_path / "s.csv"
-    p.write_text("id,visit,y\n1,baseline\n")
-    assert read(p).data.iloc[0].tolist() == ["1", "baseline", None]
+    p.write_text("id,visit,y\n1,baseline\n2,post,3\n")
+    with pytest.raises(ReadError, match=r"1 data row\(s\) have fewer fields.*first rows \[1\]"):
+        read(p)
+    p.write_text("id,visit,y\n1,baseline,2\n\n2,post,3\n")  # a blank line is no data row
+    assert read(p).data["y"].tolist() == ["2", "3"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])

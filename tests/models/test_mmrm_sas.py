@@ -22,9 +22,12 @@ therefore combine SAS's printed precision with that optimisation slack:
 - Satterthwaite degrees of freedom (printed as integers): within 0.5 of the printed value
   (+1e-6), i.e. they round to SAS's number. Exception: SAS's Satterthwaite df with a WEIGHT
   statement in sas_weighted.txt (UN, fixed effects) are not reproduced (ours are 130-190 where
-  SAS prints 320-520); R mmrm and nlme agree with ours and not with that listing, and SAS's own
-  weighted ANTE(1) runs (sas_weighted_ante1.json, REML and ML) agree with ours to the printed
-  integer, so those df tests (and the CI limits that use them) are xfail.
+  SAS prints 320-526), so those df tests (and the CI limits that use them) are xfail. Cause
+  (tests/models/test_sas_weighted_df.py): SAS computed them with the unweighted derivative
+  dR/dpsi instead of W^-1/2 dR/dpsi W^-1/2 of its own weighted model V = W^-1/2 R W^-1/2, and
+  truncated them at the residual df 526; that formula reproduces all 47 printed df (within
+  0.54). R mmrm and nlme agree with ours, and SAS's own weighted ANTE(1) runs
+  (sas_weighted_ante1.json, REML and ML) use the weighted derivative and agree with ours.
 """
 
 from __future__ import annotations
@@ -155,8 +158,9 @@ def test_std_error(name, i):
 
 
 WEIGHTED_DF = pytest.mark.xfail(
-    reason="SAS's Satterthwaite df with WEIGHT differ from R mmrm/nlme and from ours (see "
-    "module docstring)",
+    reason="SAS's df for WEIGHT + TYPE=UN use the unweighted dR/dpsi and are truncated at the "
+    "residual df (reproduced in test_sas_weighted_df.py); ours use the weighted model's "
+    "derivative, as R mmrm, nlme and SAS's weighted ANTE(1) runs",
     strict=True,
 )
 

@@ -83,7 +83,8 @@ def test_report_is_self_contained_and_leads_with_the_primary_result(example_runs
     assert first < html.index("id='consort'") < html.index("id='models'")
     for section in ("Table 1", "Model details", "Provenance", "warnings"):
         assert section in html
-    assert html.count("data:image/svg+xml;base64,") == 8
+    # 8 figures + the sensitivity forest and tipping-point figures of the estimand section
+    assert html.count("data:image/svg+xml;base64,") == 10
 
 
 def test_single_arm_report_shows_feasibility_and_change(example_runs):

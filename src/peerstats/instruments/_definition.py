@@ -319,9 +319,11 @@ def load_instrument_file(path: str | Path) -> Instrument:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read instrument file {str(path)!r}: {exc}") from None
+    from peerstats._yaml import YAMLBudgetError, load_yaml
+
     try:
-        spec = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        spec = load_yaml(text)
+    except (yaml.YAMLError, YAMLBudgetError) as exc:
         raise SpecError(f"instrument file {str(path)!r} is not valid YAML: {exc}") from None
     if not isinstance(spec, dict):
         raise SpecError(

@@ -193,7 +193,7 @@ def prepare_items(
         not_int = finite & (values != np.round(values))
         outside = finite & ((values < inst.item_min) | (values > inst.item_max))
         for pos in np.flatnonzero(bad_type | not_int | outside):
-            from peerstats.validation import mask_value  # an identifier is never echoed
+            from peerstats._identifiers import mask_value  # an identifier is never echoed
 
             value = mask_value(raw.iloc[pos])
             if bad_type[pos]:

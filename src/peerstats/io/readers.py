@@ -49,6 +49,9 @@ class RawTable:
         Parquet categoricals {category: category} in category order. ``data`` keeps the codes.
     blank_rows : list of int
         Rows that were entirely empty (not data; reported as a warning).
+    problems : list of dict
+        Cells the reader could not read faithfully (an Excel formula without a saved value),
+        as failure records ``row, column, value, check, message`` for validation to report.
     """
 
     name: str
@@ -57,6 +60,7 @@ class RawTable:
     rows: np.ndarray
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     blank_rows: list[int] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)
 
 
 def to_text(value: object) -> str | None:
@@ -84,9 +88,16 @@ def to_text(value: object) -> str | None:
     return str(value)
 
 
-def _finish(name: str, path: Path, df: pd.DataFrame, labels: dict | None = None) -> RawTable:
+def _finish(
+    name: str,
+    path: Path,
+    df: pd.DataFrame,
+    labels: dict | None = None,
+    problems: list[dict] | None = None,
+) -> RawTable:
     df = df.astype(object)
     df.columns = [str(c).strip() for c in df.columns]
+    df = _unnamed_columns(df, path)
     out = {}
     for col in df.columns:
         vals = []
@@ -103,7 +114,28 @@ def _finish(name: str, path: Path, df: pd.DataFrame, labels: dict | None = None)
     blank = data.isna().all(axis=1).to_numpy() if len(data.columns) else np.zeros(len(data), bool)
     blank_rows = rows[blank].tolist()
     data = data.loc[~blank].reset_index(drop=True)
-    return RawTable(name, path, data, rows[~blank], labels or {}, blank_rows)
+    return RawTable(name, path, data, rows[~blank], labels or {}, blank_rows, problems or [])
+
+
+def _unnamed_columns(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Drop columns without a header name that hold nothing (a trailing delimiter, an empty
+    spreadsheet column); refuse one that holds values: they would have no name to be checked
+    or reported under."""
+    unnamed = [k for k, c in enumerate(df.columns) if c == "" or c.startswith("Unnamed: ")]
+    if not unnamed:
+        return df
+    filled = []
+    for k in unnamed:
+        col = df.iloc[:, k]
+        if any(to_text(v) not in (None, "") and str(to_text(v)).strip() for v in col.tolist()):
+            filled.append(k + 1)
+    if filled:
+        raise ReadError(
+            f"{path.name}: column(s) {filled[:10]} (counting from 1) have values but no name "
+            "in the header; give every column a name"
+        )
+    keep = [k for k in range(df.shape[1]) if k not in set(unnamed)]
+    return df.iloc[:, keep]
 
 
 def _read_delimited(source: DataSource) -> pd.DataFrame:
@@ -134,24 +166,30 @@ def _read_delimited(source: DataSource) -> pd.DataFrame:
     _check_header(header, path)
     width = len(header)
     too_long = []
+    too_short = []
     body = []
     for i, row in enumerate(rows[1:], start=1):
         if len(row) > width:
             if any(cell.strip() for cell in row[width:]):
                 too_long.append(i)
             row = row[:width]  # trailing empty fields (a trailing delimiter): nothing is lost
+        elif len(row) < width and any(cell.strip() for cell in row):
+            # a row with fewer fields is as suspect as one with more: a value was lost or
+            # the values are shifted left (a blank line is no data row and is skipped)
+            too_short.append(i)
         body.append(row + [""] * (width - len(row)))
-    if too_long:
-        raise ReadError(
-            f"{path.name}: {len(too_long)} data row(s) have more fields than the header "
-            f"({width} columns), first rows {too_long[:10]}; a value would be lost or shifted. "
-            "Check the delimiter and quoting."
-        )
+    for rows_, what in ((too_long, "more"), (too_short, "fewer")):
+        if rows_:
+            raise ReadError(
+                f"{path.name}: {len(rows_)} data row(s) have {what} fields than the header "
+                f"({width} columns), first rows {rows_[:10]}; a value would be lost or shifted. "
+                "Check the delimiter and quoting."
+            )
     return pd.DataFrame(body, columns=header, dtype=object)
 
 
 def _check_header(header: list[str], path: Path) -> None:
-    """Refuse empty or repeated column names (which would be renamed or lose data)."""
+    """Refuse repeated column names (which would be renamed or lose data)."""
     seen: dict[str, int] = {}
     for h in header:
         seen[h] = seen.get(h, 0) + 1
@@ -188,6 +226,49 @@ def _read_parquet(source: DataSource) -> tuple[pd.DataFrame, dict]:
     return df, labels
 
 
+def _xlsx_formulas_without_value(source: DataSource) -> list[dict]:
+    """Cells holding a formula whose result was never saved (a file written by a program,
+    not by Excel): pandas reads them as empty, which would silently make a value missing."""
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    books = [
+        openpyxl.load_workbook(source.path, read_only=True, data_only=d) for d in (False, True)
+    ]
+    try:
+        sheets = []
+        for wb in books:
+            sheet = source.sheet if source.sheet is not None else 0
+            sheets.append(wb[sheet] if isinstance(sheet, str) else wb.worksheets[sheet])
+        problems = []
+        header: list = []
+        rows = zip(sheets[0].iter_rows(values_only=True), sheets[1].iter_rows(values_only=True))
+        for r, (formulas, values) in enumerate(rows):
+            if r == 0:
+                header = [to_text(v) or "" for v in values]
+            for c, (f, v) in enumerate(zip(formulas, values)):
+                is_formula = (isinstance(f, str) and f.startswith("=")) or (
+                    type(f).__name__ == "ArrayFormula"
+                )
+                if is_formula and v is None:
+                    cell = f"{get_column_letter(c + 1)}{r + 1}"
+                    problems.append(
+                        dict(
+                            row=r if r > 0 else None,
+                            column=header[c] if c < len(header) and r > 0 else None,
+                            value=None,
+                            check="formula_without_value",
+                            message=f"cell {cell} of {source.path.name} holds a formula whose "
+                            "result was never saved, so its value is unknown; open the file "
+                            "in a spreadsheet program and save it, or type the value",
+                        )
+                    )
+        return problems
+    finally:
+        for wb in books:
+            wb.close()
+
+
 def read_table(source: DataSource, name: str) -> RawTable:
     """Read one data file as text.
 
@@ -209,6 +290,7 @@ def read_table(source: DataSource, name: str) -> RawTable:
     """
     suffix = source.path.suffix.lower()
     labels: dict = {}
+    problems: list[dict] = []
     try:
         if suffix in (".csv", ".tsv", ".txt"):
             df = _read_delimited(source)
@@ -229,6 +311,7 @@ def read_table(source: DataSource, name: str) -> RawTable:
                 keep_default_na=False,
                 na_filter=False,
             )
+            problems = _xlsx_formulas_without_value(source)
         elif suffix in (".sav", ".zsav", ".dta"):
             df, labels = _read_stat(source)
         elif suffix == ".parquet":
@@ -241,4 +324,9 @@ def read_table(source: DataSource, name: str) -> RawTable:
         df = pd.DataFrame()
     except Exception as exc:  # parser errors of the underlying libraries
         raise ReadError(f"cannot read {source.path.name}: {type(exc).__name__}: {exc}") from exc
-    return _finish(name, source.path, df, labels)
+    try:
+        return _finish(name, source.path, df, labels, problems)
+    except ReadError:
+        raise
+    except Exception as exc:  # pragma: no cover - a cell no reader should produce
+        raise ReadError(f"cannot read {source.path.name}: {type(exc).__name__}: {exc}") from exc

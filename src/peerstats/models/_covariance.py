@@ -31,6 +31,7 @@ freedom are invariant to it at the optimum (the gradient vanishes there).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -172,12 +173,9 @@ class CovarianceStructure:
         dtype = np.result_type(th.dtype, float)
         name = self.name
         if name == "us":
+            ri, ci = _tril(T)  # row-wise, as theta is ordered
             L = np.zeros((T, T), dtype=dtype)
-            k = 0
-            for i in range(T):
-                for j in range(i + 1):
-                    L[i, j] = np.exp(th[k]) if i == j else th[k]
-                    k += 1
+            L[ri, ci] = np.where(ri == ci, np.exp(th), th)
             return L @ L.T
         lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
         if name in ("cs", "csh"):
@@ -231,21 +229,13 @@ class CovarianceStructure:
         theta = np.asarray(theta, dtype=float)
         K, T = self.n_params, self.n_visits
         if self.name == "us":
+            # dSigma_k = E_k L' + L E_k' with E_k = c_k e_i e_j' (c_k = L_ii on the diagonal)
+            ri, ci, c, _ = _us_index(theta, T)
             L = np.zeros((T, T))
-            idx = []
-            k = 0
-            for i in range(T):
-                for j in range(i + 1):
-                    L[i, j] = np.exp(theta[k]) if i == j else theta[k]
-                    idx.append((i, j))
-                    k += 1
-            out = np.empty((K, T, T))
-            for k, (i, j) in enumerate(idx):
-                E = np.zeros((T, T))
-                E[i, j] = L[i, j] if i == j else 1.0
-                EL = E @ L.T
-                out[k] = EL + EL.T
-            return out
+            L[ri, ci] = np.where(ri == ci, c, theta)
+            A = np.zeros((K, T, T))
+            A[np.arange(K), ri, :] = c[:, None] * L[:, ci].T
+            return A + np.swapaxes(A, 1, 2)
         out = np.empty((K, T, T))
         for k in range(K):
             t = theta.astype(complex)
@@ -253,61 +243,46 @@ class CovarianceStructure:
             out[k] = self.sigma(t).imag / _H
         return out
 
-    def _dsigma_ante(self, theta: np.ndarray) -> np.ndarray:
-        """Analytic dSigma/dtheta_k for ``ad`` / ``adh``, (K, T, T); complex input allowed.
-
-        Sigma_ij = s_i s_j prod_{k=i}^{j-1} rho_k with rho_k = tanh(u_k):
-        dSigma_ij/du_k = s_i s_j (1 - rho_k^2) prod_{l != k} rho_l (i <= k < j), and
-        d/dlog s_i (adh), d/dlog v (ad) scale the rows/columns (or all of Sigma).
-        """
-        T, K = self.n_visits, self.n_params
-        th = np.asarray(theta)
-        dtype = np.result_type(th.dtype, float)
-        hetero = self.name == "adh"
-        u = th[T:] if hetero else th[1:]
-        rho = np.tanh(u)
-        S = self.sigma(th)
-        out = np.zeros((K, T, T), dtype=dtype)
-        if hetero:
-            for i in range(T):
-                E = np.zeros((T, T))
-                E[i, :] += 1
-                E[:, i] += 1
-                out[i] = S * E
-        else:
-            out[0] = S
-        scale = np.exp(th[0]) if not hetero else None
-        sd = np.exp(th[:T]) if hetero else None
-        off = T if hetero else 1
-        for k in range(T - 1):
-            for i in range(k + 1):
-                for j in range(k + 1, T):
-                    v = 1 - rho[k] ** 2
-                    for m in range(i, j):
-                        if m != k:
-                            v = v * rho[m]
-                    v = v * (sd[i] * sd[j] if hetero else scale)
-                    out[off + k, i, j] = v
-                    out[off + k, j, i] = v
-        return out
-
     def d2sigma(self, theta: np.ndarray) -> np.ndarray:
-        """Second derivatives d2Sigma/dtheta_k dtheta_l, (K, K, T, T).
+        """``d2 Sigma / dtheta_k dtheta_l`` stacked as a (K, K, T, T) array.
 
-        Exact (to rounding) for ``ad`` and ``adh``: complex-step derivatives of the analytic
-        first derivatives. Other structures: ``None`` (the caller falls back to finite
-        differences of the gradient).
+        Closed form for ``us`` (Sigma = L L') and for the structures Sigma = S R(phi) S
+        (heterogeneous: S = diag(exp(theta_sd))) or v R(phi) (homogeneous): the variance
+        parts are exact, d2R/dphi2 is analytic for ``cs``, ``csh``, ``ar1``, ``ar1h``,
+        ``ad`` and ``adh`` and central differences of complex-step first derivatives for the
+        Durbin-Levinson map of ``toep`` / ``toeph`` (relative error ~1e-10). A structure
+        without a closed form falls back to :func:`d2sigma_by_differences`.
         """
-        if self.name not in ("ad", "adh"):
-            return None
         theta = np.asarray(theta, dtype=float)
-        K, T = self.n_params, self.n_visits
-        out = np.empty((K, K, T, T))
-        for l_ in range(K):
-            t = theta.astype(complex)
-            t[l_] += 1j * _H
-            out[:, l_] = self._dsigma_ante(t).imag / _H
-        return (out + np.swapaxes(out, 0, 1)) / 2
+        name, T = self.name, self.n_visits
+        if name == "us":
+            return _d2_us(theta, T, self.dsigma(theta))
+        if name not in _SRS:
+            return d2sigma_by_differences(self, theta)
+        hetero = name in ("csh", "ar1h", "toeph", "adh")
+        ns = T if hetero else 1
+        R, dR, d2R = _corr_derivatives(name, T, theta[ns:])
+        return _d2_scaled(theta[:ns], R, dR, d2R, hetero)
+
+    def d2sigma_dot(
+        self, theta: np.ndarray, W: np.ndarray, dsig: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(K, K) matrix sum_ab d2Sigma[k, l, a, b] W[a, b] for a symmetric (T, T) ``W``.
+
+        What the observed information needs; for ``us`` it is formed without the (K, K, T, T)
+        array (E_k E_l' is non-zero only when the two Cholesky entries share a column).
+        """
+        theta = np.asarray(theta, dtype=float)
+        if self.name == "us":
+            T = self.n_visits
+            ri, ci, c, diag = _us_index(theta, T)
+            H = 2 * np.outer(c, c) * (ci[:, None] == ci[None, :]) * W[ri[:, None], ri[None, :]]
+            d = self.dsigma(theta) if dsig is None else dsig
+            kd = np.flatnonzero(diag)
+            H[kd, kd] += d[kd].reshape(len(kd), -1) @ W.reshape(-1)
+            return H
+        K = self.n_params
+        return self.d2sigma(theta).reshape(K, K, -1) @ W.reshape(-1)
 
     # ---- SAS's parameterisation (for Kenward-Roger) -----------------------------------------
     def sigma_from_sas(self, psi: np.ndarray) -> np.ndarray:
@@ -440,6 +415,183 @@ class CovarianceStructure:
         return np.r_[np.log(sd), [_atanh(C[k, k + 1]) for k in range(T - 1)]]
 
 
+_SRS = ("cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh")
+
+
+def d2sigma_by_differences(structure, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """d2 Sigma / dtheta2 (K, K, T, T) by central differences of the structure's ``dsigma``.
+
+    The fallback for structures without closed-form second derivatives (error O(h^2)
+    relative when ``dsigma`` is exact, e.g. by complex steps).
+    """
+    theta = np.asarray(theta, dtype=float)
+    K = len(theta)
+    T = structure.n_visits
+    out = np.empty((K, K, T, T))
+    for l_ in range(K):
+        step = h * max(1.0, abs(theta[l_]))
+        e = np.zeros(K)
+        e[l_] = step
+        out[:, l_] = (structure.dsigma(theta + e) - structure.dsigma(theta - e)) / (2 * step)
+    return (out + np.swapaxes(out, 0, 1)) / 2
+
+
+@functools.lru_cache(maxsize=64)
+def _tril(T: int) -> tuple[np.ndarray, np.ndarray]:
+    ri, ci = np.tril_indices(T)
+    ri.setflags(write=False)
+    ci.setflags(write=False)
+    return ri, ci
+
+
+def _us_index(theta, T):
+    """Row, column, dL/dtheta and is-diagonal of each Cholesky parameter of ``us``."""
+    ri, ci = _tril(T)  # row-wise: (0,0), (1,0), (1,1), ... as in sigma()
+    diag = ri == ci
+    c = np.where(diag, np.exp(np.where(diag, theta, 0.0)), 1.0)
+    return ri, ci, c, diag
+
+
+def _d2_us(theta, T, dsig):
+    ri, ci, c, diag = _us_index(theta, T)
+    K = len(theta)
+    out = np.zeros((K, K, T, T))
+    kk, ll = np.nonzero(ci[:, None] == ci[None, :])
+    val = c[kk] * c[ll]
+    np.add.at(out, (kk, ll, ri[kk], ri[ll]), val)
+    np.add.at(out, (kk, ll, ri[ll], ri[kk]), val)
+    kd = np.flatnonzero(diag)
+    out[kd, kd] += dsig[kd]
+    return out
+
+
+def _corr_matrix(name: str, T: int, t) -> np.ndarray:
+    """The correlation matrix R(phi) of an S R S structure (complex-step friendly)."""
+    lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
+    dtype = np.result_type(np.asarray(t).dtype, float)
+    if name in ("cs", "csh"):
+        lo = -1.0 / (T - 1)
+        rho = lo + (1 - lo) * _expit(t[0])
+        return np.where(lag == 0, 1.0 + 0 * rho, rho + 0 * lag)
+    if name in ("ar1", "ar1h"):
+        rho = np.tanh(t[0])
+        R = np.ones((T, T), dtype=dtype)
+        for d in range(1, T):
+            R = np.where(lag == d, rho**d, R)
+        return R
+    if name in ("toep", "toeph"):
+        rhos = _durbin_levinson(list(np.tanh(t))) if T > 1 else []
+        R = np.ones((T, T), dtype=dtype)
+        for d in range(1, T):
+            R = np.where(lag == d, rhos[d - 1], R)
+        return R
+    rho = np.tanh(t)  # ad, adh
+    R = np.ones((T, T), dtype=dtype)
+    for i in range(T):
+        v = 1.0 + 0 * rho[0] if T > 1 else 1.0
+        for j in range(i + 1, T):
+            v = v * rho[j - 1]
+            R[i, j] = v
+            R[j, i] = v
+    return R
+
+
+def _corr_derivatives(name: str, T: int, t: np.ndarray):
+    """R, dR/dphi (Kc, T, T) and d2R/dphi2 (Kc, Kc, T, T) of an S R S structure."""
+    t = np.asarray(t, dtype=float)
+    Kc = len(t)
+    lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
+    if name in ("cs", "csh"):
+        lo = -1.0 / (T - 1)
+        e = _expit(t[0])
+        rho = lo + (1 - lo) * e
+        d1 = (1 - lo) * e * (1 - e)
+        d2 = d1 * (1 - 2 * e)
+        off = (lag > 0).astype(float)
+        R = np.where(lag == 0, 1.0, rho)
+        return R, (d1 * off)[None], (d2 * off)[None, None]
+    if name in ("ar1", "ar1h"):
+        rho = np.tanh(t[0])
+        r1 = 1 - rho**2  # drho/dt
+        r2 = -2 * rho * r1  # d2rho/dt2
+        L = lag.astype(float)
+        R = rho**L
+        pm1 = np.where(lag >= 1, rho ** np.maximum(L - 1, 0), 0.0)
+        pm2 = np.where(lag >= 2, rho ** np.maximum(L - 2, 0), 0.0)
+        dR = L * pm1 * r1
+        d2R = L * (L - 1) * pm2 * r1**2 + L * pm1 * r2
+        return R, dR[None], d2R[None, None]
+    if name in ("ad", "adh"):
+        rho = np.tanh(t)
+        r1 = 1 - rho**2
+        r2 = -2 * rho * r1
+        R = _corr_matrix(name, T, t)
+        dR = np.zeros((Kc, T, T))
+        d2R = np.zeros((Kc, Kc, T, T))
+        for a in range(T):
+            for b in range(a + 1, T):
+                inc = np.arange(a, b)  # R_ab = prod_{k=a}^{b-1} rho_k
+                vals = rho[inc]
+                n = len(inc)
+                # products leaving out one / two factors (no division: rho may be 0)
+                ex1 = np.array([np.prod(np.delete(vals, i)) for i in range(n)])
+                dR[inc, a, b] = dR[inc, b, a] = ex1 * r1[inc]
+                for i in range(n):
+                    for j in range(n):
+                        if i == j:
+                            v = ex1[i] * r2[inc[i]]
+                        else:
+                            v = np.prod(np.delete(vals, [i, j])) * r1[inc[i]] * r1[inc[j]]
+                        d2R[inc[i], inc[j], a, b] = d2R[inc[i], inc[j], b, a] = v
+        return R, dR, d2R
+
+    # toep / toeph: complex-step first derivatives, central differences of them
+    def first(tt):
+        d = np.empty((Kc, T, T))
+        for k in range(Kc):
+            z = tt.astype(complex)
+            z[k] += 1j * _H
+            d[k] = _corr_matrix(name, T, z).imag / _H
+        return d
+
+    R = _corr_matrix(name, T, t)
+    dR = first(t)
+    d2R = np.empty((Kc, Kc, T, T))
+    for k in range(Kc):
+        step = 1e-5 * max(1.0, abs(t[k]))
+        e = np.zeros(Kc)
+        e[k] = step
+        d2R[:, k] = (first(t + e) - first(t - e)) / (2 * step)
+    return R, dR, (d2R + np.swapaxes(d2R, 0, 1)) / 2
+
+
+def _d2_scaled(ts, R, dR, d2R, hetero: bool) -> np.ndarray:
+    """d2 Sigma for Sigma = S R S (hetero, S = diag(exp(ts))) or exp(ts[0]) R."""
+    T = R.shape[0]
+    Kc = dR.shape[0]
+    if hetero:
+        s = np.exp(ts)
+        ss = np.outer(s, s)
+        Sig = ss * R
+        eye = np.eye(T)
+        A = eye[:, :, None] + eye[:, None, :]  # A[i, a, b] = d_ai + d_bi
+        K = T + Kc
+        out = np.zeros((K, K, T, T))
+        out[:T, :T] = Sig * A[:, None] * A[None, :]
+        cross = A[:, None] * (ss * dR)[None]  # (T, Kc, T, T)
+        out[:T, T:] = cross
+        out[T:, :T] = np.swapaxes(cross, 0, 1)
+        out[T:, T:] = ss * d2R
+        return out
+    v = np.exp(ts[0])
+    out = np.zeros((1 + Kc, 1 + Kc, T, T))
+    out[0, 0] = v * R
+    out[0, 1:] = v * dR
+    out[1:, 0] = v * dR
+    out[1:, 1:] = v * d2R
+    return out
+
+
 @dataclass(frozen=True)
 class GroupedCovariance:
     """One :class:`CovarianceStructure` with separate parameters per group level (SAS group=).
@@ -464,6 +616,24 @@ class GroupedCovariance:
 
     def dsigmas(self, theta: np.ndarray) -> list[np.ndarray]:
         return [self.structure.dsigma(theta[s]) for s in self.slices()]
+
+    def d2sigma_dots(self, theta: np.ndarray, Ws: np.ndarray, dsigs=None) -> list[np.ndarray]:
+        """Per level, (K_g, K_g) = sum_ab d2Sigma_g[k, l, a, b] W_g[a, b] (symmetric W_g).
+
+        Uses the structure's ``d2sigma_dot`` / ``d2sigma`` when it has them, else central
+        differences of ``dsigma`` (:func:`d2sigma_by_differences`).
+        """
+        st = self.structure
+        out = []
+        for g, (s, W) in enumerate(zip(self.slices(), Ws)):
+            th = theta[s]
+            if hasattr(st, "d2sigma_dot"):
+                out.append(st.d2sigma_dot(th, W, None if dsigs is None else dsigs[g]))
+            else:
+                K = len(th)
+                d2 = st.d2sigma(th) if hasattr(st, "d2sigma") else d2sigma_by_differences(st, th)
+                out.append(d2.reshape(K, K, -1) @ W.reshape(-1))
+        return out
 
     def start(self, covs: list[np.ndarray]) -> np.ndarray:
         return np.concatenate([self.structure.start(S) for S in covs])

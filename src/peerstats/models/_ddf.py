@@ -29,8 +29,84 @@ from scipy import stats
 
 __all__ = ["Inference", "DF_METHODS"]
 
-DfMethod = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
-DF_METHODS: tuple[str, ...] = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
+DfMethod = Literal["satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"]
+DF_METHODS: tuple[str, ...] = (
+    "satterthwaite",
+    "kenward-roger",
+    "residual",
+    "between-within",
+    "asymptotic",
+)
+
+
+@dataclass(frozen=True)
+class BetweenWithin:
+    """Between-within df (SAS PROC MIXED DDFM=BETWITHIN; Schluchter & Elashoff 1990).
+
+    SAS: "the residual degrees of freedom are divided into between-subject and within-subject
+    portions. PROC MIXED then determines whether a fixed effect changes within any subject. If
+    so, it assigns within-subject degrees of freedom to the effect; otherwise, it assigns the
+    between-subject degrees of freedom to the effect. [...] One exception [...] is the case
+    when you have specified no RANDOM statements and a REPEATED statement with the TYPE=UN
+    option. In this case, all effects are assigned the between-subject degrees of freedom"
+    (SAS/STAT User's Guide, PROC MIXED, MODEL statement, DDFM=BETWITHIN).
+
+    between = J - rank(X_b), X_b the columns that are constant within every cluster
+    (intercept included); within = n - J - (rank(X) - rank(X_b)); between + within =
+    n - rank(X), SAS's residual df. ``term_df`` maps each term to its df, ``col_df`` each
+    column. A general contrast gets the smallest df of the columns it involves (as R mmrm);
+    an effect's F test gets the effect's df.
+    """
+
+    between: float
+    within: float
+    col_df: np.ndarray
+    term_df: dict
+
+    def df(self, L: np.ndarray) -> float:
+        L = np.atleast_2d(L)
+        used = np.any(np.abs(L) > 1e-12 * max(float(np.abs(L).max()), 1e-300), axis=0)
+        return float(self.col_df[used].min()) if used.any() else float(self.col_df.min())
+
+
+def between_within(
+    X: np.ndarray,
+    cluster: np.ndarray,
+    term_columns: dict,
+    *,
+    all_between: bool = False,
+) -> BetweenWithin:
+    """Between-within df for design ``X`` with cluster codes ``cluster`` (one per row).
+
+    A column is between-cluster when it is constant within every cluster. ``all_between``:
+    SAS's exception for an unstructured R-side-only model (every effect gets the between df).
+    """
+    n, p = X.shape
+    cluster = np.asarray(cluster)
+    J = int(np.unique(cluster).size)
+    order = np.argsort(cluster, kind="stable")
+    cs = cluster[order]
+    Xs = X[order]
+    same = cs[1:] == cs[:-1]
+    varies = np.any(np.abs(Xs[1:] - Xs[:-1])[same] > 1e-10 * (1 + np.abs(Xs).max(axis=0)), axis=0)
+    col_term = {}
+    for t, cols in term_columns.items():
+        for c in cols:
+            col_term[c] = t
+    # an effect (term) is within-subject when any of its columns changes within a subject
+    term_within = {t: bool(np.any(varies[list(cols)])) for t, cols in term_columns.items()}
+    within_cols = np.array([term_within.get(col_term.get(j), bool(varies[j])) for j in range(p)])
+    rank_b = np.linalg.matrix_rank(X[:, ~within_cols]) if (~within_cols).any() else 0
+    rank = np.linalg.matrix_rank(X)
+    between = float(J - rank_b)
+    within = float(n - J - (rank - rank_b))
+    if all_between:
+        col_df = np.full(p, between)
+        term_df = {t: between for t in term_columns}
+    else:
+        col_df = np.where(within_cols, within, between)
+        term_df = {t: (within if w else between) for t, w in term_within.items()}
+    return BetweenWithin(between=between, within=within, col_df=col_df, term_df=term_df)
 
 
 @dataclass(frozen=True)
@@ -44,6 +120,7 @@ class Inference:
     method: str
     df_residual: float
     C_adj: np.ndarray | None = None  # Kenward-Roger adjusted cov(beta_hat)
+    bw: BetweenWithin | None = None  # between-within df (df="between-within")
 
     @property
     def vcov(self) -> np.ndarray:
@@ -75,6 +152,8 @@ class Inference:
             return float("inf")
         if self.method == "residual":
             return self.df_residual
+        if self.method == "between-within":
+            return self.bw.df(ell)
         if self.method == "kenward-roger":
             return self._kr_md(ell[None, :])[1]
         return self._sat_df(ell)
@@ -117,8 +196,21 @@ class Inference:
             "ci_upper": est + crit * se,
         }
 
-    def test_md(self, L: np.ndarray) -> dict:
-        """F test of L beta = 0: num_df, den_df, statistic (F), p_value."""
+    def _den_df(self, L: np.ndarray, term: str | None) -> float:
+        """Denominator df of a residual / between-within F test (``term``: the effect tested)."""
+        if self.method == "residual":
+            return self.df_residual
+        if self.method == "between-within":
+            if term is not None and term in self.bw.term_df:
+                return float(self.bw.term_df[term])
+            return self.bw.df(L)
+        raise ValueError(self.method)  # pragma: no cover
+
+    def test_md(self, L: np.ndarray, *, term: str | None = None) -> dict:
+        """F test of L beta = 0: num_df, den_df, statistic (F), p_value.
+
+        ``term``: the model term the hypothesis tests (its between-within df).
+        """
         L = np.atleast_2d(np.asarray(L, dtype=float))
         q = L.shape[0]
         Lb = L @ self.beta
@@ -136,8 +228,8 @@ class Inference:
                 "statistic": F,
                 "p_value": float(stats.chi2.sf(F * q, q)),
             }
-        if self.method == "residual":
-            den = self.df_residual
+        if self.method in ("residual", "between-within"):
+            den = self._den_df(L, term)
         elif q == 1:
             den = self._sat_df(L[0])
         else:

@@ -230,6 +230,18 @@ def build_fixed_design(
     X = np.ascontiguousarray(mm, dtype=float)
     columns = [str(c) for c in spec.column_names]
     term_columns = {str(t): list(ix) for t, ix in spec.term_indices.items()}
+    empty = [t for t, ix in term_columns.items() if not ix and t != "1"]
+    if empty:  # e.g. every participant in one arm: 'arm' would silently leave the model
+        single = {v: factors[v] for v in factors if len(factors[v]) < 2}
+        why = (
+            "; ".join(f"factor {v!r} has one level with data ({lv})" for v, lv in single.items())
+            or "they contribute no columns to the design"
+        )
+        raise ModelSpecificationError(
+            f"the term(s) {empty} of {formula!r} cannot be estimated: {why}. "
+            "peerstats does not drop terms silently; check the data (e.g. every participant "
+            "in one arm) or remove the term from the formula"
+        )
     if check_rank:
         _check_rank(X, columns)
     y = used[outcome].to_numpy(dtype=float)

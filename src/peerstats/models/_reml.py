@@ -231,6 +231,183 @@ class FitState:
     Minv: np.ndarray  # model-based cov(beta_hat)
 
 
+class PatternLikelihood:
+    """The MMRM likelihood with closed-form gradient and observed Hessian, all block types at once.
+
+    Every block type (group g, visits v) is embedded in the full T x T visit space (V padded
+    with the identity where a visit is missing, V^-1 then zeroed there), so one batched
+    Cholesky serves all patterns, and the pooled statistics are kept as one flat list of the
+    observed (block, j, l) entries, so every contraction with X is one matrix product.
+    With W_b = n_b V^-1 - V^-1 (R_b + Q_b) V^-1 (R_b the pooled residual cross products,
+    Q_b = sum_i X_i C X_i' under REML, 0 under ML) and W_g = sum_{b in g} W_b:
+
+        d(-2l)/dtheta_k = <dSigma_k, W_g>
+        d2(-2l)/dtheta_k dtheta_l = <d2Sigma_kl, W_g> + sum_b tr(dSigma_k V_b^-1 dSigma_l Y_b)
+                                     - tr(C P_k C P_l) [REML] - 2 u_k' C u_l
+
+    with Y_b = n_b V_b^-1 - 2 W_b, P_k = X'V^-1 dV_k V^-1 X and u_k = X'V^-1 dV_k V^-1 r:
+    the observed information of Wolfinger, Tobias & Sall (1994), tr(P V_kl) - tr(P V_k P V_l)
+    + 2 y'P V_k P V_l P y - y'P V_kl P y, on pooled statistics.
+    """
+
+    def __init__(self, classes: list[SizeClass], grouped, method: str) -> None:
+        self.grouped = grouped
+        self.method = method
+        T = grouped.structure.n_visits
+        self.T = T
+        self.G = len(grouped.levels)
+        self.Kg = grouped.structure.n_params
+        self.K = self.G * self.Kg
+        p = classes[0].SXX.shape[-1]
+        self.p = p
+        gb, counts, masks, bstart = [], [], [], []
+        pb, pj, pl, ptr = [], [], [], []
+        SXX, SXy, Syy = [], [], []
+        b0 = 0
+        f0 = 0
+        for sc in classes:
+            B, m = sc.counts.size, sc.m
+            vis = np.array([k[1] for k in sc.keys], dtype=np.int64).reshape(B, m)
+            gb.append(np.array([k[0] for k in sc.keys], dtype=np.int64))
+            counts.append(sc.counts)
+            mk = np.zeros((B, T), dtype=bool)
+            mk[np.arange(B)[:, None], vis] = True
+            masks.append(mk)
+            bb, jj, ll = np.meshgrid(np.arange(B), np.arange(m), np.arange(m), indexing="ij")
+            pb.append((bb + b0).reshape(-1))
+            pj.append(vis[bb, jj].reshape(-1))
+            pl.append(vis[bb, ll].reshape(-1))
+            ptr.append((bb * m * m + ll * m + jj).reshape(-1) + f0)
+            bstart.append(f0 + np.arange(B) * m * m)
+            SXX.append(sc.SXX.reshape(B * m * m, p * p))
+            SXy.append(sc.SXy.reshape(B * m * m, p))
+            Syy.append(sc.Syy.reshape(-1))
+            b0 += B
+            f0 += B * m * m
+        self.gb = np.concatenate(gb)
+        self.counts = np.concatenate(counts)
+        mask = np.concatenate(masks).astype(float)
+        self.maskmat = mask[:, :, None] * mask[:, None, :]
+        self.eyepad = np.eye(T)[None] * (1 - mask)[:, :, None]
+        self.pb, self.pj, self.pl = np.concatenate(pb), np.concatenate(pj), np.concatenate(pl)
+        self.ptr = np.concatenate(ptr)
+        self.bstart = np.concatenate(bstart)  # first flat row of each block (m*m rows each)
+        self.pg = self.gb[self.pb]
+        self.SXX = np.concatenate(SXX)
+        self.SXy = np.concatenate(SXy)
+        self.Syy = np.concatenate(Syy)
+        self.B = b0
+        # group indicator (G, B) for summing W_b over the blocks of a group
+        self.ind = (self.gb[None, :] == np.arange(self.G)[:, None]).astype(float)
+
+    def with_statistics(self, counts, SXX, SXy, Syy) -> PatternLikelihood:
+        """The same layout with other pooled statistics (flat arrays, e.g. one unit removed)."""
+        new = object.__new__(PatternLikelihood)
+        new.__dict__.update(self.__dict__)
+        new.counts, new.SXX, new.SXy, new.Syy = counts, SXX, SXy, Syy
+        return new
+
+    def covariances(self, theta):
+        sig = np.stack(self.grouped.sigmas(theta))  # (G, T, T)
+        V = sig[self.gb] * self.maskmat + self.eyepad
+        try:
+            Lc = np.linalg.cholesky(V)
+        except np.linalg.LinAlgError:
+            return None
+        logdet = 2 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(axis=1)
+        Li = np.linalg.inv(Lc)
+        Vi = np.swapaxes(Li, 1, 2) @ Li
+        Vi *= self.maskmat
+        return Vi, logdet
+
+    def evaluate(self, theta, order: int = 1):
+        """Dictionary with objective, beta, C, M (order >= 0), gradient (>= 1), hessian, P,
+        expected information (2); None if V or X'V^-1X is not positive definite."""
+        cv = self.covariances(theta)
+        if cv is None:
+            return None
+        Vi, logdet = cv
+        p = self.p
+        w = Vi[self.pb, self.pj, self.pl]
+        M = (w @ self.SXX).reshape(p, p)
+        M = (M + M.T) / 2
+        Xy = w @ self.SXy
+        yVy = float(w @ self.Syy)
+        try:
+            cM = np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            return None
+        Li = np.linalg.inv(cM)
+        C = Li.T @ Li
+        beta = C @ Xy
+        out = {"beta": beta, "C": C, "M": M}
+        obj = float(self.counts @ logdet) + yVy - float(beta @ Xy)
+        if self.method == "reml":
+            obj += 2 * np.log(np.diagonal(cM)).sum()
+        out["objective"] = obj
+        if order < 1:
+            return out
+        B, T, G, Kg = self.B, self.T, self.G, self.Kg
+        Sb = self.SXy @ beta
+        bc = np.outer(beta, beta)
+        if self.method == "reml":
+            bc += C
+        Rf = self.Syy - Sb - Sb[self.ptr] + self.SXX @ bc.reshape(-1)
+        Rp = np.zeros((B, T, T))
+        Rp[self.pb, self.pj, self.pl] = Rf
+        W = self.counts[:, None, None] * Vi - Vi @ Rp @ Vi
+        Wg = (self.ind @ W.reshape(B, -1)).reshape(G, T, T)
+        Wg = (Wg + np.swapaxes(Wg, 1, 2)) / 2
+        dsigs = self.grouped.dsigmas(theta)
+        D = np.stack(dsigs)  # (G, Kg, T, T)
+        out["gradient"] = (D.reshape(G, Kg, T * T) @ Wg.reshape(G, T * T, 1)).reshape(-1)
+        if order < 2:
+            return out
+        K = self.K
+        H = np.zeros((K, K))
+        Einf = np.zeros((K, K))
+        d2 = self.grouped.d2sigma_dots(theta, Wg, dsigs)
+        Db = D[self.gb]  # (B, Kg, T, T)
+        F = Db @ Vi[:, None]  # dSigma_k V^-1
+        Y = self.counts[:, None, None] * Vi - 2 * W
+        # tr(F_k G_l) = <F_k, G_l'> with G_l = dSigma_l Y_b
+        Ft = F.reshape(B, Kg, T * T)
+        H2 = Ft @ np.swapaxes(Db @ Y[:, None], 2, 3).reshape(B, Kg, T * T).transpose(0, 2, 1)
+        # expected information: Y_b -> n_b V^-1 - 2 V^-1 Q_b V^-1 (no residual term)
+        Ye = self.counts[:, None, None] * Vi
+        if self.method == "reml":
+            Qp = np.zeros((B, T, T))
+            Qp[self.pb, self.pj, self.pl] = self.SXX @ C.reshape(-1)
+            Ye = Ye - 2 * (Vi @ Qp @ Vi)
+        E2 = Ft @ np.swapaxes(Db @ Ye[:, None], 2, 3).reshape(B, Kg, T * T).transpose(0, 2, 1)
+        H2g = (self.ind @ H2.reshape(B, -1)).reshape(G, Kg, Kg)
+        E2g = (self.ind @ E2.reshape(B, -1)).reshape(G, Kg, Kg)
+        for g in range(G):
+            sl = slice(g * Kg, (g + 1) * Kg)
+            H[sl, sl] = d2[g] + H2g[g]
+            Einf[sl, sl] = E2g[g]
+        # X terms: P_k = X'V^-1 dV_k V^-1 X and u_k = X'V^-1 dV_k V^-1 r
+        Ev = Vi[:, None] @ F  # V^-1 dSigma_k V^-1, (B, Kg, T, T)
+        Ef = Ev[self.pb, :, self.pj, self.pl]  # (L, Kg)
+        if G > 1:
+            Efull = np.zeros((Ef.shape[0], G, Kg))
+            Efull[np.arange(Ef.shape[0]), self.pg] = Ef
+            Ef = Efull.reshape(-1, K)
+        P = (Ef.T @ self.SXX).reshape(K, p, p)
+        Xr = self.SXy - (self.SXX.reshape(-1, p, p) @ beta)
+        u = Ef.T @ Xr  # (K, p)
+        H -= 2 * (u @ C @ u.T)
+        if self.method == "reml":
+            CP = (C[None] @ P).reshape(K, p * p)
+            tcc = CP @ np.swapaxes((C[None] @ P), 1, 2).reshape(K, p * p).T
+            H -= tcc
+            Einf += tcc
+        out["hessian"] = (H + H.T) / 2
+        out["expected"] = (Einf + Einf.T) / 2
+        out["P"] = P
+        return out
+
+
 class REMLEngine:
     """REML/ML objective, gradient and information for pooled block statistics."""
 
@@ -242,14 +419,56 @@ class REMLEngine:
         n_obs: int,
         method: Literal["reml", "ml"] = "reml",
         log_weight_sum: float = 0.0,
+        pattern: PatternLikelihood | None = None,
     ) -> None:
         self.classes = classes
         self.cov = cov_model
         self.n_obs = n_obs
         self.method = method
-        self.p = classes[0].SXX.shape[-1]
+        self.p = pattern.p if pattern is not None else classes[0].SXX.shape[-1]
         self.log_weight_sum = log_weight_sum
         self.n_evals = 0
+        if pattern is not None:
+            self._pl = pattern
+        elif isinstance(cov_model, PatternCovariance):
+            self._pl = PatternLikelihood(classes, cov_model.grouped, method)
+        else:
+            self._pl = None
+
+    def _constant(self) -> float:
+        n, p = self.n_obs, self.p
+        c = (n - p) * LOG2PI if self.method == "reml" else n * LOG2PI
+        return c - self.log_weight_sum
+
+    def _state(self, theta, r) -> FitState:
+        return FitState(
+            theta=np.asarray(theta, dtype=float),
+            objective=float(r["objective"] + self._constant()),
+            gradient=r.get("gradient"),
+            beta=r["beta"],
+            M=r["M"],
+            Minv=r["C"],
+        )
+
+    def second(self, theta: np.ndarray, *, observed: bool = True):
+        """(state, observed Hessian, expected information) at ``theta``; None if not PD.
+
+        Closed form for the MMRM (:class:`PatternLikelihood`); other covariance models use
+        central differences of the analytic gradient for the observed Hessian (skipped, None,
+        with ``observed=False``).
+        """
+        theta = np.asarray(theta, dtype=float)
+        if self._pl is not None:
+            self.n_evals += 1
+            r = self._pl.evaluate(theta, order=2)
+            if r is None:
+                return None
+            return self._state(theta, r), r["hessian"], r["expected"]
+        st = self.evaluate(theta)
+        if st is None:
+            return None
+        H = self.hessian_differences(theta) if observed else None
+        return st, H, self.expected_information(theta)
 
     # ------------------------------------------------------------------------------------
     def _inverses(self, theta):
@@ -269,6 +488,9 @@ class REMLEngine:
         """-2 log-likelihood at ``theta`` (None if V is not positive definite)."""
         self.n_evals += 1
         theta = np.asarray(theta, dtype=float)
+        if self._pl is not None:
+            r = self._pl.evaluate(theta, order=1 if gradient else 0)
+            return None if r is None else self._state(theta, r)
         inv = self._inverses(theta)
         if inv is None:
             return None
@@ -319,8 +541,18 @@ class REMLEngine:
         return FitState(theta=theta, objective=float(obj), gradient=grad, beta=beta, M=M, Minv=Minv)
 
     # ------------------------------------------------------------------------------------
-    def hessian(self, theta: np.ndarray, h: float = 1e-4) -> np.ndarray:
-        """Observed Hessian of -2 log-likelihood: central differences of the analytic gradient."""
+    def hessian(self, theta: np.ndarray, h: float | None = None) -> np.ndarray:
+        """Observed Hessian of -2 log-likelihood: closed form for the MMRM
+        (:class:`PatternLikelihood`), else central differences of the analytic gradient
+        (step ``h`` relative, default 1e-4)."""
+        if self._pl is not None and h is None:
+            out = self.second(theta)
+            K = len(theta)
+            return np.full((K, K), np.nan) if out is None else out[1]
+        return self.hessian_differences(theta, 1e-4 if h is None else h)
+
+    def hessian_differences(self, theta: np.ndarray, h: float = 1e-4) -> np.ndarray:
+        """Observed Hessian by central differences of the analytic gradient (tests, lmm)."""
         K = len(theta)
         H = np.empty((K, K))
         for k in range(K):
@@ -336,6 +568,8 @@ class REMLEngine:
 
     def jacobian_terms(self, theta: np.ndarray) -> np.ndarray:
         """P_k = X'V^-1 dV_k V^-1 X, (K, p, p); d cov(beta_hat)/d theta_k = C P_k C."""
+        if self._pl is not None:
+            return self._pl.evaluate(np.asarray(theta, dtype=float), order=2)["P"]
         inv = self._inverses(theta)
         K, p = self.cov.n_params, self.p
         P = np.zeros((K, p * p))
@@ -365,6 +599,8 @@ class REMLEngine:
         tr(C Q_kl) only needs the pooled scalars <C, S_XX[j,l]>, so the cost is independent of
         the number of units and of order K^2 m^3 per block type.
         """
+        if self._pl is not None:
+            return self._pl.evaluate(np.asarray(theta, dtype=float), order=2)["expected"]
         st = self.evaluate(theta, gradient=False)
         inv = self._inverses(theta)
         K, p = self.cov.n_params, self.p
@@ -391,138 +627,186 @@ class REMLEngine:
         return (info + info.T) / 2
 
     # ------------------------------------------------------------------------------------
-    def refine(self, theta0: np.ndarray, *, max_iter: int = 100, tol: float = 1e-12) -> dict:
-        """Warm-started optimisation for refits (start near the optimum).
+    def _line_search(self, theta, st, step, g):
+        mx = np.max(np.abs(step))
+        if mx > 5:  # limit huge steps on the log / Cholesky scale
+            step = step * (5 / mx)
+        t = 1.0
+        for _ in range(40):
+            cand = self.evaluate(theta + t * step)
+            if cand is not None and cand.objective <= st.objective + 1e-4 * t * float(g @ step):
+                return cand
+            t /= 2
+        return None
 
-        Fisher scoring with a backtracking line search until the decrement g'I^-1g is below
-        max(``tol``, 1e-15 |-2 log-likelihood|) (Fisher scoring converges linearly, so this is
-        stricter than :meth:`fit`'s 1e-9 on the observed-Hessian decrement, which takes a
-        final Newton step). Returns
-        the same dictionary as :meth:`fit` (``converged`` False when it stalls: the caller
-        then runs :meth:`fit`). At a start that already meets the criterion nothing moves, so
-        a refit of the original data reproduces the full fit exactly.
+    @staticmethod
+    def _positive_definite(H) -> bool:
+        if not np.all(np.isfinite(H)):
+            return False
+        w = np.linalg.eigvalsh(H)
+        return bool(w[0] > 1e-10 * max(abs(w[-1]), 1.0))
+
+    def _newton(self, theta, sec, *, max_iter, tol, tried, iterations=0, polish_start=True):
+        """Newton-Raphson with the observed Hessian (expected information where that is not
+        positive definite) and a backtracking line search, from ``sec = second(theta)``.
+
+        Converged when the Newton decrement g'H^-1g < max(tol, 1e-12 |-2 l|) with H positive
+        definite; the last (tiny) step is taken too (quadratic convergence makes the estimates
+        exact to ~decrement^2) unless ``polish_start`` is False and no step was taken yet.
+        Returns (state, H, converged, iterations) with H the Hessian at the returned state.
         """
-        theta = np.asarray(theta0, dtype=float)
-        st = self.evaluate(theta)
-        tried = ["Fisher scoring from a warm start"]
-        out = {"state": st, "hessian": None, "converged": False, "iterations": 0, "tried": tried}
-        if st is None:
-            return out
-        for it in range(max_iter):
-            g = st.gradient
-            try:
-                step = -np.linalg.solve(self.expected_information(theta), g)
-            except np.linalg.LinAlgError:
-                return out
-            dec = float(-g @ step)
-            if not np.isfinite(dec) or dec < 0:
-                return out
-            if dec < max(tol, 1e-15 * abs(st.objective)):
-                out["converged"] = True
-                return out
-            mx = np.max(np.abs(step))
-            if mx > 5:
-                step = step * (5 / mx)
-            t = 1.0
-            new = None
-            for _ in range(30):
-                cand = self.evaluate(theta + t * step)
-                if cand is not None and cand.objective <= st.objective + 1e-4 * t * float(g @ step):
-                    new = cand
-                    break
-                t /= 2
-            if new is None:
-                return out
-            theta, st = new.theta, new
-            out["state"] = st
-            out["iterations"] = it + 1
-        return out
-
-    def fit(self, theta0: np.ndarray, *, max_iter: int = 200, tol: float = 1e-9) -> dict:
-        """Minimise -2 log-likelihood from ``theta0``.
-
-        Strategy: Fisher scoring (expected information) from the start, then Newton-Raphson with
-        the observed Hessian (central differences of analytic gradients; the expected
-        information when that is not positive definite), both with a backtracking line search;
-        BFGS and a Newton polish if that stalls. Converged when
-        the Newton decrement g'H^-1g (the predicted distance to the optimum in -2 log-likelihood
-        units) is below max(``tol``, 1e-12 |-2 log-likelihood|) with H positive definite; SAS's
-        default criterion is g'H^-1g / |-2 log-likelihood| < 1e-8, 10^4 times looser.
-        """
-        tried: list[str] = []
-        theta = np.asarray(theta0, dtype=float)
-        st = self.evaluate(theta)
-        if st is None:
-            raise ConvergenceError(
-                "the starting covariance is not positive definite", tried=["start"], gradient=None
-            )
-        iterations = 0
-        H = None
-        converged = False
-
-        def line_search(theta, st, step, g):
-            mx = np.max(np.abs(step))
-            if mx > 5:  # limit huge steps on the log / Cholesky scale
-                step = step * (5 / mx)
-            t = 1.0
-            for _ in range(40):
-                cand = self.evaluate(theta + t * step)
-                if cand is not None and cand.objective <= st.objective + 1e-4 * t * float(g @ step):
-                    return cand
-                t /= 2
-            return None
-
-        # phase 1: Fisher scoring (expected information: cheap, always positive definite)
-        tried.append("Fisher scoring (expected information)")
+        st, H, E = sec
         for _ in range(max_iter):
             g = st.gradient
-            try:
-                step = -np.linalg.solve(self.expected_information(theta), g)
-            except np.linalg.LinAlgError:
-                break
-            dec = float(-g @ step)
-            if not np.isfinite(dec) or dec < 1e-4 * max(1.0, 1e-6 * abs(st.objective)):
-                break
-            new = line_search(theta, st, step, g)
-            if new is None:
-                break
-            iterations += 1
-            theta, st = new.theta, new
-        # phase 2: Newton-Raphson with the observed Hessian (its final value gives the df)
-        tried.append("Newton-Raphson with observed Hessian (from analytic gradients)")
-        for _ in range(max_iter):
-            H = self.hessian(theta)
-            g = st.gradient
-            use_H = H
-            ok = np.all(np.isfinite(H))
-            if ok:
-                w = np.linalg.eigvalsh(H)
-                ok = w[0] > 1e-10 * max(abs(w[-1]), 1.0)
-            if not ok:
-                use_H = self.expected_information(theta)
+            ok = self._positive_definite(H)
+            use_H = H if ok else E
             try:
                 step = -np.linalg.solve(use_H, g)
             except np.linalg.LinAlgError:
                 step = -g
             dec = float(-g @ step)
-            tol_here = max(tol, 1e-12 * abs(st.objective))
-            if ok and 0 <= dec < tol_here:
-                # take the last (tiny) Newton step too: quadratic convergence makes the
-                # estimates exact to ~dec^2; H stays the Hessian at the previous iterate
-                cand = self.evaluate(theta + step)
-                if cand is not None and cand.objective <= st.objective + 1e-12 * max(
+            if ok and 0 <= dec < max(tol, 1e-12 * abs(st.objective)):
+                if iterations == 0 and not polish_start:
+                    return st, H, True, iterations
+                cand = self.second(theta + step)
+                if cand is not None and cand[0].objective <= st.objective + 1e-12 * max(
                     1.0, abs(st.objective)
                 ):
-                    theta, st = cand.theta, cand
-                converged = True
-                break
-            if dec <= 0:
+                    return cand[0], cand[1], True, iterations
+                return st, H, True, iterations
+            if not np.isfinite(dec) or dec <= 0:
                 step = -g / max(np.linalg.norm(g), 1.0)
-            new = line_search(theta, st, step, g)
+            mx = np.max(np.abs(step))
+            if mx > 5:
+                step = step * (5 / mx)
+            # the full step with its Hessian in one evaluation; backtrack only if it fails
+            sec = self.second(theta + step)
+            if sec is None or sec[0].objective > st.objective + 1e-4 * float(g @ step):
+                new = self._line_search(theta, st, step / 2, g)
+                if new is None:
+                    return st, H, False, iterations
+                sec = self.second(new.theta)
+                if sec is None:  # pragma: no cover - evaluate succeeded at the same theta
+                    return new, H, False, iterations
+            iterations += 1
+            theta = sec[0].theta
+            st, H, E = sec
+        return st, H, False, iterations
+
+    def refine(
+        self,
+        theta0: np.ndarray,
+        *,
+        hessian: np.ndarray | None = None,
+        max_iter: int = 50,
+        tol: float = 1e-9,
+    ) -> dict:
+        """Warm-started optimisation for refits (start near the optimum).
+
+        With ``hessian`` (the observed Hessian of a nearby fit, e.g. the full data's at its
+        optimum), chord Newton steps: gradients only, the fixed Hessian for the steps and the
+        decrement g'H^-1g, as long as each step shrinks the decrement tenfold; then (or without
+        ``hessian``) Newton-Raphson with the observed Hessian (:meth:`_newton`). Converged at
+        :meth:`fit`'s criterion, decrement < max(``tol``, 1e-12 |-2 l|), after which the last
+        (tiny) step is taken too. A start that already meets the criterion is returned
+        unchanged, so a refit of the original data reproduces the full fit exactly. Returns the
+        dictionary of :meth:`fit` (``converged`` False when it stalls: the caller then runs
+        :meth:`fit`; ``hessian`` may be None).
+        """
+        theta = np.asarray(theta0, dtype=float)
+        tried: list[str] = []
+        fail = {"state": None, "hessian": None, "converged": False, "iterations": 0, "tried": tried}
+        it = 0
+        if hessian is not None and self._positive_definite(hessian):
+            tried.append("chord Newton steps with a nearby fit's observed Hessian")
+            Hinv = np.linalg.inv(hessian)
+            st = self.evaluate(theta)
+            if st is None:
+                return fail
+            prev = np.inf
+            for _ in range(max_iter):
+                g = st.gradient
+                step = -Hinv @ g
+                dec = float(-g @ step)
+                if not np.isfinite(dec) or dec < 0 or dec > 0.1 * prev:
+                    break
+                if dec < max(tol, 1e-12 * abs(st.objective)):
+                    if it > 0:
+                        fin = self.evaluate(theta + step, gradient=False)
+                        if fin is not None and fin.objective <= st.objective + 1e-12 * max(
+                            1.0, abs(st.objective)
+                        ):
+                            st = fin
+                    return {
+                        "state": st,
+                        "hessian": None,
+                        "converged": True,
+                        "iterations": it,
+                        "tried": tried,
+                    }
+                cand = self.evaluate(theta + step)
+                if cand is None or cand.objective > st.objective + 1e-4 * float(g @ step):
+                    break
+                theta, st, prev = cand.theta, cand, dec
+                it += 1
+        tried.append("Newton-Raphson with the observed Hessian from a warm start")
+        sec = self.second(theta)
+        if sec is None:
+            return fail
+        st, H, conv, it = self._newton(
+            theta, sec, max_iter=max_iter, tol=tol, tried=tried, iterations=it, polish_start=False
+        )
+        return {"state": st, "hessian": H, "converged": conv, "iterations": it, "tried": tried}
+
+    def fit(self, theta0: np.ndarray, *, max_iter: int = 200, tol: float = 1e-9) -> dict:
+        """Minimise -2 log-likelihood from ``theta0``.
+
+        Strategy: Fisher scoring (expected information) from the start, then Newton-Raphson with
+        the observed Hessian (closed form for the MMRM; the expected information where it is not
+        positive definite), both with a backtracking line search; BFGS and a Newton polish if
+        that stalls. Converged when the Newton decrement g'H^-1g (the predicted distance to the
+        optimum in -2 log-likelihood units) is below max(``tol``, 1e-12 |-2 log-likelihood|)
+        with H positive definite; SAS's default criterion is g'H^-1g / |-2 log-likelihood| <
+        1e-8, 10^4 times looser. The returned ``hessian`` is the observed Hessian at the
+        returned estimate.
+        """
+        tried: list[str] = []
+        theta = np.asarray(theta0, dtype=float)
+        sec = self.second(theta, observed=False)
+        if sec is None:
+            raise ConvergenceError(
+                "the starting covariance is not positive definite", tried=["start"], gradient=None
+            )
+        iterations = 0
+        # phase 1: Fisher scoring (expected information: always positive definite)
+        tried.append("Fisher scoring (expected information)")
+        for _ in range(max_iter):
+            st, _, E = sec
+            g = st.gradient
+            try:
+                step = -np.linalg.solve(E, g)
+            except np.linalg.LinAlgError:
+                break
+            dec = float(-g @ step)
+            if not np.isfinite(dec) or dec < 1e-4 * max(1.0, 1e-6 * abs(st.objective)):
+                break
+            new = self._line_search(theta, st, step, g)
             if new is None:
                 break
             iterations += 1
-            theta, st = new.theta, new
+            theta = new.theta
+            nxt = self.second(theta, observed=False)
+            if nxt is None:  # pragma: no cover
+                break
+            sec = nxt
+        if sec[1] is None:
+            sec = self.second(theta)
+        # phase 2: Newton-Raphson with the observed Hessian (its final value gives the df)
+        tried.append("Newton-Raphson with the observed Hessian")
+        st, H, converged, iterations = self._newton(
+            theta, sec, max_iter=max_iter, tol=tol, tried=tried, iterations=iterations
+        )
+        theta = st.theta
         if not converged:
             tried.append("BFGS with analytic gradient")
 
@@ -535,37 +819,17 @@ class REMLEngine:
             res = optimize.minimize(
                 fun, theta, jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 2000}
             )
-            theta = res.x
-            st = self.evaluate(theta)
-            for _ in range(20):
-                H = self.hessian(theta)
-                if not np.all(np.isfinite(H)):
-                    break
-                w = np.linalg.eigvalsh(H)
-                if w[0] <= 1e-10 * max(abs(w[-1]), 1.0):
-                    break
-                step = -np.linalg.solve(H, st.gradient)
-                dec = float(-st.gradient @ step)
-                if dec < max(tol, 1e-12 * abs(st.objective)):
-                    converged = True
-                    break
-                cand = self.evaluate(theta + step)
-                if cand is None or cand.objective > st.objective + 1e-10:
-                    break
-                theta, st = cand.theta, cand
-                iterations += 1
-        if st is None or H is None:
-            raise ConvergenceError("the fit failed", tried=tried, gradient=None)
-        if not converged:
+            sec = self.second(res.x)
+            if sec is not None and sec[0].objective <= st.objective:
+                st, H, converged, iterations = self._newton(
+                    res.x, sec, max_iter=20, tol=tol, tried=tried, iterations=iterations
+                )
+        if not converged and self._positive_definite(H):
             # last resort: SAS's own default criterion, g'H^-1g / |-2 l| < 1e-8, H pos. def.
-            H = self.hessian(st.theta)
-            if np.all(np.isfinite(H)):
-                w = np.linalg.eigvalsh(H)
-                if w[0] > 1e-10 * max(abs(w[-1]), 1.0):
-                    dec = float(st.gradient @ np.linalg.solve(H, st.gradient))
-                    if 0 <= dec < 1e-8 * max(1.0, abs(st.objective)):
-                        converged = True
-                        tried.append("accepted at SAS's relative Hessian criterion (1e-8)")
+            dec = float(st.gradient @ np.linalg.solve(H, st.gradient))
+            if 0 <= dec < 1e-8 * max(1.0, abs(st.objective)):
+                converged = True
+                tried.append("accepted at SAS's relative Hessian criterion (1e-8)")
         return {
             "state": st,
             "hessian": H,

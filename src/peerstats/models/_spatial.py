@@ -406,7 +406,7 @@ class SpatialPreparedMMRM(PreparedMMRM):
             visit_counts=counts,
         )
 
-    def _check_statistics(self, st: _Stats) -> None:
+    def _check_statistics(self, st: _Stats, N=None, XtX=None) -> None:
         from peerstats.models._design import check_rank_gram
 
         if st.n_units < 2:

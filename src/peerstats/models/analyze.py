@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -30,7 +31,7 @@ from peerstats.exceptions import DataWarning, ModelSpecificationError, SpecError
 
 __all__ = ["analyze", "TrialAnalysis"]
 
-DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
+DfName = Literal["satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"]
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -143,6 +144,7 @@ def analyze(
     outcome: str,
     df: DfName = "satterthwaite",
     level: float = 0.95,
+    vcov: str = "model",
 ) -> TrialAnalysis:
     """Fit the primary model for ``outcome`` as the trial spec implies, with effect sizes.
 
@@ -152,8 +154,10 @@ def analyze(
         A validated trial (:func:`peerstats.load_trial`, ``peerstats.datasets.load``).
     outcome : str
         An outcome of the spec (``trial.spec.outcome_names``).
-    df : {"satterthwaite", "kenward-roger", "residual", "asymptotic"}
+    df : {"satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"}
         Degrees of freedom of the tests and CIs.
+    vcov : {"model", "empirical", "empirical-bias-reduced", "jackknife"}
+        Covariance of the fixed effects (see :func:`peerstats.mmrm`).
     level : float
         Confidence level of the CIs.
 
@@ -221,7 +225,9 @@ def analyze(
         raise ModelSpecificationError(f"the baseline SD of {outcome!r} is {sd}; d is undefined")
 
     if single:
-        return _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm)
+        return _single_arm(
+            a, spec, outcome, visits, sd, sd_desc, df, level, notes, partial(mmrm, vcov=vcov)
+        )
 
     # ---- parallel trial -------------------------------------------------------------------
     post = a[a["visit"].astype(str) != baseline_visit].copy()
@@ -300,7 +306,13 @@ def analyze(
         post["group"] = grp
         formula = fixed + (" + (1 | subject)" if many else "") + " + (0 + delivered | group)"
         fit = lmm(
-            formula, post, residual_by="arm", subject="subject", df=df, reference={"arm": reference}
+            formula,
+            post,
+            residual_by="arm",
+            subject="subject",
+            df=df,
+            reference={"arm": reference},
+            vcov=vcov,
         )
         model = "partially nested lmm"
         icc_s = fit.icc
@@ -319,6 +331,7 @@ def analyze(
             covariance="us",
             df=df,
             reference={"arm": reference},
+            vcov=vcov,
         )
         model = "mmrm"
         shown = fixed + "  [unstructured covariance across visits]"
@@ -382,9 +395,7 @@ def _single_arm(a, spec, outcome, visits, sd, sd_desc, df, level, notes, mmrm) -
         rows.append({"visit": present[k], "contrast": f"{present[k]} - {present[0]}", **res})
     ct = _add_d(pd.DataFrame(rows), sd)
     arm = str(spec.arms.levels[0])
-    n_an = pd.Series(
-        {arm: int(d.loc[d[outcome].notna(), "subject"].nunique())}, name="n_analysed"
-    )
+    n_an = pd.Series({arm: int(d.loc[d[outcome].notna(), "subject"].nunique())}, name="n_analysed")
     notes = [
         *notes,
         "single-arm study: change from baseline (within-arm), not a comparison "

@@ -25,7 +25,7 @@ from peerstats.exceptions import (
     SingularFitWarning,
 )
 from peerstats.models._covariance import STRUCTURES, GroupedCovariance, make_structure
-from peerstats.models._ddf import DF_METHODS, Inference, kenward_roger_vcov
+from peerstats.models._ddf import DF_METHODS, Inference, between_within, kenward_roger_vcov
 from peerstats.models._design import (
     as_categorical,
     build_fixed_design,
@@ -35,13 +35,15 @@ from peerstats.models._design import (
 from peerstats.models._rancov import LinearRandomCovariance, RandomCovariance, build_blocks
 from peerstats.models._random import RandomTerm, build_random_design, split_formula
 from peerstats.models._reml import REMLEngine
+from peerstats.models._sandwich import check_vcov, layout_blocks, sandwich_inference
 from peerstats.models.results import MixedModelResult
 
 __all__ = ["lmm", "LMMResult"]
 
 ResidualName = Literal["iid", "us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh"]
 MethodName = Literal["reml", "ml"]
-DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
+DfName = Literal["satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"]
+VcovName = Literal["model", "empirical", "empirical-bias-reduced", "jackknife"]
 _KR_LINEAR = ("iid", "us", "cs", "toep")
 _SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the relative Cholesky factor
 
@@ -235,6 +237,7 @@ def lmm(
     df: DfName = "satterthwaite",
     reference: Mapping[str, str] | None = None,
     kr_information: Literal["observed", "expected"] = "observed",
+    vcov: VcovName = "model",
 ) -> LMMResult:
     """Fit a linear mixed model with lme4-style random effects by REML or ML.
 
@@ -263,16 +266,24 @@ def lmm(
         and SAS CLASS); with ``residual="iid"`` the formula decides, as in lme4 (a numeric
         column is a linear trend).
     method : {"reml", "ml"}
-    df : {"satterthwaite", "kenward-roger", "residual", "asymptotic"}
+    df : {"satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"}
         Satterthwaite as lmerTest; Kenward-Roger in the variance/covariance parameterisation
-        (linear in V, as pbkrtest and SAS); ``residual`` n_obs - p; ``asymptotic`` normal /
-        chi-square.
+        (linear in V, as pbkrtest and SAS); ``residual`` n_obs - rank(X); ``between-within``
+        as SAS DDFM=BETWITHIN with the independent clusters (the highest grouping level) as
+        subjects; ``asymptotic`` normal / chi-square. With an empirical ``vcov``,
+        ``satterthwaite`` is the df of Pustejovsky & Tipton (2018) (clubSandwich).
     reference : mapping, optional
         Reference level per factor, e.g. ``{"arm": "usual"}``.
     kr_information : {"observed", "expected"}
         Information matrix whose inverse estimates cov(theta_hat) in Kenward-Roger: the observed
         REML information (default; SAS PROC MIXED ``ddfm=kr`` and :func:`peerstats.mmrm`) or
         the expected information (pbkrtest / lmerTest ``ddf = "Kenward-Roger"``).
+
+    vcov : {"model", "empirical", "empirical-bias-reduced", "jackknife"}
+        Covariance of the fixed effects used by every test: model-based, or the CR0 / CR2
+        (Bell-McCaffrey) / CR3 (jackknife) sandwich clustered by the independent clusters of the
+        highest grouping level, as :func:`peerstats.mmrm` (validated against clubSandwich on
+        ``nlme::lme``, tests/reference/r_sandwich/).
 
     Returns
     -------
@@ -330,17 +341,30 @@ def lmm(
             df=df,
             reference=reference,
             kr_information=kr_information,
+            vcov=vcov,
         )
 
 
 def _lmm(
-    formula, data, *, residual, residual_by, subject, visit, method, df, reference, kr_information
+    formula,
+    data,
+    *,
+    residual,
+    residual_by,
+    subject,
+    visit,
+    method,
+    df,
+    reference,
+    kr_information,
+    vcov="model",
 ):
     t0 = time.perf_counter()
     kr_information = _choice("kr_information", kr_information, ("observed", "expected"))
     residual = _choice("residual", residual, ("iid", *STRUCTURES))
     method = _choice("method", method, ("reml", "ml"))
     df = _choice("df", df, DF_METHODS)
+    vcov = check_vcov(vcov, df)
     if not isinstance(data, pd.DataFrame):
         raise ModelSpecificationError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if not isinstance(formula, str):
@@ -518,7 +542,9 @@ def _lmm(
     C = st.Minv
     P = W = CA = None
     H = fit["hessian"]
-    if df == "satterthwaite":
+    if vcov != "model":
+        pass  # the empirical covariance's own df (see _sandwich)
+    elif df == "satterthwaite":
         W = 2 * np.linalg.inv(H)
         P = engine.jacobian_terms(st.theta)
     elif df == "kenward-roger":
@@ -534,9 +560,17 @@ def _lmm(
             info = eng2.hessian(psi, h=h)
         W = 2 * np.linalg.pinv(info)
         CA = kenward_roger_vcov(C, P, Q, None, W)
+    bw = None
+    if df == "between-within":
+        bw = between_within(design.X, _block_of_rows(layout, n_obs), design.term_columns)
     inference = Inference(
-        beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA
+        beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA, bw=bw
     )
+    if vcov != "model":
+        blocks = layout_blocks(
+            design.X, design.y, st.beta, layout.rows, engine.cov.block_covariances(st.theta)
+        )
+        inference = sandwich_inference(inference, vcov, blocks)
 
     # ---- random effects, variance components, ICC -----------------------------------------
     blups, diagV = _blups(engine, layout, design, rdesigns, Gs, st.beta, st.theta)
@@ -596,6 +630,7 @@ def _lmm(
         singular=bool(singular_names),
         singular_components=tuple(singular_names),
         n_clusters=layout.n_blocks,
+        vcov_method=vcov,
         _vc=tuple(vc_rows),
         _icc=tuple(icc),
         _blups=blups,
@@ -603,6 +638,18 @@ def _lmm(
         n_subjects_data=(int(data[subject].nunique()) if subject is not None else layout.n_blocks),
     )
     return _make_result(kwargs)
+
+
+def _block_of_rows(layout, n: int) -> np.ndarray:
+    """Independent cluster (block) of each row, from the block layout."""
+    out = np.full(n, -1, dtype=np.int64)
+    k = 0
+    for rows_c in layout.rows:
+        for rows in rows_c:
+            u = rows.shape[0]
+            out[rows] = (k + np.arange(u))[:, None]
+            k += u
+    return out
 
 
 def _make_result(kwargs: dict) -> LMMResult:

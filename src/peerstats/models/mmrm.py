@@ -10,6 +10,7 @@ Sigma_i = W_i^-1/2 Sigma W_i^-1/2).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -17,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
-from peerstats.models._ddf import DF_METHODS, Inference, kenward_roger_vcov
+from peerstats.models._ddf import DF_METHODS, Inference, between_within, kenward_roger_vcov
+from peerstats.models._sandwich import check_vcov, mmrm_blocks, sandwich_inference
 from peerstats.models.prepared import (
     CovarianceName,
     DfName,
@@ -28,6 +30,8 @@ from peerstats.models.prepared import (
 from peerstats.models.results import MixedModelResult
 
 __all__ = ["mmrm"]
+
+VcovName = Literal["model", "empirical", "empirical-bias-reduced", "jackknife"]
 
 
 def mmrm(
@@ -43,6 +47,7 @@ def mmrm(
     df: DfName = "satterthwaite",
     reference: Mapping[str, str] | None = None,
     kr_information: Literal["observed", "expected"] = "observed",
+    vcov: VcovName = "model",
     time: str | Sequence[str] | None = None,
 ) -> MixedModelResult:
     """Fit a mixed model for repeated measures (MMRM) by REML or ML.
@@ -75,9 +80,13 @@ def mmrm(
     weights : str, optional
         Column of positive weights (SAS ``WEIGHT``).
     method : {"reml", "ml"}
-    df : {"satterthwaite", "kenward-roger", "residual", "asymptotic"}
+    df : {"satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"}
         Denominator degrees of freedom for t and F tests (SAS ``ddfm=``). ``residual`` is
-        n_obs - p; ``asymptotic`` uses the normal / chi-square distributions.
+        n_obs - rank(X) (SAS DDFM=RESIDUAL); ``between-within`` as SAS DDFM=BETWITHIN (with
+        ``covariance="us"`` every effect gets the between-subject df, as SAS); ``asymptotic``
+        uses the normal / chi-square distributions. With an empirical ``vcov``,
+        ``satterthwaite`` means the df of Bell & McCaffrey / Pustejovsky & Tipton (clubSandwich)
+        and multi-row tests use their HTZ test; Kenward-Roger is not available.
     reference : mapping, optional
         Reference level per factor, e.g. ``{"ARMCD": "PBO"}``.
     kr_information : {"observed", "expected"}
@@ -85,6 +94,13 @@ def mmrm(
         covariance of the covariance parameters. ``"observed"`` (default) as SAS PROC MIXED and
         R mmrm; ``"expected"`` as pbkrtest / lmerTest (validated against pbkrtest on the
         compound-symmetry model, tests/reference/r_mmrm/).
+    vcov : {"model", "empirical", "empirical-bias-reduced", "jackknife"}
+        Covariance of the fixed effects used by every test, interval, marginal mean, contrast
+        and ``anova``: ``model`` (X'V^-1X)^-1; ``empirical`` the CR0 sandwich clustered by
+        subject (SAS ``EMPIRICAL``); ``empirical-bias-reduced`` Bell-McCaffrey CR2;
+        ``jackknife`` CR3. SAS's default df with EMPIRICAL is ``df="between-within"``.
+        Validated against R clubSandwich on nlme::gls fits (tests/reference/r_sandwich/); see
+        :mod:`peerstats.models._sandwich`.
     time : str or list of str, optional
         Only (and required) with a spatial ``covariance``: a numeric column of subject-specific
         times, or several coordinate columns (Euclidean distance, SAS ``sp(exp)(c1 c2)``).
@@ -140,6 +156,7 @@ def mmrm(
     >>> fit.contrasts(arm="ARMCD", by="AVISIT")  # doctest: +SKIP
     """
     df, kr_information = check_df_options(df, kr_information, method)
+    vcov = check_vcov(vcov, df)
     prep = prepare_mmrm(
         formula,
         data,
@@ -152,7 +169,29 @@ def mmrm(
         reference=reference,
         time=time,
     )
-    return prep.fit(df=df, kr_information=kr_information)
+    return with_vcov(prep.fit(df=df, kr_information=kr_information), vcov)
+
+
+def with_vcov(result: MixedModelResult, vcov: str) -> MixedModelResult:
+    """``result`` with the empirical covariance ``vcov`` (clustered by subject) in every test."""
+    if vcov == "model":
+        return result
+    prep = result._prepared
+    design = result._design
+    rows = design.rows
+    w = None if prep._row_weights is None else prep._row_weights[rows]
+    blocks = mmrm_blocks(
+        design.X,
+        design.y,
+        result._inference.beta,
+        prep.subject_codes[rows],
+        prep.visit_codes[rows],
+        prep.group_codes[rows],
+        result._sigmas,
+        w,
+    )
+    inference = sandwich_inference(result._inference, vcov, blocks)
+    return dataclasses.replace(result, _inference=inference, vcov_method=vcov)
 
 
 def check_df_options(df: str, kr_information: str, method: str) -> tuple[str, str]:
@@ -199,6 +238,14 @@ def build_result(prep, engine, fit: dict, *, df: str, kr_information: str, secon
     inference = inference_at_optimum(
         engine, grouped, st, H, df=df, kr_information=kr_information, n_obs=n_obs, p=p
     )
+    if df == "between-within":  # SAS: with REPEATED TYPE=UN only, every effect is "between"
+        bw = between_within(
+            design.X,
+            prep.subject_codes[design.rows],
+            design.term_columns,
+            all_between=prep.covariance == "us",
+        )
+        inference = dataclasses.replace(inference, bw=bw)
     info = prep._stats
     n_block_types = sum(len(sc.keys) for sc in info.classes)
     return MixedModelResult(

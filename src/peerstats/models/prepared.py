@@ -41,6 +41,7 @@ from peerstats.models._design import (
 )
 from peerstats.models._reml import (
     PatternCovariance,
+    PatternLikelihood,
     REMLEngine,
     SizeClass,
     pattern_statistics,
@@ -86,10 +87,11 @@ class Refit:
 class _Stats:
     """Pooled sufficient statistics of one data set (and what the likelihood needs besides)."""
 
-    classes: list[SizeClass]
+    classes: list[SizeClass] | None
     n_obs: float
     log_w: float
     n_units: int
+    pattern: PatternLikelihood | None = None  # prebuilt likelihood (jackknife)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +238,7 @@ class PreparedMMRM:
         self.method = method
         self._seconds_prepare = 0.0
         self._theta_hat: np.ndarray | None = None
+        self._H_hat: np.ndarray | None = None
         self._full_refit: Refit | None = None
         self.n_rows = len(data)
         self.n_subjects_data = int(data[subject].nunique())
@@ -379,31 +382,48 @@ class PreparedMMRM:
         log_w = 0.0 if rw is None else float(f_row @ np.log(rw))
         return _Stats(classes=classes, n_obs=n_obs, log_w=log_w, n_units=info["n_units"])
 
-    def _check_statistics(self, st: _Stats) -> None:
-        """Visits, pairs (us) and rank from pooled statistics: what mmrm() checks on a data set."""
-        if st.n_units < 2:
-            raise ModelSpecificationError("an MMRM needs at least two subjects")
-        G, T = len(self._levels), len(self.visits)
+    def _counts_and_gram(self, classes: list[SizeClass]) -> tuple[np.ndarray, np.ndarray]:
+        """Units observed at each pair of visits per group (G, T, T) and the pooled X'X."""
+        G, T, p = len(self._levels), len(self.visits), len(self.columns)
         N = np.zeros((G, T, T))
-        for sc in st.classes:
+        XtX = np.zeros((p, p))
+        for sc in classes:
             for b, (g, vis) in enumerate(sc.keys):
                 N[g][np.ix_(vis, vis)] += sc.counts[b]
+            j = np.arange(sc.m)
+            XtX += sc.SXX[:, j, j].sum(axis=(0, 1))
+        return N, XtX
+
+    def _check_statistics(self, st: _Stats, N=None, XtX=None) -> None:
+        """Visits, pairs (us) and rank from pooled statistics: what mmrm() checks on a data set.
+
+        (With weights X'X is the weighted one: positive row weights do not change the rank.)
+        """
+        if st.n_units < 2:
+            raise ModelSpecificationError("an MMRM needs at least two subjects")
+        if N is None:
+            N, XtX = self._counts_and_gram(st.classes)
         _check_visit_counts(np.diagonal(N, axis1=1, axis2=2), self)
         if self.covariance == "us":
             _check_pairs(N, self)
         p = len(self.columns)
-        XtX = np.zeros((p, p))
-        for sc in st.classes:
-            j = np.arange(sc.m)
-            XtX += sc.SXX[:, j, j].sum(axis=(0, 1))
-        # (with weights this is the weighted X'X: positive row weights do not change the rank)
-        check_rank_gram(XtX, self.columns, int(round(st.n_obs)))
+        if not _clearly_full_rank(XtX):
+            check_rank_gram(XtX, self.columns, int(round(st.n_obs)))
         if st.n_obs - p <= 0:
             raise ModelSpecificationError(
                 f"{st.n_obs:g} observations for {p} fixed effects: no residual degrees of freedom"
             )
 
     def _engine(self, st: _Stats) -> REMLEngine:
+        if st.pattern is not None:
+            return REMLEngine(
+                None,
+                None,
+                n_obs=st.n_obs,
+                method=self.method,
+                log_weight_sum=st.log_w,
+                pattern=st.pattern,
+            )
         covmodel = PatternCovariance(self._grouped, st.classes)
         return REMLEngine(
             st.classes, covmodel, n_obs=st.n_obs, method=self.method, log_weight_sum=st.log_w
@@ -417,10 +437,10 @@ class PreparedMMRM:
         kr_information: Literal["observed", "expected"] = "observed",
     ) -> MixedModelResult:  # noqa: F821 - imported lazily
         """Fit the model to the data it was prepared with: exactly :func:`peerstats.mmrm`."""
-        from peerstats.models import mmrm as _m
+        from peerstats.models.mmrm import build_result, check_df_options
 
         t0 = time.perf_counter()
-        df, kr_information = _m.check_df_options(df, kr_information, self.method)
+        df, kr_information = check_df_options(df, kr_information, self.method)
         engine = self._engine(self._stats)
         fit = engine.fit(self._initial_theta(engine, self._stats))
         st = fit["state"]
@@ -428,8 +448,9 @@ class PreparedMMRM:
         sigmas = self._grouped.sigmas(st.theta)
         _check_singular(sigmas, self._levels, self.group, fit["tried"], st.gradient)
         self._theta_hat = st.theta
+        self._H_hat = fit["hessian"]
         self._full_refit = _refit_from(st, sigmas, fit["iterations"])
-        return _m.build_result(
+        return build_result(
             self,
             engine,
             fit,
@@ -448,6 +469,7 @@ class PreparedMMRM:
             sigmas = self._grouped.sigmas(st.theta)
             _check_singular(sigmas, self._levels, self.group, fit["tried"], st.gradient)
             self._theta_hat = st.theta
+            self._H_hat = fit["hessian"]
             self._full_refit = _refit_from(st, sigmas, fit["iterations"])
         return self._theta_hat
 
@@ -499,8 +521,10 @@ class PreparedMMRM:
                 rows &= self.subject_codes >= 0
             st = self._statistics(rows, y_new, fw)
             self._check_statistics(st)
+        hessian = None
         if theta0 is None:
             theta0 = self._theta_start()
+            hessian = self._H_hat
         else:
             theta0 = np.asarray(theta0, dtype=float)
             if theta0.shape != (self._grouped.n_params,) or not np.all(np.isfinite(theta0)):
@@ -508,11 +532,11 @@ class PreparedMMRM:
                     f"theta0 must be {self._grouped.n_params} finite numbers (the covariance "
                     "parameters of a previous fit or refit)"
                 )
-        return self._solve(st, theta0)
+        return self._solve(st, theta0, hessian)
 
-    def _solve(self, st: _Stats, theta0: np.ndarray) -> Refit:
+    def _solve(self, st: _Stats, theta0: np.ndarray, hessian=None) -> Refit:
         engine = self._engine(st)
-        fit = engine.refine(theta0)
+        fit = engine.refine(theta0, hessian=hessian)
         if not fit["converged"]:
             fit = engine.fit(fit["state"].theta if fit["state"] is not None else theta0)
         _raise_unless_converged(fit, self.covariance)
@@ -592,17 +616,29 @@ class PreparedMMRM:
     def jackknife(self) -> list[Refit]:
         """Leave-one-subject-out refits, one per subject of ``subjects`` (in that order).
 
-        Each refit subtracts that subject's cross products from the pooled statistics and
-        re-optimises from the full fit's theta. A subject without an observed outcome leaves the
-        fit unchanged (its entry is the full fit).
+        Each refit subtracts that subject's cross products from the pooled statistics (and its
+        unit from its pattern's count) and re-optimises from the full fit's theta. A subject
+        without an observed outcome leaves the fit unchanged (its entry is the full fit).
+
+        Raises
+        ------
+        ModelSpecificationError
+            Leaving a subject out gives a data set mmrm() would refuse (e.g. a visit observed
+            only in that subject).
+        ConvergenceError
+            A refit does not converge.
         """
         theta_hat = self._theta_start()
         full = self._full_refit
         st0 = self._stats
+        pl0 = PatternLikelihood(st0.classes, self._grouped, self.method)
+        N0, XtX0 = self._counts_and_gram(st0.classes)
         where = {}
-        for c, sc in enumerate(st0.classes):
+        b0 = 0
+        for sc in st0.classes:
             for b, key in enumerate(sc.keys):
-                where[key] = (c, b)
+                where[key] = b0 + b
+            b0 += len(sc.keys)
         p = len(self.columns)
         obs = np.flatnonzero(self._observed)
         scode = self.subject_codes[obs]
@@ -619,7 +655,7 @@ class PreparedMMRM:
                 continue
             vis = tuple(int(v) for v in self.visit_codes[r])
             g = int(self.group_codes[r[0]])
-            c, b = where[(g, vis)]
+            b = where[(g, vis)]
             m = len(vis)
             z = np.empty((m, p + 1))
             z[:, :p] = self.X_all[r]
@@ -628,27 +664,31 @@ class PreparedMMRM:
                 z *= sw[r][:, None]
             zf = z.reshape(-1)
             Gi = np.outer(zf, zf).reshape(m, p + 1, m, p + 1).transpose(0, 2, 1, 3)
-            sc = st0.classes[c]
-            counts = sc.counts.copy()
+            sl = slice(pl0.bstart[b], pl0.bstart[b] + m * m)
+            counts = pl0.counts.copy()
             counts[b] -= 1.0
-            SXX, SXy, Syy = sc.SXX.copy(), sc.SXy.copy(), sc.Syy.copy()
-            SXX[b] -= Gi[:, :, :p, :p]
-            SXy[b] -= Gi[:, :, :p, p]
-            Syy[b] -= Gi[:, :, p, p]
-            keys = list(sc.keys)
+            SXX, SXy, Syy = pl0.SXX.copy(), pl0.SXy.copy(), pl0.Syy.copy()
             if counts[b] <= 0:  # the subject was alone in its pattern
-                keep = np.arange(len(keys)) != b
-                counts, SXX, SXy, Syy = counts[keep], SXX[keep], SXy[keep], Syy[keep]
-                keys = [k for j, k in enumerate(keys) if j != b]
-            classes = list(st0.classes)
-            if keys:
-                classes[c] = SizeClass(m=m, counts=counts, SXX=SXX, SXy=SXy, Syy=Syy, keys=keys)
+                counts[b] = 0.0
+                SXX[sl] = SXy[sl] = Syy[sl] = 0.0
             else:
-                del classes[c]
+                SXX[sl] -= Gi[:, :, :p, :p].reshape(m * m, p * p)
+                SXy[sl] -= Gi[:, :, :p, p].reshape(m * m, p)
+                Syy[sl] -= Gi[:, :, p, p].reshape(m * m)
+            N = N0.copy()
+            N[g][np.ix_(vis, vis)] -= 1.0
+            jj = np.arange(m)
+            XtX = XtX0 - Gi[jj, jj, :p, :p].sum(axis=0)
             log_w = st0.log_w - (0.0 if sw is None else float(np.log(self._row_weights[r]).sum()))
-            st = _Stats(classes=classes, n_obs=st0.n_obs - m, log_w=log_w, n_units=st0.n_units - 1)
-            self._check_statistics(st)
-            out.append(self._solve(st, theta_hat))
+            st = _Stats(
+                classes=None,
+                n_obs=st0.n_obs - m,
+                log_w=log_w,
+                n_units=st0.n_units - 1,
+                pattern=pl0.with_statistics(counts, SXX, SXy, Syy),
+            )
+            self._check_statistics(st, N, XtX)
+            out.append(self._solve(st, theta_hat, self._H_hat))
         return out
 
     # ---- designs for new data ----------------------------------------------------------------
@@ -695,6 +735,20 @@ class PreparedMMRM:
 
 
 # ---------------------------------------------------------------------------------------------
+def _clearly_full_rank(XtX: np.ndarray) -> bool:
+    """A cheap sufficient test of full rank (Cholesky of the scaled Gram matrix); when it
+    fails, :func:`check_rank_gram` decides and names the aliased columns."""
+    d = np.diag(XtX)
+    if np.any(d <= 0):
+        return False
+    s = np.sqrt(d)
+    try:
+        L = np.linalg.cholesky(XtX / np.outer(s, s))
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.min(np.diagonal(L)) ** 2 > 1e-8)
+
+
 def _as_levels(col: pd.Series, values: list) -> tuple[pd.Categorical, np.ndarray]:
     """``col`` as a Categorical over the fit's levels ``values`` and a mask of known values.
 

@@ -56,6 +56,7 @@ class MixedModelResult:
     _gradient: np.ndarray
     warnings: tuple[str, ...] = field(default_factory=tuple)
     fit_info: dict = field(default_factory=dict)
+    vcov_method: str = "model"  # covariance of beta used by the tests (issue 10.3)
     _prepared: Any = None  # the PreparedMMRM behind an mmrm() fit (predictions, refits)
 
     # ---- fixed effects ---------------------------------------------------------------------
@@ -220,17 +221,30 @@ class MixedModelResult:
             out[by] = pd.Categorical(out[by].map(dict(zip(by_levels, raw))), categories=raw)
         return out
 
-    def anova(self) -> pd.DataFrame:
-        """Type III F tests of each term (SAS "Type 3 Tests of Fixed Effects").
+    def anova(self, type: int = 3) -> pd.DataFrame:
+        """Type III (default) or type II F tests of each term.
+
+        ``type=3``: SAS "Type 3 Tests of Fixed Effects". ``type=2``: each term after every
+        term that does not contain it (marginality), the hypothesis of R ``car::Anova(type=2)``
+        built with the fit's covariance of the fixed effects (see
+        :func:`peerstats.models._anova.type2_hypotheses`).
 
         Columns: ``term, num_df, den_df, statistic (F), p_value``; the denominator df follow
-        the model's ``df`` method.
+        the model's ``df`` method (and ``vcov``).
         """
-        from peerstats.models.emmeans import type3_hypotheses
+        if type not in (2, 3) or isinstance(type, bool):
+            raise ModelSpecificationError(f"type={type!r} is not valid; choose 2 or 3")
+        if type == 3:
+            from peerstats.models.emmeans import type3_hypotheses
 
+            hyps = type3_hypotheses(self._design)
+        else:
+            from peerstats.models._anova import type2_hypotheses
+
+            hyps = type2_hypotheses(self._design, np.asarray(self._inference.vcov))
         rows = []
-        for term, L in type3_hypotheses(self._design).items():
-            rows.append({"term": term, **self._inference.test_md(L)})
+        for term, L in hyps.items():
+            rows.append({"term": term, **self._inference.test_md(L, term=term)})
         return pd.DataFrame(rows).set_index("term")
 
     def test(self, L: np.ndarray | Sequence[float], *, level: float = 0.95) -> pd.DataFrame:
@@ -257,7 +271,11 @@ class MixedModelResult:
             ("Model", f"MMRM  {self.formula}"),
             ("Subject / visit", f"{self.subject} / {self.visit} ({', '.join(self.visits)})"),
             ("Covariance", cov + (f", weights={self.weights}" if self.weights else "")),
-            ("Method / df", f"{self.method.upper()} / {self.df_method}"),
+            (
+                "Method / df",
+                f"{self.method.upper()} / {self.df_method}"
+                + (f" / vcov {self.vcov_method}" if self.vcov_method != "model" else ""),
+            ),
             (
                 "Observations",
                 f"{self.n_obs} used, {self.n_dropped} dropped (missing outcome), "

@@ -140,6 +140,7 @@ def render_report(run: AnalysisRun) -> str:
         ("table1", "Table 1"),
         ("outcomes", "Outcomes"),
         ("figures", "Figures"),
+        *([("estimand", "Estimand and missing data")] if "missing_data" in res else []),
         ("models", "Models"),
         ("warnings", "Warnings"),
         ("provenance", "Provenance"),
@@ -261,6 +262,11 @@ def render_report(run: AnalysisRun) -> str:
         add("<div class='grid'>" + "".join(_figure(run, n) for n in traj) + "</div>")
     add("<div class='grid'>" + _figure(run, "change") + _figure(run, "attendance") + "</div>")
 
+    # ---- estimand and missing data (issue 9; pipeline/sensitivity.py) ----------------------
+    from peerstats.pipeline.sensitivity import render_section
+
+    add(render_section(run))
+
     # ---- models ---------------------------------------------------------------------------
     add("<h2 id='models'>Model details</h2>")
     for o, m in res["models"].items():
@@ -302,8 +308,8 @@ def render_report(run: AnalysisRun) -> str:
     add(
         "<p>Every number above is in <code>results.json</code> (unrounded); "
         "<code>manifest.json</code> records the SHA-256 of each input, the versions and the "
-        "time of this run. Re-run with <code>peerstats run</code> and compare with "
-        "<code>peerstats check</code>.</p>"
+        "time of this run (kept out of this page, which is byte-identical when re-run). "
+        "Re-run with <code>peerstats run</code> and compare with <code>peerstats check</code>.</p>"
     )
     rows = "".join(
         f"<tr><td>{_e(k)}</td><td style='text-align:left'><code>{_e(v['sha256'][:16])}\u2026</code></td>"
@@ -330,7 +336,6 @@ def render_report(run: AnalysisRun) -> str:
                 ),
                 ("Platform", _e(" ".join(str(v) for v in man.get("platform", {}).values()))),
                 ("Seed", _e(man.get("seed", ""))),
-                ("Started", _e(man.get("started", ""))),
             ]
         )
     )

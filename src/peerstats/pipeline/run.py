@@ -18,6 +18,7 @@ function; this module only arranges the calls and the output.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import io
@@ -47,7 +48,17 @@ from peerstats.exceptions import (
 from peerstats.pipeline._jsonio import dumps, frame_keyed, plain
 from peerstats.pipeline.spec import AnalysisSpec, read_analysis_spec
 
-__all__ = ["run", "run_analysis", "write_results", "AnalysisRun", "Progress", "RESULTS_FORMAT"]
+__all__ = [
+    "run",
+    "run_analysis",
+    "write_results",
+    "AnalysisRun",
+    "Progress",
+    "RESULTS_FORMAT",
+    "OutputBusyError",
+    "output_lock",
+    "clean_stale_folders",
+]
 
 RESULTS_FORMAT = "peerstats-results/1"
 DEPENDENCIES = (
@@ -203,7 +214,9 @@ def _collect(sink: list[str], prefix: str = "") -> Iterator[None]:
 def _fit_auto(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
     import peerstats
 
-    ta = peerstats.analyze(trial, outcome=outcome, df=spec.model.df, level=spec.model.level)
+    ta = peerstats.analyze(
+        trial, outcome=outcome, df=spec.model.df, level=spec.model.level, vcov=spec.model.vcov
+    )
     cov = (
         "unstructured across visits"
         if ta.model != "partially nested lmm"
@@ -276,6 +289,7 @@ def _fit_explicit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome
             covariance=cov,
             df=m.df,
             reference=reference,
+            vcov=m.vcov,
         )
         return FittedOutcome(
             outcome, "mmrm", fixed, fit, f"{cov} across visits", notes=tuple(notes)
@@ -309,6 +323,7 @@ def _fit_explicit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome
         visit="visit",
         df=m.df,
         reference=reference,
+        vcov=m.vcov,
     )
     icc_s = getattr(fit, "icc", None)
     icc = float(icc_s.get("group")) if icc_s is not None and "group" in icc_s else None
@@ -558,11 +573,14 @@ def run_analysis(
     from peerstats.figures.consort import consort
 
     progress = progress or Progress(enabled=False)
-    started = _dt.datetime.now(_dt.UTC)
+    started = _now()
     spec = read_analysis_spec(spec)
     with progress.step(f"loading and validating the trial ({spec.trial_path.name})"):
         trial = peerstats.load_trial(spec.trial_path)
     spec.check_against(trial.spec)
+    from peerstats.pipeline import sensitivity as _sensitivity  # issue 9: estimand section
+
+    _sensitivity.check_data(spec, trial)  # before any fitting
     run = AnalysisRun(spec=spec, trial=trial)
     run.warnings.extend(f"data: {w}" for w in getattr(trial, "warnings", []))
     ts = trial.spec
@@ -747,6 +765,7 @@ def run_analysis(
     with progress.step("drawing the figures"), _collect(run.warnings):
         _figures(run, flow, effects)
 
+    _sensitivity.run_sensitivity(run, progress)  # estimand and missing data (issue 9)
     res["warnings"] = list(run.warnings)
     from peerstats.pipeline.report import render_report
 
@@ -755,11 +774,24 @@ def run_analysis(
     return run
 
 
+def _now() -> _dt.datetime:
+    """The time to record: ``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
+        except (ValueError, OverflowError, OSError):
+            pass
+    return _dt.datetime.now(_dt.UTC)
+
+
 def _write_tree(root: Path, run: AnalysisRun) -> None:
+    from peerstats._safe import write_csv
+
     (root / "tables").mkdir()
     (root / "figures").mkdir()
-    for name, df in run.tables.items():
-        df.to_csv(root / "tables" / f"{name}.csv", index=False, lineterminator="\n")
+    for name, df in run.tables.items():  # text cells that a spreadsheet would run are quoted
+        write_csv(df, root / "tables" / f"{name}.csv")
     for name, svg in run.figures.items():
         (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (root / "results.json").write_text(dumps(run.results), encoding="utf-8")
@@ -770,7 +802,7 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
             outputs[p.relative_to(root).as_posix()] = _sha256(p)
     manifest = dict(run.manifest)
     manifest["outputs"] = outputs
-    finished = _dt.datetime.now(_dt.UTC)
+    finished = _now()
     manifest["finished"] = finished.isoformat(timespec="seconds")
     started = _dt.datetime.fromisoformat(manifest["started"])
     manifest["duration_seconds"] = round((finished - started).total_seconds())
@@ -832,45 +864,251 @@ def write_results(
     """Write a run's folder atomically.
 
     Everything is written to a temporary folder next to ``out`` that is renamed to ``out`` at
-    the end; a failure leaves ``out`` as it was (absent, or the previous results).
+    the end; a failure leaves ``out`` as it was (absent, or the previous results). The rename
+    never replaces a folder that appeared while the run was writing (``RENAME_NOREPLACE``
+    where the system has it); with ``force`` only earlier peerstats results are replaced. A
+    lock per output folder (``.<out>.lock`` beside it) keeps two runs from writing the same
+    folder; temporary folders left by runs that died are removed (see
+    :func:`clean_stale_folders`).
 
     Parameters
     ----------
     run : AnalysisRun
     out : path
     force : bool
-        Replace an existing ``out``.
+        Replace an existing ``out`` (earlier results only).
 
     Returns
     -------
     Path
         ``out`` (resolved).
+
+    Raises
+    ------
+    SpecError
+        ``out`` exists (without ``force``), is not a results folder, appeared while writing,
+        or holds input files; :class:`OutputBusyError` when another run writes it.
     """
     out = check_output_dir(out, force=force)
     inside = _inputs_inside(run, out)
     if inside:
         raise SpecError(f"--out {out} contains input files of the analysis: {inside[:5]}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        (_writer or _write_tree)(tmp, run)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            old.rmdir()
-            out.rename(old)
-            try:
-                tmp.rename(out)
-            except BaseException:
-                old.rename(out)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with output_lock(out):
+        clean_stale_folders(out)
+        out = check_output_dir(out, force=force)  # again, under the lock
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+        try:
+            (_writer or _write_tree)(tmp, run)
+            os.chmod(tmp, 0o755)
+            _move_into_place(tmp, out, force=force)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return out
+
+
+def _move_into_place(tmp: Path, out: Path, *, force: bool) -> None:
+    """Rename the written folder ``tmp`` to ``out`` without ever replacing a folder that is
+    not earlier peerstats results (checked at the last moment, not only before the run)."""
+    appeared = (
+        f"{out} appeared while this run was writing; it was left as it is and nothing was "
+        "written. Choose another --out"
+    )
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise SpecError(appeared + " (or pass --force to replace earlier results)")
+        if (
+            not out.is_dir()
+            or out.is_symlink()
+            or (any(out.iterdir()) and not _is_results_folder(out))
+        ):
+            raise SpecError(
+                f"{out} is not an earlier peerstats result folder; --force only replaces "
+                "results. Choose another --out or empty it yourself."
+            )
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+        old.rmdir()
+        _rename_noreplace(out, old)
+        try:
+            _rename_noreplace(tmp, out)
+        except FileExistsError:
+            raise SpecError(appeared + f"; the earlier results are kept in {old}") from None
+        except BaseException:
+            _rename_noreplace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        _rename_noreplace(tmp, out)
+    except FileExistsError:
+        raise SpecError(appeared) from None
+
+
+def _renameat2(src: Path, dst: Path) -> bool:
+    """``renameat2(..., RENAME_NOREPLACE)`` on Linux; False when unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import errno
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_noreplace = -100, 1
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False  # the file system cannot: fall back
+    if err in (errno.EEXIST, errno.ENOTEMPTY):
+        raise FileExistsError(err, os.strerror(err), str(dst))
+    raise OSError(err, os.strerror(err), str(src))
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; FileExistsError when ``dst`` exists (never replaced)."""
+    if _renameat2(src, dst):
+        return
+    if dst.exists() or dst.is_symlink():
+        raise FileExistsError(f"{dst} exists")
+    try:
+        # POSIX rename may still replace an *empty* folder that appeared in the last
+        # microseconds (nothing is lost); a non-empty one makes it fail
+        os.rename(src, dst)
+    except OSError as exc:
+        if dst.exists():
+            raise FileExistsError(f"{dst} exists") from exc
+        raise
+
+
+class OutputBusyError(SpecError):
+    """Another peerstats run is writing the same output folder."""
+
+
+_HELD: dict[Path, int] = {}  # output folder -> thread holding its lock in this process
+#: temporary folders older than this are removed even when their pid looks alive (reused pid)
+STALE_AGE_SECONDS = 24 * 3600
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no safe check: age alone decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def output_lock(out: str | Path) -> Iterator[None]:
+    """Hold the lock of output folder ``out`` (``.<name>.lock`` beside it; re-entrant).
+
+    Raises
+    ------
+    OutputBusyError
+        Another process holds it.
+    """
+    import threading
+
+    out = Path(out).resolve()
+    me = threading.get_ident()
+    if _HELD.get(out) == me:
+        yield
+        return
+    lock = out.parent / f".{out.name}.lock"
+    fd = _acquire(lock, out)
+    _HELD[out] = me
+    try:
+        yield
+    finally:
+        _HELD.pop(out, None)
+        try:
+            lock.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _busy(lock: Path, out: Path) -> OutputBusyError:
+    try:
+        holder = lock.read_text(encoding="ascii").strip() or "unknown"
+    except (OSError, UnicodeError):
+        holder = "unknown"
+    return OutputBusyError(
+        f"{out} is being written by another peerstats run (pid {holder}); wait until it has "
+        f"finished or choose another --out (a lock file {lock.name} marks it)"
+    )
+
+
+def _acquire(lock: Path, out: Path) -> int:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: an exclusive create instead
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                age = time.time() - lock.stat().st_mtime
+                if age > STALE_AGE_SECONDS:
+                    lock.unlink(missing_ok=True)
+                    continue
+                raise _busy(lock, out) from None
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        raise _busy(lock, out) from None
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise _busy(lock, out) from None
+        try:  # the lock file we hold must still be the one at the path (a finishing run
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino  # unlinks it)
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+def clean_stale_folders(out: str | Path) -> list[Path]:
+    """Remove ``.<out>.tmp-<pid>-*`` and ``.<out>.old-<pid>-*`` folders of runs that died
+    (their process no longer exists, or they are older than a day); returns those removed.
+    Call it holding :func:`output_lock` of ``out``."""
+    import re
+
+    out = Path(out).resolve()
+    if not out.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-(?:(\d+)-)?")
+    removed = []
+    now = time.time()
+    for p in out.parent.iterdir():
+        m = pattern.match(p.name)
+        if not m or not p.is_dir() or p.is_symlink():
+            continue
+        try:
+            age = now - p.stat().st_mtime
+        except OSError:
+            continue
+        pid = int(m.group(2)) if m.group(2) else None
+        if pid == os.getpid():
+            continue
+        dead = (pid is not None and not _pid_alive(pid)) or (pid is None and age > 3600)
+        if dead or age > STALE_AGE_SECONDS:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def run(
@@ -887,8 +1125,12 @@ def run(
     Path
         The folder written; ``<out>/report.html`` is the report.
     """
-    check_output_dir(out, force=force)  # fail before the work, not after
-    result = run_analysis(spec, progress=progress)
-    progress = progress or Progress(enabled=False)
-    with progress.step(f"writing {out}"):
-        return write_results(result, out, force=force)
+    resolved = check_output_dir(out, force=force)  # fail before the work, not after
+    # hold the folder's lock for the whole run: a second run on the same --out is told at
+    # once that the folder is busy, rather than racing this one at the end
+    lock = output_lock(resolved) if resolved.parent.is_dir() else contextlib.nullcontext()
+    with lock:
+        result = run_analysis(spec, progress=progress)
+        progress = progress or Progress(enabled=False)
+        with progress.step(f"writing {out}"):
+            return write_results(result, out, force=force)

@@ -1,0 +1,214 @@
+"""What direct identifiers look like, and how to show a value without echoing one.
+
+A bottom layer (standard library only): :mod:`peerstats.validation`, the instruments and the
+command line all mask values through these functions, so none of them imports another for it.
+
+Recognised identifiers
+----------------------
+- Swedish personnummer and samordningsnummer (day + 60), with or without century, written
+  ``YYMMDD-NNNC``, ``YYMMDD+NNNC``, ``YYMMDDNNNC`` or ``YYMMDD NNNC``, with a valid Luhn digit;
+- Danish CPR numbers ``DDMMYY-NNNN`` (valid date; without the hyphen they are *weak*, as an
+  ordinary 10-digit number may take that form);
+- e-mail addresses (non-ASCII local parts and domains too: ``anna@förening.se``);
+- phone numbers: international ``+46 70 123 45 67`` (strong), domestic ``070-123 45 67`` and
+  Danish ``12 34 56 78`` (weak).
+
+Each may stand alone or inside free text (``moved away, new phone 070-123 45 67``).
+Masking replaces every digit of a personnummer or CPR number (the date of birth too), all but
+the first three characters of a phone number, and the local part of an e-mail address but its
+first character.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "looks_identifying",
+    "find_identifiers",
+    "mask_identifiers",
+    "mask_value",
+    "escape_controls",
+    "CONTROL_CHARS",
+]
+
+_PNR = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+ ]?)(\d{4})$")
+_CPR = re.compile(r"^(\d{2})(\d{2})(\d{2})(-?)(\d{4})$")
+_EMAIL = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}")
+_PHONE_CHARS = re.compile(r"^[\d\s\-()+/]+$")
+_DATE_LIKE = re.compile(r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
+_DK_PHONE = re.compile(r"^\d{2}( \d{2}){3}$")
+_CANDIDATE = re.compile(r"@|\d(?:\D{0,2}\d){7}")
+_TOKEN = re.compile(r"\+?\(?\d[\d ()/-]{6,}\d")
+
+#: control characters refused in text cells (C0 but tab, LF, CR; DEL; C1; bidirectional
+#: overrides and isolates, which make a text display differently from what it holds)
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(digits):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _valid_date(years: Iterable[int], month: int, day: int) -> bool:
+    for y in years:
+        try:
+            _dt.date(y, month, day)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def _is_personnummer(s: str) -> bool:
+    """Swedish personnummer or samordningsnummer (day + 60) with a valid Luhn check digit."""
+    m = _PNR.match(s)
+    if not m:
+        return False
+    century, yy, mm, dd, _sep, last4 = m.groups()
+    day = int(dd) - 60 if int(dd) > 60 else int(dd)
+    years = [int(century + yy)] if century else [1900 + int(yy), 2000 + int(yy)]
+    if not _valid_date(years, int(mm), day):
+        return False
+    return _luhn_ok(yy + mm + dd + last4)
+
+
+def _is_cpr(s: str) -> tuple[bool, bool]:
+    """(matches, has_hyphen) for a Danish CPR number DDMMYY-XXXX with a valid date."""
+    m = _CPR.match(s)
+    if not m:
+        return False, False
+    dd, mm, yy, hyphen, _ = m.groups()
+    ok = _valid_date([1900 + int(yy), 2000 + int(yy)], int(mm), int(dd))
+    return ok, bool(hyphen)
+
+
+def _phone(s: str) -> str | None:
+    """'strong', 'weak' or None for a phone-number-like value."""
+    if not _PHONE_CHARS.match(s) or _DATE_LIKE.match(s):
+        return None
+    digits = re.sub(r"\D", "", s)
+    if not 8 <= len(digits) <= 15:
+        return None
+    if s.startswith("+"):
+        return "strong"
+    if s.startswith("0") or s.startswith("(0") or _DK_PHONE.match(s):
+        return "weak"
+    return None
+
+
+def _classify(tok: str) -> tuple[str, bool] | None:
+    """Kind and strength of one number-like token standing alone."""
+    if _is_personnummer(tok):
+        return "personnummer", True
+    cpr, hyphen = _is_cpr(tok)
+    if cpr:
+        return "CPR number", hyphen
+    ph = _phone(tok)
+    if ph:
+        return "phone number", ph == "strong"
+    return None
+
+
+def find_identifiers(value: str) -> list[tuple[int, int, str, bool]]:
+    """Spans ``(start, end, kind, strong)`` of the identifiers in ``value``, left to right."""
+    s = value
+    if not _CANDIDATE.search(s):  # fast path: no '@' and fewer than 8 digits close together
+        return []
+    found: list[tuple[int, int, str, bool]] = []
+    stripped = s.strip()
+    whole = _classify(stripped)
+    if whole is not None:
+        a = s.index(stripped)
+        return [(a, a + len(stripped), *whole)]
+    for m in _EMAIL.finditer(s):
+        found.append((m.start(), m.end(), "e-mail address", True))
+    for m in _TOKEN.finditer(s):
+        if any(a < m.end() and m.start() < b for a, b, _, _ in found):
+            continue
+        tok = m.group(0)
+        # a token may run two numbers together ('score 3 070 123 45 67'): try the whole
+        # token, then shorter runs of its space-separated parts, longest first
+        parts = [(p.start(), p.end()) for p in re.finditer(r"\S+", tok)]
+        hit = None
+        for width in range(len(parts), 0, -1):
+            for i in range(len(parts) - width + 1):
+                a, b = parts[i][0], parts[i + width - 1][1]
+                sub = tok[a:b].strip("()/-")
+                if len(re.sub(r"\D", "", sub)) < 8:
+                    continue
+                kind = _classify(sub)
+                if kind is not None:
+                    off = tok.index(sub, a)
+                    hit = (m.start() + off, m.start() + off + len(sub), *kind)
+                    break
+            if hit:
+                break
+        if hit:
+            found.append(hit)
+    return sorted(found)
+
+
+def looks_identifying(value: str) -> tuple[str, bool] | None:
+    """Classify a cell: ``(kind, strong)`` when it holds an identifier, else ``None``.
+
+    Kinds: ``personnummer`` (Swedish personnummer/samordningsnummer with valid Luhn digit),
+    ``CPR number`` (Danish, valid date), ``e-mail address``, ``phone number``, alone or inside
+    a text. ``strong`` is False when every identifier found has a form that ordinary numbers
+    may take by chance (a CPR number without hyphen, a domestic phone number); the first
+    strong one is reported when there is one.
+    """
+    spans = find_identifiers(value)
+    if not spans:
+        return None
+    strong = [sp for sp in spans if sp[3]]
+    first = strong[0] if strong else spans[0]
+    return first[2], first[3]
+
+
+def _mask_span(text: str, kind: str) -> str:
+    if kind == "e-mail address":
+        local, _, domain = text.partition("@")
+        return local[:1] + "***@" + domain
+    if kind == "phone number":
+        return text[:3] + re.sub(r"\d", "*", text[3:])
+    return re.sub(r"\d", "*", text)  # personnummer, CPR: the date of birth too
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x00``, ``\\u202e``)."""
+    return CONTROL_CHARS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+def mask_identifiers(text: str) -> str:
+    """``text`` with every identifier in it masked (nothing else changed, nothing cut)."""
+    spans = find_identifiers(text)
+    for a, b, kind, _strong in reversed(spans):
+        text = text[:a] + _mask_span(text[a:b], kind) + text[b:]
+    return text
+
+
+def mask_value(value: Any, limit: int = 40) -> Any:
+    """Return ``value`` safe to show: identifiers masked (``'********-****'``,
+    ``'a***@example.org'``), control characters escaped, long texts shortened to ``limit``
+    characters; other values unchanged."""
+    if value is None or not isinstance(value, str):
+        return value
+    s = escape_controls(mask_identifiers(value.strip()))
+    if limit and len(s) > limit:
+        s = s[: limit - 3] + "..."
+    return s
+
+
+def cap_text(text: str, limit: int = 2000) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" ... [{len(text) - limit} more characters not shown]"

@@ -1,0 +1,555 @@
+"""Power, sample size and power curves for a :class:`~peerstats.design.TrialDesign`.
+
+``peerstats.power(design, n=...)`` gives the power of the primary contrast analytically (expected
+information of the analysis model, Satterthwaite df, non-central t: :mod:`.analytic`) or by
+simulation (trials generated from the design and fitted with the same model, in batches, scaled
+out with dask: :mod:`.simulate`). ``sample_size`` finds the smallest n reaching a power target,
+``power_curve`` evaluates a grid of n or of effects and plots it.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from peerstats.design._model import AnalysisModel
+from peerstats.design.analytic import analytic_power
+from peerstats.design.design import TrialDesign, check_power_target
+from peerstats.design.simulate import run_scenarios, summarise
+from peerstats.exceptions import SpecError
+
+__all__ = ["power", "sample_size", "power_curve", "PowerResult", "PowerCurve", "SampleSize"]
+
+Method = Literal["analytic", "simulation"]
+
+
+def _check_design(design: Any) -> TrialDesign:
+    if not isinstance(design, TrialDesign):
+        raise SpecError(
+            f"design must be a peerstats.TrialDesign (or read one with TrialDesign.from_yaml), "
+            f"not {type(design).__name__}"
+        )
+    return design
+
+
+def _check_n(design: TrialDesign, n: Any, name: str = "n") -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise SpecError(f"{name}: the number of participants per arm is an integer, not {n!r}")
+    n = int(n)
+    sizes = design.n_per_arm(n)
+    small = {a: k for a, k in sizes.items() if k < 2}
+    if small:
+        raise SpecError(
+            f"{name}: every arm needs at least 2 participants; n={n} gives {sizes} (allowed: n "
+            ">= 2 with the allocation ratio keeping each arm >= 2)"
+        )
+    if design.partially_nested:
+        na = sizes[design.group_arm]
+        big = max(design.group_sizes)
+        if big > na:
+            raise SpecError(
+                f"groups/size: a delivery group of {big} is larger than the arm "
+                f"{design.group_arm!r} ({na} participants at n={n}); allowed: group size <= the "
+                "participants of the arm"
+            )
+    return n
+
+
+def _check_method(method: Any) -> str:
+    if method not in ("analytic", "simulation"):
+        raise SpecError(f"method={method!r} is not valid; choose 'analytic' or 'simulation'")
+    return method
+
+
+def _check_sims(n_sims: Any) -> int:
+    if isinstance(n_sims, bool) or not isinstance(n_sims, int | np.integer) or n_sims < 1:
+        raise SpecError(f"n_sims: a positive integer, not {n_sims!r}")
+    return int(n_sims)
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, repr=False, eq=False)
+class PowerResult:
+    """Power of the primary contrast at one sample size (create with :func:`peerstats.power`).
+
+    Attributes
+    ----------
+    power : float
+        Analytic power, or the share of simulated trials with p < alpha.
+    mc_se : float or None
+        Monte-Carlo SE of the simulated power (None for analytic).
+    std_error : float
+        Expected SE of the primary contrast (analytic), or the mean model-based SE over the
+        simulated trials.
+    df : float
+        Degrees of freedom used (analytic), or their mean over the simulated trials.
+    type1_error, type1_mc_se, bias, bias_mc_se, coverage, sd_estimate, n_failed : float
+        Simulation only: rejection rate under the null (same simulated noise without the
+        effect), mean estimate minus the true contrast, CI coverage, empirical SD of the
+        estimates, fits that did not converge (excluded).
+    """
+
+    design: TrialDesign
+    n: int
+    n_per_arm: dict
+    method: str
+    power: float
+    effect: float
+    std_error: float
+    df: float
+    alpha: float
+    mc_se: float | None = None
+    n_sims: int | None = None
+    type1_error: float | None = None
+    type1_mc_se: float | None = None
+    bias: float | None = None
+    bias_mc_se: float | None = None
+    coverage: float | None = None
+    sd_estimate: float | None = None
+    n_failed: int | None = None
+    seed: int | None = None
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_total(self) -> int:
+        """Participants over all arms."""
+        return int(sum(self.n_per_arm.values()))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: n per arm, totals, power (and simulation summaries)."""
+        row: dict[str, Any] = {"n": self.n}
+        row.update({f"n_{a}": k for a, k in self.n_per_arm.items()})
+        row.update(
+            {
+                "n_total": self.n_total,
+                "method": self.method,
+                "effect": self.effect,
+                "std_error": self.std_error,
+                "df": self.df,
+                "power": self.power,
+            }
+        )
+        if self.method == "simulation":
+            row.update(
+                {
+                    "mc_se": self.mc_se,
+                    "n_sims": self.n_sims,
+                    "type1_error": self.type1_error,
+                    "type1_mc_se": self.type1_mc_se,
+                    "bias": self.bias,
+                    "coverage": self.coverage,
+                    "sd_estimate": self.sd_estimate,
+                    "n_failed": self.n_failed,
+                }
+            )
+        return pd.DataFrame([row])
+
+    def summary(self) -> str:
+        """A plain-text report."""
+        arms = ", ".join(f"{a}: {k}" for a, k in self.n_per_arm.items())
+        lines = [
+            f"Design          {self.design.name} (primary: {self.design.primary})",
+            f"Sample size     {arms} (total {self.n_total})",
+            f"Method          {self.method}"
+            + (f", {self.n_sims} simulated trials" if self.method == "simulation" else ""),
+            f"Effect          {self.effect:.4g}; SE {self.std_error:.4g}; df {self.df:.4g}",
+            f"Power           {self.power:.4f}"
+            + (f" (MC SE {self.mc_se:.4f})" if self.mc_se is not None else "")
+            + f" at two-sided alpha {self.alpha:g}",
+        ]
+        if self.method == "simulation":
+            lines += [
+                f"Type I error    {self.type1_error:.4f} (MC SE {self.type1_mc_se:.4f})",
+                f"Bias            {self.bias:.4g} (MC SE {self.bias_mc_se:.3g}); CI coverage "
+                f"{self.coverage:.4f}; SD of estimates {self.sd_estimate:.4g}",
+                f"Failed fits     {self.n_failed}",
+            ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return (
+            f"<div><p>{html.escape(self.design.name)}: power {self.power:.4f}</p>"
+            + self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+            + "</div>"
+        )
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class PowerCurve:
+    """Power over a grid of n (or of effects); ``.table`` has one row per point."""
+
+    design: TrialDesign
+    table: pd.DataFrame
+    over: str  # "n" or "effect"
+    method: str
+
+    def to_frame(self) -> pd.DataFrame:
+        """The curve (a copy)."""
+        return self.table.copy()
+
+    def plot(self, ax=None, *, target: float | None = None, label: str | None = None):
+        """Plot power against n per arm (or effect); returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        t = self.table
+        x = t[self.over]
+        lab = label or self.method
+        if "power_analytic" in t:
+            ax.plot(x, t["power_analytic"], "-", label="analytic")
+        if "power_simulation" in t:
+            ax.errorbar(
+                x,
+                t["power_simulation"],
+                yerr=2 * t["mc_se"],
+                fmt="o",
+                ms=4,
+                capsize=2,
+                label="simulation (±2 MC SE)",
+            )
+        elif "power" in t and "power_analytic" not in t:
+            ax.plot(x, t["power"], "-o", ms=3, label=lab)
+        if target is not None:
+            ax.axhline(target, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(
+            f"n per arm ({self.design.arms[0]})" if self.over == "n" else "effect at primary"
+        )
+        ax.set_ylabel("power")
+        ax.set_title(f"{self.design.name}: power at {self.design.primary}")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        return ax
+
+    def summary(self) -> str:
+        return self.table.to_string(index=False, float_format=lambda x: f"{x:.4g}")
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return self.table.to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class SampleSize:
+    """The smallest n (control arm) reaching the power target (create with
+    :func:`peerstats.sample_size`)."""
+
+    design: TrialDesign
+    n: int
+    n_per_arm: dict
+    target: float
+    power: float
+    n_groups: int | None
+    result: PowerResult
+
+    @property
+    def n_total(self) -> int:
+        return int(sum(self.n_per_arm.values()))
+
+    def summary(self) -> str:
+        arms = ", ".join(f"{a}: {k}" for a, k in self.n_per_arm.items())
+        g = f"; {self.n_groups} delivery groups" if self.n_groups else ""
+        return (
+            f"Sample size for power {self.target:g} ({self.design.name}, primary "
+            f"{self.design.primary}): {arms} (total {self.n_total}{g}); power {self.power:.4f}"
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.result.to_frame().assign(target=self.target, n_groups=self.n_groups)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return (
+            f"<div><p>{html.escape(self.summary())}</p>"
+            + self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+            + "</div>"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+def power(
+    design: TrialDesign,
+    n: int,
+    *,
+    method: Method = "analytic",
+    n_sims: int = 1000,
+    seed: int | None = None,
+    client=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PowerResult:
+    """Power of the design's primary contrast with ``n`` participants per arm.
+
+    Parameters
+    ----------
+    design : TrialDesign
+    n : int
+        Participants in the control arm (the intervention arm follows ``design.allocation``).
+    method : {"analytic", "simulation"}
+        ``analytic``: expected information of the analysis model (Lu, Luo & Chen 2008 for the
+        MMRM with monotone dropout; the partially nested model with the delivery-group
+        compositions enumerated), Satterthwaite df and the non-central t. ``simulation``:
+        ``n_sims`` trials generated from the design and fitted by REML with the analysis model
+        (batched; the same estimates, SEs and Satterthwaite df as :func:`peerstats.mmrm` /
+        :func:`peerstats.lmm`), plus the same trials under the null for the type I error.
+    n_sims : int
+        Simulated trials (simulation only).
+    seed : int, optional
+        Root seed; each (scenario, chunk of 100 trials) task gets a ``SeedSequence.spawn``
+        child, so the result does not depend on ``client`` or the number of workers.
+    client : dask.distributed.Client, optional
+        Run the chunks as tasks on this client (BLAS pinned to one thread per task).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each chunk.
+
+    Returns
+    -------
+    PowerResult
+
+    Raises
+    ------
+    SpecError
+        Bad n (fewer than 2 per arm, a delivery group larger than its arm), method or n_sims.
+
+    Notes
+    -----
+    Analytic power: v = l'(sum_u n_u E[X_u'V_u^-1X_u])^-1 l over unit types u (subjects by
+    dropout pattern; delivery groups by their mix of patterns), power = P(|t_df(delta /
+    sqrt(v))| > t_{df, 1-alpha/2}). Validated against longpower (Lu, Luo & Chen 2008 tables),
+    statsmodels' TTestIndPower and closed forms (tests/design/, tests/reference/power/).
+    """
+    design = _check_design(design)
+    n = _check_n(design, n)
+    method = _check_method(method)
+    t0 = time.perf_counter()
+    model = AnalysisModel(design)
+    if method == "analytic":
+        r = analytic_power(model, [n])
+        return PowerResult(
+            design=design,
+            n=n,
+            n_per_arm=design.n_per_arm(n),
+            method="analytic",
+            power=float(r["power"][0]),
+            effect=model.target,
+            std_error=float(r["std_error"][0]),
+            df=float(r["df"][0]),
+            alpha=design.alpha,
+            seconds=time.perf_counter() - t0,
+        )
+    n_sims = _check_sims(n_sims)
+    merged, entropy = run_scenarios(
+        design, [(n, 1.0)], n_sims=n_sims, seed=seed, client=client, progress=progress
+    )
+    return _sim_result(design, n, model.target, merged[0], n_sims, seed, time.perf_counter() - t0)
+
+
+def _sim_result(design, n, effect, res, n_sims, seed, seconds) -> PowerResult:
+    s = summarise(res, design.alpha)
+    return PowerResult(
+        design=design,
+        n=n,
+        n_per_arm=design.n_per_arm(n),
+        method="simulation",
+        power=s["alt_rate"],
+        effect=effect,
+        std_error=s["alt_mean_se"],
+        df=s["alt_mean_df"],
+        alpha=design.alpha,
+        mc_se=s["alt_mc_se"],
+        n_sims=n_sims,
+        type1_error=s["null_rate"],
+        type1_mc_se=s["null_mc_se"],
+        bias=s["alt_bias"],
+        bias_mc_se=s["alt_bias_mc_se"],
+        coverage=s["alt_coverage"],
+        sd_estimate=s["alt_sd_estimate"],
+        n_failed=s["alt_failed"],
+        seed=seed,
+        seconds=seconds,
+        extra=s,
+    )
+
+
+def power_curve(
+    design: TrialDesign,
+    n: int | Sequence[int],
+    *,
+    effect: Sequence[float] | None = None,
+    method: Method = "analytic",
+    n_sims: int = 1000,
+    seed: int | None = None,
+    client=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PowerCurve:
+    """Power over a grid of ``n`` (a sequence), or over ``effect`` values of the primary
+    contrast at one ``n`` (the design's effects scaled proportionally).
+
+    With ``method="simulation"`` the table holds the analytic power too (``power_analytic``)
+    beside the simulated one (``power_simulation``, ``mc_se``, ``type1_error``, ...), and every
+    grid point is a scenario of the scale-out (see :func:`power`).
+    """
+    design = _check_design(design)
+    method = _check_method(method)
+    model = AnalysisModel(design)
+    if effect is not None:
+        if not isinstance(n, int | np.integer):
+            raise SpecError("n: a power curve over effect needs one n")
+        n0 = _check_n(design, n)
+        if model.target == 0:
+            raise SpecError(
+                "effect: the design's effect at the primary contrast is 0; cannot scale it"
+            )
+        vals = [float(e) for e in effect]
+        scales = [v / model.target for v in vals]
+        rows = []
+        for v, sc in zip(vals, scales):
+            r = analytic_power(model, [n0], effect_scale=sc)
+            rows.append(
+                {
+                    "effect": v,
+                    "n": n0,
+                    "std_error": r["std_error"][0],
+                    "df": r["df"][0],
+                    "power_analytic": r["power"][0],
+                }
+            )
+        table = pd.DataFrame(rows)
+        scen = [(n0, sc) for sc in scales]
+        over = "effect"
+    else:
+        ns = [n] if isinstance(n, int | np.integer) else list(n)
+        if not ns:
+            raise SpecError("n: give at least one sample size")
+        ns = [_check_n(design, k) for k in ns]
+        r = analytic_power(model, ns)
+        table = pd.DataFrame(
+            {
+                "n": ns,
+                "n_total": r["n_total"].astype(int),
+                "std_error": r["std_error"],
+                "df": r["df"],
+                "power_analytic": r["power"],
+            }
+        )
+        scen = [(k, 1.0) for k in ns]
+        over = "n"
+    if method == "simulation":
+        n_sims = _check_sims(n_sims)
+        merged, _ = run_scenarios(
+            design, scen, n_sims=n_sims, seed=seed, client=client, progress=progress
+        )
+        sums = [summarise(m, design.alpha) for m in merged]
+        table["power_simulation"] = [s["alt_rate"] for s in sums]
+        table["mc_se"] = [s["alt_mc_se"] for s in sums]
+        table["type1_error"] = [s["null_rate"] for s in sums]
+        table["bias"] = [s["alt_bias"] for s in sums]
+        table["coverage"] = [s["alt_coverage"] for s in sums]
+        table["n_failed"] = [s["alt_failed"] for s in sums]
+    return PowerCurve(design=design, table=table, over=over, method=method)
+
+
+def sample_size(
+    design: TrialDesign,
+    power: float = 0.8,
+    *,
+    n_min: int = 2,
+    n_max: int = 100_000,
+) -> SampleSize:
+    """Smallest n (control arm) whose analytic power reaches ``power``.
+
+    Respects the allocation ratio and, in a partially nested design, whole delivery groups (the
+    group-delivered arm is a whole number of groups).
+
+    Raises
+    ------
+    SpecError
+        ``power`` outside (alpha, 1); the target not reached by ``n_max`` (the message gives the
+        largest n tried and the power it reached).
+    """
+    design = _check_design(design)
+    target = check_power_target(power, design.alpha, field_name="power")
+    model = AnalysisModel(design)
+
+    def valid(k: int) -> bool:
+        sizes = design.n_per_arm(k)
+        if min(sizes.values()) < 2:
+            return False
+        if design.partially_nested:
+            if max(design.group_sizes) > sizes[design.group_arm]:
+                return False
+            return design.whole_groups(k)
+        return True
+
+    def pw(k: int) -> float:
+        return float(analytic_power(model, [k])["power"][0])
+
+    def next_valid(k: int) -> int:
+        while not valid(k) and k <= n_max:
+            k += 1
+        return k
+
+    lo = next_valid(max(2, int(n_min)))
+    if lo > n_max:
+        raise SpecError(f"n_max: no valid sample size in [{n_min}, {n_max}]")
+    if pw(lo) >= target:
+        k = lo
+    else:
+        hi = lo
+        while True:
+            nxt = next_valid(min(hi * 2, n_max))
+            if nxt > n_max:
+                nxt = hi
+            if pw(nxt) >= target:
+                hi = nxt
+                break
+            if nxt >= n_max or nxt == hi:
+                raise SpecError(
+                    f"power: the target {target:g} is not reachable up to n_max={n_max}: the "
+                    f"largest n tried ({nxt} per arm) gives power {pw(nxt):.4f}; allowed range "
+                    f"of the target here: ({design.alpha:g}, {pw(nxt):.4f}]"
+                )
+            lo, hi = nxt, nxt
+        # binary search on valid n between lo (fails) and hi (reaches)
+        while True:
+            cands = [k for k in range(lo + 1, hi) if valid(k)]
+            if not cands:
+                break
+            mid = cands[len(cands) // 2]
+            if pw(mid) >= target:
+                hi = mid
+            else:
+                lo = mid
+        k = hi
+    res = power_fn(design, k)
+    ng = (
+        len(design.groups_of(design.n_per_arm(k)[design.group_arm]))
+        if design.partially_nested
+        else None
+    )
+    return SampleSize(
+        design=design,
+        n=k,
+        n_per_arm=design.n_per_arm(k),
+        target=target,
+        power=res.power,
+        n_groups=ng,
+        result=res,
+    )
+
+
+power_fn = power
