@@ -14,6 +14,9 @@ Tolerances and why:
   definition in R with numDeriv derivatives and pbkrtest's Lb_ddf; block ``kenward_roger``):
   adjusted SEs 1e-5 relative, df 1e-4 relative (Richardson derivatives); the covariance
   parameters' SEs (sqrt of that W, the inverse observed information) 1e-5 relative.
+- empirical covariance (clubSandwich CR0 / CR2 / CR3 on the gls fit, subjects with >= 2
+  observations; block ``sandwich``): covariance matrix 1e-5 x its largest entry, SEs and
+  Satterthwaite df 1e-5 relative (the fits agree to ~1e-8; the sandwich itself is closed form).
 - R mmrm (automatic differentiation, nlminb): Satterthwaite df, F test, estimates, SEs,
   ranges 1e-5 relative, -2 log-likelihood 1e-5 absolute (observed: <= 1e-7 in df, ~1e-10 in
   estimates).
@@ -148,6 +151,41 @@ def test_covariance_parameter_se_vs_observed_information(entry):
     W = np.asarray(NLME["fits"][entry]["kenward_roger"]["W"])
     table = fitted(entry, "day").cov_parameters
     np.testing.assert_allclose(table["std_error"], np.sqrt(np.diag(W)), rtol=RTOL)
+
+
+SANDWICH = {"sp_exp_sandwich": "day", "sp_exp_2d_sandwich": ("x1", "x2")}
+CR = {"CR0": "empirical", "CR2": "empirical-bias-reduced", "CR3": "jackknife"}
+
+
+@pytest.mark.parametrize("cr", list(CR))
+@pytest.mark.parametrize("entry", list(SANDWICH))
+def test_empirical_vcov_vs_clubsandwich(entry, cr):
+    """Each subject's own covariance at its own times enters the sandwich."""
+    ref = NLME["fits"][entry]
+    d = data()
+    d = d[d["score"].notna()]
+    d = d[d.groupby("id")["score"].transform("size") > 1]
+    time = SANDWICH[entry]
+    fit = peerstats.mmrm(
+        FORMULA,
+        d,
+        subject="id",
+        visit="visit",
+        covariance="sp_exp",
+        time=list(time) if isinstance(time, tuple) else time,
+        vcov=CR[cr],
+    )
+    assert fit.n_obs == ref["n_obs"] and fit.n_subjects == ref["n_subjects"]
+    assert abs(fit.neg2loglik - ref["minus2loglik"]) < LOGLIK_ATOL
+    terms = [r_term(t) for t in ref["coef"]["term"]]
+    V = np.asarray(ref["sandwich"][cr]["vcov"])
+    got = fit.vcov.loc[terms, terms].to_numpy()
+    assert np.max(np.abs(got - V)) <= RTOL * np.max(np.abs(V))
+    coef = fit.coef.loc[terms]
+    np.testing.assert_allclose(coef["std_error"], ref["sandwich"][cr]["se"], rtol=RTOL)
+    np.testing.assert_allclose(coef["df"], ref["sandwich"][cr]["df_satterthwaite"], rtol=RTOL)
+    # the sandwich differs from the model-based SEs at this tolerance
+    assert np.max(np.abs(coef["std_error"].to_numpy() / ref["coef"]["std_error"] - 1)) > 100 * RTOL
 
 
 def test_subjects_sharing_times_pool_into_block_types():

@@ -180,14 +180,18 @@ def with_vcov(result: MixedModelResult, vcov: str) -> MixedModelResult:
     design = result._design
     rows = design.rows
     w = None if prep._row_weights is None else prep._row_weights[rows]
+    # spatial structures: each subject's own covariance at its times (issue 10.5)
+    sigmas, key = result._sigmas, prep.group_codes[rows]
+    if hasattr(prep, "subject_sigmas"):
+        sigmas, key = prep.subject_sigmas(result._theta), prep.subject_codes[rows]
     blocks = mmrm_blocks(
         design.X,
         design.y,
         result._inference.beta,
         prep.subject_codes[rows],
         prep.visit_codes[rows],
-        prep.group_codes[rows],
-        result._sigmas,
+        key,
+        sigmas,
         w,
     )
     inference = sandwich_inference(result._inference, vcov, blocks)

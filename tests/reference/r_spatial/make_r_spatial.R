@@ -20,6 +20,13 @@
 # is on SAS's scale, see ../r_mmrm/README.md), sigma2 (residual variance = SAS "Residual"),
 # range / phi (SAS SP(EXP) / SP(GAU) / SP(POW)), n_obs, n_subjects.
 #
+# Empirical (sandwich) covariance, entries sp_exp_sandwich and sp_exp_2d_sandwich: the sp_exp /
+# sp_exp_2d gls fits on the subjects with at least two observed outcomes (clubSandwich 0.5.8
+# stops with "non-conformable arguments" on corExp fits with one-observation subjects; corAR1
+# fits of the same data work), with clubSandwich::vcovCR(fit, cluster = id, type = "CR0" /
+# "CR2" / "CR3") (each subject's own V from getVarCov) and coef_test(test = "Satterthwaite") df
+# in the block "sandwich".
+#
 # Kenward-Roger for sp_exp and sp_gau (no R package fits it in SAS's parameterisation), block
 # "kenward_roger" of those entries: Kenward & Roger (1997) in SAS's covariance parameters
 # psi = (range, Residual) with W = inverse observed REML information (SAS's default):
@@ -34,6 +41,7 @@ suppressPackageStartupMessages({
   library(jsonlite)
   library(numDeriv)
   library(pbkrtest)
+  library(clubSandwich)
 })
 args <- commandArgs(trailingOnly = TRUE)
 resimulate <- "--resimulate" %in% args
@@ -100,8 +108,19 @@ entry <- function(fit, param_name, param) {
 }
 
 fits <- list()
+sandwich <- function(fit) {
+  out <- list()
+  for (type in c("CR0", "CR2", "CR3")) {
+    V <- vcovCR(fit, cluster = d$id, type = type)
+    ct <- coef_test(fit, vcov = V, test = "Satterthwaite")
+    out[[type]] <- list(vcov = unname(as.matrix(V)), se = unname(ct$SE),
+                        df_satterthwaite = unname(ct$df_Satt))
+  }
+  out
+}
 f <- gls(form, d, correlation = corExp(form = ~ day | id), method = "REML", control = ctrl)
 fits$sp_exp <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+
 f <- gls(form, d, correlation = corGaus(form = ~ day | id), method = "REML", control = ctrl)
 fits$sp_gau <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
 # corCAR1's default start (phi = 0.2) is a flat region here (0.2^20 ~ 1e-14 at the shortest
@@ -112,6 +131,19 @@ f <- gls(form, d, correlation = corCAR1(value = 0.9, form = ~ day | id), method 
 fits$sp_pow <- entry(f, "phi", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["Phi"]])
 f <- gls(form, d, correlation = corExp(form = ~ x1 + x2 | id), method = "REML", control = ctrl)
 fits$sp_exp_2d <- entry(f, "range", coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+keep <- names(which(table(d$id) > 1))
+d_all <- d
+d <- d_all[d_all$id %in% keep, ]
+d$id <- droplevels(d$id)
+f <- gls(form, d, correlation = corExp(form = ~ day | id), method = "REML", control = ctrl)
+fits$sp_exp_sandwich <- entry(f, "range",
+                              coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+fits$sp_exp_sandwich$sandwich <- sandwich(f)
+f <- gls(form, d, correlation = corExp(form = ~ x1 + x2 | id), method = "REML", control = ctrl)
+fits$sp_exp_2d_sandwich <- entry(f, "range",
+                                 coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
+fits$sp_exp_2d_sandwich$sandwich <- sandwich(f)
+d <- d_all
 f <- gls(form, d, correlation = corExp(form = ~ planned | id), method = "REML", control = ctrl)
 fits$sp_exp_planned <- entry(f, "range",
                              coef(f$modelStruct$corStruct, unconstrained = FALSE)[["range"]])
@@ -203,6 +235,7 @@ out <- list(
   versions = list(R = R.version.string, nlme = as.character(packageVersion("nlme")),
                   numDeriv = as.character(packageVersion("numDeriv")),
                   pbkrtest = as.character(packageVersion("pbkrtest")),
+                  clubSandwich = as.character(packageVersion("clubSandwich")),
                   jsonlite = as.character(packageVersion("jsonlite")))
 )
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "r_spatial_nlme.json")
