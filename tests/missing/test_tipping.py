@@ -46,24 +46,42 @@ def test_one_d_grid(imp):
     assert "Tipping point" in repr(tp)
 
 
-def test_two_d_grid_and_dask_identical(imp):
+@pytest.fixture(scope="module")
+def client():
     from dask.distributed import Client, LocalCluster
 
-    grids = {"usual": np.linspace(0, 6, 4), "peer": np.linspace(-8, 0, 5)}
-    local = peerstats.tipping_point(imp, grids, covariates=["base"])
-    assert len(local.table) == 20
-    assert list(local.tipping.columns) == ["delta_usual", "delta_peer"]
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster) as c,
     ):
-        remote = peerstats.tipping_point(
-            imp, grids, covariates=["base"], client=client, chunk_size=3
-        )
+        yield c
+
+
+def test_two_d_grid_and_dask_identical(imp, client):
+    grids = {"usual": np.linspace(0, 6, 4), "peer": np.linspace(-8, 0, 5)}
+    local = peerstats.tipping_point(imp, grids, covariates=["base"])
+    assert len(local.table) == 20
+    assert list(local.tipping.columns) == ["delta_usual", "delta_peer"]
+    remote = peerstats.tipping_point(imp, grids, covariates=["base"], client=client, chunk_size=3)
     np.testing.assert_array_equal(
         local.table.to_numpy(dtype=float), remote.table.to_numpy(dtype=float)
     )
     ax = local.plot()
     assert ax.get_ylabel() == "delta, arm peer"
+
+
+def test_bootstrap_refits_on_workers(client):
+    """approx-bayes with client=: the refits run on the workers, the draws are the same."""
+    df, drop = make_trial(n=40, seed=42, dropout=0.3)
+    kw = dict(
+        subject="id", visit="visit", arm="arm", method="approx-bayes", n_imputations=6, seed=5
+    )
+    a = peerstats.impute("y ~ arm * visit + base", df, **kw)
+    b = peerstats.impute("y ~ arm * visit + base", df, client=client, **kw)
+    np.testing.assert_allclose(b.values, a.values, rtol=1e-9, atol=1e-9)
+    assert b.client is client
+    import pickle
+
+    assert pickle.loads(pickle.dumps(b)).client is None

@@ -296,3 +296,43 @@ def yaml_load(path):
     import yaml
 
     return yaml.safe_load(path.read_text())
+
+
+# ---------------------------------------------------------------- intercurrent events -> ice
+def test_intercurrent_events_become_the_ice_frame(trial):
+    """Treatment policy: the first missing visit at or after the event (observed outcomes kept);
+    hypothetical: the event visit for everyone who had it (later outcomes set aside). Expected
+    participants from plain pandas on the trial's frames."""
+    from peerstats.pipeline.sensitivity import _ice_frame, _post_frame
+
+    grid, _, _ = _post_frame(trial, "qpr15")
+    part = trial.randomised
+    stopped = set(part.loc[part["discontinued"].fillna(False).astype(bool), "subject"].astype(str))
+    wide = grid.pivot(index="subject", columns="visit", values="qpr15")[["post", "fu3"]]
+    with_missing = {s for s in stopped if s in wide.index and wide.loc[s].isna().any()}
+    for strategy, expected in (
+        ("treatment policy", with_missing),
+        ("hypothetical", stopped & set(wide.index)),
+    ):
+        spec = _spec(
+            estimand={
+                "intercurrent_events": [
+                    {
+                        "event": "stopped the course",
+                        "column": "discontinued",
+                        "strategy": strategy,
+                        "missing_data": "JR",
+                    }
+                ]
+            },
+            sensitivity=[{"method": "multiple-imputation", "strategy": "estimand"}],
+        )
+        ice, text = _ice_frame(spec.sensitivity[0], spec.estimand, trial, grid, "usual", "qpr15")
+        assert set(ice["subject"]) == expected
+        assert (ice["strategy"] == "JR").all()
+        assert f"({len(expected)} participant(s)" in text
+        if strategy == "hypothetical":
+            assert (ice["visit"] == "post").all()
+        else:
+            first = wide.loc[sorted(expected)].isna().idxmax(axis=1)
+            assert dict(zip(ice["subject"], ice["visit"])) == first.astype(str).to_dict()

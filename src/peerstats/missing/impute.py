@@ -10,6 +10,7 @@ the method). One set of draws and imputations serves every delta of a tipping-po
 from __future__ import annotations
 
 import html
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -350,6 +351,12 @@ class Imputations:
     seed: Any = None  # the SeedSequence entropy
     draws: dict = field(default_factory=dict)  # beta / sigma draws of the imputation model
     info: dict = field(default_factory=dict)
+    client: Any = None  # the dask Client given to impute (default of tipping_point)
+
+    def __getstate__(self) -> dict:  # a Client does not pickle: drop it
+        state = dict(self.__dict__)
+        state["client"] = None
+        return state
 
     # ---- construction from outside imputations (e.g. mice, jomo) --------------------------
     @classmethod
@@ -811,7 +818,10 @@ def impute(
     group : str, optional
         A separate covariance per level (usually the arm), as ``mmrm(group=)``.
     client : dask.distributed.Client, optional
-        Kept for :func:`peerstats.tipping_point`, which maps its grid over the workers.
+        Bootstrap refits (approx-bayes, condmean-bootstrap, bootstrap-ml) run in chunks on the
+        workers (the bootstrap samples are drawn here, so the draws are the same as without a
+        client; BLAS one thread per task); kept as the default client of
+        :func:`peerstats.tipping_point`. The jackknife and the Gibbs sampler run locally.
 
     Returns
     -------
@@ -1023,18 +1033,25 @@ def impute(
     def _refits(W):
         betas, sigmas, failed = [], [], 0
         first_error = None
-        for w in W:
-            try:
-                r = prep.refit(subject_weights=_weights_for_engine(w))
-            except (ConvergenceError, ModelSpecificationError) as exc:
+        EW = np.stack([_weights_for_engine(w) for w in W])
+        if client is None:
+            results = _refit_chunk(prep, EW)
+        else:  # chunks of bootstrap refits on the workers (weights drawn here: same draws)
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+            size = max(1, math.ceil(len(EW) / (4 * n_workers)))
+            [pf] = client.scatter([prep], broadcast=True)
+            futures = [
+                client.submit(_refit_chunk, pf, EW[s : s + size], pure=False)
+                for s in range(0, len(EW), size)
+            ]
+            results = [r for chunk in client.gather(futures) for r in chunk]
+        for beta, sig, err in results:
+            if err is not None or beta is None or not np.all(np.isfinite(beta)):
                 failed += 1
-                first_error = first_error or exc
+                first_error = first_error or err
                 continue
-            if not r.converged or not np.all(np.isfinite(r.beta)):
-                failed += 1
-                continue
-            betas.append(np.asarray(r.beta))
-            sigmas.append(np.stack([np.asarray(s) for s in r.sigmas]))
+            betas.append(beta)
+            sigmas.append(sig)
         if failed:
             raise ConvergenceError(
                 f"the imputation model failed to converge in {failed} of {len(W)} bootstrap "
@@ -1151,8 +1168,29 @@ def impute(
         D=D,
         seed=ss.entropy,
         draws={"beta": betas, "sigma": sigmas, "columns": list(prep.columns)},
-        info={**info, "client": client, "reference": ref_map},
+        info={**info, "reference": ref_map},
+        client=client,
     )
+
+
+def _refit_chunk(prep, weights: np.ndarray) -> list:
+    """Bootstrap refits of the prepared model, one per row of ``weights``: (beta, sigmas, error)
+    with error None on success (run locally or as one task on a dask worker, BLAS one thread)."""
+    from threadpoolctl import threadpool_limits
+
+    out = []
+    with threadpool_limits(limits=1):
+        for w in weights:
+            try:
+                r = prep.refit(subject_weights=w)
+            except (ConvergenceError, ModelSpecificationError) as exc:
+                out.append((None, None, str(exc)))
+                continue
+            if not r.converged:
+                out.append((None, None, "did not converge"))
+                continue
+            out.append((np.asarray(r.beta), np.stack([np.asarray(x) for x in r.sigmas]), None))
+    return out
 
 
 def _impute_values(

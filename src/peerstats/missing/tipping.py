@@ -307,7 +307,7 @@ def tipping_point(
         cells = np.column_stack([g0.ravel(), g1.ravel()])
     root = np.random.SeedSequence(imp.seed if seed is None else seed)
     seeds = root.spawn(len(cells))
-    client = client if client is not None else imp.info.get("client")
+    client = client if client is not None else imp.client
     if client is None:
         values = _run_cells(payload, cells, seeds)
     else:

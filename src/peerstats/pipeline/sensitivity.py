@@ -82,10 +82,21 @@ _WORDS = {
     "CIR": "copy increments in reference",
     "LMCF": "last mean carried forward",
 }
+_MEANING = {
+    "JR": "after the event these participants are assumed to have the mean outcomes of the "
+    "reference arm, keeping their own deviation from their arm's mean observed before it "
+    "(Carpenter, Roger & Kenward 2013).",
+    "CR": "these participants are assumed to have been in the reference arm all along (their "
+    "observed outcomes are conditioned on under the reference arm's mean).",
+    "CIR": "after the event these participants keep the benefit reached so far but change from "
+    "then on as the reference arm does.",
+    "LMCF": "after the event these participants keep the mean of their arm at their last "
+    "visit before it.",
+}
 _KEYS = {
     "complete-case": (),
-    "per-protocol": ("compliance",),
-    "cace": ("compliance",),
+    "per-protocol": ("compliance", "reference"),
+    "cace": ("compliance", "reference"),
     "multiple-imputation": ("imputation", "strategy", "reference", "n_imputations"),
     "multilevel-imputation": ("n_imputations",),
     "tipping-point": ("imputation", "strategy", "reference", "n_imputations", "delta", "visit"),
@@ -591,7 +602,7 @@ def run_sensitivity(run: Any, progress: Any) -> None:
     for i, s in enumerate(sens):
         label = s.label or _default_label(s, est)
         with (
-            progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}"),
+            progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}{_work(s)}"),
             _collect(run.warnings, f"sensitivity {s.name}: "),
         ):
             if s.method in ("complete-case", "per-protocol"):
@@ -753,6 +764,19 @@ def run_sensitivity(run: Any, progress: Any) -> None:
         _forest_figure(run, table, spec, olabel)
     run.html_tables["sensitivity"] = _table_html(table, spec)
     _ = visits_post
+
+
+def _work(s: SensitivitySpec) -> str:
+    """What a progress line announces: imputations and grid cells."""
+    if s.method == "tipping-point":
+        cells = int(np.prod([len(v) for v in s.delta.values()])) if s.delta else 0
+        m = f"{s.n_imputations} imputations" if s.n_imputations else s.imputation
+        return f" [{m}, grid of {cells} deltas]"
+    if s.method in ("multiple-imputation", "multilevel-imputation"):
+        if s.n_imputations is None:
+            return f" [{s.imputation}: one refit per participant]"
+        return f" [{s.n_imputations} imputations]"
+    return ""
 
 
 def _seed(seed: int, i: int) -> np.random.SeedSequence:
@@ -930,8 +954,7 @@ def _assumption_words(run: Any) -> list[str]:
             if ev.missing_data != "MAR":
                 txt += (
                     f" In the imputation analyses, missing outcomes after it follow "
-                    f"{_WORDS[ev.missing_data]} ({ev.missing_data}): after the event these "
-                    "participants are assumed to resemble the reference arm."
+                    f"{_WORDS[ev.missing_data]} ({ev.missing_data}): " + _MEANING[ev.missing_data]
                 )
             out.append(txt)
     if spec.sensitivity:
