@@ -17,6 +17,9 @@ Tolerances and why:
 - empirical covariance (clubSandwich CR0 / CR2 / CR3 on the gls fit, subjects with >= 2
   observations; block ``sandwich``): covariance matrix 1e-5 x its largest entry, SEs and
   Satterthwaite df 1e-5 relative (the fits agree to ~1e-8; the sandwich itself is closed form).
+- conditional predictions, normalized and Pearson residuals: against the textbook formulas
+  (mu_m + S_mo S_oo^-1 (y_o - mu_o); L^-1 (y - mu), L L' = S) at nlme's estimates, with S the
+  SP(EXP) covariance at the subject's own days: 1e-5 relative (the estimates agree to ~3e-8).
 - R mmrm (automatic differentiation, nlminb): Satterthwaite df, F test, estimates, SEs,
   ranges 1e-5 relative, -2 log-likelihood 1e-5 absolute (observed: <= 1e-7 in df, ~1e-10 in
   estimates).
@@ -186,6 +189,85 @@ def test_empirical_vcov_vs_clubsandwich(entry, cr):
     np.testing.assert_allclose(coef["df"], ref["sandwich"][cr]["df_satterthwaite"], rtol=RTOL)
     # the sandwich differs from the model-based SEs at this tolerance
     assert np.max(np.abs(coef["std_error"].to_numpy() / ref["coef"]["std_error"] - 1)) > 100 * RTOL
+
+
+# ---- predictions and residuals at each subject's own times --------------------------------------
+def _nlme_mean_and_cov(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """x beta and the SP(EXP) covariance of some rows of one subject at nlme's estimates."""
+    ref = NLME["fits"]["sp_exp"]
+    b = dict(zip(ref["coef"]["term"], ref["coef"]["estimate"]))
+    peer = (rows["arm"] == "peer").to_numpy(float)
+    mu = b["(Intercept)"] + b["baseline"] * rows["baseline"].to_numpy() + b["armpeer"] * peer
+    for v in ("V2", "V3", "V4"):
+        at = (rows["visit"] == v).to_numpy(float)
+        mu = mu + at * (b[f"visit{v}"] + peer * b[f"armpeer:visit{v}"])
+    t = rows["day"].to_numpy(float)
+    S = ref["sigma2"] * np.exp(-np.abs(np.subtract.outer(t, t)) / ref["value"])
+    return mu, S
+
+
+def test_conditional_predictions_use_the_subjects_own_times():
+    d = data()
+    fit = fitted("sp_exp", "day")
+    pred = fit.predict()
+    who = d.loc[d["score"].isna(), "id"].unique()[:6]
+    for sid in who:
+        rows = d[d["id"] == sid]
+        mu, S = _nlme_mean_and_cov(rows)
+        o = rows["score"].notna().to_numpy()
+        m = ~o
+        expected = mu[m] + S[np.ix_(m, o)] @ np.linalg.solve(
+            S[np.ix_(o, o)], rows["score"].to_numpy()[o] - mu[o]
+        )
+        got = pred.loc[rows.index[m], "prediction"].to_numpy()
+        np.testing.assert_allclose(got, expected, rtol=RTOL)
+        np.testing.assert_allclose(pred.loc[rows.index[o], "prediction"], rows["score"][o])
+    marginal = fit.predict(conditional=False)
+    rows = d[d["id"] == who[0]]
+    np.testing.assert_allclose(
+        marginal.loc[rows.index, "prediction"], _nlme_mean_and_cov(rows)[0], rtol=RTOL
+    )
+
+
+def test_predictions_for_new_data_read_its_times():
+    """New data with other times: the conditional mean follows those times."""
+    d = data()
+    fit = fitted("sp_exp", "day")
+    sid = d.loc[d["score"].isna(), "id"].unique()[0]
+    rows = d[d["id"] == sid].copy()
+    rows["day"] = rows["day"] + np.arange(len(rows)) * 3  # stretch this subject's calendar
+    mu, S = _nlme_mean_and_cov(rows)
+    o = rows["score"].notna().to_numpy()
+    m = ~o
+    expected = mu[m] + S[np.ix_(m, o)] @ np.linalg.solve(
+        S[np.ix_(o, o)], rows["score"].to_numpy()[o] - mu[o]
+    )
+    got = fit.predict(rows).loc[rows.index[m], "prediction"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=RTOL)
+    # a missing time where the outcome is missing: no conditional prediction for that row
+    rows2 = rows.copy()
+    rows2.loc[rows2.index[m][0], "day"] = np.nan
+    assert np.isnan(fit.predict(rows2).loc[rows2.index[m][0], "prediction"])
+    rows3 = rows.copy()
+    rows3.loc[rows3.index[o][0], "day"] = np.nan
+    with pytest.raises(ModelSpecificationError, match=r"need the time of every observed row"):
+        fit.predict(rows3)
+
+
+def test_normalized_residuals_use_the_subjects_own_times():
+    d = data()
+    fit = fitted("sp_exp", "day")
+    res = fit.residuals(type="normalized")
+    for sid in d["id"].unique()[:5]:
+        rows = d[(d["id"] == sid) & d["score"].notna()]
+        mu, S = _nlme_mean_and_cov(rows)
+        expected = np.linalg.solve(np.linalg.cholesky(S), rows["score"].to_numpy() - mu)
+        np.testing.assert_allclose(res.loc[rows.index], expected, rtol=RTOL, atol=RTOL)
+    pearson = fit.residuals(type="pearson")
+    rows = d[d["score"].notna()].head(8)
+    mu, _ = _nlme_mean_and_cov(rows)
+    sd = np.sqrt(NLME["fits"]["sp_exp"]["sigma2"])
+    np.testing.assert_allclose(pearson.loc[rows.index], (rows["score"] - mu) / sd, rtol=RTOL)
 
 
 def test_subjects_sharing_times_pool_into_block_types():

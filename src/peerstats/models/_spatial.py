@@ -458,6 +458,48 @@ class SpatialPreparedMMRM(PreparedMMRM):
             out[g == k] = self.structure.sigma(theta[s], D[g == k])
         return out
 
+    def sigmas_at(self, theta, data, y, sc, vc, gc):
+        """Per-subject covariances over the visit levels at the subjects' own times, for the
+        rows of ``data`` (None: the prepared data) coded ``sc`` / ``vc`` / ``gc`` as by the
+        predictions' layout (-1 = unusable row). Returns ``(sigmas (n, T, T), sc)`` with rows
+        whose time is missing set to -1 (no conditional prediction: NaN); an observed row
+        without a time, or two rows of a subject at one time, is an error."""
+        if data is None:
+            coords = np.asarray(self.coordinates)
+        else:
+            cols = _time_columns(data, self.time, self.covariance)
+            coords = data[cols].to_numpy(dtype=float, na_value=np.nan)
+        usable = sc >= 0
+        missing = usable & ~np.isfinite(coords).all(axis=1)
+        observed = usable & ~np.isnan(y)
+        if (missing & observed).any():
+            where = np.flatnonzero(missing & observed)[:10].tolist()
+            raise ModelSpecificationError(
+                f"time column(s) {self.time_columns} are missing on {int((missing & observed).sum())}"
+                f" row(s) with an observed outcome (first row positions: {where}); conditional "
+                "predictions with a spatial covariance need the time of every observed row"
+            )
+        sc = np.where(missing, -1, sc)
+        ok = sc >= 0
+        frame = pd.DataFrame(coords[ok])
+        frame["__s"] = sc[ok]
+        if frame.duplicated().any():
+            raise ModelSpecificationError(
+                f"two rows of a subject share their time {self.time_columns}; a spatial "
+                "covariance without a nugget is singular at distance 0"
+            )
+        n = int(sc[ok].max()) + 1 if ok.any() else 0
+        T, c = len(self.visits), coords.shape[1]
+        pts = np.full((n, T, c), np.nan)
+        pts[sc[ok], vc[ok]] = coords[ok]
+        g = np.zeros(n, dtype=np.int64)
+        g[sc[ok]] = gc[ok]
+        D = _distances(pts)
+        out = np.empty((n, T, T))
+        for k, s in enumerate(self._grouped.slices()):
+            out[g == k] = self.structure.sigma(theta[s], D[g == k])
+        return out, sc
+
 
 def _start(engine: REMLEngine, grouped: SpatialGroupedCovariance, st: _SpatialStats) -> np.ndarray:
     """Variance of OLS residuals and the best of a grid of ranges (by the REML/ML criterion)."""
