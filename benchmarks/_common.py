@@ -107,17 +107,29 @@ def rscript_available() -> bool:
     return shutil.which("Rscript") is not None
 
 
-def run_r(code: str, data: pd.DataFrame, timeout: float) -> Measurement:
+def run_r(
+    code: str,
+    data: pd.DataFrame,
+    timeout: float,
+    *,
+    libraries: tuple[str, ...] = ("nlme", "lme4"),
+    r_libs: str | None = None,
+) -> Measurement:
     """Run R ``code`` with the data frame as ``d`` (read from CSV, not timed); the code must
-    ``cat()`` the elapsed seconds of the model call (``system.time(...)[["elapsed"]]``)."""
+    ``cat()`` the elapsed seconds of the model call (``system.time(...)[["elapsed"]]``).
+    ``r_libs``: an extra library folder (e.g. R mmrm built by shared/reference/r-mmrm)."""
     if not rscript_available():
         return Measurement(note="Rscript not found")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if r_libs:
+        env["R_LIBS"] = r_libs
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "d.csv"
         data.to_csv(csv, index=False)
         script = Path(tmp) / "fit.R"
+        libs = "; ".join(f"library({name})" for name in libraries)
         script.write_text(
-            "suppressPackageStartupMessages({library(nlme); library(lme4)})\n"
+            f"suppressPackageStartupMessages({{{libs}}})\n"
             f"d <- read.csv('{csv}', stringsAsFactors = TRUE)\n"
             "d <- d[!is.na(d$y), ]\n" + code
         )
@@ -127,7 +139,7 @@ def run_r(code: str, data: pd.DataFrame, timeout: float) -> Measurement:
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                env=env,
             )
         except subprocess.TimeoutExpired:
             return Measurement(note=f"R timed out after {timeout:.0f} s")

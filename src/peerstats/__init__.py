@@ -56,6 +56,11 @@ _LAZY = {
     "plot_forest": "peerstats.figures.forest",
     "plot_change": "peerstats.figures.distributions",
     "plot_attendance": "peerstats.figures.distributions",
+    # issue 12 (docs): model comparison, effect sizes, residual diagnostics, labels
+    "compare": "peerstats.models.effects",
+    "effect_size": "peerstats.models.effects",
+    "plot_diagnostics": "peerstats.figures.diagnostics",
+    "Labels": "peerstats.describe.labels",
     # issue 9: multiple imputation, reference-based strategies, tipping point
     "impute": "peerstats.missing.impute",
     "Imputations": "peerstats.missing.impute",

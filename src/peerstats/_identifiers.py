@@ -92,8 +92,8 @@ def _is_cpr(s: str) -> tuple[bool, bool]:
 
 def _phone(s: str) -> str | None:
     """'strong', 'weak' or None for a phone-number-like value."""
-    if not _PHONE_CHARS.match(s) or _DATE_LIKE.match(s):
-        return None
+    if not _PHONE_CHARS.match(s) or any(_DATE_LIKE.match(p) for p in (s, *s.split())):
+        return None  # a date, or a date and time ('01-02-2020 08:30')
     digits = re.sub(r"\D", "", s)
     if not 8 <= len(digits) <= 15:
         return None

@@ -295,7 +295,9 @@ def _cmd_power(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         csv_path = out / f"{design.name}_power.csv"
         svg_path = out / f"{design.name}_power.svg"
-        table.to_csv(csv_path, index=False)
+        from peerstats._safe import write_csv
+
+        write_csv(table, csv_path, lineterminator=None)  # text cells quoted (issue 13.4)
         import matplotlib
 
         matplotlib.use("Agg", force=False)

@@ -175,6 +175,7 @@ class TrialSpec:
     visits: tuple[str, ...]
     outcomes: tuple[Outcome, ...] = ()
     sessions: DataSource | None = None
+    adverse_events: DataSource | None = None  # harms (CONSORT Harms), read by the pipeline
     sites: tuple[str, ...] | None = None
     strata: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
@@ -334,6 +335,11 @@ def read_spec(
     participants = _source(data["participants"], root, problems, "participants")
     assessments = _source(data["assessments"], root, problems, "assessments")
     sessions = _source(data["sessions"], root, problems, "sessions") if "sessions" in data else None
+    adverse_events = (
+        _source(data["adverse_events"], root, problems, "adverse_events")
+        if "adverse_events" in data
+        else None
+    )
 
     cols = Columns(**raw["columns"])
     design = raw["trial"]["design"]
@@ -411,6 +417,7 @@ def read_spec(
         participants=participants,
         assessments=assessments,
         sessions=sessions,
+        adverse_events=adverse_events,
         columns=cols,
         arms=Arms(levels=levels, reference=reference, group_delivered=group_delivered),
         visits=visits,

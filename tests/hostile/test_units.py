@@ -361,3 +361,12 @@ def test_validation_trial_and_instruments_import_downwards_only():
         "collections.abc",
         "typing",
     }
+
+
+def test_check_refuses_a_json_that_is_not_results(tmp_path, capsys):
+    from peerstats.cli import main
+
+    p = tmp_path / "list.json"
+    p.write_text("[1, 2]", encoding="utf-8")
+    assert main(["check", str(p), "--against", str(p)]) == 2
+    assert "not a peerstats results file" in capsys.readouterr().err

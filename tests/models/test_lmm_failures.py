@@ -186,12 +186,14 @@ def test_too_large_blocks_refused_with_advice():
 
 def _three_arm(seed=5, n=45):
     rng = np.random.default_rng(seed)
-    d = pd.DataFrame({
-        "id": np.repeat(np.arange(n), 3),
-        "visit": np.tile([1, 2, 4], n),
-        "arm": np.repeat(np.array(["A", "B", "C"])[np.arange(n) % 3], 3),
-        "site": np.repeat(np.arange(n) % 5, 3).astype(str),
-    })
+    d = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(n), 3),
+            "visit": np.tile([1, 2, 4], n),
+            "arm": np.repeat(np.array(["A", "B", "C"])[np.arange(n) % 3], 3),
+            "site": np.repeat(np.arange(n) % 5, 3).astype(str),
+        }
+    )
     d["y"] = rng.normal(size=len(d)) + np.repeat(rng.normal(size=n), 3)
     return d
 
@@ -209,8 +211,9 @@ def test_numeric_visit_is_a_factor_with_a_residual_structure():
     d = _three_arm()
     with warnings.catch_warnings():  # the site variance of these random data may be ~0
         warnings.simplefilter("ignore", SingularFitWarning)
-        fit = peerstats.lmm("y ~ arm + visit + (1 | site)", d, subject="id", visit="visit",
-                            residual="cs")
+        fit = peerstats.lmm(
+            "y ~ arm + visit + (1 | site)", d, subject="id", visit="visit", residual="cs"
+        )
     assert [t for t in fit.coef.index if t.startswith("visit")] == ["visit[T.2]", "visit[T.4]"]
 
 

@@ -184,17 +184,33 @@ def test_visit_pair_never_observed_together_us(fev):
 
 
 def test_kr_information_needs_kenward_roger():
-    data = pd.DataFrame({
-        "id": np.repeat(np.arange(20), 2),
-        "visit": np.tile(["v1", "v2"], 20),
-        "y": np.random.default_rng(1).normal(size=40),
-    })
+    data = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(20), 2),
+            "visit": np.tile(["v1", "v2"], 20),
+            "y": np.random.default_rng(1).normal(size=40),
+        }
+    )
     with pytest.raises(ModelSpecificationError, match="only applies to df='kenward-roger'"):
-        peerstats.mmrm("y ~ visit", data, subject="id", visit="visit", covariance="cs",
-                       df="satterthwaite", kr_information="expected")
+        peerstats.mmrm(
+            "y ~ visit",
+            data,
+            subject="id",
+            visit="visit",
+            covariance="cs",
+            df="satterthwaite",
+            kr_information="expected",
+        )
     with pytest.raises(ModelSpecificationError, match="kr_information"):
-        peerstats.mmrm("y ~ visit", data, subject="id", visit="visit", covariance="cs",
-                       df="kenward-roger", kr_information="fisher")
+        peerstats.mmrm(
+            "y ~ visit",
+            data,
+            subject="id",
+            visit="visit",
+            covariance="cs",
+            df="kenward-roger",
+            kr_information="fisher",
+        )
 
 
 @pytest.mark.parametrize("covariance", ["ar1", "toep", "cs"])
@@ -204,27 +220,32 @@ def test_unused_visit_level_is_an_error_for_every_structure(covariance):
     message; we do not change the analysis silently)."""
     rng = np.random.default_rng(2)
     n = 30
-    d = pd.DataFrame({
-        "id": np.repeat(np.arange(n), 3),
-        "visit": pd.Categorical(np.tile([1, 2, 4], n), categories=[1, 2, 3, 4]),
-        "y": rng.normal(size=3 * n),
-    })
+    d = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(n), 3),
+            "visit": pd.Categorical(np.tile([1, 2, 4], n), categories=[1, 2, 3, 4]),
+            "y": rng.normal(size=3 * n),
+        }
+    )
     with pytest.raises(ModelSpecificationError, match=r"visit\(s\) \['3'\] of 'visit' have no"):
         peerstats.mmrm("y ~ visit", d, subject="id", visit="visit", covariance=covariance)
     d["visit"] = d["visit"].cat.remove_unused_categories()
-    assert peerstats.mmrm("y ~ visit", d, subject="id", visit="visit",
-                          covariance=covariance).converged
+    assert peerstats.mmrm(
+        "y ~ visit", d, subject="id", visit="visit", covariance=covariance
+    ).converged
 
 
 def test_inline_factor_in_formula_is_refused():
     """C(x) would be taken as numeric by emmeans/type III (wrong marginal means)."""
     rng = np.random.default_rng(4)
     n = 30
-    d = pd.DataFrame({
-        "id": np.repeat(np.arange(n), 2),
-        "visit": np.tile(["v1", "v2"], n),
-        "male": np.repeat(rng.integers(0, 2, n), 2),
-        "y": rng.normal(size=2 * n),
-    })
+    d = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(n), 2),
+            "visit": np.tile(["v1", "v2"], n),
+            "male": np.repeat(rng.integers(0, 2, n), 2),
+            "y": rng.normal(size=2 * n),
+        }
+    )
     with pytest.raises(ModelSpecificationError, match=r"\['C\(male\)'\]: write factors as columns"):
         peerstats.mmrm("y ~ C(male) + visit", d, subject="id", visit="visit")

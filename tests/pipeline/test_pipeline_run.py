@@ -76,15 +76,16 @@ def test_report_is_self_contained_and_leads_with_the_primary_result(example_runs
     sentence = unescape(re.search(r"data-primary-sentence>([^<]+)<", html).group(1))
     assert re.fullmatch(
         r"QPR-15 at post-treatment was \d+\.\d points higher \(95% CI -?\d+\.\d to \d+\.\d\) "
-        r"with peer support than with usual services \(p [<=] [\d.]+, Cohen's d [\d.-]+\)\.",
+        r"with peer support than with usual services \(p [<=] [\d.]+, Cohen's d [\d.-]+\)"
+        r"; higher is better on QPR-15, so the estimate favours peer support\.",
         sentence,
     ), sentence
     first = html.index("data-primary-sentence")
     assert first < html.index("id='consort'") < html.index("id='models'")
     for section in ("Table 1", "Model details", "Provenance", "warnings"):
         assert section in html
-    # 8 figures + the sensitivity forest and tipping-point figures of the estimand section
-    assert html.count("data:image/svg+xml;base64,") == 10
+    # 8 figures + residual diagnostics + the sensitivity forest and tipping-point figures
+    assert html.count("data:image/svg+xml;base64,") == 11
 
 
 def test_single_arm_report_shows_feasibility_and_change(example_runs):
@@ -152,8 +153,9 @@ def test_same_inputs_give_byte_identical_results(example_runs, tmp_path):
     first = example_runs["icbt_feasibility"]
     assert (again / "results.json").read_bytes() == (first / "results.json").read_bytes()
     for sub in ("tables", "figures"):
-        for p in sorted((first / sub).iterdir()):
-            assert (again / sub / p.name).read_bytes() == p.read_bytes(), p.name
+        for p in sorted(q for q in (first / sub).rglob("*") if q.is_file()):
+            rel = p.relative_to(first)
+            assert (again / rel).read_bytes() == p.read_bytes(), rel
 
 
 # ---------------------------------------------------------------- atomic output, --force

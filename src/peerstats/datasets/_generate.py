@@ -271,6 +271,7 @@ def _spec(
     covariates: list[str],
     outcomes: dict[str, Scale],
     sessions: bool,
+    adverse_events: bool = False,
 ) -> dict[str, Any]:
     trial: dict[str, Any] = {
         "name": name,
@@ -283,6 +284,8 @@ def _spec(
     data = {"participants": "participants.csv", "assessments": "assessments.csv"}
     if sessions:
         data["sessions"] = "sessions.csv"
+    if adverse_events:
+        data["adverse_events"] = "adverse_events.csv"
     spec: dict[str, Any] = {"trial": trial, "data": data, "columns": columns, "arms": arms}
     spec["visits"] = visits
     if sites:
@@ -587,6 +590,7 @@ def _peer_recovery(out: Path, seed: int) -> None:
     _write_csv(participants, out / "participants.csv")
     _write_csv(assessments, out / "assessments.csv")
     _write_csv(sessions, out / "sessions.csv")
+    _write_csv(_adverse_events(participants, seed), out / "adverse_events.csv")
     spec = _spec(
         name="PEER example (synthetic)",
         design="parallel",
@@ -621,6 +625,7 @@ def _peer_recovery(out: Path, seed: int) -> None:
             "wsas": SCALES["wsas"],
         },
         sessions=True,
+        adverse_events=True,
     )
     _write_yaml(spec, out / "spec.yaml", f"peer_recovery: SYNTHETIC example trial (seed {seed}).")
     _write_readme(
@@ -644,6 +649,9 @@ Files
   (1-4, raw: reverse-keyed items as answered), mansa_1..mansa_12 (1-7), wsas_1..wsas_5 (0-8).
   About 5% of questionnaires miss one item (prorated) and 0.8% miss 30% of items (not scored).
 - sessions.csv: peer arm only, subject x 10 sessions, attended 0/1.
+- adverse_events.csv: one row per adverse event of a randomised participant (id, event,
+  serious 0/1); Poisson counts (mean 0.30 per participant in both arms), about 10% serious.
+  Drawn from a separate stream (seed + 1), so the other files do not depend on it.
 
 True data-generating model (QPR-15 total, keyed): means baseline 30.5, post 32.1 (usual),
 fu3 32.5; SD 11 at baseline, post/fu3 11.5/12.0 (usual) and 12.0/12.5 (peer); correlation 0.6
@@ -654,6 +662,30 @@ depends on the previous observed score (and on not starting or discontinuing the
 36 withdraw before post, 38 more before fu3, 8 miss post only (post 44 = 15%, fu3 74 = 25%).
 {_REALISED_PEER_RECOVERY if seed == SEEDS["peer_recovery"] else ""}""",
     )
+
+
+_AE_TERMS = (
+    "headache",
+    "sleep problems",
+    "increased anxiety",
+    "low mood",
+    "fatigue",
+    "conflict in the group",
+)
+_AE_SERIOUS_TERMS = ("psychiatric admission", "self-harm")
+
+
+def _adverse_events(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Synthetic adverse events of the randomised participants (a separate random stream)."""
+    rng = np.random.default_rng(seed + 1)
+    rand = participants[participants["randomised"] == 1]
+    rows = []
+    for pid in rand["id"]:
+        for _ in range(int(rng.poisson(0.30))):
+            serious = bool(rng.random() < 0.10)
+            terms = _AE_SERIOUS_TERMS if serious else _AE_TERMS
+            rows.append({"id": pid, "event": terms[int(rng.integers(len(terms)))], "serious": int(serious)})
+    return pd.DataFrame(rows, columns=["id", "event", "serious"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from peerstats.describe._common import (
     randomised_mask,
     visit_levels,
 )
-from peerstats.describe.render import Table
+from peerstats.describe.render import Table, ci_name
 from peerstats.exceptions import DataValidationError
 
 __all__ = ["wilson_ci", "feasibility", "within_group_change", "attendance"]
@@ -240,7 +240,7 @@ def feasibility(
             "Arm": data["arm"].fillna(""),
             "Visit": data["visit"].fillna(""),
             "n / N": [f"{k} / {n}" for k, n in zip(data["numerator"], data["denominator"])],
-            "% (95% CI)": [
+            f"% ({ci_name(1 - alpha)})": [
                 f"{100 * p:.1f} ({100 * lo:.1f} to {100 * hi:.1f})" if n else ""
                 for p, lo, hi, n in zip(
                     data["proportion"], data["ci_lower"], data["ci_upper"], data["denominator"]
@@ -263,7 +263,7 @@ def feasibility(
         data,
         disp,
         caption="Feasibility outcomes",
-        notes=[f"{int(100 * (1 - alpha))}% confidence intervals by the Wilson score method."],
+        notes=[f"{ci_name(1 - alpha)[:-3]} confidence intervals by the Wilson score method."],
         extras={"attendance": summ},
     )
 
@@ -415,11 +415,11 @@ def within_group_change(
                 "n": data["n"],
                 f"{base_v}, mean": data["mean_baseline"].map(lambda x: f"{x:.2f}"),
                 "Visit mean": data["mean_visit"].map(lambda x: f"{x:.2f}"),
-                "Change (95% CI)": [
+                f"Change ({ci_name(1 - alpha)})": [
                     f"{m:.2f} ({lo:.2f} to {hi:.2f})"
                     for m, lo, hi in zip(data["mean_change"], data["ci_lower"], data["ci_upper"])
                 ],
-                "d_z (95% CI)": [
+                f"d_z ({ci_name(1 - alpha)})": [
                     f"{d:.2f} ({lo:.2f} to {hi:.2f})"
                     for d, lo, hi in zip(data["d_z"], data["d_z_ci_lower"], data["d_z_ci_upper"])
                 ],

@@ -53,6 +53,9 @@ def outcome_table(
     arm: str = "arm",
     level: float = 0.95,
     labels: Mapping[str, str] | None = None,
+    visit_labels: Mapping[str, str] | None = None,
+    arm_labels: Mapping[str, str] | None = None,
+    directions: Mapping[str, bool | None] | None = None,
     digits: int = 2,
 ) -> Table:
     """Per outcome and visit: observed n, mean (SD) per arm; adjusted difference, CI, p, d.
@@ -78,6 +81,12 @@ def outcome_table(
         Confidence level of the model CIs (passed to each fit's ``contrasts``).
     labels : mapping, optional
         Display names of the outcomes.
+    visit_labels, arm_labels : mapping, optional
+        Display names of the visits (the Visit column) and arms (column headers).
+    directions : mapping, optional
+        Per outcome, True when higher scores are better, False when lower are (e.g. from the
+        instrument definitions): adds a Direction column ("higher is better" / "lower is
+        better") to the display and ``higher_is_better`` to ``.data``.
     digits : int
 
     Returns
@@ -206,27 +215,32 @@ def outcome_table(
             return ""
         return "<0.001" if p < 0.001 else f"{p:.3f}"
 
+    vlab = {str(k): str(v) for k, v in (visit_labels or {}).items()}
+    alab = {str(k): str(v) for k, v in (arm_labels or {}).items()}
+    pct = 100 * float(level)
+    ci_name = f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
+
     disp = pd.DataFrame(
         {
             "Outcome": [
                 labels.get(o, o) + (" (primary)" if pr else "")
                 for o, pr in zip(data["outcome"], data["primary"])
             ],
-            "Visit": data["visit"],
+            "Visit": [vlab.get(v, v) for v in data["visit"]],
             **{
-                f"{g}: n, mean (SD)": [
+                f"{alab.get(g, g)}: n, mean (SD)": [
                     f"{int(n)}, {m:.{digits}f} ({s:.{digits}f})" if n else ""
                     for n, m, s in zip(data[f"n_{g}"], data[f"mean_{g}"], data[f"sd_{g}"])
                 ]
                 for g in order
             },
-            "Difference (95% CI)": [
+            f"Difference ({ci_name})": [
                 f"{e:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
                 for e, lo, hi in zip(data["estimate"], data["ci_lower"], data["ci_upper"])
             ],
             "p": data["p_value"].map(fmt_p),
             f"p ({adjust})" if adjust != "none" else "p (adjusted)": data["p_adjusted"].map(fmt_p),
-            "d (95% CI)": [
+            f"d ({ci_name})": [
                 f"{e:.2f} ({lo:.2f} to {hi:.2f})"
                 for e, lo, hi in zip(data["d"], data["d_ci_lower"], data["d_ci_upper"])
             ],
@@ -234,10 +248,20 @@ def outcome_table(
     )
     if adjust == "none":
         disp = disp.drop(columns="p (adjusted)")
+    if directions:
+        hib = [directions.get(o) for o in data["outcome"]]
+        data["higher_is_better"] = [None if h is None else bool(h) for h in hib]
+        disp.insert(
+            1,
+            "Direction",
+            ["" if h is None else ("higher is better" if h else "lower is better") for h in hib],
+        )
     notes = [
         "Difference: model-adjusted difference in marginal means (intervention - reference), "
-        f"{int(round(100 * level))}% CI.",
+        f"{ci_name}.",
         "d: difference / pooled baseline SD of the outcome (Feingold 2009); CI scaled likewise.",
+        "Signs: differences and d are intervention minus reference on each instrument's own "
+        "scale; where lower scores are better, a negative difference favours the intervention.",
     ]
     if adjust != "none":
         name = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni"}[adjust]

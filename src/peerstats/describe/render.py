@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
-__all__ = ["render_table", "format_value", "Table"]
+__all__ = ["render_table", "format_value", "Table", "ci_name"]
+
+
+def ci_name(level: float) -> str:
+    """``0.95`` -> ``"95% CI"``, ``0.9`` -> ``"90% CI"``, ``0.975`` -> ``"97.5% CI"``."""
+    pct = 100 * float(level)
+    return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
 
 Format = Literal["markdown", "html", "latex", "text"]
 
@@ -250,6 +257,28 @@ class Table:
     def to_latex(self) -> str:
         """LaTeX (booktabs)."""
         return self.render("latex")
+
+    def to_docx(self, path: str | Path | None = None) -> bytes:
+        """A Word document (``.docx``) with the display table, caption and notes; returns its
+        bytes and writes them to ``path`` when given (see
+        :func:`peerstats.describe.word.table_to_docx`)."""
+        from peerstats.describe.word import table_to_docx
+
+        return table_to_docx(self, path)
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The display table as CSV text (as the table reads: formatted strings, labels),
+        formula-safe; written to ``path`` when given. ``.data.to_csv`` is the tidy form."""
+        from peerstats.describe.word import display_text
+
+        disp = self.display.copy()
+        disp.columns = [display_text(str(c)) for c in disp.columns]
+        for c in disp.columns:
+            disp[c] = [display_text(v) for v in disp[c]]
+        text = disp.to_csv(index=False, lineterminator="\n")
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
 
     def __repr__(self) -> str:
         return self.render("text")

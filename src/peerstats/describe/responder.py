@@ -21,7 +21,7 @@ from peerstats.describe._common import (
     visit_levels,
 )
 from peerstats.describe.feasibility import wilson_ci
-from peerstats.describe.render import Table
+from peerstats.describe.render import Table, ci_name
 from peerstats.exceptions import DataValidationError, SpecError
 
 __all__ = ["reliable_change", "responder_analysis", "risk_difference"]
@@ -168,9 +168,7 @@ def responder_analysis(
 
         close = difflib.get_close_matches(str(visit), visits, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"{visit!r} is not a post-baseline visit{hint} visits are {visits[1:]}"
-        )
+        raise ValueError(f"{visit!r} is not a post-baseline visit{hint} visits are {visits[1:]}")
     d = a.assign(visit=a["visit"].astype(str), subject=a["subject"].astype(str))
     arms = arm_levels(trial)
     ref = reference_arm(trial, arms)
@@ -255,7 +253,7 @@ def responder_analysis(
             r_[arm] = f"{x['count']}/{x.n} ({100 * x.proportion:.1f}%)"
         if len(comparison):
             y = comparison[comparison.category == c].iloc[0]
-            r_["Risk difference (95% CI)"] = (
+            r_[f"Risk difference ({ci_name(1 - alpha)})"] = (
                 f"{100 * y.risk_difference:.1f} ({100 * y.rd_ci_lower:.1f} to "
                 f"{100 * y.rd_ci_upper:.1f})"
             )

@@ -102,8 +102,11 @@ def response_rates(
             problems.append((g, "bad_target", f"target of {g!r} is {t!r}; a count is needed"))
         elif int(counts.get(g, 0)) > t_num:
             problems.append(
-                (g, "above_target", f"{int(counts.get(g, 0))} responses in {g!r} exceed its "
-                 f"target of {int(t_num)}")
+                (
+                    g,
+                    "above_target",
+                    f"{int(counts.get(g, 0))} responses in {g!r} exceed its target of {int(t_num)}",
+                )
             )
     if problems:
         raise DataValidationError(
@@ -226,8 +229,14 @@ def describe_numeric(
         x = pd.to_numeric(data[c], errors="coerce")
         lost = x.isna() & data[c].notna() & (data[c].astype(str).str.strip() != "")
         bad += [
-            {"table": "data", "row": int(i) + 1, "column": c, "value": data[c].iloc[i],
-             "check": "non_numeric", "message": f"{data[c].iloc[i]!r} is not a number"}
+            {
+                "table": "data",
+                "row": int(i) + 1,
+                "column": c,
+                "value": data[c].iloc[i],
+                "check": "non_numeric",
+                "message": f"{data[c].iloc[i]!r} is not a number",
+            }
             for i in np.flatnonzero(lost.to_numpy())
         ]
     if bad:  # text in a numeric column would silently count as missing

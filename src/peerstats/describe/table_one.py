@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,210 @@ def _baseline_outcomes(trial: Any, part: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={c: f"{c} (baseline)" for c in cols})
 
 
+def _label_level(level_labels: Mapping[str, str] | None, level: Any) -> str:
+    """Display name of a level: its label when given (``0``, ``0.0`` and ``"0"`` match), else
+    the level itself (a whole number stored as float shows without ``.0``)."""
+    text = str(level)
+    if level_labels:
+        if text in level_labels:
+            return str(level_labels[text])
+        try:
+            num = float(text)
+        except ValueError:
+            num = None
+        if num is not None:
+            for key, lab in level_labels.items():
+                try:
+                    if float(key) == num:
+                        return str(lab)
+                except (TypeError, ValueError):
+                    continue
+    try:
+        num = float(text)
+        if num.is_integer() and text.endswith(".0"):
+            return str(int(num))
+    except ValueError:
+        pass
+    return text
+
+
+_YES = ("1", "1.0", "True", "true", "yes", "Yes", "YES", "ja", "Ja", "y", "Y")
+_NO = ("0", "0.0", "False", "false", "no", "No", "NO", "nej", "Nej", "n", "N")
+
+
+def _binary_yes_level(levels: Sequence[str]) -> str | None:
+    """The "yes" level of a binary variable (levels 0/1, False/True, no/yes), else None."""
+    if len(levels) != 2:
+        return None
+    yes = [lev for lev in levels if lev in _YES]
+    no = [lev for lev in levels if lev in _NO]
+    if len(yes) == 1 and len(no) == 1:
+        return yes[0]
+    return None
+
+
+def _select_participants(
+    trial: Any, by: str, variables: Sequence[str] | None, include_baseline_outcomes: bool
+) -> tuple[pd.DataFrame, list[str], str | None, pd.DataFrame, list[str]]:
+    """Step 1: the participants described, the arms (reference first), the extra baseline
+    outcome columns and the default variables."""
+    if isinstance(trial, pd.DataFrame):
+        part = trial
+        arms = [str(a) for a in pd.unique(part[by].dropna())]
+        return part, arms, (arms[0] if arms else None), pd.DataFrame(index=part.index), []
+    part, _ = as_frames(trial)
+    part = part.loc[randomised_mask(part)]
+    if by == "arm":
+        arms = arm_levels(trial)
+        ref = reference_arm(trial, arms)
+    else:
+        arms = [str(a) for a in pd.unique(part[by].dropna())]
+        ref = arms[0] if arms else None
+    extra = (
+        _baseline_outcomes(trial, part)
+        if include_baseline_outcomes and variables is None
+        else pd.DataFrame(index=part.index)
+    )
+    return part, arms, ref, extra, covariate_names(trial)
+
+
+def _missing_column_error(columns: Sequence[str], available: Sequence[str]) -> DataValidationError:
+    return DataValidationError(
+        pd.DataFrame(
+            [
+                {
+                    "table": "participants",
+                    "column": v,
+                    "check": "missing_column",
+                    "message": f"{v!r} is not a column; columns are {list(available)}",
+                }
+                for v in columns
+            ]
+        )
+    )
+
+
+def _levels_of(series: pd.Series) -> list[str]:
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return [str(v) for v in series.cat.categories]
+    return sorted(str(v) for v in series.dropna().unique())
+
+
+def _tidy_rows(
+    data: pd.DataFrame,
+    groups: dict[str, pd.DataFrame],
+    variables: Sequence[str],
+    is_cat: dict[str, bool],
+    arms: list[str],
+    ref: str | None,
+    smd: bool,
+) -> pd.DataFrame:
+    """Step 2: the tidy numbers (n, mean, SD, quartiles, counts, percentages, missing, SMD)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(var: str, level: Any, arm: str, stat: str, value: float) -> None:
+        rows.append(
+            {"variable": var, "level": level, "arm": arm, "statistic": stat, "value": float(value)}
+        )
+
+    for g, d in groups.items():
+        add("n", None, g, "n", len(d))
+    for var in variables:
+        for g, d in groups.items():
+            x = d[var]
+            miss = int(x.isna().sum())
+            add(var, None, g, "missing", miss)
+            add(var, None, g, "missing_percent", 100 * miss / len(d) if len(d) else np.nan)
+            x = x.dropna()
+            if is_cat[var]:
+                counts = x.astype(str).value_counts().reindex(_levels_of(data[var]), fill_value=0)
+                for lev, cnt in counts.items():
+                    add(var, lev, g, "count", cnt)
+                    add(var, lev, g, "percent", 100 * cnt / len(x) if len(x) else np.nan)
+            else:
+                x = x.astype(float)
+                add(var, None, g, "n", len(x))
+                add(var, None, g, "mean", x.mean() if len(x) else np.nan)
+                add(var, None, g, "sd", x.std(ddof=1) if len(x) > 1 else np.nan)
+                q1, med, q3 = np.percentile(x, [25, 50, 75]) if len(x) else (np.nan,) * 3
+                add(var, None, g, "median", med)
+                add(var, None, g, "q1", q1)
+                add(var, None, g, "q3", q3)
+        if smd and ref is not None:
+            for a in arms:
+                if a == ref:
+                    continue
+                val = standardised_difference(
+                    groups[a][var], groups[ref][var], categorical=is_cat[var]
+                )
+                add(var, None, a, "smd", val)
+    return pd.DataFrame(rows, columns=["variable", "level", "arm", "statistic", "value"])
+
+
+class _Display:
+    """Step 3: the printed table from the tidy numbers (labels, suppression, binary rows)."""
+
+    def __init__(
+        self,
+        tidy: pd.DataFrame,
+        columns: list[str],
+        suppress_below: int | None,
+        digits: int,
+    ) -> None:
+        self.tidy = tidy
+        self.columns = columns
+        self.suppress_below = suppress_below
+        self.digits = digits
+        self._index = {
+            (r.variable, None if pd.isna(r.level) else r.level, r.arm, r.statistic): r.value
+            for r in tidy.itertuples(index=False)
+        }
+
+    def get(self, var: str, level: Any, arm: str, stat: str) -> float:
+        return float(self._index.get((var, level, arm, stat), float("nan")))
+
+    def count_text(self, cnt: float, pct: float, hidden: bool = False) -> str:
+        k = self.suppress_below
+        if hidden or (k is not None and 1 <= cnt < k):
+            return f"<{k}" if not hidden or cnt < k else "suppressed"
+        return f"{int(cnt)} ({pct:.{self.digits}f}%)"
+
+    def hidden_cells(self, var: str, levels: list) -> set:
+        """(level, column) cells to suppress: the small ones plus complementary ones, so that
+        no suppressed count can be recovered as a column total minus the shown cells, or as
+        Overall minus the other arms (iterated until nothing changes)."""
+        k = self.suppress_below
+        if k is None:
+            return set()
+        columns = self.columns
+        keys = [*levels, None]  # None: the missing row
+        cnt = {
+            (lev, g): self.get(var, lev, g, "count" if lev is not None else "missing")
+            for lev in keys
+            for g in columns
+        }
+        cnt = {key: (0.0 if v != v else v) for key, v in cnt.items()}
+        hide = {key for key, v in cnt.items() if 1 <= v < k}
+        arm_cols = [g for g in columns if g != OVERALL]
+        changed = True
+        while changed:
+            changed = False
+            if OVERALL in columns:  # a hidden arm cell must not be Overall minus the others
+                for lev in keys:
+                    arm_hidden = [g for g in arm_cols if (lev, g) in hide]
+                    if len(arm_hidden) == 1 and (lev, OVERALL) not in hide:
+                        hide.add((lev, OVERALL))
+                        changed = True
+            for g in columns:  # a column's lone hidden cell must not be total minus the rest
+                hidden = [lev for lev in keys if (lev, g) in hide]
+                if len(hidden) == 1:
+                    others = [lev for lev in keys if (lev, g) not in hide and cnt[(lev, g)] > 0]
+                    if others:
+                        hide.add((min(others, key=lambda lev: cnt[(lev, g)]), g))
+                        changed = True
+        return hide
+
+
 def table_one(
     trial: Any,
     by: str = "arm",
@@ -86,7 +290,10 @@ def table_one(
     variables: Sequence[str] | None = None,
     categorical: Sequence[str] = (),
     nonnormal: Sequence[str] = (),
-    labels: dict[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    level_labels: Mapping[str, Mapping[str, str]] | None = None,
+    arm_labels: Mapping[str, str] | None = None,
+    binary_one_row: bool = True,
     overall: bool = True,
     smd: bool = True,
     suppress_below: int | None = None,
@@ -104,14 +311,24 @@ def table_one(
         Grouping column (default ``"arm"``).
     variables : sequence of str, optional
         Columns of the participants table. Default: the spec's ``covariates`` followed by the
-        baseline values of the outcomes (``include_baseline_outcomes``).
+        baseline values of the outcomes (``include_baseline_outcomes``; named
+        ``"<outcome> (baseline)"``).
     categorical : sequence of str
         Numeric columns to treat as categorical (non-numeric columns and 0/1 indicators
         always are).
     nonnormal : sequence of str
         Numeric columns summarised as median [Q1, Q3] instead of mean (SD).
     labels : dict, optional
-        Display names of variables.
+        Display names of variables, e.g. ``{"living_alone": "Living alone"}``.
+    level_labels : dict of dict, optional
+        Display names of the levels of categorical variables, e.g.
+        ``{"gender": {"man": "Man", "woman": "Woman"}}`` (numeric codes match in any
+        spelling: ``0``, ``0.0``, ``"0"``).
+    arm_labels : dict, optional
+        Display names of the arms (column headers and the SMD note).
+    binary_one_row : bool
+        Show a binary variable (levels 0/1, False/True, no/yes) as one row: the count and
+        percentage of "yes" (the tidy ``.data`` keeps both levels).
     overall : bool
         Add an Overall column (not for a single group).
     smd : bool
@@ -134,67 +351,27 @@ def table_one(
     Table
         ``.data`` is tidy: ``variable, level, arm, statistic, value`` with statistics ``n``,
         ``mean``, ``sd``, ``median``, ``q1``, ``q3``, ``count``, ``percent``, ``missing``,
-        ``missing_percent`` and ``smd`` (arm = the compared arm). ``.display`` is the printed
-        table: rows ``Variable``/``level``, one column per arm (with n), Overall, SMD.
+        ``missing_percent`` and ``smd`` (arm = the compared arm); codes, not labels.
+        ``.display`` is the printed table: rows ``Variable``/``level``, one column per arm
+        (with n), Overall, SMD; labels applied.
 
     Notes
     -----
     Percentages of categorical levels use the non-missing values as denominator; missing
     values are counted on a separate row. Quartiles are type-7 (numpy "linear") percentiles.
+    The steps: select the participants, compute the tidy numbers, lay out the display.
     """
-    if isinstance(trial, pd.DataFrame):
-        part = trial
-        arms = [str(a) for a in pd.unique(part[by].dropna())]
-        ref = arms[0] if arms else None
-        extra = pd.DataFrame(index=part.index)
-        default_vars: list[str] = []
-    else:
-        part, _ = as_frames(trial)
-        part = part.loc[randomised_mask(part)]
-        if by == "arm":
-            arms = arm_levels(trial)
-            ref = reference_arm(trial, arms)
-        else:
-            arms = [str(a) for a in pd.unique(part[by].dropna())]
-            ref = arms[0] if arms else None
-        extra = (
-            _baseline_outcomes(trial, part)
-            if include_baseline_outcomes and variables is None
-            else pd.DataFrame(index=part.index)
-        )
-        default_vars = covariate_names(trial)
+    part, arms, ref, extra, default_vars = _select_participants(
+        trial, by, variables, include_baseline_outcomes
+    )
     if by not in part.columns:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "participants",
-                        "column": by,
-                        "check": "missing_column",
-                        "message": f"{by!r} is not a column; columns are {list(part.columns)}",
-                    }
-                ]
-            )
-        )
+        raise _missing_column_error([by], part.columns)
     data = pd.concat([part, extra], axis=1)
     if variables is None:
         variables = [v for v in default_vars if v in data.columns] + list(extra.columns)
     missing_cols = [v for v in variables if v not in data.columns]
     if missing_cols:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "participants",
-                        "column": v,
-                        "check": "missing_column",
-                        "message": f"{v!r} is not a column; columns are {list(part.columns)}",
-                    }
-                    for v in missing_cols
-                ]
-            )
-        )
-    labels = dict(labels or {})
+        raise _missing_column_error(missing_cols, part.columns)
     data = data.copy()
     data[by] = data[by].astype("string")
     groups = {a: data[data[by] == a] for a in arms}
@@ -202,121 +379,103 @@ def table_one(
         groups[OVERALL] = data
     columns = list(groups)
     cats = set(categorical)
-    nonnorm = set(nonnormal)
-
-    rows: list[dict[str, Any]] = []
-
-    def add(var: str, level: Any, arm: str, stat: str, value: float) -> None:
-        rows.append(
-            {"variable": var, "level": level, "arm": arm, "statistic": stat, "value": float(value)}
+    is_cat = {v: v in cats or _is_categorical(data[v]) for v in variables}
+    tidy = _tidy_rows(data, groups, variables, is_cat, arms, ref, smd)
+    display = _layout_display(
+        tidy,
+        variables,
+        is_cat,
+        columns,
+        arms,
+        ref,
+        smd=smd,
+        nonnormal=set(nonnormal),
+        labels=dict(labels or {}),
+        level_labels={k: dict(v) for k, v in (level_labels or {}).items()},
+        arm_labels={str(k): str(v) for k, v in (arm_labels or {}).items()},
+        binary_one_row=binary_one_row,
+        suppress_below=suppress_below,
+        digits=digits,
+    )
+    ref_name = (arm_labels or {}).get(ref, ref) if ref is not None else None
+    notes = []
+    if smd and ref is not None and len(arms) > 1:
+        notes.append(
+            "SMD: standardised mean difference against the reference arm "
+            f"({ref_name}); pooled SD for numeric, Yang & Dalton (2012) for categorical variables."
         )
+    notes.append("Percentages of categories are of non-missing values.")
+    if binary_one_row and any(
+        is_cat[v] and _binary_yes_level(_levels_of(data[v])) for v in variables
+    ):
+        notes.append("Yes/no characteristics show the number (%) answering yes.")
+    if suppress_below is not None:
+        notes.append(
+            f"Counts from 1 to {suppress_below - 1} are suppressed (shown as <{suppress_below})."
+        )
+    return Table(tidy, display, caption="Baseline characteristics", notes=notes)
 
-    for g, d in groups.items():
-        add("n", None, g, "n", len(d))
-    for var in variables:
-        is_cat = var in cats or _is_categorical(data[var])
-        for g, d in groups.items():
-            x = d[var]
-            miss = int(x.isna().sum())
-            add(var, None, g, "missing", miss)
-            add(var, None, g, "missing_percent", 100 * miss / len(d) if len(d) else np.nan)
-            x = x.dropna()
-            if is_cat:
-                levels = (
-                    [str(v) for v in data[var].cat.categories]
-                    if isinstance(data[var].dtype, pd.CategoricalDtype)
-                    else sorted(str(v) for v in data[var].dropna().unique())
-                )
-                counts = x.astype(str).value_counts().reindex(levels, fill_value=0)
-                for lev, cnt in counts.items():
-                    add(var, lev, g, "count", cnt)
-                    add(var, lev, g, "percent", 100 * cnt / len(x) if len(x) else np.nan)
-            else:
-                x = x.astype(float)
-                add(var, None, g, "n", len(x))
-                add(var, None, g, "mean", x.mean() if len(x) else np.nan)
-                add(var, None, g, "sd", x.std(ddof=1) if len(x) > 1 else np.nan)
-                q1, med, q3 = np.percentile(x, [25, 50, 75]) if len(x) else (np.nan,) * 3
-                add(var, None, g, "median", med)
-                add(var, None, g, "q1", q1)
-                add(var, None, g, "q3", q3)
-        if smd and ref is not None:
-            for a in arms:
-                if a == ref:
-                    continue
-                val = standardised_difference(groups[a][var], groups[ref][var], categorical=is_cat)
-                add(var, None, a, "smd", val)
-    tidy = pd.DataFrame(rows, columns=["variable", "level", "arm", "statistic", "value"])
 
-    # ---- display
-    def get(var: str, level: Any, arm: str, stat: str) -> float:
-        t = tidy[(tidy.variable == var) & (tidy.arm == arm) & (tidy.statistic == stat)]
-        t = t[t.level.isna()] if level is None else t[t.level == level]
-        return float(t.value.iloc[0]) if len(t) else float("nan")
-
-    def count_text(cnt: float, pct: float, hidden: bool = False) -> str:
-        if hidden or (suppress_below is not None and 1 <= cnt < suppress_below):
-            return f"<{suppress_below}" if not hidden or cnt < suppress_below else "suppressed"
-        return f"{int(cnt)} ({pct:.{digits}f}%)"
-
-    def hidden_cells(var: str, levels: list) -> set:
-        """(level, column) cells to suppress: the small ones plus complementary ones, so that
-        no suppressed count can be recovered as a column total minus the shown cells, or as
-        Overall minus the other arms (iterated until nothing changes)."""
-        if suppress_below is None:
-            return set()
-        keys = [*levels, None]  # None: the missing row
-        cnt = {
-            (lev, g): get(var, lev, g, "count" if lev is not None else "missing")
-            for lev in keys
-            for g in columns
-        }
-        cnt = {k: (0.0 if v != v else v) for k, v in cnt.items()}
-        hide = {k for k, v in cnt.items() if 1 <= v < suppress_below}
-        arm_cols = [g for g in columns if g != OVERALL]
-        changed = True
-        while changed:
-            changed = False
-            if OVERALL in columns:  # a hidden arm cell must not be Overall minus the others
-                for lev in keys:
-                    arm_hidden = [g for g in arm_cols if (lev, g) in hide]
-                    if len(arm_hidden) == 1 and (lev, OVERALL) not in hide:
-                        hide.add((lev, OVERALL))
-                        changed = True
-            for g in columns:  # a column's lone hidden cell must not be total minus the rest
-                hidden = [lev for lev in keys if (lev, g) in hide]
-                if len(hidden) == 1:
-                    others = [lev for lev in keys if (lev, g) not in hide and cnt[(lev, g)] > 0]
-                    if others:
-                        hide.add((min(others, key=lambda lev: cnt[(lev, g)]), g))
-                        changed = True
-        return hide
-
+def _layout_display(
+    tidy: pd.DataFrame,
+    variables: Sequence[str],
+    is_cat: dict[str, bool],
+    columns: list[str],
+    arms: list[str],
+    ref: str | None,
+    *,
+    smd: bool,
+    nonnormal: set[str],
+    labels: dict[str, str],
+    level_labels: dict[str, dict[str, str]],
+    arm_labels: dict[str, str],
+    binary_one_row: bool,
+    suppress_below: int | None,
+    digits: int,
+) -> pd.DataFrame:
+    """Step 3: the display frame (one row per variable, level and missing row)."""
+    disp = _Display(tidy, columns, suppress_below, digits)
+    get = disp.get
+    alab = {g: arm_labels.get(g, g) for g in columns}
     smd_cols = [a for a in arms if a != ref] if smd and ref is not None else []
-    smd_name = (lambda a: "SMD") if len(smd_cols) == 1 else (lambda a: f"SMD {a} vs {ref}")
-    head = {g: f"{g} (n = {int(get('n', None, g, 'n'))})" for g in columns}
-    disp_rows = []
+    if len(smd_cols) == 1:
+        smd_name = {smd_cols[0]: "SMD"}
+    else:
+        smd_name = {a: f"SMD {alab[a]} vs {arm_labels.get(ref, ref)}" for a in smd_cols}
+    head = {g: f"{alab[g]} (n = {int(get('n', None, g, 'n'))})" for g in columns}
+    rows = []
     for var in variables:
         label = labels.get(var, var)
-        is_cat = var in cats or _is_categorical(data[var])
-        smd_vals = {smd_name(a): f"{get(var, None, a, 'smd'):.2f}" for a in smd_cols}
-        if is_cat:
-            first = {"Characteristic": label, **{head[g]: "" for g in columns}, **smd_vals}
-            first["Characteristic"] = f"{label}, n (%)"
-            disp_rows.append(first)
-            levels = tidy[(tidy.variable == var) & (tidy.statistic == "count")].level.unique()
-            hide = hidden_cells(var, list(levels))
-            for lev in levels:
-                r = {"Characteristic": f"  {lev}"}
+        smd_vals = {smd_name[a]: f"{get(var, None, a, 'smd'):.2f}" for a in smd_cols}
+        blank = {k: "" for k in smd_vals}
+        hide: set = set()
+        if is_cat[var]:
+            levels = list(tidy[(tidy.variable == var) & (tidy.statistic == "count")].level.unique())
+            hide = disp.hidden_cells(var, levels)
+            yes = _binary_yes_level(levels) if binary_one_row else None
+            if yes is not None:
+                r = {"Characteristic": f"{label}, n (%)"}
                 for g in columns:
-                    r[head[g]] = count_text(
-                        get(var, lev, g, "count"), get(var, lev, g, "percent"), (lev, g) in hide
+                    r[head[g]] = disp.count_text(
+                        get(var, yes, g, "count"), get(var, yes, g, "percent"), (yes, g) in hide
                     )
-                r.update({k: "" for k in smd_vals})
-                disp_rows.append(r)
+                r.update(smd_vals)
+                rows.append(r)
+            else:
+                rows.append(
+                    {"Characteristic": f"{label}, n (%)", **{head[g]: "" for g in columns}, **smd_vals}
+                )
+                for lev in levels:
+                    r = {"Characteristic": f"  {_label_level(level_labels.get(var), lev)}"}
+                    for g in columns:
+                        r[head[g]] = disp.count_text(
+                            get(var, lev, g, "count"), get(var, lev, g, "percent"), (lev, g) in hide
+                        )
+                    r.update(blank)
+                    rows.append(r)
         else:
             r = {"Characteristic": label}
-            if var in nonnorm:
+            if var in nonnormal:
                 r["Characteristic"] = f"{label}, median [Q1, Q3]"
                 for g in columns:
                     r[head[g]] = (
@@ -330,30 +489,18 @@ def table_one(
                         f"{get(var, None, g, 'mean'):.{digits}f} ({get(var, None, g, 'sd'):.{digits}f})"
                     )
             r.update(smd_vals)
-            disp_rows.append(r)
+            rows.append(r)
         if any(get(var, None, g, "missing") > 0 for g in columns):
             r = {"Characteristic": "  missing"}
-            hide = hidden_cells(var, []) if not is_cat else hide
+            hide = disp.hidden_cells(var, []) if not is_cat[var] else hide
             for g in columns:
-                r[head[g]] = count_text(
+                r[head[g]] = disp.count_text(
                     get(var, None, g, "missing"),
                     get(var, None, g, "missing_percent"),
                     (None, g) in hide,
                 )
-            r.update({k: "" for k in smd_vals})
-            disp_rows.append(r)
-    display = pd.DataFrame(
-        disp_rows, columns=["Characteristic", *head.values(), *[smd_name(a) for a in smd_cols]]
+            r.update(blank)
+            rows.append(r)
+    return pd.DataFrame(
+        rows, columns=["Characteristic", *head.values(), *[smd_name[a] for a in smd_cols]]
     ).fillna("")
-    notes = []
-    if smd_cols:
-        notes.append(
-            "SMD: standardised mean difference against the reference arm "
-            f"({ref}); pooled SD for numeric, Yang & Dalton (2012) for categorical variables."
-        )
-    notes.append("Percentages of categories are of non-missing values.")
-    if suppress_below is not None:
-        notes.append(
-            f"Counts from 1 to {suppress_below - 1} are suppressed (shown as <{suppress_below})."
-        )
-    return Table(tidy, display, caption="Baseline characteristics", notes=notes)

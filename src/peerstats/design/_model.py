@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import combinations_with_replacement
 
 import numpy as np
-from scipy import stats
+from scipy.special import gammaln
 
 from peerstats.design._batch import BatchREML, GroupBlocks, PooledBlocks
 from peerstats.design.design import TrialDesign
@@ -335,30 +335,35 @@ class AnalysisModel:
         return BatchREML(pooled, groups, K=self.K, p=self.p, nonneg=self.nonneg)
 
     # ---- expected information ----------------------------------------------------------
-    def unit_types(self, n: int) -> list[tuple[float, tuple, np.ndarray, list[np.ndarray]]]:
-        """Expected units for a trial of size ``n``: (expected count, key, basis D (K, m, m),
-        virtual design matrices Xs with E[X'FX] = sum_j Xs_j' F Xs_j for any F). The key
-        identifies the unit's shape (arm and dropout patterns of its members)."""
+    def aggregates(self, n: int) -> list[tuple[float, tuple]]:
+        """The trial of size ``n`` as counts of aggregate units: (number of subjects,
+        ("subject", arm)) per non-grouped arm and (number of groups, ("group", arm, m)) per
+        delivery-group size m."""
         d = self.design
         sizes = d.n_per_arm(n)
-        out = []
+        out: list[tuple[float, tuple]] = []
         for a, arm in enumerate(d.arms):
-            probs = self.pattern_probs(a)
             if a == self.group_arm_index:
                 gs = d.groups_of(sizes[arm])
                 for m, cnt in zip(*np.unique(gs, return_counts=True)):
-                    for pr, kk in self._group_compositions(int(m), a):
-                        key = (a, kk)
-                        D, Xs = self._unit(key)
-                        out.append((float(cnt) * pr, key, D, Xs))
-                continue
-            for k in range(1, self.TA + 1):
-                if probs[k] <= 0:
-                    continue
-                key = (a, (k,))
-                D, Xs = self._unit(key)
-                out.append((sizes[arm] * probs[k], key, D, Xs))
+                    out.append((float(cnt), ("group", a, int(m))))
+            else:
+                out.append((float(sizes[arm]), ("subject", a)))
         return out
+
+    def aggregate_units(self, key: tuple) -> list[tuple[float, tuple, np.ndarray, list]]:
+        """The unit types of an aggregate with their probabilities (dropout patterns of a
+        subject; pattern mixes of a delivery group)."""
+        if key[0] == "subject":
+            a = key[1]
+            probs = self.pattern_probs(a)
+            return [
+                (float(probs[k]), (a, (k,)), *self._unit((a, (k,))))
+                for k in range(1, self.TA + 1)
+                if probs[k] > 0
+            ]
+        _, a, m = key
+        return [(pr, (a, kk), *self._unit((a, kk))) for pr, kk in self._group_compositions(m, a)]
 
     def _group_compositions(self, m: int, a: int) -> list[tuple[float, tuple[int, ...]]]:
         cache = self.__dict__.setdefault("_comp_cache", {})
@@ -405,9 +410,11 @@ def _compositions(m: int, probs: np.ndarray, max_types: int = 400):
         yield 1.0, [nz[0]] * m
         return
     combos = []
+    logp = np.log(np.where(probs > 0, probs / probs.sum(), 1.0))
+    lgm = gammaln(m + 1)
     for comb in combinations_with_replacement(nz, m):
         cnt = np.bincount(comb, minlength=TA1)
-        pr = float(np.exp(stats.multinomial.logpmf(cnt, m, probs / probs.sum())))
+        pr = float(np.exp(lgm - gammaln(cnt + 1).sum() + (cnt * logp).sum()))
         combos.append((pr, sorted(comb, reverse=True)))
     combos.sort(key=lambda x: -x[0])
     if len(combos) > max_types:

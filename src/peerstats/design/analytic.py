@@ -61,13 +61,20 @@ def _unit_terms(model: AnalysisModel, units) -> UnitTerms:
         Vinv = np.linalg.inv(V)
         Bk = Vinv[:, None] @ D  # V^-1 D_k  (B, K, m, m)
         T1[idx] = np.einsum("bkij,blji->bkl", Bk, Bk)
+        B, J, m = X.shape[0], X.shape[1], X.shape[2]
         VX = Vinv[:, None] @ X  # (B, J, m, p)
-        M[idx] = np.einsum("bjip,bjiq->bpq", X, VX)
-        BX = Bk[:, :, None] @ VX[:, None]  # V^-1 D_k V^-1 X  (B, K, J, m, p)
-        P[idx] = np.einsum("bjip,bkjiq->bkpq", X, BX)
+        # stack the J virtual matrices along the rows: sums over j become matrix products
+        Xr = X.transpose(0, 2, 1, 3)  # (B, m, J, p)
+        VXr = VX.transpose(0, 2, 1, 3).reshape(B, m, J * p)
+        M[idx] = np.einsum("bmjp,bmjq->bpq", Xr, VX.transpose(0, 2, 1, 3), optimize=True)
+        BX = (Bk @ VXr[:, None]).reshape(B, K, m, J, p)  # V^-1 D_k V^-1 X
+        BXf = BX.transpose(0, 1, 3, 2, 4).reshape(B, K, J * m, p)
+        Xf = X.reshape(B, J * m, p)
+        P[idx] = np.swapaxes(Xf, 1, 2)[:, None] @ BXf
         # Q_kl = X'V^-1 D_k V^-1 D_l V^-1 X = (D_k V^-1 X)' (V^-1 D_l V^-1 X)
-        DX = D[:, :, None] @ VX[:, None]  # (B, K, J, m, p)
-        Q[idx] = np.einsum("bkjip,bljiq->bklpq", DX, BX)
+        DX = (D @ VXr[:, None]).reshape(B, K, m, J, p).transpose(0, 1, 3, 2, 4)
+        DXf = DX.reshape(B, K, J * m, p)
+        Q[idx] = np.swapaxes(DXf, 2, 3)[:, :, None] @ BXf[:, None]
         nobs[idx] = D.shape[-1]
     return UnitTerms(M=M, P=P, Q=Q, T1=T1, nobs=nobs)
 
@@ -88,46 +95,52 @@ def analytic_power(model: AnalysisModel, ns, *, effect_scale: float = 1.0) -> di
     }
     ell = model.ell
     delta = model.target * effect_scale
-    for i, n in enumerate(ns):
-        units = model.unit_types(int(n))
-        counts = np.array([u[0] for u in units])
-        keys = [u[1] for u in units]
-        missing = [j for j, k in enumerate(keys) if k not in cache]
-        if missing:
-            terms = _unit_terms(model, [units[j] for j in missing])
-            for t, j in enumerate(missing):
-                cache[keys[j]] = (terms.M[t], terms.P[t], terms.Q[t], terms.T1[t], terms.nobs[t])
-        stack = _stacked(cache, keys)
-        M = np.tensordot(counts, stack[0], axes=1)
-        C = np.linalg.inv(M)
-        v = float(ell @ C @ ell)
-        se = np.sqrt(v)
-        nobs = float(counts @ stack[4])
-        if d.df == "satterthwaite":
-            P = np.tensordot(counts, stack[1], axes=1)
-            Q = np.tensordot(counts, stack[2], axes=1)
-            T1 = np.tensordot(counts, stack[3], axes=1)
-            CP = np.einsum("pq,kqr->kpr", C, P)
-            info = T1 - 2 * np.einsum("pq,klqp->kl", C, Q) + np.einsum("kab,lba->kl", CP, CP)
-            Cl = C @ ell
-            g = np.einsum("p,kpq,q->k", Cl, P, Cl)
-            keep = np.ones(model.K, dtype=bool)
-            if model.group_index is not None and model.psi_true[model.group_index] == 0:
-                keep[model.group_index] = False  # a variance at its boundary: as a fit would
-            W = 2 * np.linalg.inv(info[np.ix_(keep, keep)])
-            den = float(g[keep] @ W @ g[keep])
-            df = 2 * v * v / den if den > 0 else np.inf
-        elif d.df == "residual":
-            df = nobs - model.p
-        else:
-            df = np.inf
-        ncp = delta / se
-        out["std_error"][i] = se
-        out["df"][i] = df
-        out["ncp"][i] = ncp
-        out["power"][i] = t_power(ncp, df, d.alpha)
-        out["n_total"][i] = sum(d.n_per_arm(int(n)).values())
-        out["expected_obs"][i] = nobs
+    aggs = [model.aggregates(int(n)) for n in ns]
+    keys = list(dict.fromkeys(k for agg in aggs for _, k in agg))
+    for k in keys:
+        if k not in cache:
+            units = model.aggregate_units(k)
+            w = np.array([u[0] for u in units])
+            t = _unit_terms(model, units)
+            cache[k] = tuple(np.tensordot(w, x, axes=1) for x in (t.M, t.P, t.Q, t.T1, t.nobs))
+    col = {k: j for j, k in enumerate(keys)}
+    counts = np.zeros((len(ns), len(keys)))
+    for i, agg in enumerate(aggs):
+        for c, k in agg:
+            counts[i, col[k]] += c
+    stack = _stacked(cache, keys)
+    M = np.tensordot(counts, stack[0], axes=1)  # (N, p, p)
+    C = np.linalg.inv(M)
+    v = np.einsum("p,npq,q->n", ell, C, ell)
+    se = np.sqrt(v)
+    nobs = counts @ stack[4]
+    if d.df == "satterthwaite":
+        P = np.tensordot(counts, stack[1], axes=1)  # (N, K, p, p)
+        Q = np.tensordot(counts, stack[2], axes=1)
+        T1 = np.tensordot(counts, stack[3], axes=1)
+        CP = np.einsum("npq,nkqr->nkpr", C, P)
+        info = T1 - 2 * np.einsum("npq,nklqp->nkl", C, Q) + np.einsum("nkab,nlba->nkl", CP, CP)
+        Cl = np.einsum("npq,q->np", C, ell)
+        g = np.einsum("np,nkpq,nq->nk", Cl, P, Cl)
+        keep = np.ones(model.K, dtype=bool)
+        if model.group_index is not None and model.psi_true[model.group_index] == 0:
+            keep[model.group_index] = False  # a variance at its boundary: as a fit would
+        W = 2 * np.linalg.inv(info[:, keep][:, :, keep])
+        gk = g[:, keep]
+        den = np.einsum("nk,nkl,nl->n", gk, W, gk)
+        with np.errstate(divide="ignore"):
+            df = np.where(den > 0, 2 * v * v / np.where(den > 0, den, 1.0), np.inf)
+    elif d.df == "residual":
+        df = nobs - model.p
+    else:
+        df = np.full(len(ns), np.inf)
+    ncp = delta / se
+    out["std_error"] = se
+    out["df"] = df
+    out["ncp"] = ncp
+    out["power"] = t_power_array(ncp, df, d.alpha)
+    out["n_total"] = np.array([sum(d.n_per_arm(int(n)).values()) for n in ns], dtype=float)
+    out["expected_obs"] = nobs
     return out
 
 
@@ -138,6 +151,21 @@ def _stacked(cache: dict, keys: list) -> tuple:
     if kt not in sc:
         sc[kt] = tuple(np.stack([cache[k][j] for k in keys]) for j in range(5))
     return sc[kt]
+
+
+def t_power_array(ncp: np.ndarray, df: np.ndarray, alpha: float) -> np.ndarray:
+    """Vectorised :func:`t_power`."""
+    ncp = np.asarray(ncp, float)
+    df = np.asarray(df, float)
+    out = np.empty(ncp.shape)
+    fin = np.isfinite(df)
+    if (~fin).any():
+        z = stats.norm.ppf(1 - alpha / 2)
+        out[~fin] = stats.norm.sf(z - ncp[~fin]) + stats.norm.cdf(-z - ncp[~fin])
+    if fin.any():
+        tc = stats.t.ppf(1 - alpha / 2, df[fin])
+        out[fin] = stats.nct.sf(tc, df[fin], ncp[fin]) + stats.nct.cdf(-tc, df[fin], ncp[fin])
+    return out
 
 
 def t_power(ncp: float, df: float, alpha: float) -> float:

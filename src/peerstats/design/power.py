@@ -355,7 +355,9 @@ def power(
     merged, entropy = run_scenarios(
         design, [(n, 1.0)], n_sims=n_sims, seed=seed, client=client, progress=progress
     )
-    return _sim_result(design, n, model.target, merged[0], n_sims, seed, time.perf_counter() - t0)
+    return _sim_result(
+        design, n, model.target, merged[0], n_sims, entropy, time.perf_counter() - t0
+    )
 
 
 def _sim_result(design, n, effect, res, n_sims, seed, seconds) -> PowerResult:
@@ -524,17 +526,27 @@ def sample_size(
                     f"of the target here: ({design.alpha:g}, {pw(nxt):.4f}]"
                 )
             lo, hi = nxt, nxt
-        # binary search on valid n between lo (fails) and hi (reaches)
-        while True:
-            cands = [k for k in range(lo + 1, hi) if valid(k)]
-            if not cands:
-                break
-            mid = cands[len(cands) // 2]
-            if pw(mid) >= target:
+        # bisection over n (lo fails, hi reaches); n that cannot hold a whole delivery group
+        # count as failing; then the next n with whole groups that reaches the target
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            sizes = design.n_per_arm(mid)
+            if min(sizes.values()) < 2 or (
+                design.partially_nested and max(design.group_sizes) > sizes[design.group_arm]
+            ):
+                lo = mid
+            elif pw(mid) >= target:
                 hi = mid
             else:
                 lo = mid
-        k = hi
+        k = next_valid(hi)
+        while k <= n_max and pw(k) < target:
+            k = next_valid(k + 1)
+        if k > n_max:
+            raise SpecError(
+                f"power: the target {target:g} is not reachable with whole delivery groups up to "
+                f"n_max={n_max}"
+            )
     res = power_fn(design, k)
     ng = (
         len(design.groups_of(design.n_per_arm(k)[design.group_arm]))

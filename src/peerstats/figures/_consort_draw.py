@@ -217,7 +217,8 @@ def _boxes(flow: ConsortFlow, labels: dict[str, str]) -> dict[str, Any]:
             for v in flow.visits:
                 lines.append(
                     (
-                        f"Completed {v} assessment ({_fmt_n(flow.n('completed', arm, visit=v))})",
+                        f"Completed {labels.get('visit:' + str(v), v)} assessment "
+                        f"({_fmt_n(flow.n('completed', arm, visit=v))})",
                         True,
                         0,
                     )
@@ -234,7 +235,8 @@ def _boxes(flow: ConsortFlow, labels: dict[str, str]) -> dict[str, Any]:
                         lines += _reason_lines(flow, "lost_to_follow_up", arm, v, 2)
         else:
             for rec in lost.itertuples(index=False):
-                lines.append((f"Lost to follow-up at {rec.visit} ({_fmt_n(rec.n)})", False, 0))
+                vname = labels.get(f"visit:{rec.visit}", rec.visit)
+                lines.append((f"Lost to follow-up at {vname} ({_fmt_n(rec.n)})", False, 0))
                 lines += _reason_lines(flow, "lost_to_follow_up", arm, rec.visit, 1)
         if _has(flow, "discontinued", arm):
             lines.append(
@@ -345,11 +347,14 @@ def draw_flow(
     fontsize: float = 8.0,
     arm_labels: dict[str, str] | None = None,
     colors: dict[str, str] | None = None,
+    visit_labels: dict[str, str] | None = None,
 ) -> Figure:
     """Draw ``flow`` (see :meth:`ConsortFlow.plot`)."""
     from matplotlib.patches import FancyBboxPatch
 
     labels = dict(arm_labels or {})
+    # visit names travel with the arm names, keyed "visit:<code>" (arms cannot start so)
+    labels.update({f"visit:{k}": str(v) for k, v in (visit_labels or {}).items()})
     colors = dict(colors or arm_colors(flow.arms))
     if width is None:
         width = 4.8 if len(flow.arms) == 1 else 7.0

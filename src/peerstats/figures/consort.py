@@ -337,6 +337,7 @@ class ConsortFlow:
         fontsize: float = 8.0,
         arm_labels: dict[str, str] | None = None,
         colors: dict[str, str] | None = None,
+        visit_labels: dict[str, str] | None = None,
     ) -> Figure:
         """Draw the CONSORT flow diagram.
 
@@ -358,6 +359,8 @@ class ConsortFlow:
             Display names per arm, e.g. ``{"peer": "PEER + usual services"}``.
         colors : dict, optional
             Arm colours (default: :func:`peerstats.figures.palette.arm_colors`).
+        visit_labels : dict, optional
+            Display names per visit (the follow-up lines), e.g. ``{"fu3": "3-month follow-up"}``.
 
         Returns
         -------
@@ -367,7 +370,13 @@ class ConsortFlow:
         from peerstats.figures._consort_draw import draw_flow
 
         return draw_flow(
-            self, ax=ax, width=width, fontsize=fontsize, arm_labels=arm_labels, colors=colors
+            self,
+            ax=ax,
+            width=width,
+            fontsize=fontsize,
+            arm_labels=arm_labels,
+            colors=colors,
+            visit_labels=visit_labels,
         )
 
     def save(self, path: str, *, dpi: int = 300, **kwargs: Any) -> Figure:

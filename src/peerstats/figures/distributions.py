@@ -58,10 +58,12 @@ def plot_change(
     arm_labels: dict[str, str] | None = None,
     colors: dict[str, str] | None = None,
     seed: int = 0,
+    ylabel: str | None = None,
 ) -> Axes:
     """Box plot of the change from baseline per arm, with every participant as a point.
 
-    Points are jittered horizontally (seeded, so the figure is reproducible).
+    Points are jittered horizontally (seeded, so the figure is reproducible). ``ylabel``
+    replaces the default axis title (``Change in <outcome>, baseline to <visit>``, codes).
     """
     ch = change_from_baseline(trial, outcome, visit)
     arms = [a for a in arm_levels(trial) if a in set(ch["arm"])]
@@ -100,7 +102,7 @@ def plot_change(
         range(len(arms)), [f"{labels.get(a, a)}\n(n = {len(v)})" for a, v in zip(arms, values)]
     )
     vis = visit or visit_levels(trial)[-1]
-    ax.set_ylabel(f"Change in {outcome}, baseline to {vis}")
+    ax.set_ylabel(ylabel if ylabel is not None else f"Change in {outcome}, baseline to {vis}")
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 

@@ -30,6 +30,7 @@ def plot_forest(
     digits: int = 2,
     favours: tuple[str, str] | None = None,
     color: str = OKABE_ITO[1],
+    favours_columns: tuple[str, str] | None = None,
 ) -> Axes:
     """Treatment effects with confidence intervals, one row per outcome (and visit).
 
@@ -59,6 +60,11 @@ def plot_forest(
         points the same way: orient outcomes where lower is better (e.g. WSAS, GAD-7) by
         negating their effects first, and say so in the caption.
     color : str
+    favours_columns : (str, str), optional
+        Columns of ``effects`` with the text for the left and right of the null line of each
+        row (or of each group header with two label columns), e.g. "favours usual services" /
+        "favours peer support", swapped for outcomes where lower scores are better: the favours
+        labels per row when outcomes point different ways.
 
     Returns
     -------
@@ -139,6 +145,32 @@ def plot_forest(
                 annotation_clip=False,
                 gid="forest-annotation",
             )
+    if favours_columns:
+        left, right = favours_columns
+        for yy, (_text, i, header) in zip(y, rows):
+            j = i
+            if header:  # the group's first row carries the texts
+                nxt = [k for k in range(rows.index((_text, i, header)) + 1, len(rows))]
+                j = next((rows[k][1] for k in nxt if rows[k][1] is not None), None)
+            elif len(labels) >= 2:
+                continue
+            if j is None:
+                continue
+            for text, dx, ha in (
+                (f"\u2190 {e.at[j, left]}", -4, "right"),
+                (f"{e.at[j, right]} \u2192", 4, "left"),
+            ):
+                ax.annotate(
+                    text,
+                    xy=(null, yy),
+                    xytext=(dx, 0),
+                    textcoords="offset points",
+                    ha=ha,
+                    va="center",
+                    fontsize="x-small",
+                    color=GREY,
+                    gid="favours-row",
+                )
     if favours:
         yf = -0.75  # inside the axes, below the last row
         for text, dx, ha in (

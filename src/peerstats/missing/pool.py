@@ -278,9 +278,9 @@ def pool_bmlmi(estimates, D: int, *, level: float = 0.95) -> dict:
 
     Rows ordered sample by sample (the D imputations of sample 1, then sample 2, ...).
     MSB, MSW from a one-way ANOVA; var = (1 + 1/B)(MSB - MSW)/D + MSW/(BD);
-    df = var^2 / (((B+1)/(BD))^2 MSB^2/(B-1) + MSW^2/(B D^2 (D-1))), at least 3 (as rbmi).
-    A negative variance (MSB < MSW (B+1)/B ... ) is floored at 1e-8 x MSW/(BD) is NOT done
-    silently: the variance is returned as computed and a non-positive one gives NaN inference.
+    df = var^2 / (((B+1)/(BD))^2 MSB^2/(B-1) + MSW^2/(B D^2 (D-1))), at least 3 (as rbmi's
+    ``get_ests_bmlmi``). A non-positive variance (possible with few samples) is not floored:
+    its standard error and inference are NaN.
     """
     E = np.asarray(estimates, dtype=float)
     n = E.shape[0]

@@ -1,4 +1,5 @@
-"""Denominator degrees of freedom: Satterthwaite and Kenward-Roger (and residual, asymptotic).
+"""Denominator degrees of freedom: Satterthwaite, Kenward-Roger, residual, between-within,
+asymptotic.
 
 All methods work on the quantities the engine returns at the REML/ML optimum:
 
@@ -15,7 +16,11 @@ df = 2E/(E - q) when E > q (else the smallest nu_m... SAS uses 0; we return min 
 
 Kenward-Roger (Kenward & Roger 1997; pbkrtest; SAS DDFM=KR): adjusted covariance
 Phi_A = C + 2C [sum_hj W_hj (Q_hj - P_h C P_j - R_hj / 4)] C, and the scaled F statistic with
-df m and scale lambda as in Kenward & Roger (1997, section 4). The caller chooses the covariance
+df m and scale lambda as in Kenward & Roger (1997, section 4).
+
+Residual (SAS DDFM=RESIDUAL): n - rank(X). Between-within (SAS DDFM=BETWITHIN): see
+:class:`BetweenWithin`. With an empirical covariance of beta the df come from
+:mod:`peerstats.models._sandwich`. The caller chooses the covariance
 parameterisation in which P, Q, R and W are expressed (peerstats uses SAS's: see mmrm.py).
 """
 

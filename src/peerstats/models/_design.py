@@ -10,6 +10,7 @@ to zero).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,13 +103,18 @@ def _split_formula(formula: str) -> tuple[str, str]:
 
 def required_variables(rhs: str) -> list[str]:
     """The data columns a right-hand side uses."""
+    return list(_required_variables(rhs))
+
+
+@functools.lru_cache(maxsize=256)
+def _required_variables(rhs: str) -> tuple[str, ...]:
     import formulaic
 
     try:
         f = formulaic.Formula(rhs)
     except Exception as exc:  # formulaic's parser errors are not one class
         raise ModelSpecificationError(f"cannot parse formula terms {rhs!r}: {exc}") from exc
-    return sorted(str(v) for v in f.required_variables)
+    return tuple(sorted(str(v) for v in f.required_variables))
 
 
 def build_fixed_design(
@@ -234,7 +240,11 @@ def build_fixed_design(
     if empty:  # e.g. every participant in one arm: 'arm' would silently leave the model
         single = {v: factors[v] for v in factors if len(factors[v]) < 2}
         why = (
-            "; ".join(f"factor {v!r} has one level with data ({lv})" for v, lv in single.items())
+            "; ".join(
+                f"factor {v!r} has one level with an observed outcome ({lv}); levels without "
+                f"one: {[str(c) for c in natural.get(v, []) if str(c) not in lv]}"
+                for v, lv in single.items()
+            )
             or "they contribute no columns to the design"
         )
         raise ModelSpecificationError(

@@ -29,6 +29,8 @@ Validated against SAS PROC MIXED (tests/reference/sas_fev/).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -47,6 +49,37 @@ __all__ = [
 ]
 
 LOG2PI = float(np.log(2 * np.pi))
+
+_CONTROLLER = None
+
+
+def blas_threads(*, large: bool = False):
+    """Context manager choosing the BLAS threads of a step deliberately (threadpoolctl).
+
+    The engine's work is small batched linear algebra (V_b of at most T x T, X'V^-1X of p x p),
+    where a second BLAS thread only adds synchronisation, and on a busy machine
+    oversubscription (OpenBLAS threads spinning against other processes) makes it several
+    times slower; so every step runs with one BLAS thread. The only large products (the cross
+    products of X over all rows when pooling the statistics, ``large=True``) keep the
+    library's threads when the machine has a core to spare (1-minute load average below
+    cores - 0.5) and use one thread otherwise. Without threadpoolctl nothing changes.
+    """
+    global _CONTROLLER
+    if large:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # pragma: no cover - no load average on this platform
+            load = float(cores)
+        if cores > 1 and load < cores - 0.5:
+            return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            return contextlib.nullcontext()
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -435,6 +468,18 @@ class REMLEngine:
         else:
             self._pl = None
 
+    def _order2(self, theta: np.ndarray):
+        """The closed-form second-order evaluation, cached for the last theta (the fit's
+        final Hessian, P_k and expected information then cost nothing more)."""
+        theta = np.asarray(theta, dtype=float)
+        cached = getattr(self, "_last2", None)
+        if cached is not None and np.array_equal(cached[0], theta):
+            return cached[1]
+        self.n_evals += 1
+        r = self._pl.evaluate(theta, order=2)
+        self._last2 = (theta.copy(), r)
+        return r
+
     def _constant(self) -> float:
         n, p = self.n_obs, self.p
         c = (n - p) * LOG2PI if self.method == "reml" else n * LOG2PI
@@ -459,8 +504,7 @@ class REMLEngine:
         """
         theta = np.asarray(theta, dtype=float)
         if self._pl is not None:
-            self.n_evals += 1
-            r = self._pl.evaluate(theta, order=2)
+            r = self._order2(theta)
             if r is None:
                 return None
             return self._state(theta, r), r["hessian"], r["expected"]
@@ -569,7 +613,7 @@ class REMLEngine:
     def jacobian_terms(self, theta: np.ndarray) -> np.ndarray:
         """P_k = X'V^-1 dV_k V^-1 X, (K, p, p); d cov(beta_hat)/d theta_k = C P_k C."""
         if self._pl is not None:
-            return self._pl.evaluate(np.asarray(theta, dtype=float), order=2)["P"]
+            return self._order2(theta)["P"]
         inv = self._inverses(theta)
         K, p = self.cov.n_params, self.p
         P = np.zeros((K, p * p))
@@ -600,7 +644,7 @@ class REMLEngine:
         the number of units and of order K^2 m^3 per block type.
         """
         if self._pl is not None:
-            return self._pl.evaluate(np.asarray(theta, dtype=float), order=2)["expected"]
+            return self._order2(theta)["expected"]
         st = self.evaluate(theta, gradient=False)
         inv = self._inverses(theta)
         K, p = self.cov.n_params, self.p
@@ -693,7 +737,12 @@ class REMLEngine:
             st, H, E = sec
         return st, H, False, iterations
 
-    def refine(
+    def refine(self, theta0: np.ndarray, **kwargs) -> dict:
+        """Warm-started optimisation for refits (see :meth:`_refine`), one BLAS thread."""
+        with blas_threads():
+            return self._refine(theta0, **kwargs)
+
+    def _refine(
         self,
         theta0: np.ndarray,
         *,
@@ -758,7 +807,12 @@ class REMLEngine:
         )
         return {"state": st, "hessian": H, "converged": conv, "iterations": it, "tried": tried}
 
-    def fit(self, theta0: np.ndarray, *, max_iter: int = 200, tol: float = 1e-9) -> dict:
+    def fit(self, theta0: np.ndarray, **kwargs) -> dict:
+        """Minimise -2 log-likelihood from ``theta0`` (see :meth:`_fit`), one BLAS thread."""
+        with blas_threads():
+            return self._fit(theta0, **kwargs)
+
+    def _fit(self, theta0: np.ndarray, *, max_iter: int = 200, tol: float = 1e-9) -> dict:
         """Minimise -2 log-likelihood from ``theta0``.
 
         Strategy: Fisher scoring (expected information) from the start, then Newton-Raphson with
@@ -788,7 +842,10 @@ class REMLEngine:
             except np.linalg.LinAlgError:
                 break
             dec = float(-g @ step)
-            if not np.isfinite(dec) or dec < 1e-4 * max(1.0, 1e-6 * abs(st.objective)):
+            # Newton with the closed-form Hessian takes over once within one -2 l unit (one
+            # evaluation per step); with a finite-difference Hessian (2K evaluations) later
+            switch = 1.0 if self._pl is not None else 1e-4 * max(1.0, 1e-6 * abs(st.objective))
+            if not np.isfinite(dec) or dec < switch:
                 break
             new = self._line_search(theta, st, step, g)
             if new is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -144,6 +145,9 @@ def analyze(
     outcome: str,
     df: DfName = "satterthwaite",
     level: float = 0.95,
+    covariance: str | None = None,
+    covariates: Sequence[str] = (),
+    random: str | None = None,
     vcov: str = "model",
 ) -> TrialAnalysis:
     """Fit the primary model for ``outcome`` as the trial spec implies, with effect sizes.
@@ -160,6 +164,19 @@ def analyze(
         Covariance of the fixed effects (see :func:`peerstats.mmrm`).
     level : float
         Confidence level of the CIs.
+    covariance : str, optional
+        Residual covariance across visits: for the MMRM (default ``"us"``) any structure of
+        :func:`peerstats.mmrm` (``"cs"``, ``"ar1"``, ``"toeph"``, ...); for the partially nested
+        model (default: independent residuals, variance by arm) the ``residual=`` structure of
+        :func:`peerstats.lmm`.
+    covariates : sequence of str
+        Baseline covariates (columns of ``trial.participants``) added as fixed effects after the
+        strata.
+    random : str, optional
+        Random part, lme4 style. Replaces the partially nested model's
+        ``(1 | subject) + (0 + delivered | group)`` (``delivered`` is 1 in group-delivered
+        arms); for a trial without group-delivered arms it turns the MMRM into
+        :func:`peerstats.lmm` with these terms (residual: ``covariance`` or independent).
 
     Returns
     -------
@@ -210,6 +227,24 @@ def analyze(
     if not 0 < level < 1:
         raise ModelSpecificationError(f"level={level!r} must be between 0 and 1")
     a = trial.assessments.copy()
+    covariates = [str(c) for c in covariates]
+    if covariates:
+        part = trial.participants
+        unknown = [c for c in covariates if c not in part.columns]
+        if unknown:
+            raise SpecError(
+                f"covariates {unknown} are not columns of the participants table; columns are "
+                f"{list(part.columns)}"
+            )
+        clash = [c for c in covariates if c in a.columns]
+        if clash:
+            raise ModelSpecificationError(f"covariates {clash} are already model columns")
+        a = a.merge(
+            part[["subject", *covariates]].drop_duplicates("subject"),
+            on="subject",
+            how="left",
+            validate="many_to_one",
+        )
     bcol = f"{outcome}_baseline"
     visits = list(spec.visits)
     baseline_visit = visits[0]
@@ -225,6 +260,11 @@ def analyze(
         raise ModelSpecificationError(f"the baseline SD of {outcome!r} is {sd}; d is undefined")
 
     if single:
+        if covariance not in (None, "us") or covariates or random:
+            raise ModelSpecificationError(
+                "a single-arm analysis (change from baseline, unstructured covariance) takes no "
+                "covariance, covariates or random part"
+            )
         return _single_arm(
             a, spec, outcome, visits, sd, sd_desc, df, level, notes, partial(mmrm, vcov=vcov)
         )
@@ -273,7 +313,14 @@ def analyze(
             )
         post[s] = post[s].astype(str)
     strata = [s for s in strata if post[s].nunique() > 1]
-    rhs = [bcol, *strata, "arm * visit" if many else "arm"]
+    for c in covariates:
+        if post.loc[observed, c].isna().any():
+            n_miss = int(post.loc[observed, c].isna().sum())
+            raise ModelSpecificationError(
+                f"covariate {c!r} is missing on {n_miss} analysed row(s); a fixed effect cannot "
+                "be missing (impute it or leave it out)"
+            )
+    rhs = [bcol, *strata, *covariates, "arm * visit" if many else "arm"]
     fixed = f"{outcome} ~ " + " + ".join(rhs)
     reference = spec.arms.reference or arms[0]
 
@@ -304,7 +351,11 @@ def analyze(
             )
             grp = grp.where(~lone, "_single:" + post["subject"].astype(str))
         post["group"] = grp
-        formula = fixed + (" + (1 | subject)" if many else "") + " + (0 + delivered | group)"
+        default_random = ("(1 | subject) + " if many else "") + "(0 + delivered | group)"
+        formula = f"{fixed} + {random or default_random}"
+        extra: dict[str, Any] = {}
+        if covariance is not None:
+            extra = {"residual": covariance, "visit": "visit"}
         fit = lmm(
             formula,
             post,
@@ -312,6 +363,7 @@ def analyze(
             subject="subject",
             df=df,
             reference={"arm": reference},
+            **extra,
             vcov=vcov,
         )
         model = "partially nested lmm"
@@ -322,19 +374,38 @@ def analyze(
         mgs = float(sizes.mean()) if n_groups else None
         deff = 1 + (mgs - 1) * icc if mgs is not None else None
         shown = formula
+    elif random:
+        formula = f"{fixed} + {random}"
+        fit = lmm(
+            formula,
+            post,
+            residual=covariance or "iid",
+            subject="subject",
+            visit="visit",
+            df=df,
+            reference={"arm": reference},
+            vcov=vcov,
+        )
+        model = "lmm"
+        shown = formula + (f"  [residual {covariance} across visits]" if covariance else "")
     else:
+        cov = covariance or "us"
         fit = mmrm(
             fixed,
             post,
             subject="subject",
             visit="visit",
-            covariance="us",
+            covariance=cov,
             df=df,
             reference={"arm": reference},
             vcov=vcov,
         )
         model = "mmrm"
-        shown = fixed + "  [unstructured covariance across visits]"
+        shown = fixed + (
+            "  [unstructured covariance across visits]"
+            if cov == "us"
+            else f"  [{cov} covariance across visits]"
+        )
 
     notes += [str(w) for w in getattr(fit, "warnings", ())]
     ct = fit.contrasts("arm", by="visit" if many else None, reference=reference, level=level)

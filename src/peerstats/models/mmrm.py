@@ -31,6 +31,8 @@ from peerstats.models.results import MixedModelResult
 __all__ = ["mmrm"]
 
 VcovName = Literal["model", "empirical", "empirical-bias-reduced", "jackknife"]
+# structures whose Sigma is indexed by visit (the empirical covariance's blocks rely on it)
+_VISIT_INDEXED = ("us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh", "ad")
 
 
 def mmrm(
@@ -117,8 +119,10 @@ def mmrm(
     REML: -2 l = sum_i log|Sigma_i| + log|X'V^-1X| + r'V^-1 r + (n - p) log 2 pi (ML drops the
     second term and uses n; with weights, - sum log w is added, as SAS). Minimised from the
     covariance of OLS residuals by Fisher scoring, then Newton-Raphson with the observed
-    Hessian, on analytic gradients; the sufficient statistics are pooled per (group,
-    missingness pattern), so an iteration costs the same for 200 or 1,000,000 subjects.
+    Hessian, both in closed form (Wolfinger, Tobias & Sall 1994; checked against finite
+    differences in tests/models/test_reml_derivatives.py); the sufficient statistics are pooled
+    per (group, missingness pattern), so an iteration costs the same for 200 or 1,000,000
+    subjects. ``peerstats.prepare_mmrm`` builds the same model once for cheap refits.
     Converged when the Newton decrement g'H^-1g < max(1e-9, 1e-12 |-2 l|) (SAS's default is
     a relative 1e-8: our -2 log-likelihood is at or below SAS's in every reference listing).
     ``n_subjects`` counts subjects with at least one observed outcome; BIC uses the number of
@@ -165,6 +169,13 @@ def with_vcov(result: MixedModelResult, vcov: str) -> MixedModelResult:
     """``result`` with the empirical covariance ``vcov`` (clustered by subject) in every test."""
     if vcov == "model":
         return result
+    if result.covariance_type not in _VISIT_INDEXED:
+        # the blocks below index one Sigma per group by visit; structures whose covariance
+        # depends on subject-specific times need their own per-subject V
+        raise ModelSpecificationError(
+            f"vcov={vcov!r} is not available with covariance={result.covariance_type!r} yet; "
+            f"use one of {list(_VISIT_INDEXED)} or vcov='model'"
+        )
     prep = result._prepared
     design = result._design
     rows = design.rows
@@ -331,19 +342,26 @@ def _cov_parameter_table(grouped, theta, H) -> tuple:
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
     except np.linalg.LinAlgError:  # pragma: no cover - H was checked positive definite
         se = np.full(len(rows), np.nan)
-    out = []
-    z = stats.norm.ppf(0.975)
-    for (name, grp, est), s_ in zip(rows, se):
-        is_var = name.startswith(("Var(", "Residual", "Variance")) or (
-            name.startswith("UN(") and name[3:-1].split(",")[0] == name[3:-1].split(",")[1]
-        )
-        if is_var and s_ > 0 and est > 0:
-            nu = 2 * (est / s_) ** 2
-            lo, hi = nu * est / stats.chi2.ppf(0.975, nu), nu * est / stats.chi2.ppf(0.025, nu)
-        else:
-            lo, hi = est - z * s_, est + z * s_
-        out.append((name, grp, est, float(s_), float(lo), float(hi)))
-    return tuple(out)
+    z = 1.959963984540054  # stats.norm.ppf(0.975)
+    est = np.array([r[2] for r in rows], dtype=float)
+    is_var = np.array(
+        [
+            name.startswith(("Var(", "Residual", "Variance"))
+            or (name.startswith("UN(") and name[3:-1].split(",")[0] == name[3:-1].split(",")[1])
+            for name, _, _ in rows
+        ],
+        dtype=bool,
+    )
+    chi = is_var & (se > 0) & (est > 0)
+    lo, hi = est - z * se, est + z * se
+    if chi.any():  # one vectorised quantile call per tail
+        nu = 2 * (est[chi] / se[chi]) ** 2
+        lo[chi] = nu * est[chi] / stats.chi2.ppf(0.975, nu)
+        hi[chi] = nu * est[chi] / stats.chi2.ppf(0.025, nu)
+    return tuple(
+        (name, grp, float(e), float(s_), float(a), float(b))
+        for (name, grp, _), e, s_, a, b in zip(rows, est, se, lo, hi)
+    )
 
 
 def _kr_in_sas_parameters(engine, grouped, theta, P_theta, H_theta):

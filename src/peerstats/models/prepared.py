@@ -43,6 +43,7 @@ from peerstats.models._reml import (
     PatternLikelihood,
     REMLEngine,
     SizeClass,
+    blas_threads,
     pattern_statistics,
 )
 
@@ -226,6 +227,7 @@ class PreparedMMRM:
         self._H_hat: np.ndarray | None = None
         self._full_refit: Refit | None = None
         self.n_rows = len(data)
+        self.index = data.index
         self.n_subjects_data = int(data[subject].nunique())
         self._build_layout(data)
         self._check_layout()
@@ -251,7 +253,8 @@ class PreparedMMRM:
         self.subjects = pd.Index(uniques, name=subject)
         self.visit_codes = np.asarray(data[visit].cat.codes, dtype=np.int64)
         if group is not None:
-            self._levels = tuple(str(g) for g in data[group].cat.categories)
+            self._group_values = list(data[group].cat.categories)
+            self._levels = tuple(str(g) for g in self._group_values)
             self.group_levels = self._levels
             self.group_codes = np.asarray(data[group].cat.codes, dtype=np.int64)
         else:
@@ -261,19 +264,8 @@ class PreparedMMRM:
         self.y_all = data[design.outcome].to_numpy(dtype=float, na_value=np.nan).copy()
         self._observed = np.zeros(self.n_rows, dtype=bool)
         self._observed[design.rows] = True
-        # design of every row, coded as in the fit; rows with a missing model column are NaN
-        model_cols = list(dict.fromkeys([*design.variables, subject, visit]))
-        if group is not None:
-            model_cols.append(group)
-        ok = data[model_cols].notna().all(axis=1).to_numpy().copy()
-        for v, values in design.factor_values.items():  # levels unknown to the fit: no design
-            ok &= _as_levels(data[v], values)[1]
-        X_all = np.full((self.n_rows, len(self.columns)), np.nan)
-        if ok.any():
-            X_all[ok] = self.design_matrix(data.iloc[np.flatnonzero(ok)])
-        X_all[design.rows] = design.X  # the fit's own rows, bit for bit
-        ok[design.rows] = True
-        self.X_all = X_all
+        self._obs_pos = np.full(self.n_rows, -1, dtype=np.int64)
+        self._obs_pos[design.rows] = np.arange(len(design.rows))
         if self.weights is not None:
             w = pd.to_numeric(data[self.weights], errors="coerce").to_numpy(dtype=float)
             wo = w[design.rows]
@@ -281,13 +273,59 @@ class PreparedMMRM:
                 raise ModelSpecificationError(
                     f"weights {self.weights!r} must be positive and finite"
                 )
-            ok &= np.isfinite(w) & (w > 0)
-            self._row_weights = np.where(ok, w, np.nan)
+            self._row_weights = np.where(np.isfinite(w) & (w > 0), w, np.nan)
         else:
             self._row_weights = None
-        self._valid = ok  # rows that may enter a likelihood when their outcome is observed
-        for a in (self.X_all, self.y_all, self.subject_codes, self.visit_codes, self.group_codes):
+        # the design of every row is built on first use (a fit needs only the observed rows)
+        keep = list(dict.fromkeys([*design.variables, subject, visit] + ([group] if group else [])))
+        self._data = data[keep]  # (a copy of the model columns: X_all is built on first use)
+        self._X_all = None
+        self._valid_rows = None
+        for a in (self.y_all, self.subject_codes, self.visit_codes, self.group_codes):
             a.setflags(write=False)
+
+    def _materialise(self) -> None:
+        """X_all (the design of every row, coded as in the fit; NaN where a model column is
+        missing or a factor level is unknown to the fit) and the rows that may enter a
+        likelihood when their outcome is observed."""
+        design, data = self.design, self._data
+        model_cols = list(dict.fromkeys([*design.variables, self.subject, self.visit]))
+        if self.group is not None:
+            model_cols.append(self.group)
+        ok = data[model_cols].notna().all(axis=1).to_numpy().copy()
+        for v, values in design.factor_values.items():  # levels unknown to the fit: no design
+            ok &= _as_levels(data[v], values)[1]
+        ok[design.rows] = False
+        X_all = np.full((self.n_rows, len(self.columns)), np.nan)
+        if ok.any():
+            X_all[ok] = self.design_matrix(data.iloc[np.flatnonzero(ok)])
+        X_all[design.rows] = design.X  # the fit's own rows, bit for bit
+        ok[design.rows] = True
+        if self._row_weights is not None:
+            ok &= np.isfinite(self._row_weights)
+        X_all.setflags(write=False)
+        self._X_all, self._valid_rows = X_all, ok
+        self._data = None
+
+    @property
+    def X_all(self) -> np.ndarray:
+        """Design of every row of ``data`` (n_rows, p); NaN where a model column is missing."""
+        if self._X_all is None:
+            self._materialise()
+        return self._X_all
+
+    @property
+    def _valid(self) -> np.ndarray:
+        if self._valid_rows is None:
+            self._materialise()
+        return self._valid_rows
+
+    def _X_rows(self, idx: np.ndarray) -> np.ndarray:
+        """Design rows ``idx`` (positions in data), from the fit's X when all are observed."""
+        pos = self._obs_pos[idx]
+        if np.all(pos >= 0):
+            return self.design.X[pos]
+        return self.X_all[idx]
 
     def _check_layout(self) -> None:
         """mmrm()'s checks on the rows with an observed outcome."""
@@ -342,15 +380,17 @@ class PreparedMMRM:
         """Pooled statistics of the rows ``rows`` (boolean) with outcome ``y``."""
         idx = np.flatnonzero(rows)
         rw = None if self._row_weights is None else self._row_weights[idx]
-        classes, info = pattern_statistics(
-            self.X_all[idx],
-            y[idx],
-            self.subject_codes[idx],
-            self.visit_codes[idx],
-            self.group_codes[idx],
-            rw,
-            fw,
-        )
+        large = idx.size * (len(self.columns) + 1) * len(self.visits) > 5_000_000
+        with blas_threads(large=large):
+            classes, info = pattern_statistics(
+                self._X_rows(idx),
+                y[idx],
+                self.subject_codes[idx],
+                self.visit_codes[idx],
+                self.group_codes[idx],
+                rw,
+                fw,
+            )
         f_row = np.ones(idx.size) if fw is None else fw[self.subject_codes[idx]]
         n_obs = float(f_row.sum())
         log_w = 0.0 if rw is None else float(f_row @ np.log(rw))
@@ -411,6 +451,10 @@ class PreparedMMRM:
         kr_information: Literal["observed", "expected"] = "observed",
     ) -> MixedModelResult:  # noqa: F821 - imported lazily
         """Fit the model to the data it was prepared with: exactly :func:`peerstats.mmrm`."""
+        with blas_threads():
+            return self._fit(df, kr_information)
+
+    def _fit(self, df, kr_information):
         from peerstats.models.mmrm import build_result, check_df_options, empirical_covariances
 
         t0 = time.perf_counter()
@@ -608,6 +652,10 @@ class PreparedMMRM:
         ConvergenceError
             A refit does not converge.
         """
+        with blas_threads():
+            return self._jackknife()
+
+    def _jackknife(self) -> list[Refit]:
         theta_hat = self._theta_start()
         full = self._full_refit
         st0 = self._stats
@@ -638,7 +686,7 @@ class PreparedMMRM:
             b = where[(g, vis)]
             m = len(vis)
             z = np.empty((m, p + 1))
-            z[:, :p] = self.X_all[r]
+            z[:, :p] = self._X_rows(r)
             z[:, p] = self.y_all[r]
             if sw is not None:
                 z *= sw[r][:, None]

@@ -221,6 +221,21 @@ class MixedModelResult:
             out[by] = pd.Categorical(out[by].map(dict(zip(by_levels, raw))), categories=raw)
         return out
 
+    def effect_size(
+        self,
+        arm: str = "arm",
+        by: str | None = None,
+        sd: float | str = "baseline",
+        *,
+        reference: str | None = None,
+        level: float = 0.95,
+    ) -> pd.DataFrame:
+        """Cohen's d and Hedges' g of each arm contrast, the SD stated (see
+        :func:`peerstats.models.effects.effect_size`)."""
+        from peerstats.models.effects import effect_size
+
+        return effect_size(self, arm, by, sd, reference=reference, level=level)
+
     def anova(self, type: int = 3) -> pd.DataFrame:
         """Type III (default) or type II F tests of each term.
 
@@ -259,6 +274,54 @@ class MixedModelResult:
         if L.shape[0] == 1:
             return pd.DataFrame([self._inference.test_1d(L[0], alpha=1 - level)])
         return pd.DataFrame([self._inference.test_md(L)])
+
+    # ---- predictions and residuals (mmrm fits) ---------------------------------------------
+    def _need_prepared(self, what: str):
+        if self._prepared is None:
+            raise ModelSpecificationError(f"{what} is available for mmrm() fits")
+        return self._prepared
+
+    def predict(
+        self, data: pd.DataFrame | None = None, *, conditional: bool = True
+    ) -> pd.DataFrame:
+        """Predictions for the rows of ``data`` (default: the data of the fit, every row).
+
+        ``conditional=True`` (SAS ``outp=``, R mmrm ``predict(conditional = TRUE)``): a row
+        with an observed outcome is predicted by that value (std_error 0); a row whose outcome
+        is missing by its conditional mean given the same subject's observed rows,
+        x_m beta + Sigma_mo Sigma_oo^-1 (y_o - X_o beta), with the standard error from
+        cov(beta_hat) (R mmrm's ``interval = "confidence"``); a subject without observed rows
+        gets x beta. ``conditional=False``: the marginal mean x beta and its standard error.
+
+        Returns a DataFrame with ``prediction, std_error``, index and row order of ``data``
+        (NaN where a model column is missing). As R mmrm, the covariance used is the fitted
+        Sigma of the subject's group without the ``weights`` rescaling.
+        """
+        from peerstats.models._predict import predict_frame
+
+        self._need_prepared("predict()")
+        return predict_frame(self, data, conditional=bool(conditional))
+
+    def fitted(self) -> pd.Series:
+        """Fitted marginal means x beta of the rows used in the fit, indexed as the data."""
+        from peerstats.models._predict import fitted_series
+
+        self._need_prepared("fitted()")
+        return fitted_series(self)
+
+    def residuals(self, type: str = "raw") -> pd.Series:  # noqa: A002 - R's argument name
+        """Residuals of the rows used in the fit, indexed as the data.
+
+        ``"raw"`` y - x beta; ``"pearson"`` raw / its standard deviation (sqrt(Sigma_vv / w));
+        ``"normalized"`` L_i^-1 r_i with L_i the lower Cholesky factor of subject i's
+        (weighted) covariance over its observed visits in visit order (R mmrm
+        ``residuals(type = "response" | "pearson" | "normalized")``, nlme ``resid(type =
+        "normalized")``).
+        """
+        from peerstats.models._predict import residual_series
+
+        self._need_prepared("residuals()")
+        return residual_series(self, type)
 
     # ---- display ---------------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:

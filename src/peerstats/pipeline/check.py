@@ -42,9 +42,12 @@ def load_results(path: str | Path) -> dict:
     if not p.is_file():
         raise SpecError(f"no results file at {p}")
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"{p} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SpecError(f"{p} is not a peerstats results file (its top level is not an object)")
+    return doc
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -113,9 +113,34 @@ def _frame_html(df: Any, cols: list[str] | None = None, digits: int = 3) -> str:
     return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
+def _relative(path: str, spec: Any) -> str:
+    """An input path as the reader should see it: relative to the analysis spec's folder, or
+    inside the peerstats package for the bundled examples (no machine's absolute path)."""
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    pkg = Path(__file__).resolve().parents[1]
+    try:
+        return "peerstats/" + p.resolve().relative_to(pkg).as_posix()
+    except ValueError:
+        pass
+    base = spec.source.parent if getattr(spec, "source", None) is not None else Path.cwd()
+    try:
+        return Path(os.path.relpath(p.resolve(), base.resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return p.name
+
+
 def render_report(run: AnalysisRun) -> str:
     """The report of ``run`` as one HTML document (a string)."""
-    from peerstats.pipeline.run import _responder_name, outcome_label, primary_sentences
+    from peerstats.pipeline._display import level_text
+    from peerstats.pipeline.run import (
+        _responder_name,
+        coefficients,
+        outcome_label,
+        primary_sentences,
+    )
 
     spec, trial, res = run.spec, run.trial, run.results
     ts = trial.spec
@@ -139,6 +164,7 @@ def render_report(run: AnalysisRun) -> str:
         ("consort", "CONSORT"),
         ("table1", "Table 1"),
         ("outcomes", "Outcomes"),
+        *([("harms", "Harms")] if "harms" in run.html_tables else []),
         ("figures", "Figures"),
         *([("estimand", "Estimand and missing data")] if "missing_data" in res else []),
         ("models", "Models"),
@@ -160,7 +186,11 @@ def render_report(run: AnalysisRun) -> str:
         + (
             "changes from baseline (no control group)."
             if single
-            else "adjusted differences (intervention \u2212 control)."
+            else "adjusted differences (intervention \u2212 control) on each outcome's own "
+            "scale; Cohen's d has the same sign, and an interval is written low to high on the "
+            "scale of the words (\u201c1.8 points lower ("
+            + level_text(spec.model.level)
+            + " CI 0.4 to 3.2)\u201d)."
         )
         + "</p>"
     )
@@ -168,8 +198,8 @@ def render_report(run: AnalysisRun) -> str:
 
     # ---- trial ----------------------------------------------------------------------------
     add("<h2 id='trial'>Trial</h2>")
-    if ts.description:
-        add(f"<p>{_e(ts.description)}</p>")
+    if ts.description:  # the trial spec's own words (data-verbatim: not relabelled)
+        add(f"<p data-verbatim>{_e(ts.description)}</p>")
     n_rand = ", ".join(f"{spec.label('arms', a)} {n}" for a, n in t["n_randomised"].items())
     add(
         _kv(
@@ -210,7 +240,7 @@ def render_report(run: AnalysisRun) -> str:
         )
     )
     if spec.description:
-        add(f"<p>{_e(spec.description)}</p>")
+        add(f"<p data-verbatim>{_e(spec.description)}</p>")
 
     # ---- CONSORT, Table 1 -----------------------------------------------------------------
     add("<h2 id='consort'>Participant flow</h2>")
@@ -241,6 +271,9 @@ def render_report(run: AnalysisRun) -> str:
                 ],
             )
         )
+    if "ls_means" in run.html_tables:
+        add("<h3>Model-estimated means</h3>")
+        add(f"<div class='scroll'>{run.html_tables['ls_means']}</div>")
     if "within_group_change" in run.html_tables:
         add("<h3>Within-group change (paired)</h3>")
         add(f"<div class='scroll'>{run.html_tables['within_group_change']}</div>")
@@ -254,6 +287,11 @@ def render_report(run: AnalysisRun) -> str:
             add(f"<h3>Responders: {_e(outcome_label(trial, spec, r.outcome))}{at}</h3>")
             add(f"<div class='scroll'>{run.html_tables[key]}</div>")
 
+    # ---- harms ----------------------------------------------------------------------------
+    if "harms" in run.html_tables:
+        add("<h2 id='harms'>Harms</h2>")
+        add(f"<div class='scroll'>{run.html_tables['harms']}</div>")
+
     # ---- figures --------------------------------------------------------------------------
     add("<h2 id='figures'>Figures</h2>")
     add(_figure(run, "forest"))
@@ -261,6 +299,7 @@ def render_report(run: AnalysisRun) -> str:
     if traj:
         add("<div class='grid'>" + "".join(_figure(run, n) for n in traj) + "</div>")
     add("<div class='grid'>" + _figure(run, "change") + _figure(run, "attendance") + "</div>")
+    add(_figure(run, "diagnostics"))
 
     # ---- estimand and missing data (issue 9; pipeline/sensitivity.py) ----------------------
     from peerstats.pipeline.sensitivity import render_section
@@ -269,6 +308,7 @@ def render_report(run: AnalysisRun) -> str:
 
     # ---- models ---------------------------------------------------------------------------
     add("<h2 id='models'>Model details</h2>")
+    add("<div data-verbatim>")  # formulas and terms name the data's columns and codes
     for o, m in res["models"].items():
         add(f"<h3>{_e(outcome_label(trial, spec, o))} (<code>{_e(o)}</code>)</h3>")
         pairs = [
@@ -290,21 +330,26 @@ def render_report(run: AnalysisRun) -> str:
             pairs.append(("Delivery-group ICC", _e(extra)))
         add(_kv(pairs))
         fit = run.fits[o].fit
-        coef = fit.coef.reset_index()
+        coef = coefficients(fit, spec.model.level)
         add(_frame_html(coef, digits=4))
         if m["notes"]:
             add("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in m["notes"]) + "</ul>")
 
+    add("</div>")
+
     # ---- warnings -------------------------------------------------------------------------
     add("<h2 id='warnings'>Validation and model warnings</h2>")
+    add("<div data-verbatim>")
     if res.get("warnings"):
         add("<ul class='warn'>" + "".join(f"<li>{_e(w)}</li>" for w in res["warnings"]) + "</ul>")
     else:
         add("<p>None: the data passed every validation check and every model fitted cleanly.</p>")
+    add("</div>")
 
     # ---- provenance -----------------------------------------------------------------------
     man = run.manifest
     add("<h2 id='provenance'>Provenance</h2>")
+    add("<div data-verbatim>")
     add(
         "<p>Every number above is in <code>results.json</code> (unrounded); "
         "<code>manifest.json</code> records the SHA-256 of each input, the versions and the "
@@ -313,7 +358,7 @@ def render_report(run: AnalysisRun) -> str:
     )
     rows = "".join(
         f"<tr><td>{_e(k)}</td><td style='text-align:left'><code>{_e(v['sha256'][:16])}\u2026</code></td>"
-        f"<td style='text-align:left'>{_e(v['path'])}</td></tr>"
+        f"<td style='text-align:left'>{_e(_relative(v['path'], spec))}</td></tr>"
         for k, v in man.get("inputs", {}).items()
     )
     add(
@@ -339,6 +384,7 @@ def render_report(run: AnalysisRun) -> str:
             ]
         )
     )
+    add("</div>")
 
     body = "\n".join(p for p in parts if p)
     return (

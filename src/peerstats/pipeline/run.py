@@ -8,7 +8,9 @@ The folder::
 
     report.html        one self-contained page (figures embedded, no network requests)
     results.json       every estimate, unrounded, stable keys; byte-identical for the same inputs
-    tables/*.csv       the tidy tables
+    tables/*.csv       the tidy tables (codes, unrounded)
+    tables/*.docx      the tables as they read (labels, rounded), in Word
+    tables/display/*.csv   the same as CSV (display-shaped)
     figures/*.svg      the figures
     manifest.json      SHA-256 of every input, versions, platform, seed, start and end time
 
@@ -44,6 +46,13 @@ from peerstats.exceptions import (
     ModelSpecificationError,
     PeerstatsWarning,
     SpecError,
+)
+from peerstats.pipeline._display import (
+    change_table,
+    direction_text,
+    directions,
+    display_labels,
+    level_text,
 )
 from peerstats.pipeline._jsonio import dumps, frame_keyed, plain
 from peerstats.pipeline.spec import AnalysisSpec, read_analysis_spec
@@ -161,6 +170,9 @@ class AnalysisRun:
     fits: dict[str, FittedOutcome] = field(default_factory=dict)
     html_tables: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    display_tables: dict[str, Any] = field(default_factory=dict)
+    """Rendered tables (``describe.Table``, labels applied): ``tables/<name>.docx`` and
+    ``tables/display/<name>.csv``."""
 
 
 def _sha256(path: Path) -> str:
@@ -188,7 +200,7 @@ def _input_files(spec: AnalysisSpec, trial_spec: Any) -> dict[str, Path]:
     if spec.source is not None:
         files["analysis_spec"] = spec.source
     files["trial_spec"] = Path(spec.trial_path)
-    for role in ("participants", "assessments", "sessions"):
+    for role in ("participants", "assessments", "sessions", "adverse_events"):
         src = getattr(trial_spec, role, None)
         if src is not None:
             files[role] = Path(src.path)
@@ -345,9 +357,27 @@ def _fit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
     return fitted
 
 
+def coefficients(fit: Any, level: float = 0.95) -> pd.DataFrame:
+    """The fixed effects with CIs at ``level`` (``fit.coef`` holds 95% CIs; other levels come
+    from ``fit.test`` of each coefficient, the model's own df method)."""
+    import numpy as np
+
+    coef = fit.coef.reset_index()
+    if abs(level - 0.95) < 1e-12:
+        return coef
+    p = len(coef)
+    for j in range(p):
+        ell = np.zeros(p)
+        ell[j] = 1.0
+        row = fit.test(ell, level=level).iloc[0]
+        coef.loc[j, "ci_lower"] = float(row["ci_lower"])
+        coef.loc[j, "ci_upper"] = float(row["ci_upper"])
+    return coef
+
+
 def _model_record(f: FittedOutcome, spec: AnalysisSpec) -> dict[str, Any]:
     fit = f.fit
-    coef = fit.coef.reset_index()
+    coef = coefficients(fit, spec.model.level)
     rec: dict[str, Any] = {
         "model": f.model,
         "formula": f.formula,
@@ -431,11 +461,7 @@ def primary_sentences(run: AnalysisRun) -> list[str]:
         word = "higher" if est > 0 else "lower"
         if est < 0:  # "1.8 points lower (95% CI 0.4 to 3.2)": the interval on the same scale
             lo, hi = -hi, -lo
-        ci = (
-            f"(95% CI {lo:.{k}f} to {hi:.{k}f})"
-            if spec.model.level == 0.95
-            else (f"({spec.model.level:.0%} CI {lo:.{k}f} to {hi:.{k}f})")
-        )
+        ci = f"({level_text(spec.model.level)} CI {lo:.{k}f} to {hi:.{k}f})"
         if run.results["trial"]["design"] == "single-arm":
             out.append(
                 f"{name} at {vlab} was {abs(est):.{k}f} points {word} than at baseline {ci}, "
@@ -446,10 +472,16 @@ def primary_sentences(run: AnalysisRun) -> list[str]:
             arm, ref = key.split(" - ", 1) if " - " in key else (key, "control")
             d = r.get("d")
             dtxt = f", Cohen's d {d:.2f}" if d is not None else ""
+            hib = directions(trial).get(spec.primary_outcome)
+            favour = ""
+            if hib is not None and est != 0:
+                better = (est > 0) == hib
+                winner = spec.label("arms", arm if better else ref)
+                favour = f"; {direction_text(hib)} on {name}, so the estimate favours {winner}"
             out.append(
                 f"{name} at {vlab} was {abs(est):.{k}f} points {word} {ci} with "
                 f"{spec.label('arms', arm)} than with {spec.label('arms', ref)} "
-                f"({_fmt_p(r.get('p_value', float('nan')))}{dtxt})."
+                f"({_fmt_p(r.get('p_value', float('nan')))}{dtxt}){favour}."
             )
     return out
 
@@ -474,8 +506,9 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
     spec, trial = run.spec, run.trial
     arm_labels = {str(a): spec.label("arms", str(a)) for a in trial.spec.arms.levels}
     visit_labels = {str(v): spec.label("visits", str(v)) for v in trial.spec.visits}
+    ci = f"{level_text(spec.model.level)} CI"
     if spec.wants_figure("consort") and flow is not None:
-        run.figures["consort"] = _svg(flow.plot(arm_labels=arm_labels))
+        run.figures["consort"] = _svg(flow.plot(arm_labels=arm_labels, visit_labels=visit_labels))
         run.figure_captions["consort"] = "Figure 1. Participant flow (CONSORT)."
     if spec.wants_figure("trajectories"):
         for o in spec.outcomes:
@@ -486,16 +519,32 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
                 ax=ax,
                 arm_labels=arm_labels,
                 visit_labels=visit_labels,
-                ylabel=f"{outcome_label(trial, spec, o)}, mean (95% CI)",
+                ylabel=f"{outcome_label(trial, spec, o)}, mean ({ci})",
+                level=spec.model.level,
             )
             run.figures[f"trajectory_{o}"] = _svg(fig)
             run.figure_captions[f"trajectory_{o}"] = (
-                f"Observed mean {outcome_label(trial, spec, o)} per arm and visit, with 95% CI."
+                f"Observed mean {outcome_label(trial, spec, o)} per arm and visit, with {ci}."
             )
     if spec.wants_figure("forest") and effects is not None and len(effects):
         eff = effects.copy()
         eff["outcome"] = [outcome_label(trial, spec, o) for o in eff["outcome"]]
         eff["visit"] = [spec.label("visits", str(v)) for v in eff["visit"]]
+        favours = None
+        single = run.results["trial"]["design"] == "single-arm"
+        if not single and "contrast" in eff.columns:
+            hib = directions(trial)
+            pairs = [str(c).split(" - ", 1) for c in eff["contrast"]]
+            arm_of = [spec.label("arms", p[0]) for p in pairs]
+            ref_of = [spec.label("arms", p[-1]) for p in pairs]
+            lower = [hib.get(o) is False for o in effects["outcome"]]
+            eff["favours_left"] = [
+                f"favours {a if low else r}" for a, r, low in zip(arm_of, ref_of, lower)
+            ]
+            eff["favours_right"] = [
+                f"favours {r if low else a}" for a, r, low in zip(arm_of, ref_of, lower)
+            ]
+            favours = ("favours_left", "favours_right")
         fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(eff) + 1.6))
         single = run.results["trial"]["design"] == "single-arm"
         dcol = "cohens_d" if "cohens_d" in eff.columns else "d"
@@ -505,17 +554,19 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
             ci=("d_ci_lower", "d_ci_upper"),
             label=("outcome", "visit"),
             ax=ax,
+            favours_columns=favours,
             xlabel=(
-                "Change from baseline, Cohen's d (95% CI)"
+                f"Change from baseline, Cohen's d ({ci})"
                 if single
-                else "Difference (intervention \u2212 control), Cohen's d (95% CI)"
+                else f"Difference (intervention \u2212 control), Cohen's d ({ci})"
             ),
         )
         run.figures["forest"] = _svg(fig)
         run.figure_captions["forest"] = (
             "Effect sizes (Cohen's d, adjusted difference / pooled baseline SD) of every "
-            "outcome, signs as measured: where lower scores are better (e.g. disability, "
-            "symptoms), a negative difference favours the intervention."
+            "outcome, signs as measured (intervention minus control): where lower scores are "
+            "better (e.g. disability, symptoms), a negative difference favours the intervention; "
+            "each outcome's row says which side favours which arm."
             if not single
             else "Within-group change from baseline (Cohen's d = mean change / baseline SD)."
         )
@@ -528,11 +579,25 @@ def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
             ax=ax,
             arm_labels=arm_labels,
             seed=spec.seed,
+            ylabel=(
+                f"Change in {outcome_label(trial, spec, spec.primary_outcome)}, baseline to "
+                f"{spec.label('visits', spec.primary_visit)}"
+            ),
         )
         run.figures["change"] = _svg(fig)
         run.figure_captions["change"] = (
             f"Change in {outcome_label(trial, spec, spec.primary_outcome)} from baseline to "
             f"{spec.label('visits', spec.primary_visit)}, per participant."
+        )
+    if spec.wants_figure("diagnostics") and spec.primary_outcome in run.fits:
+        fig = peerstats.plot_diagnostics(
+            run.fits[spec.primary_outcome].fit, visit_labels=visit_labels
+        )
+        run.figures["diagnostics"] = _svg(fig)
+        run.figure_captions["diagnostics"] = (
+            f"Residual diagnostics of the primary model "
+            f"({outcome_label(trial, spec, spec.primary_outcome)}): normal QQ plot and "
+            "residuals against fitted values at each visit."
         )
     if spec.wants_figure("attendance") and getattr(trial, "sessions", None) is not None:
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -570,6 +635,7 @@ def run_analysis(
         A model could not be fitted, did not converge, or disagrees with the CONSORT flow.
     """
     import peerstats
+    from peerstats.describe.labels import relabel
     from peerstats.figures.consort import consort
 
     progress = progress or Progress(enabled=False)
@@ -640,6 +706,7 @@ def run_analysis(
 
     # ---- effects --------------------------------------------------------------------------
     labels = {o: outcome_label(trial, spec, o) for o in spec.outcomes}
+    lab = display_labels(trial, spec)
     with progress.step("effects and descriptive tables"), _collect(run.warnings):
         if single:
             rows = []
@@ -650,7 +717,7 @@ def run_analysis(
             effects = pd.concat(rows, ignore_index=True)
             effects["visit"] = effects["visit"].astype(str)
             keyed_cols = ["outcome", "visit", "contrast"]
-            effects_display = None
+            effects_display = change_table(effects, lab, spec.model.level)
         else:
             otab = peerstats.outcome_table(
                 {o: f.fit for o, f in run.fits.items()},
@@ -659,6 +726,9 @@ def run_analysis(
                 adjust=spec.multiplicity,
                 level=spec.model.level,
                 labels=labels,
+                visit_labels=dict(lab.visits),
+                arm_labels=dict(lab.arms),
+                directions=directions(trial),
             )
             effects = otab.data.copy()
             effects["visit"] = effects["visit"].astype(str)
@@ -678,6 +748,7 @@ def run_analysis(
         res["primary"] = {
             "outcome": spec.primary_outcome,
             "visit": spec.primary_visit,
+            "level": spec.model.level,
             "contrasts": {
                 str(r["contrast"]): {
                     k: plain(r[k])
@@ -701,11 +772,12 @@ def run_analysis(
         if spec.wants_table("outcomes"):
             run.tables["outcomes"] = effects
             if effects_display is not None:
+                run.display_tables["outcomes"] = effects_display
                 run.html_tables["outcomes"] = effects_display.render("html")
         if spec.wants_table("model_coefficients"):
             coefs = []
             for o, f in run.fits.items():
-                c = f.fit.coef.reset_index()
+                c = coefficients(f.fit, spec.model.level)
                 c.insert(0, "outcome", o)
                 coefs.append(c)
             run.tables["model_coefficients"] = pd.concat(coefs, ignore_index=True)
@@ -716,16 +788,34 @@ def run_analysis(
             flow = consort(trial, run.fits[spec.primary_outcome].fit, outcome=spec.primary_outcome)
             res["consort"] = frame_keyed(flow.counts, ["stage", "box", "arm", "visit", "reason"])
             run.tables["consort"] = flow.counts
+            run.display_tables["consort"] = relabel(flow.to_table(), lab)
         if spec.wants_table("table_one"):
-            t1 = peerstats.table_one(trial, by="arm", overall=not single, smd=not single)
+            t1 = peerstats.table_one(
+                trial,
+                by="arm",
+                overall=not single,
+                smd=not single,
+                labels={
+                    **dict(lab.covariates),
+                    **{f"{o} (baseline)": f"{lab.outcome(o)} (baseline)" for o in lab.outcomes},
+                },
+                level_labels=lab.levels,
+                arm_labels=dict(lab.arms),
+            )
             res["table_one"] = frame_keyed(t1.data, ["variable", "level", "arm", "statistic"])
             run.tables["table_one"] = t1.data
+            run.display_tables["table_one"] = t1
             run.html_tables["table_one"] = t1.render("html")
         if spec.responders and spec.wants_table("responders"):
             res["responders"] = {}
             for r in spec.responders:
                 rt = peerstats.responder_analysis(
-                    trial, r.outcome, visit=r.visit, reliability=r.reliability, cutoff=r.cutoff
+                    trial,
+                    r.outcome,
+                    visit=r.visit,
+                    reliability=r.reliability,
+                    cutoff=r.cutoff,
+                    alpha=1 - spec.model.level,
                 )
                 key = f"{r.outcome}|{r.visit or ''}"
                 entry = {"rates": frame_keyed(rt.data, ["outcome", "visit", "arm", "category"])}
@@ -738,24 +828,49 @@ def run_analysis(
                     entry["parameters"] = plain(params)
                 res["responders"][key] = entry
                 run.tables[f"responders_{_responder_name(r)}"] = rt.data
+                rt = relabel(rt, lab)
+                run.display_tables[f"responders_{_responder_name(r)}"] = rt
                 run.html_tables[f"responders_{_responder_name(r)}"] = rt.render("html")
         want_feas = spec.wants_table("feasibility") and (single or spec.tables is not None)
         if want_feas:
             ft = peerstats.feasibility(
-                trial, outcome=spec.primary_outcome, min_sessions=spec.min_sessions
+                trial,
+                outcome=spec.primary_outcome,
+                min_sessions=spec.min_sessions,
+                alpha=1 - spec.model.level,
             )
             res["feasibility"] = frame_keyed(ft.data, ["measure", "arm", "visit"])
             att = getattr(ft, "attendance", None)
             if att is not None:
                 res["attendance"] = plain(att)
             run.tables["feasibility"] = ft.data
+            ft = relabel(ft, lab)
+            run.display_tables["feasibility"] = ft
             run.html_tables["feasibility"] = ft.render("html")
+        if getattr(ts, "adverse_events", None) is not None and spec.wants_table("harms"):
+            from peerstats.pipeline._display import read_adverse_events
+
+            ht = read_adverse_events(trial, lab)
+            res["harms"] = frame_keyed(ht.data, ["category", "arm"])
+            run.tables["harms"] = ht.data
+            run.display_tables["harms"] = ht
+            run.html_tables["harms"] = ht.render("html")
+        if not single and spec.wants_table("ls_means"):
+            from peerstats.pipeline._display import ls_means_table
+
+            lt = ls_means_table(run.fits, lab, spec.model.level)
+            res["ls_means"] = frame_keyed(lt.data, ["outcome", "visit", "arm"])
+            run.tables["ls_means"] = lt.data
+            run.display_tables["ls_means"] = lt
+            run.html_tables["ls_means"] = lt.render("html")
         want_wgc = spec.wants_table("within_group_change") and (single or spec.tables is not None)
         if want_wgc:
             frames, htmls = [], []
             for o in spec.outcomes:
-                wt = peerstats.within_group_change(trial, o)
+                wt = peerstats.within_group_change(trial, o, alpha=1 - spec.model.level)
                 frames.append(wt.data)
+                wt = relabel(wt, lab)
+                run.display_tables[f"within_group_change_{o}"] = wt
                 htmls.append(wt.render("html"))
             wg = pd.concat(frames, ignore_index=True)
             res["within_group_change"] = frame_keyed(wg, ["outcome", "arm", "visit"])
@@ -792,6 +907,11 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
     (root / "figures").mkdir()
     for name, df in run.tables.items():  # text cells that a spreadsheet would run are quoted
         write_csv(df, root / "tables" / f"{name}.csv")
+    if run.display_tables:
+        (root / "tables" / "display").mkdir()
+    for name, table in run.display_tables.items():  # as the table reads: CSV and Word
+        table.to_csv(root / "tables" / "display" / f"{name}.csv")
+        table.to_docx(root / "tables" / f"{name}.docx")
     for name, svg in run.figures.items():
         (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (root / "results.json").write_text(dumps(run.results), encoding="utf-8")

@@ -51,8 +51,19 @@ TABLES = (
     "feasibility",
     "within_group_change",
     "model_coefficients",
+    "ls_means",
+    "harms",
 )
-FIGURES = ("consort", "trajectories", "forest", "change", "attendance", "sensitivity", "tipping_point")
+FIGURES = (
+    "consort",
+    "trajectories",
+    "forest",
+    "change",
+    "attendance",
+    "diagnostics",
+    "sensitivity",
+    "tipping_point",
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ class ModelSpec:
     covariates: tuple[str, ...] = ()
     random: str | None = None
     residual_by: str | None = None
-    level: float = 0.95  # fixed: the outcome table reports 95% CIs
+    level: float = 0.95  # confidence level of every interval (``model: {level: 0.9}``)
     vcov: str = "model"  # covariance of the fixed effects (issue 10.3)
 
 
@@ -148,8 +159,22 @@ class AnalysisSpec:
         return self.figures is None or name in self.figures
 
     def label(self, kind: str, key: str, default: str | None = None) -> str:
-        """Display label of an outcome / visit / arm (``kind`` = outcomes, visits, arms)."""
-        return str(self.labels.get(kind, {}).get(key, default if default is not None else key))
+        """Display label of an outcome / visit / arm / covariate (``kind`` = outcomes,
+        visits, arms, covariates)."""
+        value = self.labels.get(kind, {}).get(key)
+        if isinstance(value, dict):
+            value = value.get("label")
+        if value is None:
+            return str(default if default is not None else key)
+        return str(value)
+
+    def level_labels(self) -> dict[str, dict[str, str]]:
+        """Names of covariate levels: ``{covariate: {code: label}}`` (codes as text)."""
+        out: dict[str, dict[str, str]] = {}
+        for var, value in self.labels.get("covariates", {}).items():
+            if isinstance(value, dict) and value.get("levels"):
+                out[var] = {str(k): str(v) for k, v in value["levels"].items()}
+        return out
 
     def check_against(self, trial_spec: Any) -> None:
         """Check the rules that need the trial spec; raise one SpecError listing every problem.
@@ -348,6 +373,7 @@ def read_analysis_spec(
         covariates=tuple(m.get("covariates", ())),
         random=m.get("random"),
         residual_by=m.get("residual_by"),
+        level=float(m.get("level", 0.95)),
         vcov=m.get("vcov", "model"),
     )
     responders = tuple(
@@ -411,3 +437,18 @@ def _visits_as_text(raw: dict) -> None:
         for kind, mapping in list(labels.items()):
             if isinstance(mapping, dict):
                 labels[kind] = {str(k): v for k, v in mapping.items()}
+        covs = labels.get("covariates")
+        if isinstance(covs, dict):
+            for var, value in covs.items():
+                if isinstance(value, dict) and isinstance(value.get("levels"), dict):
+                    # YAML reads {0: no, 1: yes} with integer keys (and yes/no as booleans
+                    # when unquoted): keys and names are compared as text
+                    value["levels"] = {
+                        _yaml_text(k): _yaml_text(v) for k, v in value["levels"].items()
+                    }
+
+
+def _yaml_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value) if isinstance(value, int | float) else value

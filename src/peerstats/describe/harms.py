@@ -1,0 +1,160 @@
+"""Harms (CONSORT Harms 2022): adverse events by arm and seriousness."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from peerstats.describe._common import arm_levels, as_frames, randomised_mask
+from peerstats.describe.render import Table
+from peerstats.exceptions import DataValidationError
+
+__all__ = ["harms_table"]
+
+_TRUE = {"1", "1.0", "true", "yes", "y", "ja"}
+_FALSE = {"0", "0.0", "false", "no", "n", "nej", ""}
+
+
+def _flag(values: pd.Series, table: str, column: str) -> pd.Series:
+    text = values.astype("string").str.strip().str.lower().fillna("")
+    bad = ~text.isin(_TRUE | _FALSE)
+    if bad.any():
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": table,
+                        "column": column,
+                        "row": int(i) + 1,
+                        "value": str(values.iloc[i]),
+                        "check": "non_binary",
+                        "message": f"{column} must be 0/1 (yes/no); got {values.iloc[i]!r}",
+                    }
+                    for i in np.flatnonzero(bad.to_numpy())[:50]
+                ]
+            )
+        )
+    return text.isin(_TRUE)
+
+
+def harms_table(
+    trial: Any,
+    events: pd.DataFrame,
+    *,
+    subject: str = "subject",
+    event: str = "event",
+    serious: str = "serious",
+    arm_labels: Mapping[str, str] | None = None,
+) -> Table:
+    """Participants with adverse events, by arm: any, serious, and each kind of event.
+
+    Parameters
+    ----------
+    trial : Trial or trial-like
+        Denominators are the randomised participants of each arm (the ITT population).
+    events : DataFrame
+        One row per adverse event: ``subject``, ``event`` (kind, text) and ``serious`` (0/1).
+    subject, event, serious : str
+        Column names in ``events``.
+    arm_labels : mapping, optional
+
+    Returns
+    -------
+    Table
+        ``.data``: ``category, arm, participants, denominator, percent, events`` (category
+        ``any``, ``serious`` or ``event: <kind>``); display ``n (%) [events]`` per arm.
+
+    Raises
+    ------
+    DataValidationError
+        A column is missing, ``serious`` is not 0/1, or an event names a subject who was not
+        randomised (every problem listed).
+    """
+    missing = [c for c in (subject, event, serious) if c not in events.columns]
+    if missing:
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": "adverse_events",
+                        "column": c,
+                        "check": "missing_column",
+                        "message": f"{c!r} is not a column; columns are {list(events.columns)}",
+                    }
+                    for c in missing
+                ]
+            )
+        )
+    part, _ = as_frames(trial)
+    part = part.loc[randomised_mask(part)]
+    arm_of = dict(zip(part["subject"].astype(str), part["arm"].astype(str)))
+    ev = pd.DataFrame(
+        {
+            "subject": events[subject].astype(str).str.strip(),
+            "event": events[event].astype("string").str.strip().fillna("unspecified"),
+            "serious": _flag(events[serious], "adverse_events", serious),
+        }
+    )
+    unknown = ~ev["subject"].isin(arm_of)
+    if unknown.any():
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": "adverse_events",
+                        "column": subject,
+                        "row": int(i) + 1,
+                        "value": ev["subject"].iloc[i],
+                        "check": "unknown_subject",
+                        "message": f"{ev['subject'].iloc[i]!r} is not a randomised participant",
+                    }
+                    for i in np.flatnonzero(unknown.to_numpy())[:50]
+                ]
+            )
+        )
+    ev["arm"] = ev["subject"].map(arm_of)
+    arms = arm_levels(trial)
+    denom = part["arm"].astype(str).value_counts()
+    cats: list[tuple[str, pd.Series]] = [
+        ("any", pd.Series(True, index=ev.index)),
+        ("serious", ev["serious"]),
+    ]
+    kinds = sorted(ev["event"].unique(), key=lambda k: (-int((ev["event"] == k).sum()), k))
+    cats += [(f"event: {k}", ev["event"] == k) for k in kinds]
+    rows = []
+    for cat, sel in cats:
+        for a in arms:
+            sub = ev[sel & (ev["arm"] == a)]
+            n = int(denom.get(a, 0))
+            k = int(sub["subject"].nunique())
+            rows.append(
+                {
+                    "category": cat,
+                    "arm": a,
+                    "participants": k,
+                    "denominator": n,
+                    "percent": 100 * k / n if n else float("nan"),
+                    "events": int(len(sub)),
+                }
+            )
+    data = pd.DataFrame(rows)
+    alab = {str(k): str(v) for k, v in (arm_labels or {}).items()}
+    names = {"any": "Any adverse event", "serious": "Any serious adverse event"}
+    disp_rows = []
+    for cat, _ in cats:
+        r = {"Adverse events": names.get(cat, "  " + cat.removeprefix("event: "))}
+        for a in arms:
+            x = data[(data["category"] == cat) & (data["arm"] == a)].iloc[0]
+            r[f"{alab.get(a, a)} (n = {x['denominator']})"] = (
+                f"{x['participants']} ({x['percent']:.1f}%) [{x['events']}]"
+            )
+        disp_rows.append(r)
+    notes = [
+        "n (%) of randomised participants with at least one event [number of events]; "
+        "a participant with several kinds of events is counted once in each kind.",
+        "No between-arm tests (CONSORT Harms: report counts, not significance).",
+    ]
+    return Table(data, pd.DataFrame(disp_rows), caption="Harms: adverse events by arm", notes=notes)
