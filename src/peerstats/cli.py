@@ -45,11 +45,13 @@ def _exit_code(exc: BaseException) -> int:
     return EXIT_MODEL
 
 
-def _run_spec(spec: Path | str, out: Path, *, force: bool, quiet: bool) -> tuple[int, Path | None]:
+def _run_spec(
+    spec: Path | str, out: Path, *, force: bool, quiet: bool, blinded: bool = False
+) -> tuple[int, Path | None]:
     from peerstats.pipeline import Progress, run
 
     try:
-        path = run(spec, out, force=force, progress=Progress(enabled=not quiet))
+        path = run(spec, out, force=force, progress=Progress(enabled=not quiet), blinded=blinded)
     except DataValidationError as exc:
         print(f"data validation failed; nothing was written.\n{exc}", file=sys.stderr)
         return EXIT_INVALID, None
@@ -69,7 +71,9 @@ def _run_spec(spec: Path | str, out: Path, *, force: bool, quiet: bool) -> tuple
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    code, path = _run_spec(args.spec, args.out, force=args.force, quiet=args.quiet)
+    code, path = _run_spec(
+        args.spec, args.out, force=args.force, quiet=args.quiet, blinded=args.blinded
+    )
     if path is not None:
         print(f"Report: {path / 'report.html'}")
     return code
@@ -356,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     r.add_argument("--force", action="store_true", help="replace DIR if it exists")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    r.add_argument(
+        "--blinded",
+        action="store_true",
+        help="open report for a data-monitoring committee: arms coded A/B everywhere, "
+        "between-arm comparisons omitted",
+    )
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser(

@@ -176,6 +176,12 @@ def render_report(run: AnalysisRun) -> str:
     # ---- primary result -------------------------------------------------------------------
     add("<section id='primary' class='primary'>")
     add("<h2 style='margin-top:0;border:0'>Primary result</h2>")
+    if res.get("blinded"):
+        add(
+            "<p class='result' data-blinded>Blinded report for the data-monitoring committee: "
+            "the arms are coded (A, B) and every between-arm comparison (differences, "
+            "p-values, effect sizes) is omitted.</p>"
+        )
     for s in primary_sentences(run):
         add(f"<p class='result' data-primary-sentence>{_e(s)}</p>")
     prim_model = res["models"].get(spec.primary_outcome, {})
@@ -184,7 +190,9 @@ def render_report(run: AnalysisRun) -> str:
         f" at {_e(spec.label('visits', spec.primary_visit))}; model: {_e(prim_model.get('model', ''))}, "
         f"{_e(prim_model.get('df_method', ''))} degrees of freedom; estimates are "
         + (
-            "changes from baseline (no control group)."
+            "descriptive by coded arm (blinded)."
+            if res.get("blinded")
+            else "changes from baseline (no control group)."
             if single
             else "adjusted differences (intervention \u2212 control) on each outcome's own "
             "scale; Cohen's d has the same sign, and an interval is written low to high on the "

@@ -611,6 +611,7 @@ def run_analysis(
     spec: str | Path | dict | AnalysisSpec,
     *,
     progress: Progress | None = None,
+    blinded: bool = False,
 ) -> AnalysisRun:
     """Run an analysis spec in memory.
 
@@ -644,6 +645,11 @@ def run_analysis(
     with progress.step(f"loading and validating the trial ({spec.trial_path.name})"):
         trial = peerstats.load_trial(spec.trial_path)
     spec.check_against(trial.spec)
+    if blinded:  # issue 12: arms coded A/B, between-arm comparisons left out (pipeline/_blind)
+        from peerstats.pipeline._blind import blind_spec, blind_trial
+
+        trial, _key = blind_trial(trial, spec.seed)
+        spec = blind_spec(spec)
     from peerstats.pipeline import sensitivity as _sensitivity  # issue 9: estimand section
 
     _sensitivity.check_data(spec, trial)  # before any fitting
@@ -692,6 +698,10 @@ def run_analysis(
         },
     }
     run.results = res
+    if blinded:
+        from peerstats.pipeline._blind import run_blinded
+
+        return run_blinded(run, progress)
 
     # ---- models ---------------------------------------------------------------------------
     for o in spec.outcomes:
@@ -1237,8 +1247,11 @@ def run(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    blinded: bool = False,
 ) -> Path:
-    """Run an analysis spec and write its result folder (see the module docstring).
+    """Run an analysis spec and write its result folder (see the module docstring);
+    ``blinded=True`` writes the data-monitoring committee's open report (arms coded A/B,
+    no between-arm comparisons; see :mod:`peerstats.pipeline._blind`).
 
     Returns
     -------
@@ -1250,7 +1263,7 @@ def run(
     # once that the folder is busy, rather than racing this one at the end
     lock = output_lock(resolved) if resolved.parent.is_dir() else contextlib.nullcontext()
     with lock:
-        result = run_analysis(spec, progress=progress)
+        result = run_analysis(spec, progress=progress, blinded=blinded)
         progress = progress or Progress(enabled=False)
         with progress.step(f"writing {out}"):
             return write_results(result, out, force=force)
