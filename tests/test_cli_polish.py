@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -26,17 +25,25 @@ def test_validate_into_head_has_no_broken_pipe_traceback():
 
 def test_more_problems_names_the_failures_option():
     failures = pd.DataFrame(
-        [{"table": "participants", "row": i, "column": "age", "check": "out_of_range",
-          "message": "too old"} for i in range(30)]
+        [
+            {
+                "table": "participants",
+                "row": i,
+                "column": "age",
+                "check": "out_of_range",
+                "message": "too old",
+            }
+            for i in range(30)
+        ]
     )
     text = str(DataValidationError(failures, max_shown=5))
     assert "and 25 more" in text and "--failures FILE" in text and "(see .failures)" not in text
 
 
 def test_wrong_visit_in_a_wide_column_is_said_once(tmp_path):
-    from test_cli import write_trial  # the small trial the CLI tests use
-
     import yaml
+
+    from test_cli import write_trial  # the small trial the CLI tests use
 
     path = write_trial(tmp_path)
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -9,7 +9,6 @@ import re
 
 import pandas as pd
 import pytest
-
 from pipeline_support import ANALYSES
 
 
@@ -24,7 +23,11 @@ def blinded(tmp_path_factory):
 
 
 def test_no_arm_name_anywhere(blinded):
-    texts = {p: p.read_text(encoding="utf-8") for p in blinded.rglob("*") if p.suffix in (".json", ".csv", ".html")}
+    texts = {
+        p: p.read_text(encoding="utf-8")
+        for p in blinded.rglob("*")
+        if p.suffix in (".json", ".csv", ".html")
+    }
     for path, text in texts.items():
         if path.name == "manifest.json":
             continue

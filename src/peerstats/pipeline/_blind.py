@@ -93,9 +93,10 @@ def run_blinded(run: Any, progress: Any) -> Any:
     from peerstats.describe.labels import relabel
     from peerstats.describe.render import Table, ci_name
     from peerstats.figures.trajectories import observed_means
+    from peerstats.pipeline._common import _collect
     from peerstats.pipeline._display import display_labels, read_adverse_events
+    from peerstats.pipeline._figures import draw_figures
     from peerstats.pipeline._jsonio import frame_keyed
-    from peerstats.pipeline.run import _collect, _figures
     from peerstats.pipeline.report import render_report
 
     spec, trial, res = run.spec, run.trial, run.results
@@ -166,7 +167,7 @@ def run_blinded(run: Any, progress: Any) -> Any:
             run.display_tables["harms"] = ht
             run.html_tables["harms"] = ht.render("html")
     with progress.step("drawing the figures"), _collect(run.warnings):
-        _figures(run, flow, None)
+        draw_figures(run, flow, None)
     res["warnings"] = list(run.warnings)
     with progress.step("writing the report"):
         run.report_html = render_report(run)
