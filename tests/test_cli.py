@@ -74,7 +74,7 @@ def test_console_script_entry_point():
 
 def test_demo_without_datasets_fails_clearly(monkeypatch, capsys):
     monkeypatch.delattr(peerstats.datasets, "load", raising=False)
-    assert main(["demo"]) == 1
+    assert main(["demo", "--summary"]) == 1
     assert "bundled example trials are not available" in capsys.readouterr().err
 
 
@@ -87,7 +87,7 @@ def test_demo_prints_summary_and_spec_location(tmp_path, monkeypatch, capsys):
         return peerstats.load_trial(path)
 
     monkeypatch.setattr(peerstats.datasets, "load", fake_load, raising=False)
-    assert main(["demo"]) == 0
+    assert main(["demo", "--summary"]) == 0
     out = capsys.readouterr().out
     assert calls == ["peer_recovery"]
     assert "Randomised per arm: usual 1, peer 1" in out
@@ -99,5 +99,5 @@ def test_demo_reports_invalid_bundled_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(
         peerstats.datasets, "load", lambda name: peerstats.load_trial(path), raising=False
     )
-    assert main(["demo"]) == 1
+    assert main(["demo", "--summary"]) == 1
     assert "failed validation" in capsys.readouterr().err

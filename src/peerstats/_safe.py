@@ -30,8 +30,9 @@ _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 def safe_cell(value: Any) -> Any:
     """``value`` safe to write in a spreadsheet cell.
 
-    A text starting with ``= + - @``, tab or carriage return gets a leading ``'`` (unless it is
-    a plain number such as ``-1.5``); every other value is returned unchanged.
+    A text starting with ``= + - @``, tab or carriage return (after any leading spaces, as an
+    indented table level) gets a leading ``'`` (unless it is a plain number such as ``-1.5``);
+    every other value is returned unchanged.
 
     Examples
     --------
@@ -40,8 +41,11 @@ def safe_cell(value: Any) -> Any:
     >>> safe_cell("-1.5"), safe_cell(-1.5), safe_cell("peer")
     ('-1.5', -1.5, 'peer')
     """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        if _PLAIN_NUMBER.match(value):
+    if not isinstance(value, str):
+        return value
+    stripped = value.lstrip(" \u00a0")  # some programs trim leading spaces on import
+    if value.startswith(FORMULA_PREFIXES) or stripped.startswith(FORMULA_PREFIXES):
+        if _PLAIN_NUMBER.match(stripped):
             return value
         return "'" + value
     return value

@@ -45,11 +45,13 @@ def _exit_code(exc: BaseException) -> int:
     return EXIT_MODEL
 
 
-def _run_spec(spec: Path | str, out: Path, *, force: bool, quiet: bool) -> tuple[int, Path | None]:
+def _run_spec(
+    spec: Path | str, out: Path, *, force: bool, quiet: bool, blinded: bool = False
+) -> tuple[int, Path | None]:
     from peerstats.pipeline import Progress, run
 
     try:
-        path = run(spec, out, force=force, progress=Progress(enabled=not quiet))
+        path = run(spec, out, force=force, progress=Progress(enabled=not quiet), blinded=blinded)
     except DataValidationError as exc:
         print(f"data validation failed; nothing was written.\n{exc}", file=sys.stderr)
         return EXIT_INVALID, None
@@ -69,7 +71,9 @@ def _run_spec(spec: Path | str, out: Path, *, force: bool, quiet: bool) -> tuple
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    code, path = _run_spec(args.spec, args.out, force=args.force, quiet=args.quiet)
+    code, path = _run_spec(
+        args.spec, args.out, force=args.force, quiet=args.quiet, blinded=args.blinded
+    )
     if path is not None:
         print(f"Report: {path / 'report.html'}")
     return code
@@ -155,7 +159,40 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_INVALID
 
 
+def _demo_spec(trial: str) -> Path | dict:
+    """The example analysis of a bundled trial: ``analyses/<trial>.yaml`` of a source checkout
+    (what ``make demo`` runs), else the same plan in its simplest form."""
+    root = Path(__file__).resolve().parents[2]
+    path = root / "analyses" / f"{trial}.yaml"
+    if path.is_file():
+        return path
+    from peerstats import datasets
+
+    spec = datasets.load(trial).spec
+    visits = [str(v) for v in spec.visits]
+    outcomes = list(spec.outcome_names)
+    return {
+        "analysis": {"name": f"{trial}_demo", "title": f"Example analysis of {trial} (synthetic)"},
+        "trial": {"dataset": trial},
+        "primary": {"outcome": outcomes[0], "visit": visits[1]},
+        "secondary": {"outcomes": outcomes[1:]},
+    }
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    code = _demo_summary(args)
+    if code != EXIT_OK or args.summary:
+        return code
+    out = Path(args.out) if args.out is not None else Path("peerstats-demo") / args.trial
+    force = out.is_dir() and (out / "manifest.json").is_file()  # replace an earlier demo only
+    print(f"\nRunning the example analysis into {out} ...")
+    code, path = _run_spec(_demo_spec(args.trial), out, force=force, quiet=args.quiet)
+    if path is not None:
+        print(f"Report: {path / 'report.html'}")
+    return code
+
+
+def _demo_summary(args: argparse.Namespace) -> int:
     try:
         from peerstats import datasets
 
@@ -358,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     r.add_argument("--force", action="store_true", help="replace DIR if it exists")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    r.add_argument(
+        "--blinded",
+        action="store_true",
+        help="open report for a data-monitoring committee: arms coded A/B everywhere, "
+        "between-arm comparisons omitted",
+    )
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser(
@@ -421,6 +464,15 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="load the bundled synthetic example trial and print its summary"
     )
     d.add_argument("--trial", default=DEMO_TRIAL, help=f"bundled example (default {DEMO_TRIAL})")
+    d.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder (default peerstats-demo/<trial>; an earlier demo there is replaced)",
+    )
+    d.add_argument("--summary", action="store_true", help="only print the trial summary")
+    d.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     d.set_defaults(func=_cmd_demo)
     return parser
 
@@ -434,6 +486,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SPEC
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # `peerstats validate spec.yaml | head -3`: the reader left; stop quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except PeerstatsError as exc:  # a command let one through: report it by its kind
         print(f"{type(exc).__name__}: {_shown(exc)}", file=sys.stderr)
         return _exit_code(exc)

@@ -84,7 +84,10 @@ class DataValidationError(PeerstatsError, ValueError):
                 where += f", column {rec.column!r}"
             lines.append(_cap(f"  - [{rec.check}] {where}: {rec.message}", MAX_FAILURE_LINE))
         if n > self.max_shown:
-            lines.append(f"  ... and {n - self.max_shown} more (see .failures)")
+            lines.append(
+                f"  ... and {n - self.max_shown} more (all of them: `peerstats validate SPEC "
+                "--failures FILE` writes a CSV; in Python, the exception's .failures table)"
+            )
         return "\n".join(lines)
 
 

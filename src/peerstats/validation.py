@@ -294,6 +294,20 @@ def _privacy(t: RawTable, log: _Log, free_text: Iterable[str], warnings: list[st
                 f"a column header looks like a {kind[0]}; rename the column (headers are "
                 "shown in tables and messages)",
             )
+    for col, labels in t.value_labels.items():  # SPSS/Stata labels reach tables as levels
+        for code, label in labels.items():
+            kind = looks_identifying(str(label))
+            if kind is not None or CONTROL_CHARS.search(str(label)):
+                log.add(
+                    t.name,
+                    None,
+                    col,
+                    label,
+                    "privacy" if kind is not None else "control_character",
+                    f"the value label of code {mask_value(code)!r} holds "
+                    + (f"a {kind[0]}" if kind is not None else "a control character")
+                    + "; correct the label in the data file",
+                )
     for col in t.data.columns:
         vals = t.data[col].tolist()
         for i, v in enumerate(vals):

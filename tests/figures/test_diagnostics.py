@@ -22,7 +22,10 @@ from peerstats.figures.diagnostics import model_residuals
 @pytest.fixture(scope="module")
 def fit():
     d = pd.read_csv(
-        __import__("pathlib").Path(__file__).resolve().parents[1] / "reference" / "r_mmrm" / "fev_data.csv"
+        __import__("pathlib").Path(__file__).resolve().parents[1]
+        / "reference"
+        / "r_mmrm"
+        / "fev_data.csv"
     )
     d["AVISIT"] = pd.Categorical(d["AVISIT"], categories=["VIS1", "VIS2", "VIS3", "VIS4"])
     return peerstats.mmrm(

@@ -77,6 +77,8 @@ def test_masking_hides_the_birth_date_too():
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\tx", "'\tx"),
         ("\rx", "'\rx"),
+        ("  @SUM(A1)", "'  @SUM(A1)"),  # an indented level: spaces may be trimmed on import
+        ("  -1.5", "  -1.5"),
         ("-1.5", "-1.5"),  # a number in text is not a formula
         ("+3", "+3"),
         ("peer", "peer"),
@@ -370,3 +372,26 @@ def test_check_refuses_a_json_that_is_not_results(tmp_path, capsys):
     p.write_text("[1, 2]", encoding="utf-8")
     assert main(["check", str(p), "--against", str(p)]) == 2
     assert "not a peerstats results file" in capsys.readouterr().err
+
+
+def test_identifiers_in_value_labels_are_failures(tmp_path):
+    """SPSS/Stata value labels become Table 1 levels: they are checked like cells."""
+    pyreadstat = pytest.importorskip("pyreadstat")
+    from peerstats import validate
+
+    trial = copy_trial(tmp_path / "trial")
+    p = pd.read_csv(trial.table("participants"), dtype=str, keep_default_na=False)
+    p["gender"] = p["gender"].map({"woman": 1.0, "man": 2.0}).astype(float)
+    p["age"] = pd.to_numeric(p["age"], errors="coerce")
+    for c in p.columns:
+        if p[c].dtype == object:
+            p[c] = p[c].astype(str)
+    pyreadstat.write_sav(
+        p,
+        str(trial.folder / "participants.sav"),
+        variable_value_labels={"gender": {1.0: "woman", 2.0: f"ring {PHONE_SE}"}},
+    )
+    trial.edit_spec(lambda s: s["data"].update(participants="participants.sav"))
+    f = validate(trial.spec).failures
+    hits = f[(f["check"] == "privacy") & (f["column"] == "gender")]
+    assert len(hits) == 1 and PHONE_SE not in f.to_string()

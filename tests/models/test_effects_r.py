@@ -53,8 +53,14 @@ def test_effect_size_matches_emmeans_eff_size(us_reml):
     for ref, (_, row) in zip(R["effects"], es.iterrows()):
         assert str(row["AVISIT"]) == ref["visit"] and row["contrast"] == ref["contrast"]
         assert row["estimate"] == pytest.approx(ref["difference"], rel=1e-4)
-        for ours, theirs in (("d", "d"), ("d_ci_lower", "d_lower"), ("d_ci_upper", "d_upper"),
-                             ("g", "g"), ("g_ci_lower", "g_lower"), ("g_ci_upper", "g_upper")):
+        for ours, theirs in (
+            ("d", "d"),
+            ("d_ci_lower", "d_lower"),
+            ("d_ci_upper", "d_upper"),
+            ("g", "g"),
+            ("g_ci_lower", "g_lower"),
+            ("g_ci_upper", "g_upper"),
+        ):
             assert row[ours] == pytest.approx(ref[theirs], rel=1e-4), ours
     assert "FEV1_baseline" in es["sd_source"].iloc[0]
 

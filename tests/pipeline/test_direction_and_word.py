@@ -43,12 +43,14 @@ def test_every_table_is_written_to_word(example_runs):
 def test_word_and_display_csv_cells_are_formula_safe(tmp_path):
     from peerstats.describe.render import Table
 
-    disp = pd.DataFrame({"Characteristic": ["=HYPERLINK(\"x\")", "@SUM(A1)"], "Diff": ["-1.5 (-2 to 1)", "2"]})
+    disp = pd.DataFrame(
+        {"Characteristic": ['=HYPERLINK("x")', "@SUM(A1)"], "Diff": ["-1.5 (-2 to 1)", "2"]}
+    )
     t = Table(disp, disp, caption="+caption")
     t.to_docx(tmp_path / "t.docx")
     doc = docx.Document(str(tmp_path / "t.docx"))
     cells = [c.text for r in doc.tables[0].rows for c in r.cells]
-    assert "'=HYPERLINK(\"x\")" in cells and "'@SUM(A1)" in cells
+    assert '\'=HYPERLINK("x")' in cells and "'@SUM(A1)" in cells
     assert "\u22121.5 (\u22122 to 1)" in cells  # a minus sign, not a formula prefix
     assert doc.paragraphs[0].text == "'+caption"
     csv = t.to_csv()

@@ -76,9 +76,7 @@ def test_labelled_reports_show_no_raw_codes(chromium, example_runs):
     for name, (text, cells) in found.items():
         codes = _codes(name)
         assert codes, name
-        shown = [
-            c for c in codes if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text)
-        ]
+        shown = [c for c in codes if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text)]
         assert not shown, f"{name}: raw codes {shown} in the report"
         assert not {"0", "1", "0.0", "1.0"} & set(cells), f"{name}: 0/1 levels in Table 1"
     text, cells = found["peer_recovery"]
@@ -150,7 +148,9 @@ def test_spec_accepts_covariate_labels(tmp_path):
     from peerstats.pipeline import read_analysis_spec
 
     raw = yaml.safe_load((ANALYSES / "peer_recovery.yaml").read_text(encoding="utf-8"))
-    raw["labels"]["covariates"] = {"living_alone": {"label": "Lives alone", "levels": {0: "no", 1: "yes"}}}
+    raw["labels"]["covariates"] = {
+        "living_alone": {"label": "Lives alone", "levels": {0: "no", 1: "yes"}}
+    }
     spec = read_analysis_spec(raw, base_dir=ANALYSES)
     assert spec.label("covariates", "living_alone") == "Lives alone"
     assert spec.level_labels() == {"living_alone": {"0": "no", "1": "yes"}}

@@ -7,41 +7,17 @@ here. No optional dependency is needed (no tabulate, no jinja2).
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from peerstats.describe._format import ci_name, format_value
+
 __all__ = ["render_table", "format_value", "Table", "ci_name"]
 
 
-def ci_name(level: float) -> str:
-    """``0.95`` -> ``"95% CI"``, ``0.9`` -> ``"90% CI"``, ``0.975`` -> ``"97.5% CI"``."""
-    pct = 100 * float(level)
-    return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
-
 Format = Literal["markdown", "html", "latex", "text"]
-
-
-def format_value(value: Any, digits: int = 2) -> str:
-    """Format one cell: floats rounded to ``digits``, integers plain, missing as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        if isinstance(value, float) and math.isnan(value):
-            return ""
-        if isinstance(value, int):
-            return str(value)
-        return f"{value:.{digits}f}"
-    try:
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "item"):  # numpy scalar
-        return format_value(value.item(), digits)
-    return str(value)
 
 
 def _cells(data: pd.DataFrame, digits: int | dict[str, int]) -> list[list[str]]:

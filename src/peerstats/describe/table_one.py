@@ -463,7 +463,11 @@ def _layout_display(
                 rows.append(r)
             else:
                 rows.append(
-                    {"Characteristic": f"{label}, n (%)", **{head[g]: "" for g in columns}, **smd_vals}
+                    {
+                        "Characteristic": f"{label}, n (%)",
+                        **{head[g]: "" for g in columns},
+                        **smd_vals,
+                    }
                 )
                 for lev in levels:
                     r = {"Characteristic": f"  {_label_level(level_labels.get(var), lev)}"}

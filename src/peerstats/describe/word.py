@@ -11,12 +11,9 @@ import datetime
 import io
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-
-if TYPE_CHECKING:  # pragma: no cover
-    from peerstats.describe.render import Table
 
 __all__ = ["table_to_docx", "safe_cell", "display_text"]
 
@@ -42,7 +39,7 @@ def display_text(value: Any) -> str:
     """A display cell as text for Word and the display CSV: numbers formatted, a minus before
     a digit written as the minus sign U+2212 (typography, and never a formula prefix), then
     :func:`safe_cell`."""
-    from peerstats.describe.render import format_value
+    from peerstats.describe._format import format_value
 
     return str(safe_cell(_NEGATIVE.sub("\u2212", format_value(value))))
 
@@ -50,7 +47,7 @@ def display_text(value: Any) -> str:
 _text = display_text
 
 
-def table_to_docx(table: Table, path: str | Path | None = None) -> bytes:
+def table_to_docx(table: Any, path: str | Path | None = None) -> bytes:
     """Write ``table`` as a Word document; returns its bytes (also written to ``path``).
 
     The display frame becomes a Word table with a bold header row (style "Table Grid"),

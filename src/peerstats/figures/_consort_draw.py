@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
 
 from peerstats.figures.palette import GREY, arm_colors
 
@@ -17,7 +19,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from peerstats.figures.consort import ConsortFlow
+
+class ConsortFlow(Protocol):
+    """What the drawing reads of a :class:`peerstats.figures.consort.ConsortFlow` (a protocol,
+    so that the drawing does not import the counting module that imports it)."""
+
+    counts: pd.DataFrame
+    arms: Any
+    visits: Any
+    layout: str
+    clusters: pd.DataFrame | None
+
+    def n(self, box: str, arm: str | None = None, visit: str | None = None) -> int: ...
+
+    def reasons(self, box: str, arm: str | None = None, visit: str | None = None) -> dict: ...
 
 PAD_X = 0.08  # inches inside a box
 PAD_Y = 0.06

@@ -45,9 +45,7 @@ def model_residuals(fit: Any, type: ResidualType = "normalized") -> pd.DataFrame
             res = np.asarray(fit.residuals(type=type), dtype=float).ravel()
             fv = np.asarray(fit.fitted(), dtype=float).ravel()
             if len(res) == len(data) == len(fv):
-                return pd.DataFrame(
-                    {"visit": visit, "fitted": fv, "residual": res, "type": type}
-                )
+                return pd.DataFrame({"visit": visit, "fitted": fv, "residual": res, "type": type})
         except (TypeError, ValueError, ModelSpecificationError):
             pass
     fv = np.asarray(design.X, dtype=float) @ np.asarray(fit.params, dtype=float)
@@ -117,15 +115,18 @@ def plot_diagnostics(
         ax_qq.set_ylabel(f"{kind.capitalize()} residual")
         ax_qq.set_title(f"{labels.get(v, v)}: normal QQ", fontsize="medium", loc="left")
         ax_rf.scatter(
-            sub["fitted"], sub["residual"], s=8, color=OKABE_ITO[2], alpha=0.7, linewidths=0,
+            sub["fitted"],
+            sub["residual"],
+            s=8,
+            color=OKABE_ITO[2],
+            alpha=0.7,
+            linewidths=0,
             gid="resid-fitted",
         )
         ax_rf.axhline(0, color=GREY, lw=0.8, ls="--")
         ax_rf.set_xlabel("Fitted value (marginal)")
         ax_rf.set_ylabel(f"{kind.capitalize()} residual")
-        ax_rf.set_title(
-            f"{labels.get(v, v)}: residual vs fitted", fontsize="medium", loc="left"
-        )
+        ax_rf.set_title(f"{labels.get(v, v)}: residual vs fitted", fontsize="medium", loc="left")
         for ax in (ax_qq, ax_rf):
             ax.spines[["top", "right"]].set_visible(False)
     if title:

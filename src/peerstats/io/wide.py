@@ -98,7 +98,7 @@ def wide_to_long(
             per_visit[v][base] = col
         else:
             close = difflib.get_close_matches(v, visits, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             failures.append(
                 dict(
                     table=table.name,
@@ -106,7 +106,7 @@ def wide_to_long(
                     column=col,
                     value=v,
                     check="unknown_label",
-                    message=f"column {col!r}: {v!r} is not a visit{hint} Visits are {visits}",
+                    message=f"{v!r} is not a visit{hint}; visits are {visits}.",
                 )
             )
     n = len(data)

@@ -17,6 +17,13 @@ Parameterisations (all unconstrained, so every ``theta`` gives a valid covarianc
 - ``toep``/``toeph``: Toeplitz correlations from partial autocorrelations tanh(t_k) by the
   Durbin-Levinson recursion (always positive definite).
 - ``adh`` (SAS ANTE(1)): Sigma_ij = s_i s_j prod_{k=i}^{j-1} rho_k, rho_k = tanh(t_k).
+- ``ad`` (homogeneous antedependence, R mmrm's ``ad``): Sigma_ij = v prod_{k=i}^{j-1} rho_k,
+  v = exp(t0), rho_k = tanh(t_k): one variance and T-1 correlations (SAS has no homogeneous
+  ANTE(1); its parameters are named ``Variance`` and ``Rho(k)`` here, as in ``adh``).
+
+Spatial structures (``sp_exp``, ``sp_gau``, ``sp_pow``), whose covariance depends on
+subject-specific times rather than on the visit index, live in
+:mod:`peerstats.models._spatial`.
 
 Estimates do not depend on the parameterisation; Satterthwaite and Kenward-Roger degrees of
 freedom are invariant to it at the optimum (the gradient vanishes there).
@@ -37,8 +44,8 @@ __all__ = [
     "make_structure",
 ]
 
-CovarianceName = Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh"]
-STRUCTURES: tuple[str, ...] = ("us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh")
+CovarianceName = Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh"]
+STRUCTURES: tuple[str, ...] = ("us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh")
 _H = 1e-30  # complex step
 
 
@@ -108,6 +115,7 @@ class CovarianceStructure:
             "ar1h": T + 1,
             "toep": T,
             "toeph": 2 * T - 1,
+            "ad": T,
             "adh": 2 * T - 1,
         }[self.name]
 
@@ -128,6 +136,8 @@ class CovarianceStructure:
             return [f"TOEP({k + 1})" for k in range(1, T)] + ["Residual"]
         if self.name == "toeph":
             return [f"Var({i + 1})" for i in range(T)] + [f"TOEPH({k})" for k in range(1, T)]
+        if self.name == "ad":
+            return ["Variance"] + [f"Rho({k})" for k in range(1, T)]
         return [f"Var({i + 1})" for i in range(T)] + [f"Rho({k})" for k in range(1, T)]
 
     def sas_parameters(self, theta: np.ndarray) -> np.ndarray:
@@ -151,6 +161,8 @@ class CovarianceStructure:
             return np.r_[[S[0, k] for k in range(1, T)], S[0, 0]]
         if self.name == "toeph":
             return np.r_[sd**2, [corr[0, k] for k in range(1, T)]]
+        if self.name == "ad":
+            return np.r_[S[0, 0], [corr[k - 1, k] for k in range(1, T)]]
         return np.r_[sd**2, [corr[k - 1, k] for k in range(1, T)]]
 
     # ---- the map theta -> Sigma ------------------------------------------------------------
@@ -196,9 +208,8 @@ class CovarianceStructure:
                 return np.exp(th[0]) * R
             sd = np.exp(th[:T])
             return np.outer(sd, sd) * R
-        if name == "adh":
-            sd = np.exp(th[:T])
-            rho = np.tanh(th[T:])
+        if name in ("ad", "adh"):
+            rho = np.tanh(th[1:] if name == "ad" else th[T:])
             R = np.ones((T, T), dtype=dtype)
             for i in range(T):
                 for j in range(i + 1, T):
@@ -207,6 +218,9 @@ class CovarianceStructure:
                         v = v * rho[k]
                     R[i, j] = v
                     R[j, i] = v
+            if name == "ad":
+                return np.exp(th[0]) * R
+            sd = np.exp(th[:T])
             return np.outer(sd, sd) * R
         raise ValueError(name)  # pragma: no cover
 
@@ -234,8 +248,8 @@ class CovarianceStructure:
 
         Closed form for ``us`` (Sigma = L L') and for the structures Sigma = S R(phi) S
         (heterogeneous: S = diag(exp(theta_sd))) or v R(phi) (homogeneous): the variance
-        parts are exact, d2R/dphi2 is analytic for ``cs``, ``csh``, ``ar1``, ``ar1h`` and
-        ``adh`` and central differences of complex-step first derivatives for the
+        parts are exact, d2R/dphi2 is analytic for ``cs``, ``csh``, ``ar1``, ``ar1h``,
+        ``ad`` and ``adh`` and central differences of complex-step first derivatives for the
         Durbin-Levinson map of ``toep`` / ``toeph`` (relative error ~1e-10). A structure
         without a closed form falls back to :func:`d2sigma_by_differences`.
         """
@@ -301,6 +315,16 @@ class CovarianceStructure:
             R = np.ones((T, T), dtype=dtype)
             for d in range(1, T):
                 R = np.where(lag == d, psi[1] ** d, R)
+            return psi[0] * R
+        if name == "ad":
+            R = np.ones((T, T), dtype=dtype)
+            for i in range(T):
+                for j in range(i + 1, T):
+                    v = psi[1 + i]
+                    for k in range(i + 1, j):
+                        v = v * psi[1 + k]
+                    R[i, j] = v
+                    R[j, i] = v
             return psi[0] * R
         sd = np.sqrt(psi[:T])
         R = np.ones((T, T), dtype=dtype)
@@ -386,10 +410,12 @@ class CovarianceStructure:
             if name == "toep":
                 return np.r_[np.log(d.mean()), phi]
             return np.r_[np.log(sd), phi]
+        if name == "ad":
+            return np.r_[np.log(d.mean()), [_atanh(C[k, k + 1]) for k in range(T - 1)]]
         return np.r_[np.log(sd), [_atanh(C[k, k + 1]) for k in range(T - 1)]]
 
 
-_SRS = ("cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh")
+_SRS = ("cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh")
 
 
 def d2sigma_by_differences(structure, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:
@@ -459,7 +485,7 @@ def _corr_matrix(name: str, T: int, t) -> np.ndarray:
         for d in range(1, T):
             R = np.where(lag == d, rhos[d - 1], R)
         return R
-    rho = np.tanh(t)  # adh
+    rho = np.tanh(t)  # ad, adh
     R = np.ones((T, T), dtype=dtype)
     for i in range(T):
         v = 1.0 + 0 * rho[0] if T > 1 else 1.0
@@ -495,7 +521,7 @@ def _corr_derivatives(name: str, T: int, t: np.ndarray):
         dR = L * pm1 * r1
         d2R = L * (L - 1) * pm2 * r1**2 + L * pm1 * r2
         return R, dR[None], d2R[None, None]
-    if name == "adh":
+    if name in ("ad", "adh"):
         rho = np.tanh(t)
         r1 = 1 - rho**2
         r2 = -2 * rho * r1

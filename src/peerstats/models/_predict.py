@@ -314,8 +314,12 @@ def predict_frame(result, data=None, *, conditional: bool = True):
         obs = ~np.isnan(y) & (sc >= 0)
         pred = np.where(obs, y, pred)
         se = np.where(obs, 0.0, se)
-        if (sc >= 0).any():
+        if (sc >= 0).any() and hasattr(prep, "sigmas_at"):
+            # spatial structures (issue 10.5): each subject's covariance at its own times
+            Ssub, sc = prep.sigmas_at(result._theta, data, y, sc, vc, gc)
+        elif (sc >= 0).any():
             Ssub = _subject_sigmas(result._sigmas, sc, gc)
+        if (sc >= 0).any():
             rows, Z, c = conditional_design(X, y, sc, vc, Ssub)
             pred[rows] = Z @ beta + c
             se[rows] = np.sqrt(np.einsum("np,pq,nq->n", Z, C, Z))
@@ -352,6 +356,8 @@ def residual_series(result, kind: str = "raw"):
     vc = prep.visit_codes[rows]
     gc = prep.group_codes[rows]
     S = np.stack(result._sigmas)
+    if hasattr(prep, "subject_sigmas"):  # spatial (issue 10.5): each subject at its own times
+        S, gc = prep.subject_sigmas(result._theta), sc
     if kind == "raw":
         out = r
     elif kind == "pearson":

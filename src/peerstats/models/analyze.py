@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import html
 import warnings
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 

@@ -89,7 +89,9 @@ def effect_size(
     if data is None or arm not in data.columns:
         raise ModelSpecificationError("the fit does not carry its data; pass a fit from peerstats")
     arms = data[arm].astype(str)
-    subj = data[subject].astype(str) if subject in data.columns else pd.Series(data.index.astype(str))
+    subj = (
+        data[subject].astype(str) if subject in data.columns else pd.Series(data.index.astype(str))
+    )
     n_by_arm = subj.groupby(arms).nunique()
     if isinstance(sd, int | float) and not isinstance(sd, bool):
         if not np.isfinite(sd) or sd <= 0:
@@ -116,9 +118,7 @@ def effect_size(
             sds = pd.Series([per_by.get(str(b), np.nan) for b in con[by]], index=con.index)
         source = f"pooled within-arm SD of {outcome}" + (f" at each {by}" if by else "")
     else:
-        raise ModelSpecificationError(
-            f"sd={sd!r}: give a positive number, 'baseline' or 'raw'"
-        )
+        raise ModelSpecificationError(f"sd={sd!r}: give a positive number, 'baseline' or 'raw'")
     out = con[[*([by] if by else []), "contrast", "estimate", "ci_lower", "ci_upper"]].copy()
     out["sd"] = sds.to_numpy()
     out["sd_source"] = source

@@ -2,15 +2,16 @@
 
 ``peerstats.mmrm`` fits y_i ~ N(X_i beta, Sigma_i) independently over subjects, where Sigma_i is
 the structured covariance across visits (``us``, ``cs``, ``csh``, ``ar1``, ``ar1h``, ``toep``,
-``toeph``, ``adh``) restricted to the visits subject i attended, optionally with separate
-parameters per level of ``group`` (SAS ``group=``) and weights (SAS ``WEIGHT``:
+``toeph``, ``ad``, ``adh``) restricted to the visits subject i attended, or a spatial covariance
+of subject-specific times (``sp_exp``, ``sp_gau``, ``sp_pow`` with ``time=``), optionally with
+separate parameters per level of ``group`` (SAS ``group=``) and weights (SAS ``WEIGHT``:
 Sigma_i = W_i^-1/2 Sigma W_i^-1/2).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -49,6 +50,7 @@ def mmrm(
     reference: Mapping[str, str] | None = None,
     kr_information: Literal["observed", "expected"] = "observed",
     vcov: VcovName = "model",
+    time: str | Sequence[str] | None = None,
 ) -> MixedModelResult:
     """Fit a mixed model for repeated measures (MMRM) by REML or ML.
 
@@ -67,9 +69,13 @@ def mmrm(
         visit (and ``group``) column is a factor wherever it appears in the formula, also when
         stored as numbers (as a SAS CLASS variable): ``"y ~ arm * visit"`` has one mean per
         arm and visit, never a linear trend.
-    covariance : {"us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh"}
+    covariance : {"us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh", "sp_exp", \
+"sp_gau", "sp_pow"}
         Residual covariance across visits (SAS ``type=UN, CS, CSH, AR(1), ARH(1), TOEP, TOEPH,
-        ANTE(1)``).
+        ANTE(1)``; ``ad`` is homogeneous antedependence, one variance and T-1 correlations, as
+        R mmrm's ``ad``), or spatial in ``time`` (SAS ``type=SP(EXP)(time)``, ``SP(GAU)``,
+        ``SP(POW)``: sigma^2 exp(-d/rho), sigma^2 exp(-d^2/rho^2), sigma^2 rho^d, d the
+        Euclidean distance between a subject's times; see :mod:`peerstats.models._spatial`).
     group : str, optional
         Column (constant within subject, usually the arm) with separate covariance parameters
         per level (SAS ``group=``).
@@ -90,7 +96,6 @@ def mmrm(
         covariance of the covariance parameters. ``"observed"`` (default) as SAS PROC MIXED and
         R mmrm; ``"expected"`` as pbkrtest / lmerTest (validated against pbkrtest on the
         compound-symmetry model, tests/reference/r_mmrm/).
-
     vcov : {"model", "empirical", "empirical-bias-reduced", "jackknife"}
         Covariance of the fixed effects used by every test, interval, marginal mean, contrast
         and ``anova``: ``model`` (X'V^-1X)^-1; ``empirical`` the CR0 sandwich clustered by
@@ -98,6 +103,11 @@ def mmrm(
         ``jackknife`` CR3. SAS's default df with EMPIRICAL is ``df="between-within"``.
         Validated against R clubSandwich on nlme::gls fits (tests/reference/r_sandwich/); see
         :mod:`peerstats.models._sandwich`.
+    time : str or list of str, optional
+        Only (and required) with a spatial ``covariance``: a numeric column of subject-specific
+        times, or several coordinate columns (Euclidean distance, SAS ``sp(exp)(c1 c2)``).
+        Missing times on analysed rows and repeated times within a subject are errors. The
+        ``covariance`` property then shows the covariance at each visit's mean time.
 
     Returns
     -------
@@ -161,6 +171,7 @@ def mmrm(
         weights=weights,
         method=method,
         reference=reference,
+        time=time,
     )
     return with_vcov(prep.fit(df=df, kr_information=kr_information), vcov)
 
@@ -169,25 +180,29 @@ def with_vcov(result: MixedModelResult, vcov: str) -> MixedModelResult:
     """``result`` with the empirical covariance ``vcov`` (clustered by subject) in every test."""
     if vcov == "model":
         return result
-    if result.covariance_type not in _VISIT_INDEXED:
+    prep = result._prepared
+    if result.covariance_type not in _VISIT_INDEXED and not hasattr(prep, "subject_sigmas"):
         # the blocks below index one Sigma per group by visit; structures whose covariance
-        # depends on subject-specific times need their own per-subject V
+        # depends on subject-specific times need their own per-subject V (spatial: below)
         raise ModelSpecificationError(
             f"vcov={vcov!r} is not available with covariance={result.covariance_type!r} yet; "
             f"use one of {list(_VISIT_INDEXED)} or vcov='model'"
         )
-    prep = result._prepared
     design = result._design
     rows = design.rows
     w = None if prep._row_weights is None else prep._row_weights[rows]
+    # spatial structures: each subject's own covariance at its times (issue 10.5)
+    sigmas, key = result._sigmas, prep.group_codes[rows]
+    if hasattr(prep, "subject_sigmas"):
+        sigmas, key = prep.subject_sigmas(result._theta), prep.subject_codes[rows]
     blocks = mmrm_blocks(
         design.X,
         design.y,
         result._inference.beta,
         prep.subject_codes[rows],
         prep.visit_codes[rows],
-        prep.group_codes[rows],
-        result._sigmas,
+        key,
+        sigmas,
         w,
     )
     inference = sandwich_inference(result._inference, vcov, blocks)
@@ -405,6 +420,8 @@ def grouped_jacobian_inverse(grouped, theta) -> np.ndarray:
 
 def _sas_complex(st, theta) -> np.ndarray:
     """SAS parameters as an analytic function of theta (complex-step friendly)."""
+    if hasattr(st, "sas_complex"):  # spatial structures
+        return st.sas_complex(theta)
     S = st.sigma(theta)
     T = st.n_visits
     name = st.name
@@ -421,6 +438,8 @@ def _sas_complex(st, theta) -> np.ndarray:
         return np.r_[[S[0, k] for k in range(1, T)], S[0, 0]]
     if name == "toeph":
         return np.r_[d, [S[0, k] / np.sqrt(d[0] * d[k]) for k in range(1, T)]]
+    if name == "ad":
+        return np.r_[d[0], [S[k - 1, k] / d[0] for k in range(1, T)]]
     return np.r_[d, [S[k - 1, k] / np.sqrt(d[k - 1] * d[k]) for k in range(1, T)]]
 
 
@@ -428,6 +447,15 @@ def _second_derivative_terms(engine, grouped, theta) -> np.ndarray:
     """R_hj = X'V^-1 (d2V/dpsi_h dpsi_j) V^-1 X in SAS's parameters psi (Kenward-Roger)."""
     K, p = grouped.n_params, engine.p
     st = grouped.structure
+    if hasattr(engine.cov, "block_second_derivatives_sas"):  # spatial: per block type
+        R = np.zeros((K, K, p, p))
+        d2s = engine.cov.block_second_derivatives_sas(theta)
+        for sc, (_, _, Vinv, _), d2 in zip(engine.classes, engine._inverses(theta), d2s):
+            B, m = sc.counts.size, sc.m
+            A = Vinv[:, None, None] @ d2 @ Vinv[:, None, None]
+            A = np.moveaxis(A.reshape(B, K * K, m * m), 0, 1).reshape(K * K, B * m * m)
+            R += (A @ sc.SXX.reshape(B * m * m, p * p)).reshape(K, K, p, p)
+        return R
     T = st.n_visits
     D2 = np.zeros((len(grouped.levels), K, K, T, T))
     for g, sl in enumerate(grouped.slices()):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from time import perf_counter as _perf_counter  # prepare_mmrm has an argument named time
 from typing import Literal
 
 import numpy as np
@@ -49,7 +50,9 @@ from peerstats.models._reml import (
 
 __all__ = ["prepare_mmrm", "PreparedMMRM", "Refit"]
 
-CovarianceName = Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "adh"]
+CovarianceName = Literal[
+    "us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh", "sp_exp", "sp_gau", "sp_pow"
+]
 MethodName = Literal["reml", "ml"]
 DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
 HETEROGENEOUS = {"us", "csh", "ar1h", "toeph", "adh"}
@@ -104,6 +107,7 @@ def prepare_mmrm(
     weights: str | None = None,
     method: MethodName = "reml",
     reference: Mapping[str, str] | None = None,
+    time: str | Sequence[str] | None = None,
 ) -> PreparedMMRM:
     """Build an MMRM once for repeated fits (see :func:`peerstats.mmrm` for the arguments).
 
@@ -124,8 +128,15 @@ def prepare_mmrm(
     >>> fit = prep.fit()  # doctest: +SKIP
     >>> jack = prep.jackknife()  # doctest: +SKIP
     """
-    t0 = time.perf_counter()
-    covariance = choice("covariance", covariance, STRUCTURES)
+    t0 = _perf_counter()
+    from peerstats.models._spatial import SPATIAL, SpatialPreparedMMRM  # issue 10.5
+
+    covariance = choice("covariance", covariance, STRUCTURES + SPATIAL)
+    if time is not None and covariance not in SPATIAL:
+        raise ModelSpecificationError(
+            f"time= only applies to the spatial structures {list(SPATIAL)}, not "
+            f"covariance={covariance!r} (indexed by the visit levels)"
+        )
     method = choice("method", method, ("reml", "ml"))
     _check_columns(data, subject=subject, visit=visit, group=group, weights=weights)
     data = _visit_group_as_factors(data, visit, group)
@@ -134,7 +145,11 @@ def prepare_mmrm(
         formula, data, extra_columns=extra, reference=reference, check_rank=False
     )
     check_empty_levels(design, data, skip=(visit,))  # visits: checked per structure below
-    prep = PreparedMMRM(
+    cls, extra_args = PreparedMMRM, {}
+    if covariance in SPATIAL:
+        cls, extra_args = SpatialPreparedMMRM, {"time": time}
+    prep = cls(
+        **extra_args,
         formula=formula,
         data=data,
         design=design,
@@ -145,7 +160,7 @@ def prepare_mmrm(
         weights=weights,
         method=method,
     )
-    prep._seconds_prepare = time.perf_counter() - t0
+    prep._seconds_prepare = _perf_counter() - t0
     return prep
 
 
@@ -231,10 +246,21 @@ class PreparedMMRM:
         self.n_subjects_data = int(data[subject].nunique())
         self._build_layout(data)
         self._check_layout()
-        self.structure = make_structure(covariance, len(self.visits))
-        self._grouped = GroupedCovariance(self.structure, self._levels)
+        self._setup_covariance()
         self._stats = self._statistics(self._observed, self.y_all, None)
         self._check_statistics(self._stats)
+
+    def _setup_covariance(self) -> None:
+        """``structure`` and ``_grouped`` (a spatial model overrides this and the statistics)."""
+        self.structure = make_structure(self.covariance, len(self.visits))
+        self._grouped = GroupedCovariance(self.structure, self._levels)
+
+    def _initial_theta(self, engine: REMLEngine, st: _Stats) -> np.ndarray:
+        """Starting covariance parameters for a fit from scratch."""
+        from peerstats.models.mmrm import empirical_covariances
+
+        G, T = len(self._levels), len(self.visits)
+        return self._grouped.start(empirical_covariances(st.classes, G, T))
 
     # ---- layout ------------------------------------------------------------------------------
     def _build_layout(self, data: pd.DataFrame) -> None:
@@ -455,14 +481,12 @@ class PreparedMMRM:
             return self._fit(df, kr_information)
 
     def _fit(self, df, kr_information):
-        from peerstats.models.mmrm import build_result, check_df_options, empirical_covariances
+        from peerstats.models.mmrm import build_result, check_df_options
 
         t0 = time.perf_counter()
         df, kr_information = check_df_options(df, kr_information, self.method)
         engine = self._engine(self._stats)
-        G, T = len(self._levels), len(self.visits)
-        theta0 = self._grouped.start(empirical_covariances(self._stats.classes, G, T))
-        fit = engine.fit(theta0)
+        fit = engine.fit(self._initial_theta(engine, self._stats))
         st = fit["state"]
         _raise_unless_converged(fit, self.covariance)
         sigmas = self._grouped.sigmas(st.theta)
@@ -483,11 +507,7 @@ class PreparedMMRM:
         """The full fit's theta (fitted without inference on first use)."""
         if self._theta_hat is None:
             engine = self._engine(self._stats)
-            G, T = len(self._levels), len(self.visits)
-            from peerstats.models.mmrm import empirical_covariances
-
-            theta0 = self._grouped.start(empirical_covariances(self._stats.classes, G, T))
-            fit = engine.fit(theta0)
+            fit = engine.fit(self._initial_theta(engine, self._stats))
             _raise_unless_converged(fit, self.covariance)
             st = fit["state"]
             sigmas = self._grouped.sigmas(st.theta)

@@ -10,7 +10,13 @@ from typing import Any
 from peerstats.describe.labels import Labels
 from peerstats.exceptions import SpecError
 
-__all__ = ["display_labels", "level_text", "covariate_default_label", "directions", "direction_text"]
+__all__ = [
+    "display_labels",
+    "level_text",
+    "covariate_default_label",
+    "directions",
+    "direction_text",
+]
 
 
 def covariate_default_label(code: str) -> str:
@@ -39,7 +45,7 @@ def display_labels(trial: Any, spec: Any) -> Labels:
         str(c): spec.label("covariates", str(c), covariate_default_label(str(c)))
         for c in (*ts.covariates, *getattr(spec.model, "covariates", ()))
     }
-    for c, v in spec.labels.get("covariates", {}).items():
+    for c in spec.labels.get("covariates", {}):
         covariates.setdefault(str(c), spec.label("covariates", str(c)))
     return Labels(
         arms={str(a): spec.label("arms", str(a)) for a in ts.arms.levels},

@@ -8,12 +8,12 @@ provenance. Numbers are rounded here only for display; ``results.json`` keeps th
 
 from __future__ import annotations
 
-import base64
-import html
 from typing import TYPE_CHECKING, Any
 
+from peerstats.pipeline._common import _e, _figure, _img  # noqa: F401  (HTML helpers)
+
 if TYPE_CHECKING:  # pragma: no cover
-    from peerstats.pipeline.run import AnalysisRun
+    from peerstats.pipeline._common import AnalysisRun
 
 __all__ = ["render_report"]
 
@@ -61,25 +61,6 @@ _ADJUST = {
     "bonferroni": "Bonferroni",
     "none": "none",
 }
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def _img(svg: str, alt: str, name: str) -> str:
-    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    return (
-        f'<img src="data:image/svg+xml;base64,{data}" alt="{_e(alt)}" '
-        f'data-figure="{_e(name)}" loading="eager">'
-    )
-
-
-def _figure(run: AnalysisRun, name: str) -> str:
-    if name not in run.figures:
-        return ""
-    cap = run.figure_captions.get(name, "")
-    return f"<figure>{_img(run.figures[name], cap or name, name)}<figcaption>{_e(cap)}</figcaption></figure>"
 
 
 def _num(x: Any, k: int = 2) -> str:
@@ -134,13 +115,13 @@ def _relative(path: str, spec: Any) -> str:
 
 def render_report(run: AnalysisRun) -> str:
     """The report of ``run`` as one HTML document (a string)."""
-    from peerstats.pipeline._display import level_text
-    from peerstats.pipeline.run import (
+    from peerstats.pipeline._common import (
         _responder_name,
         coefficients,
         outcome_label,
         primary_sentences,
     )
+    from peerstats.pipeline._display import level_text
 
     spec, trial, res = run.spec, run.trial, run.results
     ts = trial.spec
@@ -176,6 +157,12 @@ def render_report(run: AnalysisRun) -> str:
     # ---- primary result -------------------------------------------------------------------
     add("<section id='primary' class='primary'>")
     add("<h2 style='margin-top:0;border:0'>Primary result</h2>")
+    if res.get("blinded"):
+        add(
+            "<p class='result' data-blinded>Blinded report for the data-monitoring committee: "
+            "the arms are coded (A, B) and every between-arm comparison (differences, "
+            "p-values, effect sizes) is omitted.</p>"
+        )
     for s in primary_sentences(run):
         add(f"<p class='result' data-primary-sentence>{_e(s)}</p>")
     prim_model = res["models"].get(spec.primary_outcome, {})
@@ -184,7 +171,9 @@ def render_report(run: AnalysisRun) -> str:
         f" at {_e(spec.label('visits', spec.primary_visit))}; model: {_e(prim_model.get('model', ''))}, "
         f"{_e(prim_model.get('df_method', ''))} degrees of freedom; estimates are "
         + (
-            "changes from baseline (no control group)."
+            "descriptive by coded arm (blinded)."
+            if res.get("blinded")
+            else "changes from baseline (no control group)."
             if single
             else "adjusted differences (intervention \u2212 control) on each outcome's own "
             "scale; Cohen's d has the same sign, and an interval is written low to high on the "

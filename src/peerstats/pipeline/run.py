@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
-import io
 import json
 import os
 import platform
@@ -32,10 +31,8 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -44,16 +41,26 @@ import pandas as pd
 from peerstats.exceptions import (
     ConvergenceError,
     ModelSpecificationError,
-    PeerstatsWarning,
     SpecError,
+)
+from peerstats.pipeline._common import (  # noqa: F401  (re-exported: older imports)
+    AnalysisRun,
+    FittedOutcome,
+    _collect,
+    _digits,
+    _fmt_p,
+    _responder_name,
+    _svg,
+    coefficients,
+    outcome_label,
+    primary_sentences,
 )
 from peerstats.pipeline._display import (
     change_table,
-    direction_text,
     directions,
     display_labels,
-    level_text,
 )
+from peerstats.pipeline._figures import draw_figures as _figures
 from peerstats.pipeline._jsonio import dumps, frame_keyed, plain
 from peerstats.pipeline.spec import AnalysisSpec, read_analysis_spec
 
@@ -121,58 +128,6 @@ class Progress:
 
 
 # ----------------------------------------------------------------------------- results
-@dataclass
-class FittedOutcome:
-    """One outcome's model as the pipeline used it (a thin record around the public results)."""
-
-    outcome: str
-    model: str
-    formula: str
-    fit: Any
-    covariance: str
-    contrasts: pd.DataFrame | None = None
-    notes: tuple[str, ...] = ()
-    icc: float | None = None
-    design_effect: float | None = None
-    n_groups: int | None = None
-    mean_group_size: float | None = None
-
-
-@dataclass
-class AnalysisRun:
-    """Everything one run computed, in memory (write it with :func:`write_results`).
-
-    Attributes
-    ----------
-    spec : AnalysisSpec
-    trial : Trial
-    results : dict
-        The content of ``results.json`` (plain Python values).
-    tables : dict of str to DataFrame
-        ``tables/<name>.csv``.
-    figures : dict of str to str
-        ``figures/<name>.svg`` (SVG text).
-    report_html : str
-        ``report.html``.
-    manifest : dict
-        ``manifest.json`` (completed when written).
-    fits : dict of str to FittedOutcome
-    """
-
-    spec: AnalysisSpec
-    trial: Any
-    results: dict = field(default_factory=dict)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, str] = field(default_factory=dict)
-    figure_captions: dict[str, str] = field(default_factory=dict)
-    report_html: str = ""
-    manifest: dict = field(default_factory=dict)
-    fits: dict[str, FittedOutcome] = field(default_factory=dict)
-    html_tables: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    display_tables: dict[str, Any] = field(default_factory=dict)
-    """Rendered tables (``describe.Table``, labels applied): ``tables/<name>.docx`` and
-    ``tables/display/<name>.csv``."""
 
 
 def _sha256(path: Path) -> str:
@@ -205,21 +160,6 @@ def _input_files(spec: AnalysisSpec, trial_spec: Any) -> dict[str, Path]:
         if src is not None:
             files[role] = Path(src.path)
     return files
-
-
-@contextmanager
-def _collect(sink: list[str], prefix: str = "") -> Iterator[None]:
-    """Record peerstats warnings (and still let others through)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PeerstatsWarning)
-        yield
-    for w in caught:
-        if issubclass(w.category, PeerstatsWarning):
-            msg = f"{prefix}{w.message}"
-            if msg not in sink:
-                sink.append(msg)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 # ----------------------------------------------------------------------------- models
@@ -357,24 +297,6 @@ def _fit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
     return fitted
 
 
-def coefficients(fit: Any, level: float = 0.95) -> pd.DataFrame:
-    """The fixed effects with CIs at ``level`` (``fit.coef`` holds 95% CIs; other levels come
-    from ``fit.test`` of each coefficient, the model's own df method)."""
-    import numpy as np
-
-    coef = fit.coef.reset_index()
-    if abs(level - 0.95) < 1e-12:
-        return coef
-    p = len(coef)
-    for j in range(p):
-        ell = np.zeros(p)
-        ell[j] = 1.0
-        row = fit.test(ell, level=level).iloc[0]
-        coef.loc[j, "ci_lower"] = float(row["ci_lower"])
-        coef.loc[j, "ci_upper"] = float(row["ci_upper"])
-    return coef
-
-
 def _model_record(f: FittedOutcome, spec: AnalysisSpec) -> dict[str, Any]:
     fit = f.fit
     coef = coefficients(fit, spec.model.level)
@@ -404,27 +326,6 @@ def _model_record(f: FittedOutcome, spec: AnalysisSpec) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- text
-def _digits(se: float) -> int:
-    if se != se or se >= 0.5:
-        return 1
-    return 2 if se >= 0.05 else 3
-
-
-def _fmt_p(p: float) -> str:
-    if p != p:
-        return "p not available"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def outcome_label(trial: Any, spec: AnalysisSpec, outcome: str) -> str:
-    """Display name of an outcome: the spec's label, else the instrument, else the name."""
-    default = outcome
-    try:
-        o = trial.spec.outcome(outcome)
-        default = getattr(o, "instrument", None) or getattr(o, "label", None) or outcome
-    except (KeyError, AttributeError, SpecError):
-        pass
-    return spec.label("outcomes", outcome, str(default))
 
 
 def _package_digest() -> str:
@@ -440,170 +341,7 @@ def _package_digest() -> str:
     return h.hexdigest()
 
 
-def _responder_name(r: Any) -> str:
-    """Table name part of a responder analysis: outcome and visit (two analyses of one outcome
-    at different visits must not overwrite each other)."""
-    return f"{r.outcome}_{r.visit}" if r.visit else str(r.outcome)
-
-
-def primary_sentences(run: AnalysisRun) -> list[str]:
-    """Plain-language statements of the primary result (one per contrast)."""
-    spec, trial = run.spec, run.trial
-    prim = run.results.get("primary", {})
-    out = []
-    name = outcome_label(trial, spec, spec.primary_outcome)
-    vlab = spec.label("visits", spec.primary_visit)
-    for key, r in prim.get("contrasts", {}).items():
-        est, lo, hi = r.get("estimate"), r.get("ci_lower"), r.get("ci_upper")
-        if est is None:
-            continue
-        k = _digits(r.get("std_error") or float("nan"))
-        word = "higher" if est > 0 else "lower"
-        if est < 0:  # "1.8 points lower (95% CI 0.4 to 3.2)": the interval on the same scale
-            lo, hi = -hi, -lo
-        ci = f"({level_text(spec.model.level)} CI {lo:.{k}f} to {hi:.{k}f})"
-        if run.results["trial"]["design"] == "single-arm":
-            out.append(
-                f"{name} at {vlab} was {abs(est):.{k}f} points {word} than at baseline {ci}, "
-                f"{_fmt_p(r.get('p_value', float('nan')))}; a within-group change in a single-arm "
-                "study, not a comparison with a control group."
-            )
-        else:
-            arm, ref = key.split(" - ", 1) if " - " in key else (key, "control")
-            d = r.get("d")
-            dtxt = f", Cohen's d {d:.2f}" if d is not None else ""
-            hib = directions(trial).get(spec.primary_outcome)
-            favour = ""
-            if hib is not None and est != 0:
-                better = (est > 0) == hib
-                winner = spec.label("arms", arm if better else ref)
-                favour = f"; {direction_text(hib)} on {name}, so the estimate favours {winner}"
-            out.append(
-                f"{name} at {vlab} was {abs(est):.{k}f} points {word} {ci} with "
-                f"{spec.label('arms', arm)} than with {spec.label('arms', ref)} "
-                f"({_fmt_p(r.get('p_value', float('nan')))}{dtxt}){favour}."
-            )
-    return out
-
-
 # ----------------------------------------------------------------------------- figures
-def _svg(fig: Any) -> str:
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "peerstats", "svg.fonttype": "path"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> None:
-    import matplotlib.pyplot as plt
-
-    import peerstats
-
-    spec, trial = run.spec, run.trial
-    arm_labels = {str(a): spec.label("arms", str(a)) for a in trial.spec.arms.levels}
-    visit_labels = {str(v): spec.label("visits", str(v)) for v in trial.spec.visits}
-    ci = f"{level_text(spec.model.level)} CI"
-    if spec.wants_figure("consort") and flow is not None:
-        run.figures["consort"] = _svg(flow.plot(arm_labels=arm_labels, visit_labels=visit_labels))
-        run.figure_captions["consort"] = "Figure 1. Participant flow (CONSORT)."
-    if spec.wants_figure("trajectories"):
-        for o in spec.outcomes:
-            fig, ax = plt.subplots(figsize=(6.4, 4.0))
-            peerstats.plot_trajectories(
-                trial,
-                o,
-                ax=ax,
-                arm_labels=arm_labels,
-                visit_labels=visit_labels,
-                ylabel=f"{outcome_label(trial, spec, o)}, mean ({ci})",
-                level=spec.model.level,
-            )
-            run.figures[f"trajectory_{o}"] = _svg(fig)
-            run.figure_captions[f"trajectory_{o}"] = (
-                f"Observed mean {outcome_label(trial, spec, o)} per arm and visit, with {ci}."
-            )
-    if spec.wants_figure("forest") and effects is not None and len(effects):
-        eff = effects.copy()
-        eff["outcome"] = [outcome_label(trial, spec, o) for o in eff["outcome"]]
-        eff["visit"] = [spec.label("visits", str(v)) for v in eff["visit"]]
-        favours = None
-        single = run.results["trial"]["design"] == "single-arm"
-        if not single and "contrast" in eff.columns:
-            hib = directions(trial)
-            pairs = [str(c).split(" - ", 1) for c in eff["contrast"]]
-            arm_of = [spec.label("arms", p[0]) for p in pairs]
-            ref_of = [spec.label("arms", p[-1]) for p in pairs]
-            lower = [hib.get(o) is False for o in effects["outcome"]]
-            eff["favours_left"] = [
-                f"favours {a if low else r}" for a, r, low in zip(arm_of, ref_of, lower)
-            ]
-            eff["favours_right"] = [
-                f"favours {r if low else a}" for a, r, low in zip(arm_of, ref_of, lower)
-            ]
-            favours = ("favours_left", "favours_right")
-        fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(eff) + 1.6))
-        single = run.results["trial"]["design"] == "single-arm"
-        dcol = "cohens_d" if "cohens_d" in eff.columns else "d"
-        peerstats.plot_forest(
-            eff,
-            estimate=dcol,
-            ci=("d_ci_lower", "d_ci_upper"),
-            label=("outcome", "visit"),
-            ax=ax,
-            favours_columns=favours,
-            xlabel=(
-                f"Change from baseline, Cohen's d ({ci})"
-                if single
-                else f"Difference (intervention \u2212 control), Cohen's d ({ci})"
-            ),
-        )
-        run.figures["forest"] = _svg(fig)
-        run.figure_captions["forest"] = (
-            "Effect sizes (Cohen's d, adjusted difference / pooled baseline SD) of every "
-            "outcome, signs as measured (intervention minus control): where lower scores are "
-            "better (e.g. disability, symptoms), a negative difference favours the intervention; "
-            "each outcome's row says which side favours which arm."
-            if not single
-            else "Within-group change from baseline (Cohen's d = mean change / baseline SD)."
-        )
-    if spec.wants_figure("change"):
-        fig, ax = plt.subplots(figsize=(5.5, 4.0))
-        peerstats.plot_change(
-            trial,
-            spec.primary_outcome,
-            visit=spec.primary_visit,
-            ax=ax,
-            arm_labels=arm_labels,
-            seed=spec.seed,
-            ylabel=(
-                f"Change in {outcome_label(trial, spec, spec.primary_outcome)}, baseline to "
-                f"{spec.label('visits', spec.primary_visit)}"
-            ),
-        )
-        run.figures["change"] = _svg(fig)
-        run.figure_captions["change"] = (
-            f"Change in {outcome_label(trial, spec, spec.primary_outcome)} from baseline to "
-            f"{spec.label('visits', spec.primary_visit)}, per participant."
-        )
-    if spec.wants_figure("diagnostics") and spec.primary_outcome in run.fits:
-        fig = peerstats.plot_diagnostics(
-            run.fits[spec.primary_outcome].fit, visit_labels=visit_labels
-        )
-        run.figures["diagnostics"] = _svg(fig)
-        run.figure_captions["diagnostics"] = (
-            f"Residual diagnostics of the primary model "
-            f"({outcome_label(trial, spec, spec.primary_outcome)}): normal QQ plot and "
-            "residuals against fitted values at each visit."
-        )
-    if spec.wants_figure("attendance") and getattr(trial, "sessions", None) is not None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        peerstats.plot_attendance(trial, ax=ax, arm_labels=arm_labels)
-        run.figures["attendance"] = _svg(fig)
-        run.figure_captions["attendance"] = "Sessions attended per participant."
 
 
 # ----------------------------------------------------------------------------- main
@@ -611,6 +349,7 @@ def run_analysis(
     spec: str | Path | dict | AnalysisSpec,
     *,
     progress: Progress | None = None,
+    blinded: bool = False,
 ) -> AnalysisRun:
     """Run an analysis spec in memory.
 
@@ -644,6 +383,11 @@ def run_analysis(
     with progress.step(f"loading and validating the trial ({spec.trial_path.name})"):
         trial = peerstats.load_trial(spec.trial_path)
     spec.check_against(trial.spec)
+    if blinded:  # issue 12: arms coded A/B, between-arm comparisons left out (pipeline/_blind)
+        from peerstats.pipeline._blind import blind_spec, blind_trial
+
+        trial, _key = blind_trial(trial, spec.seed)
+        spec = blind_spec(spec)
     from peerstats.pipeline import sensitivity as _sensitivity  # issue 9: estimand section
 
     _sensitivity.check_data(spec, trial)  # before any fitting
@@ -692,6 +436,10 @@ def run_analysis(
         },
     }
     run.results = res
+    if blinded:
+        from peerstats.pipeline._blind import run_blinded
+
+        return run_blinded(run, progress)
 
     # ---- models ---------------------------------------------------------------------------
     for o in spec.outcomes:
@@ -1237,8 +985,11 @@ def run(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    blinded: bool = False,
 ) -> Path:
-    """Run an analysis spec and write its result folder (see the module docstring).
+    """Run an analysis spec and write its result folder (see the module docstring);
+    ``blinded=True`` writes the data-monitoring committee's open report (arms coded A/B,
+    no between-arm comparisons; see :mod:`peerstats.pipeline._blind`).
 
     Returns
     -------
@@ -1250,7 +1001,7 @@ def run(
     # once that the folder is busy, rather than racing this one at the end
     lock = output_lock(resolved) if resolved.parent.is_dir() else contextlib.nullcontext()
     with lock:
-        result = run_analysis(spec, progress=progress)
+        result = run_analysis(spec, progress=progress, blinded=blinded)
         progress = progress or Progress(enabled=False)
         with progress.step(f"writing {out}"):
             return write_results(result, out, force=force)

@@ -349,7 +349,7 @@ def check_data(spec: Any, trial: Any) -> None:
             except SpecError as exc:
                 problems.append(f"sensitivity/{i}/compliance: {exc}")
     if problems:
-        from peerstats.pipeline.spec import _problem_text
+        from peerstats.pipeline._problems import _problem_text
 
         raise SpecError(_problem_text(spec.source or spec.name, problems, trial.spec))
 
@@ -529,8 +529,8 @@ def _row(name, label, population, assumption, visit, r, n=None) -> dict:
 def run_sensitivity(run: Any, progress: Any) -> None:
     """Compute the estimand section of a run (results, tables, figures, report HTML)."""
     import peerstats
+    from peerstats.pipeline._common import _collect, outcome_label
     from peerstats.pipeline._jsonio import frame_keyed, plain
-    from peerstats.pipeline.run import _collect, outcome_label
 
     spec, trial = run.spec, run.trial
     est, sens = spec.estimand, spec.sensitivity
@@ -818,7 +818,7 @@ def _forest_figure(run: Any, table: pd.DataFrame, spec: Any, olabel: str) -> Non
     import matplotlib.pyplot as plt
 
     import peerstats
-    from peerstats.pipeline.run import _svg
+    from peerstats.pipeline._common import _svg
 
     t = table[table["visit"] == spec.primary_visit].copy()
     if t.empty:
@@ -846,7 +846,7 @@ def _forest_figure(run: Any, table: pd.DataFrame, spec: Any, olabel: str) -> Non
 def _tipping_figure(run: Any, s: SensitivitySpec, tp: Any, spec: Any, olabel: str) -> None:
     import matplotlib.pyplot as plt
 
-    from peerstats.pipeline.run import _svg
+    from peerstats.pipeline._common import _svg
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     tp.plot(ax=ax)
@@ -923,7 +923,7 @@ def _table_html(table: pd.DataFrame, spec: Any) -> str:
 
 def _assumption_words(run: Any) -> list[str]:
     spec, trial = run.spec, run.trial
-    from peerstats.pipeline.run import outcome_label
+    from peerstats.pipeline._common import outcome_label
 
     o = spec.primary_outcome
     olabel = outcome_label(trial, spec, o)
@@ -1023,7 +1023,7 @@ def render_section(run: Any) -> str:
     if "sensitivity" in run.html_tables:
         parts.append("<h3>Primary and sensitivity analyses</h3>")
         parts.append(run.html_tables["sensitivity"])
-    from peerstats.pipeline.report import _figure
+    from peerstats.pipeline._common import _figure
 
     parts.append(_figure(run, "sensitivity_forest"))
     for name in run.figures:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from peerstats._identifiers import cap_text
 from peerstats.exceptions import SpecError
+from peerstats.pipeline._problems import _problem_text
 
 __all__ = [
     "AnalysisSpec",
@@ -289,16 +290,6 @@ def _schema_problems(raw: Any) -> list[str]:
     return problems
 
 
-def _problem_text(where: Any, problems: list[str], trial_spec: Any = None) -> str:
-    head = f"analysis spec {where}"
-    if trial_spec is not None:
-        head += f" (trial {trial_spec.name!r})"
-    n = len(problems)
-    return f"{head}: {n} problem{'s' if n != 1 else ''}:\n" + "\n".join(
-        f"  - {p}" for p in problems
-    )
-
-
 def read_analysis_spec(
     spec: str | Path | dict | AnalysisSpec, *, base_dir: str | Path | None = None
 ) -> AnalysisSpec:
@@ -439,7 +430,7 @@ def _visits_as_text(raw: dict) -> None:
                 labels[kind] = {str(k): v for k, v in mapping.items()}
         covs = labels.get("covariates")
         if isinstance(covs, dict):
-            for var, value in covs.items():
+            for value in covs.values():
                 if isinstance(value, dict) and isinstance(value.get("levels"), dict):
                     # YAML reads {0: no, 1: yes} with integer keys (and yes/no as booleans
                     # when unquoted): keys and names are compared as text

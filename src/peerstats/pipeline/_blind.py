@@ -1,0 +1,174 @@
+"""``peerstats run --blinded``: the open report of a data-monitoring committee.
+
+The arms are recoded A, B, ... before anything is computed (a permutation drawn from the
+analysis spec's ``seed``, so the unblinded statistician who holds the spec can recover the key;
+the key is written nowhere in the output), and every between-arm comparison (model contrasts,
+p-values, effect sizes, standardised differences, responder comparisons, sensitivity
+analyses) is left out. What remains is descriptive by coded arm: CONSORT flow, baseline
+characteristics, observed outcomes, harms, trajectories. The reference arm, the group-delivered
+arm and delivery groups are not named. Structural differences between the arms (e.g. only one
+arm can discontinue a course) can still tell them apart; say so to the committee.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["blind_trial", "run_blinded", "BLINDED_TABLES", "BLINDED_FIGURES"]
+
+BLINDED_TABLES = ("consort", "table_one", "outcomes", "harms")
+BLINDED_FIGURES = ("consort", "trajectories", "change")
+
+
+def _codes(n: int) -> list[str]:
+    return [chr(ord("A") + i) for i in range(n)]
+
+
+def blind_trial(trial: Any, seed: int) -> tuple[Any, dict[str, str]]:
+    """A copy of ``trial`` whose arms are coded A, B, ... (seeded permutation); returns the
+    trial and the key ``{original: code}`` (for the caller to keep, not to print)."""
+    from peerstats._trial import _TOKEN, Trial
+
+    ts = trial.spec
+    arms = [str(a) for a in ts.arms.levels]
+    order = np.random.default_rng(seed).permutation(len(arms))
+    codes = _codes(len(arms))
+    key = {arms[i]: codes[k] for k, i in enumerate(order)}
+
+    def recode(df: pd.DataFrame | None) -> pd.DataFrame | None:
+        if df is None or "arm" not in df.columns:
+            return df
+        # delivery groups and peers exist in the group-delivered arm only: they would name it
+        out = df.drop(columns=[c for c in ("group", "peer") if c in df.columns])
+        values = out["arm"].astype("string").map(key)
+        out["arm"] = pd.Categorical(values, categories=codes, ordered=True)
+        return out
+
+    spec = dataclasses.replace(
+        ts,
+        arms=dataclasses.replace(
+            ts.arms,
+            levels=tuple(codes),
+            reference=None,  # which code is the control would unblind
+            group_delivered=(),
+        ),
+        description="",
+    )
+    blinded = Trial(
+        spec=spec,
+        participants=recode(trial.participants),
+        assessments=recode(trial.assessments),
+        unrandomised_assessments=recode(trial.unrandomised_assessments),
+        sessions=recode(trial.sessions),
+        scoring=trial.scoring,
+        warnings=list(trial.warnings),
+        _token=_TOKEN,
+    )
+    return blinded, key
+
+
+def blind_spec(spec: Any) -> Any:
+    """The analysis spec of the blinded run: only descriptive tables and figures, no arm
+    labels (they would name the arms), no responders, estimand or sensitivity analyses."""
+    tables = tuple(t for t in (spec.tables or BLINDED_TABLES) if t in BLINDED_TABLES)
+    figures = tuple(f for f in (spec.figures or BLINDED_FIGURES) if f in BLINDED_FIGURES)
+    labels = {k: v for k, v in spec.labels.items() if k != "arms"}
+    changes: dict[str, Any] = {"tables": tables, "figures": figures, "labels": labels}
+    changes["responders"] = ()
+    for name in ("estimand", "sensitivity"):
+        if hasattr(spec, name):
+            changes[name] = None if name == "estimand" else ()
+    changes["description"] = ""
+    return dataclasses.replace(spec, **changes)
+
+
+def run_blinded(run: Any, progress: Any) -> Any:
+    """Fill ``run`` (already holding the blinded trial and spec) with the descriptive parts and
+    the report."""
+    import peerstats
+    from peerstats.describe.labels import relabel
+    from peerstats.describe.render import Table, ci_name
+    from peerstats.figures.trajectories import observed_means
+    from peerstats.pipeline._common import _collect
+    from peerstats.pipeline._display import display_labels, read_adverse_events
+    from peerstats.pipeline._figures import draw_figures
+    from peerstats.pipeline._jsonio import frame_keyed
+    from peerstats.pipeline.report import render_report
+
+    spec, trial, res = run.spec, run.trial, run.results
+    lab = display_labels(trial, spec)
+    res["blinded"] = {
+        "arms": "coded A, B, ... by a permutation seeded with the analysis spec's seed",
+        "omitted": "every between-arm comparison (differences, p-values, effect sizes)",
+    }
+    res["models"] = {}
+    flow = None
+    with progress.step("descriptive tables (blinded)"), _collect(run.warnings):
+        if spec.wants_table("consort") or spec.wants_figure("consort"):
+            flow = peerstats.consort(trial)
+            res["consort"] = frame_keyed(flow.counts, ["stage", "box", "arm", "visit", "reason"])
+            run.tables["consort"] = flow.counts
+            run.display_tables["consort"] = relabel(flow.to_table(), lab)
+        if spec.wants_table("table_one"):
+            t1 = peerstats.table_one(
+                trial,
+                smd=False,
+                labels={
+                    **dict(lab.covariates),
+                    **{f"{o} (baseline)": f"{lab.outcome(o)} (baseline)" for o in lab.outcomes},
+                },
+                level_labels=lab.levels,
+            )
+            res["table_one"] = frame_keyed(t1.data, ["variable", "level", "arm", "statistic"])
+            run.tables["table_one"] = t1.data
+            run.display_tables["table_one"] = t1
+            run.html_tables["table_one"] = t1.render("html")
+        if spec.wants_table("outcomes"):
+            level = spec.model.level
+            frames = []
+            for o in spec.outcomes:
+                m = observed_means(trial.assessments, o, level=level)
+                m.insert(0, "outcome", o)
+                frames.append(m)
+            obs = pd.concat(frames, ignore_index=True)
+            obs["arm"] = obs["arm"].astype(str)
+            obs["visit"] = obs["visit"].astype(str)
+            res["observed"] = frame_keyed(obs, ["outcome", "visit", "arm"])
+            run.tables["outcomes"] = obs
+            disp = pd.DataFrame(
+                {
+                    "Outcome": [lab.outcome(o) for o in obs["outcome"]],
+                    "Visit": [lab.visit(v) for v in obs["visit"]],
+                    "Arm": obs["arm"],
+                    "n": obs["n"].astype(int),
+                    f"Mean ({ci_name(level)})": [
+                        f"{m:.2f} ({lo:.2f} to {hi:.2f})"
+                        for m, lo, hi in zip(obs["mean"], obs["ci_lower"], obs["ci_upper"])
+                    ],
+                    "SD": [f"{s:.2f}" for s in obs["sd"]],
+                }
+            )
+            t = Table(
+                obs,
+                disp,
+                caption="Observed outcomes by coded arm (blinded)",
+                notes=["Blinded: arms are coded; no between-arm comparison is shown."],
+            )
+            run.display_tables["outcomes"] = t
+            run.html_tables["outcomes"] = t.render("html")
+        if getattr(trial.spec, "adverse_events", None) is not None and spec.wants_table("harms"):
+            ht = read_adverse_events(trial, lab)
+            res["harms"] = frame_keyed(ht.data, ["category", "arm"])
+            run.tables["harms"] = ht.data
+            run.display_tables["harms"] = ht
+            run.html_tables["harms"] = ht.render("html")
+    with progress.step("drawing the figures"), _collect(run.warnings):
+        draw_figures(run, flow, None)
+    res["warnings"] = list(run.warnings)
+    with progress.step("writing the report"):
+        run.report_html = render_report(run)
+    return run

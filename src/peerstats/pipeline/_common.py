@@ -1,0 +1,216 @@
+"""Pieces of a pipeline run shared by its modules (run, report, figures, blinded mode,
+sensitivity section): the run's records, warnings collection, display names, the headline
+sentences, SVG output. The bottom of :mod:`peerstats.pipeline`: it imports no other module of
+it except the display helpers, so that run -> report -> here stays one-way.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from peerstats.exceptions import PeerstatsWarning, SpecError
+from peerstats.pipeline._display import direction_text, directions, level_text
+
+__all__ = [
+    "AnalysisRun",
+    "FittedOutcome",
+    "coefficients",
+    "outcome_label",
+    "primary_sentences",
+]
+
+
+@dataclass
+class FittedOutcome:
+    """One outcome's model as the pipeline used it (a thin record around the public results)."""
+
+    outcome: str
+    model: str
+    formula: str
+    fit: Any
+    covariance: str
+    contrasts: pd.DataFrame | None = None
+    notes: tuple[str, ...] = ()
+    icc: float | None = None
+    design_effect: float | None = None
+    n_groups: int | None = None
+    mean_group_size: float | None = None
+
+
+@dataclass
+class AnalysisRun:
+    """Everything one run computed, in memory (write it with :func:`write_results`).
+
+    Attributes
+    ----------
+    spec : AnalysisSpec
+    trial : Trial
+    results : dict
+        The content of ``results.json`` (plain Python values).
+    tables : dict of str to DataFrame
+        ``tables/<name>.csv``.
+    figures : dict of str to str
+        ``figures/<name>.svg`` (SVG text).
+    report_html : str
+        ``report.html``.
+    manifest : dict
+        ``manifest.json`` (completed when written).
+    fits : dict of str to FittedOutcome
+    """
+
+    spec: Any  # AnalysisSpec (not imported: the spec module imports the estimand section)
+    trial: Any
+    results: dict = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    figure_captions: dict[str, str] = field(default_factory=dict)
+    report_html: str = ""
+    manifest: dict = field(default_factory=dict)
+    fits: dict[str, FittedOutcome] = field(default_factory=dict)
+    html_tables: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    display_tables: dict[str, Any] = field(default_factory=dict)
+    """Rendered tables (``describe.Table``, labels applied): ``tables/<name>.docx`` and
+    ``tables/display/<name>.csv``."""
+
+
+@contextmanager
+def _collect(sink: list[str], prefix: str = "") -> Iterator[None]:
+    """Record peerstats warnings (and still let others through)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PeerstatsWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, PeerstatsWarning):
+            msg = f"{prefix}{w.message}"
+            if msg not in sink:
+                sink.append(msg)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def coefficients(fit: Any, level: float = 0.95) -> pd.DataFrame:
+    """The fixed effects with CIs at ``level`` (``fit.coef`` holds 95% CIs; other levels come
+    from ``fit.test`` of each coefficient, the model's own df method)."""
+    import numpy as np
+
+    coef = fit.coef.reset_index()
+    if abs(level - 0.95) < 1e-12:
+        return coef
+    p = len(coef)
+    for j in range(p):
+        ell = np.zeros(p)
+        ell[j] = 1.0
+        row = fit.test(ell, level=level).iloc[0]
+        coef.loc[j, "ci_lower"] = float(row["ci_lower"])
+        coef.loc[j, "ci_upper"] = float(row["ci_upper"])
+    return coef
+
+
+def _digits(se: float) -> int:
+    if se != se or se >= 0.5:
+        return 1
+    return 2 if se >= 0.05 else 3
+
+
+def _fmt_p(p: float) -> str:
+    if p != p:
+        return "p not available"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def outcome_label(trial: Any, spec: Any, outcome: str) -> str:
+    """Display name of an outcome: the spec's label, else the instrument, else the name."""
+    default = outcome
+    try:
+        o = trial.spec.outcome(outcome)
+        default = getattr(o, "instrument", None) or getattr(o, "label", None) or outcome
+    except (KeyError, AttributeError, SpecError):
+        pass
+    return spec.label("outcomes", outcome, str(default))
+
+
+def _responder_name(r: Any) -> str:
+    """Table name part of a responder analysis: outcome and visit (two analyses of one outcome
+    at different visits must not overwrite each other)."""
+    return f"{r.outcome}_{r.visit}" if r.visit else str(r.outcome)
+
+
+def primary_sentences(run: AnalysisRun) -> list[str]:
+    """Plain-language statements of the primary result (one per contrast)."""
+    spec, trial = run.spec, run.trial
+    prim = run.results.get("primary", {})
+    out = []
+    name = outcome_label(trial, spec, spec.primary_outcome)
+    vlab = spec.label("visits", spec.primary_visit)
+    for key, r in prim.get("contrasts", {}).items():
+        est, lo, hi = r.get("estimate"), r.get("ci_lower"), r.get("ci_upper")
+        if est is None:
+            continue
+        k = _digits(r.get("std_error") or float("nan"))
+        word = "higher" if est > 0 else "lower"
+        if est < 0:  # "1.8 points lower (95% CI 0.4 to 3.2)": the interval on the same scale
+            lo, hi = -hi, -lo
+        ci = f"({level_text(spec.model.level)} CI {lo:.{k}f} to {hi:.{k}f})"
+        if run.results["trial"]["design"] == "single-arm":
+            out.append(
+                f"{name} at {vlab} was {abs(est):.{k}f} points {word} than at baseline {ci}, "
+                f"{_fmt_p(r.get('p_value', float('nan')))}; a within-group change in a single-arm "
+                "study, not a comparison with a control group."
+            )
+        else:
+            arm, ref = key.split(" - ", 1) if " - " in key else (key, "control")
+            d = r.get("d")
+            dtxt = f", Cohen's d {d:.2f}" if d is not None else ""
+            hib = directions(trial).get(spec.primary_outcome)
+            favour = ""
+            if hib is not None and est != 0:
+                better = (est > 0) == hib
+                winner = spec.label("arms", arm if better else ref)
+                favour = f"; {direction_text(hib)} on {name}, so the estimate favours {winner}"
+            out.append(
+                f"{name} at {vlab} was {abs(est):.{k}f} points {word} {ci} with "
+                f"{spec.label('arms', arm)} than with {spec.label('arms', ref)} "
+                f"({_fmt_p(r.get('p_value', float('nan')))}{dtxt}){favour}."
+            )
+    return out
+
+
+def _svg(fig: Any) -> str:
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "peerstats", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- HTML
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _img(svg: str, alt: str, name: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (
+        f'<img src="data:image/svg+xml;base64,{data}" alt="{_e(alt)}" '
+        f'data-figure="{_e(name)}" loading="eager">'
+    )
+
+
+def _figure(run: AnalysisRun, name: str) -> str:
+    if name not in run.figures:
+        return ""
+    cap = run.figure_captions.get(name, "")
+    return f"<figure>{_img(run.figures[name], cap or name, name)}<figcaption>{_e(cap)}</figcaption></figure>"
