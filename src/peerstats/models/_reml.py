@@ -737,16 +737,12 @@ class REMLEngine:
             st, H, E = sec
         return st, H, False, iterations
 
-    def refine(self, theta0: np.ndarray, **kwargs) -> dict:
-        """Warm-started optimisation for refits (see :meth:`_refine`), one BLAS thread."""
-        with blas_threads():
-            return self._refine(theta0, **kwargs)
-
-    def _refine(
+    def refine(
         self,
         theta0: np.ndarray,
         *,
         hessian: np.ndarray | None = None,
+        hessian_inverse: np.ndarray | None = None,
         max_iter: int = 50,
         tol: float = 1e-9,
     ) -> dict:
@@ -760,15 +756,19 @@ class REMLEngine:
         (tiny) step is taken too. A start that already meets the criterion is returned
         unchanged, so a refit of the original data reproduces the full fit exactly. Returns the
         dictionary of :meth:`fit` (``converged`` False when it stalls: the caller then runs
-        :meth:`fit`; ``hessian`` may be None).
+        :meth:`fit`; ``hessian`` may be None). ``hessian_inverse``: the inverse of a positive
+        definite ``hessian``, when the caller refits many times from the same one. The caller
+        chooses the BLAS threads (see :func:`blas_threads`).
         """
         theta = np.asarray(theta0, dtype=float)
         tried: list[str] = []
         fail = {"state": None, "hessian": None, "converged": False, "iterations": 0, "tried": tried}
         it = 0
-        if hessian is not None and self._positive_definite(hessian):
+        if hessian_inverse is None and hessian is not None and self._positive_definite(hessian):
+            hessian_inverse = np.linalg.inv(hessian)
+        if hessian_inverse is not None:
             tried.append("chord Newton steps with a nearby fit's observed Hessian")
-            Hinv = np.linalg.inv(hessian)
+            Hinv = hessian_inverse
             st = self.evaluate(theta)
             if st is None:
                 return fail

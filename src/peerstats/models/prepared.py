@@ -492,7 +492,7 @@ class PreparedMMRM:
         sigmas = self._grouped.sigmas(st.theta)
         _check_singular(sigmas, self._levels, self.group, fit["tried"], st.gradient)
         self._theta_hat = st.theta
-        self._H_hat = fit["hessian"]
+        self._H_hat, self._H_hat_inv = fit["hessian"], None
         self._full_refit = _refit_from(st, sigmas, fit["iterations"])
         return build_result(
             self,
@@ -513,7 +513,7 @@ class PreparedMMRM:
             sigmas = self._grouped.sigmas(st.theta)
             _check_singular(sigmas, self._levels, self.group, fit["tried"], st.gradient)
             self._theta_hat = st.theta
-            self._H_hat = fit["hessian"]
+            self._H_hat, self._H_hat_inv = fit["hessian"], None
             self._full_refit = _refit_from(st, sigmas, fit["iterations"])
         return self._theta_hat
 
@@ -576,11 +576,22 @@ class PreparedMMRM:
                     f"theta0 must be {self._grouped.n_params} finite numbers (the covariance "
                     "parameters of a previous fit or refit)"
                 )
-        return self._solve(st, theta0, hessian)
+        with blas_threads():
+            return self._solve(st, theta0, self._H_hat_inverse() if hessian is not None else None)
 
-    def _solve(self, st: _Stats, theta0: np.ndarray, hessian=None) -> Refit:
+    def _H_hat_inverse(self) -> np.ndarray | None:
+        """Inverse of the full fit's observed Hessian (None unless positive definite)."""
+        if getattr(self, "_H_hat_inv", None) is None and self._H_hat is not None:
+            H = self._H_hat
+            if np.all(np.isfinite(H)):
+                w = np.linalg.eigvalsh(H)
+                if w[0] > 1e-10 * max(abs(w[-1]), 1.0):
+                    self._H_hat_inv = np.linalg.inv(H)
+        return getattr(self, "_H_hat_inv", None)
+
+    def _solve(self, st: _Stats, theta0: np.ndarray, hessian_inverse=None) -> Refit:
         engine = self._engine(st)
-        fit = engine.refine(theta0, hessian=hessian)
+        fit = engine.refine(theta0, hessian_inverse=hessian_inverse)
         if not fit["converged"]:
             fit = engine.fit(fit["state"].theta if fit["state"] is not None else theta0)
         _raise_unless_converged(fit, self.covariance)
@@ -677,6 +688,7 @@ class PreparedMMRM:
 
     def _jackknife(self) -> list[Refit]:
         theta_hat = self._theta_start()
+        Hinv = self._H_hat_inverse()
         full = self._full_refit
         st0 = self._stats
         pl0 = PatternLikelihood(st0.classes, self._grouped, self.method)
@@ -736,7 +748,7 @@ class PreparedMMRM:
                 pattern=pl0.with_statistics(counts, SXX, SXy, Syy),
             )
             self._check_statistics(st, N, XtX)
-            out.append(self._solve(st, theta_hat, self._H_hat))
+            out.append(self._solve(st, theta_hat, Hinv))
         return out
 
     # ---- designs for new data ----------------------------------------------------------------
