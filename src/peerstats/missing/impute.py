@@ -1039,7 +1039,7 @@ def impute(
         else:  # chunks of bootstrap refits on the workers (weights drawn here: same draws)
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             size = max(1, math.ceil(len(EW) / (4 * n_workers)))
-            [pf] = client.scatter([prep], broadcast=True)
+            [pf] = client.scatter([prep], broadcast=True, hash=False)
             futures = [
                 client.submit(_refit_chunk, pf, EW[s : s + size], pure=False)
                 for s in range(0, len(EW), size)

@@ -313,7 +313,7 @@ def tipping_point(
     else:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         size = chunk_size or max(1, math.ceil(len(cells) / (4 * n_workers)))
-        [pf] = client.scatter([payload], broadcast=True)
+        [pf] = client.scatter([payload], broadcast=True, hash=False)
         futures = [
             client.submit(_run_cells, pf, cells[s : s + size], seeds[s : s + size], pure=False)
             for s in range(0, len(cells), size)
