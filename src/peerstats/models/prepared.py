@@ -129,7 +129,8 @@ def prepare_mmrm(
     >>> jack = prep.jackknife()  # doctest: +SKIP
     """
     t0 = _perf_counter()
-    from peerstats.models._spatial import SPATIAL, SpatialPreparedMMRM  # issue 10.5
+    from peerstats.models._spatial import SPATIAL  # issue 10.5
+    from peerstats.models._spatial_prepared import SpatialPreparedMMRM
 
     covariance = choice("covariance", covariance, STRUCTURES + SPATIAL)
     if time is not None and covariance not in SPATIAL:
