@@ -3,7 +3,7 @@ through others, a module that imports it back; imports inside functions and unde
 TYPE_CHECKING count too. The graph is read from the source with ast (nothing is imported).
 
 Known exception, owned by another issue (10, the mmrm() split and the prepared model): cycles
-among models.mmrm, models.prepared, models._predict and models.results.
+among models.mmrm, models.prepared, models._predict, models._spatial and models.results.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-ENGINE = {f"peerstats.models.{m}" for m in ("mmrm", "prepared", "_predict", "results")}
+ENGINE = {
+    f"peerstats.models.{m}" for m in ("mmrm", "prepared", "_predict", "results", "_spatial")
+}
 
 
 def _module(path: Path) -> str:
