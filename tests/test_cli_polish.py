@@ -99,3 +99,16 @@ def test_cp1252_file_names_the_encoding_option(tmp_path):
     report = peerstats.validate(path)
     msg = " ".join(report.failures["message"])
     assert "encoding: cp1252" in msg, msg
+
+
+def test_decimal_commas_are_one_failure_with_a_count(tmp_path):
+    from test_cli import write_trial
+
+    rows = "\n".join(f"{i},baseline,\"{20 + i},5\"" for i in range(1, 51))
+    path = write_trial(tmp_path, "id,visit,qpr15\n" + rows + "\n")
+    part = "id,arm\n" + "\n".join(f"{i},{'usual' if i % 2 else 'peer'}" for i in range(1, 51))
+    (tmp_path / "p.csv").write_text(part + "\n", encoding="utf-8")
+    f = peerstats.validate(path).failures
+    comma = f[f["message"].str.contains("decimal comma")]
+    assert len(comma) == 1, comma
+    assert "50 values are numbers with a decimal comma" in comma["message"].iloc[0]

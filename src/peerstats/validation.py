@@ -447,6 +447,20 @@ def _numeric_column(
     vals = t.data[col].tolist()
     out, bad = _parse_numbers(vals, decimal)
     where = cell_cols or [col] * len(vals)
+    comma = [i for i in bad if re.fullmatch(r"[+-]?\d+,\d+", vals[i])]
+    if len(comma) > 1:  # one failure with a count, not the same hint on every cell
+        first = comma[0]
+        log.add(
+            t.name,
+            t.rows[first],
+            where[first],
+            vals[first],
+            "non_numeric",
+            f"{what}: {len(comma)} values are numbers with a decimal comma (first "
+            f"{mask_value(vals[first])!r}, row {t.rows[first]}); set decimal: ',' for this "
+            "file in the spec",
+        )
+        bad = [i for i in bad if i not in set(comma)]
     for i in bad:
         hint = (
             " (decimal comma? set decimal: ',' for this file in the spec)"
