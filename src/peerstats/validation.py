@@ -380,14 +380,25 @@ def _require(t: RawTable, columns: Iterable[tuple[str, str]], log: _Log) -> bool
     for col, role in columns:
         if col not in present:
             close = difflib.get_close_matches(col, present, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if len(present) == 1:  # one column: the file was split on the wrong delimiter
+                seen = [d for d in (";", "\t", "|", ",") if d in present[0]]
+                if seen:
+                    shown = "\\t" if seen[0] == "\t" else seen[0]
+                    hint += (
+                        f"; the file was read as one column and its header contains "
+                        f"{shown!r}: set delimiter: {shown!r} for this file in the spec"
+                    )
+            listed = present[:30]
+            more = f" and {len(present) - 30} more" if len(present) > 30 else ""
             log.add(
                 t.name,
                 None,
                 col,
                 None,
                 "missing_column",
-                f"{role} column {col!r} is not in {t.path.name}{hint} Columns are {present[:30]}",
+                f"{role} column {col!r} is not in {t.path.name}{hint}. "
+                f"Columns are {listed}{more}.",
             )
             ok = False
     return ok
@@ -436,6 +447,20 @@ def _numeric_column(
     vals = t.data[col].tolist()
     out, bad = _parse_numbers(vals, decimal)
     where = cell_cols or [col] * len(vals)
+    comma = [i for i in bad if re.fullmatch(r"[+-]?\d+,\d+", vals[i])]
+    if len(comma) > 1:  # one failure with a count, not the same hint on every cell
+        first = comma[0]
+        log.add(
+            t.name,
+            t.rows[first],
+            where[first],
+            vals[first],
+            "non_numeric",
+            f"{what}: {len(comma)} values are numbers with a decimal comma (first "
+            f"{mask_value(vals[first])!r}, row {t.rows[first]}); set decimal: ',' for this "
+            "file in the spec",
+        )
+        bad = [i for i in bad if i not in set(comma)]
     for i in bad:
         hint = (
             " (decimal comma? set decimal: ',' for this file in the spec)"

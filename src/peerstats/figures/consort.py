@@ -389,6 +389,74 @@ class ConsortFlow:
         return fig
 
 
+def _observed_by_visit(
+    assess: pd.DataFrame | None, outcome: str | None, visits: list[str]
+) -> tuple[dict[str, set[str]], set[str] | None]:
+    """Step: who has the outcome at each visit, and who has a baseline value (``None``: not
+    known, no assessments or outcome)."""
+    observed: dict[str, set[str]] = {v: set() for v in visits}
+    base_observed: set[str] | None = None
+    if assess is not None and outcome is not None and outcome in assess.columns:
+        a = assess[["subject", "visit", outcome]].copy()
+        a["subject"] = a["subject"].astype(str)
+        a["visit"] = a["visit"].astype(str)
+        a = a[a[outcome].notna()]
+        for v, grp in a.groupby("visit", observed=True):
+            observed.setdefault(str(v), set()).update(grp["subject"])
+        bcol = f"{outcome}_baseline"
+        if bcol in assess.columns:
+            b = assess.loc[assess[bcol].notna(), "subject"].astype(str)
+            base_observed = set(b)
+        elif visits:
+            base_observed = set(observed.get(visits[0], set()))
+    elif assess is not None and outcome is not None:
+        raise DataValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": "assessments",
+                        "column": outcome,
+                        "check": "missing_column",
+                        "message": f"outcome {outcome!r} is not in the assessments; columns are "
+                        f"{list(assess.columns)}",
+                    }
+                ]
+            )
+        )
+    return observed, base_observed
+
+
+def _check_fit_total(
+    fit: Any,
+    fit_ids: set[str] | None,
+    fit_by_arm: dict[str, int] | None,
+    fit_total: int | None,
+    expected_total: int,
+    outcome: str | None,
+) -> None:
+    """Step: a fit that tells only its total number of subjects must match the flow's."""
+    if fit is not None and fit_ids is None and fit_by_arm is None:
+        if fit_total is None:
+            raise ReconciliationError(
+                "the fit says nothing about the subjects it used (no .subjects, .data, "
+                ".n_subjects_by_arm or .n_subjects); cannot reconcile the CONSORT flow"
+            )
+        if fit_total != expected_total:
+            raise ReconciliationError(
+                f"the model analysed {fit_total} participants but the flow computed from the "
+                f"trial data has {expected_total} with baseline and post-baseline {outcome}."
+            )
+
+
+def _counts_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Step: the counts as a frame (integer n, missing labels as None)."""
+    counts = pd.DataFrame(rows, columns=COUNT_COLUMNS)
+    counts["n"] = counts["n"].astype(int)
+    for c in ("arm", "visit", "reason"):
+        counts[c] = counts[c].astype(object).where(counts[c].notna(), None)
+    return counts
+
+
 def consort(
     trial: Any,
     fit: Any = None,
@@ -578,35 +646,7 @@ def consort(
         )
 
     # observed outcome per subject x visit
-    observed: dict[str, set[str]] = {v: set() for v in visits}
-    base_observed: set[str] | None = None
-    if assess is not None and outcome is not None and outcome in assess.columns:
-        a = assess[["subject", "visit", outcome]].copy()
-        a["subject"] = a["subject"].astype(str)
-        a["visit"] = a["visit"].astype(str)
-        a = a[a[outcome].notna()]
-        for v, grp in a.groupby("visit", observed=True):
-            observed.setdefault(str(v), set()).update(grp["subject"])
-        bcol = f"{outcome}_baseline"
-        if bcol in assess.columns:
-            b = assess.loc[assess[bcol].notna(), "subject"].astype(str)
-            base_observed = set(b)
-        elif visits:
-            base_observed = set(observed.get(visits[0], set()))
-    elif assess is not None and outcome is not None:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "column": outcome,
-                        "check": "missing_column",
-                        "message": f"outcome {outcome!r} is not in the assessments; columns are "
-                        f"{list(assess.columns)}",
-                    }
-                ]
-            )
-        )
+    observed, base_observed = _observed_by_visit(assess, outcome, visits)
     post_visits = visits[1:] if len(visits) > 1 else visits
 
     groups_arms = set(group_delivered_arms(trial))
@@ -807,22 +847,8 @@ def consort(
             len(excl),
         )
 
-    if fit is not None and fit_ids is None and fit_by_arm is None:
-        if fit_total is None:
-            raise ReconciliationError(
-                "the fit says nothing about the subjects it used (no .subjects, .data, "
-                ".n_subjects_by_arm or .n_subjects); cannot reconcile the CONSORT flow"
-            )
-        if fit_total != expected_total:
-            raise ReconciliationError(
-                f"the model analysed {fit_total} participants but the flow computed from the "
-                f"trial data has {expected_total} with baseline and post-baseline {outcome}."
-            )
-
-    counts = pd.DataFrame(rows, columns=COUNT_COLUMNS)
-    counts["n"] = counts["n"].astype(int)
-    for c in ("arm", "visit", "reason"):
-        counts[c] = counts[c].astype(object).where(counts[c].notna(), None)
+    _check_fit_total(fit, fit_ids, fit_by_arm, fit_total, expected_total, outcome)
+    counts = _counts_frame(rows)
     clusters = pd.DataFrame(cluster_rows) if cluster_rows else None
     return ConsortFlow(
         counts=counts,

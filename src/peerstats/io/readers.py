@@ -322,6 +322,14 @@ def read_table(source: DataSource, name: str) -> RawTable:
         raise
     except pd.errors.EmptyDataError:
         df = pd.DataFrame()
+    except UnicodeDecodeError as exc:  # name the spec option, with a guess
+        guess = "cp1252" if (source.encoding or "utf-8").lower().startswith("utf") else "utf-8"
+        raise ReadError(
+            f"cannot read {source.path.name}: it is not {source.encoding or 'UTF-8'} text "
+            f"(byte {exc.object[exc.start:exc.start + 1]!r} at position {exc.start}); set "
+            f"encoding: {guess} for this file in the spec (Windows/Excel exports in Sweden, "
+            "Denmark and Norway are usually cp1252)"
+        ) from exc
     except Exception as exc:  # parser errors of the underlying libraries
         raise ReadError(f"cannot read {source.path.name}: {type(exc).__name__}: {exc}") from exc
     try:
