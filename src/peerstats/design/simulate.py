@@ -112,7 +112,9 @@ def run_scenarios(
     else:
         from dask.distributed import as_completed
 
-        dref = client.scatter(design, broadcast=True)
+        # hash=False: a fresh key per call. With content hashing, a second run scattering the same
+        # design reuses the key that the first run is releasing ("lost dependencies" in dask).
+        dref = client.scatter(design, broadcast=True, hash=False)
         futures = [
             client.submit(run_chunk, dref, n, size, cs, scale, pure=False)
             for (n, size, cs, scale) in tasks
