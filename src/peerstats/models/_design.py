@@ -11,7 +11,7 @@ to zero).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -333,3 +333,26 @@ def check_rank_gram(G: np.ndarray, columns: list[str], n: int) -> None:
             f"column(s) {aliased}: " + "; ".join(detail) + ". SAS would set these to zero; "
             "peerstats refuses: remove collinear covariates or empty factor combinations."
         )
+
+
+def choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """``value`` lower-cased if it is one of ``choices``, else a ModelSpecificationError."""
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ModelSpecificationError(
+            f"{name}={value!r} is not valid; choose one of {list(choices)}"
+        )
+    return value.lower()
+
+
+def _as_levels(col: pd.Series, values: list) -> tuple[pd.Categorical, np.ndarray]:
+    """``col`` as a Categorical over the fit's levels ``values`` and a mask of known values.
+
+    Values stored under another type than the fit's levels (1 vs "1") are matched on their text.
+    """
+    known = col.isin(values).to_numpy()
+    if not known.all():
+        text = {str(x): x for x in values}
+        col = col.map(lambda x: text.get(str(x), x) if pd.notna(x) else x)
+        known = col.isin(values).to_numpy()
+    cat = pd.Categorical(col.astype(object).where(known).to_numpy(), categories=values)
+    return cat, known

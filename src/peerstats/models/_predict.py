@@ -238,7 +238,7 @@ def _layout(prep, data):
     """X, y, subject / visit / group codes of ``data`` under a prepared model's coding."""
     import pandas as pd
 
-    from peerstats.models.prepared import _as_levels
+    from peerstats.models._design import _as_levels
 
     if data is None:
         return prep.X_all, prep.y_all, prep.subject_codes, prep.visit_codes, prep.group_codes

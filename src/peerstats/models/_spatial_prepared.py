@@ -16,6 +16,11 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.models._prepared import (
+    PreparedMMRM,
+    _check_visit_counts,
+    _Stats,
+)
 from peerstats.models._reml import REMLEngine, pattern_statistics
 from peerstats.models._spatial import (
     SpatialCovariance,
@@ -23,11 +28,6 @@ from peerstats.models._spatial import (
     SpatialStructure,
     distances,
     time_columns,
-)
-from peerstats.models.prepared import (
-    PreparedMMRM,
-    _check_visit_counts,
-    _Stats,
 )
 
 __all__ = ["SpatialPreparedMMRM"]
