@@ -341,8 +341,9 @@ class Imputations:
     target: np.ndarray  # (n, T) cells imputed
     missing: np.ndarray  # (n, T) originally missing
     set_aside: np.ndarray  # (n, T) observed after a non-MAR ICE, set aside and imputed
-    values: np.ndarray  # (S, n_target) imputed values per completed set
-    weights: np.ndarray | None  # (S, n) subject frequency weights (jackknife / bootstrap)
+    values: np.ndarray  # (S, n_target) imputed values per completed set (per row, see rows)
+    weights: np.ndarray | None  # (S, n) subject frequency weights (jackknife / bootstrap), or
+    # (S, R) 0/1 row indicators when ``rows`` is given
     arm_of: np.ndarray  # (n,) arm code per subject
     ice_visit: np.ndarray  # (n,) first non-MAR visit index (T: none)
     strategy: np.ndarray  # (n,) strategy per subject
@@ -352,6 +353,12 @@ class Imputations:
     draws: dict = field(default_factory=dict)  # beta / sigma draws of the imputation model
     info: dict = field(default_factory=dict)
     client: Any = None  # the dask Client given to impute (default of tipping_point)
+    # bootstrap-ml: (R,) subject index of each row of ``values`` / ``weights``. A bootstrap
+    # sample is a dataset of n rows: a subject drawn w times is w rows, each imputed on its own
+    # (von Hippel & Bartlett 2021; rbmi method_bmlmi). Rows 0..n-1 are the subjects (copy 1),
+    # then the second copies of the subjects drawn at least twice in some sample, and so on; a
+    # set uses the rows whose weight is 1. None: one row per subject.
+    rows: np.ndarray | None = None
 
     def __getstate__(self) -> dict:  # a Client does not pickle: drop it
         state = dict(self.__dict__)
@@ -456,20 +463,61 @@ class Imputations:
         return out
 
     def completed(self, delta: bool = True) -> np.ndarray:
-        """(S, n, T) completed outcomes of every set (with the delta on imputed cells)."""
+        """(S, n, T) completed outcomes of every set (with the delta on imputed cells).
+
+        bootstrap-ml: (S, R, T), one row per row of :attr:`rows` (a subject drawn more than once
+        into a bootstrap sample has a row per copy, each imputed on its own); a set uses the rows
+        whose weight (:attr:`weights`) is 1."""
         S = self.values.shape[0]
-        Y = np.broadcast_to(self.y, (S,) + self.y.shape).copy()
-        Y[:, self.target] = self.values
+        y, target = self._by_row(self.y), self._by_row(self.target)
+        Y = np.broadcast_to(y, (S,) + y.shape).copy()
+        Y[:, target] = self.values
         if delta:
-            Y += self.delta[None]
+            Y += self._by_row(self.delta)[None]
         return Y
+
+    # ---- rows (bootstrap-ml: one row per copy of a subject) ---------------------------------
+    def _by_row(self, a: np.ndarray) -> np.ndarray:
+        """A per-subject array (first axis n) taken per row of ``values`` / ``weights``."""
+        return a if self.rows is None else a[self.rows]
+
+    @property
+    def _row_copy(self) -> np.ndarray:
+        """(R,) copy number of each row (1: the subject itself, 2: its second copy, ...)."""
+        if self.rows is None:
+            return np.ones(len(self.subjects), dtype=np.int64)
+        return pd.Series(self.rows).groupby(self.rows).cumcount().to_numpy() + 1
+
+    def _row_frame(self) -> pd.DataFrame:
+        """``frame`` with one block of T rows per row of ``values`` (subject-major)."""
+        if self.rows is None:
+            return self.frame
+        T = len(self.visits)
+        idx = (self.rows[:, None] * T + np.arange(T)[None, :]).reshape(-1)
+        return self.frame.iloc[idx].reset_index(drop=True)
+
+    def _visit_outcomes(self, j: int, delta: np.ndarray | None = None):
+        """At visit j: the frame rows (R), the completed outcomes Y (S, R) with delta, and the
+        imputed-cell mask (R,)."""
+        T = len(self.visits)
+        S = self.values.shape[0]
+        fr = self._row_frame().iloc[j::T]
+        y, target = self._by_row(self.y), self._by_row(self.target)
+        dl = self._by_row(self.delta if delta is None else delta)
+        Y = np.broadcast_to(y[:, j], (S, len(fr))).copy()
+        tj = target[:, j]
+        Y[:, tj] = self.values[:, self._target_pos[tj, j]]
+        Y[:, tj] += dl[tj, j]
+        return fr, Y, tj
 
     @property
     def datasets(self) -> _Datasets:
         """The completed datasets as DataFrames, built lazily (``len``, index, iterate).
 
         Jackknife sets leave their subject out; bootstrap sets repeat subjects as drawn (a
-        repeated subject gets the id ``"<id>#<k>"``, k = 2, 3, ...). Delta is applied.
+        repeated subject gets the id ``"<id>#<k>"``, k = 2, 3, ...; with bootstrap-ml each copy
+        has its own imputed values, with condmean-bootstrap the copies share their conditional
+        means). Delta is applied.
         """
         return _Datasets(self)
 
@@ -515,18 +563,12 @@ class Imputations:
             raise ModelSpecificationError(
                 f"reference={reference!r} is not an arm; arms are {list(self.arm_levels)}"
             )
-        S = self.values.shape[0]
         T = len(self.visits)
-        dl = self.delta if delta is None else delta
         js = range(T) if visits is None else [self._visit_index(v) for v in visits]
         out = {}
         for j in js:
-            fr = self.frame.iloc[j::T]
+            fr, Y, _ = self._visit_outcomes(j, delta)
             X, names, others = ancova_design(fr, self.arm, self.arm_levels, ref, covariates)
-            Y = np.broadcast_to(self.y[:, j], (S, len(fr))).copy()
-            tj = self.target[:, j]
-            Y[:, tj] = self.values[:, self._target_pos[tj, j]]
-            Y[:, tj] += dl[tj, j]
             beta, cov, dfr, xbar = ancova_many(X, Y, self.weights, len(others))
             k = len(others)
             est = beta[:, 1 : 1 + k]
@@ -546,8 +588,10 @@ class Imputations:
 
     @property
     def _target_pos(self) -> np.ndarray:
-        pos = np.full(self.target.shape, -1, dtype=np.int64)
-        pos[self.target] = np.arange(int(self.target.sum()))
+        """(R, T) column of each imputed cell in ``values`` (-1: not imputed)."""
+        target = self._by_row(self.target)
+        pos = np.full(target.shape, -1, dtype=np.int64)
+        pos[target] = np.arange(int(target.sum()))
         return pos
 
     def _pool(self, est, var, dfr, level, bootstrap):
@@ -737,15 +781,25 @@ class _Datasets(Sequence):
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         i = i % len(self)
-        Y = imp.y.copy()
-        Y[imp.target] = imp.values[i]
-        Y = Y + imp.delta
-        df = imp.frame.copy()
+        Y = imp._by_row(imp.y).copy()
+        Y[imp._by_row(imp.target)] = imp.values[i]
+        Y = Y + imp._by_row(imp.delta)
+        df = imp._row_frame().copy()
         df[imp.outcome] = Y.reshape(-1)
         if imp.weights is None:
             return df
         T = len(imp.visits)
         w = np.asarray(imp.weights[i]).round().astype(int)
+        if imp.rows is not None:  # bootstrap-ml: each row is one copy, its own imputed values
+            copy = imp._row_copy
+            sel = np.repeat(w > 0, T)
+            part = df[sel]
+            rep = np.repeat(copy, T)[sel]
+            ids = part[imp.subject].astype(str).to_numpy(dtype=object)
+            ids = np.where(rep > 1, ids + "#" + rep.astype(str), ids)
+            if (rep > 1).any():
+                part = part.assign(**{imp.subject: ids})
+            return part.reset_index(drop=True)
         parts = []
         for rep in range(1, int(w.max()) + 1):
             sel = np.repeat(w >= rep, T)
@@ -1062,6 +1116,7 @@ def impute(
         return np.stack(betas), np.stack(sigmas)
 
     weights = None
+    rows = None
     info: dict[str, Any] = {"n_failed_draws": 0}
     full_sig = np.stack([np.asarray(s) for s in full.sigmas])
     if method == "bayes":
@@ -1127,23 +1182,42 @@ def impute(
         b, s = _refits(W)
         betas = np.repeat(b, D, axis=0)
         sigmas = np.repeat(s, D, axis=0)
-        weights = np.repeat(W, D, axis=0)
+        # a bootstrap sample is n rows: a subject drawn w times is w rows, each imputed
+        # independently (von Hippel & Bartlett 2021; rbmi method_bmlmi), analysed unweighted
+        rows, row_w = _bootstrap_rows(W)
+        weights = np.repeat(row_w, D, axis=0)
         random = True
 
     # ---- impute ----------------------------------------------------------------------------
-    values = _impute_values(
-        betas,
-        sigmas,
-        X_all,
-        X_ref,
-        Yfit,
-        target,
-        ice_k,
-        strat,
-        g_of,
-        r_of,
-        rng_imp if random else None,
-    )
+    if rows is None:
+        values = _impute_values(
+            betas,
+            sigmas,
+            X_all,
+            X_ref,
+            Yfit,
+            target,
+            ice_k,
+            strat,
+            g_of,
+            r_of,
+            rng_imp if random else None,
+        )
+    else:
+        xr = (rows[:, None] * T + np.arange(T)[None, :]).reshape(-1)
+        values = _impute_values(
+            betas,
+            sigmas,
+            X_all[xr],
+            X_ref[xr],
+            Yfit[rows],
+            target[rows],
+            ice_k[rows],
+            strat[rows],
+            g_of[rows],
+            r_of[rows],
+            rng_imp,
+        )
     info["seconds"] = time.perf_counter() - t0
     return Imputations(
         method=method,
@@ -1170,7 +1244,23 @@ def impute(
         draws={"beta": betas, "sigma": sigmas, "columns": list(prep.columns)},
         info={**info, "reference": ref_map},
         client=client,
+        rows=rows,
     )
+
+
+def _bootstrap_rows(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the bootstrap samples with counts W (B, n): (rows (R,) subject of each row,
+    indicators (B, R)). Rows 0..n-1 are copy 1 of every subject, then copy 2 of the subjects
+    drawn at least twice in some sample, ...; sample b uses row (i, copy c) iff W[b, i] >= c,
+    i.e. exactly the rows np.repeat(np.arange(n), W[b])."""
+    Wi = np.rint(W).astype(np.int64)
+    n = Wi.shape[1]
+    top = Wi.max(axis=0)
+    rows = np.concatenate(
+        [np.arange(n)] + [np.flatnonzero(top >= c) for c in range(2, int(top.max()) + 1)]
+    )
+    copy = pd.Series(rows).groupby(rows).cumcount().to_numpy() + 1
+    return rows, (Wi[:, rows] >= copy[None, :]).astype(float)
 
 
 def _refit_chunk(prep, weights: np.ndarray) -> list:

@@ -279,15 +279,11 @@ def tipping_point(
         k = names.index(contrast)
     else:
         raise ModelSpecificationError(f"contrast {contrast!r} is not one of {names}")
-    fr = imp.frame.iloc[j::T]
+    fr, Y, tj = imp._visit_outcomes(j)  # rows: subjects (bootstrap-ml: copies of subjects)
     X, _, _ = ancova_design(fr, imp.arm, imp.arm_levels, ref, covariates)
-    S = imp.values.shape[0]
-    Y = np.broadcast_to(imp.y[:, j], (S, len(fr))).copy()
-    tj = imp.target[:, j]
-    Y[:, tj] = imp.values[:, imp._target_pos[tj, j]]
-    Y[:, tj] += imp.delta[tj, j]
+    arm_of = imp._by_row(imp.arm_of)
     arm_names = list(grids)
-    masks = np.stack([(tj & (imp.arm_of == arms_all.index(a))).astype(float) for a in arm_names])
+    masks = np.stack([(tj & (arm_of == arms_all.index(a))).astype(float) for a in arm_names])
     payload = {
         "X": X,
         "Y": Y,
