@@ -827,6 +827,13 @@ def _forest_figure(run: Any, table: pd.DataFrame, spec: Any, olabel: str) -> Non
     if t["contrast"].nunique() > 1:
         t["what"] = t["label"] + ": " + t["contrast"].map(lambda c: _contrast_label(c, spec))
     t["group"] = ""
+    contrasts = t["contrast"].unique()
+    # the arms' labels (or the blinded codes), as the rest of the report
+    what = (
+        _contrast_label(contrasts[0], spec)
+        if len(contrasts) == 1
+        else "intervention \u2212 control"
+    )
     fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(t) + 1.6))
     peerstats.plot_forest(
         t,
@@ -834,7 +841,7 @@ def _forest_figure(run: Any, table: pd.DataFrame, spec: Any, olabel: str) -> Non
         ci=("ci_lower", "ci_upper"),
         label="what",
         ax=ax,
-        xlabel=f"Difference in {olabel} (intervention \u2212 control), {spec.model.level:.0%} CI",
+        xlabel=f"Difference in {olabel} ({what}), {spec.model.level:.0%} CI",
     )
     run.figures["sensitivity_forest"] = _svg(fig)
     run.figure_captions["sensitivity_forest"] = (
