@@ -353,6 +353,8 @@ def impute_multilevel(
                 stream.flush()
 
     # ---- the Imputations object ---------------------------------------------------------------
+    from peerstats.missing.impute import _grid_frame
+
     frame = _grid_frame(data, subjects, visits, si, vi, subject, visit, outcome)
     arm_of_frame = arm_of
     return Imputations(
@@ -390,32 +392,3 @@ def impute_multilevel(
             "seconds": time.perf_counter() - t0,
         },
     )
-
-
-def _grid_frame(data, subjects, visits, si, vi, subject, visit, outcome) -> pd.DataFrame:
-    """One row per participant x visit (participant-major); absent rows copy the participant's
-    first row for columns constant within participant, the rest missing."""
-    n, T = len(subjects), len(visits)
-    key = si.astype(np.int64) * T + vi
-    grid_pos = np.full(n * T, -1, dtype=np.int64)
-    grid_pos[key] = np.arange(len(data))
-    absent = grid_pos < 0
-    first_pos = pd.Series(np.arange(len(data))).groupby(si).first().reindex(np.arange(n)).to_numpy()
-    frame = data.iloc[np.where(absent, np.repeat(first_pos, T), grid_pos)].reset_index(drop=True)
-    if absent.any():
-        by_subj = data.groupby(si)
-        for c in data.columns:
-            if c in (subject, visit):
-                continue
-            if c == outcome or (by_subj[c].nunique(dropna=False) > 1).any():
-                if pd.api.types.is_integer_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):
-                    frame[c] = frame[c].astype(float)
-                frame.loc[absent, c] = np.nan
-        vt = np.tile(np.arange(T), n)
-        if isinstance(data[visit].dtype, pd.CategoricalDtype):
-            frame[visit] = pd.Categorical(
-                np.array(visits, dtype=object)[vt], categories=data[visit].cat.categories
-            )
-        else:
-            frame[visit] = pd.Series(visits).iloc[vt].to_numpy()
-    return frame
