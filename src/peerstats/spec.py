@@ -252,11 +252,11 @@ def _schema_problems(raw: Any) -> list[str]:
 def _load_yaml(path: Path) -> Any:
     import yaml
 
-    from peerstats._yaml import YAMLBudgetError, load_yaml
+    from peerstats._yaml import YAMLRefusedError, load_yaml
 
     try:
         return load_yaml(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
         raise SpecError(f"{path} is not valid YAML: {exc}") from exc
 
 

@@ -325,11 +325,11 @@ def read_analysis_spec(
         source = Path(spec).resolve()
         if not source.is_file():
             raise SpecError(f"analysis spec not found: {spec}")
-        from peerstats._yaml import YAMLBudgetError, load_yaml
+        from peerstats._yaml import YAMLRefusedError, load_yaml
 
         try:
             raw = load_yaml(source.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
+        except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
             raise SpecError(f"{source} is not valid YAML: {exc}") from exc
         root = Path(base_dir) if base_dir is not None else source.parent
     if not isinstance(raw, dict):
