@@ -262,6 +262,7 @@ def _load_yaml(path: Path) -> Any:
 
 def _source(value: Any, base_dir: Path, problems: list[str], key: str) -> DataSource:
     opts = {"path": value} if isinstance(value, str) else dict(value)
+    opts_path = str(opts["path"])
     path = Path(opts.pop("path"))
     if not path.is_absolute():
         path = base_dir / path
@@ -269,8 +270,10 @@ def _source(value: Any, base_dir: Path, problems: list[str], key: str) -> DataSo
         problems.append(
             f"data/{key}: {path.name!r} has an unsupported file type; use one of {list(SUPPORTED_SUFFIXES)}"
         )
-    elif not path.is_file():
-        problems.append(f"data/{key}: file not found: {path}")
+    elif not path.exists():  # the path as the spec wrote it, not the absolute one (24.3)
+        problems.append(f"data/{key}: file not found: {opts_path}")
+    elif not path.is_file():  # a named pipe, a directory (issue 24.10)
+        problems.append(f"data/{key}: {opts_path} is not a regular file; give a data file")
     if opts.get("layout") == "wide" and key != "assessments":
         problems.append(f"data/{key}: only assessments can have layout 'wide'")
     return DataSource(path=path, **opts)
