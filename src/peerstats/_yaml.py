@@ -28,6 +28,7 @@ __all__ = [
     "YAMLBudgetError",
     "YAMLDuplicateKeyError",
     "MAX_NODES",
+    "non_finite_fields",
 ]
 
 MAX_NODES = 100_000
@@ -157,3 +158,24 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES) -> Any:
         raise YAMLBudgetError("the YAML document is nested too deeply") from exc
     finally:
         loader.dispose()
+
+
+def non_finite_fields(obj: Any, where: str = "") -> list[str]:
+    """Spec problems for every NaN or infinite number in ``obj`` (``.nan``/``.inf`` in YAML).
+
+    JSON Schema's ``number`` admits them, and a NaN delta or bound would flow into an analysis
+    and fail there (or worse, compare as false everywhere). Each problem names the field
+    (``sensitivity[2].delta.peer[1]``) and is meant for a :class:`~peerstats.SpecError`.
+    """
+    import math
+
+    out: list[str] = []
+    if isinstance(obj, float) and not math.isfinite(obj):
+        out.append(f"{where or '(top level)'}: {obj!r} is not a finite number; give a number")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out += non_finite_fields(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            out += non_finite_fields(v, f"{where}[{i}]")
+    return out

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from peerstats._identifiers import cap_text
+from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 
 __all__ = [
@@ -329,7 +330,7 @@ def read_spec(
         raise SpecError(
             f"{where}: a trial spec is a mapping with keys trial, data, columns, arms, visits, outcomes"
         )
-    problems = _schema_problems(raw)
+    problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
     if problems:
         raise SpecError(_problem_text(where, problems))
 

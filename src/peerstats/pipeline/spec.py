@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from peerstats._identifiers import cap_text
+from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 from peerstats.pipeline._problems import _problem_text
 
@@ -335,7 +336,7 @@ def read_analysis_spec(
     if not isinstance(raw, dict):
         raise SpecError(f"analysis spec {source or ''}: the top level must be a mapping")
     _visits_as_text(raw)
-    problems = _schema_problems(raw)
+    problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
     if problems:
         raise SpecError(_problem_text(source or "(dict)", problems))
 

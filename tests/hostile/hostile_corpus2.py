@@ -1,0 +1,78 @@
+"""The hostile-input corpus of issue 24 (round 2), on the same copied icbt_peer trial.
+
+Each case states the exit codes of ``validate`` and ``run`` and the strings that must never
+appear in anything printed or written. Every identifier here is a published example number or
+made up with valid check characters (not a real person).
+"""
+
+from __future__ import annotations
+
+import math
+
+from hostile_corpus import Case, Trial, _randomised_subject
+
+FNR = "15076500565"  # NO fødselsnummer, the example of Norwegian Wikipedia's article
+HETU = "131052-308T"  # FI henkilötunnus, the Population Register Centre's example
+KENNITALA = "120174-3399"  # IS kennitala, Registers Iceland's example
+
+
+def _withdrawn(value: str):
+    def edit(t: Trial) -> None:
+        s = _randomised_subject(t, 3)
+        t.set_cell("participants", s, "withdrawn_reason", value)
+        t.set_cell("participants", s, "last_visit", "fu3")
+
+    return edit
+
+
+def _free_text_hetu(t: Trial) -> None:
+    _withdrawn(f"flyttade, hetu {HETU}")(t)
+    t.edit_spec(lambda s: s.update(free_text=["withdrawn_reason"]))
+
+
+def _nan_delta(t: Trial) -> None:
+    def edit(a: dict) -> None:
+        tp = next(s for s in a["sensitivity"] if s["method"] == "tipping-point")
+        tp["delta"]["icbt_peer"][1] = math.nan
+
+    t.edit_analysis(edit)
+
+
+def _inf_delta(t: Trial) -> None:
+    def edit(a: dict) -> None:
+        tp = next(s for s in a["sensitivity"] if s["method"] == "tipping-point")
+        tp["delta"]["icbt_peer"][0] = -math.inf
+
+    t.edit_analysis(edit)
+
+
+def _duplicate_primary(t: Trial) -> None:
+    text = t.analysis.read_text(encoding="utf-8")
+    t.analysis.write_text(text + "primary: {outcome: empowerment, visit: post}\n", "utf-8")
+
+
+def _utf8_declared_cp1252(t: Trial) -> None:
+    _withdrawn("flyttade till Åre, ångest")(t)
+    t.edit_spec(
+        lambda s: s["data"].update(participants={"path": "participants.csv", "encoding": "cp1252"})
+    )
+
+
+CASES2: list[Case] = [
+    Case("withdrawn_reason_fnr", "24.4", _withdrawn(f"flyttet, fnr {FNR}"),
+         {"validate": 1, "run": 1}, (FNR, "150765"), ("privacy",)),
+    Case("withdrawn_reason_hetu", "24.4", _withdrawn(f"muutti, hetu {HETU}"),
+         {"validate": 1, "run": 1}, (HETU, "131052"), ("privacy",)),
+    Case("withdrawn_reason_kennitala", "24.4", _withdrawn(f"flutti, kt. {KENNITALA}"),
+         {"validate": 1, "run": 1}, (KENNITALA, "120174"), ("privacy",)),
+    Case("free_text_hetu_is_masked_everywhere", "24.4", _free_text_hetu,
+         {"validate": 0, "run": 0}, (HETU, "131052", "308T")),
+    Case("tipping_delta_nan", "24.7", _nan_delta, {"validate": 0, "run": 2},
+         must_say=("delta.icbt_peer[1]", "not a finite number")),
+    Case("tipping_delta_inf", "24.7", _inf_delta, {"validate": 0, "run": 2},
+         must_say=("delta.icbt_peer[0]",)),
+    Case("primary_written_twice", "24.9", _duplicate_primary, {"validate": 0, "run": 2},
+         must_say=("'primary' is written twice",)),
+    Case("utf8_file_declared_cp1252", "24.9", _utf8_declared_cp1252,
+         {"validate": 1, "run": 1}, ("Ã…re", "Ã¥ngest,"), ("encoding: cp1252", "UTF-8")),
+]
