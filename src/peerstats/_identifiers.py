@@ -41,6 +41,7 @@ __all__ = [
     "mask_value",
     "escape_controls",
     "CONTROL_CHARS",
+    "spec_identifier_problems",
 ]
 
 _PNR = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+ ]?)(\d{4})$")
@@ -282,3 +283,50 @@ def cap_text(text: str, limit: int = 2000) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f" ... [{len(text) - limit} more characters not shown]"
+
+
+#: trial registration numbers (NCT04639167, ISRCTN26008944, ...) are not personal identifiers
+_REGISTRATION = re.compile(
+    r"\b(?:NCT|ISRCTN|ACTRN|ChiCTR|CTRI|DRKS|EUCTR|EudraCT|ISRCTN|JPRN|KCT|NTR|PACTR|"
+    r"SLCTR|TCTR|IRCT|RBR|UMIN)[\s:-]?[\d-]{6,}\b",
+    re.IGNORECASE,
+)
+#: spec keys whose values are file paths: masked where they are shown, not refused
+_PATH_KEYS = frozenset({"path", "trial", "records", "dictionary", "spec", "data"})
+
+
+def spec_identifier_problems(raw: Any, where: str = "") -> list[str]:
+    """Spec problems for every string (value or key) of a spec that holds an identifier.
+
+    A spec's texts (title, description, labels, names) are written into every output, so an
+    identifier typed there would reach the report, results.json, figures and messages. Each
+    problem names the field and the kind of identifier, never the value (issue 24.1). File
+    paths are left to the output layer, which masks them. Trial registration numbers are not
+    identifiers.
+    """
+    out: list[str] = []
+    field = where or "(top level)"
+
+    def check(text: str, what: str) -> None:
+        hit = looks_identifying(_REGISTRATION.sub(" ", text))
+        if hit is not None:
+            out.append(
+                f"{what}: holds what looks like {'an' if hit[0][0] in 'aeiou' else 'a'} "
+                f"{hit[0]} (not shown); a spec's texts are "
+                "written into every output: remove it"
+            )
+
+    if isinstance(raw, str):
+        check(raw, field)
+    elif isinstance(raw, dict):
+        for k, v in raw.items():
+            key = str(k)
+            sub = f"{where}.{key}" if where else key
+            check(key, f"{field} (a key)")
+            if key in _PATH_KEYS and (isinstance(v, str) or key == "data"):
+                continue
+            out += spec_identifier_problems(v, sub)
+    elif isinstance(raw, list | tuple):
+        for i, v in enumerate(raw):
+            out += spec_identifier_problems(v, f"{where}[{i}]")
+    return out

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from peerstats._identifiers import cap_text
+from peerstats._identifiers import cap_text, spec_identifier_problems
 from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 
@@ -331,6 +331,7 @@ def read_spec(
             f"{where}: a trial spec is a mapping with keys trial, data, columns, arms, visits, outcomes"
         )
     problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
+    problems += spec_identifier_problems(raw)  # identifiers typed into a spec (24.1)
     if problems:
         raise SpecError(_problem_text(where, problems))
 

@@ -76,3 +76,37 @@ CASES2: list[Case] = [
     Case("utf8_file_declared_cp1252", "24.9", _utf8_declared_cp1252,
          {"validate": 1, "run": 1}, ("Ã…re", "Ã¥ngest,"), ("encoding: cp1252", "UTF-8")),
 ]
+
+
+PNR = "19811218-9876"  # Skatteverket's documentation example
+EMAIL = "anna.svensson@example.se"
+
+
+def _analysis_text(path: list, value: str):
+    def edit(t: Trial) -> None:
+        def put(a: dict) -> None:
+            node = a
+            for k in path[:-1]:
+                node = node.setdefault(k, {})
+            node[path[-1]] = value
+
+        t.edit_analysis(put)
+
+    return edit
+
+
+CASES2 += [
+    Case("analysis_title_pnr", "24.1", _analysis_text(["analysis", "title"], f"PEER {PNR}"),
+         {"validate": 0, "run": 2}, (PNR, "811218"), ("analysis.title", "personnummer")),
+    Case("arm_label_email", "24.1", _analysis_text(["labels", "arms", "icbt"], EMAIL),
+         {"validate": 0, "run": 2}, (EMAIL, "svensson"), ("labels.arms.icbt", "e-mail")),
+    Case("sensitivity_name_phone", "24.1",
+         lambda t: t.edit_analysis(lambda a: a["sensitivity"][0].update(name="ring 070-123 45 67")),
+         {"validate": 0, "run": 2}, ("123 45 67",), ("sensitivity[0].name",)),
+    Case("trial_name_email", "24.1",
+         lambda t: t.edit_spec(lambda s: s["trial"].update(name=f"trial of {EMAIL}")),
+         {"validate": 2, "run": 2}, (EMAIL, "svensson"), ("trial.name", "e-mail")),
+    Case("registration_number_is_not_an_identifier", "24.1",
+         _analysis_text(["analysis", "title"], "iCBT (NCT04639167, ISRCTN26008944)"),
+         {"validate": 0, "run": 0}),
+]

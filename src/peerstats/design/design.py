@@ -600,6 +600,10 @@ def _from_raw(raw: dict, where: str) -> tuple[TrialDesign, dict]:
         if err.validator == "additionalProperties":
             msg += f"; allowed keys are {sorted(err.schema.get('properties', {}))}"
         problems.append(f"{loc}: {msg}")
+    from peerstats._identifiers import spec_identifier_problems
+    from peerstats._yaml import non_finite_fields
+
+    problems += non_finite_fields(raw) + spec_identifier_problems(raw)  # issue 24.1, 24.7
     if problems:
         raise SpecError(
             f"{len(problems)} problem(s) in the design spec {where}:\n"

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from peerstats._identifiers import cap_text
+from peerstats._identifiers import cap_text, spec_identifier_problems
 from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 from peerstats.pipeline._problems import _problem_text
@@ -337,6 +337,7 @@ def read_analysis_spec(
         raise SpecError(f"analysis spec {source or ''}: the top level must be a mapping")
     _visits_as_text(raw)
     problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
+    problems += spec_identifier_problems(raw)  # identifiers typed into a spec (24.1)
     if problems:
         raise SpecError(_problem_text(source or "(dict)", problems))
 
