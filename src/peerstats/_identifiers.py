@@ -300,7 +300,8 @@ def spec_identifier_problems(raw: Any, where: str = "") -> list[str]:
 
     A spec's texts (title, description, labels, names) are written into every output, so an
     identifier typed there would reach the report, results.json, figures and messages. Each
-    problem names the field and the kind of identifier, never the value (issue 24.1). File
+    problem names the field and the kind of identifier, never the value (issue 24.1). Control
+    characters (bidirectional overrides included) are problems too (issue 24.12). File
     paths are left to the output layer, which masks them. Trial registration numbers are not
     identifiers.
     """
@@ -308,6 +309,12 @@ def spec_identifier_problems(raw: Any, where: str = "") -> list[str]:
     field = where or "(top level)"
 
     def check(text: str, what: str) -> None:
+        ctrl = CONTROL_CHARS.search(text)
+        if ctrl is not None:  # issue 24.12: a right-to-left override would reach every figure
+            out.append(
+                f"{what}: holds the control character U+{ord(ctrl.group(0)):04X}, which makes "
+                "a text display differently from what it holds: remove it"
+            )
         hit = looks_identifying(_REGISTRATION.sub(" ", text))
         if hit is not None:
             out.append(

@@ -110,3 +110,9 @@ CASES2 += [
          _analysis_text(["analysis", "title"], "iCBT (NCT04639167, ISRCTN26008944)"),
          {"validate": 0, "run": 0}),
 ]
+
+CASES2 += [
+    Case("arm_label_right_to_left_override", "24.12",
+         _analysis_text(["labels", "arms", "icbt"], "iCBT \u202eenola"),
+         {"validate": 0, "run": 2}, ("\u202e",), ("labels.arms.icbt", "U+202E")),
+]
