@@ -41,7 +41,9 @@ def _shown(exc: object, limit: int = 5000) -> str:
 
 def _exit_code(exc: BaseException) -> int:
     """Exit status of a failed ``run``: 1 data, 2 spec, 3 model."""
-    if isinstance(exc, DataValidationError):
+    from peerstats.exceptions import InsufficientDataError
+
+    if isinstance(exc, DataValidationError | InsufficientDataError):
         return EXIT_INVALID
     if isinstance(exc, SpecError):
         return EXIT_SPEC

@@ -116,3 +116,21 @@ CASES2 += [
          _analysis_text(["labels", "arms", "icbt"], "iCBT \u202eenola"),
          {"validate": 0, "run": 2}, ("\u202e",), ("labels.arms.icbt", "U+202E")),
 ]
+
+
+def _three_participants(t: Trial) -> None:
+    rows = t.rows("participants")
+    h = rows[0]
+    keep = [r[0] for r in rows[1:] if r[h.index("randomised")] == "1"][:3]
+    t.write_rows("participants", [h] + [
+        r for r in rows[1:] if r[0] in keep or r[h.index("randomised")] == "0"
+    ])
+    for name in ("assessments", "sessions"):
+        rs = t.rows(name)
+        t.write_rows(name, [rs[0]] + [r for r in rs[1:] if r[0] in keep])
+
+
+CASES2 += [
+    Case("three_participants", "24.6", _three_participants, {"validate": 0, "run": 1},
+         must_say=("6 observations of 3 participants", "needs at least 8 observations")),
+]
