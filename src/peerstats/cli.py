@@ -115,6 +115,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
         dest = Path(args.against)
         dest = dest / "results.json" if dest.is_dir() else dest
+        # a symbolic link: update the file it points to, not the link (issue 24.9)
+        dest = dest.resolve() if dest.is_symlink() else dest
         tmp = dest.with_name(f".{dest.name}.tmp")
         tmp.write_text(dumps(actual), encoding="utf-8")
         tmp.replace(dest)  # atomic: never a half-written expected file
