@@ -134,3 +134,15 @@ CASES2 += [
     Case("three_participants", "24.6", _three_participants, {"validate": 0, "run": 1},
          must_say=("6 observations of 3 participants", "needs at least 8 observations")),
 ]
+
+
+def _age(value: str):
+    return lambda t: t.set_cell("participants", _randomised_subject(t, 2), "age", value)
+
+
+CASES2 += [
+    Case("age_negative", "24.9", _age("-5"), {"validate": 1, "run": 1},
+         must_say=("not plausible as an age",)),
+    Case("age_250", "24.9", _age("250"), {"validate": 1, "run": 1},
+         must_say=("not plausible as an age",)),
+]
