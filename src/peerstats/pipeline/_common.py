@@ -65,6 +65,7 @@ class AnalysisRun:
     manifest : dict
         ``manifest.json`` (completed when written).
     fits : dict of str to FittedOutcome
+        Each outcome's fit, made by its outcome type's adapter.
     """
 
     spec: Any  # AnalysisSpec (not imported: the spec module imports the estimand section)
@@ -81,6 +82,13 @@ class AnalysisRun:
     display_tables: dict[str, Any] = field(default_factory=dict)
     """Rendered tables (``describe.Table``, labels applied): ``tables/<name>.docx`` and
     ``tables/display/<name>.csv``."""
+    records: list = field(default_factory=list)
+    """Every treatment effect of the run (:class:`~peerstats.effects.EffectRecord`), all
+    outcome types; the outcome tables, the forest plot and the headline read these."""
+    effects: pd.DataFrame | None = None
+    """The continuous outcomes' tidy outcome table (made from :attr:`records`)."""
+    consort_flow: Any = None
+    """The CONSORT flow (reconciled with the primary model) when asked for."""
 
 
 @contextmanager

@@ -145,6 +145,13 @@ class AnalysisSpec:
     # issue 9: the estimand (ICH E9(R1)) and the sensitivity analyses (pipeline/sensitivity.py)
     estimand: Any = None
     sensitivity: tuple = ()
+    # issue 16/23: outcomes that are not scales (``outcomes:`` block): name -> OutcomeDef
+    outcome_defs: dict = field(default_factory=dict, compare=False)
+
+    def outcome_type(self, outcome: str) -> str:
+        """The type of an outcome (``continuous`` unless the ``outcomes:`` block says)."""
+        d = self.outcome_defs.get(outcome)
+        return "continuous" if d is None else d.type
 
     @property
     def outcomes(self) -> tuple[str, ...]:
