@@ -67,6 +67,7 @@ __all__ = [
     "clean_stale_folders",
 ]
 
+
 # ----------------------------------------------------------------------------- progress
 class Progress:
     """Step lines on a stream (stderr by default).

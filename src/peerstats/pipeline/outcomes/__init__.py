@@ -50,9 +50,7 @@ def outcome_type(name: str) -> OutcomeType:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise SpecError(
-            f"{name!r} is not an outcome type; types are {sorted(REGISTRY)}"
-        ) from None
+        raise SpecError(f"{name!r} is not an outcome type; types are {sorted(REGISTRY)}") from None
 
 
 def _register_builtin() -> None:
