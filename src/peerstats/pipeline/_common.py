@@ -44,6 +44,8 @@ class FittedOutcome:
     design_effect: float | None = None
     n_groups: int | None = None
     mean_group_size: float | None = None
+    consort: dict | None = None
+    """Outcomes without visits (binary, count): per arm randomised, analysed, not analysed."""
 
 
 @dataclass

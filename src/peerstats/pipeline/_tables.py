@@ -41,6 +41,24 @@ def consort_flow(run: AnalysisRun) -> None:
     run.display_tables["consort"] = relabel(flow.to_table(), display_labels(trial, spec))
 
 
+def consort_by_outcome(run: AnalysisRun) -> None:
+    """Outcomes without visits (binary, count): per arm randomised, analysed and why not,
+    reconciled with each outcome's model by its adapter (``results.json``
+    ``consort_outcomes``)."""
+    recs = {o: f.consort for o, f in run.fits.items() if f.consort is not None}
+    if not recs:
+        return
+    run.results["consort_outcomes"] = recs
+    rows = []
+    for o, arms in recs.items():
+        for arm, c in arms.items():
+            base = {"outcome": o, "arm": arm, "randomised": c["randomised"]}
+            rows.append({**base, "box": "analysed", "reason": "", "n": c["analysed"]})
+            for reason, n in c["not_analysed"].items():
+                rows.append({**base, "box": "not analysed", "reason": reason, "n": n})
+    run.tables["consort_outcomes"] = pd.DataFrame(rows)
+
+
 def table_one(run: AnalysisRun) -> None:
     """Baseline characteristics by arm (SMDs between arms)."""
     import peerstats
@@ -173,4 +191,13 @@ def within_group_change(run: AnalysisRun) -> None:
     run.html_tables["within_group_change"] = "\n".join(htmls)
 
 
-STEPS = (consort_flow, table_one, responders, feasibility, harms, ls_means, within_group_change)
+STEPS = (
+    consort_flow,
+    consort_by_outcome,
+    table_one,
+    responders,
+    feasibility,
+    harms,
+    ls_means,
+    within_group_change,
+)

@@ -298,6 +298,7 @@ def _outcomes(run: AnalysisRun) -> list[str]:
                 ],
             )
         )
+    parts += _other_outcome_types(run)
     if "ls_means" in run.html_tables:
         add("<h3>Model-estimated means</h3>")
         add(f"<div class='scroll'>{run.html_tables['ls_means']}</div>")
@@ -327,6 +328,38 @@ def _harms(run: AnalysisRun) -> list[str]:
     return parts
 
 
+def _other_outcome_types(run: AnalysisRun) -> list[str]:
+    """The tables of the binary, count ... outcomes (one per type) and their analysed n."""
+    from peerstats.pipeline._common import effect_sentence
+
+    parts = []
+    for name in run.html_tables:
+        if name.startswith("outcomes_"):
+            kind = name.split("_", 1)[1]
+            parts.append(f"<div class='scroll'>{run.html_tables[name]}</div>")
+            recs = [r for r in run.records if r.outcome_type == kind]
+            parts += [f"<p data-effect-sentence>{_e(effect_sentence(run, r))}</p>" for r in recs]
+    labels = {r.outcome: r.outcome_label or r.outcome for r in run.records}
+    flows = run.results.get("consort_outcomes") or {}
+    if flows:
+        parts.append("<h3>Analysed per outcome (CONSORT)</h3>")
+        rows = []
+        for o, arms in flows.items():
+            for arm, c in arms.items():
+                why = "; ".join(f"{k} {v}" for k, v in c["not_analysed"].items()) or "none"
+                rows.append(
+                    f"<tr><td>{_e(labels.get(o, o))}</td>"
+                    f"<td>{_e(run.spec.label('arms', arm))}</td><td>{c['randomised']}</td>"
+                    f"<td>{c['analysed']}</td><td style='text-align:left'>{_e(why)}</td></tr>"
+                )
+        parts.append(
+            "<div class='scroll'><table data-table='consort_outcomes'><thead><tr><th>Outcome"
+            "</th><th>Arm</th><th>Randomised</th><th>Analysed</th><th>Not analysed (reason)"
+            f"</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+    return parts
+
+
 def _figures_section(run: AnalysisRun) -> list[str]:
     """Forest plot, trajectories, change, attendance, diagnostics."""
     parts: list[str] = []
@@ -334,6 +367,7 @@ def _figures_section(run: AnalysisRun) -> list[str]:
 
     add("<h2 id='figures'>Figures</h2>")
     add(_figure(run, "forest"))
+    add(_figure(run, "forest_ratios"))
     traj = [n for n in run.figures if n.startswith("trajectory_")]
     if traj:
         add("<div class='grid'>" + "".join(_figure(run, n) for n in traj) + "</div>")

@@ -61,6 +61,9 @@ def _register_builtin() -> None:
     register("count", CountOutcome())
 
 
+_register_builtin()
+
+
 def adapter_of(spec: Any, outcome: str) -> OutcomeType:
     """The adapter of one outcome of an analysis spec."""
     return outcome_type(spec.outcome_type(outcome))
