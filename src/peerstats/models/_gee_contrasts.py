@@ -13,12 +13,33 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from peerstats.exceptions import ModelSpecificationError
 
 _RATIO = {"logit": "odds_ratio", "log": "rate_ratio"}
 _DIFF = {"binomial": "risk_difference", "poisson": "rate_difference",
          "negative_binomial": "rate_difference", "gaussian": "mean_difference"}
+
+
+def tidy(est, se, df: float, level: float) -> dict[str, np.ndarray]:
+    """estimate, std_error, (df), statistic, p_value, ci_lower, ci_upper (t if df finite)."""
+    est = np.asarray(est, dtype=float)
+    se = np.asarray(se, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = est / se
+    dist = stats.t(df) if np.isfinite(df) else stats.norm()
+    q = dist.ppf(0.5 + level / 2)
+    out = {"estimate": est, "std_error": se}
+    if np.isfinite(df):
+        out["df"] = np.full(est.shape, float(df))
+    out.update(
+        statistic=stat,
+        p_value=2 * dist.sf(np.abs(stat)),
+        ci_lower=est - q * se,
+        ci_upper=est + q * se,
+    )
+    return out
 
 
 def _link_name(fit) -> str:
@@ -80,8 +101,6 @@ def _pairs(design, arm, by, reference):
 
 def arm_contrasts(fit, arm, by, reference, scale: str, level: float) -> pd.DataFrame:
     """The rows of :meth:`GEEResult.contrasts`."""
-    from peerstats.models.gee import _tidy
-
     beta, V = fit.fixed_params, fit.fixed_vcov
     name = scale_name(fit, scale)
     rows = []
@@ -96,7 +115,7 @@ def arm_contrasts(fit, arm, by, reference, scale: str, level: float) -> pd.DataF
             g = la - lr
             label = f"{a} / {ref}" if scale == "ratio" else f"{a} - {ref}"
         se = float(np.sqrt(g @ V @ g))
-        tid = {k: float(v) for k, v in _tidy(np.array([est]), np.array([se]), fit.df,
+        tid = {k: float(np.ravel(v)[0]) for k, v in tidy(np.array([est]), np.array([se]), fit.df,
                                                  level).items()}
         if scale == "ratio":
             tid["estimate"] = float(np.exp(est))

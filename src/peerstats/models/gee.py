@@ -28,10 +28,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from peerstats.exceptions import ConvergenceError, DataValidationError, ModelSpecificationError
 from peerstats.models._design import build_fixed_design, check_empty_levels, choice
+from peerstats.models._gee_contrasts import tidy as _tidy
 
 __all__ = ["gee", "GEEResult"]
 
@@ -43,7 +43,6 @@ FAMILIES = ("binomial", "poisson", "negative_binomial", "gaussian")
 CORRELATIONS = ("independence", "exchangeable", "ar1", "unstructured")
 VCOVS = ("robust", "bias-reduced", "naive")
 DFS = ("auto", "clusters-minus-p", "asymptotic")
-_RATIO = {"logit": "odds_ratio", "log": "rate_ratio"}
 
 
 # ---- input checks ------------------------------------------------------------------------------
@@ -332,26 +331,6 @@ def _build_result(design, model, res, *, family, correlation, vcov, df, subject,
 
 
 # ---- results ------------------------------------------------------------------------------------
-def _tidy(est, se, df: float, level: float) -> dict[str, np.ndarray]:
-    """estimate, std_error, (df), statistic, p_value, ci_lower, ci_upper (t if df finite)."""
-    est = np.asarray(est, dtype=float)
-    se = np.asarray(se, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stat = est / se
-    dist = stats.t(df) if np.isfinite(df) else stats.norm()
-    q = dist.ppf(0.5 + level / 2)
-    out = {"estimate": est, "std_error": se}
-    if np.isfinite(df):
-        out["df"] = np.full(est.shape, float(df))
-    out.update(
-        statistic=stat,
-        p_value=2 * dist.sf(np.abs(stat)),
-        ci_lower=est - q * se,
-        ci_upper=est + q * se,
-    )
-    return out
-
-
 def _check_level(level: float) -> float:
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
         raise ModelSpecificationError(f"level must be between 0 and 1, got {level!r}")
