@@ -29,6 +29,13 @@ __all__ = ["power", "sample_size", "power_curve", "PowerResult", "PowerCurve", "
 Method = Literal["analytic", "simulation"]
 
 
+def _is_outcome(design: Any) -> bool:
+    """A binary or count design (issue 16.6), handled by :mod:`._outcome_power`."""
+    from peerstats.design.binary import OutcomeDesign
+
+    return isinstance(design, OutcomeDesign)
+
+
 def _check_design(design: Any) -> TrialDesign:
     if not isinstance(design, TrialDesign):
         raise SpecError(
@@ -332,6 +339,11 @@ def power(
     sqrt(v))| > t_{df, 1-alpha/2}). Validated against longpower (Lu, Luo & Chen 2008 tables),
     statsmodels' TTestIndPower and closed forms (tests/design/, tests/reference/power/).
     """
+    if _is_outcome(design):
+        from peerstats.design._outcome_power import outcome_power
+
+        return outcome_power(design, n, method=method, n_sims=n_sims, seed=seed, client=client,
+                             progress=progress)
     design = _check_design(design)
     n = _check_n(design, n)
     method = _check_method(method)
@@ -405,6 +417,14 @@ def power_curve(
     beside the simulated one (``power_simulation``, ``mc_se``, ``type1_error``, ...), and every
     grid point is a scenario of the scale-out (see :func:`power`).
     """
+    if _is_outcome(design):
+        from peerstats.design._outcome_power import outcome_power_curve
+
+        if effect is not None:
+            raise SpecError("effect: power curves over effect are for continuous designs")
+        ns = [n] if isinstance(n, int | np.integer) else list(n)
+        return outcome_power_curve(design, ns, method=method, n_sims=n_sims, seed=seed,
+                                   client=client, progress=progress)
     design = _check_design(design)
     method = _check_method(method)
     model = AnalysisModel(design)
@@ -483,6 +503,11 @@ def sample_size(
         ``power`` outside (alpha, 1); the target not reached by ``n_max`` (the message gives the
         largest n tried and the power it reached).
     """
+    if _is_outcome(design):
+        from peerstats.design._outcome_power import outcome_sample_size
+
+        target = check_power_target(power, design.alpha, field_name="power")
+        return outcome_sample_size(design, target, n_min, n_max)
     design = _check_design(design)
     target = check_power_target(power, design.alpha, field_name="power")
     model = AnalysisModel(design)
