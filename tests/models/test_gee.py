@@ -47,9 +47,10 @@ CASES = {
              "visit"),
     "ohio": ("ohio", "resp ~ age * smoke", "binomial", "id", "wave"),
 }
-KEYS = [k for k in R if k != "versions"]
+KEYS = [k for k in R if k not in ("versions", "epil_glm_nb", "epil_gaussian_exchangeable")]
 
 
+@cache
 def _fit(key: str, vcov: str = "robust"):
     case, corstr = key.split("_", 1)
     data, formula, family, subject, visit = CASES[case]
@@ -139,6 +140,27 @@ def test_predict_residuals_and_records():
     assert recs[0].estimate == pytest.approx(fit.contrasts("trt")["estimate"].iloc[0])
 
 
+def test_gaussian_exchangeable_matches_geepack():
+    ref = R["epil_gaussian_exchangeable"]
+    fit = peerstats.gee(CASES["epil"][1], _data("epil"), subject="subject", family="gaussian",
+                        correlation="exchangeable", visit="period")
+    names = _r_names(ref["terms"])
+    np.testing.assert_allclose(fit.params.loc[names], ref["estimate"], rtol=EST)
+    np.testing.assert_allclose(fit.coef["std_error"].loc[names], ref["se_robust"], rtol=SE)
+    assert fit.scale == pytest.approx(ref["scale"], rel=SE)
+    assert float(fit.working_correlation) == pytest.approx(ref["alpha"], abs=1e-5)
+
+
+def test_negative_binomial_theta_matches_glm_nb():
+    """The NB2 size held fixed in the GEE is the ML theta of MASS::glm.nb (1e-4 relative:
+    glm.nb's theta iteration stops at its own tolerance)."""
+    fit = peerstats.gee(CASES["epil"][1], _data("epil"), subject="subject",
+                        family="negative_binomial", correlation="independence")
+    assert fit.theta == pytest.approx(R["epil_glm_nb"]["theta"], rel=1e-4)
+    ref = pd.Series(R["epil_glm_nb"]["estimate"], index=_r_names(R["epil_glm_nb"]["terms"]))
+    np.testing.assert_allclose(fit.params.loc[ref.index], ref, rtol=1e-4)
+
+
 def test_outcome_not_binary_is_refused():
     d = _data("ohio").copy()
     d.loc[3, "resp"] = 2
@@ -167,8 +189,14 @@ def test_zero_exposure_offset_is_refused():
 def test_bad_options_list_choices():
     with pytest.raises(ModelSpecificationError, match="exchangeable"):
         peerstats.gee("resp ~ age", _data("ohio"), subject="id", correlation="toeplitz")
-    with pytest.raises(ModelSpecificationError, match="visit="):
-        peerstats.gee("resp ~ age", _data("ohio"), subject="id", correlation="ar1")
+
+def test_ar1_without_visit_uses_row_order_as_geepack():
+    """geepack without waves numbers each cluster's rows 1..n_i: the ohio data are complete and
+    sorted by age, so the fit equals the one with visit= (and geepack's)."""
+    fit = peerstats.gee("resp ~ age * smoke", _data("ohio"), subject="id", correlation="ar1")
+    ref = pd.Series(R["ohio_ar1"]["estimate"], index=_r_names(R["ohio_ar1"]["terms"]))
+    np.testing.assert_allclose(fit.params.loc[ref.index], ref, rtol=EST)
+    assert "data order" in fit.summary()
 
 
 def test_separation_raises():

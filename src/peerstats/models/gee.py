@@ -97,21 +97,24 @@ def _offset_values(offset: Any, data: pd.DataFrame, design) -> np.ndarray | None
     return used
 
 
-def _positions(design, visit: str | None, correlation: str) -> np.ndarray | None:
+def _positions(design, subject: str, visit: str | None, correlation: str):
+    """Integer visit positions, and a note when they come from the row order."""
     if visit is None:
-        if correlation in ("ar1", "unstructured"):
-            raise ModelSpecificationError(
-                f"correlation={correlation!r} needs visit= (the column giving each row's "
-                "position in time)"
-            )
-        return None
+        if correlation not in ("ar1", "unstructured"):
+            return None, None
+        # as geepack without waves: the k-th row of a subject (in data order) is position k
+        pos = design.data.groupby(design.data[subject], sort=False).cumcount().to_numpy()
+        return pos.astype(int), (
+            f"correlation={correlation!r} without visit=: positions are each subject's rows in "
+            "data order (as geepack without waves); give visit= when a visit can be missed"
+        )
     col = design.data[visit]
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.cat.remove_unused_categories().cat.codes.to_numpy()
     else:
         levels = np.sort(col.unique())
         codes = np.searchsorted(levels, col.to_numpy())
-    return codes.astype(int)
+    return codes.astype(int), None
 
 
 def _check_duplicates(design, subject: str, visit: str | None) -> None:
@@ -235,8 +238,9 @@ def gee(
         Logit, log, log and identity links. The negative binomial (NB2) dispersion is estimated
         by maximum likelihood on the independence model and then held fixed (statsmodels).
     correlation : {"independence", "exchangeable", "ar1", "unstructured"}
-        Working correlation, parameters estimated as geepack; ``ar1`` and ``unstructured``
-        need ``visit``.
+        Working correlation, parameters estimated as geepack. ``ar1`` and ``unstructured`` use
+        the ``visit`` positions; without ``visit`` each subject's rows in data order (as
+        geepack without ``waves``; noted in ``warnings``).
     vcov : {"robust", "bias-reduced", "naive"}
         Covariance of the coefficients used by ``coef`` and every contrast.
     visit : str, optional
@@ -283,13 +287,13 @@ def gee(
     _check_outcome(design, family)
     _check_duplicates(design, subject, visit)
     off = _offset_values(offset, data, design)
-    positions = _positions(design, visit, correlation)
+    positions, note = _positions(design, subject, visit, correlation)
     groups = pd.factorize(design.data[subject])[0]
     model, res, nb_alpha = _run_gee(design, groups, positions, family, correlation, off, maxiter)
     _separation_check(design, res, family)
     return _build_result(
         design, model, res, family=family, correlation=correlation, vcov=vcov, df=df,
-        subject=subject, visit=visit, offset=off, nb_alpha=nb_alpha,
+        subject=subject, visit=visit, offset=off, nb_alpha=nb_alpha, notes=(note,) if note else (),
     )
 
 
@@ -301,7 +305,7 @@ def _naive_scale(res) -> float:
 
 
 def _build_result(design, model, res, *, family, correlation, vcov, df, subject, visit, offset,
-                  nb_alpha) -> GEEResult:
+                  nb_alpha, notes=()) -> GEEResult:
     phi = _naive_scale(res)
     naive = np.asarray(res.cov_naive) / float(res.scale) * phi
     covs = {
@@ -326,7 +330,7 @@ def _build_result(design, model, res, *, family, correlation, vcov, df, subject,
         working_correlation=np.array(dep, dtype=float) if dep is not None else np.array(0.0),
         nb_alpha=nb_alpha, iterations=len(res.fit_history.get("params", [])),
         _design=design, _beta=np.asarray(res.params, dtype=float), _covs=covs,
-        _offset=offset, _sm_result=res,
+        _offset=offset, _sm_result=res, warnings=tuple(notes),
     )
 
 
@@ -608,6 +612,8 @@ class GEEResult:
         """A plain-text report: model, conventions, coefficients."""
         lines = [f"{k:<22}{v}" for k, v in self._header()]
         lines += ["", self.coef.to_string(float_format=lambda x: f"{x:.4g}")]
+        if self.warnings:
+            lines += ["", "Notes:"] + [f"  {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

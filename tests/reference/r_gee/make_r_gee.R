@@ -10,6 +10,8 @@
 ##    from the geeglm fit by the published formula (documented in md_vcov below), and for the
 ##    independence working correlation cross-checked with clubSandwich::vcovCR(glm, type="CR3")
 ##    (the same (I - H_ii)^-1 adjustment for a GLM = independence GEE).
+##  - MASS::glm.nb on epil: the NB2 theta that gee(family="negative_binomial") holds fixed;
+##  - geeglm gaussian exchangeable on epil (identity link, estimated scale).
 ## Run: Rscript make_r_gee.R   (writes r_gee_reference.json and the data CSVs next to it)
 suppressPackageStartupMessages({
   library(geepack); library(MASS); library(clubSandwich); library(jsonlite)
@@ -95,6 +97,11 @@ for (cs in c("exchangeable", "independence", "ar1")) {
   res[[paste0("epil_", cs)]] <- one_fit(paste0("epil_", cs), f_ep, ep, poisson(), cs,
                                          "period", 4, src_ep)
 }
+res[["epil_gaussian_exchangeable"]] <- one_fit("epil_gaussian", f_ep, ep, gaussian(),
+                                              "exchangeable", "period", 4, src_ep)
+nb <- MASS::glm.nb(f_ep, data = ep)
+res$epil_glm_nb <- list(source = "MASS::glm.nb (ML theta of the independence model)",
+                        theta = nb$theta, terms = names(coef(nb)), estimate = unname(coef(nb)))
 ## ---- respiratory: binary, treatment arm, 4 visits ------------------------------------------
 rp <- geepack::respiratory
 rp$subj <- rp$center * 1000 + rp$id
