@@ -186,3 +186,16 @@ def test_bad_inputs_name_the_field():
         TrialDesign(outcome="ordinal", control_rate=0.3, effect={"odds_ratio": 0.7})
     with pytest.raises(SpecError, match="icc"):
         _binary(0.3, 0.2, groups={"arm": "intervention", "size": 5, "icc": 1.5})
+
+
+def test_power_curve_and_sample_size_for_outcome_designs():
+    d = _binary(0.38, 0.29, groups={"arm": "intervention", "size": 10, "icc": 0.05})
+    curve = peerstats.power_curve(d, [100, 200, 300], method="simulation", n_sims=100, seed=1)
+    t = curve.to_frame()
+    assert list(t["n"]) == [100, 200, 300]
+    assert t["power_analytic"].is_monotonic_increasing
+    assert {"power_simulation", "mc_se", "type1_error"} <= set(t.columns)
+    ss = peerstats.sample_size(d, 0.8)
+    assert ss.power >= 0.8 and ss.n_groups == len(d.groups_of(ss.n_per_arm["intervention"]))
+    with pytest.raises(SpecError, match="continuous"):
+        peerstats.power_curve(d, 100, effect=[0.1, 0.2])

@@ -47,7 +47,8 @@ CASES = {
              "visit"),
     "ohio": ("ohio", "resp ~ age * smoke", "binomial", "id", "wave"),
 }
-KEYS = [k for k in R if k not in ("versions", "epil_glm_nb", "epil_gaussian_exchangeable")]
+KEYS = [k for k in R if k not in ("versions", "epil_glm_nb", "epil_gaussian_exchangeable",
+                                   "resp_emmeans")]
 
 
 @cache
@@ -131,6 +132,27 @@ def test_emmeans_response_and_contrasts():
         em["estimate"].iloc[1] - em["estimate"].iloc[0], rel=1e-12)
 
 
+def test_emmeans_and_contrasts_match_r_emmeans():
+    """R emmeans on the geeglm fit (robust vcov): equal weights over site and sex, age and
+    baseline at their means; 1e-6 relative."""
+    ref = R["resp_emmeans"]
+    fit = _fit("resp_exchangeable")
+    em = fit.emmeans("arm", type="response")
+    assert [str(a) for a in em["arm"]] == ref["arm"]
+    for ours, theirs in [("estimate", "prob"), ("std_error", "se"), ("ci_lower", "lower"),
+                         ("ci_upper", "upper")]:
+        np.testing.assert_allclose(em[ours], ref[theirs], rtol=1e-6)
+    orr = fit.contrasts("arm", scale="ratio").iloc[0]
+    assert orr["estimate"] == pytest.approx(ref["odds_ratio"], rel=1e-6)
+    assert orr["ci_lower"] == pytest.approx(ref["or_lower"], rel=1e-6)
+    assert orr["ci_upper"] == pytest.approx(ref["or_upper"], rel=1e-6)
+    assert orr["p_value"] == pytest.approx(ref["or_p"], rel=1e-5)
+    rd = fit.contrasts("arm", scale="difference").iloc[0]
+    assert rd["estimate"] == pytest.approx(ref["rd"], rel=1e-6)
+    assert rd["std_error"] == pytest.approx(ref["rd_se"], rel=1e-6)
+    assert rd["ci_lower"] == pytest.approx(ref["rd_lower"], rel=1e-6)
+
+
 def test_predict_residuals_and_records():
     fit = _fit("epil_exchangeable")
     pred = fit.predict()
@@ -205,3 +227,10 @@ def test_separation_raises():
     d["y"] = np.where(d["arm"] == "a", 0, rng.integers(0, 2, len(d)))
     with pytest.raises(ConvergenceError, match="separation"):
         peerstats.gee("y ~ arm", d, subject="id")
+
+
+def test_display():
+    fit = _fit("resp_exchangeable", "bias-reduced")
+    assert "bias-reduced (Mancl-DeRouen 2001) / t on clusters - p" in repr(fit)
+    assert "<table>" in fit._repr_html_()
+    assert list(fit.to_frame().columns)[0] == "term"

@@ -43,6 +43,11 @@ FAMILIES = ("binomial", "poisson", "negative_binomial", "gaussian")
 CORRELATIONS = ("independence", "exchangeable", "ar1", "unstructured")
 VCOVS = ("robust", "bias-reduced", "naive")
 DFS = ("auto", "clusters-minus-p", "asymptotic")
+_VCOV_WORDS = {
+    "robust": "robust (Liang-Zeger sandwich)",
+    "bias-reduced": "bias-reduced (Mancl-DeRouen 2001)",
+    "naive": "naive (model-based, geepack scale)",
+}
 
 
 # ---- input checks ------------------------------------------------------------------------------
@@ -599,7 +604,7 @@ class GEEResult:
             ("Model", f"GEE  {self.formula}"),
             ("Family / link", f"{fam} / {link}"),
             ("Working correlation", f"{self.correlation} (parameter {wc_txt}; geepack moments)"),
-            ("Covariance / tests", f"{self.vcov_method} / {df_txt}"),
+            ("Covariance / tests", f"{_VCOV_WORDS[self.vcov_method]} / {df_txt}"),
             (
                 "Observations",
                 f"{self.n_obs} used, {self.n_dropped} dropped (missing outcome), "

@@ -10,11 +10,12 @@
 ##    from the geeglm fit by the published formula (documented in md_vcov below), and for the
 ##    independence working correlation cross-checked with clubSandwich::vcovCR(glm, type="CR3")
 ##    (the same (I - H_ii)^-1 adjustment for a GLM = independence GEE).
+##  - emmeans on the respiratory exchangeable fit: probabilities, odds ratio, risk difference;
 ##  - MASS::glm.nb on epil: the NB2 theta that gee(family="negative_binomial") holds fixed;
 ##  - geeglm gaussian exchangeable on epil (identity link, estimated scale).
 ## Run: Rscript make_r_gee.R   (writes r_gee_reference.json and the data CSVs next to it)
 suppressPackageStartupMessages({
-  library(geepack); library(MASS); library(clubSandwich); library(jsonlite)
+  library(emmeans); library(geepack); library(MASS); library(clubSandwich); library(jsonlite)
 })
 here <- local({
   a <- commandArgs(trailingOnly = FALSE); f <- sub("^--file=", "", a[grep("^--file=", a)])
@@ -116,6 +117,24 @@ for (cs in c("independence", "exchangeable", "ar1", "unstructured")) {
   res[[paste0("resp_", cs)]] <- one_fit(paste0("resp_", cs), f_rp, rp, binomial(), cs,
                                          "visit", 4, src_rp)
 }
+## emmeans on the exchangeable fit (robust vcov, emmeans' default for geeglm): per-arm
+## probabilities (type = "response"), the odds ratio, and the risk difference (regrid)
+rp$.id <- rp$.cluster; rp$.wave <- rp$visit
+fx <- geeglm(f_rp, data = rp, id = .id, family = binomial(), corstr = "exchangeable",
+             waves = .wave, control = geese.control(epsilon = 1e-12, maxit = 200))
+## cov.keep = character(0): every numeric covariate at its mean, as peerstats (emmeans' own
+## default cov.keep = "2" would treat the 0/1 covariate `baseline` as a factor)
+emm <- emmeans(fx, ~ arm, cov.keep = character(0))
+em <- as.data.frame(summary(emm, type = "response"))
+orr <- as.data.frame(summary(pairs(emm, reverse = TRUE), type = "response", infer = TRUE))
+rd <- as.data.frame(summary(pairs(regrid(emm), reverse = TRUE), infer = TRUE))
+res$resp_emmeans <- list(source = "emmeans::emmeans on geepack::geeglm (exchangeable)",
+                         arm = as.character(em$arm), prob = em$prob, se = em$SE,
+                         lower = em$asymp.LCL, upper = em$asymp.UCL,
+                         odds_ratio = orr$odds.ratio, or_lower = orr$asymp.LCL,
+                         or_upper = orr$asymp.UCL, or_p = orr$p.value,
+                         rd = rd$estimate, rd_se = rd$SE, rd_lower = rd$asymp.LCL,
+                         rd_upper = rd$asymp.UCL)
 ## ---- ohio: binary wheeze ---------------------------------------------------------------------
 oh <- geepack::ohio
 oh$.cluster <- oh$id; oh$wave <- oh$age + 3
@@ -128,7 +147,8 @@ for (cs in c("exchangeable", "ar1")) {
 
 res$versions <- list(R = R.version.string, geepack = as.character(packageVersion("geepack")),
                      clubSandwich = as.character(packageVersion("clubSandwich")),
-                     MASS = as.character(packageVersion("MASS")))
+                     MASS = as.character(packageVersion("MASS")),
+                     emmeans = as.character(packageVersion("emmeans")))
 writeLines(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE),
            file.path(here, "r_gee_reference.json"))
 cat("wrote", file.path(here, "r_gee_reference.json"), "\n")
