@@ -7,6 +7,8 @@ by make_r_marginal.R:
 - ``beeca::ge_macro_trial01``: the Ge et al. (2011) SAS macro output on trial01;
 - a random-intercept logistic model (beta, Var(beta) of the three-arm GLM, random-intercept
   variance 0.8): marginal risks by stats::integrate, Var by the integrated delta method.
+- a repeated-measures geepack GEE (respiratory, exchangeable, robust vcov) standardised over
+  the visit-4 rows, by g-computation and the delta method written out in base R.
 No expected value comes from peerstats.
 
 Tolerances: estimates and SEs 1e-6 relative against beeca (observed <= 3e-8: R's glm stops at
@@ -94,6 +96,24 @@ def test_gee_fit_independence_equals_beeca_hc0():
     np.testing.assert_allclose(out["std_error"], ref["se"], rtol=REL)
 
 
+@pytest.mark.parametrize("contrast,key", [("risk_difference", "rd"), ("risk_ratio", "rr"),
+                                          ("odds_ratio", "or")])
+def test_repeated_measures_gee_at_one_visit_matches_r(contrast, key):
+    """1e-6 relative (geepack run to epsilon 1e-12)."""
+    d = pd.read_csv(REF.parent / "r_gee" / "respiratory.csv")
+    d["site"] = d["site"].astype(str)
+    d["arm"] = pd.Categorical(d["arm"], categories=["placebo", "active"])
+    d["visit_f"] = d["visit"].astype(str)
+    fit = peerstats.gee("outcome ~ arm + site + sex + age + baseline + visit_f", d,
+                        subject="subj", correlation="exchangeable", visit="visit")
+    out = peerstats.marginal_effect(fit, arm="arm", contrast=contrast, at={"visit": 4})
+    ref = R["gee_visit4"]
+    np.testing.assert_allclose(out.attrs["means"]["estimate"], ref["means"], rtol=REL)
+    assert out["estimate"].iloc[0] == pytest.approx(ref["estimate"][key], rel=REL)
+    assert out["std_error"].iloc[0] == pytest.approx(ref["se"][key], rel=REL)
+    assert f"{int((d['visit'] == 4).sum())} analysed rows" in out.attrs["method"]
+
+
 class _RandomInterceptFit:
     """The protocol as a GLMM fit offers it (fixed values from the R reference)."""
 
@@ -142,6 +162,8 @@ def test_bad_input():
         peerstats.marginal_effect(fit, arm="trtp", contrast="nnt")
     with pytest.raises(ModelSpecificationError, match="not a column"):
         peerstats.marginal_effect(fit, arm="treatment")
+    with pytest.raises(ModelSpecificationError, match="no analysed rows"):
+        peerstats.marginal_effect(fit, arm="trtp", at={"bl_cov": "nope"})
     with pytest.raises(ModelSpecificationError, match="lacks"):
         peerstats.marginal_effect(object(), arm="trtp")
     pois = smf.glm("aval ~ trtp", pd.read_csv(REF / "trial01.csv"),

@@ -164,9 +164,28 @@ def _averaged(link, eta: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.nda
     return link.inverse(u) @ w, link.inverse_deriv(u) @ w
 
 
-def counterfactual_means(fit, arm: str, levels: list) -> tuple[np.ndarray, np.ndarray]:
+def _rows_at(data: pd.DataFrame, at: dict | None) -> pd.DataFrame:
+    """The analysed rows to standardise over: all, or those matching ``at`` (e.g. one visit)."""
+    if not at:
+        return data
+    if not isinstance(at, dict):
+        raise ModelSpecificationError(f"at= is a dict {{column: value}}, not {at!r}")
+    keep = np.ones(len(data), dtype=bool)
+    for col, value in at.items():
+        if col not in data.columns:
+            raise ModelSpecificationError(
+                f"at= names {col!r}, which is not a column of the analysed data; columns are "
+                f"{list(data.columns)}"
+            )
+        keep &= (data[col].astype(str) == str(value)).to_numpy()
+    if not keep.any():
+        raise ModelSpecificationError(f"no analysed rows match at={at!r}")
+    return data.loc[keep]
+
+
+def counterfactual_means(fit, arm: str, levels: list, data: pd.DataFrame | None = None):
     """Per-arm standardised means m_a and their gradients dm_a / d beta (rows)."""
-    data = fit.data
+    data = fit.data if data is None else data
     beta = np.asarray(fit.fixed_params, dtype=float)
     means, grads = [], []
     for lv in levels:
@@ -222,6 +241,7 @@ def marginal_effect(
     contrast: ContrastName = "risk_difference",
     variance: VarianceName = "ge",
     reference: Any = None,
+    at: dict | None = None,
     level: float = 0.95,
 ) -> pd.DataFrame:
     """Marginal treatment effect by g-computation over the analysed sample.
@@ -241,6 +261,9 @@ def marginal_effect(
         beeca ``method = "Ge", type = "HC0"``; the cluster-robust one for a GEE).
     reference : optional
         Reference arm (default: the first level, 0 for a 0/1 arm).
+    at : dict, optional
+        Standardise over the analysed rows matching ``{column: value}`` only, e.g.
+        ``{"visit": "12m"}`` for a repeated-measures GEE or GLMM (default: every analysed row).
     level : float
         Confidence level.
 
@@ -274,14 +297,15 @@ def marginal_effect(
             f"{p.family_name!r}"
         )
     V = _vcov(p, variance)
-    levels = _arm_levels(p.data, arm, reference)
-    means, D = counterfactual_means(p, arm, levels)
+    rows = _rows_at(p.data, at)
+    levels = _arm_levels(rows, arm, reference)
+    means, D = counterfactual_means(p, arm, levels, rows)
     Vm = D @ V @ D.T
     out = pd.DataFrame(_rows(levels, means, Vm, contrast, float(level)))
     out.attrs.update(
         means=pd.DataFrame({"arm": levels, "estimate": means, "std_error": np.sqrt(np.diag(Vm))}),
         varcov_means=Vm, contrast=contrast, variance=variance,
-        method=_method_text(p, variance),
+        method=_method_text(p, variance, len(rows)),
     )
     return out
 
@@ -297,13 +321,13 @@ def _vcov(p, variance: str) -> np.ndarray:
     return np.asarray(p.sandwich_vcov, dtype=float)
 
 
-def _method_text(p, variance: str) -> str:
+def _method_text(p, variance: str, n_rows: int) -> str:
     vc = "fit's covariance" if variance == "ge" else "sandwich (HC0 / cluster-robust) covariance"
     re = getattr(p, "marginal_method", None) or (
         "averaged over the random effects by Gauss-Hermite quadrature "
         f"({GH_NODES} nodes)"
     )
     return (
-        f"g-computation over the {len(p.data)} analysed rows; Ge et al. (2011) delta-method "
+        f"g-computation over {n_rows} analysed rows; Ge et al. (2011) delta-method "
         f"variance with the {vc}; {re}"
     )

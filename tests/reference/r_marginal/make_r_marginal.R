@@ -12,6 +12,8 @@
 ##    effect) risk per arm computed here with stats::integrate (adaptive quadrature, not
 ##    Gauss-Hermite) for fixed beta, Var(beta) and random-intercept variance, and the delta-method
 ##    variance with the integrated derivative; for the GLMM protocol of marginal_effect.
+##  - a repeated-measures GEE (geepack::geeglm, respiratory, exchangeable, robust vcov):
+##    g-computation over the visit-4 rows and the Ge delta method written out in base R.
 ## Run: Rscript make_r_marginal.R  (writes r_marginal_reference.json and the data CSVs next to it)
 .libPaths(c("/work/rlib", .libPaths()))
 suppressPackageStartupMessages({ library(beeca); library(jsonlite) })
@@ -92,8 +94,38 @@ res$glmm_integrated <- list(
   means = unname(means), arms = levels(arm), varcov_means = unname(Vm),
   risk_difference = unname(rd), se_risk_difference = unname(se_rd))
 
+## ---- a repeated-measures GEE (geepack::respiratory, exchangeable, robust vcov), standardised
+## over the rows of visit 4: g-computation and the Ge delta method written out in base R
+suppressPackageStartupMessages(library(geepack))
+rp <- geepack::respiratory
+rp$subj <- rp$center * 1000 + rp$id
+rp$arm <- factor(ifelse(rp$treat == "A", "active", "placebo"), levels = c("placebo", "active"))
+rp$site <- factor(rp$center)
+gf <- geeglm(outcome ~ arm + site + sex + age + baseline + factor(visit), data = rp, id = subj,
+             family = binomial, corstr = "exchangeable",
+             control = geese.control(epsilon = 1e-12, maxit = 200))
+b <- coef(gf); V <- gf$geese$vbeta
+d4 <- rp[rp$visit == 4, ]
+cf <- lapply(levels(rp$arm), function(a) {
+  d <- d4; d$arm <- factor(a, levels = levels(rp$arm))
+  X <- model.matrix(~ arm + site + sex + age + baseline + factor(visit, levels = 1:4), d)
+  eta <- drop(X %*% b)
+  list(m = mean(plogis(eta)), g = colMeans(X * dlogis(eta)))
+})
+m <- sapply(cf, `[[`, "m"); G <- t(sapply(cf, `[[`, "g")); Vm <- G %*% V %*% t(G)
+grad <- list(rd = c(-1, 1), rr = c(-m[2] / m[1]^2, 1 / m[1]),
+             or = c(-(m[2] / (1 - m[2])) / m[1]^2, 1 / ((m[1] / (1 - m[1])) * (1 - m[2])^2)))
+est <- list(rd = m[2] - m[1], rr = m[2] / m[1], or = (m[2] / (1 - m[2])) / (m[1] / (1 - m[1])))
+res$gee_visit4 <- list(
+  source = "geepack::geeglm on respiratory; base-R g-computation + delta method over visit-4 rows",
+  means = unname(m), varcov_means = unname(Vm),
+  estimate = lapply(est, unname),
+  se = lapply(names(grad), function(k) sqrt(drop(t(grad[[k]]) %*% Vm %*% grad[[k]]))) |>
+    setNames(names(grad)))
+
 res$versions <- list(R = R.version.string, beeca = as.character(packageVersion("beeca")),
-                     sandwich = as.character(packageVersion("sandwich")))
+                     sandwich = as.character(packageVersion("sandwich")),
+                     geepack = as.character(packageVersion("geepack")))
 writeLines(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE),
            file.path(here, "r_marginal_reference.json"))
 cat("wrote r_marginal_reference.json\n")
