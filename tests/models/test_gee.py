@@ -4,8 +4,9 @@ Source of every expected number: tests/reference/r_gee/r_gee_reference.json, wri
 make_r_gee.R (geepack::geeglm with geese.control(epsilon = 1e-12) on MASS::epil, the epilepsy
 seizure counts of Diggle, Liang & Zeger Table 8.10, Poisson; geepack::respiratory and
 geepack::ohio, binary; the Mancl-DeRouen covariance computed in R by its published formula and,
-for the independence working correlation, clubSandwich::vcovCR(glm, type = "CR3")). No
-expected value comes from peerstats.
+for the independence working correlation, clubSandwich::vcovCR(glm, type = "CR3"); R emmeans
+on the respiratory fit; synthetic bed-day counts with a follow-up offset generated and fitted in
+R; MASS::glm.nb for the negative binomial theta). No expected value comes from peerstats.
 
 Tolerances: estimates 1e-6 relative, standard errors (robust, naive, bias-reduced) 1e-5
 relative, working-correlation parameters 1e-5 absolute (observed: <= 3e-10 everywhere once
@@ -48,7 +49,7 @@ CASES = {
     "ohio": ("ohio", "resp ~ age * smoke", "binomial", "id", "wave"),
 }
 KEYS = [k for k in R if k not in ("versions", "epil_glm_nb", "epil_gaussian_exchangeable",
-                                   "resp_emmeans")]
+                                   "resp_emmeans", "beddays_exchangeable")]
 
 
 @cache
@@ -181,6 +182,20 @@ def test_negative_binomial_theta_matches_glm_nb():
     assert fit.theta == pytest.approx(R["epil_glm_nb"]["theta"], rel=1e-4)
     ref = pd.Series(R["epil_glm_nb"]["estimate"], index=_r_names(R["epil_glm_nb"]["terms"]))
     np.testing.assert_allclose(fit.params.loc[ref.index], ref, rtol=1e-4)
+
+
+@pytest.mark.parametrize("vcov,ref_key", [("robust", "se_robust"), ("naive", "se_naive"),
+                                          ("bias-reduced", "se_md")])
+def test_offset_for_unequal_follow_up_matches_geepack(vcov, ref_key):
+    """Synthetic bed-day counts with follow-up years as offset (generated in make_r_gee.R)."""
+    ref = R["beddays_exchangeable"]
+    d = pd.read_csv(REF / "bed_days.csv")
+    d["arm"] = pd.Categorical(d["arm"], categories=["usual", "peer"])
+    fit = peerstats.gee("bed_days ~ arm", d, subject="pid", family="poisson", visit="period",
+                        offset="log_years", vcov=vcov)
+    names = ["Intercept", "arm[T.peer]"]
+    np.testing.assert_allclose(fit.params.loc[names], ref["estimate"], rtol=EST)
+    np.testing.assert_allclose(fit.coef["std_error"].loc[names], ref[ref_key], rtol=SE)
 
 
 def test_outcome_not_binary_is_refused():

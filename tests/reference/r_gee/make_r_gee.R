@@ -145,6 +145,22 @@ for (cs in c("exchangeable", "ar1")) {
                                          "geepack::ohio, geepack::geeglm")
 }
 
+## ---- synthetic bed-day counts with unequal follow-up (offset), generated here -----------------
+set.seed(161)
+nb_n <- 120
+bd <- data.frame(pid = rep(1:nb_n, each = 2), period = rep(1:2, nb_n),
+                 arm = factor(rep(sample(c("usual", "peer"), nb_n, TRUE), each = 2),
+                              levels = c("usual", "peer")))
+bd$years <- round(runif(nrow(bd), 0.2, 1), 3)
+u <- rep(rnorm(nb_n, 0, 0.7), each = 2)
+bd$bed_days <- rpois(nrow(bd), bd$years * exp(1.2 - 0.4 * (bd$arm == "peer") + u))
+bd$log_years <- log(bd$years)
+write.csv(bd, file.path(here, "bed_days.csv"), row.names = FALSE)
+bd$.cluster <- bd$pid
+res$beddays_exchangeable <- one_fit("beddays", bed_days ~ arm + offset(log_years), bd,
+                                    poisson(), "exchangeable", "period", 2,
+                                    "generated synthetic bed-days; geepack::geeglm with offset")
+
 res$versions <- list(R = R.version.string, geepack = as.character(packageVersion("geepack")),
                      clubSandwich = as.character(packageVersion("clubSandwich")),
                      MASS = as.character(packageVersion("MASS")),
