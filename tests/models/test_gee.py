@@ -53,11 +53,23 @@ KEYS = [k for k in R if k not in ("versions", "epil_glm_nb", "epil_gaussian_exch
 
 
 @cache
-def _fit(key: str, vcov: str = "robust"):
+def _fit_robust(key: str):
     case, corstr = key.split("_", 1)
     data, formula, family, subject, visit = CASES[case]
     return peerstats.gee(formula, _data(data), subject=subject, family=family,
-                         correlation=corstr, vcov=vcov, visit=visit)
+                         correlation=corstr, visit=visit)
+
+
+def _fit(key: str, vcov: str = "robust"):
+    return _fit_robust(key).with_vcov(vcov)
+
+
+def test_with_vcov_equals_a_refit():
+    key = "ohio_exchangeable"
+    data, formula, family, subject, visit = CASES["ohio"]
+    refit = peerstats.gee(formula, _data(data), subject=subject, correlation="exchangeable",
+                          visit=visit, vcov="bias-reduced")
+    pd.testing.assert_frame_equal(refit.coef, _fit(key, "bias-reduced").coef)
 
 
 def _r_names(terms):

@@ -400,6 +400,23 @@ class GEEResult:
         cols = self._design.columns
         return pd.DataFrame(self._covs[kind].copy(), index=cols, columns=cols)
 
+    def with_vcov(self, vcov: VcovName, *, df: DfName = "auto") -> GEEResult:
+        """The same fit with another covariance of the coefficients (no refit): every table,
+        contrast and record then uses it. ``df`` as in :func:`peerstats.gee`."""
+        import dataclasses
+
+        vcov = choice("vcov", vcov, VCOVS)
+        df = choice("df", df, DFS)
+        use_t = df == "clusters-minus-p" or (df == "auto" and vcov == "bias-reduced")
+        if use_t and self.n_clusters - len(self._beta) < 1:
+            raise ModelSpecificationError(
+                f"t tests on clusters - p df need more clusters ({self.n_clusters}) than "
+                f"coefficients ({len(self._beta)}); use df='asymptotic'"
+            )
+        return dataclasses.replace(
+            self, vcov_method=vcov, df_method="clusters-minus-p" if use_t else "asymptotic"
+        )
+
     def coef_table(self, level: float = 0.95) -> pd.DataFrame:
         """``coef`` at another confidence level."""
         level = _check_level(level)
