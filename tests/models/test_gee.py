@@ -261,3 +261,11 @@ def test_display():
     assert "bias-reduced (Mancl-DeRouen 2001) / t on clusters - p" in repr(fit)
     assert "<table>" in fit._repr_html_()
     assert list(fit.to_frame().columns)[0] == "term"
+
+
+def test_non_convergence_raises():
+    data, formula, family, subject, visit = CASES["ohio"]
+    with pytest.raises(ConvergenceError, match="did not converge in 2 iterations"):
+        peerstats.gee(formula, _data(data), subject=subject, family=family, maxiter=2)
+    with pytest.raises(ModelSpecificationError, match="maxiter"):
+        peerstats.gee(formula, _data(data), subject=subject, family=family, maxiter=0)

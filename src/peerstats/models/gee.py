@@ -191,6 +191,8 @@ def _run_gee(design, groups, positions, family, correlation, offset, maxiter):
         warnings.simplefilter("always")
         res = model.fit(maxiter=maxiter, ddof_scale=0, cov_type="bias_reduced")
     msgs = [str(w.message) for w in caught if issubclass(w.category, SMConvergence)]
+    if not getattr(res, "converged", True):
+        msgs.append("the score did not reach statsmodels' tolerance")
     if msgs or not np.all(np.isfinite(res.params)):
         raise ConvergenceError(
             f"the GEE did not converge in {maxiter} iterations ({'; '.join(msgs) or 'non-finite'}"
@@ -283,6 +285,8 @@ def gee(
     R and clubSandwich CR3 (tests/reference/r_gee/).
     """
     family = choice("family", family, FAMILIES)
+    if isinstance(maxiter, bool) or not isinstance(maxiter, int | np.integer) or maxiter < 1:
+        raise ModelSpecificationError(f"maxiter must be a positive integer, got {maxiter!r}")
     correlation = choice("correlation", correlation, CORRELATIONS)
     vcov = choice("vcov", vcov, VCOVS)
     df = choice("df", df, DFS)
