@@ -78,6 +78,11 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 18: trial-based economic evaluation (EQ-5D, QALYs, costs, cost-effectiveness)
+    "eq5d": "peerstats.economics.eq5d",
+    "qalys": "peerstats.economics.qaly",
+    "resource_costs": "peerstats.economics.costs",
+    "cost_effectiveness": "peerstats.economics.cea",
 }
 
 __all__ = [

@@ -1,0 +1,1 @@
+from peerstats.economics.eq5d import eq5d, value_sets, DIMENSIONS, ValueSet, load_value_set
