@@ -103,7 +103,9 @@ def _from_dict(spec: Mapping[str, Any], where: str) -> ValueSet:
         grid = _all_profiles(k)
         missing = [p for p in grid if p not in spec["table"]]
         if missing:
-            raise SpecError(f"{where}: the lookup table lacks {len(missing)} profiles, e.g. {missing[:3]}")
+            raise SpecError(
+                f"{where}: the lookup table lacks {len(missing)} profiles, e.g. {missing[:3]}"
+            )
         table = np.array([float(spec["table"][p]) for p in grid])
     decrements = {d: tuple(float(x) for x in v) for d, v in spec.get("decrements", {}).items()}
     bad = [d for d, v in decrements.items() if len(v) != k]
@@ -183,7 +185,9 @@ def _match_columns(frame: pd.DataFrame, columns: Mapping[str, str] | None) -> li
     if columns is not None:
         missing = [d for d in DIMENSIONS if d not in columns]
         if missing:
-            raise SpecError(f"columns= must map every dimension {list(DIMENSIONS)}; missing {missing}")
+            raise SpecError(
+                f"columns= must map every dimension {list(DIMENSIONS)}; missing {missing}"
+            )
         return [columns[d] for d in DIMENSIONS]
     found = {}
     for col in frame.columns:
@@ -322,7 +326,10 @@ def _parse(profiles: Any, columns: Mapping[str, str] | None):
         nonnum = profiles[cols].notna().to_numpy() & np.isnan(L)
         L[nonnum] = -1
         empty = profiles[cols].isna().all(axis=1).to_numpy()
-        raw = ["".join("." if pd.isna(x) else str(x) for x in r) for r in profiles[cols].itertuples(index=False)]
+        raw = [
+            "".join("." if pd.isna(x) else str(x) for x in r)
+            for r in profiles[cols].itertuples(index=False)
+        ]
         return L, empty, raw, profiles.index, "frame"
     if isinstance(profiles, (str, int, np.integer)):
         values, labels, kind = [profiles], [0], "scalar"
