@@ -103,7 +103,8 @@ def bootstrap_increments(
     """(n_boot, q) bootstrap replicates of the arm coefficient of each column of Y."""
     payload = {"X": X, "Y": Y, "col": col, "units": _units(arm_codes, cluster)}
     n_chunks = math.ceil(n_boot / CHUNK)
-    seeds = np.random.SeedSequence(seed).spawn(n_chunks)
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    seeds = root.spawn(n_chunks)
     sizes = [min(CHUNK, n_boot - c * CHUNK) for c in range(n_chunks)]
     if client is None:
         return run_chunk(payload, seeds, sizes)

@@ -292,6 +292,7 @@ def cost_effectiveness(
     level: float = 0.95,
     reference: Any = None,
     missing: Literal["error", "complete_case"] = "error",
+    n_imputations: int | None = None,
 ) -> CostEffectiveness:
     """Incremental cost and effect, ICER, net monetary benefit and CEAC of a two-arm trial.
 
@@ -331,6 +332,12 @@ def cost_effectiveness(
         Missing cost, effect or covariate values raise
         :class:`~peerstats.exceptions.DataValidationError` (default), or, opted in, the
         participants with any of them are left out (``details["n_excluded"]`` says how many).
+    n_imputations : int, optional
+        Multiple imputation of missing costs and effects, then the bootstrap of each completed
+        set (``method="bootstrap"`` only; "MI then bootstrap, pooled sample", see
+        :mod:`peerstats.economics.mi`): point estimates are the mean over imputations, SEs,
+        intervals and the CEAC come from the M x ``n_boot`` pooled replicates. Arm and
+        covariates must be complete.
 
     Returns
     -------
@@ -346,39 +353,48 @@ def cost_effectiveness(
     data and on the MenSS pilot-trial data shipped with R ``missingHE``.
     """
     w = _check_args(data, cost, effect, arm, list(covariates), method, n_boot, wtp, level, cluster)
-    used = [cost, effect, arm, *covariates]
     if missing not in ("error", "complete_case"):
         raise SpecError(f"missing must be 'error' or 'complete_case', got {missing!r}")
+    if n_imputations is not None and (method != "bootstrap" or n_imputations < 2):
+        raise SpecError(
+            "n_imputations (MI then bootstrap) needs method='bootstrap' and at least 2 "
+            f"imputations; got method={method!r}, n_imputations={n_imputations!r}"
+        )
     n_all = len(data)
+    must = [arm, *covariates] if n_imputations else [cost, effect, arm, *covariates]
     if missing == "complete_case":
-        data = data.dropna(subset=used)
-    _validate_values(data, cost, effect, used)
+        data = data.dropna(subset=must)
+    _validate_values(data, cost, effect, must)
     X, levels = _design(data, arm, list(covariates), reference)
     Y = pd.DataFrame({"cost": data[cost].astype(float), "effect": data[effect].astype(float)})
-    fit = _sur(X, Y)
-    names = [f"cost_{X.columns[1]}", f"effect_{X.columns[1]}"]
-    inc = fit.params[names].to_numpy()
-    V = fit.cov.loc[names, names].to_numpy()
+    details = {"n_excluded": n_all - len(data), "seed": seed}
+    if n_imputations:
+        inc, reps, fit = _mi_boot(data, X, Y, levels, cost, effect, arm, covariates,
+                                  n_imputations, n_boot, seed, cluster, client, details)  # fmt: skip
+    else:
+        fit = _sur(X, Y)
+        details["sigma"] = fit.sigma
+        names = [f"cost_{X.columns[1]}", f"effect_{X.columns[1]}"]
+        inc = fit.params[names].to_numpy()
+        V = fit.cov.loc[names, names].to_numpy()
     dfr = float(len(X) - X.shape[1])
-    details = {"n_excluded": n_all - len(data), "sigma": fit.sigma, "seed": seed}
     if method == "sur":
         se = np.sqrt(np.diag(V))
         lo, hi = _wald(inc, se, dfr, level)
         nmb = _nmb_parametric(inc, V, w, dfr, level)
         reps = None
     else:
-        cl = None if cluster is None else data[cluster].astype(object).to_numpy()
-        arm_codes = (data[arm] == levels[1]).to_numpy(int)
-        reps = bootstrap_increments(
-            X.to_numpy(), Y.to_numpy(), col=1, arm_codes=arm_codes, cluster=cl,
-            n_boot=int(n_boot), seed=seed, client=client,
-        )  # fmt: skip
+        if not n_imputations:
+            cl = None if cluster is None else data[cluster].astype(object).to_numpy()
+            reps = bootstrap_increments(
+                X.to_numpy(), Y.to_numpy(), col=1, arm_codes=(data[arm] == levels[1]).to_numpy(int),
+                cluster=cl, n_boot=int(n_boot), seed=seed, client=client,
+            )  # fmt: skip
         V = np.cov(reps, rowvar=False)
         se = np.sqrt(np.diag(V))
         lo, hi = bc_interval(reps, inc, level).T
         nmb = _nmb_bootstrap(inc, reps, w, level)
-        details["n_boot"] = int(n_boot)
-        details["cluster"] = cluster
+        details.update(n_boot=int(n_boot), cluster=cluster)
     idx = pd.Index(["cost", "effect"])
     return CostEffectiveness(
         incremental=pd.DataFrame(
@@ -386,8 +402,8 @@ def cost_effectiveness(
         ),
         covariance=pd.DataFrame(V, index=idx, columns=idx),
         nmb=nmb,
-        coefficients=_coef_table(fit),
-        method=method,
+        coefficients=_coef_table(fit) if fit is not None else pd.DataFrame(),
+        method=method if not n_imputations else "mi-bootstrap",
         arms=(str(levels[0]), str(levels[1])),
         n=len(X),
         level=level,
@@ -395,3 +411,23 @@ def cost_effectiveness(
         replicates=None if reps is None else pd.DataFrame(reps, columns=["cost", "effect"]),
         details=details,
     )
+
+
+def _mi_boot(data, X, Y, levels, cost, effect, arm, covariates, m, n_boot, seed, cluster,
+             client, details):  # fmt: skip
+    """MI of (cost, effect) by peerstats.impute, then the bootstrap of each completed set."""
+    from peerstats.economics.mi import impute_cost_effect, mi_bootstrap, seeds_for
+
+    s_imp, s_boot = seeds_for(seed)
+    Ym = impute_cost_effect(data, cost=cost, effect=effect, arm=arm, covariates=list(covariates),
+                            n_imputations=int(m), seed=s_imp)  # fmt: skip
+    cl = None if cluster is None else data[cluster].astype(object).to_numpy()
+    ests, reps = mi_bootstrap(X.to_numpy(), Ym, col=1, cluster=cl, n_boot=int(n_boot),
+                              arm_codes=(data[arm] == levels[1]).to_numpy(int), seed=s_boot,
+                              client=client)  # fmt: skip
+    details.update(
+        n_imputations=int(m), estimates_by_imputation=ests,
+        n_missing={"cost": int(Y["cost"].isna().sum()), "effect": int(Y["effect"].isna().sum())},
+        negative_imputed_costs=int((Ym[:, Y["cost"].isna().to_numpy(), 0] < 0).sum()),
+    )  # fmt: skip
+    return ests.mean(axis=0), reps, None
