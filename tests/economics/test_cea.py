@@ -33,10 +33,20 @@ def _menss():
     return d.rename(columns={"u.0": "u0"})
 
 
+def _glick():
+    return pd.read_csv(HERE / "glick_clintrial_cea.csv")
+
+
 CASES = {
     "synthetic": (_synthetic, dict(cost="cost", effect="qaly", arm="arm",
                                    covariates=["u0", "stratum"])),
     "menss": (_menss, dict(cost="c", effect="e", arm="trt", covariates=["u0"])),
+    # Glick et al. 2007 example trial: baseline cost in the cost equation, baseline QALY in the
+    # QALY equation (different regressors: SUR is FGLS, not OLS)
+    "glick": (_glick, dict(cost="cost", effect="qaly", arm="treat",
+                           covariates={"cost": ["blcost"], "effect": ["blqaly"]})),
+    "glick_shared": (_glick, dict(cost="cost", effect="qaly", arm="treat",
+                                  covariates=["blcost", "blqaly", "dissev", "race", "male"])),
 }  # fmt: skip
 
 
@@ -59,8 +69,11 @@ def test_incremental_matches_systemfit(sur):
 def test_covariance_matches_systemfit(sur):
     res, ref = sur
     np.testing.assert_allclose(res.covariance.to_numpy(), ref["covariance"], rtol=1e-6)
-    np.testing.assert_allclose(res.details["sigma"].to_numpy(), ref["residual_covariance"],
-                               rtol=1e-6)  # fmt: skip
+    # the residual covariance that weights the FGLS step (systemfit residCovEst: from the OLS
+    # residuals, geomean df); with shared regressors it is also that of the final residuals
+    np.testing.assert_allclose(
+        res.details["sigma"].to_numpy(), ref["residual_covariance_used"], rtol=1e-6
+    )
 
 
 def test_all_coefficients_match_systemfit(sur):
@@ -238,3 +251,15 @@ def test_bootstrap_arithmetic_matches_r_on_r_drawn_resamples():
         bc_interval(nmb, np.array([nmb0]), 0.95)[0], ref["bc_nmb"], rtol=1e-9
     )
     assert (nmb[:, 0] > 0).mean() == ref["prob_ce"]
+
+
+def test_different_regressors_bootstrap_ols_per_equation():
+    kw = dict(cost="cost", effect="qaly", arm="treat",
+              covariates={"cost": ["blcost"], "effect": ["blqaly"]})  # fmt: skip
+    boot = peerstats.cost_effectiveness(_glick(), method="bootstrap", n_boot=500, seed=1, **kw)
+    assert "OLS per equation" in boot.details["estimator"]
+    d = _glick()
+    ols_c = np.linalg.lstsq(np.c_[np.ones(500), d["treat"], d["blcost"]], d["cost"], rcond=None)[0]
+    assert boot.incremental.loc["cost", "estimate"] == pytest.approx(ols_c[1])
+    sur = peerstats.cost_effectiveness(_glick(), method="sur", **kw)
+    assert sur.incremental.loc["cost", "estimate"] != pytest.approx(ols_c[1], rel=1e-9)

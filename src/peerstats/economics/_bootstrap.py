@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["bootstrap_increments", "bc_interval", "CHUNK"]
+__all__ = ["bootstrap_increments", "bc_interval", "increments", "CHUNK"]
 
 #: replicates per task (fixed, so the answer does not depend on the number of workers)
 CHUNK = 250
@@ -74,23 +74,33 @@ def _wls_many(X: np.ndarray, Y: np.ndarray, W: np.ndarray, col: int) -> np.ndarr
     return beta[:, col, :]
 
 
+def increments(blocks, Y: np.ndarray, W: np.ndarray, col: int) -> np.ndarray:
+    """(b, q) arm coefficients; ``blocks`` is [(X, response columns)]: one block when both
+    equations share their regressors (SUR = OLS), one per equation otherwise (OLS each)."""
+    out = np.empty((len(W), Y.shape[1]))
+    for X, idx in blocks:
+        out[:, idx] = _wls_many(X, Y[:, idx], W, col)
+    return out
+
+
 def run_chunk(payload: dict, seeds: Sequence[np.random.SeedSequence], sizes: Sequence[int]):
     """Replicates for a list of chunks; returns (sum(sizes), q) increments."""
     from threadpoolctl import threadpool_limits
 
     out = []
     with threadpool_limits(limits=1):
-        X = np.array(payload["X"], copy=True)
+        # fresh copies: a deserialised buffer may be aligned differently (SIMD summation order)
+        blocks = [(np.array(X, copy=True), list(idx)) for X, idx in payload["blocks"]]
         Y = np.array(payload["Y"], copy=True)
         for seed, size in zip(seeds, sizes):
             rng = np.random.default_rng(seed)
-            W = _weights(rng, payload["units"], size, len(X))
-            out.append(_wls_many(X, Y, W, payload["col"]))
+            W = _weights(rng, payload["units"], size, len(Y))
+            out.append(increments(blocks, Y, W, payload["col"]))
     return np.vstack(out)
 
 
 def bootstrap_increments(
-    X: np.ndarray,
+    blocks: list,
     Y: np.ndarray,
     *,
     col: int,
@@ -101,7 +111,7 @@ def bootstrap_increments(
     client: Any = None,
 ) -> np.ndarray:
     """(n_boot, q) bootstrap replicates of the arm coefficient of each column of Y."""
-    payload = {"X": X, "Y": Y, "col": col, "units": _units(arm_codes, cluster)}
+    payload = {"blocks": blocks, "Y": Y, "col": col, "units": _units(arm_codes, cluster)}
     n_chunks = math.ceil(n_boot / CHUNK)
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(n_chunks)

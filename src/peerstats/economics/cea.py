@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,10 +46,8 @@ def _check_args(data, cost, effect, arm, covariates, method, n_boot, wtp, level,
         raise SpecError(f"level must be between 0 and 1, got {level!r}")
     if method == "bootstrap" and (not isinstance(n_boot, (int, np.integer)) or n_boot < 100):
         raise SpecError(f"n_boot must be an integer of at least 100, got {n_boot!r}")
-    if isinstance(covariates, str):
-        raise SpecError(f"covariates must be a list of column names, e.g. [{covariates!r}]")
     cols = {"cost": cost, "effect": effect, "arm": arm, "cluster": cluster}
-    cols.update({f"covariates[{i}]": c for i, c in enumerate(covariates)})
+    cols.update({f"covariates {c!r}": c for c in _all_covariates(covariates)})
     for name, col in cols.items():
         if col is not None and col not in data.columns:
             raise ModelSpecificationError(
@@ -63,6 +61,25 @@ def _check_args(data, cost, effect, arm, covariates, method, n_boot, wtp, level,
             "the CEAC's left end); a negative value has no meaning"
         )
     return np.unique(w)
+
+
+def _per_equation(covariates) -> dict[str, list[str]]:
+    """{"cost": [...], "effect": [...]} from a list (both equations) or a mapping."""
+    if isinstance(covariates, str):
+        raise SpecError(f"covariates must be a list of column names, e.g. [{covariates!r}]")
+    if isinstance(covariates, Mapping):
+        bad = set(covariates) - {"cost", "effect"}
+        if bad:
+            raise SpecError(
+                f"covariates as a mapping takes the keys 'cost' and 'effect'; got {bad}"
+            )
+        return {k: list(covariates.get(k, [])) for k in ("cost", "effect")}
+    return {"cost": list(covariates), "effect": list(covariates)}
+
+
+def _all_covariates(covariates) -> list[str]:
+    eq = _per_equation(covariates)
+    return list(dict.fromkeys(eq["cost"] + eq["effect"]))
 
 
 def _validate_values(data: pd.DataFrame, cost: str, effect: str, used: list[str]) -> None:
@@ -118,12 +135,25 @@ def _design(data, arm, covariates, reference):
     return X, levels
 
 
-def _sur(X: pd.DataFrame, Y: pd.DataFrame):
+def _designs(data, arm, covariates, reference):
+    """Regressors per equation ({"cost": X, "effect": X}), the arm levels, and the bootstrap
+    blocks: one (X, [0, 1]) when both equations share regressors, else one per equation."""
+    eq = _per_equation(covariates)
+    Xc, levels = _design(data, arm, eq["cost"], reference)
+    Xe = Xc if eq["effect"] == eq["cost"] else _design(data, arm, eq["effect"], reference)[0]
+    if Xe is Xc:
+        blocks = [(Xc.to_numpy(), [0, 1])]
+    else:
+        blocks = [(Xc.to_numpy(), [0]), (Xe.to_numpy(), [1])]
+    return {"cost": Xc, "effect": Xe}, levels, blocks
+
+
+def _sur(X: dict[str, pd.DataFrame], Y: pd.DataFrame):
     """linearmodels SUR (FGLS, unadjusted covariance, systemfit's geomean df convention)."""
     from linearmodels.system import SUR
 
-    fit = SUR.multivariate_ls(Y, X).fit(method="gls", cov_type="unadjusted", debiased=True)
-    return fit
+    eqs = {k: {"dependent": Y[[k]], "exog": X[k]} for k in ("cost", "effect")}
+    return SUR(eqs).fit(method="gls", cov_type="unadjusted", debiased=True)
 
 
 # ------------------------------------------------------------------------------------------
@@ -282,7 +312,7 @@ def cost_effectiveness(
     cost: str,
     effect: str,
     arm: str,
-    covariates: Sequence[str] = (),
+    covariates: Sequence[str] | Mapping[str, Sequence[str]] = (),
     method: Literal["sur", "bootstrap"] = "sur",
     n_boot: int = 1000,
     wtp: Sequence[float] = _DEFAULT_WTP,
@@ -303,9 +333,12 @@ def cost_effectiveness(
     cost, effect, arm : str
         Columns. The reference arm is the first level (Categorical order, else sorted) unless
         ``reference`` names it; increments are the other arm minus the reference.
-    covariates : list of str
+    covariates : list of str, or {"cost": [...], "effect": [...]}
         Regressors of both equations, e.g. ``["baseline_utility", "stratum"]`` (baseline utility
-        is the Manca et al. 2005 adjustment of QALYs). Non-numeric columns become dummies.
+        is the Manca et al. 2005 adjustment of QALYs), or per equation (baseline cost in the
+        cost equation, baseline utility in the QALY equation). Non-numeric columns become
+        dummies. With different regressors, SUR differs from OLS; ``method="bootstrap"`` then
+        bootstraps equation-by-equation OLS (``details["estimator"]`` says so).
     method : {"sur", "bootstrap"}
         ``"sur"``: seemingly unrelated regression, Wald intervals (t on n - k df) and the normal
         (t) probability of cost-effectiveness. ``"bootstrap"``: same point estimates, bootstrap
@@ -352,7 +385,7 @@ def cost_effectiveness(
     covariance, NMB and its SE within 1e-6; tests/reference/r_economics/cea_sur.R) on synthetic
     data and on the MenSS pilot-trial data shipped with R ``missingHE``.
     """
-    w = _check_args(data, cost, effect, arm, list(covariates), method, n_boot, wtp, level, cluster)
+    w = _check_args(data, cost, effect, arm, covariates, method, n_boot, wtp, level, cluster)
     if missing not in ("error", "complete_case"):
         raise SpecError(f"missing must be 'error' or 'complete_case', got {missing!r}")
     if n_imputations is not None and (method != "bootstrap" or n_imputations < 2):
@@ -361,23 +394,27 @@ def cost_effectiveness(
             f"imputations; got method={method!r}, n_imputations={n_imputations!r}"
         )
     n_all = len(data)
-    must = [arm, *covariates] if n_imputations else [cost, effect, arm, *covariates]
+    covs = _all_covariates(covariates)
+    must = [arm, *covs] if n_imputations else [cost, effect, arm, *covs]
     if missing == "complete_case":
         data = data.dropna(subset=must)
     _validate_values(data, cost, effect, must)
-    X, levels = _design(data, arm, list(covariates), reference)
+    X, levels, blocks = _designs(data, arm, covariates, reference)
     Y = pd.DataFrame({"cost": data[cost].astype(float), "effect": data[effect].astype(float)})
     details = {"n_excluded": n_all - len(data), "seed": seed}
     if n_imputations:
-        inc, reps, fit = _mi_boot(data, X, Y, levels, cost, effect, arm, covariates,
+        inc, reps, fit = _mi_boot(data, blocks, Y, levels, cost, effect, arm, covs,
                                   n_imputations, n_boot, seed, cluster, client, details)  # fmt: skip
     else:
         fit = _sur(X, Y)
         details["sigma"] = fit.sigma
-        names = [f"cost_{X.columns[1]}", f"effect_{X.columns[1]}"]
+        names = [f"cost_{X['cost'].columns[1]}", f"effect_{X['effect'].columns[1]}"]
         inc = fit.params[names].to_numpy()
         V = fit.cov.loc[names, names].to_numpy()
-    dfr = float(len(X) - X.shape[1])
+    dfr = float(len(Y) - max(X["cost"].shape[1], X["effect"].shape[1]))
+    if len(blocks) == 2 and method == "bootstrap" and not n_imputations:  # OLS per equation
+        inc = np.array([_ols_arm(X[k].to_numpy(), Y[k].to_numpy()) for k in ("cost", "effect")])
+        details["estimator"] = "OLS per equation (the equations have different regressors)"
     if method == "sur":
         se = np.sqrt(np.diag(V))
         lo, hi = _wald(inc, se, dfr, level)
@@ -387,7 +424,7 @@ def cost_effectiveness(
         if not n_imputations:
             cl = None if cluster is None else data[cluster].astype(object).to_numpy()
             reps = bootstrap_increments(
-                X.to_numpy(), Y.to_numpy(), col=1, arm_codes=(data[arm] == levels[1]).to_numpy(int),
+                blocks, Y.to_numpy(), col=1, arm_codes=(data[arm] == levels[1]).to_numpy(int),
                 cluster=cl, n_boot=int(n_boot), seed=seed, client=client,
             )  # fmt: skip
         V = np.cov(reps, rowvar=False)
@@ -405,7 +442,7 @@ def cost_effectiveness(
         coefficients=_coef_table(fit) if fit is not None else pd.DataFrame(),
         method=method if not n_imputations else "mi-bootstrap",
         arms=(str(levels[0]), str(levels[1])),
-        n=len(X),
+        n=len(Y),
         level=level,
         df_residual=dfr,
         replicates=None if reps is None else pd.DataFrame(reps, columns=["cost", "effect"]),
@@ -413,7 +450,11 @@ def cost_effectiveness(
     )
 
 
-def _mi_boot(data, X, Y, levels, cost, effect, arm, covariates, m, n_boot, seed, cluster,
+def _ols_arm(X: np.ndarray, y: np.ndarray) -> float:
+    return float(np.linalg.lstsq(X, y, rcond=None)[0][1])
+
+
+def _mi_boot(data, blocks, Y, levels, cost, effect, arm, covariates, m, n_boot, seed, cluster,
              client, details):  # fmt: skip
     """MI of (cost, effect) by peerstats.impute, then the bootstrap of each completed set."""
     from peerstats.economics.mi import impute_cost_effect, mi_bootstrap, seeds_for
@@ -422,7 +463,7 @@ def _mi_boot(data, X, Y, levels, cost, effect, arm, covariates, m, n_boot, seed,
     Ym = impute_cost_effect(data, cost=cost, effect=effect, arm=arm, covariates=list(covariates),
                             n_imputations=int(m), seed=s_imp)  # fmt: skip
     cl = None if cluster is None else data[cluster].astype(object).to_numpy()
-    ests, reps = mi_bootstrap(X.to_numpy(), Ym, col=1, cluster=cl, n_boot=int(n_boot),
+    ests, reps = mi_bootstrap(blocks, Ym, col=1, cluster=cl, n_boot=int(n_boot),
                               arm_codes=(data[arm] == levels[1]).to_numpy(int), seed=s_boot,
                               client=client)  # fmt: skip
     details.update(

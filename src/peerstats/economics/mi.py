@@ -63,18 +63,18 @@ def impute_cost_effect(
     return out * scale[None, None, :]
 
 
-def mi_bootstrap(X, Y_m, *, col, arm_codes, cluster, n_boot, seed, client) -> tuple:
+def mi_bootstrap(blocks, Y_m, *, col, arm_codes, cluster, n_boot, seed, client) -> tuple:
     """Point estimates (M, 2) and pooled replicates (M * n_boot, 2) over the M completed sets."""
-    from peerstats.economics._bootstrap import _wls_many
+    from peerstats.economics._bootstrap import increments
 
     M = Y_m.shape[0]
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(M)
-    ones = np.ones((1, len(X)))
+    ones = np.ones((1, Y_m.shape[1]))
     ests, reps = [], []
     for m in range(M):
-        ests.append(_wls_many(X, Y_m[m], ones, col)[0])
-        reps.append(bootstrap_increments(X, Y_m[m], col=col, arm_codes=arm_codes,
+        ests.append(increments(blocks, Y_m[m], ones, col)[0])
+        reps.append(bootstrap_increments(blocks, Y_m[m], col=col, arm_codes=arm_codes,
                                          cluster=cluster, n_boot=n_boot, seed=seeds[m],
                                          client=client))  # fmt: skip
     return np.array(ests), np.vstack(reps)
