@@ -119,3 +119,25 @@ def test_plane_and_ceac_draw(method):
     from peerstats.economics import acceptability
 
     np.testing.assert_allclose(acceptability(res, res.nmb.index), res.nmb["prob_ce"])
+    ax = res.plot_evpi()
+    assert (ax.lines[0].get_ydata() >= -1e-12).all()
+
+
+def test_evpi_bootstrap_formula_and_sur_normal_closed_form():
+    from types import SimpleNamespace
+
+    from peerstats.economics import evpi
+
+    # hand example: INB replicates -2, -1, 1, 4 at wtp = 1 (effect 0 -> INB = -cost)
+    reps = pd.DataFrame({"cost": [2.0, 1.0, -1.0, -4.0], "effect": [0.0] * 4})
+    res = SimpleNamespace(replicates=reps)
+    # E[max(INB, 0)] = 5/4; max(E[INB], 0) = max(2/4, 0) = 0.5
+    assert evpi(res, [1.0])[0] == pytest.approx(1.25 - 0.5)
+    # SUR closed form against a large normal sample of INB (independent check, 0.5% rel)
+    inc = pd.DataFrame({"estimate": [100.0, 0.01]}, index=["cost", "effect"])
+    cov = pd.DataFrame([[2500.0, -0.1], [-0.1, 4e-5]], index=inc.index, columns=inc.index)
+    sur = SimpleNamespace(replicates=None, incremental=inc, covariance=cov)
+    draws = np.random.default_rng(0).multivariate_normal([100.0, 0.01], cov.to_numpy(), 400_000)
+    mc = SimpleNamespace(replicates=pd.DataFrame(draws, columns=["cost", "effect"]))
+    w = [5000.0, 10000.0, 20000.0]
+    np.testing.assert_allclose(evpi(sur, w), evpi(mc, w), rtol=5e-3)

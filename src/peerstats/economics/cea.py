@@ -247,6 +247,12 @@ class CostEffectiveness:
 
         return ceac_plot(self, ax=ax, **kw)
 
+    def plot_evpi(self, ax=None, **kw):
+        """Per-participant EVPI curve (see :func:`peerstats.economics.plots.evpi_plot`)."""
+        from peerstats.economics.plots import evpi_plot
+
+        return evpi_plot(self, ax=ax, **kw)
+
     def summary(self) -> str:
         """Incremental cost and effect, the ICER and the net benefit table, as text."""
         head = (

@@ -13,7 +13,7 @@ from scipy import stats
 
 from peerstats.figures.palette import GREY, OKABE_ITO
 
-__all__ = ["ce_plane", "ceac_plot", "acceptability"]
+__all__ = ["ce_plane", "ceac_plot", "acceptability", "evpi", "evpi_plot"]
 
 
 def _axes(ax):
@@ -34,11 +34,45 @@ def acceptability(result, wtp: Sequence[float]) -> np.ndarray:
     if result.replicates is not None:
         r = result.replicates.to_numpy()
         return ((r[:, [1]] * w[None, :] - r[:, [0]]) > 0).mean(axis=0)
+    est, se = _nmb_moments(result, w)
+    return stats.t.cdf(est / se, result.df_residual)
+
+
+def _nmb_moments(result, w: np.ndarray):
     d = result.incremental["estimate"].to_numpy()
     V = result.covariance.to_numpy()
-    est = w * d[1] - d[0]
-    se = np.sqrt(w**2 * V[1, 1] + V[0, 0] - 2 * w * V[0, 1])
-    return stats.t.cdf(est / se, result.df_residual)
+    return w * d[1] - d[0], np.sqrt(w**2 * V[1, 1] + V[0, 0] - 2 * w * V[0, 1])
+
+
+def evpi(result, wtp: Sequence[float]) -> np.ndarray:
+    """Per-participant expected value of perfect information at each ``wtp``.
+
+    EVPI = E[max(INB, 0)] - max(E[INB], 0), INB the incremental net monetary benefit (two
+    options: the net benefit of the reference arm is the zero point). Bootstrap: the
+    expectation over the replicates. SUR: INB ~ Normal(mean, SE^2), E[max(X, 0)] =
+    mu Phi(mu/s) + s phi(mu/s). Multiply by the population affected to get the population EVPI.
+    """
+    w = np.asarray(wtp, dtype=float)
+    if result.replicates is not None:
+        r = result.replicates.to_numpy()
+        inb = r[:, [1]] * w[None, :] - r[:, [0]]
+        return np.maximum(inb, 0).mean(axis=0) - np.maximum(inb.mean(axis=0), 0)
+    mu, s = _nmb_moments(result, w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = mu / s
+    return mu * stats.norm.cdf(z) + s * stats.norm.pdf(z) - np.maximum(mu, 0)
+
+
+def evpi_plot(result, *, ax=None, wtp: Sequence[float] | None = None, currency: str = ""):
+    """The per-participant EVPI against willingness to pay (grid as :func:`ceac_plot`)."""
+    ax = _axes(ax)
+    top = float(max(result.nmb.index.max(), 1.0)) * 1.5
+    grid = np.linspace(0, top, 201) if wtp is None else np.asarray(wtp, dtype=float)
+    ax.plot(grid, evpi(result, grid), color=OKABE_ITO[1], lw=1.8)
+    ax.set_xlabel(f"Willingness to pay per QALY {currency}".rstrip())
+    ax.set_ylabel(f"EVPI per participant {currency}".rstrip())
+    ax.set_title("Expected value of perfect information")
+    return ax
 
 
 def _ellipse(ax, mean, V, level, color):
