@@ -141,3 +141,13 @@ def test_evpi_bootstrap_formula_and_sur_normal_closed_form():
     mc = SimpleNamespace(replicates=pd.DataFrame(draws, columns=["cost", "effect"]))
     w = [5000.0, 10000.0, 20000.0]
     np.testing.assert_allclose(evpi(sur, w), evpi(mc, w), rtol=5e-3)
+
+
+def test_eq_vas_is_an_ordinary_score():
+    from peerstats.instruments import score
+
+    d = pd.DataFrame({"eqvas_1": [0, 75, 100, np.nan]})
+    res = score(d, "EQ VAS")
+    assert res.total.iloc[:3].tolist() == [0, 75, 100] and np.isnan(res.total.iloc[3])
+    with pytest.raises(DataValidationError):
+        score(pd.DataFrame({"eqvas_1": [101]}), "EQ-VAS")
