@@ -132,13 +132,18 @@ def test_cluster_bootstrap_resamples_whole_groups():
 
 
 def test_dask_gives_identical_replicates():
+    """2 worker processes (as tests/missing/test_tipping.py): same replicates as in-process."""
     distributed = pytest.importorskip("distributed")
     d = _synthetic()
     kw = dict(cost="cost", effect="qaly", arm="arm", covariates=["u0", "stratum"],
               method="bootstrap", n_boot=1000, seed=11, cluster="group", wtp=[30000])  # fmt: skip
     local = peerstats.cost_effectiveness(d, **kw)
-    with distributed.Client(n_workers=2, threads_per_worker=1, processes=False,
-                            dashboard_address=None) as client:  # fmt: skip
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         remote = peerstats.cost_effectiveness(d, client=client, **kw)
     np.testing.assert_array_equal(local.replicates.to_numpy(), remote.replicates.to_numpy())
     pd.testing.assert_frame_equal(local.nmb, remote.nmb)
@@ -188,6 +193,16 @@ def test_missing_values_raise_unless_complete_case_is_chosen():
         peerstats.cost_effectiveness(d, **_kw())
     res = peerstats.cost_effectiveness(d, missing="complete_case", **_kw())
     assert res.n == 299 and res.details["n_excluded"] == 1
+
+
+def test_cluster_needs_the_bootstrap():
+    with pytest.raises(SpecError, match="method='bootstrap'"):
+        peerstats.cost_effectiveness(_synthetic(), cluster="group", **_kw())
+
+
+def test_wtp_order_is_kept_and_duplicates_dropped():
+    res = peerstats.cost_effectiveness(_synthetic(), wtp=[30000, 0, 30000, 20000], **_kw())
+    assert res.nmb.index.tolist() == [30000, 0, 20000]
 
 
 def test_bad_options_list_the_choices():

@@ -60,7 +60,12 @@ def _check_args(data, cost, effect, arm, covariates, method, n_boot, wtp, level,
             f"{list(np.atleast_1d(wtp))}. 0 is allowed (net benefit = minus the incremental cost, "
             "the CEAC's left end); a negative value has no meaning"
         )
-    return np.unique(w)
+    if cluster is not None and method != "bootstrap":
+        raise SpecError(
+            "cluster= is used by the bootstrap (resampling whole delivery groups); the SUR "
+            "covariance does not use it: pass method='bootstrap' with cluster="
+        )
+    return np.array(list(dict.fromkeys(w.tolist())))  # distinct, in the order given
 
 
 def _per_equation(covariates) -> dict[str, list[str]]:
