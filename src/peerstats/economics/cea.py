@@ -413,41 +413,26 @@ def cost_effectiveness(
     X, levels, blocks = _designs(data, arm, covariates, reference)
     Y = pd.DataFrame({"cost": data[cost].astype(float), "effect": data[effect].astype(float)})
     details = {"n_excluded": n_all - len(data), "seed": seed}
+    dfr = float(len(Y) - max(X["cost"].shape[1], X["effect"].shape[1]))
     if n_imputations:
         inc, reps, fit = _mi_boot(data, blocks, Y, levels, cost, effect, arm, covs,
                                   n_imputations, n_boot, seed, cluster, client, details)  # fmt: skip
+        V = None
     else:
-        fit = _sur(X, Y)
-        details["sigma"] = fit.sigma
-        names = [f"cost_{X['cost'].columns[1]}", f"effect_{X['effect'].columns[1]}"]
-        inc = fit.params[names].to_numpy()
-        V = fit.cov.loc[names, names].to_numpy()
-    dfr = float(len(Y) - max(X["cost"].shape[1], X["effect"].shape[1]))
-    if len(blocks) == 2 and method == "bootstrap" and not n_imputations:  # OLS per equation
-        inc = np.array([_ols_arm(X[k].to_numpy(), Y[k].to_numpy()) for k in ("cost", "effect")])
-        details["estimator"] = "OLS per equation (the equations have different regressors)"
-    if method == "sur":
-        se = np.sqrt(np.diag(V))
-        lo, hi = _wald(inc, se, dfr, level)
-        nmb = _nmb_parametric(inc, V, w, dfr, level)
+        fit, inc, V = _point(X, Y, blocks, method, details)
         reps = None
-    else:
-        if not n_imputations:
+        if method == "bootstrap":
             cl = None if cluster is None else data[cluster].astype(object).to_numpy()
             reps = bootstrap_increments(
                 blocks, Y.to_numpy(), col=1, arm_codes=(data[arm] == levels[1]).to_numpy(int),
                 cluster=cl, n_boot=int(n_boot), seed=seed, client=client,
             )  # fmt: skip
-        V = np.cov(reps, rowvar=False)
-        se = np.sqrt(np.diag(V))
-        lo, hi = bc_interval(reps, inc, level).T
-        nmb = _nmb_bootstrap(inc, reps, w, level)
+    if method == "bootstrap":
         details.update(n_boot=int(n_boot), cluster=cluster)
+    incremental, V, nmb = _uncertainty(inc, V, reps, w, dfr, level)
     idx = pd.Index(["cost", "effect"])
     return CostEffectiveness(
-        incremental=pd.DataFrame(
-            {"estimate": inc, "std_error": se, "ci_lower": lo, "ci_upper": hi}, index=idx
-        ),
+        incremental=incremental,
         covariance=pd.DataFrame(V, index=idx, columns=idx),
         nmb=nmb,
         coefficients=_coef_table(fit) if fit is not None else pd.DataFrame(),
@@ -459,6 +444,36 @@ def cost_effectiveness(
         replicates=None if reps is None else pd.DataFrame(reps, columns=["cost", "effect"]),
         details=details,
     )
+
+
+def _point(X, Y, blocks, method, details):
+    """The SUR fit, the increments and their SUR covariance; with different regressors and the
+    bootstrap, the increments are OLS per equation (the estimator the bootstrap repeats)."""
+    fit = _sur(X, Y)
+    details["sigma"] = fit.sigma
+    names = [f"cost_{X['cost'].columns[1]}", f"effect_{X['effect'].columns[1]}"]
+    inc = fit.params[names].to_numpy()
+    V = fit.cov.loc[names, names].to_numpy()
+    if len(blocks) == 2 and method == "bootstrap":
+        inc = np.array([_ols_arm(X[k].to_numpy(), Y[k].to_numpy()) for k in ("cost", "effect")])
+        details["estimator"] = "OLS per equation (the equations have different regressors)"
+    return fit, inc, V
+
+
+def _uncertainty(inc, V, reps, w, dfr, level):
+    """Incremental table, covariance and NMB table: Wald (SUR) or bootstrap."""
+    if reps is None:
+        se = np.sqrt(np.diag(V))
+        lo, hi = _wald(inc, se, dfr, level)
+        nmb = _nmb_parametric(inc, V, w, dfr, level)
+    else:
+        V = np.cov(reps, rowvar=False)
+        se = np.sqrt(np.diag(V))
+        lo, hi = bc_interval(reps, inc, level).T
+        nmb = _nmb_bootstrap(inc, reps, w, level)
+    table = pd.DataFrame({"estimate": inc, "std_error": se, "ci_lower": lo, "ci_upper": hi},
+                         index=pd.Index(["cost", "effect"]))  # fmt: skip
+    return table, V, nmb
 
 
 def _ols_arm(X: np.ndarray, y: np.ndarray) -> float:
