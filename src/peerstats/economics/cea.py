@@ -11,6 +11,11 @@ same covariates (baseline utility, the Manca et al. 2005 adjustment; strata), jo
 - ``method="bootstrap"``: the same point estimates, and the non-parametric bootstrap of them
   (stratified by arm, clustered by delivery group when ``cluster`` is given; see
   ``_bootstrap``) for standard errors, bias-corrected percentile intervals and the CEAC.
+
+Covariates may differ by equation (baseline cost for costs, baseline utility for QALYs): SUR is
+then feasible GLS, and the bootstrap repeats OLS per equation. Missing costs or QALYs raise, or
+are handled by an explicit choice: complete cases, or multiple imputation then the bootstrap
+(``n_imputations``; :mod:`peerstats.economics.mi`).
 """
 
 from __future__ import annotations
