@@ -99,3 +99,21 @@ def test_unknown_value_set_lists_the_choices():
 def test_unrecognised_columns_say_how_to_name_them():
     with pytest.raises(SpecError, match="columns="):
         peerstats.eq5d(pd.DataFrame({"a": [1], "b": [1]}), value_set="uk-3l-dolan1997")
+
+
+def test_a_user_value_set_file_is_checked_against_the_schema(tmp_path):
+    from peerstats.economics import load_value_set
+
+    good = tmp_path / "xx-3l-test.yaml"
+    good.write_text(
+        "id: xx-3l-test\ninstrument: EQ-5D-3L\nlevels: 3\nsource: {citation: made up for a test}\n"
+        "model: additive\nconstant: 1\ndecrements:\n"
+        + "".join(f"  {d}: [0, -0.1, -0.2]\n" for d in ["MO", "SC", "UA", "PD", "AD"])
+    )
+    vs = load_value_set(good)
+    assert peerstats.eq5d("12111", value_set=vs) == pytest.approx(0.9)
+    assert peerstats.eq5d("33333", value_set=good) == pytest.approx(0.0)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("  AD: [0, -0.1, -0.2]\n", ""))
+    with pytest.raises(SpecError, match="not a valid EQ-5D value set"):
+        load_value_set(bad)
