@@ -49,8 +49,10 @@ def _check_args(data, cost, effect, arm, covariates, method, n_boot, wtp, level,
         raise SpecError(f"method must be one of {list(_METHODS)}, got {method!r}")
     if not 0 < level < 1:
         raise SpecError(f"level must be between 0 and 1, got {level!r}")
-    if method == "bootstrap" and (not isinstance(n_boot, (int, np.integer)) or n_boot < 100):
-        raise SpecError(f"n_boot must be an integer of at least 100, got {n_boot!r}")
+    if method == "bootstrap" and (not isinstance(n_boot, (int, np.integer)) or n_boot < 2):
+        raise SpecError(
+            f"n_boot must be an integer of at least 2 (1,000 or more for intervals), got {n_boot!r}"
+        )
     cols = {"cost": cost, "effect": effect, "arm": arm, "cluster": cluster}
     cols.update({f"covariates {c!r}": c for c in _all_covariates(covariates)})
     for name, col in cols.items():
