@@ -89,6 +89,15 @@ def test_nmb_and_closed_form_se_match_r(sur):
     assert res.df_residual == ref["df_residual"][0]
 
 
+def test_normal_intervals_and_prob_ce_match_r(sur):
+    res, ref = sur
+    np.testing.assert_allclose(res.nmb["ci_lower"], ref["nmb_ci_lower"], rtol=1e-6)
+    np.testing.assert_allclose(res.nmb["ci_upper"], ref["nmb_ci_upper"], rtol=1e-6)
+    np.testing.assert_allclose(res.nmb["prob_ce"], ref["prob_ce"], rtol=1e-6)
+    np.testing.assert_allclose(res.incremental["ci_lower"], ref["inc_ci_lower"], rtol=1e-6)
+    np.testing.assert_allclose(res.incremental["ci_upper"], ref["inc_ci_upper"], rtol=1e-6)
+
+
 def test_icer_is_the_ratio(sur):
     res, ref = sur
     assert res.icer == pytest.approx(ref["incremental"]["cost"] / ref["incremental"]["effect"])

@@ -290,7 +290,9 @@ class CostEffectiveness:
 # the two methods
 # ------------------------------------------------------------------------------------------
 def _wald(est: np.ndarray, se: np.ndarray, df: float, level: float):
-    q = stats.t.ppf((1 + level) / 2, df)
+    """Large-sample normal intervals (Willan, Briggs & Hoch 2004; Glick et al. 2007); ``df`` is
+    kept for the record only."""
+    q = stats.norm.ppf((1 + level) / 2)
     return est - q * se, est + q * se
 
 
@@ -299,7 +301,7 @@ def _nmb_parametric(inc, V, wtp, df, level):
     se = np.sqrt(wtp**2 * V[1, 1] + V[0, 0] - 2 * wtp * V[0, 1])
     lo, hi = _wald(est, se, df, level)
     with np.errstate(divide="ignore", invalid="ignore"):
-        prob = stats.t.cdf(est / se, df)
+        prob = stats.norm.cdf(est / se)
     return pd.DataFrame(
         {"estimate": est, "std_error": se, "ci_lower": lo, "ci_upper": hi, "prob_ce": prob},
         index=pd.Index(wtp, name="wtp"),
@@ -358,8 +360,8 @@ def cost_effectiveness(
         dummies. With different regressors, SUR differs from OLS; ``method="bootstrap"`` then
         bootstraps equation-by-equation OLS (``details["estimator"]`` says so).
     method : {"sur", "bootstrap"}
-        ``"sur"``: seemingly unrelated regression, Wald intervals (t on n - k df) and the normal
-        (t) probability of cost-effectiveness. ``"bootstrap"``: same point estimates, bootstrap
+        ``"sur"``: seemingly unrelated regression, large-sample normal (Wald) intervals and
+        the probability of cost-effectiveness Phi(NMB / SE(NMB)). ``"bootstrap"``: same point estimates, bootstrap
         SEs, bias-corrected percentile intervals and the proportion of replicates with positive
         net benefit.
     n_boot : int

@@ -27,15 +27,15 @@ def _axes(ax):
 def acceptability(result, wtp: Sequence[float]) -> np.ndarray:
     """Probability that the intervention is cost-effective at each ``wtp``.
 
-    Bootstrap: the share of replicates with positive net benefit. SUR: the t probability
-    P(NMB > 0) from the SUR covariance (t on the residual df).
+    Bootstrap: the share of replicates with positive net benefit. SUR: the normal probability
+    P(NMB > 0) = Phi(NMB / SE) from the SUR covariance (large-sample normal).
     """
     w = np.asarray(wtp, dtype=float)
     if result.replicates is not None:
         r = result.replicates.to_numpy()
         return ((r[:, [1]] * w[None, :] - r[:, [0]]) > 0).mean(axis=0)
     est, se = _nmb_moments(result, w)
-    return stats.t.cdf(est / se, result.df_residual)
+    return stats.norm.cdf(est / se)
 
 
 def _nmb_moments(result, w: np.ndarray):

@@ -24,10 +24,15 @@ fit_sur <- function(d, rhs, rhs_effect = rhs) {
   Vi <- V[c(ic, ie), c(ic, ie)]
   nmb <- wtp * inc[["effect"]] - inc[["cost"]]
   nmb_se <- sqrt(wtp^2 * Vi[2, 2] + Vi[1, 1] - 2 * wtp * Vi[1, 2])
+  # large-sample normal intervals and P(NMB > 0) (Willan, Briggs & Hoch 2004)
+  z <- qnorm(0.975)
   list(n = nrow(d), coefficients = as.list(b), incremental = as.list(inc),
        std_error = as.list(sqrt(diag(Vi))), covariance = unname(Vi),
        residual_covariance = unname(f$residCov), residual_covariance_used = unname(f$residCovEst),
        wtp = wtp, nmb = nmb, nmb_se = nmb_se,
+       nmb_ci_lower = nmb - z * nmb_se, nmb_ci_upper = nmb + z * nmb_se,
+       prob_ce = pnorm(nmb / nmb_se),
+       inc_ci_lower = unname(inc - z * sqrt(diag(Vi))), inc_ci_upper = unname(inc + z * sqrt(diag(Vi))),
        df_residual = unname(sapply(f$eq, function(e) e$df.residual)))
 }
 
