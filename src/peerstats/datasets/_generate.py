@@ -629,6 +629,7 @@ def _peer_recovery(out: Path, seed: int) -> None:
         sessions=True,
         adverse_events=True,
     )
+    spec["outcomes"].update(_economic_columns())
     _write_yaml(spec, out / "spec.yaml", f"peer_recovery: SYNTHETIC example trial (seed {seed}).")
     _write_readme(
         out / "README.txt",
@@ -659,7 +660,8 @@ Files
   Economic evaluation (issue 18; separate stream [seed, 18]): EQ-5D-5L levels eq5d_mo, eq5d_sc,
   eq5d_ua, eq5d_pd, eq5d_ad (1-5) at every visit, from a latent health score correlated with
   the WSAS items and shifted in the peer arm after baseline (2% of questionnaires skipped);
-  service use since the previous visit, asked at post and fu3: su_gp (GP visits),
+  service use (at baseline for the 3 months before randomisation, then since the previous
+  visit): su_gp (GP visits),
   su_outpatient (mental-health outpatient visits), su_crisis (crisis contacts),
   su_inpatient_days (psychiatric inpatient days), gamma-Poisson counts.
 - sessions.csv: peer arm only, subject x 10 sessions, attended 0/1.
@@ -705,6 +707,19 @@ _ECONOMIC = {
 }
 
 
+def _economic_columns() -> dict[str, dict]:
+    """Trial-spec entries of the EQ-5D-5L dimensions and service-use counts (validated ranges)."""
+    names = {"mo": "mobility", "sc": "self-care", "ua": "usual activities",
+             "pd": "pain/discomfort", "ad": "anxiety/depression"}  # fmt: skip
+    out = {f"eq5d_{d}": {"column": f"eq5d_{d}", "min": 1, "max": 5, "higher_is_better": False,
+                         "label": f"EQ-5D-5L {w}"} for d, w in names.items()}  # fmt: skip
+    use = {"su_gp": "GP visits", "su_outpatient": "mental-health outpatient visits",
+           "su_crisis": "crisis contacts", "su_inpatient_days": "psychiatric inpatient days"}  # fmt: skip
+    out.update({k: {"column": k, "min": 0, "higher_is_better": False, "label": v}
+                for k, v in use.items()})  # fmt: skip
+    return out
+
+
 def _economic_data(assessments: pd.DataFrame, participants: pd.DataFrame, seed: int):
     """EQ-5D-5L at every assessment and service use since the previous one (issue 18).
 
@@ -713,7 +728,8 @@ def _economic_data(assessments: pd.DataFrame, participants: pd.DataFrame, seed: 
     (worse functioning, worse EQ-5D levels and more service use), shifted in the peer arm after
     baseline; ~2% of questionnaires are skipped (all five dimensions and the service use
     missing). Service use (GP visits, mental-health outpatient visits, crisis contacts,
-    psychiatric inpatient days) is asked at post and fu3 for the time since the last visit.
+    psychiatric inpatient days) is asked at every visit: at baseline for the 3 months before
+    randomisation, at post and fu3 for the time since the last visit.
     """
     c = _ECONOMIC
     rng = np.random.default_rng([seed, 18])
@@ -729,7 +745,7 @@ def _economic_data(assessments: pd.DataFrame, participants: pd.DataFrame, seed: 
     for d, base in c["eq5d_base"].items():
         lv = np.clip(np.rint(base - 0.75 * health + rng.normal(0.0, 0.6, n)), 1, 5)
         out[f"eq5d_{d}"] = pd.array(np.where(skipped, None, lv.astype(int)), "Int64")
-    asked = (a["visit"] != "baseline").to_numpy() & ~skipped
+    asked = ~skipped
     for item, mean in c["use"].items():
         mu = mean * np.exp(-0.35 * health) * np.where(after, c["peer_use"].get(item, 1.0), 1.0)
         count = rng.poisson(rng.gamma(1.2, mu / 1.2))
