@@ -82,6 +82,11 @@ _LAZY = {
     # issue 16 (items 2, 3): GEE and marginal (g-computation) treatment effects
     "gee": "peerstats.models.gee",
     "marginal_effect": "peerstats.models.marginal",
+    # issue 18: trial-based economic evaluation (EQ-5D, QALYs, costs, cost-effectiveness)
+    "eq5d": "peerstats.economics.eq5d",
+    "qalys": "peerstats.economics.qaly",
+    "resource_costs": "peerstats.economics.costs",
+    "cost_effectiveness": "peerstats.economics.cea",
 }
 
 __all__ = [

@@ -84,8 +84,10 @@ def test_report_is_self_contained_and_leads_with_the_primary_result(example_runs
     assert first < html.index("id='consort'") < html.index("id='models'")
     for section in ("Table 1", "Model details", "Provenance", "warnings"):
         assert section in html
-    # 8 figures + residual diagnostics + the sensitivity forest and tipping-point figures
-    assert html.count("data:image/svg+xml;base64,") == 11
+    # 8 figures + residual diagnostics + the sensitivity forest and tipping-point figures, the
+    # forest of ratios (binary/count outcomes, issue 16) and the cost-effectiveness plane and
+    # CEAC (issue 18)
+    assert html.count("data:image/svg+xml;base64,") == 14
 
 
 def test_single_arm_report_shows_feasibility_and_change(example_runs):
