@@ -68,11 +68,15 @@ fr <- coxph(Surv(time, event) ~ arm + age + frailty(group), data = trial)
 ref$trial_frailty <- list(term = c("armpeer", "age"), estimate = unname(coef(fr)),
                           se = unname(sqrt(diag(fr$var))[1:2]),
                           se2 = unname(sqrt(diag(fr$var2))[1:2]),
-                          theta = fr$history[[1]]$theta, loglik = unname(fr$loglik),
+                          # the variance R prints ("Variance of random effect"): the last theta
+                          # fitted; fr$history[[1]]$theta is the search's next proposal
+                          theta = unname(tail(fr$history[[1]]$history[, 1], 1)),
+                          history = unname(as.list(as.data.frame(fr$history[[1]]$history))),
+                          loglik = unname(fr$loglik),
                           df = unname(fr$df), frail = unname(fr$frail))
 frb <- coxph(Surv(time, event) ~ arm + age + frailty(group), data = trial, ties = "breslow")
 ref$trial_frailty_breslow <- list(estimate = unname(coef(frb)), se = unname(sqrt(diag(frb$var))[1:2]),
-                                  theta = frb$history[[1]]$theta)
+                                  theta = unname(tail(frb$history[[1]]$history[, 1], 1)))
 
 # ---- Kaplan-Meier, log-rank -----------------------------------------------------------
 km <- survfit(Surv(time, event) ~ arm, data = trial)   # conf.type = "log" default
