@@ -78,6 +78,12 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 17: time to event, competing risks, group frailty
+    "kaplan_meier": "peerstats.survival",
+    "coxph": "peerstats.survival",
+    "rmst": "peerstats.survival",
+    "cumulative_incidence": "peerstats.survival",
+    "fine_gray": "peerstats.survival",
 }
 
 __all__ = [

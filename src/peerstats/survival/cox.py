@@ -163,6 +163,9 @@ def _fit(prep: RiskSets, xs: np.ndarray, data, frailty, names) -> dict:
 class CoxResult:
     """A fitted Cox model: ``coef``, ``loglik``, ``theta``, ``zph()``, ``effect_records()``."""
 
+    #: effect scale of the records (``fine_gray`` sets "subdistribution_hazard_ratio")
+    scale = "hazard_ratio"
+
     def __init__(self, *, rhs, names, fit, prep, x, data, cluster, ties, level, n, events,
                  strata, frailty):
         self.rhs, self.names, self._fit, self._prep, self._x = rhs, names, fit, prep, x
@@ -242,8 +245,9 @@ class CoxResult:
         """Schoenfeld-residual tests of proportional hazards (R ``cox.zph``)."""
         from .zph import cox_zph
 
-        if self.frailty is not None:
-            raise ModelSpecificationError("zph() is not available for frailty fits")
+        if self.frailty is not None or self._prep is None:
+            raise ModelSpecificationError(
+                "zph() is available for Cox fits without frailty (not for frailty or Fine-Gray)")
         return cox_zph(self, transform=transform)
 
     def effect_records(self, term: str | None = None, *, outcome: str = "", **fields):
@@ -254,12 +258,15 @@ class CoxResult:
         if term not in self.names:
             raise ModelSpecificationError(f"{term!r} is not a term; terms are {self.names}")
         row = self.coef.loc[term]
-        model = f"Cox proportional hazards ({self.ties} ties"
+        if self.scale != "hazard_ratio":
+            model = "Fine-Gray subdistribution hazards (cmprsk crr"
+        else:
+            model = f"Cox proportional hazards ({self.ties} ties"
         model += f", stratified by {self.strata}" if self.strata else ""
         model += f", robust SE clustered by {self.cluster}" if self.cluster else ""
         model += f", gamma frailty for {self.frailty}" if self.frailty else ""
         return [EffectRecord(
-            outcome=outcome, scale="hazard_ratio", estimate=float(row.hazard_ratio),
+            outcome=outcome, scale=self.scale, estimate=float(row.hazard_ratio),
             ci_lower=float(row.ci_lower), ci_upper=float(row.ci_upper),
             p_value=float(row.p_value), std_error=float(row.std_error),
             statistic=float(row.statistic), level=self.level, model=model + ")",
