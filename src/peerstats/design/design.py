@@ -124,6 +124,14 @@ class TrialDesign:
     group_variance: float = field(init=False, repr=False)
     icc: float = field(init=False, repr=False)
 
+    def __new__(cls, *args: Any, outcome: str | None = None, **kwargs: Any):
+        # issue 17: outcome="time_to_event" builds a design.survival.SurvivalDesign
+        if outcome == "time_to_event":
+            from peerstats.design.survival import SurvivalDesign
+
+            return SurvivalDesign(*args, **kwargs)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         s = object.__setattr__
         visits = self.visits

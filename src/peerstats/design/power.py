@@ -332,6 +332,8 @@ def power(
     sqrt(v))| > t_{df, 1-alpha/2}). Validated against longpower (Lu, Luo & Chen 2008 tables),
     statsmodels' TTestIndPower and closed forms (tests/design/, tests/reference/power/).
     """
+    if getattr(design, "outcome", None) == "time_to_event":  # issue 17
+        return design.power(n)
     design = _check_design(design)
     n = _check_n(design, n)
     method = _check_method(method)
@@ -483,6 +485,8 @@ def sample_size(
         ``power`` outside (alpha, 1); the target not reached by ``n_max`` (the message gives the
         largest n tried and the power it reached).
     """
+    if getattr(design, "outcome", None) == "time_to_event":  # issue 17
+        return design.sample_size(power)
     design = _check_design(design)
     target = check_power_target(power, design.alpha, field_name="power")
     model = AnalysisModel(design)
