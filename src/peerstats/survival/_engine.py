@@ -37,7 +37,7 @@ class RiskSets:
     event: np.ndarray  # sorted, 0/1 float
     gid: np.ndarray  # tie group of each sorted row
     gstart: np.ndarray  # first sorted row of each group
-    gend_stratum: np.ndarray  # end (exclusive) of the group's stratum
+    gend_stratum: np.ndarray  # end (exclusive, a group index) of the group's stratum
     gstratum: np.ndarray  # stratum code of each group
     dcount: np.ndarray  # events per group
     sg: np.ndarray  # group of each sub-event
@@ -70,14 +70,15 @@ class RiskSets:
         first = np.repeat(np.cumsum(dcount) - dcount, dcount)
         rank = np.arange(sg.size) - first
         frac = rank / dcount[sg] if ties == "efron" else np.zeros(sg.size)
-        return cls(order, t, e, gid, gstart, send[gstratum], gstratum, dcount, sg, frac)
+        gnext = np.searchsorted(gstart, send[gstratum])  # first group of the next stratum
+        return cls(order, t, e, gid, gstart, gnext, gstratum, dcount, sg, frac)
 
 
-def _risk(prep: RiskSets, a: np.ndarray) -> np.ndarray:
-    """Sums of the rows of ``a`` over each group's risk set (time >= t, same stratum)."""
-    rc = np.zeros((a.shape[0] + 1,) + a.shape[1:])
-    rc[:-1] = np.cumsum(a[::-1], axis=0)[::-1]
-    return rc[prep.gstart] - rc[prep.gend_stratum]
+def _risk(prep: RiskSets, ga: np.ndarray) -> np.ndarray:
+    """Risk-set sums (time >= t, same stratum) from the per-group sums ``ga``."""
+    rc = np.zeros((ga.shape[0] + 1,) + ga.shape[1:])
+    rc[:-1] = np.cumsum(ga[::-1], axis=0)[::-1]
+    return rc[:-1] - rc[prep.gend_stratum]
 
 
 def _group_sum(prep: RiskSets, a: np.ndarray) -> np.ndarray:
@@ -125,8 +126,8 @@ def evaluate(prep: RiskSets, x: np.ndarray, eta: np.ndarray, *, info: bool = Tru
     w = np.exp(eta - shift)
     e = prep.event
     wx = w[:, None] * x
-    s0g = _risk(prep, w)
-    s1g = _risk(prep, wx)
+    s0g = _risk(prep, _group_sum(prep, w))
+    s1g = _risk(prep, _group_sum(prep, wx))
     d0g = _group_sum(prep, w * e)
     d1g = _group_sum(prep, wx * e[:, None])
     sg, fr = prep.sg, prep.frac
@@ -162,7 +163,7 @@ def score_residuals(prep: RiskSets, x: np.ndarray, ev: Evaluation) -> np.ndarray
     return e * (x - mean_xbar[prep.gid]) - ev.w[:, None] * (x * a[:, None] - b)
 
 
-def newton(fun, beta0: np.ndarray, *, max_iter: int = 50, tol: float = 1e-10):
+def newton(fun, beta0: np.ndarray, *, max_iter: int = 50, tol: float = 1e-8):
     """Newton-Raphson with step halving on a concave objective.
 
     ``fun(beta) -> (value, gradient, negative Hessian)``. Returns (beta, value, gradient,
