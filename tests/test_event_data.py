@@ -40,10 +40,10 @@ def test_derives_time_and_codes():
 
 
 def test_every_problem_is_listed_with_its_count():
-    d = _data({(0, "end_date"): "2024-01-01",           # before randomisation
-                 (1, "end_date"): "2025-07-15",        # after the censoring date
-                 (2, "how_ended"): "hospitalised",     # unknown type
-                 (3, "reason"): "Died"})               # censoring that is really a death
+    d = _data({(0, "end_date"): "2024-01-01",  # before randomisation
+               (1, "end_date"): "2025-07-15",  # after the censoring date
+               (2, "how_ended"): "hospitalised",  # unknown type
+               (3, "reason"): "Died"})  # censoring that is really a death
     with pytest.raises(DataValidationError) as err:
         derive_time_to_event(d, TimeToEventSpec(name="readmission", **SPEC))
     checks = list(err.value.failures.check)
