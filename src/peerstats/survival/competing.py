@@ -129,8 +129,18 @@ class CumulativeIncidence:
                            risk_times=risk_times, increasing=True,
                            ylabel=f"Cumulative incidence (cause {cause})")
 
+    def summary(self) -> str:
+        """Text summary: the table and Gray's tests."""
+        text = f"Cumulative incidence (Aalen-Johansen, cmprsk variance)\n{self.table}"
+        if len(self.levels) > 1:
+            text += f"\n\nGray's test\n{self.gray_test}"
+        return text
+
     def __repr__(self) -> str:
-        return f"Cumulative incidence\n{self.table}"
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return self.table.to_html()
 
 
 def fine_gray(rhs: str, data: pd.DataFrame, *, time: str, event: str, cause: int = 1,

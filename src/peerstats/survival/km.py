@@ -204,8 +204,17 @@ class KaplanMeier:
         return plot_curves(curves, self._t, self._arms, ax=ax, labels=labels,
                            risk_times=risk_times, ylabel="Survival probability")
 
+    def summary(self) -> str:
+        """Text summary: medians with CIs and the log-rank test."""
+        text = f"Kaplan-Meier by arm (log CI, level {self.level:g})\n{self.median}"
+        if len(self.levels) > 1:
+            lr = self.logrank
+            text += (f"\nlog-rank chi-square {lr.statistic:.4f} on {int(lr.df)} df, "
+                     f"p = {lr.p_value:.4g}")
+        return text
+
     def __repr__(self) -> str:
-        return f"Kaplan-Meier by arm\n{self.median}"
+        return self.summary()
 
     def _repr_html_(self) -> str:
         return self.median.to_html()

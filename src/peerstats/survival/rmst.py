@@ -119,6 +119,14 @@ class RMST:
                 extra={"tau": self.tau, "rmst": self.by_arm.rmst.to_dict()}, **fields))
         return out
 
-    def __repr__(self) -> str:
+    def summary(self) -> str:
+        """Text summary: per arm, then difference and ratio (second arm vs first)."""
         return (f"RMST up to tau = {self.tau:g}\n{self.by_arm}\n\n"
                 f"{pd.DataFrame([self.difference, self.ratio])}")
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return (f"<p>RMST up to tau = {self.tau:g}</p>" + self.by_arm.to_html()
+                + pd.DataFrame([self.difference, self.ratio]).to_html())
