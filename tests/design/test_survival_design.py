@@ -72,3 +72,29 @@ def test_power_and_sample_size_dispatch():
 def test_bad_designs(kw, msg):
     with pytest.raises(SpecError, match=msg):
         SurvivalDesign(**kw)
+
+
+def test_simulated_power_matches_schoenfeld_without_frailty():
+    """Without group variation the simulated power of the Cox test is the analytic one
+    (Schoenfeld's approximation), within 3.5 Monte Carlo SEs."""
+    from peerstats.design.survival_sim import simulate_survival_power
+
+    d = SurvivalDesign(hazard_ratio=0.6, control_median=10, accrual=6, follow_up=12)
+    analytic = d.power(200).power
+    sim = simulate_survival_power(d, 200, analysis="cox", n_sims=300, seed=11)
+    assert abs(sim.power - analytic) < 3.5 * math.sqrt(analytic * (1 - analytic) / 300)
+    assert sim.mean_events == pytest.approx(d.expected_events(200), rel=0.05)
+    one = simulate_survival_power(d, 200, analysis="cox", n_sims=20, seed=5)
+    assert simulate_survival_power(d, 200, analysis="cox", n_sims=20, seed=5) == one
+
+
+def test_group_frailty_costs_power_with_the_robust_variance():
+    from peerstats.design.survival_sim import simulate_survival_power
+
+    d = SurvivalDesign(hazard_ratio=0.6, control_median=10, accrual=6, follow_up=12)
+    plain = simulate_survival_power(d, 200, group_size=10, n_sims=100, seed=3)
+    frail = simulate_survival_power(d, 200, group_size=10, frailty_variance=1.0, n_sims=100,
+                                    seed=3)
+    assert frail.power < plain.power
+    with pytest.raises(SpecError, match="analysis"):
+        simulate_survival_power(d, 200, analysis="gee")
