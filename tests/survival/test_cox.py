@@ -23,6 +23,8 @@ CASES = {
     "trial_strata": ("trial", "arm + age", {"time": "time", "event": "event", "strata": "site"}),
     "trial_cluster": ("trial", "arm + age", {"time": "time", "event": "event",
                                              "cluster": "group"}),
+    "trial_strata_cluster": ("trial", "arm + age", {"time": "time", "event": "event",
+                                                    "strata": "site", "cluster": "group"}),
 }
 
 

@@ -63,6 +63,8 @@ trial$arm <- factor(trial$arm, levels = c("control", "peer"))
 ref$trial_efron <- cox_out(coxph(Surv(time, event) ~ arm + age, data = trial))
 ref$trial_breslow <- cox_out(coxph(Surv(time, event) ~ arm + age, data = trial, ties = "breslow"))
 ref$trial_cluster <- cox_out(coxph(Surv(time, event) ~ arm + age, data = trial, cluster = group))
+ref$trial_strata_cluster <- cox_out(coxph(Surv(time, event) ~ arm + age + strata(site),
+                                          data = trial, cluster = group))
 ref$trial_strata <- cox_out(coxph(Surv(time, event) ~ arm + age + strata(site), data = trial))
 fr <- coxph(Surv(time, event) ~ arm + age + frailty(group), data = trial)
 ref$trial_frailty <- list(term = c("armpeer", "age"), estimate = unname(coef(fr)),
