@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from ..exceptions import ConvergenceError
+from ..exceptions import ConvergenceError, ModelSpecificationError
 from ._engine import RiskSets, evaluate, newton
 
 __all__ = ["FrailtyFit", "fit_gamma_frailty", "gammacon", "brent_step"]
@@ -144,6 +144,12 @@ def fit_gamma_frailty(
     p = x.shape[1]
     codes, group = np.unique(group, return_inverse=True)
     ngroup = codes.size
+    if prep.n * (p + ngroup) > 40_000_000:
+        raise ModelSpecificationError(
+            f"a gamma frailty for {ngroup} groups on {prep.n} rows needs a dense "
+            f"{prep.n} x {p + ngroup} design, more than this implementation handles; use "
+            "cluster= (robust variance) for this size"
+        )
     z = np.hstack([x, np.eye(ngroup)[group]])
     d = np.bincount(group, weights=prep.event, minlength=ngroup)
     history: list[tuple[float, float, float]] = []

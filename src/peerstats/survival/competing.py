@@ -159,7 +159,10 @@ def fine_gray(rhs: str, data: pd.DataFrame, *, time: str, event: str, cause: int
     rhs, x, names, _ = _design(rhs, data, time, [event])
     _check_estimable(x, names, (e == cause).astype(int))
     code = np.where(e == cause, 1, np.where(e > 0, 2, 0))
-    beta, var, ll, it, ok = crr_fit(t, code, x)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        beta, var, ll, it, ok = crr_fit(t, code, x)
     if not ok:
         raise ConvergenceError(f"fine_gray did not converge after {it} iterations", tried=beta)
     fit = {"beta": beta, "var": var, "loglik": ll, "null": np.nan, "theta": 0.0}

@@ -135,6 +135,15 @@ def coxph(
 
 
 def _fit(prep: RiskSets, xs: np.ndarray, data, frailty, names) -> dict:
+    # the products here have p (or p + groups) columns: one BLAS thread is fastest, and many
+    # threads on a loaded machine are many times slower (measured in bench_survival.py)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_single_thread(prep, xs, data, frailty, names)
+
+
+def _fit_single_thread(prep: RiskSets, xs: np.ndarray, data, frailty, names) -> dict:
     p = xs.shape[1]
     null = evaluate(prep, xs, np.zeros(prep.n), info=False).loglik
     if frailty is not None:
