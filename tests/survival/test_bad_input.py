@@ -94,3 +94,18 @@ def test_boolean_events_and_categorical_arm_order(trial):
     d["arm"] = pd.Categorical(d.arm, categories=["peer", "control"])
     km = peerstats.kaplan_meier(d, time="time", event="event", arm="arm")
     assert list(km.median.index) == ["peer", "control"]
+
+
+def test_frailty_too_large_is_refused_with_advice():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    d = pd.DataFrame({"arm": rng.integers(0, 2, n), "time": rng.uniform(1, 10, n),
+                      "event": rng.integers(0, 2, n), "group": rng.integers(0, 200, n)})
+    with pytest.raises(ModelSpecificationError, match="use cluster="):
+        peerstats.coxph("arm", d, time="time", event="event", frailty="group")
+
+
+def test_zph_only_for_plain_cox(trial):
+    fg = peerstats.fine_gray("arm", trial, time="time", event="status")
+    with pytest.raises(ModelSpecificationError, match="zph"):
+        fg.zph()
