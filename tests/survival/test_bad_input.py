@@ -82,7 +82,7 @@ def test_options_are_checked(trial):
         peerstats.coxph("arm", d, time="time", event="event", cluster="group", frailty="group")
     with pytest.raises(ModelSpecificationError, match="not in the data"):
         peerstats.coxph("arm", d, time="days", event="event")
-    with pytest.raises(ModelSpecificationError, match="beyond the shorter arm"):
+    with pytest.raises(ModelSpecificationError, match="survRM2's rule"):
         peerstats.rmst(d, time="time", event="event", arm="arm", tau=1e6)
     with pytest.raises(ModelSpecificationError, match="cause 3 has no events"):
         peerstats.fine_gray("arm", d, time="time", event="status", cause=3)
@@ -109,3 +109,14 @@ def test_zph_only_for_plain_cox(trial):
     fg = peerstats.fine_gray("arm", trial, time="time", event="status")
     with pytest.raises(ModelSpecificationError, match="zph"):
         fg.zph()
+
+
+def test_rmst_tau_limit_follows_survrm2():
+    """survRM2 1.0.4 rmst2: tau may reach the longer arm's last time only when the shorter
+    arm's last observation is an event."""
+    d = pd.DataFrame({"time": [1, 2, 3, 4, 1, 2, 5, 6], "event": [1, 0, 1, 1, 1, 1, 0, 1],
+                      "arm": ["a"] * 4 + ["b"] * 4})
+    assert peerstats.rmst(d, time="time", event="event", arm="arm", tau=6).tau == 6
+    d.loc[3, "event"] = 0  # the shorter arm now ends censored at 4
+    with pytest.raises(ModelSpecificationError, match=r"\(4\)"):
+        peerstats.rmst(d, time="time", event="event", arm="arm", tau=4.5)

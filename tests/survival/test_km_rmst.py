@@ -84,3 +84,21 @@ def test_rmst_matches_survrm2(key, data, kw, trial, rossi, ref):
             rtol=1e-10)
     recs = res.effect_records(outcome="time to readmission")
     assert [r.scale for r in recs] == ["rmst_difference", "rmst_ratio"]
+
+
+def test_curve_reaching_zero(ref):
+    """R: survfit(Surv(c(1,2,3,4), c(1,0,1,1)) ~ 1): std.err NaN and CI NA at S = 0."""
+    import pandas as pd
+
+    from .conftest import as_float
+
+    r = ref["km_small"]
+    d = pd.DataFrame({"t": [1, 2, 3, 4], "e": [1, 0, 1, 1], "arm": "a"})
+    km = peerstats.kaplan_meier(d, time="t", event="e", arm="arm")
+    at = km.at(r["time"])
+    np.testing.assert_allclose(at.survival, r["surv"], rtol=1e-12)
+    np.testing.assert_allclose(at.std_error, as_float(r["std_err"]), rtol=1e-12)
+    np.testing.assert_allclose(at.ci_lower, as_float(r["lower"]), rtol=1e-12)
+    np.testing.assert_allclose(at.ci_upper, as_float(r["upper"]), rtol=1e-12)
+    np.testing.assert_allclose(km.median.loc["a", ["median", "ci_lower", "ci_upper"]].to_numpy(
+        dtype=float), as_float(r["median"]))

@@ -49,9 +49,10 @@ def km_table(time: np.ndarray, event: np.ndarray, level: float = 0.95) -> pd.Dat
         upper = np.minimum(surv * np.exp(z * se_log), 1.0)
         bad = ~np.isfinite(se_log) | (surv == 0)
         lower[bad], upper[bad] = np.nan, np.nan
+        std_error = surv * se_log
     return pd.DataFrame(
         {"time": ut, "n_risk": n_risk, "n_event": d, "n_censor": c - d, "survival": surv,
-         "se_log": se_log, "std_error": surv * se_log, "ci_lower": lower, "ci_upper": upper}
+         "se_log": se_log, "std_error": std_error, "ci_lower": lower, "ci_upper": upper}
     )
 
 

@@ -38,6 +38,19 @@ def _rmst_one(t, e, tau):
     return float(areas.sum()), var
 
 
+def _tau_limit(t, e, a, levels) -> float:
+    """survRM2's largest tau: the longer arm's last time if the shorter arm ends with an event
+    (its curve is then known up to any time), else the shorter arm's last time."""
+    last = []
+    for lv in levels:
+        tt, ee = t[a == lv], e[a == lv]
+        tmax = tt.max()
+        last.append((tmax, ee[tt == tmax].min()))
+    (t0, s0), (t1, s1) = last
+    shorter_event = s1 if t0 >= t1 else s0
+    return max(t0, t1) if shorter_event == 1 else min(t0, t1)
+
+
 def rmst(data: pd.DataFrame, *, time: str, event: str, arm: str, tau: float,
          level: float = 0.95) -> RMST:
     """Restricted mean survival time up to ``tau`` per arm and between two arms.
@@ -49,8 +62,8 @@ def rmst(data: pd.DataFrame, *, time: str, event: str, arm: str, tau: float,
         Follow-up time, event (1/0) and arm (two levels; the first, sorted or Categorical
         order, is the reference).
     tau : float
-        Truncation time; must not exceed the shorter of the arms' longest follow-up
-        (survRM2's rule), else the curve is not estimated up to tau.
+        Truncation time; at most the shorter arm's last follow-up time, or the longer arm's
+        when the shorter arm's last observation is an event (survRM2's rule).
     level : float
 
     Returns
@@ -70,11 +83,11 @@ def rmst(data: pd.DataFrame, *, time: str, event: str, arm: str, tau: float,
     a = a.to_numpy()
     if not np.isfinite(tau) or tau <= 0:
         raise ModelSpecificationError(f"tau must be a positive time, got {tau!r}")
-    longest = min(t[a == lv].max() for lv in levels)
-    if tau > longest:
+    limit = _tau_limit(t, e, a, levels)
+    if tau > limit:
         raise ModelSpecificationError(
-            f"tau = {tau:g} is beyond the shorter arm's longest follow-up ({longest:g}); "
-            "choose tau <= that time (survRM2's rule)"
+            f"tau = {tau:g} is beyond the time up to which both arms' curves are estimated "
+            f"({limit:g}); choose tau <= that time (survRM2's rule)"
         )
     est = {lv: _rmst_one(t[a == lv], e[a == lv], tau) for lv in levels}
     return RMST(levels, est, tau, level)

@@ -99,6 +99,12 @@ km2 <- survfit(Surv(time, status > 0) ~ arm, data = trial)
 t2q <- summary(km2)$table
 ref$km_any <- list(median = unname(t2q[, "median"]), lower = unname(t2q[, "0.95LCL"]),
                    upper = unname(t2q[, "0.95UCL"]))
+# a tiny curve that reaches 0 (last observation an event): std.err NaN, CI NA, median CI
+fs <- survfit(Surv(c(1, 2, 3, 4), c(1, 0, 1, 1)) ~ 1)
+ss <- summary(fs)
+ref$km_small <- list(time = ss$time, surv = ss$surv, std_err = ss$std.err, lower = ss$lower,
+                     upper = ss$upper, median = unname(summary(fs)$table[c("median", "0.95LCL",
+                                                                          "0.95UCL")]))
 sd0 <- survdiff(Surv(time, event) ~ arm, data = trial)
 sd1 <- survdiff(Surv(time, event) ~ arm + strata(site), data = trial)
 ref$logrank <- list(statistic = sd0$chisq, df = 1, p_value = pchisq(sd0$chisq, 1, lower.tail = FALSE))
