@@ -124,3 +124,40 @@ def test_effect_record_is_a_hazard_ratio(trial):
     assert rec.estimate == pytest.approx(fit.coef.hazard_ratio.iloc[0])
     assert rec.ci_lower < rec.estimate < rec.ci_upper
     assert "Efron" in rec.model or "efron" in rec.model
+
+
+def test_rats_litter_frailty():
+    """R: coxph(Surv(time, status) ~ rx + frailty(litter), survival::rats): 100 litters."""
+    import json
+
+    import pandas as pd
+
+    from .conftest import REF
+
+    r = json.loads((REF / "reference.json").read_text())["rats_frailty"]
+    rats = pd.read_csv(REF / "rats.csv")
+    fit = peerstats.coxph("rx", rats, time="time", event="status", frailty="litter")
+    assert fit.theta == pytest.approx(r["theta"], rel=1e-6)
+    np.testing.assert_allclose(fit.coef.estimate, r["estimate"], rtol=2e-5)
+    np.testing.assert_allclose(fit.coef.std_error, r["se"], rtol=1e-5)
+    np.testing.assert_allclose(fit.coef.se2, r["se2"], rtol=1e-5)
+    assert fit.loglik == pytest.approx(r["loglik"][1], abs=1e-3)
+
+
+def test_veteran_factor_with_r_level_order(ref):
+    """R: coxph(Surv(time, status) ~ trt + celltype + karno + age, survival::veteran); the
+    factor's levels in R's order (a pandas Categorical keeps its order)."""
+    import pandas as pd
+
+    from .conftest import REF
+
+    vet = pd.read_csv(REF / "veteran.csv")
+    vet["celltype"] = pd.Categorical(vet.celltype,
+                                     categories=["squamous", "smallcell", "adeno", "large"])
+    fit = peerstats.coxph("trt + celltype + karno + age", vet, time="time", event="status")
+    np.testing.assert_allclose(fit.coef.estimate, ref["veteran"]["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(fit.coef.std_error, ref["veteran"]["std_error"], rtol=1e-5)
+    km = peerstats.kaplan_meier(vet, time="time", event="status", arm="trt").median
+    np.testing.assert_allclose(km["median"], ref["veteran_km"]["median"])  # 52.5: midpoint rule
+    np.testing.assert_allclose(km["ci_lower"], ref["veteran_km"]["lower"])
+    np.testing.assert_allclose(km["ci_upper"], ref["veteran_km"]["upper"])

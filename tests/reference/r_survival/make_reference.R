@@ -144,6 +144,23 @@ for (cause in 1:2) {
 # cause-specific Cox for cause 1 (other causes censored)
 ref$cause_specific <- cox_out(coxph(Surv(time, status == 1) ~ arm + age, data = trial))
 
+# ---- public teaching data of the survival package (rats: litter frailty; veteran) ----------
+rats <- survival::rats
+write.csv(rats, file.path(out, "rats.csv"), row.names = FALSE)
+frr <- coxph(Surv(time, status) ~ rx + frailty(litter), data = rats)
+ref$rats_frailty <- list(estimate = unname(coef(frr)), se = unname(sqrt(diag(frr$var))[1]),
+                         se2 = unname(sqrt(diag(frr$var2))[1]),
+                         theta = unname(tail(frr$history[[1]]$history[, 1], 1)),
+                         loglik = unname(frr$loglik))
+vet <- survival::veteran
+write.csv(vet, file.path(out, "veteran.csv"), row.names = FALSE)
+ref$veteran <- cox_out(coxph(Surv(time, status) ~ trt + celltype + karno + age, data = vet))
+ref$veteran_km <- {
+  k <- summary(survfit(Surv(time, status) ~ trt, data = vet))$table
+  list(median = unname(k[, "median"]), lower = unname(k[, "0.95LCL"]),
+       upper = unname(k[, "0.95UCL"]))
+}
+
 ref$versions <- list(R = R.version.string, survival = as.character(packageVersion("survival")),
                      cmprsk = as.character(packageVersion("cmprsk")),
                      survRM2 = as.character(packageVersion("survRM2")),
