@@ -64,3 +64,18 @@ def test_cif_plot(cif):
     ax = cif.plot(cause=2)
     assert "cause 2" in ax.get_ylabel()
     assert "Number at risk" in [t.get_text() for t in ax.texts]
+
+
+def test_four_groups_three_causes(trial, ref):
+    """R: cuminc(time, status3, site) with cause 2 split in two by age: 4 groups, 3 causes."""
+    r = ref["cuminc_sites"]
+    data = trial.assign(st=trial.status.where(~((trial.status == 2) & (trial.age > 45)), 3))
+    cif = peerstats.cumulative_incidence(data, time="time", event="st", arm="site", times=[5, 10])
+    np.testing.assert_allclose(cif.gray_test.statistic, r["gray_stat"], rtol=1e-10)
+    np.testing.assert_allclose(cif.gray_test.df, r["gray_df"])
+    tab = cif.table
+    for k, row in enumerate(r["rows"]):
+        site, cause = row.split()
+        sub = tab[(tab.arm == site) & (tab.cause == int(cause))]
+        np.testing.assert_allclose(sub.cif, r["est"][k], rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(sub.variance, r["var"][k], rtol=1e-9, atol=1e-14)

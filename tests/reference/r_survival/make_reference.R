@@ -133,6 +133,13 @@ ref$cuminc <- list(rows = rownames(tp$est), times = times,
                    var = unname(as.list(as.data.frame(t(tp$var)))),
                    gray_stat = unname(ci$Tests[, "stat"]), gray_p = unname(ci$Tests[, "pv"]),
                    gray_df = unname(ci$Tests[, "df"]))
+# four groups (site) and three causes (cause 2 split by age): Gray's test on 3 df
+st3 <- trial$status; st3[trial$status == 2 & trial$age > 45] <- 3L
+ci4 <- cuminc(trial$time, st3, trial$site)
+tp4 <- timepoints(ci4, times = c(5, 10))
+ref$cuminc_sites <- list(rows = rownames(tp4$est), est = unname(as.list(as.data.frame(t(tp4$est)))),
+                         var = unname(as.list(as.data.frame(t(tp4$var)))),
+                         gray_stat = unname(ci4$Tests[, "stat"]), gray_df = unname(ci4$Tests[, "df"]))
 X <- cbind(armpeer = as.integer(trial$arm == "peer"), age = trial$age)
 for (cause in 1:2) {
   cr <- crr(trial$time, trial$status, X, failcode = cause, cencode = 0)
