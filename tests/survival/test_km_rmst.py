@@ -102,3 +102,13 @@ def test_curve_reaching_zero(ref):
     np.testing.assert_allclose(at.ci_upper, as_float(r["upper"]), rtol=1e-12)
     np.testing.assert_allclose(km.median.loc["a", ["median", "ci_lower", "ci_upper"]].to_numpy(
         dtype=float), as_float(r["median"]))
+
+
+def test_logrank_four_groups(trial, ref):
+    """R: survdiff(Surv(time, event) ~ site) and ~ site + strata(arm): 3 df."""
+    r = ref["logrank_sites"]
+    lr = peerstats.kaplan_meier(trial, time="time", event="event", arm="site").logrank
+    assert lr.statistic == pytest.approx(r["statistic"], rel=1e-10) and lr.df == 3
+    lr2 = peerstats.kaplan_meier(trial, time="time", event="event", arm="site",
+                                 strata="arm").logrank
+    assert lr2.statistic == pytest.approx(r["strata_arm"], rel=1e-10)

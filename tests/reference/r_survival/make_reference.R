@@ -110,6 +110,9 @@ sd1 <- survdiff(Surv(time, event) ~ arm + strata(site), data = trial)
 ref$logrank <- list(statistic = sd0$chisq, df = 1, p_value = pchisq(sd0$chisq, 1, lower.tail = FALSE))
 ref$logrank_strata <- list(statistic = sd1$chisq, df = 1,
                            p_value = pchisq(sd1$chisq, 1, lower.tail = FALSE))
+ref$logrank_sites <- list(statistic = survdiff(Surv(time, event) ~ site, data = trial)$chisq,
+                          strata_arm = survdiff(Surv(time, event) ~ site + strata(arm),
+                                                data = trial)$chisq)
 sdr <- survdiff(Surv(week, arrest) ~ fin, data = rossi)
 ref$logrank_rossi <- list(statistic = sdr$chisq)
 
