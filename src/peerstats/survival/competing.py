@@ -58,6 +58,13 @@ def cumulative_incidence(data: pd.DataFrame, *, time: str, event: str, arm: str,
     CumulativeIncidence
         ``table`` (cause, arm, time, cif, variance, ci_lower, ci_upper), ``gray_test``
         (statistic, df, p_value by cause) and ``plot()``.
+
+    Notes
+    -----
+    Aalen-Johansen estimate ``F_k(t) = sum_{t_j <= t} S(t_j-) d_kj / n_j``; ``variance`` is
+    cmprsk's (Gray 1988, Fortran ``cinc``); CI on the log(-log) scale (our convention, cmprsk
+    gives none); Gray's K-sample test with rho = 0. Validated against cmprsk 2.2.11 ``cuminc``
+    and ``timepoints`` (tests/reference/r_survival/): estimates and variances within 1e-10.
     """
     check_columns(data, [time, event, arm])
     t = check_times(data, time, others=[event, arm], context="cumulative_incidence")
@@ -150,6 +157,15 @@ def fine_gray(rhs: str, data: pd.DataFrame, *, time: str, event: str, cause: int
     Returns a :class:`~peerstats.survival.cox.CoxResult` whose ``coef`` has the same columns
     as :func:`peerstats.coxph` (``hazard_ratio`` is the subdistribution hazard ratio, the
     variance cmprsk's sandwich).
+
+    Notes
+    -----
+    Maximises Fine & Gray's (1999) weighted partial likelihood: participants with a competing
+    event stay at risk with weight ``G(t-) / G(T_i-)``, G the Kaplan-Meier of censoring
+    (Breslow ties). Variance: ``H^-1 (sum_i (eta_i + psi_i)(eta_i + psi_i)') H^-1`` with the
+    score residuals eta and the censoring-martingale term psi (cmprsk ``crrvv``). Validated
+    against cmprsk 2.2.11 ``crr`` (tests/reference/r_survival/): coefficients within 5e-5
+    relative (crr stops at gtol 1e-6; we run to the optimum), SEs within 1e-5.
     """
     check_columns(data, [time, event])
     t = check_times(data, time, others=[event], context="fine_gray")

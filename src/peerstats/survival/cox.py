@@ -250,6 +250,10 @@ class CoxResult:
             out["se2"] = np.sqrt(np.diag(self._fit["var2"]))
         return out
 
+    def to_frame(self) -> pd.DataFrame:
+        """The coefficient table (``coef``)."""
+        return self.coef
+
     def zph(self, transform: Literal["km", "identity", "rank", "log"] = "km"):
         """Schoenfeld-residual tests of proportional hazards (R ``cox.zph``)."""
         from .zph import cox_zph
