@@ -80,3 +80,68 @@ def test_bad_specs(kw, msg):
     with pytest.raises(SpecError, match="unknown key"):
         TimeToEventSpec.from_dict("x", {"end": "e", "type": "t", "types": {"a": "event"},
                                         "colour": "red"})
+
+
+PARTICIPANTS_TTE = """id,arm,randomised,age,rand_date,end_date,how_ended,reason
+001,usual,1,34,2024-01-10,2024-03-10,readmitted,
+002,peer,1,45,2024-02-01,2024-01-20,readmitted,
+003,peer,1,51,2024-02-01,2025-08-01,end of study,
+004,usual,1,29,2024-03-01,2024-05-01,withdrew,died
+"""
+ASSESSMENTS_TTE = """id,visit,qpr15
+001,baseline,30
+002,baseline,28
+003,baseline,33
+004,baseline,20
+"""
+
+
+def _trial_spec(tte):
+    return {
+        "trial": {"name": "Tiny (synthetic)", "design": "parallel", "synthetic": True},
+        "data": {"participants": "p.csv", "assessments": "a.csv"},
+        "columns": {"subject": "id", "arm": "arm", "visit": "visit", "randomised": "randomised"},
+        "arms": {"reference": "usual", "levels": ["usual", "peer"]},
+        "visits": ["baseline"],
+        "covariates": ["age"],
+        "outcomes": {"qpr15": {"column": "qpr15", "min": 0, "max": 60}},
+        "time_to_event": {"readmission": tte},
+    }
+
+
+def test_trial_validation_reports_time_to_event_problems(tmp_path):
+    """validate(): the trial spec's time_to_event block is checked with the rest, rows as in
+    the file (row 2: before randomisation; 3: after the censoring date; 4: a death coded as
+    a censoring)."""
+    from peerstats.validation import validate
+
+    (tmp_path / "p.csv").write_text(PARTICIPANTS_TTE)
+    (tmp_path / "a.csv").write_text(ASSESSMENTS_TTE)
+    tte = {"end": "end_date", "type": "how_ended", "start": "rand_date",
+           "types": {"readmitted": "event", "end of study": "censored", "withdrew": "censored",
+                     "died": "competing"},
+           "censoring_date": "2025-06-30", "censoring_reason": "reason",
+           "reasons_that_are_events": {"died": "died"}, "subject": "id"}
+    report = validate(_trial_spec(tte), base_dir=tmp_path)
+    f = report.failures
+    assert list(zip(f.check, f.row, strict=True)) == [
+        ("event_before_start", 2), ("after_censoring_date", 3), ("censoring_is_event", 4)]
+    assert report.trial is None
+    clean = PARTICIPANTS_TTE.replace("2024-01-20", "2024-03-20").replace(
+        "2025-08-01", "2025-06-01").replace("withdrew,died", "withdrew,moved")
+    (tmp_path / "p.csv").write_text(clean)
+    assert validate(_trial_spec(tte), base_dir=tmp_path).ok
+
+
+def test_trial_spec_time_to_event_block_is_checked(tmp_path):
+    from peerstats.validation import validate
+
+    (tmp_path / "p.csv").write_text(PARTICIPANTS_TTE)
+    (tmp_path / "a.csv").write_text(ASSESSMENTS_TTE)
+    with pytest.raises(SpecError, match="time_to_event"):
+        validate(_trial_spec({"end": "end_date", "type": "how_ended",
+                              "types": {"readmitted": "event"}, "colour": "red"}),
+                 base_dir=tmp_path)
+    with pytest.raises(SpecError, match="exactly one type must be the event"):
+        validate(_trial_spec({"end": "end_date", "type": "how_ended",
+                              "types": {"readmitted": "censored"}}), base_dir=tmp_path)

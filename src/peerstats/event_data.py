@@ -33,7 +33,7 @@ import pandas as pd
 
 from .exceptions import DataValidationError, SpecError
 
-__all__ = ["TimeToEventSpec", "derive_time_to_event"]
+__all__ = ["TimeToEventSpec", "derive_time_to_event", "time_to_event_failures"]
 
 Kind = Literal["event", "censored", "competing"]
 _UNIT_DAYS = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
@@ -103,6 +103,9 @@ class TimeToEventSpec:
         extra = sorted(set(raw) - known)
         if extra:
             raise SpecError(f"{name}: unknown key(s) {extra}; keys are {sorted(known)}")
+        raw = dict(raw)
+        if isinstance(raw.get("types"), Mapping):  # values in the data are text
+            raw["types"] = {str(k): v for k, v in raw["types"].items()}
         return cls(name=name, **raw)
 
     @property
@@ -142,25 +145,14 @@ def _times(data: pd.DataFrame, spec: TimeToEventSpec, failures: list):
     return days / _UNIT_DAYS[spec.unit], end.isna().to_numpy(), end
 
 
-def derive_time_to_event(data: pd.DataFrame, spec: TimeToEventSpec) -> pd.DataFrame:
-    """Validate one time-to-event outcome and derive ``time`` and ``event``.
-
-    Returns
-    -------
-    DataFrame
-        ``subject``, ``time`` (in ``spec.unit``), ``event`` (0/1/2...), ``event_type`` (the
-        recorded value), one row per participant, in the input order.
-
-    Raises
-    ------
-    DataValidationError
-        Every problem found (see the module docstring), with its count.
-    """
+def time_to_event_failures(data: pd.DataFrame, spec: TimeToEventSpec) -> pd.DataFrame:
+    """Every problem of one time-to-event outcome (columns as DataValidationError.failures;
+    ``row`` is the 1-based position in ``data``); empty when the data pass."""
     cols = [c for c in (spec.end, spec.type, spec.start, spec.censoring_reason) if c]
     absent = [c for c in cols if c not in data.columns]
     if absent:
-        raise SpecError(f"{spec.name}: column(s) {absent} not in the data; columns are "
-                        f"{list(data.columns)}")
+        raise SpecError(f"time_to_event/{spec.name}: column(s) {absent} not in the data; "
+                        f"columns are {list(data.columns)}")
     failures: list[pd.DataFrame] = []
     time, miss_end, end = _times(data, spec, failures)
     kind_of = dict(spec.types)
@@ -180,6 +172,22 @@ def derive_time_to_event(data: pd.DataFrame, spec: TimeToEventSpec) -> pd.DataFr
                               "end of follow-up missing or not a date/time"))
     kind = typ.map(lambda v: kind_of.get(v, "unknown")).to_numpy(object)
     ok = ~miss_end & declared
+    _timing(failures, data, spec, time, end, kind, ok)
+    if spec.censoring_reason and spec.reasons_that_are_events:
+        reason = data[spec.censoring_reason].astype("string").str.strip().str.lower()
+        really = {str(k).strip().lower(): v for k, v in spec.reasons_that_are_events.items()}
+        hidden = (kind == "censored") & reason.isin(list(really)).fillna(False).to_numpy(bool)
+        if hidden.any():
+            failures.append(_fail(hidden, data, spec, spec.censoring_reason,
+                                  "censoring_is_event",
+                                  "censored with a reason that is a declared event type "
+                                  f"({sorted(really)}): record it as that type"))
+    if not failures:
+        return pd.DataFrame(columns=["table", "row", "column", "value", "check", "message"])
+    return pd.concat(failures, ignore_index=True)
+
+
+def _timing(failures, data, spec, time, end, kind, ok) -> None:
     with np.errstate(invalid="ignore"):
         before = ok & (time < 0)
         at_zero = ok & (time == 0) & (kind != "censored")
@@ -195,18 +203,27 @@ def derive_time_to_event(data: pd.DataFrame, spec: TimeToEventSpec) -> pd.DataFr
             failures.append(_fail(after, data, spec, spec.end, "after_censoring_date",
                                   f"follow-up ends after the administrative censoring date "
                                   f"{spec.censoring_date}"))
-    if spec.censoring_reason and spec.reasons_that_are_events:
-        reason = data[spec.censoring_reason].astype("string").str.strip().str.lower()
-        really = {str(k).strip().lower(): v for k, v in spec.reasons_that_are_events.items()}
-        hidden = (kind == "censored") & reason.isin(list(really)).fillna(False).to_numpy(bool)
-        if hidden.any():
-            failures.append(_fail(hidden, data, spec, spec.censoring_reason,
-                                  "censoring_is_event",
-                                  "censored with a reason that is a declared event type "
-                                  f"({sorted(really)}): record it as that type"))
-    if failures:
-        raise DataValidationError(pd.concat(failures, ignore_index=True),
-                                  context=f"time-to-event outcome {spec.name!r}")
+
+
+def derive_time_to_event(data: pd.DataFrame, spec: TimeToEventSpec) -> pd.DataFrame:
+    """Validate one time-to-event outcome and derive ``time`` and ``event``.
+
+    Returns
+    -------
+    DataFrame
+        ``subject``, ``time`` (in ``spec.unit``), ``event`` (0/1/2...), ``event_type`` (the
+        recorded value), one row per participant, in the input order.
+
+    Raises
+    ------
+    DataValidationError
+        Every problem found (see the module docstring), with its count.
+    """
+    failures = time_to_event_failures(data, spec)
+    if len(failures):
+        raise DataValidationError(failures, context=f"time-to-event outcome {spec.name!r}")
+    time, _, _ = _times(data, spec, [])
+    typ = data[spec.type]
     subject = data[spec.subject] if spec.subject in data else pd.Series(np.arange(len(data)))
     return pd.DataFrame({"subject": subject.to_numpy(), "time": time,
                          "event": typ.map(spec.codes).to_numpy(int),
