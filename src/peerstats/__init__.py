@@ -14,6 +14,7 @@ from peerstats.exceptions import (
     ConvergenceWarning,
     DataValidationError,
     DataWarning,
+    InsufficientDataError,
     ModelSpecificationError,
     PeerstatsError,
     PeerstatsWarning,
@@ -78,6 +79,9 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 16 (items 2, 3): GEE and marginal (g-computation) treatment effects
+    "gee": "peerstats.models.gee",
+    "marginal_effect": "peerstats.models.marginal",
     # issue 17: time to event, competing risks, group frailty
     "kaplan_meier": "peerstats.survival",
     "coxph": "peerstats.survival",
@@ -92,6 +96,7 @@ __all__ = [
     "DataValidationError",
     "SpecError",
     "ModelSpecificationError",
+    "InsufficientDataError",
     "ConvergenceError",
     "ReconciliationError",
     "PeerstatsWarning",
