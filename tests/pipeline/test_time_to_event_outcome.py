@@ -42,7 +42,7 @@ def _spec(trial, **outcome):
                                    "event": "admissions", "higher_is_better": False,
                                    **outcome}},
         "tables": ["outcomes"],
-        "figures": [],
+        "figures": ["trajectories"],
     }
 
 
@@ -70,6 +70,8 @@ def test_cox_through_the_pipeline_equals_coxph(tte_trial):
     assert "outcomes_time_to_event" in run.tables
     assert "consort_outcomes" in run.tables
     assert "Cox proportional hazards" in run.report_html
+    assert "survival_admission" in run.figures and "Number at risk" in run.figures[
+        "survival_admission"]
 
 
 def test_rmst_and_fine_gray(tte_trial):

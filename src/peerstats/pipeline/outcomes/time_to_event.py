@@ -233,3 +233,34 @@ class TimeToEventOutcome(GLMOutcome):
                 "Effect: hazard ratio (Cox), subdistribution hazard ratio (Fine-Gray; 1 is no "
                 "difference) or difference in restricted mean time to the event (0 is no "
                 "difference), intervention vs reference."]
+
+
+def draw_curves(run: Any, outcome: str) -> None:
+    """Kaplan-Meier curves (cumulative incidence of the cause for ``fine_gray``) with numbers
+    at risk, in the report's palette, into ``run.figures["survival_<outcome>"]``."""
+    import matplotlib.pyplot as plt
+
+    import peerstats
+    from peerstats.pipeline._common import _svg
+
+    fitted = run.fits.get(outcome)
+    if fitted is None:
+        return
+    d = run.spec.outcome_defs[outcome]
+    data = fitted.fit.data
+    labels = {str(a): run.spec.label("arms", str(a)) for a in data["arm"].cat.categories}
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    if d.model == "fine_gray":
+        est = peerstats.cumulative_incidence(data, time="time", event="status", arm="arm",
+                                             times=[0])
+        est.plot(ax=ax, cause=d.cause, labels=labels)
+        what = "Cumulative incidence"
+    else:
+        peerstats.kaplan_meier(data, time="time", event="event", arm="arm").plot(
+            ax=ax, labels=labels)
+        what = "Kaplan-Meier estimate of the proportion free of the event"
+    label = d.label or outcome
+    ax.set_title(label, fontsize=10)
+    run.figures[f"survival_{outcome}"] = _svg(fig)
+    run.figure_captions[f"survival_{outcome}"] = (
+        f"{label}: {what} by arm, with the numbers at risk under the time axis.")
