@@ -87,6 +87,12 @@ _LAZY = {
     "qalys": "peerstats.economics.qaly",
     "resource_costs": "peerstats.economics.costs",
     "cost_effectiveness": "peerstats.economics.cea",
+    # issue 17: time to event, competing risks, group frailty
+    "kaplan_meier": "peerstats.survival",
+    "coxph": "peerstats.survival",
+    "rmst": "peerstats.survival",
+    "cumulative_incidence": "peerstats.survival",
+    "fine_gray": "peerstats.survival",
 }
 
 __all__ = [
