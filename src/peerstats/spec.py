@@ -26,6 +26,7 @@ __all__ = [
     "Arms",
     "Outcome",
     "Covariate",
+    "RedcapSource",
     "read_spec",
     "trial_spec_schema",
 ]
@@ -159,6 +160,16 @@ class Covariate:
 
 
 @dataclass(frozen=True)
+class RedcapSource:
+    """A REDCap export as the trial's data (``source: {redcap: ...}``, issue 21): the records
+    export, the data dictionary, and the repeating instrument holding session attendance."""
+
+    records: Path
+    dictionary: Path
+    sessions: str | None = None
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     """A parsed, schema-checked trial spec (immutable).
 
@@ -182,6 +193,7 @@ class TrialSpec:
     drop: tuple[str, ...] = ()
     covariate_types: dict[str, Covariate] = field(default_factory=dict, compare=False)
     free_text: tuple[str, ...] = ()
+    redcap: RedcapSource | None = None
     synthetic: bool = False
     description: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
@@ -331,7 +343,8 @@ def read_spec(
         raise SpecError(_problem_text(where, problems))
 
     problems = []
-    data = raw["data"]
+    redcap = _redcap_source(raw, root, problems)
+    data = raw.get("data") or _redcap_data(redcap)
     participants = _source(data["participants"], root, problems, "participants")
     assessments = _source(data["assessments"], root, problems, "assessments")
     sessions = _source(data["sessions"], root, problems, "sessions") if "sessions" in data else None
@@ -428,12 +441,38 @@ def read_spec(
         covariate_types=covariate_types,
         drop=tuple(raw.get("drop", ())),
         free_text=tuple(raw.get("free_text", ())),
+        redcap=redcap,
         synthetic=bool(trial.get("synthetic", False)),
         description=trial.get("description", ""),
         base_dir=root,
         source=source,
         raw=raw,
     )
+
+
+def _redcap_source(raw: dict, root: Path, problems: list[str]) -> RedcapSource | None:
+    """``source: {redcap: {records, dictionary, sessions}}`` (paths relative to the spec)."""
+    rc = (raw.get("source") or {}).get("redcap")
+    if rc is None:
+        return None
+    if "data" in raw:
+        problems.append("source/redcap: the data come from the REDCap export; drop data:")
+    paths = {}
+    for key in ("records", "dictionary"):
+        path = Path(rc[key])
+        paths[key] = path if path.is_absolute() else root / path
+        if not paths[key].is_file():
+            problems.append(f"source/redcap/{key}: file not found: {paths[key]}")
+    return RedcapSource(paths["records"], paths["dictionary"], rc.get("sessions"))
+
+
+def _redcap_data(redcap: RedcapSource | None) -> dict:
+    """The tables of a REDCap source, each read from the records export."""
+    records = str(redcap.records) if redcap is not None else ""
+    data = {"participants": records, "assessments": records}
+    if redcap is not None and redcap.sessions:
+        data["sessions"] = records
+    return data
 
 
 def _covariates(value: Any, problems: list[str]) -> tuple[tuple[str, ...], dict[str, Covariate]]:

@@ -231,9 +231,13 @@ def _read(spec: TrialSpec, log: _Log, warnings: list[str]) -> dict[str, RawTable
     sources = {"participants": spec.participants, "assessments": spec.assessments}
     if spec.sessions is not None:
         sources["sessions"] = spec.sessions
+    redcap = _read_redcap(spec, log)
     for name, src in sources.items():
         try:
-            t = read_table(src, name)
+            t = redcap[name] if redcap is not None else read_table(src, name)
+        except KeyError:  # the REDCap export could not be read (logged once)
+            out[name] = None
+            continue
         except ReadError as exc:
             log.add(name, None, None, None, "unreadable", str(exc))
             out[name] = None
@@ -255,6 +259,23 @@ def _read(spec: TrialSpec, log: _Log, warnings: list[str]) -> dict[str, RawTable
                 t.value_labels.pop(c, None)
         out[name] = t
     return out
+
+
+def _read_redcap(spec: TrialSpec, log: _Log) -> dict[str, RawTable] | None:
+    """The raw tables of a REDCap source (issue 21), ``{}`` when the export cannot be read
+    (its problems logged), ``None`` when the spec has no REDCap source."""
+    if spec.redcap is None:
+        return None
+    from peerstats.io.redcap import raw_tables
+
+    try:
+        return raw_tables(spec.redcap)
+    except ReadError as exc:
+        log.add("records", None, None, None, "unreadable", str(exc))
+    except DataValidationError as exc:
+        for rec in exc.failures.to_dict("records"):
+            log.add(**rec)
+    return {}
 
 
 def _is_numeric_column(vals: list) -> bool:
