@@ -78,6 +78,9 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 21: data in (REDCap exports, labels from the source)
+    "read_redcap": "peerstats.io.redcap",
+    "read_redcap_dictionary": "peerstats.io.redcap",
 }
 
 __all__ = [

@@ -122,7 +122,8 @@ def draft_trial_spec(
         spec["arms"] = {"levels": ["intervention"]}
     if site is not None:
         spec["columns"]["site"] = site.name
-        spec["strata"] = [site.name]
+        spec["sites"] = list(site.value_labels.values())
+        spec["strata"] = ["site"]  # the standard name of the site column
     session_form = _session_form(dd, repeating)
     if session_form is not None:
         spec["source"]["redcap"]["sessions"] = session_form[0]

@@ -57,6 +57,8 @@ def display_labels(trial: Any, spec: Any) -> Labels:
         outcomes=outcomes,
         covariates=covariates,
         levels=spec.level_labels(),
+        reasons=dict(spec.labels.get("reasons", {})),
+        adverse_events=dict(spec.labels.get("adverse_events", {})),
     )
 
 
@@ -139,12 +141,15 @@ def read_adverse_events(trial: Any, labels: Labels) -> Any:
 
     ts = trial.spec
     raw = read_table(ts.adverse_events, "adverse_events")
-    return harms_table(
+    from peerstats.describe.labels import relabel
+
+    table = harms_table(
         trial,
         raw.data,
         subject=str(ts.columns.subject),
         arm_labels=dict(labels.arms),
     )
+    return relabel(table, labels)  # adverse-event terms as the spec names them (issue 21)
 
 
 def ls_means_table(fits: dict[str, Any], labels: Labels, level: float) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from peerstats.pipeline._common import AnalysisRun, _svg, outcome_label
-from peerstats.pipeline._display import directions, level_text
+from peerstats.pipeline._display import directions, display_labels, level_text
 
 __all__ = ["draw_figures"]
 
@@ -23,6 +23,8 @@ def draw_figures(run: AnalysisRun, flow: Any, effects: pd.DataFrame | None) -> N
     visit_labels = {str(v): spec.label("visits", str(v)) for v in trial.spec.visits}
     ci = f"{level_text(spec.model.level)} CI"
     if spec.wants_figure("consort") and flow is not None:
+        lab = display_labels(trial, spec)  # reasons in words (issue 21)
+        flow = flow.relabelled(lab.reason)
         run.figures["consort"] = _svg(flow.plot(arm_labels=arm_labels, visit_labels=visit_labels))
         run.figure_captions["consort"] = "Figure 1. Participant flow (CONSORT)."
     if spec.wants_figure("trajectories"):
