@@ -194,6 +194,7 @@ class TrialSpec:
     covariate_types: dict[str, Covariate] = field(default_factory=dict, compare=False)
     free_text: tuple[str, ...] = ()
     redcap: RedcapSource | None = None
+    binary: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # (yes words, no words)
     synthetic: bool = False
     description: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
@@ -420,6 +421,7 @@ def read_spec(
             )
         )
     covariates, covariate_types = _covariates(raw.get("covariates"), problems)
+    binary = _binary(raw.get("binary"), problems)
     if problems:
         raise SpecError(_problem_text(where, problems))
 
@@ -442,6 +444,7 @@ def read_spec(
         drop=tuple(raw.get("drop", ())),
         free_text=tuple(raw.get("free_text", ())),
         redcap=redcap,
+        binary=binary,
         synthetic=bool(trial.get("synthetic", False)),
         description=trial.get("description", ""),
         base_dir=root,
@@ -464,6 +467,18 @@ def _redcap_source(raw: dict, root: Path, problems: list[str]) -> RedcapSource |
         if not paths[key].is_file():
             problems.append(f"source/redcap/{key}: file not found: {paths[key]}")
     return RedcapSource(paths["records"], paths["dictionary"], rc.get("sessions"))
+
+
+def _binary(value: Any, problems: list[str]) -> tuple | None:
+    """``binary: {yes: [...], no: [...]}``: the yes/no words of every binary column."""
+    if value is None:
+        return None
+    yes = tuple(str(v).strip().lower() for v in value["yes"])
+    no = tuple(str(v).strip().lower() for v in value["no"])
+    both = sorted(set(yes) & set(no))
+    if both:
+        problems.append(f"binary: {both} are both yes and no words")
+    return yes, no
 
 
 def _redcap_data(redcap: RedcapSource | None) -> dict:
