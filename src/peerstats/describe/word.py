@@ -157,8 +157,7 @@ def _cell_text(cell: Any, text: str, *, bold: bool = False, right: bool = False)
 def _rows(table: Any) -> tuple[list[str], list[list[str]], list[bool]]:
     """Header, body cells (no-break spaces outside the first column) and right alignment."""
     disp: pd.DataFrame = table.display
-    # "(n = 30)" in a header never splits
-    header = [str(safe_cell(str(c))).replace("n = ", "n\u00a0=\u00a0") for c in disp.columns]
+    header = [str(safe_cell(str(c))) for c in disp.columns]
     numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
     rows = []
     right = [False] * len(header)
