@@ -100,7 +100,7 @@ def _record_rows(i: int, arm: int, rng: np.random.Generator) -> list[dict]:
         "email": f"person{rid}@example.org",
         "alloc": str(arm),
         "kommune": str(1 + i % 3),
-        "alder": str(int(rng.integers(19, 80))),
+        "alder": str(int(rng.integers(19, 80))) if i != 4 else "",  # one age not given
         "koen": str(1 + int(rng.integers(0, 3))),
         "diag___1": str(int(rng.random() < 0.6)),
         "diag___2": str(int(rng.random() < 0.5)),

@@ -246,7 +246,9 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
         "secondary: {outcomes: [trivsel]}\n"
         "tables: [consort, table_one, outcomes, ls_means]\n"
         "figures: [consort, trajectories]\n"
-        "labels: {visits: {baseline: Baseline, week_10: Week 10, month_6: Month 6}}\n",
+        "labels: {visits: {baseline: Baseline, week_10: Week 10, month_6: Month 6}}\n"
+        "table_one: {digits: {alder: 0, default: 1}, statistic: {alder: median_iqr},"
+        " missing: count}\n",
         encoding="utf-8",
     )
     from peerstats.cli import main
@@ -265,6 +267,12 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
     for name in names:
         end = "" if name.endswith("_") else r"(?!\w)"
         assert not re.search(rf"(?<![\w-]){re.escape(name)}{end}", body), name
+    # Table 1 as the spec's table_one: says (issue 21)
+    t1 = pd.read_csv(out / "tables" / "display" / "table_one.csv", dtype=str).fillna("")
+    age = t1[t1.iloc[:, 0] == "Age (years), median [Q1, Q3]"]
+    assert len(age) == 1 and re.fullmatch(r"\d+ \[\d+, \d+\]", age.iloc[0, 1])
+    missing = t1[t1.iloc[:, 0].str.strip() == "missing"]
+    assert len(missing) and all(re.fullmatch(r"\d+", c) for c in missing.iloc[:, 1:3].values.ravel())
     svgs = " ".join(p.read_text(encoding="utf-8") for p in (out / "figures").glob("*.svg"))
     for name in ("qpr_tot", "trivsel", "week_10", "_arm_"):
         assert name not in svgs, name

@@ -549,6 +549,7 @@ def run_analysis(
                 },
                 level_labels=lab.levels,
                 arm_labels=dict(lab.arms),
+                **spec.table_one_options(),  # issue 21: digits, statistic, missing, suppression
             )
             res["table_one"] = frame_keyed(t1.data, ["variable", "level", "arm", "statistic"])
             run.tables["table_one"] = t1.data
