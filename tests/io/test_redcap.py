@@ -267,6 +267,13 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
     for name in names:
         end = "" if name.endswith("_") else r"(?!\w)"
         assert not re.search(rf"(?<![\w-]){re.escape(name)}{end}", body), name
+    # every table also in one Word document, numbered (issue 21)
+    import docx
+
+    combined = docx.Document(str(out / "tables" / "tables.docx"))
+    singles = [p for p in (out / "tables").glob("*.docx") if p.name != "tables.docx"]
+    assert len(combined.tables) == len(singles) >= 4
+    assert any(p.text.startswith("Table 4") for p in combined.paragraphs)
     # Table 1 as the spec's table_one: says (issue 21)
     t1 = pd.read_csv(out / "tables" / "display" / "table_one.csv", dtype=str).fillna("")
     age = t1[t1.iloc[:, 0] == "Age (years), median [Q1, Q3]"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Literal
@@ -50,7 +51,7 @@ except ImportError:  # pragma: no cover - until the shared helper is on main
         return value
 
 
-_NEGATIVE = __import__("re").compile(r"(?<![\w.])-(?=\d)")
+_NEGATIVE = re.compile(r"(?<![\w.])-(?=\d)")
 
 
 def display_text(value: Any) -> str:
@@ -65,20 +66,20 @@ def display_text(value: Any) -> str:
 _text = display_text
 
 
-def _column_widths(rows: list[list[str]], header: list[str]) -> list[float]:
-    """Natural width (cm) of each column: its longest unbreakable cell (number columns, and
-    every word of the first column's labels, which may wrap at spaces)."""
+def _column_widths(rows: list[list[str]], header: list[str], numeric: list[bool]) -> list[float]:
+    """Natural width (cm) of each column: the longest cell of a column of numbers (they never
+    wrap); for a column of text, its longest word or up to 28 (first column) or 20 characters,
+    where a label may wrap at spaces."""
     widths = []
     for j, name in enumerate(header):
         cells = [r[j] for r in rows]
-        if j == 0:  # labels wrap at spaces; allow up to 28 characters before wrapping
-            longest = max(
-                [min(len(c), 28) for c in cells] + [len(w) for c in cells for w in c.split()] + [1]
-            )
-        else:
+        if numeric[j]:
             longest = max([len(c) for c in cells] + [1])
-        head = max(len(w) for w in str(name).split()) if str(name).split() else 1
-        head = max(head, min(len(str(name)), 14))
+        else:
+            wrap = 28 if j == 0 else 20
+            words = [len(w) for c in cells for w in c.split()]
+            longest = max([min(len(c), wrap) for c in cells] + words + [1])
+        head = max([len(w) for w in str(name).split()] + [6])  # headers wrap at spaces
         widths.append(max(longest, head) * CHAR_CM + PAD_CM)
     return widths
 
@@ -154,22 +155,25 @@ def _cell_text(cell: Any, text: str, *, bold: bool = False, right: bool = False)
         para.alignment = WD_ALIGN_PARAGRAPH.RIGHT
 
 
+#: a cell that reads as a number, a count, a percentage, an estimate with its CI or a p-value
+_NUMBERLIKE = re.compile(r"^[(<>\u2212+-]?\s*[\d.]")
+
+
 def _rows(table: Any) -> tuple[list[str], list[list[str]], list[bool]]:
-    """Header, body cells (no-break spaces outside the first column) and right alignment."""
+    """Header, body cells (no-break spaces in cells of numbers) and which columns hold
+    numbers (right-aligned, never wrapped)."""
     disp: pd.DataFrame = table.display
     header = [str(safe_cell(str(c))) for c in disp.columns]
     numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
-    rows = []
-    right = [False] * len(header)
-    for rec in disp.itertuples(index=False, name=None):
-        row = []
-        for j, value in enumerate(rec):
-            text = _text(value)
-            if j > 0:
-                text = text.replace(" ", "\u00a0")  # a CI never wraps: "1.2 (0.4 to 2.0)"
-                right[j] = right[j] or numeric[j] or text[:1].isdigit() or text[:1] == "\u2212"
-            row.append(text)
-        rows.append(row)
+    cells = [[_text(v) for v in rec] for rec in disp.itertuples(index=False, name=None)]
+    right = [
+        j > 0
+        and (numeric[j] or any(_NUMBERLIKE.match(r[j]) for r in cells))
+        and all(r[j] == "" or _NUMBERLIKE.match(r[j]) for r in cells)
+        for j in range(len(header))
+    ]
+    # a cell of numbers never wraps: "1.2 (0.4 to 2.0)" keeps its spaces as no-break spaces
+    rows = [[c.replace(" ", "\u00a0") if right[j] else c for j, c in enumerate(r)] for r in cells]
     return header, rows, right
 
 
@@ -288,8 +292,8 @@ def _place(
     """Add one table in its own section (a landscape one when it is wide); its orientation."""
     from docx.enum.section import WD_SECTION
 
-    header, rows, _ = _rows(table)
-    widths = _column_widths(rows, header)
+    header, rows, numeric = _rows(table)
+    widths = _column_widths(rows, header, numeric)
     orient = _orientation(widths, page, orientation)
     section = doc.sections[0] if first else doc.add_section(WD_SECTION.NEW_PAGE)
     text_width = _set_section(section, page, orient)
