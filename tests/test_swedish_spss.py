@@ -78,8 +78,13 @@ def _spec(**over):
             "assessments": "bedomningar.sav",
             "sessions": "sessioner.sav",
         },
-        "columns": {"subject": "deltagar_id", "arm": "grupp", "visit": "besok",
-                    "site": "kommun", "attended": "narvaro"},
+        "columns": {
+            "subject": "deltagar_id",
+            "arm": "grupp",
+            "visit": "besok",
+            "site": "kommun",
+            "attended": "narvaro",
+        },
         "arms": {"levels": ["kamratstöd", "sedvanlig vård"], "reference": "sedvanlig vård"},
         "visits": VISITS,
         "covariates": ["ålder"],
@@ -98,8 +103,10 @@ def test_messages_one_line_per_kind_and_column_then_fixes_pass(tmp_path):
         peerstats.load_trial(_spec(), base_dir=tmp_path)
     text = str(err.value)
     lines = [ln for ln in text.splitlines() if ln.startswith("  - [")]
-    keys = [re.match(r"  - \[(\w+)\] (\w+)(?: row \d+)?(?:, column '([^']*)')?", ln).groups()
-            for ln in lines]
+    keys = [
+        re.match(r"  - \[(\w+)\] (\w+)(?: row \d+)?(?:, column '([^']*)')?", ln).groups()
+        for ln in lines
+    ]
     assert len(keys) == len(set(keys)), text  # one line per kind of problem and column
     checks = set(err.value.failures["check"])
     assert {"duplicate_subject", "out_of_range", "non_numeric", "privacy"} <= checks, text

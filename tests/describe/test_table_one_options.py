@@ -24,8 +24,9 @@ def _row(t, start):
 
 
 def test_digits_per_variable_and_missing_styles():
-    t = peerstats.table_one(PART, variables=["age", "bmi"], smd=False, overall=False,
-                            digits={"age": 0, "default": 2})
+    t = peerstats.table_one(
+        PART, variables=["age", "bmi"], smd=False, overall=False, digits={"age": 0, "default": 2}
+    )
     assert _row(t, "age")[1] == "25 (7)"  # 0 decimals for age
     assert _row(t, "bmi")[1] == "22.50 (1.77)"
     assert _row(t, "missing")[1:3] == ["0 (0.00%)", "1 (50.00%)"]
@@ -44,12 +45,19 @@ def test_spec_keys_become_table_one_arguments():
             "analysis": {"name": "t"},
             "trial": {"dataset": "peer_recovery"},
             "primary": {"outcome": "qpr15", "visit": "post"},
-            "table_one": {"digits": {"age": 0}, "statistic": {"age": "median_iqr"},
-                          "missing": "count", "suppress_below": 5},
+            "table_one": {
+                "digits": {"age": 0},
+                "statistic": {"age": "median_iqr"},
+                "missing": "count",
+                "suppress_below": 5,
+            },
         }
     )
     assert spec.table_one_options() == {
-        "digits": {"age": 0}, "nonnormal": ["age"], "missing": "count", "suppress_below": 5
+        "digits": {"age": 0},
+        "nonnormal": ["age"],
+        "missing": "count",
+        "suppress_below": 5,
     }
     trial = peerstats.datasets.load("peer_recovery")
     spec.check_against(trial.spec)  # age is a row of Table 1

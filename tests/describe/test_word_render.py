@@ -21,8 +21,15 @@ from peerstats.describe.render import Table
 from peerstats.describe.word import PAGES, table_to_docx, tables_to_docx
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-MISSING = [n for n, p in (("soffice", SOFFICE), ("pdftoppm", shutil.which("pdftoppm")),
-                          ("pdfinfo", shutil.which("pdfinfo"))) if p is None]
+MISSING = [
+    n
+    for n, p in (
+        ("soffice", SOFFICE),
+        ("pdftoppm", shutil.which("pdftoppm")),
+        ("pdfinfo", shutil.which("pdfinfo")),
+    )
+    if p is None
+]
 pytestmark = pytest.mark.skipif(
     bool(MISSING),
     reason=f"{MISSING} not installed (Debian: apt-get install -y libreoffice-writer-nogui "
@@ -65,13 +72,25 @@ def _render(docx: Path) -> tuple[Path, list[tuple[float, float]]]:
     out = docx.parent
     profile = (out / "lo-profile").resolve().as_uri()
     subprocess.run(
-        [SOFFICE, "--headless", "--norestore", f"-env:UserInstallation={profile}",
-         "--convert-to", "pdf", "--outdir", str(out), str(docx)],
-        check=True, capture_output=True, timeout=180,
+        [
+            SOFFICE,
+            "--headless",
+            "--norestore",
+            f"-env:UserInstallation={profile}",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            str(docx),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     pdf = docx.with_suffix(".pdf")
-    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "99", str(pdf)], check=True,
-                          capture_output=True, text=True).stdout
+    info = subprocess.run(
+        ["pdfinfo", "-f", "1", "-l", "99", str(pdf)], check=True, capture_output=True, text=True
+    ).stdout
     sizes = []
     for line in info.splitlines():
         if line.startswith("Page") and "size:" in line:
@@ -84,8 +103,11 @@ def _pages_png(pdf: Path, dpi: int = 50) -> list[np.ndarray]:
     from PIL import Image
 
     prefix = pdf.with_suffix("")
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-gray", "-png", str(pdf), str(prefix)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["pdftoppm", "-r", str(dpi), "-gray", "-png", str(pdf), str(prefix)],
+        check=True,
+        capture_output=True,
+    )
     files = sorted(pdf.parent.glob(f"{prefix.name}-*.png"))
     return [np.asarray(Image.open(f).convert("L")) for f in files]
 
@@ -95,7 +117,7 @@ def _ink_outside_text_area(img: np.ndarray, margin_cm: float, dpi: int = 50) -> 
     but may hold the start of a text line)."""
     px = int((margin_cm - 0.3) * dpi / 2.54)  # 3 mm of slack at the text edge
     dark = img < 128
-    return bool(dark[:, img.shape[1] - px:].any() or dark[img.shape[0] - px:, :].any())
+    return bool(dark[:, img.shape[1] - px :].any() or dark[img.shape[0] - px :, :].any())
 
 
 def test_a4_portrait_and_landscape_sections_within_margins(tmp_path):
@@ -112,8 +134,9 @@ def test_a4_portrait_and_landscape_sections_within_margins(tmp_path):
     for img in pages:
         assert (img < 128).any()  # something was printed
         assert not _ink_outside_text_area(img, PAGES["a4"][2])
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
-                          text=True, check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert CI in text  # the CI is on one line, not wrapped
     assert "Table 1" in text and "Table 3" in text and "Note." in text
 

@@ -73,7 +73,9 @@ def test_tables_and_shapes(tables, export):
 
 def test_radio_and_dropdown_are_categoricals_of_choice_labels(tables, export):
     p = tables["participants"].set_index("record_id")
-    rows = {r["record_id"]: r for r in _rows(export[0]) if r["redcap_event_name"].startswith("baseline")}
+    rows = {
+        r["record_id"]: r for r in _rows(export[0]) if r["redcap_event_name"].startswith("baseline")
+    }
     gender = {"1": "Woman", "2": "Man", "3": "Other"}
     assert isinstance(p["koen"].dtype, pd.CategoricalDtype)
     assert list(p["koen"].cat.categories) == ["Woman", "Man", "Other"]
@@ -84,7 +86,9 @@ def test_radio_and_dropdown_are_categoricals_of_choice_labels(tables, export):
 
 def test_checkboxes_are_one_binary_column_per_choice_named_by_label(tables, export):
     p = tables["participants"].set_index("record_id")
-    rows = {r["record_id"]: r for r in _rows(export[0]) if r["redcap_event_name"].startswith("baseline")}
+    rows = {
+        r["record_id"]: r for r in _rows(export[0]) if r["redcap_event_name"].startswith("baseline")
+    }
     for code, label in {"1": "Depression", "2": "Anxiety disorder", "3": "Psychosis"}.items():
         assert label in p.columns and f"diag___{code}" not in p.columns
         expected = [int(rows[rid][f"diag___{code}"]) for rid in p.index]
@@ -217,8 +221,10 @@ def test_init_drafts_a_spec_that_validates(tmp_path):
     assert trial.sessions is not None and len(trial.sessions) == 15 * rx.N_SESSIONS
     from peerstats.cli import main
 
-    assert main(["init", "--from-redcap", str(tmp_path / "dictionary.csv"),
-                 "--out", str(spec_path)]) == 2  # exists, no --force
+    assert (
+        main(["init", "--from-redcap", str(tmp_path / "dictionary.csv"), "--out", str(spec_path)])
+        == 2
+    )  # exists, no --force
 
 
 def test_spec_with_bad_sessions_instrument_is_a_failure(tmp_path):
@@ -259,9 +265,17 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
     # the model-details appendix shows model formulas, whose terms are column names by
     # design (a statistician reads them); everything a reader reads before it has labels
     body = text.split("Model details")[0]
-    for label in ("Age (years)", "Gender", "Personal recovery (QPR-15 total)",
-                  "Well-being score", "Diagnoses: Depression", "Lives alone", "Peer support",
-                  "Usual services", "Week 10"):
+    for label in (
+        "Age (years)",
+        "Gender",
+        "Personal recovery (QPR-15 total)",
+        "Well-being score",
+        "Diagnoses: Depression",
+        "Lives alone",
+        "Peer support",
+        "Usual services",
+        "Week 10",
+    ):
         assert label in body, label
     names = [f[0] for f in rx.FIELDS] + ["redcap_", "_arm_", "week_10", "month_6", "diag___"]
     for name in names:
@@ -279,7 +293,9 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
     age = t1[t1.iloc[:, 0] == "Age (years), median [Q1, Q3]"]
     assert len(age) == 1 and re.fullmatch(r"\d+ \[\d+, \d+\]", age.iloc[0, 1])
     missing = t1[t1.iloc[:, 0].str.strip() == "missing"]
-    assert len(missing) and all(re.fullmatch(r"\d+", c) for c in missing.iloc[:, 1:3].values.ravel())
+    assert len(missing) and all(
+        re.fullmatch(r"\d+", c) for c in missing.iloc[:, 1:3].values.ravel()
+    )
     svgs = " ".join(p.read_text(encoding="utf-8") for p in (out / "figures").glob("*.svg"))
     for name in ("qpr_tot", "trivsel", "week_10", "_arm_"):
         assert name not in svgs, name

@@ -11,7 +11,6 @@ import pandas as pd
 from peerstats.describe._common import arm_levels, as_frames, randomised_mask
 from peerstats.describe.render import Table
 from peerstats.exceptions import DataValidationError
-
 from peerstats.io.coerce import NO, YES  # one yes/no vocabulary (issue 21)
 
 __all__ = ["harms_table"]

@@ -258,7 +258,9 @@ def read_redcap_dictionary(dictionary: str | Path | pd.DataFrame) -> RedcapDicti
                 form=rec["form_name"],
                 type=ftype,
                 label=clean_label(rec.get("field_label", "")) or name,
-                choices=parse_choices(choices) if ftype in ("radio", "dropdown", "checkbox") else {},
+                choices=parse_choices(choices)
+                if ftype in ("radio", "dropdown", "checkbox")
+                else {},
                 validation=rec.get("text_validation_type_or_show_slider_number", "").lower(),
                 min=_number(rec.get("text_validation_min", "")),
                 max=_number(rec.get("text_validation_max", "")),
@@ -318,7 +320,10 @@ def _category(f: RedcapField, col: str, vals: list[str], rows: np.ndarray, probs
         out.append(lab)
     if bad:
         probs.add(
-            [int(rows[i]) for i in bad], col, [vals[i] for i in bad], "unknown_code",
+            [int(rows[i]) for i in bad],
+            col,
+            [vals[i] for i in bad],
+            "unknown_code",
             f"{f.name}: code(s) {sorted({vals[i] for i in bad})[:5]} are not among the choices "
             f"{labels} of the data dictionary",
         )
@@ -337,7 +342,10 @@ def _binary(col: str, vals: list[str], rows: np.ndarray, probs, labels: dict) ->
         out.append(x)
     if bad:
         probs.add(
-            [int(rows[i]) for i in bad], col, [vals[i] for i in bad], "non_binary",
+            [int(rows[i]) for i in bad],
+            col,
+            [vals[i] for i in bad],
+            "non_binary",
             f"{col}: {sorted({vals[i] for i in bad})[:5]} are not 0/1",
         )
     return pd.Series(pd.array(out, dtype="Int64"), name=col)
@@ -357,7 +365,10 @@ def _numeric(f: RedcapField, col: str, vals: list[str], rows: np.ndarray, probs)
             bad.append(i)
     if bad:
         probs.add(
-            [int(rows[i]) for i in bad], col, [vals[i] for i in bad], "non_numeric",
+            [int(rows[i]) for i in bad],
+            col,
+            [vals[i] for i in bad],
+            "non_numeric",
             f"{f.name} ({f.validation or f.type}): {[vals[i] for i in bad][:5]} are not numbers",
         )
     if f.kind == "integer":
@@ -365,11 +376,16 @@ def _numeric(f: RedcapField, col: str, vals: list[str], rows: np.ndarray, probs)
         if frac.any():
             idx = np.flatnonzero(frac)
             probs.add(
-                [int(rows[i]) for i in idx], col, [vals[i] for i in idx], "non_integer",
+                [int(rows[i]) for i in idx],
+                col,
+                [vals[i] for i in idx],
+                "non_integer",
                 f"{f.name} is validated as an integer but holds {[vals[i] for i in idx][:5]}",
             )
             return pd.Series(out, name=col)
-        return pd.Series(pd.array([None if np.isnan(x) else int(x) for x in out], "Int64"), name=col)
+        return pd.Series(
+            pd.array([None if np.isnan(x) else int(x) for x in out], "Int64"), name=col
+        )
     return pd.Series(out, name=col)
 
 
@@ -442,8 +458,10 @@ def _load(records: Any, dictionary: Any) -> _Export:
     )
     forms = {f.form for f in dd.fields}
     extra = [
-        c for c in df.columns
-        if c not in known and not (c.endswith("_complete") and c[: -len("_complete")] in forms)
+        c
+        for c in df.columns
+        if c not in known
+        and not (c.endswith("_complete") and c[: -len("_complete")] in forms)
         and not c.endswith("_timestamp")
     ]
     if extra:
@@ -504,7 +522,7 @@ def _attrs(df: pd.DataFrame, ex: _Export, fields: list[RedcapField]) -> pd.DataF
     labels, values, types = {}, {}, {}
     for f in fields:
         if f.kind == "checkbox":
-            for code, lab in f.choices.items():
+            for lab in f.choices.values():
                 if lab in df.columns:
                     labels[lab] = f"{f.label}: {lab}"
                     types[lab] = ("binary", 0.0, 1.0)
@@ -644,8 +662,10 @@ def _as_text(series: pd.Series) -> list:
     """Typed values back to the text cells validation reads (labels for categories)."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return [None if pd.isna(v) else to_text(v) for v in series]
-    return [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-            else to_text(v) for v in series.astype(object)]
+    return [
+        None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else to_text(v)
+        for v in series.astype(object)
+    ]
 
 
 def raw_tables(source: Any) -> dict[str, Any]:
@@ -671,7 +691,10 @@ def raw_tables(source: Any) -> dict[str, Any]:
         data = pd.DataFrame({c: _as_text(df[c]) for c in df.columns}, dtype=object)
         labels = dict(df.attrs.get("labels", {}))
         out[name] = RawTable(
-            name, Path(source.records), data, np.arange(1, len(df) + 1),
+            name,
+            Path(source.records),
+            data,
+            np.arange(1, len(df) + 1),
             variable_labels=labels,
         )
     return out

@@ -51,9 +51,13 @@ def _covariate(f: RedcapField) -> dict[str, Any] | None:
 
 
 def _events(records: Any) -> list[str]:
-    df = pd.read_csv(records, dtype=str, keep_default_na=False, usecols=lambda c: c in (
-        "redcap_event_name",
-    )) if not isinstance(records, pd.DataFrame) else records
+    df = (
+        pd.read_csv(
+            records, dtype=str, keep_default_na=False, usecols=lambda c: c in ("redcap_event_name",)
+        )
+        if not isinstance(records, pd.DataFrame)
+        else records
+    )
     if "redcap_event_name" not in df.columns:
         return []
     return list(dict.fromkeys(visit_of_event(e) for e in df["redcap_event_name"] if e))
@@ -71,14 +75,20 @@ def _roles(dd: RedcapDictionary, tables: dict | None) -> tuple[list, list, list]
         acols = {f.name for f in dd.fields if f.form != first}
         repeating = []
     usable = [f for f in dd.fields[1:] if not f.identifier and f.form not in repeating]
-    part = [f for f in usable if f.name in pcols or (f.kind == "checkbox" and f.form in
-            {g.form for g in usable if g.name in pcols})]
+    part = [
+        f
+        for f in usable
+        if f.name in pcols
+        or (f.kind == "checkbox" and f.form in {g.form for g in usable if g.name in pcols})
+    ]
     outs = [f for f in usable if f.name in acols and f.kind in ("integer", "number")]
     return part, outs, repeating
 
 
 def draft_trial_spec(
-    dictionary: str | Path | pd.DataFrame, *, records: str | Path | pd.DataFrame | None = None,
+    dictionary: str | Path | pd.DataFrame,
+    *,
+    records: str | Path | pd.DataFrame | None = None,
     name: str = "my_trial",
 ) -> str:
     """A draft trial spec (YAML text) for a REDCap project.
@@ -107,9 +117,14 @@ def draft_trial_spec(
     visits = _events(records) if records is not None else []
     spec: dict[str, Any] = {
         "trial": {"name": name, "design": "parallel" if arm else "single-arm"},
-        "source": {"redcap": {"records": str(records or "records.csv"),
-                              "dictionary": str(dictionary if not isinstance(
-                                  dictionary, pd.DataFrame) else "dictionary.csv")}},
+        "source": {
+            "redcap": {
+                "records": str(records or "records.csv"),
+                "dictionary": str(
+                    dictionary if not isinstance(dictionary, pd.DataFrame) else "dictionary.csv"
+                ),
+            }
+        },
         "columns": {"subject": dd.record_id, "visit": "visit"},
         "visits": visits or ["baseline", "post", "follow_up"],
     }
@@ -131,7 +146,8 @@ def draft_trial_spec(
         spec["columns"]["attended"] = session_form[1]
     spec["outcomes"] = {
         (f.name if NAME.match(f.name) else f"outcome_{k}"): {
-            "column": f.name, "label": f.label,
+            "column": f.name,
+            "label": f.label,
             **{k2: v for k2, v in (("min", f.min), ("max", f.max)) if v is not None},
         }
         for k, f in enumerate(outs)
