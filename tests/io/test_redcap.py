@@ -299,3 +299,25 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
     svgs = " ".join(p.read_text(encoding="utf-8") for p in (out / "figures").glob("*.svg"))
     for name in ("qpr_tot", "trivsel", "week_10", "_arm_"):
         assert name not in svgs, name
+
+
+def test_dictionary_ranges_are_declared_types_in_the_spec(tmp_path):
+    """Validation min/max of the dictionary (age 18-90, QPR 0-60) become the declared ranges
+    when the spec lists a covariate or outcome without them: an age of 150 is refused."""
+    rx.write_export(tmp_path, n=10, seed=5)
+    spec = peerstats.read_spec(_init(tmp_path)).to_dict()
+    spec["covariates"] = ["alder", "koen", "Depression"]
+    spec["outcomes"]["qpr_tot"] = {"column": "qpr_tot"}
+    parsed = peerstats.read_spec(spec, base_dir=tmp_path)
+    assert parsed.covariate_types["alder"].max == 90
+    assert parsed.covariate_types["koen"].levels == ("Woman", "Man", "Other")
+    assert (parsed.outcome("qpr_tot").min, parsed.outcome("qpr_tot").max) == (0, 60)
+    rows = _rows(tmp_path / "records.csv")
+    rows[0]["alder"] = "150"
+    with (tmp_path / "records.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    report = peerstats.validate(spec, base_dir=tmp_path)
+    bad = report.failures[report.failures["check"] == "out_of_range"]
+    assert list(bad["column"]) == ["alder"] and "18 to 90" in bad["message"].iloc[0]
