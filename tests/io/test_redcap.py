@@ -321,3 +321,20 @@ def test_dictionary_ranges_are_declared_types_in_the_spec(tmp_path):
     report = peerstats.validate(spec, base_dir=tmp_path)
     bad = report.failures[report.failures["check"] == "out_of_range"]
     assert list(bad["column"]) == ["alder"] and "18 to 90" in bad["message"].iloc[0]
+
+
+def test_classic_project_and_data_access_groups(export):
+    """A project without events (classic): every non-repeating field is a participant field;
+    the data access group is kept as a column of the participants."""
+    rec = pd.read_csv(export[0], dtype=str, keep_default_na=False)
+    rec = rec[
+        rec["redcap_event_name"].str.startswith("baseline")
+        | (rec["redcap_repeat_instrument"] != "")
+    ]
+    rec = rec.drop(columns="redcap_event_name").assign(redcap_data_access_group="uppsala")
+    t = peerstats.read_redcap(rec, export[1])
+    p = t["participants"]
+    assert len(p) == rec["record_id"].nunique()
+    assert {"alder", "qpr_tot", "Depression", "Family"} <= set(p.columns)
+    assert set(p["redcap_data_access_group"]) == {"uppsala"}
+    assert len(t["session"]) == (rec["redcap_repeat_instrument"] == "session").sum()

@@ -67,6 +67,8 @@ REDCAP_COLUMNS = (
     "redcap_survey_identifier",
 )
 ARM_SUFFIX = re.compile(r"_arm_(\d+)$")
+#: an event exported with labels: "Baseline (Arm 1: Peer support)"
+ARM_LABEL = re.compile(r"\s*\(Arm (\d+):[^)]*\)$")
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -273,8 +275,9 @@ def read_redcap_dictionary(dictionary: str | Path | pd.DataFrame) -> RedcapDicti
 
 
 def visit_of_event(event: str) -> str:
-    """The visit an event is: its unique name without REDCap's ``_arm_N`` suffix."""
-    return ARM_SUFFIX.sub("", event)
+    """The visit an event is: its unique name without REDCap's ``_arm_N`` suffix (or, in an
+    export with labels, its label without `` (Arm N: ...)``)."""
+    return ARM_LABEL.sub("", ARM_SUFFIX.sub("", event))
 
 
 def humanise(code: str) -> str:
@@ -542,7 +545,7 @@ def _event_columns(ex: _Export, mask: np.ndarray) -> dict[str, Any]:
     if ex.longitudinal:
         events = ex.records["redcap_event_name"].to_numpy()[mask]
         out["visit"] = [visit_of_event(e) for e in events]
-        arms = [ARM_SUFFIX.search(e) for e in events]
+        arms = [ARM_SUFFIX.search(e) or ARM_LABEL.search(e) for e in events]
         if len({m.group(1) for m in arms if m}) > 1:
             out["redcap_arm"] = pd.array([int(m.group(1)) if m else None for m in arms], "Int64")
     return out
@@ -557,6 +560,9 @@ def _participants(ex: _Export, forms: dict, longitudinal: set[str]) -> pd.DataFr
     arm = _event_columns(ex, keep).get("redcap_arm")
     if arm is not None:
         frame.insert(1, "redcap_arm", arm)
+    if "redcap_data_access_group" in ex.records.columns:  # the record's group (often a site)
+        dag = ex.records["redcap_data_access_group"].to_numpy()[keep]
+        frame.insert(1, "redcap_data_access_group", [d or None for d in dag])
     return _attrs(_first_per_record(frame, rid), ex, fields)
 
 
@@ -568,6 +574,12 @@ def _assessments(ex: _Export, forms: dict, longitudinal: set[str]) -> pd.DataFra
     base = {rid: ex.records[rid].to_numpy()[keep], **_event_columns(ex, keep)}
     if "visit" not in base:
         base["visit"] = [None] * int(keep.sum())
+    instance = ex.records.get("redcap_repeat_instance")
+    if instance is not None and (instance.to_numpy()[keep] != "").any():  # repeating events
+        inst = pd.to_numeric(instance.to_numpy()[keep], errors="coerce")
+        base["redcap_repeat_instance"] = pd.array(
+            [None if np.isnan(x) else int(x) for x in inst], "Int64"
+        )
     return _attrs(pd.DataFrame({**base, **cols}), ex, fields)
 
 
