@@ -254,7 +254,8 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
         "figures: [consort, trajectories]\n"
         "labels: {visits: {baseline: Baseline, week_10: Week 10, month_6: Month 6}}\n"
         "table_one: {digits: {alder: 0, default: 1}, statistic: {alder: median_iqr},"
-        " missing: count}\n",
+        " missing: count}\n"
+        "word: {paper: letter}\n",
         encoding="utf-8",
     )
     from peerstats.cli import main
@@ -288,6 +289,8 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
     singles = [p for p in (out / "tables").glob("*.docx") if p.name != "tables.docx"]
     assert len(combined.tables) == len(singles) >= 4
     assert any(p.text.startswith("Table 4") for p in combined.paragraphs)
+    page = combined.sections[0]
+    assert round(page.page_width.inches, 2) == 8.5 and round(page.page_height.inches, 2) == 11
     # Table 1 as the spec's table_one: says (issue 21)
     t1 = pd.read_csv(out / "tables" / "display" / "table_one.csv", dtype=str).fillna("")
     age = t1[t1.iloc[:, 0] == "Age (years), median [Q1, Q3]"]

@@ -234,13 +234,13 @@ class Table:
         """LaTeX (booktabs)."""
         return self.render("latex")
 
-    def to_docx(self, path: str | Path | None = None) -> bytes:
+    def to_docx(self, path: str | Path | None = None, **options: Any) -> bytes:
         """A Word document (``.docx``) with the display table, caption and notes; returns its
-        bytes and writes them to ``path`` when given (see
-        :func:`peerstats.describe.word.table_to_docx`)."""
+        bytes and writes them to ``path`` when given. ``options`` (``page``, ``orientation``,
+        ``number``): see :func:`peerstats.describe.word.table_to_docx`."""
         from peerstats.describe.word import table_to_docx
 
-        return table_to_docx(self, path)
+        return table_to_docx(self, path, **options)
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """The display table as CSV text (as the table reads: formatted strings, labels),

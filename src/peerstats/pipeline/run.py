@@ -660,13 +660,14 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
         (root / "tables" / "display").mkdir()
     for name, table in run.display_tables.items():  # as the table reads: CSV and Word
         table.to_csv(root / "tables" / "display" / f"{name}.csv")
-        table.to_docx(root / "tables" / f"{name}.docx")
+        table.to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
     if run.display_tables:  # issue 21: every table, numbered and captioned, in one document
         from peerstats.describe.word import tables_to_docx
 
         order = ["consort", "table_one", "outcomes", "ls_means"]
         names = sorted(run.display_tables, key=lambda n: order.index(n) if n in order else 99)
-        tables_to_docx([run.display_tables[n] for n in names], root / "tables" / "tables.docx")
+        combined = [run.display_tables[n] for n in names]
+        tables_to_docx(combined, root / "tables" / "tables.docx", page=run.spec.paper)
     for name, svg in run.figures.items():
         (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (root / "results.json").write_text(dumps(run.results), encoding="utf-8")

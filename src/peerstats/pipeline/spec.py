@@ -146,6 +146,7 @@ class AnalysisSpec:
     estimand: Any = None
     sensitivity: tuple = ()
     table_one: dict = field(default_factory=dict, compare=False)  # issue 21: Table 1 keys
+    word: dict = field(default_factory=dict, compare=False)  # issue 21: {paper: a4 | letter}
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -177,6 +178,11 @@ class AnalysisSpec:
             if isinstance(value, dict) and value.get("levels"):
                 out[var] = {str(k): str(v) for k, v in value["levels"].items()}
         return out
+
+    @property
+    def paper(self) -> str:
+        """Paper size of the Word tables: ``a4`` (default) or ``letter``."""
+        return str(self.word.get("paper", "a4"))
 
     def table_one_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`peerstats.table_one` from the spec's ``table_one:``
@@ -426,6 +432,7 @@ def read_analysis_spec(
         figures=tuple(raw["figures"]) if "figures" in raw else None,
         labels={k: dict(v) for k, v in raw.get("labels", {}).items()},
         table_one=dict(raw.get("table_one") or {}),
+        word=dict(raw.get("word") or {}),
         seed=int(raw.get("seed", 0)),
         source=source,
         raw=raw,
