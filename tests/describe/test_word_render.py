@@ -68,8 +68,9 @@ def _wide(n_extra: int = 0) -> Table:
     return Table(disp, disp, caption="Outcomes", notes=["Difference: model-adjusted."])
 
 
-def _render(docx: Path) -> tuple[Path, list[tuple[float, float]]]:
-    out = docx.parent
+def _convert(paths: list[Path]) -> None:
+    """One LibreOffice run for every document (its start-up is most of the time)."""
+    out = paths[0].parent
     profile = (out / "lo-profile").resolve().as_uri()
     subprocess.run(
         [
@@ -81,13 +82,15 @@ def _render(docx: Path) -> tuple[Path, list[tuple[float, float]]]:
             "pdf",
             "--outdir",
             str(out),
-            str(docx),
+            *map(str, paths),
         ],
         check=True,
         capture_output=True,
-        timeout=180,
+        timeout=300,
     )
-    pdf = docx.with_suffix(".pdf")
+
+
+def _sizes(pdf: Path) -> list[tuple[float, float]]:
     info = subprocess.run(
         ["pdfinfo", "-f", "1", "-l", "99", str(pdf)], check=True, capture_output=True, text=True
     ).stdout
@@ -96,7 +99,31 @@ def _render(docx: Path) -> tuple[Path, list[tuple[float, float]]]:
         if line.startswith("Page") and "size:" in line:
             w, _, h = line.split("size:")[1].split()[:3]
             sizes.append((float(w), float(h)))
-    return pdf, sizes
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, Path]:
+    """The documents of the tests below, written and converted to PDF once."""
+    import docx
+    from docx.shared import Cm
+
+    folder = tmp_path_factory.mktemp("word")
+    tables_to_docx([_narrow(), _wide(), _wide(n_extra=4)], folder / "tables.docx")
+    table_to_docx(_narrow(), folder / "letter.docx", page="letter", orientation="portrait")
+    # negative control: ten 3 cm columns on a Letter page (text width 16.5 cm)
+    doc = docx.Document()
+    grid = doc.add_table(rows=2, cols=10)
+    grid.autofit = False
+    for col in grid.columns:
+        col.width = Cm(3)
+        for cell in col.cells:
+            cell.width = Cm(3)
+            cell.text = "12345 (6.7 to 8.9)"
+    doc.save(folder / "off.docx")
+    names = ["tables", "letter", "off"]
+    _convert([folder / f"{n}.docx" for n in names])
+    return {n: folder / f"{n}.pdf" for n in names}
 
 
 def _pages_png(pdf: Path, dpi: int = 50) -> list[np.ndarray]:
@@ -120,10 +147,9 @@ def _ink_outside_text_area(img: np.ndarray, margin_cm: float, dpi: int = 50) -> 
     return bool(dark[:, img.shape[1] - px :].any() or dark[img.shape[0] - px :, :].any())
 
 
-def test_a4_portrait_and_landscape_sections_within_margins(tmp_path):
-    path = tmp_path / "tables.docx"
-    tables_to_docx([_narrow(), _wide(), _wide(n_extra=4)], path)
-    pdf, sizes = _render(path)
+def test_a4_portrait_and_landscape_sections_within_margins(rendered):
+    pdf = rendered["tables"]
+    sizes = _sizes(pdf)
     a4 = (21.0 * PT_PER_CM, 29.7 * PT_PER_CM)
     assert len(sizes) == 3
     assert sizes[0] == pytest.approx(a4, abs=2)  # portrait A4
@@ -141,30 +167,14 @@ def test_a4_portrait_and_landscape_sections_within_margins(tmp_path):
     assert "Table 1" in text and "Table 3" in text and "Note." in text
 
 
-def test_letter_and_a_forced_portrait(tmp_path):
-    path = tmp_path / "letter.docx"
-    table_to_docx(_narrow(), path, page="letter", orientation="portrait")
-    pdf, sizes = _render(path)
-    assert sizes == [pytest.approx((612.0, 792.0), abs=2)]
+def test_letter_and_a_forced_portrait(rendered):
+    pdf = rendered["letter"]
+    assert _sizes(pdf) == [pytest.approx((612.0, 792.0), abs=2)]
     (img,) = _pages_png(pdf)
     assert not _ink_outside_text_area(img, PAGES["letter"][2])
 
 
-def test_the_margin_check_sees_a_table_that_runs_off_the_page(tmp_path):
-    """Negative control: ten 3 cm columns on a Letter page (text width 16.5 cm)."""
-    import docx
-    from docx.shared import Cm
-
-    doc = docx.Document()
-    grid = doc.add_table(rows=2, cols=10)
-    grid.autofit = False
-    for col in grid.columns:
-        col.width = Cm(3)
-        for cell in col.cells:
-            cell.width = Cm(3)
-            cell.text = "12345 (6.7 to 8.9)"
-    path = tmp_path / "off.docx"
-    doc.save(path)
-    pdf, _ = _render(path)
-    (img,) = _pages_png(pdf)
+def test_the_margin_check_sees_a_table_that_runs_off_the_page(rendered):
+    """Negative control: the check above would see a table wider than the text."""
+    (img,) = _pages_png(rendered["off"])
     assert _ink_outside_text_area(img, PAGES["letter"][2])
