@@ -422,10 +422,6 @@ def read_spec(
         )
     covariates, covariate_types = _covariates(raw.get("covariates"), problems)
     binary = _binary(raw.get("binary"), problems)
-    if redcap is not None and redcap.dictionary.is_file():
-        covariate_types, outcomes = _from_dictionary(
-            redcap, covariates, covariate_types, outcomes, problems
-        )
     if problems:
         raise SpecError(_problem_text(where, problems))
 
@@ -471,50 +467,6 @@ def _redcap_source(raw: dict, root: Path, problems: list[str]) -> RedcapSource |
         if not paths[key].is_file():
             problems.append(f"source/redcap/{key}: file not found: {paths[key]}")
     return RedcapSource(paths["records"], paths["dictionary"], rc.get("sessions"))
-
-
-def _from_dictionary(
-    redcap: RedcapSource,
-    covariates: tuple[str, ...],
-    types: dict[str, Covariate],
-    outcomes: list[Outcome],
-    problems: list[str],
-) -> tuple[dict[str, Covariate], list[Outcome]]:
-    """A REDCap source declares what the spec does not: covariate types and ranges from the
-    dictionary's validation (category levels from its choice labels, 0/1 for a checkbox
-    choice), and the range of a score outcome from its validation min/max (issue 21)."""
-    import dataclasses
-
-    from peerstats.io.readers import ReadError
-    from peerstats.io.redcap import read_redcap_dictionary
-
-    try:
-        dd = read_redcap_dictionary(redcap.dictionary)
-    except ReadError as exc:
-        problems.append(f"source/redcap/dictionary: {exc}")
-        return types, outcomes
-    declared = dict(types)
-    by_column: dict[str, tuple[str, float | None, float | None, tuple | None]] = {}
-    for f in dd.fields:
-        if f.kind == "checkbox":
-            by_column.update({lab: ("integer", 0.0, 1.0, None) for lab in f.choices.values()})
-        elif f.kind == "category":
-            by_column[f.name] = ("category", None, None, tuple(f.value_labels.values()))
-        elif f.kind in ("integer", "number"):
-            by_column[f.name] = (f.kind, f.min, f.max, None)
-        elif f.kind == "binary":
-            by_column[f.name] = ("integer", 0.0, 1.0, None)
-    for c in covariates:
-        if c not in declared and c in by_column:
-            kind, lo, hi, levels = by_column[c]
-            declared[c] = Covariate(name=c, type=kind, min=lo, max=hi, levels=levels)
-    filled = []
-    for o in outcomes:
-        got = by_column.get(o.column or "")
-        if got is not None and got[0] in ("integer", "number") and o.min is None and o.max is None:
-            o = dataclasses.replace(o, min=got[1], max=got[2])
-        filled.append(o)
-    return declared, filled
 
 
 def _binary(value: Any, problems: list[str]) -> tuple | None:

@@ -996,6 +996,13 @@ def validate(
     >>> print(report)  # doctest: +SKIP
     """
     spec = read_spec(spec, base_dir=base_dir)
+    if spec.redcap is not None:  # types and ranges the REDCap dictionary declares (issue 21)
+        from peerstats.io.redcap import with_dictionary_types
+
+        try:
+            spec = with_dictionary_types(spec)
+        except ReadError:
+            pass  # the same error is reported when the export is read
     checks, items_of = _outcome_columns(spec)  # SpecError for unknown instruments, before reading
     log = _Log()
     warnings: list[str] = []

@@ -311,7 +311,7 @@ def test_dictionary_ranges_are_declared_types_in_the_spec(tmp_path):
     spec = peerstats.read_spec(_init(tmp_path)).to_dict()
     spec["covariates"] = ["alder", "koen", "Depression"]
     spec["outcomes"]["qpr_tot"] = {"column": "qpr_tot"}
-    parsed = peerstats.read_spec(spec, base_dir=tmp_path)
+    parsed = peerstats.load_trial(spec, base_dir=tmp_path).spec
     assert parsed.covariate_types["alder"].max == 90
     assert parsed.covariate_types["koen"].levels == ("Woman", "Man", "Other")
     assert (parsed.outcome("qpr_tot").min, parsed.outcome("qpr_tot").max) == (0, 60)

@@ -35,6 +35,7 @@ __all__ = [
     "read_redcap_dictionary",
     "parse_choices",
     "visit_of_event",
+    "with_dictionary_types",
 ]
 
 #: the data dictionary's CSV header (as REDCap writes it) -> the API metadata name
@@ -710,3 +711,43 @@ def raw_tables(source: Any) -> dict[str, Any]:
             variable_labels=labels,
         )
     return out
+
+
+def with_dictionary_types(spec: Any) -> Any:
+    """The trial spec with what its REDCap data dictionary declares and the spec does not:
+    covariate types and ranges from the validation (category levels from the choice labels,
+    0/1 for a checkbox choice or yes/no field), and the range of a score outcome from its
+    validation min/max (issue 21). The spec's own declarations win.
+
+    Raises
+    ------
+    ReadError
+        The dictionary cannot be read.
+    """
+    import dataclasses
+
+    from peerstats.spec import Covariate
+
+    dd = read_redcap_dictionary(spec.redcap.dictionary)
+    by_column: dict[str, tuple] = {}
+    for f in dd.fields:
+        if f.kind == "checkbox":
+            by_column.update({lab: ("integer", 0.0, 1.0, None) for lab in f.choices.values()})
+        elif f.kind == "category":
+            by_column[f.name] = ("category", None, None, tuple(f.value_labels.values()))
+        elif f.kind in ("integer", "number"):
+            by_column[f.name] = (f.kind, f.min, f.max, None)
+        elif f.kind == "binary":
+            by_column[f.name] = ("integer", 0.0, 1.0, None)
+    types = dict(spec.covariate_types)
+    for c in spec.covariates:
+        if c not in types and c in by_column:
+            kind, lo, hi, levels = by_column[c]
+            types[c] = Covariate(name=c, type=kind, min=lo, max=hi, levels=levels)
+    outcomes = []
+    for o in spec.outcomes:
+        got = by_column.get(o.column or "")
+        if got is not None and got[0] in ("integer", "number") and o.min is None and o.max is None:
+            o = dataclasses.replace(o, min=got[1], max=got[2])
+        outcomes.append(o)
+    return dataclasses.replace(spec, covariate_types=types, outcomes=tuple(outcomes))
