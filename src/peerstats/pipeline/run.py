@@ -661,12 +661,17 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
     for name, table in run.display_tables.items():  # as the table reads: CSV and Word
         table.to_csv(root / "tables" / "display" / f"{name}.csv")
         table.to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
-    if run.display_tables:  # issue 21: every table, numbered and captioned, in one document
-        from peerstats.describe.word import tables_to_docx
+    from peerstats.describe.word import tables_to_docx, tidy_display
 
+    words = dict(run.display_tables)  # issue 21: a .docx for every table, and all in one
+    for name, df in run.tables.items():
+        if name not in words and isinstance(df, pd.DataFrame) and len(df.columns):
+            words[name] = tidy_display(df, name)
+            words[name].to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
+    if words:
         order = ["consort", "table_one", "outcomes", "ls_means"]
-        names = sorted(run.display_tables, key=lambda n: order.index(n) if n in order else 99)
-        combined = [run.display_tables[n] for n in names]
+        names = sorted(words, key=lambda n: order.index(n) if n in order else 99)
+        combined = [words[n] for n in names]
         tables_to_docx(combined, root / "tables" / "tables.docx", page=run.spec.paper)
     for name, svg in run.figures.items():
         (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
