@@ -496,8 +496,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    import os
-
     from peerstats.io.redcap_spec import draft_trial_spec
 
     out = args.out
@@ -505,18 +503,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
         print(f"spec error: {out} exists; pass --force to overwrite it", file=sys.stderr)
         return EXIT_SPEC
     try:
-        text = draft_trial_spec(args.from_redcap, records=args.records, name=args.name)
+        text = draft_trial_spec(
+            args.from_redcap,
+            records=args.records,
+            name=args.name,
+            spec_dir=out.resolve().parent if out is not None else None,
+        )
     except PeerstatsError as exc:
         print(f"spec error: {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC
     if out is None:
         print(text, end="")
         return EXIT_OK
-    base = out.resolve().parent
-    for path in (args.from_redcap, args.records):  # paths relative to the spec file
-        if path is not None:
-            rel = os.path.relpath(path.resolve(), base)
-            text = text.replace(f": {path}\n", f": {rel}\n")
     out.write_text(text, encoding="utf-8")
     print(f"Draft trial spec written to {out}; edit it, then: peerstats validate {out}")
     return EXIT_OK

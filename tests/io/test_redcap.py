@@ -341,3 +341,11 @@ def test_classic_project_and_data_access_groups(export):
     assert {"alder", "qpr_tot", "Depression", "Family"} <= set(p.columns)
     assert set(p["redcap_data_access_group"]) == {"uppsala"}
     assert len(t["session"]) == (rec["redcap_repeat_instrument"] == "session").sum()
+
+
+def test_spec_with_data_and_redcap_source_is_refused(tmp_path):
+    rx.write_export(tmp_path, n=5, seed=6)
+    spec = peerstats.read_spec(_init(tmp_path)).to_dict()
+    spec["data"] = {"participants": "records.csv", "assessments": "records.csv"}
+    with pytest.raises(peerstats.SpecError, match="drop data:"):
+        peerstats.read_spec(spec, base_dir=tmp_path)

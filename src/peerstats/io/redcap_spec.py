@@ -90,6 +90,7 @@ def draft_trial_spec(
     *,
     records: str | Path | pd.DataFrame | None = None,
     name: str = "my_trial",
+    spec_dir: str | Path | None = None,
 ) -> str:
     """A draft trial spec (YAML text) for a REDCap project.
 
@@ -102,6 +103,8 @@ def draft_trial_spec(
         measured at several events (outcomes) and the repeating instruments (sessions).
     name : str
         The trial's name in the draft.
+    spec_dir : path, optional
+        The folder the spec will be saved in: the data paths are written relative to it.
 
     Returns
     -------
@@ -119,10 +122,8 @@ def draft_trial_spec(
         "trial": {"name": name, "design": "parallel" if arm else "single-arm"},
         "source": {
             "redcap": {
-                "records": str(records or "records.csv"),
-                "dictionary": str(
-                    dictionary if not isinstance(dictionary, pd.DataFrame) else "dictionary.csv"
-                ),
+                "records": _path_text(records, "records.csv", spec_dir),
+                "dictionary": _path_text(dictionary, "dictionary.csv", spec_dir),
             }
         },
         "columns": {"subject": dd.record_id, "visit": "visit"},
@@ -164,6 +165,17 @@ def draft_trial_spec(
     spec["covariates"] = covs
     head = _header(dd, arm, site, visits)
     return head + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _path_text(source: Any, default: str, spec_dir: str | Path | None) -> str:
+    """A data path as the spec writes it (relative to the spec's folder when known)."""
+    import os
+
+    if source is None or isinstance(source, pd.DataFrame):
+        return default
+    if spec_dir is None:
+        return str(source)
+    return Path(os.path.relpath(Path(source).resolve(), Path(spec_dir).resolve())).as_posix()
 
 
 def _session_form(dd: RedcapDictionary, repeating: list[str]) -> tuple[str, str] | None:
