@@ -349,3 +349,18 @@ def test_spec_with_data_and_redcap_source_is_refused(tmp_path):
     spec["data"] = {"participants": "records.csv", "assessments": "records.csv"}
     with pytest.raises(peerstats.SpecError, match="drop data:"):
         peerstats.read_spec(spec, base_dir=tmp_path)
+
+
+def test_failures_name_the_row_of_the_records_export(tmp_path):
+    rx.write_export(tmp_path, n=10, seed=7)
+    spec = _init(tmp_path)
+    rows = _rows(tmp_path / "records.csv")
+    k = next(i for i, r in enumerate(rows) if r["redcap_event_name"] == "month_6_arm_2")
+    rows[k]["qpr_tot"] = "99"
+    with (tmp_path / "records.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    report = peerstats.validate(spec)
+    bad = report.failures[report.failures["check"] == "out_of_range"]
+    assert list(bad["row"]) == [k + 1]  # 1-based data row of records.csv

@@ -537,7 +537,7 @@ def _attrs(df: pd.DataFrame, ex: _Export, fields: list[RedcapField]) -> pd.DataF
         if f.value_labels:
             values[f.name] = f.value_labels
         types[f.name] = (f.kind, f.min, f.max)
-    df.attrs = {"labels": labels, "value_labels": values, "types": types}
+    df.attrs = {"labels": labels, "value_labels": values, "types": types}  # + "rows" (1-based)
     return df
 
 
@@ -564,7 +564,10 @@ def _participants(ex: _Export, forms: dict, longitudinal: set[str]) -> pd.DataFr
     if "redcap_data_access_group" in ex.records.columns:  # the record's group (often a site)
         dag = ex.records["redcap_data_access_group"].to_numpy()[keep]
         frame.insert(1, "redcap_data_access_group", [d or None for d in dag])
-    return _attrs(_first_per_record(frame, rid), ex, fields)
+    out = _attrs(_first_per_record(frame, rid), ex, fields)
+    first = pd.Series(ex.rows[keep]).groupby(ex.records[rid].to_numpy()[keep], sort=False).first()
+    out.attrs["rows"] = [int(r) for r in first.reindex(out[rid]).to_numpy()]
+    return out
 
 
 def _assessments(ex: _Export, forms: dict, longitudinal: set[str]) -> pd.DataFrame:
@@ -581,7 +584,9 @@ def _assessments(ex: _Export, forms: dict, longitudinal: set[str]) -> pd.DataFra
         base["redcap_repeat_instance"] = pd.array(
             [None if np.isnan(x) else int(x) for x in inst], "Int64"
         )
-    return _attrs(pd.DataFrame({**base, **cols}), ex, fields)
+    out = _attrs(pd.DataFrame({**base, **cols}), ex, fields)
+    out.attrs["rows"] = ex.rows[keep].tolist()
+    return out
 
 
 def _repeating(ex: _Export, form: str, fields: list[RedcapField]) -> pd.DataFrame:
@@ -594,7 +599,9 @@ def _repeating(ex: _Export, form: str, fields: list[RedcapField]) -> pd.DataFram
     base["redcap_repeat_instance"] = pd.array(
         [None if np.isnan(x) else int(x) for x in inst], "Int64"
     )
-    return _attrs(pd.DataFrame({**base, **cols}), ex, fields)
+    out = _attrs(pd.DataFrame({**base, **cols}), ex, fields)
+    out.attrs["rows"] = ex.rows[mask].tolist()
+    return out
 
 
 def read_redcap(
@@ -685,7 +692,8 @@ def raw_tables(source: Any) -> dict[str, Any]:
     """The tables of a trial spec's REDCap source as :class:`~peerstats.io.RawTable` text
     tables: ``participants``, ``assessments`` and, when ``source.sessions`` names a repeating
     instrument, ``sessions``. Choice labels replace codes; field labels become the tables'
-    ``variable_labels``; every row number is the row of the records export."""
+    ``variable_labels``; row numbers are rows of the records export (a participant's:
+    the first row of the record)."""
     from peerstats.io.readers import RawTable
 
     tables = read_redcap(source.records, source.dictionary)
@@ -707,7 +715,7 @@ def raw_tables(source: Any) -> dict[str, Any]:
             name,
             Path(source.records),
             data,
-            np.arange(1, len(df) + 1),
+            np.asarray(df.attrs.get("rows", np.arange(1, len(df) + 1)), dtype=int),
             variable_labels=labels,
         )
     return out
