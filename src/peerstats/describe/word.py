@@ -24,7 +24,6 @@ import pandas as pd
 __all__ = [
     "table_to_docx",
     "tables_to_docx",
-    "tidy_display",
     "safe_cell",
     "display_text",
     "PAGES",
@@ -384,33 +383,6 @@ def tables_to_docx(
     for k, t in enumerate(items):
         _place(doc, t, page, "auto", k == 0, k + 1)
     return _finish(doc, path)
-
-
-def _p_text(p: Any) -> str:
-    try:
-        x = float(p)
-    except (TypeError, ValueError):
-        return "" if p is None else str(p)
-    if x != x:
-        return ""
-    return "<0.001" if x < 0.001 else f"{x:.3f}"
-
-
-def tidy_display(data: pd.DataFrame, name: str) -> Any:
-    """A readable :class:`~peerstats.describe.render.Table` of a tidy result frame that has
-    no display of its own (model coefficients, missing data, sensitivity): headers in words
-    (``std_error`` -> ``Std error``), p-values as ``<0.001`` or three decimals, other numbers
-    as the display rounds them; the caption is ``name`` in words. The tidy frame is unchanged.
-    """
-    from peerstats.describe.render import Table
-
-    disp = data.copy()
-    for col in disp.columns:
-        if str(col) in ("p_value", "p", "p_adjusted") or str(col).startswith("p_value"):
-            disp[col] = [_p_text(v) for v in disp[col]]
-    disp.columns = [str(c).replace("_", " ").capitalize() for c in disp.columns]
-    caption = str(name).replace("_", " ").capitalize()
-    return Table(data, disp, caption=caption)
 
 
 def _reproducible_zip(data: bytes) -> bytes:

@@ -661,7 +661,8 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
     for name, table in run.display_tables.items():  # as the table reads: CSV and Word
         table.to_csv(root / "tables" / "display" / f"{name}.csv")
         table.to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
-    from peerstats.describe.word import tables_to_docx, tidy_display
+    from peerstats.describe.render import tidy_display
+    from peerstats.describe.word import tables_to_docx
 
     words = dict(run.display_tables)  # issue 21: a .docx for every table, and all in one
     for name, df in run.tables.items():
