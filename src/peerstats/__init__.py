@@ -93,6 +93,9 @@ _LAZY = {
     "rmst": "peerstats.survival",
     "cumulative_incidence": "peerstats.survival",
     "fine_gray": "peerstats.survival",
+    # issue 21: data in (REDCap exports, labels from the source)
+    "read_redcap": "peerstats.io.redcap",
+    "read_redcap_dictionary": "peerstats.io.redcap",
 }
 
 __all__ = [
