@@ -174,7 +174,7 @@ def _write_word(root: Path, run: AnalysisRun) -> None:
 
     words = dict(run.display_tables)
     for name, df in run.tables.items():
-        if name not in words and isinstance(df, pd.DataFrame) and len(df.columns):
+        if name not in words and hasattr(df, "columns") and len(df.columns):
             words[name] = tidy_display(df, name)
             words[name].to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
     if words:
