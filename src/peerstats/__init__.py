@@ -78,6 +78,9 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 19: subgroups, site heterogeneity, mediation, multiplicity
+    "multiple_testing": "peerstats.effects.multiplicity",
+    "plot_graph": "peerstats.effects.multiplicity",
 }
 
 __all__ = [
