@@ -81,6 +81,7 @@ _LAZY = {
     # issue 19: subgroups, site heterogeneity, mediation, multiplicity
     "multiple_testing": "peerstats.effects.multiplicity",
     "plot_graph": "peerstats.effects.multiplicity",
+    "mediation": "peerstats.effects.mediation",
 }
 
 __all__ = [

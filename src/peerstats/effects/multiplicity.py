@@ -84,7 +84,9 @@ def check_graph(weights: Any, transitions: Any, m: int) -> tuple[np.ndarray, np.
     if not np.isfinite(g).all() or (g < 0).any() or (g > 1 + _TOL).any():
         raise SpecError("transition weights must be finite and lie in [0, 1]")
     if np.abs(np.diag(g)).max() > 0:
-        raise SpecError("transitions must have a zero diagonal (no edge from a hypothesis to itself)")
+        raise SpecError(
+            "transitions must have a zero diagonal (no edge from a hypothesis to itself)"
+        )
     rows = g.sum(axis=1)
     if (rows > 1 + _TOL).any():
         over = np.flatnonzero(rows > 1 + _TOL).tolist()
@@ -180,7 +182,9 @@ def gatekeeping_graph(
         if s <= 0:
             raise SpecError(f"family {order[k]!r} has no positive weight")
         if weights is not None and abs(s - 1) > 1e-8:
-            raise SpecError(f"weights within family {order[k]!r} sum to {s:.6g}; they must sum to 1")
+            raise SpecError(
+                f"weights within family {order[k]!r} sum to {s:.6g}; they must sum to 1"
+            )
         rel[member == k] = rel[member == k] / s
     w = np.where(member == 0, rel, 0.0)
     g = np.zeros((m, m))
@@ -330,17 +334,36 @@ def plot_graph(
         for j in range(m):
             if g[i, j] > 0:
                 ax.annotate(
-                    "", xy=xy[j], xytext=xy[i],
-                    arrowprops={"arrowstyle": "->", "shrinkA": 22, "shrinkB": 22,
-                                "connectionstyle": "arc3,rad=0.15", "color": "0.3"},
+                    "",
+                    xy=xy[j],
+                    xytext=xy[i],
+                    arrowprops={
+                        "arrowstyle": "->",
+                        "shrinkA": 22,
+                        "shrinkB": 22,
+                        "connectionstyle": "arc3,rad=0.15",
+                        "color": "0.3",
+                    },
                 )
                 mid = 0.6 * xy[i] + 0.4 * xy[j]
-                ax.text(mid[0], mid[1], f"{g[i, j]:.3g}", fontsize=8, ha="center",
-                        bbox={"fc": "white", "ec": "none", "pad": 0.5})
+                ax.text(
+                    mid[0],
+                    mid[1],
+                    f"{g[i, j]:.3g}",
+                    fontsize=8,
+                    ha="center",
+                    bbox={"fc": "white", "ec": "none", "pad": 0.5},
+                )
     for i in range(m):
         shade = "0.8" if rejected is not None and rejected[i] else "white"
-        ax.text(xy[i, 0], xy[i, 1], f"{names[i]}\n{w[i]:.3g}", ha="center", va="center",
-                bbox={"boxstyle": "circle", "fc": shade, "ec": "black"})
+        ax.text(
+            xy[i, 0],
+            xy[i, 1],
+            f"{names[i]}\n{w[i]:.3g}",
+            ha="center",
+            va="center",
+            bbox={"boxstyle": "circle", "fc": shade, "ec": "black"},
+        )
     ax.set_xlim(-1.4, 1.4)
     ax.set_ylim(-1.4, 1.4)
     ax.set_aspect("equal")
