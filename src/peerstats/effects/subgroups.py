@@ -325,6 +325,11 @@ def subgroups(
     primary = analyze(trial, outcome=outcome, df=df, level=level)
     ct = primary.contrasts
     overall = ct[ct["visit"].astype(str) == visit].iloc[0]
+    a = trial.assessments
+    at = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
+    if f"{outcome}_baseline" in at.columns:
+        at = at[at[f"{outcome}_baseline"].notna()]
+    n_at_visit = int(at["subject"].nunique())
     tables, tests, curves = [], [], {}
     for var in by:
         values, cont = _participant_values(trial, var)
@@ -364,7 +369,7 @@ def subgroups(
         interactions=pd.DataFrame(tests).set_index("variable"),
         curves=curves,
         overall=overall[_TIDY].astype(float),
-        n_overall=int(primary.n_analysed.sum()),
+        n_overall=n_at_visit,
         level=level,
         warning=EXPLORATORY.format(k=len(by)),
     )
