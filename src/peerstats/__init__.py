@@ -82,6 +82,9 @@ _LAZY = {
     "multiple_testing": "peerstats.effects.multiplicity",
     "plot_graph": "peerstats.effects.multiplicity",
     "mediation": "peerstats.effects.mediation",
+    "subgroups": "peerstats.effects.subgroups",
+    "site_heterogeneity": "peerstats.effects.heterogeneity",
+    "meta_analysis": "peerstats.effects.heterogeneity",
 }
 
 __all__ = [

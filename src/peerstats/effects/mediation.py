@@ -43,7 +43,7 @@ _ROWS = (
     "prop_mediated_control",
     "prop_mediated_treated",
 )
-_GH_NODES = 24
+_GH_NODES = 16
 
 
 @dataclass
@@ -68,8 +68,12 @@ def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, 
     import statsmodels.api as sm
 
     if family == "gaussian":
-        res = sm.OLS(y, X).fit()
-        return res.params, res.cov_params(), float(np.sqrt(res.scale))
+        coef, rss, rank, _ = np.linalg.lstsq(X, y, rcond=None)
+        if rank < X.shape[1]:
+            raise ModelSpecificationError("the linear model's design is rank deficient")
+        resid = y - X @ coef
+        scale = float(resid @ resid) / (y.size - X.shape[1])
+        return coef, scale * np.linalg.inv(X.T @ X), float(np.sqrt(scale))
     res = sm.GLM(y, X, family=sm.families.Binomial()).fit()
     if not res.converged:
         from peerstats.exceptions import ConvergenceError
@@ -279,40 +283,24 @@ def _simulate_qb(des, med, out, sims, rng) -> dict[str, np.ndarray]:
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
-def _simulate_boot(d, args, sims, rng) -> dict[str, np.ndarray]:
-    med0, out0, treatment, mediator, values = args
+def _simulate_boot(des: _Designs, med: _Model, out: _Model, sims: int, rng) -> dict:
+    """Nonparametric bootstrap: resample rows, refit both models, recompute the plug-in effects.
+
+    The counterfactual designs of a resample are the resampled rows of the full-data designs
+    (formula terms are row-wise), so nothing is rebuilt from the formulas.
+    """
     draws: dict[str, list[float]] = {k: [] for k in ("d0", "d1", "z0", "z1", "tau")}
-    n = len(d)
+    n = med.y.size
     for _ in range(sims):
         idx = rng.integers(0, n, size=n)
-        db = d.iloc[idx].reset_index(drop=True)
-        med = _refit(med0, db)
-        out = _refit(out0, db)
-        des = _designs(db, med, out, treatment, mediator, values)
-        eff = _effects(des, med, out, med.coef[None, :], out.coef[None, :], med.sigma)
+        cm, _, sm = _fit_arrays(med.y[idx], med.X[idx], med.family)
+        co, _, _ = _fit_arrays(out.y[idx], out.X[idx], out.family)
+        sub = _Designs(tuple(x[idx] for x in des.xm), tuple(x[idx] for x in des.a),
+                       tuple(x[idx] for x in des.b))
+        eff = _effects(sub, med, out, np.asarray(cm)[None, :], np.asarray(co)[None, :], sm)
         for k in draws:
             draws[k].append(float(eff[k][0]))
     return {k: np.asarray(v) for k, v in draws.items()}
-
-
-def _refit(model: _Model, data: pd.DataFrame) -> _Model:
-    from peerstats.models._design import _split_formula
-
-    lhs, _ = _split_formula(model.formula)
-    X = model.design(data)
-    y = data[lhs].to_numpy(dtype=float)
-    coef, vcov, sigma = _fit_arrays(y, X, model.family)
-    return _Model(
-        model.formula,
-        model.family,
-        np.asarray(coef),
-        np.asarray(vcov),
-        sigma,
-        model.spec,
-        y,
-        X,
-        model.names,
-    )
 
 
 def mediation(
@@ -393,7 +381,7 @@ def mediation(
     if method == "quasi-bayesian":
         draws = _table(_simulate_qb(des, med, out, int(sims), rng))
     else:
-        draws = _table(_simulate_boot(d, (med, out, treatment, mediator, values), int(sims), rng))
+        draws = _table(_simulate_boot(des, med, out, int(sims), rng))
     effects = _summarise(point, draws, level)
     return MediationResult(
         effects=effects,
