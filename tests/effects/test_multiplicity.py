@@ -45,14 +45,14 @@ def closed_test(p, w, G):
     GG = {i: {k: float(G[i][k]) for k in range(m)} for i in range(m)}
     adj = [0.0] * m
     for r in range(1, m + 1):
-        for I in itertools.combinations(range(m), r):
+        for subset in itertools.combinations(range(m), r):
             wi, gi = dict(W), GG
-            for j in reversed([k for k in range(m) if k not in I]):  # reverse order on purpose
+            for j in reversed([k for k in range(m) if k not in subset]):  # reverse order on purpose
                 wi, gi = _remove(wi, gi, j)
-            pI = min([p[j] / wi[j] for j in I if wi[j] > 1e-12] or [1.0])
-            pI = min(pI, 1.0)
-            for i in I:
-                adj[i] = max(adj[i], pI)
+            p_sub = min([p[j] / wi[j] for j in subset if wi[j] > 1e-12] or [1.0])
+            p_sub = min(p_sub, 1.0)
+            for i in subset:
+                adj[i] = max(adj[i], p_sub)
     return np.array(adj)
 
 
