@@ -85,6 +85,7 @@ _LAZY = {
     "subgroups": "peerstats.effects.subgroups",
     "site_heterogeneity": "peerstats.effects.heterogeneity",
     "meta_analysis": "peerstats.effects.heterogeneity",
+    "random_site_effect": "peerstats.effects.heterogeneity",
 }
 
 __all__ = [

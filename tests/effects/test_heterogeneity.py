@@ -91,3 +91,25 @@ def test_site_with_empty_arm_raises(social_inclusion):
 
     with pytest.raises(DataValidationError, match="Israel x peer"):
         site_heterogeneity(View(), outcome="sis", visit="m8")
+
+
+def test_random_site_effect_equals_nlme_lme(social_inclusion):
+    """Reference: random_site_reference.json (make_random_site.R), nlme::lme with
+    pdDiag(~ 0 + treated) by site + corSymm/varIdent, against the gls primary model. The REML
+    likelihood is almost flat in the SD here (LRT 0.004), so the SD is compared through the
+    likelihood: ours is at least R's (to 1e-8) and within 1e-6; the SD itself within 0.01, the
+    m8 effect within 5e-5 and its SE within 3e-4 (it moves with the SD: 0.3059 vs 0.3077), the
+    LRT and its p within 1e-5."""
+    from peerstats import random_site_effect
+
+    ref = json.loads((REF / "random_site_reference.json").read_text())
+    r = random_site_effect(social_inclusion, outcome="sis", visit="m8")
+    assert r.loglik >= ref["loglik"] - 1e-8
+    assert r.loglik == pytest.approx(ref["loglik"], abs=1e-6)
+    assert r.loglik_null == pytest.approx(ref["loglik_null"], abs=1e-6)
+    assert r.lrt == pytest.approx(ref["lrt"], abs=1e-5)
+    assert r.p_value == pytest.approx(ref["p_value"], abs=1e-5)
+    assert r.sd == pytest.approx(ref["sd"], abs=0.01)
+    assert r.estimate == pytest.approx(ref["estimate_m8"], abs=5e-5)
+    assert r.std_error == pytest.approx(ref["std_error_m8"], abs=3e-4)  # moves with the SD
+    assert r.pi_lower < r.estimate - 1.96 * r.std_error

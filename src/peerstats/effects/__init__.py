@@ -23,6 +23,8 @@ _LAZY = {
     "SiteHeterogeneity": "peerstats.effects.heterogeneity",
     "meta_analysis": "peerstats.effects.heterogeneity",
     "MetaAnalysis": "peerstats.effects.heterogeneity",
+    "random_site_effect": "peerstats.effects.heterogeneity",
+    "RandomSiteEffect": "peerstats.effects.heterogeneity",
     "mediation": "peerstats.effects.mediation",
     "MediationResult": "peerstats.effects.mediation",
     "MediationSensitivity": "peerstats.effects.mediation",
