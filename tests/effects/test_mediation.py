@@ -157,3 +157,38 @@ def test_other_bad_input():
         mediation(JOBS, mediator_formula=MED, outcome_formula=OUT, method="delta", **kw)
     with pytest.raises(SpecError, match="treatment value"):
         mediation(JOBS, mediator_formula=MED, outcome_formula=OUT, treat_value=2, **kw)
+
+
+MIXED = json.loads((REF_DIR / "mediation_mixed_reference.json").read_text())
+WIDE = pd.read_csv(REF_DIR / "si_mediation_wide.csv")
+
+
+def test_mixed_models_equal_r_mediation_lmer():
+    """R mediation with lme4::lmer (random site intercept), mediation_mixed_reference.json
+    (make_mediation_mixed.R, 5000 simulations): point estimates are the product of the REML fixed
+    effects (lme4 vs peerstats.lmm, 1e-6), intervals within Monte-Carlo error as above."""
+    res = mediation(WIDE, mediator_formula="empowerment_m4 ~ peer + sis_baseline + (1 | site)",
+                    outcome_formula="sis_m8 ~ peer + empowerment_m4 + (1 | site)",
+                    treatment="peer", mediator="empowerment_m4", sims=S, seed=24)
+    assert min(MIXED["site_sd"]) > 0.01  # both random intercepts are really there
+    assert res.effects.loc["acme", "estimate"] == pytest.approx(
+        MIXED["product_of_coefficients"], abs=1e-6)
+    assert res.effects.loc["ade", "estimate"] == pytest.approx(
+        MIXED["fixef_outcome"]["peer"], abs=1e-6)
+    _compare(res, MIXED, MIXED["sims"])
+
+
+def test_mixed_logistic_or_bootstrap_refused():
+    with pytest.raises(ModelSpecificationError, match="quasi-Bayesian"):
+        mediation(WIDE, mediator_formula="empowerment_m4 ~ peer + (1 | site)",
+                  outcome_formula="sis_m8 ~ peer + empowerment_m4", treatment="peer",
+                  mediator="empowerment_m4", sims=10, method="bootstrap")
+
+
+def test_effect_records():
+    res = mediation(JOBS, mediator_formula=MED, outcome_formula=OUT, treatment="treat",
+                    mediator="job_seek", sims=50, seed=1)
+    recs = res.effect_records(outcome="depress2")
+    assert [r.extra["effect"] for r in recs] == ["acme", "ade", "total"]
+    assert recs[0].estimate == res.effects.loc["acme", "estimate"]
+    assert recs[0].scale == "mean_difference"

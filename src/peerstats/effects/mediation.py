@@ -59,6 +59,7 @@ class _Model:
     y: np.ndarray
     X: np.ndarray
     names: list[str]
+    mixed: bool = False
 
     def design(self, data: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.spec.get_model_matrix(data), dtype=float)
@@ -82,32 +83,52 @@ def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, 
     return res.params, res.cov_params(), float("nan")
 
 
+_RANDOM = re.compile(r"\+?\s*\(\s*[^()|]*\|[^()]*\)")
+
+
 def _fit(formula: str, data: pd.DataFrame, family: Family, role: str) -> _Model:
     import formulaic
 
     from peerstats.models._design import _split_formula
 
     lhs, rhs = _split_formula(formula)
+    mixed = bool(_RANDOM.search(rhs))
+    fixed_rhs = _RANDOM.sub("", rhs).strip().strip("+").strip() if mixed else rhs
     y = data[lhs].to_numpy(dtype=float)
     binary = bool(np.isin(np.unique(y), [0.0, 1.0]).all())
     if family == "auto":
-        family = "binomial" if binary else "gaussian"
+        family = "binomial" if binary and not mixed else "gaussian"
     if family == "binomial" and not binary:
         raise ModelSpecificationError(f"the {role} model is logistic but {lhs!r} is not 0/1")
-    mm = formulaic.model_matrix(rhs, data, na_action="raise")
+    if mixed and family != "gaussian":
+        raise ModelSpecificationError(
+            f"the {role} model has random effects: only linear mixed models (peerstats.lmm) are "
+            "supported in mediation; a logistic mixed model is not"
+        )
+    mm = formulaic.model_matrix(fixed_rhs, data, na_action="raise")
     X = np.asarray(mm, dtype=float)
-    coef, vcov, sigma = _fit_arrays(y, X, family)
-    return _Model(
-        formula,
-        family,
-        np.asarray(coef),
-        np.asarray(vcov),
-        sigma,
-        mm.model_spec,
-        y,
-        X,
-        list(mm.columns),
-    )
+    if mixed:
+        coef, vcov, sigma = _fit_lmm(formula, data, list(mm.columns))
+    else:
+        coef, vcov, sigma = _fit_arrays(y, X, family)
+    return _Model(formula, family, np.asarray(coef), np.asarray(vcov), sigma, mm.model_spec, y, X,
+                  list(mm.columns), mixed)
+
+
+def _fit_lmm(formula: str, data: pd.DataFrame, columns: list[str]) -> tuple:
+    """Fixed effects, their covariance and the residual SD of a REML ``peerstats.lmm`` fit."""
+    from peerstats.models.lmm import lmm
+
+    fit = lmm(formula, data)
+    params = fit.params
+    if sorted(params.index) != sorted(columns):
+        raise ModelSpecificationError(
+            f"the mixed model's fixed effects {list(params.index)} do not match the design "
+            f"columns {columns}"
+        )
+    vc = fit.variance_components
+    sigma = float(vc.loc[vc["group"] == "Residual", "sd"].iloc[0])
+    return (params[columns].to_numpy(), fit.vcov.loc[columns, columns].to_numpy(), sigma)
 
 
 def _columns(formula: str, data: pd.DataFrame) -> list[str]:
@@ -328,7 +349,9 @@ def mediation(
     mediator_formula, outcome_formula : str
         Model formulas, e.g. ``"hope ~ arm + hope_0 + site"`` and ``"qpr ~ arm + hope + qpr_0"``.
         The outcome formula may contain a treatment-by-mediator interaction; the mediator must
-        enter it linearly.
+        enter it linearly. lme4-style random terms such as ``(1 | site)`` make a linear mixed
+        model (:func:`peerstats.lmm`, REML); the effects are then those of the fixed part
+        (quasi-Bayesian only, linear outcome model).
     treatment, mediator : str
         Column names. ``control_value`` / ``treat_value`` are the treatment's two values.
     sims : int
@@ -376,6 +399,11 @@ def mediation(
     out = _fit(outcome_formula, d, outcome_family, "outcome")
     values = (control_value, treat_value)
     des = _designs(d, med, out, treatment, mediator, values)
+    if (med.mixed or out.mixed) and (method == "bootstrap" or out.family != "gaussian"):
+        raise ModelSpecificationError(
+            "with a mixed (random-intercept) model, mediation supports the quasi-Bayesian method "
+            "with a linear outcome model (the effects are then the fixed-effect ones, exactly)"
+        )
     point = _table(_effects(des, med, out, med.coef[None, :], out.coef[None, :], med.sigma))
     rng = np.random.default_rng(seed)
     if method == "quasi-bayesian":
@@ -460,6 +488,27 @@ class MediationResult:
 
     def _repr_html_(self) -> str:
         return f"<pre>{html.escape(self.summary())}</pre>"
+
+    def effect_records(self, *, outcome: str | None = None) -> list:
+        """ACME, ADE and total effect as :class:`~peerstats.effects.EffectRecord` objects."""
+        from peerstats.effects.record import EffectRecord
+
+        words = {"acme": "indirect effect through", "ade": "direct effect, not through",
+                 "total": "total effect; mediator"}
+        out = []
+        for key in ("acme", "ade", "total"):
+            r = self.effects.loc[key]
+            out.append(EffectRecord(
+                outcome=outcome or self._out.formula.split("~")[0].strip(),
+                scale="mean_difference" if self._out.family == "gaussian" else "risk_difference",
+                estimate=r["estimate"], ci_lower=r["ci_lower"], ci_upper=r["ci_upper"],
+                p_value=r["p_value"], comparison=f"{self.treatment}: treated vs control",
+                population=f"complete cases (n = {self.n})", n_analysed=self.n,
+                estimand=f"{key.upper()} ({words[key]} {self.mediator})",
+                model=f"causal mediation analysis ({self.method}, {self.sims} simulations)",
+                level=self.level, std_error=r["std_error"], extra={"effect": key},
+            ))
+        return out
 
     def sensitivity(self, *, rho: np.ndarray | None = None) -> MediationSensitivity:
         """ACME as a function of the mediator-outcome error correlation rho (Imai, Keele &
