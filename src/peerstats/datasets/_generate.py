@@ -585,6 +585,7 @@ def _peer_recovery(out: Path, seed: int) -> None:
         .reset_index(drop=True)
     )
     participants = participants.sort_values("id", kind="stable").reset_index(drop=True)
+    participants = _service_use(participants, seed)
 
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(participants, out / "participants.csv")
@@ -644,7 +645,13 @@ Files
 - participants.csv: one row per person assessed for eligibility (randomised 0/1, eligible 0/1,
   exclusion_reason), arm, site, group, peer, age, gender, diagnosis, living_alone, received,
   not_received_reason, discontinued, discontinued_reason (peer arm), withdrawn_reason and
-  last_visit (the last visit attended before withdrawal).
+  last_visit (the last visit attended before withdrawal); from registry follow-up
+  readmitted_12m (0/1, readmission within 12 months), bed_days (psychiatric bed-days) and
+  followup_days (registry follow-up; shorter for those who moved away, whose readmission
+  within 12 months is unknown; none for those who withdrew consent). Drawn from a separate
+  stream ([seed, 16], issue 16): logit P(readmission) = logit(0.36) + site + log(0.62) peer +
+  delivery-group effect (SD 0.45, peer arm); after a readmission bed-days = 1 + gamma-Poisson
+  (mean 24 usual, 17 peer days).
 - assessments.csv: long, one row per attended visit; items qpr_1..qpr_15 (0-4), es_1..es_28
   (1-4, raw: reverse-keyed items as answered), mansa_1..mansa_12 (1-7), wsas_1..wsas_5 (0-8).
   About 5% of questionnaires miss one item (prorated) and 0.8% miss 30% of items (not scored).
@@ -662,6 +669,63 @@ depends on the previous observed score (and on not starting or discontinuing the
 36 withdraw before post, 38 more before fu3, 8 miss post only (post 44 = 15%, fu3 74 = 25%).
 {_REALISED_PEER_RECOVERY if seed == SEEDS["peer_recovery"] else ""}""",
     )
+
+
+#: readmission and bed-days model of the PEER example (issue 16): logit P(readmission within
+#: 12 months) = logit(0.36) + site + log(0.62) * peer + u_group (u ~ N(0, 0.45^2), peer arm);
+#: after a readmission, bed-days = 1 + Poisson(gamma(1.3, mean / 1.3)) with mean 24 (usual) and
+#: 17 (peer) days, times exp(u_group / 2)
+_SERVICE_USE = {
+    "p_usual": 0.36,
+    "odds_ratio": 0.62,
+    "sd_group": 0.45,
+    "site": (0.0, 0.15, -0.10, 0.05, -0.20),
+    "stay_usual": 24.0,
+    "stay_peer": 17.0,
+    "stay_size": 1.3,
+}
+
+
+def _service_use(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Readmission within 12 months (binary, partially nested) and psychiatric bed-days (a count
+    with zeros and unequal follow-up) from registry follow-up of the randomised participants.
+
+    Drawn from their own random stream (``[seed, 16]``, issue 16) after every other column, so
+    each existing value of the trial stays identical. Registry follow-up is 365 days; those
+    who moved away are followed until they moved (``followup_days`` < 365; readmission within
+    12 months unknown, bed-days counted over the shorter time); those who withdrew consent have
+    no registry data.
+    """
+    c = _SERVICE_USE
+    rng = np.random.default_rng([seed, 16])
+    p = participants
+    n = len(p)
+    rand = p["randomised"].fillna(0).astype(int).to_numpy() == 1
+    peer = (p["arm"] == "peer").to_numpy()
+    grp = p["group"].astype(object).where(p["group"].notna(), None)
+    gid = sorted({str(g) for g in grp if g is not None})
+    u_of = dict(zip(gid, rng.normal(0.0, c["sd_group"], len(gid)), strict=True))
+    u = np.array([u_of.get(str(g), 0.0) if g is not None else 0.0 for g in grp])
+    site = dict(zip([f"Municipality {x}" for x in "ABCDE"], c["site"], strict=True))
+    s_eff = np.array([site.get(x, 0.0) for x in p["site"]])
+    lp = np.log(c["p_usual"] / (1 - c["p_usual"])) + s_eff + np.log(c["odds_ratio"]) * peer + u
+    readmitted = rng.random(n) < 1 / (1 + np.exp(-lp))
+    mean_stay = np.where(peer, c["stay_peer"], c["stay_usual"]) * np.exp(u / 2)
+    lam = rng.gamma(c["stay_size"], mean_stay / c["stay_size"])
+    beds = np.where(readmitted, 1 + rng.poisson(lam), 0)
+    reason = p["withdrawn_reason"].fillna("").to_numpy()
+    moved = rand & (reason == "moved away")
+    days = np.where(moved, rng.integers(45, 330, n), 365)
+    seen = rng.random(n) < days / 365  # a readmission before moving is in the registry
+    beds = np.where(seen, beds, 0)
+    no_data = ~rand | (reason == "withdrew consent")
+    out = p.copy()
+    out["readmitted_12m"] = pd.array(
+        np.where(no_data | moved, None, readmitted.astype(int)), "Int64"
+    )
+    out["bed_days"] = pd.array(np.where(no_data, None, beds), "Int64")
+    out["followup_days"] = pd.array(np.where(no_data, None, days), "Int64")
+    return out
 
 
 _AE_TERMS = (
@@ -684,7 +748,9 @@ def _adverse_events(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
         for _ in range(int(rng.poisson(0.30))):
             serious = bool(rng.random() < 0.10)
             terms = _AE_SERIOUS_TERMS if serious else _AE_TERMS
-            rows.append({"id": pid, "event": terms[int(rng.integers(len(terms)))], "serious": int(serious)})
+            rows.append(
+                {"id": pid, "event": terms[int(rng.integers(len(terms)))], "serious": int(serious)}
+            )
     return pd.DataFrame(rows, columns=["id", "event", "serious"])
 
 

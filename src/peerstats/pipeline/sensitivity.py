@@ -526,24 +526,51 @@ def _row(name, label, population, assumption, visit, r, n=None) -> dict:
 
 
 # ----------------------------------------------------------------------------- running
-def run_sensitivity(run: Any, progress: Any) -> None:
-    """Compute the estimand section of a run (results, tables, figures, report HTML)."""
-    import peerstats
-    from peerstats.pipeline._common import _collect, outcome_label
-    from peerstats.pipeline._jsonio import frame_keyed, plain
+@dataclass
+class _Work:
+    """What the sensitivity analyses of one run share and collect."""
 
-    spec, trial = run.spec, run.trial
+    outcome: str
+    reference: str
+    arms: list[str]
+    grid: pd.DataFrame
+    strata: list[str]
+    covariates: list[str]
+    rows: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tipping: dict[str, Any] = field(default_factory=dict)
+    imputed: dict[str, Any] = field(default_factory=dict)
+
+
+def run_sensitivity(run: Any, progress: Any) -> None:
+    """Compute the estimand section of a run (results, tables, figures, report HTML): the
+    missing-data summary, the primary analysis' rows, then each sensitivity analysis of the
+    spec (:data:`_METHODS`), then the comparison table and forest."""
+    from peerstats.pipeline._common import _collect
+
+    spec = run.spec
     est, sens = spec.estimand, spec.sensitivity
     if est is None and not sens:
         return
-    ts = trial.spec
-    o = spec.primary_outcome
-    arms = [str(a) for a in ts.arms.levels]
-    ref_arm = str(ts.arms.reference or arms[0])
-    res = run.results
-    olabel = outcome_label(trial, spec, o)
+    missing_data_step(run)
+    work = _start(run)
+    for i, s in enumerate(sens):
+        label = s.label or _default_label(s, est)
+        with (
+            progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}{_work(s)}"),
+            _collect(run.warnings, f"sensitivity {s.name}: "),
+        ):
+            _METHODS[s.method](run, s, i, label, work)
+    _finish(run, work)
 
-    # ---- missing data -------------------------------------------------------------------------
+
+def missing_data_step(run: Any) -> None:
+    """``results.json`` ``missing_data`` (per arm and visit) and ``estimand`` (its attributes)."""
+    from peerstats.pipeline._common import outcome_label
+    from peerstats.pipeline._jsonio import frame_keyed
+
+    spec, trial, res = run.spec, run.trial, run.results
+    o, est = spec.primary_outcome, spec.estimand
     mt = missing_table(trial, o)
     res["missing_data"] = {
         "outcome": o,
@@ -551,32 +578,44 @@ def run_sensitivity(run: Any, progress: Any) -> None:
         "by_arm_visit": frame_keyed(mt, ["arm", "visit"]),
     }
     run.tables["missing_data"] = mt
-    if est is not None:
-        res["estimand"] = {
-            "population": est.population,
-            "treatment": est.treatment,
-            "variable": est.variable or f"{olabel} at {spec.label('visits', spec.primary_visit)}",
-            "summary": est.summary,
-            "intercurrent_events": [
-                {
-                    "event": e.event,
-                    "strategy": e.strategy,
-                    "missing_data": e.missing_data,
-                    **({"visit": e.visit} if e.visit else {}),
-                }
-                for e in est.intercurrent_events
-            ],
-        }
+    if est is None:
+        return
+    olabel = outcome_label(trial, spec, o)
+    res["estimand"] = {
+        "population": est.population,
+        "treatment": est.treatment,
+        "variable": est.variable or f"{olabel} at {spec.label('visits', spec.primary_visit)}",
+        "summary": est.summary,
+        "intercurrent_events": [
+            {
+                "event": e.event,
+                "strategy": e.strategy,
+                "missing_data": e.missing_data,
+                **({"visit": e.visit} if e.visit else {}),
+            }
+            for e in est.intercurrent_events
+        ],
+    }
 
-    # ---- the primary analysis, for the comparison table ------------------------------------
-    rows: list[dict] = []
+
+def _start(run: Any) -> _Work:
+    """The primary analysis' rows of the comparison table and the imputation grid."""
+    from peerstats.pipeline._common import outcome_label
+
+    spec, trial = run.spec, run.trial
+    ts = trial.spec
+    o = spec.primary_outcome
+    arms = [str(a) for a in ts.arms.levels]
+    ref_arm = str(ts.arms.reference or arms[0])
     prim = run.fits[o]
-    pct = prim.contrasts if prim.contrasts is not None else None
+    pct = prim.contrasts
     n_prim = int(getattr(prim.fit, "n_subjects", 0)) or None
     if pct is None:
         pct = prim.fit.contrasts("arm", by="visit", reference=ref_arm)
+    grid, strata, n_nobase = _post_frame(trial, o)
+    work = _Work(o, ref_arm, arms, grid, strata, [f"{o}_baseline", *strata])
     for _, r in pct.iterrows():
-        rows.append(
+        work.rows.append(
             _row(
                 "primary",
                 "Primary analysis",
@@ -587,183 +626,193 @@ def run_sensitivity(run: Any, progress: Any) -> None:
                 n_prim,
             )
         )
-    grid, strata, n_nobase = _post_frame(trial, o)
-    bcol = f"{o}_baseline"
-    covs = [bcol, *strata]
-    notes: list[str] = []
     if n_nobase:
-        notes.append(
-            f"{n_nobase} participant(s) without a baseline {olabel} are left out of the "
-            "imputation analyses (the baseline is a covariate)"
+        work.notes.append(
+            f"{n_nobase} participant(s) without a baseline {outcome_label(trial, spec, o)} are "
+            "left out of the imputation analyses (the baseline is a covariate)"
         )
-    tipping: dict[str, Any] = {}
-    imputed_counts: dict[str, Any] = {}
-    visits_post = list(grid["visit"].cat.categories)
-    for i, s in enumerate(sens):
-        label = s.label or _default_label(s, est)
-        with (
-            progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}{_work(s)}"),
-            _collect(run.warnings, f"sensitivity {s.name}: "),
-        ):
-            if s.method in ("complete-case", "per-protocol"):
-                if s.method == "complete-case":
-                    sub = peerstats.complete_case(trial, o)
-                    pop = "complete cases (outcome observed at every visit)"
-                else:
-                    sub = peerstats.per_protocol(trial, s.compliance, reference=s.reference)
-                    rule = _rule_text(trial, s.compliance)
-                    pop = f"per protocol: {spec.label('arms', ref_arm)}, and those who {rule}"
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ta = peerstats.analyze(sub, outcome=o, df=spec.model.df, level=spec.model.level)
-                n = int(ta.n_analysed.sum())
-                assumption = (
-                    "missing completely at random given the covariates (only complete cases)"
-                    if s.method == "complete-case"
-                    else "MAR within the per-protocol population"
-                )
-                for _, r in ta.contrasts.iterrows():
-                    rows.append(_row(s.name, label, pop, assumption, r["visit"], r, n))
-            elif s.method == "cace":
-                cr = peerstats.cace(
-                    trial, outcome=o, compliance=s.compliance, reference=s.reference
-                )
-                rule = cr.compliance_rule
-                pop = f"compliers ({rule}), randomisation as the instrument"
-                for _, r in cr.effects.iterrows():
-                    rows.append(
-                        _row(
-                            s.name,
-                            label,
-                            pop,
-                            "available cases at each visit",
-                            r["visit"],
-                            r,
-                            r["n"],
-                        )
-                    )
-                notes.extend(n for n in cr.notes if "weak instrument" in n)
-            elif s.method == "multilevel-imputation":
-                formula = f"{o} ~ " + " + ".join(["arm", *covs])
-                data = grid.merge(
-                    trial.randomised.assign(subject=lambda d: d["subject"].astype(str))[
-                        ["subject", "group"]
-                    ],
-                    on="subject",
-                    how="left",
-                )
-                imp = peerstats.impute_multilevel(
-                    formula,
-                    data,
-                    subject="subject",
-                    visit="visit",
-                    arm="arm",
-                    group="group",
-                    delivered=[str(x) for x in ts.arms.group_delivered],
-                    n_imputations=int(s.n_imputations),
-                    seed=_seed(spec.seed, i),
-                )
-                an = imp.analyse(covariates=covs)
-                assumption = (
-                    "MAR, imputation model with the delivery-group random effect "
-                    f"({imp.n_imputations} imputations)"
-                )
-                for _, r in an.iterrows():
-                    rows.append(
-                        _row(
-                            s.name,
-                            label,
-                            "all randomised with a baseline value",
-                            assumption,
-                            r["visit"],
-                            r,
-                            len(imp.subjects),
-                        )
-                    )
-                imputed_counts[s.name] = frame_keyed(imp.n_imputed, ["arm", "visit"])
-            else:  # multiple-imputation, tipping-point
-                ice, how = _ice_frame(s, est, trial, grid, s.reference or ref_arm, o)
-                reference = None
-                if _uses_reference(s, est) or ice is not None:
-                    reference = {a: (s.reference or ref_arm) for a in arms}
-                    reference[ref_arm] = ref_arm
-                formula = f"{o} ~ " + " + ".join([bcol, *strata, "arm * visit"])
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    imp = peerstats.impute(
-                        formula,
-                        grid,
-                        subject="subject",
-                        visit="visit",
-                        arm="arm",
-                        method=s.imputation,
-                        n_imputations=s.n_imputations,
-                        ice=ice,
-                        reference=reference,
-                        seed=_seed(spec.seed, i),
-                    )
-                counts = imp.n_imputed
-                aside = int(counts["n_set_aside"].sum())
-                if aside:
-                    notes.append(
-                        f"{s.name}: {aside} outcome value(s) observed after an intercurrent "
-                        "event were set aside and imputed under its strategy"
-                    )
-                for w in caught:  # no identifiers (participant ids) reach the outputs
-                    if "observed at or after" not in str(w.message):
-                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-                imputed_counts[s.name] = frame_keyed(counts, ["arm", "visit"])
-                n_imp = imp.n_imputations
-                assumption = f"{how} ({s.imputation}, {n_imp} imputations)"
-                if s.method == "multiple-imputation":
-                    an = imp.analyse(covariates=covs)
-                    for _, r in an.iterrows():
-                        rows.append(
-                            _row(
-                                s.name,
-                                label,
-                                "all randomised with a baseline value",
-                                assumption,
-                                r["visit"],
-                                r,
-                                len(imp.subjects),
-                            )
-                        )
-                else:
-                    visit = s.visit or spec.primary_visit
-                    tp = peerstats.tipping_point(
-                        imp, s.delta, visit=visit, covariates=covs, level=spec.model.level
-                    )
-                    tab = tp.table.copy()
-                    tipping[s.name] = {
-                        "visit": visit,
-                        "arms": list(tp.arms),
-                        "assumption": assumption,
-                        "table": [plain(r) for r in tab.to_dict(orient="records")],
-                        "tipping": [plain(r) for r in tp.tipping.to_dict(orient="records")],
-                        **({"tipping_delta": plain(tp.tipping_delta)} if len(tp.arms) == 1 else {}),
-                    }
-                    run.tables[f"tipping_point_{s.name}"] = tab
-                    if spec.wants_figure("tipping_point"):
-                        _tipping_figure(run, s, tp, spec, olabel)
-    table = pd.DataFrame(rows)
+    return work
+
+
+def _subpopulation(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
+    """Complete cases or the per-protocol population, analysed as the primary analysis."""
+    import peerstats
+
+    spec, trial, o = run.spec, run.trial, work.outcome
+    if s.method == "complete-case":
+        sub = peerstats.complete_case(trial, o)
+        pop = "complete cases (outcome observed at every visit)"
+        assumption = "missing completely at random given the covariates (only complete cases)"
+    else:
+        sub = peerstats.per_protocol(trial, s.compliance, reference=s.reference)
+        rule = _rule_text(trial, s.compliance)
+        pop = f"per protocol: {spec.label('arms', work.reference)}, and those who {rule}"
+        assumption = "MAR within the per-protocol population"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ta = peerstats.analyze(sub, outcome=o, df=spec.model.df, level=spec.model.level)
+    n = int(ta.n_analysed.sum())
+    for _, r in ta.contrasts.iterrows():
+        work.rows.append(_row(s.name, label, pop, assumption, r["visit"], r, n))
+
+
+def _cace(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
+    """The complier average causal effect (randomisation as the instrument)."""
+    import peerstats
+
+    cr = peerstats.cace(
+        run.trial, outcome=work.outcome, compliance=s.compliance, reference=s.reference
+    )
+    pop = f"compliers ({cr.compliance_rule}), randomisation as the instrument"
+    for _, r in cr.effects.iterrows():
+        work.rows.append(
+            _row(s.name, label, pop, "available cases at each visit", r["visit"], r, r["n"])
+        )
+    work.notes.extend(n for n in cr.notes if "weak instrument" in n)
+
+
+def _multilevel(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
+    """Multiple imputation with the delivery-group random effect (peerstats.impute_multilevel)."""
+    import peerstats
+    from peerstats.pipeline._jsonio import frame_keyed
+
+    spec, trial, o = run.spec, run.trial, work.outcome
+    formula = f"{o} ~ " + " + ".join(["arm", *work.covariates])
+    groups = trial.randomised.assign(subject=lambda d: d["subject"].astype(str))
+    data = work.grid.merge(groups[["subject", "group"]], on="subject", how="left")
+    imp = peerstats.impute_multilevel(
+        formula,
+        data,
+        subject="subject",
+        visit="visit",
+        arm="arm",
+        group="group",
+        delivered=[str(x) for x in trial.spec.arms.group_delivered],
+        n_imputations=int(s.n_imputations),
+        seed=_seed(spec.seed, i),
+    )
+    an = imp.analyse(covariates=work.covariates)
+    assumption = (
+        "MAR, imputation model with the delivery-group random effect "
+        f"({imp.n_imputations} imputations)"
+    )
+    pop = "all randomised with a baseline value"
+    for _, r in an.iterrows():
+        work.rows.append(_row(s.name, label, pop, assumption, r["visit"], r, len(imp.subjects)))
+    work.imputed[s.name] = frame_keyed(imp.n_imputed, ["arm", "visit"])
+
+
+def _impute(run: Any, s: SensitivitySpec, i: int, work: _Work) -> tuple[Any, str]:
+    """The imputations of a multiple-imputation or tipping-point analysis (peerstats.impute,
+    reference-based strategies from the estimand) and the assumption in words."""
+    import peerstats
+    from peerstats.pipeline._jsonio import frame_keyed
+
+    spec, trial, o = run.spec, run.trial, work.outcome
+    est = spec.estimand
+    ice, how = _ice_frame(s, est, trial, work.grid, s.reference or work.reference, o)
+    reference = None
+    if _uses_reference(s, est) or ice is not None:
+        reference = {a: (s.reference or work.reference) for a in work.arms}
+        reference[work.reference] = work.reference
+    formula = f"{o} ~ " + " + ".join([*work.covariates, "arm * visit"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        imp = peerstats.impute(
+            formula,
+            work.grid,
+            subject="subject",
+            visit="visit",
+            arm="arm",
+            method=s.imputation,
+            n_imputations=s.n_imputations,
+            ice=ice,
+            reference=reference,
+            seed=_seed(spec.seed, i),
+        )
+    counts = imp.n_imputed
+    aside = int(counts["n_set_aside"].sum())
+    if aside:
+        work.notes.append(
+            f"{s.name}: {aside} outcome value(s) observed after an intercurrent "
+            "event were set aside and imputed under its strategy"
+        )
+    for w in caught:  # no identifiers (participant ids) reach the outputs
+        if "observed at or after" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    work.imputed[s.name] = frame_keyed(counts, ["arm", "visit"])
+    return imp, f"{how} ({s.imputation}, {imp.n_imputations} imputations)"
+
+
+def _multiple_imputation(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
+    """Multiple imputation (MAR or reference-based), analysed and pooled by Rubin's rules."""
+    imp, assumption = _impute(run, s, i, work)
+    an = imp.analyse(covariates=work.covariates)
+    pop = "all randomised with a baseline value"
+    for _, r in an.iterrows():
+        work.rows.append(_row(s.name, label, pop, assumption, r["visit"], r, len(imp.subjects)))
+
+
+def _tipping_point(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
+    """Delta-adjusted analyses over the spec's grid (the same imputations for every delta)."""
+    import peerstats
+    from peerstats.pipeline._common import outcome_label
+    from peerstats.pipeline._jsonio import plain
+
+    spec = run.spec
+    imp, assumption = _impute(run, s, i, work)
+    visit = s.visit or spec.primary_visit
+    tp = peerstats.tipping_point(
+        imp, s.delta, visit=visit, covariates=work.covariates, level=spec.model.level
+    )
+    tab = tp.table.copy()
+    work.tipping[s.name] = {
+        "visit": visit,
+        "arms": list(tp.arms),
+        "assumption": assumption,
+        "table": [plain(r) for r in tab.to_dict(orient="records")],
+        "tipping": [plain(r) for r in tp.tipping.to_dict(orient="records")],
+        **({"tipping_delta": plain(tp.tipping_delta)} if len(tp.arms) == 1 else {}),
+    }
+    run.tables[f"tipping_point_{s.name}"] = tab
+    if spec.wants_figure("tipping_point"):
+        _tipping_figure(run, s, tp, spec, outcome_label(run.trial, spec, work.outcome))
+
+
+_METHODS = {
+    "complete-case": _subpopulation,
+    "per-protocol": _subpopulation,
+    "cace": _cace,
+    "multilevel-imputation": _multilevel,
+    "multiple-imputation": _multiple_imputation,
+    "tipping-point": _tipping_point,
+}
+"""Sensitivity method -> the step that runs it (each appends rows to the comparison table)."""
+
+
+def _finish(run: Any, work: _Work) -> None:
+    """``results.json`` ``sensitivity`` and ``tipping_point``, the table, notes and forest."""
+    from peerstats.pipeline._common import outcome_label
+    from peerstats.pipeline._jsonio import frame_keyed
+
+    spec, res = run.spec, run.results
+    table = pd.DataFrame(work.rows)
     res["sensitivity"] = {
-        "outcome": o,
+        "outcome": work.outcome,
         "visit": spec.primary_visit,
         "analyses": frame_keyed(table.drop(columns=["label"]), ["analysis", "visit", "contrast"]),
-        "imputed": imputed_counts,
-        "notes": list(dict.fromkeys(notes)),
+        "imputed": work.imputed,
+        "notes": list(dict.fromkeys(work.notes)),
     }
-    if tipping:
-        res["tipping_point"] = tipping
+    if work.tipping:
+        res["tipping_point"] = work.tipping
     run.tables["sensitivity"] = table
-    for n in notes:
+    for n in work.notes:
         if n not in run.warnings:
             run.warnings.append(n)
     if spec.wants_figure("sensitivity"):
-        _forest_figure(run, table, spec, olabel)
+        _forest_figure(run, table, spec, outcome_label(run.trial, spec, work.outcome))
     run.html_tables["sensitivity"] = _table_html(table, spec)
-    _ = visits_post
 
 
 def _work(s: SensitivitySpec) -> str:
