@@ -267,6 +267,7 @@ def subgroups(
     df: str = "satterthwaite",
     level: float = 0.95,
     labels: Any = None,
+    covariates: Sequence[str] = (),
 ) -> SubgroupAnalysis:
     """Treatment effect within subgroups, from the primary model with an interaction.
 
@@ -287,6 +288,8 @@ def subgroups(
         As :func:`peerstats.analyze`.
     labels : Labels, optional
         Display names of variables and levels (``peerstats.Labels``).
+    covariates : sequence of str
+        Baseline covariates of the primary model (as :func:`peerstats.analyze`).
 
     Returns
     -------
@@ -322,7 +325,8 @@ def subgroups(
         raise ModelSpecificationError(f"subgroups compares two arms; this trial has {arms}")
     ref = str(spec.arms.reference or arms[0])
     trt = [a for a in arms if a != ref][0]
-    primary = analyze(trial, outcome=outcome, df=df, level=level)
+    covariates = [str(c) for c in covariates]
+    primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
     ct = primary.contrasts
     overall = ct[ct["visit"].astype(str) == visit].iloc[0]
     a = trial.assessments
@@ -341,7 +345,7 @@ def subgroups(
         if not cont:
             lv = sorted(values.dropna().unique(), key=_sort_key)
             part[var] = pd.Categorical(part[var], categories=lv)
-        covs = [] if var in trial.assessments.columns else [var]
+        covs = list(dict.fromkeys(covariates + ([] if var in trial.assessments.columns else [var])))
         if var in trial.assessments.columns and not cont:
             raise ModelSpecificationError(
                 f"{var!r} is already a model column (a stratum); use it as a subgroup through a "

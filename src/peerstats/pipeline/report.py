@@ -387,6 +387,13 @@ def _estimand(run: AnalysisRun) -> list[str]:
     return parts
 
 
+def _mechanisms(run: AnalysisRun) -> list[str]:
+    """Heterogeneity and mechanisms (:mod:`peerstats.pipeline.mechanisms`)."""
+    from peerstats.pipeline.mechanisms import render_section
+
+    return render_section(run)
+
+
 def _models(run: AnalysisRun) -> list[str]:
     """Each outcome's model: formula, covariance, fit, coefficients, notes."""
     from peerstats.pipeline._common import (
@@ -502,6 +509,7 @@ SECTIONS = (
     _harms,
     _figures_section,
     _estimand,
+    _mechanisms,
     _models,
     _warnings,
     _provenance,

@@ -10,6 +10,7 @@
                                               #   (reconciled with the fits), Table 1, ...
     figures(run)                              # forest (from the records), trajectories ...
     sensitivity(run)                          # estimand and missing-data analyses
+    mechanisms(run)                           # subgroups, sites, mediation, multiplicity
     render(run)                               # report.html
 
 ``estimate`` comes before ``describe`` because CONSORT's analysed boxes are reconciled with the
@@ -42,6 +43,7 @@ __all__ = [
     "describe",
     "figures",
     "sensitivity",
+    "mechanisms",
     "render",
     "context",
     "adjust_records",
@@ -272,6 +274,15 @@ def sensitivity(run: AnalysisRun, *, progress: Any = None) -> None:
 
     _sensitivity.run_sensitivity(run, progress or _Quiet())
     run.results["warnings"] = list(run.warnings)
+
+
+def mechanisms(run: AnalysisRun, *, progress: Any = None) -> None:
+    """Subgroups, site heterogeneity, mediation and the multiplicity strategy (issue 19;
+    :mod:`.mechanisms`), when the spec has ``subgroups:``, ``mediation:`` or
+    ``multiplicity: strategy:``."""
+    from peerstats.pipeline.mechanisms import run_mechanisms
+
+    run_mechanisms(run, progress or _Quiet())
 
 
 def render(run: AnalysisRun, *, progress: Any = None) -> None:
