@@ -16,11 +16,12 @@ Everything here calls the public API; nothing is computed in the pipeline.
 from __future__ import annotations
 
 import html
+import warnings
 from typing import Any
 
 import pandas as pd
 
-from peerstats.exceptions import SpecError
+from peerstats.exceptions import DataWarning, SpecError
 from peerstats.pipeline._common import AnalysisRun, _collect, _svg
 
 __all__ = ["run_mechanisms", "render_section", "wide_frame"]
@@ -48,10 +49,12 @@ def _subgroups(run: AnalysisRun, block: dict, labels: Any) -> dict:
     spec = run.spec
     outcome = block.get("outcome", spec.primary_outcome)
     visit = str(block.get("visit", spec.primary_visit))
-    sub = peerstats.subgroups(
-        run.trial, outcome=outcome, visit=visit, by=list(block["by"]), labels=labels,
-        covariates=list(spec.model.covariates), level=spec.model.level,
-    )
+    with warnings.catch_warnings():  # the primary model's data warnings are reported already
+        warnings.simplefilter("ignore", DataWarning)
+        sub = peerstats.subgroups(
+            run.trial, outcome=outcome, visit=visit, by=list(block["by"]), labels=labels,
+            covariates=list(spec.model.covariates), level=spec.model.level,
+        )
     run.tables["subgroups"] = sub.table
     run.figures["subgroups_forest"] = _svg(sub.plot().figure)
     for var in sub.curves:
