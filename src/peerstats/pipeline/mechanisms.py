@@ -155,10 +155,25 @@ def _fig(run: AnalysisRun, name: str) -> str:
     return f"<figure>{svg}</figure>" if svg else ""
 
 
+def _frame_html(df: pd.DataFrame, cols: list[str] | None = None) -> str:
+    """A plain HTML table, numbers to 3 significant digits (the report's own style)."""
+    if cols:
+        df = df[[c for c in cols if c in df.columns]]
+
+    def cell(v: Any) -> str:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return html.escape(str(v))
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False, name=None))
+    return (f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            "</table></div>")
+
+
 def render_section(run: AnalysisRun) -> list[str]:
     """HTML of the section (empty when the spec asks for none of it)."""
-    from peerstats.pipeline.report import _frame_html
-
     res = run.results.get("heterogeneity_and_mechanisms")
     if not res:
         return []
