@@ -123,3 +123,35 @@ def test_unknown_variable_and_visit(trial):
         subgroups(trial, outcome="sis", by=["shoe_size"])
     with pytest.raises(SpecError, match="post-baseline visit"):
         subgroups(trial, outcome="sis", visit="baseline", by=["gender"])
+
+
+def test_from_a_fit_with_the_interaction_equals_r_mmrm():
+    """A peerstats.mmrm fit with gender * arm * visit, used as it is (no refit)."""
+    import pandas as pd
+
+    import peerstats
+
+    d = pd.read_csv(
+        Path(__file__).parents[1] / "reference" / "r_effects19" / "si_subgroup_data.csv"
+    )
+    d["arm"] = pd.Categorical(d["arm"], categories=["waitlist", "peer"])
+    fit = peerstats.mmrm(
+        "sis ~ sis_baseline + site + arm * visit + gender * arm * visit", d, subject="subject",
+        visit="visit", covariance="us", reference={"arm": "waitlist"},
+    )
+    res = subgroups(fit, outcome="sis", visit="m8", by=["gender"])
+    r = REF["mmrm"]["gender"]
+    got = _rows(res, "gender").loc[r["level"]]
+    np.testing.assert_allclose(got["estimate"], r["estimate"], atol=1e-5)
+    np.testing.assert_allclose(got["df"], r["df"], rtol=1e-4)
+    assert res.interactions.loc["gender", "F"] == pytest.approx(r["interaction"]["F"], abs=1e-5)
+    with pytest.raises(SpecError, match="not in the fitted model"):
+        subgroups(fit, outcome="sis", visit="m8", by=["diagnosis"])
+
+
+def test_trial_analysis_is_refused_with_advice(trial):
+    import peerstats
+
+    primary = peerstats.analyze(trial, outcome="sis")
+    with pytest.raises(SpecError, match="pass the Trial"):
+        subgroups(primary, outcome="sis", by=["gender"])

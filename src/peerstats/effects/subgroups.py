@@ -273,10 +273,11 @@ def subgroups(
 
     Parameters
     ----------
-    trial_or_fit : Trial or TrialAnalysis
-        A validated trial (the primary model is refitted with each interaction), or the
-        :class:`~peerstats.models.analyze.TrialAnalysis` of its primary analysis (its trial is
-        then required through ``trial_or_fit.trial``; pass the trial).
+    trial_or_fit : Trial or fitted model
+        A validated trial (the primary model is refitted with each interaction), or a fit of
+        :func:`peerstats.mmrm` / :func:`peerstats.lmm` whose formula already has
+        ``variable * arm * visit`` for every ``by`` variable (used as it is; the "overall" row is
+        then that model's effect averaged over the levels).
     outcome : str
         An outcome of the spec.
     visit : str, optional
@@ -308,12 +309,24 @@ def subgroups(
     """
     from peerstats.models.analyze import analyze
 
-    trial = getattr(trial_or_fit, "trial", trial_or_fit)
-    if not hasattr(trial, "spec") or not hasattr(trial, "assessments"):
-        raise SpecError("subgroups needs a Trial (peerstats.load_trial or peerstats.datasets.load)")
     by = [by] if isinstance(by, str) else list(by)
     if not by:
         raise SpecError("by= must name at least one subgroup variable")
+    if hasattr(trial_or_fit, "_design") and hasattr(trial_or_fit, "test"):
+        from peerstats.effects._subgroups_fit import subgroups_from_fit
+
+        return subgroups_from_fit(trial_or_fit, outcome=outcome, visit=visit, by=by,
+                                  level=level, labels=labels)
+    if hasattr(trial_or_fit, "contrasts") and hasattr(trial_or_fit, "fit"):
+        raise SpecError(
+            "subgroups got a TrialAnalysis (the primary model has no treatment-by-subgroup "
+            "interaction); pass the Trial (subgroups refits the primary model with it) or a fit "
+            "with the interaction"
+        )
+    trial = trial_or_fit
+    if not hasattr(trial, "spec") or not hasattr(trial, "assessments"):
+        raise SpecError("subgroups needs a Trial (peerstats.load_trial or peerstats.datasets.load) "
+                        "or a fitted model with the interaction")
     spec = trial.spec
     post = list(spec.visits)[1:]
     many = len(post) > 1
