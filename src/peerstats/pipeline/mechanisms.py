@@ -179,12 +179,18 @@ def render_section(run: AnalysisRun) -> list[str]:
         return []
     e = html.escape
     parts = ["<h2 id='mechanisms'>Heterogeneity and mechanisms</h2>"]
+    from peerstats.pipeline._display import display_labels
+
+    lab = display_labels(run.trial, run.spec)
     if "subgroups" in res:
         s = res["subgroups"]
-        parts.append(f"<h3>Subgroups ({e(s['outcome'])}, {e(s['visit'])})</h3>")
+        parts.append(f"<h3>Subgroups ({e(lab.outcome(s['outcome']))}, "
+                     f"{e(lab.visit(s['visit']))})</h3>")
         parts.append(f"<p class='note'>{e(s['warning'])}</p>")
-        parts.append(_frame_html(run.tables["subgroups"], ["variable_label", "level_label", "n",
-                     "estimate", "ci_lower", "ci_upper", "interaction_p"]))
+        words = {"variable_label": "Subgroup", "level_label": "Level", "n": "n",
+                 "estimate": "Difference", "ci_lower": "CI lower", "ci_upper": "CI upper",
+                 "interaction_p": "Interaction p"}
+        parts.append(_frame_html(run.tables["subgroups"][list(words)].rename(columns=words)))
         parts.append(_fig(run, "subgroups_forest"))
         parts += [_fig(run, n) for n in run.figures if n.startswith("subgroups_curve_")]
         if "sites" in s:
@@ -199,7 +205,9 @@ def render_section(run: AnalysisRun) -> list[str]:
         md = res["mediation"]
         parts.append(f"<h3>Mediation: {e(md['mediator'])} → {e(md['outcome'])} "
                      f"(n = {md['n']}, {md['sims']} simulations)</h3>")
-        parts.append(_frame_html(run.tables["mediation"].head(4)))
+        parts.append(_frame_html(run.tables["mediation"].head(4).rename(columns={
+            "effect": "Effect", "estimate": "Estimate", "std_error": "SE",
+            "ci_lower": "CI lower", "ci_upper": "CI upper", "p_value": "p"})))
         if "rho_at_zero" in md:
             parts.append(f"<p>The mediated effect would be zero at a mediator–outcome error "
                          f"correlation ρ = {md['rho_at_zero']:.3f}.</p>")
@@ -207,6 +215,8 @@ def render_section(run: AnalysisRun) -> list[str]:
     if "multiplicity" in res:
         mt = res["multiplicity"]
         parts.append(f"<h3>Multiplicity strategy ({e(mt['method'])}, α = {mt['alpha']})</h3>")
-        parts.append(_frame_html(run.tables["multiplicity"]))
+        parts.append(_frame_html(run.tables["multiplicity"].rename(columns={
+            "hypothesis": "Hypothesis", "p_value": "p", "adjusted_p": "Adjusted p",
+            "rejected": "Rejected"})))
         parts.append(_fig(run, "multiplicity_graph"))
     return parts
