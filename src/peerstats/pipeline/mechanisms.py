@@ -150,9 +150,28 @@ def run_mechanisms(run: AnalysisRun, progress: Any) -> None:
     run.results["heterogeneity_and_mechanisms"] = out
 
 
+_CAPTIONS = {
+    "subgroups_forest": "Treatment effect within subgroups, from the primary model with a "
+    "treatment-by-subgroup interaction; overall effect on top, interaction p at the right "
+    "(exploratory).",
+    "site_forest": "Treatment effect in each site, their REML random-effects pooled estimate and "
+    "the prediction interval for a new site.",
+    "mediation_sensitivity": "Sensitivity of the average causal mediation effect to "
+    "mediator-outcome confounding (Imai, Keele & Yamamoto 2010): ACME against the error "
+    "correlation rho.",
+    "multiplicity_graph": "The multiple-testing graph (Bretz et al. 2009): initial weights in the "
+    "nodes, transition weights on the edges; rejected hypotheses shaded.",
+}
+
+
 def _fig(run: AnalysisRun, name: str) -> str:
-    svg = run.figures.get(name)
-    return f"<figure>{svg}</figure>" if svg else ""
+    from peerstats.pipeline._common import _figure
+
+    if name in run.figures and name not in run.figure_captions:
+        run.figure_captions[name] = _CAPTIONS.get(
+            name, "Treatment effect as a function of a continuous modifier, with its "
+            "confidence band (exploratory).")
+    return _figure(run, name)
 
 
 def _frame_html(df: pd.DataFrame, cols: list[str] | None = None) -> str:
