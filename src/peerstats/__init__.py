@@ -79,6 +79,14 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 16 (items 2, 3): GEE and marginal (g-computation) treatment effects
+    "gee": "peerstats.models.gee",
+    "marginal_effect": "peerstats.models.marginal",
+    # issue 18: trial-based economic evaluation (EQ-5D, QALYs, costs, cost-effectiveness)
+    "eq5d": "peerstats.economics.eq5d",
+    "qalys": "peerstats.economics.qaly",
+    "resource_costs": "peerstats.economics.costs",
+    "cost_effectiveness": "peerstats.economics.cea",
     # issue 19: subgroups, site heterogeneity, mediation, multiplicity
     "multiple_testing": "peerstats.effects.multiplicity",
     "plot_graph": "peerstats.effects.multiplicity",

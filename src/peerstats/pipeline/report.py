@@ -387,6 +387,13 @@ def _estimand(run: AnalysisRun) -> list[str]:
     return parts
 
 
+def _economics(run: AnalysisRun) -> list[str]:
+    """The cost-effectiveness section (:mod:`peerstats.pipeline.economics`), when specified."""
+    from peerstats.pipeline.economics import render_section
+
+    return [render_section(run)]
+
+
 def _mechanisms(run: AnalysisRun) -> list[str]:
     """Heterogeneity and mechanisms (:mod:`peerstats.pipeline.mechanisms`)."""
     from peerstats.pipeline.mechanisms import render_section
@@ -509,6 +516,7 @@ SECTIONS = (
     _harms,
     _figures_section,
     _estimand,
+    _economics,
     _mechanisms,
     _models,
     _warnings,
