@@ -313,8 +313,6 @@ def subgroups(
     if not by:
         raise SpecError("by= must name at least one subgroup variable")
     if hasattr(trial_or_fit, "_design") and hasattr(trial_or_fit, "test"):
-        from peerstats.effects._subgroups_fit import subgroups_from_fit
-
         return subgroups_from_fit(trial_or_fit, outcome=outcome, visit=visit, by=by,
                                   level=level, labels=labels)
     if hasattr(trial_or_fit, "contrasts") and hasattr(trial_or_fit, "fit"):
@@ -483,3 +481,79 @@ class SubgroupAnalysis:
         if curve is not None:
             return effect_curve(self, curve, ax=ax)
         return forest(self, ax=ax)
+
+
+# ---- subgroups from a model already fitted with the interaction(s) (no refit)
+def _has_interaction(design: Any, var: str, arm: str) -> bool:
+    from peerstats.models.emmeans import _rhs_terms
+
+    _, terms = _rhs_terms(design)
+    return any(var in t and arm in t for t in terms)
+
+
+def subgroups_from_fit(fit: Any, *, outcome: str | None, visit: str | None, by: Sequence[str],
+                       level: float, labels: Any, arm: str = "arm",
+                       reference: str | None = None) -> Any:
+    """See :func:`peerstats.subgroups` (``trial_or_fit`` a fitted model)."""
+    design = fit._design
+    if arm not in design.factors:
+        raise ModelSpecificationError(f"the fit has no factor {arm!r}; factors are {list(design.factors)}")
+    arms = [str(a) for a in design.factors[arm]]
+    if len(arms) != 2:
+        raise ModelSpecificationError(f"subgroups compares two arms; the fit has {arms}")
+    ref = str(reference) if reference is not None else arms[0]
+    trt = [a for a in arms if a != ref][0]
+    data = design.data
+    has_visit = "visit" in design.factors
+    if has_visit:
+        visits = [str(v) for v in (design.natural_order.get("visit") or design.factors["visit"])]
+        visit = str(visit if visit is not None else visits[-1])
+        if visit not in visits:
+            raise SpecError(f"{visit!r} is not a visit of the fit; visits are {visits}")
+        rows = data[data["visit"].astype(str) == visit]
+    else:
+        rows = data
+    subject = "subject" if "subject" in rows.columns else None
+    tables, tests, curves = [], [], {}
+    for var in by:
+        if var not in data.columns:
+            raise SpecError(f"subgroup variable {var!r} is not in the fitted model's data")
+        if not _has_interaction(design, var, arm):
+            raise ModelSpecificationError(
+                f"the fit has no {var} x {arm} interaction; fit the model with "
+                f"'{var} * {arm} * visit' or pass the Trial (subgroups refits the primary model)"
+            )
+        ids = rows[subject] if subject else pd.Series(np.arange(len(rows)), index=rows.index)
+        cells = pd.DataFrame({"subject": ids.to_numpy(), "arm": rows[arm].astype(str).to_numpy(),
+                              "level": rows[var].to_numpy()})
+        cont = var in design.numerics
+        v = visit if has_visit else None
+        if cont:
+            tab, test, curve = _continuous(fit, var, v, ref, trt, level, cells, labels)
+            curves[var] = curve
+        else:
+            cells["level"] = cells["level"].map(_level_code)
+            _check_cells(cells, var, [ref, trt])
+            tab, test = _categorical(fit, var, v, ref, trt, level, cells, labels)
+        tab["interaction_p"] = test["p_value"]
+        tables.append(tab)
+        tests.append(test)
+    overall = _overall(fit, arm, v if has_visit else None, ref, trt, level)
+    return SubgroupAnalysis(
+        outcome=outcome or design.formula.split("~")[0].strip(), visit=str(visit),
+        reference=ref, treatment=trt, table=pd.concat(tables, ignore_index=True),
+        interactions=pd.DataFrame(tests).set_index("variable"), curves=curves,
+        overall=overall[_TIDY].astype(float), n_overall=int(cells["subject"].nunique()),
+        level=level, warning=EXPLORATORY.format(k=len(by)),
+        notes=("overall: the fitted model's effect averaged over the subgroup levels with equal "
+               "weights (not the primary model without interaction)",),
+    )
+
+
+def _overall(fit: Any, arm: str, visit: str | None, ref: str, trt: str, level: float) -> pd.Series:
+    from peerstats.models.emmeans import reference_grid
+
+    grid = reference_grid(fit._design)
+    ell = (_arm_rows(fit._design, grid, visit, trt).mean(axis=0)
+           - _arm_rows(fit._design, grid, visit, ref).mean(axis=0))
+    return fit.test(ell, level=level).iloc[0]
