@@ -96,6 +96,14 @@ _LAZY = {
     # issue 21: data in (REDCap exports, labels from the source)
     "read_redcap": "peerstats.io.redcap",
     "read_redcap_dictionary": "peerstats.io.redcap",
+    # issue 19: subgroups, site heterogeneity, mediation, multiplicity
+    "multiple_testing": "peerstats.effects.multiplicity",
+    "plot_graph": "peerstats.effects.multiplicity",
+    "mediation": "peerstats.effects.mediation",
+    "subgroups": "peerstats.effects.subgroups",
+    "site_heterogeneity": "peerstats.effects.heterogeneity",
+    "meta_analysis": "peerstats.effects.heterogeneity",
+    "random_site_effect": "peerstats.effects.heterogeneity",
 }
 
 __all__ = [

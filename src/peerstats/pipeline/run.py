@@ -151,6 +151,7 @@ def run_analysis(
     steps.figures(run, progress=progress)
     steps.sensitivity(run, progress=progress)
     steps.economics(run, progress=progress)
+    steps.mechanisms(run, progress=progress)
     steps.render(run, progress=progress)
     return run
 
