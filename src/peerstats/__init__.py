@@ -78,6 +78,8 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 16: generalised linear mixed models (binary and count outcomes)
+    "glmm": "peerstats.models.glmm",
 }
 
 __all__ = [
