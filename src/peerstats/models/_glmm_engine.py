@@ -36,7 +36,7 @@ from peerstats.models._glmm_family import Family
 
 __all__ = ["ReTerm", "Problem", "make_objective", "theta_to_cov", "theta_bounds", "theta_start"]
 
-_MAX_DENSE = 2500
+_MAX_DENSE = 150
 
 
 @dataclass(frozen=True)
@@ -347,6 +347,7 @@ class GeneralObjective:
                     break
                 step = step * 0.5
             u, f, s, h, w, eta = u + step, fn, sn, hn, wn, etan
+        self._sh = (s, h)
         return u, f, w, eta
 
     def _state(self, phi):
@@ -363,8 +364,47 @@ class GeneralObjective:
         _, logdet = self._factor(A, w)
         return -float(f - 0.5 * logdet)
 
+    def _dA(self, k: int):
+        """d(Z Lambda)/d theta_k (sparse n x Q): entry (r, c) of one term's factor L."""
+        j = 0
+        for t, off in zip(self.pr.terms, self.offsets):
+            if k < j + t.n_theta:
+                r, c = _lower_entry(t.q, k - j)
+                on = np.flatnonzero(t.codes >= 0)
+                cols = off + t.codes[on] * t.q + c
+                return sp.csc_matrix((t.Z[on, r], (on, cols)), shape=(self.n, self.Q))
+            j += t.n_theta
+        raise IndexError(k)
+
     def grad(self, phi):
-        return None
+        """Analytic gradient of minus the Laplace log-likelihood (no extra parameters; dense
+        n x q intermediate, so only for moderate sizes)."""
+        pr = self.pr
+        if pr.family.n_extra or self.n * self.Q > 3e7:
+            return None
+        A, u, f, w, eta = self._state(phi)
+        s, h = self._sh
+        eps = 1e-6
+        dw = (pr.family.derivs(pr.y, eta + eps, None, pr.trials, pr.pw)[3]
+              - pr.family.derivs(pr.y, eta - eps, None, pr.trials, pr.pw)[3]) / (2 * eps)
+        Msolve, _ = self._factor(A, w)
+        Hsolve, _ = self._factor(A, h)
+        Ad = A.toarray()
+        B = Msolve(Ad.T)  # M^-1 A'
+        c = dw * np.einsum("ij,ji->i", Ad, B)
+        X = pr.X
+        dU = -Hsolve(np.asarray(A.T @ (h[:, None] * X)))
+        g_beta = X.T @ s - 0.5 * c @ (X + A @ dU)
+        WAM = w[:, None] * B.T
+        g_theta = []
+        for k in range(pr.n_theta):
+            dA = self._dA(k).tocoo()
+            deta_u = dA @ u
+            du = Hsolve(dA.T @ s - A.T @ (h * deta_u))
+            deta = deta_u + A @ du
+            tr = 2.0 * float((WAM[dA.row, dA.col] * dA.data).sum())
+            g_theta.append(s @ deta_u - 0.5 * (tr + c @ deta))
+        return -np.concatenate([g_beta, g_theta])
 
     def eta(self, phi) -> np.ndarray:
         return self._state(phi)[-1]
@@ -380,6 +420,16 @@ class GeneralObjective:
             uu = self.u[off : off + t.n_levels * t.q].reshape(t.n_levels, t.q)
             out.append(uu @ L.T)
         return out
+
+
+def _lower_entry(q: int, k: int) -> tuple[int, int]:
+    """(row, column) of the k-th column-major lower-triangle entry of a q x q matrix."""
+    for c in range(q):
+        for r in range(c, q):
+            if k == 0:
+                return r, c
+            k -= 1
+    raise IndexError(k)
 
 
 def _cho_solve(c, b):

@@ -74,7 +74,15 @@ def fd_hessian(obj, phi, free) -> np.ndarray:
         return 0.5 * (H + H.T)
     f = obj.value
     f0 = f(phi)
-    hs = [1e-3 * max(1.0, abs(phi[k])) for k in idx]
+    # steps scaled to each parameter's curvature: h^2 H_kk ~ 1e-4 (rough diagonal first)
+    hs = []
+    for k in idx:
+        h0 = 1e-3 * max(1.0, abs(phi[k]))
+        x1, x2 = phi.copy(), phi.copy()
+        x1[k] += h0
+        x2[k] -= h0
+        d = (f(x1) - 2 * f0 + f(x2)) / h0**2
+        hs.append(1e-2 / np.sqrt(d) if d > 0 else h0)
 
     def at(**moves):
         x = phi.copy()
@@ -93,15 +101,24 @@ def fd_hessian(obj, phi, free) -> np.ndarray:
     return H
 
 
-def maximise(obj, phi0, bounds, *, maxiter: int = 500) -> OptimResult:
-    """Minimise ``obj.value`` from ``phi0`` within ``bounds``; polish with Newton steps."""
+def maximise(obj, phi0, bounds, *, canon=None, maxiter: int = 500) -> OptimResult:
+    """Minimise ``obj.value`` from ``phi0``; polish with Newton steps.
+
+    The likelihood is invariant to the sign of each column of a random term's Cholesky factor,
+    so the search is unconstrained (a bound at 0 would trap it: the gradient in a standard
+    deviation vanishes at 0 by symmetry) and ``canon`` then makes the diagonal >= 0.
+    Parameters whose bound is active (a zero standard deviation) are held there.
+    """
     bnds = [(lo, hi) for lo, hi in bounds]
+    free_b = [(None, None)] * len(bnds)
     res = optimize.minimize(
-        obj.value, phi0, jac=lambda x: _grad(obj, x, bnds), method="L-BFGS-B", bounds=bnds,
+        obj.value, phi0, jac=lambda x: _grad(obj, x, free_b), method="L-BFGS-B",
         options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
     )
     phi = np.asarray(res.x, dtype=float)
-    free = np.array([not (lo is not None and phi[k] <= lo + 1e-7) for k, (lo, _) in
+    if canon is not None:
+        phi = canon(phi)
+    free = np.array([not (lo is not None and abs(phi[k] - lo) <= 1e-6) for k, (lo, _) in
                      enumerate(bnds)])
     phi = np.where(free, phi, [lo if lo is not None else 0.0 for lo, _ in bnds])
     value = obj.value(phi)

@@ -161,7 +161,7 @@ def glmm(
         obj = make_objective(problem)
         phi0 = np.concatenate([beta0, theta_start(problem), np.zeros(fam.n_extra)])
         bounds = [(None, None)] * problem.p + theta_bounds(problem) + [(None, None)] * fam.n_extra
-    opt = maximise(obj, phi0, bounds)
+    opt = maximise(obj, phi0, bounds, canon=lambda phi: _canonical(phi, problem))
     _check_fit(opt, problem, obj)
     return GLMMResult(
         formula=formula, design=design, problem=problem, objective=obj, opt=opt,
@@ -251,8 +251,19 @@ def _random_terms(terms, rdata) -> list[ReTerm]:
         rd = build_random_design(rdata, t)
         if rd.n_levels == 0:
             raise ModelSpecificationError(f"random term {t} has no level with data")
-        out.append(ReTerm(Z=rd.Z, codes=rd.codes, n_levels=rd.n_levels, group=t.group,
-                          columns=rd.columns, levels=rd.levels))
+        # levels whose term columns are 0 on every row (the control participants' own groups in
+        # (0 + peer | group)) carry no random effect: leave them out of u
+        on = rd.codes >= 0
+        used = np.zeros(rd.n_levels, dtype=bool)
+        used[np.unique(rd.codes[on & (np.abs(rd.Z).sum(axis=1) > 0)])] = True
+        if not used.any():
+            raise ModelSpecificationError(f"random term {t} is zero on every row")
+        new = np.full(rd.n_levels, -1)
+        new[used] = np.arange(int(used.sum()))
+        codes = np.where(on, new[np.maximum(rd.codes, 0)], -1)
+        levels = tuple(lv for lv, k in zip(rd.levels, used) if k)
+        out.append(ReTerm(Z=np.where((codes >= 0)[:, None], rd.Z, 0.0), codes=codes,
+                          n_levels=len(levels), group=t.group, columns=rd.columns, levels=levels))
     return out
 
 
@@ -314,6 +325,23 @@ def _glm_start(problem: Problem, columns) -> np.ndarray:
     if not np.isfinite(beta).all():
         raise ConvergenceError("the GLM starting fit did not converge (non-finite estimates)")
     return beta
+
+
+def _canonical(phi: np.ndarray, problem: Problem) -> np.ndarray:
+    """Flip the sign of each Cholesky column whose diagonal is negative (same likelihood)."""
+    phi = phi.copy()
+    k = problem.p
+    for t in problem.terms:
+        block = phi[k : k + t.n_theta]
+        pos = 0
+        for c in range(t.q):
+            n_c = t.q - c  # entries (c..q-1, c)
+            if block[pos] < 0:
+                block[pos : pos + n_c] *= -1
+            pos += n_c
+        phi[k : k + t.n_theta] = block
+        k += t.n_theta
+    return phi
 
 
 def _check_fit(opt, problem, obj) -> None:

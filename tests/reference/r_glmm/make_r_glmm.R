@@ -102,6 +102,8 @@ sal <- Salamanders[, c("site", "mined", "spp", "count", "cover")]
 write.csv(sal, "salamanders.csv", row.names = FALSE)
 ref$sal_nb2_tmb <- tmb_block(glmmTMB(count ~ mined + cover + (1 | site), data = sal,
                                      family = nbinom2))
+ref$sal_pois_tmb <- tmb_block(glmmTMB(count ~ mined + cover + (1 | site), data = sal,
+                                      family = poisson))
 ref$sal_pois_glmer <- glmer_block(glmer(count ~ mined + cover + (1 | site), data = sal,
                                         family = poisson))
 
@@ -120,6 +122,12 @@ ref$counts_nb2_offset_tmb <- tmb_block(glmmTMB(beddays ~ arm + visit + offset(lo
                                                data = d, family = nbinom2))
 ref$counts_pois_offset_glmer <- glmer_block(glmer(beddays ~ arm + visit + (1 | id),
                                                   offset = logdays, data = d, family = poisson))
+ref$counts_pois_offset_tmb <- tmb_block(glmmTMB(beddays ~ arm + visit + offset(logdays) + (1 | id),
+                                                 data = d, family = poisson))
+ref$counts_nb2_glm_tmb <- tmb_block(glmmTMB(beddays ~ arm + visit + offset(logdays), data = d,
+                                            family = nbinom2))
+# glm.nb: standard errors from the expected information of beta at theta fixed (a different
+# convention from the joint observed Hessian of glmmTMB / peerstats); estimates and theta agree
 ref$counts_glmnb_offset <- glm_block(glm.nb(beddays ~ arm + visit + offset(logdays), data = d))
 ref$counts_pois_glm_offset <- glm_block(glm(beddays ~ arm + visit + offset(logdays), data = d,
                                             family = poisson))
@@ -138,6 +146,25 @@ ref$bc_hurdle_nb <- pscl_block(hurdle(art ~ fem + mar + kid5 + phd + ment | fem 
 ref$bc_hurdle_pois <- pscl_block(hurdle(art ~ fem + mar + kid5 + phd + ment | fem + ment,
                                         data = bc, dist = "poisson"))
 ref$bc_zinb_tmb <- tmb_block(glmmTMB(fz, ziformula = ~ 1, data = bc, family = nbinom2))
+
+## ---- synthetic zero-inflated bed-days (structural zeros), no random effects ------------
+set.seed(16023)
+nz <- 600
+zi <- data.frame(arm = rep(c("control", "peer"), each = nz / 2), age = round(rnorm(nz, 40, 10)))
+zi$days <- round(runif(nz, 200, 365))
+struct0 <- rbinom(nz, 1, plogis(-0.8 + 0.5 * (zi$arm == "peer")))
+mu <- exp(-3.5 - 0.3 * (zi$arm == "peer") + 0.01 * (zi$age - 40)) * zi$days
+zi$beddays <- ifelse(struct0 == 1, 0, rnbinom(nz, size = 1.5, mu = mu))
+zi$logdays <- log(zi$days)
+write.csv(zi, "zi_beddays.csv", row.names = FALSE)
+ref$zi_zinb_pscl <- pscl_block(zeroinfl(beddays ~ arm + age + offset(logdays) | arm, data = zi,
+                                        dist = "negbin"))
+ref$zi_zinb_tmb <- tmb_block(glmmTMB(beddays ~ arm + age + offset(logdays), ziformula = ~ arm,
+                                     data = zi, family = nbinom2))
+ref$zi_zip1_pscl <- pscl_block(zeroinfl(beddays ~ arm + age + offset(logdays) | 1, data = zi,
+                                        dist = "poisson"))
+ref$zi_hurdle_nb_tmb <- tmb_block(glmmTMB(beddays ~ arm + age + offset(logdays), ziformula = ~ arm,
+                                          data = zi, family = truncated_nbinom2))
 
 ## ---- synthetic partially nested binary trial (readmission) ------------------------------
 set.seed(16016)
