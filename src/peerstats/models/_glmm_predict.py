@@ -83,7 +83,7 @@ def predict(fit, data=None, *, type="response", conditional=True) -> np.ndarray:
     type = choice("type", type, ("response", "link"))
     if data is None:
         X, off = fit._problem.X, fit._problem.offset
-        data = fit.data
+        data = fit._rows_data
     else:
         X, off = fit.model_matrix(data), _offset_for(fit, data)
     eta = X @ fit.fixed_params + off
@@ -113,7 +113,7 @@ def residuals(fit, type="response") -> pd.Series:
     r = yv - mu
     if type == "pearson":
         r = r / np.sqrt(var)
-    return pd.Series(r, index=fit.data.index, name=f"{type}_residual")
+    return pd.Series(r, index=fit._rows_data.index, name=f"{type}_residual")
 
 
 def _link_table(fit, L: np.ndarray, offset: float = 0.0):

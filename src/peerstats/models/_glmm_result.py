@@ -40,7 +40,7 @@ class GLMMResult:
     method = "ml"
 
     def __init__(self, *, formula, design, problem, objective, opt, zero_kind, zero_formula,
-                 zero_X, offset_label, offset_arg, exposure_arg, level, elapsed):
+                 zero_X, offset_label, offset_arg, exposure_arg, level, elapsed, rows_data):
         self.formula = formula
         self._design = design
         self._problem = problem
@@ -54,6 +54,7 @@ class GLMMResult:
         self._exposure_arg = exposure_arg
         self.level = level
         self.elapsed = elapsed
+        self._rows_data = rows_data
         self.converged = bool(opt.converged)
 
     # ---- parameters ---------------------------------------------------------------------
@@ -122,8 +123,8 @@ class GLMMResult:
 
     @property
     def data(self) -> pd.DataFrame:
-        """The analysed rows (categoricals coded as in the fit)."""
-        return self._design.data
+        """The analysed rows of the input data (all its columns)."""
+        return self._rows_data
 
     @property
     def coef(self) -> pd.DataFrame:

@@ -167,7 +167,7 @@ def glmm(
         formula=formula, design=design, problem=problem, objective=obj, opt=opt,
         zero_kind=zero_kind, zero_formula=zero_formula, zero_X=Xz, offset_label=off_label,
         offset_arg=offset, exposure_arg=exposure, level=level,
-        elapsed=time.perf_counter() - t0,
+        elapsed=time.perf_counter() - t0, rows_data=data.iloc[rows],
     )
 
 
