@@ -274,9 +274,8 @@ class ScalarObjective:
 
 
 def _bincount_matrix(codes, M, J):
-    out = np.zeros((J, M.shape[1]))
-    np.add.at(out, codes, M)
-    return out
+    return np.column_stack([np.bincount(codes, weights=M[:, j], minlength=J)
+                            for j in range(M.shape[1])])
 
 
 class GeneralObjective:

@@ -91,9 +91,9 @@ class Family:
     def _binomial(self, y, eta, n, pw, need_w):
         k = y
         if self.link_name == "logit":
-            lm = -np.logaddexp(0.0, -eta)
-            mu = np.exp(lm)
-            ll = k * eta - n * np.logaddexp(0.0, eta)
+            sp = np.logaddexp(0.0, eta)  # log(1 + e^eta)
+            mu = np.exp(eta - sp)
+            ll = k * eta - n * sp
             s = k - n * mu
             h = n * mu * (1.0 - mu)
             w = h
@@ -107,6 +107,8 @@ class Family:
             da = -k / mu**2 - (n - k) / omu**2
             h = -(da * d1 * d1 + a * d2)
             w = n * d1 * d1 / (mu * omu)
+        if np.all(n == 1.0):  # 0/1 outcomes: log C(1, k) = 0
+            return pw * ll, pw * s, pw * h, pw * w
         const = special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
         return pw * (ll + const), pw * s, pw * h, pw * w
 
