@@ -44,7 +44,9 @@ cat(sprintf('{"glmer": %.6f, "glmmTMB": %.6f, "glmer_ll": %.8f, "tmb_ll": %.8f}\
 
 def make_ri(n: int, seed: int = 16) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    d = pd.DataFrame({"id": np.repeat(np.arange(n), 4), "visit": np.tile(["v1", "v2", "v3", "v4"], n)})
+    d = pd.DataFrame(
+        {"id": np.repeat(np.arange(n), 4), "visit": np.tile(["v1", "v2", "v3", "v4"], n)}
+    )
     d["arm"] = np.where(d["id"] % 2 == 0, "control", "peer")
     b = rng.normal(0, 1.0, n)[d["id"]]
     eta = -0.5 + 0.3 * (d["arm"] == "peer") + 0.1 * (d["visit"] == "v4") + b
@@ -64,8 +66,7 @@ def make_pn(n: int = 300, seed: int = 17) -> pd.DataFrame:
     d["arm"] = np.where(d["peer"] == 1, "peer", "control")
     ug = {g: rng.normal(0, 0.5) for g in np.unique(group)}
     us = rng.normal(0, 1.0, n)
-    eta = (-0.6 - 0.4 * d["peer"] + us[d["id"]]
-           + d["peer"] * d["group"].map(ug).to_numpy())
+    eta = -0.6 - 0.4 * d["peer"] + us[d["id"]] + d["peer"] * d["group"].map(ug).to_numpy()
     d["readmit"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
     d["id"] = "S" + d["id"].astype(str)
     return d
@@ -94,8 +95,9 @@ def run_case(name: str, d: pd.DataFrame, formula: str, reps: int, tmp: Path) -> 
             fit = ps.glmm(formula, d)
             ours.append(time.perf_counter() - t0)
         ll["peerstats"] = fit.loglik
-        out = subprocess.run(["Rscript", str(rfile), str(csv), formula], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            ["Rscript", str(rfile), str(csv), formula], capture_output=True, text=True, check=True
+        )
         res = json.loads(out.stdout.strip().splitlines()[-1])
         glmer.append(res["glmer"])
         tmb.append(res["glmmTMB"])
@@ -130,12 +132,25 @@ def main(argv=None) -> None:
             warnings.simplefilter("ignore")
             ps.glmm("y ~ arm + visit + (1 | id)", make_ri(200))
         if not a.no_pn:
-            rows.append(run_case("partially nested, 300 subjects x 3", make_pn(),
-                                 "readmit ~ arm + visit + (0 + peer | group) + (1 | id)",
-                                 a.reps, tmp))
+            rows.append(
+                run_case(
+                    "partially nested, 300 subjects x 3",
+                    make_pn(),
+                    "readmit ~ arm + visit + (0 + peer | group) + (1 | id)",
+                    a.reps,
+                    tmp,
+                )
+            )
         for n in a.sizes:
-            rows.append(run_case(f"random intercept, {n} subjects x 4", make_ri(n),
-                                 "y ~ arm + visit + (1 | id)", a.reps, tmp))
+            rows.append(
+                run_case(
+                    f"random intercept, {n} subjects x 4",
+                    make_ri(n),
+                    "y ~ arm + visit + (1 | id)",
+                    a.reps,
+                    tmp,
+                )
+            )
     print(pd.DataFrame(rows).to_string())
 
 

@@ -24,8 +24,12 @@ from peerstats.effects import EffectRecord
 def trial():
     rng = np.random.default_rng(2016)
     n_subj, visits = 200, 3
-    d = pd.DataFrame({"id": np.repeat(np.arange(n_subj), visits).astype(str),
-                      "visit": np.tile(["v1", "v2", "v3"], n_subj)})
+    d = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(n_subj), visits).astype(str),
+            "visit": np.tile(["v1", "v2", "v3"], n_subj),
+        }
+    )
     d["arm"] = np.where(d["id"].astype(int) < 100, "control", "peer")
     d["peer"] = (d["arm"] == "peer").astype(int)
     d["group"] = np.where(d["peer"] == 1, "G" + (d["id"].astype(int) // 10).astype(str), None)
@@ -69,27 +73,31 @@ def test_glm_odds_ratio_matches_woolf(trial):
     ctr = fit.contrasts(arm="arm")
     assert ctr["estimate"].iloc[0] == pytest.approx(or_, rel=1e-6)
     assert ctr["std_error"].iloc[0] == pytest.approx(se, rel=1e-5)
-    assert ctr["ci_upper"].iloc[0] == pytest.approx(np.exp(np.log(or_) + 1.959963984540054 * se),
-                                                    rel=1e-5)
+    assert ctr["ci_upper"].iloc[0] == pytest.approx(
+        np.exp(np.log(or_) + 1.959963984540054 * se), rel=1e-5
+    )
     assert fit.odds_ratio.loc["arm[T.peer]", "estimate"] == pytest.approx(or_, rel=1e-6)
     rd = fit.contrasts(arm="arm", scale="difference")
     p1, p0 = a / (a + b), c / (c + d)
     assert rd["estimate"].iloc[0] == pytest.approx(p1 - p0, rel=1e-6)
     assert rd["std_error"].iloc[0] == pytest.approx(
-        np.sqrt(p1 * (1 - p1) / (a + b) + p0 * (1 - p0) / (c + d)), rel=1e-5)
+        np.sqrt(p1 * (1 - p1) / (a + b) + p0 * (1 - p0) / (c + d)), rel=1e-5
+    )
 
 
 def test_poisson_rate_ratio_with_exposure(trial):
     fit = _fit("count ~ arm", trial, family="poisson", exposure="days")
     g = trial.groupby("arm")[["count", "days"]].sum()
     rr = (g.loc["peer", "count"] / g.loc["peer", "days"]) / (
-        g.loc["control", "count"] / g.loc["control", "days"])
+        g.loc["control", "count"] / g.loc["control", "days"]
+    )
     se = np.sqrt(1 / g.loc["peer", "count"] + 1 / g.loc["control", "count"])
     assert fit.rate_ratio.loc["arm[T.peer]", "estimate"] == pytest.approx(rr, rel=1e-6)
     assert fit.coef.loc["arm[T.peer]", "std_error"] == pytest.approx(se, rel=1e-5)
     em = fit.emmeans("arm")  # rates per day (offset 0)
     assert em["estimate"].iloc[0] == pytest.approx(
-        g.loc["control", "count"] / g.loc["control", "days"], rel=1e-6)
+        g.loc["control", "count"] / g.loc["control", "days"], rel=1e-6
+    )
     # score equation of a Poisson GLM with an intercept: residuals sum to 0
     assert abs(fit.residuals().sum()) < 1e-6 * trial["count"].sum()
 
@@ -125,8 +133,7 @@ def test_predict_and_residuals(trial):
     marg = fit.predict(trial, conditional=False, type="link")
     assert np.allclose(marg, fit.model_matrix(trial) @ fit.fixed_params)
     new = trial.head(3).assign(id="new-person")
-    assert np.allclose(fit.predict(new, type="link"),
-                       fit.model_matrix(new) @ fit.fixed_params)
+    assert np.allclose(fit.predict(new, type="link"), fit.model_matrix(new) @ fit.fixed_params)
     r = fit.residuals()
     assert np.allclose(r.to_numpy(), trial["y"].to_numpy() - p)
     rp = fit.residuals("pearson")

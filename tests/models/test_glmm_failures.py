@@ -25,9 +25,13 @@ from peerstats.exceptions import (
 def binary():
     rng = np.random.default_rng(16)
     n = 120
-    d = pd.DataFrame({"id": np.repeat(np.arange(40), 3).astype(str),
-                      "arm": np.repeat(np.where(np.arange(40) < 20, "control", "peer"), 3),
-                      "x": rng.normal(size=n)})
+    d = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(40), 3).astype(str),
+            "arm": np.repeat(np.where(np.arange(40) < 20, "control", "peer"), 3),
+            "x": rng.normal(size=n),
+        }
+    )
     d["y"] = rng.binomial(1, 0.4, size=n)
     d["days"] = rng.integers(30, 365, size=n).astype(float)
     d["count"] = rng.poisson(2.0, size=n)
@@ -95,12 +99,15 @@ def test_arm_with_no_events(binary):
         ps.glmm("count ~ arm", d, family="negative_binomial")
 
 
-@pytest.mark.parametrize("kw,msg", [
-    ({"family": "gamma"}, "family='gamma' is not valid"),
-    ({"link": "identity"}, "link='identity' is not available"),
-    ({"nagq": 0}, "nagq must be"),
-    ({"level": 1.5}, "level must be"),
-])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"family": "gamma"}, "family='gamma' is not valid"),
+        ({"link": "identity"}, "link='identity' is not available"),
+        ({"nagq": 0}, "nagq must be"),
+        ({"level": 1.5}, "level must be"),
+    ],
+)
 def test_invalid_options(binary, kw, msg):
     with pytest.raises(ModelSpecificationError, match=msg):
         ps.glmm("y ~ arm + (1 | id)", binary, **kw)
@@ -134,8 +141,13 @@ def test_missing_covariate_is_an_error_not_a_drop(binary):
 
 def test_singular_fit_warns():
     """Every group has the same outcomes: the ML group variance is 0 (boundary)."""
-    d = pd.DataFrame({"g": np.repeat(np.arange(10), 4).astype(str),
-                      "y": np.tile([0, 1, 0, 1], 10), "x": np.tile([0.0, 1.0, 1.0, 0.0], 10)})
+    d = pd.DataFrame(
+        {
+            "g": np.repeat(np.arange(10), 4).astype(str),
+            "y": np.tile([0, 1, 0, 1], 10),
+            "x": np.tile([0.0, 1.0, 1.0, 0.0], 10),
+        }
+    )
     with pytest.warns(SingularFitWarning, match="singular fit"):
         fit = ps.glmm("y ~ x + (1 | g)", d)
     assert fit.variance_components["variance"].iloc[0] == 0.0
@@ -147,6 +159,6 @@ def test_ratio_views_need_the_right_link(binary):
         warnings.simplefilter("ignore")
         fit = ps.glmm("y ~ arm", binary, link="probit")
     with pytest.raises(ModelSpecificationError, match="logit"):
-        fit.odds_ratio
+        _ = fit.odds_ratio
     with pytest.raises(ModelSpecificationError, match="log link"):
-        fit.rate_ratio
+        _ = fit.rate_ratio

@@ -77,8 +77,10 @@ def test_cbpp_laplace_matches_glmmtmb(cbpp):
     """glmmTMB (exact Laplace); tol 1e-4 est, 1e-3 SE, 1e-3 loglik."""
     fit = _fit("prop ~ period + (1 | herd)", cbpp, weights="size")
     _check(fit, "cbpp_tmb")
-    assert abs(fit.variance_components.loc["herd", "variance"] - R["cbpp_tmb"]["varcomp"]["herd"]) \
+    assert (
+        abs(fit.variance_components.loc["herd", "variance"] - R["cbpp_tmb"]["varcomp"]["herd"])
         < 1e-4 * R["cbpp_tmb"]["varcomp"]["herd"]
+    )
     assert list(fit.coef.index) == ["Intercept", "period[T.2]", "period[T.3]", "period[T.4]"]
 
 
@@ -158,23 +160,29 @@ def test_glm_binomial_interaction(toenail):
 def test_salamanders_nb2_matches_glmmtmb():
     """glmmTMB nbinom2 with a site intercept: estimates, SEs, loglik and theta."""
     sal = _csv("salamanders.csv")
-    fit = _fit("count ~ mined + cover + (1 | site)", sal, family="negative_binomial",
-               reference={"mined": "yes"})
+    fit = _fit(
+        "count ~ mined + cover + (1 | site)",
+        sal,
+        family="negative_binomial",
+        reference={"mined": "yes"},
+    )
     _check(fit, "sal_nb2_tmb")
     assert abs(fit.theta - R["sal_nb2_tmb"]["theta"]) < 1e-4 * fit.theta
 
 
 def test_salamanders_poisson_matches_glmmtmb():
     sal = _csv("salamanders.csv")
-    fit = _fit("count ~ mined + cover + (1 | site)", sal, family="poisson",
-               reference={"mined": "yes"})
+    fit = _fit(
+        "count ~ mined + cover + (1 | site)", sal, family="poisson", reference={"mined": "yes"}
+    )
     _check(fit, "sal_pois_tmb")
 
 
 def test_nb2_offset_random_intercept_matches_glmmtmb(counts):
     """Synthetic bed-days with follow-up days: offset = log(days) as a column."""
-    fit = _fit("beddays ~ arm + visit + (1 | id)", counts, family="negative_binomial",
-               offset="logdays")
+    fit = _fit(
+        "beddays ~ arm + visit + (1 | id)", counts, family="negative_binomial", offset="logdays"
+    )
     _check(fit, "counts_nb2_offset_tmb")
     assert abs(fit.theta - R["counts_nb2_offset_tmb"]["theta"]) < 1e-4 * fit.theta
 
@@ -188,8 +196,12 @@ def test_poisson_exposure_matches_glmmtmb(counts):
 def test_nb2_glm_matches_glm_nb_and_glmmtmb(counts):
     """MASS::glm.nb: estimates and theta (its SEs take theta as known and use the expected
     information, a different convention); glmmTMB nbinom2: everything."""
-    fit = _fit("beddays ~ arm + visit", counts, family="negative_binomial",
-               offset=counts["logdays"].to_numpy())
+    fit = _fit(
+        "beddays ~ arm + visit",
+        counts,
+        family="negative_binomial",
+        offset=counts["logdays"].to_numpy(),
+    )
     ref = R["counts_glmnb_offset"]
     assert _rel(fit.coef["estimate"], ref["coef"]["estimate"]) < 1e-4
     assert abs(fit.theta - ref["theta"]) < 1e-4 * ref["theta"]
@@ -197,8 +209,10 @@ def test_nb2_glm_matches_glm_nb_and_glmmtmb(counts):
 
 
 def test_poisson_glm_offset_matches_glm(counts):
-    _check(_fit("beddays ~ arm + visit", counts, family="poisson", offset="logdays"),
-           "counts_pois_glm_offset")
+    _check(
+        _fit("beddays ~ arm + visit", counts, family="poisson", offset="logdays"),
+        "counts_pois_glm_offset",
+    )
 
 
 # ---- zero-inflated and hurdle ----------------------------------------------------------------
@@ -221,18 +235,29 @@ def _check_zero(fit, key, sign=1.0):
 
 
 def test_zip_biochemists_matches_pscl(bio):
-    fit = _fit("art ~ fem + mar + kid5 + phd + ment", bio, family="poisson",
-               zero_inflation="~ fem + ment", reference={"mar": "Single"})
+    fit = _fit(
+        "art ~ fem + mar + kid5 + phd + ment",
+        bio,
+        family="poisson",
+        zero_inflation="~ fem + ment",
+        reference={"mar": "Single"},
+    )
     _check(fit, "bc_zip")
     _check_zero(fit, "bc_zip")
 
 
-@pytest.mark.parametrize("family,key", [("negative_binomial", "bc_hurdle_nb"),
-                                        ("poisson", "bc_hurdle_pois")])
+@pytest.mark.parametrize(
+    "family,key", [("negative_binomial", "bc_hurdle_nb"), ("poisson", "bc_hurdle_pois")]
+)
 def test_hurdle_biochemists_matches_pscl(bio, family, key):
     """pscl's hurdle models P(y > 0): its zero coefficients are ours with the sign changed."""
-    fit = _fit("art ~ fem + mar + kid5 + phd + ment", bio, family=family,
-               hurdle="~ fem + ment", reference={"mar": "Single"})
+    fit = _fit(
+        "art ~ fem + mar + kid5 + phd + ment",
+        bio,
+        family=family,
+        hurdle="~ fem + ment",
+        reference={"mar": "Single"},
+    )
     _check(fit, key, est_tol=2e-4)  # pscl's BFGS stops at ~1e-4 relative (reltol 1e-8)
     _check_zero(fit, key, sign=-1.0)
     if family == "negative_binomial":
@@ -241,24 +266,29 @@ def test_hurdle_biochemists_matches_pscl(bio, family, key):
 
 @pytest.mark.parametrize("key", ["zi_zinb_pscl", "zi_zinb_tmb"])
 def test_zinb_offset_matches_pscl_and_glmmtmb(zi, key):
-    fit = _fit("beddays ~ arm + age", zi, family="negative_binomial", offset="logdays",
-               zero_inflation="~ arm")
+    fit = _fit(
+        "beddays ~ arm + age",
+        zi,
+        family="negative_binomial",
+        offset="logdays",
+        zero_inflation="~ arm",
+    )
     _check(fit, key)
     _check_zero(fit, key)
     assert abs(fit.theta - R[key]["theta"]) < 1e-4 * fit.theta
 
 
 def test_zip_intercept_only_zero_part_matches_pscl(zi):
-    fit = _fit("beddays ~ arm + age", zi, family="poisson", offset="logdays",
-               zero_inflation="~ 1")
+    fit = _fit("beddays ~ arm + age", zi, family="poisson", offset="logdays", zero_inflation="~ 1")
     _check(fit, "zi_zip1_pscl")
     _check_zero(fit, "zi_zip1_pscl")
 
 
 def test_hurdle_nb_matches_glmmtmb_truncated_nbinom2(zi):
     """glmmTMB truncated_nbinom2 + ziformula: the zero part models P(y = 0), as ours."""
-    fit = _fit("beddays ~ arm + age", zi, family="negative_binomial", offset="logdays",
-               hurdle="~ arm")
+    fit = _fit(
+        "beddays ~ arm + age", zi, family="negative_binomial", offset="logdays", hurdle="~ arm"
+    )
     _check(fit, "zi_hurdle_nb_tmb")
     _check_zero(fit, "zi_hurdle_nb_tmb")
 
@@ -268,8 +298,11 @@ def test_partially_nested_binary_matches_glmmtmb():
     """Synthetic readmission trial: (0 + peer | group) + (1 | id), glmmTMB Laplace; glmer's
     Laplace optimum is again a little short (log-likelihood lower than ours)."""
     pn = _csv("pn_binary.csv")
-    fit = _fit("readmit ~ arm + visit + site + (0 + peer | group) + (1 | id)", pn,
-               reference={"visit": "m12"})
+    fit = _fit(
+        "readmit ~ arm + visit + site + (0 + peer | group) + (1 | id)",
+        pn,
+        reference={"visit": "m12"},
+    )
     _check(fit, "pn_binary_tmb")
     vc = fit.variance_components
     ref = R["pn_binary_tmb"]["varcomp"]

@@ -274,8 +274,9 @@ class ScalarObjective:
 
 
 def _bincount_matrix(codes, M, J):
-    return np.column_stack([np.bincount(codes, weights=M[:, j], minlength=J)
-                            for j in range(M.shape[1])])
+    return np.column_stack(
+        [np.bincount(codes, weights=M[:, j], minlength=J) for j in range(M.shape[1])]
+    )
 
 
 class GeneralObjective:
@@ -384,8 +385,10 @@ class GeneralObjective:
         A, u, f, w, eta = self._state(phi)
         s, h = self._sh
         eps = 1e-6
-        dw = (pr.family.derivs(pr.y, eta + eps, None, pr.trials, pr.pw)[3]
-              - pr.family.derivs(pr.y, eta - eps, None, pr.trials, pr.pw)[3]) / (2 * eps)
+        dw = (
+            pr.family.derivs(pr.y, eta + eps, None, pr.trials, pr.pw)[3]
+            - pr.family.derivs(pr.y, eta - eps, None, pr.trials, pr.pw)[3]
+        ) / (2 * eps)
         Msolve, _ = self._factor(A, w)
         Hsolve, _ = self._factor(A, h)
         Ad = A.toarray()

@@ -24,15 +24,22 @@ from scipy import special
 __all__ = ["Family", "make_family", "FAMILIES", "LINKS"]
 
 FAMILIES = ("binomial", "poisson", "negative_binomial")
-LINKS = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",),
-         "negative_binomial": ("log",)}
+LINKS = {
+    "binomial": ("logit", "probit", "cloglog"),
+    "poisson": ("log",),
+    "negative_binomial": ("log",),
+}
 
 
 def _sm_link(name: str):
     from statsmodels.genmod.families import links
 
-    return {"logit": links.Logit(), "probit": links.Probit(), "cloglog": links.CLogLog(),
-            "log": links.Log()}[name]
+    return {
+        "logit": links.Logit(),
+        "probit": links.Probit(),
+        "cloglog": links.CLogLog(),
+        "log": links.Log(),
+    }[name]
 
 
 def _binom_parts(link: str, eta: np.ndarray):
@@ -116,8 +123,14 @@ class Family:
         th = float(np.exp(extra[0]))
         mu = np.exp(eta)
         lth = np.logaddexp(np.log(th), eta)  # log(theta + mu)
-        ll = (special.gammaln(y + th) - special.gammaln(th) - special.gammaln(y + 1.0)
-              + th * np.log(th) + y * eta - (y + th) * lth)
+        ll = (
+            special.gammaln(y + th)
+            - special.gammaln(th)
+            - special.gammaln(y + 1.0)
+            + th * np.log(th)
+            + y * eta
+            - (y + th) * lth
+        )
         r = th / (th + mu)
         s = r * (y - mu)
         h = r * mu * (y + th) / (th + mu)

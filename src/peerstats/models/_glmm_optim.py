@@ -95,8 +95,12 @@ def fd_hessian(obj, phi, free) -> np.ndarray:
         H[a, a] = (at(**{str(k): ha}) - 2 * f0 + at(**{str(k): -ha})) / ha**2
         for b in range(a):
             j, hb = idx[b], hs[b]
-            v = (at(**{str(k): ha, str(j): hb}) - at(**{str(k): ha, str(j): -hb})
-                 - at(**{str(k): -ha, str(j): hb}) + at(**{str(k): -ha, str(j): -hb}))
+            v = (
+                at(**{str(k): ha, str(j): hb})
+                - at(**{str(k): ha, str(j): -hb})
+                - at(**{str(k): -ha, str(j): hb})
+                + at(**{str(k): -ha, str(j): -hb})
+            )
             H[a, b] = H[b, a] = v / (4 * ha * hb)
     return H
 
@@ -112,14 +116,18 @@ def maximise(obj, phi0, bounds, *, canon=None, maxiter: int = 500) -> OptimResul
     bnds = [(lo, hi) for lo, hi in bounds]
     free_b = [(None, None)] * len(bnds)
     res = optimize.minimize(
-        obj.value, phi0, jac=lambda x: _grad(obj, x, free_b), method="L-BFGS-B",
+        obj.value,
+        phi0,
+        jac=lambda x: _grad(obj, x, free_b),
+        method="L-BFGS-B",
         options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
     )
     phi = np.asarray(res.x, dtype=float)
     if canon is not None:
         phi = canon(phi)
-    free = np.array([not (lo is not None and abs(phi[k] - lo) <= 1e-6) for k, (lo, _) in
-                     enumerate(bnds)])
+    free = np.array(
+        [not (lo is not None and abs(phi[k] - lo) <= 1e-6) for k, (lo, _) in enumerate(bnds)]
+    )
     phi = np.where(free, phi, [lo if lo is not None else 0.0 for lo, _ in bnds])
     value = obj.value(phi)
     H = fd_hessian(obj, phi, free)
@@ -140,6 +148,12 @@ def maximise(obj, phi0, bounds, *, canon=None, maxiter: int = 500) -> OptimResul
             break
         phi, value = trial, v
     obj.value(phi)  # leave the objective's state (modes) at the optimum
-    return OptimResult(phi=phi, value=value, hessian=H, free=free,
-                       converged=bool(res.success) or np.max(np.abs(_grad(obj, phi, bnds)[free]))
-                       < 1e-3, message=str(res.message), n_iter=int(res.nit))
+    return OptimResult(
+        phi=phi,
+        value=value,
+        hessian=H,
+        free=free,
+        converged=bool(res.success) or np.max(np.abs(_grad(obj, phi, bnds)[free])) < 1e-3,
+        message=str(res.message),
+        n_iter=int(res.nit),
+    )

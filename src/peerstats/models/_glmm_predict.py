@@ -73,7 +73,8 @@ def _offset_for(fit, data: pd.DataFrame) -> np.ndarray:
         if not isinstance(arg, str):
             raise ModelSpecificationError(
                 "the model was fitted with an offset array; predict on new data needs the "
-                "offset as a column name")
+                "offset as a column name"
+            )
         v = pd.to_numeric(data[arg]).to_numpy(dtype=float)
         return np.log(v) if log else v
     return np.zeros(len(data))
@@ -108,8 +109,10 @@ def residuals(fit, type="response") -> pd.Series:
         yv = pr.y
         var = mu if fit.family_name == "poisson" else mu + mu**2 / fit.theta
         if fit._zero_X is not None and type == "pearson":
-            raise ModelSpecificationError("Pearson residuals of zero-inflated / hurdle models "
-                                          "are not implemented; use type='response'")
+            raise ModelSpecificationError(
+                "Pearson residuals of zero-inflated / hurdle models "
+                "are not implemented; use type='response'"
+            )
     r = yv - mu
     if type == "pearson":
         r = r / np.sqrt(var)
@@ -128,8 +131,9 @@ def emmeans(fit, specs, *, type="response", offset=0.0) -> pd.DataFrame:
     type = choice("type", type, ("response", "link"))
     specs = [specs] if isinstance(specs, str) else list(specs)
     if fit._zero_X is not None:
-        raise ModelSpecificationError("emmeans of zero-inflated / hurdle models are not "
-                                      "implemented; use predict()")
+        raise ModelSpecificationError(
+            "emmeans of zero-inflated / hurdle models are not implemented; use predict()"
+        )
     frame, L = emmeans_matrix(fit._design, specs)
     est, se = _link_table(fit, L, offset)
     z = stats.norm.ppf(0.5 + fit.level / 2)
@@ -143,8 +147,10 @@ def emmeans(fit, specs, *, type="response", offset=0.0) -> pd.DataFrame:
         out["std_error"] = np.abs(d(est)) * se
         out["ci_lower"], out["ci_upper"] = inv(lo), inv(hi)
     out.attrs["type"] = type
-    out.attrs["method"] = ("reference grid, equal weights, random effects at 0; CI on the link "
-                           "scale" + (", back-transformed" if type == "response" else ""))
+    out.attrs["method"] = (
+        "reference grid, equal weights, random effects at 0; CI on the link "
+        "scale" + (", back-transformed" if type == "response" else "")
+    )
     return out
 
 
@@ -164,22 +170,27 @@ def contrasts(fit, arm: str, *, by=None, scale=None) -> pd.DataFrame:
     ``"difference"`` (risk or rate difference at random effects 0, delta method).
     """
     if fit._zero_X is not None:
-        raise ModelSpecificationError("contrasts of zero-inflated / hurdle models are not "
-                                      "implemented; use coef")
+        raise ModelSpecificationError(
+            "contrasts of zero-inflated / hurdle models are not implemented; use coef"
+        )
     ratio = _ratio_scale(fit)
-    scale = choice("scale", scale or ("ratio" if ratio else "link"),
-                   ("ratio", "link", "difference"))
+    scale = choice(
+        "scale", scale or ("ratio" if ratio else "link"), ("ratio", "link", "difference")
+    )
     if scale == "ratio" and ratio is None:
-        raise ModelSpecificationError(f"scale='ratio' needs a logit or log link, not "
-                                      f"{fit.link_name!r}; use scale='link' or 'difference'")
+        raise ModelSpecificationError(
+            f"scale='ratio' needs a logit or log link, not "
+            f"{fit.link_name!r}; use scale='link' or 'difference'"
+        )
     if arm not in fit._design.factors:
-        raise ModelSpecificationError(f"arm={arm!r} is not a factor of the model; factors are "
-                                      f"{list(fit._design.factors)}")
+        raise ModelSpecificationError(
+            f"arm={arm!r} is not a factor of the model; factors are {list(fit._design.factors)}"
+        )
     specs = [arm] if by is None else [arm, by]
     frame, L = emmeans_matrix(fit._design, specs)
     levels = fit._design.factor_values[arm]
     ref = levels[0]
-    rows, Ls, which = [], [], []
+    rows, Ls = [], []
     by_values = [None] if by is None else list(frame[by].cat.categories)
     for bv in by_values:
         sel_by = np.ones(len(frame), bool) if bv is None else (frame[by] == bv).to_numpy()
@@ -209,12 +220,24 @@ def _contrast_frame(fit, rows, Ls, scale, ratio) -> pd.DataFrame:
         lo, hi = est - z * se, est + z * se
         if scale == "ratio":
             est, lo, hi = np.exp(est), np.exp(lo), np.exp(hi)
-        out.append({**row, "estimate": est, "std_error": se, "statistic": stat,
-                    "p_value": 2 * stats.norm.sf(abs(stat)), "ci_lower": lo, "ci_upper": hi})
+        out.append(
+            {
+                **row,
+                "estimate": est,
+                "std_error": se,
+                "statistic": stat,
+                "p_value": 2 * stats.norm.sf(abs(stat)),
+                "ci_lower": lo,
+                "ci_upper": hi,
+            }
+        )
     frame = pd.DataFrame(out)
     frame.attrs["scale"] = ratio if scale == "ratio" else scale
-    frame.attrs["method"] = ("Wald z; ratio CI = exp(link-scale CI); std_error on the link "
-                             "scale" if scale == "ratio" else "Wald z")
+    frame.attrs["method"] = (
+        "Wald z; ratio CI = exp(link-scale CI); std_error on the link scale"
+        if scale == "ratio"
+        else "Wald z"
+    )
     return frame
 
 
@@ -223,17 +246,29 @@ def effect_records(fit, arm: str, *, outcome_label="", by=None, **fields: Any) -
 
     ratio = _ratio_scale(fit)
     if ratio is None:
-        raise ModelSpecificationError("effect records need a logit or log link (odds or rate "
-                                      "ratios)")
+        raise ModelSpecificationError(
+            "effect records need a logit or log link (odds or rate ratios)"
+        )
     table = contrasts(fit, arm, by=by, scale="ratio")
     out = []
     for _, r in table.iterrows():
-        out.append(EffectRecord(
-            outcome=fit._design.outcome, outcome_label=outcome_label, scale=ratio,
-            estimate=float(r["estimate"]), ci_lower=float(r["ci_lower"]),
-            ci_upper=float(r["ci_upper"]), p_value=float(r["p_value"]),
-            std_error=float(r["std_error"]), statistic=float(r["statistic"]),
-            comparison=str(r["contrast"]).replace(" - ", " vs "),
-            visit=None if by is None else str(r[by]), n_analysed=fit.n_obs,
-            model=fit.model_description, level=fit.level, **fields))
+        out.append(
+            EffectRecord(
+                outcome=fit._design.outcome,
+                outcome_label=outcome_label,
+                scale=ratio,
+                estimate=float(r["estimate"]),
+                ci_lower=float(r["ci_lower"]),
+                ci_upper=float(r["ci_upper"]),
+                p_value=float(r["p_value"]),
+                std_error=float(r["std_error"]),
+                statistic=float(r["statistic"]),
+                comparison=str(r["contrast"]).replace(" - ", " vs "),
+                visit=None if by is None else str(r[by]),
+                n_analysed=fit.n_obs,
+                model=fit.model_description,
+                level=fit.level,
+                **fields,
+            )
+        )
     return out

@@ -22,9 +22,14 @@ def _wald_frame(names, est, se, level) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = est / se
     return pd.DataFrame(
-        {"estimate": est, "std_error": se, "statistic": stat,
-         "p_value": 2 * stats.norm.sf(np.abs(stat)), "ci_lower": est - z * se,
-         "ci_upper": est + z * se},
+        {
+            "estimate": est,
+            "std_error": se,
+            "statistic": stat,
+            "p_value": 2 * stats.norm.sf(np.abs(stat)),
+            "ci_lower": est - z * se,
+            "ci_upper": est + z * se,
+        },
         index=pd.Index(list(names), name="term"),
     )
 
@@ -39,8 +44,24 @@ class GLMMResult:
 
     method = "ml"
 
-    def __init__(self, *, formula, design, problem, objective, opt, zero_kind, zero_formula,
-                 zero_X, offset_label, offset_arg, exposure_arg, level, elapsed, rows_data):
+    def __init__(
+        self,
+        *,
+        formula,
+        design,
+        problem,
+        objective,
+        opt,
+        zero_kind,
+        zero_formula,
+        zero_X,
+        offset_label,
+        offset_arg,
+        exposure_arg,
+        level,
+        elapsed,
+        rows_data,
+    ):
         self.formula = formula
         self._design = design
         self._problem = problem
@@ -137,9 +158,15 @@ class GLMMResult:
 
     def _exp_view(self, what: str) -> pd.DataFrame:
         c = self.coef
-        out = pd.DataFrame({"estimate": np.exp(c["estimate"]), "ci_lower": np.exp(c["ci_lower"]),
-                            "ci_upper": np.exp(c["ci_upper"]), "p_value": c["p_value"]},
-                           index=c.index)
+        out = pd.DataFrame(
+            {
+                "estimate": np.exp(c["estimate"]),
+                "ci_lower": np.exp(c["ci_lower"]),
+                "ci_upper": np.exp(c["ci_upper"]),
+                "p_value": c["p_value"],
+            },
+            index=c.index,
+        )
         out.attrs["scale"] = what
         return out
 
@@ -234,8 +261,9 @@ class GLMMResult:
 
         return re_variance(self, data)
 
-    def predict(self, data: pd.DataFrame | None = None, *, type: str = "response",
-                conditional: bool = True) -> np.ndarray:
+    def predict(
+        self, data: pd.DataFrame | None = None, *, type: str = "response", conditional: bool = True
+    ) -> np.ndarray:
         """Predictions: ``type="response"`` (probability / expected count) or ``"link"``;
         ``conditional=True`` adds the random effects of known groups (0 for new groups)."""
         from peerstats.models._glmm_predict import predict
@@ -254,15 +282,17 @@ class GLMMResult:
 
         return emmeans(self, specs, type=type, offset=offset)
 
-    def contrasts(self, arm: str, *, by: str | None = None,
-                  scale: str | None = None) -> pd.DataFrame:
+    def contrasts(
+        self, arm: str, *, by: str | None = None, scale: str | None = None
+    ) -> pd.DataFrame:
         """Each level of ``arm`` against its reference (see ``_glmm_predict.contrasts``)."""
         from peerstats.models._glmm_predict import contrasts
 
         return contrasts(self, arm, by=by, scale=scale)
 
-    def effect_records(self, arm: str, *, outcome_label: str = "", by: str | None = None,
-                       **fields: Any) -> list:
+    def effect_records(
+        self, arm: str, *, outcome_label: str = "", by: str | None = None, **fields: Any
+    ) -> list:
         """The arm contrasts as :class:`peerstats.effects.EffectRecord` (ratio scale)."""
         from peerstats.models._glmm_predict import effect_records
 
@@ -271,23 +301,34 @@ class GLMMResult:
     # ---- rendering ----------------------------------------------------------------------
     @property
     def model_description(self) -> str:
-        fam = {"binomial": f"binomial ({self.link_name})", "poisson": "Poisson (log)",
-               "negative_binomial": "negative binomial NB2 (log)"}[self.family_name]
+        fam = {
+            "binomial": f"binomial ({self.link_name})",
+            "poisson": "Poisson (log)",
+            "negative_binomial": "negative binomial NB2 (log)",
+        }[self.family_name]
         if self.zero_kind:
             kind = "zero-inflated" if self.zero_kind == "zero_inflation" else "hurdle"
             return f"{kind} {fam} model, zero part {self.zero_formula}"
         if not self._problem.terms:
             return f"GLM, {fam}"
-        how = ("Laplace approximation" if self._problem.nagq == 1 else
-               f"adaptive Gauss-Hermite quadrature, {self._problem.nagq} nodes")
+        how = (
+            "Laplace approximation"
+            if self._problem.nagq == 1
+            else f"adaptive Gauss-Hermite quadrature, {self._problem.nagq} nodes"
+        )
         return f"GLMM, {fam}, maximum likelihood ({how})"
 
     def summary(self) -> str:
-        lines = [self.model_description, f"formula: {self.formula}",
-                 f"observations: {self.n_obs} (dropped, missing outcome: {self.n_dropped})",
-                 f"log-likelihood {self.loglik:.4f}  AIC {self.aic:.4f}  BIC {self.bic:.4f}",
-                 f"converged: {self.converged}", "", "Fixed effects (link scale; " + _WALD + ")",
-                 self.coef.to_string()]
+        lines = [
+            self.model_description,
+            f"formula: {self.formula}",
+            f"observations: {self.n_obs} (dropped, missing outcome: {self.n_dropped})",
+            f"log-likelihood {self.loglik:.4f}  AIC {self.aic:.4f}  BIC {self.bic:.4f}",
+            f"converged: {self.converged}",
+            "",
+            "Fixed effects (link scale; " + _WALD + ")",
+            self.coef.to_string(),
+        ]
         if self.zero_coef is not None:
             lines += ["", "Zero part (logit of P(zero))", self.zero_coef.to_string()]
         if len(self.variance_components):
@@ -300,8 +341,11 @@ class GLMMResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        parts = [f"<p><b>{self.model_description}</b><br>{self.formula}<br>n = {self.n_obs}, "
-                 f"log-likelihood {self.loglik:.4f}</p>", self.coef.to_html()]
+        parts = [
+            f"<p><b>{self.model_description}</b><br>{self.formula}<br>n = {self.n_obs}, "
+            f"log-likelihood {self.loglik:.4f}</p>",
+            self.coef.to_html(),
+        ]
         if self.zero_coef is not None:
             parts.append(self.zero_coef.to_html())
         if len(self.variance_components):

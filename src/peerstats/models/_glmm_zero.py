@@ -30,8 +30,14 @@ def _count_logpmf(family, y, eta, extra):
         return y * eta - mu - special.gammaln(y + 1.0), -mu
     th = float(np.exp(extra[0]))
     lth = np.logaddexp(np.log(th), eta)
-    lf = (special.gammaln(y + th) - special.gammaln(th) - special.gammaln(y + 1.0)
-          + th * np.log(th) + y * eta - (y + th) * lth)
+    lf = (
+        special.gammaln(y + th)
+        - special.gammaln(th)
+        - special.gammaln(y + 1.0)
+        + th * np.log(th)
+        + y * eta
+        - (y + th) * lth
+    )
     return lf, th * (np.log(th) - lth)
 
 

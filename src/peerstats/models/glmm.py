@@ -148,9 +148,18 @@ def glmm(
     re_terms = _random_terms(terms, rdata)
     if nagq > 1 and re_terms[0].q != 1:
         raise ModelSpecificationError(
-            f"nagq={nagq} needs a scalar random term; {terms[0]} has {re_terms[0].q} columns")
-    problem = Problem(X=design.X, y=y, trials=trials, pw=prior, offset=off, family=fam,
-                      terms=re_terms, nagq=int(nagq))
+            f"nagq={nagq} needs a scalar random term; {terms[0]} has {re_terms[0].q} columns"
+        )
+    problem = Problem(
+        X=design.X,
+        y=y,
+        trials=trials,
+        pw=prior,
+        offset=off,
+        family=fam,
+        terms=re_terms,
+        nagq=int(nagq),
+    )
     Xz = _zero_design(zero_formula, design) if zero_kind else None
     beta0 = _glm_start(problem, design.columns)
     if zero_kind:
@@ -164,10 +173,20 @@ def glmm(
     opt = maximise(obj, phi0, bounds, canon=lambda phi: _canonical(phi, problem))
     _check_fit(opt, problem, obj)
     return GLMMResult(
-        formula=formula, design=design, problem=problem, objective=obj, opt=opt,
-        zero_kind=zero_kind, zero_formula=zero_formula, zero_X=Xz, offset_label=off_label,
-        offset_arg=offset, exposure_arg=exposure, level=level,
-        elapsed=time.perf_counter() - t0, rows_data=data.iloc[rows],
+        formula=formula,
+        design=design,
+        problem=problem,
+        objective=obj,
+        opt=opt,
+        zero_kind=zero_kind,
+        zero_formula=zero_formula,
+        zero_X=Xz,
+        offset_label=off_label,
+        offset_arg=offset,
+        exposure_arg=exposure,
+        level=level,
+        elapsed=time.perf_counter() - t0,
+        rows_data=data.iloc[rows],
     )
 
 
@@ -186,7 +205,8 @@ def _validate_options(formula, data, family, link, nagq, zero_inflation, hurdle,
         raise ModelSpecificationError(
             f"nagq={nagq} (adaptive Gauss-Hermite quadrature) needs exactly one scalar random "
             f"term such as (1 | id); the formula has {[str(t) for t in terms]}. Use nagq=1 "
-            "(Laplace) for other random structures, as glmer")
+            "(Laplace) for other random structures, as glmer"
+        )
     if zero_inflation is not None and hurdle is not None:
         raise ModelSpecificationError("give zero_inflation= or hurdle=, not both")
     zero_formula = zero_inflation if zero_inflation is not None else hurdle
@@ -194,16 +214,19 @@ def _validate_options(formula, data, family, link, nagq, zero_inflation, hurdle,
     if zero_formula is not None:
         zero_kind = "zero_inflation" if zero_inflation is not None else "hurdle"
         if fam.name == "binomial":
-            raise ModelSpecificationError(f"{zero_kind}= needs a count family "
-                                          "('poisson' or 'negative_binomial')")
+            raise ModelSpecificationError(
+                f"{zero_kind}= needs a count family ('poisson' or 'negative_binomial')"
+            )
         if terms:
             raise ModelSpecificationError(
                 f"{zero_kind}= with random terms {[str(t) for t in terms]} is not implemented; "
-                "fit the zero-inflated / hurdle model without random terms")
+                "fit the zero-inflated / hurdle model without random terms"
+            )
         if not isinstance(zero_formula, str) or not zero_formula.strip().startswith("~"):
             raise ModelSpecificationError(
                 f"{zero_kind}= takes a one-sided formula such as '~ 1' or '~ arm', "
-                f"got {zero_formula!r}")
+                f"got {zero_formula!r}"
+            )
         if nagq > 1:
             raise ModelSpecificationError("nagq > 1 needs a random term")
     return fam, fixed, terms, zero_kind, zero_formula
@@ -218,12 +241,18 @@ def _fixed_design(fixed, terms, data, reference, offset, exposure, weights):
     missing = [c for c in group_cols if c not in data.columns]
     if missing:
         raise ModelSpecificationError(
-            f"grouping column(s) {missing} not found in data; columns are {list(data.columns)}")
+            f"grouping column(s) {missing} not found in data; columns are {list(data.columns)}"
+        )
     design = build_fixed_design(fixed, data, extra_columns=lhs_vars, reference=reference)
     rdata = data.iloc[np.asarray(design.rows)]
     rcols = list(dict.fromkeys([*group_cols, *lhs_vars]))
-    rdata = pd.DataFrame({c: rdata[c].astype(object) if pd.api.types.is_string_dtype(rdata[c])
-                          else rdata[c] for c in rcols}, index=rdata.index)
+    rdata = pd.DataFrame(
+        {
+            c: rdata[c].astype(object) if pd.api.types.is_string_dtype(rdata[c]) else rdata[c]
+            for c in rcols
+        },
+        index=rdata.index,
+    )
     return design, rdata
 
 
@@ -233,7 +262,8 @@ def _weights(weights, data, rows) -> np.ndarray:
     if isinstance(weights, str):
         if weights not in data.columns:
             raise ModelSpecificationError(
-                f"weights={weights!r} is not a column of data; columns are {list(data.columns)}")
+                f"weights={weights!r} is not a column of data; columns are {list(data.columns)}"
+            )
         w = pd.to_numeric(data[weights], errors="coerce").to_numpy(dtype=float)
     else:
         w = np.asarray(weights, dtype=float).ravel()
@@ -262,8 +292,16 @@ def _random_terms(terms, rdata) -> list[ReTerm]:
         new[used] = np.arange(int(used.sum()))
         codes = np.where(on, new[np.maximum(rd.codes, 0)], -1)
         levels = tuple(lv for lv, k in zip(rd.levels, used) if k)
-        out.append(ReTerm(Z=np.where((codes >= 0)[:, None], rd.Z, 0.0), codes=codes,
-                          n_levels=len(levels), group=t.group, columns=rd.columns, levels=levels))
+        out.append(
+            ReTerm(
+                Z=np.where((codes >= 0)[:, None], rd.Z, 0.0),
+                codes=codes,
+                n_levels=len(levels),
+                group=t.group,
+                columns=rd.columns,
+                levels=levels,
+            )
+        )
     return out
 
 
@@ -274,7 +312,9 @@ def _zero_design(zero_formula: str, design) -> np.ndarray:
     try:
         mm = formulaic.model_matrix(rhs, design.data, na_action="raise")
     except Exception as exc:
-        raise ModelSpecificationError(f"cannot build the zero part {zero_formula!r}: {exc}") from exc
+        raise ModelSpecificationError(
+            f"cannot build the zero part {zero_formula!r}: {exc}"
+        ) from exc
     Xz = np.asarray(mm, dtype=float)
     return _ZeroX(Xz, [str(c) for c in mm.model_spec.column_names], mm.model_spec)
 
@@ -304,8 +344,9 @@ def _glm_start(problem: Problem, columns) -> np.ndarray:
     mean_y = np.clip((y.sum() + 0.5) / (problem.trials.sum() + 1.0), 1e-6, None)
     if fam.name == "binomial":
         mean_y = min(mean_y, 1 - 1e-6)
-    beta[0] = float(work.link(np.array([mean_y]))[0]) if columns and columns[0] == "Intercept" \
-        else 0.0
+    beta[0] = (
+        float(work.link(np.array([mean_y]))[0]) if columns and columns[0] == "Intercept" else 0.0
+    )
     ll_old = -np.inf
     for _ in range(60):
         eta = X @ beta + problem.offset
@@ -348,8 +389,11 @@ def _check_fit(opt, problem, obj) -> None:
     if not np.isfinite(opt.value):
         raise ConvergenceError("the likelihood is not finite at the estimates")
     if not opt.converged:
-        warnings.warn(f"the optimiser did not converge ({opt.message}); check the estimates",
-                      ConvergenceWarning, stacklevel=3)
+        warnings.warn(
+            f"the optimiser did not converge ({opt.message}); check the estimates",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     _, theta, _ = problem.split(opt.phi)
     k = problem.p
     zero = [t.group for t in problem.terms for _ in range(t.n_theta)]
@@ -358,9 +402,15 @@ def _check_fit(opt, problem, obj) -> None:
             warnings.warn(
                 f"singular fit: the random-effect standard deviation of {zero[j]!r} is "
                 "estimated at 0 (boundary of the parameter space); its standard errors are "
-                "computed with it held at 0", SingularFitWarning, stacklevel=3)
+                "computed with it held at 0",
+                SingularFitWarning,
+                stacklevel=3,
+            )
     ev = np.linalg.eigvalsh(opt.hessian) if opt.hessian.size else np.array([1.0])
     if ev.min() <= 0:
-        warnings.warn("the Hessian is not positive definite at the estimates: standard errors "
-                      "are not reliable (a boundary or near-unidentified parameter)",
-                      ConvergenceWarning, stacklevel=3)
+        warnings.warn(
+            "the Hessian is not positive definite at the estimates: standard errors "
+            "are not reliable (a boundary or near-unidentified parameter)",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
