@@ -380,7 +380,7 @@ class GeneralObjective:
         """Analytic gradient of minus the Laplace log-likelihood (no extra parameters; dense
         n x q intermediate, so only for moderate sizes)."""
         pr = self.pr
-        if pr.family.n_extra or self.n * self.Q > 3e7:
+        if pr.family.n_extra or self.Q > 3000 or self.n * self.Q > 5e7:
             return None
         A, u, f, w, eta = self._state(phi)
         s, h = self._sh
@@ -389,15 +389,13 @@ class GeneralObjective:
             pr.family.derivs(pr.y, eta + eps, None, pr.trials, pr.pw)[3]
             - pr.family.derivs(pr.y, eta - eps, None, pr.trials, pr.pw)[3]
         ) / (2 * eps)
-        Msolve, _ = self._factor(A, w)
         Hsolve, _ = self._factor(A, h)
-        Ad = A.toarray()
-        B = Msolve(Ad.T)  # M^-1 A'
-        c = dw * np.einsum("ij,ji->i", Ad, B)
+        AM = _a_minv(A, w, self.Q)  # A M^-1, dense n x Q
+        c = dw * np.asarray(A.multiply(AM).sum(axis=1)).ravel()  # w' * diag(A M^-1 A')
         X = pr.X
         dU = -Hsolve(np.asarray(A.T @ (h[:, None] * X)))
         g_beta = X.T @ s - 0.5 * c @ (X + A @ dU)
-        WAM = w[:, None] * B.T
+        WAM = w[:, None] * AM
         g_theta = []
         for k in range(pr.n_theta):
             dA = self._dA(k).tocoo()
@@ -422,6 +420,15 @@ class GeneralObjective:
             uu = self.u[off : off + t.n_levels * t.q].reshape(t.n_levels, t.q)
             out.append(uu @ L.T)
         return out
+
+
+def _a_minv(A, w, Q) -> np.ndarray:
+    """A M^-1 with M = I + A' W A, through a dense Cholesky inverse (Q is moderate here)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    M = (A.T @ sp.diags(w) @ A).toarray() + np.eye(Q)
+    Minv = cho_solve(cho_factor(M, lower=True), np.eye(Q))
+    return np.asarray(A @ Minv)
 
 
 def _lower_entry(q: int, k: int) -> tuple[int, int]:

@@ -132,6 +132,39 @@ def glmm(
     (glmer and glmmTMB). glmer's Laplace optimum differs slightly from the exact Laplace optimum
     that glmmTMB, SAS and peerstats find (lme4 issue #289); we match the latter.
     """
+    from peerstats.models.lmm import _single_threaded_blas
+
+    with _single_threaded_blas():
+        return _glmm(
+            formula,
+            data,
+            family,
+            offset,
+            exposure,
+            weights,
+            nagq,
+            zero_inflation,
+            hurdle,
+            link,
+            reference,
+            level,
+        )
+
+
+def _glmm(
+    formula,
+    data,
+    family,
+    offset,
+    exposure,
+    weights,
+    nagq,
+    zero_inflation,
+    hurdle,
+    link,
+    reference,
+    level,
+) -> GLMMResult:
     t0 = time.perf_counter()
     spec = _validate_options(formula, data, family, link, nagq, zero_inflation, hurdle, level)
     fam, fixed, terms, zero_kind, zero_formula = spec
