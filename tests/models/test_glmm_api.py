@@ -154,3 +154,23 @@ def test_effect_records_and_summary(trial):
     assert "<table" in fit._repr_html_()
     assert fit.aic == pytest.approx(-2 * fit.loglik + 2 * 5)
     assert fit.bic == pytest.approx(-2 * fit.loglik + np.log(len(trial)) * 5)
+
+
+def test_compare_accepts_glmm_fits():
+    """peerstats.compare on a GLM and the GLMM that adds (1 | herd) (cbpp): the likelihood-ratio
+    statistic is twice the log-likelihood difference, the GLMM's log-likelihood being glmmTMB's
+    (tests/reference/r_glmm/r_glmm_reference.json, 'cbpp_tmb')."""
+    import json
+    from pathlib import Path
+
+    ref_dir = Path(__file__).parents[1] / "reference" / "r_glmm"
+    ref = json.loads((ref_dir / "r_glmm_reference.json").read_text())
+    cb = pd.read_csv(ref_dir / "cbpp.csv").astype({"herd": str, "period": str})
+    glm = _fit("prop ~ period", cb, weights="size")
+    mixed = _fit("prop ~ period + (1 | herd)", cb, weights="size")
+    table = ps.compare(glm, mixed, names=["GLM", "GLMM"])
+    assert list(table["n_params"]) == [4, 5]
+    assert table["lr_statistic"].iloc[1] == pytest.approx(
+        2 * (ref["cbpp_tmb"]["loglik"] - glm.loglik), abs=1e-6
+    )
+    assert table["lr_df"].iloc[1] == 1
