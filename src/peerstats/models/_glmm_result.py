@@ -116,11 +116,21 @@ class GLMMResult:
         """Variance parameters, NB theta and zero-part coefficients."""
         return len(self._opt.phi) - self.n_fixed
 
+    vcov_type = "model-based (inverse Hessian)"
+    _robust = None
+
+    def _set_robust(self, V: np.ndarray, label: str) -> None:
+        self._robust = V
+        self.vcov_type = label
+        self.__dict__.pop("vcov_all", None)
+
     @functools.cached_property
     def vcov_all(self) -> np.ndarray:
         """Inverse Hessian of minus the log-likelihood over all parameters (NaN rows/columns
         for parameters held at a bound)."""
         opt = self._opt
+        if self._robust is not None:
+            return self._robust.copy()
         m = len(opt.phi)
         V = np.full((m, m), np.nan)
         idx = np.flatnonzero(opt.free)
@@ -325,6 +335,7 @@ class GLMMResult:
             f"observations: {self.n_obs} (dropped, missing outcome: {self.n_dropped})",
             f"log-likelihood {self.loglik:.4f}  AIC {self.aic:.4f}  BIC {self.bic:.4f}",
             f"converged: {self.converged}",
+            f"standard errors: {self.vcov_type}",
             "",
             "Fixed effects (link scale; " + _WALD + ")",
             self.coef.to_string(),

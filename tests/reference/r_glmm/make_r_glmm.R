@@ -187,5 +187,15 @@ ref$pn_binary_glmer <- glmer_block(glmer(readmit ~ arm + visit + site + (0 + pee
 ref$pn_binary_tmb <- tmb_block(glmmTMB(readmit ~ arm + visit + site + (0 + peer | group) + (1 | id),
                                        data = pn, family = binomial))
 
+## ---- cluster-robust standard errors of GLMs (sandwich::vcovCL, type HC1 = CR1) -----------
+suppressPackageStartupMessages(library(sandwich))
+ref$packages$sandwich <- as.character(packageVersion("sandwich"))
+g1 <- glm(y ~ treat * time, data = te, family = binomial)
+ref$toenail_glm_cr1 <- list(term = names(coef(g1)), estimate = unname(coef(g1)),
+  std_error = unname(sqrt(diag(vcovCL(g1, cluster = ~ patientID, type = "HC1")))))
+g2 <- glm(beddays ~ arm + visit + offset(logdays), data = d, family = poisson)
+ref$counts_pois_glm_cr1 <- list(term = names(coef(g2)), estimate = unname(coef(g2)),
+  std_error = unname(sqrt(diag(vcovCL(g2, cluster = ~ id, type = "HC1")))))
+
 write_json(ref, "r_glmm_reference.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
 cat("written r_glmm_reference.json\n")
