@@ -423,11 +423,14 @@ class GeneralObjective:
 
 
 def _a_minv(A, w, Q) -> np.ndarray:
-    """A M^-1 with M = I + A' W A, through a dense Cholesky inverse (Q is moderate here)."""
-    from scipy.linalg import cho_factor, cho_solve
+    """A M^-1 with M = I + A' W A, through a dense Cholesky inverse (LAPACK potri)."""
+    from scipy.linalg import cholesky, lapack
 
     M = (A.T @ sp.diags(w) @ A).toarray() + np.eye(Q)
-    Minv = cho_solve(cho_factor(M, lower=True), np.eye(Q))
+    Minv, info = lapack.dpotri(cholesky(M, lower=True), lower=1)
+    if info != 0:  # pragma: no cover - M is positive definite by construction
+        Minv = np.linalg.inv(M)
+    Minv = np.tril(Minv) + np.tril(Minv, -1).T
     return np.asarray(A @ Minv)
 
 
