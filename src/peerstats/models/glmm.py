@@ -449,6 +449,15 @@ def _canonical(phi: np.ndarray, problem: Problem) -> np.ndarray:
 def _check_fit(opt, problem, obj) -> None:
     if not np.isfinite(opt.value):
         raise ConvergenceError("the likelihood is not finite at the estimates")
+    beta = opt.phi[: problem.p]
+    if np.abs(beta[1:]).max(initial=0.0) > 20:
+        warnings.warn(
+            "a fixed effect is larger than 20 on the link scale: probably a combination of "
+            "factor levels with no events (quasi-complete separation); its estimate and "
+            "standard error are not meaningful",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     if not opt.converged:
         warnings.warn(
             f"the optimiser did not converge ({opt.message}); check the estimates",
