@@ -162,3 +162,14 @@ def test_ratio_views_need_the_right_link(binary):
         _ = fit.odds_ratio
     with pytest.raises(ModelSpecificationError, match="log link"):
         _ = fit.rate_ratio
+
+
+def test_empty_interaction_cell_of_counts_warns(binary):
+    """No single level is empty, but one arm x visit cell has no events: the ML estimate of the
+    interaction is -infinity; the fit warns instead of reporting it silently."""
+    from peerstats.exceptions import ConvergenceWarning
+
+    d = binary.assign(visit=np.tile(["v1", "v2", "v3"], len(binary) // 3))
+    d.loc[(d["arm"] == "peer") & (d["visit"] == "v3"), "count"] = 0
+    with pytest.warns(ConvergenceWarning, match="no events"):
+        ps.glmm("count ~ arm * visit", d, family="poisson")
