@@ -173,3 +173,14 @@ def test_empty_interaction_cell_of_counts_warns(binary):
     d.loc[(d["arm"] == "peer") & (d["visit"] == "v3"), "count"] = 0
     with pytest.warns(ConvergenceWarning, match="no events"):
         ps.glmm("count ~ arm * visit", d, family="poisson")
+
+
+def test_zero_part_may_use_columns_outside_the_count_part(binary):
+    d = binary.assign(z=np.where(np.arange(len(binary)) % 3 == 0, "a", "b"))
+    fit = ps.glmm("count ~ arm", d, family="poisson", hurdle="~ z")
+    assert list(fit.zero_coef.index) == ["Intercept", "z[T.b]"]
+    d.loc[4, "z"] = None
+    with pytest.raises(ModelSpecificationError, match="missing values"):
+        ps.glmm("count ~ arm", d, family="poisson", hurdle="~ z")
+    with pytest.raises(ModelSpecificationError, match="not in data"):
+        ps.glmm("count ~ arm", d, family="poisson", zero_inflation="~ nothere")

@@ -190,7 +190,7 @@ def _glmm(
         terms=re_terms,
         nagq=int(nagq),
     )
-    Xz = _zero_design(zero_formula, design) if zero_kind else None
+    Xz = _zero_design(zero_formula, data.iloc[rows]) if zero_kind else None
     beta0 = _glm_start(problem, design.columns)
     if zero_kind:
         obj = ZeroObjective(problem, Xz, zero_kind)
@@ -335,12 +335,28 @@ def _random_terms(terms, rdata) -> list[ReTerm]:
     return out
 
 
-def _zero_design(zero_formula: str, design) -> np.ndarray:
+def _zero_design(zero_formula: str, rows: pd.DataFrame) -> np.ndarray:
+    """Design of the zero part on the analysed rows (its variables need not be in the count
+    part; a missing value is an error, as for the count part)."""
     import formulaic
 
     rhs = zero_formula.strip()[1:].strip() or "1"
+    if rhs not in ("1", "0 + 1", "1 + 0"):
+        variables = required_variables(rhs)
+        absent = [v for v in variables if v not in rows.columns]
+        if absent:
+            raise ModelSpecificationError(
+                f"zero part {zero_formula!r}: column(s) {absent} not in data; columns are "
+                f"{list(rows.columns)}"
+            )
+        na = rows[variables].isna().any(axis=1)
+        if na.any():
+            raise ModelSpecificationError(
+                f"zero part {zero_formula!r}: missing values on {int(na.sum())} analysed row(s) "
+                f"(first: {list(rows.index[na][:10])}); peerstats does not drop them silently"
+            )
     try:
-        mm = formulaic.model_matrix(rhs, design.data, na_action="raise")
+        mm = formulaic.model_matrix(rhs, rows, na_action="raise")
     except Exception as exc:
         raise ModelSpecificationError(
             f"cannot build the zero part {zero_formula!r}: {exc}"
