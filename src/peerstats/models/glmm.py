@@ -136,7 +136,8 @@ def glmm(
     issue #289) and Salamanders (NB2), pscl ``zeroinfl`` / ``hurdle`` on ``bioChemists``,
     ``glm`` / ``MASS::glm.nb`` with offsets, and a synthetic partially nested binary trial
     (glmer and glmmTMB). glmer's Laplace optimum differs slightly from the exact Laplace optimum
-    that glmmTMB, SAS and peerstats find (lme4 issue #289); we match the latter.
+    that glmmTMB, SAS and peerstats find (lme4 issues #289 and #998: its penalised IRLS stops at
+    ``tolPwrss`` and leaves an error in the deviance); we match the latter.
     """
     from peerstats.models.lmm import _single_threaded_blas
 
