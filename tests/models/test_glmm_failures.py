@@ -124,8 +124,6 @@ def test_agq_needs_one_scalar_term(binary):
 def test_zero_part_restrictions(binary):
     with pytest.raises(ModelSpecificationError, match="count family"):
         ps.glmm("y ~ arm", binary, zero_inflation="~ 1")
-    with pytest.raises(ModelSpecificationError, match="not implemented"):
-        ps.glmm("count ~ arm + (1 | id)", binary, family="poisson", zero_inflation="~ 1")
     with pytest.raises(ModelSpecificationError, match="not both"):
         ps.glmm("count ~ arm", binary, family="poisson", zero_inflation="~ 1", hurdle="~ 1")
     with pytest.raises(ModelSpecificationError, match="one-sided formula"):

@@ -329,3 +329,36 @@ def test_cluster_robust_refuses_random_terms(toenail):
 
     with pytest.raises(ModelSpecificationError, match="random term already models"):
         _fit("y ~ treat + (1 | patientID)", toenail, cluster="patientID")
+
+
+# ---- zero-inflated / hurdle with a random intercept in the count part ----------------------
+@pytest.fixture(scope="module")
+def zire():
+    return _csv("zi_re.csv", as_str=["id"])
+
+
+def test_zinb_random_intercept_matches_glmmtmb(zire):
+    """glmmTMB nbinom2 + ziformula = ~ arm + (1 | id) in the count part (exact Laplace)."""
+    fit = _fit(
+        "beddays ~ arm + (1 | id)",
+        zire,
+        family="negative_binomial",
+        offset="logdays",
+        zero_inflation="~ arm",
+    )
+    key = "zire_zinb_tmb"
+    _check(fit, key)
+    _check_zero(fit, key)
+    assert abs(fit.theta - R[key]["theta"]) < 1e-4 * fit.theta
+    vc = fit.variance_components.loc["id", "variance"]
+    assert abs(vc - R[key]["varcomp"]["id"]) < 1e-4 * vc
+
+
+def test_hurdle_poisson_random_intercept_matches_glmmtmb(zire):
+    """glmmTMB truncated_poisson + ziformula = ~ 1 (zero part: P(y = 0), as ours)."""
+    fit = _fit("beddays ~ arm + (1 | id)", zire, family="poisson", offset="logdays", hurdle="~ 1")
+    key = "zire_hurdle_pois_tmb"
+    _check(fit, key)
+    _check_zero(fit, key)
+    p = fit.predict()
+    assert p.shape == (len(zire),) and np.all(p > 0)

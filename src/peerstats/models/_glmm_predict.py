@@ -36,8 +36,6 @@ def _term_values(lhs: str, data: pd.DataFrame) -> np.ndarray:
 def re_variance(fit, data: pd.DataFrame) -> np.ndarray:
     """sum over terms of z_i' G z_i: the variance of the random part of eta for row i."""
     out = np.zeros(len(data))
-    if fit._zero_X is not None:
-        return out
     _, rterms = split_formula(fit.formula)
     for rt, G in zip(rterms, fit._re_covs):
         Z = np.nan_to_num(_term_values(rt.lhs, data))
@@ -48,7 +46,7 @@ def re_variance(fit, data: pd.DataFrame) -> np.ndarray:
 def _re_linear(fit, data: pd.DataFrame) -> np.ndarray:
     """Z b for rows of ``data`` whose groups were in the fit (0 for new or missing groups)."""
     out = np.zeros(len(data))
-    if fit._zero_X is not None or not fit._problem.terms:
+    if not fit._problem.terms:
         return out
     _, rterms = split_formula(fit.formula)
     blist = fit._obj.ranef(fit._opt.phi)
@@ -94,7 +92,10 @@ def predict(fit, data=None, *, type="response", conditional=True) -> np.ndarray:
         return eta
     if fit._zero_X is not None:
         Xz = np.asarray(fit._zero_X.spec.get_model_matrix(data, na_action="ignore"), dtype=float)
-        return fit._obj.mean(fit._opt.phi, X, off, Xz)
+        if not fit._problem.terms:
+            return fit._obj.mean(fit._opt.phi, X, off, Xz)
+        extra = fit._opt.phi[fit.n_fixed + fit._problem.n_theta :]
+        return fit._problem.family.mean(eta, Xz, extra)
     return np.asarray(fit.link.inverse(eta), dtype=float)
 
 

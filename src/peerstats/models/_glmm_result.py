@@ -199,7 +199,7 @@ class GLMMResult:
         """Zero-part coefficients (logit of the probability of a zero), or None."""
         if self._zero_X is None:
             return None
-        p, k = self.n_fixed, self.n_zero
+        p, k = self.n_fixed + self._problem.n_theta, self.n_zero
         est = self._opt.phi[p : p + k]
         se = np.sqrt(np.diag(self.vcov_all)[p : p + k])
         return _wald_frame(self._zero_X.columns, est, se, self.level)
@@ -213,7 +213,7 @@ class GLMMResult:
 
     @property
     def _re_covs(self) -> list[np.ndarray]:
-        if self._zero_X is not None or not self._problem.terms:
+        if not self._problem.terms:
             return []
         _, theta, _ = self._problem.split(self._opt.phi)
         return theta_to_cov(self._problem, theta)
@@ -222,7 +222,7 @@ class GLMMResult:
     def variance_components(self) -> pd.DataFrame:
         """One row per random effect: group, effect, variance, sd (and corr for pairs)."""
         rows = []
-        terms = self._problem.terms if self._zero_X is None else []
+        terms = self._problem.terms
         for t, G in zip(terms, self._re_covs):
             single = t.q == 1 and sum(u.group == t.group for u in terms) == 1
             for a, col in enumerate(t.columns):
@@ -252,7 +252,7 @@ class GLMMResult:
     @property
     def random_effects(self) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects (b = Lambda u), one frame per term."""
-        if self._zero_X is not None or not self._problem.terms:
+        if not self._problem.terms:
             return {}
         out = {}
         for t, b in zip(self._problem.terms, self._obj.ranef(self._opt.phi)):
@@ -318,7 +318,8 @@ class GLMMResult:
         }[self.family_name]
         if self.zero_kind:
             kind = "zero-inflated" if self.zero_kind == "zero_inflation" else "hurdle"
-            return f"{kind} {fam} model, zero part {self.zero_formula}"
+            how = " with random effects (Laplace)" if self._problem.terms else ""
+            return f"{kind} {fam} model{how}, zero part {self.zero_formula}"
         if not self._problem.terms:
             return f"GLM, {fam}"
         how = (

@@ -42,7 +42,7 @@ from peerstats.models._glmm_engine import (
 from peerstats.models._glmm_family import make_family
 from peerstats.models._glmm_optim import maximise
 from peerstats.models._glmm_result import GLMMResult
-from peerstats.models._glmm_zero import ZeroObjective
+from peerstats.models._glmm_zero import ZeroFamily, ZeroObjective
 from peerstats.models._random import build_random_design, split_formula
 
 __all__ = ["glmm"]
@@ -90,9 +90,9 @@ def glmm(
         1: Laplace approximation. k > 1: adaptive Gauss-Hermite quadrature with k nodes, only
         with one scalar random term (as glmer).
     zero_inflation, hurdle : str, optional
-        One-sided formula of the zero part (``"~ 1"``, ``"~ arm"``), Poisson / NB only, and not
-        together with random terms. The zero part models the probability of a (structural)
-        zero with a logit link.
+        One-sided formula of the zero part (``"~ 1"``, ``"~ arm"``), Poisson / NB only. The
+        zero part has fixed effects only (random terms act on the count part) and models the
+        probability of a (structural) zero with a logit link.
     link : str, optional
         Binomial: ``"logit"`` (default), ``"probit"``, ``"cloglog"``. Counts: ``"log"``.
     reference : mapping, optional
@@ -193,7 +193,18 @@ def _glmm(
     )
     Xz = _zero_design(zero_formula, data.iloc[rows]) if zero_kind else None
     beta0 = _glm_start(problem, design.columns)
-    if zero_kind:
+    if zero_kind and re_terms:  # random effects in the count part: the Laplace engine
+        problem.family = ZeroFamily(fam, Xz, zero_kind)
+        obj = make_objective(problem)
+        phi0 = np.concatenate(
+            [beta0, theta_start(problem), np.zeros(Xz.shape[1]), np.zeros(fam.n_extra)]
+        )
+        bounds = (
+            [(None, None)] * problem.p
+            + theta_bounds(problem)
+            + [(None, None)] * (Xz.shape[1] + fam.n_extra)
+        )
+    elif zero_kind:
         obj = ZeroObjective(problem, Xz, zero_kind)
         phi0 = np.concatenate([beta0, np.zeros(Xz.shape[1]), np.zeros(fam.n_extra)])
         bounds = [(None, None)] * len(phi0)
@@ -247,11 +258,6 @@ def _validate_options(formula, data, family, link, nagq, zero_inflation, hurdle,
         if fam.name == "binomial":
             raise ModelSpecificationError(
                 f"{zero_kind}= needs a count family ('poisson' or 'negative_binomial')"
-            )
-        if terms:
-            raise ModelSpecificationError(
-                f"{zero_kind}= with random terms {[str(t) for t in terms]} is not implemented; "
-                "fit the zero-inflated / hurdle model without random terms"
             )
         if not isinstance(zero_formula, str) or not zero_formula.strip().startswith("~"):
             raise ModelSpecificationError(

@@ -166,6 +166,24 @@ ref$zi_zip1_pscl <- pscl_block(zeroinfl(beddays ~ arm + age + offset(logdays) | 
 ref$zi_hurdle_nb_tmb <- tmb_block(glmmTMB(beddays ~ arm + age + offset(logdays), ziformula = ~ arm,
                                           data = zi, family = truncated_nbinom2))
 
+## ---- synthetic zero-inflated counts with a subject intercept in the count part -----------
+set.seed(16031)
+nsub <- 200
+zr <- expand.grid(visit = 1:3, id = 1:nsub)
+zr$arm <- ifelse(zr$id <= nsub / 2, "control", "peer")
+zr$days <- round(runif(nrow(zr), 60, 120))
+zr$logdays <- log(zr$days)
+bz <- rnorm(nsub, 0, 0.5)
+mu <- exp(-3 - 0.3 * (zr$arm == "peer") + bz[zr$id]) * zr$days
+s0 <- rbinom(nrow(zr), 1, plogis(-1 + 0.4 * (zr$arm == "peer")))
+zr$beddays <- ifelse(s0 == 1, 0, rnbinom(nrow(zr), size = 2, mu = mu))
+write.csv(zr, "zi_re.csv", row.names = FALSE)
+ref$zire_zinb_tmb <- tmb_block(glmmTMB(beddays ~ arm + offset(logdays) + (1 | id),
+                                       ziformula = ~ arm, data = zr, family = nbinom2))
+ref$zire_hurdle_pois_tmb <- tmb_block(glmmTMB(beddays ~ arm + offset(logdays) + (1 | id),
+                                              ziformula = ~ 1, data = zr,
+                                              family = truncated_poisson))
+
 ## ---- synthetic partially nested binary trial (readmission) ------------------------------
 set.seed(16016)
 n <- 300; n_peer <- 150; gsize <- 10
