@@ -3,8 +3,8 @@
 Binary (binomial: logit, probit, cloglog) and count (Poisson, NB2; log link, offset or exposure)
 outcomes with lme4-style random terms, estimated by the Laplace approximation for any random
 structure, or by adaptive Gauss-Hermite quadrature for one scalar random term (as glmer's
-``nAGQ``); with no random term, a GLM. Zero-inflated and hurdle Poisson / NB2 without random
-effects. The random terms use the same parser and design code as :func:`peerstats.lmm`.
+``nAGQ``); with no random term, a GLM. Zero-inflated and hurdle Poisson / NB2, with random
+effects in the count part only. The random terms use the same parser and design code as :func:`peerstats.lmm`.
 
 statsmodels has no maximum-likelihood GLMM, hence the engine in ``_glmm_engine`` (see its
 docstring for the formulas).
@@ -134,7 +134,8 @@ def glmm(
     Validated (tests/reference/r_glmm/) against glmer at nAGQ = 9 and 25 on lme4's ``cbpp``,
     glmmTMB (exact Laplace) on ``cbpp``, HSAUR3's ``toenail`` (with the SAS values of lme4
     issue #289) and Salamanders (NB2), pscl ``zeroinfl`` / ``hurdle`` on ``bioChemists``,
-    ``glm`` / ``MASS::glm.nb`` with offsets, and a synthetic partially nested binary trial
+    ``glm`` / ``MASS::glm.nb`` with offsets, glmmTMB zero-inflated NB and hurdle Poisson with a
+    random intercept, ``sandwich::vcovCL`` (``cluster=``), and a synthetic partially nested binary trial
     (glmer and glmmTMB). glmer's Laplace optimum differs slightly from the exact Laplace optimum
     that glmmTMB, SAS and peerstats find (lme4 issues #289 and #998: its penalised IRLS stops at
     ``tolPwrss`` and leaves an error in the deviance); we match the latter.
