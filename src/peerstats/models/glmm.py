@@ -194,25 +194,7 @@ def _glmm(
     )
     Xz = _zero_design(zero_formula, data.iloc[rows]) if zero_kind else None
     beta0 = _glm_start(problem, design.columns)
-    if zero_kind and re_terms:  # random effects in the count part: the Laplace engine
-        problem.family = ZeroFamily(fam, Xz, zero_kind)
-        obj = make_objective(problem)
-        phi0 = np.concatenate(
-            [beta0, theta_start(problem), np.zeros(Xz.shape[1]), np.zeros(fam.n_extra)]
-        )
-        bounds = (
-            [(None, None)] * problem.p
-            + theta_bounds(problem)
-            + [(None, None)] * (Xz.shape[1] + fam.n_extra)
-        )
-    elif zero_kind:
-        obj = ZeroObjective(problem, Xz, zero_kind)
-        phi0 = np.concatenate([beta0, np.zeros(Xz.shape[1]), np.zeros(fam.n_extra)])
-        bounds = [(None, None)] * len(phi0)
-    else:
-        obj = make_objective(problem)
-        phi0 = np.concatenate([beta0, theta_start(problem), np.zeros(fam.n_extra)])
-        bounds = [(None, None)] * problem.p + theta_bounds(problem) + [(None, None)] * fam.n_extra
+    obj, phi0, bounds = _objective(problem, fam, zero_kind, Xz, beta0)
     opt = maximise(obj, phi0, bounds, canon=lambda phi: _canonical(phi, problem))
     _check_fit(opt, problem, obj)
     return GLMMResult(
@@ -231,6 +213,30 @@ def _glmm(
         elapsed=time.perf_counter() - t0,
         rows_data=data.iloc[rows],
     )
+
+
+def _objective(problem: Problem, fam, zero_kind, Xz, beta0):
+    """The objective, its start (GLM fixed effects, lme4's theta = 1) and its bounds."""
+    if zero_kind and problem.terms:  # random effects in the count part: the Laplace engine
+        problem.family = ZeroFamily(fam, Xz, zero_kind)
+        obj = make_objective(problem)
+        phi0 = np.concatenate(
+            [beta0, theta_start(problem), np.zeros(Xz.shape[1]), np.zeros(fam.n_extra)]
+        )
+        bounds = (
+            [(None, None)] * problem.p
+            + theta_bounds(problem)
+            + [(None, None)] * (Xz.shape[1] + fam.n_extra)
+        )
+    elif zero_kind:
+        obj = ZeroObjective(problem, Xz, zero_kind)
+        phi0 = np.concatenate([beta0, np.zeros(Xz.shape[1]), np.zeros(fam.n_extra)])
+        bounds = [(None, None)] * len(phi0)
+    else:
+        obj = make_objective(problem)
+        phi0 = np.concatenate([beta0, theta_start(problem), np.zeros(fam.n_extra)])
+        bounds = [(None, None)] * problem.p + theta_bounds(problem) + [(None, None)] * fam.n_extra
+    return obj, phi0, bounds
 
 
 def _validate_options(formula, data, family, link, nagq, zero_inflation, hurdle, level):
