@@ -104,6 +104,8 @@ _LAZY = {
     "site_heterogeneity": "peerstats.effects.heterogeneity",
     "meta_analysis": "peerstats.effects.heterogeneity",
     "random_site_effect": "peerstats.effects.heterogeneity",
+    # issue 16: generalised linear mixed models (binary and count outcomes)
+    "glmm": "peerstats.models.glmm",
 }
 
 __all__ = [
