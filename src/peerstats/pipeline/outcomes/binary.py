@@ -65,7 +65,7 @@ class BinaryOutcome(GLMOutcome):
         2011); the ratio's CI on the log scale."""
         ref = context.reference
         risks, grads = marginal_risks(fitted.fit, [ref, arm])
-        v = np.asarray(fitted.fit.result.cov_params())
+        v = fitted.fit.cov
         z = stats.norm.ppf(0.5 + context.level / 2)
         if scale == "risk_difference":
             est, g = risks[1] - risks[0], grads[1] - grads[0]
