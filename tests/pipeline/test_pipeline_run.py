@@ -85,7 +85,8 @@ def test_report_is_self_contained_and_leads_with_the_primary_result(example_runs
     for section in ("Table 1", "Model details", "Provenance", "warnings"):
         assert section in html
     # 8 figures + residual diagnostics + the sensitivity forest and tipping-point figures
-    assert html.count("data:image/svg+xml;base64,") == 11
+    # + the forest of the ratios of the binary and count outcomes (issue 16.5)
+    assert html.count("data:image/svg+xml;base64,") == 12
 
 
 def test_single_arm_report_shows_feasibility_and_change(example_runs):

@@ -131,6 +131,8 @@ def run_blinded(run: Any, progress: Any) -> Any:
             level = spec.model.level
             frames = []
             for o in spec.outcomes:
+                if spec.outcome_type(o) != "continuous":
+                    continue  # observed means at visits: scales only
                 m = observed_means(trial.assessments, o, level=level)
                 m.insert(0, "outcome", o)
                 frames.append(m)
