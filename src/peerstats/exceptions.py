@@ -17,6 +17,7 @@ __all__ = [
     "SpecError",
     "ConvergenceError",
     "ModelSpecificationError",
+    "InsufficientDataError",
     "ReconciliationError",
     "PeerstatsWarning",
     "ConvergenceWarning",
@@ -108,6 +109,12 @@ class SpecError(PeerstatsError, ValueError):
 class ModelSpecificationError(PeerstatsError, ValueError):
     """A model cannot be set up as asked (bad formula, collinear design, unknown option,
     missing covariates, a visit with no observations)."""
+
+
+class InsufficientDataError(ModelSpecificationError):
+    """The data are too few for the model (participants, observations, groups), found before
+    any fitting; the message says how many there are and what the model needs. The command
+    line treats it as a data problem (exit 1)."""
 
 
 class ConvergenceError(PeerstatsError, RuntimeError):

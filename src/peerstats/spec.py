@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from peerstats._identifiers import cap_text
+from peerstats._identifiers import cap_text, spec_identifier_problems
+from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 
 __all__ = [
@@ -252,16 +253,17 @@ def _schema_problems(raw: Any) -> list[str]:
 def _load_yaml(path: Path) -> Any:
     import yaml
 
-    from peerstats._yaml import YAMLBudgetError, load_yaml
+    from peerstats._yaml import YAMLRefusedError, load_yaml
 
     try:
         return load_yaml(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
         raise SpecError(f"{path} is not valid YAML: {exc}") from exc
 
 
 def _source(value: Any, base_dir: Path, problems: list[str], key: str) -> DataSource:
     opts = {"path": value} if isinstance(value, str) else dict(value)
+    opts_path = str(opts["path"])
     path = Path(opts.pop("path"))
     if not path.is_absolute():
         path = base_dir / path
@@ -269,8 +271,10 @@ def _source(value: Any, base_dir: Path, problems: list[str], key: str) -> DataSo
         problems.append(
             f"data/{key}: {path.name!r} has an unsupported file type; use one of {list(SUPPORTED_SUFFIXES)}"
         )
-    elif not path.is_file():
-        problems.append(f"data/{key}: file not found: {path}")
+    elif not path.exists():  # the path as the spec wrote it, not the absolute one (24.3)
+        problems.append(f"data/{key}: file not found: {opts_path}")
+    elif not path.is_file():  # a named pipe, a directory (issue 24.10)
+        problems.append(f"data/{key}: {opts_path} is not a regular file; give a data file")
     if opts.get("layout") == "wide" and key != "assessments":
         problems.append(f"data/{key}: only assessments can have layout 'wide'")
     return DataSource(path=path, **opts)
@@ -326,7 +330,8 @@ def read_spec(
         raise SpecError(
             f"{where}: a trial spec is a mapping with keys trial, data, columns, arms, visits, outcomes"
         )
-    problems = _schema_problems(raw)
+    problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
+    problems += spec_identifier_problems(raw)  # identifiers typed into a spec (24.1)
     if problems:
         raise SpecError(_problem_text(where, problems))
 

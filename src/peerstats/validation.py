@@ -560,6 +560,39 @@ def _comma_hint(value: str, decimal: str) -> str:
     return ""
 
 
+#: plausible ranges of demographic columns nobody declared (issue 24.9: ages of -5 and 250
+#: passed); a declared ``min``/``max`` replaces them
+_AGE = re.compile(r"^(age|ålder|alder|ikä|ika|aldur)([ _]?(years?|yrs|år|ar|vuotta|ár))?$", re.I)
+DEFAULT_RANGES = ((_AGE, 0.0, 120.0, "an age in years"),)
+
+
+def default_range(col: str) -> tuple[float, float, str] | None:
+    """The plausible default range of a demographic column, by its name, or None."""
+    for rx, lo, hi, what in DEFAULT_RANGES:
+        if rx.match(col.strip()):
+            return lo, hi, what
+    return None
+
+
+def _check_default_range(
+    t: RawTable, col: str, nums: np.ndarray, vals: list, log: _Log, what: str
+) -> None:
+    found = default_range(col)
+    if found is None:
+        return
+    lo, hi, kind = found
+    for i in np.flatnonzero(np.isfinite(nums) & ((nums < lo) | (nums > hi))):
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "out_of_range",
+            f"{what} {mask_value(vals[i])} is not plausible as {kind} ({lo:g} to {hi:g}); "
+            f"correct it, or declare the range: covariates: {{{col}: {{min: ..., max: ...}}}}",
+        )
+
+
 def _check_covariate(
     t: RawTable, col: str, decimal: str, log: _Log, what: str, decl: Any = None
 ) -> None:
@@ -607,6 +640,8 @@ def _check_covariate(
             + (" (the other values are)" if decl is None else "")
             + _comma_hint(vals[i], decimal),
         )
+    if decl is None or (decl.min is None and decl.max is None):
+        _check_default_range(t, col, nums, vals, log, what)
     if decl is None:
         return
     if decl.type == "integer":
@@ -978,8 +1013,8 @@ def validate(
                     part,
                     c,
                     spec.participants.decimal,
-                    log if c in spec.covariates else None,
-                    f"covariate {c}",
+                    log if c in spec.covariates or default_range(c) else None,
+                    f"covariate {c}" if c in spec.covariates else f"column {c}",
                     spec.covariate_types.get(c),
                 )
     failures = log.frame()

@@ -600,6 +600,10 @@ def _from_raw(raw: dict, where: str) -> tuple[TrialDesign, dict]:
         if err.validator == "additionalProperties":
             msg += f"; allowed keys are {sorted(err.schema.get('properties', {}))}"
         problems.append(f"{loc}: {msg}")
+    from peerstats._identifiers import spec_identifier_problems
+    from peerstats._yaml import non_finite_fields
+
+    problems += non_finite_fields(raw) + spec_identifier_problems(raw)  # issue 24.1, 24.7
     if problems:
         raise SpecError(
             f"{len(problems)} problem(s) in the design spec {where}:\n"
@@ -642,11 +646,11 @@ def read_design(path: str | Path) -> tuple[TrialDesign, dict]:
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"design file not found: {p}")
-    from peerstats._yaml import YAMLBudgetError, load_yaml
+    from peerstats._yaml import YAMLRefusedError, load_yaml
 
     try:
         raw = load_yaml(p.read_text(encoding="utf-8"))  # alias expansion budget (issue 13.5)
-    except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
         raise SpecError(f"{p} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{p}: a design spec is a mapping (visits, arms, sd, correlation, ...)")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import PeerstatsError
+from peerstats.io._guards import check_regular_file, check_text_encoding
 from peerstats.spec import DataSource
 
 __all__ = ["RawTable", "ReadError", "read_table", "NA_STRINGS", "to_text"]
@@ -291,6 +292,11 @@ def read_table(source: DataSource, name: str) -> RawTable:
     suffix = source.path.suffix.lower()
     labels: dict = {}
     problems: list[dict] = []
+    refused = check_regular_file(source.path)  # issue 24.10-11: before anything is read
+    if refused is None and suffix in (".csv", ".tsv", ".txt"):
+        refused = check_text_encoding(source.path, source.encoding)
+    if refused is not None:
+        raise ReadError(refused)
     try:
         if suffix in (".csv", ".tsv", ".txt"):
             df = _read_delimited(source)

@@ -295,7 +295,9 @@ def analyze(
     present_visits = [v for v in post_visits if (post.loc[observed, "visit"] == v).any()]
     if len(present_visits) < len(post_visits):
         empty = [v for v in post_visits if v not in present_visits]
-        notes.append(f"visit(s) {empty} have no observation of {outcome!r} and were left out")
+        msg = f"visit(s) {empty} have no observation of {outcome!r} and were left out"
+        notes.append(msg)
+        warnings.warn(msg, DataWarning, stacklevel=2)  # a reader must be told (issue 24.5)
         post = post[post["visit"].isin(present_visits)].copy()
         post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present_visits)
         observed = post[outcome].notna()

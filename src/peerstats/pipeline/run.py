@@ -205,6 +205,7 @@ def check_output_dir(out: str | Path, *, force: bool = False) -> Path:
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise SpecError(f"{out} exists and is not a folder")
+    _check_creatable(out)
     cwd = Path.cwd().resolve()
     if out == cwd or out in cwd.parents:
         raise SpecError(f"{out} is the current folder or contains it; choose a results folder")
@@ -217,6 +218,18 @@ def check_output_dir(out: str | Path, *, force: bool = False) -> Path:
             "--force only replaces results. Choose another --out or empty it yourself."
         )
     return out
+
+
+def _check_creatable(out: Path) -> None:
+    """The nearest existing folder above ``out`` must be a writable folder (issue 24.10: a
+    parent that is a file failed with a FileExistsError after the whole analysis ran)."""
+    above = out.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise SpecError(f"cannot create {out}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise SpecError(f"cannot create {out}: the folder {above} is not writable")
 
 
 def _is_results_folder(folder: Path) -> bool:

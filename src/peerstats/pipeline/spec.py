@@ -29,7 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from peerstats._identifiers import cap_text
+from peerstats._identifiers import cap_text, spec_identifier_problems
+from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 from peerstats.pipeline._problems import _problem_text
 
@@ -364,17 +365,18 @@ def read_analysis_spec(
         source = Path(spec).resolve()
         if not source.is_file():
             raise SpecError(f"analysis spec not found: {spec}")
-        from peerstats._yaml import YAMLBudgetError, load_yaml
+        from peerstats._yaml import YAMLRefusedError, load_yaml
 
         try:
             raw = load_yaml(source.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
+        except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
             raise SpecError(f"{source} is not valid YAML: {exc}") from exc
         root = Path(base_dir) if base_dir is not None else source.parent
     if not isinstance(raw, dict):
         raise SpecError(f"analysis spec {source or ''}: the top level must be a mapping")
     _visits_as_text(raw)
-    problems = _schema_problems(raw)
+    problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
+    problems += spec_identifier_problems(raw)  # identifiers typed into a spec (24.1)
     if problems:
         raise SpecError(_problem_text(source or "(dict)", problems))
 
