@@ -137,106 +137,138 @@ class SensitivitySpec:
 
 
 # ----------------------------------------------------------------------------- parsing
+def _parse_estimand(e: dict | None) -> EstimandSpec | None:
+    """The ``estimand:`` block as an :class:`EstimandSpec`."""
+    if e is None:
+        return None
+    ices = tuple(
+        IntercurrentEvent(
+            event=str(x["event"]),
+            strategy=str(x["strategy"]),
+            column=x.get("column"),
+            visit=None if x.get("visit") is None else str(x["visit"]),
+            missing_data=str(x.get("missing_data", "MAR")),
+        )
+        for x in e.get("intercurrent_events", ())
+    )
+    return EstimandSpec(
+        population=e.get("population", ""),
+        treatment=e.get("treatment", ""),
+        variable=e.get("variable", ""),
+        summary=e.get("summary", ""),
+        intercurrent_events=ices,
+    )
+
+
+def _method_problems(i: int, s: dict) -> list[str]:
+    """Keys that do not apply to the method, and keys the method needs."""
+    method = s["method"]
+    problems = []
+    allowed = _KEYS[method]
+    extra = [k for k in s if k not in allowed and k not in _COMMON]
+    if extra:
+        problems.append(
+            f"sensitivity/{i}: {extra} do not apply to method {method!r}; its keys are "
+            f"{sorted([*_COMMON, *allowed])}"
+        )
+    if method in ("per-protocol", "cace") and "compliance" not in s:
+        problems.append(
+            f"sensitivity/{i}: method {method!r} needs a compliance rule, e.g. "
+            "compliance: {sessions: 5} (attended at least 5 sessions)"
+        )
+    if method == "tipping-point" and "delta" not in s:
+        problems.append(
+            f"sensitivity/{i}: method 'tipping-point' needs a delta grid, e.g. "
+            "delta: {peer: [-10, -8, -6, -4, -2, 0]}"
+        )
+    return problems
+
+
+def _strategy(i: int, s: dict, est: EstimandSpec | None, problems: list[str]) -> str:
+    """The missing-data strategy of one analysis (``estimand`` by default for MI when the
+    estimand names intercurrent events), with the problems it raises."""
+    default_strategy = "MAR"
+    if s["method"] == "multiple-imputation":
+        default_strategy = "estimand" if est is not None and est.intercurrent_events else "MAR"
+    strategy = s.get("strategy", default_strategy)
+    if strategy == "estimand" and (est is None or not est.intercurrent_events):
+        problems.append(
+            f"sensitivity/{i}: strategy 'estimand' takes the strategies of the estimand's "
+            "intercurrent events, but the spec has none (estimand: intercurrent_events)"
+        )
+    if strategy == "estimand" and est is not None:
+        for j, ev in enumerate(est.intercurrent_events):
+            if ev.strategy not in IMPUTABLE:
+                problems.append(
+                    f"estimand/intercurrent_events/{j}/strategy: {ev.strategy!r} has no "
+                    f"imputation-based analysis (sensitivity/{i}); those implement "
+                    f"{list(IMPUTABLE)}"
+                )
+    return strategy
+
+
+def _imputations(i: int, s: dict, problems: list[str]) -> tuple[str, int | None]:
+    """The imputation method and the number of imputations (defaults by method)."""
+    method = s["method"]
+    imputation = s.get("imputation", "bayes")
+    n_imp = s.get("n_imputations")
+    if n_imp is None and method in ("multiple-imputation", "tipping-point"):
+        n_imp = None if imputation == "condmean-jackknife" else DEFAULT_M
+    if n_imp is None and method == "multilevel-imputation":
+        n_imp = DEFAULT_M
+    if imputation == "condmean-jackknife" and s.get("n_imputations") is not None:
+        problems.append(
+            f"sensitivity/{i}/n_imputations: condmean-jackknife has one refit per "
+            "participant; leave n_imputations out"
+        )
+    if imputation == "bootstrap-ml" and n_imp is not None and n_imp < 2:
+        problems.append(f"sensitivity/{i}/n_imputations: bootstrap-ml needs at least 2")
+    return imputation, n_imp
+
+
+def _name(i: int, s: dict, names: dict[str, int], problems: list[str]) -> str:
+    """A unique name (``method``, ``method-2`` ...); a repeated explicit name is a problem."""
+    name = s.get("name") or s["method"]
+    if name in names:
+        names[name] += 1
+        if "name" in s:
+            problems.append(f"sensitivity/{i}/name: {name!r} is used twice; names must be unique")
+        return f"{name}-{names[name]}"
+    names[name] = 1
+    return name
+
+
+def _parse_one(
+    i: int, s: dict, est: EstimandSpec | None, names: dict[str, int], problems: list[str]
+) -> SensitivitySpec:
+    problems += _method_problems(i, s)
+    strategy = _strategy(i, s, est, problems)
+    imputation, n_imp = _imputations(i, s, problems)
+    name = _name(i, s, names, problems)
+    return SensitivitySpec(
+        method=s["method"],
+        name=name,
+        label=s.get("label", ""),
+        imputation=imputation,
+        strategy=strategy,
+        reference=None if s.get("reference") is None else str(s["reference"]),
+        n_imputations=n_imp,
+        delta={str(k): [float(v) for v in vals] for k, vals in (s.get("delta") or {}).items()},
+        visit=None if s.get("visit") is None else str(s["visit"]),
+        compliance=s.get("compliance"),
+    )
+
+
 def parse(raw: dict) -> tuple[EstimandSpec | None, tuple[SensitivitySpec, ...], list[str]]:
     """The estimand and sensitivity analyses of a (schema-valid) raw spec, and the problems
     that span keys (collected, not raised)."""
     problems: list[str] = []
-    est = None
-    e = raw.get("estimand")
-    if e is not None:
-        ices = tuple(
-            IntercurrentEvent(
-                event=str(x["event"]),
-                strategy=str(x["strategy"]),
-                column=x.get("column"),
-                visit=None if x.get("visit") is None else str(x["visit"]),
-                missing_data=str(x.get("missing_data", "MAR")),
-            )
-            for x in e.get("intercurrent_events", ())
-        )
-        est = EstimandSpec(
-            population=e.get("population", ""),
-            treatment=e.get("treatment", ""),
-            variable=e.get("variable", ""),
-            summary=e.get("summary", ""),
-            intercurrent_events=ices,
-        )
-    sens: list[SensitivitySpec] = []
+    est = _parse_estimand(raw.get("estimand"))
     names: dict[str, int] = {}
-    for i, s in enumerate(raw.get("sensitivity", ()) or ()):
-        method = s["method"]
-        allowed = _KEYS[method]
-        extra = [k for k in s if k not in allowed and k not in _COMMON]
-        if extra:
-            problems.append(
-                f"sensitivity/{i}: {extra} do not apply to method {method!r}; its keys are "
-                f"{sorted([*_COMMON, *allowed])}"
-            )
-        if method in ("per-protocol", "cace") and "compliance" not in s:
-            problems.append(
-                f"sensitivity/{i}: method {method!r} needs a compliance rule, e.g. "
-                "compliance: {sessions: 5} (attended at least 5 sessions)"
-            )
-        if method == "tipping-point" and "delta" not in s:
-            problems.append(
-                f"sensitivity/{i}: method 'tipping-point' needs a delta grid, e.g. "
-                "delta: {peer: [-10, -8, -6, -4, -2, 0]}"
-            )
-        default_strategy = "MAR"
-        if method == "multiple-imputation":
-            default_strategy = "estimand" if est is not None and est.intercurrent_events else "MAR"
-        strategy = s.get("strategy", default_strategy)
-        if strategy == "estimand" and (est is None or not est.intercurrent_events):
-            problems.append(
-                f"sensitivity/{i}: strategy 'estimand' takes the strategies of the estimand's "
-                "intercurrent events, but the spec has none (estimand: intercurrent_events)"
-            )
-        if strategy == "estimand" and est is not None:
-            for j, ev in enumerate(est.intercurrent_events):
-                if ev.strategy not in IMPUTABLE:
-                    problems.append(
-                        f"estimand/intercurrent_events/{j}/strategy: {ev.strategy!r} has no "
-                        f"imputation-based analysis (sensitivity/{i}); those implement "
-                        f"{list(IMPUTABLE)}"
-                    )
-        imputation = s.get("imputation", "bayes")
-        n_imp = s.get("n_imputations")
-        if n_imp is None and method in ("multiple-imputation", "tipping-point"):
-            n_imp = None if imputation == "condmean-jackknife" else DEFAULT_M
-        if n_imp is None and method == "multilevel-imputation":
-            n_imp = DEFAULT_M
-        if imputation == "condmean-jackknife" and s.get("n_imputations") is not None:
-            problems.append(
-                f"sensitivity/{i}/n_imputations: condmean-jackknife has one refit per "
-                "participant; leave n_imputations out"
-            )
-        if imputation == "bootstrap-ml" and n_imp is not None and n_imp < 2:
-            problems.append(f"sensitivity/{i}/n_imputations: bootstrap-ml needs at least 2")
-        name = s.get("name") or method
-        if name in names:
-            names[name] += 1
-            if "name" in s:
-                problems.append(
-                    f"sensitivity/{i}/name: {name!r} is used twice; names must be unique"
-                )
-            name = f"{name}-{names[name]}"
-        else:
-            names[name] = 1
-        delta = {str(k): [float(v) for v in vals] for k, vals in (s.get("delta") or {}).items()}
-        sens.append(
-            SensitivitySpec(
-                method=method,
-                name=name,
-                label=s.get("label", ""),
-                imputation=imputation,
-                strategy=strategy,
-                reference=None if s.get("reference") is None else str(s["reference"]),
-                n_imputations=n_imp,
-                delta=delta,
-                visit=None if s.get("visit") is None else str(s["visit"]),
-                compliance=s.get("compliance"),
-            )
-        )
+    sens = [
+        _parse_one(i, s, est, names, problems)
+        for i, s in enumerate(raw.get("sensitivity", ()) or ())
+    ]
     if est is not None:
         for j, ev in enumerate(est.intercurrent_events):
             if ev.missing_data != "MAR" and ev.strategy not in IMPUTABLE:
