@@ -122,27 +122,53 @@ def _ice_frame(
     """The ``ice`` frame for peerstats.impute and a sentence saying what it does."""
     visits = list(grid["visit"].cat.categories)
     wide = grid.pivot(index="subject", columns="visit", values=outcome)[visits]
-    arm_of = grid.groupby("subject")["arm"].first().astype(str)
     miss = wide.isna().to_numpy()
+    if s.strategy == "estimand":
+        return _ice_of_events(est, trial, wide, miss)
+    if s.strategy == "MAR":
+        return None, "every missing outcome imputed under MAR"
     subjects = wide.index.to_numpy()
+    arm_of = grid.groupby("subject")["arm"].first().astype(str)
     first_missing = np.where(miss.any(axis=1), miss.argmax(axis=1), len(visits))
-    if s.strategy != "estimand":
-        if s.strategy == "MAR":
-            return None, "every missing outcome imputed under MAR"
-        keep = (first_missing < len(visits)) & (arm_of.reindex(subjects).to_numpy() != reference)
-        ice = pd.DataFrame(
-            {
-                "subject": subjects[keep],
-                "visit": np.array(visits, dtype=object)[first_missing[keep]],
-                "strategy": s.strategy,
-            }
-        )
-        text = (
-            f"missing outcomes of the {int(keep.sum())} participant(s) outside the reference "
-            f"arm with missing data imputed by {_WORDS[s.strategy]} ({s.strategy}) from their "
-            "first missing visit; the reference arm under MAR"
-        )
-        return ice, text
+    keep = (first_missing < len(visits)) & (arm_of.reindex(subjects).to_numpy() != reference)
+    ice = pd.DataFrame(
+        {
+            "subject": subjects[keep],
+            "visit": np.array(visits, dtype=object)[first_missing[keep]],
+            "strategy": s.strategy,
+        }
+    )
+    text = (
+        f"missing outcomes of the {int(keep.sum())} participant(s) outside the reference "
+        f"arm with missing data imputed by {_WORDS[s.strategy]} ({s.strategy}) from their "
+        "first missing visit; the reference arm under MAR"
+    )
+    return ice, text
+
+
+def _event_starts(ev: Any, flag: pd.Series, miss: np.ndarray, v0: int) -> dict[int, int]:
+    """Row -> first visit (index) imputed under the event's assumption, for the flagged
+    participants: treatment policy uses outcomes observed after the event and imputes from
+    the first missing visit at or after it; hypothetical sets aside every outcome from it."""
+    out = {}
+    for k in np.flatnonzero(flag.to_numpy(bool)):
+        if ev.strategy == "treatment policy":
+            later = np.flatnonzero(miss[k, v0:])
+            if not len(later):
+                continue
+            out[int(k)] = v0 + int(later[0])
+        else:
+            out[int(k)] = v0
+    return out
+
+
+def _ice_of_events(
+    est: EstimandSpec, trial: Any, wide: pd.DataFrame, miss: np.ndarray
+) -> tuple[pd.DataFrame | None, str]:
+    """The ``ice`` frame of the estimand's intercurrent events (the earliest event of a
+    participant wins) and what it does in words."""
+    visits = list(wide.columns)
+    subjects = wide.index.to_numpy()
     part = trial.randomised.set_index(trial.randomised["subject"].astype(str))
     rows: dict[str, tuple[int, str]] = {}
     texts = []
@@ -155,18 +181,8 @@ def _ice_frame(
         )
         v0 = visits.index(ev.visit) if ev.visit is not None else 0
         n_ev = 0
-        for k, sid in enumerate(subjects):
-            if not flag.iloc[k]:
-                continue
-            if ev.strategy == "treatment policy":
-                # outcomes observed after the event are used; missing ones from the first
-                # missing visit at or after it follow the assumption
-                later = np.flatnonzero(miss[k, v0:])
-                if not len(later):
-                    continue
-                j = v0 + int(later[0])
-            else:  # hypothetical: outcomes after the event are set aside and imputed
-                j = v0
+        for k, j in _event_starts(ev, flag, miss, v0).items():
+            sid = subjects[k]
             if sid not in rows or j < rows[sid][0]:
                 rows[sid] = (j, ev.missing_data)
                 n_ev += 1
