@@ -268,3 +268,23 @@ def test_bundled_run_reports_binary_and_count_outcomes(example_runs):
     assert "forest_ratios" in html
     tidy = pd.read_csv(folder / "tables" / "outcomes_binary.csv")
     assert list(tidy["outcome"]) == ["readmission"]
+
+
+def test_reliable_improvement_follows_jacobson_truax(trial):
+    """RC = (post - baseline) / (SD_baseline sqrt(2) sqrt(1 - r)) (Jacobson & Truax 1991),
+    SD_baseline pooled over arms; WSAS: lower is better, so improvement is RC < -1.96."""
+    d = {"type": "binary", "from": {"outcome": "wsas", "reliable_improvement": 0.8}, "visit": "post"}
+    spec = _spec(wsas_improved=d)
+    frame, _ = analysis_data(trial, spec.outcome_defs["wsas_improved"], spec)
+    a = trial.assessments
+    base = a[a["visit"].astype(str) == "baseline"]
+    groups = [g["wsas"].dropna().to_numpy() for _, g in base.groupby(base["arm"].astype(str))]
+    sd = math.sqrt(
+        sum((len(g) - 1) * g.var(ddof=1) for g in groups) / sum(len(g) - 1 for g in groups)
+    )
+    wide = a.pivot_table(index="subject", columns="visit", values="wsas", observed=True)
+    change = (wide["post"] - wide["baseline"]).reindex(frame["subject"])
+    expected = (change / (sd * math.sqrt(2) * math.sqrt(0.2)) < -1.96).astype(float)
+    expected[change.isna()] = np.nan
+    np.testing.assert_array_equal(frame["y"].to_numpy(), expected.to_numpy())
+    assert 0 < np.nansum(frame["y"]) < frame["y"].notna().sum()
