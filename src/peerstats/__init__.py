@@ -79,6 +79,9 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 16 (items 2, 3): GEE and marginal (g-computation) treatment effects
+    "gee": "peerstats.models.gee",
+    "marginal_effect": "peerstats.models.marginal",
 }
 
 __all__ = [

@@ -256,7 +256,7 @@ def _load_yaml(path: Path) -> Any:
     from peerstats._yaml import YAMLRefusedError, load_yaml
 
     try:
-        return load_yaml(path.read_text(encoding="utf-8"))
+        return load_yaml(_read_spec_text(path))
     except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
         raise SpecError(f"{path} is not valid YAML: {exc}") from exc
 
@@ -475,3 +475,12 @@ def _problem_text(where: str, problems: list[str]) -> str:
     lines = [f"{n} problem{'s' if n != 1 else ''} in the trial spec {where}:"]
     lines += [f"  - {p}" for p in problems]
     return "\n".join(lines)
+
+
+def _read_spec_text(path: Path) -> str:
+    """The spec's text; the digest of its bytes is what the manifest records (issue 24.8)."""
+    from peerstats._provenance import remember
+
+    data = Path(path).read_bytes()
+    remember(path, data)
+    return data.decode("utf-8")

@@ -96,6 +96,10 @@ class TrialDesign:
         Degrees of freedom of the t test (``asymptotic``: normal).
     name, description : str
         Labels for tables and files.
+    outcome : {"continuous", "binary", "count"}
+        ``"binary"`` / ``"count"`` build a :class:`peerstats.design.binary.OutcomeDesign`
+        instead (``control_rate``, ``effect={"odds_ratio": ...}``, ``dispersion``,
+        ``exposure``, ``groups``; see that module).
     """
 
     visits: tuple[str, ...]
@@ -112,6 +116,7 @@ class TrialDesign:
     df: DfName = "satterthwaite"
     name: str = "design"
     description: str = ""
+    outcome: str = "continuous"
     # derived (filled in __post_init__)
     sds: np.ndarray = field(init=False, repr=False)
     corr: np.ndarray = field(init=False, repr=False)
@@ -124,8 +129,19 @@ class TrialDesign:
     group_variance: float = field(init=False, repr=False)
     icc: float = field(init=False, repr=False)
 
+    def __new__(cls, *args: Any, outcome: str = "continuous", **kwargs: Any):
+        # issue 16.6: a binary or count primary outcome is a different design (closed-form
+        # power, GLM/GEE simulation); TrialDesign(outcome=...) is the one entry point
+        if outcome != "continuous":
+            from peerstats.design.binary import OutcomeDesign
+
+            return OutcomeDesign(*args, outcome=outcome, **kwargs)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         s = object.__setattr__
+        if self.outcome != "continuous":  # pragma: no cover - __new__ dispatches these
+            raise _err("outcome", f"{self.outcome!r} is not valid; choose continuous, binary or count")
         visits = self.visits
         if isinstance(visits, str) or not isinstance(visits, Sequence) or len(visits) < 1:
             raise _err("visits", f"a list of visit names, not {visits!r}")

@@ -47,6 +47,10 @@ def run_chunk(
     """Simulate and fit ``n_sims`` trials of size ``n``: arrays over the trials of estimate,
     std_error, df and converged, under the design (``alt_*``) and under the null (``null_*``).
     A task of the scale-out; runs with BLAS on one thread."""
+    if getattr(design, "outcome", "continuous") != "continuous":  # binary / count (issue 16.6)
+        from peerstats.design._outcome_sim import run_outcome_chunk
+
+        return run_outcome_chunk(design, n, n_sims, seed, effect_scale)
     with _blas_one_thread():
         model = AnalysisModel(design if effect_scale == 1.0 else _scaled(design, effect_scale))
         rng = np.random.default_rng(seed)

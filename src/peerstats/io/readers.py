@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from peerstats._provenance import file_sha256, remember, remember_file
 from peerstats.exceptions import PeerstatsError
 from peerstats.io._guards import check_regular_file, check_text_encoding
 from peerstats.spec import DataSource
@@ -144,14 +146,16 @@ def _read_delimited(source: DataSource) -> pd.DataFrame:
     suffix = path.suffix.lower()
     sep = source.delimiter
     encoding = source.encoding or "utf-8-sig"
+    raw = path.read_bytes()  # once: the manifest records the digest of these bytes (24.8)
+    remember(path, raw)
+    text = raw.decode(encoding)
     if sep is None:
         if suffix == ".tsv":
             sep = "\t"
         elif suffix == ".csv":
             sep = ","
         else:
-            with path.open(encoding=encoding, newline="") as fh:
-                sample = fh.read(8192)
+            sample = text[:8192]
             try:
                 sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
             except csv.Error:
@@ -159,8 +163,7 @@ def _read_delimited(source: DataSource) -> pd.DataFrame:
     # The csv module, not pandas, so that a row with more fields than the header is seen (pandas
     # would make the first column the index and shift every value) and a repeated header name is
     # refused (pandas would rename it 'y.1').
-    with path.open(encoding=encoding, newline="") as fh:
-        rows = list(csv.reader(fh, delimiter=sep))
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
     if not rows:
         return pd.DataFrame()
     header = [h.strip() for h in rows[0]]
@@ -297,6 +300,7 @@ def read_table(source: DataSource, name: str) -> RawTable:
         refused = check_text_encoding(source.path, source.encoding)
     if refused is not None:
         raise ReadError(refused)
+    before = None if suffix in (".csv", ".tsv", ".txt") else file_sha256(source.path)
     try:
         if suffix in (".csv", ".tsv", ".txt"):
             df = _read_delimited(source)
@@ -338,6 +342,11 @@ def read_table(source: DataSource, name: str) -> RawTable:
         ) from exc
     except Exception as exc:  # parser errors of the underlying libraries
         raise ReadError(f"cannot read {source.path.name}: {type(exc).__name__}: {exc}") from exc
+    if before is not None and remember_file(source.path, before) is None:
+        raise ReadError(
+            f"{source.path.name} changed while it was being read; read it again when nothing "
+            "is writing to it"
+        )
     try:
         return _finish(name, source.path, df, labels, problems)
     except ReadError:

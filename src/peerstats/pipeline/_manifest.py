@@ -4,6 +4,7 @@ header of ``results.json`` (the analysis and the trial)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import shlex
 import sys
@@ -32,6 +33,21 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _input(path: Path, spec: Any) -> dict[str, str]:
+    """One input: its path relative to the analysis spec's folder (identifiers masked, issue
+    24.3) and the SHA-256 of the bytes the run read (issue 24.8), else of the file now."""
+    from peerstats._identifiers import mask_identifiers
+    from peerstats._provenance import digest
+
+    path = Path(path)
+    base = Path(spec.source).parent if getattr(spec, "source", None) else Path.cwd()
+    try:
+        shown = os.path.relpath(path.resolve(), base.resolve())
+    except ValueError:  # another drive (Windows)
+        shown = path.name
+    return {"path": mask_identifiers(Path(shown).as_posix()), "sha256": digest(path) or _sha256(path)}
 
 
 def _versions() -> dict[str, str]:
@@ -77,7 +93,7 @@ def manifest(spec: Any, trial: Any, started: Any) -> dict[str, Any]:
     files = _input_files(spec, trial.spec)
     return {
         "analysis": spec.name,
-        "inputs": {k: {"path": str(p), "sha256": _sha256(p)} for k, p in files.items()},
+        "inputs": {k: _input(p, spec) for k, p in files.items()},
         "versions": {"python": platform.python_version(), **_versions()},
         # the version string is the same for every commit of a development install: a hash of
         # the package's own files (code, schemas, instrument definitions) tells them apart

@@ -63,8 +63,11 @@ def _post_frame(trial: Any, outcome: str) -> tuple[pd.DataFrame, list[str], int]
     part = trial.randomised
     subj = part["subject"].astype(str)
     strata = [s for s in ts.strata if s in part.columns]
+    # visits nobody was observed at leave the analysis, as in the primary model (issue 24.5)
+    seen = set(a.loc[a[outcome].notna(), "visit"].astype(str))
+    post_visits = [v for v in visits[1:] if v in seen]
     rows = []
-    for v in visits[1:]:
+    for v in post_visits:
         f = pd.DataFrame(
             {"subject": subj.to_numpy(), "arm": part["arm"].astype(str).to_numpy(), "visit": v}
         )
@@ -79,7 +82,7 @@ def _post_frame(trial: Any, outcome: str) -> tuple[pd.DataFrame, list[str], int]
     grid[bcol] = base.reindex(grid["subject"]).to_numpy()
     n_nobase = int(grid.loc[grid[bcol].isna(), "subject"].nunique())
     grid = grid[grid[bcol].notna()].copy()
-    grid["visit"] = pd.Categorical(grid["visit"], categories=visits[1:])
+    grid["visit"] = pd.Categorical(grid["visit"], categories=post_visits)
     grid["arm"] = pd.Categorical(grid["arm"], categories=arms)
     grid = grid.sort_values(["subject", "visit"]).reset_index(drop=True)
     strata = [s for s in strata if grid[s].nunique() > 1]
@@ -294,6 +297,18 @@ def missing_data_step(run: Any) -> None:
     }
 
 
+def _primary_contrasts(fit: Any, trial: Any, outcome: str, ref_arm: str) -> pd.DataFrame:
+    """Per-visit contrasts of the primary model; with one visit left (the others had no
+    observation, issue 24.5) the model has no visit factor, and the one visit is named."""
+    visits = [str(v) for v in trial.spec.visits][1:]
+    a = trial.assessments
+    seen = set(a.loc[a[outcome].notna(), "visit"].astype(str))
+    present = [v for v in visits if v in seen]
+    if len(present) == 1:
+        return fit.contrasts("arm", reference=ref_arm).assign(visit=present[0])
+    return fit.contrasts("arm", by="visit", reference=ref_arm)
+
+
 def _start(run: Any) -> _Work:
     """The primary analysis' rows of the comparison table and the imputation grid."""
     from peerstats.pipeline._common import outcome_label
@@ -307,7 +322,7 @@ def _start(run: Any) -> _Work:
     pct = prim.contrasts
     n_prim = int(getattr(prim.fit, "n_subjects", 0)) or None
     if pct is None:
-        pct = prim.fit.contrasts("arm", by="visit", reference=ref_arm)
+        pct = _primary_contrasts(prim.fit, trial, o, ref_arm)
     grid, strata, n_nobase = _post_frame(trial, o)
     work = _Work(o, ref_arm, arms, grid, strata, [f"{o}_baseline", *strata])
     for _, r in pct.iterrows():
@@ -336,7 +351,11 @@ def _subpopulation(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work
 
     spec, trial, o = run.spec, run.trial, work.outcome
     if s.method == "complete-case":
-        sub = peerstats.complete_case(trial, o)
+        seen = set(trial.assessments.loc[trial.assessments[o].notna(), "visit"].astype(str))
+        # visits nobody was observed at are not required (they left every analysis, 24.5)
+        sub = peerstats.complete_case(
+            trial, o, visits=[str(v) for v in trial.spec.visits if str(v) in seen]
+        )
         pop = "complete cases (outcome observed at every visit)"
         assumption = "missing completely at random given the covariates (only complete cases)"
     else:
@@ -411,7 +430,8 @@ def _impute(run: Any, s: SensitivitySpec, i: int, work: _Work) -> tuple[Any, str
     if _uses_reference(s, est) or ice is not None:
         reference = {a: (s.reference or work.reference) for a in work.arms}
         reference[work.reference] = work.reference
-    formula = f"{o} ~ " + " + ".join([*work.covariates, "arm * visit"])
+    many = len(work.grid["visit"].cat.categories) > 1  # one visit left: no visit terms (24.5)
+    formula = f"{o} ~ " + " + ".join([*work.covariates, "arm * visit" if many else "arm"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         imp = peerstats.impute(

@@ -534,4 +534,16 @@ def run(
         result = run_analysis(spec, progress=progress, blinded=blinded)
         progress = progress or Progress(enabled=False)
         with progress.step(f"writing {out}"):
-            return write_results(result, out, force=force)
+            written = write_results(result, out, force=force)
+    _print_warnings(result.warnings)
+    return written
+
+
+def _print_warnings(found: list[str], stream: TextIO | None = None) -> None:
+    """The run's warnings on stderr, also when progress is quiet: a warning in the report and
+    results.json only is one a user of the command line never sees (issue 24.5)."""
+    from peerstats._identifiers import escape_controls, mask_identifiers
+
+    stream = stream if stream is not None else sys.stderr
+    for w in found:
+        print(f"warning: {escape_controls(mask_identifiers(str(w)))}", file=stream)

@@ -368,7 +368,7 @@ def read_analysis_spec(
         from peerstats._yaml import YAMLRefusedError, load_yaml
 
         try:
-            raw = load_yaml(source.read_text(encoding="utf-8"))
+            raw = load_yaml(_read_spec_text(source))
         except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
             raise SpecError(f"{source} is not valid YAML: {exc}") from exc
         root = Path(base_dir) if base_dir is not None else source.parent
@@ -488,3 +488,12 @@ def _yaml_text(value: Any) -> Any:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value) if isinstance(value, int | float) else value
+
+
+def _read_spec_text(path: Path) -> str:
+    """The spec's text; the digest of its bytes is what the manifest records (issue 24.8)."""
+    from peerstats._provenance import remember
+
+    data = Path(path).read_bytes()
+    remember(path, data)
+    return data.decode("utf-8")

@@ -10,12 +10,13 @@ model-based change from baseline.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pandas as pd
 
 from peerstats.effects import EffectRecord
-from peerstats.exceptions import ConvergenceError
+from peerstats.exceptions import ConvergenceError, DataWarning
 from peerstats.pipeline._common import FittedOutcome, coefficients
 from peerstats.pipeline._jsonio import frame_keyed
 from peerstats.pipeline.outcomes._base import Context
@@ -79,6 +80,11 @@ def _post_data(trial: Any, outcome: str, spec: Any) -> tuple[pd.DataFrame, str, 
         )
         post = post[~miss]
     present = [v for v in visits[1:] if (post["visit"] == v).any()]
+    empty = [v for v in visits[1:] if v not in present]
+    if empty:  # a reader must be told, in stderr, results.json and the report (issue 24.5)
+        msg = f"visit(s) {empty} have no observation of {outcome!r} and were left out"
+        notes.append(msg)
+        warnings.warn(msg, DataWarning, stacklevel=2)
     post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present)
     if m.covariates:
         cov_frame = trial.participants[["subject", *m.covariates]]
