@@ -235,10 +235,29 @@ def test_an_arm_without_events_is_not_estimable(trial):
         fit_glm(frame, terms, family="binomial")
 
 
-def test_glmm_and_gee_are_not_available_yet(trial):
+def test_glmm_is_not_available_yet(trial):
     spec = _spec(readmission={**READMISSION, "model": "glmm"})
     with pytest.raises(SpecError, match="not available yet"):
         spec.check_against(trial.spec)
+
+
+def test_gee_by_delivery_group_matches_geepack(trial):
+    """geepack::geeglm, exchangeable within delivery groups, robust SE (1e-4 relative: both
+    iterate to their own tolerances)."""
+    adapter, fitted, ctx = _fit(trial, "readmission", {**READMISSION, "model": "gee"})
+    for term, row in fitted.fit.coef.iterrows():
+        r = REF["binary"]["gee"][_r_term(term)]
+        assert row["estimate"] == pytest.approx(r["estimate"], rel=1e-4, abs=1e-6)
+        assert row["std_error"] == pytest.approx(r["std_error"], rel=1e-4)
+    (rec,) = adapter.records(fitted, ctx)
+    b = REF["binary"]["gee"]["armpeer"]["estimate"]
+    assert rec.scale == "odds_ratio" and rec.estimate == pytest.approx(math.exp(b), rel=1e-4)
+    assert "generalised estimating equations" in adapter.model_record(fitted, ctx.spec)["model"]
+
+
+def test_gee_vcov_choices_are_checked():
+    with pytest.raises(SpecError, match="a GEE's covariance is 'robust' or 'bias-reduced'"):
+        _spec(readmission={**READMISSION, "model": "gee", "vcov": "cluster"})
 
 
 def test_spec_problems_are_collected():

@@ -3,7 +3,7 @@
 #   Rscript tests/reference/r_binary_count/make_r_binary_count.R
 # writes r_binary_count.json beside this script.
 suppressPackageStartupMessages({
-  library(MASS); library(sandwich); library(emmeans); library(jsonlite)
+  library(MASS); library(sandwich); library(emmeans); library(geepack); library(jsonlite)
 })
 here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE))))
 root <- normalizePath(file.path(here, "..", "..", ".."))
@@ -41,6 +41,16 @@ binary <- list(
   marginal_model = marg(V_model), marginal_cluster = marg(V_cl)
 )
 
+# GEE: delivery groups as clusters (participants without a group: clusters of one),
+# exchangeable working correlation, robust (sandwich) covariance; data sorted by cluster
+rg <- rb[order(rb$cluster, rb$id), ]
+gf <- geeglm(readmitted_12m ~ arm + site, id = factor(cluster, levels = unique(cluster)),
+             data = rg, family = binomial, corstr = "exchangeable")
+gs <- summary(gf)$coefficients
+binary$gee <- lapply(setNames(rownames(gs), rownames(gs)), function(k)
+  list(estimate = gs[k, "Estimate"], std_error = gs[k, "Std.err"]))
+binary$gee_alpha <- unname(gf$geese$alpha)
+
 # ---- psychiatric bed-days: negative binomial (NB2) with log(follow-up days) as offset
 rc <- p[!is.na(p$bed_days), ]
 nb <- glm.nb(bed_days ~ arm + site + offset(log(followup_days)), data = rc,
@@ -54,12 +64,13 @@ count <- list(
 )
 
 out <- list(
-  source = "R glm (binomial, poisson), MASS::glm.nb, sandwich::vcovCL(type = 'HC1'), emmeans counterfactuals",
+  source = "R glm (binomial, poisson), MASS::glm.nb, sandwich::vcovCL(type = 'HC1'), emmeans counterfactuals, geepack::geeglm",
   data = "src/peerstats/datasets/data/peer_recovery/participants.csv (SYNTHETIC), randomised rows",
   R = R.version.string,
   packages = list(MASS = as.character(packageVersion("MASS")),
                   sandwich = as.character(packageVersion("sandwich")),
-                  emmeans = as.character(packageVersion("emmeans"))),
+                  emmeans = as.character(packageVersion("emmeans")),
+                  geepack = as.character(packageVersion("geepack"))),
   binary = binary, count = count
 )
 write_json(out, file.path(here, "r_binary_count.json"), auto_unbox = TRUE, digits = NA, pretty = TRUE)

@@ -43,8 +43,8 @@ SCALES_OF = {
     "binary": ("odds_ratio", "risk_ratio", "risk_difference"),
     "count": ("rate_ratio",),
 }
-#: model choices whose engines are not in this version yet (issue 16: glmm and gee branches)
-NOT_YET = ("glmm", "gee")
+#: model choices whose engines are not in this version yet (issue 16: the glmm branch)
+NOT_YET = ("glmm",)
 THRESHOLDS = ("below", "at_most", "above", "at_least")
 
 
@@ -66,6 +66,11 @@ class OutcomeDef:
     covariates: tuple[str, ...] = ()
     vcov: str = "model"
     yes: tuple[str, ...] = ()
+
+    @property
+    def family(self) -> str:
+        """The GEE family of a count outcome (``gee_family``: negative_binomial or poisson)."""
+        return "negative_binomial" if self.type == "count" else "binomial"
 
     @property
     def source(self) -> str:
@@ -100,6 +105,11 @@ def _one(name: str, raw: dict, problems: list[str]) -> OutcomeDef:
             )
         if raw.get("visit") is None:
             problems.append(f"{where}/visit: a binary outcome derived from a scale needs a visit")
+    vcov = raw.get("vcov")
+    if model == "gee" and vcov not in (None, "robust", "bias-reduced"):
+        problems.append(f"{where}/vcov: a GEE's covariance is 'robust' or 'bias-reduced'")
+    if model != "gee" and vcov in ("robust", "bias-reduced"):
+        problems.append(f"{where}/vcov: {vcov!r} is for model 'gee'; use 'model' or 'cluster'")
     if "exposure" in raw and kind != "count":
         problems.append(f"{where}/exposure: only count outcomes have an exposure (follow-up time)")
     return OutcomeDef(
@@ -115,7 +125,7 @@ def _one(name: str, raw: dict, problems: list[str]) -> OutcomeDef:
         event=raw.get("event", ""),
         higher_is_better=raw.get("higher_is_better"),
         covariates=tuple(raw.get("covariates", ())),
-        vcov=raw.get("vcov", "model"),
+        vcov=raw.get("vcov", "robust" if model == "gee" else "model"),
         yes=tuple(str(x).lower() for x in raw.get("yes", ())),
     )
 

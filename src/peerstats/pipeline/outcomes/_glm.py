@@ -242,3 +242,70 @@ def marginal_risks(fit: GLMFit, arms: list[str]) -> tuple[np.ndarray, np.ndarray
         risks.append(p.mean())
         grads.append((p * (1 - p)) @ x / len(p))
     return np.asarray(risks), np.asarray(grads)
+
+
+@dataclass
+class GEEFit:
+    """A :func:`peerstats.gee` fit of one row per participant clustered by delivery group
+    (participants without a group are clusters of one), with the names the pipeline reads.
+    Marginal risks (risk ratio / difference) come from :func:`peerstats.marginal_effect`."""
+
+    gee: Any
+    data: pd.DataFrame
+    formula: str
+    family: str
+    vcov: str
+    level: float = 0.95
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def coef(self) -> pd.DataFrame:
+        """Coefficients on the link scale, the GEE's covariance and df convention."""
+        return self.gee.coef_table(self.level)
+
+    @property
+    def cov(self) -> np.ndarray:
+        return np.asarray(self.gee.vcov)
+
+    def test(self, ell: np.ndarray, level: float = 0.95) -> pd.DataFrame:
+        """Wald test and CI of ``ell' beta`` (normal)."""
+        ell = np.asarray(ell, dtype=float)
+        est = float(ell @ np.asarray(self.gee.params))
+        se = float(np.sqrt(ell @ self.cov @ ell))
+        z = stats.norm.ppf(0.5 + level / 2)
+        p = 2 * stats.norm.sf(abs(est / se))
+        return pd.DataFrame([dict(zip(_COLS, [est, se, est / se, p, est - z * se, est + z * se]))])
+
+    theta = property(lambda self: self.gee.theta)
+    n_obs = property(lambda self: int(self.gee.n_obs))
+    n_subjects = property(lambda self: int(self.data["subject"].nunique()))
+    subjects = property(lambda self: list(self.data["subject"].astype(str)))
+    loglik = property(lambda self: float("nan"))  # no likelihood (estimating equations)
+    aic = bic = loglik
+    converged = property(lambda self: True)  # peerstats.gee raises ConvergenceError
+
+
+def fit_gee(
+    data: pd.DataFrame, terms: list[str], *, family: str, vcov: str = "robust", level: float = 0.95
+) -> GEEFit:
+    """``peerstats.gee(y ~ arm + terms)`` with delivery groups as clusters (exchangeable
+    working correlation; offset log(exposure) for counts)."""
+    import peerstats
+
+    d = data[data["y"].notna()].dropna(subset=terms).copy()
+    _check_events(d, family)
+    d = d.sort_values(["cluster", "subject"], kind="stable").reset_index(drop=True)
+    if "exposure" in d.columns:
+        d["log_exposure"] = np.log(d["exposure"].to_numpy(float))
+    formula = "y ~ " + " + ".join(["arm", *terms])
+    fit = peerstats.gee(
+        formula,
+        d,
+        subject="cluster",
+        family=family,
+        correlation="exchangeable",
+        vcov="bias-reduced" if vcov == "bias-reduced" else "robust",
+        offset="log_exposure" if "exposure" in d.columns else None,
+        reference={"arm": str(d["arm"].cat.categories[0])},
+    )
+    return GEEFit(fit, d, formula, family, vcov, level=level, notes=list(fit.warnings))
