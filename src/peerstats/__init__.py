@@ -82,6 +82,17 @@ _LAZY = {
     # issue 16 (items 2, 3): GEE and marginal (g-computation) treatment effects
     "gee": "peerstats.models.gee",
     "marginal_effect": "peerstats.models.marginal",
+    # issue 18: trial-based economic evaluation (EQ-5D, QALYs, costs, cost-effectiveness)
+    "eq5d": "peerstats.economics.eq5d",
+    "qalys": "peerstats.economics.qaly",
+    "resource_costs": "peerstats.economics.costs",
+    "cost_effectiveness": "peerstats.economics.cea",
+    # issue 17: time to event, competing risks, group frailty
+    "kaplan_meier": "peerstats.survival",
+    "coxph": "peerstats.survival",
+    "rmst": "peerstats.survival",
+    "cumulative_incidence": "peerstats.survival",
+    "fine_gray": "peerstats.survival",
 }
 
 __all__ = [

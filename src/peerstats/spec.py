@@ -190,6 +190,14 @@ class TrialSpec:
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def time_to_event(self) -> dict:
+        """Time-to-event outcomes (issue 17): name -> :class:`peerstats.event_data.TimeToEventSpec`."""
+        from peerstats.event_data import TimeToEventSpec
+
+        raw = self.raw.get("time_to_event") or {}
+        return {name: TimeToEventSpec.from_dict(name, r) for name, r in raw.items()}
+
+    @property
     def baseline(self) -> str:
         """The baseline visit (the first visit)."""
         return self.visits[0]

@@ -957,6 +957,16 @@ def _sessions(ctx: _Ctx, t: RawTable, part: RawTable | None) -> dict | None:
     return dict(attended=attended)
 
 
+def _time_to_event(spec: TrialSpec, part: RawTable, log: _Log) -> None:
+    """Time-to-event outcomes: peerstats.event_data's checks, rows as in the file."""
+    from peerstats.event_data import time_to_event_failures
+
+    for tte in spec.time_to_event.values():
+        for rec in time_to_event_failures(part.data, tte).itertuples(index=False):
+            log.add("participants", part.rows[int(rec.row) - 1], rec.column, rec.value,
+                    rec.check, rec.message)
+
+
 def validate(
     spec: str | Path | dict | TrialSpec, *, base_dir: str | Path | None = None
 ) -> ValidationReport:
@@ -985,6 +995,7 @@ def validate(
     >>> print(report)  # doctest: +SKIP
     """
     spec = read_spec(spec, base_dir=base_dir)
+    spec.time_to_event  # noqa: B018  (SpecError for a wrong time_to_event block, before reading)
     checks, items_of = _outcome_columns(spec)  # SpecError for unknown instruments, before reading
     log = _Log()
     warnings: list[str] = []
@@ -1017,6 +1028,8 @@ def validate(
                     f"covariate {c}" if c in spec.covariates else f"column {c}",
                     spec.covariate_types.get(c),
                 )
+    if part is not None and pinfo is not None:
+        _time_to_event(spec, part, log)  # issue 17
     failures = log.frame()
     trial = None
     if len(failures) == 0:

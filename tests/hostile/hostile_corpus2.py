@@ -146,3 +146,21 @@ CASES2 += [
     Case("age_250", "24.9", _age("250"), {"validate": 1, "run": 1},
          must_say=("not plausible as an age",)),
 ]
+
+
+def _pnr_file_name(t: Trial) -> None:
+    name = f"deltagare_{PNR}.csv"
+    t.table("participants").rename(t.folder / name)
+    t.edit_spec(lambda s: s["data"].update(participants=name))
+
+
+def _missing_pnr_file(t: Trial) -> None:
+    t.edit_spec(lambda s: s["data"].update(participants=f"saknas_{PNR}.csv"))
+
+
+CASES2 += [
+    Case("data_file_name_holds_pnr", "24.3", _pnr_file_name, {"validate": 0, "run": 0},
+         (PNR, "811218")),
+    Case("missing_file_name_holds_pnr", "24.3", _missing_pnr_file, {"validate": 2, "run": 2},
+         (PNR, "811218"), ("file not found",)),
+]

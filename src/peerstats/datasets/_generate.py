@@ -586,6 +586,7 @@ def _peer_recovery(out: Path, seed: int) -> None:
     )
     participants = participants.sort_values("id", kind="stable").reset_index(drop=True)
     participants = _service_use(participants, seed)
+    assessments = _economic_data(assessments, participants, seed)
 
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(participants, out / "participants.csv")
@@ -628,6 +629,7 @@ def _peer_recovery(out: Path, seed: int) -> None:
         sessions=True,
         adverse_events=True,
     )
+    spec["outcomes"].update(_economic_columns())
     _write_yaml(spec, out / "spec.yaml", f"peer_recovery: SYNTHETIC example trial (seed {seed}).")
     _write_readme(
         out / "README.txt",
@@ -655,6 +657,13 @@ Files
 - assessments.csv: long, one row per attended visit; items qpr_1..qpr_15 (0-4), es_1..es_28
   (1-4, raw: reverse-keyed items as answered), mansa_1..mansa_12 (1-7), wsas_1..wsas_5 (0-8).
   About 5% of questionnaires miss one item (prorated) and 0.8% miss 30% of items (not scored).
+  Economic evaluation (issue 18; separate stream [seed, 18]): EQ-5D-5L levels eq5d_mo, eq5d_sc,
+  eq5d_ua, eq5d_pd, eq5d_ad (1-5) at every visit, from a latent health score correlated with
+  the WSAS items and shifted in the peer arm after baseline (2% of questionnaires skipped);
+  service use (at baseline for the 3 months before randomisation, then since the previous
+  visit): su_gp (GP visits),
+  su_outpatient (mental-health outpatient visits), su_crisis (crisis contacts),
+  su_inpatient_days (psychiatric inpatient days), gamma-Poisson counts.
 - sessions.csv: peer arm only, subject x 10 sessions, attended 0/1.
 - adverse_events.csv: one row per adverse event of a randomised participant (id, event,
   serious 0/1); Poisson counts (mean 0.30 per participant in both arms), about 10% serious.
@@ -684,6 +693,64 @@ _SERVICE_USE = {
     "stay_peer": 17.0,
     "stay_size": 1.3,
 }
+
+
+#: EQ-5D-5L and service use of peer_recovery (issue 18): level offsets per dimension (a
+#: mental-health population: anxiety/depression and usual activities worst), the latent health
+#: shift of the peer arm after baseline, and the mean service use per recall period
+_ECONOMIC = {
+    "eq5d_base": {"mo": 1.3, "sc": 1.1, "ua": 2.2, "pd": 1.9, "ad": 2.6},
+    "peer_shift": 0.25,
+    "use": {"su_gp": 1.6, "su_outpatient": 2.2, "su_crisis": 0.35, "su_inpatient_days": 0.9},
+    "peer_use": {"su_crisis": 0.8, "su_inpatient_days": 0.8},
+    "p_skipped": 0.02,
+}
+
+
+def _economic_columns() -> dict[str, dict]:
+    """Trial-spec entries of the EQ-5D-5L dimensions and service-use counts (validated ranges)."""
+    names = {"mo": "mobility", "sc": "self-care", "ua": "usual activities",
+             "pd": "pain/discomfort", "ad": "anxiety/depression"}  # fmt: skip
+    out = {f"eq5d_{d}": {"column": f"eq5d_{d}", "min": 1, "max": 5, "higher_is_better": False,
+                         "label": f"EQ-5D-5L {w}"} for d, w in names.items()}  # fmt: skip
+    use = {"su_gp": "GP visits", "su_outpatient": "mental-health outpatient visits",
+           "su_crisis": "crisis contacts", "su_inpatient_days": "psychiatric inpatient days"}  # fmt: skip
+    out.update({k: {"column": k, "min": 0, "higher_is_better": False, "label": v}
+                for k, v in use.items()})  # fmt: skip
+    return out
+
+
+def _economic_data(assessments: pd.DataFrame, participants: pd.DataFrame, seed: int):
+    """EQ-5D-5L at every assessment and service use since the previous one (issue 18).
+
+    Drawn from their own random stream (``[seed, 18]``) after every other column, so each
+    existing value stays identical. Health is a latent score correlated with the WSAS items
+    (worse functioning, worse EQ-5D levels and more service use), shifted in the peer arm after
+    baseline; ~2% of questionnaires are skipped (all five dimensions and the service use
+    missing). Service use (GP visits, mental-health outpatient visits, crisis contacts,
+    psychiatric inpatient days) is asked at every visit: at baseline for the 3 months before
+    randomisation, at post and fu3 for the time since the last visit.
+    """
+    c = _ECONOMIC
+    rng = np.random.default_rng([seed, 18])
+    a = assessments
+    n = len(a)
+    wsas = a[[f"wsas_{i}" for i in range(1, 6)]].mean(axis=1)
+    z = ((wsas - wsas.mean()) / wsas.std()).fillna(0.0).to_numpy()
+    peer = set(participants.loc[participants["arm"] == "peer", "id"])
+    after = (a["visit"] != "baseline").to_numpy() & a["id"].isin(peer).to_numpy()
+    health = -0.6 * z + rng.normal(0.0, 0.8, n) + c["peer_shift"] * after
+    skipped = rng.random(n) < c["p_skipped"]
+    out = a.copy()
+    for d, base in c["eq5d_base"].items():
+        lv = np.clip(np.rint(base - 0.75 * health + rng.normal(0.0, 0.6, n)), 1, 5)
+        out[f"eq5d_{d}"] = pd.array(np.where(skipped, None, lv.astype(int)), "Int64")
+    asked = ~skipped
+    for item, mean in c["use"].items():
+        mu = mean * np.exp(-0.35 * health) * np.where(after, c["peer_use"].get(item, 1.0), 1.0)
+        count = rng.poisson(rng.gamma(1.2, mu / 1.2))
+        out[item] = pd.array(np.where(asked, count, None), "Int64")
+    return out
 
 
 def _service_use(participants: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -132,6 +132,10 @@ class TrialDesign:
     def __new__(cls, *args: Any, outcome: str = "continuous", **kwargs: Any):
         # issue 16.6: a binary or count primary outcome is a different design (closed-form
         # power, GLM/GEE simulation); TrialDesign(outcome=...) is the one entry point
+        if outcome == "time_to_event":  # issue 17: design.survival.SurvivalDesign
+            from peerstats.design.survival import SurvivalDesign
+
+            return SurvivalDesign(*args, **kwargs)
         if outcome != "continuous":
             from peerstats.design.binary import OutcomeDesign
 

@@ -338,6 +338,8 @@ def power(
     sqrt(v))| > t_{df, 1-alpha/2}). Validated against longpower (Lu, Luo & Chen 2008 tables),
     statsmodels' TTestIndPower and closed forms (tests/design/, tests/reference/power/).
     """
+    if getattr(design, "outcome", None) == "time_to_event":  # issue 17
+        return design.power(n)
     if _is_outcome(design):
         return outcome_power(design, n, method=method, n_sims=n_sims, seed=seed, client=client,
                              progress=progress)
@@ -498,6 +500,8 @@ def sample_size(
         ``power`` outside (alpha, 1); the target not reached by ``n_max`` (the message gives the
         largest n tried and the power it reached).
     """
+    if getattr(design, "outcome", None) == "time_to_event":  # issue 17
+        return design.sample_size(power)
     if _is_outcome(design):
         target = check_power_target(power, design.alpha, field_name="power")
         return outcome_sample_size(design, target, n_min, n_max)

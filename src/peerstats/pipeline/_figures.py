@@ -54,6 +54,11 @@ def _trajectories(run: AnalysisRun) -> None:
     spec, trial = run.spec, run.trial
     arm_labels, visit_labels, ci = _labels(run)
     for o in spec.outcomes:
+        if spec.outcome_type(o) == "time_to_event":  # issue 17: survival curves instead
+            from peerstats.pipeline.outcomes.time_to_event import draw_curves
+
+            draw_curves(run, o)
+            continue
         if spec.outcome_type(o) != "continuous":
             continue  # observed means at visits: scales only
         fig, ax = plt.subplots(figsize=(6.4, 4.0))

@@ -387,6 +387,13 @@ def _estimand(run: AnalysisRun) -> list[str]:
     return parts
 
 
+def _economics(run: AnalysisRun) -> list[str]:
+    """The cost-effectiveness section (:mod:`peerstats.pipeline.economics`), when specified."""
+    from peerstats.pipeline.economics import render_section
+
+    return [render_section(run)]
+
+
 def _models(run: AnalysisRun) -> list[str]:
     """Each outcome's model: formula, covariance, fit, coefficients, notes."""
     from peerstats.pipeline._common import (
@@ -505,6 +512,7 @@ SECTIONS = (
     _harms,
     _figures_section,
     _estimand,
+    _economics,
     _models,
     _warnings,
     _provenance,

@@ -150,6 +150,7 @@ def run_analysis(
     steps.describe(run, progress=progress)
     steps.figures(run, progress=progress)
     steps.sensitivity(run, progress=progress)
+    steps.economics(run, progress=progress)
     steps.render(run, progress=progress)
     return run
 

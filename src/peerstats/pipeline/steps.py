@@ -10,6 +10,7 @@
                                               #   (reconciled with the fits), Table 1, ...
     figures(run)                              # forest (from the records), trajectories ...
     sensitivity(run)                          # estimand and missing-data analyses
+    economics(run)                            # cost-effectiveness (``economics:`` block)
     render(run)                               # report.html
 
 ``estimate`` comes before ``describe`` because CONSORT's analysed boxes are reconciled with the
@@ -42,6 +43,7 @@ __all__ = [
     "describe",
     "figures",
     "sensitivity",
+    "economics",
     "render",
     "context",
     "adjust_records",
@@ -272,6 +274,15 @@ def sensitivity(run: AnalysisRun, *, progress: Any = None) -> None:
 
     _sensitivity.run_sensitivity(run, progress or _Quiet())
     run.results["warnings"] = list(run.warnings)
+
+
+def economics(run: AnalysisRun, *, progress: Any = None) -> None:
+    """The cost-effectiveness analysis of the spec's ``economics:`` block (issue 18;
+    :mod:`.economics`); nothing without one."""
+    from peerstats.pipeline.economics import run_economics
+
+    with _collect(run.warnings, "economics: "):
+        run_economics(run, progress or _Quiet())
 
 
 def render(run: AnalysisRun, *, progress: Any = None) -> None:

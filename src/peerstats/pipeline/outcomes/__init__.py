@@ -59,6 +59,9 @@ def _register_builtin() -> None:
 
     register("binary", BinaryOutcome())
     register("count", CountOutcome())
+    from peerstats.pipeline.outcomes.time_to_event import TimeToEventOutcome  # issue 17
+
+    register("time_to_event", TimeToEventOutcome())
 
 
 _register_builtin()

@@ -37,12 +37,17 @@ __all__ = ["OutcomeDef", "parse_outcomes", "MODELS", "SCALES_OF", "NOT_YET"]
 MODELS = {
     "binary": ("logistic", "glmm", "gee"),
     "count": ("negative_binomial", "poisson", "glmm", "gee"),
+    "time_to_event": ("cox", "rmst", "fine_gray"),  # issue 17
 }
 #: effect scales each type may report (the first is the default)
 SCALES_OF = {
     "binary": ("odds_ratio", "risk_ratio", "risk_difference"),
     "count": ("rate_ratio",),
+    "time_to_event": ("hazard_ratio", "rmst_difference", "subdistribution_hazard_ratio"),
 }
+#: time_to_event: the scale each model reports
+TTE_SCALE = {"cox": "hazard_ratio", "rmst": "rmst_difference",
+             "fine_gray": "subdistribution_hazard_ratio"}
 #: model choices whose engines are not in this version yet (issue 16: the glmm branch)
 NOT_YET = ("glmm",)
 THRESHOLDS = ("below", "at_most", "above", "at_least")
@@ -66,10 +71,13 @@ class OutcomeDef:
     covariates: tuple[str, ...] = ()
     vcov: str = "model"
     yes: tuple[str, ...] = ()
+    status: str | None = None  # time_to_event (issue 17): how follow-up ended
+    tau: float | None = None
+    cause: int = 1
 
     @property
     def family(self) -> str:
-        """The GEE family of a count outcome (``gee_family``: negative_binomial or poisson)."""
+        """The GEE family: binomial for binary outcomes, negative binomial for counts."""
         return "negative_binomial" if self.type == "count" else "binomial"
 
     @property
@@ -82,7 +90,7 @@ def _one(name: str, raw: dict, problems: list[str]) -> OutcomeDef:
     kind = raw["type"]
     where = f"outcomes/{name}"
     model = raw.get("model", MODELS[kind][0])
-    scale = raw.get("scale", SCALES_OF[kind][0])
+    scale = raw.get("scale", TTE_SCALE.get(model, SCALES_OF[kind][0]))
     if model not in MODELS[kind]:
         problems.append(
             f"{where}/model: {model!r} is not a {kind} model; models are {list(MODELS[kind])}"
@@ -110,6 +118,10 @@ def _one(name: str, raw: dict, problems: list[str]) -> OutcomeDef:
         problems.append(f"{where}/vcov: a GEE's covariance is 'robust' or 'bias-reduced'")
     if model != "gee" and vcov in ("robust", "bias-reduced"):
         problems.append(f"{where}/vcov: {vcov!r} is for model 'gee'; use 'model' or 'cluster'")
+    if kind == "time_to_event":
+        problems += _tte_problems(where, raw, model, scale)
+    elif any(k in raw for k in ("status", "tau", "cause")):
+        problems.append(f"{where}: status, tau and cause belong to time_to_event outcomes")
     if "exposure" in raw and kind != "count":
         problems.append(f"{where}/exposure: only count outcomes have an exposure (follow-up time)")
     return OutcomeDef(
@@ -127,7 +139,23 @@ def _one(name: str, raw: dict, problems: list[str]) -> OutcomeDef:
         covariates=tuple(raw.get("covariates", ())),
         vcov=raw.get("vcov", "robust" if model == "gee" else "model"),
         yes=tuple(str(x).lower() for x in raw.get("yes", ())),
+        status=raw.get("status"),
+        tau=raw.get("tau"),
+        cause=int(raw.get("cause", 1)),
     )
+
+
+def _tte_problems(where: str, raw: dict, model: str, scale: str) -> list[str]:
+    out = []
+    if "status" not in raw or "column" not in raw:
+        out.append(f"{where}: a time_to_event outcome needs column (follow-up time) and status")
+    if model in TTE_SCALE and scale != TTE_SCALE[model]:
+        out.append(f"{where}/scale: model {model!r} reports {TTE_SCALE[model]!r}, not {scale!r}")
+    if model == "rmst" and "tau" not in raw:
+        out.append(f"{where}/tau: model 'rmst' needs tau (the truncation time)")
+    if raw.get("visit") is not None or raw.get("from"):
+        out.append(f"{where}: a time_to_event outcome is one row per participant (no visit/from)")
+    return out
 
 
 def parse_outcomes(raw: dict) -> tuple[dict[str, OutcomeDef], list[str]]:
