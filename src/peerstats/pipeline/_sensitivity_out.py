@@ -192,85 +192,102 @@ def _assumption_words(run: Any) -> list[str]:
     return out
 
 
+def _estimand_html(est: dict) -> list[str]:
+    """The estimand's attributes and its intercurrent events (with strategies) as HTML."""
+    e = html.escape
+    pairs = [
+        ("Population", est.get("population")),
+        ("Treatment", est.get("treatment")),
+        ("Variable", est.get("variable")),
+        ("Population-level summary", est.get("summary")),
+    ]
+    parts = [
+        "<dl class='kv'>"
+        + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in pairs if v)
+        + "</dl>"
+    ]
+    if est["intercurrent_events"]:
+        parts.append(
+            "<div class='scroll'><table data-table='intercurrent_events'><thead><tr>"
+            "<th>Intercurrent event</th><th>Strategy (ICH E9(R1))</th>"
+            "<th>Missing data after it (imputation analyses)</th></tr></thead><tbody>"
+            + "".join(
+                f"<tr><td>{e(x['event'])}</td><td style='text-align:left'>{e(x['strategy'])}</td>"
+                f"<td style='text-align:left'>{e(_WORDS[x['missing_data']])} "
+                f"({e(x['missing_data'])})</td></tr>"
+                for x in est["intercurrent_events"]
+            )
+            + "</tbody></table></div>"
+        )
+    return parts
+
+
+def _missing_html(mt: pd.DataFrame, spec: Any) -> list[str]:
+    """Missing / randomised (fraction) per arm and visit."""
+    e = html.escape
+    visits = list(dict.fromkeys(mt["visit"]))
+    head = "<th>Arm</th>" + "".join(f"<th>{e(spec.label('visits', v))}</th>" for v in visits)
+    body = []
+    for arm, sub in mt.groupby("arm", sort=False):
+        cells = "".join(
+            f"<td>{int(r.n_missing)} / {int(r.n_randomised)} ({r.fraction_missing:.0%})</td>"
+            for r in sub.itertuples(index=False)
+        )
+        body.append(f"<tr><td>{e(spec.label('arms', arm))}</td>{cells}</tr>")
+    return [
+        "<h3>Missing outcomes per arm and visit</h3>",
+        "<div class='scroll'><table data-table='missing_data'><caption>Missing / randomised "
+        f"(fraction missing)</caption><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+        "</tbody></table></div>",
+    ]
+
+
+def _tipping_sentences(res: dict, spec: Any) -> list[str]:
+    """Where the conclusion changes on each one-arm delta grid, in words."""
+    e = html.escape
+    parts = []
+    for key, tp in (res.get("tipping_point") or {}).items():
+        if "tipping_delta" not in tp:
+            continue
+        d = tp["tipping_delta"]
+        arm = spec.label("arms", tp["arms"][0])
+        at = e(spec.label("visits", tp["visit"]))
+        if d is None or d != d:
+            txt = (
+                f"Tipping point ({e(key)}): the conclusion at {at} does not change anywhere on "
+                f"the delta grid of {e(arm)}."
+            )
+        else:
+            txt = (
+                f"Tipping point ({e(key)}): the conclusion at {at} changes when the imputed "
+                f"values of {e(arm)} are shifted by {d:.2f} points."
+            )
+        parts.append(f"<p data-tipping>{txt}</p>")
+    return parts
+
+
 def render_section(run: Any) -> str:
     """The report section "Estimand and missing data" (empty without estimand/sensitivity)."""
-    spec = run.spec
-    res = run.results
+    from peerstats.pipeline._common import _figure
+
+    spec, res = run.spec, run.results
     if "missing_data" not in res:
         return ""
     e = html.escape
     parts = ["<h2 id='estimand'>Estimand and missing data</h2>"]
-    est = res.get("estimand")
-    if est is not None:
-        pairs = [
-            ("Population", est.get("population")),
-            ("Treatment", est.get("treatment")),
-            ("Variable", est.get("variable")),
-            ("Population-level summary", est.get("summary")),
-        ]
-        parts.append(
-            "<dl class='kv'>"
-            + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in pairs if v)
-            + "</dl>"
-        )
-        if est["intercurrent_events"]:
-            parts.append(
-                "<div class='scroll'><table data-table='intercurrent_events'><thead><tr>"
-                "<th>Intercurrent event</th><th>Strategy (ICH E9(R1))</th>"
-                "<th>Missing data after it (imputation analyses)</th></tr></thead><tbody>"
-                + "".join(
-                    f"<tr><td>{e(x['event'])}</td><td style='text-align:left'>{e(x['strategy'])}</td>"
-                    f"<td style='text-align:left'>{e(_WORDS[x['missing_data']])} "
-                    f"({e(x['missing_data'])})</td></tr>"
-                    for x in est["intercurrent_events"]
-                )
-                + "</tbody></table></div>"
-            )
+    if res.get("estimand") is not None:
+        parts += _estimand_html(res["estimand"])
     parts.append("<h3>The missing-data assumption</h3>")
     parts += [f"<p data-assumption>{e(t)}</p>" for t in _assumption_words(run)]
     mt = run.tables.get("missing_data")
     if mt is not None:
-        parts.append("<h3>Missing outcomes per arm and visit</h3>")
-        visits = list(dict.fromkeys(mt["visit"]))
-        head = "<th>Arm</th>" + "".join(f"<th>{e(spec.label('visits', v))}</th>" for v in visits)
-        body = []
-        for arm, sub in mt.groupby("arm", sort=False):
-            cells = "".join(
-                f"<td>{int(r.n_missing)} / {int(r.n_randomised)} ({r.fraction_missing:.0%})</td>"
-                for r in sub.itertuples(index=False)
-            )
-            body.append(f"<tr><td>{e(spec.label('arms', arm))}</td>{cells}</tr>")
-        parts.append(
-            "<div class='scroll'><table data-table='missing_data'><caption>Missing / randomised "
-            f"(fraction missing)</caption><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
-            "</tbody></table></div>"
-        )
+        parts += _missing_html(mt, spec)
     if "sensitivity" in run.html_tables:
         parts.append("<h3>Primary and sensitivity analyses</h3>")
         parts.append(run.html_tables["sensitivity"])
-    from peerstats.pipeline._common import _figure
-
     parts.append(_figure(run, "sensitivity_forest"))
-    for name in run.figures:
-        if name.startswith("tipping_point"):
-            parts.append(_figure(run, name))
-    for key, tp in (res.get("tipping_point") or {}).items():
-        if "tipping_delta" in tp:
-            d = tp["tipping_delta"]
-            arm = spec.label("arms", tp["arms"][0])
-            if d is None or d != d:
-                txt = (
-                    f"Tipping point ({e(key)}): the conclusion at "
-                    f"{e(spec.label('visits', tp['visit']))} does not change anywhere on the "
-                    f"delta grid of {e(arm)}."
-                )
-            else:
-                txt = (
-                    f"Tipping point ({e(key)}): the conclusion at "
-                    f"{e(spec.label('visits', tp['visit']))} changes when the imputed values of "
-                    f"{e(arm)} are shifted by {d:.2f} points."
-                )
-            parts.append(f"<p data-tipping>{txt}</p>")
+    parts += [_figure(run, name) for name in run.figures if name.startswith("tipping_point")]
+    parts += _tipping_sentences(res, spec)
     notes = res.get("sensitivity", {}).get("notes") or []
     if notes:
         parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
