@@ -93,6 +93,17 @@ _LAZY = {
     "rmst": "peerstats.survival",
     "cumulative_incidence": "peerstats.survival",
     "fine_gray": "peerstats.survival",
+    # issue 21: data in (REDCap exports, labels from the source)
+    "read_redcap": "peerstats.io.redcap",
+    "read_redcap_dictionary": "peerstats.io.redcap",
+    # issue 19: subgroups, site heterogeneity, mediation, multiplicity
+    "multiple_testing": "peerstats.effects.multiplicity",
+    "plot_graph": "peerstats.effects.multiplicity",
+    "mediation": "peerstats.effects.mediation",
+    "subgroups": "peerstats.effects.subgroups",
+    "site_heterogeneity": "peerstats.effects.heterogeneity",
+    "meta_analysis": "peerstats.effects.heterogeneity",
+    "random_site_effect": "peerstats.effects.heterogeneity",
 }
 
 __all__ = [

@@ -36,6 +36,7 @@ from typing import Any
 
 __all__ = [
     "looks_identifying",
+    "birth_date_column",
     "find_identifiers",
     "mask_identifiers",
     "mask_value",
@@ -276,6 +277,25 @@ def mask_value(value: Any, limit: int = 40) -> Any:
     if limit and len(s) > limit:
         s = s[: limit - 3] + "..."
     return s
+
+
+#: headers that name a date of birth (English, Swedish, Danish/Norwegian, Finnish, German)
+_BIRTH_HEADER = re.compile(
+    r"f[öo]delse(datum|dag)|f[øo]dsels(dato|dag)|syntym[äa](aika|p[äa]iv[äa])|"
+    r"geburts(datum|tag)|date[\s_.-]*of[\s_.-]*birth|birth[\s_.-]*(date|day)|(^|[\W_])dob($|[\W_])",
+    re.IGNORECASE,
+)
+
+
+def birth_date_column(header: str, values: Iterable[Any]) -> bool:
+    """True when a column is a date of birth: its header names one (``födelsedatum``,
+    ``fødselsdato``, ``date_of_birth``, ``dob``, ...) and at least half its values are dates.
+    With a personal number it identifies a person; only age (or an age band) may be shown."""
+    if not _BIRTH_HEADER.search(str(header)):
+        return False
+    present = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    dates = sum(bool(_DATE_LIKE.match(v[:10])) for v in present)
+    return bool(present) and dates >= 0.5 * len(present)
 
 
 def cap_text(text: str, limit: int = 2000) -> str:

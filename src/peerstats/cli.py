@@ -481,7 +481,50 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--summary", action="store_true", help="only print the trial summary")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     d.set_defaults(func=_cmd_demo)
+
+    i = sub.add_parser(
+        "init",
+        help="draft a trial spec from a REDCap data dictionary",
+        description="Draft a trial spec (YAML) for a REDCap project from its data dictionary: "
+        "labels, choices, validation ranges and identifier flags come from the dictionary. "
+        "Edit the draft before use; guesses are marked '# check'. Exit status: 0 written, "
+        "2 the dictionary cannot be read or OUT exists without --force.",
+    )
+    i.add_argument("--from-redcap", required=True, type=Path, metavar="DICTIONARY",
+                   help="the REDCap data dictionary (CSV)")
+    i.add_argument("--records", type=Path, default=None, metavar="CSV",
+                   help="the records export: gives the events (visits), outcomes and sessions")
+    i.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="write the draft here (default: print it)")
+    i.add_argument("--name", default="my_trial", help="the trial's name in the draft")
+    i.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    i.set_defaults(func=_cmd_init)
     return parser
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from peerstats.io.redcap_spec import draft_trial_spec
+
+    out = args.out
+    if out is not None and out.exists() and not args.force:
+        print(f"spec error: {out} exists; pass --force to overwrite it", file=sys.stderr)
+        return EXIT_SPEC
+    try:
+        text = draft_trial_spec(
+            args.from_redcap,
+            records=args.records,
+            name=args.name,
+            spec_dir=out.resolve().parent if out is not None else None,
+        )
+    except PeerstatsError as exc:
+        print(f"spec error: {_shown(exc)}", file=sys.stderr)
+        return EXIT_SPEC
+    if out is None:
+        print(text, end="")
+        return EXIT_OK
+    out.write_text(text, encoding="utf-8")
+    print(f"Draft trial spec written to {out}; edit it, then: peerstats validate {out}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

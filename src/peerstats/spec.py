@@ -27,6 +27,7 @@ __all__ = [
     "Arms",
     "Outcome",
     "Covariate",
+    "RedcapSource",
     "read_spec",
     "trial_spec_schema",
 ]
@@ -160,6 +161,16 @@ class Covariate:
 
 
 @dataclass(frozen=True)
+class RedcapSource:
+    """A REDCap export as the trial's data (``source: {redcap: ...}``, issue 21): the records
+    export, the data dictionary, and the repeating instrument holding session attendance."""
+
+    records: Path
+    dictionary: Path
+    sessions: str | None = None
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     """A parsed, schema-checked trial spec (immutable).
 
@@ -183,6 +194,8 @@ class TrialSpec:
     drop: tuple[str, ...] = ()
     covariate_types: dict[str, Covariate] = field(default_factory=dict, compare=False)
     free_text: tuple[str, ...] = ()
+    redcap: RedcapSource | None = None
+    binary: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # (yes words, no words)
     synthetic: bool = False
     description: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
@@ -344,7 +357,8 @@ def read_spec(
         raise SpecError(_problem_text(where, problems))
 
     problems = []
-    data = raw["data"]
+    redcap = _redcap_source(raw, root, problems)
+    data = raw.get("data") or _redcap_data(redcap)
     participants = _source(data["participants"], root, problems, "participants")
     assessments = _source(data["assessments"], root, problems, "assessments")
     sessions = _source(data["sessions"], root, problems, "sessions") if "sessions" in data else None
@@ -420,6 +434,7 @@ def read_spec(
             )
         )
     covariates, covariate_types = _covariates(raw.get("covariates"), problems)
+    binary = _binary(raw.get("binary"), problems)
     if problems:
         raise SpecError(_problem_text(where, problems))
 
@@ -441,12 +456,51 @@ def read_spec(
         covariate_types=covariate_types,
         drop=tuple(raw.get("drop", ())),
         free_text=tuple(raw.get("free_text", ())),
+        redcap=redcap,
+        binary=binary,
         synthetic=bool(trial.get("synthetic", False)),
         description=trial.get("description", ""),
         base_dir=root,
         source=source,
         raw=raw,
     )
+
+
+def _redcap_source(raw: dict, root: Path, problems: list[str]) -> RedcapSource | None:
+    """``source: {redcap: {records, dictionary, sessions}}`` (paths relative to the spec)."""
+    rc = (raw.get("source") or {}).get("redcap")
+    if rc is None:
+        return None
+    if "data" in raw:
+        problems.append("source/redcap: the data come from the REDCap export; drop data:")
+    paths = {}
+    for key in ("records", "dictionary"):
+        path = Path(rc[key])
+        paths[key] = path if path.is_absolute() else root / path
+        if not paths[key].is_file():
+            problems.append(f"source/redcap/{key}: file not found: {paths[key]}")
+    return RedcapSource(paths["records"], paths["dictionary"], rc.get("sessions"))
+
+
+def _binary(value: Any, problems: list[str]) -> tuple | None:
+    """``binary: {yes: [...], no: [...]}``: the yes/no words of every binary column."""
+    if value is None:
+        return None
+    yes = tuple(str(v).strip().lower() for v in value["yes"])
+    no = tuple(str(v).strip().lower() for v in value["no"])
+    both = sorted(set(yes) & set(no))
+    if both:
+        problems.append(f"binary: {both} are both yes and no words")
+    return yes, no
+
+
+def _redcap_data(redcap: RedcapSource | None) -> dict:
+    """The tables of a REDCap source, each read from the records export."""
+    records = str(redcap.records) if redcap is not None else ""
+    data = {"participants": records, "assessments": records}
+    if redcap is not None and redcap.sessions:
+        data["sessions"] = records
+    return data
 
 
 def _covariates(value: Any, problems: list[str]) -> tuple[tuple[str, ...], dict[str, Covariate]]:

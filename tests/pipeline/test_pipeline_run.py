@@ -85,9 +85,11 @@ def test_report_is_self_contained_and_leads_with_the_primary_result(example_runs
     for section in ("Table 1", "Model details", "Provenance", "warnings"):
         assert section in html
     # 8 figures + residual diagnostics + the sensitivity forest and tipping-point figures, the
-    # forest of ratios (binary/count outcomes, issue 16) and the cost-effectiveness plane and
-    # CEAC (issue 18)
-    assert html.count("data:image/svg+xml;base64,") == 14
+    # forest of ratios (binary/count outcomes, issue 16), the cost-effectiveness plane and
+    # CEAC (issue 18), and the "Heterogeneity and mechanisms" figures (issue 19: subgroup
+    # forest, age effect curve, mediation sensitivity)
+    assert html.count("data:image/svg+xml;base64,") == 17
+    assert "id='mechanisms'" in html
 
 
 def test_single_arm_report_shows_feasibility_and_change(example_runs):

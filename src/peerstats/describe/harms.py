@@ -12,11 +12,12 @@ from peerstats._identifiers import looks_identifying, mask_value
 from peerstats.describe._common import arm_levels, as_frames, randomised_mask
 from peerstats.describe.render import Table
 from peerstats.exceptions import DataValidationError
+from peerstats.io.coerce import NO, YES  # one yes/no vocabulary (issue 21)
 
 __all__ = ["harms_table"]
 
-_TRUE = {"1", "1.0", "true", "yes", "y", "ja"}
-_FALSE = {"0", "0.0", "false", "no", "n", "nej", ""}
+_TRUE = set(YES)
+_FALSE = {*NO, ""}
 
 
 def _flag(values: pd.Series, table: str, column: str) -> pd.Series:

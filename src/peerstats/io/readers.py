@@ -55,6 +55,9 @@ class RawTable:
     problems : list of dict
         Cells the reader could not read faithfully (an Excel formula without a saved value),
         as failure records ``row, column, value, check, message`` for validation to report.
+    variable_labels : dict
+        Column -> label of the column, from SPSS/Stata variable labels or a REDCap data
+        dictionary (issue 21): the names a reader sees unless the spec names them otherwise.
     """
 
     name: str
@@ -64,6 +67,7 @@ class RawTable:
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     blank_rows: list[int] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
+    variable_labels: dict[str, str] = field(default_factory=dict)
 
 
 def to_text(value: object) -> str | None:
@@ -205,7 +209,7 @@ def _check_header(header: list[str], path: Path) -> None:
         )
 
 
-def _read_stat(source: DataSource) -> tuple[pd.DataFrame, dict]:
+def _read_stat(source: DataSource) -> tuple[pd.DataFrame, dict, dict]:
     import pyreadstat
 
     suffix = source.path.suffix.lower()
@@ -217,7 +221,11 @@ def _read_stat(source: DataSource) -> tuple[pd.DataFrame, dict]:
         if col in df.columns:
             ordered = sorted(mapping.items(), key=lambda kv: (isinstance(kv[0], str), kv[0]))
             labels[col] = {to_text(code): str(label) for code, label in ordered}
-    return df, labels
+    names = dict(zip(meta.column_names, meta.column_labels or [], strict=False))
+    variable = {
+        str(c).strip(): str(lab).strip() for c, lab in names.items() if lab and str(lab).strip()
+    }
+    return df, labels, variable
 
 
 def _read_parquet(source: DataSource) -> tuple[pd.DataFrame, dict]:
@@ -294,6 +302,7 @@ def read_table(source: DataSource, name: str) -> RawTable:
     """
     suffix = source.path.suffix.lower()
     labels: dict = {}
+    variable: dict = {}
     problems: list[dict] = []
     refused = check_regular_file(source.path)  # issue 24.10-11: before anything is read
     if refused is None and suffix in (".csv", ".tsv", ".txt"):
@@ -323,7 +332,7 @@ def read_table(source: DataSource, name: str) -> RawTable:
             )
             problems = _xlsx_formulas_without_value(source)
         elif suffix in (".sav", ".zsav", ".dta"):
-            df, labels = _read_stat(source)
+            df, labels, variable = _read_stat(source)
         elif suffix == ".parquet":
             df, labels = _read_parquet(source)
         else:  # read_spec refuses other suffixes; keep a clear error for direct callers
@@ -348,7 +357,9 @@ def read_table(source: DataSource, name: str) -> RawTable:
             "is writing to it"
         )
     try:
-        return _finish(name, source.path, df, labels, problems)
+        table = _finish(name, source.path, df, labels, problems)
+        table.variable_labels = variable
+        return table
     except ReadError:
         raise
     except Exception as exc:  # pragma: no cover - a cell no reader should produce

@@ -149,6 +149,7 @@ def analyze(
     covariates: Sequence[str] = (),
     random: str | None = None,
     vcov: str = "model",
+    terms: Sequence[str] = (),
 ) -> TrialAnalysis:
     """Fit the primary model for ``outcome`` as the trial spec implies, with effect sizes.
 
@@ -177,6 +178,10 @@ def analyze(
         ``(1 | subject) + (0 + delivered | group)`` (``delivered`` is 1 in group-delivered
         arms); for a trial without group-delivered arms it turns the MMRM into
         :func:`peerstats.lmm` with these terms (residual: ``covariance`` or independent).
+    terms : sequence of str
+        Extra fixed-effect terms appended to the formula (e.g. ``"gender * arm * visit"`` for a
+        subgroup analysis, :func:`peerstats.subgroups`); their variables must be columns of
+        the assessments or named in ``covariates``.
 
     Returns
     -------
@@ -322,7 +327,7 @@ def analyze(
                 f"covariate {c!r} is missing on {n_miss} analysed row(s); a fixed effect cannot "
                 "be missing (impute it or leave it out)"
             )
-    rhs = [bcol, *strata, *covariates, "arm * visit" if many else "arm"]
+    rhs = [bcol, *strata, *covariates, "arm * visit" if many else "arm", *map(str, terms)]
     fixed = f"{outcome} ~ " + " + ".join(rhs)
     reference = spec.arms.reference or arms[0]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from peerstats.pipeline._common import AnalysisRun, _svg, outcome_label
-from peerstats.pipeline._display import directions, level_text
+from peerstats.pipeline._display import directions, display_labels, level_text
 
 __all__ = ["draw_figures"]
 
@@ -42,6 +42,7 @@ def _labels(run: AnalysisRun) -> tuple[dict[str, str], dict[str, str], str]:
 
 def _consort(run: AnalysisRun, flow: Any) -> None:
     arm_labels, visit_labels, _ = _labels(run)
+    flow = flow.relabelled(display_labels(run.trial, run.spec).reason)  # reasons in words (21)
     run.figures["consort"] = _svg(flow.plot(arm_labels=arm_labels, visit_labels=visit_labels))
     run.figure_captions["consort"] = "Figure 1. Participant flow (CONSORT)."
 

@@ -79,6 +79,7 @@ def table_one(run: AnalysisRun) -> None:
         },
         level_labels=lab.levels,
         arm_labels=dict(lab.arms),
+        **spec.table_one_options(),  # issue 21: digits, statistic, missing, suppression
     )
     run.results["table_one"] = frame_keyed(t1.data, ["variable", "level", "arm", "statistic"])
     _store(run, "table_one", t1)

@@ -394,6 +394,13 @@ def _economics(run: AnalysisRun) -> list[str]:
     return [render_section(run)]
 
 
+def _mechanisms(run: AnalysisRun) -> list[str]:
+    """Heterogeneity and mechanisms (:mod:`peerstats.pipeline.mechanisms`)."""
+    from peerstats.pipeline.mechanisms import render_section
+
+    return render_section(run)
+
+
 def _models(run: AnalysisRun) -> list[str]:
     """Each outcome's model: formula, covariance, fit, coefficients, notes."""
     from peerstats.pipeline._common import (
@@ -513,6 +520,7 @@ SECTIONS = (
     _figures_section,
     _estimand,
     _economics,
+    _mechanisms,
     _models,
     _warnings,
     _provenance,

@@ -151,6 +151,7 @@ def run_analysis(
     steps.figures(run, progress=progress)
     steps.sensitivity(run, progress=progress)
     steps.economics(run, progress=progress)
+    steps.mechanisms(run, progress=progress)
     steps.render(run, progress=progress)
     return run
 
@@ -166,6 +167,23 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
+def _write_word(root: Path, run: AnalysisRun) -> None:
+    """A .docx for every table (tidy ones shaped for display), and all in one tables.docx in
+    report order (issue 21)."""
+    from peerstats.describe.render import tidy_display
+    from peerstats.describe.word import tables_to_docx
+
+    words = dict(run.display_tables)
+    for name, df in run.tables.items():
+        if name not in words and hasattr(df, "columns") and len(df.columns):
+            words[name] = tidy_display(df, name)
+            words[name].to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
+    if words:
+        order = ["consort", "table_one", "outcomes", "ls_means"]
+        names = sorted(words, key=lambda n: order.index(n) if n in order else 99)
+        tables_to_docx([words[n] for n in names], root / "tables" / "tables.docx", page=run.spec.paper)
+
+
 def _write_tree(root: Path, run: AnalysisRun) -> None:
     from peerstats._safe import write_csv
 
@@ -177,7 +195,8 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
         (root / "tables" / "display").mkdir()
     for name, table in run.display_tables.items():  # as the table reads: CSV and Word
         table.to_csv(root / "tables" / "display" / f"{name}.csv")
-        table.to_docx(root / "tables" / f"{name}.docx")
+        table.to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
+    _write_word(root, run)
     for name, svg in run.figures.items():
         (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (root / "results.json").write_text(dumps(run.results), encoding="utf-8")

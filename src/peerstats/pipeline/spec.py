@@ -148,6 +148,8 @@ class AnalysisSpec:
     sensitivity: tuple = ()
     # issue 16/23: outcomes that are not scales (``outcomes:`` block): name -> OutcomeDef
     outcome_defs: dict = field(default_factory=dict, compare=False)
+    table_one: dict = field(default_factory=dict, compare=False)  # issue 21: Table 1 keys
+    word: dict = field(default_factory=dict, compare=False)  # issue 21: {paper: a4 | letter}
 
     def outcome_type(self, outcome: str) -> str:
         """The type of an outcome (``continuous`` unless the ``outcomes:`` block says)."""
@@ -183,6 +185,27 @@ class AnalysisSpec:
         for var, value in self.labels.get("covariates", {}).items():
             if isinstance(value, dict) and value.get("levels"):
                 out[var] = {str(k): str(v) for k, v in value["levels"].items()}
+        return out
+
+    @property
+    def paper(self) -> str:
+        """Paper size of the Word tables: ``a4`` (default) or ``letter``."""
+        return str(self.word.get("paper", "a4"))
+
+    def table_one_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`peerstats.table_one` from the spec's ``table_one:``
+        (digits, median [IQR] variables, missing-row style, small-cell suppression)."""
+        t1 = self.table_one
+        out: dict[str, Any] = {}
+        if "digits" in t1:
+            out["digits"] = t1["digits"]
+        stats = t1.get("statistic", {})
+        if stats:
+            out["nonnormal"] = [v for v, st in stats.items() if st == "median_iqr"]
+        if "missing" in t1:
+            out["missing"] = t1["missing"]
+        if "suppress_below" in t1:
+            out["suppress_below"] = int(t1["suppress_below"])
         return out
 
     def check_against(self, trial_spec: Any) -> None:
@@ -272,6 +295,14 @@ class AnalysisSpec:
             problems.append(
                 "model/covariance: 'iid' is for lmm residuals; an MMRM needs a structure across visits"
             )
+        table_vars = [*trial_spec.covariates, *(f"{o} (baseline)" for o in outcomes)]
+        for key in ("statistic", "digits"):
+            named = self.table_one.get(key)
+            for v in named if isinstance(named, dict) else ():
+                if v != "default" and v not in table_vars:
+                    problems.append(
+                        f"table_one/{key}: {v!r} is not a row of Table 1; rows are {table_vars}"
+                    )
         from peerstats.pipeline.sensitivity import check_against as _check_sensitivity
 
         problems += _check_sensitivity(self, trial_spec)
@@ -445,6 +476,8 @@ def read_analysis_spec(
         tables=tuple(raw["tables"]) if "tables" in raw else None,
         figures=tuple(raw["figures"]) if "figures" in raw else None,
         labels={k: dict(v) for k, v in raw.get("labels", {}).items()},
+        table_one=dict(raw.get("table_one") or {}),
+        word=dict(raw.get("word") or {}),
         seed=int(raw.get("seed", 0)),
         source=source,
         raw=raw,

@@ -11,6 +11,7 @@
     figures(run)                              # forest (from the records), trajectories ...
     sensitivity(run)                          # estimand and missing-data analyses
     economics(run)                            # cost-effectiveness (``economics:`` block)
+    mechanisms(run)                           # subgroups, sites, mediation, multiplicity
     render(run)                               # report.html
 
 ``estimate`` comes before ``describe`` because CONSORT's analysed boxes are reconciled with the
@@ -44,6 +45,7 @@ __all__ = [
     "figures",
     "sensitivity",
     "economics",
+    "mechanisms",
     "render",
     "context",
     "adjust_records",
@@ -283,6 +285,15 @@ def economics(run: AnalysisRun, *, progress: Any = None) -> None:
 
     with _collect(run.warnings, "economics: "):
         run_economics(run, progress or _Quiet())
+
+
+def mechanisms(run: AnalysisRun, *, progress: Any = None) -> None:
+    """Subgroups, site heterogeneity, mediation and the multiplicity strategy (issue 19;
+    :mod:`.mechanisms`), when the spec has ``subgroups:``, ``mediation:`` or
+    ``multiplicity: strategy:``."""
+    from peerstats.pipeline.mechanisms import run_mechanisms
+
+    run_mechanisms(run, progress or _Quiet())
 
 
 def render(run: AnalysisRun, *, progress: Any = None) -> None:
