@@ -235,10 +235,17 @@ def test_an_arm_without_events_is_not_estimable(trial):
         fit_glm(frame, terms, family="binomial")
 
 
-def test_glmm_is_not_available_yet(trial):
+def test_glmm_is_accepted_and_an_arm_without_events_is_refused(trial):
+    """``model: glmm`` passes the spec check (the fit itself: test_glmm_outcome.py); an arm
+    without events is refused before fitting, as for the GLM."""
+    from peerstats.pipeline.outcomes._glm import fit_glmm
+
     spec = _spec(readmission={**READMISSION, "model": "glmm"})
-    with pytest.raises(SpecError, match="not available yet"):
-        spec.check_against(trial.spec)
+    assert not spec.check_against(trial.spec)
+    y = trial.randomised["readmitted_12m"].where(trial.randomised["arm"].astype(str) != "peer", 0)
+    frame, terms = analysis_data(_fake(trial, readmitted_12m=y), spec.outcome_defs["readmission"], spec)
+    with pytest.raises(ModelSpecificationError, match="'peer' has no events"):
+        fit_glmm(frame, terms, family="binomial")
 
 
 def test_gee_by_delivery_group_matches_geepack(trial):

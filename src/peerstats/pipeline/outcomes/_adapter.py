@@ -16,7 +16,7 @@ from peerstats.pipeline._jsonio import frame_keyed
 from peerstats.pipeline.outcomes._base import Context
 from peerstats.pipeline.outcomes._data import analysis_data, columns_problems
 from peerstats.pipeline.outcomes._definition import NOT_YET
-from peerstats.pipeline.outcomes._glm import GLMFit, fit_gee, fit_glm
+from peerstats.pipeline.outcomes._glm import GLMFit, fit_gee, fit_glm, fit_glmm
 
 __all__ = ["GLMOutcome"]
 
@@ -25,6 +25,8 @@ _MODEL_WORDS = {
     "negative_binomial": "negative binomial (NB2) regression",
     "poisson": "Poisson regression",
     "gee": "generalised estimating equations (population-average)",
+    "glmm": "generalised linear mixed model (Laplace; random intercept for the delivery group "
+    "in the group-delivered arm)",
 }
 _FAMILY = {"logistic": "binomial", "negative_binomial": "negative_binomial", "poisson": "poisson"}
 
@@ -90,7 +92,11 @@ class GLMOutcome:
         if d.model in NOT_YET:
             raise SpecError(f"outcomes/{outcome}/model: {d.model!r} is not available yet")
         frame, terms = analysis_data(trial, d, spec)
-        if d.model == "gee":
+        if d.model == "glmm":
+            family = "binomial" if d.type == "binary" else d.family
+            fit = fit_glmm(frame, terms, family=family, level=spec.model.level)
+            cov = "model-based (inverse Hessian of the Laplace log-likelihood)"
+        elif d.model == "gee":
             family = "binomial" if d.type == "binary" else d.family
             fit = fit_gee(frame, terms, family=family, vcov=d.vcov, level=spec.model.level)
             cov = (

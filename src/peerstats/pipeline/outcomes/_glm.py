@@ -34,7 +34,7 @@ from scipy import stats
 
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 
-__all__ = ["GLMFit", "fit_glm", "marginal_risks"]
+__all__ = ["GLMFit", "GLMMFit", "fit_glm", "fit_glmm", "marginal_risks"]
 
 try:  # statsmodels < 0.14 raises on perfect separation; later versions warn
     from statsmodels.tools.sm_exceptions import PerfectSeparationError as _Sep
@@ -309,3 +309,85 @@ def fit_gee(
         reference={"arm": str(d["arm"].cat.categories[0])},
     )
     return GEEFit(fit, d, formula, family, vcov, level=level, notes=list(fit.warnings))
+
+
+@dataclass
+class GLMMFit:
+    """A :func:`peerstats.glmm` fit of one row per participant with a random intercept for the
+    delivery group in the group-delivered arm only (the partially nested GLMM; participants
+    without a group carry no group effect), with the names the pipeline reads. Marginal risks
+    come from :func:`peerstats.marginal_effect`, averaged over the group effect."""
+
+    glmm: Any
+    data: pd.DataFrame
+    formula: str
+    family: str
+    vcov: str = "model"
+    level: float = 0.95
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def coef(self) -> pd.DataFrame:
+        """Coefficients on the link scale, Wald z (the GLMM's convention), CIs at ``level``."""
+        b, se = np.asarray(self.glmm.fixed_params), np.sqrt(np.diag(self.cov))
+        z = stats.norm.ppf(0.5 + self.level / 2)
+        return pd.DataFrame(
+            {"estimate": b, "std_error": se, "statistic": b / se,
+             "p_value": 2 * stats.norm.sf(np.abs(b / se)),
+             "ci_lower": b - z * se, "ci_upper": b + z * se},
+            index=pd.Index(list(self.glmm.coef.index), name="term"),
+        )
+
+    @property
+    def cov(self) -> np.ndarray:
+        return np.asarray(self.glmm.fixed_vcov)
+
+    def test(self, ell: np.ndarray, level: float = 0.95) -> pd.DataFrame:
+        """Wald test and CI of ``ell' beta`` (normal)."""
+        ell = np.asarray(ell, dtype=float)
+        est = float(ell @ np.asarray(self.glmm.fixed_params))
+        se = float(np.sqrt(ell @ self.cov @ ell))
+        z = stats.norm.ppf(0.5 + level / 2)
+        p = 2 * stats.norm.sf(abs(est / se))
+        return pd.DataFrame([dict(zip(_COLS, [est, se, est / se, p, est - z * se, est + z * se]))])
+
+    theta = property(lambda self: getattr(self.glmm, "theta", None))
+    n_obs = property(lambda self: int(len(self.data)))
+    n_subjects = property(lambda self: int(self.data["subject"].nunique()))
+    subjects = property(lambda self: list(self.data["subject"].astype(str)))
+    loglik = property(lambda self: float(self.glmm.loglik))
+    aic = property(lambda self: float(self.glmm.aic))
+    bic = property(lambda self: float(self.glmm.bic))
+    converged = property(lambda self: True)  # peerstats.glmm raises ConvergenceError
+
+    @property
+    def gee(self) -> Any:
+        """The fit :func:`peerstats.marginal_effect` reads (named as for the GEE adapter)."""
+        return self.glmm
+
+
+def fit_glmm(
+    data: pd.DataFrame, terms: list[str], *, family: str, level: float = 0.95
+) -> GLMMFit:
+    """``peerstats.glmm(y ~ arm + terms + (0 + delivered | group))``: the delivery group's
+    random intercept applies to participants with a group only (partially nested design);
+    log(exposure) is the offset of counts. Laplace approximation (lme4's default)."""
+    import peerstats
+
+    d = data[data["y"].notna()].dropna(subset=terms).copy().reset_index(drop=True)
+    _check_events(d, family)
+    grouped = d["cluster"].astype(str).str.startswith("g:")
+    d["delivered"] = grouped.astype(float)
+    d["dgroup"] = d["cluster"].where(grouped, None)
+    random = " + (0 + delivered | dgroup)" if grouped.sum() and d.loc[grouped, "dgroup"].nunique() > 1 else ""
+    formula = "y ~ " + " + ".join(["arm", *terms]) + random
+    fit = peerstats.glmm(
+        formula,
+        d,
+        family=family,
+        exposure="exposure" if "exposure" in d.columns else None,
+        reference={"arm": str(d["arm"].cat.categories[0])},
+        level=level,
+    )
+    notes = [] if random else ["no delivery groups with more than one level: fitted as a GLM"]
+    return GLMMFit(fit, d, formula, family, level=level, notes=notes)

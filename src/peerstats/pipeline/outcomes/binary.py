@@ -19,7 +19,7 @@ from peerstats.effects import EffectRecord
 from peerstats.pipeline._common import FittedOutcome
 from peerstats.pipeline.outcomes._adapter import GLMOutcome
 from peerstats.pipeline.outcomes._base import Context
-from peerstats.pipeline.outcomes._glm import GEEFit, marginal_risks
+from peerstats.pipeline.outcomes._glm import GEEFit, GLMMFit, marginal_risks
 
 __all__ = ["BinaryOutcome"]
 
@@ -32,8 +32,8 @@ def _summaries(fitted: FittedOutcome, arms: list[str]) -> dict[str, Any]:
         out[f"n_{a}"] = int(len(y))
         out[f"events_{a}"] = int(y.sum())
         out[f"percent_{a}"] = float(100 * y.mean()) if len(y) else float("nan")
-    if isinstance(fitted.fit, GEEFit):
-        return out  # marginal risks of a GEE: peerstats.marginal_effect (the records)
+    if isinstance(fitted.fit, GEEFit | GLMMFit):
+        return out  # marginal risks of a GEE or GLMM: peerstats.marginal_effect (the records)
     risks, _ = marginal_risks(fitted.fit, arms)
     for a, p in zip(arms, risks, strict=True):
         out[f"risk_{a}"] = float(p)  # standardised (g-computation)
@@ -66,7 +66,7 @@ class BinaryOutcome(GLMOutcome):
         """Risk ratio / difference of the standardised risks, delta-method SE (Ge et al.
         2011); the ratio's CI on the log scale."""
         ref = context.reference
-        if isinstance(fitted.fit, GEEFit):
+        if isinstance(fitted.fit, GEEFit | GLMMFit):
             return self._marginal_gee(fitted, context, arm, scale, extra)
         risks, grads = marginal_risks(fitted.fit, [ref, arm])
         v = fitted.fit.cov
