@@ -170,3 +170,27 @@ def test_bad_input():
                    family=sm.families.Poisson()).fit()
     with pytest.raises(ModelSpecificationError, match="binary"):
         peerstats.marginal_effect(pois, arm="trtp")
+
+
+def test_an_arm_only_in_the_random_part_is_refused():
+    """Setting a column that enters only a random term changes no fixed-effect column: the
+    'effect' would be the random-effect variance alone."""
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    import peerstats
+    from peerstats.exceptions import ModelSpecificationError
+
+    rng = np.random.default_rng(3)
+    n = 240
+    arm = np.repeat(["usual", "peer"], n // 2)
+    peer = (arm == "peer").astype(float)
+    grp = pd.Series([f"g{i % 12}" for i in range(n)], dtype=object).where(peer > 0, None)
+    eta = -0.5 + 0.4 * peer + rng.normal(0, 0.5, 12)[np.arange(n) % 12] * peer
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    d = pd.DataFrame({"y": y, "arm": arm, "peer": peer, "grp": grp})
+    fit = peerstats.glmm("y ~ arm + (0 + peer | grp)", d, family="binomial")
+    with pytest.raises(ModelSpecificationError, match="not in the model's fixed effects"):
+        peerstats.marginal_effect(fit, arm="peer")
+    assert len(peerstats.marginal_effect(fit, arm="arm")) == 1

@@ -58,3 +58,29 @@ def test_glmm_records_read_as_ratios_with_direction(run):
     assert scales == {"readmission": "odds_ratio", "bed_days": "rate_ratio"}
     for r in recs:
         assert r.ci_lower < r.estimate < r.ci_upper and r.direction
+
+
+def test_glmm_risk_difference_averages_both_counterfactual_arms_over_the_group_effect():
+    """With everyone set to the group-delivered arm, everyone's risk is averaged over the
+    delivery-group effect (the pipeline's ``delivered`` follows the arm): the same number as
+    one 0/1 treatment column driving both the fixed and the random part."""
+    import peerstats
+    from peerstats.pipeline import run_analysis
+
+    raw = yaml.safe_load((ROOT / "analyses" / "peer_recovery.yaml").read_text(encoding="utf-8"))
+    raw["outcomes"]["readmission"].update(model="glmm", scale="risk_difference")
+    raw["outcomes"]["readmission"].pop("vcov", None)
+    raw["secondary"]["outcomes"] = ["readmission"]
+    raw["outcomes"].pop("bed_days")
+    raw.update(sensitivity=[], tables=["outcomes"], figures=[])
+    for k in ("economics", "subgroups", "mediation"):
+        raw.pop(k, None)
+    rec = next(r for r in run_analysis(raw).records if r.outcome == "readmission")
+    d = pd.read_csv(REF / "readmission.csv")
+    d["peer"] = (d["arm"] == "peer").astype(float)
+    d["dgroup"] = d["dgroup"].where(d["peer"] > 0, None)
+    fit = peerstats.glmm("y ~ peer + site + (0 + peer | dgroup)", d, family="binomial")
+    me = peerstats.marginal_effect(fit, arm="peer", contrast="risk_difference").iloc[0]
+    assert rec.scale == "risk_difference"
+    assert rec.estimate == pytest.approx(me["estimate"], rel=1e-5)
+    assert rec.std_error == pytest.approx(me["std_error"], rel=1e-4)

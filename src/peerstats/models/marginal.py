@@ -149,7 +149,8 @@ def _set_arm(data: pd.DataFrame, arm: str, level: Any) -> pd.DataFrame:
     if isinstance(col.dtype, pd.CategoricalDtype):
         value = pd.Categorical([level] * len(data), categories=col.cat.categories)
     else:
-        value = np.full(len(data), level, dtype=col.dtype if col.dtype != object else object)
+        # a Series of the column's own dtype (pandas 3 string columns are not numpy dtypes)
+        value = pd.Series([level] * len(data), index=data.index, dtype=col.dtype)
     return data.assign(**{arm: value})
 
 
@@ -196,6 +197,20 @@ def counterfactual_means(fit, arm: str, levels: list, data: pd.DataFrame | None 
         means.append(p.mean())
         grads.append((X * dp[:, None]).mean(axis=0))
     return np.array(means), np.vstack(grads)
+
+
+def _check_arm_in_fixed_effects(fit, arm: str, levels: list, data: pd.DataFrame) -> None:
+    """Setting ``arm`` must change the fixed-effects design: an ``arm`` that enters only a
+    random term (``(0 + peer | group)``) would give a 'treatment effect' made of nothing but
+    the random-effect variance."""
+    X0 = np.asarray(fit.model_matrix(_set_arm(data, arm, levels[0])), dtype=float)
+    for lv in levels[1:]:
+        if not np.array_equal(X0, np.asarray(fit.model_matrix(_set_arm(data, arm, lv)), float)):
+            return
+    raise ModelSpecificationError(
+        f"arm={arm!r} is not in the model's fixed effects (setting it changes no column of the "
+        "design); name the treatment column of the formula's fixed part"
+    )
 
 
 def _contrast(contrast: str, m1: float, m0: float) -> tuple[float, np.ndarray]:
@@ -299,6 +314,7 @@ def marginal_effect(
     V = _vcov(p, variance)
     rows = _rows_at(p.data, at)
     levels = _arm_levels(rows, arm, reference)
+    _check_arm_in_fixed_effects(p, arm, levels, rows)
     means, D = counterfactual_means(p, arm, levels, rows)
     Vm = D @ V @ D.T
     out = pd.DataFrame(_rows(levels, means, Vm, contrast, float(level)))

@@ -360,10 +360,29 @@ class GLMMFit:
     bic = property(lambda self: float(self.glmm.bic))
     converged = property(lambda self: True)  # peerstats.glmm raises ConvergenceError
 
+    delivered_arms: tuple[str, ...] = ()
+
     @property
     def gee(self) -> Any:
-        """The fit :func:`peerstats.marginal_effect` reads (named as for the GEE adapter)."""
-        return self.glmm
+        """The fit :func:`peerstats.marginal_effect` reads (named as for the GEE adapter): the
+        GLMM with its ``delivered`` indicator following the arm, so that a participant set to
+        a group-delivered arm is averaged over the group effect too."""
+        return _ArmLinked(self.glmm, self.delivered_arms)
+
+
+class _ArmLinked:
+    """A GLMM seen by :func:`peerstats.marginal_effect`: ``delivered`` is recomputed from
+    ``arm`` in every counterfactual data set (everything else is the GLMM's)."""
+
+    def __init__(self, fit: Any, delivered_arms: tuple[str, ...]) -> None:
+        self._fit, self._arms = fit, delivered_arms
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fit, name)
+
+    def re_variance_per_row(self, data: pd.DataFrame) -> np.ndarray:
+        linked = data.assign(delivered=data["arm"].astype(str).isin(self._arms).astype(float))
+        return self._fit.re_variance_per_row(linked)
 
 
 def fit_glmm(
@@ -390,4 +409,5 @@ def fit_glmm(
         level=level,
     )
     notes = [] if random else ["no delivery groups with more than one level: fitted as a GLM"]
-    return GLMMFit(fit, d, formula, family, level=level, notes=notes)
+    arms = tuple(sorted(set(d.loc[grouped, "arm"].astype(str))))
+    return GLMMFit(fit, d, formula, family, level=level, notes=notes, delivered_arms=arms)
