@@ -423,7 +423,10 @@ def _models(run: AnalysisRun) -> list[str]:
             ("Estimation / df", _e(f"{m['method'].upper()} / {m['df_method']}")),
             ("Converged", _e(m["converged"])),
             ("Observations", _e(f"{m['n_obs']} from {m['n_subjects']} participants")),
-            ("Log-likelihood / AIC", _e(f"{m['loglik']:.3f} / {m['aic']:.3f}")),
+            (
+                "Log-likelihood / AIC",
+                _e(f"{m['loglik']:.3f} / {m['aic']:.3f}") if "loglik" in m else None,
+            ),
         ]
         if "icc" in m:
             extra = f"{m['icc']:.4f}"

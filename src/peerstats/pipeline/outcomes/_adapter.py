@@ -16,7 +16,7 @@ from peerstats.pipeline._jsonio import frame_keyed
 from peerstats.pipeline.outcomes._base import Context
 from peerstats.pipeline.outcomes._data import analysis_data, columns_problems
 from peerstats.pipeline.outcomes._definition import NOT_YET
-from peerstats.pipeline.outcomes._glm import GLMFit, fit_glm
+from peerstats.pipeline.outcomes._glm import GLMFit, fit_gee, fit_glm, fit_glmm
 
 __all__ = ["GLMOutcome"]
 
@@ -24,6 +24,9 @@ _MODEL_WORDS = {
     "logistic": "logistic regression",
     "negative_binomial": "negative binomial (NB2) regression",
     "poisson": "Poisson regression",
+    "gee": "generalised estimating equations (population-average)",
+    "glmm": "generalised linear mixed model (Laplace; random intercept for the delivery group "
+    "in the group-delivered arm)",
 }
 _FAMILY = {"logistic": "binomial", "negative_binomial": "negative_binomial", "poisson": "poisson"}
 
@@ -89,12 +92,27 @@ class GLMOutcome:
         if d.model in NOT_YET:
             raise SpecError(f"outcomes/{outcome}/model: {d.model!r} is not available yet")
         frame, terms = analysis_data(trial, d, spec)
-        fit = fit_glm(frame, terms, family=_FAMILY[d.model], vcov=d.vcov, level=spec.model.level)
-        cov = (
-            "cluster-robust by delivery group (participants without a group are clusters of one)"
-            if d.vcov == "cluster"
-            else "model-based"
-        )
+        if d.model == "glmm":
+            family = "binomial" if d.type == "binary" else d.family
+            fit = fit_glmm(frame, terms, family=family, level=spec.model.level)
+            cov = "model-based (inverse Hessian of the Laplace log-likelihood)"
+        elif d.model == "gee":
+            family = "binomial" if d.type == "binary" else d.family
+            fit = fit_gee(frame, terms, family=family, vcov=d.vcov, level=spec.model.level)
+            cov = (
+                "GEE, exchangeable working correlation within delivery groups (participants "
+                f"without a group are clusters of one), {fit.gee.vcov_method} covariance"
+            )
+        else:
+            fit = fit_glm(
+                frame, terms, family=_FAMILY[d.model], vcov=d.vcov, level=spec.model.level
+            )
+            cov = (
+                "cluster-robust by delivery group (participants without a group are clusters "
+                "of one)"
+                if d.vcov == "cluster"
+                else "model-based"
+            )
         notes = list(fit.notes)
         formula = fit.formula.replace("y ~", f"{d.source} ~", 1)
         if d.exposure:
@@ -107,7 +125,8 @@ class GLMOutcome:
         """``models/<outcome>``: the same keys as a Gaussian model's where they apply."""
         fit: GLMFit = fitted.fit
         rec: dict[str, Any] = {
-            "model": _MODEL_WORDS[fitted.model],
+            "model": _MODEL_WORDS[fitted.model]
+            + (f" ({fit.family})" if fitted.model == "gee" else ""),
             "formula": fitted.formula,
             "covariance": fitted.covariance,
             "method": "ml",
@@ -115,11 +134,13 @@ class GLMOutcome:
             "converged": fit.converged,
             "n_obs": fit.n_obs,
             "n_subjects": fit.n_subjects,
-            "loglik": fit.loglik,
-            "aic": fit.aic,
-            "bic": fit.bic,
             "coefficients": frame_keyed(fit.coef.reset_index(), ["term"]),
         }
+        if fitted.model == "gee":
+            rec["method"] = "gee"
+            rec["df_method"] = str(fit.gee.df_method)
+        else:
+            rec.update(loglik=fit.loglik, aic=fit.aic, bic=fit.bic)
         if fit.theta is not None:
             rec["theta"] = fit.theta
         rec["notes"] = list(fitted.notes)

@@ -38,7 +38,7 @@ def _failures(rows: pd.DataFrame, column: str, values: pd.Series, check: str, me
     return pd.DataFrame(
         {
             "table": "participants",
-            "row": rows["subject"].astype(str).to_numpy(),
+            "row": rows["_row"].to_numpy(),
             "column": column,
             "value": [str(v) for v in values],
             "check": check,
@@ -113,6 +113,12 @@ def _exposure(frame: pd.DataFrame, d: Any) -> pd.Series:
     return e
 
 
+def _at_visit(a: pd.DataFrame, visit: str, column: str) -> pd.Series:
+    """One column of the assessments at one visit, indexed by subject (text)."""
+    at = a[a["visit"].astype(str) == visit]
+    return pd.Series(at[column].to_numpy(), index=at["subject"].astype(str).to_numpy())
+
+
 def _derived(trial: Any, d: Any, frame: pd.DataFrame) -> pd.Series:
     """A binary outcome from a scale at a visit: a threshold, or reliable improvement
     (Jacobson & Truax: RC = change / (SD_baseline sqrt(2) sqrt(1 - r)), |RC| > 1.96, in the
@@ -122,7 +128,7 @@ def _derived(trial: Any, d: Any, frame: pd.DataFrame) -> pd.Series:
 
     scale, rule = d.derive["outcome"], d.derive
     a = trial.assessments
-    at = a[a["visit"].astype(str) == d.visit].set_index(a["subject"].astype(str))[scale]
+    at = _at_visit(a, d.visit, scale)
     x = at.reindex(frame["subject"].astype(str)).to_numpy(dtype=float)
     ok = ~np.isnan(x)
     if "below" in rule:
@@ -145,7 +151,7 @@ def _derived(trial: Any, d: Any, frame: pd.DataFrame) -> pd.Series:
         sd = pooled_sd(
             [b.loc[b["arm"].astype(str) == g, scale] for g in b["arm"].astype(str).unique()]
         )
-        b0 = b.set_index(b["subject"].astype(str))[scale].reindex(frame["subject"].astype(str))
+        b0 = _at_visit(a, base_visit, scale).reindex(frame["subject"].astype(str))
         rc = (x - b0.to_numpy(dtype=float)) / (
             sd * np.sqrt(2) * np.sqrt(1 - rule["reliable_improvement"])
         )
@@ -164,7 +170,7 @@ def _response(trial: Any, d: Any, frame: pd.DataFrame) -> pd.Series:
                 f"outcomes/{d.name}/column: {d.column!r} is not in the assessments; columns are "
                 f"{[c for c in a.columns if c not in ('subject', 'visit')]}"
             )
-        at = a[a["visit"].astype(str) == d.visit].set_index(a["subject"].astype(str))[d.column]
+        at = _at_visit(a, d.visit, d.column)
         raw = at.reindex(frame["subject"].astype(str))
         raw.index = frame.index
     else:
@@ -199,6 +205,9 @@ def analysis_data(trial: Any, d: Any, spec: Any) -> tuple[pd.DataFrame, list[str
         )
     frame = part.copy()
     frame["subject"] = frame["subject"].astype(str)
+    everyone = getattr(trial, "participants", part)  # rows of the participants table
+    row_of = dict(zip(everyone["subject"].astype(str), range(len(everyone)), strict=False))
+    frame["_row"] = frame["subject"].map(row_of).astype(int)
     arms = [str(ts.arms.reference or ts.arms.levels[0])]
     arms += [str(a) for a in ts.arms.levels if str(a) not in arms]
     frame["arm"] = pd.Categorical(frame["arm"].astype(str), categories=arms)

@@ -48,8 +48,8 @@ SCALES_OF = {
 #: time_to_event: the scale each model reports
 TTE_SCALE = {"cox": "hazard_ratio", "rmst": "rmst_difference",
              "fine_gray": "subdistribution_hazard_ratio"}
-#: model choices whose engines are not in this version yet (issue 16: glmm and gee branches)
-NOT_YET = ("glmm", "gee")
+#: model choices whose engines are not in this version yet
+NOT_YET: tuple[str, ...] = ()
 THRESHOLDS = ("below", "at_most", "above", "at_least")
 
 
@@ -74,6 +74,11 @@ class OutcomeDef:
     status: str | None = None  # time_to_event (issue 17): how follow-up ended
     tau: float | None = None
     cause: int = 1
+
+    @property
+    def family(self) -> str:
+        """The GEE family: binomial for binary outcomes, negative binomial for counts."""
+        return "negative_binomial" if self.type == "count" else "binomial"
 
     @property
     def source(self) -> str:
@@ -108,6 +113,11 @@ def _one(name: str, raw: dict, problems: list[str]) -> OutcomeDef:
             )
         if raw.get("visit") is None:
             problems.append(f"{where}/visit: a binary outcome derived from a scale needs a visit")
+    vcov = raw.get("vcov")
+    if model == "gee" and vcov not in (None, "robust", "bias-reduced"):
+        problems.append(f"{where}/vcov: a GEE's covariance is 'robust' or 'bias-reduced'")
+    if model != "gee" and vcov in ("robust", "bias-reduced"):
+        problems.append(f"{where}/vcov: {vcov!r} is for model 'gee'; use 'model' or 'cluster'")
     if kind == "time_to_event":
         problems += _tte_problems(where, raw, model, scale)
     elif any(k in raw for k in ("status", "tau", "cause")):
@@ -127,7 +137,7 @@ def _one(name: str, raw: dict, problems: list[str]) -> OutcomeDef:
         event=raw.get("event", ""),
         higher_is_better=raw.get("higher_is_better"),
         covariates=tuple(raw.get("covariates", ())),
-        vcov=raw.get("vcov", "model"),
+        vcov=raw.get("vcov", "robust" if model == "gee" else "model"),
         yes=tuple(str(x).lower() for x in raw.get("yes", ())),
         status=raw.get("status"),
         tau=raw.get("tau"),

@@ -14,8 +14,8 @@ Notes
   the GLM at that theta (``statsmodels.genmod.families.NegativeBinomial``), as
   ``MASS::glm.nb`` reports them. Validated against R ``MASS::glm.nb`` in
   ``tests/pipeline/test_outcome_types.py`` (``tests/reference/r_binary_count``).
-- Cluster-robust covariance: statsmodels' ``cov_type="cluster"`` (G/(G-1) (N-1)/(N-K)
-  correction), as R ``sandwich::vcovCL(type = "HC1")``.
+- Cluster-robust covariance (:func:`cluster_cov`): expected-information bread, score meat
+  summed by cluster, G/(G-1) (N-1)/(N-K), as R ``sandwich::vcovCL(type = "HC1")``.
 - Marginal risks by g-computation (standardisation over the analysed participants) with the
   delta-method variance of Ge et al. (2011, Drug Inf J 45:481): each participant's predicted
   risk with the arm set to ``a``, averaged; validated against R ``emmeans(...,
@@ -34,7 +34,13 @@ from scipy import stats
 
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 
-__all__ = ["GLMFit", "fit_glm", "marginal_risks"]
+__all__ = ["GLMFit", "GLMMFit", "fit_glm", "fit_glmm", "marginal_risks"]
+
+try:  # statsmodels < 0.14 raises on perfect separation; later versions warn
+    from statsmodels.tools.sm_exceptions import PerfectSeparationError as _Sep
+except ImportError:  # pragma: no cover
+    _Sep = ValueError
+_FIT_ERRORS = (_Sep, ValueError, np.linalg.LinAlgError, RuntimeWarning)
 
 _COLS = ["estimate", "std_error", "statistic", "p_value", "ci_lower", "ci_upper"]
 
@@ -51,12 +57,18 @@ class GLMFit:
     level: float = 0.95
     theta: float | None = None
     notes: list[str] = field(default_factory=list)
+    cov: np.ndarray | None = None
+    """Covariance of the coefficients (model-based, or cluster-robust)."""
+
+    def __post_init__(self) -> None:
+        if self.cov is None:
+            self.cov = np.asarray(self.result.cov_params())
 
     @property
     def coef(self) -> pd.DataFrame:
         """Coefficients on the link scale with Wald z tests and CIs at ``level``."""
         r = self.result
-        b, se = np.asarray(r.params), np.asarray(r.bse)
+        b, se = np.asarray(r.params), np.sqrt(np.diag(self.cov))
         z = stats.norm.ppf(0.5 + self.level / 2)
         out = pd.DataFrame(
             {
@@ -75,7 +87,7 @@ class GLMFit:
         """Wald test and CI of ``ell' beta``."""
         ell = np.asarray(ell, dtype=float)
         est = float(ell @ np.asarray(self.result.params))
-        se = float(np.sqrt(ell @ np.asarray(self.result.cov_params()) @ ell))
+        se = float(np.sqrt(ell @ self.cov @ ell))
         z = stats.norm.ppf(0.5 + level / 2)
         row = dict(
             zip(
@@ -135,11 +147,22 @@ def _check_events(data: pd.DataFrame, family: str) -> None:
             )
 
 
-def _fit_kwargs(data: pd.DataFrame, vcov: str) -> dict:
-    if vcov == "cluster":
-        codes = pd.factorize(data["cluster"])[0]
-        return {"cov_type": "cluster", "cov_kwds": {"groups": codes}}
-    return {}
+def cluster_cov(result: Any, clusters: pd.Series) -> np.ndarray:
+    """Cluster-robust covariance ``B^-1 M B^-1 G/(G-1) (N-1)/(N-K)`` with the expected
+    information as the bread ``B`` (IRLS weights) and ``M`` the sum over clusters of the
+    outer products of the summed score contributions: R ``sandwich::vcovCL(type = "HC1")``.
+    (statsmodels' ``cov_type="cluster"`` uses the observed information, which differs from
+    the expected one for non-canonical links such as the negative binomial's log link.)"""
+    m = result.model
+    b = np.asarray(result.params)
+    bread = np.linalg.inv(-m.hessian(b, observed=False))
+    scores = m.score_obs(b)
+    codes = pd.factorize(clusters)[0]
+    summed = np.zeros((codes.max() + 1, scores.shape[1]))
+    np.add.at(summed, codes, scores)
+    n, k, g = scores.shape[0], scores.shape[1], summed.shape[0]
+    adj = g / (g - 1) * (n - 1) / (n - k)
+    return adj * bread @ (summed.T @ summed) @ bread
 
 
 def _nb_theta(formula: str, data: pd.DataFrame, offset: Any) -> float:
@@ -188,16 +211,15 @@ def fit_glm(
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=RuntimeWarning)
         try:
-            res = smf.glm(formula, d, family=fam, offset=offset).fit(
-                tol=1e-12, **_fit_kwargs(d, vcov)
-            )
-        except Exception as exc:  # perfect separation, overflow
+            res = smf.glm(formula, d, family=fam, offset=offset).fit(tol=1e-12)
+        except _FIT_ERRORS as exc:  # separation, overflow, a singular design
             raise ModelSpecificationError(
                 f"the {family} model ({formula}) could not be fitted: {exc}"
             ) from exc
     if not res.converged:
         raise ConvergenceError(f"the {family} model ({formula}) did not converge")
-    return GLMFit(res, d, formula, family, vcov, level=level, theta=theta)
+    cov = cluster_cov(res, d["cluster"]) if vcov == "cluster" else None
+    return GLMFit(res, d, formula, family, vcov, level=level, theta=theta, cov=cov)
 
 
 def marginal_risks(fit: GLMFit, arms: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -220,3 +242,152 @@ def marginal_risks(fit: GLMFit, arms: list[str]) -> tuple[np.ndarray, np.ndarray
         risks.append(p.mean())
         grads.append((p * (1 - p)) @ x / len(p))
     return np.asarray(risks), np.asarray(grads)
+
+
+@dataclass
+class GEEFit:
+    """A :func:`peerstats.gee` fit of one row per participant clustered by delivery group
+    (participants without a group are clusters of one), with the names the pipeline reads.
+    Marginal risks (risk ratio / difference) come from :func:`peerstats.marginal_effect`."""
+
+    gee: Any
+    data: pd.DataFrame
+    formula: str
+    family: str
+    vcov: str
+    level: float = 0.95
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def coef(self) -> pd.DataFrame:
+        """Coefficients on the link scale, the GEE's covariance and df convention."""
+        return self.gee.coef_table(self.level)
+
+    @property
+    def cov(self) -> np.ndarray:
+        return np.asarray(self.gee.vcov)
+
+    def test(self, ell: np.ndarray, level: float = 0.95) -> pd.DataFrame:
+        """Wald test and CI of ``ell' beta`` (normal)."""
+        ell = np.asarray(ell, dtype=float)
+        est = float(ell @ np.asarray(self.gee.params))
+        se = float(np.sqrt(ell @ self.cov @ ell))
+        z = stats.norm.ppf(0.5 + level / 2)
+        p = 2 * stats.norm.sf(abs(est / se))
+        return pd.DataFrame([dict(zip(_COLS, [est, se, est / se, p, est - z * se, est + z * se]))])
+
+    theta = property(lambda self: self.gee.theta)
+    n_obs = property(lambda self: int(self.gee.n_obs))
+    n_subjects = property(lambda self: int(self.data["subject"].nunique()))
+    subjects = property(lambda self: list(self.data["subject"].astype(str)))
+    loglik = property(lambda self: float("nan"))  # no likelihood (estimating equations)
+    aic = bic = loglik
+    converged = property(lambda self: True)  # peerstats.gee raises ConvergenceError
+
+
+def fit_gee(
+    data: pd.DataFrame, terms: list[str], *, family: str, vcov: str = "robust", level: float = 0.95
+) -> GEEFit:
+    """``peerstats.gee(y ~ arm + terms)`` with delivery groups as clusters (exchangeable
+    working correlation; offset log(exposure) for counts)."""
+    import peerstats
+
+    d = data[data["y"].notna()].dropna(subset=terms).copy()
+    _check_events(d, family)
+    d = d.sort_values(["cluster", "subject"], kind="stable").reset_index(drop=True)
+    if "exposure" in d.columns:
+        d["log_exposure"] = np.log(d["exposure"].to_numpy(float))
+    formula = "y ~ " + " + ".join(["arm", *terms])
+    fit = peerstats.gee(
+        formula,
+        d,
+        subject="cluster",
+        family=family,
+        correlation="exchangeable",
+        vcov="bias-reduced" if vcov == "bias-reduced" else "robust",
+        offset="log_exposure" if "exposure" in d.columns else None,
+        reference={"arm": str(d["arm"].cat.categories[0])},
+    )
+    return GEEFit(fit, d, formula, family, vcov, level=level, notes=list(fit.warnings))
+
+
+@dataclass
+class GLMMFit:
+    """A :func:`peerstats.glmm` fit of one row per participant with a random intercept for the
+    delivery group in the group-delivered arm only (the partially nested GLMM; participants
+    without a group carry no group effect), with the names the pipeline reads. Marginal risks
+    come from :func:`peerstats.marginal_effect`, averaged over the group effect."""
+
+    glmm: Any
+    data: pd.DataFrame
+    formula: str
+    family: str
+    vcov: str = "model"
+    level: float = 0.95
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def coef(self) -> pd.DataFrame:
+        """Coefficients on the link scale, Wald z (the GLMM's convention), CIs at ``level``."""
+        b, se = np.asarray(self.glmm.fixed_params), np.sqrt(np.diag(self.cov))
+        z = stats.norm.ppf(0.5 + self.level / 2)
+        return pd.DataFrame(
+            {"estimate": b, "std_error": se, "statistic": b / se,
+             "p_value": 2 * stats.norm.sf(np.abs(b / se)),
+             "ci_lower": b - z * se, "ci_upper": b + z * se},
+            index=pd.Index(list(self.glmm.coef.index), name="term"),
+        )
+
+    @property
+    def cov(self) -> np.ndarray:
+        return np.asarray(self.glmm.fixed_vcov)
+
+    def test(self, ell: np.ndarray, level: float = 0.95) -> pd.DataFrame:
+        """Wald test and CI of ``ell' beta`` (normal)."""
+        ell = np.asarray(ell, dtype=float)
+        est = float(ell @ np.asarray(self.glmm.fixed_params))
+        se = float(np.sqrt(ell @ self.cov @ ell))
+        z = stats.norm.ppf(0.5 + level / 2)
+        p = 2 * stats.norm.sf(abs(est / se))
+        return pd.DataFrame([dict(zip(_COLS, [est, se, est / se, p, est - z * se, est + z * se]))])
+
+    theta = property(lambda self: getattr(self.glmm, "theta", None))
+    n_obs = property(lambda self: int(len(self.data)))
+    n_subjects = property(lambda self: int(self.data["subject"].nunique()))
+    subjects = property(lambda self: list(self.data["subject"].astype(str)))
+    loglik = property(lambda self: float(self.glmm.loglik))
+    aic = property(lambda self: float(self.glmm.aic))
+    bic = property(lambda self: float(self.glmm.bic))
+    converged = property(lambda self: True)  # peerstats.glmm raises ConvergenceError
+
+    @property
+    def gee(self) -> Any:
+        """The fit :func:`peerstats.marginal_effect` reads (named as for the GEE adapter)."""
+        return self.glmm
+
+
+def fit_glmm(
+    data: pd.DataFrame, terms: list[str], *, family: str, level: float = 0.95
+) -> GLMMFit:
+    """``peerstats.glmm(y ~ arm + terms + (0 + delivered | group))``: the delivery group's
+    random intercept applies to participants with a group only (partially nested design);
+    log(exposure) is the offset of counts. Laplace approximation (lme4's default)."""
+    import peerstats
+
+    d = data[data["y"].notna()].dropna(subset=terms).copy().reset_index(drop=True)
+    _check_events(d, family)
+    grouped = d["cluster"].astype(str).str.startswith("g:")
+    d["delivered"] = grouped.astype(float)
+    d["dgroup"] = d["cluster"].where(grouped, None)
+    random = " + (0 + delivered | dgroup)" if grouped.sum() and d.loc[grouped, "dgroup"].nunique() > 1 else ""
+    formula = "y ~ " + " + ".join(["arm", *terms]) + random
+    fit = peerstats.glmm(
+        formula,
+        d,
+        family=family,
+        exposure="exposure" if "exposure" in d.columns else None,
+        reference={"arm": str(d["arm"].cat.categories[0])},
+        level=level,
+    )
+    notes = [] if random else ["no delivery groups with more than one level: fitted as a GLM"]
+    return GLMMFit(fit, d, formula, family, level=level, notes=notes)

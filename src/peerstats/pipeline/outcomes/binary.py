@@ -19,7 +19,7 @@ from peerstats.effects import EffectRecord
 from peerstats.pipeline._common import FittedOutcome
 from peerstats.pipeline.outcomes._adapter import GLMOutcome
 from peerstats.pipeline.outcomes._base import Context
-from peerstats.pipeline.outcomes._glm import marginal_risks
+from peerstats.pipeline.outcomes._glm import GEEFit, GLMMFit, marginal_risks
 
 __all__ = ["BinaryOutcome"]
 
@@ -32,6 +32,8 @@ def _summaries(fitted: FittedOutcome, arms: list[str]) -> dict[str, Any]:
         out[f"n_{a}"] = int(len(y))
         out[f"events_{a}"] = int(y.sum())
         out[f"percent_{a}"] = float(100 * y.mean()) if len(y) else float("nan")
+    if isinstance(fitted.fit, GEEFit | GLMMFit):
+        return out  # marginal risks of a GEE or GLMM: peerstats.marginal_effect (the records)
     risks, _ = marginal_risks(fitted.fit, arms)
     for a, p in zip(arms, risks, strict=True):
         out[f"risk_{a}"] = float(p)  # standardised (g-computation)
@@ -64,8 +66,10 @@ class BinaryOutcome(GLMOutcome):
         """Risk ratio / difference of the standardised risks, delta-method SE (Ge et al.
         2011); the ratio's CI on the log scale."""
         ref = context.reference
+        if isinstance(fitted.fit, GEEFit | GLMMFit):
+            return self._marginal_gee(fitted, context, arm, scale, extra)
         risks, grads = marginal_risks(fitted.fit, [ref, arm])
-        v = np.asarray(fitted.fit.result.cov_params())
+        v = fitted.fit.cov
         z = stats.norm.ppf(0.5 + context.level / 2)
         if scale == "risk_difference":
             est, g = risks[1] - risks[0], grads[1] - grads[0]
@@ -94,6 +98,38 @@ class BinaryOutcome(GLMOutcome):
             **self._words(fitted, context),
         )
 
+    def _marginal_gee(
+        self, fitted: FittedOutcome, context: Context, arm: str, scale: str, extra: dict
+    ) -> EffectRecord:
+        """Risk ratio / difference of a GEE by :func:`peerstats.marginal_effect` (g-computation,
+        Ge et al. delta method with the GEE's covariance)."""
+        import peerstats
+
+        me = peerstats.marginal_effect(
+            fitted.fit.gee,
+            arm="arm",
+            contrast=scale,
+            reference=context.reference,
+            level=context.level,
+        )
+        row = me.iloc[0]
+        contrast = f"{arm} - {context.reference}"
+        return EffectRecord(
+            outcome=fitted.outcome,
+            scale=scale,
+            estimate=float(row["estimate"]),
+            ci_lower=float(row["ci_lower"]),
+            ci_upper=float(row["ci_upper"]),
+            p_value=float(row["p_value"]),
+            std_error=float(row["std_error"]),
+            comparison=context.comparison(contrast),
+            contrast=contrast,
+            n_randomised=self._n_randomised(context, contrast),
+            direction=self.direction(fitted.outcome, arm, context),
+            extra={**extra, "method": "peerstats.marginal_effect (g-computation, Ge et al. 2011)"},
+            **self._words(fitted, context),
+        )
+
     def describe(self, fitted: FittedOutcome, context: Context) -> pd.DataFrame:
         """Per arm: n, events, % and the standardised risk."""
         arms = [str(a) for a in fitted.fit.data["arm"].cat.categories]
@@ -106,7 +142,7 @@ class BinaryOutcome(GLMOutcome):
                     "n": s[f"n_{a}"],
                     "events": s[f"events_{a}"],
                     "percent": s[f"percent_{a}"],
-                    "risk": s[f"risk_{a}"],
+                    "risk": s.get(f"risk_{a}"),
                 }
                 for a in arms
             ]
