@@ -19,7 +19,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 def test_the_tutorials_exist():
     names = {p.name for p in NOTEBOOKS}
     assert {"01_quickstart.ipynb", "02_partially_nested.ipynb", "03_sensitivity.ipynb",
-            "04_power.ipynb"} <= names
+            "04_power.ipynb", "05_binary_count.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
