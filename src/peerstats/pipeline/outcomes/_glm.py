@@ -244,6 +244,16 @@ def marginal_risks(fit: GLMFit, arms: list[str]) -> tuple[np.ndarray, np.ndarray
     return np.asarray(risks), np.asarray(grads)
 
 
+def wald_test(ell: np.ndarray, beta: np.ndarray, cov: np.ndarray, level: float) -> pd.DataFrame:
+    """Wald z test and CI of ``ell' beta`` (one row, tidy columns)."""
+    ell = np.asarray(ell, dtype=float)
+    est = float(ell @ beta)
+    se = float(np.sqrt(ell @ cov @ ell))
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = 2 * stats.norm.sf(abs(est / se))
+    return pd.DataFrame([dict(zip(_COLS, [est, se, est / se, p, est - z * se, est + z * se]))])
+
+
 @dataclass
 class GEEFit:
     """A :func:`peerstats.gee` fit of one row per participant clustered by delivery group
@@ -269,12 +279,7 @@ class GEEFit:
 
     def test(self, ell: np.ndarray, level: float = 0.95) -> pd.DataFrame:
         """Wald test and CI of ``ell' beta`` (normal)."""
-        ell = np.asarray(ell, dtype=float)
-        est = float(ell @ np.asarray(self.gee.params))
-        se = float(np.sqrt(ell @ self.cov @ ell))
-        z = stats.norm.ppf(0.5 + level / 2)
-        p = 2 * stats.norm.sf(abs(est / se))
-        return pd.DataFrame([dict(zip(_COLS, [est, se, est / se, p, est - z * se, est + z * se]))])
+        return wald_test(ell, np.asarray(self.gee.params), self.cov, level)
 
     theta = property(lambda self: self.gee.theta)
     n_obs = property(lambda self: int(self.gee.n_obs))
@@ -344,12 +349,7 @@ class GLMMFit:
 
     def test(self, ell: np.ndarray, level: float = 0.95) -> pd.DataFrame:
         """Wald test and CI of ``ell' beta`` (normal)."""
-        ell = np.asarray(ell, dtype=float)
-        est = float(ell @ np.asarray(self.glmm.fixed_params))
-        se = float(np.sqrt(ell @ self.cov @ ell))
-        z = stats.norm.ppf(0.5 + level / 2)
-        p = 2 * stats.norm.sf(abs(est / se))
-        return pd.DataFrame([dict(zip(_COLS, [est, se, est / se, p, est - z * se, est + z * se]))])
+        return wald_test(ell, np.asarray(self.glmm.fixed_params), self.cov, level)
 
     theta = property(lambda self: getattr(self.glmm, "theta", None))
     n_obs = property(lambda self: int(len(self.data)))
