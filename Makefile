@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/peerstats run analyses/peer_recovery.yaml --out $(DEMO_OUT) --force
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
