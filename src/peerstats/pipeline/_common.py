@@ -145,7 +145,9 @@ def outcome_label(trial: Any, spec: Any, outcome: str) -> str:
         o = trial.spec.outcome(outcome)
         default = getattr(o, "instrument", None) or getattr(o, "label", None) or outcome
     except (KeyError, AttributeError, SpecError):
-        pass
+        d = getattr(spec, "outcome_defs", {}).get(outcome)  # binary / count / time to event
+        if d is not None and getattr(d, "label", None):
+            default = d.label
     return spec.label("outcomes", outcome, str(default))
 
 
