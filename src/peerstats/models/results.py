@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -236,23 +236,38 @@ class MixedModelResult:
 
         return effect_size(self, arm, by, sd, reference=reference, level=level)
 
-    def anova(self, type: int = 3) -> pd.DataFrame:
+    def anova(
+        self, type: int = 3, *, convention: Literal["car", "sas"] = "car"
+    ) -> pd.DataFrame:
         """Type III (default) or type II F tests of each term.
 
-        ``type=3``: SAS "Type 3 Tests of Fixed Effects". ``type=2``: each term after every
-        term that does not contain it (marginality), the hypothesis of R ``car::Anova(type=2)``
-        built with the fit's covariance of the fixed effects (see
-        :func:`peerstats.models._anova.type2_hypotheses`).
+        ``type=3``: SAS "Type 3 Tests of Fixed Effects" (either convention). ``type=2`` with
+        ``convention="car"`` (default): each term after every term that does not contain it
+        (marginality), the hypothesis of R ``car::Anova(type=2)`` built with the fit's
+        covariance of the fixed effects (see :func:`peerstats.models._anova.type2_hypotheses`).
+        ``convention="sas"``: SAS PROC MIXED ``HTYPE=2``, whose containment differs for terms
+        with continuous variables: in ``y ~ arm * baseline``, car tests ``arm`` ignoring the
+        ``arm:baseline`` interaction, SAS adjusts for it (the arm effect at baseline 0; see
+        :func:`peerstats.models._anova.type2_hypotheses_sas`, validated against SAS listings in
+        tests/reference/sas_anova/).
 
         Columns: ``term, num_df, den_df, statistic (F), p_value``; the denominator df follow
-        the model's ``df`` method (and ``vcov``).
+        the model's ``df`` method (and ``vcov``). The convention is in ``attrs["convention"]``.
         """
         if type not in (2, 3) or isinstance(type, bool):
             raise ModelSpecificationError(f"type={type!r} is not valid; choose 2 or 3")
+        if convention not in ("car", "sas"):
+            raise ModelSpecificationError(
+                f"convention={convention!r} is not valid; choose one of ['car', 'sas']"
+            )
         if type == 3:
             from peerstats.models.emmeans import type3_hypotheses
 
             hyps = type3_hypotheses(self._design)
+        elif convention == "sas":
+            from peerstats.models._anova import type2_hypotheses_sas
+
+            hyps = type2_hypotheses_sas(self._design)
         else:
             from peerstats.models._anova import type2_hypotheses
 
@@ -260,7 +275,9 @@ class MixedModelResult:
         rows = []
         for term, L in hyps.items():
             rows.append({"term": term, **self._inference.test_md(L, term=term)})
-        return pd.DataFrame(rows).set_index("term")
+        out = pd.DataFrame(rows).set_index("term")
+        out.attrs["convention"] = convention if type == 2 else "type 3 (SAS = car)"
+        return out
 
     def test(self, L: np.ndarray | Sequence[float], *, level: float = 0.95) -> pd.DataFrame:
         """Test a linear combination (one row) or a joint hypothesis (several rows) of the
