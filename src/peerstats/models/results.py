@@ -236,9 +236,7 @@ class MixedModelResult:
 
         return effect_size(self, arm, by, sd, reference=reference, level=level)
 
-    def anova(
-        self, type: int = 3, *, convention: Literal["car", "sas"] = "car"
-    ) -> pd.DataFrame:
+    def anova(self, type: int = 3, *, convention: Literal["car", "sas"] = "car") -> pd.DataFrame:
         """Type III (default) or type II F tests of each term.
 
         ``type=3``: SAS "Type 3 Tests of Fixed Effects" (either convention). ``type=2`` with
