@@ -297,16 +297,29 @@ class MixedModelResult:
         return self._prepared
 
     def predict(
-        self, data: pd.DataFrame | None = None, *, conditional: bool = True
+        self,
+        data: pd.DataFrame | None = None,
+        *,
+        conditional: bool = True,
+        interval: Literal["confidence", "prediction"] = "confidence",
     ) -> pd.DataFrame:
         """Predictions for the rows of ``data`` (default: the data of the fit, every row).
 
         ``conditional=True`` (SAS ``outp=``, R mmrm ``predict(conditional = TRUE)``): a row
         with an observed outcome is predicted by that value (std_error 0); a row whose outcome
         is missing by its conditional mean given the same subject's observed rows,
-        x_m beta + Sigma_mo Sigma_oo^-1 (y_o - X_o beta), with the standard error from
-        cov(beta_hat) (R mmrm's ``interval = "confidence"``); a subject without observed rows
-        gets x beta. ``conditional=False``: the marginal mean x beta and its standard error.
+        x_m beta + Sigma_mo Sigma_oo^-1 (y_o - X_o beta); a subject without observed rows
+        gets x beta. ``conditional=False``: the marginal mean x beta.
+
+        ``interval="confidence"`` (default): ``std_error`` is the standard error of the
+        (conditional) mean, from cov(beta_hat) alone (R mmrm ``interval = "confidence"``).
+        ``interval="prediction"``: the standard error of a prediction of the outcome itself
+        (SAS StdErrPred, R mmrm ``interval = "prediction"``): the confidence variance plus the
+        conditional variance Sigma_mm - Sigma_mo Sigma_oo^-1 Sigma_om of the row given the
+        subject's observed rows (the marginal Sigma_vv with ``conditional=False``). R mmrm
+        adds the variability of theta_hat by simulation (``nsim`` draws); peerstats evaluates
+        at theta_hat (R mmrm's ``h_get_prediction`` variance; validated against it in
+        tests/reference/r_predict/). Observed rows keep std_error 0 when conditional.
 
         Returns a DataFrame with ``prediction, std_error``, index and row order of ``data``
         (NaN where a model column is missing). As R mmrm, the covariance used is the fitted
@@ -314,8 +327,12 @@ class MixedModelResult:
         """
         from peerstats.models._predict import predict_frame
 
+        if interval not in ("confidence", "prediction"):
+            raise ModelSpecificationError(
+                f"interval={interval!r} is not valid; choose one of ['confidence', 'prediction']"
+            )
         self._need_prepared("predict()")
-        return predict_frame(self, data, conditional=bool(conditional))
+        return predict_frame(self, data, conditional=bool(conditional), interval=interval)
 
     def fitted(self) -> pd.Series:
         """Fitted marginal means x beta of the rows used in the fit, indexed as the data."""
