@@ -113,6 +113,15 @@ class IntercurrentEvent:
     column: str | None = None
     visit: str | None = None
     missing_data: str = "MAR"
+    post_ice: str | None = None  # keep | impute | error; default from the strategy
+
+    @property
+    def post_ice_handling(self) -> str:
+        """Outcomes observed after the event: kept (treatment policy), set aside and imputed
+        (hypothetical and the others), or an error, unless ``post_ice`` says so."""
+        if self.post_ice is not None:
+            return self.post_ice
+        return "keep" if self.strategy == "treatment policy" else "impute"
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,7 @@ def parse(raw: dict) -> tuple[EstimandSpec | None, tuple[SensitivitySpec, ...], 
                 column=x.get("column"),
                 visit=None if x.get("visit") is None else str(x["visit"]),
                 missing_data=str(x.get("missing_data", "MAR")),
+                post_ice=x.get("post_ice"),
             )
             for x in e.get("intercurrent_events", ())
         )
@@ -478,14 +488,20 @@ def _ice_frame(
         for k, sid in enumerate(subjects):
             if not flag.iloc[k]:
                 continue
-            if ev.strategy == "treatment policy":
+            if ev.post_ice_handling == "keep":  # as peerstats.impute(post_ice="keep"):
                 # outcomes observed after the event are used; missing ones from the first
                 # missing visit at or after it follow the assumption
                 later = np.flatnonzero(miss[k, v0:])
                 if not len(later):
                     continue
                 j = v0 + int(later[0])
-            else:  # hypothetical: outcomes after the event are set aside and imputed
+            else:  # post_ice impute / error: outcomes after the event set aside and imputed
+                if ev.post_ice_handling == "error" and not miss[k, v0:].all():
+                    raise SpecError(
+                        f"estimand: intercurrent event {ev.event!r} has post_ice: error, but "
+                        "outcomes were observed after it; use post_ice: keep (analyse them) "
+                        "or impute (set them aside)"
+                    )
                 j = v0
             if sid not in rows or j < rows[sid][0]:
                 rows[sid] = (j, ev.missing_data)
