@@ -2,7 +2,7 @@
 #
 # Run from this directory (R mmrm 0.3.18 built from /work/shared/reference/r-mmrm with build.sh):
 #   R_LIBS=/tmp/rmmrm-lib Rscript make_r_kr.R
-# Data: ../sas_fev/fev_data.csv (R mmrm's fev_data) and bcva_data.csv (R mmrm's bcva_data,
+# Data: ../sas_fev/fev_data.csv (R mmrm fev_data) and bcva_data.rda (R mmrm bcva_data,
 # written here from bcva_data.rda, copied unchanged from openpharma/mmrm data/, Apache-2.0).
 # Writes r_kr_reference.json:
 #   kr: for each model, the TRT - PBO (FEV) / TRT - CTL (BCVA) LSMEANS difference via
