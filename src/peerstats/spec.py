@@ -407,6 +407,7 @@ def read_spec(
             )
         )
     covariates, covariate_types = _covariates(raw.get("covariates"), problems)
+    problems += _mapped_column_references(raw, cols)
     if problems:
         raise SpecError(_problem_text(where, problems))
 
@@ -463,6 +464,27 @@ def _covariates(value: Any, problems: list[str]) -> tuple[tuple[str, ...], dict[
             levels=tuple(str(v) for v in levels) if levels is not None else None,
         )
     return tuple(value), types
+
+
+def _mapped_column_references(raw: dict, cols: Columns) -> list[str]:
+    """strata / covariates naming a file column that ``columns:`` maps to a role (issue 20.2).
+
+    After reading, the column carries the role's name, so the file name would resolve to
+    nothing and the factor would be dropped from the model: an error, with the role to use.
+    """
+    renames = {f: r for f, r in cols.renames().items() if f != r}
+    out = []
+    for key in ("strata", "covariates"):
+        value = raw.get(key) or ()
+        names = list(value) if not isinstance(value, dict) else list(value)
+        for name in names:
+            if isinstance(name, str) and name in renames:
+                out.append(
+                    f"{key}: {name!r} is a file column that columns: maps to the role "
+                    f"{renames[name]!r}; {key} name roles or participant variables after "
+                    f"mapping. Did you mean {renames[name]!r}?"
+                )
+    return out
 
 
 def _problem_text(where: str, problems: list[str]) -> str:
