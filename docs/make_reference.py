@@ -18,6 +18,7 @@ PAGES = {
     "trial-spec.md": ("trial-spec.schema.json", "Trial spec reference"),
     "analysis-spec.md": ("analysis-spec.schema.json", "Analysis spec reference"),
 }
+INSTRUMENTS_PAGE = "instruments.md"
 
 
 def _resolve(node: dict, root: dict) -> dict:
@@ -100,11 +101,61 @@ def render(schema_file: str, title: str) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _items(names: tuple) -> str:
+    return f"`{names[0]}` ... `{names[-1]}`" if len(names) > 2 else ", ".join(f"`{n}`" for n in names)
+
+
+def render_instruments() -> str:
+    """The built-in instruments (``data_schemas/instruments/*.yaml``) as one page (issue 21)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from peerstats.instruments import get_instrument
+
+    out = [
+        "# Built-in instruments",
+        "",
+        "Generated from `src/peerstats/data_schemas/instruments/*.yaml` by",
+        "`docs/make_reference.py`; do not edit by hand (a test regenerates it and compares).",
+        "Use the short name as `instrument:` of an outcome in the trial spec; the item columns",
+        "are named as listed unless the outcome lists its own `items:`.",
+        "",
+        "| instrument | `instrument:` | items (columns) | item range | total | higher is | "
+        "reverse-keyed | missing items | subscales |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    sources = []
+    for path in sorted((SCHEMAS / "instruments").glob("*.yaml")):
+        inst = get_instrument(path.stem)
+        rule = inst.missing
+        missing = f"{rule.method}" + (
+            f", at least {rule.min_answered:.0%} answered" if rule.min_answered else ""
+        )
+        total = (
+            f"{inst.total_min:g}-{inst.total_max:g} ({inst.scoring})"
+            if inst.total_min is not None
+            else inst.scoring
+        )
+        subs = ", ".join(
+            sub.name + ("" if sub.verified else " (unverified)") for sub in inst.subscales
+        )
+        better = {True: "better", False: "worse", None: ""}[inst.higher_is_better]
+        reverse = ", ".join(f"`{r}`" for r in inst.reverse) or "none"
+        out.append(
+            f"| {inst.name} | `{inst.short_name}` | {inst.n_items}: {_items(inst.items)} | "
+            f"{inst.item_min:g}-{inst.item_max:g} | {total} | {better} | {reverse} | "
+            f"{missing} | {subs or '-'} |"
+        )
+        sources.append(f"- **{inst.name}**: {' '.join(str(inst.reference).split())}")
+    out += ["", "## Sources", "", *sources]
+    return "\n".join(out).rstrip() + "\n"
+
+
 def main(check: bool = False) -> int:
     stale = []
     OUT.mkdir(parents=True, exist_ok=True)
-    for page, (schema, title) in PAGES.items():
-        text = render(schema, title)
+    pages = {**{p: (lambda s=s, t=t: render(s, t)) for p, (s, t) in PAGES.items()},
+             INSTRUMENTS_PAGE: render_instruments}
+    for page, make in pages.items():
+        text = make()
         path = OUT / page
         if check:
             if not path.is_file() or path.read_text(encoding="utf-8") != text:

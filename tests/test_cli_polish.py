@@ -30,7 +30,7 @@ def test_more_problems_names_the_failures_option():
             {
                 "table": "participants",
                 "row": i,
-                "column": "age",
+                "column": f"age{i}",  # one line per column and kind: 30 lines
                 "check": "out_of_range",
                 "message": "too old",
             }

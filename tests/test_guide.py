@@ -62,3 +62,16 @@ def test_readme_links_the_guide_and_names_the_cli():
     assert "docs/guide/README.md" in readme
     assert ".venv/bin/peerstats" in readme
     assert "../shared/ARCHITECTURE.md" not in readme
+
+
+def test_instrument_page_is_generated_from_the_instrument_files():
+    """docs/guide/reference/instruments.md lists every built-in instrument as the YAML files
+    in data_schemas/instruments/ define it today (issue 21)."""
+    ns = runpy.run_path(str(ROOT / "docs" / "make_reference.py"))
+    committed = (GUIDE / "reference" / ns["INSTRUMENTS_PAGE"]).read_text(encoding="utf-8")
+    assert committed == ns["render_instruments"](), (
+        "docs/guide/reference/instruments.md is stale: run docs/make_reference.py"
+    )
+    files = sorted((ROOT / "src" / "peerstats" / "data_schemas" / "instruments").glob("*.yaml"))
+    rows = [ln for ln in committed.splitlines() if ln.startswith("| ") and "`" in ln]
+    assert len(rows) - 1 == len(files)  # the header, then one row per instrument file

@@ -14,6 +14,7 @@ from peerstats.exceptions import (
     ConvergenceWarning,
     DataValidationError,
     DataWarning,
+    InsufficientDataError,
     ModelSpecificationError,
     PeerstatsError,
     PeerstatsWarning,
@@ -78,6 +79,33 @@ _LAZY = {
     "power": "peerstats.design.power",
     "sample_size": "peerstats.design.power",
     "power_curve": "peerstats.design.power",
+    # issue 16 (items 2, 3): GEE and marginal (g-computation) treatment effects
+    "gee": "peerstats.models.gee",
+    "marginal_effect": "peerstats.models.marginal",
+    # issue 18: trial-based economic evaluation (EQ-5D, QALYs, costs, cost-effectiveness)
+    "eq5d": "peerstats.economics.eq5d",
+    "qalys": "peerstats.economics.qaly",
+    "resource_costs": "peerstats.economics.costs",
+    "cost_effectiveness": "peerstats.economics.cea",
+    # issue 17: time to event, competing risks, group frailty
+    "kaplan_meier": "peerstats.survival",
+    "coxph": "peerstats.survival",
+    "rmst": "peerstats.survival",
+    "cumulative_incidence": "peerstats.survival",
+    "fine_gray": "peerstats.survival",
+    # issue 21: data in (REDCap exports, labels from the source)
+    "read_redcap": "peerstats.io.redcap",
+    "read_redcap_dictionary": "peerstats.io.redcap",
+    # issue 19: subgroups, site heterogeneity, mediation, multiplicity
+    "multiple_testing": "peerstats.effects.multiplicity",
+    "plot_graph": "peerstats.effects.multiplicity",
+    "mediation": "peerstats.effects.mediation",
+    "subgroups": "peerstats.effects.subgroups",
+    "site_heterogeneity": "peerstats.effects.heterogeneity",
+    "meta_analysis": "peerstats.effects.heterogeneity",
+    "random_site_effect": "peerstats.effects.heterogeneity",
+    # issue 16: generalised linear mixed models (binary and count outcomes)
+    "glmm": "peerstats.models.glmm",
 }
 
 __all__ = [
@@ -86,6 +114,7 @@ __all__ = [
     "DataValidationError",
     "SpecError",
     "ModelSpecificationError",
+    "InsufficientDataError",
     "ConvergenceError",
     "ReconciliationError",
     "PeerstatsWarning",

@@ -51,6 +51,10 @@ class Trial:
     scoring : dict
         Outcome -> scoring report (proration, missing totals) of scored outcomes.
     warnings : list of str
+    labels : dict
+        Labels from the data source (SPSS/Stata variable labels, a REDCap data dictionary):
+        ``{"covariates": {column: label}, "outcomes": {outcome: label}}``. The report uses them
+        where the analysis spec's ``labels:`` names nothing (issue 21).
     """
 
     __slots__ = (
@@ -61,6 +65,7 @@ class Trial:
         "_sessions",
         "_scoring",
         "_warnings",
+        "_labels",
     )
 
     def __init__(
@@ -73,6 +78,7 @@ class Trial:
         sessions: pd.DataFrame | None,
         scoring: dict,
         warnings: list[str],
+        labels: dict | None = None,
         _token: object = None,
     ) -> None:
         if _token is not _TOKEN:
@@ -84,6 +90,7 @@ class Trial:
         object.__setattr__(self, "_sessions", sessions)
         object.__setattr__(self, "_scoring", scoring)
         object.__setattr__(self, "_warnings", tuple(warnings))
+        object.__setattr__(self, "_labels", {k: dict(v) for k, v in (labels or {}).items()})
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a Trial is read-only; copy its frames to change them")
@@ -122,6 +129,11 @@ class Trial:
     def warnings(self) -> list[str]:
         """Warnings raised while loading (not errors)."""
         return list(self._warnings)
+
+    @property
+    def labels(self) -> dict:
+        """Labels from the data source: ``{"covariates": {...}, "outcomes": {...}}``."""
+        return {k: dict(v) for k, v in self._labels.items()}
 
     @property
     def randomised(self) -> pd.DataFrame:
@@ -398,5 +410,19 @@ def _build_trial(
         sessions=sessions,
         scoring=scoring,
         warnings=warnings,
+        labels=_source_labels(spec, part, ainfo),
         _token=_TOKEN,
     )
+
+
+def _source_labels(spec: TrialSpec, part: Any, ainfo: dict) -> dict:
+    """Variable labels of the source files (SPSS/Stata, REDCap dictionary) for the
+    participants' columns and the outcomes' score columns."""
+    plabels = dict(getattr(part, "variable_labels", {}) or {})
+    alabels = dict(getattr(ainfo.get("table"), "variable_labels", {}) or {})
+    outcomes = {
+        o.name: alabels[o.column]
+        for o in spec.outcomes
+        if not o.scored and o.label is None and o.column in alabels
+    }
+    return {"covariates": plabels, "outcomes": outcomes}

@@ -29,16 +29,21 @@ EXIT_OK, EXIT_INVALID, EXIT_SPEC, EXIT_MODEL, EXIT_DRIFT = 0, 1, 2, 3, 4
 DEMO_TRIAL = "peer_recovery"
 
 
-def _shown(exc: BaseException) -> str:
-    """An exception's text safe to print: identifiers masked, length capped."""
+def _shown(exc: object, limit: int = 5000) -> str:
+    """An exception's (or path's) text safe to print: identifiers masked, control characters
+    escaped, length capped at ``limit`` (0: not capped). Every message the CLI prints goes
+    through here (issue 24.1-3: values typed into specs or file names included)."""
     from peerstats._identifiers import cap_text, escape_controls, mask_identifiers
 
-    return cap_text(escape_controls(mask_identifiers(str(exc))), 5000)
+    text = escape_controls(mask_identifiers(str(exc)))
+    return cap_text(text, limit) if limit else text
 
 
 def _exit_code(exc: BaseException) -> int:
     """Exit status of a failed ``run``: 1 data, 2 spec, 3 model."""
-    if isinstance(exc, DataValidationError):
+    from peerstats.exceptions import InsufficientDataError
+
+    if isinstance(exc, DataValidationError | InsufficientDataError):
         return EXIT_INVALID
     if isinstance(exc, SpecError):
         return EXIT_SPEC
@@ -53,13 +58,13 @@ def _run_spec(
     try:
         path = run(spec, out, force=force, progress=Progress(enabled=not quiet), blinded=blinded)
     except DataValidationError as exc:
-        print(f"data validation failed; nothing was written.\n{exc}", file=sys.stderr)
+        print(f"data validation failed; nothing was written.\n{_shown(exc, 0)}", file=sys.stderr)
         return EXIT_INVALID, None
     except SpecError as exc:
-        print(f"spec error: {exc}", file=sys.stderr)
+        print(f"spec error: {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC, None
     except PeerstatsError as exc:  # ModelSpecificationError, ConvergenceError, Reconciliation
-        print(f"model failure ({type(exc).__name__}): {exc}", file=sys.stderr)
+        print(f"model failure ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
         return _exit_code(exc), None
     except (OSError, UnicodeError) as exc:  # unreadable spec/trial file, unwritable --out
         print(f"spec error ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
@@ -97,7 +102,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             actual = load_results(target)
         comp = compare_results(actual, expected, rtol=args.rtol, atol=args.atol)
     except (SpecError, OSError, UnicodeError) as exc:
-        print(f"spec error: {exc}", file=sys.stderr)
+        print(f"spec error: {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC
     print(comp.to_text(max_rows=args.max_rows))
     if args.drift is not None and not comp.ok:
@@ -110,6 +115,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
         dest = Path(args.against)
         dest = dest / "results.json" if dest.is_dir() else dest
+        # a symbolic link: update the file it points to, not the link (issue 24.9)
+        dest = dest.resolve() if dest.is_symlink() else dest
         tmp = dest.with_name(f".{dest.name}.tmp")
         tmp.write_text(dumps(actual), encoding="utf-8")
         tmp.replace(dest)  # atomic: never a half-written expected file
@@ -150,7 +157,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 return EXIT_SPEC
         report = validate(spec)
     except SpecError as exc:
-        print(f"spec error: {exc}", file=sys.stderr)
+        print(f"spec error: {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC
     print(report.to_text(max_shown=args.max_problems))
     if args.failures is not None and not report.ok:
@@ -207,10 +214,10 @@ def _demo_summary(args: argparse.Namespace) -> int:
     try:
         trial = load(args.trial)
     except DataValidationError as exc:
-        print(f"the bundled example {args.trial!r} failed validation:\n{exc}", file=sys.stderr)
+        print(f"the bundled example {args.trial!r} failed validation:\n{_shown(exc, 0)}", file=sys.stderr)
         return EXIT_INVALID
     except PeerstatsError as exc:
-        print(f"peerstats demo: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"peerstats demo: {type(exc).__name__}: {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC if isinstance(exc, SpecError) else EXIT_INVALID
     print(f"Example trial {args.trial!r} (synthetic data) loaded and validated.\n")
     print(trial.summary())
@@ -310,13 +317,13 @@ def _cmd_power(args: argparse.Namespace) -> int:
             progress=_Bar(not args.quiet) if n_sims else None,
         )
     except SpecError as exc:
-        print(f"spec error: {exc}", file=sys.stderr)
+        print(f"spec error: {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC
     except PeerstatsError as exc:
-        print(f"model failure ({type(exc).__name__}): {exc}", file=sys.stderr)
+        print(f"model failure ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
         return EXIT_MODEL
     except (OSError, UnicodeError, TimeoutError) as exc:  # unreadable file, unreachable scheduler
-        print(f"spec error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        print(f"spec error ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC
     finally:
         if client is not None:
@@ -344,7 +351,7 @@ def _cmd_power(args: argparse.Namespace) -> int:
         ax.figure.savefig(svg_path, format="svg", bbox_inches="tight")
         plt.close(ax.figure)
     except OSError as exc:
-        print(f"cannot write to {out}: {exc}", file=sys.stderr)
+        print(f"cannot write to {_shown(out)}: {_shown(exc)}", file=sys.stderr)
         return EXIT_SPEC
     print(f"\nWritten: {csv_path}, {svg_path}")
     return EXIT_OK
@@ -474,7 +481,50 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--summary", action="store_true", help="only print the trial summary")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     d.set_defaults(func=_cmd_demo)
+
+    i = sub.add_parser(
+        "init",
+        help="draft a trial spec from a REDCap data dictionary",
+        description="Draft a trial spec (YAML) for a REDCap project from its data dictionary: "
+        "labels, choices, validation ranges and identifier flags come from the dictionary. "
+        "Edit the draft before use; guesses are marked '# check'. Exit status: 0 written, "
+        "2 the dictionary cannot be read or OUT exists without --force.",
+    )
+    i.add_argument("--from-redcap", required=True, type=Path, metavar="DICTIONARY",
+                   help="the REDCap data dictionary (CSV)")
+    i.add_argument("--records", type=Path, default=None, metavar="CSV",
+                   help="the records export: gives the events (visits), outcomes and sessions")
+    i.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="write the draft here (default: print it)")
+    i.add_argument("--name", default="my_trial", help="the trial's name in the draft")
+    i.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    i.set_defaults(func=_cmd_init)
     return parser
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from peerstats.io.redcap_spec import draft_trial_spec
+
+    out = args.out
+    if out is not None and out.exists() and not args.force:
+        print(f"spec error: {out} exists; pass --force to overwrite it", file=sys.stderr)
+        return EXIT_SPEC
+    try:
+        text = draft_trial_spec(
+            args.from_redcap,
+            records=args.records,
+            name=args.name,
+            spec_dir=out.resolve().parent if out is not None else None,
+        )
+    except PeerstatsError as exc:
+        print(f"spec error: {_shown(exc)}", file=sys.stderr)
+        return EXIT_SPEC
+    if out is None:
+        print(text, end="")
+        return EXIT_OK
+    out.write_text(text, encoding="utf-8")
+    print(f"Draft trial spec written to {out}; edit it, then: peerstats validate {out}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

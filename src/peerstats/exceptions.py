@@ -17,6 +17,7 @@ __all__ = [
     "SpecError",
     "ConvergenceError",
     "ModelSpecificationError",
+    "InsufficientDataError",
     "ReconciliationError",
     "PeerstatsWarning",
     "ConvergenceWarning",
@@ -71,24 +72,57 @@ class DataValidationError(PeerstatsError, ValueError):
         super().__init__(self._message())
 
     def _message(self) -> str:
+        """One line per kind of problem and column (a problem repeated over rows is one line
+        with its count, first rows and values), after a summary by kind (issue 21)."""
         n = len(self.failures)
         head = f"{n} problem{'s' if n != 1 else ''} found in the trial data"
         if self.context:
             head += f" ({self.context})"
+        groups = _groups(self.failures)
+        kinds = self.failures["check"].astype(str).value_counts(sort=False)
         lines = [head + ":"]
-        for rec in self.failures.head(self.max_shown).itertuples(index=False):
-            where = str(rec.table)
-            if not _is_missing(rec.row):
-                where += f" row {int(rec.row)}"
-            if not _is_missing(rec.column):
-                where += f", column {rec.column!r}"
-            lines.append(_cap(f"  - [{rec.check}] {where}: {rec.message}", MAX_FAILURE_LINE))
-        if n > self.max_shown:
+        if len(groups) > 1:
+            lines.append("  by kind: " + ", ".join(f"{k} {v:,}" for k, v in kinds.items()))
+        for g in groups[: self.max_shown]:
+            lines.append(_cap(_group_line(g), MAX_FAILURE_LINE))
+        if len(groups) > self.max_shown:
             lines.append(
-                f"  ... and {n - self.max_shown} more (all of them: `peerstats validate SPEC "
-                "--failures FILE` writes a CSV; in Python, the exception's .failures table)"
+                f"  ... and {len(groups) - self.max_shown} more (all of them: `peerstats validate "
+                "SPEC --failures FILE` writes a CSV; in Python, the exception's .failures table)"
             )
         return "\n".join(lines)
+
+
+#: rows and values named on the line of a repeated problem
+SHOWN_ROWS = 5
+
+
+def _groups(failures: Any) -> list[list]:
+    """Failures grouped by (table, column, check), in order of first appearance."""
+    out: dict[tuple, list] = {}
+    for rec in failures.itertuples(index=False):
+        col = None if _is_missing(rec.column) else str(rec.column)
+        out.setdefault((str(rec.table), col, str(rec.check)), []).append(rec)
+    return list(out.values())
+
+
+def _group_line(recs: list) -> str:
+    first = recs[0]
+    where = str(first.table)
+    rows = [int(r.row) for r in recs if not _is_missing(r.row)]
+    if len(recs) == 1 and rows:
+        where += f" row {rows[0]}"
+    if not _is_missing(first.column):
+        where += f", column {first.column!r}"
+    if len(recs) == 1:
+        return f"  - [{first.check}] {where}: {first.message}"
+    shown = ", ".join(str(r) for r in rows[:SHOWN_ROWS]) + (", ..." if len(rows) > SHOWN_ROWS else "")
+    values = list(dict.fromkeys(str(r.value) for r in recs if not _is_missing(r.value)))
+    vtext = ", ".join(repr(v) for v in values[:SHOWN_ROWS]) + (", ..." if len(values) > SHOWN_ROWS else "")
+    count = f"{len(recs):,} rows" + (f" ({shown})" if rows else "")
+    if values:
+        count += f", values {vtext}"
+    return f"  - [{first.check}] {where}: {count}; e.g. {first.message}"
 
 
 def _is_missing(value: Any) -> bool:
@@ -108,6 +142,12 @@ class SpecError(PeerstatsError, ValueError):
 class ModelSpecificationError(PeerstatsError, ValueError):
     """A model cannot be set up as asked (bad formula, collinear design, unknown option,
     missing covariates, a visit with no observations)."""
+
+
+class InsufficientDataError(ModelSpecificationError):
+    """The data are too few for the model (participants, observations, groups), found before
+    any fitting; the message says how many there are and what the model needs. The command
+    line treats it as a data problem (exit 1)."""
 
 
 class ConvergenceError(PeerstatsError, RuntimeError):

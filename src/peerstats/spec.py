@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from peerstats._identifiers import cap_text
+from peerstats._identifiers import cap_text, spec_identifier_problems
+from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Arms",
     "Outcome",
     "Covariate",
+    "RedcapSource",
     "read_spec",
     "trial_spec_schema",
 ]
@@ -159,6 +161,16 @@ class Covariate:
 
 
 @dataclass(frozen=True)
+class RedcapSource:
+    """A REDCap export as the trial's data (``source: {redcap: ...}``, issue 21): the records
+    export, the data dictionary, and the repeating instrument holding session attendance."""
+
+    records: Path
+    dictionary: Path
+    sessions: str | None = None
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     """A parsed, schema-checked trial spec (immutable).
 
@@ -182,11 +194,21 @@ class TrialSpec:
     drop: tuple[str, ...] = ()
     covariate_types: dict[str, Covariate] = field(default_factory=dict, compare=False)
     free_text: tuple[str, ...] = ()
+    redcap: RedcapSource | None = None
+    binary: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # (yes words, no words)
     synthetic: bool = False
     description: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
     source: Path | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def time_to_event(self) -> dict:
+        """Time-to-event outcomes (issue 17): name -> :class:`peerstats.event_data.TimeToEventSpec`."""
+        from peerstats.event_data import TimeToEventSpec
+
+        raw = self.raw.get("time_to_event") or {}
+        return {name: TimeToEventSpec.from_dict(name, r) for name, r in raw.items()}
 
     @property
     def baseline(self) -> str:
@@ -252,16 +274,17 @@ def _schema_problems(raw: Any) -> list[str]:
 def _load_yaml(path: Path) -> Any:
     import yaml
 
-    from peerstats._yaml import YAMLBudgetError, load_yaml
+    from peerstats._yaml import YAMLRefusedError, load_yaml
 
     try:
-        return load_yaml(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
+        return load_yaml(_read_spec_text(path))
+    except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
         raise SpecError(f"{path} is not valid YAML: {exc}") from exc
 
 
 def _source(value: Any, base_dir: Path, problems: list[str], key: str) -> DataSource:
     opts = {"path": value} if isinstance(value, str) else dict(value)
+    opts_path = str(opts["path"])
     path = Path(opts.pop("path"))
     if not path.is_absolute():
         path = base_dir / path
@@ -269,8 +292,10 @@ def _source(value: Any, base_dir: Path, problems: list[str], key: str) -> DataSo
         problems.append(
             f"data/{key}: {path.name!r} has an unsupported file type; use one of {list(SUPPORTED_SUFFIXES)}"
         )
-    elif not path.is_file():
-        problems.append(f"data/{key}: file not found: {path}")
+    elif not path.exists():  # the path as the spec wrote it, not the absolute one (24.3)
+        problems.append(f"data/{key}: file not found: {opts_path}")
+    elif not path.is_file():  # a named pipe, a directory (issue 24.10)
+        problems.append(f"data/{key}: {opts_path} is not a regular file; give a data file")
     if opts.get("layout") == "wide" and key != "assessments":
         problems.append(f"data/{key}: only assessments can have layout 'wide'")
     return DataSource(path=path, **opts)
@@ -326,12 +351,14 @@ def read_spec(
         raise SpecError(
             f"{where}: a trial spec is a mapping with keys trial, data, columns, arms, visits, outcomes"
         )
-    problems = _schema_problems(raw)
+    problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
+    problems += spec_identifier_problems(raw)  # identifiers typed into a spec (24.1)
     if problems:
         raise SpecError(_problem_text(where, problems))
 
     problems = []
-    data = raw["data"]
+    redcap = _redcap_source(raw, root, problems)
+    data = raw.get("data") or _redcap_data(redcap)
     participants = _source(data["participants"], root, problems, "participants")
     assessments = _source(data["assessments"], root, problems, "assessments")
     sessions = _source(data["sessions"], root, problems, "sessions") if "sessions" in data else None
@@ -408,6 +435,7 @@ def read_spec(
         )
     covariates, covariate_types = _covariates(raw.get("covariates"), problems)
     problems += _mapped_column_references(raw, cols)
+    binary = _binary(raw.get("binary"), problems)
     if problems:
         raise SpecError(_problem_text(where, problems))
 
@@ -429,12 +457,51 @@ def read_spec(
         covariate_types=covariate_types,
         drop=tuple(raw.get("drop", ())),
         free_text=tuple(raw.get("free_text", ())),
+        redcap=redcap,
+        binary=binary,
         synthetic=bool(trial.get("synthetic", False)),
         description=trial.get("description", ""),
         base_dir=root,
         source=source,
         raw=raw,
     )
+
+
+def _redcap_source(raw: dict, root: Path, problems: list[str]) -> RedcapSource | None:
+    """``source: {redcap: {records, dictionary, sessions}}`` (paths relative to the spec)."""
+    rc = (raw.get("source") or {}).get("redcap")
+    if rc is None:
+        return None
+    if "data" in raw:
+        problems.append("source/redcap: the data come from the REDCap export; drop data:")
+    paths = {}
+    for key in ("records", "dictionary"):
+        path = Path(rc[key])
+        paths[key] = path if path.is_absolute() else root / path
+        if not paths[key].is_file():
+            problems.append(f"source/redcap/{key}: file not found: {paths[key]}")
+    return RedcapSource(paths["records"], paths["dictionary"], rc.get("sessions"))
+
+
+def _binary(value: Any, problems: list[str]) -> tuple | None:
+    """``binary: {yes: [...], no: [...]}``: the yes/no words of every binary column."""
+    if value is None:
+        return None
+    yes = tuple(str(v).strip().lower() for v in value["yes"])
+    no = tuple(str(v).strip().lower() for v in value["no"])
+    both = sorted(set(yes) & set(no))
+    if both:
+        problems.append(f"binary: {both} are both yes and no words")
+    return yes, no
+
+
+def _redcap_data(redcap: RedcapSource | None) -> dict:
+    """The tables of a REDCap source, each read from the records export."""
+    records = str(redcap.records) if redcap is not None else ""
+    data = {"participants": records, "assessments": records}
+    if redcap is not None and redcap.sessions:
+        data["sessions"] = records
+    return data
 
 
 def _covariates(value: Any, problems: list[str]) -> tuple[tuple[str, ...], dict[str, Covariate]]:
@@ -492,3 +559,12 @@ def _problem_text(where: str, problems: list[str]) -> str:
     lines = [f"{n} problem{'s' if n != 1 else ''} in the trial spec {where}:"]
     lines += [f"  - {p}" for p in problems]
     return "\n".join(lines)
+
+
+def _read_spec_text(path: Path) -> str:
+    """The spec's text; the digest of its bytes is what the manifest records (issue 24.8)."""
+    from peerstats._provenance import remember
+
+    data = Path(path).read_bytes()
+    remember(path, data)
+    return data.decode("utf-8")

@@ -36,6 +36,7 @@ import pandas as pd
 
 from peerstats._identifiers import (
     CONTROL_CHARS,
+    birth_date_column,
     cap_text,
     escape_controls,
     looks_identifying,
@@ -43,7 +44,16 @@ from peerstats._identifiers import (
     mask_value,
 )
 from peerstats.exceptions import FAILURE_COLUMNS, DataValidationError, SpecError
-from peerstats.io.coerce import DECIMAL_COMMA, LEADING_ZERO, NUMBER, column_values, parse_numbers
+from peerstats.io.coerce import (
+    DECIMAL_COMMA,
+    LEADING_ZERO,
+    NO,
+    NUMBER,
+    YES,
+    column_values,
+    parse_binary,
+    parse_numbers,
+)
 from peerstats.io.coerce import labelled as _labelled
 from peerstats.io.readers import RawTable, ReadError, read_table
 from peerstats.io.wide import wide_to_long
@@ -109,24 +119,8 @@ _NUMBER = NUMBER
 _parse_numbers = parse_numbers
 
 
-_TRUE = {"1", "1.0", "true", "yes", "y"}
-_FALSE = {"0", "0.0", "false", "no", "n"}
-
-
-def _parse_binary(values: list) -> tuple[list, list[int]]:
-    out: list = []
-    bad = []
-    for i, v in enumerate(values):
-        if v is None:
-            out.append(None)
-        elif v.lower() in _TRUE:
-            out.append(True)
-        elif v.lower() in _FALSE:
-            out.append(False)
-        else:
-            out.append(None)
-            bad.append(i)
-    return out, bad
+def _parse_binary(values: list, vocab: tuple | None = None) -> tuple[list, list[int]]:
+    return parse_binary(values, *(vocab or (YES, NO)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,9 +225,13 @@ def _read(spec: TrialSpec, log: _Log, warnings: list[str]) -> dict[str, RawTable
     sources = {"participants": spec.participants, "assessments": spec.assessments}
     if spec.sessions is not None:
         sources["sessions"] = spec.sessions
+    redcap = _read_redcap(spec, log)
     for name, src in sources.items():
         try:
-            t = read_table(src, name)
+            t = redcap[name] if redcap is not None else read_table(src, name)
+        except KeyError:  # the REDCap export could not be read (logged once)
+            out[name] = None
+            continue
         except ReadError as exc:
             log.add(name, None, None, None, "unreadable", str(exc))
             out[name] = None
@@ -255,6 +253,23 @@ def _read(spec: TrialSpec, log: _Log, warnings: list[str]) -> dict[str, RawTable
                 t.value_labels.pop(c, None)
         out[name] = t
     return out
+
+
+def _read_redcap(spec: TrialSpec, log: _Log) -> dict[str, RawTable] | None:
+    """The raw tables of a REDCap source (issue 21), ``{}`` when the export cannot be read
+    (its problems logged), ``None`` when the spec has no REDCap source."""
+    if spec.redcap is None:
+        return None
+    from peerstats.io.redcap import raw_tables
+
+    try:
+        return raw_tables(spec.redcap)
+    except ReadError as exc:
+        log.add("records", None, None, None, "unreadable", str(exc))
+    except DataValidationError as exc:
+        for rec in exc.failures.to_dict("records"):
+            log.add(**rec)
+    return {}
 
 
 def _is_numeric_column(vals: list) -> bool:
@@ -308,6 +323,7 @@ def _privacy(t: RawTable, log: _Log, free_text: Iterable[str], warnings: list[st
                     + (f"a {kind[0]}" if kind is not None else "a control character")
                     + "; correct the label in the data file",
                 )
+    _birth_dates(t, log)
     for col in t.data.columns:
         vals = t.data[col].tolist()
         for i, v in enumerate(vals):
@@ -371,6 +387,25 @@ def _privacy(t: RawTable, log: _Log, free_text: Iterable[str], warnings: list[st
                 "privacy",
                 f"the cell holds a {kind[0]} ({mask_value(vals[i])!r}); identifiers must not "
                 f"reach the outputs: remove it from the data{hint}",
+            )
+
+
+def _birth_dates(t: RawTable, log: _Log) -> None:
+    """A date-of-birth column is a direct identifier (with a personal number it names a
+    person): one failure per column, naming the fix (issue 21)."""
+    for col in t.data.columns:
+        vals = t.data[col].tolist()
+        if birth_date_column(col, vals):
+            n = sum(v is not None for v in vals)
+            log.add(
+                t.name,
+                None,
+                col,
+                None,
+                "privacy",
+                f"column {col!r} holds dates of birth ({n} values), a direct identifier; only "
+                "age (or an age band) may reach the outputs: compute age in the data and list "
+                f"{col!r} under drop: in the trial spec",
             )
 
 
@@ -514,9 +549,18 @@ def _numeric_column(
     return out
 
 
-def _binary_column(t: RawTable, col: str, log: _Log, what: str) -> list:
-    vals = t.data[col].tolist()
-    out, bad = _parse_binary(vals)
+def _binary_column(
+    t: RawTable, col: str, log: _Log, what: str, vocab: tuple | None = None
+) -> list:
+    """A yes/no column read by one vocabulary for every binary column (the spec's
+    ``binary: {yes: [...], no: [...]}``, else :data:`~peerstats.io.coerce.YES`/``NO``)."""
+    vals = _labelled(t, col) if t.value_labels.get(col) else t.data[col].tolist()
+    out, bad = _parse_binary(t.data[col].tolist(), vocab)
+    if t.value_labels.get(col):  # SPSS 1 = 'ja': the code or its label
+        out2, bad2 = _parse_binary(vals, vocab)
+        out = [a if a is not None else b for a, b in zip(out, out2, strict=True)]
+        bad = [i for i in bad if i in set(bad2)]
+    yes, no = vocab or (YES, NO)
     for i in bad:
         log.add(
             t.name,
@@ -524,7 +568,9 @@ def _binary_column(t: RawTable, col: str, log: _Log, what: str) -> list:
             col,
             vals[i],
             "non_binary",
-            f"{what} must be 0 or 1 (or yes/no), not {mask_value(vals[i])!r}",
+            f"{what} must be yes or no ({'/'.join(yes[:6])} or {'/'.join(no[:6])}), not "
+            f"{mask_value(vals[i])!r}; correct the value, or declare the words under "
+            "binary: {yes: [...], no: [...]} in the trial spec",
         )
     return out
 
@@ -558,6 +604,39 @@ def _comma_hint(value: str, decimal: str) -> str:
     if decimal != "," and DECIMAL_COMMA.match(value):
         return " (decimal comma? set decimal: ',' for this file in the spec)"
     return ""
+
+
+#: plausible ranges of demographic columns nobody declared (issue 24.9: ages of -5 and 250
+#: passed); a declared ``min``/``max`` replaces them
+_AGE = re.compile(r"^(age|ålder|alder|ikä|ika|aldur)([ _]?(years?|yrs|år|ar|vuotta|ár))?$", re.I)
+DEFAULT_RANGES = ((_AGE, 0.0, 120.0, "an age in years"),)
+
+
+def default_range(col: str) -> tuple[float, float, str] | None:
+    """The plausible default range of a demographic column, by its name, or None."""
+    for rx, lo, hi, what in DEFAULT_RANGES:
+        if rx.match(col.strip()):
+            return lo, hi, what
+    return None
+
+
+def _check_default_range(
+    t: RawTable, col: str, nums: np.ndarray, vals: list, log: _Log, what: str
+) -> None:
+    found = default_range(col)
+    if found is None:
+        return
+    lo, hi, kind = found
+    for i in np.flatnonzero(np.isfinite(nums) & ((nums < lo) | (nums > hi))):
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "out_of_range",
+            f"{what} {mask_value(vals[i])} is not plausible as {kind} ({lo:g} to {hi:g}); "
+            f"correct it, or declare the range: covariates: {{{col}: {{min: ..., max: ...}}}}",
+        )
 
 
 def _check_covariate(
@@ -607,6 +686,8 @@ def _check_covariate(
             + (" (the other values are)" if decl is None else "")
             + _comma_hint(vals[i], decimal),
         )
+    if decl is None or (decl.min is None and decl.max is None):
+        _check_default_range(t, col, nums, vals, log, what)
     if decl is None:
         return
     if decl.type == "integer":
@@ -668,7 +749,7 @@ def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
     _duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
     n = len(t.data)
     if cols.randomised is not None:
-        randomised = _binary_column(t, cols.randomised, log, "randomised")  # None: unknown
+        randomised = _binary_column(t, cols.randomised, log, "randomised", spec.binary)  # None: unknown
         for i, v in enumerate(t.data[cols.randomised].tolist()):
             if v is None:
                 log.add(
@@ -742,7 +823,7 @@ def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
     for role in ("eligible", "received", "discontinued"):
         name = getattr(cols, role)
         if name is not None:
-            flags[role] = _binary_column(t, name, log, role)
+            flags[role] = _binary_column(t, name, log, role, spec.binary)
     return dict(randomised=randomised, arms=arms, sites=sites, groups=groups, flags=flags)
 
 
@@ -916,10 +997,20 @@ def _sessions(ctx: _Ctx, t: RawTable, part: RawTable | None) -> dict | None:
     )
     # an empty attendance cell would become "not attended" downstream (understating adherence)
     _missing_key(t, cols.attended, log, "attended (0 or 1)")
-    attended = _binary_column(t, cols.attended, log, "attended")
+    attended = _binary_column(t, cols.attended, log, "attended", ctx.spec.binary)
     if part is not None:
         _unknown_subjects(t, cols.subject, set(part.data[cols.subject].tolist()), log)
     return dict(attended=attended)
+
+
+def _time_to_event(spec: TrialSpec, part: RawTable, log: _Log) -> None:
+    """Time-to-event outcomes: peerstats.event_data's checks, rows as in the file."""
+    from peerstats.event_data import time_to_event_failures
+
+    for tte in spec.time_to_event.values():
+        for rec in time_to_event_failures(part.data, tte).itertuples(index=False):
+            log.add("participants", part.rows[int(rec.row) - 1], rec.column, rec.value,
+                    rec.check, rec.message)
 
 
 def validate(
@@ -950,6 +1041,14 @@ def validate(
     >>> print(report)  # doctest: +SKIP
     """
     spec = read_spec(spec, base_dir=base_dir)
+    spec.time_to_event  # noqa: B018  (SpecError for a wrong time_to_event block, before reading)
+    if spec.redcap is not None:  # types and ranges the REDCap dictionary declares (issue 21)
+        from peerstats.io.redcap import with_dictionary_types
+
+        try:
+            spec = with_dictionary_types(spec)
+        except ReadError:
+            pass  # the same error is reported when the export is read
     checks, items_of = _outcome_columns(spec)  # SpecError for unknown instruments, before reading
     log = _Log()
     warnings: list[str] = []
@@ -978,10 +1077,12 @@ def validate(
                     part,
                     c,
                     spec.participants.decimal,
-                    log if c in spec.covariates else None,
-                    f"covariate {c}",
+                    log if c in spec.covariates or default_range(c) else None,
+                    f"covariate {c}" if c in spec.covariates else f"column {c}",
                     spec.covariate_types.get(c),
                 )
+    if part is not None and pinfo is not None:
+        _time_to_event(spec, part, log)  # issue 17
     failures = log.frame()
     trial = None
     if len(failures) == 0:

@@ -103,8 +103,8 @@ def test_spec_points_at_existing_columns(name):
     for role, col in s["columns"].items():
         table = assess if role == "visit" else part
         assert col in table.columns, (role, col)
-    for outcome in s["outcomes"].values():
-        assert set(outcome["items"]) <= set(assess.columns)
+    for outcome in s["outcomes"].values():  # scales (items) or single columns (EQ-5D, use)
+        assert set(outcome.get("items", [outcome.get("column")])) <= set(assess.columns)
     assert set(assess["visit"]) == set(s["visits"])
     assert set(part["arm"].dropna()) == set(s["arms"]["levels"])
     if "sites" in s:
@@ -178,6 +178,8 @@ def test_baseline_alpha_of_keyed_items(name):
     assess = read(name, "assessments")
     base = assess[assess["visit"] == visits[0]]
     for outcome in spec(name)["outcomes"].values():
+        if "items" not in outcome:  # a single column (EQ-5D dimension, service use): no alpha
+            continue
         x = base[outcome["items"]].dropna().astype(float)
         prefix = outcome["items"][0].rsplit("_", 1)[0]
         k, lo, hi = ITEM_RANGES[prefix]

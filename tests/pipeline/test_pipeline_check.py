@@ -126,3 +126,18 @@ def test_non_finite_values_and_bools_are_compared_strictly():
     assert sorted(drift.drift["path"]) == ["a", "b", "c", "d"]
     with pytest.raises(SpecError, match="finite"):
         compare_results(expected, expected, rtol=float("nan"))
+
+
+def test_cli_check_update_through_a_symlink_updates_the_target(example_runs, tmp_path, capsys):
+    """Issue 24.9: the link stays a link, and the file it points to gets the new results."""
+    target = tmp_path / "store" / "expected.json"
+    target.parent.mkdir()
+    doc = json.loads((EXPECTED / "icbt_peer.json").read_text())
+    doc["trial"]["n_assessed"] = 1
+    target.write_text(json.dumps(doc))
+    link = tmp_path / "expected.json"
+    link.symlink_to(target)
+    out = example_runs["icbt_peer"]
+    assert main(["check", str(out), "--against", str(link), "--update"]) == 0
+    assert link.is_symlink()
+    assert target.read_bytes() == (out / "results.json").read_bytes()

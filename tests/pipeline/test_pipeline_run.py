@@ -84,8 +84,12 @@ def test_report_is_self_contained_and_leads_with_the_primary_result(example_runs
     assert first < html.index("id='consort'") < html.index("id='models'")
     for section in ("Table 1", "Model details", "Provenance", "warnings"):
         assert section in html
-    # 8 figures + residual diagnostics + the sensitivity forest and tipping-point figures
-    assert html.count("data:image/svg+xml;base64,") == 11
+    # 8 figures + residual diagnostics + the sensitivity forest and tipping-point figures, the
+    # forest of ratios (binary/count outcomes, issue 16), the cost-effectiveness plane and
+    # CEAC (issue 18), and the "Heterogeneity and mechanisms" figures (issue 19: subgroup
+    # forest, age effect curve, mediation sensitivity)
+    assert html.count("data:image/svg+xml;base64,") == 17
+    assert "id='mechanisms'" in html
 
 
 def test_single_arm_report_shows_feasibility_and_change(example_runs):
@@ -271,8 +275,10 @@ def test_progress_lines_and_quiet(small_trial, tmp_path, capsys):
     assert "fitting the model of gad7 ... done" in cap.err  # plain lines: not a terminal
     assert "\r" not in cap.err
     assert cap.out.strip() == f"Report: {(tmp_path / 'a' / 'report.html').resolve()}"
+    warned = [ln for ln in cap.err.splitlines() if ln.startswith("warning: ")]
     assert main(["run", str(spec), "--out", str(tmp_path / "b"), "--quiet"]) == 0
-    assert capsys.readouterr().err == ""
+    # quiet: no progress lines; the run's warnings are still printed (issue 24.5)
+    assert capsys.readouterr().err.splitlines() == warned
 
 
 def test_copy_of_a_trial_elsewhere_runs(tmp_path):

@@ -585,6 +585,8 @@ def _peer_recovery(out: Path, seed: int) -> None:
         .reset_index(drop=True)
     )
     participants = participants.sort_values("id", kind="stable").reset_index(drop=True)
+    participants = _service_use(participants, seed)
+    assessments = _economic_data(assessments, participants, seed)
 
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(participants, out / "participants.csv")
@@ -627,6 +629,7 @@ def _peer_recovery(out: Path, seed: int) -> None:
         sessions=True,
         adverse_events=True,
     )
+    spec["outcomes"].update(_economic_columns())
     _write_yaml(spec, out / "spec.yaml", f"peer_recovery: SYNTHETIC example trial (seed {seed}).")
     _write_readme(
         out / "README.txt",
@@ -644,10 +647,23 @@ Files
 - participants.csv: one row per person assessed for eligibility (randomised 0/1, eligible 0/1,
   exclusion_reason), arm, site, group, peer, age, gender, diagnosis, living_alone, received,
   not_received_reason, discontinued, discontinued_reason (peer arm), withdrawn_reason and
-  last_visit (the last visit attended before withdrawal).
+  last_visit (the last visit attended before withdrawal); from registry follow-up
+  readmitted_12m (0/1, readmission within 12 months), bed_days (psychiatric bed-days) and
+  followup_days (registry follow-up; shorter for those who moved away, whose readmission
+  within 12 months is unknown; none for those who withdrew consent). Drawn from a separate
+  stream ([seed, 16], issue 16): logit P(readmission) = logit(0.36) + site + log(0.62) peer +
+  delivery-group effect (SD 0.45, peer arm); after a readmission bed-days = 1 + gamma-Poisson
+  (mean 24 usual, 17 peer days).
 - assessments.csv: long, one row per attended visit; items qpr_1..qpr_15 (0-4), es_1..es_28
   (1-4, raw: reverse-keyed items as answered), mansa_1..mansa_12 (1-7), wsas_1..wsas_5 (0-8).
   About 5% of questionnaires miss one item (prorated) and 0.8% miss 30% of items (not scored).
+  Economic evaluation (issue 18; separate stream [seed, 18]): EQ-5D-5L levels eq5d_mo, eq5d_sc,
+  eq5d_ua, eq5d_pd, eq5d_ad (1-5) at every visit, from a latent health score correlated with
+  the WSAS items and shifted in the peer arm after baseline (2% of questionnaires skipped);
+  service use (at baseline for the 3 months before randomisation, then since the previous
+  visit): su_gp (GP visits),
+  su_outpatient (mental-health outpatient visits), su_crisis (crisis contacts),
+  su_inpatient_days (psychiatric inpatient days), gamma-Poisson counts.
 - sessions.csv: peer arm only, subject x 10 sessions, attended 0/1.
 - adverse_events.csv: one row per adverse event of a randomised participant (id, event,
   serious 0/1); Poisson counts (mean 0.30 per participant in both arms), about 10% serious.
@@ -662,6 +678,121 @@ depends on the previous observed score (and on not starting or discontinuing the
 36 withdraw before post, 38 more before fu3, 8 miss post only (post 44 = 15%, fu3 74 = 25%).
 {_REALISED_PEER_RECOVERY if seed == SEEDS["peer_recovery"] else ""}""",
     )
+
+
+#: readmission and bed-days model of the PEER example (issue 16): logit P(readmission within
+#: 12 months) = logit(0.36) + site + log(0.62) * peer + u_group (u ~ N(0, 0.45^2), peer arm);
+#: after a readmission, bed-days = 1 + Poisson(gamma(1.3, mean / 1.3)) with mean 24 (usual) and
+#: 17 (peer) days, times exp(u_group / 2)
+_SERVICE_USE = {
+    "p_usual": 0.36,
+    "odds_ratio": 0.62,
+    "sd_group": 0.45,
+    "site": (0.0, 0.15, -0.10, 0.05, -0.20),
+    "stay_usual": 24.0,
+    "stay_peer": 17.0,
+    "stay_size": 1.3,
+}
+
+
+#: EQ-5D-5L and service use of peer_recovery (issue 18): level offsets per dimension (a
+#: mental-health population: anxiety/depression and usual activities worst), the latent health
+#: shift of the peer arm after baseline, and the mean service use per recall period
+_ECONOMIC = {
+    "eq5d_base": {"mo": 1.3, "sc": 1.1, "ua": 2.2, "pd": 1.9, "ad": 2.6},
+    "peer_shift": 0.25,
+    "use": {"su_gp": 1.6, "su_outpatient": 2.2, "su_crisis": 0.35, "su_inpatient_days": 0.9},
+    "peer_use": {"su_crisis": 0.8, "su_inpatient_days": 0.8},
+    "p_skipped": 0.02,
+}
+
+
+def _economic_columns() -> dict[str, dict]:
+    """Trial-spec entries of the EQ-5D-5L dimensions and service-use counts (validated ranges)."""
+    names = {"mo": "mobility", "sc": "self-care", "ua": "usual activities",
+             "pd": "pain/discomfort", "ad": "anxiety/depression"}  # fmt: skip
+    out = {f"eq5d_{d}": {"column": f"eq5d_{d}", "min": 1, "max": 5, "higher_is_better": False,
+                         "label": f"EQ-5D-5L {w}"} for d, w in names.items()}  # fmt: skip
+    use = {"su_gp": "GP visits", "su_outpatient": "mental-health outpatient visits",
+           "su_crisis": "crisis contacts", "su_inpatient_days": "psychiatric inpatient days"}  # fmt: skip
+    out.update({k: {"column": k, "min": 0, "higher_is_better": False, "label": v}
+                for k, v in use.items()})  # fmt: skip
+    return out
+
+
+def _economic_data(assessments: pd.DataFrame, participants: pd.DataFrame, seed: int):
+    """EQ-5D-5L at every assessment and service use since the previous one (issue 18).
+
+    Drawn from their own random stream (``[seed, 18]``) after every other column, so each
+    existing value stays identical. Health is a latent score correlated with the WSAS items
+    (worse functioning, worse EQ-5D levels and more service use), shifted in the peer arm after
+    baseline; ~2% of questionnaires are skipped (all five dimensions and the service use
+    missing). Service use (GP visits, mental-health outpatient visits, crisis contacts,
+    psychiatric inpatient days) is asked at every visit: at baseline for the 3 months before
+    randomisation, at post and fu3 for the time since the last visit.
+    """
+    c = _ECONOMIC
+    rng = np.random.default_rng([seed, 18])
+    a = assessments
+    n = len(a)
+    wsas = a[[f"wsas_{i}" for i in range(1, 6)]].mean(axis=1)
+    z = ((wsas - wsas.mean()) / wsas.std()).fillna(0.0).to_numpy()
+    peer = set(participants.loc[participants["arm"] == "peer", "id"])
+    after = (a["visit"] != "baseline").to_numpy() & a["id"].isin(peer).to_numpy()
+    health = -0.6 * z + rng.normal(0.0, 0.8, n) + c["peer_shift"] * after
+    skipped = rng.random(n) < c["p_skipped"]
+    out = a.copy()
+    for d, base in c["eq5d_base"].items():
+        lv = np.clip(np.rint(base - 0.75 * health + rng.normal(0.0, 0.6, n)), 1, 5)
+        out[f"eq5d_{d}"] = pd.array(np.where(skipped, None, lv.astype(int)), "Int64")
+    asked = ~skipped
+    for item, mean in c["use"].items():
+        mu = mean * np.exp(-0.35 * health) * np.where(after, c["peer_use"].get(item, 1.0), 1.0)
+        count = rng.poisson(rng.gamma(1.2, mu / 1.2))
+        out[item] = pd.array(np.where(asked, count, None), "Int64")
+    return out
+
+
+def _service_use(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Readmission within 12 months (binary, partially nested) and psychiatric bed-days (a count
+    with zeros and unequal follow-up) from registry follow-up of the randomised participants.
+
+    Drawn from their own random stream (``[seed, 16]``, issue 16) after every other column, so
+    each existing value of the trial stays identical. Registry follow-up is 365 days; those
+    who moved away are followed until they moved (``followup_days`` < 365; readmission within
+    12 months unknown, bed-days counted over the shorter time); those who withdrew consent have
+    no registry data.
+    """
+    c = _SERVICE_USE
+    rng = np.random.default_rng([seed, 16])
+    p = participants
+    n = len(p)
+    rand = p["randomised"].fillna(0).astype(int).to_numpy() == 1
+    peer = (p["arm"] == "peer").to_numpy()
+    grp = p["group"].astype(object).where(p["group"].notna(), None)
+    gid = sorted({str(g) for g in grp if g is not None})
+    u_of = dict(zip(gid, rng.normal(0.0, c["sd_group"], len(gid)), strict=True))
+    u = np.array([u_of.get(str(g), 0.0) if g is not None else 0.0 for g in grp])
+    site = dict(zip([f"Municipality {x}" for x in "ABCDE"], c["site"], strict=True))
+    s_eff = np.array([site.get(x, 0.0) for x in p["site"]])
+    lp = np.log(c["p_usual"] / (1 - c["p_usual"])) + s_eff + np.log(c["odds_ratio"]) * peer + u
+    readmitted = rng.random(n) < 1 / (1 + np.exp(-lp))
+    mean_stay = np.where(peer, c["stay_peer"], c["stay_usual"]) * np.exp(u / 2)
+    lam = rng.gamma(c["stay_size"], mean_stay / c["stay_size"])
+    beds = np.where(readmitted, 1 + rng.poisson(lam), 0)
+    reason = p["withdrawn_reason"].fillna("").to_numpy()
+    moved = rand & (reason == "moved away")
+    days = np.where(moved, rng.integers(45, 330, n), 365)
+    seen = rng.random(n) < days / 365  # a readmission before moving is in the registry
+    beds = np.where(seen, beds, 0)
+    no_data = ~rand | (reason == "withdrew consent")
+    out = p.copy()
+    out["readmitted_12m"] = pd.array(
+        np.where(no_data | moved, None, readmitted.astype(int)), "Int64"
+    )
+    out["bed_days"] = pd.array(np.where(no_data, None, beds), "Int64")
+    out["followup_days"] = pd.array(np.where(no_data, None, days), "Int64")
+    return out
 
 
 _AE_TERMS = (
@@ -684,7 +815,9 @@ def _adverse_events(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
         for _ in range(int(rng.poisson(0.30))):
             serious = bool(rng.random() < 0.10)
             terms = _AE_SERIOUS_TERMS if serious else _AE_TERMS
-            rows.append({"id": pid, "event": terms[int(rng.integers(len(terms)))], "serious": int(serious)})
+            rows.append(
+                {"id": pid, "event": terms[int(rng.integers(len(terms)))], "serious": int(serious)}
+            )
     return pd.DataFrame(rows, columns=["id", "event", "serious"])
 
 

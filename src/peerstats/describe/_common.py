@@ -157,18 +157,9 @@ def flag(series: pd.Series) -> pd.Series:
     s = series
     if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
         m = s.astype("string").str.strip().str.lower()
-        mapped = m.map(
-            {
-                "1": True,
-                "0": False,
-                "true": True,
-                "false": False,
-                "yes": True,
-                "no": False,
-                "1.0": True,
-                "0.0": False,
-            }
-        )
+        from peerstats.io.coerce import NO, YES  # one yes/no vocabulary (issue 21)
+
+        mapped = m.map({**dict.fromkeys(YES, True), **dict.fromkeys(NO, False)})
         return mapped.astype("boolean")
     return s.map(lambda v: np.nan if pd.isna(v) else bool(v)).astype("boolean")
 

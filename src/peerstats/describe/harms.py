@@ -8,14 +8,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats._identifiers import looks_identifying, mask_value
 from peerstats.describe._common import arm_levels, as_frames, randomised_mask
 from peerstats.describe.render import Table
 from peerstats.exceptions import DataValidationError
+from peerstats.io.coerce import NO, YES  # one yes/no vocabulary (issue 21)
 
 __all__ = ["harms_table"]
 
-_TRUE = {"1", "1.0", "true", "yes", "y", "ja"}
-_FALSE = {"0", "0.0", "false", "no", "n", "nej", ""}
+_TRUE = set(YES)
+_FALSE = {*NO, ""}
 
 
 def _flag(values: pd.Series, table: str, column: str) -> pd.Series:
@@ -29,15 +31,39 @@ def _flag(values: pd.Series, table: str, column: str) -> pd.Series:
                         "table": table,
                         "column": column,
                         "row": int(i) + 1,
-                        "value": str(values.iloc[i]),
+                        "value": mask_value(str(values.iloc[i])),
                         "check": "non_binary",
-                        "message": f"{column} must be 0/1 (yes/no); got {values.iloc[i]!r}",
+                        "message": f"{column} must be 0/1 (yes/no); got "
+                        f"{mask_value(str(values.iloc[i]))!r}",
                     }
                     for i in np.flatnonzero(bad.to_numpy())[:50]
                 ]
             )
         )
     return text.isin(_TRUE)
+
+
+def _refuse_identifiers(texts: pd.Series, column: str) -> None:
+    """An adverse-event description holding an identifier is a failure (issue 24.2): the
+    descriptions become rows of the harms table, the report and results.json."""
+    rows = []
+    for i, text in enumerate(texts.astype(str)):
+        hit = looks_identifying(text)
+        if hit is not None:
+            rows.append(
+                {
+                    "table": "adverse_events",
+                    "column": column,
+                    "row": i + 1,
+                    "value": mask_value(text),
+                    "check": "privacy",
+                    "message": f"the adverse-event description holds what looks like "
+                    f"{'an' if hit[0][0] in 'aeiou' else 'a'} {hit[0]} (masked); remove it from "
+                    "the data: event descriptions are written into the report",
+                }
+            )
+    if rows:
+        raise DataValidationError(pd.DataFrame(rows[:50]))
 
 
 def harms_table(
@@ -98,6 +124,7 @@ def harms_table(
             "serious": _flag(events[serious], "adverse_events", serious),
         }
     )
+    _refuse_identifiers(ev["event"], event)
     unknown = ~ev["subject"].isin(arm_of)
     if unknown.any():
         raise DataValidationError(
@@ -107,9 +134,10 @@ def harms_table(
                         "table": "adverse_events",
                         "column": subject,
                         "row": int(i) + 1,
-                        "value": ev["subject"].iloc[i],
+                        "value": mask_value(ev["subject"].iloc[i]),
                         "check": "unknown_subject",
-                        "message": f"{ev['subject'].iloc[i]!r} is not a randomised participant",
+                        "message": f"{mask_value(ev['subject'].iloc[i])!r} is not a randomised "
+                        "participant",
                     }
                     for i in np.flatnonzero(unknown.to_numpy())[:50]
                 ]

@@ -31,6 +31,8 @@ class Labels:
     arms, visits, outcomes, covariates : dict of str to str
     levels : dict of str to dict of str to str
         Per covariate, the names of its levels (``{"living_alone": {"1": "yes"}}``).
+    reasons, adverse_events : dict of str to str
+        Names of reasons (CONSORT) and adverse-event terms as written in the data (issue 21).
     """
 
     arms: Mapping[str, str] = field(default_factory=dict)
@@ -38,6 +40,8 @@ class Labels:
     outcomes: Mapping[str, str] = field(default_factory=dict)
     covariates: Mapping[str, str] = field(default_factory=dict)
     levels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    adverse_events: Mapping[str, str] = field(default_factory=dict)
 
     def arm(self, code: Any) -> str:
         """Display name of an arm."""
@@ -50,6 +54,25 @@ class Labels:
     def outcome(self, code: Any) -> str:
         """Display name of an outcome."""
         return str(self.outcomes.get(str(code), code))
+
+    def reason(self, text: Any) -> Any:
+        """Display text of a reason: its label, else the text with codes (an outcome's column
+        name in "no post-baseline qpr_tot") replaced by their labels."""
+        if not isinstance(text, str) or not text:
+            return text
+        m = re.match(r"^(\s*(?:\u2013\s+)?)(.*?)\s*$", text, flags=re.S)
+        prefix, key = m.group(1), m.group(2)  # a CONSORT table's "  – reason" line
+        if key in self.reasons:
+            return prefix + str(self.reasons[key])
+        return self.text(text)
+
+    def adverse_event(self, text: Any) -> Any:
+        """Display text of an adverse-event term (leading spaces kept)."""
+        if not isinstance(text, str):
+            return text
+        key = text.strip()
+        label = self.adverse_events.get(key)
+        return text if label is None else text[: len(text) - len(text.lstrip())] + str(label)
 
     def words(self) -> dict[str, str]:
         """Every code with a label different from it (for replacing words in running text)."""
@@ -75,6 +98,7 @@ class Labels:
 
 
 _CELL_COLUMNS = {"Arm": "arm", "Visit": "visit", "Outcome": "outcome"}
+_TEXT_COLUMNS = {"Reason": "reason", "Box": "reason", "Adverse events": "adverse_event"}
 
 
 def relabel(table: Table, labels: Labels) -> Table:
@@ -88,6 +112,9 @@ def relabel(table: Table, labels: Labels) -> Table:
         if col in disp.columns:
             get = getattr(labels, kind)
             disp[col] = [get(v) if isinstance(v, str) and v != "" else v for v in disp[col]]
+    for col, kind in _TEXT_COLUMNS.items():
+        if col in disp.columns:
+            disp[col] = [getattr(labels, kind)(v) for v in disp[col]]
     disp.columns = [labels.text(str(c)) for c in disp.columns]
     out = Table(
         table.data,

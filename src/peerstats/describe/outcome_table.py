@@ -12,7 +12,7 @@ from peerstats.describe._common import arm_levels, outcome_names, reference_arm,
 from peerstats.describe.render import Table
 from peerstats.exceptions import ModelSpecificationError
 
-__all__ = ["outcome_table", "pooled_sd"]
+__all__ = ["outcome_table", "pooled_sd", "outcome_rows", "adjust_p_values", "outcome_display"]
 
 Adjust = Literal["holm", "fdr_bh", "bonferroni", "none"]
 
@@ -109,104 +109,164 @@ def outcome_table(
         items = [(_outcome_of(f), f) for f in fits]
     else:
         items = [(_outcome_of(fits), fits)]
-    if adjust not in ("holm", "fdr_bh", "bonferroni", "none"):
-        raise ValueError(
-            f"{adjust!r} is not an adjustment; choose 'holm', 'fdr_bh', 'bonferroni' or 'none'"
-        )
+    _check_adjust(adjust)
     if primary is None:
         names = outcome_names(trial) if trial is not None else []
         # the trial's primary outcome is the first in the spec; when it is not among the fits,
         # every fitted outcome is secondary (adjusted), none is promoted to primary
         primary = names[0] if names else items[0][0]
-    labels = dict(labels or {})
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     arms_all: list[str] = []
     for outcome, fit in items:
-        fv = getattr(fit, "visit", "visit")
-        fv = fv if isinstance(fv, str) else "visit"
-        factors = getattr(getattr(fit, "_design", None), "factors", None)
-        if isinstance(factors, dict) and fv not in factors:
-            # one post-baseline visit: the model has no visit term; name the visit it used
-            con = fit.contrasts(arm=arm, level=level)
-            con.insert(0, "visit", _single_visit(fit, trial, outcome, fv))
-        else:
-            con = fit.contrasts(arm=arm, by=fv, level=level)
-        con = con.rename(columns={fv: "visit"})
-        con["visit"] = con["visit"].astype(str)
-        # observed data and baseline SD
-        if trial is not None:
-            a = trial.assessments
-            arms = arm_levels(trial)
-            base_visit = visit_levels(trial)[0]
-            obs = a.assign(arm=a["arm"].astype(str), visit=a["visit"].astype(str))
-            base = obs[obs["visit"] == base_visit]
-            sd0 = pooled_sd([base.loc[base["arm"] == g, outcome] for g in arms])
-        else:
-            md = _model_data(fit)
-            if md is None:
-                raise ModelSpecificationError(
-                    "pass trial= (the fit does not carry its data) for the observed summaries"
-                )
-            obs = md.assign(arm=md[arm].astype(str), visit=md[fv].astype(str))
-            arms = [str(x) for x in pd.unique(obs["arm"])]
-            bcol = f"{outcome}_baseline"
-            if bcol in obs.columns:
-                per = obs.drop_duplicates(subset=[getattr(fit, "subject", "subject")])
-                sd0 = pooled_sd([per.loc[per["arm"] == g, bcol] for g in arms])
-            else:
-                sd0 = float("nan")
+        got, arms = outcome_rows(outcome, fit, trial, arm=arm, level=level, primary=primary)
+        rows.extend(got)
         for g in arms:
             if g not in arms_all:
                 arms_all.append(g)
-        summ = (
-            obs.dropna(subset=[outcome])
-            .groupby(["arm", "visit"])[outcome]
-            .agg(["count", "mean", "std"])
-        )
-        for rec in con.to_dict("records"):
-            row: dict[str, Any] = {
-                "outcome": outcome,
-                "visit": rec["visit"],
-                "contrast": rec["contrast"],
-            }
-            for g in arms:
-                key = (g, rec["visit"])
-                has = key in summ.index
-                row[f"n_{g}"] = int(summ.loc[key, "count"]) if has else 0
-                row[f"mean_{g}"] = float(summ.loc[key, "mean"]) if has else np.nan
-                row[f"sd_{g}"] = float(summ.loc[key, "std"]) if has else np.nan
-            for c in (
-                "estimate",
-                "std_error",
-                "df",
-                "statistic",
-                "p_value",
-                "ci_lower",
-                "ci_upper",
-            ):
-                row[c] = float(rec[c])
-            row["sd_baseline"] = sd0
-            row["d"] = row["estimate"] / sd0
-            row["d_ci_lower"] = row["ci_lower"] / sd0
-            row["d_ci_upper"] = row["ci_upper"] / sd0
-            row["primary"] = outcome == primary
-            rows.append(row)
     data = pd.DataFrame(rows)
-    data["p_adjusted"] = np.nan
-    if adjust != "none" and len(data):
-        from statsmodels.stats.multitest import multipletests
+    data["p_adjusted"] = adjust_p_values(data, adjust)
+    return outcome_display(
+        data,
+        trial,
+        arms=arms_all,
+        adjust=adjust,
+        level=level,
+        labels=labels,
+        visit_labels=visit_labels,
+        arm_labels=arm_labels,
+        directions=directions,
+        digits=digits,
+    )
 
-        sec = data[~data["primary"]]
-        for _, idx in sec.groupby(["visit", "contrast"]).groups.items():
-            p = data.loc[idx, "p_value"].to_numpy()
-            ok = np.isfinite(p)
-            if ok.sum():
-                adj = np.full(len(p), np.nan)
-                adj[ok] = multipletests(p[ok], method=adjust)[1]
-                data.loc[idx, "p_adjusted"] = adj
 
-    # ---- display
+def _check_adjust(adjust: str) -> None:
+    if adjust not in ("holm", "fdr_bh", "bonferroni", "none"):
+        raise ValueError(
+            f"{adjust!r} is not an adjustment; choose 'holm', 'fdr_bh', 'bonferroni' or 'none'"
+        )
+
+
+def _observed(
+    outcome: str, fit: Any, trial: Any, arm: str, fv: str
+) -> tuple[pd.DataFrame, list[str], float]:
+    """The observed data of one outcome (arm, visit as text), its arms and baseline SD."""
+    if trial is not None:
+        a = trial.assessments
+        arms = arm_levels(trial)
+        base_visit = visit_levels(trial)[0]
+        obs = a.assign(arm=a["arm"].astype(str), visit=a["visit"].astype(str))
+        base = obs[obs["visit"] == base_visit]
+        sd0 = pooled_sd([base.loc[base["arm"] == g, outcome] for g in arms])
+        return obs, arms, sd0
+    md = _model_data(fit)
+    if md is None:
+        raise ModelSpecificationError(
+            "pass trial= (the fit does not carry its data) for the observed summaries"
+        )
+    obs = md.assign(arm=md[arm].astype(str), visit=md[fv].astype(str))
+    arms = [str(x) for x in pd.unique(obs["arm"])]
+    bcol = f"{outcome}_baseline"
+    if bcol in obs.columns:
+        per = obs.drop_duplicates(subset=[getattr(fit, "subject", "subject")])
+        sd0 = pooled_sd([per.loc[per["arm"] == g, bcol] for g in arms])
+    else:
+        sd0 = float("nan")
+    return obs, arms, sd0
+
+
+def outcome_rows(
+    outcome: str,
+    fit: Any,
+    trial: Any = None,
+    *,
+    arm: str = "arm",
+    level: float = 0.95,
+    primary: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of :func:`outcome_table` of one outcome (no multiplicity adjustment), and its
+    arms: per visit and contrast, observed ``n_<arm>, mean_<arm>, sd_<arm>``, the model's
+    ``estimate ... ci_upper``, ``sd_baseline``, Cohen's ``d`` with its CI and ``primary``."""
+    fv = getattr(fit, "visit", "visit")
+    fv = fv if isinstance(fv, str) else "visit"
+    factors = getattr(getattr(fit, "_design", None), "factors", None)
+    if isinstance(factors, dict) and fv not in factors:
+        # one post-baseline visit: the model has no visit term; name the visit it used
+        con = fit.contrasts(arm=arm, level=level)
+        con.insert(0, "visit", _single_visit(fit, trial, outcome, fv))
+    else:
+        con = fit.contrasts(arm=arm, by=fv, level=level)
+    con = con.rename(columns={fv: "visit"})
+    con["visit"] = con["visit"].astype(str)
+    obs, arms, sd0 = _observed(outcome, fit, trial, arm, fv)
+    summ = obs.dropna(subset=[outcome]).groupby(["arm", "visit"])[outcome].agg(
+        ["count", "mean", "std"]
+    )
+    rows = []
+    for rec in con.to_dict("records"):
+        row: dict[str, Any] = {"outcome": outcome, "visit": rec["visit"], "contrast": rec["contrast"]}
+        for g in arms:
+            key = (g, rec["visit"])
+            has = key in summ.index
+            row[f"n_{g}"] = int(summ.loc[key, "count"]) if has else 0
+            row[f"mean_{g}"] = float(summ.loc[key, "mean"]) if has else np.nan
+            row[f"sd_{g}"] = float(summ.loc[key, "std"]) if has else np.nan
+        for c in ("estimate", "std_error", "df", "statistic", "p_value", "ci_lower", "ci_upper"):
+            row[c] = float(rec[c])
+        row["sd_baseline"] = sd0
+        row["d"] = row["estimate"] / sd0
+        row["d_ci_lower"] = row["ci_lower"] / sd0
+        row["d_ci_upper"] = row["ci_upper"] / sd0
+        row["primary"] = outcome == primary
+        rows.append(row)
+    return rows, arms
+
+
+def adjust_p_values(
+    data: pd.DataFrame, adjust: Adjust = "holm", *, by: Sequence[str] = ("visit", "contrast")
+) -> np.ndarray:
+    """Multiplicity-adjusted p-values of the secondary rows (``primary`` False) of ``data``,
+    within each group of ``by`` (NaN for the primary rows; all NaN for ``"none"``).
+
+    Notes
+    -----
+    ``statsmodels.stats.multitest.multipletests`` (Holm, Benjamini-Hochberg, Bonferroni).
+    """
+    _check_adjust(adjust)
+    out = np.full(len(data), np.nan)
+    if adjust == "none" or not len(data):
+        return out
+    from statsmodels.stats.multitest import multipletests
+
+    pos = pd.Series(np.arange(len(data)), index=data.index)
+    sec = data[~data["primary"].astype(bool)]
+    for _, idx in sec.groupby(list(by)).groups.items():
+        p = data.loc[idx, "p_value"].to_numpy(dtype=float)
+        ok = np.isfinite(p)
+        if ok.sum():
+            adj = np.full(len(p), np.nan)
+            adj[ok] = multipletests(p[ok], method=adjust)[1]
+            out[pos[idx].to_numpy()] = adj
+    return out
+
+
+def outcome_display(
+    data: pd.DataFrame,
+    trial: Any = None,
+    *,
+    arms: Sequence[str],
+    adjust: Adjust = "holm",
+    level: float = 0.95,
+    labels: Mapping[str, str] | None = None,
+    visit_labels: Mapping[str, str] | None = None,
+    arm_labels: Mapping[str, str] | None = None,
+    directions: Mapping[str, bool | None] | None = None,
+    digits: int = 2,
+) -> Table:
+    """The :class:`Table` of :func:`outcome_table` from its data (rows of
+    :func:`outcome_rows` with ``p_adjusted``): formatting only."""
+    labels = dict(labels or {})
+    arms_all = list(arms)
     ref = reference_arm(trial, arms_all) if trial is not None else None
     order = ([ref] if ref in arms_all else []) + [g for g in arms_all if g != ref]
 
@@ -217,9 +277,7 @@ def outcome_table(
 
     vlab = {str(k): str(v) for k, v in (visit_labels or {}).items()}
     alab = {str(k): str(v) for k, v in (arm_labels or {}).items()}
-    pct = 100 * float(level)
-    ci_name = f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
-
+    ci_name = _ci_name(level)
     disp = pd.DataFrame(
         {
             "Outcome": [
@@ -285,3 +343,8 @@ def _single_visit(fit: Any, trial: Any, outcome: str, fv: str) -> str:
     raise ModelSpecificationError(
         f"the fit of {outcome!r} has no {fv!r} term and its single visit cannot be told"
     )
+
+
+def _ci_name(level: float) -> str:
+    pct = 100 * float(level)
+    return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"

@@ -14,7 +14,7 @@ import pandas as pd
 
 from peerstats.describe._format import ci_name, format_value
 
-__all__ = ["render_table", "format_value", "Table", "ci_name"]
+__all__ = ["render_table", "format_value", "Table", "ci_name", "tidy_display"]
 
 
 Format = Literal["markdown", "html", "latex", "text"]
@@ -234,13 +234,13 @@ class Table:
         """LaTeX (booktabs)."""
         return self.render("latex")
 
-    def to_docx(self, path: str | Path | None = None) -> bytes:
+    def to_docx(self, path: str | Path | None = None, **options: Any) -> bytes:
         """A Word document (``.docx``) with the display table, caption and notes; returns its
-        bytes and writes them to ``path`` when given (see
-        :func:`peerstats.describe.word.table_to_docx`)."""
+        bytes and writes them to ``path`` when given. ``options`` (``page``, ``orientation``,
+        ``number``): see :func:`peerstats.describe.word.table_to_docx`."""
         from peerstats.describe.word import table_to_docx
 
-        return table_to_docx(self, path)
+        return table_to_docx(self, path, **options)
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """The display table as CSV text (as the table reads: formatted strings, labels),
@@ -261,3 +261,28 @@ class Table:
 
     def _repr_html_(self) -> str:
         return self.render("html")
+
+
+def _p_text(p: Any) -> str:
+    try:
+        x = float(p)
+    except (TypeError, ValueError):
+        return "" if p is None else str(p)
+    if x != x:
+        return ""
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def tidy_display(data: pd.DataFrame, name: str) -> Any:
+    """A readable :class:`~peerstats.describe.render.Table` of a tidy result frame that has
+    no display of its own (model coefficients, missing data, sensitivity): headers in words
+    (``std_error`` -> ``Std error``), p-values as ``<0.001`` or three decimals, other numbers
+    as the display rounds them; the caption is ``name`` in words. The tidy frame is unchanged.
+    """
+    disp = data.copy()
+    for col in disp.columns:
+        if str(col) in ("p_value", "p", "p_adjusted") or str(col).startswith("p_value"):
+            disp[col] = [_p_text(v) for v in disp[col]]
+    disp.columns = [str(c).replace("_", " ").capitalize() for c in disp.columns]
+    caption = str(name).replace("_", " ").capitalize()
+    return Table(data, disp, caption=caption)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -241,10 +241,12 @@ class _Display:
     def get(self, var: str, level: Any, arm: str, stat: str) -> float:
         return float(self._index.get((var, level, arm, stat), float("nan")))
 
-    def count_text(self, cnt: float, pct: float, hidden: bool = False) -> str:
+    def count_text(self, cnt: float, pct: float | None, hidden: bool = False) -> str:
         k = self.suppress_below
         if hidden or (k is not None and 1 <= cnt < k):
             return f"<{k}" if not hidden or cnt < k else "suppressed"
+        if pct is None:  # missing: 'count' style
+            return f"{int(cnt)}"
         return f"{int(cnt)} ({pct:.{self.digits}f}%)"
 
     def hidden_cells(self, var: str, levels: list) -> set:
@@ -298,7 +300,8 @@ def table_one(
     smd: bool = True,
     suppress_below: int | None = None,
     include_baseline_outcomes: bool = True,
-    digits: int = 1,
+    digits: int | Mapping[str, int] = 1,
+    missing: Literal["row", "count", "none"] = "row",
 ) -> Table:
     """Baseline characteristics by arm (CONSORT item 15).
 
@@ -343,8 +346,13 @@ def table_one(
         it is not a full statistical disclosure control (bounds can still narrow a cell).
     include_baseline_outcomes : bool
         Add the outcomes at the baseline visit when ``variables`` is not given.
-    digits : int
-        Decimals for means, SDs, medians and percentages in the display.
+    digits : int or dict of str to int
+        Decimals for means, SDs, medians and percentages in the display; a dict gives them
+        per variable (``{"age": 0, "default": 1}``; ``default`` for the others and for
+        percentages).
+    missing : {"row", "count", "none"}
+        How missing values show: a ``missing`` row with n (%) (``row``), with n only
+        (``count``), or no row (``none``; a note says so, and ``.data`` keeps the counts).
 
     Returns
     -------
@@ -361,6 +369,8 @@ def table_one(
     values are counted on a separate row. Quartiles are type-7 (numpy "linear") percentiles.
     The steps: select the participants, compute the tidy numbers, lay out the display.
     """
+    if missing not in ("row", "count", "none"):
+        raise ValueError(f"missing must be 'row', 'count' or 'none', not {missing!r}")
     part, arms, ref, extra, default_vars = _select_participants(
         trial, by, variables, include_baseline_outcomes
     )
@@ -396,6 +406,7 @@ def table_one(
         binary_one_row=binary_one_row,
         suppress_below=suppress_below,
         digits=digits,
+        missing=missing,
     )
     ref_name = (arm_labels or {}).get(ref, ref) if ref is not None else None
     notes = []
@@ -405,6 +416,8 @@ def table_one(
             f"({ref_name}); pooled SD for numeric, Yang & Dalton (2012) for categorical variables."
         )
     notes.append("Percentages of categories are of non-missing values.")
+    if missing == "none" and int(tidy.loc[tidy.statistic == "missing", "value"].sum()) > 0:
+        notes.append("Missing values are not shown.")
     if binary_one_row and any(
         is_cat[v] and _binary_yes_level(_levels_of(data[v])) for v in variables
     ):
@@ -431,10 +444,13 @@ def _layout_display(
     arm_labels: dict[str, str],
     binary_one_row: bool,
     suppress_below: int | None,
-    digits: int,
+    digits: int | Mapping[str, int],
+    missing: str = "row",
 ) -> pd.DataFrame:
     """Step 3: the display frame (one row per variable, level and missing row)."""
-    disp = _Display(tidy, columns, suppress_below, digits)
+    per_var = dict(digits) if isinstance(digits, Mapping) else {}
+    base = int(per_var.pop("default", 1)) if isinstance(digits, Mapping) else int(digits)
+    disp = _Display(tidy, columns, suppress_below, base)
     get = disp.get
     alab = {g: arm_labels.get(g, g) for g in columns}
     smd_cols = [a for a in arms if a != ref] if smd and ref is not None else []
@@ -478,6 +494,7 @@ def _layout_display(
                     r.update(blank)
                     rows.append(r)
         else:
+            digits = int(per_var.get(var, base))  # noqa: PLW2901 - this variable's decimals
             r = {"Characteristic": label}
             if var in nonnormal:
                 r["Characteristic"] = f"{label}, median [Q1, Q3]"
@@ -494,13 +511,13 @@ def _layout_display(
                     )
             r.update(smd_vals)
             rows.append(r)
-        if any(get(var, None, g, "missing") > 0 for g in columns):
+        if missing != "none" and any(get(var, None, g, "missing") > 0 for g in columns):
             r = {"Characteristic": "  missing"}
             hide = disp.hidden_cells(var, []) if not is_cat[var] else hide
             for g in columns:
                 r[head[g]] = disp.count_text(
                     get(var, None, g, "missing"),
-                    get(var, None, g, "missing_percent"),
+                    get(var, None, g, "missing_percent") if missing == "row" else None,
                     (None, g) in hide,
                 )
             r.update(blank)

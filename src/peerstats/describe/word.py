@@ -1,21 +1,46 @@
-"""Tables as Word documents (``.docx``, python-docx): Nordic groups write in Word.
+"""Tables as Word documents (``.docx``, python-docx) a journal accepts (issue 21).
 
-:func:`table_to_docx` writes one :class:`~peerstats.describe.render.Table` (its display, the
-caption above, the notes below) as a Word table; text cells pass through the formula-safe
-cell helper (a cell pasted from Word into a spreadsheet must not run as a formula).
+:func:`table_to_docx` writes one :class:`~peerstats.describe.render.Table`, and
+:func:`tables_to_docx` several in one document, numbered and captioned, in the style of APA
+(7th ed., tables: no vertical rules, a rule above and below the header and below the last
+row, a bold header, "Note." before the notes) which AMA shares. Pages are A4 (or US Letter),
+margins 2.5 cm (1 inch); a table wider than the portrait text width gets a landscape section.
+Cells of numbers and confidence intervals never wrap (their spaces are no-break spaces), and
+the columns are sized to their text so that the table fits the text width. Text cells pass
+through the formula-safe cell helper (a cell pasted into a spreadsheet must not run).
 """
 
 from __future__ import annotations
 
 import datetime
 import io
+import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
-__all__ = ["table_to_docx", "safe_cell", "display_text"]
+__all__ = [
+    "table_to_docx",
+    "tables_to_docx",
+    "safe_cell",
+    "display_text",
+    "PAGES",
+]
+
+Page = Literal["a4", "letter"]
+Orientation = Literal["auto", "portrait", "landscape"]
+#: page (width, height) and margin in cm
+PAGES = {"a4": (21.0, 29.7, 2.5), "letter": (21.59, 27.94, 2.54)}
+#: the font of the document (APA/AMA manuscripts: Times New Roman)
+FONT = "Times New Roman"
+#: font sizes (pt) of the table body and of the notes
+BODY_PT, NOTE_PT = 9.0, 8.0
+#: width of one character of the body font, cm (9 pt Times: digits 0.5 em = 0.16 cm, with room)
+CHAR_CM = 0.19
+#: cell padding left + right, cm (Word's default 0.19 cm each side)
+PAD_CM = 0.4
 
 try:  # the shared helper (issue 13); the fallback below is the same rule
     from peerstats._safe import safe_cell
@@ -32,7 +57,7 @@ except ImportError:  # pragma: no cover - until the shared helper is on main
         return value
 
 
-_NEGATIVE = __import__("re").compile(r"(?<![\w.])-(?=\d)")
+_NEGATIVE = re.compile(r"(?<![\w.])-(?=\d)")
 
 
 def display_text(value: Any) -> str:
@@ -47,42 +72,213 @@ def display_text(value: Any) -> str:
 _text = display_text
 
 
-def table_to_docx(table: Any, path: str | Path | None = None) -> bytes:
-    """Write ``table`` as a Word document; returns its bytes (also written to ``path``).
+def _column_widths(rows: list[list[str]], header: list[str], numeric: list[bool]) -> list[float]:
+    """Natural width (cm) of each column: the longest cell of a column of numbers (they never
+    wrap); for a column of text, its longest word or up to 28 (first column) or 20 characters,
+    where a label may wrap at spaces."""
+    widths = []
+    for j, name in enumerate(header):
+        cells = [r[j] for r in rows]
+        if numeric[j]:
+            longest = max([len(c) for c in cells] + [1])
+        else:
+            wrap = 28 if j == 0 else 20
+            words = [len(w) for c in cells for w in c.split()]
+            longest = max([min(len(c), wrap) for c in cells] + words + [1])
+        head = max([len(w) for w in str(name).split()] + [6])  # headers wrap at spaces
+        widths.append(max(longest, head) * CHAR_CM + PAD_CM)
+    return widths
 
-    The display frame becomes a Word table with a bold header row (style "Table Grid"),
-    numeric-looking cells right-aligned; the caption is a paragraph above, the notes small
-    paragraphs below. Text cells are formula-safe (:func:`safe_cell`).
-    """
-    import docx
+
+def _orientation(widths: list[float], page: Page, orientation: Orientation) -> str:
+    if orientation != "auto":
+        return orientation
+    w, _, margin = PAGES[page]
+    return "portrait" if sum(widths) <= w - 2 * margin else "landscape"
+
+
+def _set_section(section: Any, page: Page, orient: str) -> float:
+    """Page size, orientation and margins of a section; returns the text width (cm)."""
+    from docx.enum.section import WD_ORIENT
+    from docx.shared import Cm
+
+    w, h, margin = PAGES[page]
+    if orient == "landscape":
+        w, h = h, w
+    section.orientation = WD_ORIENT.LANDSCAPE if orient == "landscape" else WD_ORIENT.PORTRAIT
+    section.page_width, section.page_height = Cm(w), Cm(h)
+    for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
+        setattr(section, side, Cm(margin))
+    return w - 2 * margin
+
+
+def _border(cell: Any, **edges: str) -> None:
+    """Set cell borders, e.g. ``top="single"``, ``bottom="nil"`` (OOXML ``w:tcBorders``)."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    tc_pr = cell._tc.get_or_add_tcPr()
+    borders = tc_pr.find(qn("w:tcBorders"))
+    if borders is None:
+        borders = OxmlElement("w:tcBorders")
+        tc_pr.append(borders)
+    for edge, val in edges.items():
+        el = OxmlElement(f"w:{edge}")
+        el.set(qn("w:val"), val)
+        if val != "nil":
+            el.set(qn("w:sz"), "8")  # 1 pt
+            el.set(qn("w:color"), "000000")
+        borders.append(el)
+
+
+def _no_table_borders(tbl: Any) -> None:
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    tbl_pr = tbl._tbl.tblPr
+    borders = OxmlElement("w:tblBorders")
+    for edge in ("top", "left", "bottom", "right", "insideH", "insideV"):
+        el = OxmlElement(f"w:{edge}")
+        el.set(qn("w:val"), "nil")
+        borders.append(el)
+    tbl_pr.append(borders)
+    layout = OxmlElement("w:tblLayout")
+    layout.set(qn("w:type"), "fixed")
+    tbl_pr.append(layout)
+
+
+def _cell_text(cell: Any, text: str, *, bold: bool = False, right: bool = False) -> None:
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.shared import Pt
 
+    cell.text = ""
+    para = cell.paragraphs[0]
+    para.paragraph_format.space_after = Pt(0)
+    run = para.add_run(text)
+    run.bold = bold
+    run.font.size = Pt(BODY_PT)
+    if right:
+        para.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+
+
+#: a cell that reads as a number, a count, a percentage, an estimate with its CI or a p-value
+_NUMBERLIKE = re.compile(r"^[(<>\u2212+-]?\s*[\d.]")
+
+
+def _rows(table: Any) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Header, body cells (no-break spaces in cells of numbers) and which columns hold
+    numbers (right-aligned, never wrapped)."""
     disp: pd.DataFrame = table.display
-    doc = docx.Document()
-    if table.caption:
-        cap = doc.add_paragraph()
-        run = cap.add_run(str(safe_cell(table.caption)))
-        run.bold = True
-    grid = doc.add_table(rows=1, cols=len(disp.columns))
-    grid.style = "Table Grid"
-    for cell, name in zip(grid.rows[0].cells, disp.columns):
-        cell.text = ""
-        r = cell.paragraphs[0].add_run(str(safe_cell(str(name))))
-        r.bold = True
+    header = [str(safe_cell(str(c))) for c in disp.columns]
     numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
-    for rec in disp.itertuples(index=False, name=None):
-        cells = grid.add_row().cells
-        for j, (cell, value) in enumerate(zip(cells, rec)):
-            text = _text(value)
-            cell.text = text
-            looks_numeric = numeric[j] or (j > 0 and text[:1].isdigit())
-            if looks_numeric:
-                cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.RIGHT
-    for note in table.notes:
+    cells = [[_text(v) for v in rec] for rec in disp.itertuples(index=False, name=None)]
+    right = [
+        j > 0
+        and (numeric[j] or any(_NUMBERLIKE.match(r[j]) for r in cells))
+        and all(r[j] == "" or _NUMBERLIKE.match(r[j]) for r in cells)
+        for j in range(len(header))
+    ]
+    # a cell of numbers never wraps: "1.2 (0.4 to 2.0)" keeps its spaces as no-break spaces
+    rows = [[c.replace(" ", "\u00a0") if right[j] else c for j, c in enumerate(r)] for r in cells]
+    return header, rows, right
+
+
+def _caption(doc: Any, table: Any, number: int | None) -> None:
+    from docx.shared import Pt
+
+    if number is None and not table.caption:
+        return
+    para = doc.add_paragraph()
+    para.paragraph_format.keep_with_next = True
+    if number is not None:
+        r = para.add_run(f"Table {number}")
+        r.bold = True
+        para.add_run("\n" if table.caption else "")
+    if table.caption:
+        r = para.add_run(str(safe_cell(table.caption)))
+        r.italic = number is not None
+        r.bold = number is None
+    for r in para.runs:
+        r.font.size = Pt(10)
+
+
+def _notes(doc: Any, notes: list[str]) -> None:
+    from docx.shared import Pt
+
+    for k, note in enumerate(notes):
         para = doc.add_paragraph()
+        para.paragraph_format.space_after = Pt(2)
+        if k == 0:
+            lead = para.add_run("Note. ")
+            lead.italic = True
+            lead.font.size = Pt(NOTE_PT)
         run = para.add_run(str(safe_cell(note)))
-        run.font.size = Pt(8)
+        run.font.size = Pt(NOTE_PT)
+
+
+def _fit_widths(widths: list[float], text_width: float) -> list[float]:
+    """Column widths that fill the text width: number columns keep their natural width (so
+    they never wrap), the label column takes the rest (at least 3 cm, wrapping at spaces);
+    only when even that does not fit is every column scaled down."""
+    if len(widths) == 1:
+        return [text_width]
+    fixed = sum(widths[1:])
+    label = max(min(widths[0], 3.0), text_width - fixed)
+    if sum(widths) <= text_width * 0.6:  # a small table stays small
+        label = widths[0]
+    cols = [label, *widths[1:]]
+    total = sum(cols)
+    return [w * text_width / total for w in cols] if total > text_width else cols
+
+
+def _add_table(doc: Any, table: Any, text_width: float, widths: list[float]) -> None:
+    """The APA table: no grid, rules above and below the header and below the last row."""
+    from docx.shared import Cm
+
+    header, rows, right = _rows(table)
+    grid = doc.add_table(rows=1 + len(rows), cols=len(header))
+    grid.autofit = False
+    _no_table_borders(grid)
+    cols = _fit_widths(widths, text_width)
+    for j, w in enumerate(cols):
+        grid.columns[j].width = Cm(w)
+        for cell in grid.columns[j].cells:
+            cell.width = Cm(w)
+    for j, name in enumerate(header):
+        cell = grid.rows[0].cells[j]
+        _cell_text(cell, name, bold=True, right=right[j])
+        _border(cell, top="single", bottom="single")
+    for i, row in enumerate(rows, start=1):
+        for j, text in enumerate(row):
+            cell = grid.rows[i].cells[j]
+            _cell_text(cell, text, right=right[j])
+            if i == len(rows):
+                _border(cell, bottom="single")
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    tr_pr = grid.rows[0]._tr.get_or_add_trPr()  # repeat the header on every page
+    el = OxmlElement("w:tblHeader")
+    el.set(qn("w:val"), "true")
+    tr_pr.append(el)
+
+
+def _new_document() -> Any:
+    import docx
+    from docx.oxml.ns import qn
+    from docx.shared import Pt
+
+    doc = docx.Document()
+    style = doc.styles["Normal"]
+    style.font.size = Pt(10)
+    style.font.name = FONT  # a font every office suite has (metric twin: Liberation Serif)
+    fonts = style.element.rPr.rFonts
+    for attr in ("w:ascii", "w:hAnsi", "w:cs", "w:eastAsia"):
+        fonts.set(qn(attr), FONT)
+    return doc
+
+
+def _finish(doc: Any, path: str | Path | None) -> bytes:
     fixed = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
     props = doc.core_properties
     props.created = props.modified = fixed
@@ -94,6 +290,99 @@ def table_to_docx(table: Any, path: str | Path | None = None) -> bytes:
     if path is not None:
         Path(path).write_bytes(data)
     return data
+
+
+def _place(
+    doc: Any, table: Any, page: Page, orientation: Orientation, first: bool, number: int | None
+) -> str:
+    """Add one table in its own section (a landscape one when it is wide); its orientation."""
+    from docx.enum.section import WD_SECTION
+
+    header, rows, numeric = _rows(table)
+    widths = _column_widths(rows, header, numeric)
+    orient = _orientation(widths, page, orientation)
+    section = doc.sections[0] if first else doc.add_section(WD_SECTION.NEW_PAGE)
+    text_width = _set_section(section, page, orient)
+    _caption(doc, table, number)
+    _add_table(doc, table, text_width, widths)
+    _notes(doc, list(table.notes))
+    return orient
+
+
+def table_to_docx(
+    table: Any,
+    path: str | Path | None = None,
+    *,
+    page: Page = "a4",
+    orientation: Orientation = "auto",
+    number: int | None = None,
+) -> bytes:
+    """Write ``table`` as a Word document; returns its bytes (also written to ``path``).
+
+    Parameters
+    ----------
+    table : Table
+        Its display becomes the Word table, its caption the title above, its notes the table
+        notes below ("Note. ...").
+    path : path, optional
+        Where to write the document.
+    page : {"a4", "letter"}
+        Paper size (A4 with 2.5 cm margins; US Letter with 1 inch margins).
+    orientation : {"auto", "portrait", "landscape"}
+        ``auto``: landscape when the columns' text does not fit the portrait text width.
+    number : int, optional
+        Table number: the caption reads "Table <number>" above the title in italics (APA).
+
+    Returns
+    -------
+    bytes
+
+    Notes
+    -----
+    APA style (7th ed., section 7.21-7.25): horizontal rules only, above and below the header
+    and below the body; bold header; the notes under the table begin with *Note.* Checked by
+    rendering with LibreOffice to PDF and PNG in ``tests/describe/test_word_render.py``.
+    """
+    if page not in PAGES:
+        raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
+    if orientation not in ("auto", "portrait", "landscape"):
+        raise ValueError(
+            f"orientation must be 'auto', 'portrait' or 'landscape', not {orientation!r}"
+        )
+    doc = _new_document()
+    _place(doc, table, page, orientation, True, number)
+    return _finish(doc, path)
+
+
+def tables_to_docx(
+    tables: Any,
+    path: str | Path | None = None,
+    *,
+    page: Page = "a4",
+) -> bytes:
+    """Write several tables into one Word document, in order, numbered ("Table 1", ...) and
+    captioned, each in its own section (landscape when it is wide).
+
+    Parameters
+    ----------
+    tables : list of Table or dict of str to Table
+        In report order.
+    path : path, optional
+    page : {"a4", "letter"}
+
+    Returns
+    -------
+    bytes
+    """
+    if page not in PAGES:
+        raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
+    items = list(tables.values()) if isinstance(tables, dict) else list(tables)
+    if not items:
+        raise ValueError("tables_to_docx needs at least one table")
+    doc = _new_document()
+    for k, t in enumerate(items):
+        _place(doc, t, page, "auto", k == 0, k + 1)
+    return _finish(doc, path)
 
 
 def _reproducible_zip(data: bytes) -> bytes:

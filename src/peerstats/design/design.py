@@ -96,6 +96,10 @@ class TrialDesign:
         Degrees of freedom of the t test (``asymptotic``: normal).
     name, description : str
         Labels for tables and files.
+    outcome : {"continuous", "binary", "count"}
+        ``"binary"`` / ``"count"`` build a :class:`peerstats.design.binary.OutcomeDesign`
+        instead (``control_rate``, ``effect={"odds_ratio": ...}``, ``dispersion``,
+        ``exposure``, ``groups``; see that module).
     """
 
     visits: tuple[str, ...]
@@ -112,6 +116,7 @@ class TrialDesign:
     df: DfName = "satterthwaite"
     name: str = "design"
     description: str = ""
+    outcome: str = "continuous"
     # derived (filled in __post_init__)
     sds: np.ndarray = field(init=False, repr=False)
     corr: np.ndarray = field(init=False, repr=False)
@@ -124,8 +129,23 @@ class TrialDesign:
     group_variance: float = field(init=False, repr=False)
     icc: float = field(init=False, repr=False)
 
+    def __new__(cls, *args: Any, outcome: str = "continuous", **kwargs: Any):
+        # issue 16.6: a binary or count primary outcome is a different design (closed-form
+        # power, GLM/GEE simulation); TrialDesign(outcome=...) is the one entry point
+        if outcome == "time_to_event":  # issue 17: design.survival.SurvivalDesign
+            from peerstats.design.survival import SurvivalDesign
+
+            return SurvivalDesign(*args, **kwargs)
+        if outcome != "continuous":
+            from peerstats.design.binary import OutcomeDesign
+
+            return OutcomeDesign(*args, outcome=outcome, **kwargs)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         s = object.__setattr__
+        if self.outcome != "continuous":  # pragma: no cover - __new__ dispatches these
+            raise _err("outcome", f"{self.outcome!r} is not valid; choose continuous, binary or count")
         visits = self.visits
         if isinstance(visits, str) or not isinstance(visits, Sequence) or len(visits) < 1:
             raise _err("visits", f"a list of visit names, not {visits!r}")
@@ -600,6 +620,10 @@ def _from_raw(raw: dict, where: str) -> tuple[TrialDesign, dict]:
         if err.validator == "additionalProperties":
             msg += f"; allowed keys are {sorted(err.schema.get('properties', {}))}"
         problems.append(f"{loc}: {msg}")
+    from peerstats._identifiers import spec_identifier_problems
+    from peerstats._yaml import non_finite_fields
+
+    problems += non_finite_fields(raw) + spec_identifier_problems(raw)  # issue 24.1, 24.7
     if problems:
         raise SpecError(
             f"{len(problems)} problem(s) in the design spec {where}:\n"
@@ -642,11 +666,11 @@ def read_design(path: str | Path) -> tuple[TrialDesign, dict]:
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"design file not found: {p}")
-    from peerstats._yaml import YAMLBudgetError, load_yaml
+    from peerstats._yaml import YAMLRefusedError, load_yaml
 
     try:
         raw = load_yaml(p.read_text(encoding="utf-8"))  # alias expansion budget (issue 13.5)
-    except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
         raise SpecError(f"{p} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{p}: a design spec is a mapping (visits, arms, sd, correlation, ...)")

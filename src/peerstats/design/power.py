@@ -20,6 +20,7 @@ import pandas as pd
 
 from peerstats.design._model import AnalysisModel
 from peerstats.design.analytic import analytic_power
+from peerstats.design.binary import OutcomeDesign, analytic_power_outcome
 from peerstats.design.design import TrialDesign, check_power_target
 from peerstats.design.simulate import run_scenarios, summarise
 from peerstats.exceptions import SpecError
@@ -27,6 +28,11 @@ from peerstats.exceptions import SpecError
 __all__ = ["power", "sample_size", "power_curve", "PowerResult", "PowerCurve", "SampleSize"]
 
 Method = Literal["analytic", "simulation"]
+
+
+def _is_outcome(design: Any) -> bool:
+    """A binary or count design (issue 16.6; the ``outcome_*`` functions at the end)."""
+    return isinstance(design, OutcomeDesign)
 
 
 def _check_design(design: Any) -> TrialDesign:
@@ -332,6 +338,11 @@ def power(
     sqrt(v))| > t_{df, 1-alpha/2}). Validated against longpower (Lu, Luo & Chen 2008 tables),
     statsmodels' TTestIndPower and closed forms (tests/design/, tests/reference/power/).
     """
+    if getattr(design, "outcome", None) == "time_to_event":  # issue 17
+        return design.power(n)
+    if _is_outcome(design):
+        return outcome_power(design, n, method=method, n_sims=n_sims, seed=seed, client=client,
+                             progress=progress)
     design = _check_design(design)
     n = _check_n(design, n)
     method = _check_method(method)
@@ -405,6 +416,12 @@ def power_curve(
     beside the simulated one (``power_simulation``, ``mc_se``, ``type1_error``, ...), and every
     grid point is a scenario of the scale-out (see :func:`power`).
     """
+    if _is_outcome(design):
+        if effect is not None:
+            raise SpecError("effect: power curves over effect are for continuous designs")
+        ns = [n] if isinstance(n, int | np.integer) else list(n)
+        return outcome_power_curve(design, ns, method=method, n_sims=n_sims, seed=seed,
+                                   client=client, progress=progress)
     design = _check_design(design)
     method = _check_method(method)
     model = AnalysisModel(design)
@@ -483,6 +500,11 @@ def sample_size(
         ``power`` outside (alpha, 1); the target not reached by ``n_max`` (the message gives the
         largest n tried and the power it reached).
     """
+    if getattr(design, "outcome", None) == "time_to_event":  # issue 17
+        return design.sample_size(power)
+    if _is_outcome(design):
+        target = check_power_target(power, design.alpha, field_name="power")
+        return outcome_sample_size(design, target, n_min, n_max)
     design = _check_design(design)
     target = check_power_target(power, design.alpha, field_name="power")
     model = AnalysisModel(design)
@@ -565,3 +587,93 @@ def sample_size(
 
 
 power_fn = power
+
+
+# ---- binary and count designs (issue 16.6) ------------------------------------------------------
+def _outcome_check_n(design: OutcomeDesign, n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise SpecError(f"n: the number of participants per arm is an integer, not {n!r}")
+    sizes = design.n_per_arm(int(n))
+    if min(sizes.values()) < 2:
+        raise SpecError(f"n: every arm needs at least 2 participants; n={n} gives {sizes}")
+    return int(n)
+
+
+def _outcome_analytic(design: OutcomeDesign, n: int, seconds: float = 0.0):
+    r = analytic_power_outcome(design, n)
+    return PowerResult(
+        design=design, n=n, n_per_arm=design.n_per_arm(n), method="analytic",
+        power=r["power"], effect=design.target, std_error=r["std_error"], df=float("inf"),
+        alpha=design.alpha, seconds=seconds,
+        extra={"design_effect": dict(zip(design.arms, r["design_effect"])),
+               "formula": _outcome_formula(design)},
+    )
+
+
+def _outcome_formula(design: OutcomeDesign) -> str:
+    if design.outcome == "count":
+        return f"Zhu & Lakkis (2014) approach {design.approach}, negative binomial rates"
+    return ("two proportions, arcsine (Cohen's h)" if design.test == "arcsine"
+            else "two proportions, pooled null variance (Fleiss; R power.prop.test)")
+
+
+def outcome_power(design, n, *, method, n_sims, seed, client, progress):
+    """See :func:`peerstats.power`."""
+    n = _outcome_check_n(design, n)
+    method = _check_method(method)
+    t0 = time.perf_counter()
+    if method == "analytic":
+        return _outcome_analytic(design, n, time.perf_counter() - t0)
+    n_sims = _check_sims(n_sims)
+    merged, entropy = run_scenarios(design, [(n, 1.0)], n_sims=n_sims, seed=seed,
+                                    client=client, progress=progress)
+    return _sim_result(design, n, design.target, merged[0], n_sims, entropy,
+                       time.perf_counter() - t0)
+
+
+def outcome_sample_size(design, target: float, n_min: int, n_max: int):
+    """Smallest n (controls) whose analytic power reaches ``target`` (power rises with n)."""
+    def pw(k: int) -> float:
+        return analytic_power_outcome(design, k)["power"]
+
+    lo = max(2, int(n_min))
+    while min(design.n_per_arm(lo).values()) < 2:
+        lo += 1
+    if pw(n_max) < target:
+        raise SpecError(
+            f"power: the target {target:g} is not reachable up to n_max={n_max} (power "
+            f"{pw(n_max):.4f} there)"
+        )
+    hi = n_max
+    if pw(lo) >= target:
+        hi = lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if pw(mid) >= target else (mid, hi)
+    res = _outcome_analytic(design, hi)
+    ng = sum(len(design.groups_of(design.n_per_arm(hi)[a])) for a in design.grouped_arms)
+    return SampleSize(design=design, n=hi, n_per_arm=design.n_per_arm(hi), target=target,
+                      power=res.power, n_groups=ng or None, result=res)
+
+
+def outcome_power_curve(design, ns, *, method, n_sims, seed, client, progress):
+    """Power over a grid of n (analytic, and simulated with ``method="simulation"``)."""
+    method = _check_method(method)
+    ns = [_outcome_check_n(design, k) for k in ns]
+    if not ns:
+        raise SpecError("n: give at least one sample size")
+    rows = [analytic_power_outcome(design, k) for k in ns]
+    table = pd.DataFrame({
+        "n": ns, "n_total": [sum(design.n_per_arm(k).values()) for k in ns],
+        "std_error": [r["std_error"] for r in rows],
+        "power_analytic": [r["power"] for r in rows],
+    })
+    if method == "simulation":
+        merged, _ = run_scenarios(design, [(k, 1.0) for k in ns], n_sims=_check_sims(n_sims),
+                                  seed=seed, client=client, progress=progress)
+        sums = [summarise(m, design.alpha) for m in merged]
+        for col, key in (("power_simulation", "alt_rate"), ("mc_se", "alt_mc_se"),
+                         ("type1_error", "null_rate"), ("bias", "alt_bias"),
+                         ("coverage", "alt_coverage"), ("n_failed", "alt_failed")):
+            table[col] = [s[key] for s in sums]
+    return PowerCurve(design=design, table=table, over="n", method=method)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats
 
+from peerstats._scaleout import run_tasks
 from peerstats.design._model import AnalysisModel
 from peerstats.design.design import TrialDesign
 
@@ -46,6 +47,10 @@ def run_chunk(
     """Simulate and fit ``n_sims`` trials of size ``n``: arrays over the trials of estimate,
     std_error, df and converged, under the design (``alt_*``) and under the null (``null_*``).
     A task of the scale-out; runs with BLAS on one thread."""
+    if getattr(design, "outcome", "continuous") != "continuous":  # binary / count (issue 16.6)
+        from peerstats.design._outcome_sim import run_outcome_chunk
+
+        return run_outcome_chunk(design, n, n_sims, seed, effect_scale)
     with _blas_one_thread():
         model = AnalysisModel(design if effect_scale == 1.0 else _scaled(design, effect_scale))
         rng = np.random.default_rng(seed)
@@ -102,29 +107,11 @@ def run_scenarios(
     for (n, scale), ss in zip(scenarios, scen_seeds):
         for size, cs in zip(sizes, ss.spawn(len(sizes))):
             tasks.append((n, size, cs, scale))
-    total = len(tasks)
-    if client is None:
-        results = []
-        for i, (n, size, cs, scale) in enumerate(tasks):
-            results.append(run_chunk(design, n, size, cs, scale))
-            if progress is not None:
-                progress(i + 1, total)
-    else:
-        from dask.distributed import as_completed
-
-        # hash=False: a fresh key per call. With content hashing, a second run scattering the same
-        # design reuses the key that the first run is releasing ("lost dependencies" in dask).
-        dref = client.scatter(design, broadcast=True, hash=False)
-        futures = [
-            client.submit(run_chunk, dref, n, size, cs, scale, pure=False)
-            for (n, size, cs, scale) in tasks
-        ]
-        done = 0
-        for _ in as_completed(futures):
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        results = client.gather(futures)
+    # pure seeded tasks: retried when a worker dies, bounded when the cluster stalls (24.13)
+    results = run_tasks(
+        run_chunk, design, [(n, size, cs, scale) for (n, size, cs, scale) in tasks],
+        client=client, progress=progress, what="the power simulation",
+    )
     per = len(sizes)
     merged = []
     for i in range(len(scenarios)):

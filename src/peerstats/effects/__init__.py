@@ -3,8 +3,45 @@
 :class:`EffectRecord` is the tidy shape of one treatment effect, whatever the outcome type
 (continuous, binary, count, time to event, economic). Tables, the forest plot, the headline and
 ``results.json`` read records only. See ``docs/ARCHITECTURE.md``.
+
+Issue 19 adds, imported on first use (so ``import peerstats.effects`` stays light):
+:func:`subgroups`, :func:`site_heterogeneity`, :func:`meta_analysis`, :func:`mediation`,
+:func:`multiple_testing` and :func:`plot_graph`.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from peerstats.effects.record import SCALES, EffectRecord, records_frame
 
-__all__ = ["EffectRecord", "records_frame", "SCALES"]
+_LAZY = {
+    "subgroups": "peerstats.effects.subgroups",
+    "SubgroupAnalysis": "peerstats.effects.subgroups",
+    "site_heterogeneity": "peerstats.effects.heterogeneity",
+    "SiteHeterogeneity": "peerstats.effects.heterogeneity",
+    "meta_analysis": "peerstats.effects.heterogeneity",
+    "MetaAnalysis": "peerstats.effects.heterogeneity",
+    "random_site_effect": "peerstats.effects.heterogeneity",
+    "RandomSiteEffect": "peerstats.effects.heterogeneity",
+    "mediation": "peerstats.effects.mediation",
+    "MediationResult": "peerstats.effects.mediation",
+    "MediationSensitivity": "peerstats.effects.mediation",
+    "multiple_testing": "peerstats.effects.multiplicity",
+    "plot_graph": "peerstats.effects.multiplicity",
+}
+
+__all__ = ["EffectRecord", "records_frame", "SCALES", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'peerstats.effects' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -59,7 +59,9 @@ class EffectRecord:
     comparison : str
         Which arms, in labels ("peer support vs usual services").
     visit : str or None
-        Visit or time point ("3-month follow-up", "12 months"); None for a whole-follow-up effect.
+        Visit or time point: the visit's code where the outcome is measured at visits (``"post"``;
+        ``visit_label`` holds its words), or the time point ("12 months"); None for a
+        whole-follow-up effect.
     population : str
         The analysed population in words ("randomised participants with at least one
         post-baseline value").
@@ -79,6 +81,14 @@ class EffectRecord:
         Optional; on the estimation scale (log scale for ratios), NaN when not applicable.
     extra : Mapping
         Anything outcome-type specific a renderer may show (per-arm n/N, medians, ICER ...).
+    contrast : str
+        The comparison in codes, as models name it (``"peer - usual"``): the key of the effect
+        in ``results.json`` (``comparison`` is the same in labels).
+    outcome_type : str
+        The outcome type whose adapter made the record (``"continuous"``, ``"binary"``,
+        ``"count"``, ...; see :mod:`peerstats.pipeline.outcomes`).
+    visit_label : str
+        The visit in words when ``visit`` holds its code.
     """
 
     outcome: str
@@ -102,6 +112,9 @@ class EffectRecord:
     df: float = math.nan
     statistic: float = math.nan
     extra: Mapping[str, Any] = field(default_factory=dict)
+    contrast: str = ""
+    outcome_type: str = "continuous"
+    visit_label: str = ""
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:

@@ -246,6 +246,21 @@ class ConsortFlow:
     reconciled_with_fit: bool = False
     labels: dict[str, str] = field(default_factory=dict, compare=False)
 
+    def relabelled(self, reason: Any) -> ConsortFlow:
+        """A copy whose reasons read as ``reason(text)`` says (a function or a mapping; a
+        reason it does not name is kept): for a report in English from Swedish data, or to
+        name an outcome by its label instead of its column."""
+        import dataclasses
+
+        get = reason.get if isinstance(reason, dict) else None
+        counts = self.counts.copy()
+        counts["reason"] = [
+            r if r is None or (isinstance(r, float) and r != r)
+            else (get(r, r) if get is not None else reason(r))
+            for r in counts["reason"]
+        ]
+        return dataclasses.replace(self, counts=counts)
+
     # ----------------------------------------------------------------- access
     def n(
         self,

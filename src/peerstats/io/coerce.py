@@ -16,13 +16,52 @@ import pandas as pd
 
 from peerstats.io.readers import RawTable
 
-__all__ = ["parse_numbers", "labelled", "column_values", "LEADING_ZERO", "NUMBER", "DECIMAL_COMMA"]
+__all__ = [
+    "parse_numbers",
+    "parse_binary",
+    "labelled",
+    "column_values",
+    "LEADING_ZERO",
+    "NUMBER",
+    "DECIMAL_COMMA",
+    "YES",
+    "NO",
+]
 
 #: codes with leading zeros ('01234', '007') are identifiers or codes, not numbers
 LEADING_ZERO = re.compile(r"^[+-]?0\d")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 #: a number written with a decimal comma ('31,5')
 DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+
+
+#: yes/no words every binary column accepts (case-insensitive) unless the trial spec declares
+#: its own (``binary: {yes: [...], no: [...]}``): English, Swedish, Danish/Norwegian, Finnish
+YES = ("1", "1.0", "true", "yes", "y", "ja", "j", "sant", "sann", "sand", "kyllä")
+NO = ("0", "0.0", "false", "no", "n", "nej", "nei", "falskt", "falsk", "ei")
+
+
+def parse_binary(
+    values: list, yes: Iterable[str] = YES, no: Iterable[str] = NO
+) -> tuple[list, list[int]]:
+    """Text -> True/False/None by the yes/no vocabulary (case-insensitive, surrounding space
+    ignored); returns the values and the positions of texts in neither list (failures)."""
+    yes_set = {str(v).strip().lower() for v in yes}
+    no_set = {str(v).strip().lower() for v in no}
+    out: list = []
+    bad = []
+    for i, v in enumerate(values):
+        t = None if v is None else str(v).strip().lower()
+        if t is None or t == "":
+            out.append(None)
+        elif t in yes_set:
+            out.append(True)
+        elif t in no_set:
+            out.append(False)
+        else:
+            out.append(None)
+            bad.append(i)
+    return out, bad
 
 
 def parse_numbers(values: list, decimal: str) -> tuple[np.ndarray, list[int]]:

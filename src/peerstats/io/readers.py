@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from peerstats._provenance import file_sha256, remember, remember_file
 from peerstats.exceptions import PeerstatsError
+from peerstats.io._guards import check_regular_file, check_text_encoding
 from peerstats.spec import DataSource
 
 __all__ = ["RawTable", "ReadError", "read_table", "NA_STRINGS", "to_text"]
@@ -52,6 +55,9 @@ class RawTable:
     problems : list of dict
         Cells the reader could not read faithfully (an Excel formula without a saved value),
         as failure records ``row, column, value, check, message`` for validation to report.
+    variable_labels : dict
+        Column -> label of the column, from SPSS/Stata variable labels or a REDCap data
+        dictionary (issue 21): the names a reader sees unless the spec names them otherwise.
     """
 
     name: str
@@ -61,6 +67,7 @@ class RawTable:
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     blank_rows: list[int] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
+    variable_labels: dict[str, str] = field(default_factory=dict)
 
 
 def to_text(value: object) -> str | None:
@@ -143,14 +150,16 @@ def _read_delimited(source: DataSource) -> pd.DataFrame:
     suffix = path.suffix.lower()
     sep = source.delimiter
     encoding = source.encoding or "utf-8-sig"
+    raw = path.read_bytes()  # once: the manifest records the digest of these bytes (24.8)
+    remember(path, raw)
+    text = raw.decode(encoding)
     if sep is None:
         if suffix == ".tsv":
             sep = "\t"
         elif suffix == ".csv":
             sep = ","
         else:
-            with path.open(encoding=encoding, newline="") as fh:
-                sample = fh.read(8192)
+            sample = text[:8192]
             try:
                 sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
             except csv.Error:
@@ -158,8 +167,7 @@ def _read_delimited(source: DataSource) -> pd.DataFrame:
     # The csv module, not pandas, so that a row with more fields than the header is seen (pandas
     # would make the first column the index and shift every value) and a repeated header name is
     # refused (pandas would rename it 'y.1').
-    with path.open(encoding=encoding, newline="") as fh:
-        rows = list(csv.reader(fh, delimiter=sep))
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
     if not rows:
         return pd.DataFrame()
     header = [h.strip() for h in rows[0]]
@@ -201,7 +209,7 @@ def _check_header(header: list[str], path: Path) -> None:
         )
 
 
-def _read_stat(source: DataSource) -> tuple[pd.DataFrame, dict]:
+def _read_stat(source: DataSource) -> tuple[pd.DataFrame, dict, dict]:
     import pyreadstat
 
     suffix = source.path.suffix.lower()
@@ -213,7 +221,11 @@ def _read_stat(source: DataSource) -> tuple[pd.DataFrame, dict]:
         if col in df.columns:
             ordered = sorted(mapping.items(), key=lambda kv: (isinstance(kv[0], str), kv[0]))
             labels[col] = {to_text(code): str(label) for code, label in ordered}
-    return df, labels
+    names = dict(zip(meta.column_names, meta.column_labels or [], strict=False))
+    variable = {
+        str(c).strip(): str(lab).strip() for c, lab in names.items() if lab and str(lab).strip()
+    }
+    return df, labels, variable
 
 
 def _read_parquet(source: DataSource) -> tuple[pd.DataFrame, dict]:
@@ -290,7 +302,14 @@ def read_table(source: DataSource, name: str) -> RawTable:
     """
     suffix = source.path.suffix.lower()
     labels: dict = {}
+    variable: dict = {}
     problems: list[dict] = []
+    refused = check_regular_file(source.path)  # issue 24.10-11: before anything is read
+    if refused is None and suffix in (".csv", ".tsv", ".txt"):
+        refused = check_text_encoding(source.path, source.encoding)
+    if refused is not None:
+        raise ReadError(refused)
+    before = None if suffix in (".csv", ".tsv", ".txt") else file_sha256(source.path)
     try:
         if suffix in (".csv", ".tsv", ".txt"):
             df = _read_delimited(source)
@@ -313,7 +332,7 @@ def read_table(source: DataSource, name: str) -> RawTable:
             )
             problems = _xlsx_formulas_without_value(source)
         elif suffix in (".sav", ".zsav", ".dta"):
-            df, labels = _read_stat(source)
+            df, labels, variable = _read_stat(source)
         elif suffix == ".parquet":
             df, labels = _read_parquet(source)
         else:  # read_spec refuses other suffixes; keep a clear error for direct callers
@@ -332,8 +351,15 @@ def read_table(source: DataSource, name: str) -> RawTable:
         ) from exc
     except Exception as exc:  # parser errors of the underlying libraries
         raise ReadError(f"cannot read {source.path.name}: {type(exc).__name__}: {exc}") from exc
+    if before is not None and remember_file(source.path, before) is None:
+        raise ReadError(
+            f"{source.path.name} changed while it was being read; read it again when nothing "
+            "is writing to it"
+        )
     try:
-        return _finish(name, source.path, df, labels, problems)
+        table = _finish(name, source.path, df, labels, problems)
+        table.variable_labels = variable
+        return table
     except ReadError:
         raise
     except Exception as exc:  # pragma: no cover - a cell no reader should produce

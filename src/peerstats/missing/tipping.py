@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats._scaleout import run_tasks
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.missing._analysis import ancova_design, ancova_many, pool_by_method
 from peerstats.missing.impute import Imputations
@@ -306,15 +307,13 @@ def tipping_point(
     client = client if client is not None else imp.client
     if client is None:
         values = _run_cells(payload, cells, seeds)
-    else:
+    else:  # pure seeded chunks: retried when a worker dies, bounded when stalled (24.13)
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         size = chunk_size or max(1, math.ceil(len(cells) / (4 * n_workers)))
-        [pf] = client.scatter([payload], broadcast=True, hash=False)
-        futures = [
-            client.submit(_run_cells, pf, cells[s : s + size], seeds[s : s + size], pure=False)
-            for s in range(0, len(cells), size)
-        ]
-        values = np.vstack(client.gather(futures))
+        chunks = [(cells[s : s + size], seeds[s : s + size]) for s in range(0, len(cells), size)]
+        values = np.vstack(
+            run_tasks(_run_cells, payload, chunks, client=client, what="the tipping-point grid")
+        )
     table = pd.DataFrame(cells, columns=[f"delta_{a}" for a in arm_names])
     for i, c in enumerate(_COLS):
         table[c] = values[:, i]

@@ -4,6 +4,8 @@
   residual covariance across visits, Satterthwaite / Kenward-Roger df, marginal means.
 - :func:`lmm` - linear mixed models with lme4-style random effects (issue 4), same engine.
 - :class:`MixedModelResult` - the shared, immutable result.
+- :func:`glmm` - generalised linear mixed models (binomial, Poisson, NB2; Laplace / adaptive
+  Gauss-Hermite; zero-inflated and hurdle counts), issue 16; result :class:`GLMMResult`.
 
 Names are imported lazily so ``import peerstats.models`` stays cheap.
 """
@@ -22,6 +24,9 @@ _LAZY = {
     "lmm": "peerstats.models.lmm",
     "LMMResult": "peerstats.models.lmm",
     "analyze": "peerstats.models.analyze",
+    # issue 16: generalised linear mixed models
+    "glmm": "peerstats.models.glmm",
+    "GLMMResult": "peerstats.models._glmm_result",
 }
 
 __all__ = list(_LAZY)

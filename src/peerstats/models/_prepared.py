@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from peerstats.exceptions import ConvergenceError, ModelSpecificationError
+from peerstats.exceptions import ConvergenceError, InsufficientDataError, ModelSpecificationError
 from peerstats.models._covariance import GroupedCovariance, make_structure
 from peerstats.models._design import (
     FixedDesign,
@@ -154,6 +154,7 @@ class PreparedMMRM:
         self._build_layout(data)
         self._check_layout()
         self._setup_covariance()
+        self._check_size()
         self._stats = self._statistics(self._observed, self.y_all, None)
         self._check_statistics(self._stats)
 
@@ -307,6 +308,28 @@ class PreparedMMRM:
                 f"{n_obs} observations for {p} fixed effects: no residual degrees of freedom"
             )
 
+    def _size_text(self) -> str:
+        n_obs = int(self._observed.sum())
+        n_sub = len(np.unique(self.subject_codes[self._observed]))
+        return (
+            f"{n_obs} observations of {n_sub} participants, {len(self.columns)} fixed effects, "
+            f"{self._grouped.n_params} covariance parameters (covariance={self.covariance!r} "
+            f"across {len(self.visits)} visits)"
+        )
+
+    def _check_size(self) -> None:
+        """Refuse, before fitting, data too small for the covariance (issue 24.6): REML
+        estimates the covariance from n - p error contrasts, so it needs at least as many
+        contrasts as covariance parameters."""
+        n_obs, p, k = int(self._observed.sum()), len(self.columns), self._grouped.n_params
+        if n_obs - p < k:
+            raise InsufficientDataError(
+                f"too little data for this model: {self._size_text()}. Estimating {k} "
+                f"covariance parameters after {p} fixed effects needs at least {p + k} "
+                "observations; collect more participants, or use a simpler covariance (cs, "
+                "ar1) or fewer covariates"
+            )
+
     # ---- statistics --------------------------------------------------------------------------
     def _statistics(self, rows: np.ndarray, y: np.ndarray, fw: np.ndarray | None) -> _Stats:
         """Pooled statistics of the rows ``rows`` (boolean) with outcome ``y``."""
@@ -393,7 +416,7 @@ class PreparedMMRM:
         engine = self._engine(self._stats)
         fit = engine.fit(self._initial_theta(engine, self._stats))
         st = fit["state"]
-        _raise_unless_converged(fit, self.covariance)
+        _raise_unless_converged(fit, self.covariance, self._size_text())
         sigmas = self._grouped.sigmas(st.theta)
         _check_singular(sigmas, self._levels, self.group, fit["tried"], st.gradient)
         self._theta_hat = st.theta
@@ -413,7 +436,7 @@ class PreparedMMRM:
         if self._theta_hat is None:
             engine = self._engine(self._stats)
             fit = engine.fit(self._initial_theta(engine, self._stats))
-            _raise_unless_converged(fit, self.covariance)
+            _raise_unless_converged(fit, self.covariance, self._size_text())
             st = fit["state"]
             sigmas = self._grouped.sigmas(st.theta)
             _check_singular(sigmas, self._levels, self.group, fit["tried"], st.gradient)
@@ -499,7 +522,7 @@ class PreparedMMRM:
         fit = engine.refine(theta0, hessian_inverse=hessian_inverse)
         if not fit["converged"]:
             fit = engine.fit(fit["state"].theta if fit["state"] is not None else theta0)
-        _raise_unless_converged(fit, self.covariance)
+        _raise_unless_converged(fit, self.covariance, self._size_text())
         s = fit["state"]
         sigmas = self._grouped.sigmas(s.theta)
         _check_singular(sigmas, self._levels, self.group, fit["tried"], s.gradient)
@@ -763,12 +786,13 @@ def _check_pairs(N: np.ndarray, prep: PreparedMMRM) -> None:
             )
 
 
-def _raise_unless_converged(fit: dict, covariance: str) -> None:
+def _raise_unless_converged(fit: dict, covariance: str, size: str = "") -> None:
     st = fit["state"]
     if not fit["converged"]:
         obj = f", -2 log-likelihood {st.objective:.6f}" if st is not None else ""
+        data = f" on {size}" if size else ""
         raise ConvergenceError(
-            f"the REML/ML optimisation did not converge (covariance={covariance!r}{obj}); "
+            f"the REML/ML optimisation did not converge (covariance={covariance!r}{obj}){data}; "
             "tried: "
             + "; ".join(fit["tried"])
             + ". Consider a simpler covariance structure or check the data.",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from peerstats.exceptions import ModelSpecificationError
+from peerstats.exceptions import InsufficientDataError, ModelSpecificationError
 
 __all__ = ["RandomTerm", "RandomDesign", "split_formula", "build_random_design"]
 
@@ -161,6 +161,20 @@ def _group_labels(data: pd.DataFrame, term: RandomTerm) -> pd.Series:
     return lab.where(~na, None)
 
 
+def _check_two_levels(term: RandomTerm, labels: pd.Series, Z: np.ndarray, na: np.ndarray) -> None:
+    """A variance between levels needs two levels where the term is not zero (issue 24.10:
+    every delivery-group member in one group fitted for minutes before failing)."""
+    active = ~na & (np.abs(Z).sum(axis=1) > 0)
+    levels = pd.unique(labels[active])
+    if active.any() and len(levels) < 2:
+        raise InsufficientDataError(
+            f"random term {term}: all {int(active.sum())} rows where it applies are in one "
+            f"level of {term.group!r}, so there is no variance between levels to estimate; "
+            "a random effect needs at least two levels (check the group column, or remove "
+            "the term)"
+        )
+
+
 def build_random_design(data: pd.DataFrame, term: RandomTerm) -> RandomDesign:
     """Evaluate a random term on ``data`` (rows already restricted to the analysed rows)."""
     import formulaic
@@ -188,6 +202,7 @@ def build_random_design(data: pd.DataFrame, term: RandomTerm) -> RandomDesign:
         )
     if np.isnan(Z[~na]).any():
         raise ModelSpecificationError(f"random term {term} has missing values in its columns")
+    _check_two_levels(term, labels, Z, na)
     cat = pd.Categorical(labels[~na])
     codes = np.full(len(data), -1, dtype=np.int64)
     codes[~na] = cat.codes

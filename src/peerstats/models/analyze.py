@@ -149,6 +149,7 @@ def analyze(
     covariates: Sequence[str] = (),
     random: str | None = None,
     vcov: str = "model",
+    terms: Sequence[str] = (),
 ) -> TrialAnalysis:
     """Fit the primary model for ``outcome`` as the trial spec implies, with effect sizes.
 
@@ -177,6 +178,10 @@ def analyze(
         ``(1 | subject) + (0 + delivered | group)`` (``delivered`` is 1 in group-delivered
         arms); for a trial without group-delivered arms it turns the MMRM into
         :func:`peerstats.lmm` with these terms (residual: ``covariance`` or independent).
+    terms : sequence of str
+        Extra fixed-effect terms appended to the formula (e.g. ``"gender * arm * visit"`` for a
+        subgroup analysis, :func:`peerstats.subgroups`); their variables must be columns of
+        the assessments or named in ``covariates``.
 
     Returns
     -------
@@ -295,7 +300,9 @@ def analyze(
     present_visits = [v for v in post_visits if (post.loc[observed, "visit"] == v).any()]
     if len(present_visits) < len(post_visits):
         empty = [v for v in post_visits if v not in present_visits]
-        notes.append(f"visit(s) {empty} have no observation of {outcome!r} and were left out")
+        msg = f"visit(s) {empty} have no observation of {outcome!r} and were left out"
+        notes.append(msg)
+        warnings.warn(msg, DataWarning, stacklevel=2)  # a reader must be told (issue 24.5)
         post = post[post["visit"].isin(present_visits)].copy()
         post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present_visits)
         observed = post[outcome].notna()
@@ -324,7 +331,7 @@ def analyze(
                 f"covariate {c!r} is missing on {n_miss} analysed row(s); a fixed effect cannot "
                 "be missing (impute it or leave it out)"
             )
-    rhs = [bcol, *strata, *covariates, "arm * visit" if many else "arm"]
+    rhs = [bcol, *strata, *covariates, "arm * visit" if many else "arm", *map(str, terms)]
     fixed = f"{outcome} ~ " + " + ".join(rhs)
     reference = spec.arms.reference or arms[0]
 

@@ -91,8 +91,6 @@ def run_blinded(run: Any, progress: Any) -> Any:
     the report."""
     import peerstats
     from peerstats.describe.labels import relabel
-    from peerstats.describe.render import Table, ci_name
-    from peerstats.figures.trajectories import observed_means
     from peerstats.pipeline._common import _collect
     from peerstats.pipeline._display import display_labels, read_adverse_events
     from peerstats.pipeline._figures import draw_figures
@@ -128,38 +126,7 @@ def run_blinded(run: Any, progress: Any) -> Any:
             run.display_tables["table_one"] = t1
             run.html_tables["table_one"] = t1.render("html")
         if spec.wants_table("outcomes"):
-            level = spec.model.level
-            frames = []
-            for o in spec.outcomes:
-                m = observed_means(trial.assessments, o, level=level)
-                m.insert(0, "outcome", o)
-                frames.append(m)
-            obs = pd.concat(frames, ignore_index=True)
-            obs["arm"] = obs["arm"].astype(str)
-            obs["visit"] = obs["visit"].astype(str)
-            res["observed"] = frame_keyed(obs, ["outcome", "visit", "arm"])
-            run.tables["outcomes"] = obs
-            disp = pd.DataFrame(
-                {
-                    "Outcome": [lab.outcome(o) for o in obs["outcome"]],
-                    "Visit": [lab.visit(v) for v in obs["visit"]],
-                    "Arm": obs["arm"],
-                    "n": obs["n"].astype(int),
-                    f"Mean ({ci_name(level)})": [
-                        f"{m:.2f} ({lo:.2f} to {hi:.2f})"
-                        for m, lo, hi in zip(obs["mean"], obs["ci_lower"], obs["ci_upper"])
-                    ],
-                    "SD": [f"{s:.2f}" for s in obs["sd"]],
-                }
-            )
-            t = Table(
-                obs,
-                disp,
-                caption="Observed outcomes by coded arm (blinded)",
-                notes=["Blinded: arms are coded; no between-arm comparison is shown."],
-            )
-            run.display_tables["outcomes"] = t
-            run.html_tables["outcomes"] = t.render("html")
+            _observed_outcomes(run, lab)
         if getattr(trial.spec, "adverse_events", None) is not None and spec.wants_table("harms"):
             ht = read_adverse_events(trial, lab)
             res["harms"] = frame_keyed(ht.data, ["category", "arm"])
@@ -172,3 +139,46 @@ def run_blinded(run: Any, progress: Any) -> Any:
     with progress.step("writing the report"):
         run.report_html = render_report(run)
     return run
+
+
+def _observed_outcomes(run: Any, lab: Any) -> None:
+    """Observed means per coded arm and visit of the scales (no comparison)."""
+    from peerstats.describe.render import Table, ci_name
+    from peerstats.figures.trajectories import observed_means
+    from peerstats.pipeline._jsonio import frame_keyed
+
+    spec, trial, res = run.spec, run.trial, run.results
+    level = spec.model.level
+    frames = []
+    for o in spec.outcomes:
+        if spec.outcome_type(o) != "continuous":
+            continue  # observed means at visits: scales only
+        m = observed_means(trial.assessments, o, level=level)
+        m.insert(0, "outcome", o)
+        frames.append(m)
+    obs = pd.concat(frames, ignore_index=True)
+    obs["arm"] = obs["arm"].astype(str)
+    obs["visit"] = obs["visit"].astype(str)
+    res["observed"] = frame_keyed(obs, ["outcome", "visit", "arm"])
+    run.tables["outcomes"] = obs
+    disp = pd.DataFrame(
+        {
+            "Outcome": [lab.outcome(o) for o in obs["outcome"]],
+            "Visit": [lab.visit(v) for v in obs["visit"]],
+            "Arm": obs["arm"],
+            "n": obs["n"].astype(int),
+            f"Mean ({ci_name(level)})": [
+                f"{m:.2f} ({lo:.2f} to {hi:.2f})"
+                for m, lo, hi in zip(obs["mean"], obs["ci_lower"], obs["ci_upper"])
+            ],
+            "SD": [f"{s:.2f}" for s in obs["sd"]],
+        }
+    )
+    t = Table(
+        obs,
+        disp,
+        caption="Observed outcomes by coded arm (blinded)",
+        notes=["Blinded: arms are coded; no between-arm comparison is shown."],
+    )
+    run.display_tables["outcomes"] = t
+    run.html_tables["outcomes"] = t.render("html")

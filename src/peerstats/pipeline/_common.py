@@ -44,6 +44,8 @@ class FittedOutcome:
     design_effect: float | None = None
     n_groups: int | None = None
     mean_group_size: float | None = None
+    consort: dict | None = None
+    """Outcomes without visits (binary, count): per arm randomised, analysed, not analysed."""
 
 
 @dataclass
@@ -65,6 +67,7 @@ class AnalysisRun:
     manifest : dict
         ``manifest.json`` (completed when written).
     fits : dict of str to FittedOutcome
+        Each outcome's fit, made by its outcome type's adapter.
     """
 
     spec: Any  # AnalysisSpec (not imported: the spec module imports the estimand section)
@@ -81,6 +84,13 @@ class AnalysisRun:
     display_tables: dict[str, Any] = field(default_factory=dict)
     """Rendered tables (``describe.Table``, labels applied): ``tables/<name>.docx`` and
     ``tables/display/<name>.csv``."""
+    records: list = field(default_factory=list)
+    """Every treatment effect of the run (:class:`~peerstats.effects.EffectRecord`), all
+    outcome types; the outcome tables, the forest plot and the headline read these."""
+    effects: pd.DataFrame | None = None
+    """The continuous outcomes' tidy outcome table (made from :attr:`records`)."""
+    consort_flow: Any = None
+    """The CONSORT flow (reconciled with the primary model) when asked for."""
 
 
 @contextmanager
@@ -145,44 +155,81 @@ def _responder_name(r: Any) -> str:
     return f"{r.outcome}_{r.visit}" if r.visit else str(r.outcome)
 
 
+def primary_records(run: AnalysisRun) -> list[Any]:
+    """The run's effect records of the primary outcome at the primary visit (or over the whole
+    follow-up, for an outcome without visits)."""
+    spec = run.spec
+    return [
+        r
+        for r in run.records
+        if r.outcome == spec.primary_outcome
+        and (r.visit is None or str(r.visit) == str(spec.primary_visit))
+    ]
+
+
 def primary_sentences(run: AnalysisRun) -> list[str]:
-    """Plain-language statements of the primary result (one per contrast)."""
-    spec, trial = run.spec, run.trial
-    prim = run.results.get("primary", {})
+    """Plain-language statements of the primary result (one per contrast), from the run's
+    effect records."""
     out = []
-    name = outcome_label(trial, spec, spec.primary_outcome)
-    vlab = spec.label("visits", spec.primary_visit)
-    for key, r in prim.get("contrasts", {}).items():
-        est, lo, hi = r.get("estimate"), r.get("ci_lower"), r.get("ci_upper")
-        if est is None:
+    for r in primary_records(run):
+        if r.estimate is None or r.estimate != r.estimate:
             continue
-        k = _digits(r.get("std_error") or float("nan"))
-        word = "higher" if est > 0 else "lower"
-        if est < 0:  # "1.8 points lower (95% CI 0.4 to 3.2)": the interval on the same scale
-            lo, hi = -hi, -lo
-        ci = f"({level_text(spec.model.level)} CI {lo:.{k}f} to {hi:.{k}f})"
-        if run.results["trial"]["design"] == "single-arm":
-            out.append(
-                f"{name} at {vlab} was {abs(est):.{k}f} points {word} than at baseline {ci}, "
-                f"{_fmt_p(r.get('p_value', float('nan')))}; a within-group change in a single-arm "
-                "study, not a comparison with a control group."
-            )
+        if r.is_ratio or r.scale != "mean_difference":
+            out.append(effect_sentence(run, r))
         else:
-            arm, ref = key.split(" - ", 1) if " - " in key else (key, "control")
-            d = r.get("d")
-            dtxt = f", Cohen's d {d:.2f}" if d is not None else ""
-            hib = directions(trial).get(spec.primary_outcome)
-            favour = ""
-            if hib is not None and est != 0:
-                better = (est > 0) == hib
-                winner = spec.label("arms", arm if better else ref)
-                favour = f"; {direction_text(hib)} on {name}, so the estimate favours {winner}"
-            out.append(
-                f"{name} at {vlab} was {abs(est):.{k}f} points {word} {ci} with "
-                f"{spec.label('arms', arm)} than with {spec.label('arms', ref)} "
-                f"({_fmt_p(r.get('p_value', float('nan')))}{dtxt}){favour}."
-            )
+            out.append(_difference_sentence(run, r))
     return out
+
+
+def _difference_sentence(run: AnalysisRun, r: Any) -> str:
+    """ "QPR-15 at post-treatment was 4.8 points higher (95% CI ...) with peer support than
+    with usual services (p < 0.001, Cohen's d 0.46); higher is better ..."."""
+    spec, trial = run.spec, run.trial
+    name = outcome_label(trial, spec, r.outcome)
+    vlab = spec.label("visits", spec.primary_visit)
+    est, lo, hi = r.estimate, r.ci_lower, r.ci_upper
+    k = _digits(r.std_error)
+    word = "higher" if est > 0 else "lower"
+    if est < 0:  # "1.8 points lower (95% CI 0.4 to 3.2)": the interval on the same scale
+        lo, hi = -hi, -lo
+    ci = f"({level_text(spec.model.level)} CI {lo:.{k}f} to {hi:.{k}f})"
+    if run.results["trial"]["design"] == "single-arm":
+        return (
+            f"{name} at {vlab} was {abs(est):.{k}f} points {word} than at baseline {ci}, "
+            f"{_fmt_p(r.p_value)}; a within-group change in a single-arm "
+            "study, not a comparison with a control group."
+        )
+    key = r.contrast
+    arm, ref = key.split(" - ", 1) if " - " in key else (key, "control")
+    d = r.extra.get("d", r.extra.get("cohens_d"))
+    dtxt = f", Cohen's d {d:.2f}" if d is not None else ""
+    hib = directions(trial).get(r.outcome)
+    favour = ""
+    if hib is not None and est != 0:
+        better = (est > 0) == hib
+        winner = spec.label("arms", arm if better else ref)
+        favour = f"; {direction_text(hib)} on {name}, so the estimate favours {winner}"
+    return (
+        f"{name} at {vlab} was {abs(est):.{k}f} points {word} {ci} with "
+        f"{spec.label('arms', arm)} than with {spec.label('arms', ref)} "
+        f"({_fmt_p(r.p_value)}{dtxt}){favour}."
+    )
+
+
+def effect_sentence(run: AnalysisRun, r: Any) -> str:
+    """One effect record in words, any scale: "Readmission within 12 months: odds ratio 0.66
+    (95% CI 0.43 to 0.99), peer support vs usual services, p = 0.041; fewer readmissions
+    favour peer support."."""
+    spec = run.spec
+    name = r.outcome_label or outcome_label(run.trial, spec, r.outcome)
+    when = f" at {r.visit_label or spec.label('visits', str(r.visit))}" if r.visit else ""
+    k = 2 if r.is_ratio else _digits(r.std_error)
+    ci = f"{level_text(r.level)} CI {r.ci_lower:.{k}f} to {r.ci_upper:.{k}f}"
+    text = (
+        f"{name}{when}: {r.scale_label} {r.estimate:.{k}f} ({ci}), {r.comparison}, "
+        f"{_fmt_p(r.p_value)}"
+    )
+    return text + (f"; {r.direction}." if r.direction else ".")
 
 
 def _svg(fig: Any) -> str:

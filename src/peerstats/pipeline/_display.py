@@ -37,12 +37,16 @@ def display_labels(trial: Any, spec: Any) -> Labels:
     """The :class:`Labels` of a run: the spec's ``labels:`` section, with defaults (instrument
     names for outcomes, readable covariate names) where it names nothing."""
     ts = trial.spec
+    source = getattr(trial, "labels", {}) or {}  # SPSS/Stata/REDCap labels (issue 21)
+    src_out, src_cov = source.get("outcomes", {}), source.get("covariates", {})
     outcomes = {
-        str(o): spec.label("outcomes", str(o), _outcome_default(trial, str(o)))
+        str(o): spec.label("outcomes", str(o), src_out.get(o) or _outcome_default(trial, str(o)))
         for o in ts.outcome_names
     }
     covariates = {
-        str(c): spec.label("covariates", str(c), covariate_default_label(str(c)))
+        str(c): spec.label(
+            "covariates", str(c), src_cov.get(c) or covariate_default_label(str(c))
+        )
         for c in (*ts.covariates, *getattr(spec.model, "covariates", ()))
     }
     for c in spec.labels.get("covariates", {}):
@@ -53,6 +57,8 @@ def display_labels(trial: Any, spec: Any) -> Labels:
         outcomes=outcomes,
         covariates=covariates,
         levels=spec.level_labels(),
+        reasons=dict(spec.labels.get("reasons", {})),
+        adverse_events=dict(spec.labels.get("adverse_events", {})),
     )
 
 
@@ -135,12 +141,15 @@ def read_adverse_events(trial: Any, labels: Labels) -> Any:
 
     ts = trial.spec
     raw = read_table(ts.adverse_events, "adverse_events")
-    return harms_table(
+    from peerstats.describe.labels import relabel
+
+    table = harms_table(
         trial,
         raw.data,
         subject=str(ts.columns.subject),
         arm_labels=dict(labels.arms),
     )
+    return relabel(table, labels)  # adverse-event terms as the spec names them (issue 21)
 
 
 def ls_means_table(fits: dict[str, Any], labels: Labels, level: float) -> Any:

@@ -113,22 +113,12 @@ def _relative(path: str, spec: Any) -> str:
         return p.name
 
 
-def render_report(run: AnalysisRun) -> str:
-    """The report of ``run`` as one HTML document (a string)."""
-    from peerstats.pipeline._common import (
-        _responder_name,
-        coefficients,
-        outcome_label,
-        primary_sentences,
-    )
-    from peerstats.pipeline._display import level_text
-
+def _head(run: AnalysisRun) -> list[str]:
+    """The title, the subtitle (with the SYNTHETIC DATA badge) and the navigation."""
     spec, trial, res = run.spec, run.trial, run.results
     ts = trial.spec
     t = res["trial"]
-    single = t["design"] == "single-arm"
     title = spec.title or f"{ts.name}: analysis {spec.name}"
-    reg = (ts.raw.get("trial", {}) or {}).get("registration") if isinstance(ts.raw, dict) else None
     parts: list[str] = []
     add = parts.append
 
@@ -153,8 +143,23 @@ def render_report(run: AnalysisRun) -> str:
         ("provenance", "Provenance"),
     ]
     add("<nav>" + "".join(f"<a href='#{a}'>{_e(b)}</a>" for a, b in nav) + "</nav>")
+    return parts
 
-    # ---- primary result -------------------------------------------------------------------
+
+def _primary(run: AnalysisRun) -> list[str]:
+    """The primary result in plain language (the headline) and how to read it."""
+    from peerstats.pipeline._common import (
+        outcome_label,
+        primary_sentences,
+    )
+    from peerstats.pipeline._display import level_text
+
+    spec, trial, res = run.spec, run.trial, run.results
+    t = res["trial"]
+    single = t["design"] == "single-arm"
+    parts: list[str] = []
+    add = parts.append
+
     add("<section id='primary' class='primary'>")
     add("<h2 style='margin-top:0;border:0'>Primary result</h2>")
     if res.get("blinded"):
@@ -184,8 +189,23 @@ def render_report(run: AnalysisRun) -> str:
         + "</p>"
     )
     add("</section>")
+    return parts
 
-    # ---- trial ----------------------------------------------------------------------------
+
+def _trial(run: AnalysisRun) -> list[str]:
+    """The trial: design, registration, numbers, outcomes, multiplicity."""
+    from peerstats.pipeline._common import (
+        outcome_label,
+    )
+
+    spec, trial, res = run.spec, run.trial, run.results
+    ts = trial.spec
+    t = res["trial"]
+    single = t["design"] == "single-arm"
+    reg = (ts.raw.get("trial", {}) or {}).get("registration") if isinstance(ts.raw, dict) else None
+    parts: list[str] = []
+    add = parts.append
+
     add("<h2 id='trial'>Trial</h2>")
     if ts.description:  # the trial spec's own words (data-verbatim: not relabelled)
         add(f"<p data-verbatim>{_e(ts.description)}</p>")
@@ -230,14 +250,32 @@ def render_report(run: AnalysisRun) -> str:
     )
     if spec.description:
         add(f"<p data-verbatim>{_e(spec.description)}</p>")
+    return parts
 
-    # ---- CONSORT, Table 1 -----------------------------------------------------------------
+
+def _flow_and_table_one(run: AnalysisRun) -> list[str]:
+    """The CONSORT flow figure and Table 1."""
+    parts: list[str] = []
+    add = parts.append
+
     add("<h2 id='consort'>Participant flow</h2>")
     add(_figure(run, "consort") or "<p>(not requested)</p>")
     add("<h2 id='table1'>Baseline characteristics (Table 1)</h2>")
     add(f"<div class='scroll'>{run.html_tables.get('table_one', '<p>(not requested)</p>')}</div>")
+    return parts
 
-    # ---- outcomes -------------------------------------------------------------------------
+
+def _outcomes(run: AnalysisRun) -> list[str]:
+    """The outcome tables (one per outcome type), model means, feasibility, responders."""
+    from peerstats.pipeline._common import (
+        _responder_name,
+        outcome_label,
+    )
+
+    spec, trial = run.spec, run.trial
+    parts: list[str] = []
+    add = parts.append
+
     add("<h2 id='outcomes'>Outcomes</h2>")
     if "outcomes" in run.html_tables:
         add(f"<div class='scroll'>{run.html_tables['outcomes']}</div>")
@@ -260,6 +298,7 @@ def render_report(run: AnalysisRun) -> str:
                 ],
             )
         )
+    parts += _other_outcome_types(run)
     if "ls_means" in run.html_tables:
         add("<h3>Model-estimated means</h3>")
         add(f"<div class='scroll'>{run.html_tables['ls_means']}</div>")
@@ -275,27 +314,104 @@ def render_report(run: AnalysisRun) -> str:
             at = f" at {_e(spec.label('visits', r.visit))}" if r.visit else ""
             add(f"<h3>Responders: {_e(outcome_label(trial, spec, r.outcome))}{at}</h3>")
             add(f"<div class='scroll'>{run.html_tables[key]}</div>")
+    return parts
 
-    # ---- harms ----------------------------------------------------------------------------
+
+def _harms(run: AnalysisRun) -> list[str]:
+    """Adverse events by arm."""
+    parts: list[str] = []
+    add = parts.append
+
     if "harms" in run.html_tables:
         add("<h2 id='harms'>Harms</h2>")
         add(f"<div class='scroll'>{run.html_tables['harms']}</div>")
+    return parts
 
-    # ---- figures --------------------------------------------------------------------------
+
+def _other_outcome_types(run: AnalysisRun) -> list[str]:
+    """The tables of the binary, count ... outcomes (one per type) and their analysed n."""
+    from peerstats.pipeline._common import effect_sentence
+
+    parts = []
+    for name in run.html_tables:
+        if name.startswith("outcomes_"):
+            kind = name.split("_", 1)[1]
+            parts.append(f"<div class='scroll'>{run.html_tables[name]}</div>")
+            recs = [r for r in run.records if r.outcome_type == kind]
+            parts += [f"<p data-effect-sentence>{_e(effect_sentence(run, r))}</p>" for r in recs]
+    labels = {r.outcome: r.outcome_label or r.outcome for r in run.records}
+    flows = run.results.get("consort_outcomes") or {}
+    if flows:
+        parts.append("<h3>Analysed per outcome (CONSORT)</h3>")
+        rows = []
+        for o, arms in flows.items():
+            for arm, c in arms.items():
+                why = "; ".join(f"{k} {v}" for k, v in c["not_analysed"].items()) or "none"
+                rows.append(
+                    f"<tr><td>{_e(labels.get(o, o))}</td>"
+                    f"<td>{_e(run.spec.label('arms', arm))}</td><td>{c['randomised']}</td>"
+                    f"<td>{c['analysed']}</td><td style='text-align:left'>{_e(why)}</td></tr>"
+                )
+        parts.append(
+            "<div class='scroll'><table data-table='consort_outcomes'><thead><tr><th>Outcome"
+            "</th><th>Arm</th><th>Randomised</th><th>Analysed</th><th>Not analysed (reason)"
+            f"</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+    return parts
+
+
+def _figures_section(run: AnalysisRun) -> list[str]:
+    """Forest plot, trajectories, change, attendance, diagnostics."""
+    parts: list[str] = []
+    add = parts.append
+
     add("<h2 id='figures'>Figures</h2>")
     add(_figure(run, "forest"))
+    add(_figure(run, "forest_ratios"))
     traj = [n for n in run.figures if n.startswith("trajectory_")]
     if traj:
         add("<div class='grid'>" + "".join(_figure(run, n) for n in traj) + "</div>")
     add("<div class='grid'>" + _figure(run, "change") + _figure(run, "attendance") + "</div>")
     add(_figure(run, "diagnostics"))
+    return parts
 
-    # ---- estimand and missing data (issue 9; pipeline/sensitivity.py) ----------------------
+
+def _estimand(run: AnalysisRun) -> list[str]:
+    """The estimand and missing-data section (:mod:`peerstats.pipeline.sensitivity`)."""
+    parts: list[str] = []
+    add = parts.append
+
     from peerstats.pipeline.sensitivity import render_section
 
     add(render_section(run))
+    return parts
 
-    # ---- models ---------------------------------------------------------------------------
+
+def _economics(run: AnalysisRun) -> list[str]:
+    """The cost-effectiveness section (:mod:`peerstats.pipeline.economics`), when specified."""
+    from peerstats.pipeline.economics import render_section
+
+    return [render_section(run)]
+
+
+def _mechanisms(run: AnalysisRun) -> list[str]:
+    """Heterogeneity and mechanisms (:mod:`peerstats.pipeline.mechanisms`)."""
+    from peerstats.pipeline.mechanisms import render_section
+
+    return render_section(run)
+
+
+def _models(run: AnalysisRun) -> list[str]:
+    """Each outcome's model: formula, covariance, fit, coefficients, notes."""
+    from peerstats.pipeline._common import (
+        coefficients,
+        outcome_label,
+    )
+
+    spec, trial, res = run.spec, run.trial, run.results
+    parts: list[str] = []
+    add = parts.append
+
     add("<h2 id='models'>Model details</h2>")
     add("<div data-verbatim>")  # formulas and terms name the data's columns and codes
     for o, m in res["models"].items():
@@ -307,7 +423,10 @@ def render_report(run: AnalysisRun) -> str:
             ("Estimation / df", _e(f"{m['method'].upper()} / {m['df_method']}")),
             ("Converged", _e(m["converged"])),
             ("Observations", _e(f"{m['n_obs']} from {m['n_subjects']} participants")),
-            ("Log-likelihood / AIC", _e(f"{m['loglik']:.3f} / {m['aic']:.3f}")),
+            (
+                "Log-likelihood / AIC",
+                _e(f"{m['loglik']:.3f} / {m['aic']:.3f}") if "loglik" in m else None,
+            ),
         ]
         if "icc" in m:
             extra = f"{m['icc']:.4f}"
@@ -325,8 +444,15 @@ def render_report(run: AnalysisRun) -> str:
             add("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in m["notes"]) + "</ul>")
 
     add("</div>")
+    return parts
 
-    # ---- warnings -------------------------------------------------------------------------
+
+def _warnings(run: AnalysisRun) -> list[str]:
+    """Validation and model warnings."""
+    res = run.results
+    parts: list[str] = []
+    add = parts.append
+
     add("<h2 id='warnings'>Validation and model warnings</h2>")
     add("<div data-verbatim>")
     if res.get("warnings"):
@@ -334,8 +460,15 @@ def render_report(run: AnalysisRun) -> str:
     else:
         add("<p>None: the data passed every validation check and every model fitted cleanly.</p>")
     add("</div>")
+    return parts
 
-    # ---- provenance -----------------------------------------------------------------------
+
+def _provenance(run: AnalysisRun) -> list[str]:
+    """Inputs' SHA-256, versions, platform, seed."""
+    spec = run.spec
+    parts: list[str] = []
+    add = parts.append
+
     man = run.manifest
     add("<h2 id='provenance'>Provenance</h2>")
     add("<div data-verbatim>")
@@ -374,7 +507,32 @@ def render_report(run: AnalysisRun) -> str:
         )
     )
     add("</div>")
+    return parts
 
+
+SECTIONS = (
+    _head,
+    _primary,
+    _trial,
+    _flow_and_table_one,
+    _outcomes,
+    _harms,
+    _figures_section,
+    _estimand,
+    _economics,
+    _mechanisms,
+    _models,
+    _warnings,
+    _provenance,
+)
+"""The report's parts in order; each is a function of the run returning HTML fragments."""
+
+
+def render_report(run: AnalysisRun) -> str:
+    """The report of ``run`` as one HTML document (a string): the :data:`SECTIONS` in order."""
+    spec, ts = run.spec, run.trial.spec
+    title = spec.title or f"{ts.name}: analysis {spec.name}"
+    parts = [p for section in SECTIONS for p in section(run)]
     body = "\n".join(p for p in parts if p)
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
-import platform
-import shlex
 import shutil
 import sys
 import tempfile
@@ -34,15 +31,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-import pandas as pd
-
-from peerstats.exceptions import (
-    ConvergenceError,
-    ModelSpecificationError,
-    SpecError,
-)
+from peerstats.exceptions import SpecError
 from peerstats.pipeline._common import (  # noqa: F401  (re-exported: older imports)
     AnalysisRun,
     FittedOutcome,
@@ -55,14 +46,14 @@ from peerstats.pipeline._common import (  # noqa: F401  (re-exported: older impo
     outcome_label,
     primary_sentences,
 )
-from peerstats.pipeline._display import (
-    change_table,
-    directions,
-    display_labels,
+from peerstats.pipeline._jsonio import dumps
+from peerstats.pipeline._manifest import (  # noqa: F401  (re-exported: older imports)
+    DEPENDENCIES,
+    RESULTS_FORMAT,
+    _package_digest,
+    _sha256,
 )
-from peerstats.pipeline._figures import draw_figures as _figures
-from peerstats.pipeline._jsonio import dumps, frame_keyed, plain
-from peerstats.pipeline.spec import AnalysisSpec, read_analysis_spec
+from peerstats.pipeline.spec import AnalysisSpec
 
 __all__ = [
     "run",
@@ -75,19 +66,6 @@ __all__ = [
     "output_lock",
     "clean_stale_folders",
 ]
-
-RESULTS_FORMAT = "peerstats-results/1"
-DEPENDENCIES = (
-    "numpy",
-    "scipy",
-    "pandas",
-    "statsmodels",
-    "matplotlib",
-    "formulaic",
-    "jsonschema",
-    "pyyaml",
-    "pingouin",
-)
 
 
 # ----------------------------------------------------------------------------- progress
@@ -127,223 +105,6 @@ class Progress:
             self.stream.flush()
 
 
-# ----------------------------------------------------------------------------- results
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in ("peerstats", *DEPENDENCIES):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _input_files(spec: AnalysisSpec, trial_spec: Any) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    if spec.source is not None:
-        files["analysis_spec"] = spec.source
-    files["trial_spec"] = Path(spec.trial_path)
-    for role in ("participants", "assessments", "sessions", "adverse_events"):
-        src = getattr(trial_spec, role, None)
-        if src is not None:
-            files[role] = Path(src.path)
-    return files
-
-
-# ----------------------------------------------------------------------------- models
-def _fit_auto(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
-    import peerstats
-
-    ta = peerstats.analyze(
-        trial, outcome=outcome, df=spec.model.df, level=spec.model.level, vcov=spec.model.vcov
-    )
-    cov = (
-        "unstructured across visits"
-        if ta.model != "partially nested lmm"
-        else (
-            "random delivery-group intercept (group-delivered arm only), residual variance by arm"
-        )
-    )
-    return FittedOutcome(
-        outcome=outcome,
-        model=ta.model,
-        formula=ta.formula,
-        fit=ta.fit,
-        covariance=cov,
-        contrasts=ta.contrasts,
-        notes=tuple(ta.notes),
-        icc=ta.icc,
-        design_effect=ta.design_effect,
-        n_groups=ta.n_groups,
-        mean_group_size=ta.mean_group_size,
-    )
-
-
-def _fit_explicit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
-    """``mmrm`` / ``lmm`` as the spec's model section states (post-baseline visits,
-    ``outcome ~ baseline + strata + covariates + arm * visit``)."""
-    import peerstats
-
-    ts = trial.spec
-    m = spec.model
-    visits = [str(v) for v in ts.visits]
-    bcol = f"{outcome}_baseline"
-    notes: list[str] = []
-    a = trial.assessments
-    post = a[a["visit"].astype(str) != visits[0]].copy()
-    post["visit"] = pd.Categorical(post["visit"].astype(str), categories=visits[1:])
-    post["arm"] = pd.Categorical(
-        post["arm"].astype(str), categories=[str(x) for x in ts.arms.levels]
-    )
-    post = post[post[outcome].notna()]
-    miss = post[bcol].isna()
-    if miss.any():
-        msg = (
-            f"{int(miss.sum())} post-baseline observation(s) of "
-            f"{post.loc[miss, 'subject'].nunique()} participant(s) without a baseline "
-            f"{outcome!r} were excluded (the baseline is a covariate)"
-        )
-        notes.append(msg)
-        post = post[~miss]
-    present = [v for v in visits[1:] if (post["visit"] == v).any()]
-    post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present)
-    if m.covariates:
-        cov_frame = trial.participants[["subject", *m.covariates]]
-        post = post.merge(cov_frame, on="subject", how="left", validate="many_to_one")
-    strata = [s for s in ts.strata if s in post.columns]
-    for s in strata:
-        post[s] = post[s].astype(str)
-    strata = [s for s in strata if post[s].nunique() > 1]
-    many = len(present) > 1
-    fixed = f"{outcome} ~ " + " + ".join(
-        [bcol, *strata, *m.covariates, "arm * visit" if many else "arm"]
-    )
-    reference = {"arm": str(ts.arms.reference or ts.arms.levels[0])}
-    if m.type == "mmrm":
-        cov = m.covariance or "us"
-        fit = peerstats.mmrm(
-            fixed,
-            post,
-            subject="subject",
-            visit="visit",
-            covariance=cov,
-            df=m.df,
-            reference=reference,
-            vcov=m.vcov,
-        )
-        return FittedOutcome(
-            outcome, "mmrm", fixed, fit, f"{cov} across visits", notes=tuple(notes)
-        )
-    # lmm
-    delivered = [str(x) for x in ts.arms.group_delivered]
-    post["delivered"] = post["arm"].astype(str).isin(delivered).astype(float)
-    if "group" in post.columns or delivered:
-        grp = (
-            post["group"].astype(object)
-            if "group" in post.columns
-            else pd.Series(None, index=post.index, dtype=object)
-        )
-        grp = grp.where(post["delivered"] > 0, None)
-        lone = (post["delivered"] > 0) & grp.isna()
-        if lone.any():
-            notes.append(
-                f"{post.loc[lone, 'subject'].nunique()} participant(s) of a group-delivered arm "
-                "without a recorded group were treated as groups of one"
-            )
-            grp = grp.where(~lone, "_single:" + post["subject"].astype(str))
-        post["group"] = grp
-    formula = f"{fixed} + {m.random}"
-    residual = m.covariance or "iid"
-    fit = peerstats.lmm(
-        formula,
-        post,
-        residual=residual,
-        residual_by=m.residual_by,
-        subject="subject",
-        visit="visit",
-        df=m.df,
-        reference=reference,
-        vcov=m.vcov,
-    )
-    icc_s = getattr(fit, "icc", None)
-    icc = float(icc_s.get("group")) if icc_s is not None and "group" in icc_s else None
-    cov = f"residual {residual}" + (f" by {m.residual_by}" if m.residual_by else "")
-    return FittedOutcome(outcome, "lmm", formula, fit, cov, notes=tuple(notes), icc=icc)
-
-
-def _fit(trial: Any, outcome: str, spec: AnalysisSpec) -> FittedOutcome:
-    fitted = (
-        _fit_auto(trial, outcome, spec)
-        if spec.model.type == "auto"
-        else _fit_explicit(trial, outcome, spec)
-    )
-    if not getattr(fitted.fit, "converged", True):
-        raise ConvergenceError(
-            f"the model of {outcome!r} did not converge ({fitted.model}: {fitted.formula}); "
-            "the analysis plan's model cannot be reported as fitted"
-        )
-    return fitted
-
-
-def _model_record(f: FittedOutcome, spec: AnalysisSpec) -> dict[str, Any]:
-    fit = f.fit
-    coef = coefficients(fit, spec.model.level)
-    rec: dict[str, Any] = {
-        "model": f.model,
-        "formula": f.formula,
-        "covariance": f.covariance,
-        "method": str(getattr(fit, "method", "reml")),
-        "df_method": str(getattr(fit, "df_method", spec.model.df)),
-        "converged": bool(getattr(fit, "converged", True)),
-        "n_obs": int(fit.n_obs),
-        "n_subjects": int(getattr(fit, "n_subjects", 0)),
-        "loglik": float(fit.loglik),
-        "aic": float(fit.aic),
-        "bic": float(fit.bic),
-        "coefficients": frame_keyed(coef, ["term"]),
-        "covariance_parameters": frame_keyed(fit.cov_parameters, ["parameter", "group"]),
-    }
-    if f.icc is not None:
-        rec["icc"] = f.icc
-    if f.design_effect is not None:
-        rec["design_effect"] = f.design_effect
-        rec["n_groups"] = f.n_groups
-        rec["mean_group_size"] = f.mean_group_size
-    rec["notes"] = list(f.notes)
-    return rec
-
-
-# ----------------------------------------------------------------------------- text
-
-
-def _package_digest() -> str:
-    """SHA-256 over the peerstats package files (.py, .json, .yaml), in path order."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".json", ".yaml") and "__pycache__" not in path.parts:
-            if "datasets" in path.relative_to(root).parts[:1] and path.suffix != ".py":
-                continue  # bundled example data are inputs (hashed under "inputs")
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-# ----------------------------------------------------------------------------- figures
-
-
 # ----------------------------------------------------------------------------- main
 def run_analysis(
     spec: str | Path | dict | AnalysisSpec,
@@ -351,7 +112,7 @@ def run_analysis(
     progress: Progress | None = None,
     blinded: bool = False,
 ) -> AnalysisRun:
-    """Run an analysis spec in memory.
+    """Run an analysis spec in memory: the named steps of :mod:`peerstats.pipeline.steps`.
 
     Parameters
     ----------
@@ -359,6 +120,8 @@ def run_analysis(
         The analysis spec (see :func:`peerstats.pipeline.read_analysis_spec`).
     progress : Progress, optional
         Where step lines go (default: none).
+    blinded : bool
+        The data-monitoring committee's open report (arms coded, no comparisons).
 
     Returns
     -------
@@ -373,267 +136,23 @@ def run_analysis(
     ModelSpecificationError, ConvergenceError, ReconciliationError
         A model could not be fitted, did not converge, or disagrees with the CONSORT flow.
     """
-    import peerstats
-    from peerstats.describe.labels import relabel
-    from peerstats.figures.consort import consort
+    from peerstats.pipeline import steps
 
     progress = progress or Progress(enabled=False)
     started = _now()
-    spec = read_analysis_spec(spec)
-    with progress.step(f"loading and validating the trial ({spec.trial_path.name})"):
-        trial = peerstats.load_trial(spec.trial_path)
-    spec.check_against(trial.spec)
-    if blinded:  # issue 12: arms coded A/B, between-arm comparisons left out (pipeline/_blind)
-        from peerstats.pipeline._blind import blind_spec, blind_trial
-
-        trial, _key = blind_trial(trial, spec.seed)
-        spec = blind_spec(spec)
-    from peerstats.pipeline import sensitivity as _sensitivity  # issue 9: estimand section
-
-    _sensitivity.check_data(spec, trial)  # before any fitting
-    run = AnalysisRun(spec=spec, trial=trial)
-    run.warnings.extend(f"data: {w}" for w in getattr(trial, "warnings", []))
-    ts = trial.spec
-    single = ts.design == "single-arm" or len(ts.arms.levels) == 1
-    design = "single-arm" if single else str(ts.design)
-
-    files = _input_files(spec, ts)
-    run.manifest = {
-        "analysis": spec.name,
-        "inputs": {k: {"path": str(p), "sha256": _sha256(p)} for k, p in files.items()},
-        "versions": {"python": platform.python_version(), **_versions()},
-        # the version string is the same for every commit of a development install: a hash of
-        # the package's own files (code, schemas, instrument definitions) tells them apart
-        "peerstats_source_sha256": _package_digest(),
-        "platform": {
-            "system": platform.system(),
-            "release": platform.release(),
-            "machine": platform.machine(),
-            "python_implementation": platform.python_implementation(),
-        },
-        "seed": spec.seed,
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
-        "results_format": RESULTS_FORMAT,
-        "started": started.isoformat(timespec="seconds"),
-    }
-
-    part = trial.participants
-    rand = part[part["randomised"].astype(bool)] if "randomised" in part.columns else part
-    arms = [str(a) for a in ts.arms.levels]
-    res: dict[str, Any] = {
-        "format": RESULTS_FORMAT,
-        "analysis": {"name": spec.name, "title": spec.title, "version": spec.version},
-        "trial": {
-            "name": ts.name,
-            "design": design,
-            "synthetic": bool(ts.synthetic),
-            "arms": arms,
-            "reference": str(ts.arms.reference) if ts.arms.reference else None,
-            "group_delivered": [str(x) for x in ts.arms.group_delivered],
-            "visits": [str(v) for v in ts.visits],
-            "n_assessed": int(len(part)),
-            "n_randomised": {a: int((rand["arm"].astype(str) == a).sum()) for a in arms},
-        },
-    }
-    run.results = res
+    spec, trial = steps.load(spec, progress=progress)
+    run = steps.validate(spec, trial, blinded=blinded, started=started)
     if blinded:
         from peerstats.pipeline._blind import run_blinded
 
         return run_blinded(run, progress)
-
-    # ---- models ---------------------------------------------------------------------------
-    for o in spec.outcomes:
-        with progress.step(f"fitting the model of {o}"), _collect(run.warnings, f"{o}: "):
-            run.fits[o] = _fit(trial, o, spec)
-    res["models"] = {o: _model_record(f, spec) for o, f in run.fits.items()}
-    for o, f in run.fits.items():
-        for n in f.notes:
-            msg = f"{o}: {n}"
-            if msg not in run.warnings:
-                run.warnings.append(msg)
-
-    # ---- effects --------------------------------------------------------------------------
-    labels = {o: outcome_label(trial, spec, o) for o in spec.outcomes}
-    lab = display_labels(trial, spec)
-    with progress.step("effects and descriptive tables"), _collect(run.warnings):
-        if single:
-            rows = []
-            for o, f in run.fits.items():
-                ct = f.contrasts.copy()
-                ct.insert(0, "outcome", o)
-                rows.append(ct)
-            effects = pd.concat(rows, ignore_index=True)
-            effects["visit"] = effects["visit"].astype(str)
-            keyed_cols = ["outcome", "visit", "contrast"]
-            effects_display = change_table(effects, lab, spec.model.level)
-        else:
-            otab = peerstats.outcome_table(
-                {o: f.fit for o, f in run.fits.items()},
-                trial,
-                primary=spec.primary_outcome,
-                adjust=spec.multiplicity,
-                level=spec.model.level,
-                labels=labels,
-                visit_labels=dict(lab.visits),
-                arm_labels=dict(lab.arms),
-                directions=directions(trial),
-            )
-            effects = otab.data.copy()
-            effects["visit"] = effects["visit"].astype(str)
-            keyed_cols = ["outcome", "visit", "contrast"]
-            effects_display = otab
-        res["effects"] = frame_keyed(effects, keyed_cols)
-        prim = effects[
-            (effects["outcome"] == spec.primary_outcome) & (effects["visit"] == spec.primary_visit)
-        ]
-        if prim.empty:
-            raise ModelSpecificationError(
-                f"the model of {spec.primary_outcome!r} has no estimate at the primary visit "
-                f"{spec.primary_visit!r} (no observations there?)"
-            )
-        if "cohens_d" in prim.columns:
-            prim = prim.rename(columns={"cohens_d": "d"})
-        res["primary"] = {
-            "outcome": spec.primary_outcome,
-            "visit": spec.primary_visit,
-            "level": spec.model.level,
-            "contrasts": {
-                str(r["contrast"]): {
-                    k: plain(r[k])
-                    for k in (
-                        "estimate",
-                        "std_error",
-                        "df",
-                        "statistic",
-                        "p_value",
-                        "ci_lower",
-                        "ci_upper",
-                        "d",
-                        "d_ci_lower",
-                        "d_ci_upper",
-                    )
-                    if k in r
-                }
-                for _, r in prim.iterrows()
-            },
-        }
-        if spec.wants_table("outcomes"):
-            run.tables["outcomes"] = effects
-            if effects_display is not None:
-                run.display_tables["outcomes"] = effects_display
-                run.html_tables["outcomes"] = effects_display.render("html")
-        if spec.wants_table("model_coefficients"):
-            coefs = []
-            for o, f in run.fits.items():
-                c = coefficients(f.fit, spec.model.level)
-                c.insert(0, "outcome", o)
-                coefs.append(c)
-            run.tables["model_coefficients"] = pd.concat(coefs, ignore_index=True)
-
-        # CONSORT, reconciled with the primary model
-        flow = None
-        if spec.wants_table("consort") or spec.wants_figure("consort"):
-            flow = consort(trial, run.fits[spec.primary_outcome].fit, outcome=spec.primary_outcome)
-            res["consort"] = frame_keyed(flow.counts, ["stage", "box", "arm", "visit", "reason"])
-            run.tables["consort"] = flow.counts
-            run.display_tables["consort"] = relabel(flow.to_table(), lab)
-        if spec.wants_table("table_one"):
-            t1 = peerstats.table_one(
-                trial,
-                by="arm",
-                overall=not single,
-                smd=not single,
-                labels={
-                    **dict(lab.covariates),
-                    **{f"{o} (baseline)": f"{lab.outcome(o)} (baseline)" for o in lab.outcomes},
-                },
-                level_labels=lab.levels,
-                arm_labels=dict(lab.arms),
-            )
-            res["table_one"] = frame_keyed(t1.data, ["variable", "level", "arm", "statistic"])
-            run.tables["table_one"] = t1.data
-            run.display_tables["table_one"] = t1
-            run.html_tables["table_one"] = t1.render("html")
-        if spec.responders and spec.wants_table("responders"):
-            res["responders"] = {}
-            for r in spec.responders:
-                rt = peerstats.responder_analysis(
-                    trial,
-                    r.outcome,
-                    visit=r.visit,
-                    reliability=r.reliability,
-                    cutoff=r.cutoff,
-                    alpha=1 - spec.model.level,
-                )
-                key = f"{r.outcome}|{r.visit or ''}"
-                entry = {"rates": frame_keyed(rt.data, ["outcome", "visit", "arm", "category"])}
-                comp = getattr(rt, "comparison", None)
-                if comp is not None and len(comp):
-                    entry["comparison"] = frame_keyed(comp, ["outcome", "visit", "arm", "category"])
-                    run.tables[f"responders_comparison_{_responder_name(r)}"] = comp
-                params = getattr(rt, "parameters", None)
-                if params is not None:
-                    entry["parameters"] = plain(params)
-                res["responders"][key] = entry
-                run.tables[f"responders_{_responder_name(r)}"] = rt.data
-                rt = relabel(rt, lab)
-                run.display_tables[f"responders_{_responder_name(r)}"] = rt
-                run.html_tables[f"responders_{_responder_name(r)}"] = rt.render("html")
-        want_feas = spec.wants_table("feasibility") and (single or spec.tables is not None)
-        if want_feas:
-            ft = peerstats.feasibility(
-                trial,
-                outcome=spec.primary_outcome,
-                min_sessions=spec.min_sessions,
-                alpha=1 - spec.model.level,
-            )
-            res["feasibility"] = frame_keyed(ft.data, ["measure", "arm", "visit"])
-            att = getattr(ft, "attendance", None)
-            if att is not None:
-                res["attendance"] = plain(att)
-            run.tables["feasibility"] = ft.data
-            ft = relabel(ft, lab)
-            run.display_tables["feasibility"] = ft
-            run.html_tables["feasibility"] = ft.render("html")
-        if getattr(ts, "adverse_events", None) is not None and spec.wants_table("harms"):
-            from peerstats.pipeline._display import read_adverse_events
-
-            ht = read_adverse_events(trial, lab)
-            res["harms"] = frame_keyed(ht.data, ["category", "arm"])
-            run.tables["harms"] = ht.data
-            run.display_tables["harms"] = ht
-            run.html_tables["harms"] = ht.render("html")
-        if not single and spec.wants_table("ls_means"):
-            from peerstats.pipeline._display import ls_means_table
-
-            lt = ls_means_table(run.fits, lab, spec.model.level)
-            res["ls_means"] = frame_keyed(lt.data, ["outcome", "visit", "arm"])
-            run.tables["ls_means"] = lt.data
-            run.display_tables["ls_means"] = lt
-            run.html_tables["ls_means"] = lt.render("html")
-        want_wgc = spec.wants_table("within_group_change") and (single or spec.tables is not None)
-        if want_wgc:
-            frames, htmls = [], []
-            for o in spec.outcomes:
-                wt = peerstats.within_group_change(trial, o, alpha=1 - spec.model.level)
-                frames.append(wt.data)
-                wt = relabel(wt, lab)
-                run.display_tables[f"within_group_change_{o}"] = wt
-                htmls.append(wt.render("html"))
-            wg = pd.concat(frames, ignore_index=True)
-            res["within_group_change"] = frame_keyed(wg, ["outcome", "arm", "visit"])
-            run.tables["within_group_change"] = wg
-            run.html_tables["within_group_change"] = "\n".join(htmls)
-
-    with progress.step("drawing the figures"), _collect(run.warnings):
-        _figures(run, flow, effects)
-
-    _sensitivity.run_sensitivity(run, progress)  # estimand and missing data (issue 9)
-    res["warnings"] = list(run.warnings)
-    from peerstats.pipeline.report import render_report
-
-    with progress.step("writing the report"):
-        run.report_html = render_report(run)
+    steps.estimate(run, progress=progress)
+    steps.describe(run, progress=progress)
+    steps.figures(run, progress=progress)
+    steps.sensitivity(run, progress=progress)
+    steps.economics(run, progress=progress)
+    steps.mechanisms(run, progress=progress)
+    steps.render(run, progress=progress)
     return run
 
 
@@ -648,6 +167,23 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
+def _write_word(root: Path, run: AnalysisRun) -> None:
+    """A .docx for every table (tidy ones shaped for display), and all in one tables.docx in
+    report order (issue 21)."""
+    from peerstats.describe.render import tidy_display
+    from peerstats.describe.word import tables_to_docx
+
+    words = dict(run.display_tables)
+    for name, df in run.tables.items():
+        if name not in words and hasattr(df, "columns") and len(df.columns):
+            words[name] = tidy_display(df, name)
+            words[name].to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
+    if words:
+        order = ["consort", "table_one", "outcomes", "ls_means"]
+        names = sorted(words, key=lambda n: order.index(n) if n in order else 99)
+        tables_to_docx([words[n] for n in names], root / "tables" / "tables.docx", page=run.spec.paper)
+
+
 def _write_tree(root: Path, run: AnalysisRun) -> None:
     from peerstats._safe import write_csv
 
@@ -659,7 +195,8 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
         (root / "tables" / "display").mkdir()
     for name, table in run.display_tables.items():  # as the table reads: CSV and Word
         table.to_csv(root / "tables" / "display" / f"{name}.csv")
-        table.to_docx(root / "tables" / f"{name}.docx")
+        table.to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
+    _write_word(root, run)
     for name, svg in run.figures.items():
         (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (root / "results.json").write_text(dumps(run.results), encoding="utf-8")
@@ -688,6 +225,7 @@ def check_output_dir(out: str | Path, *, force: bool = False) -> Path:
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise SpecError(f"{out} exists and is not a folder")
+    _check_creatable(out)
     cwd = Path.cwd().resolve()
     if out == cwd or out in cwd.parents:
         raise SpecError(f"{out} is the current folder or contains it; choose a results folder")
@@ -700,6 +238,18 @@ def check_output_dir(out: str | Path, *, force: bool = False) -> Path:
             "--force only replaces results. Choose another --out or empty it yourself."
         )
     return out
+
+
+def _check_creatable(out: Path) -> None:
+    """The nearest existing folder above ``out`` must be a writable folder (issue 24.10: a
+    parent that is a file failed with a FileExistsError after the whole analysis ran)."""
+    above = out.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise SpecError(f"cannot create {out}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise SpecError(f"cannot create {out}: the folder {above} is not writable")
 
 
 def _is_results_folder(folder: Path) -> bool:
@@ -1004,4 +554,16 @@ def run(
         result = run_analysis(spec, progress=progress, blinded=blinded)
         progress = progress or Progress(enabled=False)
         with progress.step(f"writing {out}"):
-            return write_results(result, out, force=force)
+            written = write_results(result, out, force=force)
+    _print_warnings(result.warnings)
+    return written
+
+
+def _print_warnings(found: list[str], stream: TextIO | None = None) -> None:
+    """The run's warnings on stderr, also when progress is quiet: a warning in the report and
+    results.json only is one a user of the command line never sees (issue 24.5)."""
+    from peerstats._identifiers import escape_controls, mask_identifiers
+
+    stream = stream if stream is not None else sys.stderr
+    for w in found:
+        print(f"warning: {escape_controls(mask_identifiers(str(w)))}", file=stream)

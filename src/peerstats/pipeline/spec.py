@@ -29,7 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from peerstats._identifiers import cap_text
+from peerstats._identifiers import cap_text, spec_identifier_problems
+from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 from peerstats.pipeline._problems import _problem_text
 
@@ -145,6 +146,15 @@ class AnalysisSpec:
     # issue 9: the estimand (ICH E9(R1)) and the sensitivity analyses (pipeline/sensitivity.py)
     estimand: Any = None
     sensitivity: tuple = ()
+    # issue 16/23: outcomes that are not scales (``outcomes:`` block): name -> OutcomeDef
+    outcome_defs: dict = field(default_factory=dict, compare=False)
+    table_one: dict = field(default_factory=dict, compare=False)  # issue 21: Table 1 keys
+    word: dict = field(default_factory=dict, compare=False)  # issue 21: {paper: a4 | letter}
+
+    def outcome_type(self, outcome: str) -> str:
+        """The type of an outcome (``continuous`` unless the ``outcomes:`` block says)."""
+        d = self.outcome_defs.get(outcome)
+        return "continuous" if d is None else d.type
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -177,6 +187,27 @@ class AnalysisSpec:
                 out[var] = {str(k): str(v) for k, v in value["levels"].items()}
         return out
 
+    @property
+    def paper(self) -> str:
+        """Paper size of the Word tables: ``a4`` (default) or ``letter``."""
+        return str(self.word.get("paper", "a4"))
+
+    def table_one_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`peerstats.table_one` from the spec's ``table_one:``
+        (digits, median [IQR] variables, missing-row style, small-cell suppression)."""
+        t1 = self.table_one
+        out: dict[str, Any] = {}
+        if "digits" in t1:
+            out["digits"] = t1["digits"]
+        stats = t1.get("statistic", {})
+        if stats:
+            out["nonnormal"] = [v for v, st in stats.items() if st == "median_iqr"]
+        if "missing" in t1:
+            out["missing"] = t1["missing"]
+        if "suppress_below" in t1:
+            out["suppress_below"] = int(t1["suppress_below"])
+        return out
+
     def check_against(self, trial_spec: Any) -> None:
         """Check the rules that need the trial spec; raise one SpecError listing every problem.
 
@@ -192,8 +223,18 @@ class AnalysisSpec:
         for key, name in [("primary/outcome", self.primary_outcome)] + [
             (f"secondary/outcomes/{i}", o) for i, o in enumerate(self.secondary_outcomes)
         ]:
+            if name in self.outcome_defs:  # binary, count ...: checked by the type's adapter
+                continue
             if name not in outcomes:
-                problems.append(f"{key}: {name!r} is not an outcome; outcomes are {outcomes}")
+                defined = (
+                    f" or defined under outcomes: {sorted(self.outcome_defs)}"
+                    if self.outcome_defs
+                    else ""
+                )
+                problems.append(
+                    f"{key}: {name!r} is not an outcome; outcomes are {outcomes}{defined}"
+                )
+        problems += self._check_outcome_defs(trial_spec)
         if self.primary_outcome in self.secondary_outcomes:
             problems.append(f"secondary/outcomes: {self.primary_outcome!r} is the primary outcome")
         if self.primary_visit not in visits:
@@ -254,11 +295,41 @@ class AnalysisSpec:
             problems.append(
                 "model/covariance: 'iid' is for lmm residuals; an MMRM needs a structure across visits"
             )
+        table_vars = [*trial_spec.covariates, *(f"{o} (baseline)" for o in outcomes)]
+        for key in ("statistic", "digits"):
+            named = self.table_one.get(key)
+            for v in named if isinstance(named, dict) else ():
+                if v != "default" and v not in table_vars:
+                    problems.append(
+                        f"table_one/{key}: {v!r} is not a row of Table 1; rows are {table_vars}"
+                    )
         from peerstats.pipeline.sensitivity import check_against as _check_sensitivity
 
         problems += _check_sensitivity(self, trial_spec)
         if problems:
             raise SpecError(_problem_text(self.source or self.name, problems, trial_spec))
+
+    def _check_outcome_defs(self, trial_spec: Any) -> list[str]:
+        """Problems of the ``outcomes:`` block given the trial spec (each type's adapter)."""
+        from peerstats.pipeline.outcomes import outcome_type
+
+        problems = []
+        for name, d in self.outcome_defs.items():
+            if name in trial_spec.outcome_names:
+                problems.append(
+                    f"outcomes/{name}: {name!r} is a scale of the trial spec; name the derived "
+                    "outcome differently"
+                )
+                continue
+            if name not in self.outcomes:
+                problems.append(
+                    f"outcomes/{name}: defined but not analysed; list it under primary or "
+                    "secondary outcomes"
+                )
+            problems += [
+                f"outcomes/{name}: {p}" for p in outcome_type(d.type).check(self, trial_spec, name)
+            ]
+        return problems
 
     def to_dict(self) -> dict:
         """The spec as written (a deep copy)."""
@@ -325,17 +396,18 @@ def read_analysis_spec(
         source = Path(spec).resolve()
         if not source.is_file():
             raise SpecError(f"analysis spec not found: {spec}")
-        from peerstats._yaml import YAMLBudgetError, load_yaml
+        from peerstats._yaml import YAMLRefusedError, load_yaml
 
         try:
-            raw = load_yaml(source.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError, YAMLBudgetError) as exc:
+            raw = load_yaml(_read_spec_text(source))
+        except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
             raise SpecError(f"{source} is not valid YAML: {exc}") from exc
         root = Path(base_dir) if base_dir is not None else source.parent
     if not isinstance(raw, dict):
         raise SpecError(f"analysis spec {source or ''}: the top level must be a mapping")
     _visits_as_text(raw)
-    problems = _schema_problems(raw)
+    problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
+    problems += spec_identifier_problems(raw)  # identifiers typed into a spec (24.1)
     if problems:
         raise SpecError(_problem_text(source or "(dict)", problems))
 
@@ -376,12 +448,16 @@ def read_analysis_spec(
         )
         for r in raw.get("responders", ())
     )
+    from peerstats.pipeline.outcomes._definition import parse_outcomes
     from peerstats.pipeline.sensitivity import parse as _parse_sensitivity
 
     estimand, sensitivity, problems = _parse_sensitivity(raw)
+    outcome_defs, more = parse_outcomes(raw)
+    problems += more
     if problems:
         raise SpecError(_problem_text(source or "(dict)", problems))
     return AnalysisSpec(
+        outcome_defs=outcome_defs,
         estimand=estimand,
         sensitivity=sensitivity,
         name=meta["name"],
@@ -400,6 +476,8 @@ def read_analysis_spec(
         tables=tuple(raw["tables"]) if "tables" in raw else None,
         figures=tuple(raw["figures"]) if "figures" in raw else None,
         labels={k: dict(v) for k, v in raw.get("labels", {}).items()},
+        table_one=dict(raw.get("table_one") or {}),
+        word=dict(raw.get("word") or {}),
         seed=int(raw.get("seed", 0)),
         source=source,
         raw=raw,
@@ -443,3 +521,12 @@ def _yaml_text(value: Any) -> Any:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value) if isinstance(value, int | float) else value
+
+
+def _read_spec_text(path: Path) -> str:
+    """The spec's text; the digest of its bytes is what the manifest records (issue 24.8)."""
+    from peerstats._provenance import remember
+
+    data = Path(path).read_bytes()
+    remember(path, data)
+    return data.decode("utf-8")

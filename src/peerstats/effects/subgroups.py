@@ -1,0 +1,559 @@
+"""Subgroup analyses from the primary model with a treatment-by-subgroup interaction.
+
+For each subgroup variable the primary model of :func:`peerstats.analyze` (MMRM, or the partially
+nested model for group-delivered arms) is refitted once with ``variable * arm * visit`` added, and
+the treatment effect at the chosen visit is estimated within each level from that one model (not
+from separate fits per subgroup, which would change the covariance estimate and the baseline
+adjustment between subgroups). The interaction test is the F test that the treatment effect at
+that visit is the same in every level (Satterthwaite denominator df, as the primary model). A
+continuous modifier is kept continuous: the effect is a line in it, drawn with its confidence band.
+
+Validated in ``tests/effects/test_subgroups.py`` against R (``nlme::gls`` with ``corSymm`` +
+``varIdent`` and ``emmeans``; R ``mmrm`` with Satterthwaite df and ``df_md``), on the bundled
+``social_inclusion`` trial (``tests/reference/r_effects19/``).
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from peerstats.exceptions import (
+    DataValidationError,
+    DataWarning,
+    ModelSpecificationError,
+    SpecError,
+)
+
+__all__ = ["subgroups", "SubgroupAnalysis"]
+
+EXPLORATORY = (
+    "Subgroup analyses are exploratory: {k} subgroup variable(s) were tested without adjustment "
+    "for multiplicity; an interaction p-value, not a significant effect within one subgroup, is "
+    "the evidence of a different effect."
+)
+_TIDY = ["estimate", "std_error", "df", "statistic", "p_value", "ci_lower", "ci_upper"]
+
+
+class _TrialView:
+    """What :func:`peerstats.analyze` reads of a trial, with recoded participant columns."""
+
+    def __init__(self, trial: Any, participants: pd.DataFrame) -> None:
+        self.spec = trial.spec
+        self.assessments = trial.assessments
+        self.participants = participants
+
+
+def _level_code(v: Any) -> str:
+    if isinstance(v, float) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _is_continuous(s: pd.Series) -> bool:
+    return (
+        pd.api.types.is_numeric_dtype(s)
+        and not pd.api.types.is_bool_dtype(s)
+        and (s.dropna().nunique() > 5)
+    )
+
+
+def _label(labels: Any, var: str) -> str:
+    if labels is not None and var in getattr(labels, "covariates", {}):
+        return str(labels.covariates[var])
+    return var.replace("_", " ").capitalize()
+
+
+def _level_label(labels: Any, var: str, code: str) -> str:
+    if labels is not None:
+        lv = getattr(labels, "levels", {}).get(var, {})
+        if code in lv:
+            return str(lv[code])
+    return code
+
+
+def _analysed_cells(
+    trial: Any, outcome: str, visit: str, var: str, values: pd.Series
+) -> pd.DataFrame:
+    """Participants with an observed outcome (and baseline) at ``visit``, by arm x level."""
+    a = trial.assessments
+    rows = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
+    bcol = f"{outcome}_baseline"
+    if bcol in rows.columns:
+        rows = rows[rows[bcol].notna()]
+    rows = rows[["subject", "arm"]].drop_duplicates("subject")
+    rows = rows.assign(level=rows["subject"].map(values))
+    return rows
+
+
+def _check_cells(cells: pd.DataFrame, var: str, arms: Sequence[str]) -> None:
+    levels = sorted(cells["level"].dropna().unique())
+    if len(levels) < 2:
+        raise _fail(
+            var,
+            f"subgroup variable {var!r} has {len(levels)} level(s) among the "
+            "analysed participants; a subgroup analysis needs at least two",
+        )
+    tab = pd.crosstab(cells["level"], cells["arm"].astype(str)).reindex(
+        index=levels, columns=list(arms), fill_value=0
+    )
+    empty = [(lev, arm) for lev in tab.index for arm in tab.columns if tab.loc[lev, arm] == 0]
+    if empty:
+        raise _fail(
+            var,
+            f"subgroup variable {var!r} has no analysed participant in cell(s) "
+            f"{[f'{lev} x {arm}' for lev, arm in empty]}; the treatment effect in that "
+            "subgroup is not estimable (merge levels or drop the variable)",
+        )
+
+
+def _fail(var: str, message: str) -> DataValidationError:
+    row = {"table": "participants", "column": var, "check": "subgroup", "message": message}
+    return DataValidationError(pd.DataFrame([row]), context="subgroup analysis")
+
+
+def _arm_rows(design: Any, grid: pd.DataFrame, visit: str | None, arm: str) -> np.ndarray:
+    sel = grid["arm"].astype(str) == arm
+    if visit is not None:
+        sel &= grid["visit"].astype(str) == visit
+    return design.matrix(grid)[sel.to_numpy()]
+
+
+def _diff_rows(
+    fit: Any, var: str, visit: str | None, ref: str, trt: str, values: Sequence[Any]
+) -> np.ndarray:
+    """One row of L per modifier value: effect (trt - ref) at ``visit`` and modifier = value."""
+    from peerstats.models.emmeans import reference_grid
+
+    design = fit._design
+    grid = reference_grid(design)
+    rows = []
+    for v in values:
+        if var in design.factors:
+            g = grid[grid[var].astype(str) == str(v)]
+        else:
+            g = grid.assign(**{var: float(v)})
+        rows.append(
+            _arm_rows(design, g, visit, trt).mean(axis=0)
+            - _arm_rows(design, g, visit, ref).mean(axis=0)
+        )
+    return np.vstack(rows)
+
+
+def _fit_with(
+    trial: Any,
+    outcome: str,
+    var: str,
+    covs: list[str],
+    many: bool,
+    df: str,
+    level: float,
+    participants: pd.DataFrame,
+) -> Any:
+    from peerstats.models.analyze import analyze
+
+    term = f"{var} * arm * visit" if many else f"{var} * arm"
+    view = _TrialView(trial, participants)
+    with warnings.catch_warnings():  # the primary fit has already warned about the same rows
+        warnings.simplefilter("ignore", DataWarning)
+        return analyze(view, outcome=outcome, df=df, level=level, covariates=covs, terms=[term])
+
+
+def _categorical(fit, var, visit, ref, trt, level, cells, labels) -> tuple[pd.DataFrame, dict]:
+    design = fit._design
+    order = [str(x) for x in (design.natural_order.get(var) or design.factors[var])]
+    L = _diff_rows(fit, var, visit, ref, trt, order)
+    rows = []
+    for code, ell in zip(order, L):
+        res = fit.test(ell, level=level).iloc[0]
+        sub = cells[cells["level"].astype(str) == code]
+        rows.append(
+            {
+                "variable": var,
+                "variable_label": _label(labels, var),
+                "level": code,
+                "level_label": _level_label(labels, var, code),
+                "n": int(len(sub)),
+                f"n_{ref}": int((sub["arm"].astype(str) == ref).sum()),
+                f"n_{trt}": int((sub["arm"].astype(str) == trt).sum()),
+                **{k: float(res[k]) for k in _TIDY},
+            }
+        )
+    inter = fit.test(L[1:] - L[0]).iloc[0] if len(order) > 2 else fit.test(L[1] - L[0]).iloc[0]
+    test = _interaction_row(var, labels, inter, len(order))
+    return pd.DataFrame(rows), test
+
+
+def _interaction_row(var: str, labels: Any, res: pd.Series, n_levels: int) -> dict:
+    if "num_df" in res.index:
+        num, den, F = float(res["num_df"]), float(res["den_df"]), float(res["statistic"])
+    else:  # one contrast: t test, F = t^2
+        num, den, F = 1.0, float(res["df"]), float(res["statistic"]) ** 2
+    return {
+        "variable": var,
+        "variable_label": _label(labels, var),
+        "n_levels": n_levels,
+        "num_df": num,
+        "den_df": den,
+        "F": F,
+        "p_value": float(res["p_value"]),
+    }
+
+
+def _continuous(
+    fit, var, visit, ref, trt, level, cells, labels
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    x = cells["level"].dropna().astype(float)
+    grid_x = np.linspace(x.quantile(0.05), x.quantile(0.95), 41)
+    L = _diff_rows(fit, var, visit, ref, trt, grid_x)
+    curve = pd.DataFrame([fit.test(ell, level=level).iloc[0][_TIDY] for ell in L])
+    curve.insert(0, var, grid_x)
+    slope = _diff_rows(fit, var, visit, ref, trt, [1.0]) - _diff_rows(
+        fit, var, visit, ref, trt, [0.0]
+    )
+    test = _interaction_row(var, labels, fit.test(slope[0], level=level).iloc[0], 0)
+    s = fit.test(slope[0], level=level).iloc[0]
+    test.update(
+        {
+            "slope": float(s["estimate"]),
+            "slope_ci_lower": float(s["ci_lower"]),
+            "slope_ci_upper": float(s["ci_upper"]),
+        }
+    )
+    quart = np.quantile(x, [0.25, 0.5, 0.75])
+    Lq = _diff_rows(fit, var, visit, ref, trt, quart)
+    rows = []
+    for name, xv, ell in zip(["lower quartile", "median", "upper quartile"], quart, Lq):
+        res = fit.test(ell, level=level).iloc[0]
+        rows.append(
+            {
+                "variable": var,
+                "variable_label": _label(labels, var),
+                "level": f"{xv:g}",
+                "level_label": f"{name} ({xv:g})",
+                "n": int(len(x)),
+                **{k: float(res[k]) for k in _TIDY},
+            }
+        )
+    return pd.DataFrame(rows), test, curve
+
+
+def _participant_values(trial: Any, var: str) -> tuple[pd.Series, bool]:
+    part = trial.participants.drop_duplicates("subject").set_index("subject")
+    if var not in part.columns:
+        raise SpecError(
+            f"subgroup variable {var!r} is not a column of the participants table; columns are "
+            f"{list(part.columns)}"
+        )
+    s = part[var]
+    cont = _is_continuous(s)
+    if not cont:
+        s = s.map(lambda v: v if pd.isna(v) else _level_code(v))
+    return s, cont
+
+
+def subgroups(
+    trial_or_fit: Any,
+    *,
+    outcome: str,
+    visit: str | None = None,
+    by: Sequence[str],
+    df: str = "satterthwaite",
+    level: float = 0.95,
+    labels: Any = None,
+    covariates: Sequence[str] = (),
+) -> SubgroupAnalysis:
+    """Treatment effect within subgroups, from the primary model with an interaction.
+
+    Parameters
+    ----------
+    trial_or_fit : Trial or fitted model
+        A validated trial (the primary model is refitted with each interaction), or a fit of
+        :func:`peerstats.mmrm` / :func:`peerstats.lmm` whose formula already has
+        ``variable * arm * visit`` for every ``by`` variable (used as it is; the "overall" row is
+        then that model's effect averaged over the levels).
+    outcome : str
+        An outcome of the spec.
+    visit : str, optional
+        Post-baseline visit of the effect; default the last one.
+    by : sequence of str
+        Subgroup variables (participant columns). Numeric variables with more than five
+        distinct values are continuous modifiers (effect curve); others are categorical.
+    df, level
+        As :func:`peerstats.analyze`.
+    labels : Labels, optional
+        Display names of variables and levels (``peerstats.Labels``).
+    covariates : sequence of str
+        Baseline covariates of the primary model (as :func:`peerstats.analyze`).
+
+    Returns
+    -------
+    SubgroupAnalysis
+        ``table`` (one row per subgroup level; continuous modifiers at their quartiles),
+        ``interactions`` (F test per variable), ``curves`` (continuous modifiers), ``overall``
+        (the primary model's effect), ``n_tested``, ``warning``, ``plot()``.
+
+    Notes
+    -----
+    Model: the primary model plus ``variable * arm * visit``; subgroup effect = difference of
+    equal-weight marginal means (emmeans) between arms at ``visit`` within the level; the
+    interaction F test is L beta = 0 with rows (effect in level l) - (effect in the first level),
+    Satterthwaite denominator df (Fai & Cornelius 1996). Validated against R nlme/emmeans and R
+    mmrm on ``social_inclusion`` (``tests/effects/test_subgroups.py``).
+    """
+    from peerstats.models.analyze import analyze
+
+    by = [by] if isinstance(by, str) else list(by)
+    if not by:
+        raise SpecError("by= must name at least one subgroup variable")
+    if hasattr(trial_or_fit, "_design") and hasattr(trial_or_fit, "test"):
+        return subgroups_from_fit(trial_or_fit, outcome=outcome, visit=visit, by=by,
+                                  level=level, labels=labels)
+    if hasattr(trial_or_fit, "contrasts") and hasattr(trial_or_fit, "fit"):
+        raise SpecError(
+            "subgroups got a TrialAnalysis (the primary model has no treatment-by-subgroup "
+            "interaction); pass the Trial (subgroups refits the primary model with it) or a fit "
+            "with the interaction"
+        )
+    trial = trial_or_fit
+    if not hasattr(trial, "spec") or not hasattr(trial, "assessments"):
+        raise SpecError("subgroups needs a Trial (peerstats.load_trial or peerstats.datasets.load) "
+                        "or a fitted model with the interaction")
+    spec = trial.spec
+    post = list(spec.visits)[1:]
+    many = len(post) > 1
+    visit = str(visit if visit is not None else post[-1])
+    if visit not in post:
+        raise SpecError(f"{visit!r} is not a post-baseline visit; visits are {post}")
+    arms = [str(a) for a in spec.arms.levels]
+    if len(arms) != 2:
+        raise ModelSpecificationError(f"subgroups compares two arms; this trial has {arms}")
+    ref = str(spec.arms.reference or arms[0])
+    trt = [a for a in arms if a != ref][0]
+    covariates = [str(c) for c in covariates]
+    primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
+    ct = primary.contrasts
+    overall = ct[ct["visit"].astype(str) == visit].iloc[0]
+    a = trial.assessments
+    at = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
+    if f"{outcome}_baseline" in at.columns:
+        at = at[at[f"{outcome}_baseline"].notna()]
+    n_at_visit = int(at["subject"].nunique())
+    tables, tests, curves = [], [], {}
+    for var in by:
+        values, cont = _participant_values(trial, var)
+        cells = _analysed_cells(trial, outcome, visit, var, values)
+        if not cont:
+            _check_cells(cells, var, arms)
+        part = trial.participants.copy()
+        part[var] = part["subject"].map(values)
+        if not cont:
+            lv = sorted(values.dropna().unique(), key=_sort_key)
+            part[var] = pd.Categorical(part[var], categories=lv)
+        covs = list(dict.fromkeys(covariates + ([] if var in trial.assessments.columns else [var])))
+        if var in trial.assessments.columns and not cont:
+            raise ModelSpecificationError(
+                f"{var!r} is already a model column (a stratum); use it as a subgroup through a "
+                "participant column of another name"
+            )
+        fit = _fit_with(trial, outcome, var, covs, many, df, level, part).fit
+        if cont:
+            tab, test, curve = _continuous(
+                fit, var, visit if many else None, ref, trt, level, cells, labels
+            )
+            curves[var] = curve
+        else:
+            tab, test = _categorical(
+                fit, var, visit if many else None, ref, trt, level, cells, labels
+            )
+        tab["interaction_p"] = test["p_value"]
+        tables.append(tab)
+        tests.append(test)
+    return SubgroupAnalysis(
+        outcome=outcome,
+        visit=visit,
+        reference=ref,
+        treatment=trt,
+        table=pd.concat(tables, ignore_index=True),
+        interactions=pd.DataFrame(tests).set_index("variable"),
+        curves=curves,
+        overall=overall[_TIDY].astype(float),
+        n_overall=n_at_visit,
+        level=level,
+        warning=EXPLORATORY.format(k=len(by)),
+    )
+
+
+def _sort_key(v: Any) -> tuple:
+    try:
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+
+
+@dataclass(repr=False, eq=False)
+class SubgroupAnalysis:
+    """Result of :func:`subgroups`."""
+
+    outcome: str
+    visit: str
+    reference: str
+    treatment: str
+    table: pd.DataFrame
+    interactions: pd.DataFrame
+    curves: dict[str, pd.DataFrame]
+    overall: pd.Series
+    n_overall: int
+    level: float
+    warning: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_tested(self) -> int:
+        """Number of subgroup variables tested."""
+        return len(self.interactions)
+
+    @property
+    def coef(self) -> pd.DataFrame:
+        """The subgroup effects (``table``)."""
+        return self.table
+
+    def summary(self) -> str:
+        cols = [
+            "variable_label",
+            "level_label",
+            "n",
+            "estimate",
+            "ci_lower",
+            "ci_upper",
+            "interaction_p",
+        ]
+        head = (
+            f"Treatment effect ({self.treatment} - {self.reference}) on {self.outcome} at "
+            f"{self.visit}, by subgroup; overall {self.overall['estimate']:.3f} "
+            f"[{self.overall['ci_lower']:.3f}, {self.overall['ci_upper']:.3f}]\n"
+        )
+        return head + self.table[cols].to_string(index=False) + "\n" + self.warning
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(self.summary())}</pre>"
+
+    def effect_records(self) -> list:
+        """One :class:`~peerstats.effects.EffectRecord` per subgroup row."""
+        from peerstats.effects.record import EffectRecord
+
+        return [
+            EffectRecord(
+                outcome=self.outcome,
+                scale="mean_difference",
+                estimate=r.estimate,
+                ci_lower=r.ci_lower,
+                ci_upper=r.ci_upper,
+                p_value=r.p_value,
+                comparison=f"{self.treatment} vs {self.reference}",
+                visit=self.visit,
+                population=f"subgroup {r.variable_label}: {r.level_label}",
+                n_analysed=int(r.n),
+                model="primary model with treatment-by-subgroup interaction",
+                level=self.level,
+                std_error=r.std_error,
+                df=r.df,
+                statistic=r.statistic,
+                extra={"interaction_p": r.interaction_p, "exploratory": True},
+            )
+            for r in self.table.itertuples()
+        ]
+
+    def plot(self, *, ax: Any = None, curve: str | None = None) -> Any:
+        """Forest plot (overall effect on top, subgroups as rows, interaction p at the right);
+        with ``curve=variable`` the effect curve of a continuous modifier with its band."""
+        from peerstats.effects._subgroup_plot import effect_curve, forest
+
+        if curve is not None:
+            return effect_curve(self, curve, ax=ax)
+        return forest(self, ax=ax)
+
+
+# ---- subgroups from a model already fitted with the interaction(s) (no refit)
+def _has_interaction(design: Any, var: str, arm: str) -> bool:
+    from peerstats.models.emmeans import _rhs_terms
+
+    _, terms = _rhs_terms(design)
+    return any(var in t and arm in t for t in terms)
+
+
+def subgroups_from_fit(fit: Any, *, outcome: str | None, visit: str | None, by: Sequence[str],
+                       level: float, labels: Any, arm: str = "arm",
+                       reference: str | None = None) -> Any:
+    """See :func:`peerstats.subgroups` (``trial_or_fit`` a fitted model)."""
+    design = fit._design
+    if arm not in design.factors:
+        raise ModelSpecificationError(f"the fit has no factor {arm!r}; factors are {list(design.factors)}")
+    arms = [str(a) for a in design.factors[arm]]
+    if len(arms) != 2:
+        raise ModelSpecificationError(f"subgroups compares two arms; the fit has {arms}")
+    ref = str(reference) if reference is not None else arms[0]
+    trt = [a for a in arms if a != ref][0]
+    data = design.data
+    has_visit = "visit" in design.factors
+    if has_visit:
+        visits = [str(v) for v in (design.natural_order.get("visit") or design.factors["visit"])]
+        visit = str(visit if visit is not None else visits[-1])
+        if visit not in visits:
+            raise SpecError(f"{visit!r} is not a visit of the fit; visits are {visits}")
+        rows = data[data["visit"].astype(str) == visit]
+    else:
+        rows = data
+    subject = "subject" if "subject" in rows.columns else None
+    tables, tests, curves = [], [], {}
+    for var in by:
+        if var not in data.columns:
+            raise SpecError(f"subgroup variable {var!r} is not in the fitted model's data")
+        if not _has_interaction(design, var, arm):
+            raise ModelSpecificationError(
+                f"the fit has no {var} x {arm} interaction; fit the model with "
+                f"'{var} * {arm} * visit' or pass the Trial (subgroups refits the primary model)"
+            )
+        ids = rows[subject] if subject else pd.Series(np.arange(len(rows)), index=rows.index)
+        cells = pd.DataFrame({"subject": ids.to_numpy(), "arm": rows[arm].astype(str).to_numpy(),
+                              "level": rows[var].to_numpy()})
+        cont = var in design.numerics
+        v = visit if has_visit else None
+        if cont:
+            tab, test, curve = _continuous(fit, var, v, ref, trt, level, cells, labels)
+            curves[var] = curve
+        else:
+            cells["level"] = cells["level"].map(_level_code)
+            _check_cells(cells, var, [ref, trt])
+            tab, test = _categorical(fit, var, v, ref, trt, level, cells, labels)
+        tab["interaction_p"] = test["p_value"]
+        tables.append(tab)
+        tests.append(test)
+    overall = _overall(fit, arm, v if has_visit else None, ref, trt, level)
+    return SubgroupAnalysis(
+        outcome=outcome or design.formula.split("~")[0].strip(), visit=str(visit),
+        reference=ref, treatment=trt, table=pd.concat(tables, ignore_index=True),
+        interactions=pd.DataFrame(tests).set_index("variable"), curves=curves,
+        overall=overall[_TIDY].astype(float), n_overall=int(cells["subject"].nunique()),
+        level=level, warning=EXPLORATORY.format(k=len(by)),
+        notes=("overall: the fitted model's effect averaged over the subgroup levels with equal "
+               "weights (not the primary model without interaction)",),
+    )
+
+
+def _overall(fit: Any, arm: str, visit: str | None, ref: str, trt: str, level: float) -> pd.Series:
+    from peerstats.models.emmeans import reference_grid
+
+    grid = reference_grid(fit._design)
+    ell = (_arm_rows(fit._design, grid, visit, trt).mean(axis=0)
+           - _arm_rows(fit._design, grid, visit, ref).mean(axis=0))
+    return fit.test(ell, level=level).iloc[0]
