@@ -273,7 +273,7 @@ def outcome_display(
     def fmt_p(p: float) -> str:
         if not np.isfinite(p):
             return ""
-        return "<0.001" if p < 0.001 else f"{p:.3f}"
+        return "<0.001" if p < 0.001 else f"{p:z.3f}"
 
     vlab = {str(k): str(v) for k, v in (visit_labels or {}).items()}
     alab = {str(k): str(v) for k, v in (arm_labels or {}).items()}
@@ -287,19 +287,19 @@ def outcome_display(
             "Visit": [vlab.get(v, v) for v in data["visit"]],
             **{
                 f"{alab.get(g, g)}: n, mean (SD)": [
-                    f"{int(n)}, {m:.{digits}f} ({s:.{digits}f})" if n else ""
+                    f"{int(n)}, {m:z.{digits}f} ({s:z.{digits}f})" if n else ""
                     for n, m, s in zip(data[f"n_{g}"], data[f"mean_{g}"], data[f"sd_{g}"])
                 ]
                 for g in order
             },
             f"Difference ({ci_name})": [
-                f"{e:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+                f"{e:z.{digits}f} ({lo:z.{digits}f} to {hi:z.{digits}f})"
                 for e, lo, hi in zip(data["estimate"], data["ci_lower"], data["ci_upper"])
             ],
             "p": data["p_value"].map(fmt_p),
             f"p ({adjust})" if adjust != "none" else "p (adjusted)": data["p_adjusted"].map(fmt_p),
             f"d ({ci_name})": [
-                f"{e:.2f} ({lo:.2f} to {hi:.2f})"
+                f"{e:z.2f} ({lo:z.2f} to {hi:z.2f})"
                 for e, lo, hi in zip(data["d"], data["d_ci_lower"], data["d_ci_upper"])
             ],
         }
@@ -347,4 +347,4 @@ def _single_visit(fit: Any, trial: Any, outcome: str, fv: str) -> str:
 
 def _ci_name(level: float) -> str:
     pct = 100 * float(level)
-    return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
+    return f"{pct:z.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"

@@ -250,18 +250,18 @@ def responder_analysis(
         r_ = {"Category": c}
         for arm in arms:
             x = data[(data.arm == arm) & (data.category == c)].iloc[0]
-            r_[arm] = f"{x['count']}/{x.n} ({100 * x.proportion:.1f}%)"
+            r_[arm] = f"{x['count']}/{x.n} ({100 * x.proportion:z.1f}%)"
         if len(comparison):
             y = comparison[comparison.category == c].iloc[0]
             r_[f"Risk difference ({ci_name(1 - alpha)})"] = (
-                f"{100 * y.risk_difference:.1f} ({100 * y.rd_ci_lower:.1f} to "
-                f"{100 * y.rd_ci_upper:.1f})"
+                f"{100 * y.risk_difference:z.1f} ({100 * y.rd_ci_lower:z.1f} to "
+                f"{100 * y.rd_ci_upper:z.1f})"
             )
             r_["NNT"] = _nnt_label(c, y.nnt)
         disp_rows.append(r_)
     notes = [
-        f"Reliable change (Jacobson & Truax 1991): |RC| > 1.96 with SD = {sd:.2f} and "
-        f"r = {r:.2f}; {'higher' if higher_is_better else 'lower'} scores are better.",
+        f"Reliable change (Jacobson & Truax 1991): |RC| > 1.96 with SD = {sd:z.2f} and "
+        f"r = {r:z.2f}; {'higher' if higher_is_better else 'lower'} scores are better.",
     ]
     if cutoff is not None:
         notes.append(f"Recovered: reliable improvement and crossing the cut-off {cutoff:g}.")
@@ -296,4 +296,4 @@ def _nnt_label(category: str, nnt: float) -> str:
         return "\u221e"
     harmful = category == "deteriorated"
     benefit = (nnt < 0) if harmful else (nnt > 0)
-    return f"{'NNTB' if benefit else 'NNTH'} {abs(nnt):.1f}"
+    return f"{'NNTB' if benefit else 'NNTH'} {abs(nnt):z.1f}"

@@ -168,10 +168,10 @@ def _observed_outcomes(run: Any, lab: Any) -> None:
             "Arm": obs["arm"],
             "n": obs["n"].astype(int),
             f"Mean ({ci_name(level)})": [
-                f"{m:.2f} ({lo:.2f} to {hi:.2f})"
+                f"{m:z.2f} ({lo:z.2f} to {hi:z.2f})"
                 for m, lo, hi in zip(obs["mean"], obs["ci_lower"], obs["ci_upper"])
             ],
-            "SD": [f"{s:.2f}" for s in obs["sd"]],
+            "SD": [f"{s:z.2f}" for s in obs["sd"]],
         }
     )
     t = Table(

@@ -71,7 +71,7 @@ def _num(x: Any, k: int = 2) -> str:
     if isinstance(x, int):
         return str(x)
     if isinstance(x, float):
-        return f"{x:.{k}f}" if abs(x) >= 10 ** (-k) or x == 0 else f"{x:.2g}"
+        return f"{x:z.{k}f}" if abs(x) >= 10 ** (-k) or x == 0 else f"{x:.2g}"
     return _e(x)
 
 
@@ -425,15 +425,15 @@ def _models(run: AnalysisRun) -> list[str]:
             ("Observations", _e(f"{m['n_obs']} from {m['n_subjects']} participants")),
             (
                 "Log-likelihood / AIC",
-                _e(f"{m['loglik']:.3f} / {m['aic']:.3f}") if "loglik" in m else None,
+                _e(f"{m['loglik']:z.3f} / {m['aic']:z.3f}") if "loglik" in m else None,
             ),
         ]
         if "icc" in m:
-            extra = f"{m['icc']:.4f}"
+            extra = f"{m['icc']:z.4f}"
             if m.get("design_effect") is not None:
                 extra += (
-                    f"; design effect {m['design_effect']:.3f} ({m['n_groups']} groups, "
-                    f"mean size {m['mean_group_size']:.2f})"
+                    f"; design effect {m['design_effect']:z.3f} ({m['n_groups']} groups, "
+                    f"mean size {m['mean_group_size']:z.2f})"
                 )
             pairs.append(("Delivery-group ICC", _e(extra)))
         add(_kv(pairs))

@@ -99,9 +99,9 @@ class Progress:
         dt = time.perf_counter() - t0
         if self.enabled:
             if self.tty:
-                self.stream.write(f"\r\u2713 {label} ({dt:.1f} s)\033[K\n")
+                self.stream.write(f"\r\u2713 {label} ({dt:z.1f} s)\033[K\n")
             else:
-                self.stream.write(f"{label} ... done ({dt:.1f} s)\n")
+                self.stream.write(f"{label} ... done ({dt:z.1f} s)\n")
             self.stream.flush()
 
 

@@ -248,7 +248,7 @@ class GLMOutcome:
                     for a in arms
                 },
                 f"Effect ({ci_name(context.level)})": [
-                    f"{r.scale_label} {r.estimate:.2f} ({r.ci_lower:.2f} to {r.ci_upper:.2f})"
+                    f"{r.scale_label} {r.estimate:z.2f} ({r.ci_lower:z.2f} to {r.ci_upper:z.2f})"
                     for r in records
                 ],
                 "p": [_fmt_p(r.p_value) for r in records],
@@ -270,4 +270,4 @@ class GLMOutcome:
 def _fmt_p(p: float) -> str:
     if p is None or not np.isfinite(p):
         return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return "<0.001" if p < 0.001 else f"{p:z.3f}"
