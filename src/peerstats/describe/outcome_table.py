@@ -199,12 +199,18 @@ def outcome_rows(
     con = con.rename(columns={fv: "visit"})
     con["visit"] = con["visit"].astype(str)
     obs, arms, sd0 = _observed(outcome, fit, trial, arm, fv)
-    summ = obs.dropna(subset=[outcome]).groupby(["arm", "visit"])[outcome].agg(
-        ["count", "mean", "std"]
+    summ = (
+        obs.dropna(subset=[outcome])
+        .groupby(["arm", "visit"])[outcome]
+        .agg(["count", "mean", "std"])
     )
     rows = []
     for rec in con.to_dict("records"):
-        row: dict[str, Any] = {"outcome": outcome, "visit": rec["visit"], "contrast": rec["contrast"]}
+        row: dict[str, Any] = {
+            "outcome": outcome,
+            "visit": rec["visit"],
+            "contrast": rec["contrast"],
+        }
         for g in arms:
             key = (g, rec["visit"])
             has = key in summ.index
@@ -262,9 +268,11 @@ def outcome_display(
     arm_labels: Mapping[str, str] | None = None,
     directions: Mapping[str, bool | None] | None = None,
     digits: int = 2,
+    primary_visit: str | None = None,
 ) -> Table:
     """The :class:`Table` of :func:`outcome_table` from its data (rows of
-    :func:`outcome_rows` with ``p_adjusted``): formatting only."""
+    :func:`outcome_rows` with ``p_adjusted``): formatting only. With ``primary_visit``,
+    "(primary)" marks the primary outcome at that visit only (issue 20.9)."""
     labels = dict(labels or {})
     arms_all = list(arms)
     ref = reference_arm(trial, arms_all) if trial is not None else None
@@ -281,8 +289,13 @@ def outcome_display(
     disp = pd.DataFrame(
         {
             "Outcome": [
-                labels.get(o, o) + (" (primary)" if pr else "")
-                for o, pr in zip(data["outcome"], data["primary"])
+                labels.get(o, o)
+                + (
+                    " (primary)"
+                    if pr and (primary_visit is None or str(v) == str(primary_visit))
+                    else ""
+                )
+                for o, pr, v in zip(data["outcome"], data["primary"], data["visit"])
             ],
             "Visit": [vlab.get(v, v) for v in data["visit"]],
             **{

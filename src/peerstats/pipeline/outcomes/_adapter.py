@@ -239,7 +239,8 @@ class GLMOutcome:
         disp = pd.DataFrame(
             {
                 "Outcome": [
-                    (r.outcome_label or r.outcome) + (" (primary)" if r.primary else "")
+                    (r.outcome_label or r.outcome)
+                    + (" (primary)" if r.primary and _primary_visit(r, context) else "")
                     for r in records
                 ],
                 "Visit": [r.visit_label or "whole follow-up" for r in records],
@@ -271,3 +272,10 @@ def _fmt_p(p: float) -> str:
     if p is None or not np.isfinite(p):
         return ""
     return "<0.001" if p < 0.001 else f"{p:z.3f}"
+
+
+def _primary_visit(record: EffectRecord, context: Context) -> bool:
+    """Whether the record is at the primary visit (issue 20.9: "(primary)" marks one row, not
+    every visit of the primary outcome); a whole-follow-up record counts."""
+    visit = getattr(record, "visit", None)
+    return visit is None or str(visit) == str(context.spec.primary_visit)
