@@ -152,7 +152,6 @@ def _primary(run: AnalysisRun) -> list[str]:
         outcome_label,
         primary_sentences,
     )
-    from peerstats.pipeline._display import level_text
 
     spec, trial, res = run.spec, run.trial, run.results
     t = res["trial"]
@@ -173,8 +172,14 @@ def _primary(run: AnalysisRun) -> list[str]:
     prim_model = res["models"].get(spec.primary_outcome, {})
     add(
         f"<p class='peerstats-note'>Primary outcome {_e(outcome_label(trial, spec, spec.primary_outcome))}"
-        f" at {_e(spec.label('visits', spec.primary_visit))}; model: {_e(prim_model.get('model', ''))}, "
-        f"{_e(prim_model.get('df_method', ''))} degrees of freedom; estimates are "
+        f" at {_e(spec.label('visits', spec.primary_visit))}; "
+        + (  # no "model: , degrees of freedom;" when no model was fitted (blinded, issue 20.1)
+            f"model: {_e(prim_model.get('model', ''))}, "
+            f"{_e(prim_model.get('df_method', ''))} degrees of freedom; "
+            if prim_model.get("model")
+            else ""
+        )
+        + "estimates are "
         + (
             "descriptive by coded arm (blinded)."
             if res.get("blinded")
@@ -182,9 +187,7 @@ def _primary(run: AnalysisRun) -> list[str]:
             if single
             else "adjusted differences (intervention \u2212 control) on each outcome's own "
             "scale; Cohen's d has the same sign, and an interval is written low to high on the "
-            "scale of the words (\u201c1.8 points lower ("
-            + level_text(spec.model.level)
-            + " CI 0.4 to 3.2)\u201d)."
+            "scale of the words (an effect in the direction the words name is positive)."
         )
         + "</p>"
     )
