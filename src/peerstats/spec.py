@@ -211,6 +211,18 @@ class TrialSpec:
         return {name: TimeToEventSpec.from_dict(name, r) for name, r in raw.items()}
 
     @property
+    def adverse_event_columns(self) -> dict[str, str]:
+        """Columns of the adverse-event table (issue 20.5): ``subject`` (default: the
+        participants' ``columns: subject`` name), ``event`` and ``serious`` (defaults
+        ``event``, ``serious``), from the spec's ``adverse_event_columns:`` mapping."""
+        given = self.raw.get("adverse_event_columns") or {}
+        return {
+            "subject": str(given.get("subject", self.columns.subject)),
+            "event": str(given.get("event", "event")),
+            "serious": str(given.get("serious", "serious")),
+        }
+
+    @property
     def baseline(self) -> str:
         """The baseline visit (the first visit)."""
         return self.visits[0]

@@ -143,10 +143,13 @@ def read_adverse_events(trial: Any, labels: Labels) -> Any:
     raw = read_table(ts.adverse_events, "adverse_events")
     from peerstats.describe.labels import relabel
 
+    cols = ts.adverse_event_columns  # mapped in the spec (issue 20.5)
     table = harms_table(
         trial,
         raw.data,
-        subject=str(ts.columns.subject),
+        subject=cols["subject"],
+        event=cols["event"],
+        serious=cols["serious"],
         arm_labels=dict(labels.arms),
     )
     return relabel(table, labels)  # adverse-event terms as the spec names them (issue 21)
