@@ -51,12 +51,20 @@ def _exit_code(exc: BaseException) -> int:
 
 
 def _run_spec(
-    spec: Path | str, out: Path, *, force: bool, quiet: bool, blinded: bool = False
+    spec: Path | str,
+    out: Path,
+    *,
+    force: bool,
+    quiet: bool,
+    blinded: bool = False,
+    key: Path | None = None,
 ) -> tuple[int, Path | None]:
     from peerstats.pipeline import Progress, run
 
     try:
-        path = run(spec, out, force=force, progress=Progress(enabled=not quiet), blinded=blinded)
+        path = run(
+            spec, out, force=force, progress=Progress(enabled=not quiet), blinded=blinded, key=key
+        )
     except DataValidationError as exc:
         print(f"data validation failed; nothing was written.\n{_shown(exc, 0)}", file=sys.stderr)
         return EXIT_INVALID, None
@@ -77,7 +85,12 @@ def _run_spec(
 
 def _cmd_run(args: argparse.Namespace) -> int:
     code, path = _run_spec(
-        args.spec, args.out, force=args.force, quiet=args.quiet, blinded=args.blinded
+        args.spec,
+        args.out,
+        force=args.force,
+        quiet=args.quiet,
+        blinded=args.blinded,
+        key=getattr(args, "key", None),
     )
     if path is not None:
         print(f"Report: {path / 'report.html'}")
@@ -214,7 +227,10 @@ def _demo_summary(args: argparse.Namespace) -> int:
     try:
         trial = load(args.trial)
     except DataValidationError as exc:
-        print(f"the bundled example {args.trial!r} failed validation:\n{_shown(exc, 0)}", file=sys.stderr)
+        print(
+            f"the bundled example {args.trial!r} failed validation:\n{_shown(exc, 0)}",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     except PeerstatsError as exc:
         print(f"peerstats demo: {type(exc).__name__}: {_shown(exc)}", file=sys.stderr)
@@ -276,7 +292,11 @@ def _cmd_power(args: argparse.Namespace) -> int:
             ns = _parse_n_grid(args.n)
         elif "n" in options:
             g = options["n"]
-            ns = list(g) if isinstance(g, list) else list(range(g["from"], g["to"] + 1, g.get("by", 1)))
+            ns = (
+                list(g)
+                if isinstance(g, list)
+                else list(range(g["from"], g["to"] + 1, g.get("by", 1)))
+            )
         else:
             ss = sample_size(design, target)
             step = max(1, ss.n // 10)
@@ -285,7 +305,11 @@ def _cmd_power(args: argparse.Namespace) -> int:
             ns = [k for k in range(max(2, ss.n - 5 * step), ss.n + 5 * step + 1, step)]
             if design.partially_nested:  # whole delivery groups only
                 ns = [next(j for j in range(k, k + 10_000) if design.whole_groups(j)) for k in ns]
-                ns = [k for k in ns if max(design.group_sizes) <= design.n_per_arm(k)[design.group_arm]]
+                ns = [
+                    k
+                    for k in ns
+                    if max(design.group_sizes) <= design.n_per_arm(k)[design.group_arm]
+                ]
             ns = sorted(set(ns) | {ss.n})
         if not ns:
             raise SpecError("--n: no sample size in the grid")
@@ -303,7 +327,9 @@ def _cmd_power(args: argparse.Namespace) -> int:
                 client = Client(args.scheduler)
             else:
                 cluster = LocalCluster(
-                    n_workers=args.workers, threads_per_worker=1, processes=True,
+                    n_workers=args.workers,
+                    threads_per_worker=1,
+                    processes=True,
                     dashboard_address=None,
                 )
                 client = Client(cluster)
@@ -408,6 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="open report for a data-monitoring committee: arms coded A/B everywhere, "
         "between-arm comparisons omitted",
     )
+    r.add_argument(
+        "--key",
+        type=Path,
+        metavar="FILE",
+        help="with --blinded: the closed key file holding the secret of the A/B coding "
+        "(created if absent; an existing FILE reproduces the same coding). Keep it out of "
+        "the open report",
+    )
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser(
@@ -448,22 +482,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pw.add_argument("design", type=Path, help="design spec (YAML, see analyses/designs/)")
     pw.add_argument(
-        "--n", default=None, metavar="GRID",
+        "--n",
+        default=None,
+        metavar="GRID",
         help="n per arm: FROM:TO[:BY] (e.g. 100:400:20) or a list 100,150 (default: the "
         "design's n grid, else around the sample size for its power target)",
     )
     pw.add_argument(
-        "--simulate", type=int, default=None, metavar="N_SIMS",
+        "--simulate",
+        type=int,
+        default=None,
+        metavar="N_SIMS",
         help="also simulate N_SIMS trials per grid point (progress bar on stderr)",
     )
     pw.add_argument("--seed", type=int, default=None, help="root seed of the simulation")
     grp = pw.add_mutually_exclusive_group()
-    grp.add_argument("--workers", type=int, default=None, metavar="N",
-                     help="run the simulation on a local dask cluster of N worker processes")
-    grp.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                     help="run the simulation on this dask.distributed scheduler")
-    pw.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
-                    help="folder for the CSV and SVG (default: current folder)")
+    grp.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the simulation on a local dask cluster of N worker processes",
+    )
+    grp.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the simulation on this dask.distributed scheduler",
+    )
+    pw.add_argument(
+        "--out",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="folder for the CSV and SVG (default: current folder)",
+    )
     pw.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     pw.set_defaults(func=_cmd_power)
 
@@ -490,12 +543,27 @@ def build_parser() -> argparse.ArgumentParser:
         "Edit the draft before use; guesses are marked '# check'. Exit status: 0 written, "
         "2 the dictionary cannot be read or OUT exists without --force.",
     )
-    i.add_argument("--from-redcap", required=True, type=Path, metavar="DICTIONARY",
-                   help="the REDCap data dictionary (CSV)")
-    i.add_argument("--records", type=Path, default=None, metavar="CSV",
-                   help="the records export: gives the events (visits), outcomes and sessions")
-    i.add_argument("--out", type=Path, default=None, metavar="FILE",
-                   help="write the draft here (default: print it)")
+    i.add_argument(
+        "--from-redcap",
+        required=True,
+        type=Path,
+        metavar="DICTIONARY",
+        help="the REDCap data dictionary (CSV)",
+    )
+    i.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="the records export: gives the events (visits), outcomes and sessions",
+    )
+    i.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the draft here (default: print it)",
+    )
     i.add_argument("--name", default="my_trial", help="the trial's name in the draft")
     i.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     i.set_defaults(func=_cmd_init)

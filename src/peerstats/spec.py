@@ -211,6 +211,18 @@ class TrialSpec:
         return {name: TimeToEventSpec.from_dict(name, r) for name, r in raw.items()}
 
     @property
+    def adverse_event_columns(self) -> dict[str, str]:
+        """Columns of the adverse-event table (issue 20.5): ``subject`` (default: the
+        participants' ``columns: subject`` name), ``event`` and ``serious`` (defaults
+        ``event``, ``serious``), from the spec's ``adverse_event_columns:`` mapping."""
+        given = self.raw.get("adverse_event_columns") or {}
+        return {
+            "subject": str(given.get("subject", self.columns.subject)),
+            "event": str(given.get("event", "event")),
+            "serious": str(given.get("serious", "serious")),
+        }
+
+    @property
     def baseline(self) -> str:
         """The baseline visit (the first visit)."""
         return self.visits[0]
@@ -434,6 +446,7 @@ def read_spec(
             )
         )
     covariates, covariate_types = _covariates(raw.get("covariates"), problems)
+    problems += _mapped_column_references(raw, cols)
     binary = _binary(raw.get("binary"), problems)
     if problems:
         raise SpecError(_problem_text(where, problems))
@@ -530,6 +543,27 @@ def _covariates(value: Any, problems: list[str]) -> tuple[tuple[str, ...], dict[
             levels=tuple(str(v) for v in levels) if levels is not None else None,
         )
     return tuple(value), types
+
+
+def _mapped_column_references(raw: dict, cols: Columns) -> list[str]:
+    """strata / covariates naming a file column that ``columns:`` maps to a role (issue 20.2).
+
+    After reading, the column carries the role's name, so the file name would resolve to
+    nothing and the factor would be dropped from the model: an error, with the role to use.
+    """
+    renames = {f: r for f, r in cols.renames().items() if f != r}
+    out = []
+    for key in ("strata", "covariates"):
+        value = raw.get(key) or ()
+        names = list(value) if not isinstance(value, dict) else list(value)
+        for name in names:
+            if isinstance(name, str) and name in renames:
+                out.append(
+                    f"{key}: {name!r} is a file column that columns: maps to the role "
+                    f"{renames[name]!r}; {key} name roles or participant variables after "
+                    f"mapping. Did you mean {renames[name]!r}?"
+                )
+    return out
 
 
 def _problem_text(where: str, problems: list[str]) -> str:

@@ -432,8 +432,7 @@ def _require(t: RawTable, columns: Iterable[tuple[str, str]], log: _Log) -> bool
                 col,
                 None,
                 "missing_column",
-                f"{role} column {col!r} is not in {t.path.name}{hint}. "
-                f"Columns are {listed}{more}.",
+                f"{role} column {col!r} is not in {t.path.name}{hint}. Columns are {listed}{more}.",
             )
             ok = False
     return ok
@@ -549,9 +548,7 @@ def _numeric_column(
     return out
 
 
-def _binary_column(
-    t: RawTable, col: str, log: _Log, what: str, vocab: tuple | None = None
-) -> list:
+def _binary_column(t: RawTable, col: str, log: _Log, what: str, vocab: tuple | None = None) -> list:
     """A yes/no column read by one vocabulary for every binary column (the spec's
     ``binary: {yes: [...], no: [...]}``, else :data:`~peerstats.io.coerce.YES`/``NO``)."""
     vals = _labelled(t, col) if t.value_labels.get(col) else t.data[col].tolist()
@@ -749,7 +746,9 @@ def _participants(ctx: _Ctx, t: RawTable) -> dict | None:
     _duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
     n = len(t.data)
     if cols.randomised is not None:
-        randomised = _binary_column(t, cols.randomised, log, "randomised", spec.binary)  # None: unknown
+        randomised = _binary_column(
+            t, cols.randomised, log, "randomised", spec.binary
+        )  # None: unknown
         for i, v in enumerate(t.data[cols.randomised].tolist()):
             if v is None:
                 log.add(
@@ -1009,8 +1008,49 @@ def _time_to_event(spec: TrialSpec, part: RawTable, log: _Log) -> None:
 
     for tte in spec.time_to_event.values():
         for rec in time_to_event_failures(part.data, tte).itertuples(index=False):
-            log.add("participants", part.rows[int(rec.row) - 1], rec.column, rec.value,
-                    rec.check, rec.message)
+            log.add(
+                "participants",
+                part.rows[int(rec.row) - 1],
+                rec.column,
+                rec.value,
+                rec.check,
+                rec.message,
+            )
+
+
+def _adverse_events(spec: TrialSpec, log: _Log) -> None:
+    """The adverse-event table is readable and has its mapped columns (``adverse_event_columns``),
+    with ``serious`` 0/1: the harms table of ``run`` needs them."""
+    try:
+        t = read_table(spec.adverse_events, "adverse_events")
+    except ReadError as exc:
+        log.add("adverse_events", None, None, None, "unreadable", str(exc))
+        return
+    cols = spec.adverse_event_columns
+    for role, col in cols.items():
+        if col not in t.data.columns:
+            log.add(
+                "adverse_events",
+                None,
+                col,
+                None,
+                "missing_column",
+                f"the adverse-event table has no column {col!r} ({role}); its columns are "
+                f"{list(t.data.columns)}. Map them in the trial spec: adverse_event_columns: "
+                "{subject: ..., event: ..., serious: ...}",
+            )
+    serious = cols["serious"]
+    if serious in t.data.columns:
+        for i, v in enumerate(t.data[serious].tolist()):
+            if str(v).strip() not in ("0", "1", "0.0", "1.0", "True", "False", "true", "false"):
+                log.add(
+                    "adverse_events",
+                    t.rows[i],
+                    serious,
+                    v,
+                    "not_binary",
+                    f"{serious} (serious) must be 0 or 1",
+                )
 
 
 def validate(
@@ -1083,6 +1123,8 @@ def validate(
                 )
     if part is not None and pinfo is not None:
         _time_to_event(spec, part, log)  # issue 17
+    if spec.adverse_events is not None:
+        _adverse_events(spec, log)  # issue 20.5: what run will need, checked here
     failures = log.frame()
     trial = None
     if len(failures) == 0:

@@ -14,7 +14,7 @@ __all__ = ["format_value", "ci_name"]
 def ci_name(level: float) -> str:
     """``0.95`` -> ``"95% CI"``, ``0.9`` -> ``"90% CI"``, ``0.975`` -> ``"97.5% CI"``."""
     pct = 100 * float(level)
-    return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
+    return f"{pct:z.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
 
 
 def format_value(value: Any, digits: int = 2) -> str:
@@ -26,7 +26,7 @@ def format_value(value: Any, digits: int = 2) -> str:
             return ""
         if isinstance(value, int):
             return str(value)
-        return f"{value:.{digits}f}"
+        return f"{value:z.{digits}f}"
     try:
         if pd.isna(value):
             return ""

@@ -241,7 +241,7 @@ def feasibility(
             "Visit": data["visit"].fillna(""),
             "n / N": [f"{k} / {n}" for k, n in zip(data["numerator"], data["denominator"])],
             f"% ({ci_name(1 - alpha)})": [
-                f"{100 * p:.1f} ({100 * lo:.1f} to {100 * hi:.1f})" if n else ""
+                f"{100 * p:z.1f} ({100 * lo:z.1f} to {100 * hi:z.1f})" if n else ""
                 for p, lo, hi, n in zip(
                     data["proportion"], data["ci_lower"], data["ci_upper"], data["denominator"]
                 )
@@ -413,17 +413,17 @@ def within_group_change(
                 "Arm": data["arm"],
                 "Visit": data["visit"],
                 "n": data["n"],
-                f"{base_v}, mean": data["mean_baseline"].map(lambda x: f"{x:.2f}"),
-                "Visit mean": data["mean_visit"].map(lambda x: f"{x:.2f}"),
+                f"{base_v}, mean": data["mean_baseline"].map(lambda x: f"{x:z.2f}"),
+                "Visit mean": data["mean_visit"].map(lambda x: f"{x:z.2f}"),
                 f"Change ({ci_name(1 - alpha)})": [
-                    f"{m:.2f} ({lo:.2f} to {hi:.2f})"
+                    f"{m:z.2f} ({lo:z.2f} to {hi:z.2f})"
                     for m, lo, hi in zip(data["mean_change"], data["ci_lower"], data["ci_upper"])
                 ],
                 f"d_z ({ci_name(1 - alpha)})": [
-                    f"{d:.2f} ({lo:.2f} to {hi:.2f})"
+                    f"{d:z.2f} ({lo:z.2f} to {hi:z.2f})"
                     for d, lo, hi in zip(data["d_z"], data["d_z_ci_lower"], data["d_z_ci_upper"])
                 ],
-                "p": data["p_value"].map(lambda x: "<0.001" if x < 0.001 else f"{x:.3f}"),
+                "p": data["p_value"].map(lambda x: "<0.001" if x < 0.001 else f"{x:z.3f}"),
             }
         )
         if len(data)

@@ -177,7 +177,7 @@ def harms_table(
         for a in arms:
             x = data[(data["category"] == cat) & (data["arm"] == a)].iloc[0]
             r[f"{alab.get(a, a)} (n = {x['denominator']})"] = (
-                f"{x['participants']} ({x['percent']:.1f}%) [{x['events']}]"
+                f"{x['participants']} ({x['percent']:z.1f}%) [{x['events']}]"
             )
         disp_rows.append(r)
     notes = [

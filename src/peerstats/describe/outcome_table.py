@@ -199,12 +199,18 @@ def outcome_rows(
     con = con.rename(columns={fv: "visit"})
     con["visit"] = con["visit"].astype(str)
     obs, arms, sd0 = _observed(outcome, fit, trial, arm, fv)
-    summ = obs.dropna(subset=[outcome]).groupby(["arm", "visit"])[outcome].agg(
-        ["count", "mean", "std"]
+    summ = (
+        obs.dropna(subset=[outcome])
+        .groupby(["arm", "visit"])[outcome]
+        .agg(["count", "mean", "std"])
     )
     rows = []
     for rec in con.to_dict("records"):
-        row: dict[str, Any] = {"outcome": outcome, "visit": rec["visit"], "contrast": rec["contrast"]}
+        row: dict[str, Any] = {
+            "outcome": outcome,
+            "visit": rec["visit"],
+            "contrast": rec["contrast"],
+        }
         for g in arms:
             key = (g, rec["visit"])
             has = key in summ.index
@@ -262,9 +268,11 @@ def outcome_display(
     arm_labels: Mapping[str, str] | None = None,
     directions: Mapping[str, bool | None] | None = None,
     digits: int = 2,
+    primary_visit: str | None = None,
 ) -> Table:
     """The :class:`Table` of :func:`outcome_table` from its data (rows of
-    :func:`outcome_rows` with ``p_adjusted``): formatting only."""
+    :func:`outcome_rows` with ``p_adjusted``): formatting only. With ``primary_visit``,
+    "(primary)" marks the primary outcome at that visit only (issue 20.9)."""
     labels = dict(labels or {})
     arms_all = list(arms)
     ref = reference_arm(trial, arms_all) if trial is not None else None
@@ -273,7 +281,7 @@ def outcome_display(
     def fmt_p(p: float) -> str:
         if not np.isfinite(p):
             return ""
-        return "<0.001" if p < 0.001 else f"{p:.3f}"
+        return "<0.001" if p < 0.001 else f"{p:z.3f}"
 
     vlab = {str(k): str(v) for k, v in (visit_labels or {}).items()}
     alab = {str(k): str(v) for k, v in (arm_labels or {}).items()}
@@ -281,25 +289,30 @@ def outcome_display(
     disp = pd.DataFrame(
         {
             "Outcome": [
-                labels.get(o, o) + (" (primary)" if pr else "")
-                for o, pr in zip(data["outcome"], data["primary"])
+                labels.get(o, o)
+                + (
+                    " (primary)"
+                    if pr and (primary_visit is None or str(v) == str(primary_visit))
+                    else ""
+                )
+                for o, pr, v in zip(data["outcome"], data["primary"], data["visit"])
             ],
             "Visit": [vlab.get(v, v) for v in data["visit"]],
             **{
                 f"{alab.get(g, g)}: n, mean (SD)": [
-                    f"{int(n)}, {m:.{digits}f} ({s:.{digits}f})" if n else ""
+                    f"{int(n)}, {m:z.{digits}f} ({s:z.{digits}f})" if n else ""
                     for n, m, s in zip(data[f"n_{g}"], data[f"mean_{g}"], data[f"sd_{g}"])
                 ]
                 for g in order
             },
             f"Difference ({ci_name})": [
-                f"{e:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+                f"{e:z.{digits}f} ({lo:z.{digits}f} to {hi:z.{digits}f})"
                 for e, lo, hi in zip(data["estimate"], data["ci_lower"], data["ci_upper"])
             ],
             "p": data["p_value"].map(fmt_p),
             f"p ({adjust})" if adjust != "none" else "p (adjusted)": data["p_adjusted"].map(fmt_p),
             f"d ({ci_name})": [
-                f"{e:.2f} ({lo:.2f} to {hi:.2f})"
+                f"{e:z.2f} ({lo:z.2f} to {hi:z.2f})"
                 for e, lo, hi in zip(data["d"], data["d_ci_lower"], data["d_ci_upper"])
             ],
         }
@@ -347,4 +360,4 @@ def _single_visit(fit: Any, trial: Any, outcome: str, fv: str) -> str:
 
 def _ci_name(level: float) -> str:
     pct = 100 * float(level)
-    return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
+    return f"{pct:z.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"

@@ -270,7 +270,7 @@ def _p_text(p: Any) -> str:
         return "" if p is None else str(p)
     if x != x:
         return ""
-    return "<0.001" if x < 0.001 else f"{x:.3f}"
+    return "<0.001" if x < 0.001 else f"{x:z.3f}"
 
 
 def tidy_display(data: pd.DataFrame, name: str) -> Any:

@@ -250,18 +250,18 @@ def responder_analysis(
         r_ = {"Category": c}
         for arm in arms:
             x = data[(data.arm == arm) & (data.category == c)].iloc[0]
-            r_[arm] = f"{x['count']}/{x.n} ({100 * x.proportion:.1f}%)"
+            r_[arm] = f"{x['count']}/{x.n} ({100 * x.proportion:z.1f}%)"
         if len(comparison):
             y = comparison[comparison.category == c].iloc[0]
             r_[f"Risk difference ({ci_name(1 - alpha)})"] = (
-                f"{100 * y.risk_difference:.1f} ({100 * y.rd_ci_lower:.1f} to "
-                f"{100 * y.rd_ci_upper:.1f})"
+                f"{100 * y.risk_difference:z.1f} ({100 * y.rd_ci_lower:z.1f} to "
+                f"{100 * y.rd_ci_upper:z.1f})"
             )
-            r_["NNT"] = _nnt_label(c, y.nnt)
+            r_["NNT"] = _nnt_label(c, y.nnt, y.rd_ci_lower, y.rd_ci_upper)
         disp_rows.append(r_)
     notes = [
-        f"Reliable change (Jacobson & Truax 1991): |RC| > 1.96 with SD = {sd:.2f} and "
-        f"r = {r:.2f}; {'higher' if higher_is_better else 'lower'} scores are better.",
+        f"Reliable change (Jacobson & Truax 1991): |RC| > 1.96 with SD = {sd:z.2f} and "
+        f"r = {r:z.2f}; {'higher' if higher_is_better else 'lower'} scores are better.",
     ]
     if cutoff is not None:
         notes.append(f"Recovered: reliable improvement and crossing the cut-off {cutoff:g}.")
@@ -289,11 +289,28 @@ def responder_analysis(
     )
 
 
-def _nnt_label(category: str, nnt: float) -> str:
-    """NNTB / NNTH display (Altman 1998): deterioration is the harmful category, so fewer
-    deteriorations with the intervention (a negative risk difference) is a benefit."""
+def _nnt_label(
+    category: str, nnt: float, rd_lower: float | None = None, rd_upper: float | None = None
+) -> str:
+    """NNTB / NNTH display with its interval (Altman 1998, BMJ 317:1309): deterioration is
+    the harmful category, so fewer deteriorations with the intervention (a negative risk
+    difference) is a benefit. The interval is the reciprocal of the risk difference's limits;
+    when that interval includes 0 it runs from an NNTH through infinity to an NNTB, written
+    "(NNTH a to \u221e to NNTB b)", so a non-significant NNT is never shown alone."""
     if not np.isfinite(nnt):
         return "\u221e"
-    harmful = category == "deteriorated"
-    benefit = (nnt < 0) if harmful else (nnt > 0)
-    return f"{'NNTB' if benefit else 'NNTH'} {abs(nnt):.1f}"
+    s = -1.0 if category == "deteriorated" else 1.0
+    b = s / nnt  # benefit-oriented risk difference
+    point = f"{'NNTB' if b > 0 else 'NNTH'} {abs(nnt):z.1f}"
+    if rd_lower is None or rd_upper is None:
+        return point
+    lo, hi = sorted((s * rd_lower, s * rd_upper))
+
+    def inv(x: float) -> str:
+        return "\u221e" if x == 0 else f"{1 / abs(x):z.1f}"
+
+    if lo > 0:
+        return f"{point} ({inv(hi)} to {inv(lo)})"
+    if hi < 0:
+        return f"{point} ({inv(lo)} to {inv(hi)})"
+    return f"{point} (NNTH {inv(lo)} to \u221e to NNTB {inv(hi)})"

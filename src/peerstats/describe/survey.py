@@ -167,7 +167,7 @@ def response_rates(
             "Responses (n)": data["responses"],
             "Target population (n)": data["target"],
             "Response rate, % (95% CI)": [
-                f"{r:.1f} ({lo:.1f}\u2013{hi:.1f})"
+                f"{r:z.1f} ({lo:z.1f}\u2013{hi:z.1f})"
                 for r, lo, hi in zip(data["rate_percent"], data["ci_lower"], data["ci_upper"])
             ],
         }
@@ -269,20 +269,20 @@ def describe_numeric(
     tidy = pd.DataFrame(rows)
 
     def num(v: float) -> str:
-        return f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}"
+        return f"{v:z.0f}" if float(v).is_integer() else f"{v:z.2f}"
 
     disp = pd.DataFrame(
         {
             "Question": [labels.get(c, c) for c in tidy["variable"]],
             "Count (N)": tidy["count"],
             "Missing": [
-                f"{m} ({p:.1f}%)" for m, p in zip(tidy["missing"], tidy["missing_percent"])
+                f"{m} ({p:z.1f}%)" for m, p in zip(tidy["missing"], tidy["missing_percent"])
             ],
             "Unique": tidy["unique"],
             "Min": tidy["min"].map(num),
             "Max": tidy["max"].map(num),
-            "Mean": tidy["mean"].map(lambda v: f"{v:.2f}"),
-            "SD": tidy["sd"].map(lambda v: f"{v:.2f}"),
+            "Mean": tidy["mean"].map(lambda v: f"{v:z.2f}"),
+            "SD": tidy["sd"].map(lambda v: f"{v:z.2f}"),
             "Sum": tidy["sum"].map(num),
             **{f"P{p:g}": tidy[f"p{p:g}"].map(num) for p in percentiles},
         }
@@ -337,7 +337,7 @@ def describe_categorical(
     def cell(k: int, p: float) -> str:
         if suppress_below is not None and 1 <= k < suppress_below:
             return f"<{suppress_below}"
-        return f"{k} ({p:.1f}%)"
+        return f"{k} ({p:z.1f}%)"
 
     disp = pd.DataFrame(
         {

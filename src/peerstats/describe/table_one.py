@@ -462,7 +462,7 @@ def _layout_display(
     rows = []
     for var in variables:
         label = labels.get(var, var)
-        smd_vals = {smd_name[a]: f"{get(var, None, a, 'smd'):.2f}" for a in smd_cols}
+        smd_vals = {smd_name[a]: f"{get(var, None, a, 'smd'):z.2f}" for a in smd_cols}
         blank = {k: "" for k in smd_vals}
         hide: set = set()
         if is_cat[var]:
@@ -500,14 +500,14 @@ def _layout_display(
                 r["Characteristic"] = f"{label}, median [Q1, Q3]"
                 for g in columns:
                     r[head[g]] = (
-                        f"{get(var, None, g, 'median'):.{digits}f} "
-                        f"[{get(var, None, g, 'q1'):.{digits}f}, {get(var, None, g, 'q3'):.{digits}f}]"
+                        f"{get(var, None, g, 'median'):z.{digits}f} "
+                        f"[{get(var, None, g, 'q1'):z.{digits}f}, {get(var, None, g, 'q3'):z.{digits}f}]"
                     )
             else:
                 r["Characteristic"] = f"{label}, mean (SD)"
                 for g in columns:
                     r[head[g]] = (
-                        f"{get(var, None, g, 'mean'):.{digits}f} ({get(var, None, g, 'sd'):.{digits}f})"
+                        f"{get(var, None, g, 'mean'):z.{digits}f} ({get(var, None, g, 'sd'):z.{digits}f})"
                     )
             r.update(smd_vals)
             rows.append(r)

@@ -58,6 +58,7 @@ except ImportError:  # pragma: no cover - until the shared helper is on main
 
 
 _NEGATIVE = re.compile(r"(?<![\w.])-(?=\d)")
+_NEGATIVE_ZERO = re.compile(r"(?<![\w.])-(?=0(?:\.0*)?(?![\d.]))")  # "-0.00" -> "0.00"
 
 
 def display_text(value: Any) -> str:
@@ -66,7 +67,8 @@ def display_text(value: Any) -> str:
     :func:`safe_cell`."""
     from peerstats.describe._format import format_value
 
-    return str(safe_cell(_NEGATIVE.sub("\u2212", format_value(value))))
+    text = _NEGATIVE_ZERO.sub("", format_value(value))
+    return str(safe_cell(_NEGATIVE.sub("\u2212", text)))
 
 
 _text = display_text

@@ -217,7 +217,7 @@ def _boxes(flow: ConsortFlow, labels: dict[str, str]) -> dict[str, Any]:
             lines.append((f"Delivered in {int(cl['n_groups'])} groups{peers}", False, 0))
             lines.append(
                 (
-                    f"Participants per group: mean {cl['group_size_mean']:.1f} "
+                    f"Participants per group: mean {cl['group_size_mean']:z.1f} "
                     f"(range {int(cl['group_size_min'])}\u2013{int(cl['group_size_max'])})",
                     False,
                     0,

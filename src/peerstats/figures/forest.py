@@ -130,8 +130,8 @@ def plot_forest(
             if i is None:
                 continue
             txt = (
-                f"{e.at[i, estimate]:.{digits}f} ({e.at[i, ci[0]]:.{digits}f} to "
-                f"{e.at[i, ci[1]]:.{digits}f})"
+                f"{e.at[i, estimate]:z.{digits}f} ({e.at[i, ci[0]]:z.{digits}f} to "
+                f"{e.at[i, ci[1]]:z.{digits}f})"
             )
             ax.annotate(
                 txt,

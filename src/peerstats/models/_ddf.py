@@ -159,7 +159,7 @@ class Inference:
             return self.df_residual
         if self.method == "between-within":
             return self.bw.df(ell)
-        if self.method == "kenward-roger":
+        if self.method.startswith("kenward-roger"):
             return self._kr_md(ell[None, :])[1]
         return self._sat_df(ell)
 
@@ -219,7 +219,7 @@ class Inference:
         L = np.atleast_2d(np.asarray(L, dtype=float))
         q = L.shape[0]
         Lb = L @ self.beta
-        if self.method == "kenward-roger":
+        if self.method.startswith("kenward-roger"):
             lam, m = self._kr_md(L)
             F = float(Lb @ np.linalg.solve(L @ self.vcov @ L.T, Lb)) / q
             F *= lam

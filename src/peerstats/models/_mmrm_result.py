@@ -19,17 +19,21 @@ from peerstats.models.results import MixedModelResult
 __all__ = ["check_df_options", "build_result", "empirical_covariances", "inference_at_optimum"]
 
 
+KR_VARIANTS: tuple[str, ...] = ("kenward-roger", "kenward-roger-linear", "kenward-roger-mmrm")
+MMRM_DF_METHODS: tuple[str, ...] = DF_METHODS + KR_VARIANTS[1:]
+
+
 def check_df_options(df: str, kr_information: str, method: str) -> tuple[str, str]:
     """The df / kr_information options, checked against each other and the method."""
     method = choice("method", method, ("reml", "ml"))
-    df = choice("df", df, DF_METHODS)
+    df = choice("df", df, MMRM_DF_METHODS)
     kr_information = choice("kr_information", kr_information, ("observed", "expected"))
-    if kr_information == "expected" and df != "kenward-roger":
+    if kr_information == "expected" and df not in KR_VARIANTS:
         raise ModelSpecificationError(
             "kr_information='expected' only applies to df='kenward-roger' (Satterthwaite df use "
             "the observed information, as SAS)"
         )
-    if df == "kenward-roger" and method != "reml":
+    if df in KR_VARIANTS and method != "reml":
         raise ModelSpecificationError(
             "Kenward-Roger degrees of freedom need method='reml' (the adjustment is derived for "
             "REML); use df='satterthwaite' with method='ml'"
@@ -41,13 +45,17 @@ def inference_at_optimum(engine, grouped, st, H, *, df: str, kr_information: str
     """Satterthwaite / Kenward-Roger / residual / asymptotic inference at the optimum."""
     C = st.Minv
     P = W = CA = None
-    if df in ("satterthwaite", "kenward-roger"):
+    if df in ("satterthwaite",) + KR_VARIANTS:
         Hinv = np.linalg.inv(H)
         W = 2 * Hinv
         P = engine.jacobian_terms(st.theta)
-        if df == "kenward-roger":
+        if df in KR_VARIANTS:
             kr_info = H if kr_information == "observed" else engine.expected_information(st.theta)
             P, Q, R, W = _kr_in_sas_parameters(engine, grouped, st.theta, P, kr_info)
+            if df == "kenward-roger-linear":  # SAS ddfm=kr(linear), R mmrm Kenward-Roger-Linear
+                R = None
+            elif df == "kenward-roger-mmrm":  # R mmrm's default: R in mmrm's parameters
+                P, Q, R, W = _kr_in_mmrm_parameters(engine, grouped, st.theta, P, Q, W)
             CA = kenward_roger_vcov(C, P, Q, R, W)
     return Inference(beta=st.beta, C=C, P=P, W=W, method=df, df_residual=float(n_obs - p), C_adj=CA)
 
@@ -213,6 +221,25 @@ def _kr_in_sas_parameters(engine, grouped, theta, P_theta, H_theta):
     return P, Q, R, W
 
 
+def _kr_in_mmrm_parameters(engine, grouped, theta, P, Q, W):
+    """P, Q, R, W in R mmrm's covariance parameters phi (see
+    :mod:`peerstats.models._kr_variants`), from P, Q, W in SAS's parameters psi."""
+    from peerstats.models._kr_variants import mmrm_r_terms
+
+    name = grouped.structure.name
+    J, R = mmrm_r_terms(
+        grouped,
+        grouped.sigmas(theta),
+        lambda S: _sas_from_sigma(name, S),
+        lambda D2: _r_from_d2(engine, grouped, theta, D2),
+    )
+    P = np.einsum("kl,kpq->lpq", J, P)
+    Q = np.einsum("ka,lb,klpq->abpq", J, J, Q, optimize=True)
+    Jinv = np.linalg.inv(J)
+    W = Jinv @ W @ Jinv.T
+    return P, Q, R, W
+
+
 def grouped_jacobian_inverse(grouped, theta) -> np.ndarray:
     """(dpsi/dtheta)^-1 for the grouped structure (block diagonal over groups)."""
     K = grouped.n_params
@@ -232,9 +259,12 @@ def _sas_complex(st, theta) -> np.ndarray:
     """SAS parameters as an analytic function of theta (complex-step friendly)."""
     if hasattr(st, "sas_complex"):  # spatial structures
         return st.sas_complex(theta)
-    S = st.sigma(theta)
-    T = st.n_visits
-    name = st.name
+    return _sas_from_sigma(st.name, st.sigma(theta))
+
+
+def _sas_from_sigma(name: str, S) -> np.ndarray:
+    """SAS's covariance parameters of the structure ``name`` from its matrix ``S``."""
+    T = S.shape[0]
     d = np.array([S[i, i] for i in range(T)])
     if name == "us":
         return np.array([S[i, j] for i in range(T) for j in range(i + 1)])
@@ -271,6 +301,12 @@ def _second_derivative_terms(engine, grouped, theta) -> np.ndarray:
     for g, sl in enumerate(grouped.slices()):
         psi = st.sas_parameters(theta[sl])
         D2[g, sl, sl] = st.d2sigma_sas(psi)
+    return _r_from_d2(engine, grouped, theta, D2)
+
+
+def _r_from_d2(engine, grouped, theta, D2) -> np.ndarray:
+    """R_hj = X'V^-1 D2_hj V^-1 X from per-group second derivatives D2 (G, K, K, T, T)."""
+    K, p = grouped.n_params, engine.p
     R = np.zeros((K, K, p, p))
     inv = engine._inverses(theta)
     for sc, (_, _, Vinv, _), (gs, vis) in zip(engine.classes, inv, engine.cov._index):

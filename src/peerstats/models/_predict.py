@@ -299,7 +299,7 @@ def _subject_sigmas(sigmas, sc, gc):
     return S[np.clip(sg, 0, None)]
 
 
-def predict_frame(result, data=None, *, conditional: bool = True):
+def predict_frame(result, data=None, *, conditional: bool = True, interval: str = "confidence"):
     """The DataFrame of :meth:`MixedModelResult.predict` (see there)."""
     import pandas as pd
 
@@ -310,22 +310,43 @@ def predict_frame(result, data=None, *, conditional: bool = True):
     index = prep.index if data is None else data.index
     pred = X @ beta
     se = np.sqrt(np.einsum("np,pq,nq->n", X, C, X))
+    y_cond = y if conditional else np.full_like(y, np.nan)
+    if conditional or interval == "prediction":
+        Ssub = None
+        if (sc >= 0).any() and hasattr(prep, "sigmas_at"):
+            # spatial structures (issue 10.5): each subject's covariance at its own times
+            Ssub, sc = prep.sigmas_at(result._theta, data, y_cond, sc, vc, gc)
+        elif (sc >= 0).any():
+            Ssub = _subject_sigmas(result._sigmas, sc, gc)
     if conditional:
         obs = ~np.isnan(y) & (sc >= 0)
         pred = np.where(obs, y, pred)
         se = np.where(obs, 0.0, se)
-        if (sc >= 0).any() and hasattr(prep, "sigmas_at"):
-            # spatial structures (issue 10.5): each subject's covariance at its own times
-            Ssub, sc = prep.sigmas_at(result._theta, data, y, sc, vc, gc)
-        elif (sc >= 0).any():
-            Ssub = _subject_sigmas(result._sigmas, sc, gc)
         if (sc >= 0).any():
             rows, Z, c = conditional_design(X, y, sc, vc, Ssub)
             pred[rows] = Z @ beta + c
             se[rows] = np.sqrt(np.einsum("np,pq,nq->n", Z, C, Z))
         pred[sc < 0] = np.nan
         se[sc < 0] = np.nan
+    if interval == "prediction":
+        se = _prediction_se(se, X @ beta, y_cond, sc, vc, Ssub)
     return pd.DataFrame({"prediction": pred, "std_error": se}, index=index)
+
+
+def _prediction_se(se_mean, mu, y, sc, vc, Ssub):
+    """sqrt(se_mean^2 + Var[y_m | y_o]) on rows without an observed outcome (R mmrm
+    ``h_get_prediction``'s ``var`` at theta_hat); observed rows keep se_mean (0 when
+    conditional); rows without codes are NaN."""
+    se = np.array(se_mean, dtype=float)
+    if Ssub is None:
+        se[:] = np.nan
+        return se
+    _, blocks = conditional_moments(mu, y, sc, vc, Ssub)
+    for b in blocks.blocks:
+        cvar = np.diagonal(b.cov, axis1=1, axis2=2)
+        se[b.rows] = np.sqrt(se[b.rows] ** 2 + cvar)
+    se[sc < 0] = np.nan
+    return se
 
 
 def fitted_series(result):

@@ -308,10 +308,14 @@ def analyze(
         observed = post[outcome].notna()
     many = len(present_visits) > 1
 
-    strata = [s for s in spec.strata if s in post.columns]
-    for s in spec.strata:
-        if s not in post.columns:
-            notes.append(f"stratification factor {s!r} is not in the assessments; not adjusted")
+    absent = [s for s in spec.strata if s not in post.columns]
+    if absent:  # never drop a stratification factor silently (issue 20.2)
+        raise ModelSpecificationError(
+            f"stratification factor(s) {absent} of the trial spec are not participant "
+            f"variables of the trial; the model would be unadjusted. Variables are "
+            f"{sorted(c for c in post.columns if c not in ('subject', 'visit'))}"
+        )
+    strata = list(spec.strata)
     for s in strata:
         if post.loc[observed, s].isna().any():
             raise ModelSpecificationError(

@@ -10,7 +10,7 @@ Validated against R (emmeans ``eff_size``, nlme ``anova``): tests/reference/r_ef
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -138,7 +138,38 @@ def _fixed_columns(fit: Any) -> tuple[str, ...]:
     return tuple(getattr(getattr(fit, "_design", None), "columns", ()) or fit.params.index)
 
 
-def compare(*fits: Any, names: list[str] | None = None) -> pd.DataFrame:
+CONVENTIONS: dict[str, str] = {
+    "r": "R nlme: AIC = -2 logLik + 2k, BIC = -2 logLik + k log(N), k = all parameters (fixed "
+    "+ covariance), N = analysed observations (minus fixed effects under REML)",
+    "sas": "SAS PROC MIXED: AIC = -2 logLik + 2q, BIC = -2 logLik + q log(s), q = covariance "
+    "parameters (plus fixed effects under ML), s = subjects in the data (SAS's Subjects "
+    "dimension)",
+}
+
+
+def _criteria(f: Any, method: str, convention: str) -> dict:
+    """n_params, aic, bic and the n of BIC of one fit under ``convention``."""
+    m2l = -2.0 * float(f.loglik)
+    p, ncov = int(f.n_fixed), int(f.n_cov_params)
+    if convention == "r":
+        k = p + ncov
+        n = int(f.n_obs) - (p if method == "reml" else 0)
+    else:
+        k = ncov + (p if method == "ml" else 0)
+        n = getattr(f, "n_subjects_data", None)
+        if n is None:
+            raise ModelSpecificationError(
+                "convention='sas' needs the number of subjects of each fit (mmrm / lmm fits)"
+            )
+        n = int(n)
+    return {"n_params": k, "aic": m2l + 2 * k, "bic": m2l + k * np.log(n), "bic_n": n}
+
+
+def compare(
+    *fits: Any,
+    names: list[str] | None = None,
+    convention: Literal["r", "sas"] = "r",
+) -> pd.DataFrame:
     """Information criteria and likelihood-ratio tests of fitted models (R ``anova(m1, m2)``).
 
     Parameters
@@ -147,14 +178,24 @@ def compare(*fits: Any, names: list[str] | None = None) -> pd.DataFrame:
         Two or more fits of the same data (``mmrm`` / ``lmm``), all REML or all ML.
     names : list of str, optional
         Row names (default ``model 1``, ``model 2``, ...).
+    convention : {"r", "sas"}
+        How AIC and BIC count parameters and observations. ``"r"`` (default; R
+        ``nlme::anova``, ``AIC()``, ``BIC()``): every parameter counts (k = fixed effects +
+        covariance parameters) and BIC uses the analysed observations N (N - p under REML, as
+        nlme). ``"sas"`` (PROC MIXED "Information Criteria"): under REML only the covariance
+        parameters count (plus the fixed effects under ML) and BIC uses the number of subjects
+        in the data, including those with no analysed outcome (SAS's "Subjects" dimension;
+        confirmed on the FEV listings, whose 3 subjects without any outcome are counted).
 
     Returns
     -------
     DataFrame
-        One row per fit: ``model, formula, method, n_obs, n_params, loglik, aic, bic`` and,
-        from the second row on, the test against the row before: ``lr_statistic`` (2 times the
-        log-likelihood difference, larger model minus smaller), ``lr_df`` (difference in
-        parameters) and ``p_value`` (chi-square).
+        One row per fit: ``model, formula, method, convention, n_obs, n_params, loglik, aic,
+        bic, bic_n`` (``n_params`` is the k or q that AIC and BIC count; ``bic_n`` the n in
+        log(n)) and, from the second row on, the test against the row before:
+        ``lr_statistic`` (2 times the log-likelihood difference, larger model minus smaller),
+        ``lr_df`` (difference in parameters, the same in either convention) and ``p_value``
+        (chi-square). ``attrs["convention"]`` states the convention in words.
 
     Raises
     ------
@@ -167,10 +208,14 @@ def compare(*fits: Any, names: list[str] | None = None) -> pd.DataFrame:
     -----
     The test assumes the models are nested. A variance parameter tested at the boundary of its
     space (e.g. a random effect's variance = 0) makes the chi-square p-value conservative
-    (Self & Liang 1987). AIC and BIC are as ``fit.aic`` / ``fit.bic`` (SAS convention: under
-    REML only covariance parameters count). Validated against R ``nlme::anova`` in
-    tests/reference/r_effects/.
+    (Self & Liang 1987). ``fit.aic`` / ``fit.bic`` of an mmrm fit follow SAS; those of an lmm fit
+    follow lme4. Validated against R ``nlme::anova`` (AIC, BIC, likelihood ratio) and SAS PROC
+    MIXED listings (AIC, BIC) in tests/models/test_compare_conventions.py.
     """
+    if convention not in CONVENTIONS:
+        raise ModelSpecificationError(
+            f"convention={convention!r} is not valid; choose one of {list(CONVENTIONS)}"
+        )
     if len(fits) < 2:
         raise ModelSpecificationError("compare() needs at least two fitted models")
     names = list(names) if names is not None else [f"model {i + 1}" for i in range(len(fits))]
@@ -199,27 +244,31 @@ def compare(*fits: Any, names: list[str] | None = None) -> pd.DataFrame:
             )
     rows = []
     for name, f in zip(names, fits):
-        k = int(f.n_cov_params) + int(f.n_fixed)
+        crit = _criteria(f, method, convention)
         rows.append(
             {
                 "model": name,
                 "formula": str(getattr(f, "formula", "")),
                 "method": method.upper(),
+                "convention": convention,
                 "n_obs": int(f.n_obs),
-                "n_params": k,
+                "n_params": crit["n_params"],
                 "loglik": float(f.loglik),
-                "aic": float(f.aic),
-                "bic": float(f.bic),
+                "aic": crit["aic"],
+                "bic": crit["bic"],
+                "bic_n": crit["bic_n"],
             }
         )
     out = pd.DataFrame(rows)
+    out.attrs["convention"] = CONVENTIONS[convention]
     out["lr_statistic"] = np.nan
     out["lr_df"] = np.nan
     out["p_value"] = np.nan
+    k_all = [int(f.n_cov_params) + int(f.n_fixed) for f in fits]
     for i in range(1, len(out)):
         a, b = out.iloc[i - 1], out.iloc[i]
-        df = abs(int(b["n_params"]) - int(a["n_params"]))
-        big, small = (b, a) if b["n_params"] >= a["n_params"] else (a, b)
+        df = abs(k_all[i] - k_all[i - 1])
+        big, small = (b, a) if k_all[i] >= k_all[i - 1] else (a, b)
         stat = max(2.0 * (big["loglik"] - small["loglik"]), 0.0)
         out.loc[out.index[i], "lr_statistic"] = stat
         out.loc[out.index[i], "lr_df"] = df

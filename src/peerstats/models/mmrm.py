@@ -80,8 +80,13 @@ def mmrm(
     weights : str, optional
         Column of positive weights (SAS ``WEIGHT``).
     method : {"reml", "ml"}
-    df : {"satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"}
-        Denominator degrees of freedom for t and F tests (SAS ``ddfm=``). ``residual`` is
+    df : {"satterthwaite", "kenward-roger", "kenward-roger-linear", "kenward-roger-mmrm", "residual", "between-within", "asymptotic"}
+        Denominator degrees of freedom for t and F tests (SAS ``ddfm=``). The Kenward-Roger
+        variants differ only in the adjusted covariance of beta (same df):
+        ``kenward-roger`` is SAS ``ddfm=kr``; ``kenward-roger-linear`` SAS ``ddfm=kr(linear)``
+        and R mmrm ``Kenward-Roger-Linear``; ``kenward-roger-mmrm`` R mmrm's default
+        ``Kenward-Roger`` (us, cs, csh, ar1, ar1h), which differs from SAS even for ``us``
+        (see :mod:`peerstats.models._kr_variants`). ``residual`` is
         n_obs - rank(X) (SAS DDFM=RESIDUAL); ``between-within`` as SAS DDFM=BETWITHIN (with
         ``covariance="us"`` every effect gets the between-subject df, as SAS); ``asymptotic``
         uses the normal / chi-square distributions. With an empirical ``vcov``,

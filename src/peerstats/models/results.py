@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -236,23 +236,36 @@ class MixedModelResult:
 
         return effect_size(self, arm, by, sd, reference=reference, level=level)
 
-    def anova(self, type: int = 3) -> pd.DataFrame:
+    def anova(self, type: int = 3, *, convention: Literal["car", "sas"] = "car") -> pd.DataFrame:
         """Type III (default) or type II F tests of each term.
 
-        ``type=3``: SAS "Type 3 Tests of Fixed Effects". ``type=2``: each term after every
-        term that does not contain it (marginality), the hypothesis of R ``car::Anova(type=2)``
-        built with the fit's covariance of the fixed effects (see
-        :func:`peerstats.models._anova.type2_hypotheses`).
+        ``type=3``: SAS "Type 3 Tests of Fixed Effects" (either convention). ``type=2`` with
+        ``convention="car"`` (default): each term after every term that does not contain it
+        (marginality), the hypothesis of R ``car::Anova(type=2)`` built with the fit's
+        covariance of the fixed effects (see :func:`peerstats.models._anova.type2_hypotheses`).
+        ``convention="sas"``: SAS PROC MIXED ``HTYPE=2``, whose containment differs for terms
+        with continuous variables: in ``y ~ arm * baseline``, car tests ``arm`` ignoring the
+        ``arm:baseline`` interaction, SAS adjusts for it (the arm effect at baseline 0; see
+        :func:`peerstats.models._anova.type2_hypotheses_sas`, validated against SAS listings in
+        tests/reference/sas_anova/).
 
         Columns: ``term, num_df, den_df, statistic (F), p_value``; the denominator df follow
-        the model's ``df`` method (and ``vcov``).
+        the model's ``df`` method (and ``vcov``). The convention is in ``attrs["convention"]``.
         """
         if type not in (2, 3) or isinstance(type, bool):
             raise ModelSpecificationError(f"type={type!r} is not valid; choose 2 or 3")
+        if convention not in ("car", "sas"):
+            raise ModelSpecificationError(
+                f"convention={convention!r} is not valid; choose one of ['car', 'sas']"
+            )
         if type == 3:
             from peerstats.models.emmeans import type3_hypotheses
 
             hyps = type3_hypotheses(self._design)
+        elif convention == "sas":
+            from peerstats.models._anova import type2_hypotheses_sas
+
+            hyps = type2_hypotheses_sas(self._design)
         else:
             from peerstats.models._anova import type2_hypotheses
 
@@ -260,7 +273,9 @@ class MixedModelResult:
         rows = []
         for term, L in hyps.items():
             rows.append({"term": term, **self._inference.test_md(L, term=term)})
-        return pd.DataFrame(rows).set_index("term")
+        out = pd.DataFrame(rows).set_index("term")
+        out.attrs["convention"] = convention if type == 2 else "type 3 (SAS = car)"
+        return out
 
     def test(self, L: np.ndarray | Sequence[float], *, level: float = 0.95) -> pd.DataFrame:
         """Test a linear combination (one row) or a joint hypothesis (several rows) of the
@@ -282,16 +297,29 @@ class MixedModelResult:
         return self._prepared
 
     def predict(
-        self, data: pd.DataFrame | None = None, *, conditional: bool = True
+        self,
+        data: pd.DataFrame | None = None,
+        *,
+        conditional: bool = True,
+        interval: Literal["confidence", "prediction"] = "confidence",
     ) -> pd.DataFrame:
         """Predictions for the rows of ``data`` (default: the data of the fit, every row).
 
         ``conditional=True`` (SAS ``outp=``, R mmrm ``predict(conditional = TRUE)``): a row
         with an observed outcome is predicted by that value (std_error 0); a row whose outcome
         is missing by its conditional mean given the same subject's observed rows,
-        x_m beta + Sigma_mo Sigma_oo^-1 (y_o - X_o beta), with the standard error from
-        cov(beta_hat) (R mmrm's ``interval = "confidence"``); a subject without observed rows
-        gets x beta. ``conditional=False``: the marginal mean x beta and its standard error.
+        x_m beta + Sigma_mo Sigma_oo^-1 (y_o - X_o beta); a subject without observed rows
+        gets x beta. ``conditional=False``: the marginal mean x beta.
+
+        ``interval="confidence"`` (default): ``std_error`` is the standard error of the
+        (conditional) mean, from cov(beta_hat) alone (R mmrm ``interval = "confidence"``).
+        ``interval="prediction"``: the standard error of a prediction of the outcome itself
+        (SAS StdErrPred, R mmrm ``interval = "prediction"``): the confidence variance plus the
+        conditional variance Sigma_mm - Sigma_mo Sigma_oo^-1 Sigma_om of the row given the
+        subject's observed rows (the marginal Sigma_vv with ``conditional=False``). R mmrm
+        adds the variability of theta_hat by simulation (``nsim`` draws); peerstats evaluates
+        at theta_hat (R mmrm's ``h_get_prediction`` variance; validated against it in
+        tests/reference/r_predict/). Observed rows keep std_error 0 when conditional.
 
         Returns a DataFrame with ``prediction, std_error``, index and row order of ``data``
         (NaN where a model column is missing). As R mmrm, the covariance used is the fitted
@@ -299,8 +327,12 @@ class MixedModelResult:
         """
         from peerstats.models._predict import predict_frame
 
+        if interval not in ("confidence", "prediction"):
+            raise ModelSpecificationError(
+                f"interval={interval!r} is not valid; choose one of ['confidence', 'prediction']"
+            )
         self._need_prepared("predict()")
-        return predict_frame(self, data, conditional=bool(conditional))
+        return predict_frame(self, data, conditional=bool(conditional), interval=interval)
 
     def fitted(self) -> pd.Series:
         """Fitted marginal means x beta of the rows used in the fit, indexed as the data."""

@@ -1,8 +1,11 @@
 """``peerstats run --blinded``: the open report of a data-monitoring committee.
 
-The arms are recoded A, B, ... before anything is computed (a permutation drawn from the
-analysis spec's ``seed``, so the unblinded statistician who holds the spec can recover the key;
-the key is written nowhere in the output), and every between-arm comparison (model contrasts,
+The arms are recoded A, B, ... before anything is computed, by a permutation drawn from a
+random secret (issue 20.1: not from the analysis spec's ``seed``, which the report and the SAP
+print, so anyone could recompute it). The secret and the coding are written only to the closed
+key file of ``peerstats run --blinded --key FILE`` (created when absent; an existing file
+reproduces the same coding), never to the open report. Without ``--key`` the coding is fresh
+each run and kept nowhere. Every every between-arm comparison (model contrasts,
 p-values, effect sizes, standardised differences, responder comparisons, sensitivity
 analyses) is left out. What remains is descriptive by coded arm: CONSORT flow, baseline
 characteristics, observed outcomes, harms, trajectories. The reference arm, the group-delivered
@@ -28,16 +31,47 @@ def _codes(n: int) -> list[str]:
     return [chr(ord("A") + i) for i in range(n)]
 
 
-def blind_trial(trial: Any, seed: int) -> tuple[Any, dict[str, str]]:
-    """A copy of ``trial`` whose arms are coded A, B, ... (seeded permutation); returns the
-    trial and the key ``{original: code}`` (for the caller to keep, not to print)."""
+def _secret(key_file: Any) -> str:
+    """The coding secret: read from ``key_file`` if it exists, else drawn (and written there)."""
+    import json
+    import secrets
+    from pathlib import Path
+
+    if key_file is not None and Path(key_file).is_file():
+        try:
+            return str(json.loads(Path(key_file).read_text(encoding="utf-8"))["secret"])
+        except (ValueError, KeyError, TypeError) as exc:
+            from peerstats.exceptions import SpecError
+
+            raise SpecError(f"--key {key_file}: not a peerstats key file ({exc})") from exc
+    return secrets.token_hex(32)
+
+
+def blind_trial(
+    trial: Any, seed: Any = None, *, key_file: Any = None
+) -> tuple[Any, dict[str, str]]:
+    """A copy of ``trial`` whose arms are coded A, B, ... by a permutation drawn from a secret
+    (``key_file``: read, or created with the secret and the coding); returns the trial and the
+    key ``{original: code}`` (for the caller to keep, not to print). ``seed`` is ignored (kept
+    for callers of the old signature): the coding never follows the spec's seed."""
+    import hashlib
+    import json
+    from pathlib import Path
+
     from peerstats._trial import _TOKEN, Trial
 
     ts = trial.spec
     arms = [str(a) for a in ts.arms.levels]
-    order = np.random.default_rng(seed).permutation(len(arms))
+    secret = _secret(key_file)
+    state = int.from_bytes(hashlib.sha256(secret.encode()).digest(), "big")
+    order = np.random.default_rng(state).permutation(len(arms))
     codes = _codes(len(arms))
     key = {arms[i]: codes[k] for k, i in enumerate(order)}
+    if key_file is not None and not Path(key_file).is_file():
+        Path(key_file).write_text(
+            json.dumps({"secret": secret, "coding": key, "closed": "DMC key: keep closed"}),
+            encoding="utf-8",
+        )
 
     def recode(df: pd.DataFrame | None) -> pd.DataFrame | None:
         if df is None or "arm" not in df.columns:
@@ -100,7 +134,8 @@ def run_blinded(run: Any, progress: Any) -> Any:
     spec, trial, res = run.spec, run.trial, run.results
     lab = display_labels(trial, spec)
     res["blinded"] = {
-        "arms": "coded A, B, ... by a permutation seeded with the analysis spec's seed",
+        "arms": "coded A, B, ... by a permutation drawn from a secret kept by the unblinded "
+        "statistician (not derivable from this report)",
         "omitted": "every between-arm comparison (differences, p-values, effect sizes)",
     }
     res["models"] = {}
@@ -168,10 +203,10 @@ def _observed_outcomes(run: Any, lab: Any) -> None:
             "Arm": obs["arm"],
             "n": obs["n"].astype(int),
             f"Mean ({ci_name(level)})": [
-                f"{m:.2f} ({lo:.2f} to {hi:.2f})"
+                f"{m:z.2f} ({lo:z.2f} to {hi:z.2f})"
                 for m, lo, hi in zip(obs["mean"], obs["ci_lower"], obs["ci_upper"])
             ],
-            "SD": [f"{s:.2f}" for s in obs["sd"]],
+            "SD": [f"{s:z.2f}" for s in obs["sd"]],
         }
     )
     t = Table(

@@ -135,7 +135,7 @@ def _digits(se: float) -> int:
 def _fmt_p(p: float) -> str:
     if p != p:
         return "p not available"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    return "p < 0.001" if p < 0.001 else f"p = {p:z.3f}"
 
 
 def outcome_label(trial: Any, spec: Any, outcome: str) -> str:
@@ -194,17 +194,17 @@ def _difference_sentence(run: AnalysisRun, r: Any) -> str:
     word = "higher" if est > 0 else "lower"
     if est < 0:  # "1.8 points lower (95% CI 0.4 to 3.2)": the interval on the same scale
         lo, hi = -hi, -lo
-    ci = f"({level_text(spec.model.level)} CI {lo:.{k}f} to {hi:.{k}f})"
+    ci = f"({level_text(spec.model.level)} CI {lo:z.{k}f} to {hi:z.{k}f})"
     if run.results["trial"]["design"] == "single-arm":
         return (
-            f"{name} at {vlab} was {abs(est):.{k}f} points {word} than at baseline {ci}, "
+            f"{name} at {vlab} was {abs(est):z.{k}f} points {word} than at baseline {ci}, "
             f"{_fmt_p(r.p_value)}; a within-group change in a single-arm "
             "study, not a comparison with a control group."
         )
     key = r.contrast
     arm, ref = key.split(" - ", 1) if " - " in key else (key, "control")
     d = r.extra.get("d", r.extra.get("cohens_d"))
-    dtxt = f", Cohen's d {d:.2f}" if d is not None else ""
+    dtxt = f", Cohen's d {d:z.2f}" if d is not None else ""
     hib = directions(trial).get(r.outcome)
     favour = ""
     if hib is not None and est != 0:
@@ -212,7 +212,7 @@ def _difference_sentence(run: AnalysisRun, r: Any) -> str:
         winner = spec.label("arms", arm if better else ref)
         favour = f"; {direction_text(hib)} on {name}, so the estimate favours {winner}"
     return (
-        f"{name} at {vlab} was {abs(est):.{k}f} points {word} {ci} with "
+        f"{name} at {vlab} was {abs(est):z.{k}f} points {word} {ci} with "
         f"{spec.label('arms', arm)} than with {spec.label('arms', ref)} "
         f"({_fmt_p(r.p_value)}{dtxt}){favour}."
     )
@@ -226,9 +226,9 @@ def effect_sentence(run: AnalysisRun, r: Any) -> str:
     name = r.outcome_label or outcome_label(run.trial, spec, r.outcome)
     when = f" at {r.visit_label or spec.label('visits', str(r.visit))}" if r.visit else ""
     k = 2 if r.is_ratio else _digits(r.std_error)
-    ci = f"{level_text(r.level)} CI {r.ci_lower:.{k}f} to {r.ci_upper:.{k}f}"
+    ci = f"{level_text(r.level)} CI {r.ci_lower:z.{k}f} to {r.ci_upper:z.{k}f}"
     text = (
-        f"{name}{when}: {r.scale_label} {r.estimate:.{k}f} ({ci}), {r.comparison}, "
+        f"{name}{when}: {r.scale_label} {r.estimate:z.{k}f} ({ci}), {r.comparison}, "
         f"{_fmt_p(r.p_value)}"
     )
     return text + (f"; {r.direction}." if r.direction else ".")

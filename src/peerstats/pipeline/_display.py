@@ -65,7 +65,7 @@ def display_labels(trial: Any, spec: Any) -> Labels:
 def level_text(level: float) -> str:
     """``0.95`` -> ``"95%"``, ``0.9`` -> ``"90%"``, ``0.975`` -> ``"97.5%"``."""
     pct = 100 * float(level)
-    return f"{pct:.0f}%" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}%"
+    return f"{pct:z.0f}%" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}%"
 
 
 def change_table(effects: Any, labels: Labels, level: float, digits: int = 2) -> Any:
@@ -79,7 +79,7 @@ def change_table(effects: Any, labels: Labels, level: float, digits: int = 2) ->
     ci = f"{level_text(level)} CI"
 
     def fmt_p(p: float) -> str:
-        return "" if not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+        return "" if not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:z.3f}")
 
     e = effects
     dcol = "cohens_d" if "cohens_d" in e.columns else "d"
@@ -88,12 +88,12 @@ def change_table(effects: Any, labels: Labels, level: float, digits: int = 2) ->
             "Outcome": [labels.outcome(o) for o in e["outcome"]],
             "Visit": [labels.visit(v) for v in e["visit"]],
             f"Change from baseline ({ci})": [
-                f"{a:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+                f"{a:z.{digits}f} ({lo:z.{digits}f} to {hi:z.{digits}f})"
                 for a, lo, hi in zip(e["estimate"], e["ci_lower"], e["ci_upper"])
             ],
             "p": [fmt_p(float(p)) for p in e["p_value"]],
             f"d ({ci})": [
-                f"{a:.2f} ({lo:.2f} to {hi:.2f})"
+                f"{a:z.2f} ({lo:z.2f} to {hi:z.2f})"
                 for a, lo, hi in zip(e[dcol], e["d_ci_lower"], e["d_ci_upper"])
             ],
         }
@@ -143,10 +143,13 @@ def read_adverse_events(trial: Any, labels: Labels) -> Any:
     raw = read_table(ts.adverse_events, "adverse_events")
     from peerstats.describe.labels import relabel
 
+    cols = ts.adverse_event_columns  # mapped in the spec (issue 20.5)
     table = harms_table(
         trial,
         raw.data,
-        subject=str(ts.columns.subject),
+        subject=cols["subject"],
+        event=cols["event"],
+        serious=cols["serious"],
         arm_labels=dict(labels.arms),
     )
     return relabel(table, labels)  # adverse-event terms as the spec names them (issue 21)
@@ -183,7 +186,7 @@ def ls_means_table(fits: dict[str, Any], labels: Labels, level: float) -> Any:
             if len(x):
                 x = x.iloc[0]
                 r[f"{labels.arm(a)}: mean ({ci})"] = (
-                    f"{x['estimate']:.2f} ({x['ci_lower']:.2f} to {x['ci_upper']:.2f})"
+                    f"{x['estimate']:z.2f} ({x['ci_lower']:z.2f} to {x['ci_upper']:z.2f})"
                 )
         rows.append(r)
     notes = [

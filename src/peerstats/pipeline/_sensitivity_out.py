@@ -103,13 +103,13 @@ def _contrast_label(c: str, spec: Any) -> str:
 def _fmt(x: Any, k: int = 2) -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return ""
-    return f"{x:.{k}f}"
+    return f"{x:z.{k}f}"
 
 
 def _p(p: float) -> str:
     if p is None or p != p:
         return ""
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return "< 0.001" if p < 0.001 else f"{p:z.3f}"
 
 
 def _table_html(table: pd.DataFrame, spec: Any) -> str:
@@ -260,7 +260,7 @@ def _tipping_sentences(res: dict, spec: Any) -> list[str]:
         else:
             txt = (
                 f"Tipping point ({e(key)}): the conclusion at {at} changes when the imputed "
-                f"values of {e(arm)} are shifted by {d:.2f} points."
+                f"values of {e(arm)} are shifted by {d:z.2f} points."
             )
         parts.append(f"<p data-tipping>{txt}</p>")
     return parts

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats.exceptions import SpecError
+
 from peerstats.pipeline._sensitivity_out import (
     _WORDS,
     _forest_figure,
@@ -155,12 +157,18 @@ def _event_starts(ev: Any, flag: pd.Series, miss: np.ndarray, v0: int) -> dict[i
     the first missing visit at or after it; hypothetical sets aside every outcome from it."""
     out = {}
     for k in np.flatnonzero(flag.to_numpy(bool)):
-        if ev.strategy == "treatment policy":
+        if ev.post_ice_handling == "keep":  # as peerstats.impute(post_ice="keep")
             later = np.flatnonzero(miss[k, v0:])
             if not len(later):
                 continue
             out[int(k)] = v0 + int(later[0])
-        else:
+        else:  # post_ice impute / error (issue 20.6)
+            if ev.post_ice_handling == "error" and not miss[k, v0:].all():
+                raise SpecError(
+                    f"estimand: intercurrent event {ev.event!r} has post_ice: error, but "
+                    "outcomes were observed after it; use post_ice: keep (analyse them) or "
+                    "impute (set them aside)"
+                )
             out[int(k)] = v0
     return out
 

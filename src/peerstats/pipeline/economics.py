@@ -152,8 +152,8 @@ def render_section(run: Any) -> str:
         f"{r['n_analysed']} of {r['n_randomised']} randomised participants analysed.</p>",
         f"<p>Incremental cost {inc['cost']['estimate']:,.0f} {cur} "
         f"({inc['cost']['ci_lower']:,.0f} to {inc['cost']['ci_upper']:,.0f}); incremental QALYs "
-        f"{inc['effect']['estimate']:.4f} ({inc['effect']['ci_lower']:.4f} to "
-        f"{inc['effect']['ci_upper']:.4f}); {_icer_words(r, cur)}.</p>",
+        f"{inc['effect']['estimate']:z.4f} ({inc['effect']['ci_lower']:z.4f} to "
+        f"{inc['effect']['ci_upper']:z.4f}); {_icer_words(r, cur)}.</p>",
         "<h3>Mean costs and QALYs by arm</h3>",
         "<div class='scroll'>"
         + _table(run.tables["economics_costs"], "economics_costs")

@@ -216,8 +216,8 @@ def render_section(run: AnalysisRun) -> list[str]:
             m = s["sites"]["meta"]
             parts.append(
                 f"<h3>Sites</h3><p>Random-effects meta-analysis of the site effects (REML): "
-                f"τ² = {m['tau2']:.3g}, I² = {m['i2']:.1f}%, Q p = {m['q_p_value']:.3f}; "
-                f"prediction interval for a new site [{m['pi_lower']:.2f}, {m['pi_upper']:.2f}]."
+                f"τ² = {m['tau2']:.3g}, I² = {m['i2']:z.1f}%, Q p = {m['q_p_value']:z.3f}; "
+                f"prediction interval for a new site [{m['pi_lower']:z.2f}, {m['pi_upper']:z.2f}]."
                 "</p>")
             parts.append(_fig(run, "site_forest"))
     if "mediation" in res:
@@ -229,7 +229,7 @@ def render_section(run: AnalysisRun) -> list[str]:
             "ci_lower": "CI lower", "ci_upper": "CI upper", "p_value": "p"})))
         if "rho_at_zero" in md:
             parts.append(f"<p>The mediated effect would be zero at a mediator–outcome error "
-                         f"correlation ρ = {md['rho_at_zero']:.3f}.</p>")
+                         f"correlation ρ = {md['rho_at_zero']:z.3f}.</p>")
         parts.append(_fig(run, "mediation_sensitivity"))
     if "multiplicity" in res:
         mt = res["multiplicity"]

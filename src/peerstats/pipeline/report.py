@@ -71,7 +71,7 @@ def _num(x: Any, k: int = 2) -> str:
     if isinstance(x, int):
         return str(x)
     if isinstance(x, float):
-        return f"{x:.{k}f}" if abs(x) >= 10 ** (-k) or x == 0 else f"{x:.2g}"
+        return f"{x:z.{k}f}" if abs(x) >= 10 ** (-k) or x == 0 else f"{x:.2g}"
     return _e(x)
 
 
@@ -152,7 +152,6 @@ def _primary(run: AnalysisRun) -> list[str]:
         outcome_label,
         primary_sentences,
     )
-    from peerstats.pipeline._display import level_text
 
     spec, trial, res = run.spec, run.trial, run.results
     t = res["trial"]
@@ -173,8 +172,14 @@ def _primary(run: AnalysisRun) -> list[str]:
     prim_model = res["models"].get(spec.primary_outcome, {})
     add(
         f"<p class='peerstats-note'>Primary outcome {_e(outcome_label(trial, spec, spec.primary_outcome))}"
-        f" at {_e(spec.label('visits', spec.primary_visit))}; model: {_e(prim_model.get('model', ''))}, "
-        f"{_e(prim_model.get('df_method', ''))} degrees of freedom; estimates are "
+        f" at {_e(spec.label('visits', spec.primary_visit))}; "
+        + (  # no "model: , degrees of freedom;" when no model was fitted (blinded, issue 20.1)
+            f"model: {_e(prim_model.get('model', ''))}, "
+            f"{_e(prim_model.get('df_method', ''))} degrees of freedom; "
+            if prim_model.get("model")
+            else ""
+        )
+        + "estimates are "
         + (
             "descriptive by coded arm (blinded)."
             if res.get("blinded")
@@ -182,9 +187,7 @@ def _primary(run: AnalysisRun) -> list[str]:
             if single
             else "adjusted differences (intervention \u2212 control) on each outcome's own "
             "scale; Cohen's d has the same sign, and an interval is written low to high on the "
-            "scale of the words (\u201c1.8 points lower ("
-            + level_text(spec.model.level)
-            + " CI 0.4 to 3.2)\u201d)."
+            "scale of the words (an effect in the direction the words name is positive)."
         )
         + "</p>"
     )
@@ -425,15 +428,15 @@ def _models(run: AnalysisRun) -> list[str]:
             ("Observations", _e(f"{m['n_obs']} from {m['n_subjects']} participants")),
             (
                 "Log-likelihood / AIC",
-                _e(f"{m['loglik']:.3f} / {m['aic']:.3f}") if "loglik" in m else None,
+                _e(f"{m['loglik']:z.3f} / {m['aic']:z.3f}") if "loglik" in m else None,
             ),
         ]
         if "icc" in m:
-            extra = f"{m['icc']:.4f}"
+            extra = f"{m['icc']:z.4f}"
             if m.get("design_effect") is not None:
                 extra += (
-                    f"; design effect {m['design_effect']:.3f} ({m['n_groups']} groups, "
-                    f"mean size {m['mean_group_size']:.2f})"
+                    f"; design effect {m['design_effect']:z.3f} ({m['n_groups']} groups, "
+                    f"mean size {m['mean_group_size']:z.2f})"
                 )
             pairs.append(("Delivery-group ICC", _e(extra)))
         add(_kv(pairs))

@@ -99,9 +99,9 @@ class Progress:
         dt = time.perf_counter() - t0
         if self.enabled:
             if self.tty:
-                self.stream.write(f"\r\u2713 {label} ({dt:.1f} s)\033[K\n")
+                self.stream.write(f"\r\u2713 {label} ({dt:z.1f} s)\033[K\n")
             else:
-                self.stream.write(f"{label} ... done ({dt:.1f} s)\n")
+                self.stream.write(f"{label} ... done ({dt:z.1f} s)\n")
             self.stream.flush()
 
 
@@ -111,6 +111,7 @@ def run_analysis(
     *,
     progress: Progress | None = None,
     blinded: bool = False,
+    key: str | Path | None = None,
 ) -> AnalysisRun:
     """Run an analysis spec in memory: the named steps of :mod:`peerstats.pipeline.steps`.
 
@@ -141,7 +142,7 @@ def run_analysis(
     progress = progress or Progress(enabled=False)
     started = _now()
     spec, trial = steps.load(spec, progress=progress)
-    run = steps.validate(spec, trial, blinded=blinded, started=started)
+    run = steps.validate(spec, trial, blinded=blinded, started=started, key=key)
     if blinded:
         from peerstats.pipeline._blind import run_blinded
 
@@ -536,6 +537,7 @@ def run(
     force: bool = False,
     progress: Progress | None = None,
     blinded: bool = False,
+    key: str | Path | None = None,
 ) -> Path:
     """Run an analysis spec and write its result folder (see the module docstring);
     ``blinded=True`` writes the data-monitoring committee's open report (arms coded A/B,
@@ -551,7 +553,7 @@ def run(
     # once that the folder is busy, rather than racing this one at the end
     lock = output_lock(resolved) if resolved.parent.is_dir() else contextlib.nullcontext()
     with lock:
-        result = run_analysis(spec, progress=progress, blinded=blinded)
+        result = run_analysis(spec, progress=progress, blinded=blinded, key=key)
         progress = progress or Progress(enabled=False)
         with progress.step(f"writing {out}"):
             written = write_results(result, out, force=force)

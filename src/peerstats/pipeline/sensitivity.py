@@ -98,6 +98,15 @@ class IntercurrentEvent:
     column: str | None = None
     visit: str | None = None
     missing_data: str = "MAR"
+    post_ice: str | None = None  # keep | impute | error; default from the strategy
+
+    @property
+    def post_ice_handling(self) -> str:
+        """Outcomes observed after the event: kept (treatment policy), set aside and imputed
+        (hypothetical and the others), or an error, unless ``post_ice`` says so."""
+        if self.post_ice is not None:
+            return self.post_ice
+        return "keep" if self.strategy == "treatment policy" else "impute"
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,7 @@ def _parse_estimand(e: dict | None) -> EstimandSpec | None:
             column=x.get("column"),
             visit=None if x.get("visit") is None else str(x["visit"]),
             missing_data=str(x.get("missing_data", "MAR")),
+            post_ice=x.get("post_ice"),
         )
         for x in e.get("intercurrent_events", ())
     )

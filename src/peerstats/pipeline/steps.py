@@ -79,7 +79,12 @@ def load(spec: str | Path | dict | AnalysisSpec, *, progress: Any = None) -> tup
 
 
 def validate(
-    spec: AnalysisSpec, trial: Any, *, blinded: bool = False, started: Any = None
+    spec: AnalysisSpec,
+    trial: Any,
+    *,
+    blinded: bool = False,
+    started: Any = None,
+    key: Any = None,
 ) -> AnalysisRun:
     """Check the spec against the trial (and the estimand's columns against its data), blind
     it when asked, and start the run: manifest and the header of ``results.json``."""
@@ -92,7 +97,7 @@ def validate(
     if blinded:  # issue 12: arms coded A/B, between-arm comparisons left out (pipeline/_blind)
         from peerstats.pipeline._blind import blind_spec, blind_trial
 
-        trial, _key = blind_trial(trial, spec.seed)
+        trial, _key = blind_trial(trial, key_file=key)  # secret, never the seed (20.1)
         spec = blind_spec(spec)
     _sensitivity.check_data(spec, trial)  # before any fitting
     run = AnalysisRun(spec=spec, trial=trial)

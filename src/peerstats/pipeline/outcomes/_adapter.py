@@ -245,7 +245,8 @@ class GLMOutcome:
         disp = pd.DataFrame(
             {
                 "Outcome": [
-                    (r.outcome_label or r.outcome) + (" (primary)" if r.primary else "")
+                    (r.outcome_label or r.outcome)
+                    + (" (primary)" if r.primary and _primary_visit(r, context) else "")
                     for r in records
                 ],
                 "Visit": [r.visit_label or "whole follow-up" for r in records],
@@ -254,7 +255,7 @@ class GLMOutcome:
                     for a in arms
                 },
                 f"Effect ({ci_name(context.level)})": [
-                    f"{r.scale_label} {r.estimate:.2f} ({r.ci_lower:.2f} to {r.ci_upper:.2f})"
+                    f"{r.scale_label} {r.estimate:z.2f} ({r.ci_lower:z.2f} to {r.ci_upper:z.2f})"
                     for r in records
                 ],
                 "p": [_fmt_p(r.p_value) for r in records],
@@ -276,4 +277,11 @@ class GLMOutcome:
 def _fmt_p(p: float) -> str:
     if p is None or not np.isfinite(p):
         return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return "<0.001" if p < 0.001 else f"{p:z.3f}"
+
+
+def _primary_visit(record: EffectRecord, context: Context) -> bool:
+    """Whether the record is at the primary visit (issue 20.9: "(primary)" marks one row, not
+    every visit of the primary outcome); a whole-follow-up record counts."""
+    visit = getattr(record, "visit", None)
+    return visit is None or str(visit) == str(context.spec.primary_visit)

@@ -153,7 +153,7 @@ class BinaryOutcome(GLMOutcome):
         n = r.extra.get(f"n_{arm}")
         if n is None:
             return ""
-        return f"{r.extra[f'events_{arm}']}/{n} ({r.extra[f'percent_{arm}']:.1f}%)"
+        return f"{r.extra[f'events_{arm}']}/{n} ({r.extra[f'percent_{arm}']:z.1f}%)"
 
     def notes(self, records: list[EffectRecord]) -> list[str]:
         """How to read the table."""

@@ -346,4 +346,5 @@ class ContinuousOutcome:
             visit_labels=dict(lab.visits),
             arm_labels=dict(lab.arms),
             directions=context.directions,
+            primary_visit=context.spec.primary_visit,
         )

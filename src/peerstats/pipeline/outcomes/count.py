@@ -68,9 +68,9 @@ class CountOutcome(GLMOutcome):
         """ "3.27 (9.80); 0.009 per day of follow-up"."""
         if f"n_{arm}" not in r.extra:
             return ""
-        text = f"{r.extra[f'mean_{arm}']:.2f} ({r.extra[f'sd_{arm}']:.2f})"
+        text = f"{r.extra[f'mean_{arm}']:z.2f} ({r.extra[f'sd_{arm}']:z.2f})"
         if f"rate_{arm}" in r.extra:
-            text += f"; {r.extra[f'rate_{arm}']:.4f}"
+            text += f"; {r.extra[f'rate_{arm}']:z.4f}"
         return text
 
     def notes(self, records: list[EffectRecord]) -> list[str]:
