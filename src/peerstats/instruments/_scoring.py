@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats import _dist
 from peerstats.exceptions import DataValidationError, DataWarning, SpecError
 from peerstats.instruments._definition import Instrument, MissingRule
 from peerstats.instruments._registry import get_instrument
@@ -417,30 +418,30 @@ def cronbach_alpha(
     Notes
     -----
     ``alpha = k / (k - 1) * (1 - sum(var(item_i)) / var(sum of items))`` (sample variances);
-    computed by :func:`pingouin.cronbach_alpha` with listwise deletion. The interval is the
+    the same closed form as :func:`pingouin.cronbach_alpha` with listwise deletion
+    (tested equal to it). The interval is the
     F-distribution interval of Feldt, Woodruff & Salih (1987),
     ``1 - (1 - alpha) F_{a/2}`` and ``1 - (1 - alpha) F_{1-a/2}`` with ``n - 1`` and
     ``(n - 1)(k - 1)`` degrees of freedom (unrounded; pingouin rounds it to 3 decimals).
     """
-    import pingouin as pg
-
     if not 0 < ci < 1:
         raise SpecError(f"ci must be between 0 and 1, got {ci!r}")
     values = prepare_items(data, instrument, items).dropna()
     n = len(values)
     if n < 3:
         return {"alpha": float("nan"), "ci_lower": float("nan"), "ci_upper": float("nan"), "n": n}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        alpha, _ = pg.cronbach_alpha(data=values, nan_policy="listwise", ci=ci)
-    # pingouin rounds its interval to 3 decimals; recompute it unrounded (same formula)
-    from scipy.stats import f
-
+    # closed form as in pingouin.cronbach_alpha (listwise deletion; covariance of the items);
+    # computed here so that reports never import pingouin (cold start, issue 22)
+    k = values.shape[1]
+    cov = values.astype(float).cov()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = (k / (k - 1)) * (1 - np.trace(cov) / cov.sum().sum())
+    # pingouin rounds its interval to 3 decimals; this one is unrounded (same formula)
     df1 = n - 1
-    df2 = df1 * (values.shape[1] - 1)
+    df2 = df1 * (k - 1)
     tail = (1 - ci) / 2
-    lower = 1 - (1 - alpha) * f.isf(tail, df1, df2)
-    upper = 1 - (1 - alpha) * f.isf(1 - tail, df1, df2)
+    lower = 1 - (1 - alpha) * _dist.f_isf(tail, df1, df2)
+    upper = 1 - (1 - alpha) * _dist.f_isf(1 - tail, df1, df2)
     return {"alpha": float(alpha), "ci_lower": float(lower), "ci_upper": float(upper), "n": n}
 
 

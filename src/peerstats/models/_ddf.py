@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+
+from peerstats import _dist
 
 __all__ = ["Inference", "DF_METHODS"]
 
@@ -186,11 +187,11 @@ class Inference:
         df = self.df_1d(ell)
         stat = est / se if se > 0 else np.nan
         if np.isfinite(df):
-            p = 2 * stats.t.sf(abs(stat), df)
-            crit = stats.t.ppf(1 - alpha / 2, df)
+            p = 2 * _dist.t_sf(abs(stat), df)
+            crit = _dist.t_ppf(1 - alpha / 2, df)
         else:
-            p = 2 * stats.norm.sf(abs(stat))
-            crit = stats.norm.ppf(1 - alpha / 2)
+            p = 2 * _dist.norm_sf(abs(stat))
+            crit = _dist.norm_ppf(1 - alpha / 2)
         return {
             "estimate": est,
             "std_error": se,
@@ -223,7 +224,7 @@ class Inference:
             lam, m = self._kr_md(L)
             F = float(Lb @ np.linalg.solve(L @ self.vcov @ L.T, Lb)) / q
             F *= lam
-            return {"num_df": q, "den_df": m, "statistic": F, "p_value": float(stats.f.sf(F, q, m))}
+            return {"num_df": q, "den_df": m, "statistic": F, "p_value": float(_dist.f_sf(F, q, m))}
         LCL = L @ self.C @ L.T
         F = float(Lb @ np.linalg.solve(LCL, Lb)) / q
         if self.method == "asymptotic":
@@ -231,7 +232,7 @@ class Inference:
                 "num_df": q,
                 "den_df": float("inf"),
                 "statistic": F,
-                "p_value": float(stats.chi2.sf(F * q, q)),
+                "p_value": float(_dist.chi2_sf(F * q, q)),
             }
         if self.method in ("residual", "between-within"):
             den = self._den_df(L, term)
@@ -247,7 +248,7 @@ class Inference:
             "num_df": q,
             "den_df": float(den),
             "statistic": F,
-            "p_value": float(stats.f.sf(F, q, den)),
+            "p_value": float(_dist.f_sf(F, q, den)),
         }
 
 

@@ -35,8 +35,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from peerstats import _dist
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.models._ddf import Inference
 
@@ -230,7 +230,7 @@ class SandwichInference(Inference):
                 "num_df": q,
                 "den_df": float("inf"),
                 "statistic": Fstat,
-                "p_value": float(stats.chi2.sf(Fstat * q, q)),
+                "p_value": float(_dist.chi2_sf(Fstat * q, q)),
             }
         if self.method == "satterthwaite":
             nu = self.cluster.htz(L)
@@ -238,7 +238,7 @@ class SandwichInference(Inference):
             Fstat *= max(den / nu, 0.0)
         else:
             den = self._den_df(L, term)
-        p = float(stats.f.sf(Fstat, q, den)) if den > 0 else float("nan")
+        p = float(_dist.f_sf(Fstat, q, den)) if den > 0 else float("nan")
         return {"num_df": q, "den_df": float(den), "statistic": Fstat, "p_value": p}
 
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from peerstats import _dist
 from peerstats.exceptions import ModelSpecificationError
 
 __all__ = ["effect_size", "compare", "hedges_j"]
@@ -272,5 +272,5 @@ def compare(
         stat = max(2.0 * (big["loglik"] - small["loglik"]), 0.0)
         out.loc[out.index[i], "lr_statistic"] = stat
         out.loc[out.index[i], "lr_df"] = df
-        out.loc[out.index[i], "p_value"] = float(stats.chi2.sf(stat, df)) if df > 0 else np.nan
+        out.loc[out.index[i], "p_value"] = float(_dist.chi2_sf(stat, df)) if df > 0 else np.nan
     return out

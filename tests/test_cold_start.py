@@ -1,0 +1,91 @@
+"""Issue 22: cold start. The scipy.special wrappers equal scipy.stats exactly; importing the
+package and the model engine pulls in none of scipy.stats, pingouin, matplotlib, dask; Cronbach's
+alpha computed in closed form equals pingouin's (the outside reference) on synthetic items."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from peerstats import _dist
+
+HEAVY = ("scipy.stats", "pingouin", "matplotlib", "dask")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import peerstats",
+        "import peerstats; peerstats.mmrm; peerstats.lmm; peerstats.load_trial",
+    ],
+)
+def test_import_does_not_load_heavy_modules(code: str) -> None:
+    probe = (
+        f"{code}\nimport sys\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
+        "or m.startswith('scipy.stats'))\nprint(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+X = np.array([-np.inf, -3.0, -1.0, -0.0, 0.0, 0.5, 1.96, 7.0, 40.0, np.inf, np.nan])
+DFS = [0.5, 1.0, 3.7, 25.0, 1e6, np.inf, 0.0, -2.0, np.nan]
+Q = np.array([0.0, 1e-12, 0.025, 0.5, 0.975, 1.0, 1.5, np.nan])
+
+
+def _same(a, b) -> None:
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # exact, NaN == NaN
+
+
+@pytest.mark.parametrize("df", DFS)
+def test_t_and_chi2_equal_scipy_stats(df: float) -> None:
+    _same(_dist.t_sf(X, df), stats.t.sf(X, df))
+    _same(_dist.t_ppf(Q, df), stats.t.ppf(Q, df))
+    if np.isfinite(df):
+        _same(_dist.chi2_sf(X, df), stats.chi2.sf(X, df))
+
+
+def test_normal_equals_scipy_stats() -> None:
+    _same(_dist.norm_sf(X), stats.norm.sf(X))
+    _same(_dist.norm_ppf(Q), stats.norm.ppf(Q))
+    assert _dist.t_sf(1.96, np.inf) == stats.t.sf(1.96, np.inf)
+
+
+@pytest.mark.parametrize("dfn", [1.0, 2.0, 4.5])
+@pytest.mark.parametrize("dfd", [0.7, 3.0, 58.25, 1e4, 0.0, np.nan])
+def test_f_equals_scipy_stats(dfn: float, dfd: float) -> None:
+    _same(_dist.f_sf(X, dfn, dfd), stats.f.sf(X, dfn, dfd))
+    _same(_dist.f_isf(Q, dfn, dfd), stats.f.isf(Q, dfn, dfd))
+
+
+def test_scalar_results_are_scalars() -> None:
+    assert np.ndim(_dist.t_sf(2.0, 10.0)) == 0
+    assert float(_dist.f_sf(3.0, 2, 20)) == float(stats.f.sf(3.0, 2, 20))
+
+
+def test_cronbach_alpha_equals_pingouin() -> None:
+    pg = pytest.importorskip("pingouin")
+    from peerstats.instruments import cronbach_alpha
+
+    rng = np.random.default_rng(22)
+    latent = rng.normal(size=120)
+    items = pd.DataFrame(
+        {
+            f"phq_{i}": np.clip(np.round(1.5 + latent + rng.normal(size=120)), 0, 3)
+            for i in range(1, 10)
+        }
+    )
+    items.iloc[[3, 17, 40], [0, 4, 8]] = np.nan  # listwise deletion
+    res = cronbach_alpha(items, "PHQ-9")
+    ref, ci = pg.cronbach_alpha(data=items, nan_policy="listwise", ci=0.95)
+    assert res["n"] == 117
+    assert res["alpha"] == pytest.approx(ref, abs=1e-14)
+    # pingouin rounds its interval to 3 decimals
+    assert res["ci_lower"] == pytest.approx(ci[0], abs=5e-4)
+    assert res["ci_upper"] == pytest.approx(ci[1], abs=5e-4)
