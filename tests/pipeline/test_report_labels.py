@@ -55,7 +55,7 @@ _VISIBLE_TEXT = """() => {
     document.body.appendChild(root); root.style.position = 'absolute';
     const text = root.innerText; root.remove(); return text;
 }"""
-_TABLE1_CELLS = """() => Array.from(document.querySelectorAll('#table1 ~ div td:first-child'))
+_TABLE1_CELLS = """() => Array.from(document.querySelectorAll('#table1 + div td:first-child'))
     .slice(0, 200).map(td => td.innerText.trim())"""
 
 

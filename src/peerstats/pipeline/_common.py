@@ -81,6 +81,8 @@ class AnalysisRun:
     fits: dict[str, FittedOutcome] = field(default_factory=dict)
     html_tables: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: hypothesis code -> label of the multiplicity strategy (issue 19), for display
+    multiplicity_labels: dict[str, str] = field(default_factory=dict)
     display_tables: dict[str, Any] = field(default_factory=dict)
     """Rendered tables (``describe.Table``, labels applied): ``tables/<name>.docx`` and
     ``tables/display/<name>.csv``."""

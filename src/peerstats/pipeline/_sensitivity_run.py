@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import SpecError
-
 from peerstats.pipeline._sensitivity_out import (
     _WORDS,
     _forest_figure,

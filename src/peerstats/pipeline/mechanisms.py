@@ -103,18 +103,27 @@ def _mediation(run: AnalysisRun, block: dict) -> dict:
     return out
 
 
+def _hypothesis_label(run: AnalysisRun, outcome: str, visit: Any) -> str:
+    """'Social Inclusion Scale, 4 months': the outcome and visit as the report names them."""
+    from peerstats.pipeline._common import outcome_label
+
+    name = outcome_label(run.trial, run.spec, outcome)
+    return f"{name}, {run.spec.label('visits', str(visit))}" if visit is not None else name
+
+
 def _strategy(run: AnalysisRun, block: dict) -> dict:
     import peerstats
     from peerstats.effects.multiplicity import plot_graph
 
     hyps = block["hypotheses"]
-    names, ps = [], []
+    names, labels, ps = [], [], []
     for h in hyps:
         recs = [r for r in run.records if r.outcome == h["outcome"]
                 and (h.get("visit") is None or str(r.visit) == str(h["visit"]))]
         if len(recs) != 1:
             raise SpecError(f"multiplicity strategy: {h} matches {len(recs)} effects, not one")
         names.append(f"{h['outcome']} {recs[0].visit or ''}".strip())
+        labels.append(_hypothesis_label(run, h["outcome"], recs[0].visit))
         ps.append(recs[0].p_value)
     res = peerstats.multiple_testing(
         pd.Series(ps, index=names), method=block["method"], weights=block.get("weights"),
@@ -122,8 +131,9 @@ def _strategy(run: AnalysisRun, block: dict) -> dict:
         alpha=float(block.get("alpha", 0.05)),
     )
     run.tables["multiplicity"] = res.reset_index(names="hypothesis")
+    run.multiplicity_labels = dict(zip(names, labels, strict=True))  # what a reader sees
     if "weights" in res.attrs:
-        ax = plot_graph(res.attrs["weights"], res.attrs["transitions"], names=names,
+        ax = plot_graph(res.attrs["weights"], res.attrs["transitions"], names=labels,
                         rejected=res["rejected"].tolist())
         run.figures["multiplicity_graph"] = _svg(ax.figure)
     return {"method": block["method"], "alpha": res.attrs["alpha"],
@@ -234,7 +244,12 @@ def render_section(run: AnalysisRun) -> list[str]:
     if "multiplicity" in res:
         mt = res["multiplicity"]
         parts.append(f"<h3>Multiplicity strategy ({e(mt['method'])}, α = {mt['alpha']})</h3>")
-        parts.append(_frame_html(run.tables["multiplicity"].rename(columns={
+        shown = run.tables["multiplicity"].assign(
+            hypothesis=lambda t: t["hypothesis"].map(run.multiplicity_labels)
+            .fillna(t["hypothesis"]),
+            rejected=lambda t: t["rejected"].map({True: "yes", False: "no"}),
+        )
+        parts.append(_frame_html(shown.rename(columns={
             "hypothesis": "Hypothesis", "p_value": "p", "adjusted_p": "Adjusted p",
             "rejected": "Rejected"})))
         parts.append(_fig(run, "multiplicity_graph"))
