@@ -586,6 +586,7 @@ def _peer_recovery(out: Path, seed: int) -> None:
     )
     participants = participants.sort_values("id", kind="stable").reset_index(drop=True)
     participants = _service_use(participants, seed)
+    participants = _admission_times(participants, seed)
     assessments = _economic_data(assessments, participants, seed)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -653,7 +654,9 @@ Files
   within 12 months is unknown; none for those who withdrew consent). Drawn from a separate
   stream ([seed, 16], issue 16): logit P(readmission) = logit(0.36) + site + log(0.62) peer +
   delivery-group effect (SD 0.45, peer arm); after a readmission bed-days = 1 + gamma-Poisson
-  (mean 24 usual, 17 peer days).
+  (mean 24 usual, 17 peer days). Time to first psychiatric admission (issue 17; stream
+  [seed, 17]): admission_days and admission_status (0 censored at 365 days, 1 admitted, 2 died,
+  3 moved abroad; 2 and 3 compete with admission), consistent with readmitted_12m.
 - assessments.csv: long, one row per attended visit; items qpr_1..qpr_15 (0-4), es_1..es_28
   (1-4, raw: reverse-keyed items as answered), mansa_1..mansa_12 (1-7), wsas_1..wsas_5 (0-8).
   About 5% of questionnaires miss one item (prorated) and 0.8% miss 30% of items (not scored).
@@ -792,6 +795,38 @@ def _service_use(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
     )
     out["bed_days"] = pd.array(np.where(no_data, None, beds), "Int64")
     out["followup_days"] = pd.array(np.where(no_data, None, days), "Int64")
+    return out
+
+
+def _admission_times(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Time to first psychiatric admission within 12 months (issue 17), consistent with the
+    registry columns of :func:`_service_use`, from its own random stream (``[seed, 17]``): every
+    existing value stays identical.
+
+    ``admission_status``: 0 censored at 365 days, 1 admitted, 2 died (a competing event, about 2%
+    of those not admitted), 3 moved abroad (competing: follow-up in the registry ends at
+    ``followup_days``, unless an admission was seen before). Those who withdrew consent (and
+    the unrandomised) have no registry data.
+    """
+    rng = np.random.default_rng([seed, 17])
+    p = participants
+    n = len(p)
+    follow = p["followup_days"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    readm = p["readmitted_12m"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    beds = p["bed_days"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    moved = np.isfinite(follow) & (follow < 365)
+    admitted = np.where(moved, beds > 0, readm == 1)
+    horizon = np.where(moved, follow, 365.0)
+    t_adm = np.ceil(horizon * rng.beta(1.1, 1.6, n))
+    died = (rng.random(n) < 0.02) & ~admitted & np.isfinite(follow)
+    t_death = rng.integers(20, 365, n).astype(float)
+    died &= t_death < horizon
+    status = np.select([admitted, died, moved], [1, 2, 3], default=0)
+    days = np.select([admitted, died], [t_adm, t_death], default=horizon)
+    none = ~np.isfinite(follow)
+    out = p.copy()
+    out["admission_days"] = pd.array(np.where(none, None, days.astype(int)), "Int64")
+    out["admission_status"] = pd.array(np.where(none, None, status), "Int64")
     return out
 
 
