@@ -138,7 +138,7 @@ def _head(run: AnalysisRun) -> list[str]:
         *([("harms", "Harms")] if "harms" in run.html_tables else []),
         ("figures", "Figures"),
         *([("estimand", "Estimand and missing data")] if "missing_data" in res else []),
-        ("models", "Models"),
+        *([("models", "Models")] if res["models"] else []),  # none when blinded (20.1)
         ("warnings", "Warnings"),
         ("provenance", "Provenance"),
     ]
@@ -414,7 +414,8 @@ def _models(run: AnalysisRun) -> list[str]:
     spec, trial, res = run.spec, run.trial, run.results
     parts: list[str] = []
     add = parts.append
-
+    if not res["models"]:  # blinded: no model is fitted, so no empty section (issue 20.1)
+        return parts
     add("<h2 id='models'>Model details</h2>")
     add("<div data-verbatim>")  # formulas and terms name the data's columns and codes
     for o, m in res["models"].items():
