@@ -24,6 +24,7 @@ import pandas as pd
 
 __all__ = [
     "blind_trial",
+    "closed_run",
     "blind_flow",
     "run_blinded",
     "BLINDED_TABLES",
@@ -55,6 +56,16 @@ def _secret(key_file: Any) -> str:
     return secrets.token_hex(32)
 
 
+def _coding(arms: list[str], secret: str) -> dict[str, str]:
+    """``{arm: code}``: a permutation of the codes drawn from the secret."""
+    import hashlib
+
+    state = int.from_bytes(hashlib.sha256(secret.encode()).digest(), "big")
+    order = np.random.default_rng(state).permutation(len(arms))
+    codes = _codes(len(arms))
+    return {arms[i]: codes[k] for k, i in enumerate(order)}
+
+
 def blind_trial(
     trial: Any, seed: Any = None, *, key_file: Any = None
 ) -> tuple[Any, dict[str, str]]:
@@ -62,7 +73,6 @@ def blind_trial(
     (``key_file``: read, or created with the secret and the coding); returns the trial and the
     key ``{original: code}`` (for the caller to keep, not to print). ``seed`` is ignored (kept
     for callers of the old signature): the coding never follows the spec's seed."""
-    import hashlib
     import json
     from pathlib import Path
 
@@ -71,10 +81,8 @@ def blind_trial(
     ts = trial.spec
     arms = [str(a) for a in ts.arms.levels]
     secret = _secret(key_file)
-    state = int.from_bytes(hashlib.sha256(secret.encode()).digest(), "big")
-    order = np.random.default_rng(state).permutation(len(arms))
     codes = _codes(len(arms))
-    key = {arms[i]: codes[k] for k, i in enumerate(order)}
+    key = _coding(arms, secret)
     if key_file is not None and not Path(key_file).is_file():
         Path(key_file).write_text(
             json.dumps({"secret": secret, "coding": key, "closed": "DMC key: keep closed"}),
@@ -128,9 +136,9 @@ def blind_spec(spec: Any) -> Any:
     return dataclasses.replace(spec, **changes)
 
 
-def run_blinded(run: Any, progress: Any) -> Any:
+def run_blinded(run: Any, progress: Any, *, pooled: bool = True) -> Any:
     """Fill ``run`` (already holding the blinded trial and spec) with the descriptive parts and
-    the report."""
+    the report; ``pooled=False`` keeps the CONSORT flow by arm (the closed report)."""
     import peerstats
     from peerstats.describe.labels import relabel
     from peerstats.pipeline._common import _collect
@@ -145,15 +153,19 @@ def run_blinded(run: Any, progress: Any) -> Any:
         "arms": "coded A, B, ... by a permutation drawn from a secret kept by the unblinded "
         "statistician (not derivable from this report)",
         "omitted": "every between-arm comparison (differences, p-values, effect sizes)",
+        **res.get("blinded", {}),
     }
     res["models"] = {}
     flow = None
     with progress.step("descriptive tables (blinded)"), _collect(run.warnings):
         if spec.wants_table("consort") or spec.wants_figure("consort"):
-            flow = blind_flow(peerstats.consort(trial))  # no arm-only rows (issue 20.1)
+            flow = peerstats.consort(trial)
+            flow = blind_flow(flow) if pooled else flow  # no arm-only rows (issue 20.1)
             res["consort"] = frame_keyed(flow.counts, ["stage", "box", "arm", "visit", "reason"])
             run.tables["consort"] = flow.counts
-            run.display_tables["consort"] = relabel(pooled_table(flow.to_table()), lab)
+            run.display_tables["consort"] = relabel(
+                pooled_table(flow.to_table()) if pooled else flow.to_table(), lab
+            )
         if spec.wants_table("table_one"):
             t1 = peerstats.table_one(
                 trial,
@@ -289,3 +301,29 @@ def pooled_table(table: Any) -> Any:
     disp.loc[pooled, "Arm"] = "all arms (pooled)"
     table.display = disp
     return table
+
+
+def closed_run(open_run: Any, spec: Any, trial: Any, key_file: Any, progress: Any) -> Any:
+    """The closed DMC report of ``peerstats run --blinded --key FILE``: the same descriptive
+    tables and figures as the open report, by coded arm with the code broken (each arm's name
+    next to its code) and the CONSORT flow by arm, not pooled. ``spec`` is the unblinded
+    analysis spec and ``trial`` the unblinded trial (for the arms' names); the coding is
+    drawn again from the secret in ``key_file``, as :func:`blind_trial` drew it. It is written
+    to its own folder next to the open one (``<out>-closed``), never inside it, so the open
+    folder can be sent as it is; DMC charters give the closed report to the committee only."""
+    from peerstats.pipeline._common import AnalysisRun
+    from peerstats.pipeline._manifest import results_header
+
+    coding = _coding([str(a) for a in trial.spec.arms.levels], _secret(key_file))
+    names = {code: f"{code} = {spec.label('arms', arm)}" for arm, code in coding.items()}
+    cspec = dataclasses.replace(open_run.spec, labels={**open_run.spec.labels, "arms": names})
+    run = AnalysisRun(spec=cspec, trial=open_run.trial)
+    run.warnings.extend(w for w in open_run.warnings if w.startswith("data: "))
+    run.manifest = dict(open_run.manifest)
+    run.results = results_header(cspec, open_run.trial)
+    run.results["blinded"] = {
+        "closed": "CLOSED report for the data-monitoring committee only: the code is broken",
+        "coding": {code: str(arm) for arm, code in coding.items()},
+        "arm_names": names,
+    }
+    return run_blinded(run, progress, pooled=False)

@@ -161,7 +161,10 @@ def _primary(run: AnalysisRun) -> list[str]:
 
     add("<section id='primary' class='primary'>")
     add("<h2 style='margin-top:0;border:0'>Primary result</h2>")
-    if res.get("blinded"):
+    if res.get("blinded", {}).get("closed"):  # the closed DMC report (issue 20.1)
+        names = "; ".join(res["blinded"]["arm_names"].values())
+        add(f"<p class='result' data-closed>{_e(res['blinded']['closed'])}: {_e(names)}.</p>")
+    elif res.get("blinded"):
         add(
             "<p class='result' data-blinded>Blinded report for the data-monitoring committee: "
             "the arms are coded (A, B) and every between-arm comparison (differences, "
