@@ -277,11 +277,21 @@ def _boxes(flow: ConsortFlow, labels: dict[str, str]) -> dict[str, Any]:
     }
 
 
+_POOLED_NAMES = {  # the boxes the blinded flow pools (consort.py names every box the same way)
+    "received": "Received allocated intervention",
+    "not_received": "Did not receive allocated intervention",
+    "started": "Started the intervention",
+    "not_started": "Did not start",
+    "discontinued": "Discontinued intervention",
+    "lost_to_follow_up": "Lost to follow-up",
+    "not_assessed": "Not assessed",
+    "excluded_from_analysis": "Excluded from analysis",
+}
+
+
 def _pooled_box(flow: ConsortFlow, labels: dict[str, str]) -> Box | None:
     """Counts after randomisation that are pooled across the arms (``arm`` missing: the
     blinded DMC report, issue 20.1), in one box under the arms; None when there are none."""
-    from peerstats.figures.consort import _BOX_LABELS
-
     c = flow.counts
     c = c[c["arm"].isna() & (c["stage"] != "enrolment")]
     if c.empty:
@@ -293,7 +303,7 @@ def _pooled_box(flow: ConsortFlow, labels: dict[str, str]) -> Box | None:
         if (box, v) in seen:
             continue
         seen.add((box, v))
-        name = _BOX_LABELS.get(box, box)
+        name = _POOLED_NAMES.get(box, box.replace("_", " ").capitalize())
         if v is not None:
             name += f" at {labels.get('visit:' + v, v)}"
         same = [x == v for x in vis]
