@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="with --blinded: the closed key file holding the secret of the A/B coding "
         "(created if absent; an existing FILE reproduces the same coding). Keep it out of "
-        "the open report",
+        "the open report. The closed report (by arm, with the code) goes to <out>-closed",
     )
     r.set_defaults(func=_cmd_run)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 import peerstats
 from peerstats.cli import main
 from peerstats.pipeline._blind import blind_trial
@@ -40,3 +42,33 @@ def test_secret_not_in_open_outputs(tmp_path):
             assert secret.encode() not in f.read_bytes(), f
     res = json.loads((out / "results.json").read_text())
     assert "seed" not in res["blinded"]["arms"]
+
+
+def test_closed_report_beside_the_open_one(tmp_path):
+    """Issue 20.1: with --key a closed DMC report (by arm, with the code; flow not pooled) is
+    written to <out>-closed, never inside the open folder; without --key none is written."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "analysis: {name: dmc}\ntrial: {dataset: peer_recovery}\n"
+        "primary: {outcome: qpr15, visit: post}\ntables: [consort]\nfigures: []\n"
+        "labels: {arms: {peer: peer support, usual: usual services}}\n"
+    )
+    key = tmp_path / "dmc.key"
+    out = tmp_path / "open"
+    assert main(["run", str(spec), "--out", str(out), "-q", "--blinded", "--key", str(key)]) == 0
+    closed = tmp_path / "open-closed"
+    assert (closed / "report.html").is_file() and not (out / "closed").exists()
+    coding = json.loads(key.read_text())["coding"]
+    res = json.loads((closed / "results.json").read_text())
+    assert res["blinded"]["coding"] == {v: k for k, v in coding.items()}
+    html = (closed / "report.html").read_text(encoding="utf-8")
+    assert f"{coding['peer']} = peer support" in html and "data-closed" in html
+    flow = pd.read_csv(closed / "tables" / "consort.csv")
+    # by arm: the group-course reason sits with the peer arm's code, not pooled
+    row = flow[flow["reason"] == "did not want to attend a group"]
+    assert list(row["arm"]) == [coding["peer"]]
+    open_html = (out / "report.html").read_text(encoding="utf-8")
+    assert "peer support" not in open_html and "data-closed" not in open_html
+    out2 = tmp_path / "open2"
+    assert main(["run", str(spec), "--out", str(out2), "-q", "--blinded"]) == 0
+    assert not (tmp_path / "open2-closed").exists()

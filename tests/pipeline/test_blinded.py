@@ -61,3 +61,12 @@ def test_observed_means_by_coded_arm(blinded):
     post = trial.assessments
     assert n_total == int(post.loc[post["visit"].astype(str) == "post", "qpr15"].notna().sum())
     assert len(a) > 0
+
+
+def test_no_empty_model_section(blinded):
+    """Issue 20.1: no model is fitted in the blinded run, so neither the "Model details"
+    section nor its link, nor a headline "model: , degrees of freedom;" is written."""
+    html = (blinded / "report.html").read_text(encoding="utf-8")
+    assert "Model details" not in html and "href='#models'" not in html
+    assert "id='models'" not in html and "model: ," not in html
+    assert "id='warnings'" in html  # the sections after it are still there

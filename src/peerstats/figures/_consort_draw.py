@@ -268,7 +268,50 @@ def _boxes(flow: ConsortFlow, labels: dict[str, str]) -> dict[str, Any]:
         lines.append((f"Excluded from analysis ({_fmt_n(n_ex)})", False, 0))
         lines += _reason_lines(flow, "excluded_from_analysis", arm, None, 1)
         rows["analysis"].append(Box(f"analysis:{arm}", lines))
-    return {"top": enrol_top, "excluded": excluded, "mid": enrol_mid, "rows": rows}
+    return {
+        "top": enrol_top,
+        "excluded": excluded,
+        "mid": enrol_mid,
+        "rows": rows,
+        "pooled": _pooled_box(flow, labels),
+    }
+
+
+_POOLED_NAMES = {  # the boxes the blinded flow pools (consort.py names every box the same way)
+    "received": "Received allocated intervention",
+    "not_received": "Did not receive allocated intervention",
+    "started": "Started the intervention",
+    "not_started": "Did not start",
+    "discontinued": "Discontinued intervention",
+    "lost_to_follow_up": "Lost to follow-up",
+    "not_assessed": "Not assessed",
+    "excluded_from_analysis": "Excluded from analysis",
+}
+
+
+def _pooled_box(flow: ConsortFlow, labels: dict[str, str]) -> Box | None:
+    """Counts after randomisation that are pooled across the arms (``arm`` missing: the
+    blinded DMC report, issue 20.1), in one box under the arms; None when there are none."""
+    c = flow.counts
+    c = c[c["arm"].isna() & (c["stage"] != "enrolment")]
+    if c.empty:
+        return None
+    lines: list[tuple[str, bool, int]] = [("All arms pooled", True, 0)]
+    vis = [None if x is None or x != x else str(x) for x in c["visit"]]
+    seen: set[tuple[str, str | None]] = set()
+    for box, v in zip(c["box"], vis):
+        if (box, v) in seen:
+            continue
+        seen.add((box, v))
+        name = _POOLED_NAMES.get(box, box.replace("_", " ").capitalize())
+        if v is not None:
+            name += f" at {labels.get('visit:' + v, v)}"
+        same = [x == v for x in vis]
+        total = c[(c["box"] == box).to_numpy() & c["reason"].isna().to_numpy() & same]
+        n = f" ({_fmt_n(int(total['n'].iloc[0]))})" if len(total) else ", reasons"
+        lines.append((name + n, False, 0))
+        lines += _reason_lines(flow, box, None, v, 1)
+    return Box("pooled", lines)
 
 
 def _layout(
@@ -348,6 +391,15 @@ def _layout(
             prev_bottoms[i] = bx.bottom
         boxes += row
         bands.append((stage_names[stage], y, y + band_h))
+        y = y + band_h + m.gap_y
+    pooled = b["pooled"]
+    if pooled is not None:
+        full = col_x[-1] + col_w - col_x[0]
+        _fit_box(m, pooled, full, fixed_w=full)
+        band_h = max(pooled.h, m.width("Pooled", True) + 0.12)
+        pooled.x, pooled.y = col_x[0], y + (band_h - pooled.h) / 2
+        boxes.append(pooled)
+        bands.append(("Pooled", y, y + band_h))
         y = y + band_h + m.gap_y
     total_h = y - m.gap_y + MARGIN
     # stage bands span from their first box to the last; enrolment starts at the top

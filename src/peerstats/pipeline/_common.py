@@ -93,6 +93,8 @@ class AnalysisRun:
     """The continuous outcomes' tidy outcome table (made from :attr:`records`)."""
     consort_flow: Any = None
     """The CONSORT flow (reconciled with the primary model) when asked for."""
+    closed: Any = None
+    """The closed DMC report's run (``--blinded --key``: by arm, with the code), or None."""
 
 
 @contextmanager

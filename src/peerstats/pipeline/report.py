@@ -138,7 +138,7 @@ def _head(run: AnalysisRun) -> list[str]:
         *([("harms", "Harms")] if "harms" in run.html_tables else []),
         ("figures", "Figures"),
         *([("estimand", "Estimand and missing data")] if "missing_data" in res else []),
-        ("models", "Models"),
+        *([("models", "Models")] if res["models"] else []),  # none when blinded (20.1)
         ("warnings", "Warnings"),
         ("provenance", "Provenance"),
     ]
@@ -161,7 +161,10 @@ def _primary(run: AnalysisRun) -> list[str]:
 
     add("<section id='primary' class='primary'>")
     add("<h2 style='margin-top:0;border:0'>Primary result</h2>")
-    if res.get("blinded"):
+    if res.get("blinded", {}).get("closed"):  # the closed DMC report (issue 20.1)
+        names = "; ".join(res["blinded"]["arm_names"].values())
+        add(f"<p class='result' data-closed>{_e(res['blinded']['closed'])}: {_e(names)}.</p>")
+    elif res.get("blinded"):
         add(
             "<p class='result' data-blinded>Blinded report for the data-monitoring committee: "
             "the arms are coded (A, B) and every between-arm comparison (differences, "
@@ -414,7 +417,8 @@ def _models(run: AnalysisRun) -> list[str]:
     spec, trial, res = run.spec, run.trial, run.results
     parts: list[str] = []
     add = parts.append
-
+    if not res["models"]:  # blinded: no model is fitted, so no empty section (issue 20.1)
+        return parts
     add("<h2 id='models'>Model details</h2>")
     add("<div data-verbatim>")  # formulas and terms name the data's columns and codes
     for o, m in res["models"].items():

@@ -144,9 +144,12 @@ def run_analysis(
     spec, trial = steps.load(spec, progress=progress)
     run = steps.validate(spec, trial, blinded=blinded, started=started, key=key)
     if blinded:
-        from peerstats.pipeline._blind import run_blinded
+        from peerstats.pipeline._blind import closed_run, run_blinded
 
-        return run_blinded(run, progress)
+        run = run_blinded(run, progress)
+        if key is not None:  # the closed report, by arm with the code (issue 20.1)
+            run.closed = closed_run(run, spec, trial, key, progress)
+        return run
     steps.estimate(run, progress=progress)
     steps.describe(run, progress=progress)
     steps.figures(run, progress=progress)
@@ -557,8 +560,16 @@ def run(
         progress = progress or Progress(enabled=False)
         with progress.step(f"writing {out}"):
             written = write_results(result, out, force=force)
+            if result.closed is not None:  # never inside the open folder (issue 20.1)
+                write_results(result.closed, closed_folder(written), force=force)
     _print_warnings(result.warnings)
     return written
+
+
+def closed_folder(out: Path) -> Path:
+    """Where ``peerstats run --blinded --key`` writes the closed DMC report: ``<out>-closed``
+    beside the open folder (not inside it, so the open folder can be sent as it is)."""
+    return out.parent / f"{out.name}-closed"
 
 
 def _print_warnings(found: list[str], stream: TextIO | None = None) -> None:
