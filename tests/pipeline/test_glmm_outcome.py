@@ -71,7 +71,7 @@ def test_glmm_risk_difference_averages_both_counterfactual_arms_over_the_group_e
     raw["outcomes"]["readmission"].update(model="glmm", scale="risk_difference")
     raw["outcomes"]["readmission"].pop("vcov", None)
     raw["secondary"]["outcomes"] = ["readmission"]
-    raw["outcomes"].pop("bed_days")
+    raw["outcomes"] = {"readmission": raw["outcomes"]["readmission"]}
     raw.update(sensitivity=[], tables=["outcomes"], figures=[])
     for k in ("economics", "subgroups", "mediation"):
         raw.pop(k, None)
