@@ -5,6 +5,7 @@ CSV). Called by :mod:`peerstats.pipeline.run`; computes no statistics.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from peerstats.describe.labels import Labels
@@ -195,3 +196,33 @@ def ls_means_table(fits: dict[str, Any], labels: Labels, level: float) -> Any:
         "LSMEANS, R emmeans)."
     ]
     return Table(data, pd.DataFrame(rows), caption="Model-estimated means", notes=notes)
+
+
+_TERM_PART = __import__("re").compile(r"^(?P<var>[^\[]+)(?:\[(?:T\.)?(?P<level>.*)\])?$")
+
+
+def term_label(term: str, lab: Labels, outcome_baselines: Mapping[str, str] | None = None) -> str:
+    """A model term in words (issue 21: no code in the report): ``arm[T.peer]:visit[T.fu3]``
+    -> "peer support × 3-month follow-up"; ``qpr15_baseline`` -> "QPR-15 (baseline)";
+    ``site[T.B]`` -> "Municipality: B"; ``Intercept`` -> "Intercept"."""
+    if term in ("Intercept", "(Intercept)"):
+        return "Intercept"
+    words = []
+    for part in term.split(":"):
+        m = _TERM_PART.match(part.strip())
+        if m is None:
+            words.append(part)
+            continue
+        var, level = m.group("var"), m.group("level")
+        if var == "arm" and level is not None:
+            words.append(lab.arms.get(level, level))
+        elif var == "visit" and level is not None:
+            words.append(lab.visits.get(level, level))
+        elif level is not None:
+            name = lab.covariates.get(var, var)
+            words.append(f"{name}: {lab.levels.get(var, {}).get(level, level)}")
+        elif var.endswith("_baseline") and var[: -len("_baseline")] in lab.outcomes:
+            words.append(f"{lab.outcomes[var[: -len('_baseline')]]} (baseline)")
+        else:
+            words.append(lab.covariates.get(var, var))
+    return " × ".join(words)

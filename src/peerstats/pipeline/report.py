@@ -413,6 +413,7 @@ def _models(run: AnalysisRun) -> list[str]:
         coefficients,
         outcome_label,
     )
+    from peerstats.pipeline._display import display_labels, term_label
 
     spec, trial, res = run.spec, run.trial, run.results
     parts: list[str] = []
@@ -446,6 +447,9 @@ def _models(run: AnalysisRun) -> list[str]:
         add(_kv(pairs))
         fit = run.fits[o].fit
         coef = coefficients(fit, spec.model.level)
+        if "term" in coef.columns:  # the term in words next to its code (issue 21)
+            lab = display_labels(trial, spec)
+            coef.insert(1, "in words", [term_label(str(t), lab) for t in coef["term"]])
         add(_frame_html(coef, digits=4))
         if m["notes"]:
             add("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in m["notes"]) + "</ul>")
