@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+
+import pytest
 
 import peerstats
 from peerstats.pipeline._sensitivity_run import fas_population, imputed_population
@@ -74,7 +77,19 @@ def test_model_words_show_when_a_sensitivity_analysis_ignores_clustering(example
             assert "Rubin" in r["model"], r["model"]
             assert "no delivery-group effect" in r["model"], r["model"]
         if key.startswith("cace|"):
-            assert "not clustered by delivery group" in r["model"], r["model"]
+            assert "cluster-robust standard errors by delivery group" in r["model"], r["model"]
+
+
+def test_pipeline_cace_is_clustered_by_delivery_group_as_r_vcovcl(example_runs):
+    """The CACE row's SE equals R AER::ivreg + sandwich::vcovCL by delivery group
+    (tests/reference/r_cace_cluster/cace_cluster.json), relative tolerance 1e-6."""
+    ref_path = Path(__file__).resolve().parents[1] / "reference" / "r_cace_cluster"
+    ref = json.loads((ref_path / "cace_cluster.json").read_text())["results"]
+    rows = _rows(example_runs["peer_recovery"])
+    for v in ("post", "fu3"):
+        r = rows[f"cace|{v}|peer - usual"]
+        assert r["std_error"] == pytest.approx(ref[v]["std_error"], rel=1e-6)
+        assert r["ci_lower"] == pytest.approx(ref[v]["ci_lower"], rel=1e-6)
 
 
 def test_outcome_table_and_headline_show_n_of_randomised(example_runs):

@@ -465,13 +465,18 @@ def _cace(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None
     """The complier average causal effect (randomisation as the instrument)."""
     import peerstats
 
+    clustered = _clustered(run.trial)
     cr = peerstats.cace(
-        run.trial, outcome=work.outcome, compliance=s.compliance, reference=s.reference
+        run.trial,
+        outcome=work.outcome,
+        compliance=s.compliance,
+        reference=s.reference,
+        se="cluster" if clustered else "unadjusted",
     )
     pop = f"compliers ({cr.compliance_rule}), randomisation as the instrument"
     model = "per-visit two-stage least squares (2SLS)"
-    if _clustered(run.trial):
-        model += ", standard errors not clustered by delivery group"
+    if clustered:
+        model += ", cluster-robust standard errors by delivery group (CR1)"
     for _, r in cr.effects.iterrows():
         work.rows.append(
             _row(
