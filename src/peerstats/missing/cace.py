@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError, SpecError
 
 __all__ = ["cace", "CACEResult"]
 
-SEName = Literal["unadjusted", "robust"]
-SE_CHOICES = ("unadjusted", "robust")
+SEName = Literal["unadjusted", "robust", "cluster"]
+SE_CHOICES = ("unadjusted", "robust", "cluster")
 COLUMNS = [
     "visit",
     "contrast",
@@ -120,7 +121,7 @@ def _design(frame: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
     return pd.concat(cols, axis=1)
 
 
-def _fit_one(y, exog, d, z, se, level):
+def _fit_one(y, exog, d, z, se, level, clusters=None):
     from linearmodels.iv import IV2SLS
 
     if d.nunique() < 2:
@@ -128,9 +129,12 @@ def _fit_one(y, exog, d, z, se, level):
             "nobody received the intervention (or everybody did) among the analysed "
             "participants; the complier effect is not identified"
         )
-    res = IV2SLS(y, exog, d.to_frame("received"), z.to_frame("randomised")).fit(
-        cov_type=se, debiased=True
-    )
+    model = IV2SLS(y, exog, d.to_frame("received"), z.to_frame("randomised"))
+    if se == "cluster":
+        codes = pd.Series(pd.factorize(clusters.astype(str))[0], index=y.index)
+        res = model.fit(cov_type="clustered", clusters=codes, debiased=True)
+    else:
+        res = model.fit(cov_type=se, debiased=True)
     ci = res.conf_int(level=level).loc["received"]
     fs = res.first_stage.diagnostics.loc["received"]
     return res, {
@@ -157,6 +161,7 @@ def cace(
     reference: str | None = None,
     level: float = 0.95,
     se: SEName = "unadjusted",
+    cluster: str | None = None,
 ) -> CACEResult:
     """Complier average causal effect per visit: 2SLS with randomisation as the instrument.
 
@@ -188,7 +193,13 @@ def cace(
     se : {"unadjusted", "robust"}
         ``"unadjusted"``: homoskedastic, residual variance RSS/(n - k), the convention of R
         ``summary(AER::ivreg(...))``; ``"robust"``: HC1 (``sandwich::vcovHC(fit, "HC1")``).
-        Tests and intervals use t(n - k) in both.
+        ``"cluster"``: cluster-robust by ``cluster`` with the CR1 small-sample factor
+        G/(G - 1) (n - 1)/(n - k) (``sandwich::vcovCL(fit, cluster, type = "HC1")``).
+        Tests and intervals use t(n - k) in all three.
+    cluster : str, optional
+        With ``se="cluster"``: the cluster column. Trials: default the delivery group, each
+        participant without one (the individually delivered arm) their own cluster
+        (partially nested design). DataFrames: required.
 
     Returns
     -------
@@ -211,7 +222,8 @@ def cace(
     receipt between arms. Participants with the outcome missing at v are left out at v
     (available cases). Computed by ``linearmodels.iv.IV2SLS`` (``cov_type=se,
     debiased=True``); validated against R ``AER::ivreg`` and ``sandwich::vcovHC`` in
-    ``tests/reference/r_cace/`` (to 1e-8).
+    ``tests/reference/r_cace/`` (to 1e-8); the cluster-robust SEs against
+    ``sandwich::vcovCL`` in ``tests/reference/r_cace_cluster/`` (to 1e-6).
     """
     if not isinstance(se, str) or se not in SE_CHOICES:
         raise ModelSpecificationError(f"se={se!r} is not valid; choose one of {list(SE_CHOICES)}")
@@ -222,6 +234,7 @@ def cace(
         frame, covs, received, arm, visit, reference, rule_text, notes = _trial_frame(
             data, outcome, compliance, covariates, reference
         )
+        cluster = cluster or "cluster"
     else:
         if compliance is not None:
             raise ModelSpecificationError(
@@ -231,6 +244,10 @@ def cace(
         frame = pd.DataFrame(data)
         covs = list(covariates or ())
         need = [outcome, arm, *covs] + ([visit] if visit is not None else [])
+        if se == "cluster":
+            if cluster is None:
+                raise ModelSpecificationError('se="cluster" needs cluster= (the cluster column)')
+            need.append(cluster)
         if received is None:
             raise ModelSpecificationError("received= (the 0/1 receipt column) is required")
         need.append(received)
@@ -282,7 +299,8 @@ def cace(
             d = pd.to_numeric(sub[received]).astype(float)
             exog = _design(sub, covs)
             y = pd.to_numeric(sub[outcome]).astype(float)
-            res, stats = _fit_one(y, exog, d, z, se, level)
+            cl = sub[cluster] if se == "cluster" else None
+            res, stats = _fit_one(y, exog, d, z, se, level, cl)
             fits[(v, a)] = res
             rows.append(
                 {
@@ -319,6 +337,19 @@ def cace(
     )
 
 
+def _clusters(trial: Any, subjects: pd.Series) -> np.ndarray:
+    """The delivery group of each row's participant; a participant without one (the
+    individually delivered arm of a partially nested trial) is a cluster of their own."""
+    rand = trial.randomised
+    sid = subjects.astype(str).to_numpy()
+    if "group" not in rand.columns:
+        return np.array([f"participant {x}" for x in sid], dtype=object)
+    g = rand.set_index(rand["subject"].astype(str))["group"].reindex(sid).to_numpy()
+    return np.array(
+        [f"participant {x}" if pd.isna(k) else f"group {k}" for x, k in zip(sid, g)], dtype=object
+    )
+
+
 def _trial_frame(trial, outcome, compliance, covariates, reference):
     from peerstats.missing.populations import ComplianceRule
     from peerstats.missing.populations import compliance as receipt
@@ -343,6 +374,7 @@ def _trial_frame(trial, outcome, compliance, covariates, reference):
     post["visit"] = pd.Categorical(post["visit"].astype(str), categories=visits[1:])
     post["arm"] = pd.Categorical(post["arm"].astype(str), categories=arms)
     post["received"] = rec.reindex(post["subject"].astype(str)).to_numpy()
+    post["cluster"] = _clusters(trial, post["subject"])
     bcol = f"{outcome}_baseline"
     covs = [bcol]
     strata = [s for s in spec.strata if s in post.columns]

@@ -112,6 +112,17 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:z.3f}"
 
 
+def _n_of(n: Any, n_rand: Any) -> str:
+    """"n analysed / N randomised" (either part left out when unknown)."""
+
+    def ok(x: Any) -> bool:
+        return x is not None and not (isinstance(x, float) and x != x)
+
+    if not ok(n):
+        return ""
+    return f"{int(n)} / {int(n_rand)}" if ok(n_rand) else str(int(n))
+
+
 def _table_html(table: pd.DataFrame, spec: Any) -> str:
     e = html.escape
     t = table[table["visit"] == spec.primary_visit]
@@ -121,8 +132,9 @@ def _table_html(table: pd.DataFrame, spec: Any) -> str:
             "Analysis",
             "Contrast",
             "Population",
+            "Analysis model",
             "Missing data",
-            "n",
+            "n analysed / N randomised",
             "Estimate",
             f"{spec.model.level:.0%} CI",
             "p",
@@ -130,11 +142,12 @@ def _table_html(table: pd.DataFrame, spec: Any) -> str:
     )
     body = []
     for r in t.itertuples(index=False):
-        n = "" if r.n is None or (isinstance(r.n, float) and r.n != r.n) else str(int(r.n))
+        n = _n_of(r.n, getattr(r, "n_randomised", None))
         body.append(
             "<tr>"
             f"<td>{e(r.label)}</td><td style='text-align:left'>{e(_contrast_label(r.contrast, spec))}</td>"
             f"<td style='text-align:left'>{e(r.population)}</td>"
+            f"<td style='text-align:left'>{e(getattr(r, 'model', '') or '')}</td>"
             f"<td style='text-align:left'>{e(r.missing_data)}</td><td>{n}</td>"
             f"<td>{_fmt(r.estimate)}</td><td>{_fmt(r.ci_lower)} to {_fmt(r.ci_upper)}</td>"
             f"<td>{e(_p(r.p_value))}</td></tr>"

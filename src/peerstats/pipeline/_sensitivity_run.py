@@ -213,11 +213,12 @@ def _ice_of_events(
     return ice, "; ".join(texts) + "; MAR otherwise"
 
 
-def _row(name, label, population, assumption, visit, r, n=None) -> dict:
+def _row(name, label, population, assumption, visit, r, n=None, *, model="", n_rand=None) -> dict:
     return {
         "analysis": name,
         "label": label,
         "population": population,
+        "model": model,
         "missing_data": assumption,
         "visit": str(visit),
         "contrast": str(r["contrast"]),
@@ -228,7 +229,71 @@ def _row(name, label, population, assumption, visit, r, n=None) -> dict:
         "ci_lower": float(r["ci_lower"]),
         "ci_upper": float(r["ci_upper"]),
         "n": None if n is None else int(n),
+        "n_randomised": None if n_rand is None else int(n_rand),
     }
+
+
+def fas_population(n_analysed: int | None, n_randomised: int) -> str:
+    """The primary (likelihood-based) analysis population named by what it is: ITT only when
+    every randomised participant is analysed, else the full analysis set of ICH E9 (those
+    with a baseline, a covariate, and at least one post-baseline value), analysed under MAR."""
+    if n_analysed is not None and n_analysed >= n_randomised:
+        return "all randomised (ITT), analysed under MAR"
+    return (
+        "full analysis set: randomised participants with a baseline and at least one "
+        "post-baseline value, analysed under MAR"
+    )
+
+
+def imputed_population(n_analysed: int, n_randomised: int) -> str:
+    """The population of an imputation analysis: ITT when every randomised participant is
+    analysed (missing outcomes imputed), else those with the baseline the imputation needs."""
+    if n_analysed >= n_randomised:
+        return "all randomised (ITT: missing outcomes imputed)"
+    return "randomised participants with a baseline value (missing outcomes imputed)"
+
+
+_MODEL_NAMES = {
+    "partially nested lmm": "partially nested linear mixed model",
+    "mmrm": "mixed model for repeated measures (MMRM)",
+    "lmm": "linear mixed model",
+}
+
+
+def primary_model_words(model: dict) -> str:
+    """The primary analysis model in words from ``results.json`` ``models[outcome]``:
+    "partially nested linear mixed model (random delivery-group intercept ...)"."""
+    name = str(model.get("model", ""))
+    words = _MODEL_NAMES.get(name, name)
+    cov = str(model.get("covariance") or "")
+    head, _, rest = cov.partition(" ")
+    if head in _COVARIANCE_NAMES:
+        cov = f"{_COVARIANCE_NAMES[head]} covariance {rest}".strip()
+    return f"{words} ({cov})" if cov and words else words
+
+
+_COVARIANCE_NAMES = {"us": "unstructured", "cs": "compound symmetry", "ar1": "AR(1)"}
+
+
+def _sub_model(ta: Any, work: Any) -> str:
+    """The model of a complete-case or per-protocol analysis (peerstats.analyze) in words."""
+    name = str(getattr(ta, "model", "") or "")
+    words = _MODEL_NAMES.get(name, name)
+    if words and work.model.startswith(words):
+        return f"{words}, as the primary analysis"
+    return words
+
+
+def _clustered(trial: Any) -> bool:
+    """Whether some arm is delivered in groups (so a model without the group ignores it)."""
+    return bool(list(getattr(trial.spec.arms, "group_delivered", None) or []))
+
+
+def _imputed_model(trial: Any) -> str:
+    text = "per-visit ANCOVA on each imputed data set, pooled by Rubin's rules"
+    if _clustered(trial):
+        text += " (no delivery-group effect in the analysis model)"
+    return text
 
 
 # ----------------------------------------------------------------------------- running
@@ -246,6 +311,8 @@ class _Work:
     notes: list[str] = field(default_factory=list)
     tipping: dict[str, Any] = field(default_factory=dict)
     imputed: dict[str, Any] = field(default_factory=dict)
+    n_randomised: int | None = None
+    model: str = ""
 
 
 def run_sensitivity(run: Any, progress: Any) -> None:
@@ -332,16 +399,20 @@ def _start(run: Any) -> _Work:
         pct = _primary_contrasts(prim.fit, trial, o, ref_arm)
     grid, strata, n_nobase = _post_frame(trial, o)
     work = _Work(o, ref_arm, arms, grid, strata, [f"{o}_baseline", *strata])
+    work.n_randomised = len(trial.randomised)
+    work.model = primary_model_words(run.results.get("models", {}).get(o, {}))
     for _, r in pct.iterrows():
         work.rows.append(
             _row(
                 "primary",
                 "Primary analysis",
-                "all randomised (ITT)",
+                fas_population(n_prim, work.n_randomised),
                 "MAR (likelihood-based, all observed outcomes)",
                 r["visit"],
                 r,
                 n_prim,
+                model=work.model,
+                n_rand=work.n_randomised,
             )
         )
     if n_nobase:
@@ -375,20 +446,50 @@ def _subpopulation(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work
         ta = peerstats.analyze(sub, outcome=o, df=spec.model.df, level=spec.model.level)
     n = int(ta.n_analysed.sum())
     for _, r in ta.contrasts.iterrows():
-        work.rows.append(_row(s.name, label, pop, assumption, r["visit"], r, n))
+        work.rows.append(
+            _row(
+                s.name,
+                label,
+                pop,
+                assumption,
+                r["visit"],
+                r,
+                n,
+                model=_sub_model(ta, work),
+                n_rand=work.n_randomised,
+            )
+        )
 
 
 def _cace(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
     """The complier average causal effect (randomisation as the instrument)."""
     import peerstats
 
+    clustered = _clustered(run.trial)
     cr = peerstats.cace(
-        run.trial, outcome=work.outcome, compliance=s.compliance, reference=s.reference
+        run.trial,
+        outcome=work.outcome,
+        compliance=s.compliance,
+        reference=s.reference,
+        se="cluster" if clustered else "unadjusted",
     )
     pop = f"compliers ({cr.compliance_rule}), randomisation as the instrument"
+    model = "per-visit two-stage least squares (2SLS)"
+    if clustered:
+        model += ", cluster-robust standard errors by delivery group (CR1)"
     for _, r in cr.effects.iterrows():
         work.rows.append(
-            _row(s.name, label, pop, "available cases at each visit", r["visit"], r, r["n"])
+            _row(
+                s.name,
+                label,
+                pop,
+                "available cases at each visit",
+                r["visit"],
+                r,
+                r["n"],
+                model=model,
+                n_rand=work.n_randomised,
+            )
         )
     work.notes.extend(n for n in cr.notes if "weak instrument" in n)
 
@@ -418,9 +519,24 @@ def _multilevel(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -
         "MAR, imputation model with the delivery-group random effect "
         f"({imp.n_imputations} imputations)"
     )
-    pop = "all randomised with a baseline value"
+    n = len(imp.subjects)
+    pop = imputed_population(n, work.n_randomised)
+    model = "per-visit ANCOVA on each imputed data set, pooled by Rubin's rules"
+    model += " (no delivery-group effect in the analysis model)"
     for _, r in an.iterrows():
-        work.rows.append(_row(s.name, label, pop, assumption, r["visit"], r, len(imp.subjects)))
+        work.rows.append(
+            _row(
+                s.name,
+                label,
+                pop,
+                assumption,
+                r["visit"],
+                r,
+                n,
+                model=model,
+                n_rand=work.n_randomised,
+            )
+        )
     work.imputed[s.name] = frame_keyed(imp.n_imputed, ["arm", "visit"])
 
 
@@ -471,9 +587,22 @@ def _multiple_imputation(run: Any, s: SensitivitySpec, i: int, label: str, work:
     """Multiple imputation (MAR or reference-based), analysed and pooled by Rubin's rules."""
     imp, assumption = _impute(run, s, i, work)
     an = imp.analyse(covariates=work.covariates)
-    pop = "all randomised with a baseline value"
+    n = len(imp.subjects)
+    pop = imputed_population(n, work.n_randomised)
     for _, r in an.iterrows():
-        work.rows.append(_row(s.name, label, pop, assumption, r["visit"], r, len(imp.subjects)))
+        work.rows.append(
+            _row(
+                s.name,
+                label,
+                pop,
+                assumption,
+                r["visit"],
+                r,
+                n,
+                model=_imputed_model(run.trial),
+                n_rand=work.n_randomised,
+            )
+        )
 
 
 def _tipping_point(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:

@@ -146,6 +146,22 @@ def _head(run: AnalysisRun) -> list[str]:
     return parts
 
 
+def _analysed_sentences(run: AnalysisRun) -> list[str]:
+    """ "n analysed / N randomised (population)" of the primary effects (issue 20.4)."""
+    from peerstats.pipeline._common import primary_records
+
+    out = []
+    for r in primary_records(run):
+        if r.n_analysed is None or not r.n_randomised:
+            continue
+        pop = f" ({r.population})" if r.population else ""
+        out.append(
+            f"{r.comparison + ': ' if r.comparison else ''}n analysed / N randomised = "
+            f"{int(r.n_analysed)} / {int(r.n_randomised)}{pop}."
+        )
+    return list(dict.fromkeys(out))
+
+
 def _primary(run: AnalysisRun) -> list[str]:
     """The primary result in plain language (the headline) and how to read it."""
     from peerstats.pipeline._common import (
@@ -172,6 +188,9 @@ def _primary(run: AnalysisRun) -> list[str]:
         )
     for s in primary_sentences(run):
         add(f"<p class='result' data-primary-sentence>{_e(s)}</p>")
+    if not res.get("blinded"):
+        for s in _analysed_sentences(run):
+            add(f"<p class='peerstats-note' data-analysed>{_e(s)}</p>")
     prim_model = res["models"].get(spec.primary_outcome, {})
     add(
         f"<p class='peerstats-note'>Primary outcome {_e(outcome_label(trial, spec, spec.primary_outcome))}"

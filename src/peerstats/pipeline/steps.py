@@ -229,8 +229,29 @@ def outcome_tables(run: AnalysisRun, ctx: Context) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind in dict.fromkeys(r.outcome_type for r in run.records):
         recs = [r for r in run.records if r.outcome_type == kind]
-        out[kind] = adapter_of(run.spec, recs[0].outcome).table(recs, ctx)
+        out[kind] = _with_n(adapter_of(run.spec, recs[0].outcome).table(recs, ctx), recs)
     return out
+
+
+def n_of_randomised(r: Any) -> str:
+    """ "n analysed / N randomised" of one effect record (issue 20.4); "" when unknown."""
+    if r.n_analysed is None:
+        return ""
+    return f"{int(r.n_analysed)} / {int(r.n_randomised)}" if r.n_randomised else str(r.n_analysed)
+
+
+def _with_n(table: Any, recs: list[Any]) -> Any:
+    """The display table with "n analysed / N randomised" next to every effect (one display
+    row per record; a table laid out otherwise is left as it is)."""
+    disp = getattr(table, "display", None)
+    if disp is None or len(disp) != len(recs) or "Visit" not in disp.columns:
+        return table
+    disp.insert(
+        list(disp.columns).index("Visit") + 1,
+        "n analysed / N randomised",
+        [n_of_randomised(r) for r in recs],
+    )
+    return table
 
 
 def _outcome_tables_out(run: AnalysisRun, tables: dict[str, Any]) -> None:

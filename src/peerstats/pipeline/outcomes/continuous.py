@@ -185,8 +185,8 @@ def _words(f: FittedOutcome, context: Context) -> dict[str, Any]:
     df_method = str(getattr(f.fit, "df_method", spec.model.df))
     return {
         "outcome_label": context.outcome_label(f.outcome),
-        "population": "randomised participants with a baseline and at least one "
-        "post-baseline value (likelihood-based, missing at random)",
+        "population": "full analysis set: randomised participants with a baseline and at "
+        "least one post-baseline value, analysed under MAR (likelihood-based)",
         "n_analysed": int(getattr(f.fit, "n_subjects", 0)) or None,
         "model": f"{f.model} ({f.covariance}; {df_method} degrees of freedom)",
         "level": context.level,
