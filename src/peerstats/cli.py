@@ -456,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--against", required=True, metavar="EXPECTED", help="expected results.json")
     c.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
     c.add_argument("--atol", type=float, default=1e-8, help="absolute tolerance (default 1e-8)")
-    c.add_argument("--max-rows", type=int, default=50, metavar="N", help="differences to print")
+    c.add_argument("--max-rows", type=int, default=50, metavar="N",
+                   help="differences to print (0: only their count)")
     c.add_argument(
         "--drift",
         type=Path,

@@ -141,3 +141,15 @@ def test_cli_check_update_through_a_symlink_updates_the_target(example_runs, tmp
     assert main(["check", str(out), "--against", str(link), "--update"]) == 0
     assert link.is_symlink()
     assert target.read_bytes() == (out / "results.json").read_bytes()
+
+
+def test_check_max_rows_zero_prints_only_the_count(example_runs, tmp_path, capsys):
+    """``--max-rows 0`` crashed with a TypeError; it prints the count of differences."""
+    expected = tmp_path / "expected.json"
+    doc = json.loads((EXPECTED / "icbt_peer.json").read_text())
+    doc["trial"]["n_assessed"] = 1
+    expected.write_text(json.dumps(doc))
+    out = example_runs["icbt_peer"]
+    code = main(["check", str(out), "--against", str(expected), "--max-rows", "0"])
+    text = capsys.readouterr().out
+    assert code == 4 and "1 drifted." in text and "n_assessed" not in text

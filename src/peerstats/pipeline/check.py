@@ -105,6 +105,9 @@ class Comparison:
             return head + "all match."
         d = self.drift
         lines = [head + f"{len(d)} drifted."]
+        max_rows = max(0, int(max_rows))
+        if max_rows == 0:  # the count only (--max-rows 0)
+            return lines[0]
         shown = d.head(max_rows).copy()
 
         def fmt(x: Any) -> str:
