@@ -32,7 +32,15 @@ from peerstats.exceptions import DataWarning, ModelSpecificationError, SpecError
 
 __all__ = ["analyze", "TrialAnalysis"]
 
-DfName = Literal["satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"]
+DfName = Literal[
+    "satterthwaite",
+    "kenward-roger",
+    "kenward-roger-linear",
+    "kenward-roger-mmrm",
+    "residual",
+    "between-within",
+    "asymptotic",
+]
 
 
 @dataclass(frozen=True, repr=False, eq=False)
