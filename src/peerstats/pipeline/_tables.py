@@ -59,6 +59,43 @@ def consort_by_outcome(run: AnalysisRun) -> None:
     run.tables["consort_outcomes"] = pd.DataFrame(rows)
 
 
+def scale_digits(trial: Any, outcome: str) -> int | None:
+    """Decimals an outcome's values are shown with, from its scale (issue 20.9): 2 for a
+    narrow range (a 1-4 or 1-7 mean score, where one decimal hides the differences), 1 for
+    wider totals; None when the range is not known."""
+    import peerstats
+
+    try:
+        o = trial.spec.outcome(outcome)
+    except (KeyError, AttributeError):
+        return None
+    lo, hi = getattr(o, "min", None), getattr(o, "max", None)
+    name = getattr(o, "instrument", None)
+    if name:
+        try:
+            inst = peerstats.get_instrument(name)
+            lo, hi = inst.total_min, inst.total_max
+        except Exception:  # an instrument defined in the spec only: its own range
+            pass
+    if lo is None or hi is None:
+        return None
+    return 2 if float(hi) - float(lo) <= 10 else 1
+
+
+def _table_one_options(run: AnalysisRun) -> dict[str, Any]:
+    """The spec's ``table_one:`` options, with per-outcome decimals from the instruments'
+    scales where the spec names none (the spec's digits win)."""
+    opts = run.spec.table_one_options()
+    given = opts.get("digits", {})
+    per_var = dict(given) if isinstance(given, dict) else {"default": int(given)}
+    for o in run.trial.spec.outcome_names:
+        k = scale_digits(run.trial, str(o))
+        if k is not None:
+            per_var.setdefault(f"{o} (baseline)", k)
+    opts["digits"] = per_var
+    return opts
+
+
 def table_one(run: AnalysisRun) -> None:
     """Baseline characteristics by arm (SMDs between arms)."""
     import peerstats
@@ -79,7 +116,7 @@ def table_one(run: AnalysisRun) -> None:
         },
         level_labels=lab.levels,
         arm_labels=dict(lab.arms),
-        **spec.table_one_options(),  # issue 21: digits, statistic, missing, suppression
+        **_table_one_options(run),  # digits from the instrument's scale, then the spec's keys
     )
     run.results["table_one"] = frame_keyed(t1.data, ["variable", "level", "arm", "statistic"])
     _store(run, "table_one", t1)
