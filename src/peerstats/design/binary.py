@@ -44,7 +44,8 @@ import numpy as np
 from scipy import optimize, stats
 from scipy.special import expit
 
-from peerstats.exceptions import SpecError
+from peerstats.design._checks import finite_number as _num
+from peerstats.design._checks import spec_error as _err
 
 __all__ = ["OutcomeDesign", "analytic_power_outcome", "latent_to_proportion_icc"]
 
@@ -52,17 +53,6 @@ _BINARY_EFFECTS = ("odds_ratio", "risk_ratio", "risk_difference")
 _COUNT_EFFECTS = ("rate_ratio",)
 
 
-def _err(name: str, msg: str) -> SpecError:
-    return SpecError(f"{name}: {msg}")
-
-
-def _num(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise _err(name, f"must be a number, not {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise _err(name, f"must be finite, not {value!r}")
-    return v
 
 
 def latent_to_proportion_icc(icc_latent: float, p: float) -> float:

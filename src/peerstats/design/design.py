@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,6 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from peerstats.design._checks import finite_number as _number
+from peerstats.design._checks import spec_error as _err
 from peerstats.exceptions import SpecError
 
 __all__ = ["TrialDesign", "read_design", "design_spec_schema"]
@@ -30,17 +31,6 @@ DfName = Literal["satterthwaite", "residual", "asymptotic"]
 _CORR_STRUCTURES = ("cs", "ar1", "exchangeable")
 
 
-def _err(field_name: str, message: str) -> SpecError:
-    return SpecError(f"{field_name}: {message}")
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise _err(name, f"must be a number, not {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise _err(name, f"must be finite, not {value!r}")
-    return v
 
 
 @dataclass(frozen=True, eq=False)
