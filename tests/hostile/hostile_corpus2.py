@@ -164,3 +164,16 @@ CASES2 += [
     Case("missing_file_name_holds_pnr", "24.3", _missing_pnr_file, {"validate": 2, "run": 2},
          (PNR, "811218"), ("file not found",)),
 ]
+
+
+def blank_gad7_at_fu3(t: Trial) -> None:
+    """Every GAD-7 item at the 3-month follow-up missing (a visit nobody was observed at;
+    GAD-7 is scored from its items)."""
+    rows = t.rows("assessments")
+    h = rows[0]
+    items = [h.index(f"gad_{k}") for k in range(1, 8)]
+    for r in rows[1:]:
+        if r[h.index("visit")] == "fu3":
+            for k in items:
+                r[k] = ""
+    t.write_rows("assessments", rows)

@@ -4,20 +4,14 @@ report, never a silent drop."""
 import json
 
 from hostile_corpus import copy_trial
+from hostile_corpus2 import blank_gad7_at_fu3
 
 from peerstats.cli import main
 
 
 def test_a_visit_with_no_observed_outcome_is_warned_everywhere(tmp_path, capsys):
     trial = copy_trial(tmp_path / "trial")
-    rows = trial.rows("assessments")
-    h = rows[0]
-    items = [h.index(f"gad_{k}") for k in range(1, 8)]  # GAD-7 is scored from its items
-    for r in rows[1:]:
-        if r[h.index("visit")] == "fu3":
-            for k in items:
-                r[k] = ""
-    trial.write_rows("assessments", rows)
+    blank_gad7_at_fu3(trial)
     out = tmp_path / "result"
     code = main(["run", str(trial.analysis), "--out", str(out)])
     err = capsys.readouterr().err
