@@ -19,6 +19,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import peerstats
 from peerstats.exceptions import DataValidationError, PeerstatsError, SpecError
@@ -383,15 +384,8 @@ def _cmd_power(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (subcommands ``validate``, ``run``, ``check`` and ``demo``)."""
-    parser = argparse.ArgumentParser(
-        prog="peerstats",
-        description="Statistical analysis of randomised trials of peer support in mental health.",
-    )
-    parser.add_argument("--version", action="version", version=f"peerstats {peerstats.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_validate(sub: Any) -> None:
+    """The ``validate`` subcommand."""
     p = sub.add_parser(
         "validate",
         help="check a trial's data against its spec and print the report",
@@ -416,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing --failures file")
     p.set_defaults(func=_cmd_validate)
 
+
+def _add_run(sub: Any) -> None:
+    """The ``run`` subcommand."""
     r = sub.add_parser(
         "run",
         help="run an analysis spec: report.html, results.json, tables, figures, manifest",
@@ -444,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=_cmd_run)
 
+
+def _add_check(sub: Any) -> None:
+    """The ``check`` subcommand."""
     c = sub.add_parser(
         "check",
         help="compare results with stored expected results and print what drifted",
@@ -474,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=_cmd_check)
 
+
+def _add_power(sub: Any) -> None:
+    """The ``power`` subcommand."""
     pw = sub.add_parser(
         "power",
         help="power and sample size of a planned trial (design YAML)",
@@ -521,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     pw.set_defaults(func=_cmd_power)
 
+
+def _add_demo(sub: Any) -> None:
+    """The ``demo`` subcommand."""
     d = sub.add_parser(
         "demo", help="load the bundled synthetic example trial and print its summary"
     )
@@ -536,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     d.set_defaults(func=_cmd_demo)
 
+
+def _add_init(sub: Any) -> None:
+    """The ``init`` subcommand."""
     i = sub.add_parser(
         "init",
         help="draft a trial spec from a REDCap data dictionary",
@@ -568,6 +577,25 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--name", default="my_trial", help="the trial's name in the draft")
     i.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     i.set_defaults(func=_cmd_init)
+
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (subcommands validate, run, check, power, demo, init)."""
+    parser = argparse.ArgumentParser(
+        prog="peerstats",
+        description="Statistical analysis of randomised trials of peer support in mental health.",
+    )
+    parser.add_argument("--version", action="version", version=f"peerstats {peerstats.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_validate(sub)
+    _add_run(sub)
+    _add_check(sub)
+    _add_power(sub)
+    _add_demo(sub)
+    _add_init(sub)
     return parser
 
 
