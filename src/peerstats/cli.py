@@ -159,8 +159,8 @@ def _failures_target(path: Path, spec: object, force: bool) -> str | None:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from peerstats._safe import write_csv
-    from peerstats.spec import read_spec
-    from peerstats.validation import validate
+    from peerstats.data.trial_spec import read_spec
+    from peerstats.data.validation import validate
 
     try:
         spec = read_spec(args.spec)

@@ -2,7 +2,7 @@
 
 Every reader returns a :class:`RawTable`: all cells as ``str`` (or ``None`` for missing), the
 row number as the user sees it, and the value labels of SPSS/Stata files (or the categories of a
-Parquet categorical). Coercion to numbers happens later, in :mod:`peerstats.validation`, so that a
+Parquet categorical). Coercion to numbers happens later, in :mod:`peerstats.data.validation`, so that a
 coercion that would change a value is a validation failure rather than a silent ``NaN``.
 Input files are only ever opened for reading.
 """
@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from peerstats._provenance import file_sha256, remember, remember_file
+from peerstats.data.trial_spec import DataSource
 from peerstats.exceptions import PeerstatsError
 from peerstats.io._guards import check_regular_file, check_text_encoding
-from peerstats.spec import DataSource
 
 __all__ = ["RawTable", "ReadError", "read_table", "NA_STRINGS", "to_text"]
 

@@ -1,4 +1,4 @@
-"""Validate trial data against its spec and build the :class:`~peerstats.trial.Trial`.
+"""Validate trial data against its spec and build the :class:`~peerstats.data.trial.Trial`.
 
 Every check runs and every problem is collected; :func:`validate` returns a
 :class:`ValidationReport` whose ``failures`` frame has one row per problem (``table, row, column,
@@ -43,6 +43,7 @@ from peerstats._identifiers import (
     mask_identifiers,
     mask_value,
 )
+from peerstats.data.trial_spec import PARTICIPANT_ROLES, Outcome, TrialSpec, read_spec
 from peerstats.exceptions import FAILURE_COLUMNS, DataValidationError, SpecError
 from peerstats.io.coerce import (
     DECIMAL_COMMA,
@@ -57,10 +58,9 @@ from peerstats.io.coerce import (
 from peerstats.io.coerce import labelled as _labelled
 from peerstats.io.readers import RawTable, ReadError, read_table
 from peerstats.io.wide import wide_to_long
-from peerstats.spec import PARTICIPANT_ROLES, Outcome, TrialSpec, read_spec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from peerstats._trial import Trial
+    from peerstats.data.trial import Trial
 
 __all__ = ["validate", "ValidationReport", "mask_value", "looks_identifying"]
 
@@ -1128,7 +1128,7 @@ def validate(
     failures = log.frame()
     trial = None
     if len(failures) == 0:
-        from peerstats._trial import _build_trial
+        from peerstats.data.trial import _build_trial
 
         trial = _build_trial(
             spec, part, pinfo, extras, ainfo, items_of, tables.get("sessions"), sinfo, warnings

@@ -1,9 +1,9 @@
 """The validated trial as data: the :class:`Trial` class and its assembly.
 
 A :class:`Trial` is only built by :func:`peerstats.load_trial` (through
-:mod:`peerstats.validation`, which calls :func:`_build_trial` once every check has passed).
+:mod:`peerstats.data.validation`, which calls :func:`_build_trial` once every check has passed).
 This module imports neither of them: it sits below validation, which sits below
-:mod:`peerstats.trial` (the public module).
+:mod:`peerstats.data.load` (the public module).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from peerstats.spec import TrialSpec
+from peerstats.data.trial_spec import TrialSpec
 
 __all__ = ["Trial"]
 
