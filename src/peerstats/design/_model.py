@@ -26,8 +26,8 @@ from itertools import combinations_with_replacement
 import numpy as np
 from scipy.special import gammaln
 
-from peerstats.design._batch import BatchREML, GroupBlocks, PooledBlocks
 from peerstats.design.design import TrialDesign
+from peerstats.models._batch import BatchREML, GroupBlocks, PooledBlocks
 
 __all__ = ["AnalysisModel"]
 
