@@ -191,9 +191,10 @@ def observed_hessian(fitter: BatchCriterion, opt: Optimum) -> np.ndarray:
     return H
 
 
-def satterthwaite(fitter: BatchCriterion, opt: Optimum, H: np.ndarray, ell, var) -> np.ndarray:
-    """Satterthwaite df of the contrast ``ell`` (p,) given the observed Hessian ``H``."""
-    g = fitter._g_contrast(opt.psi, opt.state["C"], ell)
+def satterthwaite(fitter: BatchCriterion, opt: Optimum, H: np.ndarray, ell, var, g=None):
+    """Satterthwaite df of the contrast ``ell`` (p,) given the observed Hessian ``H`` (and
+    its g_k, when computed already)."""
+    g = fitter._g_contrast(opt.psi, opt.state["C"], ell) if g is None else g.copy()
     g[opt.fixed] = 0.0
     Wg = _solve(H, g)
     den = 2 * np.einsum("sk,sk->s", g, Wg)
@@ -201,9 +202,9 @@ def satterthwaite(fitter: BatchCriterion, opt: Optimum, H: np.ndarray, ell, var)
         return np.where(den > 0, 2 * var**2 / den, np.inf)
 
 
-def _df(fitter, opt, H, ell, var, df: str, df_residual) -> np.ndarray:
+def _df(fitter, opt, H, ell, var, df: str, df_residual, g) -> np.ndarray:
     if df == "satterthwaite":
-        return satterthwaite(fitter, opt, H, ell, var)
+        return satterthwaite(fitter, opt, H, ell, var, g)
     if df == "residual":
         return np.broadcast_to(np.asarray(df_residual, float), var.shape).copy()
     return np.full(var.shape, np.inf)
@@ -228,11 +229,17 @@ def fit_contrasts(
     opt = optimise(fitter, psi0, max_iter=max_iter, tol=tol)
     beta, C = opt.state["beta"], opt.state["C"]
     L = np.atleast_2d(np.asarray(L, float))
-    H = observed_hessian(fitter, opt) if df == "satterthwaite" else None
+    H = gs = None
+    if df == "satterthwaite":
+        H = observed_hessian(fitter, opt)
+        gs = fitter._g_contrasts(opt.psi, C, L)  # (S, J, K)
     est = beta @ L.T
     var = np.einsum("jp,spq,jq->sj", L, C, L)
     dfs = np.column_stack(
-        [_df(fitter, opt, H, ell, var[:, j], df, df_residual) for j, ell in enumerate(L)]
+        [
+            _df(fitter, opt, H, ell, var[:, j], df, df_residual, None if gs is None else gs[:, j])
+            for j, ell in enumerate(L)
+        ]
     )
     return {
         "estimate": est,

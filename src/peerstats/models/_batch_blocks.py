@@ -372,6 +372,21 @@ class BatchCriterion:
             g[:, blk.gidx] += (np.einsum("gmt,sgmt->sg", em, z) ** 2).sum(axis=1)
         return g
 
+    def _g_contrasts(self, psi: np.ndarray, C: np.ndarray, L: np.ndarray) -> np.ndarray:
+        """:meth:`_g_contrast` for every row of L (J, p) at once: (S, J, K)."""
+        if self.groups:
+            return np.stack([self._g_contrast(psi, C, ell) for ell in L], axis=1)
+        S, J = psi.shape[0], L.shape[0]
+        CL = np.einsum("spq,jq->sjp", C, L)  # (S, J, p)
+        g = np.zeros((S, J, self.K))
+        for blk in self.pooled:
+            V = np.einsum("sk,bkij->sbij", psi, blk.D)
+            Vinv, _, _ = _chol_inverse(V)
+            A = np.einsum("sbij,bkjl,sblm->sbkim", Vinv, blk.D, Vinv, optimize=True)
+            w = np.einsum("sbijpq,sap,saq->sabij", blk.SXX, CL, CL, optimize=True)
+            g += np.einsum("sbkij,sabji->sak", A, w, optimize=True)
+        return g
+
     # ---- data sets ------------------------------------------------------------------------
     def _n_trials(self) -> int:
         if self.pooled:

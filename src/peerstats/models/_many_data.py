@@ -22,7 +22,6 @@ import pandas as pd
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.models._batch_blocks import PooledBlocks
 from peerstats.models._design import FixedDesign, as_categorical
-from peerstats.models._mmrm_result import empirical_covariances
 from peerstats.models._reml import SizeClass, pattern_statistics
 
 __all__ = ["REPLICATE", "stack_replicates", "Layout", "layout", "blocks", "start_values"]
@@ -82,9 +81,7 @@ def stack_replicates(data, replicate: str | None) -> tuple[pd.DataFrame, str, li
     while any(name in f.columns for _, f in items):
         name = "_" + name
     labels = [k for k, _ in items]
-    long = pd.concat(
-        [f.assign(**{name: i}) for i, (_, f) in enumerate(items)], ignore_index=True
-    )
+    long = pd.concat([f.assign(**{name: i}) for i, (_, f) in enumerate(items)], ignore_index=True)
     return long, name, labels, list(range(len(items)))
 
 
@@ -107,7 +104,8 @@ def layout(design: FixedDesign, data: pd.DataFrame, *, rep_col, values, subject,
     used = design.data
     rep = pd.Categorical(used[rep_col], categories=pd.Index(values))
     rep = np.asarray(rep.codes, dtype=np.int64)
-    unit = pd.MultiIndex.from_arrays([rep, used[subject].to_numpy()]).factorize()[0]
+    subj = pd.factorize(used[subject])[0].astype(np.int64)
+    unit = pd.factorize(rep * (int(subj.max()) + 1 if subj.size else 1) + subj)[0]
     vcat = as_categorical(data[visit], name=visit)
     vcodes = pd.Categorical(used[visit], categories=vcat.cat.categories).codes
     if group is not None:
@@ -208,20 +206,34 @@ def gram(pooled: list[PooledBlocks]) -> np.ndarray:
 
 def start_values(pooled, keys, G: int, T: int) -> np.ndarray:
     """(S, K) starting psi: per replicate the pairwise covariance of OLS residuals, as the
-    single-fit engine starts (:func:`peerstats.models._mmrm_result.empirical_covariances`);
-    its diagonal when that is not positive definite."""
-    S = pooled[0].counts.shape[0]
+    single-fit engine starts (:func:`peerstats.models._mmrm_result.empirical_covariances`, here
+    for every replicate at once); its diagonal when that is not positive definite."""
+    XtX = gram(pooled)
+    Xty = sum(
+        b.SXy[:, :, np.arange(b.D.shape[-1]), np.arange(b.D.shape[-1])].sum(axis=(1, 2))
+        for b in pooled
+    )
+    beta = np.linalg.solve(XtX, Xty[..., None])[..., 0]
+    S = beta.shape[0]
+    R_sum, N = np.zeros((S, G, T, T)), pair_counts(pooled, keys, G, T)
+    bb = np.einsum("sp,sq->spq", beta, beta)
+    for b, types in zip(pooled, keys):
+        Sb = np.einsum("sbijp,sp->sbij", b.SXy, beta)
+        R = b.Syy - Sb - np.swapaxes(Sb, 2, 3) + np.einsum("sbijpq,spq->sbij", b.SXX, bb)
+        for j, (g, vis) in enumerate(types):
+            R_sum[:, g, np.array(vis)[:, None], np.array(vis)[None, :]] += R[:, j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        C = np.where(N >= 2, R_sum / N, 0.0)
+    d = np.einsum("sgii->sgi", C)
+    C = np.where(_positive_definite(C)[..., None, None], C, d[..., None] * np.eye(T))
     tri = _tril(T)
-    psi = np.zeros((S, G * len(tri)))
-    for s in range(S):
-        sig = empirical_covariances(replicate_classes(pooled, keys, s), G, T)
-        for g, Sg in enumerate(sig):
-            try:
-                np.linalg.cholesky(Sg)
-            except np.linalg.LinAlgError:
-                Sg = np.diag(np.diag(Sg))
-            psi[s, g * len(tri) : (g + 1) * len(tri)] = [Sg[i, j] for i, j in tri]
-    return psi
+    rows, cols = np.array([i for i, _ in tri]), np.array([j for _, j in tri])
+    return C[:, :, rows, cols].reshape(S, G * len(tri))
+
+
+def _positive_definite(C: np.ndarray) -> np.ndarray:
+    ev = np.linalg.eigvalsh(C)
+    return ev[..., 0] > 0
 
 
 def sigmas(psi: np.ndarray, G: int, T: int) -> np.ndarray:

@@ -165,19 +165,6 @@ def _tidy(est, se, dfs, level: float) -> dict:
     }
 
 
-def _rows(label, terms: list[str], values: dict, converged: bool) -> pd.DataFrame:
-    out = pd.DataFrame({k: np.asarray(values[k], float) for k in TIDY})
-    out.insert(0, "term", terms)
-    out.insert(0, "replicate", [label] * len(terms))
-    out["converged"] = converged
-    return out
-
-
-def _failed_rows(label, terms: list[str]) -> pd.DataFrame:
-    nan = np.full(len(terms), np.nan)
-    return _rows(label, terms, {k: nan for k in TIDY}, False)
-
-
 # ---- the two paths -----------------------------------------------------------------------------
 def _fit_one(frame: pd.DataFrame, formula, L, level, kwargs) -> dict:
     """One replicate through :func:`peerstats.mmrm`: the tidy values of every term."""
@@ -387,6 +374,7 @@ def _fit_all(
     errors,
     originals,
 ) -> ManyMMRMResult:
+    """Batched fits where possible, then :func:`peerstats.mmrm` for every other replicate."""
     subject, visit, group = kwargs["subject"], kwargs["visit"], kwargs["group"]
     extra = [subject, visit, rep_col] + ([group] if group else [])
     long = _visit_group_as_factors(long, visit, group)  # as prepare_mmrm: factors on all rows
@@ -394,38 +382,64 @@ def _fit_all(
         formula, long, extra_columns=extra, reference=kwargs["reference"], check_rank=False
     )
     names, L = _contrast_matrix(contrasts, list(design.columns))
-    Lfull = np.vstack([np.eye(len(design.columns)), L])
     terms = list(design.columns) + names
-    S = len(labels)
+    S, J = len(labels), len(terms)
+    vals = {k: np.full((S, J), np.nan) for k in TIDY}
     settled = np.zeros(S, dtype=bool)
     if use_batch:
         lay = md.layout(
             design, long, rep_col=rep_col, values=values, subject=subject, visit=visit, group=group
         )
+        Lfull = np.vstack([np.eye(len(design.columns)), L])
         bvals, settled = _batched(design, lay, Lfull, df=kwargs["df"], tol=1e-12)
-    frames, failures, how = [], [], []
+        tidy = _tidy(bvals["estimate"], bvals["std_error"], bvals["df"], level)
+        for k in TIDY:
+            vals[k][settled] = tidy[k][settled]
+    failures = _fit_unsettled(
+        long, rep_col, labels, values, originals, settled, vals, formula, L, level, kwargs, errors
+    )
+    failed = np.isin(np.arange(S), [f["_pos"] for f in failures])
+    coef = pd.DataFrame(
+        {
+            "replicate": np.repeat(np.array(labels, dtype=object), J),
+            "term": np.tile(np.array(terms, dtype=object), S),
+        }
+    )
+    for k in TIDY:
+        coef[k] = vals[k].reshape(-1)
+    coef["converged"] = np.repeat(~failed, J)
+    fail = pd.DataFrame(failures, columns=["replicate", "error", "message"])
+    how = np.where(settled, "batched", "mmrm")
+    eng = pd.Series(how, index=pd.Index(labels, name="replicate"), name="engine")
+    return ManyMMRMResult(coef, fail, eng, formula=formula, level=level, df=kwargs["df"])
+
+
+def _fit_unsettled(
+    long, rep_col, labels, values, originals, settled, vals, formula, L, level, kwargs, errors
+) -> list[dict]:
+    """:func:`peerstats.mmrm` on each replicate the batched engine did not settle (in place
+    into ``vals``); the failures."""
+    todo = np.nonzero(~settled)[0]
     by_rep = None
-    for s, label in enumerate(labels):
-        if settled[s]:
-            vals = {k: bvals[k][s] for k in ("estimate", "std_error", "df")}
-            vals = _tidy(vals["estimate"], vals["std_error"], vals["df"], level)
-            frames.append(_rows(label, terms, vals, True))
-            how.append("batched")
-            continue
-        if by_rep is None and originals is None:
-            by_rep = dict(tuple(long.groupby(rep_col, sort=False, observed=True)))
-        how.append("mmrm")
+    if todo.size and originals is None:
+        by_rep = dict(tuple(long.groupby(rep_col, sort=False, observed=True)))
+    failures = []
+    for s in todo:
         frame = originals[s] if originals is not None else by_rep[values[s]]
         try:
-            vals = _fit_one(frame, formula, L, level, kwargs)
+            one = _fit_one(frame, formula, L, level, kwargs)
         except (PeerstatsError, np.linalg.LinAlgError) as exc:
             if errors == "raise":
                 raise
-            failures.append({"replicate": label, "error": type(exc).__name__, "message": str(exc)})
-            frames.append(_failed_rows(label, terms))
+            failures.append(
+                {
+                    "replicate": labels[s],
+                    "error": type(exc).__name__,
+                    "message": str(exc),
+                    "_pos": int(s),
+                }
+            )
             continue
-        frames.append(_rows(label, terms, vals, True))
-    coef = pd.concat(frames, ignore_index=True)
-    fail = pd.DataFrame(failures, columns=["replicate", "error", "message"])
-    eng = pd.Series(how, index=pd.Index(labels, name="replicate"), name="engine")
-    return ManyMMRMResult(coef, fail, eng, formula=formula, level=level, df=kwargs["df"])
+        for k in TIDY:
+            vals[k][s] = one[k]
+    return failures
