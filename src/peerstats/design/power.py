@@ -80,6 +80,15 @@ def _check_sims(n_sims: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+def _html(caption: str, frame: pd.DataFrame) -> str:
+    """A caption and a table: the notebook view of the power results."""
+    return (
+        f"<div><p>{html.escape(caption)}</p>"
+        + frame.to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        + "</div>"
+    )
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class PowerResult:
     """Power of the primary contrast at one sample size (create with :func:`peerstats.power`).
@@ -183,11 +192,7 @@ class PowerResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        return (
-            f"<div><p>{html.escape(self.design.name)}: power {self.power:.4f}</p>"
-            + self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.4g}")
-            + "</div>"
-        )
+        return _html(f"{self.design.name}: power {self.power:.4f}", self.to_frame())
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -280,11 +285,7 @@ class SampleSize:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        return (
-            f"<div><p>{html.escape(self.summary())}</p>"
-            + self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.4g}")
-            + "</div>"
-        )
+        return _html(self.summary(), self.to_frame())
 
 
 # ---------------------------------------------------------------------------------------------
