@@ -25,13 +25,16 @@ from peerstats import _dist
 from peerstats.exceptions import ModelSpecificationError, PeerstatsError
 from peerstats.models import _many_data as md
 from peerstats.models._batch import BatchREML
+from peerstats.models._covariance import STRUCTURES
 from peerstats.models._design import build_fixed_design, choice
+from peerstats.models._mmrm_result import MMRM_DF_METHODS
 from peerstats.models._prepared import (
     CovarianceName,
     DfName,
     MethodName,
     _visit_group_as_factors,
 )
+from peerstats.models._spatial import SPATIAL
 from peerstats.models.mmrm import mmrm
 
 __all__ = ["mmrm_many", "ManyMMRMResult"]
@@ -288,38 +291,9 @@ vcov, time
     ...                           replicate="sim")  # doctest: +SKIP
     >>> res.power()["arm[T.peer]:visit[wk12]"]  # doctest: +SKIP
     """
-    covariance = choice(
-        "covariance",
-        covariance,
-        (
-            "us",
-            "cs",
-            "csh",
-            "ar1",
-            "ar1h",
-            "toep",
-            "toeph",
-            "ad",
-            "adh",
-            "sp_exp",
-            "sp_gau",
-            "sp_pow",
-        ),
-    )
+    covariance = choice("covariance", covariance, STRUCTURES + SPATIAL)
     method = choice("method", method, ("reml", "ml"))
-    df = choice(
-        "df",
-        df,
-        (
-            "satterthwaite",
-            "kenward-roger",
-            "kenward-roger-linear",
-            "kenward-roger-mmrm",
-            "residual",
-            "between-within",
-            "asymptotic",
-        ),
-    )
+    df = choice("df", df, MMRM_DF_METHODS)
     engine = choice("engine", engine, ("auto", "batched", "mmrm"))
     errors = choice("errors", errors, ("collect", "raise"))
     if not (isinstance(level, float | int) and 0 < level < 1):
