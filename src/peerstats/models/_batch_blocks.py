@@ -283,7 +283,10 @@ class BatchCriterion:
     def _pooled_gradient(blk: PooledBlocks, Vinv, beta, C, g, Inf) -> None:
         cs = blk.count_spec()
         bb = np.einsum("sp,sq->spq", beta, beta) + C
-        G = np.einsum("sbij,bkjl->sbkil", Vinv, blk.D)  # V^-1 D_k
+        if blk.counts.ndim == 2:  # mmrm_many: batched matmul (the power path keeps its einsum)
+            G = Vinv[:, :, None] @ blk.D[None]  # V^-1 D_k
+        else:
+            G = np.einsum("sbij,bkjl->sbkil", Vinv, blk.D)  # V^-1 D_k
         g += np.einsum(f"{cs},sbkii->sk", blk.counts, G)
         Sbt = np.einsum("sbijp,sp->sbij", blk.SXy, beta)
         R = blk.Syy - Sbt - np.swapaxes(Sbt, 2, 3) + np.einsum("sbijpq,spq->sbij", blk.SXX, bb)
