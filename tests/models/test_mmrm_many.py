@@ -181,3 +181,15 @@ def test_summary_and_power(fits):
     assert rate["arm[T.usual]:visit[T.w3]"] == pytest.approx(
         (res.coef.query("term == 'arm[T.usual]:visit[T.w3]'")["p_value"] < 0.05).sum() / 5
     )
+
+
+def test_a_replicate_mmrm_would_reject_is_reported_with_mmrms_message(data):
+    two = data[data.rep <= 2].copy()
+    switch = (two.rep == 2) & (two.id == "s000") & (two.visit == "w3")
+    two.loc[switch, "arm"] = "usual"  # group= must be constant within subject
+    res = peerstats.mmrm_many(
+        FORMULA, two, subject="id", visit="visit", replicate="rep", group="arm"
+    )
+    assert res.engine.to_dict() == {1: "batched", 2: "mmrm"}
+    assert list(res.failures.replicate) == [2]
+    assert "constant within subject" in res.failures.message.iloc[0]

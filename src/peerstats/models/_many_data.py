@@ -85,6 +85,16 @@ def stack_replicates(data, replicate: str | None) -> tuple[pd.DataFrame, str, li
     return long, name, labels, list(range(len(items)))
 
 
+def replicates(data, replicate: str | None):
+    """:func:`stack_replicates` and the original frames of a list / dict (None for one long
+    frame)."""
+    if not isinstance(data, pd.DataFrame | Mapping) and isinstance(data, Iterable):
+        data = list(data)  # a generator is read once
+    long, rep_col, labels, values = stack_replicates(data, replicate)
+    originals = None if isinstance(data, pd.DataFrame) else frames_of(data)
+    return long, rep_col, labels, values, originals
+
+
 @dataclass
 class Layout:
     """Codes of the observed rows: replicate, unit (replicate x subject), visit, group."""
@@ -96,7 +106,7 @@ class Layout:
     n_reps: int
     G: int
     T: int
-    duplicated: np.ndarray  # (S,) a (subject, visit) pair occurs twice
+    duplicated: np.ndarray  # (S,) a (subject, visit) pair repeats, or group varies within subject
 
 
 def layout(design: FixedDesign, data: pd.DataFrame, *, rep_col, values, subject, visit, group):
@@ -120,8 +130,25 @@ def layout(design: FixedDesign, data: pd.DataFrame, *, rep_col, values, subject,
     o = np.argsort(key, kind="stable")
     same = key[o[1:]] == key[o[:-1]]
     dup[np.unique(rep[o[1:]][same])] = True
+    dup |= _group_varies(unit, np.asarray(gcodes, dtype=np.int64), rep, len(values))
     vcodes, gcodes = vcodes.astype(np.int64), np.asarray(gcodes, dtype=np.int64)
     return Layout(rep, unit, vcodes, gcodes, len(values), G, T, dup)
+
+
+def _group_varies(unit: np.ndarray, group: np.ndarray, rep: np.ndarray, S: int) -> np.ndarray:
+    """(S,) replicates where some subject's ``group`` is not constant (``mmrm`` says so)."""
+    n_units = int(unit.max()) + 1 if unit.size else 0
+    lo = np.full(n_units, np.iinfo(np.int64).max)
+    hi = np.full(n_units, -1)
+    np.minimum.at(lo, unit, group)
+    np.maximum.at(hi, unit, group)
+    out = np.zeros(S, dtype=bool)
+    bad_units = np.nonzero(lo != hi)[0]
+    if bad_units.size:
+        urep = np.zeros(n_units, dtype=np.int64)
+        urep[unit] = rep
+        out[np.unique(urep[bad_units])] = True
+    return out
 
 
 def _tril(T: int) -> list[tuple[int, int]]:

@@ -298,10 +298,7 @@ vcov, time
     errors = choice("errors", errors, ("collect", "raise"))
     if not (isinstance(level, float | int) and 0 < level < 1):
         raise ModelSpecificationError(f"level must be between 0 and 1, not {level!r}")
-    if not isinstance(data, pd.DataFrame | Mapping) and isinstance(data, Iterable):
-        data = list(data)  # a generator is read once
-    long, rep_col, labels, values = md.stack_replicates(data, replicate)
-    originals = None if isinstance(data, pd.DataFrame) else md.frames_of(data)
+    long, rep_col, labels, values, originals = md.replicates(data, replicate)
     kwargs = dict(
         subject=subject,
         visit=visit,
