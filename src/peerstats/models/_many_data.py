@@ -169,12 +169,39 @@ def _basis(G: int, T: int, g: int, vis: tuple[int, ...]) -> np.ndarray:
     return D
 
 
-def blocks(design: FixedDesign, lay: Layout) -> tuple[list[PooledBlocks], list[list]]:
+def chunks(lay: Layout, p: int, budget: float = 2e7):
+    """Replicates in chunks whose pooled statistics take about ``budget`` numbers (at most
+    2^T patterns, capped at 32, per group): (rows, layout of the chunk) for each."""
+    per_rep = lay.T * lay.T * (p + 1) ** 2 * min(2**lay.T, 32) * lay.G
+    size = max(2, int(budget // per_rep))
+    if size >= lay.n_reps:
+        yield np.arange(len(lay.rep)), lay
+        return
+    order = np.argsort(lay.rep, kind="stable")
+    bounds = np.searchsorted(lay.rep[order], np.arange(0, lay.n_reps + size, size))
+    for c, a in enumerate(range(0, lay.n_reps, size)):
+        rows = order[bounds[c] : bounds[c + 1]]
+        b = min(a + size, lay.n_reps)
+        unit = pd.factorize(lay.unit[rows])[0]
+        yield (
+            rows,
+            Layout(
+                lay.rep[rows] - a,
+                unit,
+                lay.visit[rows],
+                lay.group[rows],
+                b - a,
+                lay.G,
+                lay.T,
+                lay.duplicated[a:b],
+            ),
+        )
+
+
+def blocks(X: np.ndarray, y: np.ndarray, lay: Layout) -> tuple[list[PooledBlocks], list[list]]:
     """Pooled statistics of every replicate in the batched layout, and the keys (g, visits) of
     each size class's block types."""
-    classes, _ = pattern_statistics(
-        design.X, design.y, lay.unit, lay.visit, lay.rep * lay.G + lay.group
-    )
+    classes, _ = pattern_statistics(X, y, lay.unit, lay.visit, lay.rep * lay.G + lay.group)
     S, G, T = lay.n_reps, lay.G, lay.T
     pooled, keys = [], []
     for sc in classes:

@@ -181,10 +181,24 @@ def _fit_one(frame: pd.DataFrame, formula, L, level, kwargs) -> dict:
 
 
 def _batched(design, lay, L, *, df: str, tol: float) -> tuple[dict, np.ndarray]:
-    """Every replicate through the batched engine; returns the values (S, n_terms) and the
-    replicates it settled."""
-    pooled, keys = md.blocks(design, lay)
-    G, T, p = lay.G, lay.T, design.X.shape[1]
+    """Every replicate through the batched engine, in chunks of replicates (bounded memory);
+    returns the values (S, n_terms) and the replicates it settled."""
+    vals = {k: np.full((lay.n_reps, L.shape[0]), np.nan) for k in ("estimate", "std_error", "df")}
+    settled = np.zeros(lay.n_reps, dtype=bool)
+    start = 0
+    for rows, sub in md.chunks(lay, design.X.shape[1]):
+        v, s = _batched_chunk(design.X[rows], design.y[rows], sub, L, df=df, tol=tol)
+        for k in vals:
+            vals[k][start : start + sub.n_reps] = v[k]
+        settled[start : start + sub.n_reps] = s
+        start += sub.n_reps
+    return vals, settled
+
+
+def _batched_chunk(X, y, lay, L, *, df: str, tol: float) -> tuple[dict, np.ndarray]:
+    """One chunk of replicates: screens, start values, the batched fit."""
+    pooled, keys = md.blocks(X, y, lay)
+    G, T, p = lay.G, lay.T, X.shape[1]
     XtX = md.gram(pooled)
     settled = ~lay.duplicated & _full_rank(XtX)
     N = md.pair_counts(pooled, keys, G, T)
