@@ -209,3 +209,24 @@ def test_replicates_in_chunks_give_the_same_numbers(data, fits, monkeypatch):
     # length), which moves the forward-difference Hessian of the df by ~1e-8
     pd.testing.assert_frame_equal(res.coef, fits["us"].coef, check_exact=False, rtol=1e-6)
     assert list(res.failures.replicate) == [5]
+
+
+def test_a_replicate_the_batched_engine_does_not_settle_is_fitted_by_mmrm(data, monkeypatch):
+    from peerstats.models import many
+
+    original = many.BatchREML.fit_contrasts
+
+    def first_not_converged(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        out["converged"] = out["converged"].copy()
+        out["converged"][0] = False  # as if Fisher scoring had stopped short on replicate 1
+        return out
+
+    monkeypatch.setattr(many.BatchREML, "fit_contrasts", first_not_converged)
+    two = data[data.rep <= 2]
+    res = peerstats.mmrm_many(FORMULA, two, subject="id", visit="visit", replicate="rep")
+    assert res.engine.to_dict() == {1: "mmrm", 2: "batched"}
+    fit = peerstats.mmrm(FORMULA, two[two.rep == 1], subject="id", visit="visit")
+    ours = res.coef[res.coef.replicate == 1].set_index("term").loc[fit.coef.index]
+    np.testing.assert_allclose(ours["estimate"], fit.coef["estimate"], rtol=1e-12)
+    assert res.failures.empty and res.coef["converged"].all()
