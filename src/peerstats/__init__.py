@@ -106,6 +106,9 @@ _LAZY = {
     "random_site_effect": "peerstats.effects.heterogeneity",
     # issue 16: generalised linear mixed models (binary and count outcomes)
     "glmm": "peerstats.models.glmm",
+    # issue 22.5: the same MMRM fitted to many data sets (simulation studies), one engine with power
+    "mmrm_many": "peerstats.models.many",
+    "ManyMMRMResult": "peerstats.models.many",
 }
 
 __all__ = [
