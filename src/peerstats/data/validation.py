@@ -33,6 +33,7 @@ import pandas as pd
 from peerstats._identifiers import looks_identifying, mask_value
 from peerstats.data.checks._log import Ctx, Log
 from peerstats.data.checks.consistency import (
+    agree_with_participants,
     assessed_after_withdrawal,
     time_to_event,
     unknown_subjects,
@@ -200,8 +201,10 @@ def _read_redcap(spec: TrialSpec, log: Log) -> dict[str, RawTable] | None:
     return {}
 
 
-def _participants(ctx: Ctx, t: RawTable) -> dict | None:
-    spec, log, cols = ctx.spec, ctx.log, ctx.spec.columns
+def _participant_columns(spec: TrialSpec, t: RawTable, log: Log) -> list[tuple[str, str]]:
+    """The columns participants must have (with their roles); a column with a standard name
+    the spec maps elsewhere is ``ambiguous_column``."""
+    cols = spec.columns
     need = [(cols.subject, "subject")]
     if spec.design == "parallel":
         need.append((cols.arm, "arm"))
@@ -225,33 +228,39 @@ def _participants(ctx: Ctx, t: RawTable) -> dict | None:
     for c in (*spec.covariates, *spec.strata):
         if c not in roles_set:
             need.append((c, "covariate" if c in spec.covariates else "stratum"))
-    if not require(t, need, log):
-        return None
-    missing_key(t, cols.subject, log, "subject")
-    duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
-    n = len(t.data)
-    if cols.randomised is not None:
-        randomised = binary_column(
-            t, cols.randomised, log, "randomised", spec.binary
-        )  # None: unknown
-        for i, v in enumerate(t.data[cols.randomised].tolist()):
-            if v is None:
-                log.add(
-                    t.name,
-                    t.rows[i],
-                    cols.randomised,
-                    None,
-                    "missing_value",
-                    "randomised is empty; give 1 (randomised) or 0 (not randomised)",
-                )
-    else:
-        randomised = [True] * n
-    levels = list(spec.arms.levels)
+    return need
+
+
+def _randomised(ctx: Ctx, t: RawTable) -> list:
+    """Each participant's randomised flag (True, False, None: unknown); all True without a
+    randomised column."""
+    col = ctx.spec.columns.randomised
+    if col is None:
+        return [True] * len(t.data)
+    randomised = binary_column(t, col, ctx.log, "randomised", ctx.spec.binary)  # None: unknown
+    for i, v in enumerate(t.data[col].tolist()):
+        if v is None:
+            ctx.log.add(
+                t.name,
+                t.rows[i],
+                col,
+                None,
+                "missing_value",
+                "randomised is empty; give 1 (randomised) or 0 (not randomised)",
+            )
+    return randomised
+
+
+def _arms(ctx: Ctx, t: RawTable, randomised: list) -> list:
+    """Each participant's arm (labels checked); every randomised participant has one and no
+    one else does."""
+    cols, log = ctx.spec.columns, ctx.log
+    levels = list(ctx.spec.arms.levels)
     if cols.arm is not None and cols.arm in t.data.columns:
         arms = check_labels(t, cols.arm, levels, log, "an arm")
     else:  # single-arm trial without an arm column
-        arms = [levels[0]] * n
-    for i in range(n):
+        arms = [levels[0]] * len(t.data)
+    for i in range(len(t.data)):
         if randomised[i] is True and arms[i] is None:
             log.add(
                 t.name,
@@ -270,35 +279,53 @@ def _participants(ctx: Ctx, t: RawTable) -> dict | None:
                 "arm_not_randomised",
                 f"arm {mask_value(arms[i])!r} given for a participant who was not randomised",
             )
+    return arms
+
+
+def _groups(ctx: Ctx, t: RawTable, randomised: list, arms: list) -> list:
+    """Delivery groups: only in group-delivered arms (a randomised participant there without
+    a group is a warning)."""
+    col = ctx.spec.columns.group
+    levels = list(ctx.spec.arms.levels)
+    groups = t.data[col].tolist()
+    gd = set(ctx.spec.arms.group_delivered)
+    no_group = 0
+    for i, g in enumerate(groups):
+        if g is not None and arms[i] in levels and arms[i] not in gd:
+            ctx.log.add(
+                t.name,
+                t.rows[i],
+                col,
+                g,
+                "group_not_group_delivered",
+                f"group {mask_value(g)!r} given for a participant in arm {arms[i]!r}, which is not "
+                f"group-delivered (group-delivered arms: {sorted(gd)})",
+            )
+        if g is None and randomised[i] and arms[i] in gd:
+            no_group += 1
+    if no_group:
+        ctx.warnings.append(
+            f"participants: {no_group} randomised participant(s) in a group-delivered "
+            "arm have no delivery group"
+        )
+    return groups
+
+
+def _participants(ctx: Ctx, t: RawTable) -> dict | None:
+    spec, log, cols = ctx.spec, ctx.log, ctx.spec.columns
+    if not require(t, _participant_columns(spec, t, log), log):
+        return None
+    missing_key(t, cols.subject, log, "subject")
+    duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
+    randomised = _randomised(ctx, t)
+    arms = _arms(ctx, t, randomised)
     sites = None
     if cols.site is not None:
         if spec.sites is not None:
             sites = check_labels(t, cols.site, list(spec.sites), log, "a site")
         else:
             sites = _labelled(t, cols.site)
-    groups = None
-    if cols.group is not None:
-        groups = t.data[cols.group].tolist()
-        gd = set(spec.arms.group_delivered)
-        no_group = 0
-        for i, g in enumerate(groups):
-            if g is not None and arms[i] in levels and arms[i] not in gd:
-                log.add(
-                    t.name,
-                    t.rows[i],
-                    cols.group,
-                    g,
-                    "group_not_group_delivered",
-                    f"group {mask_value(g)!r} given for a participant in arm {arms[i]!r}, which is not "
-                    f"group-delivered (group-delivered arms: {sorted(gd)})",
-                )
-            if g is None and randomised[i] and arms[i] in gd:
-                no_group += 1
-        if no_group:
-            ctx.warnings.append(
-                f"participants: {no_group} randomised participant(s) in a group-delivered "
-                "arm have no delivery group"
-            )
+    groups = _groups(ctx, t, randomised, arms) if cols.group is not None else None
     # CONSORT: last visit attended before withdrawal (mapped, or a column named last_visit)
     last_visit = cols.last_visit or ("last_visit" if "last_visit" in t.data.columns else None)
     if last_visit is not None:
@@ -327,93 +354,94 @@ def _outcome_columns(
     return checks, items_of
 
 
-def _assessments(
-    ctx: Ctx, t: RawTable, part: RawTable | None, pinfo: dict | None, checks: list
-) -> dict | None:
+def _wide_assessments(ctx: Ctx, t: RawTable, checks: list) -> RawTable | None:
+    """A wide assessments file (``<column><sep><visit>``) checked and made long; None when a
+    checked column is absent for every visit."""
     spec, log, cols = ctx.spec, ctx.log, ctx.spec.columns
     src = spec.assessments
+    if not require(t, [(cols.subject, "subject")], log):
+        return None
+    missing_key(t, cols.subject, log, "subject")
+    duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
+    bases = list(dict.fromkeys(c for _, c, _, _ in checks))
+    wide_cols = set(t.data.columns)
+    for b in bases:
+        absent = [v for v in spec.visits if f"{b}{src.sep}{v}" not in wide_cols]
+        if absent and len(absent) < len(spec.visits):
+            ctx.warnings.append(
+                f"assessments: no column {b}{src.sep}<visit> for visit(s) {absent}; "
+                f"{b} is missing for everyone there"
+            )
+    t, fails = wide_to_long(
+        t,
+        subject=cols.subject,
+        visit=cols.visit or "visit",
+        visits=list(spec.visits),
+        bases=bases,
+        sep=src.sep,
+    )
+    for f in fails:
+        log.add(**f)
+    ok = True
+    for _, c, _, _ in checks:
+        if c not in t.data.columns:
+            ok = False
+            log.add(
+                t.name,
+                None,
+                c,
+                None,
+                "missing_column",
+                f"no column {c}{src.sep}<visit> for any visit {list(spec.visits)} in {src.path.name}",
+            )
+    return t if ok else None
+
+
+def _long_assessments(ctx: Ctx, t: RawTable, checks: list) -> bool:
+    """A long assessments file has its columns, filled keys and one row per subject x visit."""
+    log, cols = ctx.log, ctx.spec.columns
     visit_col = cols.visit or "visit"
-    if src.layout == "wide":
-        if not require(t, [(cols.subject, "subject")], log):
-            return None
-        missing_key(t, cols.subject, log, "subject")
-        duplicates(t, [cols.subject], log, "duplicate_subject", "subject")
-        bases = list(dict.fromkeys(c for _, c, _, _ in checks))
-        wide_cols = set(t.data.columns)
-        for b in bases:
-            absent = [v for v in spec.visits if f"{b}{src.sep}{v}" not in wide_cols]
-            if absent and len(absent) < len(spec.visits):
-                ctx.warnings.append(
-                    f"assessments: no column {b}{src.sep}<visit> for visit(s) {absent}; "
-                    f"{b} is missing for everyone there"
-                )
-        t, fails = wide_to_long(
-            t,
-            subject=cols.subject,
-            visit=visit_col,
-            visits=list(spec.visits),
-            bases=bases,
-            sep=src.sep,
-        )
-        for f in fails:
-            log.add(**f)
-        ok = True
-        for _, c, _, _ in checks:
-            if c not in t.data.columns:
-                ok = False
-                log.add(
-                    t.name,
-                    None,
-                    c,
-                    None,
-                    "missing_column",
-                    f"no column {c}{src.sep}<visit> for any visit {list(spec.visits)} in {src.path.name}",
-                )
-        if not ok:
-            return None
-    else:
-        need = [(cols.subject, "subject"), (visit_col, "visit")]
-        need += [(c, f"outcome {o.name}") for o, c, _, _ in checks]
-        if not require(t, list(dict.fromkeys(need)), log):
-            return None
-        missing_key(t, cols.subject, log, "subject")
-        missing_key(t, visit_col, log, "visit")
-        duplicates(t, [cols.subject, visit_col], log, "duplicate_subject_visit", "subject x visit")
-    visits = check_labels(t, visit_col, list(spec.visits), log, "a visit")
+    need = [(cols.subject, "subject"), (visit_col, "visit")]
+    need += [(c, f"outcome {o.name}") for o, c, _, _ in checks]
+    if not require(t, list(dict.fromkeys(need)), log):
+        return False
+    missing_key(t, cols.subject, log, "subject")
+    missing_key(t, visit_col, log, "visit")
+    duplicates(t, [cols.subject, visit_col], log, "duplicate_subject_visit", "subject x visit")
+    return True
+
+
+def _outcome_values(ctx: Ctx, t: RawTable, checks: list, visits: list) -> dict:
+    """Every score and item column parsed and checked (range, whole numbers for items)."""
+    src = ctx.spec.assessments
     values = {}
     for o, c, lo, hi in checks:
         if c not in values:
             what = f"score of {o.name}" if not o.scored else f"{o.instrument} item"
             cells = [f"{c}{src.sep}{v}" for v in visits] if src.layout == "wide" else None
             values[c] = numeric_column(
-                t, c, log, src.decimal, lo, hi, what, cells, integer=o.scored
+                t, c, ctx.log, src.decimal, lo, hi, what, cells, integer=o.scored
             )
+    return values
+
+
+def _assessments(
+    ctx: Ctx, t: RawTable, part: RawTable | None, pinfo: dict | None, checks: list
+) -> dict | None:
+    spec, log, cols = ctx.spec, ctx.log, ctx.spec.columns
+    if spec.assessments.layout == "wide":
+        t = _wide_assessments(ctx, t, checks)
+        if t is None:
+            return None
+    elif not _long_assessments(ctx, t, checks):
+        return None
+    visits = check_labels(t, cols.visit or "visit", list(spec.visits), log, "a visit")
+    values = _outcome_values(ctx, t, checks, visits)
     subjects = t.data[cols.subject].tolist()
     if part is not None and pinfo is not None:
         known = dict(zip(part.data[cols.subject].tolist(), range(len(part.data)), strict=True))
         unknown_subjects(t, cols.subject, known, log)
-        # the same column in both files must agree
-        for role, pvals in (
-            ("arm", pinfo["arms"]),
-            ("site", pinfo["sites"]),
-            ("group", pinfo["groups"]),
-        ):
-            name = getattr(cols, role)
-            if name is None or pvals is None or name not in t.data.columns:
-                continue
-            avals = _labelled(t, name, spec.arms.levels if role == "arm" else spec.sites)
-            for i, (s, a) in enumerate(zip(subjects, avals, strict=True)):
-                j = known.get(s)
-                if j is not None and a is not None and a != pvals[j]:
-                    log.add(
-                        t.name,
-                        t.rows[i],
-                        name,
-                        a,
-                        "inconsistent",
-                        f"{role} {mask_value(a)!r} here but {mask_value(pvals[j])!r} in participants "
-                        f"row {part.rows[j]}",
-                    )
+        agree_with_participants(ctx, t, part, pinfo, known, subjects)
         assessed_after_withdrawal(ctx, t, part, known, subjects, visits, values)
     return dict(table=t, visits=visits, values=values, subjects=subjects)
 

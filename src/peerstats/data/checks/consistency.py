@@ -18,7 +18,12 @@ from peerstats.data.trial_spec import TrialSpec
 from peerstats.io.coerce import labelled as _labelled
 from peerstats.io.readers import RawTable
 
-__all__ = ["assessed_after_withdrawal", "time_to_event", "unknown_subjects"]
+__all__ = [
+    "agree_with_participants",
+    "assessed_after_withdrawal",
+    "time_to_event",
+    "unknown_subjects",
+]
 
 
 def unknown_subjects(t: RawTable, col: str, known: Iterable[str], log: Log) -> None:
@@ -41,6 +46,32 @@ def unknown_subjects(t: RawTable, col: str, known: Iterable[str], log: Log) -> N
                 "unknown_subject",
                 f"subject {mask_value(s)!r} is not in the participants file{hint}",
             )
+
+
+def agree_with_participants(ctx, t, part, pinfo, known, subjects) -> None:
+    """The same column (arm, site, group) in assessments and participants must agree."""
+    spec, log, cols = ctx.spec, ctx.log, ctx.spec.columns
+    for role, pvals in (
+        ("arm", pinfo["arms"]),
+        ("site", pinfo["sites"]),
+        ("group", pinfo["groups"]),
+    ):
+        name = getattr(cols, role)
+        if name is None or pvals is None or name not in t.data.columns:
+            continue
+        avals = _labelled(t, name, spec.arms.levels if role == "arm" else spec.sites)
+        for i, (s, a) in enumerate(zip(subjects, avals, strict=True)):
+            j = known.get(s)
+            if j is not None and a is not None and a != pvals[j]:
+                log.add(
+                    t.name,
+                    t.rows[i],
+                    name,
+                    a,
+                    "inconsistent",
+                    f"{role} {mask_value(a)!r} here but {mask_value(pvals[j])!r} in participants "
+                    f"row {part.rows[j]}",
+                )
 
 
 def assessed_after_withdrawal(ctx, t, part, known, subjects, visits, values) -> None:
