@@ -43,6 +43,17 @@ def privacy(t: RawTable, log: Log, free_text: Iterable[str], warnings: list[str]
     flagged when it holds a strong identifier or when at least half its values are weak ones
     (a 10-digit number may look like a CPR number by chance)."""
     free_text = set(free_text)
+    _headers(t, log)
+    _value_labels(t, log)
+    birth_dates(t, log)
+    for col in t.data.columns:
+        vals = t.data[col].tolist()
+        _control_characters(t, col, vals, log)
+        _identifier_cells(t, col, vals, log, col in free_text, warnings)
+
+
+def _headers(t: RawTable, log: Log) -> None:
+    """A header with a control character, or that looks like an identifier."""
     for col in t.data.columns:
         if CONTROL_CHARS.search(col):
             log.add(
@@ -64,7 +75,12 @@ def privacy(t: RawTable, log: Log, free_text: Iterable[str], warnings: list[str]
                 f"a column header looks like a {kind[0]}; rename the column (headers are "
                 "shown in tables and messages)",
             )
-    for col, labels in t.value_labels.items():  # SPSS/Stata labels reach tables as levels
+
+
+def _value_labels(t: RawTable, log: Log) -> None:
+    """SPSS/Stata value labels reach tables as levels: none may hold an identifier or a
+    control character."""
+    for col, labels in t.value_labels.items():
         for code, label in labels.items():
             kind = looks_identifying(str(label))
             if kind is not None or CONTROL_CHARS.search(str(label)):
@@ -78,71 +94,78 @@ def privacy(t: RawTable, log: Log, free_text: Iterable[str], warnings: list[str]
                     + (f"a {kind[0]}" if kind is not None else "a control character")
                     + "; correct the label in the data file",
                 )
-    birth_dates(t, log)
-    for col in t.data.columns:
-        vals = t.data[col].tolist()
-        for i, v in enumerate(vals):
-            if v is not None and CONTROL_CHARS.search(v):
-                log.add(
-                    t.name,
-                    t.rows[i],
-                    col,
-                    v,
-                    "control_character",
-                    f"the cell holds a control character "
-                    f"({escape_controls(CONTROL_CHARS.search(v).group(0))}); remove it",
-                )
-        hits = []
-        n = strong = 0
-        for i, v in enumerate(vals):
-            if v is None:
-                continue
-            n += 1
-            kind = looks_identifying(v)
-            if kind is not None:
-                hits.append((i, kind))
-                strong += kind[1]
-        if not hits:
-            continue
-        if col in free_text and t.name == "participants":
-            masked = [mask_identifiers(v) if v is not None else None for v in vals]
-            t.data[col] = pd.Series(masked, dtype=object)
-            warnings.append(
-                f"{t.name}: {len(hits)} identifier(s) masked in the free-text column "
-                f"{mask_identifiers(col)!r} (rows {[int(t.rows[i]) for i, _ in hits][:10]})"
-            )
-            continue
-        numeric = _is_numeric_column(vals)
-        if numeric or len(hits) >= max(2, 0.5 * n):
-            if numeric and not strong and len(hits) < max(1, 0.5 * n):
-                continue  # a few numbers that happen to look like CPR numbers
-            i, kind = hits[0]
+
+
+def _control_characters(t: RawTable, col: str, vals: list, log: Log) -> None:
+    for i, v in enumerate(vals):
+        if v is not None and CONTROL_CHARS.search(v):
             log.add(
                 t.name,
                 t.rows[i],
                 col,
-                vals[i],
-                "privacy",
-                f"column {col!r} looks like it holds {kind[0]} values ({len(hits)} of {n} "
-                f"values, e.g. {mask_value(vals[i])!r}); remove the column or list it under "
-                "drop:",
+                v,
+                "control_character",
+                f"the cell holds a control character "
+                f"({escape_controls(CONTROL_CHARS.search(v).group(0))}); remove it",
             )
+
+
+def _identifier_cells(
+    t: RawTable, col: str, vals: list, log: Log, free_text: bool, warnings: list[str]
+) -> None:
+    """Cells holding an identifier: masked in a participants free-text column, one failure
+    for a column of identifiers, else one failure per cell."""
+    hits = []
+    n = strong = 0
+    for i, v in enumerate(vals):
+        if v is None:
             continue
-        hint = (
-            "; or, for a free-text column, list it under free_text: to mask identifiers on load"
-            if t.name == "participants"
-            else ""
+        n += 1
+        kind = looks_identifying(v)
+        if kind is not None:
+            hits.append((i, kind))
+            strong += kind[1]
+    if not hits:
+        return
+    if free_text and t.name == "participants":
+        masked = [mask_identifiers(v) if v is not None else None for v in vals]
+        t.data[col] = pd.Series(masked, dtype=object)
+        warnings.append(
+            f"{t.name}: {len(hits)} identifier(s) masked in the free-text column "
+            f"{mask_identifiers(col)!r} (rows {[int(t.rows[i]) for i, _ in hits][:10]})"
         )
-        for i, kind in hits:
-            log.add(
-                t.name,
-                t.rows[i],
-                col,
-                vals[i],
-                "privacy",
-                f"the cell holds a {kind[0]} ({mask_value(vals[i])!r}); identifiers must not "
-                f"reach the outputs: remove it from the data{hint}",
-            )
+        return
+    numeric = _is_numeric_column(vals)
+    if numeric or len(hits) >= max(2, 0.5 * n):
+        if numeric and not strong and len(hits) < max(1, 0.5 * n):
+            return  # a few numbers that happen to look like CPR numbers
+        i, kind = hits[0]
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "privacy",
+            f"column {col!r} looks like it holds {kind[0]} values ({len(hits)} of {n} "
+            f"values, e.g. {mask_value(vals[i])!r}); remove the column or list it under "
+            "drop:",
+        )
+        return
+    hint = (
+        "; or, for a free-text column, list it under free_text: to mask identifiers on load"
+        if t.name == "participants"
+        else ""
+    )
+    for i, kind in hits:
+        log.add(
+            t.name,
+            t.rows[i],
+            col,
+            vals[i],
+            "privacy",
+            f"the cell holds a {kind[0]} ({mask_value(vals[i])!r}); identifiers must not "
+            f"reach the outputs: remove it from the data{hint}",
+        )
 
 
 def birth_dates(t: RawTable, log: Log) -> None:

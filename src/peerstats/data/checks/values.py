@@ -64,8 +64,44 @@ def numeric_column(
     vals = t.data[col].tolist()
     out, bad = parse_numbers(vals, decimal)
     where = cell_cols or [col] * len(vals)
+    _non_numeric(t, vals, bad, where, log, what)
+    low = out < lo if lo is not None else np.zeros(len(out), bool)
+    high = out > hi if hi is not None else np.zeros(len(out), bool)
+    if lo is None or hi is None:  # no declared range: still a number the models can square
+        huge = np.isfinite(out) & (np.abs(out) > MAX_MAGNITUDE) & ~(low | high)
+        _each(
+            t,
+            log,
+            huge,
+            where,
+            vals,
+            "out_of_range",
+            lambda v: (
+                f"{what} {v} is implausibly large (beyond ±{MAX_MAGNITUDE:g}, where the "
+                "models lose precision); declare min/max or correct the value"
+            ),
+        )
+    if integer:
+        _non_integer(t, out, vals, where, log, what)
+    rng = f" {lo:g} to {hi:g}" if lo is not None and hi is not None else ""
+    outside = np.isfinite(out) & (low | high)
+    _each(
+        t,
+        log,
+        outside,
+        where,
+        vals,
+        "out_of_range",
+        lambda v: f"{what} {v} is outside the declared range{rng}",
+    )
+    return out
+
+
+def _non_numeric(t: RawTable, vals: list, bad: list, where: list, log: Log, what: str) -> None:
+    """Values that are not numbers; several decimal-comma numbers are one failure with a
+    count, not the same hint on every cell."""
     comma = [i for i in bad if re.fullmatch(r"[+-]?\d+,\d+", vals[i])]
-    if len(comma) > 1:  # one failure with a count, not the same hint on every cell
+    if len(comma) > 1:
         first = comma[0]
         log.add(
             t.name,
@@ -92,43 +128,29 @@ def numeric_column(
             "non_numeric",
             f"{what} {mask_value(vals[i])!r} is not a number{hint}",
         )
-    low = out < lo if lo is not None else np.zeros(len(out), bool)
-    high = out > hi if hi is not None else np.zeros(len(out), bool)
-    if lo is None or hi is None:  # no declared range: still a number the models can square
-        huge = np.isfinite(out) & (np.abs(out) > MAX_MAGNITUDE) & ~(low | high)
-        for i in np.flatnonzero(huge):
-            log.add(
-                t.name,
-                t.rows[i],
-                where[i],
-                vals[i],
-                "out_of_range",
-                f"{what} {mask_value(vals[i])} is implausibly large (beyond "
-                f"±{MAX_MAGNITUDE:g}, where the models lose precision); declare min/max or "
-                "correct the value",
-            )
-    if integer:
-        for i in np.flatnonzero(np.isfinite(out) & (out != np.round(out))):
-            log.add(
-                t.name,
-                t.rows[i],
-                where[i],
-                vals[i],
-                "non_integer",
-                f"{what} {mask_value(vals[i])} is not a whole number",
-            )
-    for i in np.flatnonzero(np.isfinite(out) & (low | high)):
-        log.add(
-            t.name,
-            t.rows[i],
-            where[i],
-            vals[i],
-            "out_of_range",
-            f"{what} {mask_value(vals[i])} is outside the declared range {lo:g} to {hi:g}"
-            if lo is not None and hi is not None
-            else f"{what} {mask_value(vals[i])} is outside the declared range",
-        )
-    return out
+
+
+def _non_integer(
+    t: RawTable, nums: np.ndarray, vals: list, where: list, log: Log, what: str
+) -> None:
+    not_whole = np.isfinite(nums) & (nums != np.round(nums))
+    _each(
+        t, log, not_whole, where, vals, "non_integer", lambda v: f"{what} {v} is not a whole number"
+    )
+
+
+def _each(
+    t: RawTable,
+    log: Log,
+    mask: np.ndarray,
+    where: list,
+    vals: list,
+    check: str,
+    message: Any,
+) -> None:
+    """One failure per flagged cell; ``message`` makes the text from the masked value."""
+    for i in np.flatnonzero(mask):
+        log.add(t.name, t.rows[i], where[i], vals[i], check, message(mask_value(vals[i])))
 
 
 def binary_column(t: RawTable, col: str, log: Log, what: str, vocab: tuple | None = None) -> list:
@@ -204,16 +226,19 @@ def _check_default_range(
     if found is None:
         return
     lo, hi, kind = found
-    for i in np.flatnonzero(np.isfinite(nums) & ((nums < lo) | (nums > hi))):
-        log.add(
-            t.name,
-            t.rows[i],
-            col,
-            vals[i],
-            "out_of_range",
-            f"{what} {mask_value(vals[i])} is not plausible as {kind} ({lo:g} to {hi:g}); "
-            f"correct it, or declare the range: covariates: {{{col}: {{min: ..., max: ...}}}}",
-        )
+    implausible = np.isfinite(nums) & ((nums < lo) | (nums > hi))
+    _each(
+        t,
+        log,
+        implausible,
+        [col] * len(vals),
+        vals,
+        "out_of_range",
+        lambda v: (
+            f"{what} {v} is not plausible as {kind} ({lo:g} to {hi:g}); correct it, or "
+            f"declare the range: covariates: {{{col}: {{min: ..., max: ...}}}}"
+        ),
+    )
 
 
 def check_covariate(
@@ -235,23 +260,8 @@ def check_covariate(
     n = sum(v is not None for v in vals)
     if not n:
         return
-    comma = [i for i in bad if decimal != "," and DECIMAL_COMMA.match(vals[i])]
-    if decl is None:
-        if comma and len(bad) - len(comma) <= 0.2 * n:
-            i = comma[0]
-            log.add(
-                t.name,
-                t.rows[i],
-                col,
-                vals[i],
-                "non_numeric",
-                f"{what}: {len(comma)} of {n} values are numbers with a decimal comma (e.g. "
-                f"{mask_value(vals[i])!r}), read as text; set decimal: ',' for this file in the "
-                "spec",
-            )
-            return
-        if len(bad) > 0.2 * n:
-            return  # a text column
+    if decl is None and _undeclared_text(t, col, vals, bad, n, decimal, log, what):
+        return
     for i in bad:
         log.add(
             t.name,
@@ -268,25 +278,52 @@ def check_covariate(
     if decl is None:
         return
     if decl.type == "integer":
-        for i in np.flatnonzero(np.isfinite(nums) & (nums != np.round(nums))):
-            log.add(
-                t.name,
-                t.rows[i],
-                col,
-                vals[i],
-                "non_integer",
-                f"{what} {mask_value(vals[i])} is not a whole number",
-            )
-    lo, hi = decl.min, decl.max
-    low = nums < lo if lo is not None else np.zeros(len(nums), bool)
-    high = nums > hi if hi is not None else np.zeros(len(nums), bool)
-    rng = f"{'-inf' if lo is None else f'{lo:g}'} to {'inf' if hi is None else f'{hi:g}'}"
-    for i in np.flatnonzero(np.isfinite(nums) & (low | high)):
+        _non_integer(t, nums, vals, [col] * len(vals), log, what)
+    _outside_declared(t, col, nums, vals, decl.min, decl.max, log, what)
+
+
+def _undeclared_text(
+    t: RawTable, col: str, vals: list, bad: list, n: int, decimal: str, log: Log, what: str
+) -> bool:
+    """An undeclared covariate that is text (True): mostly decimal-comma numbers (one
+    failure with a count) or more than 20 % non-numbers (a text column, no failure)."""
+    comma = [i for i in bad if decimal != "," and DECIMAL_COMMA.match(vals[i])]
+    if comma and len(bad) - len(comma) <= 0.2 * n:
+        i = comma[0]
         log.add(
             t.name,
             t.rows[i],
             col,
             vals[i],
-            "out_of_range",
-            f"{what} {mask_value(vals[i])} is outside the declared range {rng}",
+            "non_numeric",
+            f"{what}: {len(comma)} of {n} values are numbers with a decimal comma (e.g. "
+            f"{mask_value(vals[i])!r}), read as text; set decimal: ',' for this file in the "
+            "spec",
         )
+        return True
+    return len(bad) > 0.2 * n
+
+
+def _outside_declared(
+    t: RawTable,
+    col: str,
+    nums: np.ndarray,
+    vals: list,
+    lo: float | None,
+    hi: float | None,
+    log: Log,
+    what: str,
+) -> None:
+    low = nums < lo if lo is not None else np.zeros(len(nums), bool)
+    high = nums > hi if hi is not None else np.zeros(len(nums), bool)
+    rng = f"{'-inf' if lo is None else f'{lo:g}'} to {'inf' if hi is None else f'{hi:g}'}"
+    outside = np.isfinite(nums) & (low | high)
+    _each(
+        t,
+        log,
+        outside,
+        [col] * len(vals),
+        vals,
+        "out_of_range",
+        lambda v: f"{what} {v} is outside the declared range {rng}",
+    )
