@@ -212,19 +212,7 @@ def instrument_from_dict(spec: Mapping[str, Any], *, source: str | None = None) 
     tmin, tmax = _total_range(spec, where)
     reverse = tuple(_resolve(r, items, "reverse", where) for r in spec.get("reverse", []))
     missing = _missing(spec.get("missing"), MissingRule())
-    subscales = []
-    for sname, sub in (spec.get("subscales") or {}).items():
-        sitems = tuple(_resolve(r, items, f"subscale {sname!r}", where) for r in sub["items"])
-        subscales.append(
-            Subscale(
-                name=sname,
-                items=sitems,
-                scoring=sub.get("scoring", scoring),
-                missing=_missing(sub.get("missing"), missing),
-                verified=sub.get("verified", True),
-                description=sub.get("description"),
-            )
-        )
+    subscales = _subscales(spec.get("subscales") or {}, items, scoring, missing, where)
     cut = spec.get("cutoffs") or {}
     bands = _bands(cut, tmin, where)
     flags = {}
@@ -247,7 +235,7 @@ def instrument_from_dict(spec: Mapping[str, Any], *, source: str | None = None) 
         reverse=reverse,
         reverse_verified=spec.get("reverse_verified", True),
         missing=missing,
-        subscales=tuple(subscales),
+        subscales=subscales,
         bands=bands,
         caseness=cut.get("caseness"),
         reliability=dict(spec.get("reliability") or {}),
@@ -258,6 +246,26 @@ def instrument_from_dict(spec: Mapping[str, Any], *, source: str | None = None) 
         short_name=spec.get("short_name") or normalise_name(name) or "score",
         raw=spec,
     )
+
+
+def _subscales(
+    raw: dict, items: tuple[str, ...], scoring: str, missing: MissingRule, where: str
+) -> tuple[Subscale, ...]:
+    """Subscales: their items resolved; scoring and missing rule default to the total's."""
+    subscales = []
+    for sname, sub in raw.items():
+        sitems = tuple(_resolve(r, items, f"subscale {sname!r}", where) for r in sub["items"])
+        subscales.append(
+            Subscale(
+                name=sname,
+                items=sitems,
+                scoring=sub.get("scoring", scoring),
+                missing=_missing(sub.get("missing"), missing),
+                verified=sub.get("verified", True),
+                description=sub.get("description"),
+            )
+        )
+    return tuple(subscales)
 
 
 def _item_names(spec: dict, where: str) -> tuple[str, ...]:

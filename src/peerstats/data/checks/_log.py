@@ -41,6 +41,14 @@ class Log:
             )
         )
 
+    def column(self, t: Any, column: str, check: str, message: str, value: Any = None) -> None:
+        """A failure of a whole column of table ``t`` (no row)."""
+        self.add(t.name, None, column, value, check, message)
+
+    def cell(self, t: Any, i: int, column: str, value: Any, check: str, message: str) -> None:
+        """A failure of the cell in data row ``i`` (position) of table ``t``."""
+        self.add(t.name, t.rows[i], column, value, check, message)
+
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.items, columns=FAILURE_COLUMNS)
         df["row"] = pd.array(df["row"].tolist(), dtype="Int64")

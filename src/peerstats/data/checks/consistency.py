@@ -38,9 +38,9 @@ def unknown_subjects(t: RawTable, col: str, known: Iterable[str], log: Log) -> N
             hint = (
                 f"; did you mean {mask_value(near)!r} (leading zeros)?" if near is not None else ""
             )
-            log.add(
-                t.name,
-                t.rows[i],
+            log.cell(
+                t,
+                i,
                 col,
                 s,
                 "unknown_subject",
@@ -63,9 +63,9 @@ def agree_with_participants(ctx, t, part, pinfo, known, subjects) -> None:
         for i, (s, a) in enumerate(zip(subjects, avals, strict=True)):
             j = known.get(s)
             if j is not None and a is not None and a != pvals[j]:
-                log.add(
-                    t.name,
-                    t.rows[i],
+                log.cell(
+                    t,
+                    i,
                     name,
                     a,
                     "inconsistent",
@@ -91,9 +91,9 @@ def assessed_after_withdrawal(ctx, t, part, known, subjects, visits, values) -> 
         if j is None or reason[j] is None or last[j] not in order or v not in order:
             continue
         if order[v] > order[last[j]] and any(np.isfinite(a[i]) for a in arrays):
-            log.add(
-                t.name,
-                t.rows[i],
+            log.cell(
+                t,
+                i,
                 cols.visit or "visit",
                 v,
                 "inconsistent",

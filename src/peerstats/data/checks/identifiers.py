@@ -56,21 +56,14 @@ def _headers(t: RawTable, log: Log) -> None:
     """A header with a control character, or that looks like an identifier."""
     for col in t.data.columns:
         if CONTROL_CHARS.search(col):
-            log.add(
-                t.name,
-                None,
-                col,
-                None,
-                "control_character",
-                "a column header holds a control character; remove it",
+            log.column(
+                t, col, "control_character", "a column header holds a control character; remove it"
             )
         kind = looks_identifying(col)
         if kind is not None:
-            log.add(
-                t.name,
-                None,
+            log.column(
+                t,
                 col,
-                None,
                 "privacy",
                 f"a column header looks like a {kind[0]}; rename the column (headers are "
                 "shown in tables and messages)",
@@ -99,9 +92,9 @@ def _value_labels(t: RawTable, log: Log) -> None:
 def _control_characters(t: RawTable, col: str, vals: list, log: Log) -> None:
     for i, v in enumerate(vals):
         if v is not None and CONTROL_CHARS.search(v):
-            log.add(
-                t.name,
-                t.rows[i],
+            log.cell(
+                t,
+                i,
                 col,
                 v,
                 "control_character",
@@ -140,9 +133,9 @@ def _identifier_cells(
         if numeric and not strong and len(hits) < max(1, 0.5 * n):
             return  # a few numbers that happen to look like CPR numbers
         i, kind = hits[0]
-        log.add(
-            t.name,
-            t.rows[i],
+        log.cell(
+            t,
+            i,
             col,
             vals[i],
             "privacy",
@@ -157,9 +150,9 @@ def _identifier_cells(
         else ""
     )
     for i, kind in hits:
-        log.add(
-            t.name,
-            t.rows[i],
+        log.cell(
+            t,
+            i,
             col,
             vals[i],
             "privacy",
@@ -175,11 +168,9 @@ def birth_dates(t: RawTable, log: Log) -> None:
         vals = t.data[col].tolist()
         if birth_date_column(col, vals):
             n = sum(v is not None for v in vals)
-            log.add(
-                t.name,
-                None,
+            log.column(
+                t,
                 col,
-                None,
                 "privacy",
                 f"column {col!r} holds dates of birth ({n} values), a direct identifier; only "
                 "age (or an age band) may reach the outputs: compute age in the data and list "

@@ -37,11 +37,9 @@ def require(t: RawTable, columns: Iterable[tuple[str, str]], log: Log) -> bool:
                     )
             listed = present[:30]
             more = f" and {len(present) - 30} more" if len(present) > 30 else ""
-            log.add(
-                t.name,
-                None,
+            log.column(
+                t,
                 col,
-                None,
                 "missing_column",
                 f"{role} column {col!r} is not in {t.path.name}{hint}. Columns are {listed}{more}.",
             )
@@ -65,13 +63,8 @@ def duplicates(t: RawTable, keys: list[str], log: Log, check: str, what: str) ->
         for i in np.flatnonzero(dup):
             key = tuple(frame.iloc[i])
             shown = " x ".join(repr(mask_value(k)) for k in key)
-            log.add(
-                t.name,
-                t.rows[i],
-                keys[0],
-                key[0],
-                check,
-                f"{what} {shown} already on row {first_row[key]}",
+            log.cell(
+                t, i, keys[0], key[0], check, f"{what} {shown} already on row {first_row[key]}"
             )
     return dup
 

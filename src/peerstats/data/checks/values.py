@@ -103,9 +103,9 @@ def _non_numeric(t: RawTable, vals: list, bad: list, where: list, log: Log, what
     comma = [i for i in bad if re.fullmatch(r"[+-]?\d+,\d+", vals[i])]
     if len(comma) > 1:
         first = comma[0]
-        log.add(
-            t.name,
-            t.rows[first],
+        log.cell(
+            t,
+            first,
             where[first],
             vals[first],
             "non_numeric",
@@ -120,9 +120,9 @@ def _non_numeric(t: RawTable, vals: list, bad: list, where: list, log: Log, what
             if re.fullmatch(r"[+-]?\d+,\d+", vals[i])
             else ""
         )
-        log.add(
-            t.name,
-            t.rows[i],
+        log.cell(
+            t,
+            i,
             where[i],
             vals[i],
             "non_numeric",
@@ -164,9 +164,9 @@ def binary_column(t: RawTable, col: str, log: Log, what: str, vocab: tuple | Non
         bad = [i for i in bad if i in set(bad2)]
     yes, no = vocab or (YES, NO)
     for i in bad:
-        log.add(
-            t.name,
-            t.rows[i],
+        log.cell(
+            t,
+            i,
             col,
             vals[i],
             "non_binary",
@@ -263,9 +263,9 @@ def check_covariate(
     if decl is None and _undeclared_text(t, col, vals, bad, n, decimal, log, what):
         return
     for i in bad:
-        log.add(
-            t.name,
-            t.rows[i],
+        log.cell(
+            t,
+            i,
             col,
             vals[i],
             "non_numeric",
@@ -290,9 +290,9 @@ def _undeclared_text(
     comma = [i for i in bad if decimal != "," and DECIMAL_COMMA.match(vals[i])]
     if comma and len(bad) - len(comma) <= 0.2 * n:
         i = comma[0]
-        log.add(
-            t.name,
-            t.rows[i],
+        log.cell(
+            t,
+            i,
             col,
             vals[i],
             "non_numeric",
