@@ -20,6 +20,9 @@ standard name the spec maps elsewhere), ``duplicate_subject``, ``duplicate_subje
 not randomised), ``group_not_group_delivered``, ``inconsistent`` (assessments disagree with
 participants on arm/site/group), ``privacy`` (personnummer, samordningsnummer, CPR, e-mail,
 phone numbers in a column not listed under ``drop:``).
+
+The checks live in :mod:`peerstats.data.checks` by what they check (structure, values,
+identifiers, consistency); this module reads the tables and runs them table by table.
 """
 
 from __future__ import annotations
