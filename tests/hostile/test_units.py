@@ -353,8 +353,13 @@ def test_validation_trial_and_instruments_import_downwards_only():
     from pathlib import Path
 
     src = Path(__file__).resolve().parents[2] / "src" / "peerstats"
-    assert "peerstats.data.load" not in _imports(src / "data" / "validation.py")
-    for p in [src / "data" / "trial.py", *(src / "instruments").glob("*.py")]:
+    for p in [src / "data" / "validation.py", *(src / "data" / "checks").glob("*.py")]:
+        assert "peerstats.data.load" not in _imports(p), p.name
+    for p in [
+        src / "data" / "trial.py",
+        *(src / "data" / "checks").glob("*.py"),
+        *(src / "instruments").glob("*.py"),
+    ]:
         assert not {"peerstats.data.validation", "peerstats.data.load"} & _imports(p), p.name
     assert _imports(src / "_identifiers.py") <= {
         "__future__",

@@ -11,8 +11,12 @@ Where your data are checked, in one place:
     :func:`load_trial`: spec + files -> validated :class:`Trial` (raises
     :class:`~peerstats.exceptions.DataValidationError` listing every problem).
 ``validation.py``
-    :func:`validate`: reads the files (:mod:`peerstats.io`), runs every check and collects
-    every failure into a :class:`ValidationReport`.
+    :func:`validate`: reads the files (:mod:`peerstats.io`), runs every check table by table
+    and collects every failure into a :class:`ValidationReport`.
+``checks/``
+    the checks, by what they check: ``structure`` (tables, columns, keys), ``values``
+    (numbers, ranges, yes/no, labels, covariates), ``identifiers`` (privacy) and
+    ``consistency`` (across tables).
 ``trial.py``
     the :class:`Trial` class and its assembly from checked frames.
 
