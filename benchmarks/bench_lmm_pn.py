@@ -163,7 +163,7 @@ def time_python(peerstats, call) -> tuple[float, object]:
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         res = peerstats.lmm(formula, d, **kw)
-        res.coef
+        _ = res.coef  # the df are computed lazily: count them
         return time.perf_counter() - t0, res
 
 
@@ -204,8 +204,9 @@ def main() -> None:
         sys.path.insert(0, args.src)
     sys.path.insert(0, str(Path(__file__).parent))
     import numpy as np
-    import peerstats
     from _common import print_table
+
+    import peerstats
 
     print(f"peerstats from {Path(peerstats.__file__).parent}")
     calls = capture_models(peerstats)

@@ -186,7 +186,7 @@ class LMMEngine(REMLEngine):
             raise ConvergenceError(
                 "the starting covariance is not positive definite", tried=["start"], gradient=None
             )
-        phi_free, conv, it = _projected_newton(self, phi[free], max_iter=max_iter, tol=tol)
+        phi_free, conv, it, r = _projected_newton(self, phi[free], max_iter=max_iter, tol=tol)
         theta = self.theta_map.to_theta(self.cov.full(phi_free))[free]
         tried = [_NEWTON]
         if not conv:
@@ -194,14 +194,19 @@ class LMMEngine(REMLEngine):
             out["tried"] = tried + out["tried"]
             out["iterations"] += it
             return out
-        st, H, _ = self.second(theta)
+        # the same covariance in theta (psi(theta) = psi(phi) up to rounding): no new evaluation
+        x = self.cov.full(theta)
+        self._cache = (self.theta_map.psi(x).tobytes(), 2, r)
+        g, H, _ = self._derivatives(self.theta_map, x, r, 2)
+        st = self._fit_state(theta, r, g)
         return {"state": st, "hessian": H, "converged": True, "iterations": it, "tried": tried}
 
 
 def _projected_newton(eng: LMMEngine, phi: np.ndarray, *, max_iter: int, tol: float):
     """Newton-Raphson in free phi with the variances of one-column terms bounded at 0.
 
-    Returns (phi, converged, iterations). See the module docstring for the rules.
+    Returns (phi, converged, iterations, the order-2 result at phi). See the module docstring
+    for the rules.
     """
     pmap = eng.phi_map
     bound = np.isin(eng.cov.free, pmap.var)
@@ -215,13 +220,13 @@ def _projected_newton(eng: LMMEngine, phi: np.ndarray, *, max_iter: int, tol: fl
         if ok and 0 <= dec < max(tol, 1e-12 * abs(obj)):
             fin = eng._in(pmap, _project(phi + step, bound), 2)
             if fin is not None and fin[1]["objective"] <= obj + 1e-12 * max(1.0, abs(obj)):
-                return _project(phi + step, bound), True, it
-            return phi, True, it
+                return _project(phi + step, bound), True, it, fin[1]
+            return phi, True, it, r
         moved = _line_search(eng, phi, step, g, obj, bound)
         if moved is None:
-            return phi, False, it
+            return phi, False, it, r
         phi, x, r = moved
-    return phi, False, max_iter
+    return phi, False, max_iter, r
 
 
 def _newton_step(g, H, E, act):

@@ -249,7 +249,7 @@ class LinearBlockLikelihood:
             E += ViD.reshape(K, -1) @ (bk.D @ Ye[None]).reshape(K, -1).T
             Ef[:, bk.flat] = (ViD @ Vi[None])[:, bk.fb, bk.fj, bk.fl]
         P = (Ef @ self.SXX).reshape(K, p, p)
-        u = Ef @ (self.SXy - (self.SXX.reshape(-1, p, p) @ beta))
+        u = Ef @ (self.SXy - (self.SXX.reshape(-1, p) @ beta).reshape(-1, p))
         H -= 2 * (u @ C @ u.T)
         if reml:
             CP = C[None] @ P

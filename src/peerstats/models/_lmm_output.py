@@ -109,11 +109,12 @@ def blups(fc: FittedCovariance, d: LMMData, Gs) -> tuple[pd.DataFrame, np.ndarra
     diagV = np.zeros(n)
     r_all = d.design.y - d.design.X @ fc.state.beta
     for c, (V, _) in enumerate(fc.cov.block_covariances(fc.state.theta)):
-        Vinv = np.linalg.inv(V)
-        for t, rows in enumerate(fc.layout.rows[c]):
-            w[rows] = r_all[rows] @ Vinv[t]  # rows: (units, m)
-            diagV[rows] = np.diag(V[t])[None, :]
-    frames = []
+        rows_c = fc.layout.rows[c]  # per block type: (units, m) row indices
+        rows = np.concatenate(rows_c)
+        typ = np.repeat(np.arange(len(rows_c)), [r.shape[0] for r in rows_c])
+        w[rows] = np.einsum("uj,ujl->ul", r_all[rows], np.linalg.inv(V)[typ])
+        diagV[rows] = np.diagonal(V, axis1=1, axis2=2)[typ]
+    cols: dict[str, list] = {"group": [], "level": [], "term": [], "estimate": []}
     for rd, G in zip(d.rdesigns, Gs):
         on = rd.codes >= 0
         U = np.zeros((rd.n_levels, rd.q))
@@ -121,13 +122,11 @@ def blups(fc: FittedCovariance, d: LMMData, Gs) -> tuple[pd.DataFrame, np.ndarra
             U[:, a] = np.bincount(rd.codes[on], weights=rd.Z[on, a] * w[on], minlength=rd.n_levels)
         B = U @ G  # G symmetric: b_l = G u_l
         for a, col in enumerate(rd.columns):
-            frames.append(
-                pd.DataFrame(
-                    {"group": rd.term.group, "level": list(rd.levels), "term": col,
-                     "estimate": B[:, a]}
-                )  # fmt: skip
-            )
-    return pd.concat(frames, ignore_index=True), diagV
+            cols["group"] += [rd.term.group] * rd.n_levels
+            cols["level"] += list(rd.levels)
+            cols["term"] += [col] * rd.n_levels
+            cols["estimate"] += B[:, a].tolist()
+    return pd.DataFrame(cols), diagV
 
 
 def variance_components(fc: FittedCovariance, d: LMMData, Gs, opt: LMMOptions) -> list[tuple]:

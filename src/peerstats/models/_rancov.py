@@ -169,9 +169,8 @@ def _plan_types(F, starts, sizes, p: int, max_bytes: float) -> list[tuple]:
     for m in np.unique(sizes):
         bsel = np.flatnonzero(sizes == m)
         idx = starts[bsel][:, None] + np.arange(m)[None, :]  # positions in sorted order
-        Fm = F[idx].reshape(len(bsel), m * nf)
-        _, first, inverse = np.unique(Fm, axis=0, return_index=True, return_inverse=True)
-        plan.append((int(m), idx, first, inverse.ravel()))
+        first, inverse = _row_types(F[idx].reshape(len(bsel), m * nf))
+        plan.append((int(m), idx, first, inverse))
         need += 2 * len(first) * float(m) ** 2 * (p + 1) ** 2 * 8  # stats + Gram temporary
     if need > max_bytes:
         m_big = max(m for m, *_ in plan)
@@ -183,6 +182,17 @@ def _plan_types(F, starts, sizes, p: int, max_bytes: float) -> list[tuple]:
             "a trial's primary model) or use a subset of the data."
         )
     return plan
+
+
+def _row_types(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of F: the first row of each type, and the type of every row (types
+    numbered in order of first appearance; rows compared bit for bit)."""
+    F = np.ascontiguousarray(F)
+    seen: dict[bytes, int] = {}
+    inverse = np.fromiter(
+        (seen.setdefault(row.tobytes(), len(seen)) for row in F), dtype=np.int64, count=len(F)
+    )
+    return np.unique(inverse, return_index=True)[1], inverse
 
 
 def _term_products(designs: list[RandomDesign], rep: np.ndarray) -> list[np.ndarray]:
@@ -354,8 +364,10 @@ class RandomCovariance:
             k = 0
             for t, (G, dG) in enumerate(zip(Gs, dGs)):
                 Kt = lay.K[c][t]
-                V += np.einsum("ac,bacij->bij", G, Kt, optimize=True)
-                dV[:, k : k + len(dG)] = np.einsum("rac,bacij->brij", dG, Kt, optimize=True)
+                V += np.tensordot(G, Kt, axes=([0, 1], [1, 2]))
+                dV[:, k : k + len(dG)] = np.moveaxis(
+                    np.tensordot(dG, Kt, axes=([1, 2], [1, 2])), 0, 1
+                )
                 k += len(dG)
             rc = lay.res_code[c]
             if self.structure is None:

@@ -31,14 +31,12 @@ VcovName = Literal["model", "empirical", "empirical-bias-reduced", "jackknife"]
 
 def _single_threaded_blas():
     """Limit BLAS to one thread while fitting (the engine works on many small matrices, where
-    OpenBLAS threading only adds overhead, badly so on a loaded machine)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        import contextlib
+    OpenBLAS threading only adds overhead, badly so on a loaded machine). Uses the engine's
+    cached threadpoolctl controller: a new ``threadpool_limits`` scans the loaded libraries,
+    ~5-10 ms per call."""
+    from peerstats.models._reml import blas_threads
 
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return blas_threads()
 
 
 def lmm(
