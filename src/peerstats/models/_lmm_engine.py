@@ -35,6 +35,7 @@ import numpy as np
 from peerstats.exceptions import ConvergenceError
 from peerstats.models._lmm_likelihood import LOG2PI, LinearBlockLikelihood
 from peerstats.models._lmm_params import ParameterMap
+from peerstats.models._lmm_units import choose_likelihood
 from peerstats.models._rancov import RandomCovariance
 from peerstats.models._reml import FitState, REMLEngine
 
@@ -66,6 +67,8 @@ class LMMEngine(REMLEngine):
         n_obs: int,
         method: str = "reml",
         lik: LinearBlockLikelihood | None = None,
+        X: np.ndarray | None = None,
+        y: np.ndarray | None = None,
     ) -> None:
         if cov.structure is not None:  # pragma: no cover - guarded by the caller
             raise ValueError("LMMEngine needs independent residuals")
@@ -78,7 +81,13 @@ class LMMEngine(REMLEngine):
         self.log_weight_sum = 0.0
         self.n_evals = 0
         self._pl = None
-        self.lik = lik or LinearBlockLikelihood(layout, cov.qs, cov.n_res, method)
+        if lik is None:
+            lik = (
+                LinearBlockLikelihood(layout, cov.qs, cov.n_res, method)
+                if X is None
+                else choose_likelihood(layout, X, y, cov.qs, cov.n_res, method)
+            )
+        self.lik = lik
         self.theta_map = ParameterMap(cov.qs, cov.n_res, squared=True)
         self.phi_map = ParameterMap(cov.qs, cov.n_res, squared=False)
         self._cache: tuple[bytes, int, dict | None] | None = None

@@ -43,7 +43,9 @@ LOG2PI = float(np.log(2 * np.pi))
 _BUCKET_OVERHEAD = 3e5  # flop-equivalent of one extra batched call (numpy call overhead)
 
 
-def plan_buckets(sizes: list[int], counts: list[int]) -> list[list[int]]:
+def plan_buckets(
+    sizes: list[int], counts: list[int], overhead: float = _BUCKET_OVERHEAD
+) -> list[list[int]]:
     """Group size classes (ascending ``sizes``, ``counts`` block types each) into buckets.
 
     A class joins the current bucket when padding the bucket's blocks up to the class's size
@@ -53,7 +55,7 @@ def plan_buckets(sizes: list[int], counts: list[int]) -> list[list[int]]:
     n_in = 0
     top = 0
     for c, (m, b) in enumerate(zip(sizes, counts)):
-        if buckets and n_in * (float(m) ** 3 - float(top) ** 3) <= _BUCKET_OVERHEAD:
+        if buckets and n_in * (float(m) ** 3 - float(top) ** 3) <= overhead:
             buckets[-1].append(c)
             n_in += b
         else:
@@ -76,6 +78,7 @@ class _Bucket:
     fj: np.ndarray  # flat cell -> row
     fl: np.ndarray  # flat cell -> column
     flat: slice  # its cells in the flat statistics
+    members: list[int]  # the size classes in the bucket
 
 
 def _bucket(layout: BlockLayout, members: list[int], bases: list[np.ndarray], f0: int) -> _Bucket:
@@ -104,7 +107,7 @@ def _bucket(layout: BlockLayout, members: list[int], bases: list[np.ndarray], f0
     n_cells = fb_all.size
     return _Bucket(
         T, counts, D, mask, eyepad, fb_all, np.concatenate(fj), np.concatenate(fl),
-        slice(f0, f0 + n_cells),
+        slice(f0, f0 + n_cells), members,
     )  # fmt: skip
 
 
@@ -132,16 +135,21 @@ class LinearBlockLikelihood:
     the length of psi: sum q(q+1)/2 + n_res.
     """
 
-    def __init__(self, layout: BlockLayout, qs: list[int], n_res: int, method: str) -> None:
+    def __init__(
+        self, layout: BlockLayout, qs: list[int], n_res: int, method: str, statistics: bool = True
+    ) -> None:
         self.method = method
         self.p = layout.classes[0].SXX.shape[-1]
         self.n_params = sum(q * (q + 1) // 2 for q in qs) + n_res
         bases = [linear_basis(layout, qs, n_res, c) for c in range(len(layout.classes))]
+        # padding costs per block type with pooled statistics, per unit on the rows
+        n = [sc.counts.size if statistics else int(sc.counts.sum()) for sc in layout.classes]
         groups = plan_buckets(
-            [sc.m for sc in layout.classes], [sc.counts.size for sc in layout.classes]
+            [sc.m for sc in layout.classes], n, _BUCKET_OVERHEAD if statistics else 2e4
         )
-        order = [c for g in groups for c in g]
-        self.SXX, self.SXy, self.Syy, self.ptr = _flat_statistics(layout, order, self.p)
+        if statistics:  # the flat pooled statistics (RowLikelihood works on the rows instead)
+            order = [c for g in groups for c in g]
+            self.SXX, self.SXy, self.Syy, self.ptr = _flat_statistics(layout, order, self.p)
         self.buckets = []
         f0 = 0
         for g in groups:
