@@ -127,6 +127,34 @@ def _flat_statistics(layout: BlockLayout, order: list[int], p: int):
     return np.concatenate(SXX), np.concatenate(SXy), np.concatenate(Syy), np.concatenate(ptr)
 
 
+def solve_fixed(w, M, Xy, yVy):
+    """(w, M, chol(M), C = M^-1, beta = C X'V^-1y, X'V^-1y, y'V^-1y) from the sums; None if
+    M = X'V^-1X is not positive definite."""
+    M = (M + M.T) / 2
+    try:
+        cM = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return None
+    Li = np.linalg.inv(cM)
+    C = Li.T @ Li
+    return w, M, cM, C, C @ Xy, Xy, yVy
+
+
+def finish_second_order(out: dict, H, E, P, u, reml: bool) -> None:
+    """Add the fixed-effects terms -2 u'C u and -/+ tr(C P_k C P_l) (REML) to the block sums
+    H and E, and store the observed Hessian, expected information and P_k in ``out``."""
+    C = out["C"]
+    H = H - 2 * (u @ C @ u.T)
+    if reml:
+        CP = C[None] @ P
+        tcc = np.einsum("kab,lba->kl", CP, CP)
+        H = H - tcc
+        E = E + tcc
+    out["hessian"] = (H + H.T) / 2
+    out["expected"] = (E + E.T) / 2
+    out["P"] = P
+
+
 class LinearBlockLikelihood:
     """-2 log-likelihood (REML or ML), gradient, observed and expected information in psi.
 
@@ -182,16 +210,7 @@ class LinearBlockLikelihood:
         for bk, Vi in zip(self.buckets, Vis):
             w[bk.flat] = Vi[bk.fb, bk.fj, bk.fl]
         p = self.p
-        M = (w @ self.SXX).reshape(p, p)
-        M = (M + M.T) / 2
-        Xy = w @ self.SXy
-        try:
-            cM = np.linalg.cholesky(M)
-        except np.linalg.LinAlgError:
-            return None
-        Li = np.linalg.inv(cM)
-        C = Li.T @ Li
-        return w, M, cM, C, C @ Xy, Xy, float(w @ self.Syy)
+        return solve_fixed(w, (w @ self.SXX).reshape(p, p), w @ self.SXy, float(w @ self.Syy))
 
     def _cells(self, flat: np.ndarray, bk: _Bucket) -> np.ndarray:
         """Scatter flat cell values of one bucket into (B, T, T)."""
@@ -258,15 +277,7 @@ class LinearBlockLikelihood:
             Ef[:, bk.flat] = (ViD @ Vi[None])[:, bk.fb, bk.fj, bk.fl]
         P = (Ef @ self.SXX).reshape(K, p, p)
         u = Ef @ (self.SXy - (self.SXX.reshape(-1, p) @ beta).reshape(-1, p))
-        H -= 2 * (u @ C @ u.T)
-        if reml:
-            CP = C[None] @ P
-            tcc = np.einsum("kab,lba->kl", CP, CP)
-            H -= tcc
-            E += tcc
-        out["hessian"] = (H + H.T) / 2
-        out["expected"] = (E + E.T) / 2
-        out["P"] = P
+        finish_second_order(out, H, E, P, u, reml)
 
     def second_order_terms(self, psi: np.ndarray) -> np.ndarray:
         """Q_kl = X'V^-1 D_k V^-1 D_l V^-1 X, (K, K, p, p) (Kenward-Roger)."""

@@ -16,9 +16,14 @@ from peerstats.models._design import (
     as_categorical,
     build_fixed_design,
     check_empty_levels,
-    required_variables,
 )
-from peerstats.models._random import RandomTerm, build_random_design, split_formula
+from peerstats.models._random import (
+    RandomTerm,
+    build_random_design,
+    random_term_columns,
+    random_term_data,
+    split_formula,
+)
 from peerstats.models._sandwich import check_vcov
 
 __all__ = ["LMMOptions", "LMMData", "check_options", "prepare"]
@@ -125,26 +130,10 @@ def _check_combinations(opt: LMMOptions, data: pd.DataFrame) -> None:
             )
 
 
-def _random_columns(terms: list[RandomTerm], data: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Variables of the random terms' left-hand sides and grouping columns (checked present)."""
-    lhs_vars: list[str] = []
-    for t in terms:
-        if t.lhs.replace(" ", "") in ("1", "0", "-1"):
-            continue
-        lhs_vars += [v for v in required_variables(t.lhs) if v not in lhs_vars]
-    group_cols = sorted({c for t in terms for c in t.group_columns})
-    missing = [c for c in group_cols if c not in data.columns]
-    if missing:
-        raise ModelSpecificationError(
-            f"grouping column(s) {missing} not found in data; columns are {list(data.columns)}"
-        )
-    return lhs_vars, group_cols
-
-
 def prepare(formula: str, data: pd.DataFrame, opt: LMMOptions, fixed, terms) -> LMMData:
     """Fixed design, random designs and the residual layout of the rows used."""
     del formula
-    lhs_vars, group_cols = _random_columns(terms, data)
+    lhs_vars, group_cols = random_term_columns(terms, data)
     extra = list(
         dict.fromkeys(
             [*lhs_vars, *[c for c in (opt.residual_by, opt.subject, opt.visit) if c is not None]]
@@ -171,16 +160,9 @@ def prepare(formula: str, data: pd.DataFrame, opt: LMMOptions, fixed, terms) -> 
 def _random_designs(data, design, terms, columns) -> list:
     """The random-effect design of each term on the rows used."""
     rows = getattr(design, "rows", None)
-    rdata = data.iloc[np.asarray(rows)] if rows is not None else data.loc[design.data.index]
-    # only the columns the random terms use; Arrow-backed strings as objects (much faster to
-    # label and factorise row by row)
-    rdata = pd.DataFrame(
-        {
-            c: rdata[c].astype(object) if pd.api.types.is_string_dtype(rdata[c]) else rdata[c]
-            for c in dict.fromkeys(columns)
-        },
-        index=rdata.index,
-    )
+    if rows is None:  # pragma: no cover - designs carry their row positions
+        rows = data.index.get_indexer(design.data.index)
+    rdata = random_term_data(data, rows, columns)
     rdesigns = [build_random_design(rdata, t) for t in terms]
     for t, rd in zip(terms, rdesigns):
         if rd.n_levels == 0:

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from peerstats.models._lmm_likelihood import LinearBlockLikelihood, _Bucket
+from peerstats.models._lmm_likelihood import (
+    LinearBlockLikelihood,
+    _Bucket,
+    finish_second_order,
+    solve_fixed,
+)
 from peerstats.models._rancov import BlockLayout
 
 __all__ = ["RowLikelihood", "choose_likelihood"]
@@ -71,14 +76,7 @@ class RowLikelihood(LinearBlockLikelihood):
             M += Xu.reshape(-1, p).T @ A2
             Xy += A2.T @ yu.reshape(-1)
             yVy += float(yu.reshape(-1) @ (ViU @ yu[..., None]).reshape(-1))
-        M = (M + M.T) / 2
-        try:
-            cM = np.linalg.cholesky(M)
-        except np.linalg.LinAlgError:
-            return None
-        Li = np.linalg.inv(cM)
-        C = Li.T @ Li
-        return None, M, cM, C, C @ Xy, Xy, yVy
+        return solve_fixed(None, M, Xy, yVy)
 
     def _first_order(self, out: dict, Vis) -> None:
         beta, C = out["beta"], out["C"]
@@ -98,7 +96,7 @@ class RowLikelihood(LinearBlockLikelihood):
         out["_W"] = Ws
 
     def _second_order(self, out: dict, Vis) -> None:
-        K, p, C = self.n_params, self.p, out["C"]
+        K, p = self.n_params, self.p
         reml = self.method == "reml"
         H = np.zeros((K, K))
         E = np.zeros((K, K))
@@ -115,15 +113,7 @@ class RowLikelihood(LinearBlockLikelihood):
             DA = (bk.D[:, ub] @ A[None]).reshape(K, -1, p)  # (K, U*T, p)
             P += A.reshape(1, -1, p).transpose(0, 2, 1) @ DA
             u += np.einsum("kxp,x->kp", DA, s.reshape(-1))
-        H -= 2 * (u @ C @ u.T)
-        if reml:
-            CP = C[None] @ P
-            tcc = np.einsum("kab,lba->kl", CP, CP)
-            H -= tcc
-            E += tcc
-        out["hessian"] = (H + H.T) / 2
-        out["expected"] = (E + E.T) / 2
-        out["P"] = P
+        finish_second_order(out, H, E, P, u, reml)
 
     def second_order_terms(self, psi: np.ndarray) -> np.ndarray:
         """Q_kl = sum_u (D_k A_u)' V^-1 (D_l A_u), (K, K, p, p) (Kenward-Roger)."""

@@ -24,7 +24,14 @@ import pandas as pd
 
 from peerstats.exceptions import InsufficientDataError, ModelSpecificationError
 
-__all__ = ["RandomTerm", "RandomDesign", "split_formula", "build_random_design"]
+__all__ = [
+    "RandomTerm",
+    "RandomDesign",
+    "split_formula",
+    "build_random_design",
+    "random_term_columns",
+    "random_term_data",
+]
 
 _NAME = r"[A-Za-z_.][A-Za-z0-9_.]*"
 
@@ -237,4 +244,34 @@ def build_random_design(data: pd.DataFrame, term: RandomTerm) -> RandomDesign:
         levels=tuple(map(str, cat.categories.tolist())),
         Z=Z,
         codes=codes,
+    )
+
+
+def random_term_columns(terms: list[RandomTerm], data: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Variables of the terms' left-hand sides and their grouping columns (checked present)."""
+    from peerstats.models._design import required_variables
+
+    lhs_vars: list[str] = []
+    for t in terms:
+        if t.lhs.replace(" ", "") not in ("1", "0", "-1"):
+            lhs_vars += [v for v in required_variables(t.lhs) if v not in lhs_vars]
+    group_cols = sorted({c for t in terms for c in t.group_columns})
+    missing = [c for c in group_cols if c not in data.columns]
+    if missing:
+        raise ModelSpecificationError(
+            f"grouping column(s) {missing} not found in data; columns are {list(data.columns)}"
+        )
+    return lhs_vars, group_cols
+
+
+def random_term_data(data: pd.DataFrame, rows, columns: list[str]) -> pd.DataFrame:
+    """The analysed ``rows`` (positions) of the columns the random terms use; Arrow-backed
+    strings as objects (much faster to label and factorise row by row)."""
+    rdata = data.iloc[np.asarray(rows)]
+    return pd.DataFrame(
+        {
+            c: rdata[c].astype(object) if pd.api.types.is_string_dtype(rdata[c]) else rdata[c]
+            for c in dict.fromkeys(columns)
+        },
+        index=rdata.index,
     )
