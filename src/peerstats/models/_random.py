@@ -153,19 +153,33 @@ class RandomDesign:
 
 
 def _group_labels(data: pd.DataFrame, term: RandomTerm) -> pd.Series:
-    cols = term.group_columns
-    missing = [c for c in cols if c not in data.columns]
-    if missing:
-        raise ModelSpecificationError(
-            f"grouping column(s) {missing} of random term {term} not in data; "
-            f"columns are {list(data.columns)}"
-        )
-    parts = [data[c] for c in cols]
+    """``"a:b"`` labels of the grouping columns (None where one is missing)."""
+    parts = [data[c] for c in term.group_columns]
     na = pd.concat([p.isna() for p in parts], axis=1).any(axis=1)
     lab = parts[0].astype(str)
     for p in parts[1:]:
         lab = lab + ":" + p.astype(str)
     return lab.where(~na, None)
+
+
+def _group_codes(data: pd.DataFrame, term: RandomTerm) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Level of each row (-1 where a grouping value is missing) and the level names, sorted
+    as strings: the categories of ``pd.Categorical(_group_labels(...))``, found by factorising
+    the column itself rather than a string per row (issue 22.1)."""
+    if len(term.group_columns) == 1 and term.group_columns[0] in data.columns:
+        codes, uniques = pd.factorize(data[term.group_columns[0]])
+        names = np.array([str(u) for u in uniques], dtype=object)
+    else:
+        codes, names = pd.factorize(_group_labels(data, term))
+        names = np.asarray(names, dtype=object)
+    if len(set(names)) < len(names):  # values that print alike (1 and "1") are one level
+        codes, names = pd.factorize(_group_labels(data, term))
+        names = np.asarray(names, dtype=object)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int64)
+    return codes, tuple(str(v) for v in names[order])
 
 
 def _check_two_levels(term: RandomTerm, labels: pd.Series, Z: np.ndarray, na: np.ndarray) -> None:
@@ -221,8 +235,14 @@ def _simple_term_matrix(lhs: str, data: pd.DataFrame):
 def build_random_design(data: pd.DataFrame, term: RandomTerm) -> RandomDesign:
     """Evaluate a random term on ``data`` (rows already restricted to the analysed rows)."""
     Z, columns = _simple_term_matrix(term.lhs, data) or _term_matrix(term, data)
-    labels = _group_labels(data, term)
-    na = labels.isna().to_numpy()
+    missing = [c for c in term.group_columns if c not in data.columns]
+    if missing:
+        raise ModelSpecificationError(
+            f"grouping column(s) {missing} of random term {term} not in data; "
+            f"columns are {list(data.columns)}"
+        )
+    codes, levels = _group_codes(data, term)
+    na = codes < 0
     bad = na & ((np.abs(np.nan_to_num(Z)).sum(axis=1) > 0) | np.isnan(Z).any(axis=1))
     if bad.any():
         rows = list(data.index[bad][:10])
@@ -233,18 +253,9 @@ def build_random_design(data: pd.DataFrame, term: RandomTerm) -> RandomDesign:
         )
     if np.isnan(Z[~na]).any():
         raise ModelSpecificationError(f"random term {term} has missing values in its columns")
-    _check_two_levels(term, labels, Z, na)
-    cat = pd.Categorical(labels[~na])
-    codes = np.full(len(data), -1, dtype=np.int64)
-    codes[~na] = cat.codes
+    _check_two_levels(term, pd.Series(codes), Z, na)
     Z = np.where(na[:, None], 0.0, Z)
-    return RandomDesign(
-        term=term,
-        columns=columns,
-        levels=tuple(map(str, cat.categories.tolist())),
-        Z=Z,
-        codes=codes,
-    )
+    return RandomDesign(term=term, columns=columns, levels=levels, Z=Z, codes=codes)
 
 
 def random_term_columns(terms: list[RandomTerm], data: pd.DataFrame) -> tuple[list[str], list[str]]:

@@ -4,8 +4,15 @@
 per random term, as lme4) and ``e ~ N(0, R)``, where ``R`` is iid (optionally with one variance
 per level of ``residual_by``, nlme ``varIdent``) or a covariance structure across visits as in
 :func:`peerstats.mmrm`. The marginal model ``y ~ N(X beta, Z G Z' + R)`` is fitted by the same
-engine as the MMRM (:mod:`peerstats.models._reml`), with the covariance model of
-:mod:`peerstats.models._rancov`.
+engine interface as the MMRM (:mod:`peerstats.models._reml`), with the covariance model of
+:mod:`peerstats.models._rancov`. With independent residuals (the partially nested models of
+peer-support trials) the engine is :class:`peerstats.models._lmm_engine.LMMEngine`: closed-form
+gradient, observed and expected information (:mod:`peerstats.models._lmm_likelihood`), a
+profiled start and projected Newton steps that reach a zero variance directly (issue 22.1).
+
+The steps: :mod:`._lmm_setup` (options, designs, residual layout), :mod:`._lmm_fit` (blocks,
+engine, boundary refits), :mod:`._lmm_output` (singular warnings, inference, BLUPs, variance
+components, ICC), :mod:`._lmm_result` (the result class).
 """
 
 from __future__ import annotations
@@ -125,9 +132,13 @@ def lmm(
     The marginal model is y ~ N(X beta, V), V = Z G Z' + R, block diagonal over independent
     clusters; -2 l_REML = sum_b log|V_b| + log|X'V^-1X| + r'V^-1 r + (n - p) log 2 pi (lme4's
     REML criterion and nlme's REML log-likelihood; ML drops the second term and uses n).
-    G_t = L_t L_t' with an unconstrained Cholesky factor, so a variance at zero is reached as an
-    ordinary minimum; a variance component whose relative standard deviation falls below 1e-4
-    (lme4's ``isSingular`` tolerance) is fixed at zero and the rest refitted. Random effects are
+    G_t = L_t L_t' with an unconstrained Cholesky factor; with independent residuals a
+    one-column term (random intercept, ``(0 + peer | group)``) is optimised in its variance
+    sigma^2_t >= 0 by projected Newton-Raphson with the closed-form observed information (Fisher
+    scoring where it is not positive definite), from the start rescaled by the profiled residual
+    scale, so a variance at zero is reached in a few steps (Karush-Kuhn-Tucker: held at 0 while
+    d(-2l)/dsigma^2_t >= 0). A variance component whose relative standard deviation falls below
+    1e-4 (lme4's ``isSingular`` tolerance) is fixed at zero and the rest refitted. Random effects are
     the BLUPs G Z' V^-1 (y - X beta). Satterthwaite df use the observed information of the
     covariance parameters (lmerTest); Kenward-Roger (Kenward & Roger 1997) works in the
     variance/covariance parameterisation psi (V linear in psi, so no second-derivative term)
