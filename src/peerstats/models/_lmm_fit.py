@@ -37,6 +37,7 @@ class FittedCovariance:
     engine: Any
     layout: BlockLayout
     tried: list[str]
+    n_evals: int = 0  # likelihood evaluations over all (re)fits
 
     @property
     def state(self):
@@ -73,12 +74,15 @@ def fit_covariance(d: LMMData, method: str) -> FittedCovariance:
     fit = engine.fit(start(d))  # raises ConvergenceError if even the start fails
     tried: list[str] = list(fit["tried"])
     fixed: set[int] = set()
+    n_evals, iterations = 0, 0
     for _ in range(sum(cov.qs) + 1):
         zero = zero_components(cov, fit["state"].theta) - fixed
         if not zero:
             break
         full = cov.full(fit["state"].theta)
         fixed |= zero
+        n_evals += engine.n_evals
+        iterations += fit["iterations"]
         engine = _engine(layout, d, method, tuple(sorted(fixed)), getattr(engine, "lik", None))
         cov = engine.cov
         fit = engine.fit(full[cov.free])
@@ -92,7 +96,8 @@ def fit_covariance(d: LMMData, method: str) -> FittedCovariance:
             tried=tried,
             gradient=st.gradient,
         )
-    return FittedCovariance(fit, cov, engine, layout, tried)
+    fit["iterations"] += iterations
+    return FittedCovariance(fit, cov, engine, layout, tried, n_evals)
 
 
 def start(d: LMMData) -> np.ndarray:

@@ -208,7 +208,7 @@ def _lmm(formula, data, **options) -> LMMResult:
             _theta=st.theta, _gradient=st.gradient, warnings=tuple(warn_msgs),
             fit_info={
                 "n_block_types": layout.n_block_types, "n_blocks": layout.n_blocks,
-                "n_evaluations": fc.engine.n_evals, "seconds": time.perf_counter() - t0,
+                "n_evaluations": fc.n_evals + fc.engine.n_evals, "seconds": time.perf_counter() - t0,
                 "tried": fc.tried, "n_cov_params": fc.cov.n_full,
             },
             random_terms=tuple(str(t) for t in d.terms), residual=opt.residual,
