@@ -58,7 +58,7 @@ def _setup(formula, data, **kw):
                 df="satterthwaite", reference=None, kr_information="observed", vcov="model")  # fmt: skip
     opts.update(kw)
     opt, fixed, terms = check_options(formula, data, **opts)
-    d = prepare(formula, data, opt, fixed, terms)
+    d = prepare(data, opt, fixed, terms)
     return d, fit_covariance(d, opt.method)
 
 

@@ -130,9 +130,8 @@ def _check_combinations(opt: LMMOptions, data: pd.DataFrame) -> None:
             )
 
 
-def prepare(formula: str, data: pd.DataFrame, opt: LMMOptions, fixed, terms) -> LMMData:
+def prepare(data: pd.DataFrame, opt: LMMOptions, fixed: str, terms) -> LMMData:
     """Fixed design, random designs and the residual layout of the rows used."""
-    del formula
     lhs_vars, group_cols = random_term_columns(terms, data)
     extra = list(
         dict.fromkeys(

@@ -175,7 +175,7 @@ def _lmm(formula, data, **options) -> LMMResult:
     singularity, inference, random effects and the result."""
     t0 = time.perf_counter()
     opt, fixed, terms = check_options(formula, data, **options)
-    d = prepare(formula, data, opt, fixed, terms)
+    d = prepare(data, opt, fixed, terms)
     fc = fit_covariance(d, opt.method)
     Gs = fc.cov.G_list(fc.theta_full)
     singular, warn_msgs = singular_terms(d, Gs)
