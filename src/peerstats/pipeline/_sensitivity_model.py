@@ -21,6 +21,7 @@ and varIdent by arm on the same completed datasets, pooled by Rubin's rules by h
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,7 @@ class PrimaryAnalyser:
     subject_columns: pd.DataFrame | None = None
     start: np.ndarray | None = None
     n_fits: int = 0
+    n_singular: int = 0
 
     def data(self, d: pd.DataFrame) -> pd.DataFrame:
         """A completed dataset with the columns the primary model needs."""
@@ -80,11 +82,21 @@ class PrimaryAnalyser:
         return d
 
     def fit(self, d: pd.DataFrame) -> Any:
-        """Fit the primary model on one completed dataset (warm-started where possible)."""
+        """Fit the primary model on one completed dataset (warm-started where possible); a
+        singular fit is counted (:attr:`n_singular`), not warned about once per dataset."""
+        from peerstats.exceptions import SingularFitWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SingularFitWarning)
+            fit = self._fit(d)
+        self.n_fits += 1
+        self.n_singular += bool(getattr(fit, "singular", False))
+        return fit
+
+    def _fit(self, d: pd.DataFrame) -> Any:
         import peerstats
 
         data = self.data(d)
-        self.n_fits += 1
         if self.kind == "lmm" and self.start is not None:
             try:
                 return peerstats.lmm(self.formula, data, start=self.start, **self.options)
@@ -189,7 +201,18 @@ def pool_primary(imp: Any, analyser: PrimaryAnalyser) -> pd.DataFrame:
             }
         )
 
+    before = (analyser.n_fits, analyser.n_singular)
     out = imp.analyse(fn=fn, level=analyser.level)
+    n_sing = analyser.n_singular - before[1]
+    if n_sing:
+        from peerstats.exceptions import SingularFitWarning
+
+        warnings.warn(
+            f"the primary model's fit was singular (a variance component estimated at zero) on "
+            f"{n_sing} of {analyser.n_fits - before[0]} imputed data sets",
+            SingularFitWarning,
+            stacklevel=2,
+        )
     if imp.method in _RUBIN:
         dfc = np.mean(np.stack(dfs), axis=0)
         dfc = None if not np.all(np.isfinite(dfc)) else dfc
