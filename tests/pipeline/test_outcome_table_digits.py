@@ -26,9 +26,7 @@ def _cells(digits=None):
         warnings.simplefilter("ignore")
         run = run_analysis(spec)
     disp = run.display_tables["outcomes"].display
-    return {
-        (row["Outcome"].split(" (")[0], row["Visit"]): row for _, row in disp.iterrows()
-    }
+    return {(row["Outcome"].split(" (")[0], row["Visit"]): row for _, row in disp.iterrows()}
 
 
 def _decimals(cell: str) -> set[int]:

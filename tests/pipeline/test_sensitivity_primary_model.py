@@ -86,10 +86,19 @@ def test_rows_say_their_model_and_the_ancova_stays_an_option():
     stays and says that it has no group effect. Fails on the old pipeline (ANCOVA
     only, no analysis_model key)."""
     sens = [
-        {"name": "mi-primary", "method": "multiple-imputation", "strategy": "MAR",
-         "n_imputations": 5},
-        {"name": "mi-ancova", "method": "multiple-imputation", "strategy": "MAR",
-         "n_imputations": 5, "analysis_model": "ancova"},
+        {
+            "name": "mi-primary",
+            "method": "multiple-imputation",
+            "strategy": "MAR",
+            "n_imputations": 5,
+        },
+        {
+            "name": "mi-ancova",
+            "method": "multiple-imputation",
+            "strategy": "MAR",
+            "n_imputations": 5,
+            "analysis_model": "ancova",
+        },
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -119,8 +128,13 @@ def test_tipping_point_with_the_primary_model_refits_every_cell():
     """Two deltas x 3 imputations: delta 0 equals the MAR MI row of the same imputations; a
     large negative delta moves the estimate down."""
     sens = [
-        {"name": "tp", "method": "tipping-point", "strategy": "MAR", "n_imputations": 3,
-         "delta": {"peer": [-20, 0]}},
+        {
+            "name": "tp",
+            "method": "tipping-point",
+            "strategy": "MAR",
+            "n_imputations": 3,
+            "delta": {"peer": [-20, 0]},
+        },
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

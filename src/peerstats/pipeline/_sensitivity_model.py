@@ -136,12 +136,16 @@ def _model_options(run: Any, prim: Any, reference: str) -> tuple[str, str, dict]
         return "lmm", formula, {**common, "residual_by": "arm"}
     if prim.model == "lmm":
         residual = m.covariance or "iid"
-        return "lmm", formula, {
-            **common,
-            "visit": "visit",
-            "residual": residual,
-            "residual_by": m.residual_by,
-        }
+        return (
+            "lmm",
+            formula,
+            {
+                **common,
+                "visit": "visit",
+                "residual": residual,
+                "residual_by": m.residual_by,
+            },
+        )
     if prim.model == "mmrm":
         return "mmrm", formula, {**common, "visit": "visit", "covariance": m.covariance or "us"}
     raise SpecError(
@@ -224,9 +228,7 @@ def pool_primary(imp: Any, analyser: PrimaryAnalyser) -> pd.DataFrame:
     return out
 
 
-def tipping(
-    imp: Any, analyser: PrimaryAnalyser, grids: dict[str, list[float]], visit: str
-) -> Any:
+def tipping(imp: Any, analyser: PrimaryAnalyser, grids: dict[str, list[float]], visit: str) -> Any:
     """Tipping-point grid with the primary model: each cell adds its delta to every imputed
     value of its arm(s) (all visits, :meth:`Imputations.with_delta`), refits the primary model
     on every completed dataset and pools; the contrast at ``visit`` is reported. Returns a

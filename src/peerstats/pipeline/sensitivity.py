@@ -82,7 +82,13 @@ _KEYS = {
     "complete-case": (),
     "per-protocol": ("compliance", "reference"),
     "cace": ("compliance", "reference"),
-    "multiple-imputation": ("imputation", "strategy", "reference", "n_imputations", "analysis_model"),
+    "multiple-imputation": (
+        "imputation",
+        "strategy",
+        "reference",
+        "n_imputations",
+        "analysis_model",
+    ),
     "multilevel-imputation": ("n_imputations", "analysis_model"),
     "tipping-point": (
         "imputation",
