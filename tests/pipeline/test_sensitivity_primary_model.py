@@ -144,3 +144,5 @@ def test_tipping_point_with_the_primary_model_refits_every_cell():
     tab = {r["delta_peer"]: r for r in tp["table"]}
     assert tab[-20.0]["estimate"] < tab[0.0]["estimate"] - 2
     assert np.isfinite(tab[0.0]["df"]) and tab[0.0]["std_error"] > 0
+    # the report's tipping-point sentence names the analysis model
+    assert "Analysis model: partially nested linear mixed model" in run.report_html
