@@ -48,6 +48,9 @@ def _spec(post_ice=None, strategy="treatment policy"):
                 "imputation": "condmean-jackknife",
                 "strategy": "estimand",
                 "reference": "usual",
+                # the guide's recipe analyses each visit with an ANCOVA (issue 20.3: the
+                # pipeline's default refits the primary model)
+                "analysis_model": "ancova",
             }
         ],
     }

@@ -56,7 +56,7 @@ def outcome_table(
     visit_labels: Mapping[str, str] | None = None,
     arm_labels: Mapping[str, str] | None = None,
     directions: Mapping[str, bool | None] | None = None,
-    digits: int = 2,
+    digits: int | Mapping[str, int] = 2,
 ) -> Table:
     """Per outcome and visit: observed n, mean (SD) per arm; adjusted difference, CI, p, d.
 
@@ -87,7 +87,10 @@ def outcome_table(
         Per outcome, True when higher scores are better, False when lower are (e.g. from the
         instrument definitions): adds a Direction column ("higher is better" / "lower is
         better") to the display and ``higher_is_better`` to ``.data``.
-    digits : int
+    digits : int or mapping
+        Decimals of the means, SDs and differences: one number, or per outcome
+        (``{"empowerment": 2, "default": 1}``; outcomes not named get ``default``, else 2), e.g.
+        from each instrument's scale (issue 20.9). Cohen's d always has 2.
 
     Returns
     -------
@@ -267,7 +270,7 @@ def outcome_display(
     visit_labels: Mapping[str, str] | None = None,
     arm_labels: Mapping[str, str] | None = None,
     directions: Mapping[str, bool | None] | None = None,
-    digits: int = 2,
+    digits: int | Mapping[str, int] = 2,
     primary_visit: str | None = None,
 ) -> Table:
     """The :class:`Table` of :func:`outcome_table` from its data (rows of
@@ -286,6 +289,7 @@ def outcome_display(
     vlab = {str(k): str(v) for k, v in (visit_labels or {}).items()}
     alab = {str(k): str(v) for k, v in (arm_labels or {}).items()}
     ci_name = _ci_name(level)
+    k = [_digits_of(digits, str(o)) for o in data["outcome"]]
     disp = pd.DataFrame(
         {
             "Outcome": [
@@ -300,14 +304,14 @@ def outcome_display(
             "Visit": [vlab.get(v, v) for v in data["visit"]],
             **{
                 f"{alab.get(g, g)}: n, mean (SD)": [
-                    f"{int(n)}, {m:z.{digits}f} ({s:z.{digits}f})" if n else ""
-                    for n, m, s in zip(data[f"n_{g}"], data[f"mean_{g}"], data[f"sd_{g}"])
+                    f"{int(n)}, {m:z.{j}f} ({s:z.{j}f})" if n else ""
+                    for n, m, s, j in zip(data[f"n_{g}"], data[f"mean_{g}"], data[f"sd_{g}"], k)
                 ]
                 for g in order
             },
             f"Difference ({ci_name})": [
-                f"{e:z.{digits}f} ({lo:z.{digits}f} to {hi:z.{digits}f})"
-                for e, lo, hi in zip(data["estimate"], data["ci_lower"], data["ci_upper"])
+                f"{e:z.{j}f} ({lo:z.{j}f} to {hi:z.{j}f})"
+                for e, lo, hi, j in zip(data["estimate"], data["ci_lower"], data["ci_upper"], k)
             ],
             "p": data["p_value"].map(fmt_p),
             f"p ({adjust})" if adjust != "none" else "p (adjusted)": data["p_adjusted"].map(fmt_p),
@@ -338,6 +342,19 @@ def outcome_display(
         name = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni"}[adjust]
         notes.append(f"Secondary outcomes' p-values adjusted by {name} within each visit.")
     return Table(data, disp, caption="Outcomes", notes=notes)
+
+
+def _digits_of(digits: int | Mapping[str, int], outcome: str) -> int:
+    """Decimals of one outcome: ``digits`` itself, or its entry / ``default`` / 2."""
+    if isinstance(digits, Mapping):
+        value = digits.get(outcome, digits.get("default", 2))
+    else:
+        value = digits
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value <= 6:
+        raise ModelSpecificationError(
+            f"digits for {outcome!r} must be a whole number from 0 to 6; got {value!r}"
+        )
+    return int(value)
 
 
 def _single_visit(fit: Any, trial: Any, outcome: str, fv: str) -> str:

@@ -24,6 +24,11 @@ The degrees of freedom (P and W only) are the same for all three. Validated: SAS
 ``kr(linear)`` LSMEANS differences on the FEV data for seven structures (SAS listings published by
 R mmrm, tests/reference/sas_kr/) and R mmrm ``Kenward-Roger`` / ``Kenward-Roger-Linear``
 (tests/reference/r_kr/).
+
+Not offered: SAS ``ddfm=kr2`` (``KENWARDROGER2``, Kenward & Roger 2009's improved precision
+approximation). No outside numbers exist to check it against (issue 20.8): R mmrm has not coded
+it (openpharma/mmrm discussion #513), pbkrtest and lmerTest implement the 1997 method, and the
+public SAS programs that request ``ddfm=kr2`` come without listings of its results.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from peerstats.exceptions import ConvergenceError
+from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 from peerstats.models._lmm_engine import LMMEngine
 from peerstats.models._lmm_setup import LMMData
 from peerstats.models._rancov import BlockLayout, RandomCovariance, build_blocks
@@ -60,7 +60,7 @@ def _engine(layout, d: LMMData, method: str, fixed: tuple[int, ...] = (), lik=No
     return REMLEngine(layout.classes, cov, n_obs=d.n_obs, method=method)
 
 
-def fit_covariance(d: LMMData, method: str) -> FittedCovariance:
+def fit_covariance(d: LMMData, method: str, warm: np.ndarray | None = None) -> FittedCovariance:
     """Fit the covariance parameters; refit with singular components fixed at zero.
 
     Raises ConvergenceError when the optimiser does not converge (``tried``, ``gradient``).
@@ -71,7 +71,7 @@ def fit_covariance(d: LMMData, method: str) -> FittedCovariance:
     )  # fmt: skip
     engine = _engine(layout, d, method)
     cov = engine.cov
-    fit = engine.fit(start(d))  # raises ConvergenceError if even the start fails
+    fit = engine.fit(_start_from(d, warm))  # raises ConvergenceError if even the start fails
     tried: list[str] = list(fit["tried"])
     fixed: set[int] = set()
     n_evals, iterations = 0, 0
@@ -98,6 +98,20 @@ def fit_covariance(d: LMMData, method: str) -> FittedCovariance:
         )
     fit["iterations"] += iterations
     return FittedCovariance(fit, cov, engine, layout, tried, n_evals)
+
+
+def _start_from(d: LMMData, warm: np.ndarray | None) -> np.ndarray:
+    """The moment-based start, or a warm start (``lmm(start=...)``) of the same length."""
+    theta0 = start(d)
+    if warm is None:
+        return theta0
+    warm = np.asarray(warm, dtype=float).ravel()
+    if warm.shape != theta0.shape or not np.all(np.isfinite(warm)):
+        raise ModelSpecificationError(
+            f"start must be {theta0.size} finite variance parameters (the _theta of a fit "
+            f"of the same model); got {warm.size}"
+        )
+    return warm
 
 
 def start(d: LMMData) -> np.ndarray:

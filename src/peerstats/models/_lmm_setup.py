@@ -44,6 +44,7 @@ class LMMOptions:
     reference: Any
     kr_information: str
     vcov: str
+    start: Any = None
 
 
 @dataclass
@@ -94,6 +95,7 @@ def check_options(formula, data, **kw) -> tuple[LMMOptions, str, list[RandomTerm
         reference=kw["reference"],
         kr_information=_choice("kr_information", kw["kr_information"], ("observed", "expected")),
         vcov="model",
+        start=kw.get("start"),
     )
     opt.vcov = check_vcov(kw["vcov"], opt.df)
     if not isinstance(data, pd.DataFrame):

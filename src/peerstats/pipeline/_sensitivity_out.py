@@ -275,6 +275,8 @@ def _tipping_sentences(res: dict, spec: Any) -> list[str]:
                 f"Tipping point ({e(key)}): the conclusion at {at} changes when the imputed "
                 f"values of {e(arm)} are shifted by {d:z.2f} points."
             )
+        if tp.get("model"):  # the analysis model of each grid cell, in words (issue 20.3)
+            txt += f" Analysis model: {e(tp['model'])}."
         parts.append(f"<p data-tipping>{txt}</p>")
     return parts
 

@@ -289,11 +289,44 @@ def _clustered(trial: Any) -> bool:
     return bool(list(getattr(trial.spec.arms, "group_delivered", None) or []))
 
 
-def _imputed_model(trial: Any) -> str:
-    text = "per-visit ANCOVA on each imputed data set, pooled by Rubin's rules"
+_POOLING = {
+    "bayes": "Rubin's rules",
+    "approx-bayes": "Rubin's rules",
+    "condmean-jackknife": "the jackknife",
+    "condmean-bootstrap": "the bootstrap",
+    "bootstrap-ml": "the bootstrap (von Hippel & Bartlett)",
+}
+
+
+def _imputed_model(trial: Any, s: SensitivitySpec, work: _Work, method: str) -> str:
+    """The analysis model of an imputation row in words (issue 20.3): the primary model
+    refitted on every imputed data set (default), or the per-visit ANCOVA on request."""
+    rule = _POOLING.get(method, "Rubin's rules")
+    if s.analysis_model == "primary":
+        return f"{work.model}, as the primary analysis, on each imputed data set, pooled by {rule}"
+    text = f"per-visit ANCOVA on each imputed data set, pooled by {rule}"
     if _clustered(trial):
         text += " (no delivery-group effect in the analysis model)"
     return text
+
+
+def _analyse(run: Any, s: SensitivitySpec, imp: Any, work: _Work) -> pd.DataFrame:
+    """Per-visit contrasts of an imputation analysis, pooled: the primary model (default) or
+    the per-visit ANCOVA (``analysis_model: ancova``)."""
+    if s.analysis_model == "ancova":
+        return imp.analyse(covariates=work.covariates, level=run.spec.model.level)
+    from peerstats.pipeline._sensitivity_model import pool_primary
+
+    return pool_primary(imp, _analyser(run, work))
+
+
+def _analyser(run: Any, work: _Work) -> Any:
+    """The primary model's refit (built once per run, warm starts shared)."""
+    from peerstats.pipeline._sensitivity_model import primary_analyser
+
+    if work.analyser is None:
+        work.analyser = primary_analyser(run, work.outcome, work.reference, work.model)
+    return work.analyser
 
 
 # ----------------------------------------------------------------------------- running
@@ -313,6 +346,7 @@ class _Work:
     imputed: dict[str, Any] = field(default_factory=dict)
     n_randomised: int | None = None
     model: str = ""
+    analyser: Any = None  # the primary model refitted on imputed data (_sensitivity_model)
 
 
 def run_sensitivity(run: Any, progress: Any) -> None:
@@ -514,15 +548,14 @@ def _multilevel(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -
         n_imputations=int(s.n_imputations),
         seed=_seed(spec.seed, i),
     )
-    an = imp.analyse(covariates=work.covariates)
+    an = _analyse(run, s, imp, work)
     assumption = (
         "MAR, imputation model with the delivery-group random effect "
         f"({imp.n_imputations} imputations)"
     )
     n = len(imp.subjects)
     pop = imputed_population(n, work.n_randomised)
-    model = "per-visit ANCOVA on each imputed data set, pooled by Rubin's rules"
-    model += " (no delivery-group effect in the analysis model)"
+    model = _imputed_model(trial, s, work, imp.method)
     for _, r in an.iterrows():
         work.rows.append(
             _row(
@@ -586,7 +619,7 @@ def _impute(run: Any, s: SensitivitySpec, i: int, work: _Work) -> tuple[Any, str
 def _multiple_imputation(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
     """Multiple imputation (MAR or reference-based), analysed and pooled by Rubin's rules."""
     imp, assumption = _impute(run, s, i, work)
-    an = imp.analyse(covariates=work.covariates)
+    an = _analyse(run, s, imp, work)
     n = len(imp.subjects)
     pop = imputed_population(n, work.n_randomised)
     for _, r in an.iterrows():
@@ -599,7 +632,7 @@ def _multiple_imputation(run: Any, s: SensitivitySpec, i: int, label: str, work:
                 r["visit"],
                 r,
                 n,
-                model=_imputed_model(run.trial),
+                model=_imputed_model(run.trial, s, work, imp.method),
                 n_rand=work.n_randomised,
             )
         )
@@ -614,14 +647,20 @@ def _tipping_point(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work
     spec = run.spec
     imp, assumption = _impute(run, s, i, work)
     visit = s.visit or spec.primary_visit
-    tp = peerstats.tipping_point(
-        imp, s.delta, visit=visit, covariates=work.covariates, level=spec.model.level
-    )
+    if s.analysis_model == "ancova":
+        tp = peerstats.tipping_point(
+            imp, s.delta, visit=visit, covariates=work.covariates, level=spec.model.level
+        )
+    else:
+        from peerstats.pipeline._sensitivity_model import tipping
+
+        tp = tipping(imp, _analyser(run, work), s.delta, visit)
     tab = tp.table.copy()
     work.tipping[s.name] = {
         "visit": visit,
         "arms": list(tp.arms),
         "assumption": assumption,
+        "model": _imputed_model(run.trial, s, work, imp.method),
         "table": [plain(r) for r in tab.to_dict(orient="records")],
         "tipping": [plain(r) for r in tp.tipping.to_dict(orient="records")],
         **({"tipping_delta": plain(tp.tipping_delta)} if len(tp.arms) == 1 else {}),

@@ -82,6 +82,22 @@ def scale_digits(trial: Any, outcome: str) -> int | None:
     return 2 if float(hi) - float(lo) <= 10 else 1
 
 
+def outcome_digits(trial: Any, spec: Any) -> dict[str, int]:
+    """Decimals of each outcome in the outcome tables (issue 20.9), as Table 1: from the
+    instrument's scale (:func:`scale_digits`), 2 where the scale is not known; the spec's
+    ``outcome_table: {digits: ...}`` (one number, or per outcome with ``default``) wins."""
+    given = spec.outcome_table_digits
+    if isinstance(given, int):
+        return {"default": given}
+    out: dict[str, int] = {}
+    for o in trial.spec.outcome_names:
+        k = scale_digits(trial, str(o))
+        out[str(o)] = int(given.get(str(o), given.get("default", 2 if k is None else k)))
+    if "default" in given:
+        out["default"] = int(given["default"])
+    return out
+
+
 def _table_one_options(run: AnalysisRun) -> dict[str, Any]:
     """The spec's ``table_one:`` options, with per-outcome decimals from the instruments'
     scales where the spec names none (the spec's digits win)."""

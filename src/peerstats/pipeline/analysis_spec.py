@@ -192,6 +192,13 @@ class AnalysisSpec:
         """Paper size of the Word tables: ``a4`` (default) or ``letter``."""
         return str(self.word.get("paper", "a4"))
 
+    @property
+    def outcome_table_digits(self) -> int | dict[str, int]:
+        """``outcome_table: {digits: ...}``: decimals of the outcome tables, one number or per
+        outcome (``default`` for the rest); ``{}`` when not given (the instruments' scales)."""
+        d = (self.raw.get("outcome_table") or {}).get("digits", {})
+        return int(d) if isinstance(d, int) else {str(k): int(v) for k, v in d.items()}
+
     def table_one_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`peerstats.table_one` from the spec's ``table_one:``
         (digits, median [IQR] variables, missing-row style, small-cell suppression)."""
@@ -303,6 +310,13 @@ class AnalysisSpec:
                     problems.append(
                         f"table_one/{key}: {v!r} is not a row of Table 1; rows are {table_vars}"
                     )
+        named = self.outcome_table_digits
+        for v in named if isinstance(named, dict) else ():
+            if v != "default" and v not in outcomes:
+                problems.append(
+                    f"outcome_table/digits: {v!r} is not an outcome; outcomes are "
+                    f"{sorted(outcomes)}"
+                )
         from peerstats.pipeline.sensitivity import check_against as _check_sensitivity
 
         problems += _check_sensitivity(self, trial_spec)

@@ -82,10 +82,27 @@ _KEYS = {
     "complete-case": (),
     "per-protocol": ("compliance", "reference"),
     "cace": ("compliance", "reference"),
-    "multiple-imputation": ("imputation", "strategy", "reference", "n_imputations"),
-    "multilevel-imputation": ("n_imputations",),
-    "tipping-point": ("imputation", "strategy", "reference", "n_imputations", "delta", "visit"),
+    "multiple-imputation": (
+        "imputation",
+        "strategy",
+        "reference",
+        "n_imputations",
+        "analysis_model",
+    ),
+    "multilevel-imputation": ("n_imputations", "analysis_model"),
+    "tipping-point": (
+        "imputation",
+        "strategy",
+        "reference",
+        "n_imputations",
+        "delta",
+        "visit",
+        "analysis_model",
+    ),
 }
+#: the analysis model of an imputation-based analysis (issue 20.3): the primary model refitted
+#: on each imputed data set (default), or the per-visit ANCOVA
+ANALYSIS_MODELS = ("primary", "ancova")
 _COMMON = ("method", "name", "label")
 
 
@@ -139,6 +156,7 @@ class SensitivitySpec:
     delta: dict = field(default_factory=dict, compare=False)
     visit: str | None = None
     compliance: Any = field(default=None, compare=False)
+    analysis_model: str = "primary"  # primary | ancova (issue 20.3)
 
     @property
     def uses_imputation(self) -> bool:
@@ -266,7 +284,21 @@ def _parse_one(
         delta={str(k): [float(v) for v in vals] for k, vals in (s.get("delta") or {}).items()},
         visit=None if s.get("visit") is None else str(s["visit"]),
         compliance=s.get("compliance"),
+        analysis_model=_analysis_model(i, s, problems),
     )
+
+
+def _analysis_model(i: int, s: dict, problems: list[str]) -> str:
+    """``analysis_model``: primary (default) or ancova; anything else is a problem."""
+    value = s.get("analysis_model", "primary")
+    if value not in ANALYSIS_MODELS:
+        problems.append(
+            f"sensitivity/{i}/analysis_model: {value!r} is not an analysis model; choose "
+            f"{' or '.join(repr(x) for x in ANALYSIS_MODELS)} (primary: the primary analysis "
+            "model refitted on each imputed data set; ancova: a per-visit ANCOVA)"
+        )
+        return "primary"
+    return str(value)
 
 
 def parse(raw: dict) -> tuple[EstimandSpec | None, tuple[SensitivitySpec, ...], list[str]]:

@@ -331,6 +331,7 @@ class ContinuousOutcome:
         from peerstats.describe._common import arm_levels
         from peerstats.describe.outcome_table import outcome_display
         from peerstats.pipeline._display import change_table
+        from peerstats.pipeline._tables import outcome_digits
 
         data = self.frame(records, context)
         lab = context.labels
@@ -347,4 +348,5 @@ class ContinuousOutcome:
             arm_labels=dict(lab.arms),
             directions=context.directions,
             primary_visit=context.spec.primary_visit,
+            digits=outcome_digits(context.trial, context.spec),  # the scale's (issue 20.9)
         )
