@@ -23,7 +23,6 @@ DEPENDENCIES = (
     "formulaic",
     "jsonschema",
     "pyyaml",
-    "pingouin",
 )
 
 
