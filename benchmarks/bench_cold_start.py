@@ -28,6 +28,15 @@ SNIPPETS = {
         "f = peerstats.mmrm('y ~ arm * visit', d, subject='id', visit='visit')\n"
         "f.summary()"
     ),
+    # the pipeline's logistic outcome (statsmodels GLM; issue 22.3: no statsmodels.api)
+    "pipeline logistic outcome fit (synthetic)": (
+        "import numpy as np, pandas as pd\n"
+        "from peerstats.pipeline.outcomes._glm import fit_glm\n"
+        "rng = np.random.default_rng(3)\n"
+        "d = pd.DataFrame({'arm': np.repeat(['a', 'b'], 100), 'y': rng.integers(0, 2, 200) * 1.0,"
+        " 'x': rng.normal(size=200), 'cluster': np.arange(200)})\n"
+        "fit_glm(d, ['x'], family='binomial')"
+    ),
 }
 
 

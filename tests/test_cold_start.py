@@ -89,3 +89,24 @@ def test_cronbach_alpha_equals_pingouin() -> None:
     # pingouin rounds its interval to 3 decimals
     assert res["ci_lower"] == pytest.approx(ci[0], abs=5e-4)
     assert res["ci_upper"] == pytest.approx(ci[1], abs=5e-4)
+
+
+def test_glm_outcomes_and_mediation_do_not_load_statsmodels_api() -> None:
+    """The pipeline's GLM outcomes and the mediation fits import the GLM classes directly:
+    ``statsmodels.api`` / ``statsmodels.formula.api`` (every model, the graphics, joblib) and
+    pingouin are never loaded (issue 22.3)."""
+    probe = """
+import sys
+import numpy as np, pandas as pd
+from peerstats.pipeline.outcomes._glm import fit_glm
+from peerstats.effects.mediation import _fit_arrays
+rng = np.random.default_rng(3)
+d = pd.DataFrame({"arm": np.repeat(["a", "b"], 40), "y": rng.integers(0, 2, 80).astype(float),
+                  "x": rng.normal(size=80), "cluster": np.arange(80)})
+fit_glm(d, ["x"], family="binomial")
+fit_glm(d.assign(y=rng.negative_binomial(2, 0.3, 80).astype(float)), ["x"], family="nb")
+_fit_arrays(d["y"].to_numpy(), np.c_[np.ones(80), d["x"]], "binomial")
+print(sorted(m for m in ("statsmodels.api", "statsmodels.formula.api", "pingouin") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

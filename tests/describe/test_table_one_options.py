@@ -64,3 +64,57 @@ def test_spec_keys_become_table_one_arguments():
     bad = read_analysis_spec({**spec.raw, "table_one": {"statistic": {"agee": "median_iqr"}}})
     with pytest.raises(peerstats.SpecError, match="'agee' is not a row of Table 1"):
         bad.check_against(trial.spec)
+
+
+def _spec(table_one: dict):
+    return read_analysis_spec(
+        {
+            "analysis": {"name": "t"},
+            "trial": {"dataset": "peer_recovery"},
+            "primary": {"outcome": "qpr15", "visit": "post"},
+            "table_one": table_one,
+        }
+    )
+
+
+def test_strata_key_adds_the_site_as_a_row_block_counted_by_hand():
+    """``table_one: {strata: true}``: the stratification factor (peer_recovery's site) comes
+    first, one row per site, with the counts of randomised participants per arm counted here
+    with pandas from the participants file."""
+    trial = peerstats.datasets.load("peer_recovery")
+    spec = _spec({"strata": True})
+    spec.check_against(trial.spec)
+    assert spec.table_one_options() == {"strata": True}
+    t = peerstats.table_one(trial, smd=False, strata=True, labels={"site": "Municipality"})
+    rows = t.display["Characteristic"].str.strip().tolist()
+    assert rows[0] == "Municipality, n (%)"  # the site block comes first
+    part = trial.participants[trial.participants["randomised"].astype(bool)]
+    counts = part.groupby(["site", "arm"], observed=True).size()
+    for site in trial.spec.sites:
+        row = t.display[t.display["Characteristic"].str.strip() == site].iloc[0]
+        for arm in trial.spec.arms.levels:
+            col = next(c for c in t.display.columns if str(c).startswith(str(arm)))
+            assert str(row[col]).startswith(f"{counts[(site, arm)]} ("), (site, arm, row[col])
+    plain = peerstats.table_one(trial, smd=False)
+    assert "Municipality A" not in plain.display["Characteristic"].str.strip().tolist()
+
+
+def test_table_one_spec_errors_say_what_was_meant():
+    trial = peerstats.datasets.load("peer_recovery")
+    with pytest.raises(peerstats.SpecError, match="did you mean 'missing'"):
+        _spec({"missng": "row"})
+    with pytest.raises(peerstats.SpecError, match="did you mean 'median_iqr'"):
+        _spec({"statistic": {"age": "median_iq"}})
+    with pytest.raises(peerstats.SpecError, match="did you mean 'row'"):
+        _spec({"missing": "rows"})
+    with pytest.raises(
+        peerstats.SpecError, match="table_one/strata: 'yes' is not of type 'boolean'"
+    ):
+        _spec({"strata": "yes"})
+    with pytest.raises(
+        peerstats.SpecError, match="'agee' is not a row of Table 1; did you mean 'age'"
+    ):
+        _spec({"digits": {"agee": 1}}).check_against(trial.spec)
+    _spec({"digits": {"site": 0}, "strata": True}).check_against(trial.spec)  # a row now
+    with pytest.raises(peerstats.SpecError, match="'site' is not a row of Table 1"):
+        _spec({"digits": {"site": 0}}).check_against(trial.spec)

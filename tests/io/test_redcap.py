@@ -242,7 +242,11 @@ def _report_text(path: Path) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", t)))
 
 
-def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
+@pytest.fixture(scope="module")
+def round_trip(tmp_path_factory) -> Path:
+    """The export written here -> ``init --from-redcap`` -> ``peerstats run``: the result
+    folder (run once for the tests below)."""
+    tmp_path = tmp_path_factory.mktemp("round_trip")
     rx.write_export(tmp_path, n=60, seed=21)
     _init(tmp_path)
     (tmp_path / "analysis.yaml").write_text(
@@ -254,7 +258,7 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
         "figures: [consort, trajectories]\n"
         "labels: {visits: {baseline: Baseline, week_10: Week 10, month_6: Month 6}}\n"
         "table_one: {digits: {alder: 0, default: 1}, statistic: {alder: median_iqr},"
-        " missing: count}\n"
+        " missing: count, strata: true}\n"
         "word: {paper: letter}\n",
         encoding="utf-8",
     )
@@ -262,26 +266,40 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
 
     out = tmp_path / "out"
     assert main(["run", str(tmp_path / "analysis.yaml"), "--out", str(out), "-q"]) == 0
-    text = _report_text(out / "report.html")
-    # the model-details appendix shows model formulas, whose terms are column names by
-    # design (a statistician reads them); everything a reader reads before it has labels
-    body = text.split("Model details")[0]
-    for label in (
-        "Age (years)",
-        "Gender",
-        "Personal recovery (QPR-15 total)",
-        "Well-being score",
-        "Diagnoses: Depression",
-        "Lives alone",
-        "Peer support",
-        "Usual services",
-        "Week 10",
-    ):
-        assert label in body, label
-    names = [f[0] for f in rx.FIELDS] + ["redcap_", "_arm_", "week_10", "month_6", "diag___"]
-    for name in names:
+    return out
+
+
+# the dictionary's labels that the report must show, and the REDCap names it must not
+ROUND_TRIP_LABELS = (
+    "Age (years)",
+    "Gender",
+    "Personal recovery (QPR-15 total)",
+    "Well-being score",
+    "Diagnoses: Depression",
+    "Lives alone",
+    "Peer support",
+    "Usual services",
+    "Week 10",
+)
+REDCAP_NAMES = [f[0] for f in rx.FIELDS] + ["redcap_", "_arm_", "week_10", "month_6", "diag___"]
+
+
+def _redcap_names_in(text: str) -> list[str]:
+    found = []
+    for name in REDCAP_NAMES:
         end = "" if name.endswith("_") else r"(?!\w)"
-        assert not re.search(rf"(?<![\w-]){re.escape(name)}{end}", body), name
+        if re.search(rf"(?<![\w-]){re.escape(name)}{end}", text):
+            found.append(name)
+    return found
+
+
+def test_round_trip_report_has_labels_and_no_redcap_names(round_trip):
+    out = round_trip
+    # the whole report, the Model details appendix included (formulas in words, issue 21)
+    body = _report_text(out / "report.html")
+    for label in ROUND_TRIP_LABELS:
+        assert label in body, label
+    assert not _redcap_names_in(body)
     # every table also in one Word document, numbered (issue 21)
     import docx
 
@@ -302,6 +320,63 @@ def test_round_trip_report_has_labels_and_no_redcap_names(tmp_path):
     svgs = " ".join(p.read_text(encoding="utf-8") for p in (out / "figures").glob("*.svg"))
     for name in ("qpr_tot", "trivsel", "week_10", "_arm_"):
         assert name not in svgs, name
+
+
+def test_round_trip_report_in_headless_chromium(round_trip):
+    """The report as a browser renders it (headless Chromium, see tests/test_browser.py):
+    the dictionary's field and choice labels are in the rendered text, and no REDCap variable
+    name (field names, ``redcap_event_name``, ``<field>___<code>``, event names)."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the Python package playwright is not installed (dev extra)"
+    )
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from test_browser import LAUNCH_ARGS, _chromium_or_skip
+
+    executable = _chromium_or_skip()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto((round_trip / "report.html").as_uri(), wait_until="load")
+            text = page.evaluate("() => document.body.innerText")
+            title = page.title()
+        finally:
+            browser.close()
+    text = re.sub(r"\s+", " ", text)
+    assert "Model details" in text  # the whole page, the appendix included
+    for label in ROUND_TRIP_LABELS:
+        assert label in text, label
+    for choice in ("Aarhus", "Woman", "Depression"):  # choice labels of the dictionary
+        assert choice in text, choice
+    assert not _redcap_names_in(text + " " + title)
+
+
+def test_manifest_records_the_data_dictionary(round_trip):
+    """manifest.json lists the REDCap data dictionary like the other inputs: its path relative
+    to the analysis spec and the SHA-256 of its bytes (computed here with hashlib)."""
+    import hashlib
+    import json
+
+    man = json.loads((round_trip / "manifest.json").read_text(encoding="utf-8"))
+    entry = man["inputs"]["redcap_dictionary"]
+    assert entry["path"] == "dictionary.csv"
+    raw = (round_trip.parent / "dictionary.csv").read_bytes()
+    assert entry["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert man["inputs"]["participants"]["path"] == "records.csv"
+
+
+def test_manifest_dictionary_digest_is_of_the_bytes_read(tmp_path):
+    """A dictionary replaced after it was read: the digest remembered is of the bytes read."""
+    import hashlib
+
+    from peerstats._provenance import digest
+
+    rx.write_export(tmp_path, n=10, seed=7)
+    path = tmp_path / "dictionary.csv"
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    read_redcap_dictionary(path)
+    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert digest(path) == before
 
 
 def test_dictionary_ranges_are_declared_types_in_the_spec(tmp_path):

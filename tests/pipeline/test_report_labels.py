@@ -37,7 +37,7 @@ def _codes(name: str) -> dict[str, str]:
     return {
         c: v
         for c, v in codes.items()
-        if c != v and not re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", everything)
+        if c.lower() != v.lower() and not re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", everything)
     }
 
 

@@ -122,10 +122,15 @@ def _binary_yes_level(levels: Sequence[str]) -> str | None:
 
 
 def _select_participants(
-    trial: Any, by: str, variables: Sequence[str] | None, include_baseline_outcomes: bool
+    trial: Any,
+    by: str,
+    variables: Sequence[str] | None,
+    include_baseline_outcomes: bool,
+    strata: bool = False,
 ) -> tuple[pd.DataFrame, list[str], str | None, pd.DataFrame, list[str]]:
     """Step 1: the participants described, the arms (reference first), the extra baseline
-    outcome columns and the default variables."""
+    outcome columns and the default variables (the stratification factors first when
+    ``strata``)."""
     if isinstance(trial, pd.DataFrame):
         part = trial
         arms = [str(a) for a in pd.unique(part[by].dropna())]
@@ -143,7 +148,12 @@ def _select_participants(
         if include_baseline_outcomes and variables is None
         else pd.DataFrame(index=part.index)
     )
-    return part, arms, ref, extra, covariate_names(trial)
+    names = list(covariate_names(trial))
+    if strata:
+        spec_strata = getattr(getattr(trial, "spec", None), "strata", ()) or ()
+        first = [str(c) for c in spec_strata if str(c) in part.columns and str(c) not in names]
+        names = first + names
+    return part, arms, ref, extra, names
 
 
 def _missing_column_error(columns: Sequence[str], available: Sequence[str]) -> DataValidationError:
@@ -302,6 +312,7 @@ def table_one(
     include_baseline_outcomes: bool = True,
     digits: int | Mapping[str, int] = 1,
     missing: Literal["row", "count", "none"] = "row",
+    strata: bool = False,
 ) -> Table:
     """Baseline characteristics by arm (CONSORT item 15).
 
@@ -353,6 +364,10 @@ def table_one(
     missing : {"row", "count", "none"}
         How missing values show: a ``missing`` row with n (%) (``row``), with n only
         (``count``), or no row (``none``; a note says so, and ``.data`` keeps the counts).
+    strata : bool
+        Add the trial spec's stratification factors (``strata:``, e.g. the site or
+        municipality) as the first row blocks, one row per level, when ``variables`` is not
+        given (the analysis spec's ``table_one: {strata: true}``).
 
     Returns
     -------
@@ -372,7 +387,7 @@ def table_one(
     if missing not in ("row", "count", "none"):
         raise ValueError(f"missing must be 'row', 'count' or 'none', not {missing!r}")
     part, arms, ref, extra, default_vars = _select_participants(
-        trial, by, variables, include_baseline_outcomes
+        trial, by, variables, include_baseline_outcomes, strata
     )
     if by not in part.columns:
         raise _missing_column_error([by], part.columns)
@@ -389,6 +404,8 @@ def table_one(
         groups[OVERALL] = data
     columns = list(groups)
     cats = set(categorical)
+    if strata:  # a stratum is a factor even when coded by numbers (site 1, 2, 3)
+        cats |= {str(c) for c in getattr(getattr(trial, "spec", None), "strata", ()) or ()}
     is_cat = {v: v in cats or _is_categorical(data[v]) for v in variables}
     tidy = _tidy_rows(data, groups, variables, is_cat, arms, ref, smd)
     display = _layout_display(

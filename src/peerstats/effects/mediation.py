@@ -66,7 +66,9 @@ class _Model:
 
 
 def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray, float]:
-    import statsmodels.api as sm
+    # GLM directly, not statsmodels.api (imports every model and the graphics: cold start)
+    from statsmodels.genmod import families
+    from statsmodels.genmod.generalized_linear_model import GLM
 
     if family == "gaussian":
         coef, rss, rank, _ = np.linalg.lstsq(X, y, rcond=None)
@@ -75,7 +77,7 @@ def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, 
         resid = y - X @ coef
         scale = float(resid @ resid) / (y.size - X.shape[1])
         return coef, scale * np.linalg.inv(X.T @ X), float(np.sqrt(scale))
-    res = sm.GLM(y, X, family=sm.families.Binomial()).fit()
+    res = GLM(y, X, family=families.Binomial()).fit()
     if not res.converged:
         from peerstats.exceptions import ConvergenceError
 

@@ -17,6 +17,7 @@ identifier fields never read and validation ranges kept as declared types.
 from __future__ import annotations
 
 import html
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats._provenance import remember
 from peerstats.exceptions import DataValidationError
 from peerstats.io.readers import NA_STRINGS, ReadError, to_text
 
@@ -204,8 +206,14 @@ def _frame(source: Any, what: str) -> pd.DataFrame:
         if not path.is_file():
             raise ReadError(f"REDCap {what} not found: {path}")
         try:
+            raw = path.read_bytes()  # once: the manifest records the digest of these bytes
+            remember(path, raw)
             df = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
+                io.BytesIO(raw),
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                encoding="utf-8-sig",
             )
         except (UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise ReadError(f"cannot read the REDCap {what} {path.name}: {exc}") from exc

@@ -50,6 +50,13 @@ def display_labels(trial: Any, spec: Any) -> Labels:
         )
         for c in (*ts.covariates, *getattr(spec.model, "covariates", ()))
     }
+    for c in ts.strata:  # the site: the spec's label, the source's (REDCap field label), "Site"
+        column = getattr(ts.columns, str(c), None)
+        source_label = src_cov.get(c) or (src_cov.get(column) if column else None)
+        covariates.setdefault(
+            str(c),
+            spec.label("covariates", str(c), source_label or covariate_default_label(str(c))),
+        )
     for c in spec.labels.get("covariates", {}):
         covariates.setdefault(str(c), spec.label("covariates", str(c)))
     return Labels(

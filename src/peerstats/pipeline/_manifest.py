@@ -23,7 +23,6 @@ DEPENDENCIES = (
     "formulaic",
     "jsonschema",
     "pyyaml",
-    "pingouin",
 )
 
 
@@ -71,6 +70,9 @@ def _input_files(spec: Any, trial_spec: Any) -> dict[str, Path]:
         src = getattr(trial_spec, role, None)
         if src is not None:
             files[role] = Path(src.path)
+    redcap = getattr(trial_spec, "redcap", None)
+    if redcap is not None:  # the data dictionary gives the labels and types (issue 21)
+        files["redcap_dictionary"] = Path(redcap.dictionary)
     return files
 
 

@@ -201,7 +201,8 @@ class AnalysisSpec:
 
     def table_one_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`peerstats.table_one` from the spec's ``table_one:``
-        (digits, median [IQR] variables, missing-row style, small-cell suppression)."""
+        (digits, median [IQR] variables, missing-row style, small-cell suppression, the
+        stratification factors such as the site as row blocks)."""
         t1 = self.table_one
         out: dict[str, Any] = {}
         if "digits" in t1:
@@ -213,6 +214,8 @@ class AnalysisSpec:
             out["missing"] = t1["missing"]
         if "suppress_below" in t1:
             out["suppress_below"] = int(t1["suppress_below"])
+        if t1.get("strata"):
+            out["strata"] = True
         return out
 
     def check_against(self, trial_spec: Any) -> None:
@@ -302,14 +305,7 @@ class AnalysisSpec:
             problems.append(
                 "model/covariance: 'iid' is for lmm residuals; an MMRM needs a structure across visits"
             )
-        table_vars = [*trial_spec.covariates, *(f"{o} (baseline)" for o in outcomes)]
-        for key in ("statistic", "digits"):
-            named = self.table_one.get(key)
-            for v in named if isinstance(named, dict) else ():
-                if v != "default" and v not in table_vars:
-                    problems.append(
-                        f"table_one/{key}: {v!r} is not a row of Table 1; rows are {table_vars}"
-                    )
+        problems += self._check_table_one(trial_spec)
         named = self.outcome_table_digits
         for v in named if isinstance(named, dict) else ():
             if v != "default" and v not in outcomes:
@@ -322,6 +318,31 @@ class AnalysisSpec:
         problems += _check_sensitivity(self, trial_spec)
         if problems:
             raise SpecError(_problem_text(self.source or self.name, problems, trial_spec))
+
+    def _check_table_one(self, trial_spec: Any) -> list[str]:
+        """Problems of ``table_one:`` given the trial spec: per-variable keys name rows of
+        Table 1 (with a did-you-mean); ``strata: true`` needs stratification factors."""
+        import difflib
+
+        outcomes = list(trial_spec.outcome_names)
+        strata = [str(s) for s in trial_spec.strata] if self.table_one.get("strata") else []
+        table_vars = [*strata, *trial_spec.covariates, *(f"{o} (baseline)" for o in outcomes)]
+        problems = []
+        for key in ("statistic", "digits"):
+            named = self.table_one.get(key)
+            for v in named if isinstance(named, dict) else ():
+                if v != "default" and v not in table_vars:
+                    close = difflib.get_close_matches(str(v), table_vars, n=1, cutoff=0.6)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    problems.append(
+                        f"table_one/{key}: {v!r} is not a row of Table 1{hint} rows are "
+                        f"{table_vars}"
+                    )
+        if self.table_one.get("strata") and not strata:
+            problems.append(
+                "table_one/strata: the trial spec has no stratification factors (strata:) to show"
+            )
+        return problems
 
     def _check_outcome_defs(self, trial_spec: Any) -> list[str]:
         """Problems of the ``outcomes:`` block given the trial spec (each type's adapter)."""
@@ -358,6 +379,17 @@ def analysis_spec_schema() -> dict:
     return json.loads(text)
 
 
+def _did_you_mean(wrong: list, valid: list[str]) -> str:
+    """``"; did you mean 'missing'?"`` for the first wrong word close to a valid one."""
+    import difflib
+
+    for w in wrong:
+        close = difflib.get_close_matches(str(w), valid, n=1, cutoff=0.6)
+        if close:
+            return f"; did you mean {close[0]!r}?"
+    return ""
+
+
 def _schema_problems(raw: Any) -> list[str]:
     import jsonschema
 
@@ -368,7 +400,12 @@ def _schema_problems(raw: Any) -> list[str]:
         msg = cap_text(err.message, 300)  # the message formats the value: keep it short
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
-            msg += f"; allowed keys are {allowed}"
+            extra = [k for k in err.instance if k not in allowed] if isinstance(
+                err.instance, dict
+            ) else []
+            msg += _did_you_mean(extra, allowed) + f"; allowed keys are {allowed}"
+        elif err.validator == "enum" and isinstance(err.instance, str):
+            msg += _did_you_mean([err.instance], [str(v) for v in err.validator_value])
         elif err.validator == "oneOf" and where == "trial":
             msg = "trial is a path to a trial spec or {dataset: <bundled example>}"
         problems.append(f"{where}: {msg}")

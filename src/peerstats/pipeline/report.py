@@ -100,13 +100,15 @@ def _relative(path: str, spec: Any) -> str:
     import os
     from pathlib import Path
 
+    base = spec.source.parent if getattr(spec, "source", None) is not None else Path.cwd()
     p = Path(path)
+    if not p.is_absolute():  # the manifest's paths are relative to the analysis spec's folder
+        p = base / p
     pkg = Path(__file__).resolve().parents[1]
     try:
         return "peerstats/" + p.resolve().relative_to(pkg).as_posix()
     except ValueError:
         pass
-    base = spec.source.parent if getattr(spec, "source", None) is not None else Path.cwd()
     try:
         return Path(os.path.relpath(p.resolve(), base.resolve())).as_posix()
     except ValueError:  # another drive (Windows)
@@ -233,7 +235,7 @@ def _trial(run: AnalysisRun) -> list[str]:
 
     add("<h2 id='trial'>Trial</h2>")
     if ts.description:  # the trial spec's own words (data-verbatim: not relabelled)
-        add(f"<p data-verbatim>{_e(ts.description)}</p>")
+        add(f"<p data-verbatim data-spec-text>{_e(ts.description)}</p>")
     n_rand = ", ".join(f"{spec.label('arms', a)} {n}" for a, n in t["n_randomised"].items())
     add(
         _kv(
@@ -274,7 +276,7 @@ def _trial(run: AnalysisRun) -> list[str]:
         )
     )
     if spec.description:
-        add(f"<p data-verbatim>{_e(spec.description)}</p>")
+        add(f"<p data-verbatim data-spec-text>{_e(spec.description)}</p>")
     return parts
 
 
@@ -426,59 +428,86 @@ def _mechanisms(run: AnalysisRun) -> list[str]:
     return render_section(run)
 
 
+def _model_pairs(m: dict, formula: str) -> list[tuple[str, Any]]:
+    """The key facts of one model as (label, HTML) pairs."""
+    pairs = [
+        ("Model", _e(m["model"])),
+        ("Formula", _e(formula)),
+        ("Covariance", _e(m["covariance"])),
+        ("Estimation / df", _e(f"{m['method'].upper()} / {m['df_method']}")),
+        ("Converged", _e(m["converged"])),
+        ("Observations", _e(f"{m['n_obs']} from {m['n_subjects']} participants")),
+        (
+            "Log-likelihood / AIC",
+            _e(f"{m['loglik']:z.3f} / {m['aic']:z.3f}") if "loglik" in m else None,
+        ),
+    ]
+    if "icc" in m:
+        extra = f"{m['icc']:z.4f}"
+        if m.get("design_effect") is not None:
+            extra += (
+                f"; design effect {m['design_effect']:z.3f} ({m['n_groups']} groups, "
+                f"mean size {m['mean_group_size']:z.2f})"
+            )
+        pairs.append(("Delivery-group ICC", _e(extra)))
+    return pairs
+
+
+_COEF_HEADERS = {
+    "term": "Term",
+    "estimate": "Estimate",
+    "std_error": "SE",
+    "statistic": "Statistic",
+    "p_value": "p",
+    "ci_lower": "CI lower",
+    "ci_upper": "CI upper",
+}
+
+
 def _models(run: AnalysisRun) -> list[str]:
-    """Each outcome's model: formula, covariance, fit, coefficients, notes."""
-    from peerstats.pipeline._common import (
-        coefficients,
-        outcome_label,
-    )
+    """Each outcome's model: formula, covariance, fit, coefficients, notes; in words (issue 21:
+    the exact formulas and term codes are in ``results.json``, never in the report's text)."""
+    from peerstats.pipeline._common import coefficients, outcome_label
     from peerstats.pipeline._display import display_labels, term_label
+    from peerstats.pipeline.report_words import formula_words, notes_words
 
     spec, trial, res = run.spec, run.trial, run.results
     parts: list[str] = []
     add = parts.append
     if not res["models"]:  # blinded: no model is fitted, so no empty section (issue 20.1)
         return parts
+    lab = display_labels(trial, spec)
+    codes = {**lab.covariates, **lab.outcomes}
     add("<h2 id='models'>Model details</h2>")
-    add("<div data-verbatim>")  # formulas and terms name the data's columns and codes
+    add(
+        "<p class='peerstats-note'>Formulas and terms are shown in words; the exact formulas, "
+        "with the data's column names, are in <code>results.json</code> "
+        "(<code>models</code>).</p>"
+    )
     for o, m in res["models"].items():
-        add(f"<h3>{_e(outcome_label(trial, spec, o))} (<code>{_e(o)}</code>)</h3>")
-        pairs = [
-            ("Model", _e(m["model"])),
-            ("Formula", f"<code>{_e(m['formula'])}</code>"),
-            ("Covariance", _e(m["covariance"])),
-            ("Estimation / df", _e(f"{m['method'].upper()} / {m['df_method']}")),
-            ("Converged", _e(m["converged"])),
-            ("Observations", _e(f"{m['n_obs']} from {m['n_subjects']} participants")),
-            (
-                "Log-likelihood / AIC",
-                _e(f"{m['loglik']:z.3f} / {m['aic']:z.3f}") if "loglik" in m else None,
-            ),
-        ]
-        if "icc" in m:
-            extra = f"{m['icc']:z.4f}"
-            if m.get("design_effect") is not None:
-                extra += (
-                    f"; design effect {m['design_effect']:z.3f} ({m['n_groups']} groups, "
-                    f"mean size {m['mean_group_size']:z.2f})"
-                )
-            pairs.append(("Delivery-group ICC", _e(extra)))
-        add(_kv(pairs))
-        fit = run.fits[o].fit
-        coef = coefficients(fit, spec.model.level)
-        if "term" in coef.columns:  # the term in words next to its code (issue 21)
-            lab = display_labels(trial, spec)
-            coef.insert(1, "in words", [term_label(str(t), lab) for t in coef["term"]])
+        name = outcome_label(trial, spec, o)
+        add(f"<h3>{_e(name)}</h3>")
+        add(_kv(_model_pairs(m, formula_words(m["formula"], lab, outcome=name))))
+        coef = coefficients(run.fits[o].fit, spec.model.level)
+        if "term" in coef.columns:  # the term in words only (issue 21)
+            coef["term"] = [term_label(str(t), lab) for t in coef["term"]]
+        coef = coef.rename(columns=_COEF_HEADERS)
         add(_frame_html(coef, digits=4))
         if m["notes"]:
-            add("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in m["notes"]) + "</ul>")
-
-    add("</div>")
+            add(
+                "<ul>"
+                + "".join(f"<li>{_e(notes_words(n, codes))}</li>" for n in m["notes"])
+                + "</ul>"
+            )
     return parts
 
 
 def _warnings(run: AnalysisRun) -> list[str]:
-    """Validation and model warnings."""
+    """Validation and model warnings; outcome and covariate columns by their labels (issue 21;
+    ``results.json`` keeps the messages as written)."""
+    from peerstats.pipeline._display import display_labels
+    from peerstats.pipeline.report_words import notes_words
+
     res = run.results
     parts: list[str] = []
     add = parts.append
@@ -486,11 +515,25 @@ def _warnings(run: AnalysisRun) -> list[str]:
     add("<h2 id='warnings'>Validation and model warnings</h2>")
     add("<div data-verbatim>")
     if res.get("warnings"):
-        add("<ul class='warn'>" + "".join(f"<li>{_e(w)}</li>" for w in res["warnings"]) + "</ul>")
+        lab = display_labels(run.trial, run.spec)
+        codes = {**lab.covariates, **lab.outcomes}
+        items = "".join(f"<li>{_e(notes_words(str(w), codes))}</li>" for w in res["warnings"])
+        add(f"<ul class='warn'>{items}</ul>")
     else:
         add("<p>None: the data passed every validation check and every model fitted cleanly.</p>")
     add("</div>")
     return parts
+
+
+_INPUT_WORDS = {
+    "analysis_spec": "Analysis spec",
+    "trial_spec": "Trial spec",
+    "participants": "Participants",
+    "assessments": "Assessments",
+    "sessions": "Sessions",
+    "adverse_events": "Adverse events",
+    "redcap_dictionary": "REDCap data dictionary",
+}
 
 
 def _provenance(run: AnalysisRun) -> list[str]:
@@ -509,7 +552,7 @@ def _provenance(run: AnalysisRun) -> list[str]:
         "Re-run with <code>peerstats run</code> and compare with <code>peerstats check</code>.</p>"
     )
     rows = "".join(
-        f"<tr><td>{_e(k)}</td><td style='text-align:left'><code>{_e(v['sha256'][:16])}\u2026</code></td>"
+        f"<tr><td>{_e(_INPUT_WORDS.get(k, k))}</td><td style='text-align:left'><code>{_e(v['sha256'][:16])}\u2026</code></td>"
         f"<td style='text-align:left'>{_e(_relative(v['path'], spec))}</td></tr>"
         for k, v in man.get("inputs", {}).items()
     )

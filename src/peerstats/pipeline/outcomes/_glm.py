@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from peerstats import _dist  # scipy.special, not scipy.stats (cold start, issue 22.3)
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 
 __all__ = ["GLMFit", "GLMMFit", "fit_glm", "fit_glmm", "marginal_risks"]
@@ -69,13 +69,13 @@ class GLMFit:
         """Coefficients on the link scale with Wald z tests and CIs at ``level``."""
         r = self.result
         b, se = np.asarray(r.params), np.sqrt(np.diag(self.cov))
-        z = stats.norm.ppf(0.5 + self.level / 2)
+        z = _dist.norm_ppf(0.5 + self.level / 2)
         out = pd.DataFrame(
             {
                 "estimate": b,
                 "std_error": se,
                 "statistic": b / se,
-                "p_value": 2 * stats.norm.sf(np.abs(b / se)),
+                "p_value": 2 * _dist.norm_sf(np.abs(b / se)),
                 "ci_lower": b - z * se,
                 "ci_upper": b + z * se,
             },
@@ -88,11 +88,11 @@ class GLMFit:
         ell = np.asarray(ell, dtype=float)
         est = float(ell @ np.asarray(self.result.params))
         se = float(np.sqrt(ell @ self.cov @ ell))
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = _dist.norm_ppf(0.5 + level / 2)
         row = dict(
             zip(
                 _COLS,
-                [est, se, est / se, 2 * stats.norm.sf(abs(est / se)), est - z * se, est + z * se],
+                [est, se, est / se, 2 * _dist.norm_sf(abs(est / se)), est - z * se, est + z * se],
             )
         )
         return pd.DataFrame([row])
@@ -167,11 +167,13 @@ def cluster_cov(result: Any, clusters: pd.Series) -> np.ndarray:
 
 def _nb_theta(formula: str, data: pd.DataFrame, offset: Any) -> float:
     """R's theta (1 / alpha) of an NB2 model by maximum likelihood."""
-    import statsmodels.formula.api as smf
+    # the model class itself, not statsmodels.formula.api (which imports every model: cold
+    # start, issue 22.3); smf.negativebinomial is this class's from_formula
+    from statsmodels.discrete.discrete_model import NegativeBinomial
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = smf.negativebinomial(formula, data, offset=offset, loglike_method="nb2")
+        m = NegativeBinomial.from_formula(formula, data, offset=offset, loglike_method="nb2")
         r = m.fit(disp=0, maxiter=500, method="bfgs", gtol=1e-10)
         r = m.fit(start_params=r.params, disp=0, maxiter=100, method="newton", tol=1e-12)
     if not r.mle_retvals.get("converged", True):
@@ -192,8 +194,10 @@ def fit_glm(
     ConvergenceError
         The fit did not converge.
     """
-    import statsmodels.api as sm
-    import statsmodels.formula.api as smf
+    # GLM and its families directly, not statsmodels.api / statsmodels.formula.api (which
+    # import every model and the graphics: cold start, issue 22.3); smf.glm is GLM.from_formula
+    from statsmodels.genmod import families
+    from statsmodels.genmod.generalized_linear_model import GLM
 
     d = data[data["y"].notna()].copy()
     d = d.dropna(subset=terms)
@@ -202,16 +206,16 @@ def fit_glm(
     offset = np.log(d["exposure"].to_numpy(float)) if "exposure" in d.columns else None
     theta = None
     if family == "binomial":
-        fam = sm.families.Binomial()
+        fam = families.Binomial()
     elif family == "poisson":
-        fam = sm.families.Poisson()
+        fam = families.Poisson()
     else:
         theta = _nb_theta(formula, d, offset)
-        fam = sm.families.NegativeBinomial(alpha=1.0 / theta)
+        fam = families.NegativeBinomial(alpha=1.0 / theta)
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=RuntimeWarning)
         try:
-            res = smf.glm(formula, d, family=fam, offset=offset).fit(tol=1e-12)
+            res = GLM.from_formula(formula, d, family=fam, offset=offset).fit(tol=1e-12)
         except _FIT_ERRORS as exc:  # separation, overflow, a singular design
             raise ModelSpecificationError(
                 f"the {family} model ({formula}) could not be fitted: {exc}"
@@ -249,8 +253,8 @@ def wald_test(ell: np.ndarray, beta: np.ndarray, cov: np.ndarray, level: float) 
     ell = np.asarray(ell, dtype=float)
     est = float(ell @ beta)
     se = float(np.sqrt(ell @ cov @ ell))
-    z = stats.norm.ppf(0.5 + level / 2)
-    p = 2 * stats.norm.sf(abs(est / se))
+    z = _dist.norm_ppf(0.5 + level / 2)
+    p = 2 * _dist.norm_sf(abs(est / se))
     return pd.DataFrame([dict(zip(_COLS, [est, se, est / se, p, est - z * se, est + z * se]))])
 
 
@@ -335,10 +339,10 @@ class GLMMFit:
     def coef(self) -> pd.DataFrame:
         """Coefficients on the link scale, Wald z (the GLMM's convention), CIs at ``level``."""
         b, se = np.asarray(self.glmm.fixed_params), np.sqrt(np.diag(self.cov))
-        z = stats.norm.ppf(0.5 + self.level / 2)
+        z = _dist.norm_ppf(0.5 + self.level / 2)
         return pd.DataFrame(
             {"estimate": b, "std_error": se, "statistic": b / se,
-             "p_value": 2 * stats.norm.sf(np.abs(b / se)),
+             "p_value": 2 * _dist.norm_sf(np.abs(b / se)),
              "ci_lower": b - z * se, "ci_upper": b + z * se},
             index=pd.Index(list(self.glmm.coef.index), name="term"),
         )

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from peerstats import _dist  # scipy.special, not scipy.stats (cold start, issue 22.3)
 from peerstats.effects import EffectRecord
 from peerstats.pipeline._common import FittedOutcome
 from peerstats.pipeline.outcomes._adapter import GLMOutcome
@@ -70,14 +70,14 @@ class BinaryOutcome(GLMOutcome):
             return self._marginal_gee(fitted, context, arm, scale, extra)
         risks, grads = marginal_risks(fitted.fit, [ref, arm])
         v = fitted.fit.cov
-        z = stats.norm.ppf(0.5 + context.level / 2)
+        z = _dist.norm_ppf(0.5 + context.level / 2)
         if scale == "risk_difference":
             est, g = risks[1] - risks[0], grads[1] - grads[0]
         else:
             est, g = np.log(risks[1] / risks[0]), grads[1] / risks[1] - grads[0] / risks[0]
         se = float(np.sqrt(g @ v @ g))
         lo, hi = est - z * se, est + z * se
-        p = float(2 * stats.norm.sf(abs(est / se)))
+        p = float(2 * _dist.norm_sf(abs(est / se)))
         if scale == "risk_ratio":
             est, lo, hi = np.exp(est), np.exp(lo), np.exp(hi)
         contrast = f"{arm} - {ref}"

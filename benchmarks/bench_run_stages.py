@@ -1,0 +1,82 @@
+"""Wall time of ``peerstats run analyses/peer_recovery.yaml`` per stage (issue 22 target: < 4 s
+on a quiet machine), interleaved between two source trees (``--before SRC``, e.g. a ``git
+archive`` of the previous commit's ``src``, and this tree), min and median over ``--runs``
+fresh processes, with the machine load printed before and after. Data: the bundled SYNTHETIC
+example.
+
+Usage: python benchmarks/bench_run_stages.py [--before /tmp/old/src] [--runs 5]
+       [--analysis analyses/peer_recovery.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "src"
+STAGE = re.compile(r"^(?P<stage>.+?) \.\.\. done \((?P<sec>[\d.]+) s\)$")
+CODE = "import sys; from peerstats.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def run(src: Path, analysis: Path) -> tuple[float, dict[str, float]]:
+    """One fresh ``peerstats run``: total wall time and the seconds of each printed stage."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", CODE, "run", str(analysis), "--out", f"{tmp}/x", "--force"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        wall = time.perf_counter() - t0
+    stages: dict[str, float] = {}
+    for line in (out.stdout + out.stderr).splitlines():
+        m = STAGE.match(line.strip())
+        if m:
+            name = re.sub(r"^writing /\S+", "writing the folder", m.group("stage"))
+            stages[name] = stages.get(name, 0.0) + float(m.group("sec"))
+    return wall, stages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--before", type=Path)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--analysis", type=Path, default=ROOT / "analyses" / "peer_recovery.yaml")
+    args = ap.parse_args()
+    trees = {"after": HERE} if args.before is None else {"before": args.before, "after": HERE}
+    print("load average:", os.getloadavg(), "cores:", os.cpu_count())
+    walls: dict[str, list[float]] = {k: [] for k in trees}
+    stages: dict[str, dict[str, list[float]]] = {k: {} for k in trees}
+    for _ in range(args.runs):
+        for name, src in trees.items():  # interleaved
+            wall, st = run(src, args.analysis)
+            walls[name].append(wall)
+            for s, sec in st.items():
+                stages[name].setdefault(s, []).append(sec)
+    names = list(dict.fromkeys(s for k in trees for s in stages[k]))
+    print(f"{'stage':60s} " + " ".join(f"{k + ' min/median':>22s}" for k in trees))
+    for s in names:
+        cells = []
+        for k in trees:
+            v = stages[k].get(s)
+            cells.append(f"{min(v):9.2f} {statistics.median(v):9.2f} s" if v else " " * 22)
+        print(f"{s[:60]:60s} " + " ".join(f"{c:>22s}" for c in cells))
+    for k in trees:
+        v = walls[k]
+        print(f"wall ({k}): min {min(v):.2f} s, median {statistics.median(v):.2f} s")
+    print("load average:", os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
