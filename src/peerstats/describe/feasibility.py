@@ -17,13 +17,14 @@ from scipy import stats
 from peerstats.describe._common import (
     arm_levels,
     as_frames,
+    data_error,
     flag,
+    not_an_outcome,
     outcome_names,
     randomised_mask,
     visit_levels,
 )
 from peerstats.describe.render import Table, ci_name
-from peerstats.exceptions import DataValidationError
 
 __all__ = ["wilson_ci", "feasibility", "within_group_change", "attendance"]
 
@@ -88,16 +89,10 @@ def attendance(trial: Any) -> pd.DataFrame:
     part, _ = as_frames(trial)
     sessions = getattr(trial, "sessions", None)
     if sessions is None:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "sessions",
-                        "check": "missing_table",
-                        "message": "attendance needs trial.sessions (subject, session, attended)",
-                    }
-                ]
-            )
+        raise data_error(
+            "sessions",
+            "missing_table",
+            "attendance needs trial.sessions (subject, session, attended)",
         )
     part = part.loc[randomised_mask(part)]
     s = sessions.copy()
@@ -323,34 +318,13 @@ def within_group_change(
     """
     part, assess = as_frames(trial)
     if assess is None:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "check": "missing_table",
-                        "message": "within-group change needs assessments",
-                    }
-                ]
-            )
-        )
+        raise data_error("assessments", "missing_table", "within-group change needs assessments")
     vis = visit_levels(trial)
     if outcome is None:
         names = outcome_names(trial)
         outcome = names[0] if names else None
     if outcome not in assess.columns:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "column": outcome,
-                        "check": "missing_column",
-                        "message": f"{outcome!r} is not an outcome column",
-                    }
-                ]
-            )
-        )
+        raise not_an_outcome(outcome)
     base_v = vis[0]
     post = list(visits) if visits is not None else vis[1:]
     a = assess.copy()

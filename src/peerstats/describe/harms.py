@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 
 from peerstats._identifiers import looks_identifying, mask_value
-from peerstats.describe._common import arm_levels, as_frames, randomised_mask
+from peerstats.describe._common import (
+    NOT_A_COLUMN,
+    arm_levels,
+    as_frames,
+    randomised_mask,
+    require_columns,
+)
 from peerstats.describe.render import Table
 from peerstats.exceptions import DataValidationError
 from peerstats.io.coerce import NO, YES  # one yes/no vocabulary (issue 21)
@@ -99,21 +105,7 @@ def harms_table(
         A column is missing, ``serious`` is not 0/1, or an event names a subject who was not
         randomised (every problem listed).
     """
-    missing = [c for c in (subject, event, serious) if c not in events.columns]
-    if missing:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "adverse_events",
-                        "column": c,
-                        "check": "missing_column",
-                        "message": f"{c!r} is not a column; columns are {list(events.columns)}",
-                    }
-                    for c in missing
-                ]
-            )
-        )
+    require_columns(events, (subject, event, serious), "adverse_events", message=NOT_A_COLUMN)
     part, _ = as_frames(trial)
     part = part.loc[randomised_mask(part)]
     arm_of = dict(zip(part["subject"].astype(str), part["arm"].astype(str)))

@@ -15,6 +15,7 @@ import pandas as pd
 
 from peerstats.describe._common import (
     arm_levels,
+    not_an_outcome,
     outcome_info,
     randomised_mask,
     reference_arm,
@@ -22,7 +23,7 @@ from peerstats.describe._common import (
 )
 from peerstats.describe.feasibility import wilson_ci
 from peerstats.describe.render import Table, ci_name
-from peerstats.exceptions import DataValidationError, SpecError
+from peerstats.exceptions import SpecError
 
 __all__ = ["reliable_change", "responder_analysis", "risk_difference"]
 
@@ -149,18 +150,7 @@ def responder_analysis(
 
     a = trial.assessments
     if outcome not in a.columns:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "column": outcome,
-                        "check": "missing_column",
-                        "message": f"{outcome!r} is not an outcome column",
-                    }
-                ]
-            )
-        )
+        raise not_an_outcome(outcome)
     visits = visit_levels(trial)
     visit = visit or visits[-1]
     if visit not in visits[1:]:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats.describe._common import NOT_A_COLUMN, data_error
 from peerstats.describe.feasibility import wilson_ci
 from peerstats.describe.render import Table
 from peerstats.exceptions import DataValidationError
@@ -35,17 +36,8 @@ PercentileMethod = Literal[
 
 
 def _missing_col(table: str, col: str, cols: Sequence[str]) -> DataValidationError:
-    return DataValidationError(
-        pd.DataFrame(
-            [
-                {
-                    "table": table,
-                    "column": col,
-                    "check": "missing_column",
-                    "message": f"{col!r} is not a column; columns are {list(cols)}",
-                }
-            ]
-        )
+    return data_error(
+        table, "missing_column", NOT_A_COLUMN.format(c=col, cols=list(cols)), column=col
     )
 
 

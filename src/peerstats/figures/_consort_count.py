@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from peerstats.describe._common import flag, outcome_names, randomised_mask
+from peerstats.describe._common import data_error, flag, outcome_names, randomised_mask
 from peerstats.exceptions import DataValidationError, ReconciliationError
 
 #: Columns of :attr:`ConsortFlow.counts`.
@@ -192,10 +192,11 @@ def _observed_by_visit(
         elif visits:
             base_observed = set(observed.get(visits[0], set()))
     elif assess is not None and outcome is not None:
-        raise missing_column(
+        raise data_error(
             "assessments",
-            outcome,
+            "missing_column",
             f"outcome {outcome!r} is not in the assessments; columns are {list(assess.columns)}",
+            column=outcome,
         )
     return observed, base_observed
 
@@ -256,12 +257,6 @@ def _row(
     return {"stage": stage, "box": box, "arm": arm, "visit": visit, "reason": None, "n": n}
 
 
-def missing_column(table: str, column: str, message: str) -> DataValidationError:
-    """The error of a column the flow needs."""
-    issue = {"table": table, "column": column, "check": "missing_column", "message": message}
-    return DataValidationError(pd.DataFrame([issue]))
-
-
 def _if_column(sub: pd.DataFrame, rows: pd.DataFrame, column: str) -> pd.Series | None:
     return rows[column] if column in sub.columns else None
 
@@ -307,7 +302,9 @@ def prepare_participants(
                 "randomised with an exclusion_reason, so the flow accounts for them"
             )
     if not single and "arm" not in part.columns:
-        raise missing_column("participants", "arm", "a parallel trial needs an 'arm' column")
+        raise data_error(
+            "participants", "missing_column", "a parallel trial needs an 'arm' column", column="arm"
+        )
     if "arm" not in part.columns:
         part["arm"] = arms[0] if arms else "intervention"
         arms = arms or ["intervention"]

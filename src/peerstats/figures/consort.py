@@ -18,6 +18,7 @@ import pandas as pd
 from peerstats.describe._common import (
     arm_levels,
     as_frames,
+    data_error,
     group_delivered_arms,
     is_single_arm,
     visit_levels,
@@ -36,7 +37,6 @@ from peerstats.figures._consort_count import (
     check_fit_ids,
     default_outcome,
     enrolment_rows,
-    missing_column,
     prepare_participants,
 )
 
@@ -324,8 +324,11 @@ def consort(
     """
     part, assess = as_frames(trial)
     if "subject" not in part.columns:
-        raise missing_column(
-            "participants", "subject", "the participants table needs a 'subject' column"
+        raise data_error(
+            "participants",
+            "missing_column",
+            "the participants table needs a 'subject' column",
+            column="subject",
         )
     single = is_single_arm(trial)
     visits = visit_levels(trial)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from peerstats.exceptions import DataValidationError
+from peerstats.describe._common import NOT_A_COLUMN, require_columns
 from peerstats.figures.palette import GREY, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,21 +72,7 @@ def plot_forest(
     """
     labels = [label] if isinstance(label, str) else list(label)
     needed = [estimate, *ci, *labels]
-    missing = [c for c in needed if c not in effects.columns]
-    if missing:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "effects",
-                        "column": c,
-                        "check": "missing_column",
-                        "message": f"{c!r} is not a column; columns are {list(effects.columns)}",
-                    }
-                    for c in missing
-                ]
-            )
-        )
+    require_columns(effects, needed, "effects", message=NOT_A_COLUMN)
     e = effects.reset_index(drop=True)
     rows: list[tuple[str, int | None, bool]] = []  # text, index into e, is header
     if len(labels) >= 2:

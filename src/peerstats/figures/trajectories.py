@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from peerstats.describe._common import arm_levels, outcome_info, visit_levels
-from peerstats.exceptions import DataValidationError, ModelSpecificationError
+from peerstats.describe._common import arm_levels, data_error, outcome_info, visit_levels
+from peerstats.exceptions import ModelSpecificationError
 from peerstats.figures.palette import arm_colors, arm_markers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,17 +33,11 @@ def observed_means(
     """
     for c in (arm, visit, outcome):
         if c not in data.columns:
-            raise DataValidationError(
-                pd.DataFrame(
-                    [
-                        {
-                            "table": "assessments",
-                            "column": c,
-                            "check": "missing_column",
-                            "message": f"{c!r} is not a column; columns are {list(data.columns)}",
-                        }
-                    ]
-                )
+            raise data_error(
+                "assessments",
+                "missing_column",
+                f"{c!r} is not a column; columns are {list(data.columns)}",
+                column=c,
             )
     g = data.dropna(subset=[outcome]).groupby([arm, visit], observed=True, sort=True)[outcome]
     out = g.agg(n="count", mean="mean", sd="std").reset_index()
