@@ -43,7 +43,6 @@ ALLOWED: dict[str, int] = {
     "instruments/_scoring.py::score": 101,
     # issue 23.6 area, being split on branch slim
     "describe/responder.py::responder_analysis": 169,
-    "figures/forest.py::plot_forest": 132,
     "describe/feasibility.py::within_group_change": 125,
     "describe/feasibility.py::feasibility": 114,
     "describe/survey.py::response_rates": 105,
