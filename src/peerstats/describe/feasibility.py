@@ -154,24 +154,7 @@ def feasibility(
     """
     part, assess = as_frames(trial)
     rand = randomised_mask(part)
-    rows: list[dict[str, Any]] = []
-    n_assessed = len(part)
-    if "eligible" in part.columns:
-        elig = flag(part["eligible"]).fillna(False).astype(bool)
-        rows.append(_rate("eligible", None, None, int(elig.sum()), n_assessed, alpha))
-        rows.append(
-            _rate(
-                "consented_of_eligible",
-                None,
-                None,
-                int((rand & elig).sum()),
-                int(elig.sum()),
-                alpha,
-            )
-        )
-    if "eligible" in part.columns or not bool(rand.all()):  # screening data recorded
-        rows.append(_rate("recruited", None, None, int(rand.sum()), n_assessed, alpha))
-
+    rows = _recruitment_rates(part, rand, alpha)
     enrolled = part.loc[rand].copy()
     enrolled["subject"] = enrolled["subject"].astype(str)
     arms = arm_levels(trial)
@@ -188,61 +171,14 @@ def feasibility(
     if outcome is None:
         names = outcome_names(trial)
         outcome = names[0] if names else None
-    observed: dict[str, set[str]] = {}
-    if assess is not None and outcome is not None and outcome in assess.columns:
-        a = assess.loc[assess[outcome].notna(), ["subject", "visit"]]
-        for v, g in a.groupby(a["visit"].astype(str)):
-            observed[str(v)] = set(g["subject"].astype(str))
-
-    att = None
-    if getattr(trial, "sessions", None) is not None:
-        att = attendance(trial)
+    observed = _observed_subjects(assess, outcome)
+    att = attendance(trial) if getattr(trial, "sessions", None) is not None else None
     for arm, g in groups:
-        n = len(g)
-        if "received" in g.columns:
-            rows.append(
-                _rate("started", arm, None, int(flag(g["received"]).fillna(False).sum()), n, alpha)
-            )
-        for v in visits[1:] if len(visits) > 1 else visits:
-            k = len(set(g["subject"]) & observed.get(v, set()))
-            rows.append(_rate("retained", arm, v, k, n, alpha))
-        if "discontinued" in g.columns:
-            rows.append(
-                _rate(
-                    "discontinued",
-                    arm,
-                    None,
-                    int(flag(g["discontinued"]).fillna(False).sum()),
-                    n,
-                    alpha,
-                )
-            )
+        rows += _group_rates(arm, g, visits, observed, alpha)
         if att is not None:
-            ga = att[att["subject"].isin(set(g["subject"]))].dropna(subset=["sessions_attended"])
-            if len(ga):
-                offered = int(ga["sessions_offered"].max())
-                thr = min_sessions if min_sessions is not None else int(np.ceil(offered / 2))
-                k = int((ga["sessions_attended"] >= thr).sum())
-                r = _rate(
-                    f"adherent (>= {thr} of {offered} sessions)", arm, None, k, len(ga), alpha
-                )
-                rows.append(r)
+            rows += _adherence_rate(arm, g, att, min_sessions, alpha)
     data = pd.DataFrame(rows, columns=RATE_COLUMNS)
-
-    disp = pd.DataFrame(
-        {
-            "Measure": [_LABELS.get(m, m) for m in data["measure"]],
-            "Arm": data["arm"].fillna(""),
-            "Visit": data["visit"].fillna(""),
-            "n / N": [f"{k} / {n}" for k, n in zip(data["numerator"], data["denominator"])],
-            f"% ({ci_name(1 - alpha)})": [
-                f"{100 * p:z.1f} ({100 * lo:z.1f} to {100 * hi:z.1f})" if n else ""
-                for p, lo, hi, n in zip(
-                    data["proportion"], data["ci_lower"], data["ci_upper"], data["denominator"]
-                )
-            ],
-        }
-    )
+    disp = _rate_display(data, alpha)
     if not by_arm:
         disp = disp.drop(columns="Arm")
     summ = None
@@ -260,6 +196,76 @@ def feasibility(
         caption="Feasibility outcomes",
         notes=[f"{ci_name(1 - alpha)[:-3]} confidence intervals by the Wilson score method."],
         extras={"attendance": summ},
+    )
+
+
+def _recruitment_rates(part: pd.DataFrame, rand: pd.Series, alpha: float) -> list[dict]:
+    """Eligible and consented of eligible (with an ``eligible`` column) and recruited (when
+    screening data were recorded)."""
+    rows: list[dict[str, Any]] = []
+    n_assessed = len(part)
+    if "eligible" in part.columns:
+        elig = flag(part["eligible"]).fillna(False).astype(bool)
+        n_elig = int(elig.sum())
+        rows.append(_rate("eligible", None, None, n_elig, n_assessed, alpha))
+        n_cons = int((rand & elig).sum())
+        rows.append(_rate("consented_of_eligible", None, None, n_cons, n_elig, alpha))
+    if "eligible" in part.columns or not bool(rand.all()):  # screening data recorded
+        rows.append(_rate("recruited", None, None, int(rand.sum()), n_assessed, alpha))
+    return rows
+
+
+def _observed_subjects(assess: pd.DataFrame | None, outcome: str | None) -> dict[str, set[str]]:
+    """Who has the outcome at each visit."""
+    observed: dict[str, set[str]] = {}
+    if assess is not None and outcome is not None and outcome in assess.columns:
+        a = assess.loc[assess[outcome].notna(), ["subject", "visit"]]
+        for v, g in a.groupby(a["visit"].astype(str)):
+            observed[str(v)] = set(g["subject"].astype(str))
+    return observed
+
+
+def _group_rates(arm, g: pd.DataFrame, visits, observed, alpha: float) -> list[dict]:
+    """Started, retained at each post-baseline visit and discontinued, of one arm (or all)."""
+    rows: list[dict[str, Any]] = []
+    n = len(g)
+    if "received" in g.columns:
+        k = int(flag(g["received"]).fillna(False).sum())
+        rows.append(_rate("started", arm, None, k, n, alpha))
+    for v in visits[1:] if len(visits) > 1 else visits:
+        k = len(set(g["subject"]) & observed.get(v, set()))
+        rows.append(_rate("retained", arm, v, k, n, alpha))
+    if "discontinued" in g.columns:
+        k = int(flag(g["discontinued"]).fillna(False).sum())
+        rows.append(_rate("discontinued", arm, None, k, n, alpha))
+    return rows
+
+
+def _adherence_rate(arm, g, att: pd.DataFrame, min_sessions, alpha: float) -> list[dict]:
+    """Share attending at least ``min_sessions`` (default half of those offered, rounded up)."""
+    ga = att[att["subject"].isin(set(g["subject"]))].dropna(subset=["sessions_attended"])
+    if not len(ga):
+        return []
+    offered = int(ga["sessions_offered"].max())
+    thr = min_sessions if min_sessions is not None else int(np.ceil(offered / 2))
+    k = int((ga["sessions_attended"] >= thr).sum())
+    return [_rate(f"adherent (>= {thr} of {offered} sessions)", arm, None, k, len(ga), alpha)]
+
+
+def _rate_display(data: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Measure": [_LABELS.get(m, m) for m in data["measure"]],
+            "Arm": data["arm"].fillna(""),
+            "Visit": data["visit"].fillna(""),
+            "n / N": [f"{k} / {n}" for k, n in zip(data["numerator"], data["denominator"])],
+            f"% ({ci_name(1 - alpha)})": [
+                f"{100 * p:z.1f} ({100 * lo:z.1f} to {100 * hi:z.1f})" if n else ""
+                for p, lo, hi, n in zip(
+                    data["proportion"], data["ci_lower"], data["ci_upper"], data["denominator"]
+                )
+            ],
+        }
     )
 
 
