@@ -269,6 +269,63 @@ def _rate_display(data: pd.DataFrame, alpha: float) -> pd.DataFrame:
     )
 
 
+def _paired_change(pair: pd.DataFrame, base_v: str, v: str, alpha: float) -> dict[str, Any]:
+    """Paired t summary of the change ``v - base_v`` (with Cohen's d_z and its noncentral t
+    CI, and the change over the baseline SD)."""
+    n = len(pair)
+    diff = pair[v] - pair[base_v]
+    m, sd = diff.mean(), diff.std(ddof=1)
+    if n >= 2 and sd > 0:
+        se = sd / np.sqrt(n)
+        tcrit = stats.t.ppf(1 - alpha / 2, n - 1)
+        t_stat = m / se
+        p = 2 * stats.t.sf(abs(t_stat), n - 1)
+        lo, hi = m - tcrit * se, m + tcrit * se
+        dz = m / sd
+        dlo, dhi = _paired_effect_ci(dz, n, alpha)
+    else:
+        lo = hi = t_stat = p = dz = dlo = dhi = float("nan")
+    sd_b = pair[base_v].std(ddof=1) if n >= 2 else float("nan")
+    return {
+        "n": n,
+        "mean_baseline": pair[base_v].mean(),
+        "mean_visit": pair[v].mean(),
+        "mean_change": m,
+        "sd_change": sd,
+        "ci_lower": lo,
+        "ci_upper": hi,
+        "statistic": t_stat,
+        "df": n - 1,
+        "p_value": p,
+        "d_z": dz,
+        "d_z_ci_lower": dlo,
+        "d_z_ci_upper": dhi,
+        "d_baseline": m / sd_b if sd_b and sd_b > 0 else float("nan"),
+    }
+
+
+def _change_display(data: pd.DataFrame, base_v: str, alpha: float) -> pd.DataFrame:
+    ci = ci_name(1 - alpha)
+    return pd.DataFrame(
+        {
+            "Arm": data["arm"],
+            "Visit": data["visit"],
+            "n": data["n"],
+            f"{base_v}, mean": data["mean_baseline"].map(lambda x: f"{x:z.2f}"),
+            "Visit mean": data["mean_visit"].map(lambda x: f"{x:z.2f}"),
+            f"Change ({ci})": [
+                f"{m:z.2f} ({lo:z.2f} to {hi:z.2f})"
+                for m, lo, hi in zip(data["mean_change"], data["ci_lower"], data["ci_upper"])
+            ],
+            f"d_z ({ci})": [
+                f"{d:z.2f} ({lo:z.2f} to {hi:z.2f})"
+                for d, lo, hi in zip(data["d_z"], data["d_z_ci_lower"], data["d_z_ci_upper"])
+            ],
+            "p": data["p_value"].map(lambda x: "<0.001" if x < 0.001 else f"{x:z.3f}"),
+        }
+    )
+
+
 def _paired_effect_ci(d: float, n: int, alpha: float) -> tuple[float, float]:
     """CI of d_z = mean / SD of paired differences by inverting the noncentral t."""
     if n < 2 or not np.isfinite(d):
@@ -350,65 +407,10 @@ def within_group_change(
         for v in post:
             if v not in w.columns or base_v not in w.columns:
                 continue
-            pair = w[[base_v, v]].dropna()
-            n = len(pair)
-            diff = pair[v] - pair[base_v]
-            m, sd = diff.mean(), diff.std(ddof=1)
-            if n >= 2 and sd > 0:
-                se = sd / np.sqrt(n)
-                tcrit = stats.t.ppf(1 - alpha / 2, n - 1)
-                t_stat = m / se
-                p = 2 * stats.t.sf(abs(t_stat), n - 1)
-                lo, hi = m - tcrit * se, m + tcrit * se
-                dz = m / sd
-                dlo, dhi = _paired_effect_ci(dz, n, alpha)
-            else:
-                lo = hi = t_stat = p = dz = dlo = dhi = float("nan")
-            sd_b = pair[base_v].std(ddof=1) if n >= 2 else float("nan")
-            rows.append(
-                {
-                    "outcome": outcome,
-                    "arm": arm,
-                    "visit": v,
-                    "n": n,
-                    "mean_baseline": pair[base_v].mean(),
-                    "mean_visit": pair[v].mean(),
-                    "mean_change": m,
-                    "sd_change": sd,
-                    "ci_lower": lo,
-                    "ci_upper": hi,
-                    "statistic": t_stat,
-                    "df": n - 1,
-                    "p_value": p,
-                    "d_z": dz,
-                    "d_z_ci_lower": dlo,
-                    "d_z_ci_upper": dhi,
-                    "d_baseline": m / sd_b if sd_b and sd_b > 0 else float("nan"),
-                }
-            )
+            stats_ = _paired_change(w[[base_v, v]].dropna(), base_v, v, alpha)
+            rows.append({"outcome": outcome, "arm": arm, "visit": v, **stats_})
     data = pd.DataFrame(rows)
-    disp = (
-        pd.DataFrame(
-            {
-                "Arm": data["arm"],
-                "Visit": data["visit"],
-                "n": data["n"],
-                f"{base_v}, mean": data["mean_baseline"].map(lambda x: f"{x:z.2f}"),
-                "Visit mean": data["mean_visit"].map(lambda x: f"{x:z.2f}"),
-                f"Change ({ci_name(1 - alpha)})": [
-                    f"{m:z.2f} ({lo:z.2f} to {hi:z.2f})"
-                    for m, lo, hi in zip(data["mean_change"], data["ci_lower"], data["ci_upper"])
-                ],
-                f"d_z ({ci_name(1 - alpha)})": [
-                    f"{d:z.2f} ({lo:z.2f} to {hi:z.2f})"
-                    for d, lo, hi in zip(data["d_z"], data["d_z_ci_lower"], data["d_z_ci_upper"])
-                ],
-                "p": data["p_value"].map(lambda x: "<0.001" if x < 0.001 else f"{x:z.3f}"),
-            }
-        )
-        if len(data)
-        else pd.DataFrame()
-    )
+    disp = _change_display(data, base_v, alpha) if len(data) else pd.DataFrame()
     return Table(
         data,
         disp,
