@@ -75,83 +75,13 @@ def response_rates(
     """
     if by not in responses.columns:
         raise _missing_col("responses", by, responses.columns)
-    if isinstance(targets, pd.DataFrame):
-        if by not in targets.columns or target_column not in targets.columns:
-            raise _missing_col(
-                "targets", by if by not in targets.columns else target_column, targets.columns
-            )
-        tgt = pd.Series(targets[target_column].to_numpy(), index=targets[by].astype(str))
-    else:
-        tgt = pd.Series(dict(targets)) if not isinstance(targets, pd.Series) else targets.copy()
-        tgt.index = tgt.index.astype(str)
+    tgt = _targets(targets, by, target_column)
     counts = responses[by].dropna().astype(str).value_counts()
-    problems = []
-    for g in tgt.index[tgt.index.duplicated()].unique():
-        problems.append((g, "duplicate_target", f"group {g!r} has more than one target"))
-    for g, t in tgt.items():
-        t_num = pd.to_numeric(pd.Series([t]), errors="coerce").iloc[0]
-        if not (t_num == t_num) or t_num < 0 or t_num != int(t_num):
-            problems.append((g, "bad_target", f"target of {g!r} is {t!r}; a count is needed"))
-        elif int(counts.get(g, 0)) > t_num:
-            problems.append(
-                (
-                    g,
-                    "above_target",
-                    f"{int(counts.get(g, 0))} responses in {g!r} exceed its target of {int(t_num)}",
-                )
-            )
-    if problems:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {"table": "targets", "column": by, "value": g, "check": c, "message": m}
-                    for g, c, m in problems
-                ]
-            )
-        )
-    unknown = sorted(set(counts.index) - set(tgt.index))
-    if unknown:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "responses",
-                        "column": by,
-                        "value": u,
-                        "check": "unknown_label",
-                        "message": f"{u!r} has no target population; groups are {list(tgt.index)}",
-                    }
-                    for u in unknown
-                ]
-            )
-        )
-    rows = []
-    for g, t in tgt.items():
-        k = int(counts.get(g, 0))
-        lo, hi = wilson_ci(k, int(t), alpha)
-        rows.append(
-            {
-                "group": g,
-                "responses": k,
-                "target": int(t),
-                "rate_percent": 100 * k / t if t else np.nan,
-                "ci_lower": 100 * lo,
-                "ci_upper": 100 * hi,
-            }
-        )
+    _check_targets(tgt, counts, by)
+    rows = [_rate_row(g, int(counts.get(g, 0)), int(t), alpha) for g, t in tgt.items()]
     if total:
         k, t = sum(r["responses"] for r in rows), sum(r["target"] for r in rows)
-        lo, hi = wilson_ci(k, t, alpha)
-        rows.append(
-            {
-                "group": "Total",
-                "responses": k,
-                "target": t,
-                "rate_percent": 100 * k / t if t else np.nan,
-                "ci_lower": 100 * lo,
-                "ci_upper": 100 * hi,
-            }
-        )
+        rows.append(_rate_row("Total", k, t, alpha))
     data = pd.DataFrame(rows)
     display = pd.DataFrame(
         {
@@ -169,6 +99,64 @@ def response_rates(
     if n_unattributed:
         notes.append(f"{n_unattributed} response(s) without a {by} are not counted.")
     return Table(data, display, caption="Response rate", notes=notes)
+
+
+def _targets(targets: Any, by: str, target_column: str) -> pd.Series:
+    """Target population per group as a Series indexed by the group (as text)."""
+    if isinstance(targets, pd.DataFrame):
+        if by not in targets.columns or target_column not in targets.columns:
+            raise _missing_col(
+                "targets", by if by not in targets.columns else target_column, targets.columns
+            )
+        return pd.Series(targets[target_column].to_numpy(), index=targets[by].astype(str))
+    tgt = pd.Series(dict(targets)) if not isinstance(targets, pd.Series) else targets.copy()
+    tgt.index = tgt.index.astype(str)
+    return tgt
+
+
+def _check_targets(tgt: pd.Series, counts: pd.Series, by: str) -> None:
+    """Targets are unique non-negative counts, not exceeded, for every group responding."""
+    problems = []
+    for g in tgt.index[tgt.index.duplicated()].unique():
+        problems.append((g, "duplicate_target", f"group {g!r} has more than one target"))
+    for g, t in tgt.items():
+        t_num = pd.to_numeric(pd.Series([t]), errors="coerce").iloc[0]
+        if not (t_num == t_num) or t_num < 0 or t_num != int(t_num):
+            problems.append((g, "bad_target", f"target of {g!r} is {t!r}; a count is needed"))
+        elif int(counts.get(g, 0)) > t_num:
+            n = int(counts.get(g, 0))
+            message = f"{n} responses in {g!r} exceed its target of {int(t_num)}"
+            problems.append((g, "above_target", message))
+    if problems:
+        raise _value_errors("targets", by, problems)
+    unknown = sorted(set(counts.index) - set(tgt.index))
+    if unknown:
+        groups = list(tgt.index)
+        message = "{!r} has no target population; groups are {}"
+        problems = [(u, "unknown_label", message.format(u, groups)) for u in unknown]
+        raise _value_errors("responses", by, problems)
+
+
+def _value_errors(table: str, column: str, problems: list[tuple]) -> DataValidationError:
+    """One row per (value, check, message) problem of ``table.column``."""
+    rows = [
+        {"table": table, "column": column, "value": g, "check": c, "message": m}
+        for g, c, m in problems
+    ]
+    return DataValidationError(pd.DataFrame(rows))
+
+
+def _rate_row(group: str, k: int, t: int, alpha: float) -> dict[str, Any]:
+    """Responses, target and the response rate (%) with its Wilson CI."""
+    lo, hi = wilson_ci(k, t, alpha)
+    return {
+        "group": group,
+        "responses": k,
+        "target": t,
+        "rate_percent": 100 * k / t if t else np.nan,
+        "ci_lower": 100 * lo,
+        "ci_upper": 100 * hi,
+    }
 
 
 def describe_numeric(
