@@ -203,50 +203,8 @@ def describe_numeric(
         if c not in data.columns:
             raise _missing_col("data", c, data.columns)
     labels = dict(labels or {})
-    rows = []
-    bad = []
-    for c in columns:
-        x = pd.to_numeric(data[c], errors="coerce")
-        lost = x.isna() & data[c].notna() & (data[c].astype(str).str.strip() != "")
-        bad += [
-            {
-                "table": "data",
-                "row": int(i) + 1,
-                "column": c,
-                "value": data[c].iloc[i],
-                "check": "non_numeric",
-                "message": f"{data[c].iloc[i]!r} is not a number",
-            }
-            for i in np.flatnonzero(lost.to_numpy())
-        ]
-    if bad:  # text in a numeric column would silently count as missing
-        raise DataValidationError(pd.DataFrame(bad), context="describe_numeric")
-    for c in columns:
-        x = pd.to_numeric(data[c], errors="coerce").astype(float)
-        obs = x.dropna().to_numpy()
-        n_all = len(x)
-        miss = int(n_all - len(obs))
-        row: dict[str, Any] = {
-            "variable": c,
-            "count": len(obs),
-            "missing": miss,
-            "missing_percent": 100 * miss / n_all if n_all else np.nan,
-            "unique": len(np.unique(obs)),
-            "min": obs.min() if len(obs) else np.nan,
-            "max": obs.max() if len(obs) else np.nan,
-            "mean": obs.mean() if len(obs) else np.nan,
-            "sd": obs.std(ddof=1) if len(obs) > 1 else np.nan,
-            "sum": obs.sum(),
-        }
-        qs = (
-            np.percentile(obs, list(percentiles), method=method)
-            if len(obs)
-            else [np.nan] * len(percentiles)
-        )
-        for p, q in zip(percentiles, qs):
-            row[f"p{p:g}"] = float(q)
-        rows.append(row)
-    tidy = pd.DataFrame(rows)
+    _refuse_text(data, columns)
+    tidy = pd.DataFrame([_numeric_row(data[c], c, percentiles, method) for c in columns])
 
     def num(v: float) -> str:
         return f"{v:z.0f}" if float(v).is_integer() else f"{v:z.2f}"
@@ -276,6 +234,55 @@ def describe_numeric(
             f"numpy method {method!r}."
         ],
     )
+
+
+def _refuse_text(data: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Text in a numeric column would silently count as missing: list every such cell."""
+    bad = []
+    for c in columns:
+        x = pd.to_numeric(data[c], errors="coerce")
+        lost = x.isna() & data[c].notna() & (data[c].astype(str).str.strip() != "")
+        bad += [
+            {
+                "table": "data",
+                "row": int(i) + 1,
+                "column": c,
+                "value": data[c].iloc[i],
+                "check": "non_numeric",
+                "message": f"{data[c].iloc[i]!r} is not a number",
+            }
+            for i in np.flatnonzero(lost.to_numpy())
+        ]
+    if bad:
+        raise DataValidationError(pd.DataFrame(bad), context="describe_numeric")
+
+
+def _numeric_row(values: pd.Series, name: str, percentiles, method: str) -> dict[str, Any]:
+    """Count, missing, unique, min, max, mean, SD, sum and percentiles of one column."""
+    x = pd.to_numeric(values, errors="coerce").astype(float)
+    obs = x.dropna().to_numpy()
+    n_all = len(x)
+    miss = int(n_all - len(obs))
+    row: dict[str, Any] = {
+        "variable": name,
+        "count": len(obs),
+        "missing": miss,
+        "missing_percent": 100 * miss / n_all if n_all else np.nan,
+        "unique": len(np.unique(obs)),
+        "min": obs.min() if len(obs) else np.nan,
+        "max": obs.max() if len(obs) else np.nan,
+        "mean": obs.mean() if len(obs) else np.nan,
+        "sd": obs.std(ddof=1) if len(obs) > 1 else np.nan,
+        "sum": obs.sum(),
+    }
+    qs = (
+        np.percentile(obs, list(percentiles), method=method)
+        if len(obs)
+        else [np.nan] * len(percentiles)
+    )
+    for p, q in zip(percentiles, qs):
+        row[f"p{p:g}"] = float(q)
+    return row
 
 
 def describe_categorical(
