@@ -313,8 +313,9 @@ def subgroups(
     if not by:
         raise SpecError("by= must name at least one subgroup variable")
     if hasattr(trial_or_fit, "_design") and hasattr(trial_or_fit, "test"):
-        return subgroups_from_fit(trial_or_fit, outcome=outcome, visit=visit, by=by,
-                                  level=level, labels=labels)
+        return subgroups_from_fit(
+            trial_or_fit, outcome=outcome, visit=visit, by=by, level=level, labels=labels
+        )
     if hasattr(trial_or_fit, "contrasts") and hasattr(trial_or_fit, "fit"):
         raise SpecError(
             "subgroups got a TrialAnalysis (the primary model has no treatment-by-subgroup "
@@ -323,55 +324,22 @@ def subgroups(
         )
     trial = trial_or_fit
     if not hasattr(trial, "spec") or not hasattr(trial, "assessments"):
-        raise SpecError("subgroups needs a Trial (peerstats.load_trial or peerstats.datasets.load) "
-                        "or a fitted model with the interaction")
-    spec = trial.spec
-    post = list(spec.visits)[1:]
-    many = len(post) > 1
-    visit = str(visit if visit is not None else post[-1])
-    if visit not in post:
-        raise SpecError(f"{visit!r} is not a post-baseline visit; visits are {post}")
-    arms = [str(a) for a in spec.arms.levels]
-    if len(arms) != 2:
-        raise ModelSpecificationError(f"subgroups compares two arms; this trial has {arms}")
-    ref = str(spec.arms.reference or arms[0])
-    trt = [a for a in arms if a != ref][0]
+        raise SpecError(
+            "subgroups needs a Trial (peerstats.load_trial or peerstats.datasets.load) "
+            "or a fitted model with the interaction"
+        )
+    visit, many, ref, trt = _design(trial.spec, visit)
     covariates = [str(c) for c in covariates]
     primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
     ct = primary.contrasts
     overall = ct[ct["visit"].astype(str) == visit].iloc[0]
-    a = trial.assessments
-    at = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
-    if f"{outcome}_baseline" in at.columns:
-        at = at[at[f"{outcome}_baseline"].notna()]
-    n_at_visit = int(at["subject"].nunique())
     tables, tests, curves = [], [], {}
     for var in by:
-        values, cont = _participant_values(trial, var)
-        cells = _analysed_cells(trial, outcome, visit, var, values)
-        if not cont:
-            _check_cells(cells, var, arms)
-        part = trial.participants.copy()
-        part[var] = part["subject"].map(values)
-        if not cont:
-            lv = sorted(values.dropna().unique(), key=_sort_key)
-            part[var] = pd.Categorical(part[var], categories=lv)
-        covs = list(dict.fromkeys(covariates + ([] if var in trial.assessments.columns else [var])))
-        if var in trial.assessments.columns and not cont:
-            raise ModelSpecificationError(
-                f"{var!r} is already a model column (a stratum); use it as a subgroup through a "
-                "participant column of another name"
-            )
-        fit = _fit_with(trial, outcome, var, covs, many, df, level, part).fit
-        if cont:
-            tab, test, curve = _continuous(
-                fit, var, visit if many else None, ref, trt, level, cells, labels
-            )
+        tab, test, curve = _one_variable(
+            trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels
+        )
+        if curve is not None:
             curves[var] = curve
-        else:
-            tab, test = _categorical(
-                fit, var, visit if many else None, ref, trt, level, cells, labels
-            )
         tab["interaction_p"] = test["p_value"]
         tables.append(tab)
         tests.append(test)
@@ -384,10 +352,60 @@ def subgroups(
         interactions=pd.DataFrame(tests).set_index("variable"),
         curves=curves,
         overall=overall[_TIDY].astype(float),
-        n_overall=n_at_visit,
+        n_overall=_n_at_visit(trial.assessments, outcome, visit),
         level=level,
         warning=EXPLORATORY.format(k=len(by)),
     )
+
+
+def _design(spec: Any, visit: str | None) -> tuple[str, bool, str, str]:
+    """The visit (default the last), whether there are several post-baseline visits, and the
+    reference and treatment arms (exactly two arms)."""
+    post = list(spec.visits)[1:]
+    visit = str(visit if visit is not None else post[-1])
+    if visit not in post:
+        raise SpecError(f"{visit!r} is not a post-baseline visit; visits are {post}")
+    arms = [str(a) for a in spec.arms.levels]
+    if len(arms) != 2:
+        raise ModelSpecificationError(f"subgroups compares two arms; this trial has {arms}")
+    ref = str(spec.arms.reference or arms[0])
+    trt = [a for a in arms if a != ref][0]
+    return visit, len(post) > 1, ref, trt
+
+
+def _n_at_visit(a: pd.DataFrame, outcome: str, visit: str) -> int:
+    """Participants with the outcome (and its baseline, when a column) at the visit."""
+    at = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
+    if f"{outcome}_baseline" in at.columns:
+        at = at[at[f"{outcome}_baseline"].notna()]
+    return int(at["subject"].nunique())
+
+
+def _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels):
+    """Refit with ``var * arm (* visit)``: the subgroup table, the interaction test and, for a
+    continuous variable, the effect curve (else None)."""
+    arms = [str(a) for a in trial.spec.arms.levels]
+    values, cont = _participant_values(trial, var)
+    cells = _analysed_cells(trial, outcome, visit, var, values)
+    if not cont:
+        _check_cells(cells, var, arms)
+    part = trial.participants.copy()
+    part[var] = part["subject"].map(values)
+    if not cont:
+        lv = sorted(values.dropna().unique(), key=_sort_key)
+        part[var] = pd.Categorical(part[var], categories=lv)
+    covs = list(dict.fromkeys(covariates + ([] if var in trial.assessments.columns else [var])))
+    if var in trial.assessments.columns and not cont:
+        raise ModelSpecificationError(
+            f"{var!r} is already a model column (a stratum); use it as a subgroup through a "
+            "participant column of another name"
+        )
+    fit = _fit_with(trial, outcome, var, covs, many, df, level, part).fit
+    at = visit if many else None
+    if cont:
+        return _continuous(fit, var, at, ref, trt, level, cells, labels)
+    tab, test = _categorical(fit, var, at, ref, trt, level, cells, labels)
+    return tab, test, None
 
 
 def _sort_key(v: Any) -> tuple:
@@ -491,13 +509,23 @@ def _has_interaction(design: Any, var: str, arm: str) -> bool:
     return any(var in t and arm in t for t in terms)
 
 
-def subgroups_from_fit(fit: Any, *, outcome: str | None, visit: str | None, by: Sequence[str],
-                       level: float, labels: Any, arm: str = "arm",
-                       reference: str | None = None) -> Any:
+def subgroups_from_fit(
+    fit: Any,
+    *,
+    outcome: str | None,
+    visit: str | None,
+    by: Sequence[str],
+    level: float,
+    labels: Any,
+    arm: str = "arm",
+    reference: str | None = None,
+) -> Any:
     """See :func:`peerstats.subgroups` (``trial_or_fit`` a fitted model)."""
     design = fit._design
     if arm not in design.factors:
-        raise ModelSpecificationError(f"the fit has no factor {arm!r}; factors are {list(design.factors)}")
+        raise ModelSpecificationError(
+            f"the fit has no factor {arm!r}; factors are {list(design.factors)}"
+        )
     arms = [str(a) for a in design.factors[arm]]
     if len(arms) != 2:
         raise ModelSpecificationError(f"subgroups compares two arms; the fit has {arms}")
@@ -524,8 +552,13 @@ def subgroups_from_fit(fit: Any, *, outcome: str | None, visit: str | None, by: 
                 f"'{var} * {arm} * visit' or pass the Trial (subgroups refits the primary model)"
             )
         ids = rows[subject] if subject else pd.Series(np.arange(len(rows)), index=rows.index)
-        cells = pd.DataFrame({"subject": ids.to_numpy(), "arm": rows[arm].astype(str).to_numpy(),
-                              "level": rows[var].to_numpy()})
+        cells = pd.DataFrame(
+            {
+                "subject": ids.to_numpy(),
+                "arm": rows[arm].astype(str).to_numpy(),
+                "level": rows[var].to_numpy(),
+            }
+        )
         cont = var in design.numerics
         v = visit if has_visit else None
         if cont:
@@ -540,13 +573,21 @@ def subgroups_from_fit(fit: Any, *, outcome: str | None, visit: str | None, by: 
         tests.append(test)
     overall = _overall(fit, arm, v if has_visit else None, ref, trt, level)
     return SubgroupAnalysis(
-        outcome=outcome or design.formula.split("~")[0].strip(), visit=str(visit),
-        reference=ref, treatment=trt, table=pd.concat(tables, ignore_index=True),
-        interactions=pd.DataFrame(tests).set_index("variable"), curves=curves,
-        overall=overall[_TIDY].astype(float), n_overall=int(cells["subject"].nunique()),
-        level=level, warning=EXPLORATORY.format(k=len(by)),
-        notes=("overall: the fitted model's effect averaged over the subgroup levels with equal "
-               "weights (not the primary model without interaction)",),
+        outcome=outcome or design.formula.split("~")[0].strip(),
+        visit=str(visit),
+        reference=ref,
+        treatment=trt,
+        table=pd.concat(tables, ignore_index=True),
+        interactions=pd.DataFrame(tests).set_index("variable"),
+        curves=curves,
+        overall=overall[_TIDY].astype(float),
+        n_overall=int(cells["subject"].nunique()),
+        level=level,
+        warning=EXPLORATORY.format(k=len(by)),
+        notes=(
+            "overall: the fitted model's effect averaged over the subgroup levels with equal "
+            "weights (not the primary model without interaction)",
+        ),
     )
 
 
@@ -554,6 +595,7 @@ def _overall(fit: Any, arm: str, visit: str | None, ref: str, trt: str, level: f
     from peerstats.models.emmeans import reference_grid
 
     grid = reference_grid(fit._design)
-    ell = (_arm_rows(fit._design, grid, visit, trt).mean(axis=0)
-           - _arm_rows(fit._design, grid, visit, ref).mean(axis=0))
+    ell = _arm_rows(fit._design, grid, visit, trt).mean(axis=0) - _arm_rows(
+        fit._design, grid, visit, ref
+    ).mean(axis=0)
     return fit.test(ell, level=level).iloc[0]
