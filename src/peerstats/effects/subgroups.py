@@ -333,16 +333,11 @@ def subgroups(
     primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
     ct = primary.contrasts
     overall = ct[ct["visit"].astype(str) == visit].iloc[0]
-    tables, tests, curves = [], [], {}
-    for var in by:
-        tab, test, curve = _one_variable(
-            trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels
-        )
-        if curve is not None:
-            curves[var] = curve
-        tab["interaction_p"] = test["p_value"]
-        tables.append(tab)
-        tests.append(test)
+    results = [
+        _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels)
+        for var in by
+    ]
+    tables, tests, curves = _assemble(by, results)
     return SubgroupAnalysis(
         outcome=outcome,
         visit=visit,
@@ -522,56 +517,21 @@ def subgroups_from_fit(
 ) -> Any:
     """See :func:`peerstats.subgroups` (``trial_or_fit`` a fitted model)."""
     design = fit._design
-    if arm not in design.factors:
-        raise ModelSpecificationError(
-            f"the fit has no factor {arm!r}; factors are {list(design.factors)}"
-        )
-    arms = [str(a) for a in design.factors[arm]]
-    if len(arms) != 2:
-        raise ModelSpecificationError(f"subgroups compares two arms; the fit has {arms}")
-    ref = str(reference) if reference is not None else arms[0]
-    trt = [a for a in arms if a != ref][0]
-    data = design.data
-    has_visit = "visit" in design.factors
-    if has_visit:
-        visits = [str(v) for v in (design.natural_order.get("visit") or design.factors["visit"])]
-        visit = str(visit if visit is not None else visits[-1])
-        if visit not in visits:
-            raise SpecError(f"{visit!r} is not a visit of the fit; visits are {visits}")
-        rows = data[data["visit"].astype(str) == visit]
-    else:
-        rows = data
-    subject = "subject" if "subject" in rows.columns else None
-    tables, tests, curves = [], [], {}
+    ref, trt = _fit_arms(design, arm, reference)
+    visit, rows = _fit_visit_rows(design, visit)
+    v = visit if "visit" in design.factors else None
+    ids = _subject_ids(rows)
+    results = []
     for var in by:
-        if var not in data.columns:
-            raise SpecError(f"subgroup variable {var!r} is not in the fitted model's data")
-        if not _has_interaction(design, var, arm):
-            raise ModelSpecificationError(
-                f"the fit has no {var} x {arm} interaction; fit the model with "
-                f"'{var} * {arm} * visit' or pass the Trial (subgroups refits the primary model)"
-            )
-        ids = rows[subject] if subject else pd.Series(np.arange(len(rows)), index=rows.index)
-        cells = pd.DataFrame(
-            {
-                "subject": ids.to_numpy(),
-                "arm": rows[arm].astype(str).to_numpy(),
-                "level": rows[var].to_numpy(),
-            }
-        )
-        cont = var in design.numerics
-        v = visit if has_visit else None
-        if cont:
-            tab, test, curve = _continuous(fit, var, v, ref, trt, level, cells, labels)
-            curves[var] = curve
+        cells = _fit_cells(design, rows, ids, var, arm)
+        if var in design.numerics:
+            results.append(_continuous(fit, var, v, ref, trt, level, cells, labels))
         else:
             cells["level"] = cells["level"].map(_level_code)
             _check_cells(cells, var, [ref, trt])
-            tab, test = _categorical(fit, var, v, ref, trt, level, cells, labels)
-        tab["interaction_p"] = test["p_value"]
-        tables.append(tab)
-        tests.append(test)
-    overall = _overall(fit, arm, v if has_visit else None, ref, trt, level)
+            results.append((*_categorical(fit, var, v, ref, trt, level, cells, labels), None))
+    tables, tests, curves = _assemble(by, results)
+    overall = _overall(fit, arm, v, ref, trt, level)
     return SubgroupAnalysis(
         outcome=outcome or design.formula.split("~")[0].strip(),
         visit=str(visit),
@@ -581,13 +541,71 @@ def subgroups_from_fit(
         interactions=pd.DataFrame(tests).set_index("variable"),
         curves=curves,
         overall=overall[_TIDY].astype(float),
-        n_overall=int(cells["subject"].nunique()),
+        n_overall=int(pd.Series(ids).nunique()),
         level=level,
         warning=EXPLORATORY.format(k=len(by)),
         notes=(
             "overall: the fitted model's effect averaged over the subgroup levels with equal "
             "weights (not the primary model without interaction)",
         ),
+    )
+
+
+def _assemble(by: Sequence[str], results: list[tuple]) -> tuple[list, list, dict]:
+    """Subgroup tables (with the interaction p), interaction tests and effect curves."""
+    tables, tests, curves = [], [], {}
+    for var, (tab, test, curve) in zip(by, results):
+        if curve is not None:
+            curves[var] = curve
+        tab["interaction_p"] = test["p_value"]
+        tables.append(tab)
+        tests.append(test)
+    return tables, tests, curves
+
+
+def _fit_arms(design: Any, arm: str, reference: str | None) -> tuple[str, str]:
+    """Reference and treatment arm of a fit (exactly two levels of ``arm``)."""
+    if arm not in design.factors:
+        raise ModelSpecificationError(
+            f"the fit has no factor {arm!r}; factors are {list(design.factors)}"
+        )
+    arms = [str(a) for a in design.factors[arm]]
+    if len(arms) != 2:
+        raise ModelSpecificationError(f"subgroups compares two arms; the fit has {arms}")
+    ref = str(reference) if reference is not None else arms[0]
+    return ref, [a for a in arms if a != ref][0]
+
+
+def _fit_visit_rows(design: Any, visit: str | None) -> tuple[str | None, pd.DataFrame]:
+    """The visit (default the last; as given when the fit has no visit factor) and its rows."""
+    data = design.data
+    if "visit" not in design.factors:
+        return visit, data
+    visits = [str(v) for v in (design.natural_order.get("visit") or design.factors["visit"])]
+    visit = str(visit if visit is not None else visits[-1])
+    if visit not in visits:
+        raise SpecError(f"{visit!r} is not a visit of the fit; visits are {visits}")
+    return visit, data[data["visit"].astype(str) == visit]
+
+
+def _subject_ids(rows: pd.DataFrame) -> np.ndarray:
+    if "subject" in rows.columns:
+        return rows["subject"].to_numpy()
+    return pd.Series(np.arange(len(rows)), index=rows.index).to_numpy()
+
+
+def _fit_cells(design: Any, rows: pd.DataFrame, ids, var: str, arm: str) -> pd.DataFrame:
+    """Subject, arm and subgroup level of the fit's rows at the visit (the variable must be in
+    the fit with its interaction with the arm)."""
+    if var not in design.data.columns:
+        raise SpecError(f"subgroup variable {var!r} is not in the fitted model's data")
+    if not _has_interaction(design, var, arm):
+        raise ModelSpecificationError(
+            f"the fit has no {var} x {arm} interaction; fit the model with "
+            f"'{var} * {arm} * visit' or pass the Trial (subgroups refits the primary model)"
+        )
+    return pd.DataFrame(
+        {"subject": ids, "arm": rows[arm].astype(str).to_numpy(), "level": rows[var].to_numpy()}
     )
 
 
