@@ -135,6 +135,24 @@ def _sort_long(assessments: pd.DataFrame, visits: list[str]) -> pd.DataFrame:
     )
 
 
+def _pr_tables(rng, seed, participants, subjects, visits, present, scores, attend, is_peer):
+    """Items, the sorted long tables, then the registry, economic and adverse-event columns
+    (each from its own stream)."""
+    blocks = _item_blocks(rng, scores)
+    assessments = _assessment_frame(subjects, visits, present, blocks)
+    sessions = _sessions(subjects, attend, is_peer)
+    sessions = sessions.sort_values(["id", "session"], kind="stable").reset_index(drop=True)
+    assessments = _sort_long(assessments, visits)
+    participants = participants.sort_values("id", kind="stable").reset_index(drop=True)
+    participants = _admission_times(_service_use(participants, seed), seed)
+    return {
+        "participants": participants,
+        "assessments": _economic_data(assessments, participants, seed),
+        "sessions": sessions,
+        "adverse_events": _adverse_events(participants, seed),
+    }
+
+
 def _peer_recovery(out: Path, seed: int) -> None:
     d = load_design("peer_recovery")
     rng = np.random.default_rng(seed)
@@ -181,19 +199,8 @@ def _peer_recovery(out: Path, seed: int) -> None:
     _to_int64(participants, ["randomised", "eligible", "age", "living_alone", "received",
                              "discontinued"])  # fmt: skip
     subjects = [new_id[s] for s in subjects]
-    blocks = _item_blocks(rng, [("qpr", qpr), *secondary.items()])
-    assessments = _assessment_frame(subjects, visits, present, blocks)
-    sessions = _sessions(subjects, attend, is_peer)
-    sessions = sessions.sort_values(["id", "session"], kind="stable").reset_index(drop=True)
-    assessments = _sort_long(assessments, visits)
-    participants = participants.sort_values("id", kind="stable").reset_index(drop=True)
-    participants = _admission_times(_service_use(participants, seed), seed)
-    tables = {
-        "participants": participants,
-        "assessments": _economic_data(assessments, participants, seed),
-        "sessions": sessions,
-        "adverse_events": _adverse_events(participants, seed),
-    }
+    scores = [("qpr", qpr), *secondary.items()]
+    tables = _pr_tables(rng, seed, participants, subjects, visits, present, scores, attend, is_peer)
     facts = {"n_groups": n_groups, "n_peers": n_peers}
     _write_trial(out, seed, d, tables, facts=facts, extra_outcomes=_economic_columns())
 
