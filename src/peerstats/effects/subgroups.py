@@ -337,19 +337,15 @@ def subgroups(
         _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels)
         for var in by
     ]
-    tables, tests, curves = _assemble(by, results)
     return SubgroupAnalysis(
         outcome=outcome,
         visit=visit,
         reference=ref,
         treatment=trt,
-        table=pd.concat(tables, ignore_index=True),
-        interactions=pd.DataFrame(tests).set_index("variable"),
-        curves=curves,
         overall=overall[_TIDY].astype(float),
         n_overall=_n_at_visit(trial.assessments, outcome, visit),
         level=level,
-        warning=EXPLORATORY.format(k=len(by)),
+        **_assemble(by, results),
     )
 
 
@@ -530,20 +526,16 @@ def subgroups_from_fit(
             cells["level"] = cells["level"].map(_level_code)
             _check_cells(cells, var, [ref, trt])
             results.append((*_categorical(fit, var, v, ref, trt, level, cells, labels), None))
-    tables, tests, curves = _assemble(by, results)
     overall = _overall(fit, arm, v, ref, trt, level)
     return SubgroupAnalysis(
         outcome=outcome or design.formula.split("~")[0].strip(),
         visit=str(visit),
         reference=ref,
         treatment=trt,
-        table=pd.concat(tables, ignore_index=True),
-        interactions=pd.DataFrame(tests).set_index("variable"),
-        curves=curves,
         overall=overall[_TIDY].astype(float),
         n_overall=int(pd.Series(ids).nunique()),
         level=level,
-        warning=EXPLORATORY.format(k=len(by)),
+        **_assemble(by, results),
         notes=(
             "overall: the fitted model's effect averaged over the subgroup levels with equal "
             "weights (not the primary model without interaction)",
@@ -551,8 +543,9 @@ def subgroups_from_fit(
     )
 
 
-def _assemble(by: Sequence[str], results: list[tuple]) -> tuple[list, list, dict]:
-    """Subgroup tables (with the interaction p), interaction tests and effect curves."""
+def _assemble(by: Sequence[str], results: list[tuple]) -> dict[str, Any]:
+    """The subgroup table (with the interaction p), interaction tests, effect curves and the
+    exploratory warning, as :class:`SubgroupAnalysis` fields."""
     tables, tests, curves = [], [], {}
     for var, (tab, test, curve) in zip(by, results):
         if curve is not None:
@@ -560,7 +553,12 @@ def _assemble(by: Sequence[str], results: list[tuple]) -> tuple[list, list, dict
         tab["interaction_p"] = test["p_value"]
         tables.append(tab)
         tests.append(test)
-    return tables, tests, curves
+    return {
+        "table": pd.concat(tables, ignore_index=True),
+        "interactions": pd.DataFrame(tests).set_index("variable"),
+        "curves": curves,
+        "warning": EXPLORATORY.format(k=len(by)),
+    }
 
 
 def _fit_arms(design: Any, arm: str, reference: str | None) -> tuple[str, str]:
