@@ -15,7 +15,6 @@ Validated in ``tests/effects/test_subgroups.py`` against R (``nlme::gls`` with `
 
 from __future__ import annotations
 
-import html
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats.effects._printable import SummaryRepr
 from peerstats.exceptions import (
     DataValidationError,
     DataWarning,
@@ -407,7 +407,7 @@ def _sort_key(v: Any) -> tuple:
 
 
 @dataclass(repr=False, eq=False)
-class SubgroupAnalysis:
+class SubgroupAnalysis(SummaryRepr):
     """Result of :func:`subgroups`."""
 
     outcome: str
@@ -449,12 +449,6 @@ class SubgroupAnalysis:
             f"[{self.overall['ci_lower']:.3f}, {self.overall['ci_upper']:.3f}]\n"
         )
         return head + self.table[cols].to_string(index=False) + "\n" + self.warning
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>"
 
     def effect_records(self) -> list:
         """One :class:`~peerstats.effects.EffectRecord` per subgroup row."""
