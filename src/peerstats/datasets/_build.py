@@ -334,10 +334,11 @@ _WITHDRAWN_P = [0.45, 0.2, 0.15, 0.1, 0.1]
 # --------------------------------------------------------------------------------------------
 # steps shared by the trials (their parameters come from data/_designs/<name>.yaml)
 # --------------------------------------------------------------------------------------------
-def load_design(name: str) -> dict[str, Any]:
-    """The design description of one bundled trial (``data/_designs/<name>.yaml``)."""
+def load_design(name: str, seed: int) -> tuple[dict[str, Any], np.random.Generator]:
+    """The design description of one bundled dataset (``data/_designs/<name>.yaml``) and the
+    random generator every draw of its main files comes from."""
     path = DATA_DIR / "_designs" / f"{name}.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml.safe_load(path.read_text(encoding="utf-8")), np.random.default_rng(seed)
 
 
 def _expand(counts: dict[str, int]) -> list[str]:

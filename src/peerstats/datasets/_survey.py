@@ -185,8 +185,7 @@ def _respondents(rng: np.random.Generator, d: dict[str, Any]) -> pd.DataFrame:
 
 
 def _survey(out: Path, seed: int) -> None:
-    d = load_design("peer_supporter_survey")
-    rng = np.random.default_rng(seed)
+    d, rng = load_design("peer_supporter_survey", seed)
     resp = PUBLISHED["response"]["rows"]
     targets = pd.DataFrame({"region": [r[0] for r in resp], "target": [r[2] for r in resp]})
     out.mkdir(parents=True, exist_ok=True)

@@ -154,8 +154,7 @@ def _pr_tables(rng, seed, participants, subjects, visits, present, scores, atten
 
 
 def _peer_recovery(out: Path, seed: int) -> None:
-    d = load_design("peer_recovery")
-    rng = np.random.default_rng(seed)
+    d, rng = load_design("peer_recovery", seed)
     visits, sites = d["visits"], d["sites"]
     rand = _allocate(rng, sites, d["allocation"])
     n = len(rand)
@@ -223,8 +222,7 @@ def _module_adherence(rng: np.random.Generator, d: dict[str, Any], is_peer: np.n
 
 
 def _icbt_peer(out: Path, seed: int) -> None:
-    d = load_design("icbt_peer")
-    rng = np.random.default_rng(seed)
+    d, rng = load_design("icbt_peer", seed)
     visits, adh = d["visits"], d["adherence"]
     arms = rng.permutation(np.asarray(_expand(d["arms"]), dtype=object))
     n = len(arms)
@@ -344,8 +342,7 @@ def _feasibility_participants(rng, d, status, modules, withdrawn_reason, last_vi
 
 
 def _icbt_feasibility(out: Path, seed: int) -> None:
-    d = load_design("icbt_feasibility")
-    rng = np.random.default_rng(seed)
+    d, rng = load_design("icbt_feasibility", seed)
     status = [str(s) for s in rng.permutation(np.asarray(_expand(d["status"]), dtype=object))]
     n = len(status)
     modules = np.zeros((n, d["modules"]), dtype=int)
@@ -420,8 +417,7 @@ def _site_scores(rng, d: dict[str, Any], is_peer, site_idx, n_sites: int):
 
 
 def _social_inclusion(out: Path, seed: int) -> None:
-    d = load_design("social_inclusion")
-    rng = np.random.default_rng(seed)
+    d, rng = load_design("social_inclusion", seed)
     visits, sites = d["visits"], d["sites"]
     rand = _allocate(rng, sites, d["allocation"])
     n = len(rand)
