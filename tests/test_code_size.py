@@ -41,7 +41,6 @@ ALLOWED: dict[str, int] = {
     "design/_model.py::AnalysisModel.__post_init__": 106,
     "validation.py::_privacy": 102,
     "instruments/_scoring.py::score": 101,
-    # issue 23.6 area, being split on branch slim
     # modules (physical lines)
     "missing/impute.py": 1358,
     "validation.py": 1138,
