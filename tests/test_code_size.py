@@ -15,6 +15,7 @@ shrink).
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import tokenize
 from pathlib import Path
@@ -91,6 +92,7 @@ def _functions(tree: ast.Module, prefix: str = ""):
             yield from _functions(node, prefix)
 
 
+@functools.lru_cache(maxsize=4)
 def measure(root: Path = SRC) -> dict[str, int]:
     """Lines of code of every function (``path::qualname``) and lines of every module (``path``)."""
     sizes: dict[str, int] = {}
