@@ -113,7 +113,7 @@ def test_trial_validation_reports_time_to_event_problems(tmp_path):
     """validate(): the trial spec's time_to_event block is checked with the rest, rows as in
     the file (row 2: before randomisation; 3: after the censoring date; 4: a death coded as
     a censoring)."""
-    from peerstats.validation import validate
+    from peerstats.data.validation import validate
 
     (tmp_path / "p.csv").write_text(PARTICIPANTS_TTE)
     (tmp_path / "a.csv").write_text(ASSESSMENTS_TTE)
@@ -134,7 +134,7 @@ def test_trial_validation_reports_time_to_event_problems(tmp_path):
 
 
 def test_trial_spec_time_to_event_block_is_checked(tmp_path):
-    from peerstats.validation import validate
+    from peerstats.data.validation import validate
 
     (tmp_path / "p.csv").write_text(PARTICIPANTS_TTE)
     (tmp_path / "a.csv").write_text(ASSESSMENTS_TTE)

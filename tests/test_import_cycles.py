@@ -2,6 +2,10 @@
 through others, a module that imports it back; imports inside functions and under
 TYPE_CHECKING count too. The graph is read from the source with ast (nothing is imported).
 
+The layer rule is checked too: the data layer (peerstats.data, io, instruments,
+_identifiers) never imports models, missing, design, describe, figures or the pipeline; models
+never import the pipeline.
+
 No exceptions: the prepared model's machinery (models._prepared) sits below both
 models.prepared (prepare_mmrm, which dispatches to the spatial subclass) and models.mmrm, and
 the result building (models._mmrm_result) below models._prepared.
@@ -76,3 +80,87 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycles():
     cycles = _cycles(_graph())
     assert not cycles, f"import cycles: {cycles}"
+
+
+# The layer rule (issue 23.5): the data layer (trial spec, loading, validation, Trial, readers,
+# instruments, the privacy helpers) never imports anything above it; models never import the
+# pipeline. Relative imports and imports inside functions count.
+DATA_LAYER = ("peerstats.data", "peerstats.io", "peerstats.instruments", "peerstats._identifiers")
+ABOVE_DATA = (
+    "peerstats.models",
+    "peerstats.missing",
+    "peerstats.design",
+    "peerstats.describe",
+    "peerstats.figures",
+    "peerstats.effects",
+    "peerstats.survival",
+    "peerstats.economics",
+    "peerstats.datasets",
+    "peerstats.pipeline",
+    "peerstats.cli",
+)
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def _imported_names(mod: str, path: Path) -> set[str]:
+    """Every module named by an import in ``path`` (relative imports resolved)."""
+    package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            out.add(prefix)
+            out.update(f"{prefix}.{a.name}" for a in node.names)
+    return out
+
+
+def _layer_violations(lower: tuple[str, ...], upper: tuple[str, ...]) -> list[str]:
+    bad = []
+    for path in sorted((SRC / "peerstats").rglob("*.py")):
+        mod = _module(path)
+        if not _within(mod, lower):
+            continue
+        for name in sorted(_imported_names(mod, path)):
+            if _within(name, upper):
+                bad.append(f"{mod} imports {name}")
+    return bad
+
+
+def test_the_data_layer_is_one_package():
+    """The trial spec, loading, validation and Trial live in peerstats.data (no top-level copies)."""
+    pkg = SRC / "peerstats"
+    for name in ("trial_spec", "load", "trial", "validation"):
+        assert (pkg / "data" / f"{name}.py").is_file(), name
+    for old in ("spec.py", "trial.py", "_trial.py", "validation.py", "pipeline/spec.py"):
+        assert not (pkg / old).exists(), old
+    assert (pkg / "pipeline" / "analysis_spec.py").is_file()
+
+
+def test_data_never_imports_models_or_the_pipeline():
+    bad = _layer_violations(DATA_LAYER, ABOVE_DATA)
+    assert not bad, "the data layer imports a layer above it: " + "; ".join(bad)
+
+
+def test_models_never_import_the_pipeline():
+    bad = _layer_violations(("peerstats.models",), ("peerstats.pipeline", "peerstats.cli"))
+    assert not bad, "models import the pipeline: " + "; ".join(bad)
+
+
+def test_the_layer_check_sees_a_violation(tmp_path):
+    """The rule above can fail: a data module that imports models (even relatively) is caught."""
+    path = tmp_path / "x.py"
+    path.write_text("def f():\n    from ..models import mmrm\n", encoding="utf-8")
+    names = _imported_names("peerstats.data.x", path)
+    assert _within("peerstats.models.mmrm", ABOVE_DATA) and "peerstats.models.mmrm" in names
+    assert _within("peerstats.data.checks", DATA_LAYER)
+    assert not _within("peerstats.models_extra", ("peerstats.models",))

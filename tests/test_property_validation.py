@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peerstats.validation import validate
+from peerstats.data.validation import validate
 
 PARTICIPANTS = pd.DataFrame(
     {

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from peerstats import SpecError
-from peerstats.spec import TrialSpec, read_spec, trial_spec_schema
+from peerstats.data.trial_spec import TrialSpec, read_spec, trial_spec_schema
 
 
 def minimal(tmp_path: Path) -> dict:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 import peerstats
+from peerstats.data.trial_spec import read_spec
 from peerstats.exceptions import ModelSpecificationError, SpecError
-from peerstats.spec import read_spec
 
 
 def _copy(tmp_path):

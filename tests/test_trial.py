@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import peerstats
-from peerstats.trial import Trial
+from peerstats.data.trial import Trial
 
 PARTICIPANTS = """id,arm,site,group,peer,randomised,eligible,exclusion_reason,age
 001,usual,A,,,1,1,,34

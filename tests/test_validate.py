@@ -7,7 +7,7 @@ import pytest
 
 import peerstats
 from peerstats import DataValidationError, SpecError
-from peerstats.validation import looks_identifying, mask_value, validate
+from peerstats.data.validation import looks_identifying, mask_value, validate
 
 PARTICIPANTS = """id,arm,site,group,randomised,age
 001,usual,A,,1,34
@@ -391,7 +391,7 @@ def test_items_checked_against_the_instrument_range(tmp_path):
 def test_validate_is_callable_from_the_package(tmp_path):
     (tmp_path / "p.csv").write_text(PARTICIPANTS)
     (tmp_path / "a.csv").write_text(ASSESSMENTS)
-    import peerstats.validation  # noqa: F401  (importing the module must not hide the function)
+    import peerstats.data.validation  # noqa: F401  (importing the module must not hide the function)
 
     assert peerstats.validate(spec_dict(), base_dir=tmp_path).ok
 

@@ -27,11 +27,11 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "load_trial": "peerstats.trial",
-    "Trial": "peerstats.trial",
-    "validate": "peerstats.validation",
-    "TrialSpec": "peerstats.spec",
-    "read_spec": "peerstats.spec",
+    "load_trial": "peerstats.data.load",
+    "Trial": "peerstats.data.trial",
+    "validate": "peerstats.data.validation",
+    "TrialSpec": "peerstats.data.trial_spec",
+    "read_spec": "peerstats.data.trial_spec",
     "score": "peerstats.instruments",
     "get_instrument": "peerstats.instruments",
     "list_instruments": "peerstats.instruments",
@@ -106,6 +106,9 @@ _LAZY = {
     "random_site_effect": "peerstats.effects.heterogeneity",
     # issue 16: generalised linear mixed models (binary and count outcomes)
     "glmm": "peerstats.models.glmm",
+    # issue 22.5: the same MMRM fitted to many data sets (simulation studies), one engine with power
+    "mmrm_many": "peerstats.models.many",
+    "ManyMMRMResult": "peerstats.models.many",
 }
 
 __all__ = [

@@ -1,6 +1,6 @@
 """What direct identifiers look like, and how to show a value without echoing one.
 
-A bottom layer (standard library only): :mod:`peerstats.validation`, the instruments and the
+A bottom layer (standard library only): :mod:`peerstats.data.validation`, the instruments and the
 command line all mask values through these functions, so none of them imports another for it.
 
 Recognised identifiers

@@ -159,8 +159,8 @@ def _failures_target(path: Path, spec: object, force: bool) -> str | None:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from peerstats._safe import write_csv
-    from peerstats.spec import read_spec
-    from peerstats.validation import validate
+    from peerstats.data.trial_spec import read_spec
+    from peerstats.data.validation import validate
 
     try:
         spec = read_spec(args.spec)
@@ -283,37 +283,13 @@ class _Bar:
 def _cmd_power(args: argparse.Namespace) -> int:
     """``peerstats power design.yaml``: power table, CSV and power-curve SVG."""
     from peerstats.design.design import read_design
-    from peerstats.design.power import power_curve, sample_size
+    from peerstats.design.power import power_curve
 
     client = cluster = None
     try:
         design, options = read_design(args.design)
         target = float(options.get("power", 0.8))
-        if args.n is not None:
-            ns = _parse_n_grid(args.n)
-        elif "n" in options:
-            g = options["n"]
-            ns = (
-                list(g)
-                if isinstance(g, list)
-                else list(range(g["from"], g["to"] + 1, g.get("by", 1)))
-            )
-        else:
-            ss = sample_size(design, target)
-            step = max(1, ss.n // 10)
-            if design.partially_nested:
-                step = max(step, design.group_sizes[0])
-            ns = [k for k in range(max(2, ss.n - 5 * step), ss.n + 5 * step + 1, step)]
-            if design.partially_nested:  # whole delivery groups only
-                ns = [next(j for j in range(k, k + 10_000) if design.whole_groups(j)) for k in ns]
-                ns = [
-                    k
-                    for k in ns
-                    if max(design.group_sizes) <= design.n_per_arm(k)[design.group_arm]
-                ]
-            ns = sorted(set(ns) | {ss.n})
-        if not ns:
-            raise SpecError("--n: no sample size in the grid")
+        ns = _power_grid(design, options, args.n, target)
         sim = options.get("simulation", {})
         n_sims = args.simulate
         seed = args.seed if args.seed is not None else sim.get("seed")
@@ -322,18 +298,7 @@ def _cmd_power(args: argparse.Namespace) -> int:
         if args.workers is not None and args.workers < 1:
             raise SpecError(f"--workers: at least 1 worker process, not {args.workers}")
         if n_sims is not None and (args.workers or args.scheduler):
-            from dask.distributed import Client, LocalCluster
-
-            if args.scheduler:
-                client = Client(args.scheduler)
-            else:
-                cluster = LocalCluster(
-                    n_workers=args.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                )
-                client = Client(cluster)
+            client, cluster = _power_client(args.scheduler, args.workers)
         curve = power_curve(
             design,
             ns,
@@ -357,18 +322,58 @@ def _cmd_power(args: argparse.Namespace) -> int:
             client.close()
         if cluster is not None:
             cluster.close()
-    table = curve.table
     print(design.summary())
     print()
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    out = Path(args.out)
+    print(curve.table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return _write_power_outputs(curve, design, target, Path(args.out))
+
+
+def _power_grid(design, options: dict, n_arg: str | None, target: float) -> list[int]:
+    """The n grid: ``--n``, else the design's ``n``, else around the sample size for the
+    power target (whole delivery groups only in a partially nested design)."""
+    from peerstats.design.power import sample_size
+
+    if n_arg is not None:
+        ns = _parse_n_grid(n_arg)
+    elif "n" in options:
+        g = options["n"]
+        ns = list(g) if isinstance(g, list) else list(range(g["from"], g["to"] + 1, g.get("by", 1)))
+    else:
+        ss = sample_size(design, target)
+        step = max(1, ss.n // 10)
+        if design.partially_nested:
+            step = max(step, design.group_sizes[0])
+        ns = [k for k in range(max(2, ss.n - 5 * step), ss.n + 5 * step + 1, step)]
+        if design.partially_nested:  # whole delivery groups only
+            ns = [next(j for j in range(k, k + 10_000) if design.whole_groups(j)) for k in ns]
+            ns = [k for k in ns if max(design.group_sizes) <= design.n_per_arm(k)[design.group_arm]]
+        ns = sorted(set(ns) | {ss.n})
+    if not ns:
+        raise SpecError("--n: no sample size in the grid")
+    return ns
+
+
+def _power_client(scheduler: str | None, workers: int | None):
+    """A dask client on ``scheduler``, else on a local cluster of ``workers`` processes."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    return Client(cluster), cluster
+
+
+def _write_power_outputs(curve, design, target: float, out: Path) -> int:
+    """``<name>_power.csv`` and ``<name>_power.svg`` in ``out``."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         csv_path = out / f"{design.name}_power.csv"
         svg_path = out / f"{design.name}_power.svg"
         from peerstats._safe import write_csv
 
-        write_csv(table, csv_path, lineterminator=None)  # text cells quoted (issue 13.4)
+        write_csv(curve.table, csv_path, lineterminator=None)  # text cells quoted (issue 13.4)
         import matplotlib
 
         matplotlib.use("Agg", force=False)

@@ -17,7 +17,7 @@ EXPECTED = {  # participants rows, randomised, outcomes
 
 @pytest.mark.parametrize("name", TRIALS)
 def test_load_returns_validated_trial(name):
-    from peerstats.trial import Trial
+    from peerstats.data.trial import Trial
 
     trial = datasets.load(name)
     assert isinstance(trial, Trial)

@@ -45,7 +45,7 @@ def test_consort_flow_reasons_in_words():
 
 def test_analysis_spec_labels_reasons_reach_the_display_labels():
     from peerstats.pipeline._display import display_labels
-    from peerstats.pipeline.spec import read_analysis_spec
+    from peerstats.pipeline.analysis_spec import read_analysis_spec
 
     spec = read_analysis_spec(
         {

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import peerstats
-from peerstats.pipeline.spec import read_analysis_spec
+from peerstats.pipeline.analysis_spec import read_analysis_spec
 
 PART = pd.DataFrame(
     {

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
+from peerstats.data.trial_spec import DataSource
 from peerstats.io.readers import ReadError, read_table
-from peerstats.spec import DataSource
 
 TEXT = "subject,arm,note\nP1,peer,ångest och ämne\nP2,usual,öga\n"
 
@@ -59,8 +59,8 @@ def test_a_named_pipe_is_not_a_regular_file(tmp_path):
 
 
 def test_a_named_pipe_in_the_spec_is_not_file_not_found(tmp_path):
+    from peerstats.data.trial_spec import read_spec
     from peerstats.exceptions import SpecError
-    from peerstats.spec import read_spec
 
     (tmp_path / "assessments.csv").write_text("id,visit,y\n1,baseline,3\n")
     os.mkfifo(tmp_path / "participants.csv")

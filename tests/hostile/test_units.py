@@ -164,7 +164,7 @@ def test_ordinary_anchors_still_work():
 
 
 def test_trial_spec_alias_bomb_is_a_short_spec_error(tmp_path):
-    from peerstats.spec import read_spec
+    from peerstats.data.trial_spec import read_spec
 
     p = tmp_path / "spec.yaml"
     p.write_text(_bomb(9), encoding="utf-8")
@@ -208,8 +208,8 @@ def test_xlsx_formula_without_saved_value_is_a_failure_naming_the_cell(tmp_path)
 
 
 def test_unnamed_columns_without_values_are_dropped_with_values_refused(tmp_path):
+    from peerstats.data.trial_spec import DataSource
     from peerstats.io.readers import ReadError, read_table
-    from peerstats.spec import DataSource
 
     p = tmp_path / "p.csv"
     p.write_text("id,arm,,\n1,a,,\n2,b,,\n", encoding="utf-8")
@@ -348,14 +348,19 @@ def _imports(path) -> set[str]:
 
 
 def test_validation_trial_and_instruments_import_downwards_only():
-    """validation -> _trial (data class, assembly) -> instruments -> _identifiers; the public
-    ``peerstats.trial`` sits on top. No module imports one above it (not even lazily)."""
+    """data.validation -> data.trial (data class, assembly) -> instruments -> _identifiers; the
+    public ``peerstats.data.load`` sits on top. No module imports one above it (not even lazily)."""
     from pathlib import Path
 
     src = Path(__file__).resolve().parents[2] / "src" / "peerstats"
-    assert "peerstats.trial" not in _imports(src / "validation.py")
-    for p in [src / "_trial.py", *(src / "instruments").glob("*.py")]:
-        assert not {"peerstats.validation", "peerstats.trial"} & _imports(p), p.name
+    for p in [src / "data" / "validation.py", *(src / "data" / "checks").glob("*.py")]:
+        assert "peerstats.data.load" not in _imports(p), p.name
+    for p in [
+        src / "data" / "trial.py",
+        *(src / "data" / "checks").glob("*.py"),
+        *(src / "instruments").glob("*.py"),
+    ]:
+        assert not {"peerstats.data.validation", "peerstats.data.load"} & _imports(p), p.name
     assert _imports(src / "_identifiers.py") <= {
         "__future__",
         "datetime",

@@ -47,8 +47,8 @@ def test_numbers_follow_yaml_1_2(text, expected):
 
 
 def test_a_duplicate_key_in_a_trial_spec_is_a_spec_error(tmp_path):
+    from peerstats.data.trial_spec import read_spec
     from peerstats.exceptions import SpecError
-    from peerstats.spec import read_spec
 
     spec = tmp_path / "trial.yaml"
     spec.write_text("name: t\nname: u\n", encoding="utf-8")

@@ -8,8 +8,8 @@ import pyreadstat
 import pytest
 
 import peerstats
+from peerstats.data.trial_spec import DataSource
 from peerstats.io import NA_STRINGS, ReadError, read_table, to_text
-from peerstats.spec import DataSource
 
 
 def read(path, **kw):

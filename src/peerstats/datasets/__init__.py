@@ -40,7 +40,7 @@ from peerstats.exceptions import SpecError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from peerstats.trial import Trial
+    from peerstats.data.trial import Trial
 
 __all__ = ["list_datasets", "path", "load", "load_survey", "generate", "Survey"]
 
@@ -204,7 +204,7 @@ def load(name: str) -> Trial | Survey:
     Returns
     -------
     Trial or Survey
-        The validated :class:`peerstats.trial.Trial` (via :func:`peerstats.load_trial`), or a
+        The validated :class:`peerstats.data.trial.Trial` (via :func:`peerstats.load_trial`), or a
         :class:`Survey` for ``peer_supporter_survey``.
 
     Raises

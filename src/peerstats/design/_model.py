@@ -26,8 +26,8 @@ from itertools import combinations_with_replacement
 import numpy as np
 from scipy.special import gammaln
 
-from peerstats.design._batch import BatchREML, GroupBlocks, PooledBlocks
 from peerstats.design.design import TrialDesign
+from peerstats.models._batch import BatchREML, GroupBlocks, PooledBlocks
 
 __all__ = ["AnalysisModel"]
 
@@ -45,9 +45,17 @@ class AnalysisModel:
         T = len(d.visits)
         self.T = T
         self.A = np.arange(1, T) if d.baseline == "covariate" else np.arange(T)
-        TA = self.TA = len(self.A)
-        n_arms = len(d.arms)
-        self.n_arms = n_arms
+        self.TA = len(self.A)
+        self.n_arms = len(d.arms)
+        arm_cols = self._fixed_effects()
+        self._contrast(arm_cols)
+        self._covariance()
+        self._unit_bases()
+
+    def _fixed_effects(self) -> list[int]:
+        """Columns (``visit``, ``arm:visit``, ``baseline:visit``) and the per-arm rows ``c``;
+        returns the analysis-visit positions with an arm effect."""
+        d, TA, n_arms = self.design, self.TA, self.n_arms
         cols: list[str] = [f"visit[{d.visits[j]}]" for j in self.A]
         arm_cols: list[int] = []  # analysis-visit positions with an arm effect
         if n_arms == 2:
@@ -76,9 +84,12 @@ class AnalysisModel:
                 dv[pos, p - TA + pos] = 1.0
             self.dvec = dv
         self.var0 = float(d.sigma[0, 0])
+        return arm_cols
 
-        # ---- contrast --------------------------------------------------------------------
-        ell = np.zeros(p)
+    def _contrast(self, arm_cols: list[int]) -> None:
+        """The tested contrast ``ell`` and its true value ``target``."""
+        d, TA, n_arms = self.design, self.TA, self.n_arms
+        ell = np.zeros(self.p)
         post_pos = [pos for pos, j in enumerate(self.A) if d.visits[j] in d.post_visits]
         use = (
             post_pos
@@ -98,9 +109,9 @@ class AnalysisModel:
             float(np.mean(eff[use])) if n_arms == 2 else float(np.mean(eff[use]) - d.effects[0])
         )
 
-        # ---- covariance ------------------------------------------------------------------
-        self.gmask = d.group_mask()[self.A]
-        self.slopes = None
+    def _conditional_sigmas(self) -> list[np.ndarray]:
+        """Per arm the covariance of the analysis visits (given the baseline with a covariate)."""
+        d = self.design
         cond = []
         for arm in d.arms:
             S = d.individual_sigma(arm)
@@ -109,21 +120,22 @@ class AnalysisModel:
                 cond.append(S[1:, 1:] - np.outer(S0A, S0A) / S[0, 0])
             else:
                 cond.append(S.copy())
-        if d.baseline == "covariate":
-            self.slopes = d.sigma[0, 1:] / d.sigma[0, 0]
-        self.cond = cond
-        tri = _tril(TA)
-        self.tri = tri
+        return cond
+
+    def _covariance(self) -> None:
+        """The linear covariance parameters psi: [group variance] + unstructured per arm."""
+        d, n_arms = self.design, self.n_arms
+        self.gmask = d.group_mask()[self.A]
+        self.slopes = d.sigma[0, 1:] / d.sigma[0, 0] if d.baseline == "covariate" else None
+        cond = self.cond = self._conditional_sigmas()
+        tri = self.tri = _tril(self.TA)
         nt = len(tri)
         if d.partially_nested:
-            # [group variance] + per-arm unstructured
             self.arm_offset = [1 + a * nt for a in range(n_arms)]
-            K = 1 + n_arms * nt
-            self.group_index = 0
+            K, self.group_index = 1 + n_arms * nt, 0
         else:
             self.arm_offset = [0] * n_arms
-            K = nt
-            self.group_index = None
+            K, self.group_index = nt, None
         self.K = K
         psi = np.zeros(K)
         names: list[str] = []
@@ -142,12 +154,14 @@ class AnalysisModel:
         if self.group_index is not None:
             self.nonneg[self.group_index] = True
         self.group_arm_index = d.arms.index(d.group_arm) if d.partially_nested else None
-        # unit bases for one subject with k observed analysis visits
+
+    def _unit_bases(self) -> None:
+        """Unit bases for one subject with k observed analysis visits, per arm."""
         self._Dsub = {}
-        for a in range(n_arms):
-            for k in range(1, TA + 1):
-                D = np.zeros((K, k, k))
-                for t, (i, j) in enumerate(tri):
+        for a in range(self.n_arms):
+            for k in range(1, self.TA + 1):
+                D = np.zeros((self.K, k, k))
+                for t, (i, j) in enumerate(self.tri):
                     if i < k and j < k:
                         D[self.arm_offset[a] + t, i, j] = 1.0
                         D[self.arm_offset[a] + t, j, i] = 1.0
@@ -265,63 +279,16 @@ class AnalysisModel:
 
     def build(self, Y: list[np.ndarray], raw: dict) -> BatchREML:
         """The batched fitter for outcomes Y (per arm (S, n_arm, T)) of a draw."""
-        d = self.design
-        S = Y[0].shape[0]
-        TA = self.TA
-        A = self.A
-        ks = raw["ks"]
-        group_of = raw["group_of"]
         pooled_by_m: dict[int, list] = {}
         groups: list[GroupBlocks] = []
-        for a in range(len(d.arms)):
+        for a in range(len(self.design.arms)):
             Ya = Y[a]  # (S, na, T)
             base = Ya[:, :, 0] if self.dvec is not None else None
             if a == self.group_arm_index:
-                gid = group_of[a]
-                Gn = int(gid.max()) + 1 if gid.size else 0
-                sizes_g = np.bincount(gid, minlength=Gn)
-                Mm = int(sizes_g.max()) if Gn else 0
-                slot = np.arange(gid.size) - np.r_[0, np.cumsum(sizes_g)[:-1]][gid]
-                obs = np.zeros((Gn, Mm, TA), dtype=bool)
-                obs[gid, slot] = np.arange(TA)[None, :] < ks[a][:, None]
-                Xg = np.zeros((S, Gn, Mm, TA, self.p))
-                Xg[:, gid, slot] = self.c[a][None, None]
-                if base is not None:
-                    Xg[:, gid, slot] += base[:, :, None, None] * self.dvec[None, None]
-                Xg *= obs[None, :, :, :, None]
-                yg = np.zeros((S, Gn, Mm, TA))
-                yg[:, gid, slot] = Ya[:, :, A]
-                yg *= obs[None]
-                F = self.subject_basis(a, TA).copy()
-                groups.append(
-                    GroupBlocks(
-                        F=F, gidx=self.group_index, gvec=self.gmask.copy(), obs=obs, X=Xg, y=yg
-                    )
-                )
+                groups.append(self._group_blocks(a, Ya, base, raw["group_of"][a], raw["ks"][a]))
                 continue
-            for k in range(1, TA + 1):
-                idx = np.nonzero(ks[a] == k)[0]
-                if idx.size == 0:
-                    continue
-                nb = idx.size
-                q = self.p + 1
-                Z = np.empty((S, nb, k, q))
-                Z[..., : self.p] = self.c[a, :k]
-                if base is not None:
-                    Z[..., : self.p] += base[:, idx, None, None] * self.dvec[:k]
-                Z[..., self.p] = Ya[:, idx][:, :, A[:k]]
-                Zf = Z.reshape(S, nb, k * q)
-                G = np.swapaxes(Zf, 1, 2) @ Zf
-                G = G.reshape(S, k, q, k, q).transpose(0, 1, 3, 2, 4)
-                pooled_by_m.setdefault(k, []).append(
-                    (
-                        self.subject_basis(a, k),
-                        float(nb),
-                        G[..., : self.p, : self.p],
-                        G[..., : self.p, self.p],
-                        G[..., self.p, self.p],
-                    )
-                )
+            for k, item in self._pooled_items(a, Ya, base, raw["ks"][a]):
+                pooled_by_m.setdefault(k, []).append(item)
         pooled = [
             PooledBlocks(
                 D=np.stack([it[0] for it in items]),
@@ -333,6 +300,50 @@ class AnalysisModel:
             for _, items in sorted(pooled_by_m.items())
         ]
         return BatchREML(pooled, groups, K=self.K, p=self.p, nonneg=self.nonneg)
+
+    def _group_blocks(self, a: int, Ya, base, gid: np.ndarray, ks: np.ndarray) -> GroupBlocks:
+        """The delivery groups of arm ``a``: X and y per member and visit (zero padding)."""
+        S, TA = Ya.shape[0], self.TA
+        Gn = int(gid.max()) + 1 if gid.size else 0
+        sizes_g = np.bincount(gid, minlength=Gn)
+        Mm = int(sizes_g.max()) if Gn else 0
+        slot = np.arange(gid.size) - np.r_[0, np.cumsum(sizes_g)[:-1]][gid]
+        obs = np.zeros((Gn, Mm, TA), dtype=bool)
+        obs[gid, slot] = np.arange(TA)[None, :] < ks[:, None]
+        Xg = np.zeros((S, Gn, Mm, TA, self.p))
+        Xg[:, gid, slot] = self.c[a][None, None]
+        if base is not None:
+            Xg[:, gid, slot] += base[:, :, None, None] * self.dvec[None, None]
+        Xg *= obs[None, :, :, :, None]
+        yg = np.zeros((S, Gn, Mm, TA))
+        yg[:, gid, slot] = Ya[:, :, self.A]
+        yg *= obs[None]
+        F = self.subject_basis(a, TA).copy()
+        return GroupBlocks(F=F, gidx=self.group_index, gvec=self.gmask.copy(), obs=obs, X=Xg, y=yg)
+
+    def _pooled_items(self, a: int, Ya, base, ks: np.ndarray):
+        """Per number k of observed analysis visits in arm ``a``: (k, (basis, count, SXX, SXy,
+        Syy)) with the cross products of every simulated trial."""
+        S, A = Ya.shape[0], self.A
+        for k in range(1, self.TA + 1):
+            idx = np.nonzero(ks == k)[0]
+            if idx.size == 0:
+                continue
+            nb = idx.size
+            q = self.p + 1
+            Z = np.empty((S, nb, k, q))
+            Z[..., : self.p] = self.c[a, :k]
+            if base is not None:
+                Z[..., : self.p] += base[:, idx, None, None] * self.dvec[:k]
+            Z[..., self.p] = Ya[:, idx][:, :, A[:k]]
+            Zf = Z.reshape(S, nb, k * q)
+            G = np.swapaxes(Zf, 1, 2) @ Zf
+            G = G.reshape(S, k, q, k, q).transpose(0, 1, 3, 2, 4)
+            p = self.p
+            yield (
+                k,
+                (self.subject_basis(a, k), float(nb), G[..., :p, :p], G[..., :p, p], G[..., p, p]),
+            )
 
     # ---- expected information ----------------------------------------------------------
     def aggregates(self, n: int) -> list[tuple[float, tuple]]:

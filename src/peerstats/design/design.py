@@ -31,8 +31,6 @@ DfName = Literal["satterthwaite", "residual", "asymptotic"]
 _CORR_STRUCTURES = ("cs", "ar1", "exchangeable")
 
 
-
-
 @dataclass(frozen=True, eq=False)
 class TrialDesign:
     """A planned two-arm (or single-arm) trial with repeated measures.
@@ -134,8 +132,31 @@ class TrialDesign:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
+        self._check_layout()
+        self._check_primary()
+        self._check_covariance()
+        self._check_effect()
+        # ---- allocation --------------------------------------------------------------------
+        ratio = 1.0 if self.allocation is None else _number(self.allocation, "allocation")
+        if not 0.05 <= ratio <= 20:
+            raise _err(
+                "allocation", f"the intervention:control ratio must be in [0.05, 20], got {ratio}"
+            )
+        s(self, "ratio", ratio)
+
+        # ---- dropout -----------------------------------------------------------------------
+        s(self, "retention", self._retention(self.dropout))
+
+        # ---- groups ------------------------------------------------------------------------
+        self._groups()
+
+    def _check_layout(self) -> None:
+        """Outcome, visits, arms, baseline handling, df and alpha."""
+        s = object.__setattr__
         if self.outcome != "continuous":  # pragma: no cover - __new__ dispatches these
-            raise _err("outcome", f"{self.outcome!r} is not valid; choose continuous, binary or count")
+            raise _err(
+                "outcome", f"{self.outcome!r} is not valid; choose continuous, binary or count"
+            )
         visits = self.visits
         if isinstance(visits, str) or not isinstance(visits, Sequence) or len(visits) < 1:
             raise _err("visits", f"a list of visit names, not {visits!r}")
@@ -171,7 +192,9 @@ class TrialDesign:
             raise _err("alpha", f"must be in (0, 1), got {alpha}")
         s(self, "alpha", alpha)
 
-        # ---- primary ---------------------------------------------------------------------
+    def _check_primary(self) -> None:
+        """The primary visit (the last post-baseline visit by default) or ``"average"``."""
+        s = object.__setattr__
         post = self.post_visits
         primary = self.primary
         if primary is None:
@@ -185,7 +208,9 @@ class TrialDesign:
             )
         s(self, "primary", primary)
 
-        # ---- SD and correlation -----------------------------------------------------------
+    def _check_covariance(self) -> None:
+        """SDs and correlation: the covariance across visits, positive definite."""
+        s = object.__setattr__
         sds = self._per_visit(self.sd, "sd", default=None)
         if np.any(sds <= 0):
             raise _err("sd", f"every SD must be positive, got {sds.tolist()}")
@@ -202,7 +227,10 @@ class TrialDesign:
             )
         s(self, "sigma", sigma)
 
-        # ---- effect ------------------------------------------------------------------------
+    def _check_effect(self) -> None:
+        """The effect per visit (0 at baseline)."""
+        s = object.__setattr__
+        visits, post = self.visits, self.post_visits
         eff = self.effect
         if isinstance(eff, int | float | np.integer | np.floating) and not isinstance(eff, bool):
             val = _number(eff, "effect")
@@ -216,20 +244,6 @@ class TrialDesign:
                 f"{effects[0]}",
             )
         s(self, "effects", effects)
-
-        # ---- allocation --------------------------------------------------------------------
-        ratio = 1.0 if self.allocation is None else _number(self.allocation, "allocation")
-        if not 0.05 <= ratio <= 20:
-            raise _err(
-                "allocation", f"the intervention:control ratio must be in [0.05, 20], got {ratio}"
-            )
-        s(self, "ratio", ratio)
-
-        # ---- dropout -----------------------------------------------------------------------
-        s(self, "retention", self._retention(self.dropout))
-
-        # ---- groups ------------------------------------------------------------------------
-        self._groups()
 
     # ------------------------------------------------------------------------------------
     @property
@@ -480,46 +494,9 @@ class TrialDesign:
         extra = set(map(str, g)) - {"arm", "size", "icc", "variance"}
         if extra:
             raise _err("groups", f"unknown keys {sorted(extra)}; allowed: arm, size, icc, variance")
-        if self.single_arm:
-            arm = str(g.get("arm", self.arms[0]))
-        else:
-            arm = str(g.get("arm", self.arms[-1]))
-        if arm not in self.arms:
-            raise _err("groups/arm", f"{arm!r} is not an arm; arms are {list(self.arms)}")
-        if not self.single_arm and arm == self.arms[0]:
-            pass  # a group-delivered control arm is allowed (e.g. group-based usual care)
-        size = g.get("size")
-        sizes = size if isinstance(size, Sequence) and not isinstance(size, str) else [size]
-        out = []
-        for m in sizes:
-            if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
-                raise _err("groups/size", f"group sizes are positive integers, got {m!r}")
-            out.append(int(m))
-        if not out:
-            raise _err("groups/size", "give at least one group size")
-        if ("icc" in g) == ("variance" in g):
-            raise _err("groups", "give exactly one of icc (in [0, 1)) or variance (>= 0)")
-        ref = (
-            float(self.sds[self.visits.index(self.primary)]) ** 2
-            if self.primary != "average"
-            else float(np.mean([self.sds[self.visits.index(v)] ** 2 for v in self.post_visits]))
-        )
-        if "icc" in g:
-            icc = _number(g["icc"], "groups/icc")
-            if not 0 <= icc < 1:
-                raise _err("groups/icc", f"must be in [0, 1), got {icc}")
-            var = icc * ref
-        else:
-            var = _number(g["variance"], "groups/variance")
-            if var < 0:
-                raise _err("groups/variance", f"must be >= 0, got {var}")
-            icc = var / ref
-            if icc >= 1:
-                raise _err(
-                    "groups/variance",
-                    f"must be below the outcome variance at the primary visit ({ref:g}); ICC "
-                    f"would be {icc:.3g}, allowed range [0, 1)",
-                )
+        arm = self._group_arm(g)
+        out = _group_sizes(g.get("size"))
+        var, icc = self._group_variance(g)
         s(self, "group_arm", arm)
         s(self, "group_sizes", tuple(out))
         s(self, "group_variance", float(var))
@@ -533,6 +510,41 @@ class TrialDesign:
                 "definite (the group variance exceeds a visit's variance or the covariance "
                 "between post-baseline visits allows less); use a smaller ICC",
             )
+
+    def _group_arm(self, g: Mapping) -> str:
+        """The group-delivered arm (the intervention arm by default; a group-delivered control
+        arm is allowed, e.g. group-based usual care)."""
+        arm = str(g.get("arm", self.arms[0] if self.single_arm else self.arms[-1]))
+        if arm not in self.arms:
+            raise _err("groups/arm", f"{arm!r} is not an arm; arms are {list(self.arms)}")
+        return arm
+
+    def _group_variance(self, g: Mapping) -> tuple[float, float]:
+        """(group variance, ICC) from exactly one of them, the ICC relative to the outcome
+        variance at the primary visit (the mean over post-baseline visits for ``average``)."""
+        if ("icc" in g) == ("variance" in g):
+            raise _err("groups", "give exactly one of icc (in [0, 1)) or variance (>= 0)")
+        ref = (
+            float(self.sds[self.visits.index(self.primary)]) ** 2
+            if self.primary != "average"
+            else float(np.mean([self.sds[self.visits.index(v)] ** 2 for v in self.post_visits]))
+        )
+        if "icc" in g:
+            icc = _number(g["icc"], "groups/icc")
+            if not 0 <= icc < 1:
+                raise _err("groups/icc", f"must be in [0, 1), got {icc}")
+            return icc * ref, icc
+        var = _number(g["variance"], "groups/variance")
+        if var < 0:
+            raise _err("groups/variance", f"must be >= 0, got {var}")
+        icc = var / ref
+        if icc >= 1:
+            raise _err(
+                "groups/variance",
+                f"must be below the outcome variance at the primary visit ({ref:g}); ICC "
+                f"would be {icc:.3g}, allowed range [0, 1)",
+            )
+        return var, icc
 
     def group_mask(self) -> np.ndarray:
         """(T,) 1 at the visits that carry the delivery-group effect (after baseline)."""
@@ -666,3 +678,16 @@ def read_design(path: str | Path) -> tuple[TrialDesign, dict]:
         raise SpecError(f"{p}: a design spec is a mapping (visits, arms, sd, correlation, ...)")
     raw.setdefault("name", p.stem)
     return _from_raw(raw, where=str(p))
+
+
+def _group_sizes(size) -> list[int]:
+    """Delivery-group sizes: one positive integer or a list of them."""
+    sizes = size if isinstance(size, Sequence) and not isinstance(size, str) else [size]
+    out = []
+    for m in sizes:
+        if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
+            raise _err("groups/size", f"group sizes are positive integers, got {m!r}")
+        out.append(int(m))
+    if not out:
+        raise _err("groups/size", "give at least one group size")
+    return out

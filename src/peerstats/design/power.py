@@ -80,6 +80,15 @@ def _check_sims(n_sims: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+def _html(caption: str, frame: pd.DataFrame) -> str:
+    """A caption and a table: the notebook view of the power results."""
+    return (
+        f"<div><p>{html.escape(caption)}</p>"
+        + frame.to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        + "</div>"
+    )
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class PowerResult:
     """Power of the primary contrast at one sample size (create with :func:`peerstats.power`).
@@ -183,11 +192,7 @@ class PowerResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        return (
-            f"<div><p>{html.escape(self.design.name)}: power {self.power:.4f}</p>"
-            + self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.4g}")
-            + "</div>"
-        )
+        return _html(f"{self.design.name}: power {self.power:.4f}", self.to_frame())
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -280,11 +285,7 @@ class SampleSize:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        return (
-            f"<div><p>{html.escape(self.summary())}</p>"
-            + self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.4g}")
-            + "</div>"
-        )
+        return _html(self.summary(), self.to_frame())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,8 +342,9 @@ def power(
     if getattr(design, "outcome", None) == "time_to_event":  # issue 17
         return design.power(n)
     if _is_outcome(design):
-        return outcome_power(design, n, method=method, n_sims=n_sims, seed=seed, client=client,
-                             progress=progress)
+        return outcome_power(
+            design, n, method=method, n_sims=n_sims, seed=seed, client=client, progress=progress
+        )
     design = _check_design(design)
     n = _check_n(design, n)
     method = _check_method(method)
@@ -398,6 +400,64 @@ def _sim_result(design, n, effect, res, n_sims, seed, seconds) -> PowerResult:
     )
 
 
+def _curve_over_effect(design: TrialDesign, model: AnalysisModel, n, effect):
+    """Analytic power at one n over effect values (the design's effects scaled)."""
+    if not isinstance(n, int | np.integer):
+        raise SpecError("n: a power curve over effect needs one n")
+    n0 = _check_n(design, n)
+    if model.target == 0:
+        raise SpecError("effect: the design's effect at the primary contrast is 0; cannot scale it")
+    vals = [float(e) for e in effect]
+    scales = [v / model.target for v in vals]
+    rows = []
+    for v, sc in zip(vals, scales):
+        r = analytic_power(model, [n0], effect_scale=sc)
+        rows.append(
+            {
+                "effect": v,
+                "n": n0,
+                "std_error": r["std_error"][0],
+                "df": r["df"][0],
+                "power_analytic": r["power"][0],
+            }
+        )
+    return pd.DataFrame(rows), [(n0, sc) for sc in scales], "effect"
+
+
+def _curve_over_n(design: TrialDesign, model: AnalysisModel, n):
+    """Analytic power over a grid of n."""
+    ns = [n] if isinstance(n, int | np.integer) else list(n)
+    if not ns:
+        raise SpecError("n: give at least one sample size")
+    ns = [_check_n(design, k) for k in ns]
+    r = analytic_power(model, ns)
+    table = pd.DataFrame(
+        {
+            "n": ns,
+            "n_total": r["n_total"].astype(int),
+            "std_error": r["std_error"],
+            "df": r["df"],
+            "power_analytic": r["power"],
+        }
+    )
+    return table, [(k, 1.0) for k in ns], "n"
+
+
+def _add_simulation(table: pd.DataFrame, design, scen, *, n_sims, seed, client, progress) -> None:
+    """The simulated power of every grid point (scenarios of the scale-out), in place."""
+    n_sims = _check_sims(n_sims)
+    merged, _ = run_scenarios(
+        design, scen, n_sims=n_sims, seed=seed, client=client, progress=progress
+    )
+    sums = [summarise(m, design.alpha) for m in merged]
+    table["power_simulation"] = [s["alt_rate"] for s in sums]
+    table["mc_se"] = [s["alt_mc_se"] for s in sums]
+    table["type1_error"] = [s["null_rate"] for s in sums]
+    table["bias"] = [s["alt_bias"] for s in sums]
+    table["coverage"] = [s["alt_coverage"] for s in sums]
+    table["n_failed"] = [s["alt_failed"] for s in sums]
+
+
 def power_curve(
     design: TrialDesign,
     n: int | Sequence[int],
@@ -420,65 +480,20 @@ def power_curve(
         if effect is not None:
             raise SpecError("effect: power curves over effect are for continuous designs")
         ns = [n] if isinstance(n, int | np.integer) else list(n)
-        return outcome_power_curve(design, ns, method=method, n_sims=n_sims, seed=seed,
-                                   client=client, progress=progress)
+        return outcome_power_curve(
+            design, ns, method=method, n_sims=n_sims, seed=seed, client=client, progress=progress
+        )
     design = _check_design(design)
     method = _check_method(method)
     model = AnalysisModel(design)
     if effect is not None:
-        if not isinstance(n, int | np.integer):
-            raise SpecError("n: a power curve over effect needs one n")
-        n0 = _check_n(design, n)
-        if model.target == 0:
-            raise SpecError(
-                "effect: the design's effect at the primary contrast is 0; cannot scale it"
-            )
-        vals = [float(e) for e in effect]
-        scales = [v / model.target for v in vals]
-        rows = []
-        for v, sc in zip(vals, scales):
-            r = analytic_power(model, [n0], effect_scale=sc)
-            rows.append(
-                {
-                    "effect": v,
-                    "n": n0,
-                    "std_error": r["std_error"][0],
-                    "df": r["df"][0],
-                    "power_analytic": r["power"][0],
-                }
-            )
-        table = pd.DataFrame(rows)
-        scen = [(n0, sc) for sc in scales]
-        over = "effect"
+        table, scen, over = _curve_over_effect(design, model, n, effect)
     else:
-        ns = [n] if isinstance(n, int | np.integer) else list(n)
-        if not ns:
-            raise SpecError("n: give at least one sample size")
-        ns = [_check_n(design, k) for k in ns]
-        r = analytic_power(model, ns)
-        table = pd.DataFrame(
-            {
-                "n": ns,
-                "n_total": r["n_total"].astype(int),
-                "std_error": r["std_error"],
-                "df": r["df"],
-                "power_analytic": r["power"],
-            }
-        )
-        scen = [(k, 1.0) for k in ns]
-        over = "n"
+        table, scen, over = _curve_over_n(design, model, n)
     if method == "simulation":
-        n_sims = _check_sims(n_sims)
-        merged, _ = run_scenarios(
-            design, scen, n_sims=n_sims, seed=seed, client=client, progress=progress
+        _add_simulation(
+            table, design, scen, n_sims=n_sims, seed=seed, client=client, progress=progress
         )
-        sums = [summarise(m, design.alpha) for m in merged]
-        table["power_simulation"] = [s["alt_rate"] for s in sums]
-        table["mc_se"] = [s["alt_mc_se"] for s in sums]
-        table["type1_error"] = [s["null_rate"] for s in sums]
-        table["bias"] = [s["alt_bias"] for s in sums]
-        table["coverage"] = [s["alt_coverage"] for s in sums]
-        table["n_failed"] = [s["alt_failed"] for s in sums]
     return PowerCurve(design=design, table=table, over=over, method=method)
 
 
@@ -507,68 +522,7 @@ def sample_size(
         return outcome_sample_size(design, target, n_min, n_max)
     design = _check_design(design)
     target = check_power_target(power, design.alpha, field_name="power")
-    model = AnalysisModel(design)
-
-    def valid(k: int) -> bool:
-        sizes = design.n_per_arm(k)
-        if min(sizes.values()) < 2:
-            return False
-        if design.partially_nested:
-            if max(design.group_sizes) > sizes[design.group_arm]:
-                return False
-            return design.whole_groups(k)
-        return True
-
-    def pw(k: int) -> float:
-        return float(analytic_power(model, [k])["power"][0])
-
-    def next_valid(k: int) -> int:
-        while not valid(k) and k <= n_max:
-            k += 1
-        return k
-
-    lo = next_valid(max(2, int(n_min)))
-    if lo > n_max:
-        raise SpecError(f"n_max: no valid sample size in [{n_min}, {n_max}]")
-    if pw(lo) >= target:
-        k = lo
-    else:
-        hi = lo
-        while True:
-            nxt = next_valid(min(hi * 2, n_max))
-            if nxt > n_max:
-                nxt = hi
-            if pw(nxt) >= target:
-                hi = nxt
-                break
-            if nxt >= n_max or nxt == hi:
-                raise SpecError(
-                    f"power: the target {target:g} is not reachable up to n_max={n_max}: the "
-                    f"largest n tried ({nxt} per arm) gives power {pw(nxt):.4f}; allowed range "
-                    f"of the target here: ({design.alpha:g}, {pw(nxt):.4f}]"
-                )
-            lo, hi = nxt, nxt
-        # bisection over n (lo fails, hi reaches); n that cannot hold a whole delivery group
-        # count as failing; then the next n with whole groups that reaches the target
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            sizes = design.n_per_arm(mid)
-            if min(sizes.values()) < 2 or (
-                design.partially_nested and max(design.group_sizes) > sizes[design.group_arm]
-            ):
-                lo = mid
-            elif pw(mid) >= target:
-                hi = mid
-            else:
-                lo = mid
-        k = next_valid(hi)
-        while k <= n_max and pw(k) < target:
-            k = next_valid(k + 1)
-        if k > n_max:
-            raise SpecError(
-                f"power: the target {target:g} is not reachable with whole delivery groups up to "
-                f"n_max={n_max}"
-            )
+    k = _SampleSearch(design, target, n_max).smallest(n_min)
     res = power_fn(design, k)
     ng = (
         len(design.groups_of(design.n_per_arm(k)[design.group_arm]))
@@ -584,6 +538,81 @@ def sample_size(
         n_groups=ng,
         result=res,
     )
+
+
+class _SampleSearch:
+    """The search of :func:`sample_size` over n: valid n (every arm >= 2, whole delivery
+    groups), doubling until the target is reached, bisection, then the next valid n."""
+
+    def __init__(self, design: TrialDesign, target: float, n_max: int) -> None:
+        self.design, self.target, self.n_max = design, target, n_max
+        self.model = AnalysisModel(design)
+
+    def holds_groups(self, k: int) -> bool:
+        d = self.design
+        sizes = d.n_per_arm(k)
+        return min(sizes.values()) >= 2 and not (
+            d.partially_nested and max(d.group_sizes) > sizes[d.group_arm]
+        )
+
+    def valid(self, k: int) -> bool:
+        if not self.holds_groups(k):
+            return False
+        return self.design.whole_groups(k) if self.design.partially_nested else True
+
+    def pw(self, k: int) -> float:
+        return float(analytic_power(self.model, [k])["power"][0])
+
+    def next_valid(self, k: int) -> int:
+        while not self.valid(k) and k <= self.n_max:
+            k += 1
+        return k
+
+    def smallest(self, n_min: int) -> int:
+        lo = self.next_valid(max(2, int(n_min)))
+        if lo > self.n_max:
+            raise SpecError(f"n_max: no valid sample size in [{n_min}, {self.n_max}]")
+        if self.pw(lo) >= self.target:
+            return lo
+        lo, hi = self._bracket(lo)
+        return self._bisect(lo, hi)
+
+    def _bracket(self, lo: int) -> tuple[int, int]:
+        """Double n until the target is reached: (lo fails, hi reaches)."""
+        hi, n_max, target = lo, self.n_max, self.target
+        while True:
+            nxt = self.next_valid(min(hi * 2, n_max))
+            if nxt > n_max:
+                nxt = hi
+            if self.pw(nxt) >= target:
+                return lo, nxt
+            if nxt >= n_max or nxt == hi:
+                reached = self.pw(nxt)
+                raise SpecError(
+                    f"power: the target {target:g} is not reachable up to n_max={n_max}: the "
+                    f"largest n tried ({nxt} per arm) gives power {reached:.4f}; allowed range "
+                    f"of the target here: ({self.design.alpha:g}, {reached:.4f}]"
+                )
+            lo, hi = nxt, nxt
+
+    def _bisect(self, lo: int, hi: int) -> int:
+        # bisection over n (lo fails, hi reaches); n that cannot hold a whole delivery group
+        # count as failing; then the next n with whole groups that reaches the target
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if not self.holds_groups(mid) or self.pw(mid) < self.target:
+                lo = mid
+            else:
+                hi = mid
+        k = self.next_valid(hi)
+        while k <= self.n_max and self.pw(k) < self.target:
+            k = self.next_valid(k + 1)
+        if k > self.n_max:
+            raise SpecError(
+                f"power: the target {self.target:g} is not reachable with whole delivery groups "
+                f"up to n_max={self.n_max}"
+            )
+        return k
 
 
 power_fn = power
@@ -602,19 +631,31 @@ def _outcome_check_n(design: OutcomeDesign, n) -> int:
 def _outcome_analytic(design: OutcomeDesign, n: int, seconds: float = 0.0):
     r = analytic_power_outcome(design, n)
     return PowerResult(
-        design=design, n=n, n_per_arm=design.n_per_arm(n), method="analytic",
-        power=r["power"], effect=design.target, std_error=r["std_error"], df=float("inf"),
-        alpha=design.alpha, seconds=seconds,
-        extra={"design_effect": dict(zip(design.arms, r["design_effect"])),
-               "formula": _outcome_formula(design)},
+        design=design,
+        n=n,
+        n_per_arm=design.n_per_arm(n),
+        method="analytic",
+        power=r["power"],
+        effect=design.target,
+        std_error=r["std_error"],
+        df=float("inf"),
+        alpha=design.alpha,
+        seconds=seconds,
+        extra={
+            "design_effect": dict(zip(design.arms, r["design_effect"])),
+            "formula": _outcome_formula(design),
+        },
     )
 
 
 def _outcome_formula(design: OutcomeDesign) -> str:
     if design.outcome == "count":
         return f"Zhu & Lakkis (2014) approach {design.approach}, negative binomial rates"
-    return ("two proportions, arcsine (Cohen's h)" if design.test == "arcsine"
-            else "two proportions, pooled null variance (Fleiss; R power.prop.test)")
+    return (
+        "two proportions, arcsine (Cohen's h)"
+        if design.test == "arcsine"
+        else "two proportions, pooled null variance (Fleiss; R power.prop.test)"
+    )
 
 
 def outcome_power(design, n, *, method, n_sims, seed, client, progress):
@@ -625,14 +666,17 @@ def outcome_power(design, n, *, method, n_sims, seed, client, progress):
     if method == "analytic":
         return _outcome_analytic(design, n, time.perf_counter() - t0)
     n_sims = _check_sims(n_sims)
-    merged, entropy = run_scenarios(design, [(n, 1.0)], n_sims=n_sims, seed=seed,
-                                    client=client, progress=progress)
-    return _sim_result(design, n, design.target, merged[0], n_sims, entropy,
-                       time.perf_counter() - t0)
+    merged, entropy = run_scenarios(
+        design, [(n, 1.0)], n_sims=n_sims, seed=seed, client=client, progress=progress
+    )
+    return _sim_result(
+        design, n, design.target, merged[0], n_sims, entropy, time.perf_counter() - t0
+    )
 
 
 def outcome_sample_size(design, target: float, n_min: int, n_max: int):
     """Smallest n (controls) whose analytic power reaches ``target`` (power rises with n)."""
+
     def pw(k: int) -> float:
         return analytic_power_outcome(design, k)["power"]
 
@@ -652,8 +696,15 @@ def outcome_sample_size(design, target: float, n_min: int, n_max: int):
         lo, hi = (lo, mid) if pw(mid) >= target else (mid, hi)
     res = _outcome_analytic(design, hi)
     ng = sum(len(design.groups_of(design.n_per_arm(hi)[a])) for a in design.grouped_arms)
-    return SampleSize(design=design, n=hi, n_per_arm=design.n_per_arm(hi), target=target,
-                      power=res.power, n_groups=ng or None, result=res)
+    return SampleSize(
+        design=design,
+        n=hi,
+        n_per_arm=design.n_per_arm(hi),
+        target=target,
+        power=res.power,
+        n_groups=ng or None,
+        result=res,
+    )
 
 
 def outcome_power_curve(design, ns, *, method, n_sims, seed, client, progress):
@@ -663,17 +714,31 @@ def outcome_power_curve(design, ns, *, method, n_sims, seed, client, progress):
     if not ns:
         raise SpecError("n: give at least one sample size")
     rows = [analytic_power_outcome(design, k) for k in ns]
-    table = pd.DataFrame({
-        "n": ns, "n_total": [sum(design.n_per_arm(k).values()) for k in ns],
-        "std_error": [r["std_error"] for r in rows],
-        "power_analytic": [r["power"] for r in rows],
-    })
+    table = pd.DataFrame(
+        {
+            "n": ns,
+            "n_total": [sum(design.n_per_arm(k).values()) for k in ns],
+            "std_error": [r["std_error"] for r in rows],
+            "power_analytic": [r["power"] for r in rows],
+        }
+    )
     if method == "simulation":
-        merged, _ = run_scenarios(design, [(k, 1.0) for k in ns], n_sims=_check_sims(n_sims),
-                                  seed=seed, client=client, progress=progress)
+        merged, _ = run_scenarios(
+            design,
+            [(k, 1.0) for k in ns],
+            n_sims=_check_sims(n_sims),
+            seed=seed,
+            client=client,
+            progress=progress,
+        )
         sums = [summarise(m, design.alpha) for m in merged]
-        for col, key in (("power_simulation", "alt_rate"), ("mc_se", "alt_mc_se"),
-                         ("type1_error", "null_rate"), ("bias", "alt_bias"),
-                         ("coverage", "alt_coverage"), ("n_failed", "alt_failed")):
+        for col, key in (
+            ("power_simulation", "alt_rate"),
+            ("mc_se", "alt_mc_se"),
+            ("type1_error", "null_rate"),
+            ("bias", "alt_bias"),
+            ("coverage", "alt_coverage"),
+            ("n_failed", "alt_failed"),
+        ):
             table[col] = [s[key] for s in sums]
     return PowerCurve(design=design, table=table, over="n", method=method)

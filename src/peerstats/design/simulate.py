@@ -2,7 +2,7 @@
 
 Work is split into *tasks*: one (scenario, chunk) pair each, a scenario being one sample size (or
 effect) and a chunk :data:`CHUNK` simulated trials that share one draw of the dropout patterns and
-are fitted together by the batched REML fitter (:mod:`peerstats.design._batch`). Every task gets
+are fitted together by the batched REML fitter (:mod:`peerstats.models._batch`). Every task gets
 its own seed, a child of ``numpy.random.SeedSequence(seed)`` spawned per scenario and then per
 chunk, and runs with BLAS pinned to one thread; so the answer is the same bit for bit whether
 the tasks run in this process or on any number of ``dask.distributed`` workers, in any order.

@@ -206,62 +206,19 @@ def instrument_from_dict(spec: Mapping[str, Any], *, source: str | None = None) 
     _check_schema(spec, where)
     spec = dict(spec)
     name = spec["name"]
-    k = spec["n_items"]
-    if "items" in spec:
-        items = tuple(spec["items"])
-        if len(items) != k:
-            raise SpecError(f"n_items is {k} but {len(items)} item names are given {where}")
-    elif "item_prefix" in spec:
-        items = tuple(f"{spec['item_prefix']}_{i}" for i in range(1, k + 1))
-    else:
-        raise SpecError(f"give either 'items' or 'item_prefix' {where}")
+    items = _item_names(spec, where)
     lo, hi = spec["item_min"], spec["item_max"]
-    if lo >= hi:
-        raise SpecError(f"item_min ({lo}) must be below item_max ({hi}) {where}")
     scoring = spec["scoring"]
-    expected = (k * lo, k * hi) if scoring == "sum" else (lo, hi)
-    tmin, tmax = spec["total"]["min"], spec["total"]["max"]
-    if (tmin, tmax) != expected:
-        raise SpecError(
-            f"total range {tmin}-{tmax} does not match {k} items {lo}-{hi} scored by {scoring} "
-            f"(expected {expected[0]}-{expected[1]}) {where}"
-        )
+    tmin, tmax = _total_range(spec, where)
     reverse = tuple(_resolve(r, items, "reverse", where) for r in spec.get("reverse", []))
     missing = _missing(spec.get("missing"), MissingRule())
-    subscales = []
-    for sname, sub in (spec.get("subscales") or {}).items():
-        sitems = tuple(_resolve(r, items, f"subscale {sname!r}", where) for r in sub["items"])
-        subscales.append(
-            Subscale(
-                name=sname,
-                items=sitems,
-                scoring=sub.get("scoring", scoring),
-                missing=_missing(sub.get("missing"), missing),
-                verified=sub.get("verified", True),
-                description=sub.get("description"),
-            )
-        )
+    subscales = _subscales(spec.get("subscales") or {}, items, scoring, missing, where)
     cut = spec.get("cutoffs") or {}
-    bands = tuple((str(label), float(v)) for label, v in (cut.get("bands") or {}).items())
-    lows = [v for _, v in bands]
-    if lows and (lows != sorted(lows) or len(set(lows)) != len(lows)):
-        raise SpecError(
-            f"cutoff bands must have increasing lower bounds, got {dict(bands)} {where}"
-        )
-    if lows and lows[0] > tmin:
-        raise SpecError(f"the first cutoff band must start at the total minimum {tmin} {where}")
+    bands = _bands(cut, tmin, where)
     flags = {}
     for fname, flag in (spec.get("flags") or {}).items():
         flags[fname] = {**flag, "item": _resolve(flag["item"], items, f"flag {fname!r}", where)}
-    conversions = {}
-    for cname, conv in (spec.get("conversions") or {}).items():
-        try:
-            table = {float(key): float(v) for key, v in conv["table"].items()}
-        except ValueError as exc:
-            raise SpecError(
-                f"conversion {cname!r} has a non-numeric raw score {where}: {exc}"
-            ) from None
-        conversions[cname] = {**conv, "table": dict(sorted(table.items()))}
+    conversions = _conversions(spec.get("conversions") or {}, where)
     aliases = tuple(spec.get("aliases", ()))
     return Instrument(
         name=name,
@@ -278,7 +235,7 @@ def instrument_from_dict(spec: Mapping[str, Any], *, source: str | None = None) 
         reverse=reverse,
         reverse_verified=spec.get("reverse_verified", True),
         missing=missing,
-        subscales=tuple(subscales),
+        subscales=subscales,
         bands=bands,
         caseness=cut.get("caseness"),
         reliability=dict(spec.get("reliability") or {}),
@@ -289,6 +246,83 @@ def instrument_from_dict(spec: Mapping[str, Any], *, source: str | None = None) 
         short_name=spec.get("short_name") or normalise_name(name) or "score",
         raw=spec,
     )
+
+
+def _subscales(
+    raw: dict, items: tuple[str, ...], scoring: str, missing: MissingRule, where: str
+) -> tuple[Subscale, ...]:
+    """Subscales: their items resolved; scoring and missing rule default to the total's."""
+    subscales = []
+    for sname, sub in raw.items():
+        sitems = tuple(_resolve(r, items, f"subscale {sname!r}", where) for r in sub["items"])
+        subscales.append(
+            Subscale(
+                name=sname,
+                items=sitems,
+                scoring=sub.get("scoring", scoring),
+                missing=_missing(sub.get("missing"), missing),
+                verified=sub.get("verified", True),
+                description=sub.get("description"),
+            )
+        )
+    return tuple(subscales)
+
+
+def _item_names(spec: dict, where: str) -> tuple[str, ...]:
+    """The item names: listed, or ``<item_prefix>_1 .. _k``."""
+    k = spec["n_items"]
+    if "items" in spec:
+        items = tuple(spec["items"])
+        if len(items) != k:
+            raise SpecError(f"n_items is {k} but {len(items)} item names are given {where}")
+        return items
+    if "item_prefix" in spec:
+        return tuple(f"{spec['item_prefix']}_{i}" for i in range(1, k + 1))
+    raise SpecError(f"give either 'items' or 'item_prefix' {where}")
+
+
+def _total_range(spec: dict, where: str) -> tuple[Any, Any]:
+    """The total's range, checked against the items' range and the scoring."""
+    k = spec["n_items"]
+    lo, hi = spec["item_min"], spec["item_max"]
+    if lo >= hi:
+        raise SpecError(f"item_min ({lo}) must be below item_max ({hi}) {where}")
+    scoring = spec["scoring"]
+    expected = (k * lo, k * hi) if scoring == "sum" else (lo, hi)
+    tmin, tmax = spec["total"]["min"], spec["total"]["max"]
+    if (tmin, tmax) != expected:
+        raise SpecError(
+            f"total range {tmin}-{tmax} does not match {k} items {lo}-{hi} scored by {scoring} "
+            f"(expected {expected[0]}-{expected[1]}) {where}"
+        )
+    return tmin, tmax
+
+
+def _bands(cut: dict, tmin: Any, where: str) -> tuple[tuple[str, float], ...]:
+    """Cutoff bands (label, lower bound), increasing and starting at the total minimum."""
+    bands = tuple((str(label), float(v)) for label, v in (cut.get("bands") or {}).items())
+    lows = [v for _, v in bands]
+    if lows and (lows != sorted(lows) or len(set(lows)) != len(lows)):
+        raise SpecError(
+            f"cutoff bands must have increasing lower bounds, got {dict(bands)} {where}"
+        )
+    if lows and lows[0] > tmin:
+        raise SpecError(f"the first cutoff band must start at the total minimum {tmin} {where}")
+    return bands
+
+
+def _conversions(raw: dict, where: str) -> dict[str, dict]:
+    """Published conversion tables, raw score -> converted score, sorted by raw score."""
+    conversions = {}
+    for cname, conv in raw.items():
+        try:
+            table = {float(key): float(v) for key, v in conv["table"].items()}
+        except ValueError as exc:
+            raise SpecError(
+                f"conversion {cname!r} has a non-numeric raw score {where}: {exc}"
+            ) from None
+        conversions[cname] = {**conv, "table": dict(sorted(table.items()))}
+    return conversions
 
 
 def load_instrument_file(path: str | Path) -> Instrument:

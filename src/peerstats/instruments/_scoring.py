@@ -154,69 +154,74 @@ def prepare_items(
     failures: list[dict[str, Any]] = []
     for item, col in colmap.items():
         if col not in data.columns:
-            failures.append(
-                dict(
-                    table=table,
-                    row=None,
-                    column=col,
-                    value=None,
-                    check="missing_column",
-                    message=f"column {col!r} for {inst.name} item {item!r} is missing",
-                )
-            )
+            msg = f"column {col!r} for {inst.name} item {item!r} is missing"
+            failures.append(_column_failure(table, col, "missing_column", msg))
     out = {}
     for item, col in colmap.items():
         if col not in data.columns:
             continue
         raw = data[col]
         if isinstance(raw, pd.DataFrame):
-            failures.append(
-                dict(
-                    table=table,
-                    row=None,
-                    column=col,
-                    value=None,
-                    check="duplicate_column",
-                    message=f"column {col!r} appears twice",
-                )
-            )
+            msg = f"column {col!r} appears twice"
+            failures.append(_column_failure(table, col, "duplicate_column", msg))
             continue
-        missing = raw.isna().to_numpy()
-        values = pd.to_numeric(raw.astype(object).where(~missing, None), errors="coerce")
-        values = np.array(values, dtype=float)  # a writable copy
-        if raw.dtype == bool or str(raw.dtype) == "boolean":
-            values = np.full(len(raw), np.nan)
-        elif raw.dtype == object:  # True/False are not responses, even though they convert
-            is_bool = np.array([isinstance(v, bool | np.bool_) for v in raw], dtype=bool)
-            values[is_bool] = np.nan
-        bad_type = np.isnan(values) & ~missing
-        finite = ~np.isnan(values)
-        not_int = finite & (values != np.round(values))
-        outside = finite & ((values < inst.item_min) | (values > inst.item_max))
-        for pos in np.flatnonzero(bad_type | not_int | outside):
-            from peerstats._identifiers import mask_value  # an identifier is never echoed
-
-            value = mask_value(raw.iloc[pos])
-            if bad_type[pos]:
-                check, msg = "non_numeric", f"{value!r} is not a number"
-            elif outside[pos]:
-                check = "out_of_range"
-                msg = (
-                    f"{value!r} is outside the {inst.name} item range "
-                    f"{inst.item_min}-{inst.item_max}"
-                )
-            else:
-                check, msg = "non_integer", f"{value!r} is not a whole-number response"
-            row = int(pos) + 1 if row_numbers is None else int(row_numbers[pos])
-            failures.append(
-                dict(table=table, row=row, column=col, value=value, check=check, message=msg)
-            )
+        values = _item_values(raw)
+        failures += _item_failures(raw, values, inst, table, col, row_numbers)
         if item in inst.reverse:
             values = inst.item_min + inst.item_max - values
         out[item] = values
     if failures:
         raise DataValidationError(pd.DataFrame(failures), context=f"scoring {inst.name}")
     return pd.DataFrame(out, index=data.index, columns=list(inst.items))
+
+
+def _column_failure(table: str, col: str, check: str, message: str) -> dict[str, Any]:
+    return dict(table=table, row=None, column=col, value=None, check=check, message=message)
+
+
+def _item_values(raw: pd.Series) -> np.ndarray:
+    """Responses as floats (a writable copy); True/False are not responses (NaN)."""
+    missing = raw.isna().to_numpy()
+    values = pd.to_numeric(raw.astype(object).where(~missing, None), errors="coerce")
+    values = np.array(values, dtype=float)  # a writable copy
+    if raw.dtype == bool or str(raw.dtype) == "boolean":
+        values = np.full(len(raw), np.nan)
+    elif raw.dtype == object:  # True/False are not responses, even though they convert
+        is_bool = np.array([isinstance(v, bool | np.bool_) for v in raw], dtype=bool)
+        values[is_bool] = np.nan
+    return values
+
+
+def _item_failures(
+    raw: pd.Series,
+    values: np.ndarray,
+    inst: Instrument,
+    table: str,
+    col: str,
+    row_numbers: Sequence[int] | None,
+) -> list[dict[str, Any]]:
+    """One failure per response that is not a number, not whole, or outside the item range."""
+    failures = []
+    bad_type = np.isnan(values) & ~raw.isna().to_numpy()
+    finite = ~np.isnan(values)
+    not_int = finite & (values != np.round(values))
+    outside = finite & ((values < inst.item_min) | (values > inst.item_max))
+    for pos in np.flatnonzero(bad_type | not_int | outside):
+        from peerstats._identifiers import mask_value  # an identifier is never echoed
+
+        value = mask_value(raw.iloc[pos])
+        if bad_type[pos]:
+            check, msg = "non_numeric", f"{value!r} is not a number"
+        elif outside[pos]:
+            check = "out_of_range"
+            msg = f"{value!r} is outside the {inst.name} item range {inst.item_min}-{inst.item_max}"
+        else:
+            check, msg = "non_integer", f"{value!r} is not a whole-number response"
+        row = int(pos) + 1 if row_numbers is None else int(row_numbers[pos])
+        failures.append(
+            dict(table=table, row=row, column=col, value=value, check=check, message=msg)
+        )
+    return failures
 
 
 def _apply_rule(
@@ -292,17 +297,7 @@ def score(
     [7.0, 14.0]
     """
     inst = get_instrument(instrument)
-    if min_answered is not None:
-        if (
-            isinstance(min_answered, bool)
-            or not isinstance(min_answered, int | float)
-            or not (0 < min_answered <= 1)
-        ):
-            raise SpecError(f"min_answered must be a fraction in (0, 1], got {min_answered!r}")
-        rule = MissingRule(method="prorate", min_answered=float(min_answered), source="user")
-        sub_rule: MissingRule | None = rule
-    else:
-        rule, sub_rule = inst.missing, None
+    rule, sub_rule = _rules(inst, min_answered)
     if conversion is not None and conversion not in inst.conversions:
         choices = list(inst.conversions) or "none"
         raise SpecError(
@@ -332,21 +327,59 @@ def score(
         "conversion": conversion,
     }
     if conversion is not None:
-        table = inst.conversions[conversion]["table"]
-        xs, ys = np.array(list(table)), np.array(list(table.values()))
-        t = total.to_numpy()
-        finite = ~np.isnan(t)
-        between = finite & ~np.isin(t, xs)
-        converted = np.where(finite, np.interp(t, xs, ys), np.nan)
-        total = pd.Series(converted, index=total.index, name=name)
-        report["n_interpolated"] = int(between.sum())
-        if between.any():
-            warnings.warn(
-                f"{int(between.sum())} prorated {inst.name} totals fall between the raw scores of "
-                f"the {conversion!r} table and were converted by linear interpolation",
-                DataWarning,
-                stacklevel=2,
-            )
+        total = _convert(total, inst, conversion, report)
+    subscales, report["subscales"] = _subscales(values, inst, sub_rule, name)
+    flags = _flags(values, inst, name)
+    report["flags"] = {f: int(flags[c].sum()) for f, c in zip(inst.flags, flags.columns)}
+    return ScoreResult(
+        instrument=inst,
+        total=total,
+        subscales=subscales,
+        prorated=prorated.rename(f"{name}_prorated"),
+        n_answered=n_answered.rename(f"{name}_n_answered"),
+        flags=flags,
+        raw_total=raw_total,
+        report=report,
+    )
+
+
+def _rules(inst: Instrument, min_answered: float | None) -> tuple[MissingRule, MissingRule | None]:
+    """The missing-item rule of the total, and of the subscales (None: each its own)."""
+    if min_answered is None:
+        return inst.missing, None
+    if (
+        isinstance(min_answered, bool)
+        or not isinstance(min_answered, int | float)
+        or not (0 < min_answered <= 1)
+    ):
+        raise SpecError(f"min_answered must be a fraction in (0, 1], got {min_answered!r}")
+    rule = MissingRule(method="prorate", min_answered=float(min_answered), source="user")
+    return rule, rule
+
+
+def _convert(total: pd.Series, inst: Instrument, conversion: str, report: dict) -> pd.Series:
+    """Totals through a published conversion table (linear interpolation between its raw
+    scores, with a warning)."""
+    table = inst.conversions[conversion]["table"]
+    xs, ys = np.array(list(table)), np.array(list(table.values()))
+    t = total.to_numpy()
+    finite = ~np.isnan(t)
+    between = finite & ~np.isin(t, xs)
+    converted = np.where(finite, np.interp(t, xs, ys), np.nan)
+    report["n_interpolated"] = int(between.sum())
+    if between.any():
+        warnings.warn(
+            f"{int(between.sum())} prorated {inst.name} totals fall between the raw scores of "
+            f"the {conversion!r} table and were converted by linear interpolation",
+            DataWarning,
+            stacklevel=3,  # the caller of score()
+        )
+    return pd.Series(converted, index=total.index, name=total.name)
+
+
+def _subscales(
+    values: pd.DataFrame, inst: Instrument, sub_rule: MissingRule | None, name: str
+) -> tuple[pd.DataFrame, dict]:
     subs = {}
     sub_reports = {}
     for sub in inst.subscales:
@@ -360,8 +393,11 @@ def score(
             "n_items": len(sub.items),
             "verified": sub.verified,
         }
-    report["subscales"] = sub_reports
-    subscales = pd.DataFrame(subs, index=values.index)
+    return pd.DataFrame(subs, index=values.index), sub_reports
+
+
+def _flags(values: pd.DataFrame, inst: Instrument, name: str) -> pd.DataFrame:
+    """Item flags (e.g. PHQ-9 item 9 at least 1) on the answer as given (not reverse-keyed)."""
     flag_cols = {}
     for fname, flag in inst.flags.items():
         item = values[flag["item"]]
@@ -370,18 +406,7 @@ def score(
         flag_cols[f"{name}_{fname}"] = pd.array(
             [pd.NA if np.isnan(v) else bool(v >= flag["at_least"]) for v in item], dtype="boolean"
         )
-    flags = pd.DataFrame(flag_cols, index=values.index)
-    report["flags"] = {f: int(flags[c].sum()) for f, c in zip(inst.flags, flags.columns)}
-    return ScoreResult(
-        instrument=inst,
-        total=total,
-        subscales=subscales,
-        prorated=prorated.rename(f"{name}_prorated"),
-        n_answered=n_answered.rename(f"{name}_n_answered"),
-        flags=flags,
-        raw_total=raw_total,
-        report=report,
-    )
+    return pd.DataFrame(flag_cols, index=values.index)
 
 
 def _column_name(inst: Instrument) -> str:

@@ -1,6 +1,6 @@
 """Readers for trial data files (CSV/TSV, Excel, SPSS, Stata, Parquet) and wide -> long.
 
-Everything is read as text first; :mod:`peerstats.validation` coerces and checks.
+Everything is read as text first; :mod:`peerstats.data.validation` coerces and checks.
 """
 
 from peerstats.io.readers import NA_STRINGS, RawTable, ReadError, read_table, to_text

@@ -1,6 +1,6 @@
 """Strict text -> value coercion of cells read by :mod:`peerstats.io.readers`.
 
-Shared by :mod:`peerstats.validation` (which turns every value that would change into a
+Shared by :mod:`peerstats.data.validation` (which turns every value that would change into a
 failure) and the assembly of the validated Trial (which uses the same rules to build its
 columns), so that neither imports the other.
 """

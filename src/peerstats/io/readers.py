@@ -2,7 +2,7 @@
 
 Every reader returns a :class:`RawTable`: all cells as ``str`` (or ``None`` for missing), the
 row number as the user sees it, and the value labels of SPSS/Stata files (or the categories of a
-Parquet categorical). Coercion to numbers happens later, in :mod:`peerstats.validation`, so that a
+Parquet categorical). Coercion to numbers happens later, in :mod:`peerstats.data.validation`, so that a
 coercion that would change a value is a validation failure rather than a silent ``NaN``.
 Input files are only ever opened for reading.
 """
@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from peerstats._provenance import file_sha256, remember, remember_file
+from peerstats.data.trial_spec import DataSource
 from peerstats.exceptions import PeerstatsError
 from peerstats.io._guards import check_regular_file, check_text_encoding
-from peerstats.spec import DataSource
 
 __all__ = ["RawTable", "ReadError", "read_table", "NA_STRINGS", "to_text"]
 
@@ -281,6 +281,33 @@ def _xlsx_formulas_without_value(source: DataSource) -> list[dict]:
             wb.close()
 
 
+def _read_by_suffix(source: DataSource, suffix: str) -> tuple[pd.DataFrame, dict, dict, list]:
+    """The file as text by its format: data, value labels, variable labels, problems."""
+    if suffix in (".csv", ".tsv", ".txt"):
+        return _read_delimited(source), {}, {}, []
+    if suffix in (".xlsx", ".xlsm"):
+        return _read_xlsx(source), {}, {}, _xlsx_formulas_without_value(source)
+    if suffix in (".sav", ".zsav", ".dta"):
+        df, labels, variable = _read_stat(source)
+        return df, labels, variable, []
+    if suffix == ".parquet":
+        df, labels = _read_parquet(source)
+        return df, labels, {}, []
+    # read_spec refuses other suffixes; keep a clear error for direct callers
+    raise ReadError(f"{source.path.name}: unsupported file type {suffix!r}")
+
+
+def _read_xlsx(source: DataSource) -> pd.DataFrame:
+    """A worksheet as text (its header checked first)."""
+    sheet = source.sheet if source.sheet is not None else 0
+    head = pd.read_excel(source.path, sheet_name=sheet, header=None, nrows=1, dtype=object)
+    if len(head):
+        _check_header([to_text(v) or "" for v in head.iloc[0].tolist()], source.path)
+    return pd.read_excel(
+        source.path, sheet_name=sheet, dtype=object, keep_default_na=False, na_filter=False
+    )
+
+
 def read_table(source: DataSource, name: str) -> RawTable:
     """Read one data file as text.
 
@@ -311,32 +338,7 @@ def read_table(source: DataSource, name: str) -> RawTable:
         raise ReadError(refused)
     before = None if suffix in (".csv", ".tsv", ".txt") else file_sha256(source.path)
     try:
-        if suffix in (".csv", ".tsv", ".txt"):
-            df = _read_delimited(source)
-        elif suffix in (".xlsx", ".xlsm"):
-            head = pd.read_excel(
-                source.path,
-                sheet_name=source.sheet if source.sheet is not None else 0,
-                header=None,
-                nrows=1,
-                dtype=object,
-            )
-            if len(head):
-                _check_header([to_text(v) or "" for v in head.iloc[0].tolist()], source.path)
-            df = pd.read_excel(
-                source.path,
-                sheet_name=source.sheet if source.sheet is not None else 0,
-                dtype=object,
-                keep_default_na=False,
-                na_filter=False,
-            )
-            problems = _xlsx_formulas_without_value(source)
-        elif suffix in (".sav", ".zsav", ".dta"):
-            df, labels, variable = _read_stat(source)
-        elif suffix == ".parquet":
-            df, labels = _read_parquet(source)
-        else:  # read_spec refuses other suffixes; keep a clear error for direct callers
-            raise ReadError(f"{source.path.name}: unsupported file type {suffix!r}")
+        df, labels, variable, problems = _read_by_suffix(source, suffix)
     except ReadError:
         raise
     except pd.errors.EmptyDataError:
@@ -345,7 +347,7 @@ def read_table(source: DataSource, name: str) -> RawTable:
         guess = "cp1252" if (source.encoding or "utf-8").lower().startswith("utf") else "utf-8"
         raise ReadError(
             f"cannot read {source.path.name}: it is not {source.encoding or 'UTF-8'} text "
-            f"(byte {exc.object[exc.start:exc.start + 1]!r} at position {exc.start}); set "
+            f"(byte {exc.object[exc.start : exc.start + 1]!r} at position {exc.start}); set "
             f"encoding: {guess} for this file in the spec (Windows/Excel exports in Sweden, "
             "Denmark and Norway are usually cp1252)"
         ) from exc

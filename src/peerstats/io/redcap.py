@@ -734,7 +734,7 @@ def with_dictionary_types(spec: Any) -> Any:
     """
     import dataclasses
 
-    from peerstats.spec import Covariate
+    from peerstats.data.trial_spec import Covariate
 
     dd = read_redcap_dictionary(spec.redcap.dictionary)
     by_column: dict[str, tuple] = {}

@@ -69,27 +69,43 @@ def wide_to_long(
         ``unknown_label`` for columns whose visit part is not a visit; ``ambiguous_column`` for
         a column named like a base (or the visit column) without a visit suffix.
     """
-    data = table.data
+    per_visit, constant, failures = _wide_columns(table, subject, visit, visits, bases, sep)
+    long = _stack(table.data, subject, visit, visits, bases, per_visit, constant)
+    rows = np.repeat(table.rows, len(visits))
+    labels = {c: lab for c, lab in table.value_labels.items() if c in long.columns}
+    for v in visits:
+        for b, col in per_visit[v].items():
+            if col in table.value_labels and b not in labels:
+                labels[b] = table.value_labels[col]
+    return (
+        RawTable(table.name, table.path, long, rows, labels, list(table.blank_rows)),
+        failures,
+    )
+
+
+def _failure(table: RawTable, col: str, value: str | None, check: str, message: str) -> dict:
+    return dict(table=table.name, row=None, column=col, value=value, check=check, message=message)
+
+
+def _wide_columns(
+    table: RawTable, subject: str, visit: str, visits: list[str], bases: list[str], sep: str
+) -> tuple[dict[str, dict[str, str]], list[str], list[dict]]:
+    """Each wide column as (visit, base), or per-subject (constant); failures for columns
+    without a visit suffix that should have one and for unknown visits."""
     failures: list[dict] = []
     per_visit: dict[str, dict[str, str]] = {v: {} for v in visits}  # visit -> base -> column
     constant: list[str] = []
-    for col in data.columns:
+    for col in table.data.columns:
         if col == subject:
             continue
         parts = split_wide_column(col, bases, visits, sep)
         if parts is None:
             if col in bases or col == visit:
-                failures.append(
-                    dict(
-                        table=table.name,
-                        row=None,
-                        column=col,
-                        value=None,
-                        check="ambiguous_column",
-                        message=f"column {col!r} has no visit suffix; in a wide file it must be "
-                        f"{col}{sep}<visit> with a visit in {visits}",
-                    )
+                msg = (
+                    f"column {col!r} has no visit suffix; in a wide file it must be "
+                    f"{col}{sep}<visit> with a visit in {visits}"
                 )
+                failures.append(_failure(table, col, None, "ambiguous_column", msg))
             else:
                 constant.append(col)
             continue
@@ -99,16 +115,21 @@ def wide_to_long(
         else:
             close = difflib.get_close_matches(v, visits, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            failures.append(
-                dict(
-                    table=table.name,
-                    row=None,
-                    column=col,
-                    value=v,
-                    check="unknown_label",
-                    message=f"{v!r} is not a visit{hint}; visits are {visits}.",
-                )
-            )
+            msg = f"{v!r} is not a visit{hint}; visits are {visits}."
+            failures.append(_failure(table, col, v, "unknown_label", msg))
+    return per_visit, constant, failures
+
+
+def _stack(
+    data: pd.DataFrame,
+    subject: str,
+    visit: str,
+    visits: list[str],
+    bases: list[str],
+    per_visit: dict[str, dict[str, str]],
+    constant: list[str],
+) -> pd.DataFrame:
+    """One row per wide row x visit, visits in spec order within each wide row."""
     n = len(data)
     frames = []
     found_bases = [b for b in bases if any(b in per_visit[v] for v in visits)]
@@ -127,14 +148,4 @@ def wide_to_long(
         frames.append(f)
     long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     order = np.argsort(long["__order"].to_numpy(), kind="stable")
-    long = long.iloc[order].drop(columns="__order").reset_index(drop=True)
-    rows = np.repeat(table.rows, len(visits))
-    labels = {c: lab for c, lab in table.value_labels.items() if c in long.columns}
-    for v in visits:
-        for b, col in per_visit[v].items():
-            if col in table.value_labels and b not in labels:
-                labels[b] = table.value_labels[col]
-    return (
-        RawTable(table.name, table.path, long, rows, labels, list(table.blank_rows)),
-        failures,
-    )
+    return long.iloc[order].drop(columns="__order").reset_index(drop=True)

@@ -202,7 +202,7 @@ def subset_trial(trial: Any, subjects: Iterable[str]) -> Any:
     Participants not randomised stay (CONSORT enrolment counts are about the trial, not the
     analysis population); assessments and sessions keep only the rows of ``subjects``.
     """
-    from peerstats._trial import _TOKEN, Trial
+    from peerstats.data.trial import _TOKEN, Trial
 
     keep = {str(s) for s in subjects}
     part = trial.participants

@@ -75,9 +75,31 @@ def build_blocks(
     ``subject`` and ``position`` (visit index) are given when the residual has a structure
     across visits (then rows of a subject must share a block). Refuses (ModelSpecificationError)
     when the pooled statistics would need more than ``max_bytes``.
+
+    Steps: the blocks are the connected components of rows and levels (:func:`_components`);
+    rows are sorted canonically within blocks (:func:`_row_order`); each row gets the features
+    that define its block's structure (:func:`_structure_features`); blocks with the same
+    features are one block type (:func:`_plan_types`), whose statistics are then pooled
+    (:func:`_pool_types`).
     """
-    n, p = X.shape
-    # ---- connected components of rows <-> random-effect levels (<-> subjects) -----------
+    n = X.shape[0]
+    block = _components(designs, subject, n)
+    unit = subject if subject is not None else np.zeros(n, dtype=np.int64)
+    pos = position if position is not None else np.zeros(n, dtype=np.int64)
+    order = _row_order(designs, block, unit, pos)
+    b_sorted = block[order]
+    starts = np.flatnonzero(np.r_[True, b_sorted[1:] != b_sorted[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    F = _structure_features(designs, order, starts, sizes, res_code, subject, pos)
+    plan = _plan_types(F, starts, sizes, X.shape[1], max_bytes)
+    layout = _pool_types(plan, order, X, y, designs, res_code, unit, pos)
+    layout.n_blocks = int(block.max()) + 1 if n else 0
+    return layout
+
+
+def _components(designs: list[RandomDesign], subject: np.ndarray | None, n: int) -> np.ndarray:
+    """Block (connected component of rows <-> random-effect levels <-> subjects) of each row,
+    numbered 0.. in order of first appearance of the component labels."""
     offs = n
     r_idx, c_idx = [], []
     for d in designs:
@@ -96,61 +118,59 @@ def build_blocks(
         r = c = np.zeros(0, dtype=np.int64)
     graph = sparse.coo_matrix((np.ones(len(r)), (r, c)), shape=(offs, offs))
     _, comp = connected_components(graph, directed=False)
-    block = comp[:n]
-    _, block = np.unique(block, return_inverse=True)
-    n_blocks = int(block.max()) + 1
+    _, block = np.unique(comp[:n], return_inverse=True)
+    return block.reshape(-1)
 
-    # ---- canonical order of rows within blocks -----------------------------------------
-    unit = subject if subject is not None else np.zeros(n, dtype=np.int64)
-    pos = position if position is not None else np.zeros(n, dtype=np.int64)
-    zcols = [d.Z for d in designs]
+
+def _row_order(designs, block, unit, pos) -> np.ndarray:
+    """Rows sorted by block, then level codes, term values, subject and visit position."""
     keys = [pos, unit]
-    for Zt in reversed(zcols):
-        for j in reversed(range(Zt.shape[1])):
-            keys.append(Zt[:, j])
+    for d in reversed(designs):
+        for j in reversed(range(d.Z.shape[1])):
+            keys.append(d.Z[:, j])
     for d in reversed(designs):
         keys.append(d.codes)
     keys.append(block)
-    order = np.lexsort(keys)
-    b_sorted = block[order]
-    starts = np.flatnonzero(np.r_[True, b_sorted[1:] != b_sorted[:-1]])
-    sizes = np.diff(np.r_[starts, n])
+    return np.lexsort(keys)
 
-    # features per row that define a block's structure (codes relabelled within the block)
-    feats = []
-    frame = pd.DataFrame({"b": b_sorted})
+
+def _within_rank(code: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Dense rank of ``code`` (rows in block order) within each block (1 when constant)."""
+    n = code.size
     block_of_row = np.repeat(np.arange(len(starts)), sizes)
+    if np.array_equal(code, code[starts][block_of_row]):
+        return np.ones(n)
+    frame = pd.DataFrame({"b": block_of_row, "c": code})
+    return frame.groupby("b")["c"].rank(method="dense").to_numpy()
 
-    def within_rank(code: np.ndarray) -> np.ndarray:
-        """Dense rank of ``code`` within each block (1 everywhere when a block has one code)."""
-        first = code[starts][block_of_row]
-        if np.array_equal(code, first):
-            return np.ones(n)
-        frame["c"] = code
-        return frame.groupby("b")["c"].rank(method="dense").to_numpy()
 
+def _structure_features(designs, order, starts, sizes, res_code, subject, pos) -> np.ndarray:
+    """Per row (in block order) the features that define its block's structure: level codes
+    relabelled within the block, term values, residual level, subject rank and visit."""
+    feats = []
     for d in designs:
         code = d.codes[order]
-        rel = np.where(code >= 0, within_rank(np.where(code >= 0, code, -1)), -1.0)
-        feats.append(rel[:, None])
+        rank = _within_rank(np.where(code >= 0, code, -1), starts, sizes)
+        feats.append(np.where(code >= 0, rank, -1.0)[:, None])
         feats.append(d.Z[order])
     feats.append(res_code[order][:, None].astype(float))
     if subject is not None:
-        feats.append(within_rank(subject[order])[:, None])
+        feats.append(_within_rank(subject[order], starts, sizes)[:, None])
         feats.append(pos[order][:, None].astype(float))
-    F = np.concatenate(feats, axis=1) if feats else np.zeros((n, 0))
-    nf = F.shape[1]
+    return np.concatenate(feats, axis=1) if feats else np.zeros((order.size, 0))
 
-    Zall = np.concatenate([X, y[:, None]], axis=1)
-    # first pass: block types per size, and the memory their statistics would need
+
+def _plan_types(F, starts, sizes, p: int, max_bytes: float) -> list[tuple]:
+    """Block types per block size: (m, row positions (blocks, m), first block of each type,
+    type of each block); refuses when their statistics would need more than ``max_bytes``."""
     plan = []
     need = 0.0
+    nf = F.shape[1]
     for m in np.unique(sizes):
         bsel = np.flatnonzero(sizes == m)
         idx = starts[bsel][:, None] + np.arange(m)[None, :]  # positions in sorted order
-        Fm = F[idx].reshape(len(bsel), m * nf)
-        _, first, inverse = np.unique(Fm, axis=0, return_index=True, return_inverse=True)
-        plan.append((int(m), idx, first, inverse.ravel()))
+        first, inverse = _row_types(F[idx].reshape(len(bsel), m * nf))
+        plan.append((int(m), idx, first, inverse))
         need += 2 * len(first) * float(m) ** 2 * (p + 1) ** 2 * 8  # stats + Gram temporary
     if need > max_bytes:
         m_big = max(m for m, *_ in plan)
@@ -161,51 +181,93 @@ def build_blocks(
             "Fit the large grouping factor as a fixed effect (as stratification factors are in "
             "a trial's primary model) or use a subset of the data."
         )
-    classes, rows_out, K_out, res_out, pos_out, same_out = [], [], [], [], [], []
-    n_types = 0
+    return plan
+
+
+def _row_types(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of F: the first row of each type, and the type of every row (types
+    numbered in order of first appearance; rows compared bit for bit)."""
+    F = np.ascontiguousarray(F)
+    seen: dict[bytes, int] = {}
+    inverse = np.fromiter(
+        (seen.setdefault(row.tobytes(), len(seen)) for row in F), dtype=np.int64, count=len(F)
+    )
+    return np.unique(inverse, return_index=True)[1], inverse
+
+
+def _term_products(designs: list[RandomDesign], rep: np.ndarray) -> list[np.ndarray]:
+    """K_t[a, c]_ij = z_ia z_jc [same level] of each term for representative blocks ``rep``."""
+    Ks = []
+    for d in designs:
+        Zr = d.Z[rep]  # (B, m, q)
+        cr = d.codes[rep]  # (B, m)
+        same = (cr[:, :, None] == cr[:, None, :]) & (cr[:, :, None] >= 0)
+        Ks.append(np.einsum("bia,bjc->bacij", Zr, Zr) * same[:, None, None])
+    return Ks
+
+
+def _pool_types(plan, order, X, y, designs, res_code, unit, pos) -> BlockLayout:
+    """Pooled statistics, term products and residual layout of every block type."""
+    p = X.shape[1]
+    Zall = np.concatenate([X, y[:, None]], axis=1)
+    lay = BlockLayout([], [], [], [], [], [], 0, 0)
     for m, idx, first, inverse in plan:
         B = len(first)
-        n_types += B
-        counts = np.bincount(inverse, minlength=B).astype(float)
+        lay.n_block_types += B
         SXX = np.empty((B, m, m, p, p))
         SXy = np.empty((B, m, m, p))
         Syy = np.empty((B, m, m))
+        by_type = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[by_type], np.arange(B + 1))
         rows_b = []
         for t in range(B):
-            members = order[idx[inverse == t]]  # (units, m) original row indices
+            members = order[idx[by_type[bounds[t] : bounds[t + 1]]]]  # (units, m) row indices
             rows_b.append(members)
             SXX[t], SXy[t], Syy[t] = _gram_stats(Zall[members], int(m), p)
         rep = order[idx[first]]  # (B, m) rows of a representative block
-        Ks = []
-        for d in designs:
-            Zr = d.Z[rep]  # (B, m, q)
-            cr = d.codes[rep]  # (B, m)
-            same = (cr[:, :, None] == cr[:, None, :]) & (cr[:, :, None] >= 0)
-            Kt = np.einsum("bia,bjc->bacij", Zr, Zr) * same[:, None, None]
-            Ks.append(Kt)
-        classes.append(
+        counts = np.diff(bounds).astype(float)
+        lay.classes.append(
             SizeClass(m=int(m), counts=counts, SXX=SXX, SXy=SXy, Syy=Syy, keys=list(range(B)))
         )
-        rows_out.append(rows_b)
-        K_out.append(Ks)
-        res_out.append(res_code[rep].astype(np.int64))
-        pos_out.append(pos[rep].astype(np.int64))
+        lay.rows.append(rows_b)
+        lay.K.append(_term_products(designs, rep))
+        lay.res_code.append(res_code[rep].astype(np.int64))
+        lay.position.append(pos[rep].astype(np.int64))
         ur = unit[rep]
-        same_out.append((ur[:, :, None] == ur[:, None, :]).astype(float))
-    return BlockLayout(
-        classes=classes,
-        rows=rows_out,
-        K=K_out,
-        res_code=res_out,
-        position=pos_out,
-        same_unit=same_out,
-        n_blocks=n_blocks,
-        n_block_types=n_types,
-    )
+        lay.same_unit.append((ur[:, :, None] == ur[:, None, :]).astype(float))
+    return lay
+
+
+def linear_basis(layout: BlockLayout, qs: list[int], n_res: int, c: int) -> np.ndarray:
+    """dV/dpsi of size class ``c`` for independent residuals, (B, K, m, m): per term the
+    entries of G_t (lower triangle row-wise; an off-diagonal entry counts K[a, c] + K[c, a]),
+    then one residual variance per level."""
+    sc = layout.classes[c]
+    B, m = len(sc.counts), sc.m
+    K = sum(q * (q + 1) // 2 for q in qs) + n_res
+    D = np.zeros((B, K, m, m))
+    k = 0
+    for t, q in enumerate(qs):
+        Kt = layout.K[c][t]
+        for i, j in _tril_index(q):
+            D[:, k] = Kt[:, i, i] if i == j else Kt[:, i, j] + Kt[:, j, i]
+            k += 1
+    rc = layout.res_code[c]
+    ii = np.arange(m)
+    for g in range(n_res):
+        D[:, k + g, ii, ii] = (rc == g).astype(float)
+    return D
 
 
 def _tril_index(q: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(q) for j in range(i + 1)]
+
+
+def cholesky_factor(values: np.ndarray, q: int) -> np.ndarray:
+    """The q x q lower-triangular factor whose entries are ``values`` (row-wise)."""
+    L = np.zeros((q, q))
+    L[np.tril_indices(q)] = values
+    return L
 
 
 class RandomCovariance:
@@ -246,35 +308,32 @@ class RandomCovariance:
         out[self.free] = theta
         return out
 
-    def G_list(self, theta_full: np.ndarray) -> list[np.ndarray]:
-        """G_t for each term from the full parameter vector."""
+    def _factors(self, theta_full: np.ndarray) -> list[np.ndarray]:
+        """Each term's Cholesky factor L_t from the full parameter vector."""
         out = []
         k = 0
         for q, ng in zip(self.qs, self.n_g):
-            L = np.zeros((q, q))
-            for (i, j), v in zip(_tril_index(q), theta_full[k : k + ng]):
-                L[i, j] = v
-            out.append(L @ L.T)
+            out.append(cholesky_factor(theta_full[k : k + ng], q))
             k += ng
         return out
+
+    def G_list(self, theta_full: np.ndarray) -> list[np.ndarray]:
+        """G_t for each term from the full parameter vector."""
+        return [L @ L.T for L in self._factors(theta_full)]
 
     def dG_list(self, theta_full: np.ndarray) -> list[np.ndarray]:
         """dG_t/dtheta for each term's own parameters, (n_g, q, q)."""
         out = []
-        k = 0
-        for q, ng in zip(self.qs, self.n_g):
-            L = np.zeros((q, q))
+        for L in self._factors(theta_full):
+            q = L.shape[0]
             idx = _tril_index(q)
-            for (i, j), v in zip(idx, theta_full[k : k + ng]):
-                L[i, j] = v
-            D = np.empty((ng, q, q))
+            D = np.empty((len(idx), q, q))
             for r, (i, j) in enumerate(idx):
                 E = np.zeros((q, q))
                 E[i, j] = 1.0
                 EL = E @ L.T
                 D[r] = EL + EL.T
             out.append(D)
-            k += ng
         return out
 
     def residual_variances(self, theta_full: np.ndarray) -> np.ndarray:
@@ -305,8 +364,10 @@ class RandomCovariance:
             k = 0
             for t, (G, dG) in enumerate(zip(Gs, dGs)):
                 Kt = lay.K[c][t]
-                V += np.einsum("ac,bacij->bij", G, Kt, optimize=True)
-                dV[:, k : k + len(dG)] = np.einsum("rac,bacij->brij", dG, Kt, optimize=True)
+                V += np.tensordot(G, Kt, axes=([0, 1], [1, 2]))
+                dV[:, k : k + len(dG)] = np.moveaxis(
+                    np.tensordot(dG, Kt, axes=([1, 2], [1, 2])), 0, 1
+                )
                 k += len(dG)
             rc = lay.res_code[c]
             if self.structure is None:
@@ -361,32 +422,22 @@ class LinearRandomCovariance:
 
     def _basis(self, c: int) -> np.ndarray:
         base = self.base
-        lay = base.layout
-        sc = lay.classes[c]
-        B, m = len(sc.counts), sc.m
-        D = np.zeros((B, self.n_params, m, m))
-        k = 0
-        for t, q in enumerate(base.qs):
-            Kt = lay.K[c][t]
-            for i, j in _tril_index(q):
-                D[:, k] = Kt[:, i, i] if i == j else Kt[:, i, j] + Kt[:, j, i]
-                k += 1
-        rc = lay.res_code[c]
-        ii = np.arange(m)
         if base.structure is None:
-            for g in range(base.n_res):
-                D[:, k + g, ii, ii] = (rc == g).astype(float)
-        else:
-            st = base.structure.structure
-            pos = lay.position[c]
-            same = lay.same_unit[c]
-            basis = _sas_linear_basis(st.name, st.n_visits)
-            Ks = len(basis)
-            for g in range(len(base.structure.levels)):
-                sel = rc == g
-                msk = sel[:, :, None] & sel[:, None, :]
-                for r in range(Ks):
-                    D[:, k + g * Ks + r] = basis[r][pos[:, :, None], pos[:, None, :]] * same * msk
+            return linear_basis(base.layout, base.qs, base.n_res, c)
+        lay = base.layout
+        D = np.zeros((len(lay.classes[c].counts), self.n_params, lay.classes[c].m, lay.classes[c].m))
+        D[:, : base.n_re] = linear_basis(base.layout, base.qs, 0, c)
+        st = base.structure.structure
+        rc, pos, same = lay.res_code[c], lay.position[c], lay.same_unit[c]
+        basis = _sas_linear_basis(st.name, st.n_visits)
+        Ks = len(basis)
+        for g in range(len(base.structure.levels)):
+            sel = rc == g
+            msk = sel[:, :, None] & sel[:, None, :]
+            for r in range(Ks):
+                D[:, base.n_re + g * Ks + r] = (
+                    basis[r][pos[:, :, None], pos[:, None, :]] * same * msk
+                )
         return D
 
     def block_covariances(self, psi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

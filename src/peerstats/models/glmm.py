@@ -43,7 +43,12 @@ from peerstats.models._glmm_family import make_family
 from peerstats.models._glmm_optim import maximise
 from peerstats.models._glmm_result import GLMMResult
 from peerstats.models._glmm_zero import ZeroFamily, ZeroObjective
-from peerstats.models._random import build_random_design, split_formula
+from peerstats.models._random import (
+    build_random_design,
+    random_term_columns,
+    random_term_data,
+    split_formula,
+)
 
 __all__ = ["glmm"]
 
@@ -277,27 +282,9 @@ def _validate_options(formula, data, family, link, nagq, zero_inflation, hurdle,
 
 
 def _fixed_design(fixed, terms, data, reference, offset, exposure, weights):
-    lhs_vars: list[str] = []
-    for t in terms:
-        if t.lhs.replace(" ", "") not in ("1", "0", "-1"):
-            lhs_vars += [v for v in required_variables(t.lhs) if v not in lhs_vars]
-    group_cols = sorted({c for t in terms for c in t.group_columns})
-    missing = [c for c in group_cols if c not in data.columns]
-    if missing:
-        raise ModelSpecificationError(
-            f"grouping column(s) {missing} not found in data; columns are {list(data.columns)}"
-        )
+    lhs_vars, group_cols = random_term_columns(terms, data)
     design = build_fixed_design(fixed, data, extra_columns=lhs_vars, reference=reference)
-    rdata = data.iloc[np.asarray(design.rows)]
-    rcols = list(dict.fromkeys([*group_cols, *lhs_vars]))
-    rdata = pd.DataFrame(
-        {
-            c: rdata[c].astype(object) if pd.api.types.is_string_dtype(rdata[c]) else rdata[c]
-            for c in rcols
-        },
-        index=rdata.index,
-    )
-    return design, rdata
+    return design, random_term_data(data, design.rows, [*group_cols, *lhs_vars])
 
 
 def _weights(weights, data, rows) -> np.ndarray:

@@ -13,9 +13,9 @@ Everything here calls the public peerstats API; no statistics are computed in th
 
 from __future__ import annotations
 
+from peerstats.pipeline.analysis_spec import AnalysisSpec, analysis_spec_schema, read_analysis_spec
 from peerstats.pipeline.check import Comparison, compare_results, load_results
 from peerstats.pipeline.run import AnalysisRun, Progress, run, run_analysis, write_results
-from peerstats.pipeline.spec import AnalysisSpec, analysis_spec_schema, read_analysis_spec
 
 __all__ = [
     "AnalysisSpec",

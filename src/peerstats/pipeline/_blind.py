@@ -76,7 +76,7 @@ def blind_trial(
     import json
     from pathlib import Path
 
-    from peerstats._trial import _TOKEN, Trial
+    from peerstats.data.trial import _TOKEN, Trial
 
     ts = trial.spec
     arms = [str(a) for a in ts.arms.levels]

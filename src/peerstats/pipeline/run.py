@@ -53,7 +53,7 @@ from peerstats.pipeline._manifest import (  # noqa: F401  (re-exported: older im
     _package_digest,
     _sha256,
 )
-from peerstats.pipeline.spec import AnalysisSpec
+from peerstats.pipeline.analysis_spec import AnalysisSpec
 
 __all__ = [
     "run",

@@ -34,8 +34,8 @@ from peerstats.exceptions import ModelSpecificationError
 from peerstats.pipeline._common import AnalysisRun, _collect
 from peerstats.pipeline._jsonio import frame_keyed, plain
 from peerstats.pipeline._manifest import is_single_arm, manifest, results_header
+from peerstats.pipeline.analysis_spec import AnalysisSpec, read_analysis_spec
 from peerstats.pipeline.outcomes import Context, adapter_of
-from peerstats.pipeline.spec import AnalysisSpec, read_analysis_spec
 
 __all__ = [
     "load",

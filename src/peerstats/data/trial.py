@@ -1,9 +1,9 @@
 """The validated trial as data: the :class:`Trial` class and its assembly.
 
 A :class:`Trial` is only built by :func:`peerstats.load_trial` (through
-:mod:`peerstats.validation`, which calls :func:`_build_trial` once every check has passed).
+:mod:`peerstats.data.validation`, which calls :func:`_build_trial` once every check has passed).
 This module imports neither of them: it sits below validation, which sits below
-:mod:`peerstats.trial` (the public module).
+:mod:`peerstats.data.load` (the public module).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from peerstats.spec import TrialSpec
+from peerstats.data.trial_spec import TrialSpec
 
 __all__ = ["Trial"]
 
@@ -264,28 +264,64 @@ def _build_trial(
     sinfo: dict | None,
     warnings: list[str],
 ) -> Trial:
-    from peerstats.io.coerce import column_values
+    """The Trial from checked tables: participants, assessments (randomised and not, with
+    scores, subscales, items and baselines), sessions."""
+    participants, arms, randomised = _participants_frame(spec, part, pinfo, extras)
+    index_of = {s: i for i, s in enumerate(participants["subject"].tolist())}
+    pos = np.array([index_of[s] for s in ainfo["subjects"]], dtype=int)
+    assessments, scoring = _assessments_frame(spec, ainfo, items_of, participants, arms, pos)
+    main, unrandomised = _split_randomised(spec, assessments, pos, randomised)
+    _add_baseline_alpha(scoring, spec, main, items_of)
+    sessions = None
+    if sess is not None and sinfo is not None:
+        sessions = _sessions_frame(spec, sess, sinfo, index_of, arms)
+    return Trial(
+        spec=spec,
+        participants=participants,
+        assessments=main,
+        unrandomised_assessments=unrandomised,
+        sessions=sessions,
+        scoring=scoring,
+        warnings=warnings,
+        labels=_source_labels(spec, part, ainfo),
+        _token=_TOKEN,
+    )
+
+
+def _arm_column(arms: list, pos: np.ndarray, levels: list) -> pd.Categorical:
+    """Each row's arm, looked up from the participants by position."""
+    return pd.Categorical(
+        np.asarray(arms, dtype=object)[pos].tolist() if len(pos) else [],
+        categories=levels,
+        ordered=True,
+    )
+
+
+def _site_categories(spec: TrialSpec, part: Any, sites: list) -> list | None:
+    """Site levels: the spec's, else the value labels' (then any other site seen)."""
+    if spec.sites is not None:
+        return list(spec.sites)
+    if spec.columns.site in part.value_labels:
+        labels = part.value_labels[spec.columns.site].values()
+        return list(dict.fromkeys([*labels, *(s for s in sites if s is not None)]))
+    return None
+
+
+def _participants_frame(
+    spec: TrialSpec, part: Any, pinfo: dict, extras: dict
+) -> tuple[pd.DataFrame, list, np.ndarray]:
+    """One row per participant (standard role columns, then the extra columns); also each
+    participant's arm (None when not randomised) and the randomised flags."""
     from peerstats.io.coerce import labelled as _labelled
 
     cols = spec.columns
-    pdata = part.data
-    levels = list(spec.arms.levels)
+    visits = list(spec.visits)
     randomised = np.array([bool(r) for r in pinfo["randomised"]])
-    P: dict[str, Any] = {"subject": _text(pdata[cols.subject].tolist())}
+    P: dict[str, Any] = {"subject": _text(part.data[cols.subject].tolist())}
     arms = [a if r else None for a, r in zip(pinfo["arms"], randomised, strict=True)]
-    P["arm"] = pd.Categorical(arms, categories=levels, ordered=True)
+    P["arm"] = pd.Categorical(arms, categories=list(spec.arms.levels), ordered=True)
     if cols.site is not None:
-        site_cats = list(spec.sites) if spec.sites is not None else None
-        if site_cats is None and cols.site in part.value_labels:
-            site_cats = list(
-                dict.fromkeys(
-                    [
-                        *part.value_labels[cols.site].values(),
-                        *(s for s in pinfo["sites"] if s is not None),
-                    ]
-                )
-            )
-        P["site"] = _categorical(pinfo["sites"], site_cats)
+        P["site"] = _categorical(pinfo["sites"], _site_categories(spec, part, pinfo["sites"]))
     if cols.group is not None:
         P["group"] = _text(pinfo["groups"])
     if cols.peer is not None:
@@ -300,59 +336,69 @@ def _build_trial(
             P[role] = _text(_labelled(part, name))
     if cols.last_visit is not None:
         P["last_visit"] = pd.Categorical(
-            _labelled(part, cols.last_visit, spec.visits),
-            categories=list(spec.visits),
-            ordered=True,
+            _labelled(part, cols.last_visit, spec.visits), categories=visits, ordered=True
         )
     for c, series in extras.items():
         if c == "last_visit":
-            P[c] = pd.Categorical(
-                _labelled(part, c, spec.visits), categories=list(spec.visits), ordered=True
-            )
+            P[c] = pd.Categorical(_labelled(part, c, spec.visits), categories=visits, ordered=True)
         elif c not in P:
             P[c] = (
                 series.to_numpy()
                 if not isinstance(series.dtype, pd.CategoricalDtype)
                 else series.array
             )
-    participants = pd.DataFrame(P)
-    index_of = {s: i for i, s in enumerate(participants["subject"].tolist())}
+    return pd.DataFrame(P), arms, randomised
 
-    # assessments
-    subj = ainfo["subjects"]
-    pos = np.array([index_of[s] for s in subj], dtype=int)
+
+def _score_outcomes(
+    spec: TrialSpec, values: dict, items_of: dict[str, list[str]]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    """Each outcome's column (a scored total or the score as given), the scoring reports and
+    the subscale columns (``<outcome>_<subscale>``)."""
+    columns: dict[str, Any] = {}
+    scoring: dict[str, Any] = {}
+    subscale_cols: dict[str, np.ndarray] = {}
+    for o in spec.outcomes:
+        if not o.scored:
+            columns[o.name] = values[o.column]
+            continue
+        from peerstats.instruments import score
+
+        items = items_of[o.name]
+        item_frame = pd.DataFrame({c: values[c] for c in items})
+        result = score(item_frame, o.instrument, items=items)
+        columns[o.name] = np.asarray(result.total, dtype=float)
+        scoring[o.name] = getattr(result, "report", result)
+        subs = getattr(result, "subscales", None)
+        inst = getattr(result, "instrument", None)
+        names = [sub.name for sub in getattr(inst, "subscales", ())]
+        if subs is not None and len(names) == subs.shape[1]:
+            for sname, col in zip(names, subs.columns, strict=True):
+                subscale_cols[f"{o.name}_{sname}"] = np.asarray(subs[col], dtype=float)
+    return columns, scoring, subscale_cols
+
+
+def _assessments_frame(
+    spec: TrialSpec,
+    ainfo: dict,
+    items_of: dict[str, list[str]],
+    participants: pd.DataFrame,
+    arms: list,
+    pos: np.ndarray,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every assessment row (file order): subject, arm, visit, site, group, outcomes, then
+    subscales and item columns; and the scoring reports."""
     A: dict[str, Any] = {
-        "subject": _text(subj),
-        "arm": pd.Categorical(
-            np.asarray(arms, dtype=object)[pos].tolist() if len(pos) else [],
-            categories=levels,
-            ordered=True,
-        ),
+        "subject": _text(ainfo["subjects"]),
+        "arm": _arm_column(arms, pos, list(spec.arms.levels)),
         "visit": pd.Categorical(ainfo["visits"], categories=list(spec.visits), ordered=True),
     }
     for role in ("site", "group"):
         if role in participants.columns:
             A[role] = participants[role].iloc[pos].reset_index(drop=True)
     values = ainfo["values"]
-    scoring: dict[str, Any] = {}
-    subscale_cols: dict[str, np.ndarray] = {}
-    for o in spec.outcomes:
-        if o.scored:
-            from peerstats.instruments import score
-
-            items = items_of[o.name]
-            item_frame = pd.DataFrame({c: values[c] for c in items})
-            result = score(item_frame, o.instrument, items=items)
-            A[o.name] = np.asarray(result.total, dtype=float)
-            scoring[o.name] = getattr(result, "report", result)
-            subs = getattr(result, "subscales", None)
-            inst = getattr(result, "instrument", None)
-            names = [sub.name for sub in getattr(inst, "subscales", ())]
-            if subs is not None and len(names) == subs.shape[1]:
-                for sname, col in zip(names, subs.columns, strict=True):
-                    subscale_cols[f"{o.name}_{sname}"] = np.asarray(subs[col], dtype=float)
-        else:
-            A[o.name] = values[o.column]
+    outcome_cols, scoring, subscale_cols = _score_outcomes(spec, values, items_of)
+    A.update(outcome_cols)
     assessments = pd.DataFrame(A)
     for c, v in subscale_cols.items():
         if c not in assessments.columns:
@@ -361,6 +407,14 @@ def _build_trial(
     for c in dict.fromkeys(item_cols):
         if c not in assessments.columns:
             assessments[c] = values[c]
+    return assessments, scoring
+
+
+def _split_randomised(
+    spec: TrialSpec, assessments: pd.DataFrame, pos: np.ndarray, randomised: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sort by participant and visit, add ``<outcome>_baseline`` after each outcome, and split
+    the rows of randomised participants from the others."""
     is_rnd = randomised[pos] if len(pos) else np.zeros(0, bool)
     order = np.lexsort((assessments["visit"].cat.codes.to_numpy(), pos))
     assessments = assessments.iloc[order].reset_index(drop=True)
@@ -381,38 +435,28 @@ def _build_trial(
             )
     main = assessments.loc[is_rnd].reset_index(drop=True)
     unrandomised = assessments.loc[~is_rnd].reset_index(drop=True)
-    _add_baseline_alpha(scoring, spec, main, items_of)
+    return main, unrandomised
 
-    sessions = None
-    if sess is not None and sinfo is not None:
-        sd = sess.data
-        S: dict[str, Any] = {"subject": _text(sd[cols.subject].tolist())}
-        spos = np.array([index_of[s] for s in S["subject"]], dtype=int)
-        S["arm"] = pd.Categorical(
-            np.asarray(arms, dtype=object)[spos].tolist() if len(spos) else [],
-            categories=levels,
-            ordered=True,
-        )
-        S["session"] = column_values(sess, cols.session, spec.sessions.decimal).to_numpy()
-        S["attended"] = pd.array(
-            [None if v is None else int(v) for v in sinfo["attended"]], dtype="Int64"
-        )
-        for c in sd.columns:
-            if c not in (cols.subject, cols.session, cols.attended):
-                S[c] = column_values(sess, c, spec.sessions.decimal).to_numpy()
-        sessions = pd.DataFrame(S)
 
-    return Trial(
-        spec=spec,
-        participants=participants,
-        assessments=main,
-        unrandomised_assessments=unrandomised,
-        sessions=sessions,
-        scoring=scoring,
-        warnings=warnings,
-        labels=_source_labels(spec, part, ainfo),
-        _token=_TOKEN,
+def _sessions_frame(
+    spec: TrialSpec, sess: Any, sinfo: dict, index_of: dict, arms: list
+) -> pd.DataFrame:
+    """One row per session record: subject, arm, session, attended (0/1), other columns."""
+    from peerstats.io.coerce import column_values
+
+    cols, decimal = spec.columns, spec.sessions.decimal
+    sd = sess.data
+    S: dict[str, Any] = {"subject": _text(sd[cols.subject].tolist())}
+    spos = np.array([index_of[s] for s in S["subject"]], dtype=int)
+    S["arm"] = _arm_column(arms, spos, list(spec.arms.levels))
+    S["session"] = column_values(sess, cols.session, decimal).to_numpy()
+    S["attended"] = pd.array(
+        [None if v is None else int(v) for v in sinfo["attended"]], dtype="Int64"
     )
+    for c in sd.columns:
+        if c not in (cols.subject, cols.session, cols.attended):
+            S[c] = column_values(sess, c, decimal).to_numpy()
+    return pd.DataFrame(S)
 
 
 def _source_labels(spec: TrialSpec, part: Any, ainfo: dict) -> dict:

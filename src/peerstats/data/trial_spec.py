@@ -345,19 +345,7 @@ def read_spec(
     """
     if isinstance(spec, TrialSpec):
         return spec
-    source: Path | None = None
-    if isinstance(spec, str | Path):
-        source = Path(spec).resolve()
-        if not source.is_file():
-            raise SpecError(f"spec file not found: {source}")
-        raw = _load_yaml(source)
-        root = source.parent
-    elif isinstance(spec, dict):
-        raw = copy.deepcopy(spec)
-        root = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
-    else:
-        raise SpecError(f"a spec is a path or a dict, not {type(spec).__name__}")
-
+    raw, root, source = _raw_spec(spec, base_dir)
     where = str(source) if source else "spec"
     if not isinstance(raw, dict):
         raise SpecError(
@@ -370,19 +358,81 @@ def read_spec(
 
     problems = []
     redcap = _redcap_source(raw, root, problems)
-    data = raw.get("data") or _redcap_data(redcap)
-    participants = _source(data["participants"], root, problems, "participants")
-    assessments = _source(data["assessments"], root, problems, "assessments")
-    sessions = _source(data["sessions"], root, problems, "sessions") if "sessions" in data else None
-    adverse_events = (
-        _source(data["adverse_events"], root, problems, "adverse_events")
-        if "adverse_events" in data
-        else None
-    )
-
+    sources = _data_sources(raw.get("data") or _redcap_data(redcap), root, problems)
     cols = Columns(**raw["columns"])
     design = raw["trial"]["design"]
-    arms_raw = raw.get("arms", {})
+    arms = _arms(raw.get("arms", {}), design, cols, problems)
+    visits = tuple(str(v) for v in raw["visits"])
+    if len(set(visits)) != len(visits):
+        problems.append(f"visits: labels must be unique, got {list(visits)}")
+    if sources["assessments"].layout == "long" and cols.visit is None:
+        problems.append(
+            "columns/visit: long assessments need the visit column (or use layout: wide)"
+        )
+    sites = tuple(str(s) for s in raw["sites"]) if "sites" in raw else None
+    if sites is not None and cols.site is None:
+        problems.append("sites: listing sites needs columns/site")
+    outcomes = _outcomes(raw.get("outcomes") or {}, problems)
+    covariates, covariate_types = _covariates(raw.get("covariates"), problems)
+    problems += _mapped_column_references(raw, cols)
+    binary = _binary(raw.get("binary"), problems)
+    if problems:
+        raise SpecError(_problem_text(where, problems))
+
+    trial = raw["trial"]
+    return TrialSpec(
+        name=trial["name"],
+        design=design,
+        **sources,
+        columns=cols,
+        arms=arms,
+        visits=visits,
+        outcomes=outcomes,
+        sites=sites,
+        strata=tuple(raw.get("strata", ())),
+        covariates=covariates,
+        covariate_types=covariate_types,
+        drop=tuple(raw.get("drop", ())),
+        free_text=tuple(raw.get("free_text", ())),
+        redcap=redcap,
+        binary=binary,
+        synthetic=bool(trial.get("synthetic", False)),
+        description=trial.get("description", ""),
+        base_dir=root,
+        source=source,
+        raw=raw,
+    )
+
+
+def _raw_spec(
+    spec: str | Path | dict, base_dir: str | Path | None
+) -> tuple[Any, Path, Path | None]:
+    """The spec as read (a deep copy of a dict), the directory its paths are relative to, and
+    its file (None for a dict)."""
+    if isinstance(spec, str | Path):
+        source = Path(spec).resolve()
+        if not source.is_file():
+            raise SpecError(f"spec file not found: {source}")
+        return _load_yaml(source), source.parent, source
+    if isinstance(spec, dict):
+        root = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
+        return copy.deepcopy(spec), root, None
+    raise SpecError(f"a spec is a path or a dict, not {type(spec).__name__}")
+
+
+def _data_sources(data: dict, root: Path, problems: list[str]) -> dict[str, DataSource | None]:
+    """The data files: participants and assessments, sessions and adverse events if given."""
+    out: dict[str, DataSource | None] = {}
+    for name in ("participants", "assessments", "sessions", "adverse_events"):
+        if name in ("participants", "assessments") or name in data:
+            out[name] = _source(data[name], root, problems, name)
+        else:
+            out[name] = None
+    return out
+
+
+def _arms(arms_raw: dict, design: str, cols: Columns, problems: list[str]) -> Arms:
+    """``arms:`` checked against the design and the delivery-group column."""
     levels = tuple(str(v) for v in arms_raw.get("levels", ()))
     reference = str(arms_raw["reference"]) if "reference" in arms_raw else None
     group_delivered = tuple(str(v) for v in arms_raw.get("group_delivered", ()))
@@ -398,21 +448,15 @@ def read_spec(
             problems.append(f"arms/group_delivered: {g!r} is not an arm; arms are {list(levels)}")
     if group_delivered and cols.group is None:
         problems.append("columns/group: group_delivered arms need the delivery-group column")
+    return Arms(levels=levels, reference=reference, group_delivered=group_delivered)
 
-    visits = tuple(str(v) for v in raw["visits"])
-    if len(set(visits)) != len(visits):
-        problems.append(f"visits: labels must be unique, got {list(visits)}")
-    if assessments.layout == "long" and cols.visit is None:
-        problems.append(
-            "columns/visit: long assessments need the visit column (or use layout: wide)"
-        )
-    sites = tuple(str(s) for s in raw["sites"]) if "sites" in raw else None
-    if sites is not None and cols.site is None:
-        problems.append("sites: listing sites needs columns/site")
 
+def _outcomes(raw_outcomes: dict, problems: list[str]) -> tuple[Outcome, ...]:
+    """``outcomes:``: names, ranges, instruments and columns checked (a column is one
+    outcome)."""
     outcomes = []
     seen_columns: dict[str, str] = {}
-    for name, o in (raw.get("outcomes") or {}).items():
+    for name, o in raw_outcomes.items():
         if name in STANDARD_NAMES or name.endswith("_baseline"):
             problems.append(
                 f"outcomes/{name}: outcome names must not be {list(STANDARD_NAMES)} or end in '_baseline'"
@@ -445,38 +489,7 @@ def read_spec(
                 label=o.get("label"),
             )
         )
-    covariates, covariate_types = _covariates(raw.get("covariates"), problems)
-    problems += _mapped_column_references(raw, cols)
-    binary = _binary(raw.get("binary"), problems)
-    if problems:
-        raise SpecError(_problem_text(where, problems))
-
-    trial = raw["trial"]
-    return TrialSpec(
-        name=trial["name"],
-        design=design,
-        participants=participants,
-        assessments=assessments,
-        sessions=sessions,
-        adverse_events=adverse_events,
-        columns=cols,
-        arms=Arms(levels=levels, reference=reference, group_delivered=group_delivered),
-        visits=visits,
-        outcomes=tuple(outcomes),
-        sites=sites,
-        strata=tuple(raw.get("strata", ())),
-        covariates=covariates,
-        covariate_types=covariate_types,
-        drop=tuple(raw.get("drop", ())),
-        free_text=tuple(raw.get("free_text", ())),
-        redcap=redcap,
-        binary=binary,
-        synthetic=bool(trial.get("synthetic", False)),
-        description=trial.get("description", ""),
-        base_dir=root,
-        source=source,
-        raw=raw,
-    )
+    return tuple(outcomes)
 
 
 def _redcap_source(raw: dict, root: Path, problems: list[str]) -> RedcapSource | None:

@@ -1,9 +1,9 @@
 """The validated trial: participants, assessments (long), sessions.
 
-A :class:`Trial` is only built by :func:`load_trial` (through :mod:`peerstats.validation`), so
+A :class:`Trial` is only built by :func:`load_trial` (through :mod:`peerstats.data.validation`), so
 every Trial has passed every check. Its frames use the standard column names ``subject, arm,
 visit, site, group, peer``; ``arm`` and ``visit`` are ordered categoricals in spec order.
-The class and its assembly live in :mod:`peerstats._trial`, below validation, so that
+The class and its assembly live in :mod:`peerstats.data.trial`, below validation, so that
 validation and this module do not import each other.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peerstats._trial import Trial
-from peerstats.spec import TrialSpec
-from peerstats.validation import validate
+from peerstats.data.trial import Trial
+from peerstats.data.trial_spec import TrialSpec
+from peerstats.data.validation import validate
 
 __all__ = ["Trial", "load_trial"]
 
