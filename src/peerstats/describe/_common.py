@@ -164,20 +164,41 @@ def flag(series: pd.Series) -> pd.Series:
     return s.map(lambda v: np.nan if pd.isna(v) else bool(v)).astype("boolean")
 
 
-def require_columns(data: pd.DataFrame, columns: Sequence[str], table: str) -> None:
-    """Raise DataValidationError listing every missing column."""
+#: Message of a missing column (``{c}`` the column, ``{cols}`` the columns there are).
+NOT_A_COLUMN = "{c!r} is not a column; columns are {cols}"
+
+
+def data_error(
+    table: str, check: str, message: str, *, column: str | None = None, **context: Any
+) -> DataValidationError:
+    """A :class:`DataValidationError` of one problem (``table, column, check, message``)."""
+    row = {"table": table, **({} if column is None else {"column": column})}
+    row.update({"check": check, "message": message})
+    return DataValidationError(pd.DataFrame([row]), **context)
+
+
+def not_an_outcome(outcome: str) -> DataValidationError:
+    """The error of an outcome that is not a column of the assessments."""
+    return data_error(
+        "assessments", "missing_column", f"{outcome!r} is not an outcome column", column=outcome
+    )
+
+
+def require_columns(
+    data: pd.DataFrame,
+    columns: Sequence[str],
+    table: str,
+    *,
+    message: str = "column {c!r} is required; columns are {cols}",
+) -> None:
+    """Raise DataValidationError listing every missing column (``message`` is formatted with
+    the column ``c`` and the list of columns ``cols``)."""
     missing = [c for c in columns if c not in data.columns]
     if missing:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": table,
-                        "column": c,
-                        "check": "missing_column",
-                        "message": f"column {c!r} is required; columns are {list(data.columns)}",
-                    }
-                    for c in missing
-                ]
-            )
-        )
+        cols = list(data.columns)
+        rows = [
+            {"table": table, "column": c, "check": "missing_column",
+             "message": message.format(c=c, cols=cols)}
+            for c in missing
+        ]  # fmt: skip
+        raise DataValidationError(pd.DataFrame(rows))

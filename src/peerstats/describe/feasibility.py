@@ -17,13 +17,14 @@ from scipy import stats
 from peerstats.describe._common import (
     arm_levels,
     as_frames,
+    data_error,
     flag,
+    not_an_outcome,
     outcome_names,
     randomised_mask,
     visit_levels,
 )
 from peerstats.describe.render import Table, ci_name
-from peerstats.exceptions import DataValidationError
 
 __all__ = ["wilson_ci", "feasibility", "within_group_change", "attendance"]
 
@@ -88,16 +89,10 @@ def attendance(trial: Any) -> pd.DataFrame:
     part, _ = as_frames(trial)
     sessions = getattr(trial, "sessions", None)
     if sessions is None:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "sessions",
-                        "check": "missing_table",
-                        "message": "attendance needs trial.sessions (subject, session, attended)",
-                    }
-                ]
-            )
+        raise data_error(
+            "sessions",
+            "missing_table",
+            "attendance needs trial.sessions (subject, session, attended)",
         )
     part = part.loc[randomised_mask(part)]
     s = sessions.copy()
@@ -159,24 +154,7 @@ def feasibility(
     """
     part, assess = as_frames(trial)
     rand = randomised_mask(part)
-    rows: list[dict[str, Any]] = []
-    n_assessed = len(part)
-    if "eligible" in part.columns:
-        elig = flag(part["eligible"]).fillna(False).astype(bool)
-        rows.append(_rate("eligible", None, None, int(elig.sum()), n_assessed, alpha))
-        rows.append(
-            _rate(
-                "consented_of_eligible",
-                None,
-                None,
-                int((rand & elig).sum()),
-                int(elig.sum()),
-                alpha,
-            )
-        )
-    if "eligible" in part.columns or not bool(rand.all()):  # screening data recorded
-        rows.append(_rate("recruited", None, None, int(rand.sum()), n_assessed, alpha))
-
+    rows = _recruitment_rates(part, rand, alpha)
     enrolled = part.loc[rand].copy()
     enrolled["subject"] = enrolled["subject"].astype(str)
     arms = arm_levels(trial)
@@ -193,61 +171,14 @@ def feasibility(
     if outcome is None:
         names = outcome_names(trial)
         outcome = names[0] if names else None
-    observed: dict[str, set[str]] = {}
-    if assess is not None and outcome is not None and outcome in assess.columns:
-        a = assess.loc[assess[outcome].notna(), ["subject", "visit"]]
-        for v, g in a.groupby(a["visit"].astype(str)):
-            observed[str(v)] = set(g["subject"].astype(str))
-
-    att = None
-    if getattr(trial, "sessions", None) is not None:
-        att = attendance(trial)
+    observed = _observed_subjects(assess, outcome)
+    att = attendance(trial) if getattr(trial, "sessions", None) is not None else None
     for arm, g in groups:
-        n = len(g)
-        if "received" in g.columns:
-            rows.append(
-                _rate("started", arm, None, int(flag(g["received"]).fillna(False).sum()), n, alpha)
-            )
-        for v in visits[1:] if len(visits) > 1 else visits:
-            k = len(set(g["subject"]) & observed.get(v, set()))
-            rows.append(_rate("retained", arm, v, k, n, alpha))
-        if "discontinued" in g.columns:
-            rows.append(
-                _rate(
-                    "discontinued",
-                    arm,
-                    None,
-                    int(flag(g["discontinued"]).fillna(False).sum()),
-                    n,
-                    alpha,
-                )
-            )
+        rows += _group_rates(arm, g, visits, observed, alpha)
         if att is not None:
-            ga = att[att["subject"].isin(set(g["subject"]))].dropna(subset=["sessions_attended"])
-            if len(ga):
-                offered = int(ga["sessions_offered"].max())
-                thr = min_sessions if min_sessions is not None else int(np.ceil(offered / 2))
-                k = int((ga["sessions_attended"] >= thr).sum())
-                r = _rate(
-                    f"adherent (>= {thr} of {offered} sessions)", arm, None, k, len(ga), alpha
-                )
-                rows.append(r)
+            rows += _adherence_rate(arm, g, att, min_sessions, alpha)
     data = pd.DataFrame(rows, columns=RATE_COLUMNS)
-
-    disp = pd.DataFrame(
-        {
-            "Measure": [_LABELS.get(m, m) for m in data["measure"]],
-            "Arm": data["arm"].fillna(""),
-            "Visit": data["visit"].fillna(""),
-            "n / N": [f"{k} / {n}" for k, n in zip(data["numerator"], data["denominator"])],
-            f"% ({ci_name(1 - alpha)})": [
-                f"{100 * p:z.1f} ({100 * lo:z.1f} to {100 * hi:z.1f})" if n else ""
-                for p, lo, hi, n in zip(
-                    data["proportion"], data["ci_lower"], data["ci_upper"], data["denominator"]
-                )
-            ],
-        }
-    )
+    disp = _rate_display(data, alpha)
     if not by_arm:
         disp = disp.drop(columns="Arm")
     summ = None
@@ -265,6 +196,133 @@ def feasibility(
         caption="Feasibility outcomes",
         notes=[f"{ci_name(1 - alpha)[:-3]} confidence intervals by the Wilson score method."],
         extras={"attendance": summ},
+    )
+
+
+def _recruitment_rates(part: pd.DataFrame, rand: pd.Series, alpha: float) -> list[dict]:
+    """Eligible and consented of eligible (with an ``eligible`` column) and recruited (when
+    screening data were recorded)."""
+    rows: list[dict[str, Any]] = []
+    n_assessed = len(part)
+    if "eligible" in part.columns:
+        elig = flag(part["eligible"]).fillna(False).astype(bool)
+        n_elig = int(elig.sum())
+        rows.append(_rate("eligible", None, None, n_elig, n_assessed, alpha))
+        n_cons = int((rand & elig).sum())
+        rows.append(_rate("consented_of_eligible", None, None, n_cons, n_elig, alpha))
+    if "eligible" in part.columns or not bool(rand.all()):  # screening data recorded
+        rows.append(_rate("recruited", None, None, int(rand.sum()), n_assessed, alpha))
+    return rows
+
+
+def _observed_subjects(assess: pd.DataFrame | None, outcome: str | None) -> dict[str, set[str]]:
+    """Who has the outcome at each visit."""
+    observed: dict[str, set[str]] = {}
+    if assess is not None and outcome is not None and outcome in assess.columns:
+        a = assess.loc[assess[outcome].notna(), ["subject", "visit"]]
+        for v, g in a.groupby(a["visit"].astype(str)):
+            observed[str(v)] = set(g["subject"].astype(str))
+    return observed
+
+
+def _group_rates(arm, g: pd.DataFrame, visits, observed, alpha: float) -> list[dict]:
+    """Started, retained at each post-baseline visit and discontinued, of one arm (or all)."""
+    rows: list[dict[str, Any]] = []
+    n = len(g)
+    if "received" in g.columns:
+        k = int(flag(g["received"]).fillna(False).sum())
+        rows.append(_rate("started", arm, None, k, n, alpha))
+    for v in visits[1:] if len(visits) > 1 else visits:
+        k = len(set(g["subject"]) & observed.get(v, set()))
+        rows.append(_rate("retained", arm, v, k, n, alpha))
+    if "discontinued" in g.columns:
+        k = int(flag(g["discontinued"]).fillna(False).sum())
+        rows.append(_rate("discontinued", arm, None, k, n, alpha))
+    return rows
+
+
+def _adherence_rate(arm, g, att: pd.DataFrame, min_sessions, alpha: float) -> list[dict]:
+    """Share attending at least ``min_sessions`` (default half of those offered, rounded up)."""
+    ga = att[att["subject"].isin(set(g["subject"]))].dropna(subset=["sessions_attended"])
+    if not len(ga):
+        return []
+    offered = int(ga["sessions_offered"].max())
+    thr = min_sessions if min_sessions is not None else int(np.ceil(offered / 2))
+    k = int((ga["sessions_attended"] >= thr).sum())
+    return [_rate(f"adherent (>= {thr} of {offered} sessions)", arm, None, k, len(ga), alpha)]
+
+
+def _rate_display(data: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Measure": [_LABELS.get(m, m) for m in data["measure"]],
+            "Arm": data["arm"].fillna(""),
+            "Visit": data["visit"].fillna(""),
+            "n / N": [f"{k} / {n}" for k, n in zip(data["numerator"], data["denominator"])],
+            f"% ({ci_name(1 - alpha)})": [
+                f"{100 * p:z.1f} ({100 * lo:z.1f} to {100 * hi:z.1f})" if n else ""
+                for p, lo, hi, n in zip(
+                    data["proportion"], data["ci_lower"], data["ci_upper"], data["denominator"]
+                )
+            ],
+        }
+    )
+
+
+def _paired_change(pair: pd.DataFrame, base_v: str, v: str, alpha: float) -> dict[str, Any]:
+    """Paired t summary of the change ``v - base_v`` (with Cohen's d_z and its noncentral t
+    CI, and the change over the baseline SD)."""
+    n = len(pair)
+    diff = pair[v] - pair[base_v]
+    m, sd = diff.mean(), diff.std(ddof=1)
+    if n >= 2 and sd > 0:
+        se = sd / np.sqrt(n)
+        tcrit = stats.t.ppf(1 - alpha / 2, n - 1)
+        t_stat = m / se
+        p = 2 * stats.t.sf(abs(t_stat), n - 1)
+        lo, hi = m - tcrit * se, m + tcrit * se
+        dz = m / sd
+        dlo, dhi = _paired_effect_ci(dz, n, alpha)
+    else:
+        lo = hi = t_stat = p = dz = dlo = dhi = float("nan")
+    sd_b = pair[base_v].std(ddof=1) if n >= 2 else float("nan")
+    return {
+        "n": n,
+        "mean_baseline": pair[base_v].mean(),
+        "mean_visit": pair[v].mean(),
+        "mean_change": m,
+        "sd_change": sd,
+        "ci_lower": lo,
+        "ci_upper": hi,
+        "statistic": t_stat,
+        "df": n - 1,
+        "p_value": p,
+        "d_z": dz,
+        "d_z_ci_lower": dlo,
+        "d_z_ci_upper": dhi,
+        "d_baseline": m / sd_b if sd_b and sd_b > 0 else float("nan"),
+    }
+
+
+def _change_display(data: pd.DataFrame, base_v: str, alpha: float) -> pd.DataFrame:
+    ci = ci_name(1 - alpha)
+    return pd.DataFrame(
+        {
+            "Arm": data["arm"],
+            "Visit": data["visit"],
+            "n": data["n"],
+            f"{base_v}, mean": data["mean_baseline"].map(lambda x: f"{x:z.2f}"),
+            "Visit mean": data["mean_visit"].map(lambda x: f"{x:z.2f}"),
+            f"Change ({ci})": [
+                f"{m:z.2f} ({lo:z.2f} to {hi:z.2f})"
+                for m, lo, hi in zip(data["mean_change"], data["ci_lower"], data["ci_upper"])
+            ],
+            f"d_z ({ci})": [
+                f"{d:z.2f} ({lo:z.2f} to {hi:z.2f})"
+                for d, lo, hi in zip(data["d_z"], data["d_z_ci_lower"], data["d_z_ci_upper"])
+            ],
+            "p": data["p_value"].map(lambda x: "<0.001" if x < 0.001 else f"{x:z.3f}"),
+        }
     )
 
 
@@ -323,34 +381,13 @@ def within_group_change(
     """
     part, assess = as_frames(trial)
     if assess is None:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "check": "missing_table",
-                        "message": "within-group change needs assessments",
-                    }
-                ]
-            )
-        )
+        raise data_error("assessments", "missing_table", "within-group change needs assessments")
     vis = visit_levels(trial)
     if outcome is None:
         names = outcome_names(trial)
         outcome = names[0] if names else None
     if outcome not in assess.columns:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "column": outcome,
-                        "check": "missing_column",
-                        "message": f"{outcome!r} is not an outcome column",
-                    }
-                ]
-            )
-        )
+        raise not_an_outcome(outcome)
     base_v = vis[0]
     post = list(visits) if visits is not None else vis[1:]
     a = assess.copy()
@@ -370,65 +407,10 @@ def within_group_change(
         for v in post:
             if v not in w.columns or base_v not in w.columns:
                 continue
-            pair = w[[base_v, v]].dropna()
-            n = len(pair)
-            diff = pair[v] - pair[base_v]
-            m, sd = diff.mean(), diff.std(ddof=1)
-            if n >= 2 and sd > 0:
-                se = sd / np.sqrt(n)
-                tcrit = stats.t.ppf(1 - alpha / 2, n - 1)
-                t_stat = m / se
-                p = 2 * stats.t.sf(abs(t_stat), n - 1)
-                lo, hi = m - tcrit * se, m + tcrit * se
-                dz = m / sd
-                dlo, dhi = _paired_effect_ci(dz, n, alpha)
-            else:
-                lo = hi = t_stat = p = dz = dlo = dhi = float("nan")
-            sd_b = pair[base_v].std(ddof=1) if n >= 2 else float("nan")
-            rows.append(
-                {
-                    "outcome": outcome,
-                    "arm": arm,
-                    "visit": v,
-                    "n": n,
-                    "mean_baseline": pair[base_v].mean(),
-                    "mean_visit": pair[v].mean(),
-                    "mean_change": m,
-                    "sd_change": sd,
-                    "ci_lower": lo,
-                    "ci_upper": hi,
-                    "statistic": t_stat,
-                    "df": n - 1,
-                    "p_value": p,
-                    "d_z": dz,
-                    "d_z_ci_lower": dlo,
-                    "d_z_ci_upper": dhi,
-                    "d_baseline": m / sd_b if sd_b and sd_b > 0 else float("nan"),
-                }
-            )
+            stats_ = _paired_change(w[[base_v, v]].dropna(), base_v, v, alpha)
+            rows.append({"outcome": outcome, "arm": arm, "visit": v, **stats_})
     data = pd.DataFrame(rows)
-    disp = (
-        pd.DataFrame(
-            {
-                "Arm": data["arm"],
-                "Visit": data["visit"],
-                "n": data["n"],
-                f"{base_v}, mean": data["mean_baseline"].map(lambda x: f"{x:z.2f}"),
-                "Visit mean": data["mean_visit"].map(lambda x: f"{x:z.2f}"),
-                f"Change ({ci_name(1 - alpha)})": [
-                    f"{m:z.2f} ({lo:z.2f} to {hi:z.2f})"
-                    for m, lo, hi in zip(data["mean_change"], data["ci_lower"], data["ci_upper"])
-                ],
-                f"d_z ({ci_name(1 - alpha)})": [
-                    f"{d:z.2f} ({lo:z.2f} to {hi:z.2f})"
-                    for d, lo, hi in zip(data["d_z"], data["d_z_ci_lower"], data["d_z_ci_upper"])
-                ],
-                "p": data["p_value"].map(lambda x: "<0.001" if x < 0.001 else f"{x:z.3f}"),
-            }
-        )
-        if len(data)
-        else pd.DataFrame()
-    )
+    disp = _change_display(data, base_v, alpha) if len(data) else pd.DataFrame()
     return Table(
         data,
         disp,

@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 
 from peerstats._identifiers import looks_identifying, mask_value
-from peerstats.describe._common import arm_levels, as_frames, randomised_mask
+from peerstats.describe._common import (
+    NOT_A_COLUMN,
+    arm_levels,
+    as_frames,
+    randomised_mask,
+    require_columns,
+)
 from peerstats.describe.render import Table
 from peerstats.exceptions import DataValidationError
 from peerstats.io.coerce import NO, YES  # one yes/no vocabulary (issue 21)
@@ -99,21 +105,7 @@ def harms_table(
         A column is missing, ``serious`` is not 0/1, or an event names a subject who was not
         randomised (every problem listed).
     """
-    missing = [c for c in (subject, event, serious) if c not in events.columns]
-    if missing:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "adverse_events",
-                        "column": c,
-                        "check": "missing_column",
-                        "message": f"{c!r} is not a column; columns are {list(events.columns)}",
-                    }
-                    for c in missing
-                ]
-            )
-        )
+    require_columns(events, (subject, event, serious), "adverse_events", message=NOT_A_COLUMN)
     part, _ = as_frames(trial)
     part = part.loc[randomised_mask(part)]
     arm_of = dict(zip(part["subject"].astype(str), part["arm"].astype(str)))
@@ -125,33 +117,54 @@ def harms_table(
         }
     )
     _refuse_identifiers(ev["event"], event)
-    unknown = ~ev["subject"].isin(arm_of)
+    _refuse_unknown_subjects(ev["subject"], arm_of, subject)
+    ev["arm"] = ev["subject"].map(arm_of)
+    arms = arm_levels(trial)
+    cats = _categories(ev)
+    data = _counts(ev, cats, arms, part["arm"].astype(str).value_counts())
+    notes = [
+        "n (%) of randomised participants with at least one event [number of events]; "
+        "a participant with several kinds of events is counted once in each kind.",
+        "No between-arm tests (CONSORT Harms: report counts, not significance).",
+    ]
+    display = _display(data, cats, arms, arm_labels)
+    return Table(data, display, caption="Harms: adverse events by arm", notes=notes)
+
+
+def _refuse_unknown_subjects(subjects: pd.Series, arm_of: dict[str, str], column: str) -> None:
+    """Every event must belong to a randomised participant (the first 50 others listed)."""
+    unknown = ~subjects.isin(arm_of)
     if unknown.any():
         raise DataValidationError(
             pd.DataFrame(
                 [
                     {
                         "table": "adverse_events",
-                        "column": subject,
+                        "column": column,
                         "row": int(i) + 1,
-                        "value": mask_value(ev["subject"].iloc[i]),
+                        "value": mask_value(subjects.iloc[i]),
                         "check": "unknown_subject",
-                        "message": f"{mask_value(ev['subject'].iloc[i])!r} is not a randomised "
+                        "message": f"{mask_value(subjects.iloc[i])!r} is not a randomised "
                         "participant",
                     }
                     for i in np.flatnonzero(unknown.to_numpy())[:50]
                 ]
             )
         )
-    ev["arm"] = ev["subject"].map(arm_of)
-    arms = arm_levels(trial)
-    denom = part["arm"].astype(str).value_counts()
+
+
+def _categories(ev: pd.DataFrame) -> list[tuple[str, pd.Series]]:
+    """Any, serious, then each kind of event (most frequent first): name and row selection."""
     cats: list[tuple[str, pd.Series]] = [
         ("any", pd.Series(True, index=ev.index)),
         ("serious", ev["serious"]),
     ]
     kinds = sorted(ev["event"].unique(), key=lambda k: (-int((ev["event"] == k).sum()), k))
-    cats += [(f"event: {k}", ev["event"] == k) for k in kinds]
+    return cats + [(f"event: {k}", ev["event"] == k) for k in kinds]
+
+
+def _counts(ev, cats, arms, denom: pd.Series) -> pd.DataFrame:
+    """Participants with an event (of the randomised in the arm) and events, per category."""
     rows = []
     for cat, sel in cats:
         for a in arms:
@@ -168,7 +181,11 @@ def harms_table(
                     "events": int(len(sub)),
                 }
             )
-    data = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def _display(data: pd.DataFrame, cats, arms, arm_labels) -> pd.DataFrame:
+    """``n (%) [events]`` per arm, one row per category."""
     alab = {str(k): str(v) for k, v in (arm_labels or {}).items()}
     names = {"any": "Any adverse event", "serious": "Any serious adverse event"}
     disp_rows = []
@@ -180,9 +197,4 @@ def harms_table(
                 f"{x['participants']} ({x['percent']:z.1f}%) [{x['events']}]"
             )
         disp_rows.append(r)
-    notes = [
-        "n (%) of randomised participants with at least one event [number of events]; "
-        "a participant with several kinds of events is counted once in each kind.",
-        "No between-arm tests (CONSORT Harms: report counts, not significance).",
-    ]
-    return Table(data, pd.DataFrame(disp_rows), caption="Harms: adverse events by arm", notes=notes)
+    return pd.DataFrame(disp_rows)

@@ -107,52 +107,57 @@ def render_table(
     numeric = [pd.api.types.is_numeric_dtype(data[c]) for c in data.columns]
 
     if fmt in ("markdown", "text"):
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-
-        def line(cells: list[str]) -> str:
-            parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)]
-            if fmt == "text":
-                return "  ".join(parts).rstrip()
-            return "| " + " | ".join(p.replace("|", "\\|") for p in parts) + " |"
-
-        out = []
-        if caption:
-            out += [f"**{caption}**" if fmt == "markdown" else caption, ""]
-        out.append(line(header))
-        if fmt == "markdown":
-            out.append(
-                "|"
-                + "|".join(
-                    ("-" * (w + 1) + ":") if num else ("-" * (w + 2))
-                    for w, num in zip(widths, numeric)
-                )
-                + "|"
-            )
-        else:
-            out.append("  ".join("-" * w for w in widths))
-        out += [line(r) for r in rows]
-        return "\n".join(out) + "\n"
-
+        return _render_plain(header, rows, numeric, fmt, caption)
     if fmt == "html":
-        esc = html.escape
-        out = ['<table class="peerstats-table">']
-        if caption:
-            out.append(f"  <caption>{esc(caption)}</caption>")
-        out.append(
-            "  <thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead>"
-        )
-        out.append("  <tbody>")
-        for r in rows:
-            cells = "".join(
-                f'<td style="text-align:right">{esc(c)}</td>' if num else f"<td>{esc(c)}</td>"
-                for c, num in zip(r, numeric)
-            )
-            out.append(f"    <tr>{cells}</tr>")
-        out.append("  </tbody>")
-        out.append("</table>")
-        return "\n".join(out) + "\n"
+        return _render_html(header, rows, numeric, caption)
+    return _render_latex(header, rows, numeric, caption)
 
-    # latex
+
+def _render_plain(header, rows, numeric, fmt: str, caption: str | None) -> str:
+    """Markdown (pipe table, numbers right-aligned) or plain aligned text."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)]
+        if fmt == "text":
+            return "  ".join(parts).rstrip()
+        return "| " + " | ".join(p.replace("|", "\\|") for p in parts) + " |"
+
+    out = []
+    if caption:
+        out += [f"**{caption}**" if fmt == "markdown" else caption, ""]
+    out.append(line(header))
+    if fmt == "markdown":
+        rules = (
+            ("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric)
+        )
+        out.append("|" + "|".join(rules) + "|")
+    else:
+        out.append("  ".join("-" * w for w in widths))
+    out += [line(r) for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _render_html(header, rows, numeric, caption: str | None) -> str:
+    esc = html.escape
+    out = ['<table class="peerstats-table">']
+    if caption:
+        out.append(f"  <caption>{esc(caption)}</caption>")
+    out.append("  <thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead>")
+    out.append("  <tbody>")
+    for r in rows:
+        cells = "".join(
+            f'<td style="text-align:right">{esc(c)}</td>' if num else f"<td>{esc(c)}</td>"
+            for c, num in zip(r, numeric)
+        )
+        out.append(f"    <tr>{cells}</tr>")
+    out.append("  </tbody>")
+    out.append("</table>")
+    return "\n".join(out) + "\n"
+
+
+def _render_latex(header, rows, numeric, caption: str | None) -> str:
+    """A booktabs table (numbers right-aligned)."""
     spec = "".join("r" if num else "l" for num in numeric)
     out = [r"\begin{table}[htbp]", r"\centering"]
     if caption:

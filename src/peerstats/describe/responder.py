@@ -15,6 +15,7 @@ import pandas as pd
 
 from peerstats.describe._common import (
     arm_levels,
+    not_an_outcome,
     outcome_info,
     randomised_mask,
     reference_arm,
@@ -22,7 +23,7 @@ from peerstats.describe._common import (
 )
 from peerstats.describe.feasibility import wilson_ci
 from peerstats.describe.render import Table, ci_name
-from peerstats.exceptions import DataValidationError, SpecError
+from peerstats.exceptions import SpecError
 
 __all__ = ["reliable_change", "responder_analysis", "risk_difference"]
 
@@ -126,6 +127,54 @@ def responder_analysis(
         and category ``risk_difference, rd_ci_lower, rd_ci_upper, nnt, nnt_ci_lower,
         nnt_ci_upper``. ``.parameters`` records the SD, r, cut-off and direction used.
     """
+    r, higher_is_better, cutoff = _parameters(
+        trial, outcome, instrument, reliability, higher_is_better, cutoff
+    )
+    if outcome not in trial.assessments.columns:
+        raise not_an_outcome(outcome)
+    visits = visit_levels(trial)
+    visit = visit or visits[-1]
+    _check_visit(visit, visits)
+    arms = arm_levels(trial)
+    ref = reference_arm(trial, arms)
+    pairs, sd = _pairs(trial, outcome, visit, visits, arms, sd)
+    pairs["rc"] = reliable_change(pairs["x1"], pairs["x2"], sd=sd, reliability=r)
+    cats = _classify(pairs, higher_is_better, cutoff)
+    data = _proportions(pairs, arms, cats, alpha, outcome=outcome, visit=visit)
+    comparison = _comparisons(data, arms, ref, cats, alpha, outcome=outcome, visit=visit)
+    notes = [
+        f"Reliable change (Jacobson & Truax 1991): |RC| > 1.96 with SD = {sd:z.2f} and "
+        f"r = {r:z.2f}; {'higher' if higher_is_better else 'lower'} scores are better.",
+    ]
+    if cutoff is not None:
+        notes.append(f"Recovered: reliable improvement and crossing the cut-off {cutoff:g}.")
+    if len(comparison):
+        notes.append(
+            "Risk difference in percentage points, Newcombe hybrid score CI; "
+            "NNT = 1 / |risk difference|: NNTB (benefit) when the intervention arm has more "
+            "improvement/recovery or less deterioration, NNTH (harm) otherwise (Altman 1998)."
+        )
+    parameters = {
+        "sd": sd,
+        "reliability": r,
+        "cutoff": cutoff,
+        "higher_is_better": higher_is_better,
+    }
+    return Table(
+        data,
+        _display(data, comparison, arms, cats, alpha),
+        caption=f"Responder analysis: {outcome} at {visit}",
+        notes=notes,
+        extras={
+            "comparison": comparison,
+            "parameters": parameters,
+            "subjects": pairs.reset_index(),
+        },
+    )
+
+
+def _parameters(trial, outcome, instrument, reliability, higher_is_better, cutoff):
+    """Reliability, direction and cut-off: as given, else from the spec or the instrument."""
     info = outcome_info(trial, outcome)
     inst = _instrument_for(trial, outcome, instrument)
     if isinstance(reliability, str):
@@ -146,32 +195,23 @@ def responder_analysis(
         raise SpecError(f"the direction of {outcome!r} is unknown; pass higher_is_better=")
     if cutoff is None and inst is not None:
         cutoff = getattr(inst, "caseness", None)
+    return r, higher_is_better, cutoff
 
-    a = trial.assessments
-    if outcome not in a.columns:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "column": outcome,
-                        "check": "missing_column",
-                        "message": f"{outcome!r} is not an outcome column",
-                    }
-                ]
-            )
-        )
-    visits = visit_levels(trial)
-    visit = visit or visits[-1]
+
+def _check_visit(visit: str, visits: list[str]) -> None:
     if visit not in visits[1:]:
         import difflib
 
         close = difflib.get_close_matches(str(visit), visits, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"{visit!r} is not a post-baseline visit{hint} visits are {visits[1:]}")
+
+
+def _pairs(trial, outcome: str, visit: str, visits, arms, sd: float | None):
+    """Baseline (``x1``) and follow-up (``x2``) per participant with both, and the SD (given,
+    else the baseline SD of the randomised)."""
+    a = trial.assessments
     d = a.assign(visit=a["visit"].astype(str), subject=a["subject"].astype(str))
-    arms = arm_levels(trial)
-    ref = reference_arm(trial, arms)
     if "arm" not in d.columns:
         d["arm"] = arms[0]
     d["arm"] = d["arm"].astype(str)
@@ -184,11 +224,14 @@ def responder_analysis(
     pairs = pd.DataFrame(
         {"arm": fu["arm"], "x1": base[outcome].reindex(fu.index), "x2": fu[outcome]}
     ).dropna()
-    rc = reliable_change(pairs["x1"], pairs["x2"], sd=sd, reliability=r)
+    return pairs, sd
+
+
+def _classify(pairs: pd.DataFrame, higher_is_better: bool, cutoff: float | None) -> list[str]:
+    """Improved, deteriorated (and recovered with a cut-off) columns; returns their names."""
     sign = 1.0 if higher_is_better else -1.0
-    pairs["rc"] = rc
-    pairs["improved"] = sign * rc > 1.96
-    pairs["deteriorated"] = sign * rc < -1.96
+    pairs["improved"] = sign * pairs["rc"] > 1.96
+    pairs["deteriorated"] = sign * pairs["rc"] < -1.96
     cats = ["improved", "deteriorated"]
     if cutoff is not None:
         if higher_is_better:
@@ -197,7 +240,11 @@ def responder_analysis(
             crossed = (pairs["x1"] >= cutoff) & (pairs["x2"] < cutoff)
         pairs["recovered"] = pairs["improved"] & crossed
         cats.append("recovered")
+    return cats
 
+
+def _proportions(pairs, arms, cats, alpha: float, **where: str) -> pd.DataFrame:
+    """Count and proportion (Wilson CI) of each category per arm."""
     rows = []
     for arm in arms:
         p = pairs[pairs["arm"] == arm]
@@ -206,8 +253,7 @@ def responder_analysis(
             lo, hi = wilson_ci(k, n, alpha)
             rows.append(
                 {
-                    "outcome": outcome,
-                    "visit": visit,
+                    **where,
                     "arm": arm,
                     "category": c,
                     "n": n,
@@ -217,34 +263,30 @@ def responder_analysis(
                     "ci_upper": hi,
                 }
             )
-    data = pd.DataFrame(rows)
-    comp = []
-    if ref is not None and len(arms) > 1:
-        for arm in arms:
-            if arm == ref:
-                continue
-            for c in cats:
-                x1 = data[(data.arm == arm) & (data.category == c)].iloc[0]
-                x0 = data[(data.arm == ref) & (data.category == c)].iloc[0]
-                if x1.n and x0.n:
-                    comp.append(
-                        {
-                            "outcome": outcome,
-                            "visit": visit,
-                            "arm": arm,
-                            "reference": ref,
-                            "category": c,
-                            **risk_difference(
-                                int(x1["count"]),
-                                int(x1.n),
-                                int(x0["count"]),
-                                int(x0.n),
-                                alpha=alpha,
-                            ),
-                        }
-                    )
-    comparison = pd.DataFrame(comp)
+    return pd.DataFrame(rows)
 
+
+def _comparisons(data, arms, ref, cats, alpha: float, **where: str) -> pd.DataFrame:
+    """Risk difference and NNT of each arm against the reference, per category."""
+    comp = []
+    if ref is None or len(arms) < 2:
+        return pd.DataFrame(comp)
+    for arm in arms:
+        if arm == ref:
+            continue
+        for c in cats:
+            x1 = data[(data.arm == arm) & (data.category == c)].iloc[0]
+            x0 = data[(data.arm == ref) & (data.category == c)].iloc[0]
+            if x1.n and x0.n:
+                rd = risk_difference(
+                    int(x1["count"]), int(x1.n), int(x0["count"]), int(x0.n), alpha=alpha
+                )
+                comp.append({**where, "arm": arm, "reference": ref, "category": c, **rd})
+    return pd.DataFrame(comp)
+
+
+def _display(data, comparison, arms, cats, alpha: float) -> pd.DataFrame:
+    """One row per category: count/n (%) per arm, risk difference and NNT."""
     disp_rows = []
     for c in cats:
         r_ = {"Category": c}
@@ -259,34 +301,7 @@ def responder_analysis(
             )
             r_["NNT"] = _nnt_label(c, y.nnt, y.rd_ci_lower, y.rd_ci_upper)
         disp_rows.append(r_)
-    notes = [
-        f"Reliable change (Jacobson & Truax 1991): |RC| > 1.96 with SD = {sd:z.2f} and "
-        f"r = {r:z.2f}; {'higher' if higher_is_better else 'lower'} scores are better.",
-    ]
-    if cutoff is not None:
-        notes.append(f"Recovered: reliable improvement and crossing the cut-off {cutoff:g}.")
-    if len(comparison):
-        notes.append(
-            "Risk difference in percentage points, Newcombe hybrid score CI; "
-            "NNT = 1 / |risk difference|: NNTB (benefit) when the intervention arm has more "
-            "improvement/recovery or less deterioration, NNTH (harm) otherwise (Altman 1998)."
-        )
-    return Table(
-        data,
-        pd.DataFrame(disp_rows),
-        caption=f"Responder analysis: {outcome} at {visit}",
-        notes=notes,
-        extras={
-            "comparison": comparison,
-            "parameters": {
-                "sd": sd,
-                "reliability": r,
-                "cutoff": cutoff,
-                "higher_is_better": higher_is_better,
-            },
-            "subjects": pairs.reset_index(),
-        },
-    )
+    return pd.DataFrame(disp_rows)
 
 
 def _nnt_label(

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats.describe._common import NOT_A_COLUMN, data_error
 from peerstats.describe.feasibility import wilson_ci
 from peerstats.describe.render import Table
 from peerstats.exceptions import DataValidationError
@@ -35,17 +36,8 @@ PercentileMethod = Literal[
 
 
 def _missing_col(table: str, col: str, cols: Sequence[str]) -> DataValidationError:
-    return DataValidationError(
-        pd.DataFrame(
-            [
-                {
-                    "table": table,
-                    "column": col,
-                    "check": "missing_column",
-                    "message": f"{col!r} is not a column; columns are {list(cols)}",
-                }
-            ]
-        )
+    return data_error(
+        table, "missing_column", NOT_A_COLUMN.format(c=col, cols=list(cols)), column=col
     )
 
 
@@ -83,83 +75,13 @@ def response_rates(
     """
     if by not in responses.columns:
         raise _missing_col("responses", by, responses.columns)
-    if isinstance(targets, pd.DataFrame):
-        if by not in targets.columns or target_column not in targets.columns:
-            raise _missing_col(
-                "targets", by if by not in targets.columns else target_column, targets.columns
-            )
-        tgt = pd.Series(targets[target_column].to_numpy(), index=targets[by].astype(str))
-    else:
-        tgt = pd.Series(dict(targets)) if not isinstance(targets, pd.Series) else targets.copy()
-        tgt.index = tgt.index.astype(str)
+    tgt = _targets(targets, by, target_column)
     counts = responses[by].dropna().astype(str).value_counts()
-    problems = []
-    for g in tgt.index[tgt.index.duplicated()].unique():
-        problems.append((g, "duplicate_target", f"group {g!r} has more than one target"))
-    for g, t in tgt.items():
-        t_num = pd.to_numeric(pd.Series([t]), errors="coerce").iloc[0]
-        if not (t_num == t_num) or t_num < 0 or t_num != int(t_num):
-            problems.append((g, "bad_target", f"target of {g!r} is {t!r}; a count is needed"))
-        elif int(counts.get(g, 0)) > t_num:
-            problems.append(
-                (
-                    g,
-                    "above_target",
-                    f"{int(counts.get(g, 0))} responses in {g!r} exceed its target of {int(t_num)}",
-                )
-            )
-    if problems:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {"table": "targets", "column": by, "value": g, "check": c, "message": m}
-                    for g, c, m in problems
-                ]
-            )
-        )
-    unknown = sorted(set(counts.index) - set(tgt.index))
-    if unknown:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "responses",
-                        "column": by,
-                        "value": u,
-                        "check": "unknown_label",
-                        "message": f"{u!r} has no target population; groups are {list(tgt.index)}",
-                    }
-                    for u in unknown
-                ]
-            )
-        )
-    rows = []
-    for g, t in tgt.items():
-        k = int(counts.get(g, 0))
-        lo, hi = wilson_ci(k, int(t), alpha)
-        rows.append(
-            {
-                "group": g,
-                "responses": k,
-                "target": int(t),
-                "rate_percent": 100 * k / t if t else np.nan,
-                "ci_lower": 100 * lo,
-                "ci_upper": 100 * hi,
-            }
-        )
+    _check_targets(tgt, counts, by)
+    rows = [_rate_row(g, int(counts.get(g, 0)), int(t), alpha) for g, t in tgt.items()]
     if total:
         k, t = sum(r["responses"] for r in rows), sum(r["target"] for r in rows)
-        lo, hi = wilson_ci(k, t, alpha)
-        rows.append(
-            {
-                "group": "Total",
-                "responses": k,
-                "target": t,
-                "rate_percent": 100 * k / t if t else np.nan,
-                "ci_lower": 100 * lo,
-                "ci_upper": 100 * hi,
-            }
-        )
+        rows.append(_rate_row("Total", k, t, alpha))
     data = pd.DataFrame(rows)
     display = pd.DataFrame(
         {
@@ -177,6 +99,64 @@ def response_rates(
     if n_unattributed:
         notes.append(f"{n_unattributed} response(s) without a {by} are not counted.")
     return Table(data, display, caption="Response rate", notes=notes)
+
+
+def _targets(targets: Any, by: str, target_column: str) -> pd.Series:
+    """Target population per group as a Series indexed by the group (as text)."""
+    if isinstance(targets, pd.DataFrame):
+        if by not in targets.columns or target_column not in targets.columns:
+            raise _missing_col(
+                "targets", by if by not in targets.columns else target_column, targets.columns
+            )
+        return pd.Series(targets[target_column].to_numpy(), index=targets[by].astype(str))
+    tgt = pd.Series(dict(targets)) if not isinstance(targets, pd.Series) else targets.copy()
+    tgt.index = tgt.index.astype(str)
+    return tgt
+
+
+def _check_targets(tgt: pd.Series, counts: pd.Series, by: str) -> None:
+    """Targets are unique non-negative counts, not exceeded, for every group responding."""
+    problems = []
+    for g in tgt.index[tgt.index.duplicated()].unique():
+        problems.append((g, "duplicate_target", f"group {g!r} has more than one target"))
+    for g, t in tgt.items():
+        t_num = pd.to_numeric(pd.Series([t]), errors="coerce").iloc[0]
+        if not (t_num == t_num) or t_num < 0 or t_num != int(t_num):
+            problems.append((g, "bad_target", f"target of {g!r} is {t!r}; a count is needed"))
+        elif int(counts.get(g, 0)) > t_num:
+            n = int(counts.get(g, 0))
+            message = f"{n} responses in {g!r} exceed its target of {int(t_num)}"
+            problems.append((g, "above_target", message))
+    if problems:
+        raise _value_errors("targets", by, problems)
+    unknown = sorted(set(counts.index) - set(tgt.index))
+    if unknown:
+        groups = list(tgt.index)
+        message = "{!r} has no target population; groups are {}"
+        problems = [(u, "unknown_label", message.format(u, groups)) for u in unknown]
+        raise _value_errors("responses", by, problems)
+
+
+def _value_errors(table: str, column: str, problems: list[tuple]) -> DataValidationError:
+    """One row per (value, check, message) problem of ``table.column``."""
+    rows = [
+        {"table": table, "column": column, "value": g, "check": c, "message": m}
+        for g, c, m in problems
+    ]
+    return DataValidationError(pd.DataFrame(rows))
+
+
+def _rate_row(group: str, k: int, t: int, alpha: float) -> dict[str, Any]:
+    """Responses, target and the response rate (%) with its Wilson CI."""
+    lo, hi = wilson_ci(k, t, alpha)
+    return {
+        "group": group,
+        "responses": k,
+        "target": t,
+        "rate_percent": 100 * k / t if t else np.nan,
+        "ci_lower": 100 * lo,
+        "ci_upper": 100 * hi,
+    }
 
 
 def describe_numeric(
@@ -223,50 +203,8 @@ def describe_numeric(
         if c not in data.columns:
             raise _missing_col("data", c, data.columns)
     labels = dict(labels or {})
-    rows = []
-    bad = []
-    for c in columns:
-        x = pd.to_numeric(data[c], errors="coerce")
-        lost = x.isna() & data[c].notna() & (data[c].astype(str).str.strip() != "")
-        bad += [
-            {
-                "table": "data",
-                "row": int(i) + 1,
-                "column": c,
-                "value": data[c].iloc[i],
-                "check": "non_numeric",
-                "message": f"{data[c].iloc[i]!r} is not a number",
-            }
-            for i in np.flatnonzero(lost.to_numpy())
-        ]
-    if bad:  # text in a numeric column would silently count as missing
-        raise DataValidationError(pd.DataFrame(bad), context="describe_numeric")
-    for c in columns:
-        x = pd.to_numeric(data[c], errors="coerce").astype(float)
-        obs = x.dropna().to_numpy()
-        n_all = len(x)
-        miss = int(n_all - len(obs))
-        row: dict[str, Any] = {
-            "variable": c,
-            "count": len(obs),
-            "missing": miss,
-            "missing_percent": 100 * miss / n_all if n_all else np.nan,
-            "unique": len(np.unique(obs)),
-            "min": obs.min() if len(obs) else np.nan,
-            "max": obs.max() if len(obs) else np.nan,
-            "mean": obs.mean() if len(obs) else np.nan,
-            "sd": obs.std(ddof=1) if len(obs) > 1 else np.nan,
-            "sum": obs.sum(),
-        }
-        qs = (
-            np.percentile(obs, list(percentiles), method=method)
-            if len(obs)
-            else [np.nan] * len(percentiles)
-        )
-        for p, q in zip(percentiles, qs):
-            row[f"p{p:g}"] = float(q)
-        rows.append(row)
-    tidy = pd.DataFrame(rows)
+    _refuse_text(data, columns)
+    tidy = pd.DataFrame([_numeric_row(data[c], c, percentiles, method) for c in columns])
 
     def num(v: float) -> str:
         return f"{v:z.0f}" if float(v).is_integer() else f"{v:z.2f}"
@@ -296,6 +234,55 @@ def describe_numeric(
             f"numpy method {method!r}."
         ],
     )
+
+
+def _refuse_text(data: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Text in a numeric column would silently count as missing: list every such cell."""
+    bad = []
+    for c in columns:
+        x = pd.to_numeric(data[c], errors="coerce")
+        lost = x.isna() & data[c].notna() & (data[c].astype(str).str.strip() != "")
+        bad += [
+            {
+                "table": "data",
+                "row": int(i) + 1,
+                "column": c,
+                "value": data[c].iloc[i],
+                "check": "non_numeric",
+                "message": f"{data[c].iloc[i]!r} is not a number",
+            }
+            for i in np.flatnonzero(lost.to_numpy())
+        ]
+    if bad:
+        raise DataValidationError(pd.DataFrame(bad), context="describe_numeric")
+
+
+def _numeric_row(values: pd.Series, name: str, percentiles, method: str) -> dict[str, Any]:
+    """Count, missing, unique, min, max, mean, SD, sum and percentiles of one column."""
+    x = pd.to_numeric(values, errors="coerce").astype(float)
+    obs = x.dropna().to_numpy()
+    n_all = len(x)
+    miss = int(n_all - len(obs))
+    row: dict[str, Any] = {
+        "variable": name,
+        "count": len(obs),
+        "missing": miss,
+        "missing_percent": 100 * miss / n_all if n_all else np.nan,
+        "unique": len(np.unique(obs)),
+        "min": obs.min() if len(obs) else np.nan,
+        "max": obs.max() if len(obs) else np.nan,
+        "mean": obs.mean() if len(obs) else np.nan,
+        "sd": obs.std(ddof=1) if len(obs) > 1 else np.nan,
+        "sum": obs.sum(),
+    }
+    qs = (
+        np.percentile(obs, list(percentiles), method=method)
+        if len(obs)
+        else [np.nan] * len(percentiles)
+    )
+    for p, q in zip(percentiles, qs):
+        row[f"p{p:g}"] = float(q)
+    return row
 
 
 def describe_categorical(

@@ -13,7 +13,6 @@ the bundled ``social_inclusion`` trial (``tests/reference/r_effects19/``).
 
 from __future__ import annotations
 
-import html
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from peerstats.effects._printable import SummaryRepr
 from peerstats.exceptions import ConvergenceError, DataWarning, SpecError
 
 __all__ = [
@@ -53,7 +53,7 @@ def _reml_tau2(y: np.ndarray, v: np.ndarray, tol: float = 1e-12, maxiter: int = 
 
 
 @dataclass(frozen=True, repr=False)
-class MetaAnalysis:
+class MetaAnalysis(SummaryRepr):
     """Random-effects meta-analysis (create with :func:`meta_analysis`)."""
 
     estimates: pd.DataFrame
@@ -93,12 +93,6 @@ class MetaAnalysis:
             f"tau^2 = {self.tau2:.4f} (SE {self.se_tau2:.4f}), I^2 = {self.i2:.1f}%, "
             f"H^2 = {self.h2:.3f}, Q = {self.q:.3f} on {self.q_df} df (p = {self.q_p_value:.4f})"
         )
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>"
 
 
 def meta_analysis(
@@ -172,7 +166,7 @@ def meta_analysis(
 
 
 @dataclass(frozen=True, repr=False)
-class SiteHeterogeneity:
+class SiteHeterogeneity(SummaryRepr):
     """Per-site treatment effects and their meta-analysis (create with
     :func:`site_heterogeneity`)."""
 
@@ -187,12 +181,6 @@ class SiteHeterogeneity:
     def summary(self) -> str:
         return (f"Treatment effect ({self.treatment} - {self.reference}) on {self.outcome} at "
                 f"{self.visit} by {self.site}\n{self.effects.to_string()}\n{self.meta.summary()}")
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>"
 
     def plot(self, *, ax: Any = None) -> Any:
         """Per-site forest with the pooled effect and its prediction interval."""
@@ -254,7 +242,7 @@ def site_heterogeneity(
 
 
 @dataclass(frozen=True, repr=False)
-class RandomSiteEffect:
+class RandomSiteEffect(SummaryRepr):
     """A random treatment-by-site effect in the primary model (create with
     :func:`random_site_effect`)."""
 
@@ -281,12 +269,6 @@ class RandomSiteEffect:
             f"\nREML likelihood-ratio test of SD = 0: {self.lrt:.4f}, p = {self.p_value:.4f} "
             "(boundary: 0.5 chi2(0) + 0.5 chi2(1))"
         )
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>"
 
 
 def random_site_effect(

@@ -18,7 +18,6 @@ Validated in ``tests/effects/test_mediation.py`` against R ``mediation`` on the 
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats.effects._printable import SummaryRepr
 from peerstats.exceptions import ModelSpecificationError, SpecError
 
 __all__ = ["mediation", "MediationResult", "MediationSensitivity"]
@@ -448,7 +448,7 @@ def _summarise(point: dict, draws: dict, level: float) -> pd.DataFrame:
 
 
 @dataclass(repr=False, eq=False)
-class MediationResult:
+class MediationResult(SummaryRepr):
     """Result of :func:`mediation` (``effects`` table, simulation ``draws``, provenance)."""
 
     effects: pd.DataFrame
@@ -484,12 +484,6 @@ class MediationResult:
             f"{self.level:.0%} intervals\n"
         )
         return head + self.effects.loc[rows].to_string()
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>"
 
     def effect_records(self, *, outcome: str | None = None) -> list:
         """ACME, ADE and total effect as :class:`~peerstats.effects.EffectRecord` objects."""

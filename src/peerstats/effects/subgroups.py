@@ -15,7 +15,6 @@ Validated in ``tests/effects/test_subgroups.py`` against R (``nlme::gls`` with `
 
 from __future__ import annotations
 
-import html
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats.effects._printable import SummaryRepr
 from peerstats.exceptions import (
     DataValidationError,
     DataWarning,
@@ -313,8 +313,9 @@ def subgroups(
     if not by:
         raise SpecError("by= must name at least one subgroup variable")
     if hasattr(trial_or_fit, "_design") and hasattr(trial_or_fit, "test"):
-        return subgroups_from_fit(trial_or_fit, outcome=outcome, visit=visit, by=by,
-                                  level=level, labels=labels)
+        return subgroups_from_fit(
+            trial_or_fit, outcome=outcome, visit=visit, by=by, level=level, labels=labels
+        )
     if hasattr(trial_or_fit, "contrasts") and hasattr(trial_or_fit, "fit"):
         raise SpecError(
             "subgroups got a TrialAnalysis (the primary model has no treatment-by-subgroup "
@@ -323,11 +324,35 @@ def subgroups(
         )
     trial = trial_or_fit
     if not hasattr(trial, "spec") or not hasattr(trial, "assessments"):
-        raise SpecError("subgroups needs a Trial (peerstats.load_trial or peerstats.datasets.load) "
-                        "or a fitted model with the interaction")
-    spec = trial.spec
+        raise SpecError(
+            "subgroups needs a Trial (peerstats.load_trial or peerstats.datasets.load) "
+            "or a fitted model with the interaction"
+        )
+    visit, many, ref, trt = _design(trial.spec, visit)
+    covariates = [str(c) for c in covariates]
+    primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
+    ct = primary.contrasts
+    overall = ct[ct["visit"].astype(str) == visit].iloc[0]
+    results = [
+        _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels)
+        for var in by
+    ]
+    return SubgroupAnalysis(
+        outcome=outcome,
+        visit=visit,
+        reference=ref,
+        treatment=trt,
+        overall=overall[_TIDY].astype(float),
+        n_overall=_n_at_visit(trial.assessments, outcome, visit),
+        level=level,
+        **_assemble(by, results),
+    )
+
+
+def _design(spec: Any, visit: str | None) -> tuple[str, bool, str, str]:
+    """The visit (default the last), whether there are several post-baseline visits, and the
+    reference and treatment arms (exactly two arms)."""
     post = list(spec.visits)[1:]
-    many = len(post) > 1
     visit = str(visit if visit is not None else post[-1])
     if visit not in post:
         raise SpecError(f"{visit!r} is not a post-baseline visit; visits are {post}")
@@ -336,58 +361,42 @@ def subgroups(
         raise ModelSpecificationError(f"subgroups compares two arms; this trial has {arms}")
     ref = str(spec.arms.reference or arms[0])
     trt = [a for a in arms if a != ref][0]
-    covariates = [str(c) for c in covariates]
-    primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
-    ct = primary.contrasts
-    overall = ct[ct["visit"].astype(str) == visit].iloc[0]
-    a = trial.assessments
+    return visit, len(post) > 1, ref, trt
+
+
+def _n_at_visit(a: pd.DataFrame, outcome: str, visit: str) -> int:
+    """Participants with the outcome (and its baseline, when a column) at the visit."""
     at = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
     if f"{outcome}_baseline" in at.columns:
         at = at[at[f"{outcome}_baseline"].notna()]
-    n_at_visit = int(at["subject"].nunique())
-    tables, tests, curves = [], [], {}
-    for var in by:
-        values, cont = _participant_values(trial, var)
-        cells = _analysed_cells(trial, outcome, visit, var, values)
-        if not cont:
-            _check_cells(cells, var, arms)
-        part = trial.participants.copy()
-        part[var] = part["subject"].map(values)
-        if not cont:
-            lv = sorted(values.dropna().unique(), key=_sort_key)
-            part[var] = pd.Categorical(part[var], categories=lv)
-        covs = list(dict.fromkeys(covariates + ([] if var in trial.assessments.columns else [var])))
-        if var in trial.assessments.columns and not cont:
-            raise ModelSpecificationError(
-                f"{var!r} is already a model column (a stratum); use it as a subgroup through a "
-                "participant column of another name"
-            )
-        fit = _fit_with(trial, outcome, var, covs, many, df, level, part).fit
-        if cont:
-            tab, test, curve = _continuous(
-                fit, var, visit if many else None, ref, trt, level, cells, labels
-            )
-            curves[var] = curve
-        else:
-            tab, test = _categorical(
-                fit, var, visit if many else None, ref, trt, level, cells, labels
-            )
-        tab["interaction_p"] = test["p_value"]
-        tables.append(tab)
-        tests.append(test)
-    return SubgroupAnalysis(
-        outcome=outcome,
-        visit=visit,
-        reference=ref,
-        treatment=trt,
-        table=pd.concat(tables, ignore_index=True),
-        interactions=pd.DataFrame(tests).set_index("variable"),
-        curves=curves,
-        overall=overall[_TIDY].astype(float),
-        n_overall=n_at_visit,
-        level=level,
-        warning=EXPLORATORY.format(k=len(by)),
-    )
+    return int(at["subject"].nunique())
+
+
+def _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels):
+    """Refit with ``var * arm (* visit)``: the subgroup table, the interaction test and, for a
+    continuous variable, the effect curve (else None)."""
+    arms = [str(a) for a in trial.spec.arms.levels]
+    values, cont = _participant_values(trial, var)
+    cells = _analysed_cells(trial, outcome, visit, var, values)
+    if not cont:
+        _check_cells(cells, var, arms)
+    part = trial.participants.copy()
+    part[var] = part["subject"].map(values)
+    if not cont:
+        lv = sorted(values.dropna().unique(), key=_sort_key)
+        part[var] = pd.Categorical(part[var], categories=lv)
+    covs = list(dict.fromkeys(covariates + ([] if var in trial.assessments.columns else [var])))
+    if var in trial.assessments.columns and not cont:
+        raise ModelSpecificationError(
+            f"{var!r} is already a model column (a stratum); use it as a subgroup through a "
+            "participant column of another name"
+        )
+    fit = _fit_with(trial, outcome, var, covs, many, df, level, part).fit
+    at = visit if many else None
+    if cont:
+        return _continuous(fit, var, at, ref, trt, level, cells, labels)
+    tab, test = _categorical(fit, var, at, ref, trt, level, cells, labels)
+    return tab, test, None
 
 
 def _sort_key(v: Any) -> tuple:
@@ -398,7 +407,7 @@ def _sort_key(v: Any) -> tuple:
 
 
 @dataclass(repr=False, eq=False)
-class SubgroupAnalysis:
+class SubgroupAnalysis(SummaryRepr):
     """Result of :func:`subgroups`."""
 
     outcome: str
@@ -440,12 +449,6 @@ class SubgroupAnalysis:
             f"[{self.overall['ci_lower']:.3f}, {self.overall['ci_upper']:.3f}]\n"
         )
         return head + self.table[cols].to_string(index=False) + "\n" + self.warning
-
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.summary())}</pre>"
 
     def effect_records(self) -> list:
         """One :class:`~peerstats.effects.EffectRecord` per subgroup row."""
@@ -491,62 +494,110 @@ def _has_interaction(design: Any, var: str, arm: str) -> bool:
     return any(var in t and arm in t for t in terms)
 
 
-def subgroups_from_fit(fit: Any, *, outcome: str | None, visit: str | None, by: Sequence[str],
-                       level: float, labels: Any, arm: str = "arm",
-                       reference: str | None = None) -> Any:
+def subgroups_from_fit(
+    fit: Any,
+    *,
+    outcome: str | None,
+    visit: str | None,
+    by: Sequence[str],
+    level: float,
+    labels: Any,
+    arm: str = "arm",
+    reference: str | None = None,
+) -> Any:
     """See :func:`peerstats.subgroups` (``trial_or_fit`` a fitted model)."""
     design = fit._design
+    ref, trt = _fit_arms(design, arm, reference)
+    visit, rows = _fit_visit_rows(design, visit)
+    v = visit if "visit" in design.factors else None
+    ids = _subject_ids(rows)
+    results = []
+    for var in by:
+        cells = _fit_cells(design, rows, ids, var, arm)
+        if var in design.numerics:
+            results.append(_continuous(fit, var, v, ref, trt, level, cells, labels))
+        else:
+            cells["level"] = cells["level"].map(_level_code)
+            _check_cells(cells, var, [ref, trt])
+            results.append((*_categorical(fit, var, v, ref, trt, level, cells, labels), None))
+    overall = _overall(fit, arm, v, ref, trt, level)
+    return SubgroupAnalysis(
+        outcome=outcome or design.formula.split("~")[0].strip(),
+        visit=str(visit),
+        reference=ref,
+        treatment=trt,
+        overall=overall[_TIDY].astype(float),
+        n_overall=int(pd.Series(ids).nunique()),
+        level=level,
+        **_assemble(by, results),
+        notes=(
+            "overall: the fitted model's effect averaged over the subgroup levels with equal "
+            "weights (not the primary model without interaction)",
+        ),
+    )
+
+
+def _assemble(by: Sequence[str], results: list[tuple]) -> dict[str, Any]:
+    """The subgroup table (with the interaction p), interaction tests, effect curves and the
+    exploratory warning, as :class:`SubgroupAnalysis` fields."""
+    tables, tests, curves = [], [], {}
+    for var, (tab, test, curve) in zip(by, results):
+        if curve is not None:
+            curves[var] = curve
+        tab["interaction_p"] = test["p_value"]
+        tables.append(tab)
+        tests.append(test)
+    return {
+        "table": pd.concat(tables, ignore_index=True),
+        "interactions": pd.DataFrame(tests).set_index("variable"),
+        "curves": curves,
+        "warning": EXPLORATORY.format(k=len(by)),
+    }
+
+
+def _fit_arms(design: Any, arm: str, reference: str | None) -> tuple[str, str]:
+    """Reference and treatment arm of a fit (exactly two levels of ``arm``)."""
     if arm not in design.factors:
-        raise ModelSpecificationError(f"the fit has no factor {arm!r}; factors are {list(design.factors)}")
+        raise ModelSpecificationError(
+            f"the fit has no factor {arm!r}; factors are {list(design.factors)}"
+        )
     arms = [str(a) for a in design.factors[arm]]
     if len(arms) != 2:
         raise ModelSpecificationError(f"subgroups compares two arms; the fit has {arms}")
     ref = str(reference) if reference is not None else arms[0]
-    trt = [a for a in arms if a != ref][0]
+    return ref, [a for a in arms if a != ref][0]
+
+
+def _fit_visit_rows(design: Any, visit: str | None) -> tuple[str | None, pd.DataFrame]:
+    """The visit (default the last; as given when the fit has no visit factor) and its rows."""
     data = design.data
-    has_visit = "visit" in design.factors
-    if has_visit:
-        visits = [str(v) for v in (design.natural_order.get("visit") or design.factors["visit"])]
-        visit = str(visit if visit is not None else visits[-1])
-        if visit not in visits:
-            raise SpecError(f"{visit!r} is not a visit of the fit; visits are {visits}")
-        rows = data[data["visit"].astype(str) == visit]
-    else:
-        rows = data
-    subject = "subject" if "subject" in rows.columns else None
-    tables, tests, curves = [], [], {}
-    for var in by:
-        if var not in data.columns:
-            raise SpecError(f"subgroup variable {var!r} is not in the fitted model's data")
-        if not _has_interaction(design, var, arm):
-            raise ModelSpecificationError(
-                f"the fit has no {var} x {arm} interaction; fit the model with "
-                f"'{var} * {arm} * visit' or pass the Trial (subgroups refits the primary model)"
-            )
-        ids = rows[subject] if subject else pd.Series(np.arange(len(rows)), index=rows.index)
-        cells = pd.DataFrame({"subject": ids.to_numpy(), "arm": rows[arm].astype(str).to_numpy(),
-                              "level": rows[var].to_numpy()})
-        cont = var in design.numerics
-        v = visit if has_visit else None
-        if cont:
-            tab, test, curve = _continuous(fit, var, v, ref, trt, level, cells, labels)
-            curves[var] = curve
-        else:
-            cells["level"] = cells["level"].map(_level_code)
-            _check_cells(cells, var, [ref, trt])
-            tab, test = _categorical(fit, var, v, ref, trt, level, cells, labels)
-        tab["interaction_p"] = test["p_value"]
-        tables.append(tab)
-        tests.append(test)
-    overall = _overall(fit, arm, v if has_visit else None, ref, trt, level)
-    return SubgroupAnalysis(
-        outcome=outcome or design.formula.split("~")[0].strip(), visit=str(visit),
-        reference=ref, treatment=trt, table=pd.concat(tables, ignore_index=True),
-        interactions=pd.DataFrame(tests).set_index("variable"), curves=curves,
-        overall=overall[_TIDY].astype(float), n_overall=int(cells["subject"].nunique()),
-        level=level, warning=EXPLORATORY.format(k=len(by)),
-        notes=("overall: the fitted model's effect averaged over the subgroup levels with equal "
-               "weights (not the primary model without interaction)",),
+    if "visit" not in design.factors:
+        return visit, data
+    visits = [str(v) for v in (design.natural_order.get("visit") or design.factors["visit"])]
+    visit = str(visit if visit is not None else visits[-1])
+    if visit not in visits:
+        raise SpecError(f"{visit!r} is not a visit of the fit; visits are {visits}")
+    return visit, data[data["visit"].astype(str) == visit]
+
+
+def _subject_ids(rows: pd.DataFrame) -> np.ndarray:
+    if "subject" in rows.columns:
+        return rows["subject"].to_numpy()
+    return pd.Series(np.arange(len(rows)), index=rows.index).to_numpy()
+
+
+def _fit_cells(design: Any, rows: pd.DataFrame, ids, var: str, arm: str) -> pd.DataFrame:
+    """Subject, arm and subgroup level of the fit's rows at the visit (the variable must be in
+    the fit with its interaction with the arm)."""
+    if var not in design.data.columns:
+        raise SpecError(f"subgroup variable {var!r} is not in the fitted model's data")
+    if not _has_interaction(design, var, arm):
+        raise ModelSpecificationError(
+            f"the fit has no {var} x {arm} interaction; fit the model with "
+            f"'{var} * {arm} * visit' or pass the Trial (subgroups refits the primary model)"
+        )
+    return pd.DataFrame(
+        {"subject": ids, "arm": rows[arm].astype(str).to_numpy(), "level": rows[var].to_numpy()}
     )
 
 
@@ -554,6 +605,7 @@ def _overall(fit: Any, arm: str, visit: str | None, ref: str, trt: str, level: f
     from peerstats.models.emmeans import reference_grid
 
     grid = reference_grid(fit._design)
-    ell = (_arm_rows(fit._design, grid, visit, trt).mean(axis=0)
-           - _arm_rows(fit._design, grid, visit, ref).mean(axis=0))
+    ell = _arm_rows(fit._design, grid, visit, trt).mean(axis=0) - _arm_rows(
+        fit._design, grid, visit, ref
+    ).mean(axis=0)
     return fit.test(ell, level=level).iloc[0]

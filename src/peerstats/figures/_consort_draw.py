@@ -34,6 +34,7 @@ class ConsortFlow(Protocol):
 
     def reasons(self, box: str, arm: str | None = None, visit: str | None = None) -> dict: ...
 
+
 PAD_X = 0.08  # inches inside a box
 PAD_Y = 0.06
 INDENT = 0.13  # inches per indent level
@@ -144,130 +145,114 @@ def _has(flow: ConsortFlow, box: str, arm: str | None = None) -> bool:
     return bool(sel.any())
 
 
+Lines = list[tuple[str, bool, int]]
+
+
+def _enrolment_boxes(flow: ConsortFlow) -> tuple[Box | None, Box | None, Box]:
+    """Assessed (approached) and excluded, when screening was recorded, and randomised
+    (consented and enrolled)."""
+    single = flow.layout == "single-arm"
+    first, mid = ("approached", "consented") if single else ("assessed", "randomised")
+    enrol_top = excluded = None
+    if _has(flow, first):
+        title = "Approached" if single else "Assessed for eligibility"
+        enrol_top = Box("assessed", [(f"{title} ({_fmt_n(flow.n(first))})", True, 0)])
+        excl_lines = [(f"Excluded ({_fmt_n(flow.n('excluded'))})", True, 0)]
+        excluded = Box("excluded", excl_lines + _reason_lines(flow, "excluded", None, None, 1))
+    title = "Consented and enrolled" if single else "Randomised"
+    return enrol_top, excluded, Box("randomised", [(f"{title} ({_fmt_n(flow.n(mid))})", True, 0)])
+
+
+def _allocation_lines(flow: ConsortFlow, arm: str, name: str) -> Lines:
+    """Started / did not start (single arm), or allocated, received and not received."""
+    lines: Lines = []
+    if flow.layout == "single-arm":
+        lines.append((f"Started {name} ({_fmt_n(flow.n('started', arm))})", True, 0))
+        if _has(flow, "not_started", arm):
+            lines.append((f"Did not start ({_fmt_n(flow.n('not_started', arm))})", False, 0))
+            lines += _reason_lines(flow, "not_started", arm, None, 1)
+        return lines
+    lines.append((f"Allocated to {name} ({_fmt_n(flow.n('allocated', arm))})", True, 0))
+    if _has(flow, "received", arm):
+        n_rec, n_not = _fmt_n(flow.n("received", arm)), _fmt_n(flow.n("not_received", arm))
+        lines.append((f"Received allocated intervention ({n_rec})", False, 0))
+        lines.append((f"Did not receive allocated intervention ({n_not})", False, 0))
+        lines += _reason_lines(flow, "not_received", arm, None, 1)
+    return lines
+
+
+def _cluster_lines(clusters: Any, arm: str) -> Lines:
+    """Groups, peers and group sizes of a group-delivered arm (none for other arms)."""
+    if clusters is None or arm not in set(clusters["arm"]):
+        return []
+    cl = clusters.set_index("arm").loc[arm]
+    peers = "" if cl["n_peers"] != cl["n_peers"] else f" by {int(cl['n_peers'])} peers"
+    sizes = (
+        f"Participants per group: mean {cl['group_size_mean']:z.1f} "
+        f"(range {int(cl['group_size_min'])}\u2013{int(cl['group_size_max'])})"
+    )
+    return [(f"Delivered in {int(cl['n_groups'])} groups{peers}", False, 0), (sizes, False, 0)]
+
+
+def _visit_lines(flow: ConsortFlow, arm: str, v: Any, labels: dict[str, str], lost) -> Lines:
+    """Single arm: completed the assessment at ``v``, and not assessed (with reasons)."""
+    c = flow.counts
+    n_done = _fmt_n(flow.n("completed", arm, visit=v))
+    lines: Lines = [
+        (f"Completed {labels.get('visit:' + str(v), v)} assessment ({n_done})", True, 0)
+    ]
+    na = c[(c["box"] == "not_assessed") & (c["arm"] == arm) & c["reason"].isna()]
+    if (na["visit"] == v).any() and int(na.loc[na["visit"] == v, "n"].iloc[0]):
+        nl = int(na.loc[na["visit"] == v, "n"].iloc[0])
+        lines.append((f"Not assessed ({_fmt_n(nl)})", False, 1))
+        lines += _reason_lines(flow, "not_assessed", arm, v, 2)
+    if (lost["visit"] == v).any():
+        nl = int(lost.loc[lost["visit"] == v, "n"].iloc[0])
+        if nl:
+            lines.append((f"Not assessed ({_fmt_n(nl)})", False, 1))
+            lines += _reason_lines(flow, "lost_to_follow_up", arm, v, 2)
+    return lines
+
+
+def _follow_up_lines(flow: ConsortFlow, arm: str, labels: dict[str, str]) -> Lines:
+    """Per visit: completed / not assessed (single arm) or lost to follow-up; discontinued."""
+    c = flow.counts
+    lines: Lines = []
+    lost = c[(c["box"] == "lost_to_follow_up") & (c["arm"] == arm) & c["reason"].isna()]
+    if flow.layout == "single-arm":
+        for v in flow.visits:
+            lines += _visit_lines(flow, arm, v, labels, lost)
+    else:
+        for rec in lost.itertuples(index=False):
+            vname = labels.get(f"visit:{rec.visit}", rec.visit)
+            lines.append((f"Lost to follow-up at {vname} ({_fmt_n(rec.n)})", False, 0))
+            lines += _reason_lines(flow, "lost_to_follow_up", arm, rec.visit, 1)
+    if _has(flow, "discontinued", arm):
+        n_disc = _fmt_n(flow.n("discontinued", arm))
+        lines.append((f"Discontinued intervention ({n_disc})", False, 0))
+        lines += _reason_lines(flow, "discontinued", arm, None, 1)
+    return lines or [("No losses recorded", False, 0)]
+
+
+def _analysis_lines(flow: ConsortFlow, arm: str) -> Lines:
+    n_ex = flow.n("excluded_from_analysis", arm)
+    return [
+        (f"Analysed ({_fmt_n(flow.n('analysed', arm))})", True, 0),
+        (f"Excluded from analysis ({_fmt_n(n_ex)})", False, 0),
+        *_reason_lines(flow, "excluded_from_analysis", arm, None, 1),
+    ]
+
+
 def _boxes(flow: ConsortFlow, labels: dict[str, str]) -> dict[str, Any]:
     """Build the boxes' lines (content only; positions come later)."""
-    single = flow.layout == "single-arm"
-    c = flow.counts
-    first, mid = ("approached", "consented") if single else ("assessed", "randomised")
-    screening = _has(flow, first)
-    enrol_top = None
-    excluded = None
-    if screening:
-        enrol_top = Box(
-            "assessed",
-            [
-                (
-                    ("Approached" if single else "Assessed for eligibility")
-                    + f" ({_fmt_n(flow.n(first))})",
-                    True,
-                    0,
-                )
-            ],
-        )
-        excl = flow.n("excluded")
-        excl_lines = [(f"Excluded ({_fmt_n(excl)})", True, 0)] + _reason_lines(
-            flow, "excluded", None, None, 1
-        )
-        excluded = Box("excluded", excl_lines)
-    enrol_mid = Box(
-        "randomised",
-        [
-            (
-                ("Consented and enrolled" if single else "Randomised")
-                + f" ({_fmt_n(flow.n(mid))})",
-                True,
-                0,
-            )
-        ],
-    )
-
-    clusters = flow.clusters
+    enrol_top, excluded, enrol_mid = _enrolment_boxes(flow)
     rows: dict[str, list[Box]] = {"allocation": [], "follow-up": [], "analysis": []}
     for arm in flow.arms:
-        name = labels.get(arm, arm)
-        # allocation
-        lines: list[tuple[str, bool, int]] = []
-        if single:
-            lines.append((f"Started {name} ({_fmt_n(flow.n('started', arm))})", True, 0))
-            if _has(flow, "not_started", arm):
-                lines.append((f"Did not start ({_fmt_n(flow.n('not_started', arm))})", False, 0))
-                lines += _reason_lines(flow, "not_started", arm, None, 1)
-        else:
-            lines.append((f"Allocated to {name} ({_fmt_n(flow.n('allocated', arm))})", True, 0))
-            if _has(flow, "received", arm):
-                lines.append(
-                    (
-                        f"Received allocated intervention ({_fmt_n(flow.n('received', arm))})",
-                        False,
-                        0,
-                    )
-                )
-                lines.append(
-                    (
-                        f"Did not receive allocated intervention "
-                        f"({_fmt_n(flow.n('not_received', arm))})",
-                        False,
-                        0,
-                    )
-                )
-                lines += _reason_lines(flow, "not_received", arm, None, 1)
-        if clusters is not None and arm in set(clusters["arm"]):
-            cl = clusters.set_index("arm").loc[arm]
-            peers = "" if cl["n_peers"] != cl["n_peers"] else f" by {int(cl['n_peers'])} peers"
-            lines.append((f"Delivered in {int(cl['n_groups'])} groups{peers}", False, 0))
-            lines.append(
-                (
-                    f"Participants per group: mean {cl['group_size_mean']:z.1f} "
-                    f"(range {int(cl['group_size_min'])}\u2013{int(cl['group_size_max'])})",
-                    False,
-                    0,
-                )
-            )
+        lines = _allocation_lines(flow, arm, labels.get(arm, arm))
+        lines += _cluster_lines(flow.clusters, arm)
         rows["allocation"].append(Box(f"allocation:{arm}", lines))
-
-        # follow-up
-        lines = []
-        lost = c[(c["box"] == "lost_to_follow_up") & (c["arm"] == arm) & c["reason"].isna()]
-        if single:
-            for v in flow.visits:
-                lines.append(
-                    (
-                        f"Completed {labels.get('visit:' + str(v), v)} assessment "
-                        f"({_fmt_n(flow.n('completed', arm, visit=v))})",
-                        True,
-                        0,
-                    )
-                )
-                na = c[(c["box"] == "not_assessed") & (c["arm"] == arm) & c["reason"].isna()]
-                if (na["visit"] == v).any() and int(na.loc[na["visit"] == v, "n"].iloc[0]):
-                    nl = int(na.loc[na["visit"] == v, "n"].iloc[0])
-                    lines.append((f"Not assessed ({_fmt_n(nl)})", False, 1))
-                    lines += _reason_lines(flow, "not_assessed", arm, v, 2)
-                if (lost["visit"] == v).any():
-                    nl = int(lost.loc[lost["visit"] == v, "n"].iloc[0])
-                    if nl:
-                        lines.append((f"Not assessed ({_fmt_n(nl)})", False, 1))
-                        lines += _reason_lines(flow, "lost_to_follow_up", arm, v, 2)
-        else:
-            for rec in lost.itertuples(index=False):
-                vname = labels.get(f"visit:{rec.visit}", rec.visit)
-                lines.append((f"Lost to follow-up at {vname} ({_fmt_n(rec.n)})", False, 0))
-                lines += _reason_lines(flow, "lost_to_follow_up", arm, rec.visit, 1)
-        if _has(flow, "discontinued", arm):
-            lines.append(
-                (f"Discontinued intervention ({_fmt_n(flow.n('discontinued', arm))})", False, 0)
-            )
-            lines += _reason_lines(flow, "discontinued", arm, None, 1)
-        if not lines:
-            lines = [("No losses recorded", False, 0)]
-        rows["follow-up"].append(Box(f"follow-up:{arm}", lines))
-
-        # analysis
-        lines = [(f"Analysed ({_fmt_n(flow.n('analysed', arm))})", True, 0)]
-        n_ex = flow.n("excluded_from_analysis", arm)
-        lines.append((f"Excluded from analysis ({_fmt_n(n_ex)})", False, 0))
-        lines += _reason_lines(flow, "excluded_from_analysis", arm, None, 1)
-        rows["analysis"].append(Box(f"analysis:{arm}", lines))
+        rows["follow-up"].append(Box(f"follow-up:{arm}", _follow_up_lines(flow, arm, labels)))
+        rows["analysis"].append(Box(f"analysis:{arm}", _analysis_lines(flow, arm)))
     return {
         "top": enrol_top,
         "excluded": excluded,
@@ -314,12 +299,8 @@ def _pooled_box(flow: ConsortFlow, labels: dict[str, str]) -> Box | None:
     return Box("pooled", lines)
 
 
-def _layout(
-    flow: ConsortFlow, m: _Measure, width: float, labels: dict[str, str], colors: dict[str, str]
-) -> tuple[list[Box], list[tuple], list[tuple], float]:
-    """Place the boxes. Returns (boxes, arrows, stage bands, total height)."""
-    b = _boxes(flow, labels)
-    k = len(flow.arms)
+def _columns(m: _Measure, width: float, k: int) -> tuple[float, list[float], float, float]:
+    """Column width, column left edges, centre of the diagram and the right edge."""
     left = MARGIN + m.stage_w + 0.1
     right = width - MARGIN
     area = right - left
@@ -330,16 +311,17 @@ def _layout(
         col_w = (area - GAP_X * (k - 1)) / k
         col_x = [left + i * (col_w + GAP_X) for i in range(k)]
     center = (col_x[0] + col_x[-1] + col_w) / 2 if k > 1 else col_x[0] + col_w / 2
+    return col_w, col_x, center, right
 
-    boxes: list[Box] = []
-    arrows: list[tuple] = []
-    bands: list[tuple] = []
 
+def _place_enrolment(b: dict[str, Any], m: _Measure, center: float, right: float, area: float):
+    """Place the enrolment boxes from the top; returns (boxes, arrows, band bottom)."""
     y = MARGIN
-    # --- enrolment
     top, excl, mid = b["top"], b["excluded"], b["mid"]
     enrol_h_min = m.width("Enrolment", True) + 0.12
     _fit_box(m, mid, min(area, 3.4))
+    boxes: list[Box] = []
+    arrows: list[tuple] = []
     if top is not None:
         _fit_box(m, top, min(area, 3.4))
         excl_x = center + 0.35
@@ -356,22 +338,14 @@ def _layout(
         # no screening data: the flow starts at randomisation
         mid.x, mid.y = center - mid.w / 2, y + (enrol_h_min - mid.h) / 2
         boxes.append(mid)
-    enrol_bottom = max(mid.bottom, y + enrol_h_min)
-    bands.append(("Enrolment", y, enrol_bottom))
-    y = mid.bottom
+    return boxes, arrows, max(mid.bottom, y + enrol_h_min)
 
-    # split to arms
-    split_y = y + m.gap_y * 0.55
+
+def _place_stages(flow, b, m, col_x, col_w, y, prev_bottoms, colors, out) -> float:
+    """Place the allocation, follow-up and analysis rows (one box per arm) from ``y``; adds
+    to ``out`` = (boxes, arrows, bands) and returns the next free ``y``."""
+    boxes, arrows, bands = out
     col_centers = [x + col_w / 2 for x in col_x]
-    if k > 1:
-        arrows.append(("line", center, y, center, split_y, False))
-        arrows.append(("line", col_centers[0], split_y, col_centers[-1], split_y, False))
-        y_start = split_y + m.gap_y * 0.7
-    else:
-        y_start = y + m.gap_y
-    y_start = max(y_start, enrol_bottom + 0.12)
-    prev_bottoms = [split_y if k > 1 else y] * k
-    y = y_start
     stage_names = {
         "allocation": "Intervention" if flow.layout == "single-arm" else "Allocation",
         "follow-up": "Follow-up",
@@ -392,87 +366,88 @@ def _layout(
         boxes += row
         bands.append((stage_names[stage], y, y + band_h))
         y = y + band_h + m.gap_y
-    pooled = b["pooled"]
-    if pooled is not None:
-        full = col_x[-1] + col_w - col_x[0]
-        _fit_box(m, pooled, full, fixed_w=full)
-        band_h = max(pooled.h, m.width("Pooled", True) + 0.12)
-        pooled.x, pooled.y = col_x[0], y + (band_h - pooled.h) / 2
-        boxes.append(pooled)
-        bands.append(("Pooled", y, y + band_h))
-        y = y + band_h + m.gap_y
+    return y
+
+
+def _place_pooled(pooled: Box | None, m, col_x, col_w, y, boxes, bands) -> float:
+    """The pooled box (blinded report) across all columns under the arms."""
+    if pooled is None:
+        return y
+    full = col_x[-1] + col_w - col_x[0]
+    _fit_box(m, pooled, full, fixed_w=full)
+    band_h = max(pooled.h, m.width("Pooled", True) + 0.12)
+    pooled.x, pooled.y = col_x[0], y + (band_h - pooled.h) / 2
+    boxes.append(pooled)
+    bands.append(("Pooled", y, y + band_h))
+    return y + band_h + m.gap_y
+
+
+def _layout(
+    flow: ConsortFlow, m: _Measure, width: float, labels: dict[str, str], colors: dict[str, str]
+) -> tuple[list[Box], list[tuple], list[tuple], float]:
+    """Place the boxes. Returns (boxes, arrows, stage bands, total height)."""
+    b = _boxes(flow, labels)
+    k = len(flow.arms)
+    col_w, col_x, center, right = _columns(m, width, k)
+    area = right - (MARGIN + m.stage_w + 0.1)
+    boxes, arrows, enrol_bottom = _place_enrolment(b, m, center, right, area)
+    bands: list[tuple] = [("Enrolment", MARGIN, enrol_bottom)]
+    y = b["mid"].bottom
+    # split to arms
+    split_y = y + m.gap_y * 0.55
+    col_centers = [x + col_w / 2 for x in col_x]
+    if k > 1:
+        arrows.append(("line", center, y, center, split_y, False))
+        arrows.append(("line", col_centers[0], split_y, col_centers[-1], split_y, False))
+        y_start = split_y + m.gap_y * 0.7
+    else:
+        y_start = y + m.gap_y
+    y_start = max(y_start, enrol_bottom + 0.12)
+    prev_bottoms = [split_y if k > 1 else y] * k
+    y = _place_stages(
+        flow, b, m, col_x, col_w, y_start, prev_bottoms, colors, (boxes, arrows, bands)
+    )
+    y = _place_pooled(b["pooled"], m, col_x, col_w, y, boxes, bands)
     total_h = y - m.gap_y + MARGIN
     # stage bands span from their first box to the last; enrolment starts at the top
     return boxes, arrows, bands, total_h
 
 
-def draw_flow(
-    flow: ConsortFlow,
-    *,
-    ax: Axes | None = None,
-    width: float | None = None,
-    fontsize: float = 8.0,
-    arm_labels: dict[str, str] | None = None,
-    colors: dict[str, str] | None = None,
-    visit_labels: dict[str, str] | None = None,
-) -> Figure:
-    """Draw ``flow`` (see :meth:`ConsortFlow.plot`)."""
-    from matplotlib.patches import FancyBboxPatch
-
-    labels = dict(arm_labels or {})
-    # visit names travel with the arm names, keyed "visit:<code>" (arms cannot start so)
-    labels.update({f"visit:{k}": str(v) for k, v in (visit_labels or {}).items()})
-    colors = dict(colors or arm_colors(flow.arms))
-    if width is None:
-        width = 4.8 if len(flow.arms) == 1 else 7.0
+def _figure(ax: Axes | None, width: float) -> tuple[Figure, Axes, float, float | None]:
+    """The figure and axes to draw on: a new one (``avail_h`` None), or the axes given, whose
+    width and height (inches) bound the diagram."""
     if ax is None:
         import matplotlib.pyplot as plt
 
         fig = plt.figure(figsize=(width, 8))
-        ax = fig.add_axes((0, 0, 1, 1))
-        own = True
-    else:
-        fig = ax.figure
-        bbox = ax.get_position()
-        fw, fh = fig.get_size_inches()
-        width = bbox.width * fw
-        avail_h = bbox.height * fh
-        own = False
+        return fig, fig.add_axes((0, 0, 1, 1)), width, None
+    fig = ax.figure
+    bbox = ax.get_position()
+    fw, fh = fig.get_size_inches()
+    return fig, ax, bbox.width * fw, bbox.height * fh
 
-    note = None
-    if len(flow.visits) > (2 if flow.layout == "parallel" else 1):
-        note = (
-            "Losses are counted per visit (participants not assessed at that visit), "
-            "not cumulatively."
-        )
-    m = _Measure(fig, fontsize)
-    boxes, arrows, bands, total_h = _layout(flow, m, width, labels, colors)
-    if not own and total_h > avail_h:
-        # the largest font (bisection, 4 pt at least) whose diagram fits the axes given
-        extra = fontsize * LINE_SPACING / 72.0 * 1.4 if note is not None else 0.0
-        lo, hi = 4.0, fontsize
-        best = None
-        for _ in range(8):
-            mid_fs = (lo + hi) / 2
-            m_try = _Measure(fig, mid_fs)
-            res = _layout(flow, m_try, width, labels, colors)
-            if res[3] + extra * mid_fs / fontsize <= avail_h:
-                lo, best = mid_fs, (m_try, res)
-            else:
-                hi = mid_fs
-        if best is None:
-            m = _Measure(fig, 4.0)
-            boxes, arrows, bands, total_h = _layout(flow, m, width, labels, colors)
+
+def _fit_font(flow, fig, fontsize, width, labels, colors, avail_h, note):
+    """The largest font (bisection, 4 pt at least) whose diagram fits the axes given."""
+    extra = fontsize * LINE_SPACING / 72.0 * 1.4 if note is not None else 0.0
+    lo, hi = 4.0, fontsize
+    best = None
+    for _ in range(8):
+        mid_fs = (lo + hi) / 2
+        m_try = _Measure(fig, mid_fs)
+        res = _layout(flow, m_try, width, labels, colors)
+        if res[3] + extra * mid_fs / fontsize <= avail_h:
+            lo, best = mid_fs, (m_try, res)
         else:
-            m, (boxes, arrows, bands, total_h) = best
-    note_y = total_h
-    if note is not None:
-        total_h += m.line_h * 1.4
-    if own:
-        fig.set_size_inches(width, total_h)
-    ax.set_xlim(0, width)
-    ax.set_ylim(max(total_h, avail_h if not own else total_h), 0)
-    ax.set_axis_off()
+            hi = mid_fs
+    if best is None:
+        m = _Measure(fig, 4.0)
+        return m, _layout(flow, m, width, labels, colors)
+    return best
+
+
+def _draw_boxes(ax: Axes, boxes: list[Box], m: _Measure) -> None:
+    from matplotlib.patches import FancyBboxPatch
 
     for bx in boxes:
         ax.add_patch(
@@ -502,24 +477,27 @@ def draw_flow(
                 gid=f"consort-text:{bx.key}",
             )
             ty += m.line_h
+
+
+def _draw_arrows(ax: Axes, arrows: list[tuple]) -> None:
+    head_style = {
+        "arrowstyle": "-|>",
+        "color": GREY,
+        "lw": 0.9,
+        "shrinkA": 0,
+        "shrinkB": 0,
+        "mutation_scale": 8,
+    }
     for _, x0, y0, x1, y1, head in arrows:
         if head:
-            ax.annotate(
-                "",
-                xy=(x1, y1),
-                xytext=(x0, y0),
-                zorder=1,
-                arrowprops={
-                    "arrowstyle": "-|>",
-                    "color": GREY,
-                    "lw": 0.9,
-                    "shrinkA": 0,
-                    "shrinkB": 0,
-                    "mutation_scale": 8,
-                },
-            )
+            ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=1, arrowprops=dict(head_style))
         else:
             ax.plot([x0, x1], [y0, y1], color=GREY, lw=0.9, zorder=1, solid_capstyle="butt")
+
+
+def _draw_bands(ax: Axes, bands: list[tuple], m: _Measure) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
     for name, y0, y1 in bands:
         ax.add_patch(
             FancyBboxPatch(
@@ -546,6 +524,50 @@ def draw_flow(
             zorder=3,
             gid="consort-stage-label",
         )
+
+
+def draw_flow(
+    flow: ConsortFlow,
+    *,
+    ax: Axes | None = None,
+    width: float | None = None,
+    fontsize: float = 8.0,
+    arm_labels: dict[str, str] | None = None,
+    colors: dict[str, str] | None = None,
+    visit_labels: dict[str, str] | None = None,
+) -> Figure:
+    """Draw ``flow`` (see :meth:`ConsortFlow.plot`)."""
+    labels = dict(arm_labels or {})
+    # visit names travel with the arm names, keyed "visit:<code>" (arms cannot start so)
+    labels.update({f"visit:{k}": str(v) for k, v in (visit_labels or {}).items()})
+    colors = dict(colors or arm_colors(flow.arms))
+    if width is None:
+        width = 4.8 if len(flow.arms) == 1 else 7.0
+    fig, ax, width, avail_h = _figure(ax, width)
+    own = avail_h is None
+    note = None
+    if len(flow.visits) > (2 if flow.layout == "parallel" else 1):
+        note = (
+            "Losses are counted per visit (participants not assessed at that visit), "
+            "not cumulatively."
+        )
+    m = _Measure(fig, fontsize)
+    boxes, arrows, bands, total_h = _layout(flow, m, width, labels, colors)
+    if not own and total_h > avail_h:
+        m, (boxes, arrows, bands, total_h) = _fit_font(
+            flow, fig, fontsize, width, labels, colors, avail_h, note
+        )
+    note_y = total_h
+    if note is not None:
+        total_h += m.line_h * 1.4
+    if own:
+        fig.set_size_inches(width, total_h)
+    ax.set_xlim(0, width)
+    ax.set_ylim(max(total_h, avail_h if not own else total_h), 0)
+    ax.set_axis_off()
+    _draw_boxes(ax, boxes, m)
+    _draw_arrows(ax, arrows)
+    _draw_bands(ax, bands, m)
     if note is not None:
         ax.text(
             MARGIN + m.stage_w + 0.1,

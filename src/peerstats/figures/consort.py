@@ -10,37 +10,41 @@ feasibility layout (approached, consented, started, completed each visit; Eldrid
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from peerstats.describe._common import (
     arm_levels,
     as_frames,
-    flag,
+    data_error,
     group_delivered_arms,
     is_single_arm,
-    outcome_names,
-    randomised_mask,
     visit_levels,
 )
 from peerstats.describe.render import Table
-from peerstats.exceptions import DataValidationError, ReconciliationError
+from peerstats.figures._consort_count import (
+    COUNT_COLUMNS,
+    NOT_RECORDED,
+    _check_fit_total,
+    _counts_frame,
+    _fit_subjects,
+    _Flow,
+    _observed_by_visit,
+    arm_rows,
+    check_arms,
+    check_fit_ids,
+    default_outcome,
+    enrolment_rows,
+    prepare_participants,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["ConsortFlow", "consort", "COUNT_COLUMNS"]
-
-#: Columns of :attr:`ConsortFlow.counts`.
-COUNT_COLUMNS = ["stage", "box", "arm", "visit", "reason", "n"]
-
-NOT_RECORDED = "reason not recorded"
+__all__ = ["ConsortFlow", "consort", "COUNT_COLUMNS", "NOT_RECORDED"]
 
 _BOX_LABELS = {
     "assessed": "Assessed for eligibility",
@@ -62,153 +66,6 @@ _BOX_LABELS = {
 }
 
 STAGES_PARALLEL = ("enrolment", "allocation", "follow-up", "analysis")
-
-
-def _reason_rows(
-    stage: str, box: str, arm: str | None, visit: str | None, reasons: pd.Series | None, n: int
-) -> list[dict[str, Any]]:
-    """Total row plus one row per reason (missing reasons are 'reason not recorded')."""
-    rows = [{"stage": stage, "box": box, "arm": arm, "visit": visit, "reason": None, "n": int(n)}]
-    if reasons is None or n == 0:
-        return rows
-    r = reasons.astype("string").str.strip()
-    r = r.mask(r.isna() | (r == ""), NOT_RECORDED)
-    counts = r.value_counts(sort=False)
-    # order: most frequent first, "not recorded" last, ties alphabetical (stable, readable)
-    order = sorted(counts.index, key=lambda k: (k == NOT_RECORDED, -counts[k], str(k)))
-    for reason in order:
-        rows.append(
-            {
-                "stage": stage,
-                "box": box,
-                "arm": arm,
-                "visit": visit,
-                "reason": str(reason),
-                "n": int(counts[reason]),
-            }
-        )
-    return rows
-
-
-def _col(part: pd.DataFrame, *names: str) -> str | None:
-    for name in names:
-        if name in part.columns:
-            return name
-    return None
-
-
-def _lost_reason_column(part: pd.DataFrame, visit: str) -> str | None:
-    """Per-visit reason column, e.g. ``lost_post_reason`` or ``ltfu_reason_post``."""
-    return _col(
-        part,
-        f"lost_{visit}_reason",
-        f"lost_reason_{visit}",
-        f"ltfu_{visit}_reason",
-        f"ltfu_reason_{visit}",
-        f"lost_to_follow_up_{visit}_reason",
-        f"lost_to_follow_up_reason_{visit}",
-    )
-
-
-def _withdrawal_reasons(
-    sub: pd.DataFrame,
-    lost_ids: pd.Series,
-    visit: str,
-    visits: list[str],
-    observed: dict[str, set[str]],
-) -> pd.Series:
-    """Reason each participant was not assessed at ``visit``.
-
-    A participant who withdrew (``withdrawn_reason`` set, optionally ``last_visit`` before this
-    visit) gets the withdrawal reason; one observed at a later visit "missed visit, returned
-    later"; anyone else "reason not recorded".
-    """
-    idx = sub.set_index("subject")
-    later = (
-        set().union(*(observed.get(w, set()) for w in visits[visits.index(visit) + 1 :]))
-        if visit in visits
-        else set()
-    )
-    out = []
-    for s in lost_ids:
-        reason = idx.at[s, "withdrawn_reason"] if "withdrawn_reason" in idx.columns else None
-        last = idx.at[s, "last_visit"] if "last_visit" in idx.columns else None
-        withdrew_before = (
-            reason is not None
-            and not pd.isna(reason)
-            and (
-                last is None
-                or pd.isna(last)
-                or str(last) not in visits
-                or visits.index(str(last)) < visits.index(visit)
-            )
-        )
-        if withdrew_before:
-            out.append(str(reason))
-        elif s in later:
-            out.append("missed visit, returned later")
-        else:
-            out.append(None)
-    return pd.Series(out, dtype="object")
-
-
-def _split_ids(values: Iterable[Any]) -> set[str]:
-    """Peer ids: a cell may hold several ('p1;p2', 'p1, p2', 'p1|p2')."""
-    out: set[str] = set()
-    for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or pd.isna(v):
-            continue
-        for piece in re.split(r"[;,|/+]", str(v)):
-            piece = piece.strip()
-            if piece:
-                out.add(piece)
-    return out
-
-
-def _fit_subjects(fit: Any) -> tuple[set[str] | None, dict[str, int] | None, int | None]:
-    """What a fitted model says about the subjects it used (duck-typed).
-
-    Returns ``(subject ids or None, n per arm or None, total n or None)``.
-    """
-    ids = None
-    for attr in ("subjects", "subject_ids", "used_subjects"):
-        val = getattr(fit, attr, None)
-        if val is not None and not callable(val):
-            ids = {str(s) for s in pd.unique(pd.Series(list(val)))}
-            break
-    if ids is None:
-        for attr in ("data", "model_data", "used_data", "frame"):
-            df = getattr(fit, attr, None)
-            if isinstance(df, pd.DataFrame) and "subject" in df.columns:
-                ids = {str(s) for s in df["subject"].dropna().unique()}
-                break
-    if ids is None:
-        # peerstats MixedModelResult: the rows the model used are in its design
-        design = getattr(fit, "_design", None)
-        used = getattr(design, "data", None)
-        subj = getattr(fit, "subject", None)
-        if isinstance(used, pd.DataFrame) and isinstance(subj, str) and subj in used.columns:
-            ids = {str(s) for s in used[subj].dropna().unique()}
-    by_arm = None
-    for attr in ("n_subjects_by_arm", "n_by_arm", "n_subjects_arm"):
-        val = getattr(fit, attr, None)
-        if val is not None and not callable(val):
-            by_arm = {str(k): int(v) for k, v in dict(val).items()}
-            break
-    total = getattr(fit, "n_subjects", None)
-    total = int(total) if total is not None and not callable(total) else None
-    return ids, by_arm, total
-
-
-def _fit_outcome(fit: Any) -> str | None:
-    """The outcome a fit modelled: ``.outcome``, else the left side of ``.formula``."""
-    fo = getattr(fit, "outcome", None)
-    if isinstance(fo, str):
-        return fo
-    formula = getattr(fit, "formula", None)
-    if isinstance(formula, str) and "~" in formula:
-        return formula.split("~", 1)[0].strip()
-    return None
 
 
 @dataclass(frozen=True)
@@ -255,7 +112,8 @@ class ConsortFlow:
         get = reason.get if isinstance(reason, dict) else None
         counts = self.counts.copy()
         counts["reason"] = [
-            r if r is None or (isinstance(r, float) and r != r)
+            r
+            if r is None or (isinstance(r, float) and r != r)
             else (get(r, r) if get is not None else reason(r))
             for r in counts["reason"]
         ]
@@ -404,74 +262,6 @@ class ConsortFlow:
         return fig
 
 
-def _observed_by_visit(
-    assess: pd.DataFrame | None, outcome: str | None, visits: list[str]
-) -> tuple[dict[str, set[str]], set[str] | None]:
-    """Step: who has the outcome at each visit, and who has a baseline value (``None``: not
-    known, no assessments or outcome)."""
-    observed: dict[str, set[str]] = {v: set() for v in visits}
-    base_observed: set[str] | None = None
-    if assess is not None and outcome is not None and outcome in assess.columns:
-        a = assess[["subject", "visit", outcome]].copy()
-        a["subject"] = a["subject"].astype(str)
-        a["visit"] = a["visit"].astype(str)
-        a = a[a[outcome].notna()]
-        for v, grp in a.groupby("visit", observed=True):
-            observed.setdefault(str(v), set()).update(grp["subject"])
-        bcol = f"{outcome}_baseline"
-        if bcol in assess.columns:
-            b = assess.loc[assess[bcol].notna(), "subject"].astype(str)
-            base_observed = set(b)
-        elif visits:
-            base_observed = set(observed.get(visits[0], set()))
-    elif assess is not None and outcome is not None:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "column": outcome,
-                        "check": "missing_column",
-                        "message": f"outcome {outcome!r} is not in the assessments; columns are "
-                        f"{list(assess.columns)}",
-                    }
-                ]
-            )
-        )
-    return observed, base_observed
-
-
-def _check_fit_total(
-    fit: Any,
-    fit_ids: set[str] | None,
-    fit_by_arm: dict[str, int] | None,
-    fit_total: int | None,
-    expected_total: int,
-    outcome: str | None,
-) -> None:
-    """Step: a fit that tells only its total number of subjects must match the flow's."""
-    if fit is not None and fit_ids is None and fit_by_arm is None:
-        if fit_total is None:
-            raise ReconciliationError(
-                "the fit says nothing about the subjects it used (no .subjects, .data, "
-                ".n_subjects_by_arm or .n_subjects); cannot reconcile the CONSORT flow"
-            )
-        if fit_total != expected_total:
-            raise ReconciliationError(
-                f"the model analysed {fit_total} participants but the flow computed from the "
-                f"trial data has {expected_total} with baseline and post-baseline {outcome}."
-            )
-
-
-def _counts_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Step: the counts as a frame (integer n, missing labels as None)."""
-    counts = pd.DataFrame(rows, columns=COUNT_COLUMNS)
-    counts["n"] = counts["n"].astype(int)
-    for c in ("arm", "visit", "reason"):
-        counts[c] = counts[c].astype(object).where(counts[c].notna(), None)
-    return counts
-
-
 def consort(
     trial: Any,
     fit: Any = None,
@@ -534,340 +324,39 @@ def consort(
     """
     part, assess = as_frames(trial)
     if "subject" not in part.columns:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "participants",
-                        "column": "subject",
-                        "check": "missing_column",
-                        "message": "the participants table needs a 'subject' column",
-                    }
-                ]
-            )
+        raise data_error(
+            "participants",
+            "missing_column",
+            "the participants table needs a 'subject' column",
+            column="subject",
         )
     single = is_single_arm(trial)
-    arms = arm_levels(trial)
     visits = visit_levels(trial)
-    if outcome is None and fit is not None:
-        outcome = _fit_outcome(fit)
-    if outcome is None:
-        names = outcome_names(trial)
-        if names:
-            outcome = names[0]
-        elif assess is not None:
-            std = {"subject", "arm", "visit", "site", "group", "peer"}
-            cand = [
-                c
-                for c in assess.columns
-                if c not in std
-                and not c.endswith("_baseline")
-                and pd.api.types.is_numeric_dtype(assess[c])
-            ]
-            outcome = cand[0] if cand else None
-
-    part = part.copy()
-    part["subject"] = part["subject"].astype(str)
-    rand = randomised_mask(part).to_numpy()
-    if single and "consented" in part.columns:
-        # the pilot layout's "Consented and enrolled" box counts the enrolled: a consented
-        # participant who was not enrolled (or the reverse) must not vanish from the flow
-        consented = flag(part["consented"]).fillna(False).astype(bool).to_numpy()
-        differ = int((consented != rand).sum())
-        if differ:
-            raise ReconciliationError(
-                f"{differ} participant(s) differ between 'consented' and enrolled "
-                "('randomised'); record a consented participant who was not enrolled as not "
-                "randomised with an exclusion_reason, so the flow accounts for them"
-            )
-    if not single and "arm" not in part.columns:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "participants",
-                        "column": "arm",
-                        "check": "missing_column",
-                        "message": "a parallel trial needs an 'arm' column",
-                    }
-                ]
-            )
-        )
-    if "arm" not in part.columns:
-        part["arm"] = arms[0] if arms else "intervention"
-        arms = arms or ["intervention"]
-    part["arm"] = part["arm"].astype("string")
-
-    rows: list[dict[str, Any]] = []
-    enr = "enrolment"
-    assessed_box, rand_box = ("approached", "consented") if single else ("assessed", "randomised")
-
-    # ---- enrolment (only when screening was recorded: non-randomised rows or eligibility)
-    n_assessed = len(part)
-    notrand = part.loc[~rand]
-    screening = bool(len(notrand)) or "eligible" in part.columns
-    if screening:
-        rows.append(
-            {
-                "stage": enr,
-                "box": assessed_box,
-                "arm": None,
-                "visit": None,
-                "reason": None,
-                "n": n_assessed,
-            }
-        )
-        reasons = None
-        if len(notrand):
-            if "exclusion_reason" in part.columns:
-                reasons = notrand["exclusion_reason"].astype("string")
-            else:
-                reasons = pd.Series(pd.NA, index=notrand.index, dtype="string")
-            if "eligible" in part.columns:
-                inel = flag(notrand["eligible"]).fillna(True) == False  # noqa: E712
-                reasons = reasons.mask(
-                    inel.to_numpy() & reasons.isna().to_numpy(), "not meeting inclusion criteria"
-                )
-            if "exclusion_reason" not in part.columns and "eligible" not in part.columns:
-                reasons = None
-        rows += _reason_rows(enr, "excluded", None, None, reasons, len(notrand))
-    rows.append(
-        {
-            "stage": enr,
-            "box": rand_box,
-            "arm": None,
-            "visit": None,
-            "reason": None,
-            "n": int(rand.sum()),
-        }
-    )
-
+    outcome = default_outcome(trial, fit, assess, outcome)
+    part, rand, arms = prepare_participants(part, single, arm_levels(trial))
+    rows = enrolment_rows(part, rand, single)
     randomised = part.loc[rand]
-    unknown = sorted(set(randomised["arm"].dropna()) - set(arms))
-    if unknown or randomised["arm"].isna().any():
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "participants",
-                        "column": "arm",
-                        "value": u,
-                        "check": "unknown_label",
-                        "message": f"{u!r} is not an arm; arms are {arms}",
-                    }
-                    for u in (unknown or ["<missing>"])
-                ]
-            )
-        )
-
-    # observed outcome per subject x visit
+    check_arms(randomised, arms)
     observed, base_observed = _observed_by_visit(assess, outcome, visits)
-    post_visits = visits[1:] if len(visits) > 1 else visits
-
     groups_arms = set(group_delivered_arms(trial))
-    cluster_rows = []
-
     fit_ids, fit_by_arm, fit_total = (None, None, None) if fit is None else _fit_subjects(fit)
-    if fit is not None and fit_ids is not None:
-        stray = sorted(fit_ids - set(randomised["subject"]))
-        if stray:
-            raise ReconciliationError(
-                f"the model used {len(stray)} subject(s) that are not randomised in the trial "
-                f"data: {stray[:10]}"
-            )
-
-    expected_total = 0
-    for arm in arms:
-        sub = randomised[randomised["arm"] == arm]
-        ids = set(sub["subject"])
-        n_alloc = len(sub)
-        alloc_stage = "allocation"
-        # a column left blank for a whole arm (e.g. usual care) means "not applicable"
-        has_received = "received" in sub.columns and bool(sub["received"].notna().any())
-        has_discontinued = "discontinued" in sub.columns and bool(sub["discontinued"].notna().any())
-        if single:
-            rows.append(
-                {
-                    "stage": alloc_stage,
-                    "box": "started",
-                    "arm": arm,
-                    "visit": None,
-                    "reason": None,
-                    "n": int(flag(sub["received"]).fillna(False).sum())
-                    if has_received
-                    else n_alloc,
-                }
-            )
-            if has_received:
-                nr = sub[flag(sub["received"]).fillna(False).to_numpy() == False]  # noqa: E712
-                rr = nr["not_received_reason"] if "not_received_reason" in sub.columns else None
-                rows += _reason_rows(alloc_stage, "not_started", arm, None, rr, len(nr))
-        else:
-            rows.append(
-                {
-                    "stage": alloc_stage,
-                    "box": "allocated",
-                    "arm": arm,
-                    "visit": None,
-                    "reason": None,
-                    "n": n_alloc,
-                }
-            )
-            if has_received:
-                rec = flag(sub["received"]).fillna(False).to_numpy()
-                rows.append(
-                    {
-                        "stage": alloc_stage,
-                        "box": "received",
-                        "arm": arm,
-                        "visit": None,
-                        "reason": None,
-                        "n": int(rec.sum()),
-                    }
-                )
-                nr = sub[~rec]
-                rr = nr["not_received_reason"] if "not_received_reason" in sub.columns else None
-                rows += _reason_rows(alloc_stage, "not_received", arm, None, rr, len(nr))
-
-        if arm in groups_arms and "group" in sub.columns:
-            g = sub["group"].dropna()
-            sizes = g.astype(str).value_counts()
-            peers = _split_ids(sub["peer"]) if "peer" in sub.columns else set()
-            cluster_rows.append(
-                {
-                    "arm": arm,
-                    "n_groups": int(sizes.size),
-                    "n_peers": len(peers) if "peer" in sub.columns else np.nan,
-                    "group_size_mean": float(sizes.mean()) if sizes.size else np.nan,
-                    "group_size_min": int(sizes.min()) if sizes.size else np.nan,
-                    "group_size_max": int(sizes.max()) if sizes.size else np.nan,
-                    "n_without_group": int(sub["group"].isna().sum()),
-                }
-            )
-
-        # ---- follow-up
-        fu = "follow-up"
-        withdrawn = (
-            sub.set_index("subject")["withdrawn_reason"]
-            if "withdrawn_reason" in sub.columns
-            else None
-        )
-        for v in visits if single else post_visits:
-            seen = observed.get(v, set()) & ids
-            if single:
-                rows.append(
-                    {
-                        "stage": fu,
-                        "box": "completed",
-                        "arm": arm,
-                        "visit": v,
-                        "reason": None,
-                        "n": len(seen),
-                    }
-                )
-            lost = sub[~sub["subject"].isin(seen)]
-            rcol = _lost_reason_column(sub, v)
-            if rcol is not None:
-                rr = lost[rcol]
-            elif withdrawn is not None:
-                rr = _withdrawal_reasons(sub, lost["subject"], v, visits, observed)
-            else:
-                rr = None
-            box = (
-                "not_assessed"
-                if single and v == visits[0] and len(visits) > 1
-                else "lost_to_follow_up"
-            )  # a missing baseline is not a loss to follow-up
-            rows += _reason_rows(fu, box, arm, v, rr, len(lost))
-        if has_discontinued:
-            disc = sub[flag(sub["discontinued"]).fillna(False).to_numpy()]
-            rr = disc["discontinued_reason"] if "discontinued_reason" in sub.columns else None
-            rows += _reason_rows(fu, "discontinued", arm, None, rr, len(disc))
-
-        # ---- analysis
-        post_seen = (
-            set().union(*(observed.get(v, set()) for v in post_visits)) & ids
-            if post_visits
-            else set()
-        )
-        if base_observed is not None and len(visits) > 1:
-            analysable = post_seen & base_observed
-        else:
-            analysable = post_seen
-        expected_total += len(analysable)
-
-        def explain(
-            missing: set[str],
-            _ids: set[str] = ids,
-            _ps: set[str] = post_seen,
-        ) -> pd.Series:
-            out = []
-            for s in sorted(missing):
-                if s not in _ps:
-                    out.append(
-                        f"no post-baseline {outcome}" if len(visits) > 1 else f"no {outcome}"
-                    )
-                elif base_observed is not None and s not in base_observed:
-                    out.append(f"no baseline {outcome}")
-                else:
-                    out.append(None)
-            return pd.Series(out, dtype="object")
-
-        if fit is not None and fit_ids is not None:
-            used = fit_ids & ids
-            unexplained = sorted(s for s in analysable - used)
-            if unexplained:
-                raise ReconciliationError(
-                    f"arm {arm!r}: {len(unexplained)} participant(s) have baseline and "
-                    f"post-baseline {outcome} but the model did not use them "
-                    f"(e.g. {unexplained[:5]}); the CONSORT analysed n would not match the "
-                    f"analysis. Check the model's covariates for missing values or pass the "
-                    f"fit of the primary analysis."
-                )
-            extra = sorted(used - analysable)
-            if extra:
-                raise ReconciliationError(
-                    f"arm {arm!r}: the model used {len(extra)} participant(s) without baseline "
-                    f"or post-baseline {outcome} in the trial data (e.g. {extra[:5]})."
-                )
-            n_an = len(used)
-        elif fit is not None and fit_by_arm is not None:
-            n_model = fit_by_arm.get(arm)
-            if n_model is None or n_model != len(analysable):
-                raise ReconciliationError(
-                    f"arm {arm!r}: the model analysed {n_model} participants but the flow "
-                    f"computed from the trial data has {len(analysable)} with baseline and "
-                    f"post-baseline {outcome}."
-                )
-            n_an = n_model
-        else:
-            n_an = len(analysable)
-        rows.append(
-            {
-                "stage": "analysis",
-                "box": "analysed",
-                "arm": arm,
-                "visit": None,
-                "reason": None,
-                "n": n_an,
-            }
-        )
-        excl = ids - analysable
-        rows += _reason_rows(
-            "analysis",
-            "excluded_from_analysis",
-            arm,
-            None,
-            explain(excl) if excl else None,
-            len(excl),
-        )
-
+    check_fit_ids(fit_ids, randomised)
+    flow = _Flow(
+        single=single,
+        visits=visits,
+        post_visits=visits[1:] if len(visits) > 1 else visits,
+        observed=observed,
+        base_observed=base_observed,
+        outcome=outcome,
+        fit=fit,
+        fit_ids=fit_ids,
+        fit_by_arm=fit_by_arm,
+    )
+    more, cluster_rows, expected_total = arm_rows(randomised, arms, groups_arms, flow)
     _check_fit_total(fit, fit_ids, fit_by_arm, fit_total, expected_total, outcome)
-    counts = _counts_frame(rows)
-    clusters = pd.DataFrame(cluster_rows) if cluster_rows else None
     return ConsortFlow(
-        counts=counts,
-        clusters=clusters,
+        counts=_counts_frame(rows + more),
+        clusters=pd.DataFrame(cluster_rows) if cluster_rows else None,
         arms=tuple(arms),
         visits=tuple(visits),
         layout="single-arm" if single else "parallel",

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from peerstats.describe._common import arm_levels, visit_levels
-from peerstats.exceptions import DataValidationError
+from peerstats.describe._common import arm_levels, not_an_outcome, visit_levels
 from peerstats.figures.palette import GREY, arm_colors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,18 +25,7 @@ def change_from_baseline(trial: Any, outcome: str, visit: str | None = None) -> 
     visits = visit_levels(trial)
     visit = visit or visits[-1]
     if outcome not in a.columns:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "assessments",
-                        "column": outcome,
-                        "check": "missing_column",
-                        "message": f"{outcome!r} is not an outcome column",
-                    }
-                ]
-            )
-        )
+        raise not_an_outcome(outcome)
     d = a.assign(visit=a["visit"].astype(str), subject=a["subject"].astype(str))
     if "arm" not in d.columns:
         d["arm"] = arm_levels(trial)[0]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from peerstats.exceptions import DataValidationError
+from peerstats.describe._common import NOT_A_COLUMN, require_columns
 from peerstats.figures.palette import GREY, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,31 +72,9 @@ def plot_forest(
     """
     labels = [label] if isinstance(label, str) else list(label)
     needed = [estimate, *ci, *labels]
-    missing = [c for c in needed if c not in effects.columns]
-    if missing:
-        raise DataValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": "effects",
-                        "column": c,
-                        "check": "missing_column",
-                        "message": f"{c!r} is not a column; columns are {list(effects.columns)}",
-                    }
-                    for c in missing
-                ]
-            )
-        )
+    require_columns(effects, needed, "effects", message=NOT_A_COLUMN)
     e = effects.reset_index(drop=True)
-    rows: list[tuple[str, int | None, bool]] = []  # text, index into e, is header
-    if len(labels) >= 2:
-        for grp, sub in e.groupby(labels[0], sort=False, observed=True):
-            rows.append((str(grp), None, True))
-            for i in sub.index:
-                rows.append(("   " + " ".join(str(e.at[i, c]) for c in labels[1:]), i, False))
-    else:
-        rows = [(str(e.at[i, labels[0]]), i, False) for i in e.index]
-
+    rows = _rows(e, labels)
     n = len(rows)
     if ax is None:
         import matplotlib.pyplot as plt
@@ -104,16 +82,14 @@ def plot_forest(
         fig, ax = plt.subplots(figsize=(6.0, 1.0 + 0.28 * n), layout="constrained")
         fig.get_layout_engine().set(w_pad=0.08, h_pad=0.08)
     y = np.arange(n)[::-1]
-    ytext = []
-    for yy, (text, i, _header) in zip(y, rows):
-        ytext.append(text)
+    for yy, (_, i, _header) in zip(y, rows):
         if i is None:
             continue
         est, lo, hi = e.at[i, estimate], e.at[i, ci[0]], e.at[i, ci[1]]
         ax.plot([lo, hi], [yy, yy], color=color, lw=1.4, solid_capstyle="butt", gid="ci")
         ax.plot([est], [yy], marker="s", color=color, ms=5, zorder=3, gid="estimate")
     ax.axvline(null, color=GREY, lw=0.8, ls="--", zorder=0)
-    ax.set_yticks(y, ytext)
+    ax.set_yticks(y, [text for text, _, _ in rows])
     for tick, (_, _, header) in zip(ax.get_yticklabels(), rows):
         if header:
             tick.set_fontweight("bold")
@@ -126,66 +102,80 @@ def plot_forest(
     pad = 0.08 * (hi_all - lo_all or 1.0)
     ax.set_xlim(lo_all - pad, hi_all + pad)
     if annotate:
-        for yy, (_, i, _) in zip(y, rows):
-            if i is None:
-                continue
-            txt = (
-                f"{e.at[i, estimate]:z.{digits}f} ({e.at[i, ci[0]]:z.{digits}f} to "
-                f"{e.at[i, ci[1]]:z.{digits}f})"
-            )
-            ax.annotate(
-                txt,
-                xy=(1.0, yy),
-                xycoords=("axes fraction", "data"),
-                xytext=(6, 0),
-                textcoords="offset points",
-                va="center",
-                ha="left",
-                fontsize="small",
-                annotation_clip=False,
-                gid="forest-annotation",
-            )
+        _annotate(ax, e, rows, y, estimate, ci, digits)
     if favours_columns:
-        left, right = favours_columns
-        for yy, (_text, i, header) in zip(y, rows):
-            j = i
-            if header:  # the group's first row carries the texts
-                nxt = [k for k in range(rows.index((_text, i, header)) + 1, len(rows))]
-                j = next((rows[k][1] for k in nxt if rows[k][1] is not None), None)
-            elif len(labels) >= 2:
-                continue
-            if j is None:
-                continue
-            for text, dx, ha in (
-                (f"\u2190 {e.at[j, left]}", -4, "right"),
-                (f"{e.at[j, right]} \u2192", 4, "left"),
-            ):
-                ax.annotate(
-                    text,
-                    xy=(null, yy),
-                    xytext=(dx, 0),
-                    textcoords="offset points",
-                    ha=ha,
-                    va="center",
-                    fontsize="x-small",
-                    color=GREY,
-                    gid="favours-row",
-                )
+        _favours_rows(ax, e, rows, y, favours_columns, null, grouped=len(labels) >= 2)
     if favours:
-        yf = -0.75  # inside the axes, below the last row
-        for text, dx, ha in (
-            (f"\u2190 {favours[0]}", -4, "right"),
-            (f"{favours[1]} \u2192", 4, "left"),
-        ):
-            ax.annotate(
-                text,
-                xy=(null, yf),
-                xytext=(dx, 0),
-                textcoords="offset points",
-                ha=ha,
-                va="center",
-                fontsize="small",
-                color=GREY,
-                gid="favours",
-            )
+        # inside the axes, below the last row
+        _favours(ax, favours[0], favours[1], null, -0.75, fontsize="small", gid="favours")
     return ax
+
+
+Row = tuple[str, "int | None", bool]  # text, index into the effects, is a group header
+
+
+def _rows(e: pd.DataFrame, labels: list[str]) -> list[Row]:
+    """One row per effect; with two or more label columns, a bold header per group first."""
+    if len(labels) < 2:
+        return [(str(e.at[i, labels[0]]), i, False) for i in e.index]
+    rows: list[Row] = []
+    for grp, sub in e.groupby(labels[0], sort=False, observed=True):
+        rows.append((str(grp), None, True))
+        for i in sub.index:
+            rows.append(("   " + " ".join(str(e.at[i, c]) for c in labels[1:]), i, False))
+    return rows
+
+
+def _annotate(ax, e, rows: list[Row], y, estimate: str, ci, digits: int) -> None:
+    """The estimate and CI as text right of the axes."""
+    for yy, (_, i, _) in zip(y, rows):
+        if i is None:
+            continue
+        txt = (
+            f"{e.at[i, estimate]:z.{digits}f} ({e.at[i, ci[0]]:z.{digits}f} to "
+            f"{e.at[i, ci[1]]:z.{digits}f})"
+        )
+        ax.annotate(
+            txt,
+            xy=(1.0, yy),
+            xycoords=("axes fraction", "data"),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            ha="left",
+            fontsize="small",
+            annotation_clip=False,
+            gid="forest-annotation",
+        )
+
+
+def _favours(ax, left: str, right: str, null: float, yy: float, *, fontsize, gid) -> None:
+    """Arrows with the text each side of the null line at height ``yy``."""
+    for text, dx, ha in ((f"\u2190 {left}", -4, "right"), (f"{right} \u2192", 4, "left")):
+        ax.annotate(
+            text,
+            xy=(null, yy),
+            xytext=(dx, 0),
+            textcoords="offset points",
+            ha=ha,
+            va="center",
+            fontsize=fontsize,
+            color=GREY,
+            gid=gid,
+        )
+
+
+def _favours_rows(ax, e, rows: list[Row], y, columns, null: float, *, grouped: bool) -> None:
+    """Per-row favours texts (per group header when the rows are grouped: from the group's
+    first effect)."""
+    left, right = columns
+    for yy, (_text, i, header) in zip(y, rows):
+        j = i
+        if header:  # the group's first row carries the texts
+            nxt = [k for k in range(rows.index((_text, i, header)) + 1, len(rows))]
+            j = next((rows[k][1] for k in nxt if rows[k][1] is not None), None)
+        elif grouped:
+            continue
+        if j is None:
+            continue
+        _favours(ax, e.at[j, left], e.at[j, right], null, yy, fontsize="x-small", gid="favours-row")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from peerstats.describe._common import arm_levels, outcome_info, visit_levels
-from peerstats.exceptions import DataValidationError, ModelSpecificationError
+from peerstats.describe._common import arm_levels, data_error, outcome_info, visit_levels
+from peerstats.exceptions import ModelSpecificationError
 from peerstats.figures.palette import arm_colors, arm_markers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,17 +34,11 @@ def observed_means(
     """
     for c in (arm, visit, outcome):
         if c not in data.columns:
-            raise DataValidationError(
-                pd.DataFrame(
-                    [
-                        {
-                            "table": "assessments",
-                            "column": c,
-                            "check": "missing_column",
-                            "message": f"{c!r} is not a column; columns are {list(data.columns)}",
-                        }
-                    ]
-                )
+            raise data_error(
+                "assessments",
+                "missing_column",
+                f"{c!r} is not a column; columns are {list(data.columns)}",
+                column=c,
             )
     g = data.dropna(subset=[outcome]).groupby([arm, visit], observed=True, sort=True)[outcome]
     out = g.agg(n="count", mean="mean", sd="std").reset_index()
@@ -97,30 +92,7 @@ def plot_trajectories(
     -------
     matplotlib.axes.Axes
     """
-    if isinstance(trial, pd.DataFrame):
-        data = trial
-        arms = [
-            str(a)
-            for a in (
-                data["arm"].cat.categories
-                if isinstance(data["arm"].dtype, pd.CategoricalDtype)
-                else sorted(data["arm"].dropna().unique())
-            )
-        ]
-        visits = [
-            str(v)
-            for v in (
-                data["visit"].cat.categories
-                if isinstance(data["visit"].dtype, pd.CategoricalDtype)
-                else pd.unique(data["visit"].dropna())
-            )
-        ]
-        info: dict[str, Any] = {}
-    else:
-        data = trial.assessments
-        arms = arm_levels(trial)
-        visits = visit_levels(trial)
-        info = outcome_info(trial, outcome)
+    data, arms, visits, info = _trial_levels(trial, outcome)
     if "arm" not in data.columns:
         data = data.assign(arm=arms[0] if arms else "all")
         arms = arms or ["all"]
@@ -128,93 +100,25 @@ def plot_trajectories(
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(4.5, 3.4), layout="constrained")
-    colors = dict(colors or arm_colors(arms))
-    markers = arm_markers(arms)
-    labels = dict(arm_labels or {})
-    vlabels = dict(visit_labels or {})
-    xpos = {v: i for i, v in enumerate(visits)}
-    k = len(arms)
-    offset = {
-        a: (i - (k - 1) / 2) * dodge * (2 if fit is not None else 1) for i, a in enumerate(arms)
-    }
-
+    style = _Style(
+        colors=dict(colors or arm_colors(arms)),
+        markers=arm_markers(arms),
+        labels=dict(arm_labels or {}),
+        xpos={v: i for i, v in enumerate(visits)},
+        offset={
+            a: (i - (len(arms) - 1) / 2) * dodge * (2 if fit is not None else 1)
+            for i, a in enumerate(arms)
+        },
+    )
     d = data.copy()
     d["arm"] = d["arm"].astype(str)
     d["visit"] = d["visit"].astype(str)
     if spaghetti:
-        for (a, _), g in d.dropna(subset=[outcome]).groupby(["arm", "subject"], sort=False):
-            if a not in colors:
-                continue
-            x = g["visit"].map(xpos).to_numpy(dtype=float)
-            order = np.argsort(x)
-            ax.plot(
-                x[order],
-                g[outcome].to_numpy()[order],
-                color=colors.get(a, "grey"),
-                alpha=0.12,
-                lw=0.6,
-                zorder=1,
-                gid="spaghetti",
-            )
-
-    obs = observed_means(d, outcome, level=level)
-    for a in arms:
-        o = obs[obs["arm"] == a].copy()
-        o = o[o["visit"].isin(xpos)]
-        o["x"] = o["visit"].map(xpos) + offset[a]
-        o = o.sort_values("x")
-        yerr = np.vstack([o["mean"] - o["ci_lower"], o["ci_upper"] - o["mean"]])
-        ax.errorbar(
-            o["x"],
-            o["mean"],
-            yerr=yerr,
-            color=colors[a],
-            marker=markers[a],
-            ms=5,
-            lw=1.5,
-            capsize=3,
-            label=f"{labels.get(a, a)} (observed)" if fit is not None else labels.get(a, a),
-            zorder=3,
-            gid=f"observed:{a}",
-        )
-
+        _draw_spaghetti(ax, d, outcome, style)
+    _draw_observed(ax, observed_means(d, outcome, level=level), arms, style, fit is not None)
     if fit is not None:
-        fv = getattr(fit, "visit", "visit")
-        fv = fv if isinstance(fv, str) else "visit"
-        response = str(getattr(fit, "formula", "")).split("~")[0].strip()
-        if response and response != outcome:
-            raise ModelSpecificationError(
-                f"the fit models {response!r}, not {outcome!r}: its means cannot be overlaid"
-            )
-        if len(arms) == 1 and "arm" not in _fit_factors(fit):
-            # single-arm study: the model has no arm term, its means are per visit
-            em = fit.emmeans([fv], level=level).assign(arm=arms[0])
-        else:
-            em = fit.emmeans(["arm", fv], level=level)
-        em = em.assign(arm=em["arm"].astype(str), visit=em[fv].astype(str))
-        for a in arms:
-            e = em[em["arm"] == a].copy()
-            if e.empty:
-                continue
-            e["x"] = e["visit"].map(xpos) + offset[a] + dodge
-            e = e.dropna(subset=["x"]).sort_values("x")
-            yerr = np.vstack([e["estimate"] - e["ci_lower"], e["ci_upper"] - e["estimate"]])
-            ax.errorbar(
-                e["x"],
-                e["estimate"],
-                yerr=yerr,
-                color=colors[a],
-                marker=markers[a],
-                mfc="white",
-                ms=5,
-                lw=1.2,
-                ls="--",
-                capsize=3,
-                label=f"{labels.get(a, a)} (model)",
-                zorder=4,
-                gid=f"model:{a}",
-            )
-
+        _draw_model_means(ax, fit, outcome, arms, style, level=level, dodge=dodge)
+    vlabels = dict(visit_labels or {})
     ax.set_xticks(range(len(visits)), [vlabels.get(v, v) for v in visits])
     ax.set_xlim(-0.4, len(visits) - 0.6)
     ax.set_xlabel("Visit")
@@ -228,6 +132,111 @@ def plot_trajectories(
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(frameon=False, fontsize="small", loc="best")
     return ax
+
+
+@dataclass(frozen=True)
+class _Style:
+    """Per-arm colours, markers, labels and offsets, and the x position of each visit."""
+
+    colors: dict[str, str]
+    markers: dict[str, str]
+    labels: dict[str, str]
+    xpos: dict[str, int]
+    offset: dict[str, float]
+
+
+def _categories(values: pd.Series, default: Any) -> list[str]:
+    """Category order of a categorical column, else ``default`` of the values."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return [str(v) for v in values.cat.categories]
+    return [str(v) for v in default(values.dropna())]
+
+
+def _trial_levels(trial: Any, outcome: str):
+    """(long data, arms, visits, outcome info) of a trial or of a long data frame."""
+    if isinstance(trial, pd.DataFrame):
+        arms = _categories(trial["arm"], lambda v: sorted(v.unique()))
+        return trial, arms, _categories(trial["visit"], pd.unique), {}
+    info = outcome_info(trial, outcome)
+    return trial.assessments, arm_levels(trial), visit_levels(trial), info
+
+
+def _draw_spaghetti(ax: Axes, d: pd.DataFrame, outcome: str, style: _Style) -> None:
+    """One faint line per participant."""
+    for (a, _), g in d.dropna(subset=[outcome]).groupby(["arm", "subject"], sort=False):
+        if a not in style.colors:
+            continue
+        x = g["visit"].map(style.xpos).to_numpy(dtype=float)
+        order = np.argsort(x)
+        ax.plot(
+            x[order],
+            g[outcome].to_numpy()[order],
+            color=style.colors.get(a, "grey"),
+            alpha=0.12,
+            lw=0.6,
+            zorder=1,
+            gid="spaghetti",
+        )
+
+
+def _errorbar(ax: Axes, frame: pd.DataFrame, y: str, a: str, style: _Style, **kw: Any) -> None:
+    """Means ``y`` at ``x`` with their CI (``ci_lower``, ``ci_upper``) in the arm's style."""
+    yerr = np.vstack([frame[y] - frame["ci_lower"], frame["ci_upper"] - frame[y]])
+    ax.errorbar(
+        frame["x"],
+        frame[y],
+        yerr=yerr,
+        color=style.colors[a],
+        marker=style.markers[a],
+        ms=5,
+        capsize=3,
+        **kw,
+    )
+
+
+def _draw_observed(ax: Axes, obs: pd.DataFrame, arms, style: _Style, with_fit: bool) -> None:
+    """Observed means with their CIs, per arm."""
+    for a in arms:
+        o = obs[obs["arm"] == a].copy()
+        o = o[o["visit"].isin(style.xpos)]
+        o["x"] = o["visit"].map(style.xpos) + style.offset[a]
+        o = o.sort_values("x")
+        label = style.labels.get(a, a)
+        label = f"{label} (observed)" if with_fit else label
+        _errorbar(ax, o, "mean", a, style, lw=1.5, label=label, zorder=3, gid=f"observed:{a}")
+
+
+def _model_means(fit: Any, outcome: str, arms: list[str], level: float) -> pd.DataFrame:
+    """The fit's estimated means per arm and visit (``arm``, ``visit`` as strings)."""
+    fv = getattr(fit, "visit", "visit")
+    fv = fv if isinstance(fv, str) else "visit"
+    response = str(getattr(fit, "formula", "")).split("~")[0].strip()
+    if response and response != outcome:
+        raise ModelSpecificationError(
+            f"the fit models {response!r}, not {outcome!r}: its means cannot be overlaid"
+        )
+    if len(arms) == 1 and "arm" not in _fit_factors(fit):
+        # single-arm study: the model has no arm term, its means are per visit
+        em = fit.emmeans([fv], level=level).assign(arm=arms[0])
+    else:
+        em = fit.emmeans(["arm", fv], level=level)
+    return em.assign(arm=em["arm"].astype(str), visit=em[fv].astype(str))
+
+
+def _draw_model_means(ax, fit, outcome, arms, style: _Style, *, level, dodge) -> None:
+    """Model-estimated means (open markers, dashed), beside the observed ones."""
+    em = _model_means(fit, outcome, arms, level)
+    for a in arms:
+        e = em[em["arm"] == a].copy()
+        if e.empty:
+            continue
+        e["x"] = e["visit"].map(style.xpos) + style.offset[a] + dodge
+        e = e.dropna(subset=["x"]).sort_values("x")
+        label = f"{style.labels.get(a, a)} (model)"
+        _errorbar(
+            ax, e, "estimate", a, style, mfc="white", lw=1.2, ls="--", label=label, zorder=4,
+            gid=f"model:{a}",
+        )  # fmt: skip
 
 
 def _fit_factors(fit: Any) -> set[str]:
