@@ -28,6 +28,7 @@ from peerstats.exceptions import (
 from peerstats.models._design import build_fixed_design, required_variables
 from peerstats.models._glmm_checks import (
     check_empty_levels,
+    numeric_column,
     offset_values,
     outcome_values,
     separation,
@@ -313,11 +314,7 @@ def _weights(weights, data, rows) -> np.ndarray:
     if weights is None:
         return np.ones(len(rows))
     if isinstance(weights, str):
-        if weights not in data.columns:
-            raise ModelSpecificationError(
-                f"weights={weights!r} is not a column of data; columns are {list(data.columns)}"
-            )
-        w = pd.to_numeric(data[weights], errors="coerce").to_numpy(dtype=float)
+        w = numeric_column("weights", weights, data)
     else:
         w = np.asarray(weights, dtype=float).ravel()
         if len(w) != len(data):
