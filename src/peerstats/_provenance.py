@@ -34,13 +34,7 @@ def file_sha256(path: str | Path) -> str:
 
 def remember(path: str | Path, data: bytes) -> str:
     """Record (and return) the digest of ``data``, the bytes read from ``path``."""
-    value = hashlib.sha256(data).hexdigest()
-    key = _key(path)
-    _DIGESTS[key] = value
-    _DIGESTS.move_to_end(key)
-    while len(_DIGESTS) > _LIMIT:
-        _DIGESTS.popitem(last=False)
-    return value
+    return _store(path, hashlib.sha256(data).hexdigest())
 
 
 def remember_file(path: str | Path, before: str) -> str | None:
@@ -49,12 +43,17 @@ def remember_file(path: str | Path, before: str) -> str | None:
     after = file_sha256(path)
     if after != before:
         return None
+    return _store(path, after)
+
+
+def _store(path: str | Path, value: str) -> str:
+    """Keep ``value`` as the digest of ``path`` (the newest of at most ``_LIMIT``)."""
     key = _key(path)
-    _DIGESTS[key] = after
+    _DIGESTS[key] = value
     _DIGESTS.move_to_end(key)
     while len(_DIGESTS) > _LIMIT:
         _DIGESTS.popitem(last=False)
-    return after
+    return value
 
 
 def digest(path: str | Path) -> str | None:

@@ -406,13 +406,7 @@ def cost_effectiveness(
     data and on the MenSS pilot-trial data shipped with R ``missingHE``.
     """
     w = _check_args(data, cost, effect, arm, covariates, method, n_boot, wtp, level, cluster)
-    if missing not in ("error", "complete_case"):
-        raise SpecError(f"missing must be 'error' or 'complete_case', got {missing!r}")
-    if n_imputations is not None and (method != "bootstrap" or n_imputations < 2):
-        raise SpecError(
-            "n_imputations (MI then bootstrap) needs method='bootstrap' and at least 2 "
-            f"imputations; got method={method!r}, n_imputations={n_imputations!r}"
-        )
+    _check_missing_options(missing, method, n_imputations)
     n_all = len(data)
     covs = _all_covariates(covariates)
     must = [arm, *covs] if n_imputations else [cost, effect, arm, *covs]
@@ -428,14 +422,8 @@ def cost_effectiveness(
                                   n_imputations, n_boot, seed, cluster, client, details)  # fmt: skip
         V = None
     else:
-        fit, inc, V = _point(X, Y, blocks, method, details)
-        reps = None
-        if method == "bootstrap":
-            cl = None if cluster is None else data[cluster].astype(object).to_numpy()
-            reps = bootstrap_increments(
-                blocks, Y.to_numpy(), col=1, arm_codes=(data[arm] == levels[1]).to_numpy(int),
-                cluster=cl, n_boot=int(n_boot), seed=seed, client=client,
-            )  # fmt: skip
+        fit, inc, V, reps = _point_and_replicates(data, X, Y, blocks, levels, arm, method, n_boot,
+                                                  seed, cluster, client, details)  # fmt: skip
     if method == "bootstrap":
         details.update(n_boot=int(n_boot), cluster=cluster)
     incremental, V, nmb = _uncertainty(inc, V, reps, w, dfr, level)
@@ -453,6 +441,31 @@ def cost_effectiveness(
         replicates=None if reps is None else pd.DataFrame(reps, columns=["cost", "effect"]),
         details=details,
     )
+
+
+def _check_missing_options(missing, method, n_imputations) -> None:
+    """SpecError for an unknown ``missing`` or an ``n_imputations`` the method cannot use."""
+    if missing not in ("error", "complete_case"):
+        raise SpecError(f"missing must be 'error' or 'complete_case', got {missing!r}")
+    if n_imputations is not None and (method != "bootstrap" or n_imputations < 2):
+        raise SpecError(
+            "n_imputations (MI then bootstrap) needs method='bootstrap' and at least 2 "
+            f"imputations; got method={method!r}, n_imputations={n_imputations!r}"
+        )
+
+
+def _point_and_replicates(data, X, Y, blocks, levels, arm, method, n_boot, seed, cluster, client,
+                          details):  # fmt: skip
+    """The point fit (:func:`_point`) and, for the bootstrap, the replicates of the increments."""
+    fit, inc, V = _point(X, Y, blocks, method, details)
+    reps = None
+    if method == "bootstrap":
+        cl = None if cluster is None else data[cluster].astype(object).to_numpy()
+        reps = bootstrap_increments(
+            blocks, Y.to_numpy(), col=1, arm_codes=(data[arm] == levels[1]).to_numpy(int),
+            cluster=cl, n_boot=int(n_boot), seed=seed, client=client,
+        )  # fmt: skip
+    return fit, inc, V, reps
 
 
 def _point(X, Y, blocks, method, details):

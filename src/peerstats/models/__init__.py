@@ -12,8 +12,7 @@ Names are imported lazily so ``import peerstats.models`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from peerstats._lazy import lazy_module
 
 _LAZY = {
     "mmrm": "peerstats.models.mmrm",
@@ -31,14 +30,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'peerstats.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_module(globals(), _LAZY)

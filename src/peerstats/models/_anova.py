@@ -40,8 +40,8 @@ def _variables(term: str) -> frozenset[str]:
     return frozenset(v.strip() for v in term.split(":"))
 
 
-def type2_hypotheses(design, vcov: np.ndarray) -> dict[str, np.ndarray]:
-    """Term -> L matrix (rows over the model's coefficients) of the type II hypothesis."""
+def _tested_terms(design) -> dict[str, list]:
+    """Term -> its columns, for the terms besides the intercept that have columns."""
     terms = {t: list(c) for t, c in design.term_columns.items() if t not in ("1", "Intercept")}
     terms = {t: c for t, c in terms.items() if c}
     if not terms:
@@ -49,6 +49,12 @@ def type2_hypotheses(design, vcov: np.ndarray) -> dict[str, np.ndarray]:
             f"type=2 needs at least one term besides the intercept to test; the formula "
             f"{design.formula!r} has none"
         )
+    return terms
+
+
+def type2_hypotheses(design, vcov: np.ndarray) -> dict[str, np.ndarray]:
+    """Term -> L matrix (rows over the model's coefficients) of the type II hypothesis."""
+    terms = _tested_terms(design)
     p = vcov.shape[0]
     eye = np.eye(p)
     out: dict[str, np.ndarray] = {}
@@ -80,13 +86,7 @@ def _sas_contains(u: str, t: str, factors) -> bool:
 def type2_hypotheses_sas(design) -> dict[str, np.ndarray]:
     """Term -> L matrix of SAS PROC MIXED's type II hypothesis (``HTYPE=2``), see module doc."""
     X = np.asarray(design.X, dtype=float)
-    terms = {t: list(c) for t, c in design.term_columns.items() if t not in ("1", "Intercept")}
-    terms = {t: c for t, c in terms.items() if c}
-    if not terms:
-        raise ModelSpecificationError(
-            f"type=2 needs at least one term besides the intercept to test; the formula "
-            f"{design.formula!r} has none"
-        )
+    terms = _tested_terms(design)
     p = X.shape[1]
     out: dict[str, np.ndarray] = {}
     for t, cols in terms.items():

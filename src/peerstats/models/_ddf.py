@@ -33,7 +33,7 @@ import numpy as np
 
 from peerstats import _dist
 
-__all__ = ["Inference", "DF_METHODS"]
+__all__ = ["Inference", "DF_METHODS", "asymptotic_test"]
 
 DfMethod = Literal["satterthwaite", "kenward-roger", "residual", "between-within", "asymptotic"]
 DF_METHODS: tuple[str, ...] = (
@@ -43,6 +43,17 @@ DF_METHODS: tuple[str, ...] = (
     "between-within",
     "asymptotic",
 )
+
+
+def asymptotic_test(F: float, q: int) -> dict:
+    """The Wald test of ``q`` contrasts with no denominator df: F = chi-square / q, the p-value
+    from chi-square(q)."""
+    return {
+        "num_df": q,
+        "den_df": float("inf"),
+        "statistic": F,
+        "p_value": float(_dist.chi2_sf(F * q, q)),
+    }
 
 
 @dataclass(frozen=True)
@@ -228,12 +239,7 @@ class Inference:
         LCL = L @ self.C @ L.T
         F = float(Lb @ np.linalg.solve(LCL, Lb)) / q
         if self.method == "asymptotic":
-            return {
-                "num_df": q,
-                "den_df": float("inf"),
-                "statistic": F,
-                "p_value": float(_dist.chi2_sf(F * q, q)),
-            }
+            return asymptotic_test(F, q)
         if self.method in ("residual", "between-within"):
             den = self._den_df(L, term)
         elif q == 1:

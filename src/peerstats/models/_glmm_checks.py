@@ -10,7 +10,14 @@ import pandas as pd
 
 from peerstats.exceptions import ConvergenceError, DataValidationError, ModelSpecificationError
 
-__all__ = ["data_error", "outcome_values", "offset_values", "check_empty_levels", "separation"]
+__all__ = [
+    "data_error",
+    "outcome_values",
+    "offset_values",
+    "check_empty_levels",
+    "separation",
+    "numeric_column",
+]
 
 
 def data_error(column: str, index, values, check: str, message: str) -> DataValidationError:
@@ -77,6 +84,15 @@ def outcome_values(family, design, weights: np.ndarray) -> tuple[np.ndarray, np.
     return y.astype(float), np.ones_like(y, dtype=float)
 
 
+def numeric_column(name: str, column: str, data: pd.DataFrame) -> np.ndarray:
+    """The column ``name=column`` of ``data`` as floats (NaN where not a number)."""
+    if column not in data.columns:
+        raise ModelSpecificationError(
+            f"{name}={column!r} is not a column of data; columns are {list(data.columns)}"
+        )
+    return pd.to_numeric(data[column], errors="coerce").to_numpy(dtype=float)
+
+
 def offset_values(offset, exposure, data: pd.DataFrame, rows: np.ndarray, n_all: int):
     """The offset on the analysed rows (log(exposure) for ``exposure=``), checked."""
     if offset is not None and exposure is not None:
@@ -88,11 +104,7 @@ def offset_values(offset, exposure, data: pd.DataFrame, rows: np.ndarray, n_all:
     if arg is None:
         return np.zeros(len(rows)), None
     if isinstance(arg, str):
-        if arg not in data.columns:
-            raise ModelSpecificationError(
-                f"{name}={arg!r} is not a column of data; columns are {list(data.columns)}"
-            )
-        col = pd.to_numeric(data[arg], errors="coerce").to_numpy(dtype=float)
+        col = numeric_column(name, arg, data)
         label = arg
     else:
         col = np.asarray(arg, dtype=float).ravel()

@@ -123,14 +123,7 @@ class Family:
         th = float(np.exp(extra[0]))
         mu = np.exp(eta)
         lth = np.logaddexp(np.log(th), eta)  # log(theta + mu)
-        ll = (
-            special.gammaln(y + th)
-            - special.gammaln(th)
-            - special.gammaln(y + 1.0)
-            + th * np.log(th)
-            + y * eta
-            - (y + th) * lth
-        )
+        ll = nb2_logpmf(y, eta, th, lth)
         r = th / (th + mu)
         s = r * (y - mu)
         h = r * mu * (y + th) / (th + mu)
@@ -138,6 +131,18 @@ class Family:
 
     def loglik(self, y, eta, extra, trials, pw) -> np.ndarray:
         return self.derivs(y, eta, extra, trials, pw, need_w=False)[0]
+
+
+def nb2_logpmf(y, eta, th, lth):
+    """log f(y) of the NB2 with mean exp(eta), size ``th`` and ``lth = log(th + mu)``."""
+    return (
+        special.gammaln(y + th)
+        - special.gammaln(th)
+        - special.gammaln(y + 1.0)
+        + th * np.log(th)
+        + y * eta
+        - (y + th) * lth
+    )
 
 
 def make_family(family: str, link: str | None) -> Family:

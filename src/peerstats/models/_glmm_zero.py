@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from peerstats.models._glmm_family import nb2_logpmf
+
 __all__ = ["ZeroObjective"]
 
 
@@ -30,14 +32,7 @@ def _count_logpmf(family, y, eta, extra):
         return y * eta - mu - special.gammaln(y + 1.0), -mu
     th = float(np.exp(extra[0]))
     lth = np.logaddexp(np.log(th), eta)
-    lf = (
-        special.gammaln(y + th)
-        - special.gammaln(th)
-        - special.gammaln(y + 1.0)
-        + th * np.log(th)
-        + y * eta
-        - (y + th) * lth
-    )
+    lf = nb2_logpmf(y, eta, th, lth)
     return lf, th * (np.log(th) - lth)
 
 

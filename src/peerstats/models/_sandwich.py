@@ -38,7 +38,7 @@ import numpy as np
 
 from peerstats import _dist
 from peerstats.exceptions import ModelSpecificationError
-from peerstats.models._ddf import Inference
+from peerstats.models._ddf import Inference, asymptotic_test
 
 __all__ = ["VCOV_METHODS", "ClusterTerms", "cluster_sandwich", "SandwichInference"]
 
@@ -226,12 +226,7 @@ class SandwichInference(Inference):
         Lb = L @ self.beta
         Fstat = float(Lb @ np.linalg.solve(L @ self.vcov @ L.T, Lb)) / q
         if self.method == "asymptotic":
-            return {
-                "num_df": q,
-                "den_df": float("inf"),
-                "statistic": Fstat,
-                "p_value": float(_dist.chi2_sf(Fstat * q, q)),
-            }
+            return asymptotic_test(Fstat, q)
         if self.method == "satterthwaite":
             nu = self.cluster.htz(L)
             den = nu - q + 1

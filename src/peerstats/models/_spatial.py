@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.models._covariance import GroupedCovariance
 
 __all__ = [
     "SPATIAL",
@@ -181,26 +182,16 @@ class SpatialCovariance:
 
     def block_second_derivatives(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per size class d2V_b/dtheta_k dtheta_l, (B, K, K, m, m) (analytic)."""
-        st = self.structure
-        K = self.n_params
-        out = []
-        for g_idx, D in self._blocks:
-            B, m = D.shape[0], D.shape[1]
-            d2 = np.zeros((B, K, K, m, m))
-            for g, s in enumerate(self.grouped.slices()):
-                sel = np.flatnonzero(g_idx == g)
-                if sel.size:
-                    d2[
-                        sel[:, None, None],
-                        np.arange(K)[s][None, :, None],
-                        np.arange(K)[s][None, None, :],
-                    ] = st.d2sigma(theta[s], D[sel])
-            out.append(d2)
-        return out
+        return self._block_second(theta, self.structure.d2sigma)
 
     def block_second_derivatives_sas(self, theta: np.ndarray) -> list[np.ndarray]:
         """As :meth:`block_second_derivatives` in SAS's parameters (rho, sigma^2) per group."""
         st = self.structure
+        return self._block_second(theta, lambda th, D: st.d2sigma_sas(st.sas_parameters(th), D))
+
+    def _block_second(self, theta: np.ndarray, d2sigma) -> list[np.ndarray]:
+        """Per size class the (B, K, K, m, m) second derivatives, ``d2sigma(theta_g, D)`` per
+        group's parameters ``theta_g``."""
         K = self.n_params
         out = []
         for g_idx, D in self._blocks:
@@ -209,12 +200,11 @@ class SpatialCovariance:
             for g, s in enumerate(self.grouped.slices()):
                 sel = np.flatnonzero(g_idx == g)
                 if sel.size:
-                    psi = st.sas_parameters(theta[s])
                     d2[
                         sel[:, None, None],
                         np.arange(K)[s][None, :, None],
                         np.arange(K)[s][None, None, :],
-                    ] = st.d2sigma_sas(psi, D[sel])
+                    ] = d2sigma(theta[s], D[sel])
             out.append(d2)
         return out
 
@@ -233,13 +223,9 @@ class SpatialGroupedCovariance:
     levels: tuple[str, ...]
     visit_coordinates: np.ndarray  # (T, c) mean coordinates per visit level
 
-    @property
-    def n_params(self) -> int:
-        return self.structure.n_params * len(self.levels)
-
-    def slices(self) -> list[slice]:
-        k = self.structure.n_params
-        return [slice(g * k, (g + 1) * k) for g in range(len(self.levels))]
+    # per-level parameter blocks as in GroupedCovariance (the same structure and levels fields)
+    n_params = GroupedCovariance.n_params
+    slices = GroupedCovariance.slices
 
     def sigmas(self, theta: np.ndarray) -> list[np.ndarray]:
         D = distances(self.visit_coordinates[None])[0]

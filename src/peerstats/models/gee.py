@@ -20,7 +20,6 @@ not write a second one). What peerstats adds:
 
 from __future__ import annotations
 
-import html
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,9 +28,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import header_html
 from peerstats.exceptions import ConvergenceError, DataValidationError, ModelSpecificationError
 from peerstats.models._design import build_fixed_design, check_empty_levels, choice
 from peerstats.models._gee_contrasts import tidy as _tidy
+from peerstats.models._glmm_checks import numeric_column
 
 __all__ = ["gee", "GEEResult"]
 
@@ -82,11 +83,7 @@ def _offset_values(offset: Any, data: pd.DataFrame, design) -> np.ndarray | None
     if offset is None:
         return None
     if isinstance(offset, str):
-        if offset not in data.columns:
-            raise ModelSpecificationError(
-                f"offset={offset!r} is not a column of data; columns are {list(data.columns)}"
-            )
-        values = pd.to_numeric(data[offset], errors="coerce").to_numpy(dtype=float)
+        values = numeric_column("offset", offset, data)
     else:
         values = np.asarray(offset, dtype=float)
         if values.shape != (len(data),):
@@ -646,9 +643,5 @@ class GEEResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        head = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
-            for k, v in self._header()
-        )
+        head = header_html(self._header())
         return f"<div><table>{head}</table>{self.coef.to_html(float_format=lambda x: f'{x:.4g}')}</div>"

@@ -28,6 +28,7 @@ from peerstats.exceptions import (
 from peerstats.models._design import build_fixed_design, required_variables
 from peerstats.models._glmm_checks import (
     check_empty_levels,
+    numeric_column,
     offset_values,
     outcome_values,
     separation,
@@ -174,6 +175,35 @@ def _glmm(
     fam, fixed, terms, zero_kind, zero_formula = spec
     design, rdata = _fixed_design(fixed, terms, data, reference, offset, exposure, weights)
     rows = np.asarray(design.rows)
+    problem, off_label = _problem(fam, design, rdata, terms, data, offset, exposure, weights,
+                                  zero_kind, nagq)  # fmt: skip
+    Xz = _zero_design(zero_formula, data.iloc[rows]) if zero_kind else None
+    beta0 = _glm_start(problem, design.columns)
+    obj, phi0, bounds = _objective(problem, fam, zero_kind, Xz, beta0)
+    opt = maximise(obj, phi0, bounds, canon=lambda phi: _canonical(phi, problem))
+    _check_fit(opt, problem, obj)
+    return GLMMResult(
+        formula=formula,
+        design=design,
+        problem=problem,
+        objective=obj,
+        opt=opt,
+        zero_kind=zero_kind,
+        zero_formula=zero_formula,
+        zero_X=Xz,
+        offset_label=off_label,
+        offset_arg=offset,
+        exposure_arg=exposure,
+        level=level,
+        elapsed=time.perf_counter() - t0,
+        rows_data=data.iloc[rows],
+    )
+
+
+def _problem(fam, design, rdata, terms, data, offset, exposure, weights, zero_kind, nagq):
+    """The fitting problem (outcome, trials, prior weights, offset, random terms) and the
+    offset's label."""
+    rows = np.asarray(design.rows)
     pw = _weights(weights, data, rows)
     y, trials = outcome_values(fam, design, pw if fam.name == "binomial" else np.ones(len(rows)))
     if fam.name != "binomial":
@@ -197,27 +227,7 @@ def _glmm(
         terms=re_terms,
         nagq=int(nagq),
     )
-    Xz = _zero_design(zero_formula, data.iloc[rows]) if zero_kind else None
-    beta0 = _glm_start(problem, design.columns)
-    obj, phi0, bounds = _objective(problem, fam, zero_kind, Xz, beta0)
-    opt = maximise(obj, phi0, bounds, canon=lambda phi: _canonical(phi, problem))
-    _check_fit(opt, problem, obj)
-    return GLMMResult(
-        formula=formula,
-        design=design,
-        problem=problem,
-        objective=obj,
-        opt=opt,
-        zero_kind=zero_kind,
-        zero_formula=zero_formula,
-        zero_X=Xz,
-        offset_label=off_label,
-        offset_arg=offset,
-        exposure_arg=exposure,
-        level=level,
-        elapsed=time.perf_counter() - t0,
-        rows_data=data.iloc[rows],
-    )
+    return problem, off_label
 
 
 def _objective(problem: Problem, fam, zero_kind, Xz, beta0):
@@ -291,11 +301,7 @@ def _weights(weights, data, rows) -> np.ndarray:
     if weights is None:
         return np.ones(len(rows))
     if isinstance(weights, str):
-        if weights not in data.columns:
-            raise ModelSpecificationError(
-                f"weights={weights!r} is not a column of data; columns are {list(data.columns)}"
-            )
-        w = pd.to_numeric(data[weights], errors="coerce").to_numpy(dtype=float)
+        w = numeric_column("weights", weights, data)
     else:
         w = np.asarray(weights, dtype=float).ravel()
         if len(w) != len(data):

@@ -8,7 +8,6 @@ rounds for display.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import header_html
 from peerstats.exceptions import ModelSpecificationError
 
 __all__ = ["MixedModelResult"]
@@ -398,11 +398,7 @@ class MixedModelResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        head = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-            f"{html.escape(v)}</td></tr>"
-            for k, v in self._header()
-        )
+        head = header_html(self._header())
         coef = self.coef.to_html(float_format=lambda x: f"{x:.4g}")
         cov = self.cov_parameters.to_html(index=False, float_format=lambda x: f"{x:.5g}")
         return (

@@ -227,9 +227,24 @@ class AnalysisSpec:
             An outcome or visit is not in the trial spec, the primary visit is the baseline,
             or the model options do not fit the design.
         """
-        problems: list[str] = []
+        problems = [
+            *self._check_outcome_names(trial_spec),
+            *self._check_outcome_defs(trial_spec),
+            *self._check_visits(trial_spec),
+            *self._check_model(trial_spec),
+            *self._check_table_one(trial_spec),
+            *self._check_outcome_table(trial_spec),
+        ]
+        from peerstats.pipeline.sensitivity import check_against as _check_sensitivity
+
+        problems += _check_sensitivity(self, trial_spec)
+        if problems:
+            raise SpecError(_problem_text(self.source or self.name, problems, trial_spec))
+
+    def _check_outcome_names(self, trial_spec: Any) -> list[str]:
+        """Problems of the primary and secondary outcomes not defined under ``outcomes:``."""
+        problems = []
         outcomes = list(trial_spec.outcome_names)
-        visits = [str(v) for v in trial_spec.visits]
         for key, name in [("primary/outcome", self.primary_outcome)] + [
             (f"secondary/outcomes/{i}", o) for i, o in enumerate(self.secondary_outcomes)
         ]:
@@ -244,7 +259,13 @@ class AnalysisSpec:
                 problems.append(
                     f"{key}: {name!r} is not an outcome; outcomes are {outcomes}{defined}"
                 )
-        problems += self._check_outcome_defs(trial_spec)
+        return problems
+
+    def _check_visits(self, trial_spec: Any) -> list[str]:
+        """Problems of the primary outcome and visit, and of the responder definitions."""
+        problems = []
+        outcomes = list(trial_spec.outcome_names)
+        visits = [str(v) for v in trial_spec.visits]
         if self.primary_outcome in self.secondary_outcomes:
             problems.append(f"secondary/outcomes: {self.primary_outcome!r} is the primary outcome")
         if self.primary_visit not in visits:
@@ -265,6 +286,11 @@ class AnalysisSpec:
                 problems.append(
                     f"responders/{i}/visit: {r.visit!r} is not a post-baseline visit; those are {visits[1:]}"
                 )
+        return problems
+
+    def _check_model(self, trial_spec: Any) -> list[str]:
+        """Problems of the ``model:`` block given the design and the trial's covariates."""
+        problems = []
         single = trial_spec.design == "single-arm" or len(trial_spec.arms.levels) == 1
         m = self.model
         if m.type == "auto":
@@ -305,19 +331,17 @@ class AnalysisSpec:
             problems.append(
                 "model/covariance: 'iid' is for lmm residuals; an MMRM needs a structure across visits"
             )
-        problems += self._check_table_one(trial_spec)
-        named = self.outcome_table_digits
-        for v in named if isinstance(named, dict) else ():
-            if v != "default" and v not in outcomes:
-                problems.append(
-                    f"outcome_table/digits: {v!r} is not an outcome; outcomes are "
-                    f"{sorted(outcomes)}"
-                )
-        from peerstats.pipeline.sensitivity import check_against as _check_sensitivity
+        return problems
 
-        problems += _check_sensitivity(self, trial_spec)
-        if problems:
-            raise SpecError(_problem_text(self.source or self.name, problems, trial_spec))
+    def _check_outcome_table(self, trial_spec: Any) -> list[str]:
+        """Problems of ``outcome_table: {digits: ...}`` naming an outcome the trial lacks."""
+        outcomes = list(trial_spec.outcome_names)
+        named = self.outcome_table_digits
+        return [
+            f"outcome_table/digits: {v!r} is not an outcome; outcomes are {sorted(outcomes)}"
+            for v in (named if isinstance(named, dict) else ())
+            if v != "default" and v not in outcomes
+        ]
 
     def _check_table_one(self, trial_spec: Any) -> list[str]:
         """Problems of ``table_one:`` given the trial spec: per-variable keys name rows of
@@ -437,68 +461,16 @@ def read_analysis_spec(
     """
     if isinstance(spec, AnalysisSpec):
         return spec
-    source: Path | None = None
-    if isinstance(spec, dict):
-        raw = copy.deepcopy(spec)
-        root = Path(base_dir) if base_dir is not None else Path.cwd()
-    else:
-        import yaml
-
-        source = Path(spec).resolve()
-        if not source.is_file():
-            raise SpecError(f"analysis spec not found: {spec}")
-        from peerstats._yaml import YAMLRefusedError, load_yaml
-
-        try:
-            raw = load_yaml(_read_spec_text(source))
-        except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
-            raise SpecError(f"{source} is not valid YAML: {exc}") from exc
-        root = Path(base_dir) if base_dir is not None else source.parent
-    if not isinstance(raw, dict):
-        raise SpecError(f"analysis spec {source or ''}: the top level must be a mapping")
+    raw, source, root = _load_raw(spec, base_dir)
     _visits_as_text(raw)
     problems = _schema_problems(raw) + non_finite_fields(raw)  # .nan/.inf (issue 24.7)
     problems += spec_identifier_problems(raw)  # identifiers typed into a spec (24.1)
     if problems:
         raise SpecError(_problem_text(source or "(dict)", problems))
-
-    trial = raw["trial"]
-    dataset = None
-    if isinstance(trial, dict):
-        from peerstats import datasets
-
-        dataset = trial["dataset"]
-        trial_path = Path(datasets.path(dataset))  # SpecError for an unknown name
-    else:
-        trial_path = Path(trial)
-        if not trial_path.is_absolute():
-            trial_path = (root / trial_path).resolve()
-        if not trial_path.is_file():
-            raise SpecError(
-                _problem_text(source or "(dict)", [f"trial: file not found: {trial_path}"])
-            )
-
+    trial_path, dataset = _trial_location(raw["trial"], root, source)
     meta = raw["analysis"]
-    m = raw.get("model", {})
-    model = ModelSpec(
-        type=m.get("type", "auto"),
-        covariance=m.get("covariance"),
-        df=m.get("df", "satterthwaite"),
-        covariates=tuple(m.get("covariates", ())),
-        random=m.get("random"),
-        residual_by=m.get("residual_by"),
-        level=float(m.get("level", 0.95)),
-        vcov=m.get("vcov", "model"),
-    )
-    responders = tuple(
-        ResponderSpec(
-            outcome=r["outcome"],
-            visit=r.get("visit"),
-            reliability=r.get("reliability", "alpha"),
-            cutoff=r.get("cutoff"),
-        )
-        for r in raw.get("responders", ())
-    )
+    model = _model_spec(raw.get("model", {}))
+    responders = _responder_specs(raw)
     from peerstats.pipeline.outcomes._definition import parse_outcomes
     from peerstats.pipeline.sensitivity import parse as _parse_sensitivity
 
@@ -532,6 +504,79 @@ def read_analysis_spec(
         seed=int(raw.get("seed", 0)),
         source=source,
         raw=raw,
+    )
+
+
+def _load_raw(
+    spec: str | Path | dict, base_dir: str | Path | None
+) -> tuple[Any, Path | None, Path]:
+    """The spec's content (a copy of a dict, or the YAML file read), its file and the folder
+    a relative ``trial`` path is resolved against."""
+    source: Path | None = None
+    if isinstance(spec, dict):
+        raw = copy.deepcopy(spec)
+        root = Path(base_dir) if base_dir is not None else Path.cwd()
+    else:
+        import yaml
+
+        source = Path(spec).resolve()
+        if not source.is_file():
+            raise SpecError(f"analysis spec not found: {spec}")
+        from peerstats._yaml import YAMLRefusedError, load_yaml
+
+        try:
+            raw = load_yaml(_read_spec_text(source))
+        except (yaml.YAMLError, UnicodeDecodeError, YAMLRefusedError) as exc:
+            raise SpecError(f"{source} is not valid YAML: {exc}") from exc
+        root = Path(base_dir) if base_dir is not None else source.parent
+    if not isinstance(raw, dict):
+        raise SpecError(f"analysis spec {source or ''}: the top level must be a mapping")
+    return raw, source, root
+
+
+def _trial_location(trial: Any, root: Path, source: Path | None) -> tuple[Path, str | None]:
+    """The trial spec's path and the bundled dataset's name (None for a file path)."""
+    dataset = None
+    if isinstance(trial, dict):
+        from peerstats import datasets
+
+        dataset = trial["dataset"]
+        trial_path = Path(datasets.path(dataset))  # SpecError for an unknown name
+    else:
+        trial_path = Path(trial)
+        if not trial_path.is_absolute():
+            trial_path = (root / trial_path).resolve()
+        if not trial_path.is_file():
+            raise SpecError(
+                _problem_text(source or "(dict)", [f"trial: file not found: {trial_path}"])
+            )
+    return trial_path, dataset
+
+
+def _model_spec(m: dict) -> ModelSpec:
+    """The ``model:`` block with its defaults."""
+    return ModelSpec(
+        type=m.get("type", "auto"),
+        covariance=m.get("covariance"),
+        df=m.get("df", "satterthwaite"),
+        covariates=tuple(m.get("covariates", ())),
+        random=m.get("random"),
+        residual_by=m.get("residual_by"),
+        level=float(m.get("level", 0.95)),
+        vcov=m.get("vcov", "model"),
+    )
+
+
+def _responder_specs(raw: dict) -> tuple[ResponderSpec, ...]:
+    """The ``responders:`` list with its defaults."""
+    return tuple(
+        ResponderSpec(
+            outcome=r["outcome"],
+            visit=r.get("visit"),
+            reliability=r.get("reliability", "alpha"),
+            cutoff=r.get("cutoff"),
+        )
+        for r in raw.get("responders", ())
     )
 
 
