@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -121,19 +122,27 @@ def pool_arrays(estimates, variances, df_complete=None, *, level: float = 0.95) 
 
 
 def pool(
-    estimates: Sequence[float] | np.ndarray | pd.DataFrame,
-    variances: Sequence[float] | np.ndarray | pd.DataFrame,
+    estimates: Sequence[float] | np.ndarray | pd.DataFrame | Any,
+    variances: Sequence[float] | np.ndarray | pd.DataFrame | None = None,
     df_complete: float | Sequence[float] | None = None,
     *,
     level: float = 0.95,
+    bootstrap: Literal["percentile", "normal"] = "percentile",
 ) -> pd.DataFrame:
-    """Rubin's rules with the Barnard-Rubin degrees of freedom.
+    """Pool completed-data analyses (step 4 of 4): Rubin's rules with the Barnard-Rubin df.
 
     Parameters
     ----------
-    estimates, variances : array-like (m,) or (m, k), or DataFrame (m rows, one column per term)
-        The point estimate and its squared standard error from each of the m completed-data
-        analyses.
+    estimates : Analyses, or array-like (m,) or (m, k), or DataFrame (m rows, one per term)
+        An :class:`~peerstats.missing.Analyses` from :func:`peerstats.missing.analyse` (then
+        ``variances`` and ``df_complete`` are not given: they are in it), pooled by the rule of
+        its imputation method: Rubin's rules (bayes, approx-bayes), the jackknife
+        (condmean-jackknife), the bootstrap (condmean-bootstrap; ``bootstrap="percentile"``, as
+        rbmi, or ``"normal"``) with the full-data estimate, von Hippel & Bartlett
+        (bootstrap-ml). The result is the table of :meth:`Imputations.analyse`.
+        Or the point estimate from each of the m completed-data analyses.
+    variances : array-like or DataFrame, optional
+        The squared standard errors matching ``estimates`` (arrays only).
     df_complete : float or (k,), optional
         Complete-data degrees of freedom (e.g. n - p of the analysis model). ``None``: infinite
         (the large-sample df of Rubin 1987).
@@ -159,9 +168,28 @@ def pool(
     Raises
     ------
     ModelSpecificationError
-        Fewer than 2 sets, non-finite values (a failed analysis: never pooled silently),
+        An Imputations or Draws (analyse first), an Analyses with variances, no variances,
+        fewer than 2 sets, non-finite values (a failed analysis: never pooled silently),
         mismatched shapes.
     """
+    from peerstats.missing.analyse import Analyses, pool_analyses
+
+    if isinstance(estimates, Analyses):
+        if variances is not None or df_complete is not None:
+            raise ModelSpecificationError(
+                "pool(analyses) takes its variances and complete-data df from the Analyses; "
+                "do not pass variances= or df_complete="
+            )
+        return pool_analyses(estimates, level=level, bootstrap=bootstrap)
+    if type(estimates).__name__ in ("Imputations", "Draws"):
+        raise ModelSpecificationError(
+            f"pool needs an Analyses or per-set estimates and variances; got "
+            f"{type(estimates).__name__}: run peerstats.missing.analyse(imputations) first"
+        )
+    if variances is None:
+        raise ModelSpecificationError(
+            "pool needs the variances of the estimates (or an Analyses from analyse())"
+        )
     names = None
     if isinstance(estimates, pd.DataFrame):
         names = [str(c) for c in estimates.columns]
