@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -202,19 +202,44 @@ def _imputation_model(
 
 
 def _parameter_draws(method, model, design, y, n_par, D, rng, client, prior) -> tuple:
-    """(betas, sigmas, weights, rows, random, info) of the method."""
+    """(betas, sigmas, {weights, rows, random}, info) of the method."""
     info: dict[str, Any] = {"n_failed_draws": 0}
     if method == "bayes":
         betas, sigmas, extra = _draws.bayes_draws(
             model, design["X_all"], y, design["g_of"], n_par, rng, prior
         )
         info.update(extra)
-        return betas, sigmas, None, None, True, info
+        return betas, sigmas, {"weights": None, "rows": None, "random": True}, info
     if method == "condmean-jackknife":
         betas, sigmas, weights = _draws.jackknife_draws(model)
-        return betas, sigmas, weights, None, False, info
+        return betas, sigmas, {"weights": weights, "rows": None, "random": False}, info
     betas, sigmas, weights, rows = _draws.resampling_draws(model, method, n_par, D, rng, client)
-    return betas, sigmas, weights, rows, method != "condmean-bootstrap", info
+    random = method != "condmean-bootstrap"
+    return betas, sigmas, {"weights": weights, "rows": rows, "random": random}, info
+
+
+def _data_fields(subjects, visit_levels, arm_levels, frame, arm_of) -> dict:
+    """The subject x visit fields of a Draws."""
+    return {
+        "subjects": subjects,
+        "visits": tuple(visit_levels),
+        "arm_levels": tuple(arm_levels),
+        "frame": frame,
+        "arm_of": arm_of,
+    }
+
+
+def _cell_fields(cells: dict) -> dict:
+    """The fields of a Draws that say which cells are imputed, how, and their delta."""
+    return {
+        "y": cells["y"],
+        "target": cells["target"],
+        "missing": cells["missing"],
+        "set_aside": cells["set_aside"],
+        "ice_visit": cells["ice_k"],
+        "strategy": cells["strategy"],
+        "delta": cells["delta"],
+    }
 
 
 def draws(
@@ -267,75 +292,34 @@ covariance, group, client, post_ice, prior
     every time it is called on the same draws.
     """
     t0 = time.perf_counter()
+    cols = {"subject": subject, "visit": visit, "arm": arm}
+    opts = {"method": method, "group": group, "post_ice": post_ice, "prior": prior}
     covariance, outcome, rhs_vars = _check_impute_args(
-        formula,
-        data,
-        subject=subject,
-        visit=visit,
-        arm=arm,
-        method=method,
-        covariance=covariance,
-        group=group,
-        post_ice=post_ice,
-        prior=prior,
+        formula, data, covariance=covariance, **cols, **opts
     )
     n_par, D = _n_draws(method, n_imputations)
     ss = _seed_sequence(seed)
-    grid = _subject_grid(
-        data, subject=subject, visit=visit, arm=arm, outcome=outcome, rhs_vars=rhs_vars
-    )
-    cells = _cells(
-        grid,
-        ice=ice,
-        reference=reference,
-        delta=delta,
-        post_ice=post_ice,
-        subject=subject,
-        visit=visit,
-        arm=arm,
-    )
-    model, design = _imputation_model(
-        formula,
-        data,
-        grid,
-        cells,
-        outcome=outcome,
-        subject=subject,
-        visit=visit,
-        arm=arm,
-        covariance=covariance,
-        group=group,
-    )
+    grid = _subject_grid(data, outcome=outcome, rhs_vars=rhs_vars, **cols)
+    cells = _cells(grid, ice=ice, reference=reference, delta=delta, post_ice=post_ice, **cols)
+    fit_opts = {"outcome": outcome, "covariance": covariance, "group": group}
+    model, design = _imputation_model(formula, data, grid, cells, **fit_opts, **cols)
     draw_ss, impute_ss = ss.spawn(2)
-    betas, sigmas, weights, rows, random, info = _parameter_draws(
-        method, model, design, cells["y"], n_par, D, np.random.default_rng(draw_ss), client, prior
+    rng = np.random.default_rng(draw_ss)
+    betas, sigmas, resampling, info = _parameter_draws(
+        method, model, design, cells["y"], n_par, D, rng, client, prior
     )
     info["seconds"] = time.perf_counter() - t0
     info["reference"] = cells["reference"]
     return Draws(
         method=method,
         outcome=outcome,
-        subject=subject,
-        visit=visit,
-        arm=arm,
-        subjects=grid.subjects,
-        visits=tuple(grid.visit_levels),
-        arm_levels=tuple(grid.arm_levels),
-        frame=grid.frame,
-        y=cells["y"],
-        target=cells["target"],
-        missing=cells["missing"],
-        set_aside=cells["set_aside"],
-        arm_of=grid.arm_of,
-        ice_visit=cells["ice_k"],
-        strategy=cells["strategy"],
-        delta=cells["delta"],
+        **cols,
+        **_data_fields(grid.subjects, grid.visit_levels, grid.arm_levels, grid.frame, grid.arm_of),
+        **_cell_fields(cells),
         parameters={"beta": betas, "sigma": sigmas, "columns": list(model.prep.columns)},
-        weights=weights,
-        rows=rows,
+        **resampling,
         D=D,
         design=design,
-        random=random,
         seed=ss.entropy,
         impute_seed=impute_ss,
         info=info,
@@ -448,34 +432,12 @@ def impute_from_draws(draws: Draws) -> Imputations:
     values = draws.values if draws.values is not None else _conditional_values(draws)
     info = dict(draws.info)
     info["seconds"] = info.get("seconds", 0.0) + time.perf_counter() - t0
-    d = draws
-    return Imputations(
-        method=d.method,
-        outcome=d.outcome,
-        subject=d.subject,
-        visit=d.visit,
-        arm=d.arm,
-        subjects=d.subjects,
-        visits=d.visits,
-        arm_levels=d.arm_levels,
-        frame=d.frame,
-        y=d.y,
-        target=d.target,
-        missing=d.missing,
-        set_aside=d.set_aside,
-        values=values,
-        weights=d.weights,
-        arm_of=d.arm_of,
-        ice_visit=d.ice_visit,
-        strategy=d.strategy,
-        delta=d.delta,
-        D=d.D,
-        seed=d.seed,
-        draws=dict(d.parameters),
-        info=info,
-        client=d.client,
-        rows=d.rows,
-    )
+    shared = {
+        f.name: getattr(draws, f.name)
+        for f in fields(Imputations)
+        if f.name not in ("values", "draws", "info")
+    }
+    return Imputations(**shared, values=values, draws=dict(draws.parameters), info=info)
 
 
 # ------------------------------------------------------------------------------------------
