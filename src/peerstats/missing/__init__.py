@@ -21,15 +21,15 @@ from typing import Any
 _LAZY = {
     "impute": "peerstats.missing.impute",
     "Imputations": "peerstats.missing.impute",
-    "pool": "peerstats.missing.pool",
+    "pool": "peerstats.missing.pooling",
     "tipping_point": "peerstats.missing.tipping",
     "TippingPoint": "peerstats.missing.tipping",
     # issue 23.3: rbmi's four steps, each public
     "draws": "peerstats.missing.impute",
     "Draws": "peerstats.missing.impute",
     "impute_from_draws": "peerstats.missing.impute",
-    "analyse": "peerstats.missing.analyse",
-    "Analyses": "peerstats.missing.analyse",
+    "analyse": "peerstats.missing.analyses",
+    "Analyses": "peerstats.missing.analyses",
     "impute_multilevel": "peerstats.missing.multilevel",
     "draws_multilevel": "peerstats.missing.multilevel",
 }

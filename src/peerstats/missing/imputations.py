@@ -3,7 +3,7 @@
 An :class:`Imputations` holds the data of every completed set compactly: the observed outcomes
 once, the imputed values per set (``values``), and for the resampling methods the subject
 weights or bootstrap rows. ``datasets`` builds the completed DataFrames lazily; ``analyse``
-is the analyse and pool steps (:mod:`peerstats.missing.analyse`, :mod:`peerstats.missing.pool`).
+is the analyse and pool steps (:mod:`peerstats.missing.analyses`, :mod:`peerstats.missing.pooling`).
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ class Imputations:
     ) -> Imputations:
         """Wrap completed datasets made elsewhere (the same subjects and visits in each) so that
         :meth:`analyse` pools them by Rubin's rules. ``missing`` (aligned with the rows of the
-        first dataset) marks the imputed cells (for counts and delta); default: none."""
+        first dataset) marks the imputed cells (for counts and delta); default: the cells whose
+        value differs between the datasets (a cell imputed to the same value in every set is
+        then counted as observed, which changes no pooled number)."""
         if len(datasets) < 2:
             raise ModelSpecificationError("from_datasets needs at least 2 completed datasets")
         base = datasets[0]
@@ -119,11 +121,10 @@ class Imputations:
         order = np.lexsort((vi, si))
         frame = base.iloc[order].reset_index(drop=True)
         Ys = _stacked_outcomes(datasets, outcome, order, n, T)
-        miss = (
-            np.zeros((n, T), dtype=bool)
-            if missing is None
-            else np.asarray(missing, dtype=bool)[order].reshape(n, T)
-        )
+        if missing is None:  # the imputed cells are those whose value differs between sets
+            miss = (Ys != Ys[0]).any(axis=0) | np.isnan(Ys).any(axis=0)
+        else:
+            miss = np.asarray(missing, dtype=bool)[order].reshape(n, T)
         arm_of = pd.Index(alev).get_indexer(frame[arm].astype(str).to_numpy()[::T])
         return cls(
             method=method,
@@ -261,7 +262,7 @@ class Imputations:
     def _ancova_arrays(self, covariates, reference, visits=None, delta=None):
         """Per visit: est (S, k), var (S, k), dfc (S,), and LS means est/var (S, A)
         (see :func:`peerstats.missing.analyse.ancova_arrays`)."""
-        from peerstats.missing.analyse import ancova_arrays
+        from peerstats.missing.analyses import ancova_arrays
 
         return ancova_arrays(self, covariates, reference, visits=visits, delta=delta)
 
@@ -294,8 +295,8 @@ class Imputations:
         a user function ``fn``, or a linear mixed model ``model=`` with random terms) and
         the columns of the pooled table.
         """
-        from peerstats.missing.analyse import analyse
-        from peerstats.missing.pool import pool
+        from peerstats.missing.analyses import analyse
+        from peerstats.missing.pooling import pool
 
         _check_pool_options(level, bootstrap)
         res = analyse(
@@ -320,7 +321,7 @@ class Imputations:
         """Pooled per-arm LS means of the per-visit ANCOVA (covariates at their mean):
         ``<visit>, <arm>, estimate, std_error, df, statistic, p_value, ci_lower, ci_upper,
         fraction_missing_info``."""
-        from peerstats.missing.analyse import analyse, pool_lsmeans
+        from peerstats.missing.analyses import analyse, pool_lsmeans
 
         return pool_lsmeans(analyse(self, covariates=covariates), level=level, bootstrap=bootstrap)
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.missing._analysis import ancova_design, ancova_many, pool_by_method
-from peerstats.missing.pool import POOL_COLUMNS
+from peerstats.missing.pooling import POOL_COLUMNS
 
 __all__ = ["analyse", "Analyses", "ancova_arrays", "pool_analyses", "pool_lsmeans"]
 

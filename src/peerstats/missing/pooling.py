@@ -172,7 +172,7 @@ def pool(
         fewer than 2 sets, non-finite values (a failed analysis: never pooled silently),
         mismatched shapes.
     """
-    from peerstats.missing.analyse import Analyses, pool_analyses
+    from peerstats.missing.analyses import Analyses, pool_analyses
 
     if isinstance(estimates, Analyses):
         if variances is not None or df_complete is not None:
