@@ -407,6 +407,19 @@ class _Grid:
     arm_of: np.ndarray  # (n,) arm code
 
 
+def _subject_visit_index(data, subject, visit, visit_levels, who: str = "subject"):
+    """(subjects in order of appearance, subject index and visit index of each row); a
+    subject x visit combination may appear once."""
+    subjects = pd.Index(pd.unique(data[subject]))
+    si = subjects.get_indexer(data[subject])
+    vi = pd.Index([str(v) for v in visit_levels]).get_indexer(data[visit].astype(str))
+    if pd.Series(si.astype(np.int64) * len(visit_levels) + vi).duplicated().any():
+        raise ModelSpecificationError(
+            f"data repeat a {subject!r} x {visit!r} combination; one row per {who} and visit"
+        )
+    return subjects, si, vi
+
+
 def _subject_grid(data, *, subject, visit, arm, outcome, rhs_vars) -> _Grid:
     """One row per subject and visit, with the model covariates complete."""
     if data[arm].isna().any():
@@ -416,14 +429,8 @@ def _subject_grid(data, *, subject, visit, arm, outcome, rhs_vars) -> _Grid:
     visit_levels = _levels(data[visit])
     arm_levels_raw = _levels(data[arm])
     arm_levels = [str(a) for a in arm_levels_raw]
-    subjects = pd.Index(pd.unique(data[subject]))
+    subjects, si, vi = _subject_visit_index(data, subject, visit, visit_levels)
     n, T = len(subjects), len(visit_levels)
-    si = subjects.get_indexer(data[subject])
-    vi = pd.Index([str(v) for v in visit_levels]).get_indexer(data[visit].astype(str))
-    if pd.Series(si.astype(np.int64) * T + vi).duplicated().any():
-        raise ModelSpecificationError(
-            f"data repeat a {subject!r} x {visit!r} combination; one row per subject and visit"
-        )
     if (data.groupby(si)[arm].nunique() > 1).any():
         raise ModelSpecificationError(f"arm {arm!r} must be constant within subject")
     frame = _grid_frame(data, subjects, visit_levels, si, vi, subject, visit, outcome)
@@ -466,7 +473,7 @@ def _post_ice(grid: _Grid, ice_k, post_ice: str):
         warnings.warn(
             msg + "; they are set aside and imputed under the ICE strategy.",
             DataWarning,
-            stacklevel=6,
+            stacklevel=5,
         )
     return ice_k, missing, set_aside
 

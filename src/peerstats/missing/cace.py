@@ -18,25 +18,13 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError, SpecError
+from peerstats.missing.pooling import INFERENCE_COLUMNS
 
 __all__ = ["cace", "CACEResult"]
 
 SEName = Literal["unadjusted", "robust", "cluster"]
 SE_CHOICES = ("unadjusted", "robust", "cluster")
-COLUMNS = [
-    "visit",
-    "contrast",
-    "estimate",
-    "std_error",
-    "df",
-    "statistic",
-    "p_value",
-    "ci_lower",
-    "ci_upper",
-    "n",
-    "compliance",
-    "first_stage_f",
-]
+COLUMNS = ["visit", "contrast", *INFERENCE_COLUMNS, "n", "compliance", "first_stage_f"]
 
 
 @dataclass(frozen=True, repr=False, eq=False)

@@ -42,12 +42,9 @@ def _stacked_outcomes(datasets, outcome: str, order, n: int, T: int) -> np.ndarr
 
 
 @dataclass(frozen=True, repr=False, eq=False)
-class Imputations:
-    """Completed datasets from :func:`peerstats.impute` (or :meth:`from_datasets`).
-
-    Attributes are read-only. ``datasets`` builds completed DataFrames lazily; ``analyse``
-    fits the per-visit ANCOVA (or a user analysis) on each and pools them by the method's rule.
-    """
+class _Cells:
+    """The subject x visit data and the cells to impute: the fields that :class:`Draws` and
+    :class:`Imputations` share (the impute step carries them from one to the other)."""
 
     method: str
     outcome: str
@@ -62,13 +59,29 @@ class Imputations:
     target: np.ndarray  # (n, T) cells imputed
     missing: np.ndarray  # (n, T) originally missing
     set_aside: np.ndarray  # (n, T) observed after a non-MAR ICE, set aside and imputed
-    values: np.ndarray  # (S, n_target) imputed values per completed set (per row, see rows)
-    weights: np.ndarray | None  # (S, n) subject frequency weights (jackknife / bootstrap), or
-    # (S, R) 0/1 row indicators when ``rows`` is given
     arm_of: np.ndarray  # (n,) arm code per subject
     ice_visit: np.ndarray  # (n,) first non-MAR visit index (T: none)
     strategy: np.ndarray  # (n,) strategy per subject
     delta: np.ndarray  # (n, T) delta applied to imputed cells
+
+    def __getstate__(self) -> dict:  # a Client does not pickle: drop it
+        state = dict(self.__dict__)
+        if "client" in state:
+            state["client"] = None
+        return state
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Imputations(_Cells):
+    """Completed datasets from :func:`peerstats.impute` (or :meth:`from_datasets`).
+
+    Attributes are read-only. ``datasets`` builds completed DataFrames lazily; ``analyse``
+    fits the per-visit ANCOVA (or a user analysis) on each and pools them by the method's rule.
+    """
+
+    values: np.ndarray  # (S, n_target) imputed values per completed set (per row, see rows)
+    weights: np.ndarray | None  # (S, n) subject frequency weights (jackknife / bootstrap), or
+    # (S, R) 0/1 row indicators when ``rows`` is given
     D: int | None = None  # imputations per bootstrap sample (bootstrap-ml)
     seed: Any = None  # the SeedSequence entropy
     draws: dict = field(default_factory=dict)  # beta / sigma draws of the imputation model
@@ -80,11 +93,6 @@ class Imputations:
     # then the second copies of the subjects drawn at least twice in some sample, and so on; a
     # set uses the rows whose weight is 1. None: one row per subject.
     rows: np.ndarray | None = None
-
-    def __getstate__(self) -> dict:  # a Client does not pickle: drop it
-        state = dict(self.__dict__)
-        state["client"] = None
-        return state
 
     # ---- construction from outside imputations (e.g. mice, jomo) --------------------------
     @classmethod

@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -54,23 +54,21 @@ from peerstats.missing._inputs import (
     _seed_sequence,
     _subject_grid,
 )
-from peerstats.missing.imputations import Imputations
+from peerstats.missing.imputations import Imputations, _Cells
 from peerstats.missing.strategies import compute_sigma, conditional_impute, strategy_means
 
-__all__ = ["impute", "draws", "impute_from_draws", "Draws", "Imputations", "METHODS"]
+__all__ = [
+    "impute",
+    "draws",
+    "impute_from_draws",
+    "Draws",
+    "ImputeOptions",
+    "Imputations",
+    "METHODS",
+]
 
 MethodName = Literal[
     "bayes", "approx-bayes", "condmean-jackknife", "condmean-bootstrap", "bootstrap-ml"
-]
-CONTRAST_COLUMNS = [
-    "contrast",
-    "estimate",
-    "std_error",
-    "df",
-    "statistic",
-    "p_value",
-    "ci_lower",
-    "ci_upper",
 ]
 
 
@@ -83,33 +81,17 @@ def _prepare(formula, data, **kw):
 
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, repr=False, eq=False)
-class Draws:
+class Draws(_Cells):
     """Parameter draws of the imputation model (step 1 of 4; rbmi's ``draws`` object).
 
     Made by :func:`draws` (or :func:`peerstats.missing.draws_multilevel`); turned into completed
     datasets by :func:`impute_from_draws`. The subject x visit data, the cells to impute
     (``target``: missing, or set aside after a non-MAR intercurrent event), each subject's
-    strategy and the delta are fixed here; ``parameters`` holds the draws (``beta`` (S, p) and
-    ``sigma`` (S, G, T, T) of the MMRM; for the multilevel sampler ``B``, ``Omega``, ``Sigma``).
+    strategy and the delta are fixed here (the fields shared with :class:`Imputations`);
+    ``parameters`` holds the draws (``beta`` (S, p) and ``sigma`` (S, G, T, T) of the MMRM;
+    for the multilevel sampler ``B``, ``Omega``, ``Sigma``).
     """
 
-    method: str
-    outcome: str
-    subject: str
-    visit: str
-    arm: str
-    subjects: pd.Index
-    visits: tuple
-    arm_levels: tuple
-    frame: pd.DataFrame  # one row per subject x visit (subject-major), every column of data
-    y: np.ndarray  # (n, T) outcomes the model sees (NaN: missing or set aside)
-    target: np.ndarray  # (n, T) cells to impute
-    missing: np.ndarray  # (n, T) originally missing
-    set_aside: np.ndarray  # (n, T) observed after a non-MAR ICE
-    arm_of: np.ndarray  # (n,) arm code
-    ice_visit: np.ndarray  # (n,) first non-MAR visit index (T: none)
-    strategy: np.ndarray  # (n,) strategy per subject
-    delta: np.ndarray  # (n, T) delta for the imputed cells
     parameters: dict  # the draws (see the class docstring)
     weights: np.ndarray | None = None  # resampling weights of each set (see Imputations)
     rows: np.ndarray | None = None  # bootstrap-ml rows (see Imputations)
@@ -143,11 +125,6 @@ class Draws:
         import html
 
         return f"<p>{html.escape(self.summary())}</p>"
-
-    def __getstate__(self) -> dict:  # a Client does not pickle: drop it
-        state = dict(self.__dict__)
-        state["client"] = None
-        return state
 
 
 # ------------------------------------------------------------------------------------------
@@ -242,32 +219,66 @@ def _cell_fields(cells: dict) -> dict:
     }
 
 
-def draws(
-    formula: str,
-    data: pd.DataFrame,
-    *,
-    subject: str,
-    visit: str,
-    arm: str,
-    method: MethodName,
-    n_imputations: int | tuple[int, int] | None = None,
-    ice: pd.DataFrame | None = None,
-    reference: Mapping[str, str] | str | None = None,
-    delta: pd.DataFrame | Mapping | None = None,
-    seed: int | np.random.SeedSequence | None = None,
-    covariance: str = "us",
-    group: str | None = None,
-    client: Any = None,
-    post_ice: Literal["keep", "impute", "error"] = "impute",
-    prior: Literal["jeffreys", "rbmi"] = "jeffreys",
-) -> Draws:
+class ImputeOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`peerstats.impute`, which :func:`draws` takes as they are."""
+
+    subject: Required[str]
+    visit: Required[str]
+    arm: Required[str]
+    method: Required[MethodName]
+    n_imputations: int | tuple[int, int] | None
+    ice: pd.DataFrame | None
+    reference: Mapping[str, str] | str | None
+    delta: pd.DataFrame | Mapping | None
+    seed: int | np.random.SeedSequence | None
+    covariance: str
+    group: str | None
+    client: Any
+    post_ice: Literal["keep", "impute", "error"]
+    prior: Literal["jeffreys", "rbmi"]
+
+
+_OPTION_DEFAULTS = {
+    "n_imputations": None,
+    "ice": None,
+    "reference": None,
+    "delta": None,
+    "seed": None,
+    "covariance": "us",
+    "group": None,
+    "client": None,
+    "post_ice": "impute",
+    "prior": "jeffreys",
+}
+
+
+def _options(options: dict, defaults: dict, required: tuple, what: str) -> dict:
+    """Keyword options with their defaults; unknown or missing names refused."""
+    unknown = sorted(set(options) - set(defaults) - set(required))
+    if unknown:
+        raise ModelSpecificationError(
+            f"{what}() got unknown argument(s) {unknown}; it takes {[*required, *defaults]}"
+        )
+    absent = [k for k in required if k not in options]
+    if absent:
+        raise ModelSpecificationError(f"{what}() needs the argument(s) {absent}")
+    return {**defaults, **options}
+
+
+def draws(formula: str, data: pd.DataFrame, **options: Unpack[ImputeOptions]) -> Draws:
     """Fit the imputation model and draw its parameters (step 1 of 4, rbmi ``draws()``).
 
     Parameters
     ----------
-    formula, data, subject, visit, arm, method, n_imputations, ice, reference, delta, seed, \
-covariance, group, client, post_ice, prior
-        As :func:`peerstats.impute` (which is ``impute_from_draws(draws(...))``).
+    formula : str
+        The imputation model, as :func:`peerstats.impute`.
+    data : DataFrame
+        Long data, one row per subject and visit.
+    **options
+        The keyword arguments of :func:`peerstats.impute` (``subject``, ``visit``, ``arm``,
+        ``method`` required; ``n_imputations``, ``ice``, ``reference``, ``delta``, ``seed``,
+        ``covariance``, ``group``, ``client``, ``post_ice``, ``prior``), with the same
+        meaning and defaults: ``impute(...)`` is ``impute_from_draws(draws(...))``.
 
     Returns
     -------
@@ -292,21 +303,23 @@ covariance, group, client, post_ice, prior
     every time it is called on the same draws.
     """
     t0 = time.perf_counter()
-    cols = {"subject": subject, "visit": visit, "arm": arm}
-    opts = {"method": method, "group": group, "post_ice": post_ice, "prior": prior}
+    o = _options(options, _OPTION_DEFAULTS, ("subject", "visit", "arm", "method"), "draws")
+    method, client = o["method"], o["client"]
+    cols = {"subject": o["subject"], "visit": o["visit"], "arm": o["arm"]}
+    opts = {k: o[k] for k in ("method", "group", "post_ice", "prior")}
     covariance, outcome, rhs_vars = _check_impute_args(
-        formula, data, covariance=covariance, **cols, **opts
+        formula, data, covariance=o["covariance"], **cols, **opts
     )
-    n_par, D = _n_draws(method, n_imputations)
-    ss = _seed_sequence(seed)
+    n_par, D = _n_draws(method, o["n_imputations"])
+    ss = _seed_sequence(o["seed"])
     grid = _subject_grid(data, outcome=outcome, rhs_vars=rhs_vars, **cols)
-    cells = _cells(grid, ice=ice, reference=reference, delta=delta, post_ice=post_ice, **cols)
-    fit_opts = {"outcome": outcome, "covariance": covariance, "group": group}
+    cells = _cells(grid, **{k: o[k] for k in ("ice", "reference", "delta", "post_ice")}, **cols)
+    fit_opts = {"outcome": outcome, "covariance": covariance, "group": o["group"]}
     model, design = _imputation_model(formula, data, grid, cells, **fit_opts, **cols)
     draw_ss, impute_ss = ss.spawn(2)
     rng = np.random.default_rng(draw_ss)
     betas, sigmas, resampling, info = _parameter_draws(
-        method, model, design, cells["y"], n_par, D, rng, client, prior
+        method, model, design, cells["y"], n_par, D, rng, client, o["prior"]
     )
     info["seconds"] = time.perf_counter() - t0
     info["reference"] = cells["reference"]
@@ -432,11 +445,8 @@ def impute_from_draws(draws: Draws) -> Imputations:
     values = draws.values if draws.values is not None else _conditional_values(draws)
     info = dict(draws.info)
     info["seconds"] = info.get("seconds", 0.0) + time.perf_counter() - t0
-    shared = {
-        f.name: getattr(draws, f.name)
-        for f in fields(Imputations)
-        if f.name not in ("values", "draws", "info")
-    }
+    carried = [f.name for f in fields(_Cells)] + ["weights", "rows", "D", "seed", "client"]
+    shared = {name: getattr(draws, name) for name in carried}
     return Imputations(**shared, values=values, draws=dict(draws.parameters), info=info)
 
 
@@ -544,26 +554,8 @@ def impute(
     module docstring). Analyse and pool with ``Imputations.analyse`` (or
     :func:`peerstats.missing.analyse` then :func:`peerstats.missing.pool`).
     """
-    return impute_from_draws(
-        draws(
-            formula,
-            data,
-            subject=subject,
-            visit=visit,
-            arm=arm,
-            method=method,
-            n_imputations=n_imputations,
-            ice=ice,
-            reference=reference,
-            delta=delta,
-            seed=seed,
-            covariance=covariance,
-            group=group,
-            client=client,
-            post_ice=post_ice,
-            prior=prior,
-        )
-    )
+    options = dict(locals())  # the arguments, as given: draws takes them all
+    return impute_from_draws(draws(options.pop("formula"), options.pop("data"), **options))
 
 
 def _impute_values(

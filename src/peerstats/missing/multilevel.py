@@ -42,12 +42,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Required, TextIO, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.missing._inputs import _subject_visit_index
 
 __all__ = ["impute_multilevel", "draws_multilevel", "BURN", "THIN"]
 
@@ -153,14 +154,8 @@ def _participants(data, *, subject, visit, arm, outcome) -> _Participants:
         raise ModelSpecificationError(
             f"arm {arm!r} is missing on {int(data[arm].isna().sum())} row(s)"
         )
-    subjects = pd.Index(pd.unique(data[subject]))
+    subjects, si, vi = _subject_visit_index(data, subject, visit, visits, who="participant")
     n, T = len(subjects), len(visits)
-    si = subjects.get_indexer(data[subject])
-    vi = pd.Index([str(v) for v in visits]).get_indexer(data[visit].astype(str))
-    if pd.Series(si.astype(np.int64) * T + vi).duplicated().any():
-        raise ModelSpecificationError(
-            f"data repeat a {subject!r} x {visit!r} combination; one row per participant and visit"
-        )
     Y = np.full((n, T), np.nan)
     Y[si, vi] = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
     first = data.groupby(si, sort=True).head(1)
@@ -358,29 +353,47 @@ def _run_sampler(sampler: _Sampler, *, n_imputations, burn, thin, rng, stream) -
     return {k: np.stack(v) for k, v in kept.items()}
 
 
-def draws_multilevel(
-    formula: str,
-    data: pd.DataFrame,
-    *,
-    subject: str,
-    visit: str,
-    arm: str,
-    group: str,
-    delivered: Sequence[str] | None = None,
-    n_imputations: int = 20,
-    residual_by: str | None = "arm",
-    burn: int = BURN,
-    thin: int = THIN,
-    seed: int | np.random.SeedSequence | None = None,
-    progress: TextIO | bool | None = None,
-) -> Any:
+class MultilevelOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`impute_multilevel`, which :func:`draws_multilevel` takes."""
+
+    subject: Required[str]
+    visit: Required[str]
+    arm: Required[str]
+    group: Required[str]
+    delivered: Sequence[str] | None
+    n_imputations: int
+    residual_by: str | None
+    burn: int
+    thin: int
+    seed: int | np.random.SeedSequence | None
+    progress: TextIO | bool | None
+
+
+_DEFAULTS = {
+    "delivered": None,
+    "n_imputations": 20,
+    "residual_by": "arm",
+    "burn": BURN,
+    "thin": THIN,
+    "seed": None,
+    "progress": None,
+}
+
+
+def draws_multilevel(formula: str, data: pd.DataFrame, **options: Unpack[MultilevelOptions]) -> Any:
     """The draws step of multilevel imputation: the Gibbs sampler (step 1 of 4, its own draws).
 
     Parameters
     ----------
-    formula, data, subject, visit, arm, group, delivered, n_imputations, residual_by, burn, \
-thin, seed, progress
-        As :func:`impute_multilevel` (which is ``impute_from_draws(draws_multilevel(...))``).
+    formula : str
+        ``outcome ~ participant-level terms``, as :func:`impute_multilevel`.
+    data : DataFrame
+        Long data, one row per participant and visit.
+    **options
+        The keyword arguments of :func:`impute_multilevel` (``subject``, ``visit``, ``arm``,
+        ``group`` required; ``delivered``, ``n_imputations``, ``residual_by``, ``burn``,
+        ``thin``, ``seed``, ``progress``), with the same meaning and defaults:
+        ``impute_multilevel(...)`` is ``impute_from_draws(draws_multilevel(...))``.
 
     Returns
     -------
@@ -395,22 +408,26 @@ thin, seed, progress
     ModelSpecificationError
         As :func:`impute_multilevel`.
     """
-    from peerstats.missing.impute import Draws, _data_fields, _grid_frame
+    from peerstats.missing.impute import Draws, _data_fields, _grid_frame, _options
 
     t0 = time.perf_counter()
+    o = _options(options, _DEFAULTS, ("subject", "visit", "arm", "group"), "draws_multilevel")
+    subject, visit, arm, group = o["subject"], o["visit"], o["arm"], o["group"]
+    residual_by = o["residual_by"]
     cols = {"subject": subject, "visit": visit, "arm": arm}
-    sampling = {"n_imputations": n_imputations, "burn": burn, "thin": thin}
+    sampling = {k: o[k] for k in ("n_imputations", "burn", "thin")}
     outcome, rhs, rhs_vars = _check_options(
         formula, data, group=group, residual_by=residual_by, **cols, **sampling
     )
     parts = _participants(data, outcome=outcome, **cols)
     delivered, d_i, g_of, G = _delivery_groups(
-        data, parts, arm=arm, group=group, delivered=delivered
+        data, parts, arm=arm, group=group, delivered=o["delivered"]
     )
     X = _covariates(parts, formula=formula, rhs=rhs, rhs_vars=rhs_vars, subject=subject, arm=arm)
     Y, visits, n, T = parts.Y, parts.visits, len(parts.subjects), len(parts.visits)
     miss = _missing_cells(Y, visits, outcome)
     res_groups = parts.arm_of.copy() if residual_by == "arm" else np.zeros(n, dtype=np.int64)
+    seed, progress = o["seed"], o["progress"]
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     rng = np.random.default_rng(ss)
     stream = sys.stderr if progress is True else (progress or None)
@@ -426,8 +443,8 @@ thin, seed, progress
         "delivered": delivered,
         "n_groups": G,
         "residual_by": residual_by,
-        "burn": burn,
-        "thin": thin,
+        "burn": o["burn"],
+        "thin": o["thin"],
         "seconds": time.perf_counter() - t0,
     }
     return Draws(
@@ -511,22 +528,9 @@ def impute_multilevel(
     synthetic partially nested trial (``tests/reference/r_jomo/``): pooled effects and mean
     imputed values agree within Monte-Carlo error.
     """
+    options = dict(locals())  # the arguments, as given: draws_multilevel takes them all
     from peerstats.missing.impute import impute_from_draws
 
     return impute_from_draws(
-        draws_multilevel(
-            formula,
-            data,
-            subject=subject,
-            visit=visit,
-            arm=arm,
-            group=group,
-            delivered=delivered,
-            n_imputations=n_imputations,
-            residual_by=residual_by,
-            burn=burn,
-            thin=thin,
-            seed=seed,
-            progress=progress,
-        )
+        draws_multilevel(options.pop("formula"), options.pop("data"), **options)
     )

@@ -25,16 +25,13 @@ from peerstats.exceptions import ModelSpecificationError
 
 __all__ = ["pool", "pool_arrays", "pool_jackknife", "pool_bootstrap", "pool_bmlmi"]
 
-POOL_COLUMNS = [
-    "estimate",
-    "std_error",
-    "df",
-    "statistic",
-    "p_value",
-    "ci_lower",
-    "ci_upper",
-    "fraction_missing_info",
-]
+INFERENCE_COLUMNS = ["estimate", "std_error", "df", "statistic", "p_value", "ci_lower", "ci_upper"]
+POOL_COLUMNS = [*INFERENCE_COLUMNS, "fraction_missing_info"]
+
+
+def _pooled(*values) -> dict:
+    """The pooled result as a dict keyed by POOL_COLUMNS (values in that order)."""
+    return dict(zip(POOL_COLUMNS, values, strict=True))
 
 
 def _t_inference(est, se, df, level):
@@ -103,22 +100,8 @@ def pool_arrays(estimates, variances, df_complete=None, *, level: float = 0.95) 
         fmi = (riv + 2 / (df + 3)) / (riv + 1)
     se = np.sqrt(t)
     stat, p, lo, hi = _t_inference(qbar, se, df, level)
-    return {
-        "estimate": qbar,
-        "std_error": se,
-        "df": df,
-        "statistic": stat,
-        "p_value": p,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "fraction_missing_info": fmi,
-        "ubar": ubar,
-        "b": b,
-        "t": t,
-        "riv": riv,
-        "lambda": lam,
-        "m": m,
-    }
+    out = _pooled(qbar, se, df, stat, p, lo, hi, fmi)
+    return {**out, "ubar": ubar, "b": b, "t": t, "riv": riv, "lambda": lam, "m": m}
 
 
 def pool(
@@ -235,16 +218,7 @@ def pool_jackknife(estimates, *, level: float = 0.95) -> dict:
     se = np.sqrt((n - 1) / n * ((jk - jk.mean(axis=0)) ** 2).sum(axis=0))
     stat, p, lo, hi = _t_inference(point, se, np.inf, level)
     nan = np.full(np.shape(point), np.nan)
-    return {
-        "estimate": point,
-        "std_error": se,
-        "df": np.full(np.shape(point), np.inf),
-        "statistic": stat,
-        "p_value": p,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "fraction_missing_info": nan,
-    }
+    return _pooled(point, se, np.full(np.shape(point), np.inf), stat, p, lo, hi, nan)
 
 
 def _quantile_type6(x: np.ndarray, probs) -> np.ndarray:
@@ -289,16 +263,7 @@ def pool_bootstrap(estimates, *, level: float = 0.95, type: str = "percentile") 
         raise ModelSpecificationError(
             f"bootstrap interval type={type!r} is not valid; choose 'percentile' or 'normal'"
         )
-    return {
-        "estimate": point,
-        "std_error": se,
-        "df": np.full(np.shape(point), np.inf),
-        "statistic": stat,
-        "p_value": p,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "fraction_missing_info": nan,
-    }
+    return _pooled(point, se, np.full(np.shape(point), np.inf), stat, p, lo, hi, nan)
 
 
 def pool_bmlmi(estimates, D: int, *, level: float = 0.95) -> dict:
@@ -332,13 +297,4 @@ def pool_bmlmi(estimates, D: int, *, level: float = 0.95) -> dict:
     df = np.maximum(3.0, df)
     se = np.sqrt(np.where(var > 0, var, np.nan))
     stat, p, lo, hi = _t_inference(point, se, df, level)
-    return {
-        "estimate": point,
-        "std_error": se,
-        "df": df,
-        "statistic": stat,
-        "p_value": p,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "fraction_missing_info": np.full(np.shape(point), np.nan),
-    }
+    return _pooled(point, se, df, stat, p, lo, hi, np.full(np.shape(point), np.nan))
