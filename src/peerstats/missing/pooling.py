@@ -131,11 +131,14 @@ def pool(
         (the large-sample df of Rubin 1987).
     level : float
         Confidence level of the interval.
+    bootstrap : {"percentile", "normal"}
+        The interval of condmean-bootstrap (an Analyses only).
 
     Returns
     -------
     DataFrame
-        One row per term: ``term, estimate, std_error, df, statistic, p_value, ci_lower,
+        For an Analyses: the table of :meth:`Imputations.analyse` (per visit and contrast, or
+        per term). For arrays: one row per term: ``term, estimate, std_error, df, statistic, p_value, ci_lower,
         ci_upper, fraction_missing_info`` and the components ``ubar`` (mean within variance),
         ``b`` (between variance), ``t`` (total), ``riv`` (relative increase in variance),
         ``lambda``, ``m``.
@@ -146,7 +149,9 @@ def pool(
     lambda = (1 + 1/m) b / t (floored at 1e-4 for the df, as mice); df_old = (m - 1)/lambda^2,
     df_obs = (v + 1)/(v + 3) v (1 - lambda), df = df_old df_obs / (df_old + df_obs);
     fmi = (riv + 2/(df + 3)) / (riv + 1). Identical to ``mice::pool.scalar`` (rule
-    "rubin1987") and ``mice::pool`` to 1e-8 (tests/reference/r_mi/).
+    "rubin1987") and ``mice::pool`` to 1e-8 (tests/reference/r_mi/); for an Analyses of
+    LMM fits, ``mice::pool`` of ``lmerTest::lmer`` fits (tests/reference/r_mi_lmm/). This is
+    rbmi's ``pool()`` (Gower-Page et al. 2022), step 4 of 4.
 
     Raises
     ------
