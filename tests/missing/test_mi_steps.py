@@ -165,6 +165,8 @@ def test_analyse_refuses_wrong_objects_and_arguments(trial):
         analyse(imp, model="base ~ arm + (1 | id)")
     with pytest.raises(ModelSpecificationError, match="must not set \\['data'\\]"):
         analyse(imp, model="y ~ arm + (1 | id)", model_options={"data": df})
+    with pytest.raises(ModelSpecificationError, match="model_options= needs model="):
+        analyse(imp, model_options={"residual_by": "arm"})
     with pytest.raises(ModelSpecificationError, match="failed on 2 of 2"):
         analyse(imp, model="y ~ arm + nosuchcolumn + (1 | id)")
 

@@ -26,7 +26,8 @@ import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.missing._analysis import ancova_design, ancova_many, pool_by_method
-from peerstats.missing.pooling import POOL_COLUMNS
+from peerstats.missing._base import _Cells
+from peerstats.missing.pooling import POOL_COLUMNS, _check_pool_options
 
 __all__ = ["analyse", "Analyses", "ancova_arrays", "pool_analyses", "pool_lsmeans"]
 
@@ -113,6 +114,10 @@ class Analyses:
     def variances(self) -> pd.DataFrame:
         """(sets x estimates) squared standard errors of every completed-data analysis."""
         return self._wide("variances")
+
+    def _pooled_table(self, *, level: float, bootstrap: str) -> pd.DataFrame:
+        """``pool(self)``: see :func:`pool_analyses`."""
+        return pool_analyses(self, level=level, bootstrap=bootstrap)
 
     def summary(self) -> str:
         """Plain text: analysis, method, number of sets and estimates."""
@@ -271,7 +276,8 @@ def _lmm_contrasts(imp, model: str, options: dict):
     def fit(d: pd.DataFrame) -> pd.DataFrame:
         res = lmm(model, d, **options)
         by = imp.visit if imp.visit in res._design.factors else None
-        return res.contrasts(imp.arm, by=by, reference=options.get("reference", {}).get(imp.arm))
+        reference = (options.get("reference") or {}).get(imp.arm)
+        return res.contrasts(imp.arm, by=by, reference=reference)
 
     return fit
 
@@ -378,9 +384,7 @@ def analyse(
     n_imputations LMM fits. Pooled LMM results match R ``mice::pool`` of ``lmerTest::lmer``
     fits of the same completed datasets (tests/reference/r_mi_lmm/).
     """
-    from peerstats.missing.imputations import Imputations
-
-    if not isinstance(imputations, Imputations):
+    if not (isinstance(imputations, _Cells) and hasattr(type(imputations), "datasets")):
         raise ModelSpecificationError(
             f"analyse needs an Imputations (from peerstats.impute or impute_from_draws); got "
             f"{type(imputations).__name__}"
@@ -403,8 +407,6 @@ def _pooled_row(pooled, a: int) -> dict:
 
 def pool_analyses(analyses: Analyses, *, level: float = 0.95, bootstrap="percentile"):
     """The pooled table of :func:`peerstats.missing.pool` for an :class:`Analyses`."""
-    from peerstats.missing.imputations import _check_pool_options
-
     _check_pool_options(level, bootstrap)
     an, rows = analyses, []
     for blk in an.blocks:

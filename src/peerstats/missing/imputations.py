@@ -17,18 +17,10 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.missing._base import _Cells
 from peerstats.missing._inputs import _check_columns, _levels, _parse_delta
 
 __all__ = ["Imputations"]
-
-
-def _check_pool_options(level, bootstrap) -> None:
-    if not 0 < level < 1:
-        raise ModelSpecificationError(f"level must be in (0, 1); got {level!r}")
-    if bootstrap not in ("percentile", "normal"):
-        raise ModelSpecificationError(
-            f"bootstrap={bootstrap!r} is not valid; choose 'percentile' or 'normal'"
-        )
 
 
 def _stacked_outcomes(datasets, outcome: str, order, n: int, T: int) -> np.ndarray:
@@ -39,36 +31,6 @@ def _stacked_outcomes(datasets, outcome: str, order, n: int, T: int) -> np.ndarr
             raise ModelSpecificationError("completed datasets differ in their number of rows")
         Ys.append(d[outcome].to_numpy(dtype=float)[order].reshape(n, T))
     return np.stack(Ys)
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class _Cells:
-    """The subject x visit data and the cells to impute: the fields that :class:`Draws` and
-    :class:`Imputations` share (the impute step carries them from one to the other)."""
-
-    method: str
-    outcome: str
-    subject: str
-    visit: str
-    arm: str
-    subjects: pd.Index
-    visits: tuple
-    arm_levels: tuple
-    frame: pd.DataFrame  # one row per subject x visit (subject-major), every column of data
-    y: np.ndarray  # (n, T) outcomes kept (NaN: missing or set aside)
-    target: np.ndarray  # (n, T) cells imputed
-    missing: np.ndarray  # (n, T) originally missing
-    set_aside: np.ndarray  # (n, T) observed after a non-MAR ICE, set aside and imputed
-    arm_of: np.ndarray  # (n,) arm code per subject
-    ice_visit: np.ndarray  # (n,) first non-MAR visit index (T: none)
-    strategy: np.ndarray  # (n,) strategy per subject
-    delta: np.ndarray  # (n, T) delta applied to imputed cells
-
-    def __getstate__(self) -> dict:  # a Client does not pickle: drop it
-        state = dict(self.__dict__)
-        if "client" in state:
-            state["client"] = None
-        return state
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -304,7 +266,7 @@ class Imputations(_Cells):
         the columns of the pooled table.
         """
         from peerstats.missing.analyses import analyse
-        from peerstats.missing.pooling import pool
+        from peerstats.missing.pooling import _check_pool_options, pool
 
         _check_pool_options(level, bootstrap)
         res = analyse(

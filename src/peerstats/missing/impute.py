@@ -43,6 +43,7 @@ import pandas as pd
 
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 from peerstats.missing import _draws
+from peerstats.missing._base import _Cells
 from peerstats.missing._inputs import (
     _DEFAULT_M,  # noqa: F401  (kept importable from here)
     METHODS,
@@ -54,7 +55,7 @@ from peerstats.missing._inputs import (
     _seed_sequence,
     _subject_grid,
 )
-from peerstats.missing.imputations import Imputations, _Cells
+from peerstats.missing.imputations import Imputations
 from peerstats.missing.strategies import compute_sigma, conditional_impute, strategy_means
 
 __all__ = [

@@ -29,6 +29,15 @@ INFERENCE_COLUMNS = ["estimate", "std_error", "df", "statistic", "p_value", "ci_
 POOL_COLUMNS = [*INFERENCE_COLUMNS, "fraction_missing_info"]
 
 
+def _check_pool_options(level, bootstrap) -> None:
+    if not 0 < level < 1:
+        raise ModelSpecificationError(f"level must be in (0, 1); got {level!r}")
+    if bootstrap not in ("percentile", "normal"):
+        raise ModelSpecificationError(
+            f"bootstrap={bootstrap!r} is not valid; choose 'percentile' or 'normal'"
+        )
+
+
 def _pooled(*values) -> dict:
     """The pooled result as a dict keyed by POOL_COLUMNS (values in that order)."""
     return dict(zip(POOL_COLUMNS, values, strict=True))
@@ -160,15 +169,13 @@ def pool(
         fewer than 2 sets, non-finite values (a failed analysis: never pooled silently),
         mismatched shapes.
     """
-    from peerstats.missing.analyses import Analyses, pool_analyses
-
-    if isinstance(estimates, Analyses):
+    if hasattr(estimates, "_pooled_table"):  # an Analyses (missing/analyses.py)
         if variances is not None or df_complete is not None:
             raise ModelSpecificationError(
                 "pool(analyses) takes its variances and complete-data df from the Analyses; "
                 "do not pass variances= or df_complete="
             )
-        return pool_analyses(estimates, level=level, bootstrap=bootstrap)
+        return estimates._pooled_table(level=level, bootstrap=bootstrap)
     if type(estimates).__name__ in ("Imputations", "Draws"):
         raise ModelSpecificationError(
             f"pool needs an Analyses or per-set estimates and variances; got "
