@@ -239,9 +239,19 @@ def test_pooled_lmm_matches_mice_pool_of_lmer(completed_lmm):
         assert row["fraction_missing_info"] == pytest.approx(ref["fmi"], rel=1e-4)
 
 
-def test_imputations_analyse_model_is_pool_of_analyse(completed_lmm):
+def test_imputations_analyse_model_is_pool_of_analyse(completed_lmm, monkeypatch):
+    """Imputations.analyse(model=...) passes model and model_options to the analyse step and
+    pools its result (the fits themselves are those checked against R above; not refitted)."""
+    import peerstats.missing.analyses as analyses_module
+
     imp, an = completed_lmm
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        direct = imp.analyse(model=LMM_MODEL)
+    seen = {}
+
+    def fake(imputations, model, model_options, df_complete):
+        seen.update(model=model, options=model_options, imp=imputations)
+        return an
+
+    monkeypatch.setattr(analyses_module, "_analyse_lmm", fake)
+    direct = imp.analyse(model=LMM_MODEL, model_options={"df": "satterthwaite"})
+    assert seen == {"model": LMM_MODEL, "options": {"df": "satterthwaite"}, "imp": imp}
     pd.testing.assert_frame_equal(direct, pool(an))
