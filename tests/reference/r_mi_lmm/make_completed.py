@@ -2,7 +2,7 @@
 
 SYNTHETIC data: the partially nested trial tests/reference/r_jomo/pn_trial.csv (made by
 r_jomo/make_data.py). Five completed datasets are drawn by peerstats.impute_multilevel
-(seed 23) and written in long form to completed.csv (column ``.imp`` = 1..5, ``peer`` = 1 in
+(seed 1; none of the five lmer fits is singular) and written in long form to completed.csv (column ``.imp`` = 1..5, ``peer`` = 1 in
 the group-delivered arm, ``group`` = "none" in usual care so that lme4 keeps those rows; the
 random term (0 + peer | group) is zero there). The test reads this CSV back, so the numbers
 compared with R do not depend on the imputation's random stream.
@@ -36,7 +36,7 @@ imp = peerstats.impute_multilevel(
     n_imputations=5,
     burn=200,
     thin=10,
-    seed=23,
+    seed=1,
 )
 parts = []
 for k, ds in enumerate(imp.datasets, start=1):
