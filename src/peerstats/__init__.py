@@ -65,7 +65,7 @@ _LAZY = {
     # issue 9: multiple imputation, reference-based strategies, tipping point
     "impute": "peerstats.missing.impute",
     "Imputations": "peerstats.missing.impute",
-    "pool": "peerstats.missing.pool",
+    "pool": "peerstats.missing.pooling",
     "tipping_point": "peerstats.missing.tipping",
     "TippingPoint": "peerstats.missing.tipping",
     # estimands and sensitivity populations (issue 9.4-9.5)

@@ -3,7 +3,12 @@
 - :func:`impute` - multiple imputation (bayes, approx-bayes, condmean-jackknife,
   condmean-bootstrap, bootstrap-ml) with reference-based ICE strategies (MAR, JR, CR, CIR,
   LMCF) and delta adjustment; returns :class:`Imputations` (``datasets``, ``analyse``).
-- :func:`pool` - Rubin's rules with Barnard-Rubin df (as R mice).
+- rbmi's four steps, each alone: :func:`draws` -> :class:`Draws`, :func:`impute_from_draws`
+  -> :class:`Imputations`, :func:`analyse` -> :class:`Analyses`, :func:`pool` (``impute`` is
+  the first two; ``Imputations.analyse`` the last two; :func:`impute_multilevel` is
+  :func:`draws_multilevel` then the same steps).
+- :func:`pool` - Rubin's rules with Barnard-Rubin df (as R mice), or the method's rule for an
+  :class:`Analyses`.
 - :func:`tipping_point` - delta grids (one or both arms) on the same imputations, locally or on a
   dask.distributed Client; :class:`TippingPoint` (``table``, ``tipping``, ``plot``).
 """
@@ -16,9 +21,17 @@ from typing import Any
 _LAZY = {
     "impute": "peerstats.missing.impute",
     "Imputations": "peerstats.missing.impute",
-    "pool": "peerstats.missing.pool",
+    "pool": "peerstats.missing.pooling",
     "tipping_point": "peerstats.missing.tipping",
     "TippingPoint": "peerstats.missing.tipping",
+    # issue 23.3: rbmi's four steps, each public
+    "draws": "peerstats.missing.impute",
+    "Draws": "peerstats.missing.impute",
+    "impute_from_draws": "peerstats.missing.impute",
+    "analyse": "peerstats.missing.analyses",
+    "Analyses": "peerstats.missing.analyses",
+    "impute_multilevel": "peerstats.missing.multilevel",
+    "draws_multilevel": "peerstats.missing.multilevel",
 }
 
 __all__ = list(_LAZY)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
-from peerstats.missing.pool import (
+from peerstats.missing.pooling import (
     pool_arrays,
     pool_bmlmi,
     pool_bootstrap,

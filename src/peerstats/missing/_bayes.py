@@ -63,6 +63,67 @@ def _inv_wishart(nu: np.ndarray | float, S: np.ndarray, rng: np.random.Generator
     return B @ np.swapaxes(B, 1, 2)
 
 
+def _cross_products(X: np.ndarray, gsub: np.ndarray, G: int) -> np.ndarray:
+    """Pooled cross products of the complete design per group: SXX[g, j, k] = sum X_ij' X_ik."""
+    _, T, p = X.shape
+    SXX = np.zeros((G, T, T, p, p))
+    for g in range(G):
+        Xg = X[gsub == g]
+        SXX[g] = np.einsum("ijp,ikq->jkpq", Xg, Xg, optimize=True)
+    return SXX
+
+
+def _pattern_blocks(obs: np.ndarray, gsub: np.ndarray) -> list:
+    """Imputation groups: (group, observed visits, missing visits, subjects) per (group,
+    pattern) with something missing."""
+    T = obs.shape[1]
+    bits = (obs * (1 << np.arange(T))).sum(axis=1)
+    key = gsub.astype(np.int64) * (1 << T) + bits
+    blocks = []
+    for k in np.unique(key):
+        subj = np.flatnonzero(key == k)
+        o = obs[subj[0]]
+        if o.all():
+            continue
+        blocks.append((int(gsub[subj[0]]), np.flatnonzero(o), np.flatnonzero(~o), subj))
+    return blocks
+
+
+def _i_step(blocks, X, beta, sig, Yc, rng) -> None:
+    """y_mis | y_obs, beta, Sigma for every chain (Yc (C, n, T) updated in place)."""
+    C = Yc.shape[0]
+    for g, Ob, M, subj in blocks:
+        S = sig[:, g]
+        mu = np.moveaxis(X[subj] @ beta.T, -1, 0)  # (C, m, T)
+        if Ob.size:
+            SOO = S[:, Ob[:, None], Ob[None, :]]
+            SOM = S[:, Ob[:, None], M[None, :]]
+            A = np.linalg.solve(SOO, SOM)  # (C, |Ob|, |M|)
+            mean = mu[:, :, M] + (Yc[:, subj][:, :, Ob] - mu[:, :, Ob]) @ A
+            Cm = S[:, M[:, None], M[None, :]] - np.swapaxes(SOM, 1, 2) @ A
+        else:
+            mean = mu[:, :, M]
+            Cm = S[:, M[:, None], M[None, :]]
+        L = np.linalg.cholesky((Cm + np.swapaxes(Cm, 1, 2)) / 2)
+        z = rng.standard_normal((C, subj.size, M.size))
+        Yc[:, subj[:, None], M[None, :]] = mean + z @ np.swapaxes(L, 1, 2)
+
+
+def _beta_step(sig, SXX, Yc, gsub, Xf, rng) -> np.ndarray:
+    """beta | Sigma, Y ~ N(M^-1 sum_i X_i' Sigma^-1 y_i, M^-1) for every chain."""
+    C, n, T = Yc.shape
+    p = Xf.shape[1]
+    Sinv = np.linalg.inv(sig)  # (C, G, T, T)
+    Mm = np.einsum("cgjk,gjkpq->cpq", Sinv, SXX, optimize=True)
+    W = np.einsum("cnj,cnjk->cnk", Yc, Sinv[:, gsub], optimize=True)
+    rhs = W.reshape(C, n * T) @ Xf  # (C, p)
+    Lm = np.linalg.cholesky(Mm)
+    mean = np.linalg.solve(Mm, rhs[..., None])[..., 0]
+    z = rng.standard_normal((C, p))
+    # beta = mean + Lm^-T z  (Cov = M^-1)
+    return mean + np.linalg.solve(np.swapaxes(Lm, 1, 2), z[..., None])[..., 0]
+
+
 def gibbs_mmrm(
     X: np.ndarray,
     Y: np.ndarray,
@@ -98,21 +159,8 @@ def gibbs_mmrm(
             f"the Bayesian imputation model needs more subjects than visits in every covariance "
             f"group (subjects per group {n_g.tolist()}, visits {T})"
         )
-    # pooled cross products of the complete design per group: SXX[g, j, k] = sum X_ij' X_ik
-    SXX = np.zeros((G, T, T, p, p))
-    for g in range(G):
-        Xg = X[gsub == g]
-        SXX[g] = np.einsum("ijp,ikq->jkpq", Xg, Xg, optimize=True)
-    # imputation groups: (group, pattern) with something missing
-    bits = (obs * (1 << np.arange(T))).sum(axis=1)
-    key = gsub.astype(np.int64) * (1 << T) + bits
-    blocks = []
-    for k in np.unique(key):
-        subj = np.flatnonzero(key == k)
-        o = obs[subj[0]]
-        if o.all():
-            continue
-        blocks.append((int(gsub[subj[0]]), np.flatnonzero(o), np.flatnonzero(~o), subj))
+    SXX = _cross_products(X, gsub, G)
+    blocks = _pattern_blocks(obs, gsub)
     Yc = np.broadcast_to(np.where(obs, Y, 0.0), (C, n, T)).copy()
     beta = np.tile(np.asarray(beta0, dtype=float), (C, 1))
     sig = np.tile(np.asarray(sigma0, dtype=float), (C, 1, 1, 1))
@@ -120,43 +168,17 @@ def gibbs_mmrm(
     out_b = np.empty((per, C, p))
     out_s = np.empty((per, C, G, T, T))
     Xf = X.reshape(n * T, p)
-    total = burn + per * thin
     kept = 0
-    for it in range(total):
-        # ---- I-step ---------------------------------------------------------------------
-        for g, Ob, M, subj in blocks:
-            S = sig[:, g]
-            mu = np.moveaxis(X[subj] @ beta.T, -1, 0)  # (C, m, T)
-            if Ob.size:
-                SOO = S[:, Ob[:, None], Ob[None, :]]
-                SOM = S[:, Ob[:, None], M[None, :]]
-                A = np.linalg.solve(SOO, SOM)  # (C, |Ob|, |M|)
-                mean = mu[:, :, M] + (Yc[:, subj][:, :, Ob] - mu[:, :, Ob]) @ A
-                Cm = S[:, M[:, None], M[None, :]] - np.swapaxes(SOM, 1, 2) @ A
-            else:
-                mean = mu[:, :, M]
-                Cm = S[:, M[:, None], M[None, :]]
-            L = np.linalg.cholesky((Cm + np.swapaxes(Cm, 1, 2)) / 2)
-            z = rng.standard_normal((C, subj.size, M.size))
-            Yc[:, subj[:, None], M[None, :]] = mean + z @ np.swapaxes(L, 1, 2)
-        # ---- Sigma | beta, Y --------------------------------------------------------------
+    for it in range(burn + per * thin):
+        _i_step(blocks, X, beta, sig, Yc, rng)
         R = Yc - (Xf @ beta.T).T.reshape(C, n, T)
-        for g in range(G):
+        for g in range(G):  # Sigma | beta, Y
             Rg = R[:, group_rows[g]]
             Sg = np.swapaxes(Rg, 1, 2) @ Rg
             if prior == "rbmi":
                 Sg = Sg + S0[g]
             sig[:, g] = _inv_wishart(float(n_g[g]) + nu0, Sg, rng)
-        # ---- beta | Sigma, Y --------------------------------------------------------------
-        Sinv = np.linalg.inv(sig)  # (C, G, T, T)
-        Mm = np.einsum("cgjk,gjkpq->cpq", Sinv, SXX, optimize=True)
-        W = np.einsum("cnj,cnjk->cnk", Yc, Sinv[:, gsub], optimize=True)
-        rhs = W.reshape(C, n * T) @ Xf  # (C, p)
-        Lm = np.linalg.cholesky(Mm)
-        mean = np.linalg.solve(Mm, rhs[..., None])[..., 0]
-        z = rng.standard_normal((C, p))
-        # beta = mean + Lm^-T z  (Cov = M^-1)
-        beta = mean + np.linalg.solve(np.swapaxes(Lm, 1, 2), z[..., None])[..., 0]
+        beta = _beta_step(sig, SXX, Yc, gsub, Xf, rng)
         if it >= burn and (it - burn) % thin == thin - 1:
             out_b[kept] = beta
             out_s[kept] = sig

@@ -18,25 +18,13 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError, SpecError
+from peerstats.missing.pooling import INFERENCE_COLUMNS
 
 __all__ = ["cace", "CACEResult"]
 
 SEName = Literal["unadjusted", "robust", "cluster"]
 SE_CHOICES = ("unadjusted", "robust", "cluster")
-COLUMNS = [
-    "visit",
-    "contrast",
-    "estimate",
-    "std_error",
-    "df",
-    "statistic",
-    "p_value",
-    "ci_lower",
-    "ci_upper",
-    "n",
-    "compliance",
-    "first_stage_f",
-]
+COLUMNS = ["visit", "contrast", *INFERENCE_COLUMNS, "n", "compliance", "first_stage_f"]
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -243,23 +231,72 @@ def cace(
             )
         frame = pd.DataFrame(data)
         covs = list(covariates or ())
-        need = [outcome, arm, *covs] + ([visit] if visit is not None else [])
-        if se == "cluster":
-            if cluster is None:
-                raise ModelSpecificationError('se="cluster" needs cluster= (the cluster column)')
-            need.append(cluster)
-        if received is None:
-            raise ModelSpecificationError("received= (the 0/1 receipt column) is required")
-        need.append(received)
-        missing = [c for c in need if c not in frame.columns]
-        if missing:
-            raise ModelSpecificationError(
-                f"column(s) {missing} are not in the data; columns are {list(frame.columns)}"
-            )
-        rec = pd.to_numeric(frame[received], errors="coerce")
-        if not rec.dropna().isin([0, 1]).all():
-            raise ModelSpecificationError(f"received column {received!r} must be 0/1")
+        _check_frame(frame, outcome, arm, covs, visit, se, cluster, received)
         rule_text = f"{received} = 1"
+    reference, others = _arms(frame, arm, reference)
+    formula = f"{outcome} ~ " + " + ".join(["1", *covs, f"[{received} ~ randomised]"])
+    cols = {"outcome": outcome, "arm": arm, "received": received, "covs": covs}
+    rows, fits = [], {}
+    for v in _visit_levels(frame, visit):
+        fv = frame if v is None else frame[frame[visit].astype(str) == v]
+        for a in others:
+            got = _fit_contrast(fv, a, reference, se, level, cluster, **cols)
+            if got is not None:
+                fits[(v, a)] = got[0]
+                rows.append({"visit": v, **got[1]})
+    if not rows:
+        raise ModelSpecificationError(f"no observation of {outcome!r} to analyse")
+    effects = _effects_table(rows, visit, notes)
+    return CACEResult(
+        effects=effects,
+        outcome=outcome,
+        formula=formula,
+        se=se,
+        compliance_rule=rule_text,
+        level=level,
+        fits=fits,
+        notes=tuple(notes),
+    )
+
+
+def _effects_table(rows, visit, notes: list) -> pd.DataFrame:
+    """The effects, the visit column named as in the data; a note on weak instruments."""
+    effects = pd.DataFrame(rows, columns=COLUMNS)
+    if visit is None:
+        effects = effects.drop(columns="visit")
+    elif visit != "visit":
+        effects = effects.rename(columns={"visit": visit})
+    weak = effects.loc[effects["first_stage_f"] < 10]
+    if len(weak):
+        notes.append(
+            f"weak instrument: first-stage F below 10 at {len(weak)} visit(s); the CACE and its "
+            "CI are unreliable"
+        )
+    return effects
+
+
+def _check_frame(frame, outcome, arm, covs, visit, se, cluster, received) -> None:
+    """A DataFrame for cace: every named column present, receipt 0/1."""
+    need = [outcome, arm, *covs] + ([visit] if visit is not None else [])
+    if se == "cluster":
+        if cluster is None:
+            raise ModelSpecificationError('se="cluster" needs cluster= (the cluster column)')
+        need.append(cluster)
+    if received is None:
+        raise ModelSpecificationError("received= (the 0/1 receipt column) is required")
+    need.append(received)
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise ModelSpecificationError(
+            f"column(s) {missing} are not in the data; columns are {list(frame.columns)}"
+        )
+    rec = pd.to_numeric(frame[received], errors="coerce")
+    if not rec.dropna().isin([0, 1]).all():
+        raise ModelSpecificationError(f"received column {received!r} must be 0/1")
+
+
+def _arms(frame, arm, reference) -> tuple[str, list[str]]:
+    """(reference arm, the other arms present in the data)."""
     arms = (
         list(frame[arm].cat.categories)
         if isinstance(frame[arm].dtype, pd.CategoricalDtype)
@@ -274,67 +311,39 @@ def cace(
     others = [a for a in arms if a != reference and (frame[arm].astype(str) == a).any()]
     if not others:
         raise ModelSpecificationError(f"the data have no arm besides the reference {reference!r}")
+    return reference, others
 
-    visits = (
-        [None]
-        if visit is None
-        else (
-            [str(v) for v in frame[visit].cat.categories]
-            if isinstance(frame[visit].dtype, pd.CategoricalDtype)
-            else sorted(frame[visit].dropna().astype(str).unique())
-        )
-    )
-    rows, fits = [], {}
-    formula = f"{outcome} ~ " + " + ".join(["1", *covs, f"[{received} ~ randomised]"])
-    for v in visits:
-        fv = frame if v is None else frame[frame[visit].astype(str) == v]
-        for a in others:
-            sub = fv[fv[arm].astype(str).isin([reference, a])]
-            sub = sub.dropna(subset=[outcome, received, *covs])
-            if sub.empty:
-                continue
-            z = (sub[arm].astype(str) == a).astype(float)
-            if z.nunique() < 2:
-                continue
-            d = pd.to_numeric(sub[received]).astype(float)
-            exog = _design(sub, covs)
-            y = pd.to_numeric(sub[outcome]).astype(float)
-            cl = sub[cluster] if se == "cluster" else None
-            res, stats = _fit_one(y, exog, d, z, se, level, cl)
-            fits[(v, a)] = res
-            rows.append(
-                {
-                    "visit": v,
-                    "contrast": f"{a} - {reference}",
-                    **{k: stats[k] for k in COLUMNS[2:9]},
-                    "n": int(len(sub)),
-                    "compliance": float(d[z == 1].mean()),
-                    "first_stage_f": stats["first_stage_f"],
-                }
-            )
-    if not rows:
-        raise ModelSpecificationError(f"no observation of {outcome!r} to analyse")
-    effects = pd.DataFrame(rows, columns=COLUMNS)
+
+def _visit_levels(frame, visit) -> list:
     if visit is None:
-        effects = effects.drop(columns="visit")
-    elif visit != "visit":
-        effects = effects.rename(columns={"visit": visit})
-    weak = effects.loc[effects["first_stage_f"] < 10]
-    if len(weak):
-        notes.append(
-            f"weak instrument: first-stage F below 10 at {len(weak)} visit(s); the CACE and its "
-            "CI are unreliable"
-        )
-    return CACEResult(
-        effects=effects,
-        outcome=outcome,
-        formula=formula,
-        se=se,
-        compliance_rule=rule_text,
-        level=level,
-        fits=fits,
-        notes=tuple(notes),
-    )
+        return [None]
+    if isinstance(frame[visit].dtype, pd.CategoricalDtype):
+        return [str(v) for v in frame[visit].cat.categories]
+    return sorted(frame[visit].dropna().astype(str).unique())
+
+
+def _fit_contrast(fv, a, reference, se, level, cluster, *, outcome, arm, received, covs):
+    """2SLS of arm ``a`` against the reference at one visit: (fit, row) or None (no data)."""
+    sub = fv[fv[arm].astype(str).isin([reference, a])]
+    sub = sub.dropna(subset=[outcome, received, *covs])
+    if sub.empty:
+        return None
+    z = (sub[arm].astype(str) == a).astype(float)
+    if z.nunique() < 2:
+        return None
+    d = pd.to_numeric(sub[received]).astype(float)
+    exog = _design(sub, covs)
+    y = pd.to_numeric(sub[outcome]).astype(float)
+    cl = sub[cluster] if se == "cluster" else None
+    res, stats = _fit_one(y, exog, d, z, se, level, cl)
+    row = {
+        "contrast": f"{a} - {reference}",
+        **{k: stats[k] for k in COLUMNS[2:9]},
+        "n": int(len(sub)),
+        "compliance": float(d[z == 1].mean()),
+        "first_stage_f": stats["first_stage_f"],
+    }
+    return res, row
 
 
 def _clusters(trial: Any, subjects: pd.Series) -> np.ndarray:

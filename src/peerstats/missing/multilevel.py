@@ -27,6 +27,12 @@ One Gibbs iteration draws, in jomo's order: B | u, Sigma, Y (normal, GLS form); 
 Sigma, Omega, Y (normal); Omega | u (inverse Wishart(G + T, I + sum u_g u_g')); Sigma | B, u, Y;
 then the missing outcomes | observed, B, u, Sigma (conditional normal per pattern). After
 ``burn`` iterations, every ``thin``-th completed dataset is one imputation.
+
+In rbmi's four steps (see :mod:`peerstats.missing.impute`): :func:`draws_multilevel` is this
+model's own draws step (the sampler imputes as it samples, as jomo's data augmentation does, so
+its :class:`~peerstats.missing.impute.Draws` carries the imputed values); the impute
+(:func:`~peerstats.missing.impute.impute_from_draws`), analyse and pool steps are those of
+:func:`peerstats.impute`. :func:`impute_multilevel` is the composition.
 Checked against R jomo on a synthetic partially nested trial in tests/reference/r_jomo/.
 """
 
@@ -35,14 +41,16 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import Any, Required, TextIO, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.missing._inputs import _subject_visit_index
 
-__all__ = ["impute_multilevel", "BURN", "THIN"]
+__all__ = ["impute_multilevel", "draws_multilevel", "BURN", "THIN"]
 
 BURN = 300
 THIN = 10
@@ -67,6 +75,390 @@ def _levels(s: pd.Series) -> list:
         present = set(s.dropna().astype(str))
         return [c for c in s.cat.categories if str(c) in present]
     return sorted(s.dropna().unique(), key=str)
+
+
+def _check_options(
+    formula, data, *, subject, visit, arm, group, n_imputations, burn, thin, residual_by
+) -> tuple[str, str, list]:
+    """(outcome, right-hand side, its variables), every option checked."""
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecificationError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ModelSpecificationError(
+            f"formula {formula!r} must be 'outcome ~ terms', e.g. 'y ~ arm + y_baseline'"
+        )
+    for role, col in (("subject", subject), ("visit", visit), ("arm", arm), ("group", group)):
+        if col not in data.columns:
+            raise ModelSpecificationError(
+                f"{role}={col!r} is not a column of data; columns are {list(data.columns)}"
+            )
+    if isinstance(n_imputations, bool) or not isinstance(n_imputations, int | np.integer):
+        raise ModelSpecificationError(f"n_imputations={n_imputations!r} must be a whole number")
+    if n_imputations < 2:
+        raise ModelSpecificationError(
+            f"n_imputations={n_imputations} is too few: Rubin's rules need at least 2"
+        )
+    for name, v, lo in (("burn", burn, 0), ("thin", thin, 1)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+            raise ModelSpecificationError(f"{name}={v!r} must be a whole number >= {lo}")
+    if residual_by not in (None, "arm"):
+        raise ModelSpecificationError(
+            f"residual_by={residual_by!r} is not valid; choose 'arm' or None (one common matrix)"
+        )
+    return _formula_parts(formula, data, visit=visit, arm=arm)
+
+
+def _formula_parts(formula, data, *, visit, arm) -> tuple[str, str, list]:
+    outcome = formula.split("~", 1)[0].strip()
+    if outcome not in data.columns:
+        raise ModelSpecificationError(f"outcome {outcome!r} is not a column of data")
+    from peerstats.models._design import required_variables
+
+    rhs = formula.split("~", 1)[1]
+    rhs_vars = list(required_variables(rhs))
+    if visit in rhs_vars:
+        raise ModelSpecificationError(
+            f"the formula {formula!r} names the visit {visit!r}: every term of the multilevel "
+            "imputation model already has its own coefficient at every visit; leave visit out"
+        )
+    if arm not in rhs_vars:
+        raise ModelSpecificationError(
+            f"arm={arm!r} must appear in the imputation formula {formula!r}"
+        )
+    absent_cols = [c for c in rhs_vars if c not in data.columns]
+    if absent_cols:
+        raise ModelSpecificationError(
+            f"column(s) {absent_cols} of the formula are not in data; columns are {list(data.columns)}"
+        )
+    return outcome, rhs, rhs_vars
+
+
+@dataclass
+class _Participants:
+    """The participant x visit grid: outcomes (n, T) and one row of covariates per participant."""
+
+    subjects: pd.Index
+    visits: list
+    arm_levels: list
+    Y: np.ndarray
+    subj_frame: pd.DataFrame
+    arm_of: np.ndarray
+    si: np.ndarray
+    vi: np.ndarray
+
+
+def _participants(data, *, subject, visit, arm, outcome) -> _Participants:
+    visits = _levels(data[visit])
+    arm_levels = [str(a) for a in _levels(data[arm])]
+    if data[arm].isna().any():
+        raise ModelSpecificationError(
+            f"arm {arm!r} is missing on {int(data[arm].isna().sum())} row(s)"
+        )
+    subjects, si, vi = _subject_visit_index(data, subject, visit, visits, who="participant")
+    n, T = len(subjects), len(visits)
+    Y = np.full((n, T), np.nan)
+    Y[si, vi] = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
+    first = data.groupby(si, sort=True).head(1)
+    first = first.iloc[np.argsort(subjects.get_indexer(first[subject]))]
+    subj_frame = first.reset_index(drop=True)
+    if (data.groupby(si)[arm].nunique() > 1).any():
+        raise ModelSpecificationError(f"arm {arm!r} must be constant within participant")
+    arm_of = pd.Index(arm_levels).get_indexer(subj_frame[arm].astype(str).to_numpy())
+    return _Participants(subjects, visits, arm_levels, Y, subj_frame, arm_of, si, vi)
+
+
+def _delivery_groups(data, parts: _Participants, *, arm, group, delivered):
+    """(delivered arms, in a delivered arm (n,), group code (n,; -1 none), number of groups)."""
+    arm_levels, n = parts.arm_levels, len(parts.subjects)
+    if delivered is None:
+        has_group = data.loc[data[group].notna(), arm].astype(str).unique().tolist()
+        delivered = [a for a in arm_levels if a in has_group]
+    delivered = [str(a) for a in delivered]
+    bad = [a for a in delivered if a not in arm_levels]
+    if bad:
+        raise ModelSpecificationError(f"delivered arm(s) {bad} are not arms; arms are {arm_levels}")
+    if not delivered:
+        raise ModelSpecificationError(
+            f"no arm is group-delivered (no {group!r} recorded); use peerstats.impute for a "
+            "model without delivery groups"
+        )
+    d_i = np.isin(parts.subj_frame[arm].astype(str).to_numpy(), delivered)
+    grp_by_subj = data.groupby(parts.si)[group].agg(
+        lambda s: s.dropna().iloc[0] if s.notna().any() else None
+    )
+    grp = grp_by_subj.reindex(np.arange(n)).to_numpy(dtype=object)
+    lone = d_i & pd.isna(grp)
+    grp = np.where(lone, np.array(["_single:" + str(s) for s in parts.subjects], dtype=object), grp)
+    g_labels, g_codes = np.unique(grp[d_i].astype(str), return_inverse=True)
+    g_of = np.full(n, -1, dtype=np.int64)
+    g_of[d_i] = g_codes
+    return delivered, d_i, g_of, len(g_labels)
+
+
+def _covariates(parts: _Participants, *, formula, rhs, rhs_vars, subject, arm) -> np.ndarray:
+    """The participant-level design (n, p), full rank, and every visit observed somewhere."""
+    import formulaic
+
+    sf = parts.subj_frame
+    na = sf[[c for c in rhs_vars]].isna().any(axis=1)
+    if na.any():
+        raise ModelSpecificationError(
+            f"the imputation model needs its covariates for every participant; "
+            f"{int(na.sum())} participant(s) miss some of {rhs_vars} (first: "
+            f"{sf.loc[na, subject].astype(str).tolist()[:5]})"
+        )
+    xf = sf.copy()
+    xf[arm] = pd.Categorical(xf[arm].astype(str), categories=parts.arm_levels)
+    X = np.asarray(formulaic.model_matrix(rhs, xf, na_action="raise"), dtype=float)
+    if np.linalg.matrix_rank(X) < X.shape[1]:
+        raise ModelSpecificationError(
+            f"the imputation design of {formula!r} is rank deficient (collinear terms)"
+        )
+    return X
+
+
+def _missing_cells(Y, visits, outcome) -> np.ndarray:
+    """(n, T) missing outcomes; every visit needs an observation (participants with no
+    post-baseline value are imputed from their covariates)."""
+    miss = np.isnan(Y)
+    if miss.all(axis=0).any():
+        empty = [str(visits[j]) for j in range(Y.shape[1]) if miss[:, j].all()]
+        raise ModelSpecificationError(f"visit(s) {empty} have no observed {outcome!r}")
+    return miss
+
+
+class _Sampler:
+    """The Gibbs sampler's state and its fixed structures (built once); ``step`` is one
+    iteration in jomo's order (module docstring)."""
+
+    def __init__(self, X, Y, res_groups, d_i, g_of, G):
+        n, T = Y.shape
+        p = X.shape[1]
+        R = int(res_groups.max()) + 1
+        self.X, self.p, self.T, self.R, self.G = X, p, T, R, G
+        self.miss = np.isnan(Y)
+        # starting values
+        self.Yc = np.where(self.miss, np.nanmean(Y, axis=0)[None, :], Y)
+        B = np.linalg.lstsq(X, self.Yc, rcond=None)[0]
+        E = self.Yc - X @ B
+        self.Sig = np.stack(
+            [np.cov(E[res_groups == r].T).reshape(T, T) + 1e-6 * np.eye(T) for r in range(R)]
+        )
+        self.Om = 0.1 * np.diag(np.diag(self.Sig.mean(axis=0)))
+        self.B = B
+        self.I_T = np.eye(T)
+        self.n_r = np.bincount(res_groups, minlength=R)
+        self.deliv_idx = np.flatnonzero(d_i)
+        self.g_of = g_of
+        self.XtX = [X[res_groups == r].T @ X[res_groups == r] for r in range(R)]
+        self.in_r = [np.flatnonzero(res_groups == r) for r in range(R)]
+        # A[r, g, i] = 1 when participant i is in group g and residual group r
+        A = np.zeros((R, G, n))
+        A[res_groups[self.deliv_idx], g_of[self.deliv_idx], self.deliv_idx] = 1.0
+        self.A, self.counts = A, A.sum(axis=2).T  # (G, R)
+        self.blocks = self._pattern_blocks(res_groups)
+        self.Uext = np.zeros((n, T))
+
+    def _pattern_blocks(self, res_groups) -> list:
+        """(rows, missing visits, observed visits, residual group) per pattern and group."""
+        patterns, pat_of = np.unique(self.miss, axis=0, return_inverse=True)
+        pat_of = pat_of.reshape(-1)
+        blocks = []
+        for k, pat in enumerate(patterns):
+            if not pat.any():
+                continue
+            rows = np.flatnonzero(pat_of == k)
+            for r in np.unique(res_groups[rows]):
+                rr = rows[res_groups[rows] == r]
+                blocks.append((rr[:, None], np.flatnonzero(pat), np.flatnonzero(~pat), int(r)))
+        return blocks
+
+    def _draw_B(self, rng) -> np.ndarray:
+        """B | u, Sigma (flat prior): precision sum_r Sigma_r^-1 (x) X_r'X_r. Returns XB."""
+        p, T = self.p, self.T
+        Rm = self.Yc - self.Uext
+        Sinv = np.linalg.inv(self.Sig)
+        P = np.zeros((p * T, p * T))
+        b = np.zeros(p * T)
+        for r in range(self.R):
+            P += np.kron(Sinv[r], self.XtX[r])
+            b += (self.X[self.in_r[r]].T @ Rm[self.in_r[r]] @ Sinv[r]).reshape(-1, order="F")
+        Lp = np.linalg.cholesky(P)
+        mean = np.linalg.solve(Lp.T, np.linalg.solve(Lp, b))
+        vecB = mean + np.linalg.solve(Lp.T, rng.standard_normal(p * T))
+        self.B = vecB.reshape(p, T, order="F")
+        self._Sinv = Sinv
+        return self.X @ self.B
+
+    def _draw_u(self, XB, rng) -> None:
+        """u_g | B, Sigma, Omega: precision Omega^-1 + sum_i Sigma_r(i)^-1; then Omega | u."""
+        Sinv, G, T = self._Sinv, self.G, self.T
+        E0 = self.Yc - XB  # residual before the group effect
+        prec = np.linalg.inv(self.Om)[None] + np.einsum("gr,rst->gst", self.counts, Sinv)
+        lin = np.einsum("rgt,rts->gs", self.A @ E0, Sinv)
+        Lg = np.linalg.cholesky(prec)
+        mu_g = np.linalg.solve(prec, lin[..., None])[..., 0]
+        z = rng.standard_normal((G, T))
+        U = mu_g + np.linalg.solve(np.swapaxes(Lg, 1, 2), z[..., None])[..., 0]
+        # Omega | u ~ IW(G + T, I + sum u u')
+        self.Om = _inv_wishart(G + T, self.I_T + U.T @ U, rng)
+        self.Uext[self.deliv_idx] = U[self.g_of[self.deliv_idx]]
+
+    def _impute(self, M, rng) -> None:
+        """Missing y | observed, B, u, Sigma (conditional normal per pattern)."""
+        Yc = self.Yc
+        for rr, mi_, ob, r in self.blocks:
+            S = self.Sig[r]
+            mu = M[rr, mi_]
+            if len(ob):
+                S_oo = S[ob[:, None], ob]
+                S_om = S[ob[:, None], mi_]
+                K = np.linalg.solve(S_oo, S_om)  # (o, m)
+                mu = mu + (Yc[rr, ob] - M[rr, ob]) @ K
+                C = S[mi_[:, None], mi_] - S_om.T @ K
+            else:
+                C = S[mi_[:, None], mi_]
+            Lc = np.linalg.cholesky((C + C.T) / 2)
+            Yc[rr, mi_] = mu + rng.standard_normal(mu.shape) @ Lc.T
+
+    def step(self, rng) -> None:
+        """One iteration: B, u and Omega, Sigma (jomo's full conditional), missing y."""
+        XB = self._draw_B(rng)
+        self._draw_u(XB, rng)
+        # Sigma_r | B, u ~ IW(n_r - 1, I + E_r'E_r)  (jomo's full conditional)
+        M = XB + self.Uext
+        E = self.Yc - M
+        self.Sig = np.stack(
+            [
+                _inv_wishart(self.n_r[r] - 1, self.I_T + E[ix].T @ E[ix], rng)
+                for r, ix in enumerate(self.in_r)
+            ]
+        )
+        self._impute(M, rng)
+
+
+def _run_sampler(sampler: _Sampler, *, n_imputations, burn, thin, rng, stream) -> dict:
+    """Burn in, then keep every ``thin``-th state: imputed values and parameter draws."""
+    kept = {"values": [], "B": [], "Omega": [], "Sigma": []}
+    for it in range(1, burn + thin * n_imputations + 1):
+        sampler.step(rng)
+        if it > burn and (it - burn) % thin == 0:
+            kept["values"].append(sampler.Yc[sampler.miss].copy())
+            kept["B"].append(sampler.B.copy())
+            kept["Omega"].append(sampler.Om.copy())
+            kept["Sigma"].append(sampler.Sig.copy())
+            if stream is not None:
+                stream.write(f"multilevel imputation {len(kept['B'])} of {n_imputations}\n")
+                stream.flush()
+    return {k: np.stack(v) for k, v in kept.items()}
+
+
+class MultilevelOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`impute_multilevel`, which :func:`draws_multilevel` takes."""
+
+    subject: Required[str]
+    visit: Required[str]
+    arm: Required[str]
+    group: Required[str]
+    delivered: Sequence[str] | None
+    n_imputations: int
+    residual_by: str | None
+    burn: int
+    thin: int
+    seed: int | np.random.SeedSequence | None
+    progress: TextIO | bool | None
+
+
+_DEFAULTS = {
+    "delivered": None,
+    "n_imputations": 20,
+    "residual_by": "arm",
+    "burn": BURN,
+    "thin": THIN,
+    "seed": None,
+    "progress": None,
+}
+
+
+def draws_multilevel(formula: str, data: pd.DataFrame, **options: Unpack[MultilevelOptions]) -> Any:
+    """The draws step of multilevel imputation: the Gibbs sampler (step 1 of 4, its own draws).
+
+    Parameters
+    ----------
+    formula : str
+        ``outcome ~ participant-level terms``, as :func:`impute_multilevel`.
+    data : DataFrame
+        Long data, one row per participant and visit.
+    **options
+        The keyword arguments of :func:`impute_multilevel` (``subject``, ``visit``, ``arm``,
+        ``group`` required; ``delivered``, ``n_imputations``, ``residual_by``, ``burn``,
+        ``thin``, ``seed``, ``progress``), with the same meaning and defaults:
+        ``impute_multilevel(...)`` is ``impute_from_draws(draws_multilevel(...))``.
+
+    Returns
+    -------
+    Draws
+        The data, the kept draws of ``B``, ``Omega`` (group effects) and ``Sigma`` in
+        ``parameters``, and the values the sampler imputed (``values``: data augmentation
+        imputes as it samples, as jomo), which :func:`peerstats.missing.impute_from_draws`
+        takes as they are.
+
+    Raises
+    ------
+    ModelSpecificationError
+        As :func:`impute_multilevel`.
+    """
+    from peerstats.missing.impute import Draws, _data_fields, _grid_frame, _options
+
+    t0 = time.perf_counter()
+    o = _options(options, _DEFAULTS, ("subject", "visit", "arm", "group"), "draws_multilevel")
+    subject, visit, arm, group = o["subject"], o["visit"], o["arm"], o["group"]
+    residual_by = o["residual_by"]
+    cols = {"subject": subject, "visit": visit, "arm": arm}
+    sampling = {k: o[k] for k in ("n_imputations", "burn", "thin")}
+    outcome, rhs, rhs_vars = _check_options(
+        formula, data, group=group, residual_by=residual_by, **cols, **sampling
+    )
+    parts = _participants(data, outcome=outcome, **cols)
+    delivered, d_i, g_of, G = _delivery_groups(
+        data, parts, arm=arm, group=group, delivered=o["delivered"]
+    )
+    X = _covariates(parts, formula=formula, rhs=rhs, rhs_vars=rhs_vars, subject=subject, arm=arm)
+    Y, visits, n, T = parts.Y, parts.visits, len(parts.subjects), len(parts.visits)
+    miss = _missing_cells(Y, visits, outcome)
+    res_groups = parts.arm_of.copy() if residual_by == "arm" else np.zeros(n, dtype=np.int64)
+    seed, progress = o["seed"], o["progress"]
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    rng = np.random.default_rng(ss)
+    stream = sys.stderr if progress is True else (progress or None)
+    sampler = _Sampler(X, Y, res_groups, d_i, g_of, G)
+    kept = _run_sampler(sampler, rng=rng, stream=stream, **sampling)
+    frame = _grid_frame(data, parts.subjects, visits, parts.si, parts.vi, subject, visit, outcome)
+    mar = {"y": Y, "target": miss, "missing": miss, "set_aside": np.zeros((n, T), dtype=bool)}
+    mar.update(ice_visit=np.full(n, T), strategy=np.array(["MAR"] * n, dtype=object))
+    info = {
+        "source": "impute_multilevel",
+        "model": "multivariate linear model with a delivery-group random effect in "
+        f"{delivered} (Gibbs sampler, jomo priors)",
+        "delivered": delivered,
+        "n_groups": G,
+        "residual_by": residual_by,
+        "burn": o["burn"],
+        "thin": o["thin"],
+        "seconds": time.perf_counter() - t0,
+    }
+    return Draws(
+        method="bayes",
+        outcome=outcome,
+        **cols,
+        **_data_fields(parts.subjects, visits, parts.arm_levels, frame, parts.arm_of),
+        **mar,
+        delta=np.zeros((n, T)),
+        parameters={k: kept[k] for k in ("B", "Omega", "Sigma")},
+        seed=ss.entropy,
+        values=kept["values"],
+        info=info,
+    )
 
 
 def impute_multilevel(
@@ -129,266 +521,16 @@ def impute_multilevel(
 
     Notes
     -----
-    The sampler and its priors are described in the module docstring
+    ``impute_multilevel(...)`` is ``impute_from_draws(draws_multilevel(...))``: the sampler
+    is this model's draws step; impute, analyse and pool are shared with
+    :func:`peerstats.impute`. The sampler and its priors are described in the module docstring
     (``peerstats.missing.multilevel``). Validated against R ``jomo::jomo1rancon`` on a
     synthetic partially nested trial (``tests/reference/r_jomo/``): pooled effects and mean
     imputed values agree within Monte-Carlo error.
     """
-    from peerstats.missing.impute import Imputations
+    options = dict(locals())  # the arguments, as given: draws_multilevel takes them all
+    from peerstats.missing.impute import impute_from_draws
 
-    t0 = time.perf_counter()
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecificationError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    if not isinstance(formula, str) or "~" not in formula:
-        raise ModelSpecificationError(
-            f"formula {formula!r} must be 'outcome ~ terms', e.g. 'y ~ arm + y_baseline'"
-        )
-    for role, col in (("subject", subject), ("visit", visit), ("arm", arm), ("group", group)):
-        if col not in data.columns:
-            raise ModelSpecificationError(
-                f"{role}={col!r} is not a column of data; columns are {list(data.columns)}"
-            )
-    if isinstance(n_imputations, bool) or not isinstance(n_imputations, int | np.integer):
-        raise ModelSpecificationError(f"n_imputations={n_imputations!r} must be a whole number")
-    if n_imputations < 2:
-        raise ModelSpecificationError(
-            f"n_imputations={n_imputations} is too few: Rubin's rules need at least 2"
-        )
-    for name, v, lo in (("burn", burn, 0), ("thin", thin, 1)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-            raise ModelSpecificationError(f"{name}={v!r} must be a whole number >= {lo}")
-    if residual_by not in (None, "arm"):
-        raise ModelSpecificationError(
-            f"residual_by={residual_by!r} is not valid; choose 'arm' or None (one common matrix)"
-        )
-    outcome = formula.split("~", 1)[0].strip()
-    if outcome not in data.columns:
-        raise ModelSpecificationError(f"outcome {outcome!r} is not a column of data")
-    from peerstats.models._design import required_variables
-
-    rhs = formula.split("~", 1)[1]
-    rhs_vars = list(required_variables(rhs))
-    if visit in rhs_vars:
-        raise ModelSpecificationError(
-            f"the formula {formula!r} names the visit {visit!r}: every term of the multilevel "
-            "imputation model already has its own coefficient at every visit; leave visit out"
-        )
-    if arm not in rhs_vars:
-        raise ModelSpecificationError(
-            f"arm={arm!r} must appear in the imputation formula {formula!r}"
-        )
-    absent_cols = [c for c in rhs_vars if c not in data.columns]
-    if absent_cols:
-        raise ModelSpecificationError(
-            f"column(s) {absent_cols} of the formula are not in data; columns are {list(data.columns)}"
-        )
-
-    # ---- the participant x visit grid ----------------------------------------------------------
-    visits = _levels(data[visit])
-    arm_levels_raw = _levels(data[arm])
-    arm_levels = [str(a) for a in arm_levels_raw]
-    if data[arm].isna().any():
-        raise ModelSpecificationError(
-            f"arm {arm!r} is missing on {int(data[arm].isna().sum())} row(s)"
-        )
-    subjects = pd.Index(pd.unique(data[subject]))
-    n, T = len(subjects), len(visits)
-    si = subjects.get_indexer(data[subject])
-    vi = pd.Index([str(v) for v in visits]).get_indexer(data[visit].astype(str))
-    key = si.astype(np.int64) * T + vi
-    if pd.Series(key).duplicated().any():
-        raise ModelSpecificationError(
-            f"data repeat a {subject!r} x {visit!r} combination; one row per participant and visit"
-        )
-    Y = np.full((n, T), np.nan)
-    Y[si, vi] = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
-    first = data.groupby(si, sort=True).head(1)
-    first = first.iloc[np.argsort(subjects.get_indexer(first[subject]))]
-    subj_frame = first.reset_index(drop=True)
-    if (data.groupby(si)[arm].nunique() > 1).any():
-        raise ModelSpecificationError(f"arm {arm!r} must be constant within participant")
-    arm_txt = subj_frame[arm].astype(str).to_numpy()
-    arm_of = pd.Index(arm_levels).get_indexer(arm_txt)
-    if delivered is None:
-        has_group = data.loc[data[group].notna(), arm].astype(str).unique().tolist()
-        delivered = [a for a in arm_levels if a in has_group]
-    delivered = [str(a) for a in delivered]
-    bad = [a for a in delivered if a not in arm_levels]
-    if bad:
-        raise ModelSpecificationError(f"delivered arm(s) {bad} are not arms; arms are {arm_levels}")
-    if not delivered:
-        raise ModelSpecificationError(
-            f"no arm is group-delivered (no {group!r} recorded); use peerstats.impute for a "
-            "model without delivery groups"
-        )
-    d_i = np.isin(arm_txt, delivered)
-    grp_by_subj = data.groupby(si)[group].agg(
-        lambda s: s.dropna().iloc[0] if s.notna().any() else None
-    )
-    grp = grp_by_subj.reindex(np.arange(n)).to_numpy(dtype=object)
-    lone = d_i & pd.isna(grp)
-    grp = np.where(lone, np.array(["_single:" + str(s) for s in subjects], dtype=object), grp)
-    g_labels, g_codes = np.unique(grp[d_i].astype(str), return_inverse=True)
-    G = len(g_labels)
-    g_of = np.full(n, -1, dtype=np.int64)
-    g_of[d_i] = g_codes
-
-    # covariates: one row per participant
-    import formulaic
-
-    na = subj_frame[[c for c in rhs_vars]].isna().any(axis=1)
-    if na.any():
-        raise ModelSpecificationError(
-            f"the imputation model needs its covariates for every participant; "
-            f"{int(na.sum())} participant(s) miss some of {rhs_vars} (first: "
-            f"{subj_frame.loc[na, subject].astype(str).tolist()[:5]})"
-        )
-    xf = subj_frame.copy()
-    xf[arm] = pd.Categorical(xf[arm].astype(str), categories=arm_levels)
-    X = np.asarray(formulaic.model_matrix(rhs, xf, na_action="raise"), dtype=float)
-    p = X.shape[1]
-    if np.linalg.matrix_rank(X) < p:
-        raise ModelSpecificationError(
-            f"the imputation design of {formula!r} is rank deficient (collinear terms)"
-        )
-    miss = np.isnan(Y)
-    if miss.all(axis=0).any():
-        empty = [str(visits[j]) for j in range(T) if miss[:, j].all()]
-        raise ModelSpecificationError(f"visit(s) {empty} have no observed {outcome!r}")
-    if (miss.all(axis=1)).any():
-        pass  # participants with no post-baseline value are imputed from their covariates
-
-    res_groups = arm_of.copy() if residual_by == "arm" else np.zeros(n, dtype=np.int64)
-    R = int(res_groups.max()) + 1
-
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    rng = np.random.default_rng(ss)
-    stream = sys.stderr if progress is True else (progress or None)
-
-    # ---- starting values ----------------------------------------------------------------------
-    Yc = np.where(miss, np.nanmean(Y, axis=0)[None, :], Y)
-    B = np.linalg.lstsq(X, Yc, rcond=None)[0]
-    E = Yc - X @ B
-    Sig = np.stack(
-        [np.cov(E[res_groups == r].T).reshape(T, T) + 1e-6 * np.eye(T) for r in range(R)]
-    )
-    Om = 0.1 * np.diag(np.diag(Sig.mean(axis=0)))
-    U = np.zeros((G, T))
-    patterns, pat_of = np.unique(miss, axis=0, return_inverse=True)
-    pat_of = pat_of.reshape(-1)
-    I_T = np.eye(T)
-    n_r = np.bincount(res_groups, minlength=R)
-    deliv_idx = np.flatnonzero(d_i)
-    # fixed structures of the sampler, built once
-    XtX = [X[res_groups == r].T @ X[res_groups == r] for r in range(R)]
-    in_r = [np.flatnonzero(res_groups == r) for r in range(R)]
-    A = np.zeros((R, G, n))  # A[r, g, i] = 1 when participant i is in group g and residual group r
-    A[res_groups[deliv_idx], g_of[deliv_idx], deliv_idx] = 1.0
-    counts = A.sum(axis=2).T  # (G, R)
-    blocks = []  # (rows, missing visits, observed visits, residual group) per pattern and group
-    for k, pat in enumerate(patterns):
-        if not pat.any():
-            continue
-        rows = np.flatnonzero(pat_of == k)
-        for r in np.unique(res_groups[rows]):
-            rr = rows[res_groups[rows] == r]
-            blocks.append((rr[:, None], np.flatnonzero(pat), np.flatnonzero(~pat), int(r)))
-    draws_B, draws_Om, draws_Sig, values = [], [], [], []
-    total = burn + thin * n_imputations
-    kept = 0
-    Uext = np.zeros((n, T))
-    for it in range(1, total + 1):
-        # 1. B | u, Sigma (flat prior): precision sum_r Sigma_r^-1 (x) X_r'X_r
-        Rm = Yc - Uext
-        Sinv = np.linalg.inv(Sig)
-        P = np.zeros((p * T, p * T))
-        b = np.zeros(p * T)
-        for r in range(R):
-            P += np.kron(Sinv[r], XtX[r])
-            b += (X[in_r[r]].T @ Rm[in_r[r]] @ Sinv[r]).reshape(-1, order="F")
-        Lp = np.linalg.cholesky(P)
-        mean = np.linalg.solve(Lp.T, np.linalg.solve(Lp, b))
-        vecB = mean + np.linalg.solve(Lp.T, rng.standard_normal(p * T))
-        B = vecB.reshape(p, T, order="F")
-        XB = X @ B
-        # 2. u_g | B, Sigma, Omega: precision Omega^-1 + sum_i Sigma_r(i)^-1
-        E0 = Yc - XB  # residual before the group effect
-        prec = np.linalg.inv(Om)[None] + np.einsum("gr,rst->gst", counts, Sinv)
-        lin = np.einsum("rgt,rts->gs", A @ E0, Sinv)
-        Lg = np.linalg.cholesky(prec)
-        mu_g = np.linalg.solve(prec, lin[..., None])[..., 0]
-        z = rng.standard_normal((G, T))
-        U = mu_g + np.linalg.solve(np.swapaxes(Lg, 1, 2), z[..., None])[..., 0]
-        # 3. Omega | u ~ IW(G + T, I + sum u u')
-        Om = _inv_wishart(G + T, I_T + U.T @ U, rng)
-        # 4. Sigma_r | B, u ~ IW(n_r - 1, I + E_r'E_r)  (jomo's full conditional)
-        Uext[deliv_idx] = U[g_of[deliv_idx]]
-        M = XB + Uext
-        E = Yc - M
-        Sig = np.stack(
-            [_inv_wishart(n_r[r] - 1, I_T + E[in_r[r]].T @ E[in_r[r]], rng) for r in range(R)]
-        )
-        # 5. missing y | observed, B, u, Sigma (conditional normal per pattern)
-        for rr, mi_, ob, r in blocks:
-            S = Sig[r]
-            mu = M[rr, mi_]
-            if len(ob):
-                S_oo = S[ob[:, None], ob]
-                S_om = S[ob[:, None], mi_]
-                K = np.linalg.solve(S_oo, S_om)  # (o, m)
-                mu = mu + (Yc[rr, ob] - M[rr, ob]) @ K
-                C = S[mi_[:, None], mi_] - S_om.T @ K
-            else:
-                C = S[mi_[:, None], mi_]
-            Lc = np.linalg.cholesky((C + C.T) / 2)
-            Yc[rr, mi_] = mu + rng.standard_normal(mu.shape) @ Lc.T
-        if it > burn and (it - burn) % thin == 0:
-            values.append(Yc[miss].copy())
-            draws_B.append(B.copy())
-            draws_Om.append(Om.copy())
-            draws_Sig.append(Sig.copy())
-            kept += 1
-            if stream is not None:
-                stream.write(f"multilevel imputation {kept} of {n_imputations}\n")
-                stream.flush()
-
-    # ---- the Imputations object ---------------------------------------------------------------
-    from peerstats.missing.impute import _grid_frame
-
-    frame = _grid_frame(data, subjects, visits, si, vi, subject, visit, outcome)
-    arm_of_frame = arm_of
-    return Imputations(
-        method="bayes",
-        outcome=outcome,
-        subject=subject,
-        visit=visit,
-        arm=arm,
-        subjects=subjects,
-        visits=tuple(visits),
-        arm_levels=tuple(arm_levels),
-        frame=frame,
-        y=Y,
-        target=miss,
-        missing=miss,
-        set_aside=np.zeros((n, T), dtype=bool),
-        values=np.stack(values),
-        weights=None,
-        arm_of=arm_of_frame,
-        ice_visit=np.full(n, T),
-        strategy=np.array(["MAR"] * n, dtype=object),
-        delta=np.zeros((n, T)),
-        D=None,
-        seed=ss.entropy,
-        draws={"B": np.stack(draws_B), "Omega": np.stack(draws_Om), "Sigma": np.stack(draws_Sig)},
-        info={
-            "source": "impute_multilevel",
-            "model": "multivariate linear model with a delivery-group random effect in "
-            f"{delivered} (Gibbs sampler, jomo priors)",
-            "delivered": delivered,
-            "n_groups": G,
-            "residual_by": residual_by,
-            "burn": burn,
-            "thin": thin,
-            "seconds": time.perf_counter() - t0,
-        },
+    return impute_from_draws(
+        draws_multilevel(options.pop("formula"), options.pop("data"), **options)
     )

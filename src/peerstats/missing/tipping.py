@@ -197,6 +197,68 @@ def _flips(s: pd.DataFrame, col: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[col, "from_grid", "direction"])
 
 
+def _delta_grids(deltas, arm, arms_all: list) -> dict:
+    """{arm: 1-D grid of deltas} for one or two arms, checked."""
+    if isinstance(deltas, Mapping):
+        grids = {str(k): np.asarray(v, dtype=float).ravel() for k, v in deltas.items()}
+        if arm is not None:
+            raise ModelSpecificationError("give the arm(s) either as arm= or as keys of deltas")
+    else:
+        a = arms_all[-1] if arm is None else str(arm)
+        grids = {a: np.asarray(deltas, dtype=float).ravel()}
+    if not 1 <= len(grids) <= 2:
+        raise ModelSpecificationError(f"deltas must name one or two arms; got {list(grids)}")
+    for a, g in grids.items():
+        if a not in arms_all:
+            raise ModelSpecificationError(f"delta arm {a!r} is not an arm; arms are {arms_all}")
+        if g.size == 0 or not np.all(np.isfinite(g)):
+            raise ModelSpecificationError(
+                f"the delta grid of arm {a!r} must be a non-empty list of finite numbers"
+            )
+    return grids
+
+
+def _grid_cells(grids: dict, arm_names: list) -> np.ndarray:
+    """(cells, arms) deltas: the grid of one arm, or every combination of two."""
+    if len(arm_names) == 1:
+        return grids[arm_names[0]][:, None]
+    g0, g1 = np.meshgrid(grids[arm_names[0]], grids[arm_names[1]], indexing="ij")
+    return np.column_stack([g0.ravel(), g1.ravel()])
+
+
+def _payload(imp, j, ref, covariates, arm_names, k, col) -> dict:
+    """What every grid cell needs: the visit's ANCOVA design, completed outcomes and the
+    imputed cells of each grid arm (rows: subjects; bootstrap-ml: copies of subjects)."""
+    fr, Y, tj = imp._visit_outcomes(j)
+    X, _, _ = ancova_design(fr, imp.arm, imp.arm_levels, ref, covariates)
+    arm_of = imp._by_row(imp.arm_of)
+    arms_all = list(imp.arm_levels)
+    masks = np.stack([(tj & (arm_of == arms_all.index(a))).astype(float) for a in arm_names])
+    return {
+        "X": X,
+        "Y": Y,
+        "W": imp.weights,
+        "masks": masks,
+        "k": k,
+        "col": col,
+        "method": imp.method,
+        "D": imp.D,
+    }
+
+
+def _run_grid(payload, cells, seeds, client, chunk_size) -> np.ndarray:
+    """The pooled results of every cell, locally or in seeded chunks on a dask Client."""
+    if client is None:
+        return _run_cells(payload, cells, seeds)
+    # pure seeded chunks: retried when a worker dies, bounded when stalled (24.13)
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    size = chunk_size or max(1, math.ceil(len(cells) / (4 * n_workers)))
+    chunks = [(cells[s : s + size], seeds[s : s + size]) for s in range(0, len(cells), size)]
+    return np.vstack(
+        run_tasks(_run_cells, payload, chunks, client=client, what="the tipping-point grid")
+    )
+
+
 def tipping_point(
     imputations: Imputations,
     deltas: Sequence[float] | np.ndarray | Mapping[str, Sequence[float]],
@@ -249,22 +311,7 @@ def tipping_point(
         )
     imp = imputations
     arms_all = list(imp.arm_levels)
-    if isinstance(deltas, Mapping):
-        grids = {str(k): np.asarray(v, dtype=float).ravel() for k, v in deltas.items()}
-        if arm is not None:
-            raise ModelSpecificationError("give the arm(s) either as arm= or as keys of deltas")
-    else:
-        a = arms_all[-1] if arm is None else str(arm)
-        grids = {a: np.asarray(deltas, dtype=float).ravel()}
-    if not 1 <= len(grids) <= 2:
-        raise ModelSpecificationError(f"deltas must name one or two arms; got {list(grids)}")
-    for a, g in grids.items():
-        if a not in arms_all:
-            raise ModelSpecificationError(f"delta arm {a!r} is not an arm; arms are {arms_all}")
-        if g.size == 0 or not np.all(np.isfinite(g)):
-            raise ModelSpecificationError(
-                f"the delta grid of arm {a!r} must be a non-empty list of finite numbers"
-            )
+    grids = _delta_grids(deltas, arm, arms_all)
     if not 0 < level < 1:
         raise ModelSpecificationError(f"level must be in (0, 1); got {level!r}")
     T = len(imp.visits)
@@ -274,46 +321,17 @@ def tipping_point(
     res = imp._ancova_arrays(covariates, None, visits=[imp.visits[j]])  # validates covariates
     others = res[j][5]
     names = [f"{o} - {ref}" for o in others]
-    if contrast is None:
-        k = 0
-    elif contrast in names:
-        k = names.index(contrast)
-    else:
+    if contrast is not None and contrast not in names:
         raise ModelSpecificationError(f"contrast {contrast!r} is not one of {names}")
-    fr, Y, tj = imp._visit_outcomes(j)  # rows: subjects (bootstrap-ml: copies of subjects)
-    X, _, _ = ancova_design(fr, imp.arm, imp.arm_levels, ref, covariates)
-    arm_of = imp._by_row(imp.arm_of)
+    k = 0 if contrast is None else names.index(contrast)
     arm_names = list(grids)
-    masks = np.stack([(tj & (arm_of == arms_all.index(a))).astype(float) for a in arm_names])
-    payload = {
-        "X": X,
-        "Y": Y,
-        "W": imp.weights,
-        "masks": masks,
-        "k": len(others),
-        "col": 1 + k,
-        "method": imp.method,
-        "D": imp.D,
-        "level": level,
-        "bootstrap": bootstrap,
-    }
-    if len(arm_names) == 1:
-        cells = grids[arm_names[0]][:, None]
-    else:
-        g0, g1 = np.meshgrid(grids[arm_names[0]], grids[arm_names[1]], indexing="ij")
-        cells = np.column_stack([g0.ravel(), g1.ravel()])
+    payload = _payload(imp, j, ref, covariates, arm_names, len(others), 1 + k)
+    payload.update(level=level, bootstrap=bootstrap)
+    cells = _grid_cells(grids, arm_names)
     root = np.random.SeedSequence(imp.seed if seed is None else seed)
     seeds = root.spawn(len(cells))
     client = client if client is not None else imp.client
-    if client is None:
-        values = _run_cells(payload, cells, seeds)
-    else:  # pure seeded chunks: retried when a worker dies, bounded when stalled (24.13)
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        size = chunk_size or max(1, math.ceil(len(cells) / (4 * n_workers)))
-        chunks = [(cells[s : s + size], seeds[s : s + size]) for s in range(0, len(cells), size)]
-        values = np.vstack(
-            run_tasks(_run_cells, payload, chunks, client=client, what="the tipping-point grid")
-        )
+    values = _run_grid(payload, cells, seeds, client, chunk_size)
     table = pd.DataFrame(cells, columns=[f"delta_{a}" for a in arm_names])
     for i, c in enumerate(_COLS):
         table[c] = values[:, i]

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,16 +25,22 @@ from peerstats.exceptions import ModelSpecificationError
 
 __all__ = ["pool", "pool_arrays", "pool_jackknife", "pool_bootstrap", "pool_bmlmi"]
 
-POOL_COLUMNS = [
-    "estimate",
-    "std_error",
-    "df",
-    "statistic",
-    "p_value",
-    "ci_lower",
-    "ci_upper",
-    "fraction_missing_info",
-]
+INFERENCE_COLUMNS = ["estimate", "std_error", "df", "statistic", "p_value", "ci_lower", "ci_upper"]
+POOL_COLUMNS = [*INFERENCE_COLUMNS, "fraction_missing_info"]
+
+
+def _check_pool_options(level, bootstrap) -> None:
+    if not 0 < level < 1:
+        raise ModelSpecificationError(f"level must be in (0, 1); got {level!r}")
+    if bootstrap not in ("percentile", "normal"):
+        raise ModelSpecificationError(
+            f"bootstrap={bootstrap!r} is not valid; choose 'percentile' or 'normal'"
+        )
+
+
+def _pooled(*values) -> dict:
+    """The pooled result as a dict keyed by POOL_COLUMNS (values in that order)."""
+    return dict(zip(POOL_COLUMNS, values, strict=True))
 
 
 def _t_inference(est, se, df, level):
@@ -102,48 +109,45 @@ def pool_arrays(estimates, variances, df_complete=None, *, level: float = 0.95) 
         fmi = (riv + 2 / (df + 3)) / (riv + 1)
     se = np.sqrt(t)
     stat, p, lo, hi = _t_inference(qbar, se, df, level)
-    return {
-        "estimate": qbar,
-        "std_error": se,
-        "df": df,
-        "statistic": stat,
-        "p_value": p,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "fraction_missing_info": fmi,
-        "ubar": ubar,
-        "b": b,
-        "t": t,
-        "riv": riv,
-        "lambda": lam,
-        "m": m,
-    }
+    out = _pooled(qbar, se, df, stat, p, lo, hi, fmi)
+    return {**out, "ubar": ubar, "b": b, "t": t, "riv": riv, "lambda": lam, "m": m}
 
 
 def pool(
-    estimates: Sequence[float] | np.ndarray | pd.DataFrame,
-    variances: Sequence[float] | np.ndarray | pd.DataFrame,
+    estimates: Sequence[float] | np.ndarray | pd.DataFrame | Any,
+    variances: Sequence[float] | np.ndarray | pd.DataFrame | None = None,
     df_complete: float | Sequence[float] | None = None,
     *,
     level: float = 0.95,
+    bootstrap: Literal["percentile", "normal"] = "percentile",
 ) -> pd.DataFrame:
-    """Rubin's rules with the Barnard-Rubin degrees of freedom.
+    """Pool completed-data analyses (step 4 of 4): Rubin's rules with the Barnard-Rubin df.
 
     Parameters
     ----------
-    estimates, variances : array-like (m,) or (m, k), or DataFrame (m rows, one column per term)
-        The point estimate and its squared standard error from each of the m completed-data
-        analyses.
+    estimates : Analyses, or array-like (m,) or (m, k), or DataFrame (m rows, one per term)
+        An :class:`~peerstats.missing.Analyses` from :func:`peerstats.missing.analyse` (then
+        ``variances`` and ``df_complete`` are not given: they are in it), pooled by the rule of
+        its imputation method: Rubin's rules (bayes, approx-bayes), the jackknife
+        (condmean-jackknife), the bootstrap (condmean-bootstrap; ``bootstrap="percentile"``, as
+        rbmi, or ``"normal"``) with the full-data estimate, von Hippel & Bartlett
+        (bootstrap-ml). The result is the table of :meth:`Imputations.analyse`.
+        Or the point estimate from each of the m completed-data analyses.
+    variances : array-like or DataFrame, optional
+        The squared standard errors matching ``estimates`` (arrays only).
     df_complete : float or (k,), optional
         Complete-data degrees of freedom (e.g. n - p of the analysis model). ``None``: infinite
         (the large-sample df of Rubin 1987).
     level : float
         Confidence level of the interval.
+    bootstrap : {"percentile", "normal"}
+        The interval of condmean-bootstrap (an Analyses only).
 
     Returns
     -------
     DataFrame
-        One row per term: ``term, estimate, std_error, df, statistic, p_value, ci_lower,
+        For an Analyses: the table of :meth:`Imputations.analyse` (per visit and contrast, or
+        per term). For arrays: one row per term: ``term, estimate, std_error, df, statistic, p_value, ci_lower,
         ci_upper, fraction_missing_info`` and the components ``ubar`` (mean within variance),
         ``b`` (between variance), ``t`` (total), ``riv`` (relative increase in variance),
         ``lambda``, ``m``.
@@ -154,14 +158,33 @@ def pool(
     lambda = (1 + 1/m) b / t (floored at 1e-4 for the df, as mice); df_old = (m - 1)/lambda^2,
     df_obs = (v + 1)/(v + 3) v (1 - lambda), df = df_old df_obs / (df_old + df_obs);
     fmi = (riv + 2/(df + 3)) / (riv + 1). Identical to ``mice::pool.scalar`` (rule
-    "rubin1987") and ``mice::pool`` to 1e-8 (tests/reference/r_mi/).
+    "rubin1987") and ``mice::pool`` to 1e-8 (tests/reference/r_mi/); for an Analyses of
+    LMM fits, ``mice::pool`` of ``lmerTest::lmer`` fits (tests/reference/r_mi_lmm/). This is
+    rbmi's ``pool()`` (Gower-Page et al. 2022), step 4 of 4.
 
     Raises
     ------
     ModelSpecificationError
-        Fewer than 2 sets, non-finite values (a failed analysis: never pooled silently),
+        An Imputations or Draws (analyse first), an Analyses with variances, no variances,
+        fewer than 2 sets, non-finite values (a failed analysis: never pooled silently),
         mismatched shapes.
     """
+    if hasattr(estimates, "_pooled_table"):  # an Analyses (missing/analyses.py)
+        if variances is not None or df_complete is not None:
+            raise ModelSpecificationError(
+                "pool(analyses) takes its variances and complete-data df from the Analyses; "
+                "do not pass variances= or df_complete="
+            )
+        return estimates._pooled_table(level=level, bootstrap=bootstrap)
+    if type(estimates).__name__ in ("Imputations", "Draws"):
+        raise ModelSpecificationError(
+            f"pool needs an Analyses or per-set estimates and variances; got "
+            f"{type(estimates).__name__}: run peerstats.missing.analyse(imputations) first"
+        )
+    if variances is None:
+        raise ModelSpecificationError(
+            "pool needs the variances of the estimates (or an Analyses from analyse())"
+        )
     names = None
     if isinstance(estimates, pd.DataFrame):
         names = [str(c) for c in estimates.columns]
@@ -207,16 +230,7 @@ def pool_jackknife(estimates, *, level: float = 0.95) -> dict:
     se = np.sqrt((n - 1) / n * ((jk - jk.mean(axis=0)) ** 2).sum(axis=0))
     stat, p, lo, hi = _t_inference(point, se, np.inf, level)
     nan = np.full(np.shape(point), np.nan)
-    return {
-        "estimate": point,
-        "std_error": se,
-        "df": np.full(np.shape(point), np.inf),
-        "statistic": stat,
-        "p_value": p,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "fraction_missing_info": nan,
-    }
+    return _pooled(point, se, np.full(np.shape(point), np.inf), stat, p, lo, hi, nan)
 
 
 def _quantile_type6(x: np.ndarray, probs) -> np.ndarray:
@@ -261,16 +275,7 @@ def pool_bootstrap(estimates, *, level: float = 0.95, type: str = "percentile") 
         raise ModelSpecificationError(
             f"bootstrap interval type={type!r} is not valid; choose 'percentile' or 'normal'"
         )
-    return {
-        "estimate": point,
-        "std_error": se,
-        "df": np.full(np.shape(point), np.inf),
-        "statistic": stat,
-        "p_value": p,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "fraction_missing_info": nan,
-    }
+    return _pooled(point, se, np.full(np.shape(point), np.inf), stat, p, lo, hi, nan)
 
 
 def pool_bmlmi(estimates, D: int, *, level: float = 0.95) -> dict:
@@ -304,13 +309,4 @@ def pool_bmlmi(estimates, D: int, *, level: float = 0.95) -> dict:
     df = np.maximum(3.0, df)
     se = np.sqrt(np.where(var > 0, var, np.nan))
     stat, p, lo, hi = _t_inference(point, se, df, level)
-    return {
-        "estimate": point,
-        "std_error": se,
-        "df": df,
-        "statistic": stat,
-        "p_value": p,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "fraction_missing_info": np.full(np.shape(point), np.nan),
-    }
+    return _pooled(point, se, df, stat, p, lo, hi, np.full(np.shape(point), np.nan))
