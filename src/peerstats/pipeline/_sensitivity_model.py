@@ -184,7 +184,7 @@ def pool_primary(imp: Any, analyser: PrimaryAnalyser) -> pd.DataFrame:
 
     Rubin's rules (bayes, approx-bayes): Barnard-Rubin df with the complete-data df of each
     contrast the mean of the primary model's df over the completed datasets."""
-    from peerstats.missing.pool import POOL_COLUMNS, pool_arrays
+    from peerstats.missing.pooling import POOL_COLUMNS, pool_arrays
 
     ests: list[np.ndarray] = []
     variances: list[np.ndarray] = []
