@@ -38,6 +38,7 @@ import numpy as np
 from scipy import linalg, optimize
 
 from peerstats.exceptions import ConvergenceError
+from peerstats.models._pattern_likelihood import PatternLikelihood, UnitArrays
 
 __all__ = [
     "SizeClass",
@@ -45,6 +46,8 @@ __all__ = [
     "PatternCovariance",
     "REMLEngine",
     "FitState",
+    "PatternLikelihood",
+    "UnitArrays",
     "pattern_statistics",
 ]
 
@@ -262,183 +265,6 @@ class FitState:
     beta: np.ndarray
     M: np.ndarray  # X'V^-1X
     Minv: np.ndarray  # model-based cov(beta_hat)
-
-
-class PatternLikelihood:
-    """The MMRM likelihood with closed-form gradient and observed Hessian, all block types at once.
-
-    Every block type (group g, visits v) is embedded in the full T x T visit space (V padded
-    with the identity where a visit is missing, V^-1 then zeroed there), so one batched
-    Cholesky serves all patterns, and the pooled statistics are kept as one flat list of the
-    observed (block, j, l) entries, so every contraction with X is one matrix product.
-    With W_b = n_b V^-1 - V^-1 (R_b + Q_b) V^-1 (R_b the pooled residual cross products,
-    Q_b = sum_i X_i C X_i' under REML, 0 under ML) and W_g = sum_{b in g} W_b:
-
-        d(-2l)/dtheta_k = <dSigma_k, W_g>
-        d2(-2l)/dtheta_k dtheta_l = <d2Sigma_kl, W_g> + sum_b tr(dSigma_k V_b^-1 dSigma_l Y_b)
-                                     - tr(C P_k C P_l) [REML] - 2 u_k' C u_l
-
-    with Y_b = n_b V_b^-1 - 2 W_b, P_k = X'V^-1 dV_k V^-1 X and u_k = X'V^-1 dV_k V^-1 r:
-    the observed information of Wolfinger, Tobias & Sall (1994), tr(P V_kl) - tr(P V_k P V_l)
-    + 2 y'P V_k P V_l P y - y'P V_kl P y, on pooled statistics.
-    """
-
-    def __init__(self, classes: list[SizeClass], grouped, method: str) -> None:
-        self.grouped = grouped
-        self.method = method
-        T = grouped.structure.n_visits
-        self.T = T
-        self.G = len(grouped.levels)
-        self.Kg = grouped.structure.n_params
-        self.K = self.G * self.Kg
-        p = classes[0].SXX.shape[-1]
-        self.p = p
-        gb, counts, masks, bstart = [], [], [], []
-        pb, pj, pl, ptr = [], [], [], []
-        SXX, SXy, Syy = [], [], []
-        b0 = 0
-        f0 = 0
-        for sc in classes:
-            B, m = sc.counts.size, sc.m
-            vis = np.array([k[1] for k in sc.keys], dtype=np.int64).reshape(B, m)
-            gb.append(np.array([k[0] for k in sc.keys], dtype=np.int64))
-            counts.append(sc.counts)
-            mk = np.zeros((B, T), dtype=bool)
-            mk[np.arange(B)[:, None], vis] = True
-            masks.append(mk)
-            bb, jj, ll = np.meshgrid(np.arange(B), np.arange(m), np.arange(m), indexing="ij")
-            pb.append((bb + b0).reshape(-1))
-            pj.append(vis[bb, jj].reshape(-1))
-            pl.append(vis[bb, ll].reshape(-1))
-            ptr.append((bb * m * m + ll * m + jj).reshape(-1) + f0)
-            bstart.append(f0 + np.arange(B) * m * m)
-            SXX.append(sc.SXX.reshape(B * m * m, p * p))
-            SXy.append(sc.SXy.reshape(B * m * m, p))
-            Syy.append(sc.Syy.reshape(-1))
-            b0 += B
-            f0 += B * m * m
-        self.gb = np.concatenate(gb)
-        self.counts = np.concatenate(counts)
-        mask = np.concatenate(masks).astype(float)
-        self.maskmat = mask[:, :, None] * mask[:, None, :]
-        self.eyepad = np.eye(T)[None] * (1 - mask)[:, :, None]
-        self.pb, self.pj, self.pl = np.concatenate(pb), np.concatenate(pj), np.concatenate(pl)
-        self.ptr = np.concatenate(ptr)
-        self.bstart = np.concatenate(bstart)  # first flat row of each block (m*m rows each)
-        self.pg = self.gb[self.pb]
-        self.SXX = np.concatenate(SXX)
-        self.SXy = np.concatenate(SXy)
-        self.Syy = np.concatenate(Syy)
-        self.B = b0
-        # group indicator (G, B) for summing W_b over the blocks of a group
-        self.ind = (self.gb[None, :] == np.arange(self.G)[:, None]).astype(float)
-
-    def with_statistics(self, counts, SXX, SXy, Syy) -> PatternLikelihood:
-        """The same layout with other pooled statistics (flat arrays, e.g. one unit removed)."""
-        new = object.__new__(PatternLikelihood)
-        new.__dict__.update(self.__dict__)
-        new.counts, new.SXX, new.SXy, new.Syy = counts, SXX, SXy, Syy
-        return new
-
-    def covariances(self, theta):
-        sig = np.stack(self.grouped.sigmas(theta))  # (G, T, T)
-        V = sig[self.gb] * self.maskmat + self.eyepad
-        try:
-            Lc = np.linalg.cholesky(V)
-        except np.linalg.LinAlgError:
-            return None
-        logdet = 2 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(axis=1)
-        Li = np.linalg.inv(Lc)
-        Vi = np.swapaxes(Li, 1, 2) @ Li
-        Vi *= self.maskmat
-        return Vi, logdet
-
-    def evaluate(self, theta, order: int = 1):
-        """Dictionary with objective, beta, C, M (order >= 0), gradient (>= 1), hessian, P,
-        expected information (2); None if V or X'V^-1X is not positive definite."""
-        cv = self.covariances(theta)
-        if cv is None:
-            return None
-        Vi, logdet = cv
-        p = self.p
-        w = Vi[self.pb, self.pj, self.pl]
-        M = (w @ self.SXX).reshape(p, p)
-        M = (M + M.T) / 2
-        Xy = w @ self.SXy
-        yVy = float(w @ self.Syy)
-        try:
-            cM = np.linalg.cholesky(M)
-        except np.linalg.LinAlgError:
-            return None
-        Li = np.linalg.inv(cM)
-        C = Li.T @ Li
-        beta = C @ Xy
-        out = {"beta": beta, "C": C, "M": M}
-        obj = float(self.counts @ logdet) + yVy - float(beta @ Xy)
-        if self.method == "reml":
-            obj += 2 * np.log(np.diagonal(cM)).sum()
-        out["objective"] = obj
-        if order < 1:
-            return out
-        B, T, G, Kg = self.B, self.T, self.G, self.Kg
-        Sb = self.SXy @ beta
-        bc = np.outer(beta, beta)
-        if self.method == "reml":
-            bc += C
-        Rf = self.Syy - Sb - Sb[self.ptr] + self.SXX @ bc.reshape(-1)
-        Rp = np.zeros((B, T, T))
-        Rp[self.pb, self.pj, self.pl] = Rf
-        W = self.counts[:, None, None] * Vi - Vi @ Rp @ Vi
-        Wg = (self.ind @ W.reshape(B, -1)).reshape(G, T, T)
-        Wg = (Wg + np.swapaxes(Wg, 1, 2)) / 2
-        dsigs = self.grouped.dsigmas(theta)
-        D = np.stack(dsigs)  # (G, Kg, T, T)
-        out["gradient"] = (D.reshape(G, Kg, T * T) @ Wg.reshape(G, T * T, 1)).reshape(-1)
-        if order < 2:
-            return out
-        K = self.K
-        H = np.zeros((K, K))
-        Einf = np.zeros((K, K))
-        d2 = self.grouped.d2sigma_dots(theta, Wg, dsigs)
-        Db = D[self.gb]  # (B, Kg, T, T)
-        F = Db @ Vi[:, None]  # dSigma_k V^-1
-        Y = self.counts[:, None, None] * Vi - 2 * W
-        # tr(F_k G_l) = <F_k, G_l'> with G_l = dSigma_l Y_b
-        Ft = F.reshape(B, Kg, T * T)
-        H2 = Ft @ np.swapaxes(Db @ Y[:, None], 2, 3).reshape(B, Kg, T * T).transpose(0, 2, 1)
-        # expected information: Y_b -> n_b V^-1 - 2 V^-1 Q_b V^-1 (no residual term)
-        Ye = self.counts[:, None, None] * Vi
-        if self.method == "reml":
-            Qp = np.zeros((B, T, T))
-            Qp[self.pb, self.pj, self.pl] = self.SXX @ C.reshape(-1)
-            Ye = Ye - 2 * (Vi @ Qp @ Vi)
-        E2 = Ft @ np.swapaxes(Db @ Ye[:, None], 2, 3).reshape(B, Kg, T * T).transpose(0, 2, 1)
-        H2g = (self.ind @ H2.reshape(B, -1)).reshape(G, Kg, Kg)
-        E2g = (self.ind @ E2.reshape(B, -1)).reshape(G, Kg, Kg)
-        for g in range(G):
-            sl = slice(g * Kg, (g + 1) * Kg)
-            H[sl, sl] = d2[g] + H2g[g]
-            Einf[sl, sl] = E2g[g]
-        # X terms: P_k = X'V^-1 dV_k V^-1 X and u_k = X'V^-1 dV_k V^-1 r
-        Ev = Vi[:, None] @ F  # V^-1 dSigma_k V^-1, (B, Kg, T, T)
-        Ef = Ev[self.pb, :, self.pj, self.pl]  # (L, Kg)
-        if G > 1:
-            Efull = np.zeros((Ef.shape[0], G, Kg))
-            Efull[np.arange(Ef.shape[0]), self.pg] = Ef
-            Ef = Efull.reshape(-1, K)
-        P = (Ef.T @ self.SXX).reshape(K, p, p)
-        Xr = self.SXy - (self.SXX.reshape(-1, p, p) @ beta)
-        u = Ef.T @ Xr  # (K, p)
-        H -= 2 * (u @ C @ u.T)
-        if self.method == "reml":
-            CP = (C[None] @ P).reshape(K, p * p)
-            tcc = CP @ np.swapaxes((C[None] @ P), 1, 2).reshape(K, p * p).T
-            H -= tcc
-            Einf += tcc
-        out["hessian"] = (H + H.T) / 2
-        out["expected"] = (Einf + Einf.T) / 2
-        out["P"] = P
-        return out
 
 
 class REMLEngine:

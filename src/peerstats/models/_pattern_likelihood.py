@@ -1,0 +1,296 @@
+"""The MMRM likelihood with closed-form gradient and observed Hessian (used by ``_reml``).
+
+Split from :mod:`peerstats.models._reml` (issue 22.2): the engine pools subjects by missingness
+pattern; this module evaluates -2 log-likelihood, its gradient, the observed Hessian and the
+expected information on those pooled statistics, with every term's cost independent of the
+number of subjects, except for one optional *subject path*.
+
+Costs per second-order evaluation (B block types, L = sum_b m_b^2 pooled entries, K covariance
+parameters, p fixed effects, T visits, N subjects):
+
+- covariance-only terms sum_b tr(dSigma_k V_b^-1 dSigma_l Y_b) as D Omega D' with
+  Omega = sum_b V_b^-1 (x) Y_b (a T^2 x T^2 matrix): O(B T^4 + K T^4 + K^2 T^2), instead of the
+  K^2 T^2 products per block type of a direct evaluation;
+- P_k = X'V^-1 dSigma_k V^-1 X and u_k = X'V^-1 dSigma_k V^-1 r, either from the pooled
+  statistics (O(K L p^2)) or, when that is cheaper (many patterns: real trials with
+  non-monotone missingness), per subject from U_i = V_i^-1 X_i (padded to T visits):
+  P_k = sum_ac dSigma_k[a, c] Phi[a, c] with Phi = sum_i U_i[a]' U_i[c], one Gram matrix of
+  the (N, T p) array U, O(N T^2 p^2), bounded by subjects x visits^2 and independent of the
+  number of patterns. The two paths are algebraically identical (they differ only in the
+  order of floating-point sums).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from peerstats.models._reml import SizeClass
+
+__all__ = ["PatternLikelihood", "UnitArrays"]
+
+
+@dataclass
+class UnitArrays:
+    """Each unit's rows padded to the T visits (zeros where a visit is missing).
+
+    ``X`` (N, T, p) and ``y`` (N, T) are already scaled by sqrt(row weight); ``block`` is the
+    unit's block type in :class:`PatternLikelihood` order; ``weight`` its frequency weight
+    (None: all 1).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    block: np.ndarray
+    weight: np.ndarray | None = None
+
+
+def _layout(classes, T: int) -> dict:
+    """Flat layout of the pooled statistics: one row per observed (block, j, l) entry."""
+    keys = {k: [] for k in ("gb", "counts", "masks", "pb", "pj", "pl", "ptr", "bstart")}
+    keys.update(SXX=[], SXy=[], Syy=[])
+    b0 = f0 = 0
+    p = classes[0].SXX.shape[-1]
+    for sc in classes:
+        B, m = sc.counts.size, sc.m
+        vis = np.array([k[1] for k in sc.keys], dtype=np.int64).reshape(B, m)
+        keys["gb"].append(np.array([k[0] for k in sc.keys], dtype=np.int64))
+        keys["counts"].append(sc.counts)
+        mk = np.zeros((B, T), dtype=bool)
+        mk[np.arange(B)[:, None], vis] = True
+        keys["masks"].append(mk)
+        bb, jj, ll = np.meshgrid(np.arange(B), np.arange(m), np.arange(m), indexing="ij")
+        keys["pb"].append((bb + b0).reshape(-1))
+        keys["pj"].append(vis[bb, jj].reshape(-1))
+        keys["pl"].append(vis[bb, ll].reshape(-1))
+        keys["ptr"].append((bb * m * m + ll * m + jj).reshape(-1) + f0)
+        keys["bstart"].append(f0 + np.arange(B) * m * m)
+        keys["SXX"].append(sc.SXX.reshape(B * m * m, p * p))
+        keys["SXy"].append(sc.SXy.reshape(B * m * m, p))
+        keys["Syy"].append(sc.Syy.reshape(-1))
+        b0 += B
+        f0 += B * m * m
+    out = {k: np.concatenate(v) for k, v in keys.items()}
+    out["B"], out["p"] = b0, p
+    return out
+
+
+class PatternLikelihood:
+    """The MMRM likelihood with closed-form gradient and observed Hessian, all block types at once.
+
+    Every block type (group g, visits v) is embedded in the full T x T visit space (V padded
+    with the identity where a visit is missing, V^-1 then zeroed there), so one batched
+    Cholesky serves all patterns, and the pooled statistics are kept as one flat list of the
+    observed (block, j, l) entries, so every contraction with X is one matrix product.
+    With W_b = n_b V^-1 - V^-1 (R_b + Q_b) V^-1 (R_b the pooled residual cross products,
+    Q_b = sum_i X_i C X_i' under REML, 0 under ML) and W_g = sum_{b in g} W_b:
+
+        d(-2l)/dtheta_k = <dSigma_k, W_g>
+        d2(-2l)/dtheta_k dtheta_l = <d2Sigma_kl, W_g> + sum_b tr(dSigma_k V_b^-1 dSigma_l Y_b)
+                                     - tr(C P_k C P_l) [REML] - 2 u_k' C u_l
+
+    with Y_b = n_b V_b^-1 - 2 W_b, P_k = X'V^-1 dV_k V^-1 X and u_k = X'V^-1 dV_k V^-1 r:
+    the observed information of Wolfinger, Tobias & Sall (1994), tr(P V_kl) - tr(P V_k P V_l)
+    + 2 y'P V_k P V_l P y - y'P V_kl P y, on pooled statistics. ``units``
+    (:class:`UnitArrays`, optional) enables the subject path for P_k and u_k (see the module
+    docstring), used when it costs fewer operations.
+    """
+
+    def __init__(self, classes: list[SizeClass], grouped, method: str, units=None) -> None:
+        self.grouped = grouped
+        self.method = method
+        T = grouped.structure.n_visits
+        self.T = T
+        self.G = len(grouped.levels)
+        self.Kg = grouped.structure.n_params
+        self.K = self.G * self.Kg
+        lay = _layout(classes, T)
+        self.p, self.B = lay["p"], lay["B"]
+        self.gb, self.counts = lay["gb"], lay["counts"]
+        mask = lay["masks"].astype(float)
+        self.maskmat = mask[:, :, None] * mask[:, None, :]
+        self.eyepad = np.eye(T)[None] * (1 - mask)[:, :, None]
+        self.pb, self.pj, self.pl = lay["pb"], lay["pj"], lay["pl"]
+        self.ptr = lay["ptr"]
+        self.bstart = lay["bstart"]  # first flat row of each block (m*m rows each)
+        self.pg = self.gb[self.pb]
+        self.SXX, self.SXy, self.Syy = lay["SXX"], lay["SXy"], lay["Syy"]
+        # group indicator (G, B) for summing W_b over the blocks of a group
+        self.ind = (self.gb[None, :] == np.arange(self.G)[:, None]).astype(float)
+        self.units = units if units is not None and self._units_cheaper(units) else None
+
+    def _units_cheaper(self, units: UnitArrays) -> bool:
+        """Subject path for P_k, u_k when its operation count is below the pooled path's."""
+        N, T, p = units.X.shape
+        pooled = 2.0 * self.K * self.SXX.shape[0] * p * p + self.B * self.K * T**3
+        return N * (T * p) ** 2 + 4.0 * N * T * T * p < pooled
+
+    def with_statistics(self, counts, SXX, SXy, Syy) -> PatternLikelihood:
+        """The same layout with other pooled statistics (flat arrays, e.g. one unit removed);
+        the subject path is dropped (its arrays describe the original data)."""
+        new = object.__new__(PatternLikelihood)
+        new.__dict__.update(self.__dict__)
+        new.counts, new.SXX, new.SXy, new.Syy = counts, SXX, SXy, Syy
+        new.units = None
+        return new
+
+    def covariances(self, theta):
+        sig = np.stack(self.grouped.sigmas(theta))  # (G, T, T)
+        V = sig[self.gb] * self.maskmat + self.eyepad
+        try:
+            Lc = np.linalg.cholesky(V)
+        except np.linalg.LinAlgError:
+            return None
+        logdet = 2 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(axis=1)
+        Li = np.linalg.inv(Lc)
+        Vi = np.swapaxes(Li, 1, 2) @ Li
+        Vi *= self.maskmat
+        return Vi, logdet
+
+    def _gls(self, Vi, logdet):
+        """beta, C = (X'V^-1X)^-1, M and the objective without constants (None: M not PD)."""
+        p = self.p
+        w = Vi[self.pb, self.pj, self.pl]
+        M = (w @ self.SXX).reshape(p, p)
+        M = (M + M.T) / 2
+        Xy = w @ self.SXy
+        yVy = float(w @ self.Syy)
+        try:
+            cM = np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            return None
+        Li = np.linalg.inv(cM)
+        C = Li.T @ Li
+        beta = C @ Xy
+        obj = float(self.counts @ logdet) + yVy - float(beta @ Xy)
+        if self.method == "reml":
+            obj += 2 * np.log(np.diagonal(cM)).sum()
+        return {"beta": beta, "C": C, "M": M, "objective": obj}
+
+    def _scatter(self, flat):
+        """(B, T, T) array with the flat (block, j, l) entries ``flat``."""
+        out = np.zeros((self.B, self.T, self.T))
+        out[self.pb, self.pj, self.pl] = flat
+        return out
+
+    def _by_group(self, A):
+        """Sum a (B, ...) array over the blocks of each group -> (G, ...)."""
+        return (self.ind @ A.reshape(self.B, -1)).reshape(self.G, *A.shape[1:])
+
+    def evaluate(self, theta, order: int = 1):
+        """Dictionary with objective, beta, C, M (order >= 0), gradient (>= 1), hessian, P,
+        expected information (2); None if V or X'V^-1X is not positive definite."""
+        cv = self.covariances(theta)
+        if cv is None:
+            return None
+        Vi, logdet = cv
+        out = self._gls(Vi, logdet)
+        if out is None or order < 1:
+            return out
+        beta, C = out["beta"], out["C"]
+        Sb = self.SXy @ beta
+        bc = np.outer(beta, beta)
+        if self.method == "reml":
+            bc += C
+        Rf = self.Syy - Sb - Sb[self.ptr] + self.SXX @ bc.reshape(-1)
+        W = self.counts[:, None, None] * Vi - Vi @ self._scatter(Rf) @ Vi
+        Wg = self._by_group(W)
+        Wg = (Wg + np.swapaxes(Wg, 1, 2)) / 2
+        dsigs = self.grouped.dsigmas(theta)
+        D = np.stack(dsigs)  # (G, Kg, T, T)
+        G, Kg, T = self.G, self.Kg, self.T
+        out["gradient"] = (D.reshape(G, Kg, T * T) @ Wg.reshape(G, T * T, 1)).reshape(-1)
+        if order >= 2:
+            self._second_order(out, theta, Vi, W, Wg, D, dsigs)
+        return out
+
+    def _kron(self, Vi, Y):
+        """Per group, Omega[(a, x), (c, d)] = sum_b V_b^-1[x, c] Y_b[d, a], so that
+        sum_b tr(dSigma_k V_b^-1 dSigma_l Y_b) = vec(dSigma_k)' Omega vec(dSigma_l)."""
+        T, G = self.T, self.G
+        A = Vi.reshape(self.B, T * T)
+        Yf = Y.reshape(self.B, T * T)
+        out = np.empty((G, T * T, T * T))
+        for g in range(G):
+            sel = self.ind[g] > 0
+            om = (A[sel].T @ Yf[sel]).reshape(T, T, T, T)  # [x, c, d, a]
+            out[g] = om.transpose(3, 0, 1, 2).reshape(T * T, T * T)
+        return out
+
+    def _cov_terms(self, Vi, W, C, D):
+        """Per group, sum_b tr(dSigma_k V_b^-1 dSigma_l Y_b) for the observed Hessian (Y_b)
+        and the expected information (Y_b -> n_b V^-1 - 2 V^-1 Q_b V^-1, no residuals)."""
+        n = self.counts[:, None, None]
+        Y = n * Vi - 2 * W
+        Ye = n * Vi
+        if self.method == "reml":
+            Ye = Ye - 2 * (Vi @ self._scatter(self.SXX @ C.reshape(-1)) @ Vi)
+        G, Kg, T = self.G, self.Kg, self.T
+        Df = D.reshape(G, Kg, T * T)
+        Dt = np.swapaxes(Df, 1, 2)
+        return Df @ self._kron(Vi, Y) @ Dt, Df @ self._kron(Vi, Ye) @ Dt
+
+    def _x_terms_pooled(self, Vi, beta, D):
+        """P_k and u_k from the pooled statistics."""
+        p, K, G, Kg = self.p, self.K, self.G, self.Kg
+        Ev = Vi[:, None] @ (D[self.gb] @ Vi[:, None])  # V^-1 dSigma_k V^-1, (B, Kg, T, T)
+        Ef = Ev[self.pb, :, self.pj, self.pl]  # (L, Kg)
+        if G > 1:
+            Efull = np.zeros((Ef.shape[0], G, Kg))
+            Efull[np.arange(Ef.shape[0]), self.pg] = Ef
+            Ef = Efull.reshape(-1, K)
+        P = (Ef.T @ self.SXX).reshape(K, p, p)
+        Xr = self.SXy - (self.SXX.reshape(-1, p, p) @ beta)
+        return P, Ef.T @ Xr
+
+    def _x_terms_units(self, Vi, beta, D):
+        """P_k and u_k per subject: U_i = V_i^-1 X_i, s_i = V_i^-1 r_i,
+        P_k = sum_ac dSigma_k[a, c] sum_i U_i[a]' U_i[c], u_k = sum_ac dSigma_k[a, c] sum_i
+        U_i[a]' s_i[c]."""
+        un = self.units
+        N, T, p = un.X.shape
+        Vb = Vi[un.block]
+        U = np.matmul(Vb, un.X)  # (N, T, p)
+        s = np.matmul(Vb, (un.y - un.X @ beta)[..., None])[..., 0]  # (N, T)
+        Uw = U if un.weight is None else U * un.weight[:, None, None]
+        ug = self.gb[un.block]
+        P = np.empty((self.K, p, p))
+        u = np.empty((self.K, p))
+        for g in range(self.G):
+            sel = ug == g if self.G > 1 else slice(None)
+            Uf = U[sel].reshape(-1, T * p)
+            Uwf = Uw[sel].reshape(-1, T * p)
+            Phi = (Uwf.T @ Uf).reshape(T, p, T, p).transpose(0, 2, 1, 3)  # [a, c, p, q]
+            Psi = (Uwf.T @ s[sel]).reshape(T, p, T).transpose(0, 2, 1)  # [a, c, p]
+            Dg = D[g].reshape(self.Kg, T * T)
+            sl = slice(g * self.Kg, (g + 1) * self.Kg)
+            P[sl] = (Dg @ Phi.reshape(T * T, p * p)).reshape(self.Kg, p, p)
+            u[sl] = Dg @ Psi.reshape(T * T, p)
+        return P, u
+
+    def _second_order(self, out, theta, Vi, W, Wg, D, dsigs) -> None:
+        """Add the observed Hessian, expected information and P_k to ``out``."""
+        K, G, Kg, p = self.K, self.G, self.Kg, self.p
+        C, beta = out["C"], out["beta"]
+        H = np.zeros((K, K))
+        Einf = np.zeros((K, K))
+        d2 = self.grouped.d2sigma_dots(theta, Wg, dsigs)
+        H2g, E2g = self._cov_terms(Vi, W, C, D)
+        for g in range(G):
+            sl = slice(g * Kg, (g + 1) * Kg)
+            H[sl, sl] = d2[g] + H2g[g]
+            Einf[sl, sl] = E2g[g]
+        terms = self._x_terms_units if self.units is not None else self._x_terms_pooled
+        P, u = terms(Vi, beta, D)
+        H -= 2 * (u @ C @ u.T)
+        if self.method == "reml":
+            CP = C[None] @ P
+            tcc = CP.reshape(K, p * p) @ np.swapaxes(CP, 1, 2).reshape(K, p * p).T
+            H -= tcc
+            Einf += tcc
+        out["hessian"] = (H + H.T) / 2
+        out["expected"] = (Einf + Einf.T) / 2
+        out["P"] = P
