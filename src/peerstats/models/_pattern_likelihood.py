@@ -30,7 +30,20 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from peerstats.models._reml import SizeClass
 
-__all__ = ["PatternLikelihood", "UnitArrays"]
+__all__ = ["PatternLikelihood", "UnitArrays", "units_cheaper"]
+
+# the subject path also holds N x T x (p + 1) numbers: not beyond this many bytes
+_UNIT_BYTES = 256 * 2**20
+
+
+def units_cheaper(N: int, T: int, p: int, K: int, L: int, B: int) -> bool:
+    """Whether P_k, u_k cost fewer operations per subject (Gram of the (N, T p) array
+    V^-1 X) than from the pooled statistics (K products with the (L, p^2) array), for N
+    subjects, T visits, p fixed effects, K covariance parameters, L pooled entries and B
+    block types; and the padded arrays stay small."""
+    pooled = 2.0 * K * L * p * p + B * K * T**3
+    subject = N * (T * p) ** 2 + 4.0 * N * T * T * p
+    return subject < pooled and N * T * (p + 1) * 8 < _UNIT_BYTES
 
 
 @dataclass
@@ -120,13 +133,7 @@ class PatternLikelihood:
         self.SXX, self.SXy, self.Syy = lay["SXX"], lay["SXy"], lay["Syy"]
         # group indicator (G, B) for summing W_b over the blocks of a group
         self.ind = (self.gb[None, :] == np.arange(self.G)[:, None]).astype(float)
-        self.units = units if units is not None and self._units_cheaper(units) else None
-
-    def _units_cheaper(self, units: UnitArrays) -> bool:
-        """Subject path for P_k, u_k when its operation count is below the pooled path's."""
-        N, T, p = units.X.shape
-        pooled = 2.0 * self.K * self.SXX.shape[0] * p * p + self.B * self.K * T**3
-        return N * (T * p) ** 2 + 4.0 * N * T * T * p < pooled
+        self.units = units
 
     def with_statistics(self, counts, SXX, SXy, Syy) -> PatternLikelihood:
         """The same layout with other pooled statistics (flat arrays, e.g. one unit removed);

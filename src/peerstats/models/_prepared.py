@@ -29,6 +29,7 @@ from peerstats.models._reml import (
     PatternLikelihood,
     REMLEngine,
     SizeClass,
+    UnitArrays,
     blas_threads,
     pattern_statistics,
 )
@@ -69,6 +70,7 @@ class _Stats:
     log_w: float
     n_units: int
     pattern: PatternLikelihood | None = None  # prebuilt likelihood (jackknife)
+    units: UnitArrays | None = None  # padded rows per subject (the likelihood's subject path)
 
 
 def _check_columns(data, *, subject, visit, group, weights) -> None:
@@ -345,11 +347,18 @@ class PreparedMMRM:
                 self.group_codes[idx],
                 rw,
                 fw,
+                units=(len(self.visits), self._grouped.n_params),
             )
         f_row = np.ones(idx.size) if fw is None else fw[self.subject_codes[idx]]
         n_obs = float(f_row.sum())
         log_w = 0.0 if rw is None else float(f_row @ np.log(rw))
-        return _Stats(classes=classes, n_obs=n_obs, log_w=log_w, n_units=info["n_units"])
+        return _Stats(
+            classes=classes,
+            n_obs=n_obs,
+            log_w=log_w,
+            n_units=info["n_units"],
+            units=info["units"],
+        )
 
     def _counts_and_gram(self, classes: list[SizeClass]) -> tuple[np.ndarray, np.ndarray]:
         """Units observed at each pair of visits per group (G, T, T) and the pooled X'X."""
@@ -395,7 +404,12 @@ class PreparedMMRM:
             )
         covmodel = PatternCovariance(self._grouped, st.classes)
         return REMLEngine(
-            st.classes, covmodel, n_obs=st.n_obs, method=self.method, log_weight_sum=st.log_w
+            st.classes,
+            covmodel,
+            n_obs=st.n_obs,
+            method=self.method,
+            log_weight_sum=st.log_w,
+            units=st.units,
         )
 
     # ---- fits ------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import linalg, optimize
 
 from peerstats.exceptions import ConvergenceError
-from peerstats.models._pattern_likelihood import PatternLikelihood, UnitArrays
+from peerstats.models._pattern_likelihood import PatternLikelihood, UnitArrays, units_cheaper
 
 __all__ = [
     "SizeClass",
@@ -122,6 +122,78 @@ def _gram_stats(Z: np.ndarray, m: int, p: int) -> tuple[np.ndarray, np.ndarray, 
     return G[:, :, :p, :p], G[:, :, :p, p], G[:, :, p, p]
 
 
+def _block_keys(unit, position, group):
+    """Per unit code: pattern bit mask, block-type key (group, mask), block-type index."""
+    n_units = int(unit.max()) + 1 if unit.size else 0
+    # pattern bit mask per unit: (unit, position) pairs are unique, so OR is a sum of powers of 2
+    mask = np.bincount(unit, weights=np.ldexp(1.0, position), minlength=n_units).astype(np.int64)
+    ugroup = np.zeros(n_units, dtype=np.int64)
+    ugroup[unit] = group
+    ukey = ugroup * (np.int64(1) << 40) + mask
+    ukeys, ublock = np.unique(ukey, return_inverse=True)
+    return mask > 0, ukey, ukeys, ublock.reshape(-1)
+
+
+def _row_order(unit, position, ublock, n_keys):
+    """Rows ordered by (block type, unit, position) (an index permutation) and block starts."""
+    n = unit.size
+    # rows sorted by unit/position are common: check before sorting, then a stable sort on the
+    # small block ids
+    within = unit * 64 + position
+    order = np.arange(n) if np.all(within[1:] > within[:-1]) else np.argsort(within, kind="stable")
+    bid = ublock[unit[order]]
+    bid = bid.astype(np.int16 if n_keys < 2**15 else np.int64)
+    o2 = np.argsort(bid, kind="stable")
+    order = order[o2]
+    return order, np.searchsorted(bid[o2], np.arange(n_keys + 1))
+
+
+def _block_gram(X, y, rows, m, sw):
+    """Cross products (m q, m q) of the rows of one block type (q = p + 1: X and y), gathered
+    in chunks into one reusable buffer: no n-sized temporaries."""
+    p = X.shape[1]
+    q = p + 1
+    n_b = rows.size // m
+    chunk = max(1, min(n_b, 2_000_000 // (m * q)))
+    buf = np.empty((chunk * m, q))
+    G = np.zeros((m * q, m * q))
+    for s0 in range(0, n_b, chunk):
+        r = rows[s0 * m : (s0 + chunk) * m]
+        z = buf[: r.size]
+        np.take(X, r, axis=0, out=z[:, :p], mode="clip")
+        np.take(y, r, out=z[:, p], mode="clip")
+        if sw is not None:
+            z *= sw[r][:, None]
+        zf = z.reshape(-1, m * q)
+        G += zf.T @ zf
+    return G.reshape(m, q, m, q).transpose(0, 2, 1, 3)
+
+
+def _unit_arrays(X, y, unit, blocks, T, sw, fw) -> UnitArrays:
+    """Each unit's rows padded to T visits, units in block order (``blocks``: per block type
+    its global index, visits and rows ordered by unit and position)."""
+    N = sum(rows.size // len(vis) for _, vis, rows in blocks)
+    Xp = np.zeros((N, T, X.shape[1]))
+    yp = np.zeros((N, T))
+    bidx = np.empty(N, dtype=np.int64)
+    uid = np.empty(N, dtype=np.int64)
+    s = 0
+    for gb, vis, rows in blocks:
+        m = len(vis)
+        n_b = rows.size // m
+        xb = X[rows].reshape(n_b, m, -1)
+        yb = y[rows].reshape(n_b, m)
+        if sw is not None:
+            w = sw[rows].reshape(n_b, m)
+            xb, yb = xb * w[..., None], yb * w
+        Xp[s : s + n_b, list(vis)] = xb
+        yp[s : s + n_b, list(vis)] = yb
+        bidx[s : s + n_b] = gb
+        uid[s : s + n_b] = unit[rows[::m]]
+        s += n_b
+    return UnitArrays(X=Xp, y=yp, block=bidx, weight=None if fw is None else fw[uid])
+
+
 def pattern_statistics(
     X: np.ndarray,
     y: np.ndarray,
@@ -130,6 +202,8 @@ def pattern_statistics(
     group: np.ndarray,
     weights: np.ndarray | None = None,
     unit_weights: np.ndarray | None = None,
+    *,
+    units: tuple[int, int] | None = None,
 ) -> tuple[list[SizeClass], dict]:
     """Pool units by (group, pattern of positions) and compute their sufficient statistics.
 
@@ -140,70 +214,41 @@ def pattern_statistics(
     are multiplied by f_i and it adds f_i to its block type's count). Unit codes without rows are
     skipped. Rows are ordered once by (block type, unit, position) (an index permutation only)
     and each block type's cross products are accumulated in chunks through one small reusable
-    buffer, so the memory beyond X stays small.
+    buffer, so the memory beyond X stays small. ``units=(T, K)`` (visits, covariance
+    parameters): also return each unit's padded rows (``info["units"]``,
+    :class:`UnitArrays`) when the likelihood's subject path is cheaper than its pooled path
+    (many patterns; see :mod:`peerstats.models._pattern_likelihood`), else None.
     """
-    n, p = X.shape
+    p = X.shape[1]
     unit = np.asarray(unit, dtype=np.int64)
     position = np.asarray(position, dtype=np.int64)
-    n_units = int(unit.max()) + 1 if n else 0
-    # pattern bit mask per unit: (unit, position) pairs are unique, so OR is a sum of powers of 2
-    mask = np.bincount(unit, weights=np.ldexp(1.0, position), minlength=n_units).astype(np.int64)
-    ugroup = np.zeros(n_units, dtype=np.int64)
-    ugroup[unit] = group
-    ukey = ugroup * (np.int64(1) << 40) + mask
-    present = mask > 0
-    ukeys, ublock = np.unique(ukey, return_inverse=True)
-    ublock = ublock.reshape(-1)
-    # order rows by (block type, unit, position): rows sorted by unit/position are common, so
-    # check before sorting, then a stable radix-friendly sort on the small block ids
-    within = unit * 64 + position
-    order = np.arange(n) if np.all(within[1:] > within[:-1]) else np.argsort(within, kind="stable")
-    bid = ublock[unit[order]]
-    bid = bid.astype(np.int16 if len(ukeys) < 2**15 else np.int64)
-    o2 = np.argsort(bid, kind="stable")
-    order = order[o2]
-    bid = bid[o2]
-    starts = np.searchsorted(bid, np.arange(len(ukeys) + 1))
+    present, ukey, ukeys, ublock = _block_keys(unit, position, group)
+    order, starts = _row_order(unit, position, ublock, len(ukeys))
     sw = None if weights is None else np.asarray(weights, dtype=float)
-    if unit_weights is not None:
-        fw = np.asarray(unit_weights, dtype=float)
+    fw = None if unit_weights is None else np.asarray(unit_weights, dtype=float)
+    if fw is not None:
         sw = fw[unit] if sw is None else sw * fw[unit]
-        ucount = np.bincount(ublock[present], weights=fw[:n_units][present], minlength=len(ukeys))
+        ucount = np.bincount(ublock[present], weights=fw[: present.size][present],
+                             minlength=len(ukeys))
     else:
         ucount = np.bincount(ublock[present], minlength=len(ukeys)).astype(float)
     if sw is not None:
         sw = np.sqrt(sw)
     by_size: dict[int, list] = {}
-    q = p + 1
     for b, k in enumerate(ukeys):
-        g = int(k >> 40)
         msk = int(k & ((1 << 40) - 1))
         if msk == 0:  # unit codes without rows
             continue
         vis = tuple(i for i in range(40) if msk >> i & 1)
-        m = len(vis)
         rows = order[starts[b] : starts[b + 1]]
-        n_b = rows.size // m
-        # gather in chunks into one reusable buffer: no n-sized temporaries
-        chunk = max(1, min(n_b, 2_000_000 // (m * q)))
-        buf = np.empty((chunk * m, q))
-        G = np.zeros((m * q, m * q))
-        for s0 in range(0, n_b, chunk):
-            r = rows[s0 * m : (s0 + chunk) * m]
-            z = buf[: r.size]
-            np.take(X, r, axis=0, out=z[:, :p], mode="clip")
-            np.take(y, r, out=z[:, p], mode="clip")
-            if sw is not None:
-                z *= sw[r][:, None]
-            zf = z.reshape(-1, m * q)
-            G += zf.T @ zf
-        G = G.reshape(m, q, m, q).transpose(0, 2, 1, 3)
-        by_size.setdefault(m, []).append(
-            ((g, vis), ucount[b], G[:, :, :p, :p], G[:, :, :p, p], G[:, :, p, p])
+        G = _block_gram(X, y, rows, len(vis), sw)
+        by_size.setdefault(len(vis), []).append(
+            ((int(k >> 40), vis), ucount[b], G[:, :, :p, :p], G[:, :, :p, p], G[:, :, p, p], rows)
         )
-    classes = []
+    classes, blocks = [], []
     for m in sorted(by_size):
         items = by_size[m]
+        blocks += [(len(blocks) + i, it[0][1], it[5]) for i, it in enumerate(items)]
         classes.append(
             SizeClass(
                 m=m,
@@ -215,6 +260,12 @@ def pattern_statistics(
             )
         )
     info = {"n_units": int(present.sum()), "n_block_types": int(len(np.unique(ukey[present])))}
+    info["units"] = None
+    L = sum(len(v) ** 2 for _, v, _ in blocks)
+    if units is not None and units_cheaper(info["n_units"], units[0], p, units[1], L, len(blocks)):
+        # the frequency weights enter U'diag(f)U; rows carry only sqrt(row weights)
+        rw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
+        info["units"] = _unit_arrays(X, y, unit, blocks, units[0], rw, fw)
     return classes, info
 
 
@@ -279,6 +330,7 @@ class REMLEngine:
         method: Literal["reml", "ml"] = "reml",
         log_weight_sum: float = 0.0,
         pattern: PatternLikelihood | None = None,
+        units: UnitArrays | None = None,
     ) -> None:
         self.classes = classes
         self.cov = cov_model
@@ -290,7 +342,7 @@ class REMLEngine:
         if pattern is not None:
             self._pl = pattern
         elif isinstance(cov_model, PatternCovariance):
-            self._pl = PatternLikelihood(classes, cov_model.grouped, method)
+            self._pl = PatternLikelihood(classes, cov_model.grouped, method, units)
         else:
             self._pl = None
 
