@@ -187,6 +187,59 @@ class PatternLikelihood:
         """Sum a (B, ...) array over the blocks of each group -> (G, ...)."""
         return (self.ind @ A.reshape(self.B, -1)).reshape(self.G, *A.shape[1:])
 
+    def _gls_units(self, Vi, logdet):
+        """:meth:`_gls` from the subjects' padded rows (U_i = V_i^-1 X_i kept for later)."""
+        un = self.units
+        N, T, p = un.X.shape
+        Vb = Vi[un.block]
+        U = np.matmul(Vb, un.X)  # (N, T, p)
+        Vy = np.matmul(Vb, un.y[..., None])[..., 0]  # (N, T)
+        Xf = un.X.reshape(N * T, p)
+        Wf = Xf if un.weight is None else Xf * np.repeat(un.weight, T)[:, None]
+        yw = un.y if un.weight is None else un.y * un.weight[:, None]
+        M = Wf.T @ U.reshape(N * T, p)
+        M = (M + M.T) / 2
+        Xy = Wf.T @ Vy.reshape(-1)
+        yVy = float(yw.reshape(-1) @ Vy.reshape(-1))
+        try:
+            cM = np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            return None
+        Li = np.linalg.inv(cM)
+        C = Li.T @ Li
+        beta = C @ Xy
+        obj = float(self.counts @ logdet) + yVy - float(beta @ Xy)
+        if self.method == "reml":
+            obj += 2 * np.log(np.diagonal(cM)).sum()
+        return {"beta": beta, "C": C, "M": M, "objective": obj, "_U": (Vb, U, Vy)}
+
+    def _segment_sum(self, A):
+        """Sum a per-subject (N, ...) array over the subjects of each block type -> (B, ...)."""
+        un = self.units
+        if un.weight is not None:
+            A = A * un.weight.reshape(-1, *([1] * (A.ndim - 1)))
+        return np.add.reduceat(A, np.searchsorted(un.block, np.arange(self.B)), axis=0)
+
+    def _residual_terms(self, Vi, out):
+        """V^-1 R_b V^-1 and (REML) V^-1 Q_b V^-1 per block type (Q_b = sum_i X_i C X_i'),
+        with R_b the residual cross products; under ML the second is None."""
+        beta, C = out["beta"], out["C"]
+        if self.units is None:
+            Sb = self.SXy @ beta
+            bc = np.outer(beta, beta)
+            Rf = self.Syy - Sb - Sb[self.ptr] + self.SXX @ bc.reshape(-1)
+            VRV = Vi @ self._scatter(Rf) @ Vi
+            if self.method != "reml":
+                return VRV, None
+            return VRV, Vi @ self._scatter(self.SXX @ C.reshape(-1)) @ Vi
+        Vb, U, Vy = out["_U"]
+        s = Vy - U @ beta  # V_i^-1 r_i, (N, T)
+        out["_s"] = s
+        VRV = self._segment_sum(s[:, :, None] * s[:, None, :])
+        if self.method != "reml":
+            return VRV, None
+        return VRV, self._segment_sum(U @ C @ np.swapaxes(U, 1, 2))
+
     def evaluate(self, theta, order: int = 1):
         """Dictionary with objective, beta, C, M (order >= 0), gradient (>= 1), hessian, P,
         expected information (2); None if V or X'V^-1X is not positive definite."""
@@ -194,16 +247,13 @@ class PatternLikelihood:
         if cv is None:
             return None
         Vi, logdet = cv
-        out = self._gls(Vi, logdet)
+        out = (self._gls if self.units is None else self._gls_units)(Vi, logdet)
         if out is None or order < 1:
             return out
-        beta, C = out["beta"], out["C"]
-        Sb = self.SXy @ beta
-        bc = np.outer(beta, beta)
-        if self.method == "reml":
-            bc += C
-        Rf = self.Syy - Sb - Sb[self.ptr] + self.SXX @ bc.reshape(-1)
-        W = self.counts[:, None, None] * Vi - Vi @ self._scatter(Rf) @ Vi
+        VRV, VQV = self._residual_terms(Vi, out)
+        W = self.counts[:, None, None] * Vi - VRV
+        if VQV is not None:
+            W -= VQV
         Wg = self._by_group(W)
         Wg = (Wg + np.swapaxes(Wg, 1, 2)) / 2
         dsigs = self.grouped.dsigmas(theta)
@@ -211,7 +261,7 @@ class PatternLikelihood:
         G, Kg, T = self.G, self.Kg, self.T
         out["gradient"] = (D.reshape(G, Kg, T * T) @ Wg.reshape(G, T * T, 1)).reshape(-1)
         if order >= 2:
-            self._second_order(out, theta, Vi, W, Wg, D, dsigs)
+            self._second_order(out, theta, Vi, W, Wg, D, dsigs, VQV)
         return out
 
     def _kron(self, Vi, Y):
@@ -227,20 +277,20 @@ class PatternLikelihood:
             out[g] = om.transpose(3, 0, 1, 2).reshape(T * T, T * T)
         return out
 
-    def _cov_terms(self, Vi, W, C, D):
+    def _cov_terms(self, Vi, W, VQV, D):
         """Per group, sum_b tr(dSigma_k V_b^-1 dSigma_l Y_b) for the observed Hessian (Y_b)
         and the expected information (Y_b -> n_b V^-1 - 2 V^-1 Q_b V^-1, no residuals)."""
         n = self.counts[:, None, None]
         Y = n * Vi - 2 * W
         Ye = n * Vi
-        if self.method == "reml":
-            Ye = Ye - 2 * (Vi @ self._scatter(self.SXX @ C.reshape(-1)) @ Vi)
+        if VQV is not None:
+            Ye = Ye - 2 * VQV
         G, Kg, T = self.G, self.Kg, self.T
         Df = D.reshape(G, Kg, T * T)
         Dt = np.swapaxes(Df, 1, 2)
         return Df @ self._kron(Vi, Y) @ Dt, Df @ self._kron(Vi, Ye) @ Dt
 
-    def _x_terms_pooled(self, Vi, beta, D):
+    def _x_terms_pooled(self, Vi, out, D):
         """P_k and u_k from the pooled statistics."""
         p, K, G, Kg = self.p, self.K, self.G, self.Kg
         Ev = Vi[:, None] @ (D[self.gb] @ Vi[:, None])  # V^-1 dSigma_k V^-1, (B, Kg, T, T)
@@ -250,18 +300,16 @@ class PatternLikelihood:
             Efull[np.arange(Ef.shape[0]), self.pg] = Ef
             Ef = Efull.reshape(-1, K)
         P = (Ef.T @ self.SXX).reshape(K, p, p)
-        Xr = self.SXy - (self.SXX.reshape(-1, p, p) @ beta)
+        Xr = self.SXy - (self.SXX.reshape(-1, p, p) @ out["beta"])
         return P, Ef.T @ Xr
 
-    def _x_terms_units(self, Vi, beta, D):
+    def _x_terms_units(self, Vi, out, D):
         """P_k and u_k per subject: U_i = V_i^-1 X_i, s_i = V_i^-1 r_i,
         P_k = sum_ac dSigma_k[a, c] sum_i U_i[a]' U_i[c], u_k = sum_ac dSigma_k[a, c] sum_i
         U_i[a]' s_i[c]."""
         un = self.units
         N, T, p = un.X.shape
-        Vb = Vi[un.block]
-        U = np.matmul(Vb, un.X)  # (N, T, p)
-        s = np.matmul(Vb, (un.y - un.X @ beta)[..., None])[..., 0]  # (N, T)
+        U, s = out["_U"][1], out["_s"]
         Uw = U if un.weight is None else U * un.weight[:, None, None]
         ug = self.gb[un.block]
         P = np.empty((self.K, p, p))
@@ -278,20 +326,20 @@ class PatternLikelihood:
             u[sl] = Dg @ Psi.reshape(T * T, p)
         return P, u
 
-    def _second_order(self, out, theta, Vi, W, Wg, D, dsigs) -> None:
+    def _second_order(self, out, theta, Vi, W, Wg, D, dsigs, VQV) -> None:
         """Add the observed Hessian, expected information and P_k to ``out``."""
         K, G, Kg, p = self.K, self.G, self.Kg, self.p
-        C, beta = out["C"], out["beta"]
+        C = out["C"]
         H = np.zeros((K, K))
         Einf = np.zeros((K, K))
         d2 = self.grouped.d2sigma_dots(theta, Wg, dsigs)
-        H2g, E2g = self._cov_terms(Vi, W, C, D)
+        H2g, E2g = self._cov_terms(Vi, W, VQV, D)
         for g in range(G):
             sl = slice(g * Kg, (g + 1) * Kg)
             H[sl, sl] = d2[g] + H2g[g]
             Einf[sl, sl] = E2g[g]
         terms = self._x_terms_units if self.units is not None else self._x_terms_pooled
-        P, u = terms(Vi, beta, D)
+        P, u = terms(Vi, out, D)
         H -= 2 * (u @ C @ u.T)
         if self.method == "reml":
             CP = C[None] @ P
