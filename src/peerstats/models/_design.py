@@ -79,6 +79,7 @@ class FixedDesign:
     reference: dict[str, str] = field(default_factory=dict)
     factor_values: dict[str, list] = field(default_factory=dict)  # levels as stored in data
     natural_order: dict[str, list] = field(default_factory=dict)  # data order, before reference=
+    data_levels: dict[str, set] = field(default_factory=dict)  # levels (str) on any input row
 
     def matrix(self, newdata: pd.DataFrame) -> np.ndarray:
         """The design matrix of ``newdata`` under the fitted coding."""
@@ -167,10 +168,14 @@ def build_fixed_design(
     # categorical coding once, on the full column (levels of all rows, reference first)
     conv = {}
     natural: dict[str, list] = {}
+    data_levels: dict[str, set] = {}
     for v in variables:
         if _is_categorical(work[v]):
             cat = as_categorical(work[v], name=v)
             natural[v] = list(cat.cat.categories)
+            codes = cat.cat.codes.to_numpy()
+            seen = np.bincount(codes[codes >= 0], minlength=len(natural[v])) > 0
+            data_levels[v] = {str(c) for c, k in zip(natural[v], seen) if k}
             conv[v] = as_categorical(cat, reference.get(v), name=v) if v in reference else cat
     if conv:
         work = work.assign(**conv)
@@ -272,16 +277,23 @@ def build_fixed_design(
         reference=reference,
         factor_values=factor_values,
         natural_order=natural_order,
+        data_levels=data_levels,
     )
 
 
-def check_empty_levels(design: FixedDesign, data: pd.DataFrame, *, skip: tuple = ()) -> None:
+def check_empty_levels(
+    design: FixedDesign, data: pd.DataFrame | None = None, *, skip: tuple = ()
+) -> None:
     """Refuse factor levels that have rows but no observed outcome (e.g. an all-missing arm):
-    nothing can be estimated for them, and dropping them would silently change the analysis."""
+    nothing can be estimated for them, and dropping them would silently change the analysis.
+    ``data=None``: the data the design was built from (its levels were recorded then)."""
     for v in design.factors:
         if v in skip:
             continue
-        present = set(map(str, data[v].dropna().unique()))
+        if data is None:
+            present = design.data_levels[v]
+        else:
+            present = set(map(str, data[v].dropna().unique()))
         empty = sorted(present - set(design.factors[v]))
         if empty:
             raise ModelSpecificationError(

@@ -152,8 +152,8 @@ class PreparedMMRM:
         self._full_refit: Refit | None = None
         self.n_rows = len(data)
         self.index = data.index
-        self.n_subjects_data = int(data[subject].nunique())
         self._build_layout(data)
+        self.n_subjects_data = len(self.subjects)  # factorize leaves out missing ids, as nunique
         self._check_layout()
         self._setup_covariance()
         self._check_size()
@@ -258,8 +258,11 @@ class PreparedMMRM:
     def _X_rows(self, idx: np.ndarray) -> np.ndarray:
         """Design rows ``idx`` (positions in data), from the fit's X when all are observed."""
         pos = self._obs_pos[idx]
+        X = self.design.X
+        if pos.size == X.shape[0] and pos.size and pos[0] == 0 and np.all(np.diff(pos) == 1):
+            return X  # every observed row in order (a fit): no copy
         if np.all(pos >= 0):
-            return self.design.X[pos]
+            return X[pos]
         return self.X_all[idx]
 
     def _check_layout(self) -> None:
@@ -286,7 +289,7 @@ class PreparedMMRM:
                 raise ModelSpecificationError(
                     f"group={group!r} must be constant within subject; it varies for {bad}"
                 )
-            present = np.unique(self.group_codes[obs])
+            present = np.flatnonzero(np.bincount(self.group_codes[obs], minlength=len(self._levels)))
             missing_g = [lev for i, lev in enumerate(self._levels) if i not in present]
             if missing_g:
                 raise ModelSpecificationError(
@@ -299,10 +302,11 @@ class PreparedMMRM:
         sg[self.subject_codes[valid]] = self.group_codes[valid]
         self._subject_group = sg
         n_obs = int(obs.sum())
-        counts = np.zeros((len(self._levels), T))
-        np.add.at(counts, (self.group_codes[obs], vpos), 1.0)
+        G = len(self._levels)
+        counts = np.bincount(self.group_codes[obs] * T + vpos, minlength=G * T)
+        counts = counts.reshape(G, T).astype(float)
         _check_visit_counts(counts, self)
-        if len(np.unique(scodes)) < 2:
+        if scodes.size == 0 or scodes.min() == scodes.max():
             raise ModelSpecificationError("an MMRM needs at least two subjects")
         p = len(self.columns)
         if n_obs - p <= 0:
@@ -312,7 +316,7 @@ class PreparedMMRM:
 
     def _size_text(self) -> str:
         n_obs = int(self._observed.sum())
-        n_sub = len(np.unique(self.subject_codes[self._observed]))
+        n_sub = int(np.count_nonzero(np.bincount(self.subject_codes[self._observed])))
         return (
             f"{n_obs} observations of {n_sub} participants, {len(self.columns)} fixed effects, "
             f"{self._grouped.n_params} covariance parameters (covariance={self.covariance!r} "

@@ -259,7 +259,7 @@ def pattern_statistics(
                 keys=[it[0] for it in items],
             )
         )
-    info = {"n_units": int(present.sum()), "n_block_types": int(len(np.unique(ukey[present])))}
+    info = {"n_units": int(present.sum()), "n_block_types": len(blocks)}
     info["units"] = None
     L = sum(len(v) ** 2 for _, v, _ in blocks)
     if units is not None and units_cheaper(info["n_units"], units[0], p, units[1], L, len(blocks)):
