@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from peerstats.exceptions import ConvergenceError, InsufficientDataError, ModelSpecificationError
+from peerstats.exceptions import InsufficientDataError, ModelSpecificationError
 from peerstats.models._covariance import GroupedCovariance, make_structure
 from peerstats.models._design import (
     FixedDesign,
@@ -24,6 +24,16 @@ from peerstats.models._design import (
     check_rank_gram,
 )
 from peerstats.models._mmrm_result import build_result, check_df_options, empirical_covariances
+from peerstats.models._prepared_checks import (
+    HETEROGENEOUS,
+    _check_pairs,
+    _check_singular,
+    _check_visit_counts,
+    _clearly_full_rank,
+    _raise_unless_converged,
+    _refit_from,
+    _repeated,
+)
 from peerstats.models._reml import (
     PatternCovariance,
     PatternLikelihood,
@@ -34,14 +44,13 @@ from peerstats.models._reml import (
     pattern_statistics,
 )
 
-__all__ = ["PreparedMMRM", "Refit"]
+__all__ = ["PreparedMMRM", "Refit", "HETEROGENEOUS", "_check_visit_counts"]
 
 CovarianceName = Literal[
     "us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh", "sp_exp", "sp_gau", "sp_pow"
 ]
 MethodName = Literal["reml", "ml"]
 DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
-HETEROGENEOUS = {"us", "csh", "ar1h", "toeph", "adh"}
 
 
 @dataclass(frozen=True)
@@ -738,108 +747,3 @@ class PreparedMMRM:
             f"{len(self.subjects)} subjects, {len(self.visits)} visits, "
             f"{int(self._observed.sum())} of {self.n_rows} rows observed)"
         )
-
-
-# ---------------------------------------------------------------------------------------------
-def _clearly_full_rank(XtX: np.ndarray) -> bool:
-    """A cheap sufficient test of full rank (Cholesky of the scaled Gram matrix); when it
-    fails, :func:`check_rank_gram` decides and names the aliased columns."""
-    d = np.diag(XtX)
-    if np.any(d <= 0):
-        return False
-    s = np.sqrt(d)
-    try:
-        L = np.linalg.cholesky(XtX / np.outer(s, s))
-    except np.linalg.LinAlgError:
-        return False
-    return bool(np.min(np.diagonal(L)) ** 2 > 1e-8)
-
-
-def _repeated(key: np.ndarray) -> np.ndarray:
-    """Boolean mask of entries whose key occurred before (in sorted order)."""
-    rep = np.zeros(len(key), dtype=bool)
-    if len(key) and not np.all(key[1:] > key[:-1]):
-        o = np.argsort(key, kind="stable")
-        rep[o[1:]] = key[o[1:]] == key[o[:-1]]
-    return rep
-
-
-def _check_visit_counts(counts: np.ndarray, prep: PreparedMMRM) -> None:
-    """Every visit observed in every group (twice for a heterogeneous structure)."""
-    T = counts.shape[1]
-    for g in range(counts.shape[0]):
-        cnt = counts[g]
-        where = f" in group {prep._levels[g]!r}" if prep.group is not None else ""
-        empty = [prep.visits[i] for i in range(T) if cnt[i] <= 0]
-        if empty:
-            # every structure: a heterogeneous one has a variance nobody informs, and for
-            # ar1/toep an empty level would silently change the lag between the visits around it
-            raise ModelSpecificationError(
-                f"visit(s) {empty} of {prep.visit!r} have no observed outcome{where}; the "
-                f"covariance across visits (covariance={prep.covariance!r}) is indexed by every "
-                "visit level. Drop the unused visit level (e.g. "
-                "data[visit].cat.remove_unused_categories())."
-            )
-        if prep.covariance in HETEROGENEOUS:
-            thin = [prep.visits[i] for i in range(T) if cnt[i] < 2]
-            if thin:
-                raise ModelSpecificationError(
-                    f"visit(s) {thin} of {prep.visit!r} have a single observation{where}; a "
-                    f"variance per visit (covariance={prep.covariance!r}) cannot be estimated "
-                    "from one subject. Use a homogeneous structure (cs, ar1, toep) or more data."
-                )
-
-
-def _check_pairs(N: np.ndarray, prep: PreparedMMRM) -> None:
-    """An unstructured covariance needs every pair of visits observed together somewhere."""
-    for g in range(N.shape[0]):
-        i, j = np.nonzero(np.triu(N[g] <= 0, 1))
-        if i.size:
-            pairs = [(prep.visits[a], prep.visits[c]) for a, c in zip(i, j)]
-            where = f" in group {prep._levels[g]!r}" if prep.group is not None else ""
-            raise ModelSpecificationError(
-                f"no subject{where} has outcomes at both visits of {pairs[:5]}; their covariance "
-                "is not identified under covariance='us'. Use a structured covariance (e.g. "
-                "'toeph', 'adh', 'ar1h') or check the visit coding."
-            )
-
-
-def _raise_unless_converged(fit: dict, covariance: str, size: str = "") -> None:
-    st = fit["state"]
-    if not fit["converged"]:
-        obj = f", -2 log-likelihood {st.objective:.6f}" if st is not None else ""
-        data = f" on {size}" if size else ""
-        raise ConvergenceError(
-            f"the REML/ML optimisation did not converge (covariance={covariance!r}{obj}){data}; "
-            "tried: "
-            + "; ".join(fit["tried"])
-            + ". Consider a simpler covariance structure or check the data.",
-            tried=fit["tried"],
-            gradient=None if st is None else st.gradient,
-        )
-
-
-def _check_singular(sigmas, levels, group, tried, gradient) -> None:
-    for lev, S in zip(levels, sigmas):
-        ev = np.linalg.eigvalsh(S)
-        if ev[0] <= 1e-8 * ev[-1]:
-            where = f" (group {lev!r})" if group is not None else ""
-            raise ConvergenceError(
-                f"the estimated covariance{where} is singular (smallest/largest eigenvalue "
-                f"{ev[0] / ev[-1]:.2e}); a variance or correlation is at its boundary. Use a "
-                "simpler structure.",
-                tried=tried,
-                gradient=gradient,
-            )
-
-
-def _refit_from(st, sigmas, iterations: int) -> Refit:
-    return Refit(
-        beta=st.beta,
-        vcov=st.Minv,
-        theta=st.theta,
-        sigmas=list(sigmas),
-        neg2loglik=float(st.objective),
-        converged=True,
-        iterations=int(iterations),
-    )
