@@ -162,9 +162,11 @@ class PatternLikelihood:
         p = self.p
         w = Vi[self.pb, self.pj, self.pl]
         M = (w @ self.SXX).reshape(p, p)
+        return self._solve(M, w @ self.SXy, float(w @ self.Syy), logdet)
+
+    def _solve(self, M, Xy, yVy, logdet):
+        """beta = M^-1 X'V^-1y, C = M^-1 and -2 l without constants; None if M is not PD."""
         M = (M + M.T) / 2
-        Xy = w @ self.SXy
-        yVy = float(w @ self.Syy)
         try:
             cM = np.linalg.cholesky(M)
         except np.linalg.LinAlgError:
@@ -198,20 +200,11 @@ class PatternLikelihood:
         Wf = Xf if un.weight is None else Xf * np.repeat(un.weight, T)[:, None]
         yw = un.y if un.weight is None else un.y * un.weight[:, None]
         M = Wf.T @ U.reshape(N * T, p)
-        M = (M + M.T) / 2
-        Xy = Wf.T @ Vy.reshape(-1)
         yVy = float(yw.reshape(-1) @ Vy.reshape(-1))
-        try:
-            cM = np.linalg.cholesky(M)
-        except np.linalg.LinAlgError:
-            return None
-        Li = np.linalg.inv(cM)
-        C = Li.T @ Li
-        beta = C @ Xy
-        obj = float(self.counts @ logdet) + yVy - float(beta @ Xy)
-        if self.method == "reml":
-            obj += 2 * np.log(np.diagonal(cM)).sum()
-        return {"beta": beta, "C": C, "M": M, "objective": obj, "_U": (Vb, U, Vy)}
+        out = self._solve(M, Wf.T @ Vy.reshape(-1), yVy, logdet)
+        if out is not None:
+            out["_U"] = (Vb, U, Vy)
+        return out
 
     def _segment_sum(self, A):
         """Sum a per-subject (N, ...) array over the subjects of each block type -> (B, ...)."""
