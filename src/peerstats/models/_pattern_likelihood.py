@@ -86,9 +86,33 @@ def _layout(classes, T: int) -> dict:
         keys["Syy"].append(sc.Syy.reshape(-1))
         b0 += B
         f0 += B * m * m
-    out = {k: np.concatenate(v) for k, v in keys.items()}
+    out = {k: np.concatenate(v) for k, v in keys.items() if k not in ("SXX", "SXy", "Syy")}
+    for k, v in (("SXX", keys["SXX"]), ("SXy", keys["SXy"]), ("Syy", keys["Syy"])):
+        out[k] = _joined(v, f0)
     out["B"], out["p"] = b0, p
     return out
+
+
+def _joined(parts: list[np.ndarray], L: int) -> np.ndarray:
+    """The concatenation of ``parts`` (first axis), without a copy when they are consecutive
+    views of one array of L rows (as pattern_statistics builds them)."""
+    base = parts[0].base
+    if (
+        base is not None
+        and base.shape[0] == L
+        and base.flags.c_contiguous
+        and all(x.base is base for x in parts)
+        and parts[0].__array_interface__["data"][0] == base.__array_interface__["data"][0]
+    ):
+        step = base.strides[0]
+        pos = base.__array_interface__["data"][0]
+        for x in parts:
+            if x.__array_interface__["data"][0] != pos:
+                break
+            pos += x.shape[0] * step
+        else:
+            return base.reshape(L, *parts[0].shape[1:])
+    return np.concatenate(parts)
 
 
 class PatternLikelihood:

@@ -194,6 +194,52 @@ def _unit_arrays(X, y, unit, blocks, T, sw, fw) -> UnitArrays:
     return UnitArrays(X=Xp, y=yp, block=bidx, weight=None if fw is None else fw[uid])
 
 
+class _FlatStats:
+    """The pooled statistics of all block types in one flat (L, p^2) / (L, p) / (L,) buffer
+    (L = sum_b m_b^2, blocks in order): each size class's arrays are views into it, so the
+    likelihood's flat layout needs no copy."""
+
+    def __init__(self, L: int, p: int) -> None:
+        self.L, self.p = L, p
+        self.XX = np.empty((L, p * p))
+        self.Xy = np.empty((L, p))
+        self.yy = np.empty(L)
+        self.offsets: list[int] = []
+        self.sizes: list[int] = []
+        self._next = 0
+
+    def put(self, b: int, G: np.ndarray) -> None:
+        """Block ``b``'s cross products G (m, m, p + 1, p + 1), blocks given in order."""
+        m, p = G.shape[0], self.p
+        o = self._next
+        self.XX[o : o + m * m] = G[:, :, :p, :p].reshape(m * m, p * p)
+        self.Xy[o : o + m * m] = G[:, :, :p, p].reshape(m * m, p)
+        self.yy[o : o + m * m] = G[:, :, p, p].reshape(m * m)
+        self.offsets.append(o)
+        self.sizes.append(m)
+        self._next = o + m * m
+
+    def classes(self, keys: list, counts: np.ndarray) -> list[SizeClass]:
+        out = []
+        sizes = np.array(self.sizes)
+        p = self.p
+        for m in np.unique(sizes):
+            idx = np.flatnonzero(sizes == m)
+            a, z = self.offsets[idx[0]], self.offsets[idx[-1]] + m * m
+            B = idx.size
+            out.append(
+                SizeClass(
+                    m=int(m),
+                    counts=np.asarray(counts[idx], dtype=float),
+                    SXX=self.XX[a:z].reshape(B, m, m, p, p),
+                    SXy=self.Xy[a:z].reshape(B, m, m, p),
+                    Syy=self.yy[a:z].reshape(B, m, m),
+                    keys=[keys[i] for i in idx],
+                )
+            )
+        return out
+
+
 def pattern_statistics(
     X: np.ndarray,
     y: np.ndarray,
@@ -234,35 +280,25 @@ def pattern_statistics(
         ucount = np.bincount(ublock[present], minlength=len(ukeys)).astype(float)
     if sw is not None:
         sw = np.sqrt(sw)
-    by_size: dict[int, list] = {}
+    # block types with rows, ordered by size (stable), as (key index, group, visits)
+    todo = []
     for b, k in enumerate(ukeys):
         msk = int(k & ((1 << 40) - 1))
-        if msk == 0:  # unit codes without rows
-            continue
-        vis = tuple(i for i in range(40) if msk >> i & 1)
+        if msk:  # 0: unit codes without rows
+            todo.append((b, int(k >> 40), tuple(i for i in range(40) if msk >> i & 1)))
+    todo.sort(key=lambda t: len(t[2]))
+    flat = _FlatStats(sum(len(v) ** 2 for _, _, v in todo), p)
+    blocks = []
+    for gb, (b, _, vis) in enumerate(todo):
         rows = order[starts[b] : starts[b + 1]]
-        G = _block_gram(X, y, rows, len(vis), sw)
-        by_size.setdefault(len(vis), []).append(
-            ((int(k >> 40), vis), ucount[b], G[:, :, :p, :p], G[:, :, :p, p], G[:, :, p, p], rows)
-        )
-    classes, blocks = [], []
-    for m in sorted(by_size):
-        items = by_size[m]
-        blocks += [(len(blocks) + i, it[0][1], it[5]) for i, it in enumerate(items)]
-        classes.append(
-            SizeClass(
-                m=m,
-                counts=np.array([it[1] for it in items], dtype=float),
-                SXX=np.stack([it[2] for it in items]),
-                SXy=np.stack([it[3] for it in items]),
-                Syy=np.stack([it[4] for it in items]),
-                keys=[it[0] for it in items],
-            )
-        )
+        flat.put(gb, _block_gram(X, y, rows, len(vis), sw))
+        blocks.append((gb, vis, rows))
+    classes = flat.classes([(g, vis) for _, g, vis in todo], ucount[[t[0] for t in todo]])
     info = {"n_units": int(present.sum()), "n_block_types": len(blocks)}
     info["units"] = None
-    L = sum(len(v) ** 2 for _, v, _ in blocks)
-    if units is not None and units_cheaper(info["n_units"], units[0], p, units[1], L, len(blocks)):
+    if units is not None and units_cheaper(
+        info["n_units"], units[0], p, units[1], flat.L, len(blocks)
+    ):
         # the frequency weights enter U'diag(f)U; rows carry only sqrt(row weights)
         rw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
         info["units"] = _unit_arrays(X, y, unit, blocks, units[0], rw, fw)
