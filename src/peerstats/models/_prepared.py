@@ -31,7 +31,6 @@ from peerstats.models._prepared_checks import (
     _check_visit_counts,
     _clearly_full_rank,
     _raise_unless_converged,
-    _refit_from,
     _repeated,
 )
 from peerstats.models._reml import (
@@ -644,67 +643,67 @@ class PreparedMMRM:
     def _jackknife(self) -> list[Refit]:
         theta_hat = self._theta_start()
         Hinv = self._H_hat_inverse()
-        full = self._full_refit
         st0 = self._stats
         pl0 = PatternLikelihood(st0.classes, self._grouped, self.method)
         N0, XtX0 = self._counts_and_gram(st0.classes)
-        where = {}
-        b0 = 0
-        for sc in st0.classes:
-            for b, key in enumerate(sc.keys):
-                where[key] = b0 + b
-            b0 += len(sc.keys)
-        p = len(self.columns)
+        keys = [key for sc in st0.classes for key in sc.keys]
+        where = {key: b for b, key in enumerate(keys)}
         obs = np.flatnonzero(self._observed)
         scode = self.subject_codes[obs]
         order = np.lexsort((self.visit_codes[obs], scode))
         rows = obs[order]
-        scode = scode[order]
-        starts = np.searchsorted(scode, np.arange(len(self.subjects) + 1))
-        sw = None if self._row_weights is None else np.sqrt(self._row_weights)
+        starts = np.searchsorted(scode[order], np.arange(len(self.subjects) + 1))
         out: list[Refit] = []
         for i in range(len(self.subjects)):
             r = rows[starts[i] : starts[i + 1]]
             if r.size == 0:
-                out.append(full)
+                out.append(self._full_refit)
                 continue
-            vis = tuple(int(v) for v in self.visit_codes[r])
-            g = int(self.group_codes[r[0]])
-            b = where[(g, vis)]
-            m = len(vis)
-            z = np.empty((m, p + 1))
-            z[:, :p] = self._X_rows(r)
-            z[:, p] = self.y_all[r]
-            if sw is not None:
-                z *= sw[r][:, None]
-            zf = z.reshape(-1)
-            Gi = np.outer(zf, zf).reshape(m, p + 1, m, p + 1).transpose(0, 2, 1, 3)
-            sl = slice(pl0.bstart[b], pl0.bstart[b] + m * m)
-            counts = pl0.counts.copy()
-            counts[b] -= 1.0
-            SXX, SXy, Syy = pl0.SXX.copy(), pl0.SXy.copy(), pl0.Syy.copy()
-            if counts[b] <= 0:  # the subject was alone in its pattern
-                counts[b] = 0.0
-                SXX[sl] = SXy[sl] = Syy[sl] = 0.0
-            else:
-                SXX[sl] -= Gi[:, :, :p, :p].reshape(m * m, p * p)
-                SXy[sl] -= Gi[:, :, :p, p].reshape(m * m, p)
-                Syy[sl] -= Gi[:, :, p, p].reshape(m * m)
-            N = N0.copy()
-            N[g][np.ix_(vis, vis)] -= 1.0
-            jj = np.arange(m)
-            XtX = XtX0 - Gi[jj, jj, :p, :p].sum(axis=0)
-            log_w = st0.log_w - (0.0 if sw is None else float(np.log(self._row_weights[r]).sum()))
-            st = _Stats(
-                classes=None,
-                n_obs=st0.n_obs - m,
-                log_w=log_w,
-                n_units=st0.n_units - 1,
-                pattern=pl0.with_statistics(counts, SXX, SXy, Syy),
-            )
+            st, N, XtX = self._without_subject(r, where, st0, pl0, N0, XtX0)
             self._check_statistics(st, N, XtX)
             out.append(self._solve(st, theta_hat, Hinv))
         return out
+
+    def _without_subject(self, r, where, st0, pl0, N0, XtX0):
+        """The pooled statistics, pair counts and X'X without the subject whose rows are ``r``
+        (its cross products subtracted from its pattern's, its unit from the count)."""
+        p = len(self.columns)
+        vis = tuple(int(v) for v in self.visit_codes[r])
+        g = int(self.group_codes[r[0]])
+        b = where[(g, vis)]
+        m = len(vis)
+        z = np.empty((m, p + 1))
+        z[:, :p] = self._X_rows(r)
+        z[:, p] = self.y_all[r]
+        if self._row_weights is not None:
+            z *= np.sqrt(self._row_weights[r])[:, None]
+        zf = z.reshape(-1)
+        Gi = np.outer(zf, zf).reshape(m, p + 1, m, p + 1).transpose(0, 2, 1, 3)
+        sl = slice(pl0.bstart[b], pl0.bstart[b] + m * m)
+        counts = pl0.counts.copy()
+        counts[b] -= 1.0
+        SXX, SXy, Syy = pl0.SXX.copy(), pl0.SXy.copy(), pl0.Syy.copy()
+        if counts[b] <= 0:  # the subject was alone in its pattern
+            counts[b] = 0.0
+            SXX[sl] = SXy[sl] = Syy[sl] = 0.0
+        else:
+            SXX[sl] -= Gi[:, :, :p, :p].reshape(m * m, p * p)
+            SXy[sl] -= Gi[:, :, :p, p].reshape(m * m, p)
+            Syy[sl] -= Gi[:, :, p, p].reshape(m * m)
+        N = N0.copy()
+        N[g][np.ix_(vis, vis)] -= 1.0
+        jj = np.arange(m)
+        log_w = st0.log_w
+        if self._row_weights is not None:
+            log_w -= float(np.log(self._row_weights[r]).sum())
+        st = _Stats(
+            classes=None,
+            n_obs=st0.n_obs - m,
+            log_w=log_w,
+            n_units=st0.n_units - 1,
+            pattern=pl0.with_statistics(counts, SXX, SXy, Syy),
+        )
+        return st, N, XtX0 - Gi[jj, jj, :p, :p].sum(axis=0)
 
     # ---- designs for new data ----------------------------------------------------------------
     def design_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
@@ -747,3 +746,15 @@ class PreparedMMRM:
             f"{len(self.subjects)} subjects, {len(self.visits)} visits, "
             f"{int(self._observed.sum())} of {self.n_rows} rows observed)"
         )
+
+
+def _refit_from(st, sigmas, iterations: int) -> Refit:
+    return Refit(
+        beta=st.beta,
+        vcov=st.Minv,
+        theta=st.theta,
+        sigmas=list(sigmas),
+        neg2loglik=float(st.objective),
+        converged=True,
+        iterations=int(iterations),
+    )

@@ -5,14 +5,11 @@ subject-visit rows, non-convergence, a singular covariance) and the :class:`Refi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from peerstats.models._prepared import PreparedMMRM
 
 HETEROGENEOUS = {"us", "csh", "ar1h", "toeph", "adh"}
 
@@ -40,7 +37,7 @@ def _repeated(key: np.ndarray) -> np.ndarray:
     return rep
 
 
-def _check_visit_counts(counts: np.ndarray, prep: PreparedMMRM) -> None:
+def _check_visit_counts(counts: np.ndarray, prep: Any) -> None:
     """Every visit observed in every group (twice for a heterogeneous structure)."""
     T = counts.shape[1]
     for g in range(counts.shape[0]):
@@ -66,7 +63,7 @@ def _check_visit_counts(counts: np.ndarray, prep: PreparedMMRM) -> None:
                 )
 
 
-def _check_pairs(N: np.ndarray, prep: PreparedMMRM) -> None:
+def _check_pairs(N: np.ndarray, prep: Any) -> None:
     """An unstructured covariance needs every pair of visits observed together somewhere."""
     for g in range(N.shape[0]):
         i, j = np.nonzero(np.triu(N[g] <= 0, 1))
@@ -107,17 +104,3 @@ def _check_singular(sigmas, levels, group, tried, gradient) -> None:
                 tried=tried,
                 gradient=gradient,
             )
-
-
-def _refit_from(st, sigmas, iterations: int):
-    from peerstats.models._prepared import Refit
-
-    return Refit(
-        beta=st.beta,
-        vcov=st.Minv,
-        theta=st.theta,
-        sigmas=list(sigmas),
-        neg2loglik=float(st.objective),
-        converged=True,
-        iterations=int(iterations),
-    )

@@ -31,14 +31,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 from scipy import linalg, optimize
 
 from peerstats.exceptions import ConvergenceError
-from peerstats.models._pattern_likelihood import PatternLikelihood, UnitArrays, units_cheaper
+from peerstats.models._pattern_likelihood import (
+    PatternLikelihood,
+    SizeClass,
+    UnitArrays,
+    _FlatStats,
+    _unit_arrays,
+    units_cheaper,
+)
 
 __all__ = [
     "SizeClass",
@@ -83,18 +90,6 @@ def blas_threads(*, large: bool = False):
             return contextlib.nullcontext()
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1, user_api="blas")
-
-
-@dataclass
-class SizeClass:
-    """Sufficient statistics of the block types that have ``m`` observations each."""
-
-    m: int
-    counts: np.ndarray  # (B,) number of units pooled in each block type
-    SXX: np.ndarray  # (B, m, m, p, p)
-    SXy: np.ndarray  # (B, m, m, p)
-    Syy: np.ndarray  # (B, m, m)
-    keys: list = field(default_factory=list)  # what each block type is (e.g. (group, visits))
 
 
 class CovarianceModel(Protocol):
@@ -167,77 +162,6 @@ def _block_gram(X, y, rows, m, sw):
         zf = z.reshape(-1, m * q)
         G += zf.T @ zf
     return G.reshape(m, q, m, q).transpose(0, 2, 1, 3)
-
-
-def _unit_arrays(X, y, unit, blocks, T, sw, fw) -> UnitArrays:
-    """Each unit's rows padded to T visits, units in block order (``blocks``: per block type
-    its global index, visits and rows ordered by unit and position)."""
-    N = sum(rows.size // len(vis) for _, vis, rows in blocks)
-    Xp = np.zeros((N, T, X.shape[1]))
-    yp = np.zeros((N, T))
-    bidx = np.empty(N, dtype=np.int64)
-    uid = np.empty(N, dtype=np.int64)
-    s = 0
-    for gb, vis, rows in blocks:
-        m = len(vis)
-        n_b = rows.size // m
-        xb = X[rows].reshape(n_b, m, -1)
-        yb = y[rows].reshape(n_b, m)
-        if sw is not None:
-            w = sw[rows].reshape(n_b, m)
-            xb, yb = xb * w[..., None], yb * w
-        Xp[s : s + n_b, list(vis)] = xb
-        yp[s : s + n_b, list(vis)] = yb
-        bidx[s : s + n_b] = gb
-        uid[s : s + n_b] = unit[rows[::m]]
-        s += n_b
-    return UnitArrays(X=Xp, y=yp, block=bidx, weight=None if fw is None else fw[uid])
-
-
-class _FlatStats:
-    """The pooled statistics of all block types in one flat (L, p^2) / (L, p) / (L,) buffer
-    (L = sum_b m_b^2, blocks in order): each size class's arrays are views into it, so the
-    likelihood's flat layout needs no copy."""
-
-    def __init__(self, L: int, p: int) -> None:
-        self.L, self.p = L, p
-        self.XX = np.empty((L, p * p))
-        self.Xy = np.empty((L, p))
-        self.yy = np.empty(L)
-        self.offsets: list[int] = []
-        self.sizes: list[int] = []
-        self._next = 0
-
-    def put(self, b: int, G: np.ndarray) -> None:
-        """Block ``b``'s cross products G (m, m, p + 1, p + 1), blocks given in order."""
-        m, p = G.shape[0], self.p
-        o = self._next
-        self.XX[o : o + m * m] = G[:, :, :p, :p].reshape(m * m, p * p)
-        self.Xy[o : o + m * m] = G[:, :, :p, p].reshape(m * m, p)
-        self.yy[o : o + m * m] = G[:, :, p, p].reshape(m * m)
-        self.offsets.append(o)
-        self.sizes.append(m)
-        self._next = o + m * m
-
-    def classes(self, keys: list, counts: np.ndarray) -> list[SizeClass]:
-        out = []
-        sizes = np.array(self.sizes)
-        p = self.p
-        for m in np.unique(sizes):
-            idx = np.flatnonzero(sizes == m)
-            a, z = self.offsets[idx[0]], self.offsets[idx[-1]] + m * m
-            B = idx.size
-            out.append(
-                SizeClass(
-                    m=int(m),
-                    counts=np.asarray(counts[idx], dtype=float),
-                    SXX=self.XX[a:z].reshape(B, m, m, p, p),
-                    SXy=self.Xy[a:z].reshape(B, m, m, p),
-                    Syy=self.yy[a:z].reshape(B, m, m),
-                    keys=[keys[i] for i in idx],
-                )
-            )
-        return out
 
 
 def pattern_statistics(
