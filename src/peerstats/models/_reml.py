@@ -650,6 +650,33 @@ class REMLEngine:
         with blas_threads():
             return self._fit(theta0, **kwargs)
 
+    def _scoring(self, theta, sec, max_iter: int):
+        """Fisher scoring steps with a line search from ``sec = second(theta, observed=False)``
+        until the Newton decrement is below one -2 l unit (closed-form Hessian; later with a
+        finite-difference one, which costs 2K evaluations). Returns (theta, sec, iterations)."""
+        iterations = 0
+        for _ in range(max_iter):
+            st, _, E = sec
+            g = st.gradient
+            try:
+                step = -np.linalg.solve(E, g)
+            except np.linalg.LinAlgError:
+                break
+            dec = float(-g @ step)
+            switch = 1.0 if self._pl is not None else 1e-4 * max(1.0, 1e-6 * abs(st.objective))
+            if not np.isfinite(dec) or dec < switch:
+                break
+            new = self._line_search(theta, st, step, g)
+            if new is None:
+                break
+            iterations += 1
+            theta = new.theta
+            nxt = self.second(theta, observed=False)
+            if nxt is None:  # pragma: no cover
+                break
+            sec = nxt
+        return theta, sec, iterations
+
     def _fit(self, theta0: np.ndarray, *, max_iter: int = 200, tol: float = 1e-9) -> dict:
         """Minimise -2 log-likelihood from ``theta0``.
 
@@ -669,31 +696,9 @@ class REMLEngine:
             raise ConvergenceError(
                 "the starting covariance is not positive definite", tried=["start"], gradient=None
             )
-        iterations = 0
         # phase 1: Fisher scoring (expected information: always positive definite)
         tried.append("Fisher scoring (expected information)")
-        for _ in range(max_iter):
-            st, _, E = sec
-            g = st.gradient
-            try:
-                step = -np.linalg.solve(E, g)
-            except np.linalg.LinAlgError:
-                break
-            dec = float(-g @ step)
-            # Newton with the closed-form Hessian takes over once within one -2 l unit (one
-            # evaluation per step); with a finite-difference Hessian (2K evaluations) later
-            switch = 1.0 if self._pl is not None else 1e-4 * max(1.0, 1e-6 * abs(st.objective))
-            if not np.isfinite(dec) or dec < switch:
-                break
-            new = self._line_search(theta, st, step, g)
-            if new is None:
-                break
-            iterations += 1
-            theta = new.theta
-            nxt = self.second(theta, observed=False)
-            if nxt is None:  # pragma: no cover
-                break
-            sec = nxt
+        theta, sec, iterations = self._scoring(theta, sec, max_iter)
         if sec[1] is None:
             sec = self.second(theta)
         # phase 2: Newton-Raphson with the observed Hessian (its final value gives the df)
