@@ -244,13 +244,7 @@ def analyze(
     notes: list[str] = []
     arms = [str(x) for x in spec.arms.levels]
 
-    # ---- pooled baseline SD (one row per participant) --------------------------------------
-    base = a[a["visit"].astype(str) == visits[0]][["subject", "arm", outcome]]
-    base = base.dropna(subset=[outcome]).drop_duplicates("subject")
-    sd, sd_desc = _pooled_sd(base, outcome)
-    if not np.isfinite(sd) or sd <= 0:
-        raise ModelSpecificationError(f"the baseline SD of {outcome!r} is {sd}; d is undefined")
-
+    sd, sd_desc = _baseline_sd(a, outcome, visits[0])
     if spec.design == "single-arm" or len(arms) == 1:
         if covariance not in (None, "us") or covariates or random:
             raise ModelSpecificationError(
@@ -265,22 +259,15 @@ def analyze(
     post, present_visits = _post_baseline(a, outcome, visits, arms, notes)
     observed = post[outcome].notna()
     many = len(present_visits) > 1
-    strata = _strata(post, spec, observed)
-    _check_covariates(post, observed, covariates)
+    strata = _strata(post, spec, observed, covariates)
     rhs = [f"{outcome}_baseline", *strata, *covariates, "arm * visit" if many else "arm"]
     fixed = f"{outcome} ~ " + " + ".join([*rhs, *map(str, terms)])
     reference = spec.arms.reference or arms[0]
     opts = {"df": df, "reference": {"arm": reference}, "vcov": vcov}
-    nested = {"icc": None, "design_effect": None, "mean_group_size": None, "n_groups": None}
     delivered = [str(x) for x in spec.arms.group_delivered]
-    if delivered:
-        fit, model, shown, nested = _fit_nested(
-            post, fixed, delivered, observed, many, random, covariance, notes, opts
-        )
-    elif random:
-        fit, model, shown = _fit_lmm(post, fixed, random, covariance, opts)
-    else:
-        fit, model, shown = _fit_mmrm(post, fixed, covariance, opts)
+    fit, model, shown, nested = _fit_model(
+        post, fixed, delivered, observed, many, random, covariance, notes, opts
+    )
 
     notes += [str(w) for w in getattr(fit, "warnings", ())]
     ct = fit.contrasts("arm", by="visit" if many else None, reference=reference, level=level)
@@ -301,6 +288,16 @@ def analyze(
         n_obs=int(fit.n_obs),
         notes=tuple(notes),
     )
+
+
+def _baseline_sd(a: pd.DataFrame, outcome: str, baseline_visit: str) -> tuple[float, str]:
+    """The pooled baseline SD (one row per participant) that scales Cohen's d."""
+    base = a[a["visit"].astype(str) == baseline_visit][["subject", "arm", outcome]]
+    base = base.dropna(subset=[outcome]).drop_duplicates("subject")
+    sd, sd_desc = _pooled_sd(base, outcome)
+    if not np.isfinite(sd) or sd <= 0:
+        raise ModelSpecificationError(f"the baseline SD of {outcome!r} is {sd}; d is undefined")
+    return sd, sd_desc
 
 
 def _with_covariates(trial: Any, covariates: list[str]) -> pd.DataFrame:
@@ -368,8 +365,9 @@ def _note(notes: list[str], msg: str) -> None:
     warnings.warn(msg, DataWarning, stacklevel=4)
 
 
-def _strata(post: pd.DataFrame, spec: Any, observed: pd.Series) -> list[str]:
-    """The spec's stratification factors (as strings) that vary; never dropped silently."""
+def _strata(post: pd.DataFrame, spec: Any, observed: pd.Series, covariates: list[str]) -> list[str]:
+    """The spec's stratification factors (as strings) that vary; never dropped silently.
+    Covariates must be present on every analysed row."""
     absent = [s for s in spec.strata if s not in post.columns]
     if absent:  # never drop a stratification factor silently (issue 20.2)
         raise ModelSpecificationError(
@@ -384,6 +382,7 @@ def _strata(post: pd.DataFrame, spec: Any, observed: pd.Series) -> list[str]:
                 "effect of the primary model"
             )
         post[s] = post[s].astype(str)
+    _check_covariates(post, observed, covariates)
     return [s for s in spec.strata if post[s].nunique() > 1]
 
 
@@ -423,6 +422,17 @@ def _delivery_groups(post, delivered, observed, notes) -> pd.Series:
         )
         grp = grp.where(~lone, "_single:" + post["subject"].astype(str))
     return grp
+
+
+def _fit_model(post, fixed, delivered, observed, many, random, covariance, notes, opts):
+    """The partially nested model, a user's LMM or the MMRM: (fit, model, formula shown,
+    delivery-group summaries)."""
+    if delivered:
+        return _fit_nested(post, fixed, delivered, observed, many, random, covariance, notes, opts)
+    nested = {"icc": None, "design_effect": None, "mean_group_size": None, "n_groups": None}
+    if random:
+        return (*_fit_lmm(post, fixed, random, covariance, opts), nested)
+    return (*_fit_mmrm(post, fixed, covariance, opts), nested)
 
 
 def _fit_nested(post, fixed, delivered, observed, many, random, covariance, notes, opts):
