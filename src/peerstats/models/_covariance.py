@@ -185,29 +185,20 @@ class CovarianceStructure:
             else:
                 rho = 0.0 * th[-1]
             R = np.where(lag == 0, 1.0 + 0 * rho, rho + 0 * lag)
-            if name == "cs":
-                return np.exp(th[0]) * R
-            sd = np.exp(th[:T])
-            return np.outer(sd, sd) * R
+            return _scale(name, th, R, T)
         if name in ("ar1", "ar1h"):
             rho = np.tanh(th[-1])
             R = np.ones((T, T), dtype=dtype)
             for d in range(1, T):
                 R = np.where(lag == d, rho**d, R)
-            if name == "ar1":
-                return np.exp(th[0]) * R
-            sd = np.exp(th[:T])
-            return np.outer(sd, sd) * R
+            return _scale(name, th, R, T)
         if name in ("toep", "toeph"):
             phi = np.tanh(th[1:] if name == "toep" else th[T:])
             rhos = _durbin_levinson(list(phi)) if T > 1 else []
             R = np.ones((T, T), dtype=dtype)
             for d in range(1, T):
                 R = np.where(lag == d, rhos[d - 1], R)
-            if name == "toep":
-                return np.exp(th[0]) * R
-            sd = np.exp(th[:T])
-            return np.outer(sd, sd) * R
+            return _scale(name, th, R, T)
         if name in ("ad", "adh"):
             rho = np.tanh(th[1:] if name == "ad" else th[T:])
             R = np.ones((T, T), dtype=dtype)
@@ -218,10 +209,7 @@ class CovarianceStructure:
                         v = v * rho[k]
                     R[i, j] = v
                     R[j, i] = v
-            if name == "ad":
-                return np.exp(th[0]) * R
-            sd = np.exp(th[:T])
-            return np.outer(sd, sd) * R
+            return _scale(name, th, R, T)
         raise ValueError(name)  # pragma: no cover
 
     def dsigma(self, theta: np.ndarray) -> np.ndarray:
@@ -434,6 +422,14 @@ def d2sigma_by_differences(structure, theta: np.ndarray, h: float = 1e-5) -> np.
         e[l_] = step
         out[:, l_] = (structure.dsigma(theta + e) - structure.dsigma(theta - e)) / (2 * step)
     return (out + np.swapaxes(out, 0, 1)) / 2
+
+
+def _scale(name: str, th, R, T: int):
+    """v R (homogeneous: v = exp(theta_0)) or S R S (heterogeneous: S = diag(exp(theta_sd)))."""
+    if name in ("cs", "ar1", "toep", "ad"):
+        return np.exp(th[0]) * R
+    sd = np.exp(th[:T])
+    return np.outer(sd, sd) * R
 
 
 @functools.lru_cache(maxsize=64)

@@ -140,6 +140,18 @@ def _unit_arrays(X, y, unit, blocks, T, sw, fw) -> UnitArrays:
     return UnitArrays(X=Xp, y=yp, block=bidx, weight=None if fw is None else fw[uid])
 
 
+def batched_inverse(V: np.ndarray):
+    """(V^-1, log|V|) of a stack of symmetric matrices (B, m, m) by Cholesky; None if one is
+    not positive definite."""
+    try:
+        Lc = np.linalg.cholesky(V)
+    except np.linalg.LinAlgError:
+        return None
+    logdet = 2 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(axis=1)
+    Li = np.linalg.inv(Lc)
+    return np.swapaxes(Li, 1, 2) @ Li, logdet
+
+
 def _layout(classes, T: int) -> dict:
     """Flat layout of the pooled statistics: one row per observed (block, j, l) entry."""
     keys = {k: [] for k in ("gb", "counts", "masks", "pb", "pj", "pl", "ptr", "bstart")}
@@ -249,14 +261,10 @@ class PatternLikelihood:
 
     def covariances(self, theta):
         sig = np.stack(self.grouped.sigmas(theta))  # (G, T, T)
-        V = sig[self.gb] * self.maskmat + self.eyepad
-        try:
-            Lc = np.linalg.cholesky(V)
-        except np.linalg.LinAlgError:
+        inv = batched_inverse(sig[self.gb] * self.maskmat + self.eyepad)
+        if inv is None:
             return None
-        logdet = 2 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(axis=1)
-        Li = np.linalg.inv(Lc)
-        Vi = np.swapaxes(Li, 1, 2) @ Li
+        Vi, logdet = inv
         Vi *= self.maskmat
         return Vi, logdet
 

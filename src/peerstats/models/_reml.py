@@ -44,6 +44,7 @@ from peerstats.models._pattern_likelihood import (
     UnitArrays,
     _FlatStats,
     _unit_arrays,
+    batched_inverse,
     units_cheaper,
 )
 
@@ -356,14 +357,10 @@ class REMLEngine:
     def _inverses(self, theta):
         out = []
         for V, dV in self.cov.block_covariances(theta):
-            try:
-                C = np.linalg.cholesky(V)
-            except np.linalg.LinAlgError:
+            inv = batched_inverse(V)
+            if inv is None:
                 return None
-            logdet = 2 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum(axis=1)
-            Ci = np.linalg.inv(C)
-            Vinv = np.swapaxes(Ci, 1, 2) @ Ci
-            out.append((V, dV, Vinv, logdet))
+            out.append((V, dV, *inv))
         return out
 
     def evaluate(self, theta: np.ndarray, *, gradient: bool = True) -> FitState | None:
