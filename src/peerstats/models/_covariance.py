@@ -185,29 +185,20 @@ class CovarianceStructure:
             else:
                 rho = 0.0 * th[-1]
             R = np.where(lag == 0, 1.0 + 0 * rho, rho + 0 * lag)
-            if name == "cs":
-                return np.exp(th[0]) * R
-            sd = np.exp(th[:T])
-            return np.outer(sd, sd) * R
+            return _scale(name, th, R, T)
         if name in ("ar1", "ar1h"):
             rho = np.tanh(th[-1])
             R = np.ones((T, T), dtype=dtype)
             for d in range(1, T):
                 R = np.where(lag == d, rho**d, R)
-            if name == "ar1":
-                return np.exp(th[0]) * R
-            sd = np.exp(th[:T])
-            return np.outer(sd, sd) * R
+            return _scale(name, th, R, T)
         if name in ("toep", "toeph"):
             phi = np.tanh(th[1:] if name == "toep" else th[T:])
             rhos = _durbin_levinson(list(phi)) if T > 1 else []
             R = np.ones((T, T), dtype=dtype)
             for d in range(1, T):
                 R = np.where(lag == d, rhos[d - 1], R)
-            if name == "toep":
-                return np.exp(th[0]) * R
-            sd = np.exp(th[:T])
-            return np.outer(sd, sd) * R
+            return _scale(name, th, R, T)
         if name in ("ad", "adh"):
             rho = np.tanh(th[1:] if name == "ad" else th[T:])
             R = np.ones((T, T), dtype=dtype)
@@ -218,10 +209,7 @@ class CovarianceStructure:
                         v = v * rho[k]
                     R[i, j] = v
                     R[j, i] = v
-            if name == "ad":
-                return np.exp(th[0]) * R
-            sd = np.exp(th[:T])
-            return np.outer(sd, sd) * R
+            return _scale(name, th, R, T)
         raise ValueError(name)  # pragma: no cover
 
     def dsigma(self, theta: np.ndarray) -> np.ndarray:
@@ -436,6 +424,14 @@ def d2sigma_by_differences(structure, theta: np.ndarray, h: float = 1e-5) -> np.
     return (out + np.swapaxes(out, 0, 1)) / 2
 
 
+def _scale(name: str, th, R, T: int):
+    """v R (homogeneous: v = exp(theta_0)) or S R S (heterogeneous: S = diag(exp(theta_sd)))."""
+    if name in ("cs", "ar1", "toep", "ad"):
+        return np.exp(th[0]) * R
+    sd = np.exp(th[:T])
+    return np.outer(sd, sd) * R
+
+
 @functools.lru_cache(maxsize=64)
 def _tril(T: int) -> tuple[np.ndarray, np.ndarray]:
     ri, ci = np.tril_indices(T)
@@ -499,53 +495,71 @@ def _corr_matrix(name: str, T: int, t) -> np.ndarray:
 def _corr_derivatives(name: str, T: int, t: np.ndarray):
     """R, dR/dphi (Kc, T, T) and d2R/dphi2 (Kc, Kc, T, T) of an S R S structure."""
     t = np.asarray(t, dtype=float)
-    Kc = len(t)
     lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
     if name in ("cs", "csh"):
-        lo = -1.0 / (T - 1)
-        e = _expit(t[0])
-        rho = lo + (1 - lo) * e
-        d1 = (1 - lo) * e * (1 - e)
-        d2 = d1 * (1 - 2 * e)
-        off = (lag > 0).astype(float)
-        R = np.where(lag == 0, 1.0, rho)
-        return R, (d1 * off)[None], (d2 * off)[None, None]
+        return _cs_derivatives(T, t, lag)
     if name in ("ar1", "ar1h"):
-        rho = np.tanh(t[0])
-        r1 = 1 - rho**2  # drho/dt
-        r2 = -2 * rho * r1  # d2rho/dt2
-        L = lag.astype(float)
-        R = rho**L
-        pm1 = np.where(lag >= 1, rho ** np.maximum(L - 1, 0), 0.0)
-        pm2 = np.where(lag >= 2, rho ** np.maximum(L - 2, 0), 0.0)
-        dR = L * pm1 * r1
-        d2R = L * (L - 1) * pm2 * r1**2 + L * pm1 * r2
-        return R, dR[None], d2R[None, None]
+        return _ar1_derivatives(t, lag)
     if name in ("ad", "adh"):
-        rho = np.tanh(t)
-        r1 = 1 - rho**2
-        r2 = -2 * rho * r1
-        R = _corr_matrix(name, T, t)
-        dR = np.zeros((Kc, T, T))
-        d2R = np.zeros((Kc, Kc, T, T))
-        for a in range(T):
-            for b in range(a + 1, T):
-                inc = np.arange(a, b)  # R_ab = prod_{k=a}^{b-1} rho_k
-                vals = rho[inc]
-                n = len(inc)
-                # products leaving out one / two factors (no division: rho may be 0)
-                ex1 = np.array([np.prod(np.delete(vals, i)) for i in range(n)])
-                dR[inc, a, b] = dR[inc, b, a] = ex1 * r1[inc]
-                for i in range(n):
-                    for j in range(n):
-                        if i == j:
-                            v = ex1[i] * r2[inc[i]]
-                        else:
-                            v = np.prod(np.delete(vals, [i, j])) * r1[inc[i]] * r1[inc[j]]
-                        d2R[inc[i], inc[j], a, b] = d2R[inc[i], inc[j], b, a] = v
-        return R, dR, d2R
+        return _ad_derivatives(name, T, t)
+    return _toep_derivatives(name, T, t)
 
-    # toep / toeph: complex-step first derivatives, central differences of them
+
+def _cs_derivatives(T: int, t: np.ndarray, lag: np.ndarray):
+    lo = -1.0 / (T - 1)
+    e = _expit(t[0])
+    rho = lo + (1 - lo) * e
+    d1 = (1 - lo) * e * (1 - e)
+    d2 = d1 * (1 - 2 * e)
+    off = (lag > 0).astype(float)
+    R = np.where(lag == 0, 1.0, rho)
+    return R, (d1 * off)[None], (d2 * off)[None, None]
+
+
+def _ar1_derivatives(t: np.ndarray, lag: np.ndarray):
+    rho = np.tanh(t[0])
+    r1 = 1 - rho**2  # drho/dt
+    r2 = -2 * rho * r1  # d2rho/dt2
+    L = lag.astype(float)
+    R = rho**L
+    pm1 = np.where(lag >= 1, rho ** np.maximum(L - 1, 0), 0.0)
+    pm2 = np.where(lag >= 2, rho ** np.maximum(L - 2, 0), 0.0)
+    dR = L * pm1 * r1
+    d2R = L * (L - 1) * pm2 * r1**2 + L * pm1 * r2
+    return R, dR[None], d2R[None, None]
+
+
+def _ad_derivatives(name: str, T: int, t: np.ndarray):
+    """Antedependence: R_ab = prod_{k=a}^{b-1} rho_k, rho = tanh(t)."""
+    Kc = len(t)
+    rho = np.tanh(t)
+    r1 = 1 - rho**2
+    r2 = -2 * rho * r1
+    R = _corr_matrix(name, T, t)
+    dR = np.zeros((Kc, T, T))
+    d2R = np.zeros((Kc, Kc, T, T))
+    for a in range(T):
+        for b in range(a + 1, T):
+            inc = np.arange(a, b)
+            vals = rho[inc]
+            n = len(inc)
+            # products leaving out one / two factors (no division: rho may be 0)
+            ex1 = np.array([np.prod(np.delete(vals, i)) for i in range(n)])
+            dR[inc, a, b] = dR[inc, b, a] = ex1 * r1[inc]
+            for i in range(n):
+                for j in range(n):
+                    if i == j:
+                        v = ex1[i] * r2[inc[i]]
+                    else:
+                        v = np.prod(np.delete(vals, [i, j])) * r1[inc[i]] * r1[inc[j]]
+                    d2R[inc[i], inc[j], a, b] = d2R[inc[i], inc[j], b, a] = v
+    return R, dR, d2R
+
+
+def _toep_derivatives(name: str, T: int, t: np.ndarray):
+    """toep / toeph: complex-step first derivatives, central differences of them."""
+    Kc = len(t)
+
     def first(tt):
         d = np.empty((Kc, T, T))
         for k in range(Kc):

@@ -79,6 +79,7 @@ class FixedDesign:
     reference: dict[str, str] = field(default_factory=dict)
     factor_values: dict[str, list] = field(default_factory=dict)  # levels as stored in data
     natural_order: dict[str, list] = field(default_factory=dict)  # data order, before reference=
+    data_levels: dict[str, set] = field(default_factory=dict)  # levels (str) on any input row
 
     def matrix(self, newdata: pd.DataFrame) -> np.ndarray:
         """The design matrix of ``newdata`` under the fitted coding."""
@@ -132,21 +133,8 @@ def build_fixed_design(
     ``check_rank=False`` the caller must call :func:`check_rank_gram` itself (the MMRM does,
     from its pooled X'X).
     """
-    import formulaic
-
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecificationError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    outcome, rhs = _split_formula(formula)
-    if outcome not in data.columns:
-        raise ModelSpecificationError(
-            f"outcome {outcome!r} is not a column of data; columns are {list(data.columns)}"
-        )
-    variables = required_variables(rhs)
-    missing_cols = [v for v in [*variables, *extra_columns] if v not in data.columns]
-    if missing_cols:
-        raise ModelSpecificationError(
-            f"column(s) {missing_cols} not found in data; columns are {list(data.columns)}"
-        )
+    outcome, rhs = _split_formula(_check_data_frame(data, formula))
+    variables = _check_columns(data, outcome, rhs, extra_columns)
     reference = dict(reference or {})
     bad_ref = [k for k in reference if k not in variables]
     if bad_ref:
@@ -154,30 +142,80 @@ def build_fixed_design(
             f"reference= names {bad_ref}, which are not factors in the formula; "
             f"formula variables are {variables}"
         )
-    if not pd.api.types.is_numeric_dtype(data[outcome]):
-        raise ModelSpecificationError(f"outcome {outcome!r} must be numeric")
-
     keep = data[outcome].notna().to_numpy()
-    n_dropped = int((~keep).sum())
     if not keep.any():
         raise ModelSpecificationError(f"no rows with a non-missing outcome {outcome!r}")
     rows = np.flatnonzero(keep)
-    cols = list(dict.fromkeys([outcome, *variables, *extra_columns]))
-    work = data[cols]
-    # categorical coding once, on the full column (levels of all rows, reference first)
+    work = data[list(dict.fromkeys([outcome, *variables, *extra_columns]))]
+    work, natural, data_levels = _code_factors(work, variables, reference)
+    used = work.iloc[rows]
+    _refuse_missing(used, list(dict.fromkeys([*variables, *extra_columns])))
+    coding = _used_factors(used, variables, reference, natural)
+    used = coding.pop("used")
+    X, columns, term_columns, spec = _model_matrix(rhs, used, coding["factors"])
+    _refuse_empty_terms(formula, term_columns, coding["factors"], natural)
+    if check_rank:
+        _check_rank(X, columns)
+    return FixedDesign(
+        formula=formula,
+        outcome=outcome,
+        X=X,
+        y=used[outcome].to_numpy(dtype=float),
+        columns=columns,
+        term_columns=term_columns,
+        model_spec=spec,
+        data=used,
+        rows=rows,
+        variables=variables,
+        n_dropped=int((~keep).sum()),
+        reference=reference,
+        data_levels=data_levels,
+        **coding,
+    )
+
+
+def _check_data_frame(data, formula: str) -> str:
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecificationError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    return formula
+
+
+def _check_columns(data: pd.DataFrame, outcome: str, rhs: str, extra: list[str]) -> list[str]:
+    """The formula's variables; the outcome, variables and extra columns must exist."""
+    if outcome not in data.columns:
+        raise ModelSpecificationError(
+            f"outcome {outcome!r} is not a column of data; columns are {list(data.columns)}"
+        )
+    variables = required_variables(rhs)
+    missing_cols = [v for v in [*variables, *extra] if v not in data.columns]
+    if missing_cols:
+        raise ModelSpecificationError(
+            f"column(s) {missing_cols} not found in data; columns are {list(data.columns)}"
+        )
+    if not pd.api.types.is_numeric_dtype(data[outcome]):
+        raise ModelSpecificationError(f"outcome {outcome!r} must be numeric")
+    return variables
+
+
+def _code_factors(work: pd.DataFrame, variables: list[str], reference: dict):
+    """Categorical coding once, on the full column (levels of all rows, reference first);
+    also each factor's levels in data order and the levels present on any row."""
     conv = {}
     natural: dict[str, list] = {}
+    data_levels: dict[str, set] = {}
     for v in variables:
         if _is_categorical(work[v]):
             cat = as_categorical(work[v], name=v)
             natural[v] = list(cat.cat.categories)
+            codes = cat.cat.codes.to_numpy()
+            seen = np.bincount(codes[codes >= 0], minlength=len(natural[v])) > 0
+            data_levels[v] = {str(c) for c, k in zip(natural[v], seen) if k}
             conv[v] = as_categorical(cat, reference.get(v), name=v) if v in reference else cat
-    if conv:
-        work = work.assign(**conv)
-    used = work.iloc[rows]
+    return (work.assign(**conv) if conv else work), natural, data_levels
 
-    # missing covariates / ids: an error naming the rows, never a silent drop
-    check_cols = list(dict.fromkeys([*variables, *extra_columns]))
+
+def _refuse_missing(used: pd.DataFrame, check_cols: list[str]) -> None:
+    """Missing covariates / ids: an error naming the rows, never a silent drop."""
     na = used[check_cols].isna()
     if na.to_numpy().any():
         bad = na.any(axis=1)
@@ -188,17 +226,19 @@ def build_fixed_design(
             "explicitly; peerstats does not drop them silently."
         )
 
+
+def _used_factors(used: pd.DataFrame, variables: list[str], reference: dict, natural) -> dict:
+    """Factors with the levels that have rows (unused levels dropped), numerics, and the rows."""
     factors: dict[str, list[str]] = {}
     factor_values: dict[str, list] = {}
     natural_order: dict[str, list] = {}
     numerics: list[str] = []
     conv = {}
     for v in variables:
-        if v in conv or isinstance(used[v].dtype, pd.CategoricalDtype):
-            cat = used[v]
+        if v in natural or isinstance(used[v].dtype, pd.CategoricalDtype):
             # levels with no rows left cannot be estimated: drop them (the caller decides
             # whether a level that has rows but no observed outcome is an error)
-            cat = cat.cat.remove_unused_categories()
+            cat = used[v].cat.remove_unused_categories()
             if reference.get(v) is not None and reference[v] not in list(cat.cat.categories):
                 raise ModelSpecificationError(
                     f"reference level {reference[v]!r} of {v!r} has no rows with an observed "
@@ -209,15 +249,25 @@ def build_fixed_design(
             factor_values[v] = list(cat.cat.categories)
             present = set(factor_values[v])
             natural_order[v] = [c for c in natural[v] if c in present]
+        elif v in reference:
+            raise ModelSpecificationError(
+                f"reference= is given for {v!r}, which is numeric; only factors have "
+                "reference levels"
+            )
         else:
-            if v in reference:
-                raise ModelSpecificationError(
-                    f"reference= is given for {v!r}, which is numeric; only factors have "
-                    "reference levels"
-                )
             numerics.append(v)
-    if conv:
-        used = used.assign(**conv)
+    return {
+        "used": used.assign(**conv) if conv else used,
+        "factors": factors,
+        "factor_values": factor_values,
+        "natural_order": natural_order,
+        "numerics": numerics,
+    }
+
+
+def _model_matrix(rhs: str, used: pd.DataFrame, factors: dict):
+    """X, column names, columns per term and formulaic's model spec."""
+    import formulaic
 
     try:
         mm = formulaic.model_matrix(rhs, used, na_action="raise", output="numpy")
@@ -236,6 +286,10 @@ def build_fixed_design(
     X = np.ascontiguousarray(mm, dtype=float)
     columns = [str(c) for c in spec.column_names]
     term_columns = {str(t): list(ix) for t, ix in spec.term_indices.items()}
+    return X, columns, term_columns, spec
+
+
+def _refuse_empty_terms(formula: str, term_columns: dict, factors: dict, natural: dict) -> None:
     empty = [t for t, ix in term_columns.items() if not ix and t != "1"]
     if empty:  # e.g. every participant in one arm: 'arm' would silently leave the model
         single = {v: factors[v] for v in factors if len(factors[v]) < 2}
@@ -252,36 +306,21 @@ def build_fixed_design(
             "peerstats does not drop terms silently; check the data (e.g. every participant "
             "in one arm) or remove the term from the formula"
         )
-    if check_rank:
-        _check_rank(X, columns)
-    y = used[outcome].to_numpy(dtype=float)
-    return FixedDesign(
-        formula=formula,
-        outcome=outcome,
-        X=X,
-        y=y,
-        columns=columns,
-        term_columns=term_columns,
-        model_spec=spec,
-        data=used,
-        rows=rows,
-        factors=factors,
-        numerics=numerics,
-        variables=variables,
-        n_dropped=n_dropped,
-        reference=reference,
-        factor_values=factor_values,
-        natural_order=natural_order,
-    )
 
 
-def check_empty_levels(design: FixedDesign, data: pd.DataFrame, *, skip: tuple = ()) -> None:
+def check_empty_levels(
+    design: FixedDesign, data: pd.DataFrame | None = None, *, skip: tuple = ()
+) -> None:
     """Refuse factor levels that have rows but no observed outcome (e.g. an all-missing arm):
-    nothing can be estimated for them, and dropping them would silently change the analysis."""
+    nothing can be estimated for them, and dropping them would silently change the analysis.
+    ``data=None``: the data the design was built from (its levels were recorded then)."""
     for v in design.factors:
         if v in skip:
             continue
-        present = set(map(str, data[v].dropna().unique()))
+        if data is None:
+            present = design.data_levels[v]
+        else:
+            present = set(map(str, data[v].dropna().unique()))
         empty = sorted(present - set(design.factors[v]))
         if empty:
             raise ModelSpecificationError(

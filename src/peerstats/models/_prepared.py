@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from peerstats.exceptions import ConvergenceError, InsufficientDataError, ModelSpecificationError
+from peerstats.exceptions import InsufficientDataError, ModelSpecificationError
 from peerstats.models._covariance import GroupedCovariance, make_structure
 from peerstats.models._design import (
     FixedDesign,
@@ -24,23 +24,32 @@ from peerstats.models._design import (
     check_rank_gram,
 )
 from peerstats.models._mmrm_result import build_result, check_df_options, empirical_covariances
+from peerstats.models._prepared_checks import (
+    HETEROGENEOUS,
+    _check_pairs,
+    _check_singular,
+    _check_visit_counts,
+    _clearly_full_rank,
+    _raise_unless_converged,
+    _repeated,
+)
 from peerstats.models._reml import (
     PatternCovariance,
     PatternLikelihood,
     REMLEngine,
     SizeClass,
+    UnitArrays,
     blas_threads,
     pattern_statistics,
 )
 
-__all__ = ["PreparedMMRM", "Refit"]
+__all__ = ["PreparedMMRM", "Refit", "HETEROGENEOUS", "_check_visit_counts"]
 
 CovarianceName = Literal[
     "us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh", "sp_exp", "sp_gau", "sp_pow"
 ]
 MethodName = Literal["reml", "ml"]
 DfName = Literal["satterthwaite", "kenward-roger", "residual", "asymptotic"]
-HETEROGENEOUS = {"us", "csh", "ar1h", "toeph", "adh"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class _Stats:
     log_w: float
     n_units: int
     pattern: PatternLikelihood | None = None  # prebuilt likelihood (jackknife)
+    units: UnitArrays | None = None  # padded rows per subject (the likelihood's subject path)
 
 
 def _check_columns(data, *, subject, visit, group, weights) -> None:
@@ -150,8 +160,8 @@ class PreparedMMRM:
         self._full_refit: Refit | None = None
         self.n_rows = len(data)
         self.index = data.index
-        self.n_subjects_data = int(data[subject].nunique())
         self._build_layout(data)
+        self.n_subjects_data = len(self.subjects)  # factorize leaves out missing ids, as nunique
         self._check_layout()
         self._setup_covariance()
         self._check_size()
@@ -256,8 +266,11 @@ class PreparedMMRM:
     def _X_rows(self, idx: np.ndarray) -> np.ndarray:
         """Design rows ``idx`` (positions in data), from the fit's X when all are observed."""
         pos = self._obs_pos[idx]
+        X = self.design.X
+        if pos.size == X.shape[0] and pos.size and pos[0] == 0 and np.all(np.diff(pos) == 1):
+            return X  # every observed row in order (a fit): no copy
         if np.all(pos >= 0):
-            return self.design.X[pos]
+            return X[pos]
         return self.X_all[idx]
 
     def _check_layout(self) -> None:
@@ -284,7 +297,7 @@ class PreparedMMRM:
                 raise ModelSpecificationError(
                     f"group={group!r} must be constant within subject; it varies for {bad}"
                 )
-            present = np.unique(self.group_codes[obs])
+            present = np.flatnonzero(np.bincount(self.group_codes[obs], minlength=len(self._levels)))
             missing_g = [lev for i, lev in enumerate(self._levels) if i not in present]
             if missing_g:
                 raise ModelSpecificationError(
@@ -297,10 +310,11 @@ class PreparedMMRM:
         sg[self.subject_codes[valid]] = self.group_codes[valid]
         self._subject_group = sg
         n_obs = int(obs.sum())
-        counts = np.zeros((len(self._levels), T))
-        np.add.at(counts, (self.group_codes[obs], vpos), 1.0)
+        G = len(self._levels)
+        counts = np.bincount(self.group_codes[obs] * T + vpos, minlength=G * T)
+        counts = counts.reshape(G, T).astype(float)
         _check_visit_counts(counts, self)
-        if len(np.unique(scodes)) < 2:
+        if scodes.size == 0 or scodes.min() == scodes.max():
             raise ModelSpecificationError("an MMRM needs at least two subjects")
         p = len(self.columns)
         if n_obs - p <= 0:
@@ -310,7 +324,7 @@ class PreparedMMRM:
 
     def _size_text(self) -> str:
         n_obs = int(self._observed.sum())
-        n_sub = len(np.unique(self.subject_codes[self._observed]))
+        n_sub = int(np.count_nonzero(np.bincount(self.subject_codes[self._observed])))
         return (
             f"{n_obs} observations of {n_sub} participants, {len(self.columns)} fixed effects, "
             f"{self._grouped.n_params} covariance parameters (covariance={self.covariance!r} "
@@ -345,11 +359,18 @@ class PreparedMMRM:
                 self.group_codes[idx],
                 rw,
                 fw,
+                units=(len(self.visits), self._grouped.n_params),
             )
         f_row = np.ones(idx.size) if fw is None else fw[self.subject_codes[idx]]
         n_obs = float(f_row.sum())
         log_w = 0.0 if rw is None else float(f_row @ np.log(rw))
-        return _Stats(classes=classes, n_obs=n_obs, log_w=log_w, n_units=info["n_units"])
+        return _Stats(
+            classes=classes,
+            n_obs=n_obs,
+            log_w=log_w,
+            n_units=info["n_units"],
+            units=info["units"],
+        )
 
     def _counts_and_gram(self, classes: list[SizeClass]) -> tuple[np.ndarray, np.ndarray]:
         """Units observed at each pair of visits per group (G, T, T) and the pooled X'X."""
@@ -395,7 +416,12 @@ class PreparedMMRM:
             )
         covmodel = PatternCovariance(self._grouped, st.classes)
         return REMLEngine(
-            st.classes, covmodel, n_obs=st.n_obs, method=self.method, log_weight_sum=st.log_w
+            st.classes,
+            covmodel,
+            n_obs=st.n_obs,
+            method=self.method,
+            log_weight_sum=st.log_w,
+            units=st.units,
         )
 
     # ---- fits ------------------------------------------------------------------------------
@@ -617,67 +643,67 @@ class PreparedMMRM:
     def _jackknife(self) -> list[Refit]:
         theta_hat = self._theta_start()
         Hinv = self._H_hat_inverse()
-        full = self._full_refit
         st0 = self._stats
         pl0 = PatternLikelihood(st0.classes, self._grouped, self.method)
         N0, XtX0 = self._counts_and_gram(st0.classes)
-        where = {}
-        b0 = 0
-        for sc in st0.classes:
-            for b, key in enumerate(sc.keys):
-                where[key] = b0 + b
-            b0 += len(sc.keys)
-        p = len(self.columns)
+        keys = [key for sc in st0.classes for key in sc.keys]
+        where = {key: b for b, key in enumerate(keys)}
         obs = np.flatnonzero(self._observed)
         scode = self.subject_codes[obs]
         order = np.lexsort((self.visit_codes[obs], scode))
         rows = obs[order]
-        scode = scode[order]
-        starts = np.searchsorted(scode, np.arange(len(self.subjects) + 1))
-        sw = None if self._row_weights is None else np.sqrt(self._row_weights)
+        starts = np.searchsorted(scode[order], np.arange(len(self.subjects) + 1))
         out: list[Refit] = []
         for i in range(len(self.subjects)):
             r = rows[starts[i] : starts[i + 1]]
             if r.size == 0:
-                out.append(full)
+                out.append(self._full_refit)
                 continue
-            vis = tuple(int(v) for v in self.visit_codes[r])
-            g = int(self.group_codes[r[0]])
-            b = where[(g, vis)]
-            m = len(vis)
-            z = np.empty((m, p + 1))
-            z[:, :p] = self._X_rows(r)
-            z[:, p] = self.y_all[r]
-            if sw is not None:
-                z *= sw[r][:, None]
-            zf = z.reshape(-1)
-            Gi = np.outer(zf, zf).reshape(m, p + 1, m, p + 1).transpose(0, 2, 1, 3)
-            sl = slice(pl0.bstart[b], pl0.bstart[b] + m * m)
-            counts = pl0.counts.copy()
-            counts[b] -= 1.0
-            SXX, SXy, Syy = pl0.SXX.copy(), pl0.SXy.copy(), pl0.Syy.copy()
-            if counts[b] <= 0:  # the subject was alone in its pattern
-                counts[b] = 0.0
-                SXX[sl] = SXy[sl] = Syy[sl] = 0.0
-            else:
-                SXX[sl] -= Gi[:, :, :p, :p].reshape(m * m, p * p)
-                SXy[sl] -= Gi[:, :, :p, p].reshape(m * m, p)
-                Syy[sl] -= Gi[:, :, p, p].reshape(m * m)
-            N = N0.copy()
-            N[g][np.ix_(vis, vis)] -= 1.0
-            jj = np.arange(m)
-            XtX = XtX0 - Gi[jj, jj, :p, :p].sum(axis=0)
-            log_w = st0.log_w - (0.0 if sw is None else float(np.log(self._row_weights[r]).sum()))
-            st = _Stats(
-                classes=None,
-                n_obs=st0.n_obs - m,
-                log_w=log_w,
-                n_units=st0.n_units - 1,
-                pattern=pl0.with_statistics(counts, SXX, SXy, Syy),
-            )
+            st, N, XtX = self._without_subject(r, where, st0, pl0, N0, XtX0)
             self._check_statistics(st, N, XtX)
             out.append(self._solve(st, theta_hat, Hinv))
         return out
+
+    def _without_subject(self, r, where, st0, pl0, N0, XtX0):
+        """The pooled statistics, pair counts and X'X without the subject whose rows are ``r``
+        (its cross products subtracted from its pattern's, its unit from the count)."""
+        p = len(self.columns)
+        vis = tuple(int(v) for v in self.visit_codes[r])
+        g = int(self.group_codes[r[0]])
+        b = where[(g, vis)]
+        m = len(vis)
+        z = np.empty((m, p + 1))
+        z[:, :p] = self._X_rows(r)
+        z[:, p] = self.y_all[r]
+        if self._row_weights is not None:
+            z *= np.sqrt(self._row_weights[r])[:, None]
+        zf = z.reshape(-1)
+        Gi = np.outer(zf, zf).reshape(m, p + 1, m, p + 1).transpose(0, 2, 1, 3)
+        sl = slice(pl0.bstart[b], pl0.bstart[b] + m * m)
+        counts = pl0.counts.copy()
+        counts[b] -= 1.0
+        SXX, SXy, Syy = pl0.SXX.copy(), pl0.SXy.copy(), pl0.Syy.copy()
+        if counts[b] <= 0:  # the subject was alone in its pattern
+            counts[b] = 0.0
+            SXX[sl] = SXy[sl] = Syy[sl] = 0.0
+        else:
+            SXX[sl] -= Gi[:, :, :p, :p].reshape(m * m, p * p)
+            SXy[sl] -= Gi[:, :, :p, p].reshape(m * m, p)
+            Syy[sl] -= Gi[:, :, p, p].reshape(m * m)
+        N = N0.copy()
+        N[g][np.ix_(vis, vis)] -= 1.0
+        jj = np.arange(m)
+        log_w = st0.log_w
+        if self._row_weights is not None:
+            log_w -= float(np.log(self._row_weights[r]).sum())
+        st = _Stats(
+            classes=None,
+            n_obs=st0.n_obs - m,
+            log_w=log_w,
+            n_units=st0.n_units - 1,
+            pattern=pl0.with_statistics(counts, SXX, SXy, Syy),
+        )
+        return st, N, XtX0 - Gi[jj, jj, :p, :p].sum(axis=0)
 
     # ---- designs for new data ----------------------------------------------------------------
     def design_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
@@ -720,99 +746,6 @@ class PreparedMMRM:
             f"{len(self.subjects)} subjects, {len(self.visits)} visits, "
             f"{int(self._observed.sum())} of {self.n_rows} rows observed)"
         )
-
-
-# ---------------------------------------------------------------------------------------------
-def _clearly_full_rank(XtX: np.ndarray) -> bool:
-    """A cheap sufficient test of full rank (Cholesky of the scaled Gram matrix); when it
-    fails, :func:`check_rank_gram` decides and names the aliased columns."""
-    d = np.diag(XtX)
-    if np.any(d <= 0):
-        return False
-    s = np.sqrt(d)
-    try:
-        L = np.linalg.cholesky(XtX / np.outer(s, s))
-    except np.linalg.LinAlgError:
-        return False
-    return bool(np.min(np.diagonal(L)) ** 2 > 1e-8)
-
-
-def _repeated(key: np.ndarray) -> np.ndarray:
-    """Boolean mask of entries whose key occurred before (in sorted order)."""
-    rep = np.zeros(len(key), dtype=bool)
-    if len(key) and not np.all(key[1:] > key[:-1]):
-        o = np.argsort(key, kind="stable")
-        rep[o[1:]] = key[o[1:]] == key[o[:-1]]
-    return rep
-
-
-def _check_visit_counts(counts: np.ndarray, prep: PreparedMMRM) -> None:
-    """Every visit observed in every group (twice for a heterogeneous structure)."""
-    T = counts.shape[1]
-    for g in range(counts.shape[0]):
-        cnt = counts[g]
-        where = f" in group {prep._levels[g]!r}" if prep.group is not None else ""
-        empty = [prep.visits[i] for i in range(T) if cnt[i] <= 0]
-        if empty:
-            # every structure: a heterogeneous one has a variance nobody informs, and for
-            # ar1/toep an empty level would silently change the lag between the visits around it
-            raise ModelSpecificationError(
-                f"visit(s) {empty} of {prep.visit!r} have no observed outcome{where}; the "
-                f"covariance across visits (covariance={prep.covariance!r}) is indexed by every "
-                "visit level. Drop the unused visit level (e.g. "
-                "data[visit].cat.remove_unused_categories())."
-            )
-        if prep.covariance in HETEROGENEOUS:
-            thin = [prep.visits[i] for i in range(T) if cnt[i] < 2]
-            if thin:
-                raise ModelSpecificationError(
-                    f"visit(s) {thin} of {prep.visit!r} have a single observation{where}; a "
-                    f"variance per visit (covariance={prep.covariance!r}) cannot be estimated "
-                    "from one subject. Use a homogeneous structure (cs, ar1, toep) or more data."
-                )
-
-
-def _check_pairs(N: np.ndarray, prep: PreparedMMRM) -> None:
-    """An unstructured covariance needs every pair of visits observed together somewhere."""
-    for g in range(N.shape[0]):
-        i, j = np.nonzero(np.triu(N[g] <= 0, 1))
-        if i.size:
-            pairs = [(prep.visits[a], prep.visits[c]) for a, c in zip(i, j)]
-            where = f" in group {prep._levels[g]!r}" if prep.group is not None else ""
-            raise ModelSpecificationError(
-                f"no subject{where} has outcomes at both visits of {pairs[:5]}; their covariance "
-                "is not identified under covariance='us'. Use a structured covariance (e.g. "
-                "'toeph', 'adh', 'ar1h') or check the visit coding."
-            )
-
-
-def _raise_unless_converged(fit: dict, covariance: str, size: str = "") -> None:
-    st = fit["state"]
-    if not fit["converged"]:
-        obj = f", -2 log-likelihood {st.objective:.6f}" if st is not None else ""
-        data = f" on {size}" if size else ""
-        raise ConvergenceError(
-            f"the REML/ML optimisation did not converge (covariance={covariance!r}{obj}){data}; "
-            "tried: "
-            + "; ".join(fit["tried"])
-            + ". Consider a simpler covariance structure or check the data.",
-            tried=fit["tried"],
-            gradient=None if st is None else st.gradient,
-        )
-
-
-def _check_singular(sigmas, levels, group, tried, gradient) -> None:
-    for lev, S in zip(levels, sigmas):
-        ev = np.linalg.eigvalsh(S)
-        if ev[0] <= 1e-8 * ev[-1]:
-            where = f" (group {lev!r})" if group is not None else ""
-            raise ConvergenceError(
-                f"the estimated covariance{where} is singular (smallest/largest eigenvalue "
-                f"{ev[0] / ev[-1]:.2e}); a variance or correlation is at its boundary. Use a "
-                "simpler structure.",
-                tried=tried,
-                gradient=gradient,
-            )
 
 
 def _refit_from(st, sigmas, iterations: int) -> Refit:

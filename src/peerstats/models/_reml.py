@@ -31,13 +31,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 from scipy import linalg, optimize
 
 from peerstats.exceptions import ConvergenceError
+from peerstats.models._pattern_likelihood import (
+    PatternLikelihood,
+    SizeClass,
+    UnitArrays,
+    _FlatStats,
+    _unit_arrays,
+    batched_inverse,
+    units_cheaper,
+)
 
 __all__ = [
     "SizeClass",
@@ -45,6 +54,8 @@ __all__ = [
     "PatternCovariance",
     "REMLEngine",
     "FitState",
+    "PatternLikelihood",
+    "UnitArrays",
     "pattern_statistics",
 ]
 
@@ -82,18 +93,6 @@ def blas_threads(*, large: bool = False):
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
-@dataclass
-class SizeClass:
-    """Sufficient statistics of the block types that have ``m`` observations each."""
-
-    m: int
-    counts: np.ndarray  # (B,) number of units pooled in each block type
-    SXX: np.ndarray  # (B, m, m, p, p)
-    SXy: np.ndarray  # (B, m, m, p)
-    Syy: np.ndarray  # (B, m, m)
-    keys: list = field(default_factory=list)  # what each block type is (e.g. (group, visits))
-
-
 class CovarianceModel(Protocol):
     n_params: int
 
@@ -119,6 +118,53 @@ def _gram_stats(Z: np.ndarray, m: int, p: int) -> tuple[np.ndarray, np.ndarray, 
     return G[:, :, :p, :p], G[:, :, :p, p], G[:, :, p, p]
 
 
+def _block_keys(unit, position, group):
+    """Per unit code: pattern bit mask, block-type key (group, mask), block-type index."""
+    n_units = int(unit.max()) + 1 if unit.size else 0
+    # pattern bit mask per unit: (unit, position) pairs are unique, so OR is a sum of powers of 2
+    mask = np.bincount(unit, weights=np.ldexp(1.0, position), minlength=n_units).astype(np.int64)
+    ugroup = np.zeros(n_units, dtype=np.int64)
+    ugroup[unit] = group
+    ukey = ugroup * (np.int64(1) << 40) + mask
+    ukeys, ublock = np.unique(ukey, return_inverse=True)
+    return mask > 0, ukey, ukeys, ublock.reshape(-1)
+
+
+def _row_order(unit, position, ublock, n_keys):
+    """Rows ordered by (block type, unit, position) (an index permutation) and block starts."""
+    n = unit.size
+    # rows sorted by unit/position are common: check before sorting, then a stable sort on the
+    # small block ids
+    within = unit * 64 + position
+    order = np.arange(n) if np.all(within[1:] > within[:-1]) else np.argsort(within, kind="stable")
+    bid = ublock[unit[order]]
+    bid = bid.astype(np.int16 if n_keys < 2**15 else np.int64)
+    o2 = np.argsort(bid, kind="stable")
+    order = order[o2]
+    return order, np.searchsorted(bid[o2], np.arange(n_keys + 1))
+
+
+def _block_gram(X, y, rows, m, sw):
+    """Cross products (m q, m q) of the rows of one block type (q = p + 1: X and y), gathered
+    in chunks into one reusable buffer: no n-sized temporaries."""
+    p = X.shape[1]
+    q = p + 1
+    n_b = rows.size // m
+    chunk = max(1, min(n_b, 2_000_000 // (m * q)))
+    buf = np.empty((chunk * m, q))
+    G = np.zeros((m * q, m * q))
+    for s0 in range(0, n_b, chunk):
+        r = rows[s0 * m : (s0 + chunk) * m]
+        z = buf[: r.size]
+        np.take(X, r, axis=0, out=z[:, :p], mode="clip")
+        np.take(y, r, out=z[:, p], mode="clip")
+        if sw is not None:
+            z *= sw[r][:, None]
+        zf = z.reshape(-1, m * q)
+        G += zf.T @ zf
+    return G.reshape(m, q, m, q).transpose(0, 2, 1, 3)
+
+
 def pattern_statistics(
     X: np.ndarray,
     y: np.ndarray,
@@ -127,6 +173,8 @@ def pattern_statistics(
     group: np.ndarray,
     weights: np.ndarray | None = None,
     unit_weights: np.ndarray | None = None,
+    *,
+    units: tuple[int, int] | None = None,
 ) -> tuple[list[SizeClass], dict]:
     """Pool units by (group, pattern of positions) and compute their sufficient statistics.
 
@@ -137,81 +185,48 @@ def pattern_statistics(
     are multiplied by f_i and it adds f_i to its block type's count). Unit codes without rows are
     skipped. Rows are ordered once by (block type, unit, position) (an index permutation only)
     and each block type's cross products are accumulated in chunks through one small reusable
-    buffer, so the memory beyond X stays small.
+    buffer, so the memory beyond X stays small. ``units=(T, K)`` (visits, covariance
+    parameters): also return each unit's padded rows (``info["units"]``,
+    :class:`UnitArrays`) when the likelihood's subject path is cheaper than its pooled path
+    (many patterns; see :mod:`peerstats.models._pattern_likelihood`), else None.
     """
-    n, p = X.shape
+    p = X.shape[1]
     unit = np.asarray(unit, dtype=np.int64)
     position = np.asarray(position, dtype=np.int64)
-    n_units = int(unit.max()) + 1 if n else 0
-    # pattern bit mask per unit: (unit, position) pairs are unique, so OR is a sum of powers of 2
-    mask = np.bincount(unit, weights=np.ldexp(1.0, position), minlength=n_units).astype(np.int64)
-    ugroup = np.zeros(n_units, dtype=np.int64)
-    ugroup[unit] = group
-    ukey = ugroup * (np.int64(1) << 40) + mask
-    present = mask > 0
-    ukeys, ublock = np.unique(ukey, return_inverse=True)
-    ublock = ublock.reshape(-1)
-    # order rows by (block type, unit, position): rows sorted by unit/position are common, so
-    # check before sorting, then a stable radix-friendly sort on the small block ids
-    within = unit * 64 + position
-    order = np.arange(n) if np.all(within[1:] > within[:-1]) else np.argsort(within, kind="stable")
-    bid = ublock[unit[order]]
-    bid = bid.astype(np.int16 if len(ukeys) < 2**15 else np.int64)
-    o2 = np.argsort(bid, kind="stable")
-    order = order[o2]
-    bid = bid[o2]
-    starts = np.searchsorted(bid, np.arange(len(ukeys) + 1))
+    present, ukey, ukeys, ublock = _block_keys(unit, position, group)
+    order, starts = _row_order(unit, position, ublock, len(ukeys))
     sw = None if weights is None else np.asarray(weights, dtype=float)
-    if unit_weights is not None:
-        fw = np.asarray(unit_weights, dtype=float)
+    fw = None if unit_weights is None else np.asarray(unit_weights, dtype=float)
+    if fw is not None:
         sw = fw[unit] if sw is None else sw * fw[unit]
-        ucount = np.bincount(ublock[present], weights=fw[:n_units][present], minlength=len(ukeys))
+        ucount = np.bincount(ublock[present], weights=fw[: present.size][present],
+                             minlength=len(ukeys))
     else:
         ucount = np.bincount(ublock[present], minlength=len(ukeys)).astype(float)
     if sw is not None:
         sw = np.sqrt(sw)
-    by_size: dict[int, list] = {}
-    q = p + 1
+    # block types with rows, ordered by size (stable), as (key index, group, visits)
+    todo = []
     for b, k in enumerate(ukeys):
-        g = int(k >> 40)
         msk = int(k & ((1 << 40) - 1))
-        if msk == 0:  # unit codes without rows
-            continue
-        vis = tuple(i for i in range(40) if msk >> i & 1)
-        m = len(vis)
+        if msk:  # 0: unit codes without rows
+            todo.append((b, int(k >> 40), tuple(i for i in range(40) if msk >> i & 1)))
+    todo.sort(key=lambda t: len(t[2]))
+    flat = _FlatStats(sum(len(v) ** 2 for _, _, v in todo), p)
+    blocks = []
+    for gb, (b, _, vis) in enumerate(todo):
         rows = order[starts[b] : starts[b + 1]]
-        n_b = rows.size // m
-        # gather in chunks into one reusable buffer: no n-sized temporaries
-        chunk = max(1, min(n_b, 2_000_000 // (m * q)))
-        buf = np.empty((chunk * m, q))
-        G = np.zeros((m * q, m * q))
-        for s0 in range(0, n_b, chunk):
-            r = rows[s0 * m : (s0 + chunk) * m]
-            z = buf[: r.size]
-            np.take(X, r, axis=0, out=z[:, :p], mode="clip")
-            np.take(y, r, out=z[:, p], mode="clip")
-            if sw is not None:
-                z *= sw[r][:, None]
-            zf = z.reshape(-1, m * q)
-            G += zf.T @ zf
-        G = G.reshape(m, q, m, q).transpose(0, 2, 1, 3)
-        by_size.setdefault(m, []).append(
-            ((g, vis), ucount[b], G[:, :, :p, :p], G[:, :, :p, p], G[:, :, p, p])
-        )
-    classes = []
-    for m in sorted(by_size):
-        items = by_size[m]
-        classes.append(
-            SizeClass(
-                m=m,
-                counts=np.array([it[1] for it in items], dtype=float),
-                SXX=np.stack([it[2] for it in items]),
-                SXy=np.stack([it[3] for it in items]),
-                Syy=np.stack([it[4] for it in items]),
-                keys=[it[0] for it in items],
-            )
-        )
-    info = {"n_units": int(present.sum()), "n_block_types": int(len(np.unique(ukey[present])))}
+        flat.put(gb, _block_gram(X, y, rows, len(vis), sw))
+        blocks.append((gb, vis, rows))
+    classes = flat.classes([(g, vis) for _, g, vis in todo], ucount[[t[0] for t in todo]])
+    info = {"n_units": int(present.sum()), "n_block_types": len(blocks)}
+    info["units"] = None
+    if units is not None and units_cheaper(
+        info["n_units"], units[0], p, units[1], flat.L, len(blocks)
+    ):
+        # the frequency weights enter U'diag(f)U; rows carry only sqrt(row weights)
+        rw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
+        info["units"] = _unit_arrays(X, y, unit, blocks, units[0], rw, fw)
     return classes, info
 
 
@@ -264,183 +279,6 @@ class FitState:
     Minv: np.ndarray  # model-based cov(beta_hat)
 
 
-class PatternLikelihood:
-    """The MMRM likelihood with closed-form gradient and observed Hessian, all block types at once.
-
-    Every block type (group g, visits v) is embedded in the full T x T visit space (V padded
-    with the identity where a visit is missing, V^-1 then zeroed there), so one batched
-    Cholesky serves all patterns, and the pooled statistics are kept as one flat list of the
-    observed (block, j, l) entries, so every contraction with X is one matrix product.
-    With W_b = n_b V^-1 - V^-1 (R_b + Q_b) V^-1 (R_b the pooled residual cross products,
-    Q_b = sum_i X_i C X_i' under REML, 0 under ML) and W_g = sum_{b in g} W_b:
-
-        d(-2l)/dtheta_k = <dSigma_k, W_g>
-        d2(-2l)/dtheta_k dtheta_l = <d2Sigma_kl, W_g> + sum_b tr(dSigma_k V_b^-1 dSigma_l Y_b)
-                                     - tr(C P_k C P_l) [REML] - 2 u_k' C u_l
-
-    with Y_b = n_b V_b^-1 - 2 W_b, P_k = X'V^-1 dV_k V^-1 X and u_k = X'V^-1 dV_k V^-1 r:
-    the observed information of Wolfinger, Tobias & Sall (1994), tr(P V_kl) - tr(P V_k P V_l)
-    + 2 y'P V_k P V_l P y - y'P V_kl P y, on pooled statistics.
-    """
-
-    def __init__(self, classes: list[SizeClass], grouped, method: str) -> None:
-        self.grouped = grouped
-        self.method = method
-        T = grouped.structure.n_visits
-        self.T = T
-        self.G = len(grouped.levels)
-        self.Kg = grouped.structure.n_params
-        self.K = self.G * self.Kg
-        p = classes[0].SXX.shape[-1]
-        self.p = p
-        gb, counts, masks, bstart = [], [], [], []
-        pb, pj, pl, ptr = [], [], [], []
-        SXX, SXy, Syy = [], [], []
-        b0 = 0
-        f0 = 0
-        for sc in classes:
-            B, m = sc.counts.size, sc.m
-            vis = np.array([k[1] for k in sc.keys], dtype=np.int64).reshape(B, m)
-            gb.append(np.array([k[0] for k in sc.keys], dtype=np.int64))
-            counts.append(sc.counts)
-            mk = np.zeros((B, T), dtype=bool)
-            mk[np.arange(B)[:, None], vis] = True
-            masks.append(mk)
-            bb, jj, ll = np.meshgrid(np.arange(B), np.arange(m), np.arange(m), indexing="ij")
-            pb.append((bb + b0).reshape(-1))
-            pj.append(vis[bb, jj].reshape(-1))
-            pl.append(vis[bb, ll].reshape(-1))
-            ptr.append((bb * m * m + ll * m + jj).reshape(-1) + f0)
-            bstart.append(f0 + np.arange(B) * m * m)
-            SXX.append(sc.SXX.reshape(B * m * m, p * p))
-            SXy.append(sc.SXy.reshape(B * m * m, p))
-            Syy.append(sc.Syy.reshape(-1))
-            b0 += B
-            f0 += B * m * m
-        self.gb = np.concatenate(gb)
-        self.counts = np.concatenate(counts)
-        mask = np.concatenate(masks).astype(float)
-        self.maskmat = mask[:, :, None] * mask[:, None, :]
-        self.eyepad = np.eye(T)[None] * (1 - mask)[:, :, None]
-        self.pb, self.pj, self.pl = np.concatenate(pb), np.concatenate(pj), np.concatenate(pl)
-        self.ptr = np.concatenate(ptr)
-        self.bstart = np.concatenate(bstart)  # first flat row of each block (m*m rows each)
-        self.pg = self.gb[self.pb]
-        self.SXX = np.concatenate(SXX)
-        self.SXy = np.concatenate(SXy)
-        self.Syy = np.concatenate(Syy)
-        self.B = b0
-        # group indicator (G, B) for summing W_b over the blocks of a group
-        self.ind = (self.gb[None, :] == np.arange(self.G)[:, None]).astype(float)
-
-    def with_statistics(self, counts, SXX, SXy, Syy) -> PatternLikelihood:
-        """The same layout with other pooled statistics (flat arrays, e.g. one unit removed)."""
-        new = object.__new__(PatternLikelihood)
-        new.__dict__.update(self.__dict__)
-        new.counts, new.SXX, new.SXy, new.Syy = counts, SXX, SXy, Syy
-        return new
-
-    def covariances(self, theta):
-        sig = np.stack(self.grouped.sigmas(theta))  # (G, T, T)
-        V = sig[self.gb] * self.maskmat + self.eyepad
-        try:
-            Lc = np.linalg.cholesky(V)
-        except np.linalg.LinAlgError:
-            return None
-        logdet = 2 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(axis=1)
-        Li = np.linalg.inv(Lc)
-        Vi = np.swapaxes(Li, 1, 2) @ Li
-        Vi *= self.maskmat
-        return Vi, logdet
-
-    def evaluate(self, theta, order: int = 1):
-        """Dictionary with objective, beta, C, M (order >= 0), gradient (>= 1), hessian, P,
-        expected information (2); None if V or X'V^-1X is not positive definite."""
-        cv = self.covariances(theta)
-        if cv is None:
-            return None
-        Vi, logdet = cv
-        p = self.p
-        w = Vi[self.pb, self.pj, self.pl]
-        M = (w @ self.SXX).reshape(p, p)
-        M = (M + M.T) / 2
-        Xy = w @ self.SXy
-        yVy = float(w @ self.Syy)
-        try:
-            cM = np.linalg.cholesky(M)
-        except np.linalg.LinAlgError:
-            return None
-        Li = np.linalg.inv(cM)
-        C = Li.T @ Li
-        beta = C @ Xy
-        out = {"beta": beta, "C": C, "M": M}
-        obj = float(self.counts @ logdet) + yVy - float(beta @ Xy)
-        if self.method == "reml":
-            obj += 2 * np.log(np.diagonal(cM)).sum()
-        out["objective"] = obj
-        if order < 1:
-            return out
-        B, T, G, Kg = self.B, self.T, self.G, self.Kg
-        Sb = self.SXy @ beta
-        bc = np.outer(beta, beta)
-        if self.method == "reml":
-            bc += C
-        Rf = self.Syy - Sb - Sb[self.ptr] + self.SXX @ bc.reshape(-1)
-        Rp = np.zeros((B, T, T))
-        Rp[self.pb, self.pj, self.pl] = Rf
-        W = self.counts[:, None, None] * Vi - Vi @ Rp @ Vi
-        Wg = (self.ind @ W.reshape(B, -1)).reshape(G, T, T)
-        Wg = (Wg + np.swapaxes(Wg, 1, 2)) / 2
-        dsigs = self.grouped.dsigmas(theta)
-        D = np.stack(dsigs)  # (G, Kg, T, T)
-        out["gradient"] = (D.reshape(G, Kg, T * T) @ Wg.reshape(G, T * T, 1)).reshape(-1)
-        if order < 2:
-            return out
-        K = self.K
-        H = np.zeros((K, K))
-        Einf = np.zeros((K, K))
-        d2 = self.grouped.d2sigma_dots(theta, Wg, dsigs)
-        Db = D[self.gb]  # (B, Kg, T, T)
-        F = Db @ Vi[:, None]  # dSigma_k V^-1
-        Y = self.counts[:, None, None] * Vi - 2 * W
-        # tr(F_k G_l) = <F_k, G_l'> with G_l = dSigma_l Y_b
-        Ft = F.reshape(B, Kg, T * T)
-        H2 = Ft @ np.swapaxes(Db @ Y[:, None], 2, 3).reshape(B, Kg, T * T).transpose(0, 2, 1)
-        # expected information: Y_b -> n_b V^-1 - 2 V^-1 Q_b V^-1 (no residual term)
-        Ye = self.counts[:, None, None] * Vi
-        if self.method == "reml":
-            Qp = np.zeros((B, T, T))
-            Qp[self.pb, self.pj, self.pl] = self.SXX @ C.reshape(-1)
-            Ye = Ye - 2 * (Vi @ Qp @ Vi)
-        E2 = Ft @ np.swapaxes(Db @ Ye[:, None], 2, 3).reshape(B, Kg, T * T).transpose(0, 2, 1)
-        H2g = (self.ind @ H2.reshape(B, -1)).reshape(G, Kg, Kg)
-        E2g = (self.ind @ E2.reshape(B, -1)).reshape(G, Kg, Kg)
-        for g in range(G):
-            sl = slice(g * Kg, (g + 1) * Kg)
-            H[sl, sl] = d2[g] + H2g[g]
-            Einf[sl, sl] = E2g[g]
-        # X terms: P_k = X'V^-1 dV_k V^-1 X and u_k = X'V^-1 dV_k V^-1 r
-        Ev = Vi[:, None] @ F  # V^-1 dSigma_k V^-1, (B, Kg, T, T)
-        Ef = Ev[self.pb, :, self.pj, self.pl]  # (L, Kg)
-        if G > 1:
-            Efull = np.zeros((Ef.shape[0], G, Kg))
-            Efull[np.arange(Ef.shape[0]), self.pg] = Ef
-            Ef = Efull.reshape(-1, K)
-        P = (Ef.T @ self.SXX).reshape(K, p, p)
-        Xr = self.SXy - (self.SXX.reshape(-1, p, p) @ beta)
-        u = Ef.T @ Xr  # (K, p)
-        H -= 2 * (u @ C @ u.T)
-        if self.method == "reml":
-            CP = (C[None] @ P).reshape(K, p * p)
-            tcc = CP @ np.swapaxes((C[None] @ P), 1, 2).reshape(K, p * p).T
-            H -= tcc
-            Einf += tcc
-        out["hessian"] = (H + H.T) / 2
-        out["expected"] = (Einf + Einf.T) / 2
-        out["P"] = P
-        return out
-
-
 class REMLEngine:
     """REML/ML objective, gradient and information for pooled block statistics."""
 
@@ -453,6 +291,7 @@ class REMLEngine:
         method: Literal["reml", "ml"] = "reml",
         log_weight_sum: float = 0.0,
         pattern: PatternLikelihood | None = None,
+        units: UnitArrays | None = None,
     ) -> None:
         self.classes = classes
         self.cov = cov_model
@@ -464,7 +303,7 @@ class REMLEngine:
         if pattern is not None:
             self._pl = pattern
         elif isinstance(cov_model, PatternCovariance):
-            self._pl = PatternLikelihood(classes, cov_model.grouped, method)
+            self._pl = PatternLikelihood(classes, cov_model.grouped, method, units)
         else:
             self._pl = None
 
@@ -518,14 +357,10 @@ class REMLEngine:
     def _inverses(self, theta):
         out = []
         for V, dV in self.cov.block_covariances(theta):
-            try:
-                C = np.linalg.cholesky(V)
-            except np.linalg.LinAlgError:
+            inv = batched_inverse(V)
+            if inv is None:
                 return None
-            logdet = 2 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum(axis=1)
-            Ci = np.linalg.inv(C)
-            Vinv = np.swapaxes(Ci, 1, 2) @ Ci
-            out.append((V, dV, Vinv, logdet))
+            out.append((V, dV, *inv))
         return out
 
     def evaluate(self, theta: np.ndarray, *, gradient: bool = True) -> FitState | None:
@@ -812,6 +647,33 @@ class REMLEngine:
         with blas_threads():
             return self._fit(theta0, **kwargs)
 
+    def _scoring(self, theta, sec, max_iter: int):
+        """Fisher scoring steps with a line search from ``sec = second(theta, observed=False)``
+        until the Newton decrement is below one -2 l unit (closed-form Hessian; later with a
+        finite-difference one, which costs 2K evaluations). Returns (theta, sec, iterations)."""
+        iterations = 0
+        for _ in range(max_iter):
+            st, _, E = sec
+            g = st.gradient
+            try:
+                step = -np.linalg.solve(E, g)
+            except np.linalg.LinAlgError:
+                break
+            dec = float(-g @ step)
+            switch = 1.0 if self._pl is not None else 1e-4 * max(1.0, 1e-6 * abs(st.objective))
+            if not np.isfinite(dec) or dec < switch:
+                break
+            new = self._line_search(theta, st, step, g)
+            if new is None:
+                break
+            iterations += 1
+            theta = new.theta
+            nxt = self.second(theta, observed=False)
+            if nxt is None:  # pragma: no cover
+                break
+            sec = nxt
+        return theta, sec, iterations
+
     def _fit(self, theta0: np.ndarray, *, max_iter: int = 200, tol: float = 1e-9) -> dict:
         """Minimise -2 log-likelihood from ``theta0``.
 
@@ -831,31 +693,9 @@ class REMLEngine:
             raise ConvergenceError(
                 "the starting covariance is not positive definite", tried=["start"], gradient=None
             )
-        iterations = 0
         # phase 1: Fisher scoring (expected information: always positive definite)
         tried.append("Fisher scoring (expected information)")
-        for _ in range(max_iter):
-            st, _, E = sec
-            g = st.gradient
-            try:
-                step = -np.linalg.solve(E, g)
-            except np.linalg.LinAlgError:
-                break
-            dec = float(-g @ step)
-            # Newton with the closed-form Hessian takes over once within one -2 l unit (one
-            # evaluation per step); with a finite-difference Hessian (2K evaluations) later
-            switch = 1.0 if self._pl is not None else 1e-4 * max(1.0, 1e-6 * abs(st.objective))
-            if not np.isfinite(dec) or dec < switch:
-                break
-            new = self._line_search(theta, st, step, g)
-            if new is None:
-                break
-            iterations += 1
-            theta = new.theta
-            nxt = self.second(theta, observed=False)
-            if nxt is None:  # pragma: no cover
-                break
-            sec = nxt
+        theta, sec, iterations = self._scoring(theta, sec, max_iter)
         if sec[1] is None:
             sec = self.second(theta)
         # phase 2: Newton-Raphson with the observed Hessian (its final value gives the df)

@@ -231,7 +231,6 @@ def analyze(
     >>> res = peerstats.analyze(trial, outcome="qpr15")  # doctest: +SKIP
     >>> res.contrasts[["visit", "estimate", "ci_lower", "ci_upper", "cohens_d"]]  # doctest: +SKIP
     """
-    from peerstats.models.lmm import lmm
     from peerstats.models.mmrm import mmrm
 
     spec = trial.spec
@@ -239,40 +238,14 @@ def analyze(
         raise SpecError(f"{outcome!r} is not an outcome; outcomes are {list(spec.outcome_names)}")
     if not 0 < level < 1:
         raise ModelSpecificationError(f"level={level!r} must be between 0 and 1")
-    a = trial.assessments.copy()
     covariates = [str(c) for c in covariates]
-    if covariates:
-        part = trial.participants
-        unknown = [c for c in covariates if c not in part.columns]
-        if unknown:
-            raise SpecError(
-                f"covariates {unknown} are not columns of the participants table; columns are "
-                f"{list(part.columns)}"
-            )
-        clash = [c for c in covariates if c in a.columns]
-        if clash:
-            raise ModelSpecificationError(f"covariates {clash} are already model columns")
-        a = a.merge(
-            part[["subject", *covariates]].drop_duplicates("subject"),
-            on="subject",
-            how="left",
-            validate="many_to_one",
-        )
-    bcol = f"{outcome}_baseline"
+    a = _with_covariates(trial, covariates)
     visits = list(spec.visits)
-    baseline_visit = visits[0]
     notes: list[str] = []
     arms = [str(x) for x in spec.arms.levels]
-    single = spec.design == "single-arm" or len(arms) == 1
 
-    # ---- pooled baseline SD (one row per participant) --------------------------------------
-    base = a[a["visit"].astype(str) == baseline_visit][["subject", "arm", outcome]]
-    base = base.dropna(subset=[outcome]).drop_duplicates("subject")
-    sd, sd_desc = _pooled_sd(base, outcome)
-    if not np.isfinite(sd) or sd <= 0:
-        raise ModelSpecificationError(f"the baseline SD of {outcome!r} is {sd}; d is undefined")
-
-    if single:
+    sd, sd_desc = _baseline_sd(a, outcome, visits[0])
+    if spec.design == "single-arm" or len(arms) == 1:
         if covariance not in (None, "us") or covariates or random:
             raise ModelSpecificationError(
                 "a single-arm analysis (change from baseline, unstructured covariance) takes no "
@@ -283,7 +256,80 @@ def analyze(
         )
 
     # ---- parallel trial -------------------------------------------------------------------
-    post = a[a["visit"].astype(str) != baseline_visit].copy()
+    post, present_visits = _post_baseline(a, outcome, visits, arms, notes)
+    observed = post[outcome].notna()
+    many = len(present_visits) > 1
+    strata = _strata(post, spec, observed, covariates)
+    rhs = [f"{outcome}_baseline", *strata, *covariates, "arm * visit" if many else "arm"]
+    fixed = f"{outcome} ~ " + " + ".join([*rhs, *map(str, terms)])
+    reference = spec.arms.reference or arms[0]
+    opts = {"df": df, "reference": {"arm": reference}, "vcov": vcov}
+    delivered = [str(x) for x in spec.arms.group_delivered]
+    fit, model, shown, nested = _fit_model(
+        post, fixed, delivered, observed, many, random, covariance, notes, opts
+    )
+
+    notes += [str(w) for w in getattr(fit, "warnings", ())]
+    ct = fit.contrasts("arm", by="visit" if many else None, reference=reference, level=level)
+    if not many:
+        ct.insert(0, "visit", present_visits[0])
+    ct = _add_d(ct, sd)
+    n_an = post.loc[observed].groupby("arm", observed=False)["subject"].nunique()
+    return TrialAnalysis(
+        outcome=outcome,
+        model=model,
+        formula=shown,
+        fit=fit,
+        contrasts=ct,
+        sd_baseline=sd,
+        sd_description=sd_desc,
+        **nested,
+        n_analysed=n_an.rename("n_analysed"),
+        n_obs=int(fit.n_obs),
+        notes=tuple(notes),
+    )
+
+
+def _baseline_sd(a: pd.DataFrame, outcome: str, baseline_visit: str) -> tuple[float, str]:
+    """The pooled baseline SD (one row per participant) that scales Cohen's d."""
+    base = a[a["visit"].astype(str) == baseline_visit][["subject", "arm", outcome]]
+    base = base.dropna(subset=[outcome]).drop_duplicates("subject")
+    sd, sd_desc = _pooled_sd(base, outcome)
+    if not np.isfinite(sd) or sd <= 0:
+        raise ModelSpecificationError(f"the baseline SD of {outcome!r} is {sd}; d is undefined")
+    return sd, sd_desc
+
+
+def _with_covariates(trial: Any, covariates: list[str]) -> pd.DataFrame:
+    """The assessments (a copy) with the baseline ``covariates`` of the participants merged in."""
+    a = trial.assessments.copy()
+    if not covariates:
+        return a
+    part = trial.participants
+    unknown = [c for c in covariates if c not in part.columns]
+    if unknown:
+        raise SpecError(
+            f"covariates {unknown} are not columns of the participants table; columns are "
+            f"{list(part.columns)}"
+        )
+    clash = [c for c in covariates if c in a.columns]
+    if clash:
+        raise ModelSpecificationError(f"covariates {clash} are already model columns")
+    return a.merge(
+        part[["subject", *covariates]].drop_duplicates("subject"),
+        on="subject",
+        how="left",
+        validate="many_to_one",
+    )
+
+
+def _post_baseline(
+    a: pd.DataFrame, outcome: str, visits: list[str], arms: list[str], notes: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Post-baseline rows with a baseline value, visits with data; what was left out is noted
+    (and warned about)."""
+    bcol = f"{outcome}_baseline"
+    post = a[a["visit"].astype(str) != visits[0]].copy()
     post_visits = visits[1:]
     if not post_visits:
         raise ModelSpecificationError("the spec has no post-baseline visit to analyse")
@@ -295,27 +341,33 @@ def analyze(
     excl = miss_b & post[outcome].notna()
     if excl.any():
         n_sub = post.loc[excl, "subject"].nunique()
-        msg = (
+        _note(
+            notes,
             f"{int(excl.sum())} post-baseline observation(s) of {n_sub} participant(s) "
-            f"without a baseline {outcome!r} were excluded (the baseline is a covariate)"
+            f"without a baseline {outcome!r} were excluded (the baseline is a covariate)",
         )
-        notes.append(msg)
-        warnings.warn(msg, DataWarning, stacklevel=2)
     post = post[~miss_b]
     observed = post[outcome].notna()
     if not observed.any():
         raise ModelSpecificationError(f"no post-baseline observation of {outcome!r} to analyse")
-    present_visits = [v for v in post_visits if (post.loc[observed, "visit"] == v).any()]
-    if len(present_visits) < len(post_visits):
-        empty = [v for v in post_visits if v not in present_visits]
-        msg = f"visit(s) {empty} have no observation of {outcome!r} and were left out"
-        notes.append(msg)
-        warnings.warn(msg, DataWarning, stacklevel=2)  # a reader must be told (issue 24.5)
-        post = post[post["visit"].isin(present_visits)].copy()
-        post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present_visits)
-        observed = post[outcome].notna()
-    many = len(present_visits) > 1
+    present = [v for v in post_visits if (post.loc[observed, "visit"] == v).any()]
+    if len(present) < len(post_visits):
+        empty = [v for v in post_visits if v not in present]
+        # a reader must be told (issue 24.5)
+        _note(notes, f"visit(s) {empty} have no observation of {outcome!r} and were left out")
+        post = post[post["visit"].isin(present)].copy()
+        post["visit"] = pd.Categorical(post["visit"].astype(str), categories=present)
+    return post, present
 
+
+def _note(notes: list[str], msg: str) -> None:
+    notes.append(msg)
+    warnings.warn(msg, DataWarning, stacklevel=4)
+
+
+def _strata(post: pd.DataFrame, spec: Any, observed: pd.Series, covariates: list[str]) -> list[str]:
+    """The spec's stratification factors (as strings) that vary; never dropped silently.
+    Covariates must be present on every analysed row."""
     absent = [s for s in spec.strata if s not in post.columns]
     if absent:  # never drop a stratification factor silently (issue 20.2)
         raise ModelSpecificationError(
@@ -323,15 +375,18 @@ def analyze(
             f"variables of the trial; the model would be unadjusted. Variables are "
             f"{sorted(c for c in post.columns if c not in ('subject', 'visit'))}"
         )
-    strata = list(spec.strata)
-    for s in strata:
+    for s in spec.strata:
         if post.loc[observed, s].isna().any():
             raise ModelSpecificationError(
                 f"stratification factor {s!r} is missing for some analysed rows; it is a fixed "
                 "effect of the primary model"
             )
         post[s] = post[s].astype(str)
-    strata = [s for s in strata if post[s].nunique() > 1]
+    _check_covariates(post, observed, covariates)
+    return [s for s in spec.strata if post[s].nunique() > 1]
+
+
+def _check_covariates(post: pd.DataFrame, observed: pd.Series, covariates: list[str]) -> None:
     for c in covariates:
         if post.loc[observed, c].isna().any():
             n_miss = int(post.loc[observed, c].isna().sum())
@@ -339,116 +394,90 @@ def analyze(
                 f"covariate {c!r} is missing on {n_miss} analysed row(s); a fixed effect cannot "
                 "be missing (impute it or leave it out)"
             )
-    rhs = [bcol, *strata, *covariates, "arm * visit" if many else "arm", *map(str, terms)]
-    fixed = f"{outcome} ~ " + " + ".join(rhs)
-    reference = spec.arms.reference or arms[0]
 
-    delivered = [str(x) for x in spec.arms.group_delivered]
-    icc = deff = mgs = None
-    n_groups = None
-    if delivered:
-        post["delivered"] = post["arm"].astype(str).isin(delivered).astype(float)
-        grp = (
-            post["group"].astype(object)
-            if "group" in post.columns
-            else pd.Series(None, index=post.index, dtype=object)
-        )
-        grp = grp.where(post["delivered"] > 0, None)
-        lone = (post["delivered"] > 0) & grp.isna()
-        in_arm = (post["delivered"] > 0) & observed
-        if in_arm.any() and (lone & in_arm).sum() == in_arm.sum():
-            raise ModelSpecificationError(
-                f"arm(s) {delivered} are group-delivered (spec arms.group_delivered) but no "
-                "analysed participant has a delivery group; map the group column in the spec "
-                "(columns: group) or remove the arm from group_delivered"
-            )
-        if (lone & observed).any():
-            n_lone = post.loc[lone & observed, "subject"].nunique()
-            notes.append(
-                f"{n_lone} participant(s) of a group-delivered arm without a recorded "
-                "group were treated as groups of one"
-            )
-            grp = grp.where(~lone, "_single:" + post["subject"].astype(str))
-        post["group"] = grp
-        default_random = ("(1 | subject) + " if many else "") + "(0 + delivered | group)"
-        formula = f"{fixed} + {random or default_random}"
-        extra: dict[str, Any] = {}
-        if covariance is not None:
-            extra = {"residual": covariance, "visit": "visit"}
-        fit = lmm(
-            formula,
-            post,
-            residual_by="arm",
-            subject="subject",
-            df=df,
-            reference={"arm": reference},
-            **extra,
-            vcov=vcov,
-        )
-        model = "partially nested lmm"
-        icc_s = fit.icc
-        icc = float(icc_s.get("group", 0.0)) if len(icc_s) else 0.0
-        sizes = post.loc[(post["delivered"] > 0) & observed].groupby("group")["subject"].nunique()
-        n_groups = int(len(sizes))
-        mgs = float(sizes.mean()) if n_groups else None
-        deff = 1 + (mgs - 1) * icc if mgs is not None else None
-        shown = formula
-    elif random:
-        formula = f"{fixed} + {random}"
-        fit = lmm(
-            formula,
-            post,
-            residual=covariance or "iid",
-            subject="subject",
-            visit="visit",
-            df=df,
-            reference={"arm": reference},
-            vcov=vcov,
-        )
-        model = "lmm"
-        shown = formula + (f"  [residual {covariance} across visits]" if covariance else "")
-    else:
-        cov = covariance or "us"
-        fit = mmrm(
-            fixed,
-            post,
-            subject="subject",
-            visit="visit",
-            covariance=cov,
-            df=df,
-            reference={"arm": reference},
-            vcov=vcov,
-        )
-        model = "mmrm"
-        shown = fixed + (
-            "  [unstructured covariance across visits]"
-            if cov == "us"
-            else f"  [{cov} covariance across visits]"
-        )
 
-    notes += [str(w) for w in getattr(fit, "warnings", ())]
-    ct = fit.contrasts("arm", by="visit" if many else None, reference=reference, level=level)
-    if not many:
-        ct.insert(0, "visit", present_visits[0])
-    ct = ct.rename(columns={"visit": "visit"})
-    ct = _add_d(ct, sd)
-    n_an = post.loc[observed].groupby("arm", observed=False)["subject"].nunique()
-    return TrialAnalysis(
-        outcome=outcome,
-        model=model,
-        formula=shown,
-        fit=fit,
-        contrasts=ct,
-        sd_baseline=sd,
-        sd_description=sd_desc,
-        icc=icc,
-        design_effect=deff,
-        mean_group_size=mgs,
-        n_groups=n_groups,
-        n_analysed=n_an.rename("n_analysed"),
-        n_obs=int(fit.n_obs),
-        notes=tuple(notes),
+def _delivery_groups(post, delivered, observed, notes) -> pd.Series:
+    """Delivery group per row in the group-delivered arm(s) (None elsewhere); participants of
+    such an arm without a group become groups of one (noted)."""
+    post["delivered"] = post["arm"].astype(str).isin(delivered).astype(float)
+    grp = (
+        post["group"].astype(object)
+        if "group" in post.columns
+        else pd.Series(None, index=post.index, dtype=object)
     )
+    grp = grp.where(post["delivered"] > 0, None)
+    lone = (post["delivered"] > 0) & grp.isna()
+    in_arm = (post["delivered"] > 0) & observed
+    if in_arm.any() and (lone & in_arm).sum() == in_arm.sum():
+        raise ModelSpecificationError(
+            f"arm(s) {delivered} are group-delivered (spec arms.group_delivered) but no "
+            "analysed participant has a delivery group; map the group column in the spec "
+            "(columns: group) or remove the arm from group_delivered"
+        )
+    if (lone & observed).any():
+        n_lone = post.loc[lone & observed, "subject"].nunique()
+        notes.append(
+            f"{n_lone} participant(s) of a group-delivered arm without a recorded "
+            "group were treated as groups of one"
+        )
+        grp = grp.where(~lone, "_single:" + post["subject"].astype(str))
+    return grp
+
+
+def _fit_model(post, fixed, delivered, observed, many, random, covariance, notes, opts):
+    """The partially nested model, a user's LMM or the MMRM: (fit, model, formula shown,
+    delivery-group summaries)."""
+    if delivered:
+        return _fit_nested(post, fixed, delivered, observed, many, random, covariance, notes, opts)
+    nested = {"icc": None, "design_effect": None, "mean_group_size": None, "n_groups": None}
+    if random:
+        return (*_fit_lmm(post, fixed, random, covariance, opts), nested)
+    return (*_fit_mmrm(post, fixed, covariance, opts), nested)
+
+
+def _fit_nested(post, fixed, delivered, observed, many, random, covariance, notes, opts):
+    """The heteroscedastic partially nested model, its ICC and design effect."""
+    from peerstats.models.lmm import lmm
+
+    post["group"] = _delivery_groups(post, delivered, observed, notes)
+    default_random = ("(1 | subject) + " if many else "") + "(0 + delivered | group)"
+    formula = f"{fixed} + {random or default_random}"
+    extra: dict[str, Any] = {}
+    if covariance is not None:
+        extra = {"residual": covariance, "visit": "visit"}
+    fit = lmm(formula, post, residual_by="arm", subject="subject", **extra, **opts)
+    icc_s = fit.icc
+    icc = float(icc_s.get("group", 0.0)) if len(icc_s) else 0.0
+    sizes = post.loc[(post["delivered"] > 0) & observed].groupby("group")["subject"].nunique()
+    n_groups = int(len(sizes))
+    mgs = float(sizes.mean()) if n_groups else None
+    nested = {
+        "icc": icc,
+        "design_effect": 1 + (mgs - 1) * icc if mgs is not None else None,
+        "mean_group_size": mgs,
+        "n_groups": n_groups,
+    }
+    return fit, "partially nested lmm", formula, nested
+
+
+def _fit_lmm(post, fixed, random, covariance, opts):
+    """A user-given random part on a trial without group-delivered arms."""
+    from peerstats.models.lmm import lmm
+
+    formula = f"{fixed} + {random}"
+    fit = lmm(formula, post, residual=covariance or "iid", subject="subject", visit="visit", **opts)
+    shown = formula + (f"  [residual {covariance} across visits]" if covariance else "")
+    return fit, "lmm", shown
+
+
+def _fit_mmrm(post, fixed, covariance, opts):
+    """The MMRM (unstructured covariance across visits unless ``covariance`` says otherwise)."""
+    from peerstats.models.mmrm import mmrm
+
+    cov = covariance or "us"
+    fit = mmrm(fixed, post, subject="subject", visit="visit", covariance=cov, **opts)
+    what = "unstructured" if cov == "us" else cov
+    return fit, "mmrm", fixed + f"  [{what} covariance across visits]"
 
 
 def _add_d(ct: pd.DataFrame, sd: float) -> pd.DataFrame:

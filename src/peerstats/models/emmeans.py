@@ -58,15 +58,19 @@ def emmeans_matrix(design, specs: Sequence[str]) -> tuple[pd.DataFrame, np.ndarr
         for s in specs
     }
     levels = list(itertools.product(*[values[s] for s in specs]))
-    rows = []
-    key = grid[specs].astype(str).agg("\x1f".join, axis=1).to_numpy()
-    for lev in levels:
-        sel = key == "\x1f".join(map(str, lev))
-        rows.append(Xg[sel].mean(axis=0))
+    # each grid row's combination of the specs' levels as one mixed-radix index into ``levels``
+    key = np.zeros(len(grid), dtype=np.int64)
+    for s in specs:
+        pos = {str(v): i for i, v in enumerate(values[s])}
+        cats = np.array([pos[str(c)] for c in grid[s].cat.categories], dtype=np.int64)
+        key = key * len(values[s]) + cats[grid[s].cat.codes.to_numpy()]
+    sums = np.zeros((len(levels), Xg.shape[1]))
+    np.add.at(sums, key, Xg)
+    rows = sums / np.bincount(key, minlength=len(levels))[:, None]
     frame = pd.DataFrame(levels, columns=specs)
     for s in specs:
         frame[s] = pd.Categorical(frame[s], categories=values[s])
-    return frame, np.vstack(rows)
+    return frame, rows
 
 
 def _rhs_terms(design) -> tuple[bool, list[list[str]]]:

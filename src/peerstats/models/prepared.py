@@ -102,7 +102,7 @@ def prepare_mmrm(
     design = build_fixed_design(
         formula, data, extra_columns=extra, reference=reference, check_rank=False
     )
-    check_empty_levels(design, data, skip=(visit,))  # visits: checked per structure below
+    check_empty_levels(design, skip=(visit,))  # visits: checked per structure below
     cls, extra_args = PreparedMMRM, {}
     if covariance in SPATIAL:
         cls, extra_args = SpatialPreparedMMRM, {"time": time}
