@@ -386,19 +386,9 @@ def table_one(
     """
     if missing not in ("row", "count", "none"):
         raise ValueError(f"missing must be 'row', 'count' or 'none', not {missing!r}")
-    part, arms, ref, extra, default_vars = _select_participants(
+    data, variables, arms, ref = _described_data(
         trial, by, variables, include_baseline_outcomes, strata
     )
-    if by not in part.columns:
-        raise _missing_column_error([by], part.columns)
-    data = pd.concat([part, extra], axis=1)
-    if variables is None:
-        variables = [v for v in default_vars if v in data.columns] + list(extra.columns)
-    missing_cols = [v for v in variables if v not in data.columns]
-    if missing_cols:
-        raise _missing_column_error(missing_cols, part.columns)
-    data = data.copy()
-    data[by] = data[by].astype("string")
     groups = {a: data[data[by] == a] for a in arms}
     if overall and len(arms) > 1:
         groups[OVERALL] = data
@@ -425,6 +415,50 @@ def table_one(
         digits=digits,
         missing=missing,
     )
+    binary = binary_one_row and any(
+        is_cat[v] and _binary_yes_level(_levels_of(data[v])) for v in variables
+    )
+    notes = _table_notes(tidy, arms, ref, arm_labels, smd, missing, binary, suppress_below)
+    return Table(tidy, display, caption="Baseline characteristics", notes=notes)
+
+
+def _described_data(
+    trial: Any,
+    by: str,
+    variables: Sequence[str] | None,
+    include_baseline_outcomes: bool,
+    strata: bool,
+) -> tuple[pd.DataFrame, Sequence[str], list[str], str | None]:
+    """The participants with the extra baseline outcome columns (``by`` as text), the
+    variables described (checked to be columns), the arms and the reference arm."""
+    part, arms, ref, extra, default_vars = _select_participants(
+        trial, by, variables, include_baseline_outcomes, strata
+    )
+    if by not in part.columns:
+        raise _missing_column_error([by], part.columns)
+    data = pd.concat([part, extra], axis=1)
+    if variables is None:
+        variables = [v for v in default_vars if v in data.columns] + list(extra.columns)
+    missing_cols = [v for v in variables if v not in data.columns]
+    if missing_cols:
+        raise _missing_column_error(missing_cols, part.columns)
+    data = data.copy()
+    data[by] = data[by].astype("string")
+    return data, variables, arms, ref
+
+
+def _table_notes(
+    tidy: pd.DataFrame,
+    arms: list[str],
+    ref: str | None,
+    arm_labels: Mapping[str, str] | None,
+    smd: bool,
+    missing: str,
+    binary: bool,
+    suppress_below: int | None,
+) -> list[str]:
+    """The notes under the table (SMD, percentages, hidden missing values, yes/no rows,
+    suppression)."""
     ref_name = (arm_labels or {}).get(ref, ref) if ref is not None else None
     notes = []
     if smd and ref is not None and len(arms) > 1:
@@ -435,15 +469,13 @@ def table_one(
     notes.append("Percentages of categories are of non-missing values.")
     if missing == "none" and int(tidy.loc[tidy.statistic == "missing", "value"].sum()) > 0:
         notes.append("Missing values are not shown.")
-    if binary_one_row and any(
-        is_cat[v] and _binary_yes_level(_levels_of(data[v])) for v in variables
-    ):
+    if binary:
         notes.append("Yes/no characteristics show the number (%) answering yes.")
     if suppress_below is not None:
         notes.append(
             f"Counts from 1 to {suppress_below - 1} are suppressed (shown as <{suppress_below})."
         )
-    return Table(tidy, display, caption="Baseline characteristics", notes=notes)
+    return notes
 
 
 def _layout_display(
