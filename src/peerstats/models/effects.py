@@ -212,6 +212,18 @@ def compare(
     follow lme4. Validated against R ``nlme::anova`` (AIC, BIC, likelihood ratio) and SAS PROC
     MIXED listings (AIC, BIC) in tests/models/test_compare_conventions.py.
     """
+    names, method = _check_comparable(fits, names, convention)
+    out = pd.DataFrame([_compare_row(name, f, method, convention) for name, f in zip(names, fits)])
+    out.attrs["convention"] = CONVENTIONS[convention]
+    _add_lr_tests(out, fits)
+    return out
+
+
+def _check_comparable(
+    fits: tuple[Any, ...], names: list[str] | None, convention: str
+) -> tuple[list[str], str]:
+    """The row names and the common method of fits that :func:`compare` may compare; raises
+    on anything it may not (see there)."""
     if convention not in CONVENTIONS:
         raise ModelSpecificationError(
             f"convention={convention!r} is not valid; choose one of {list(CONVENTIONS)}"
@@ -242,25 +254,28 @@ def compare(
                 "model with method='ml' to test fixed effects, or keep the fixed effects equal "
                 "to compare covariance structures"
             )
-    rows = []
-    for name, f in zip(names, fits):
-        crit = _criteria(f, method, convention)
-        rows.append(
-            {
-                "model": name,
-                "formula": str(getattr(f, "formula", "")),
-                "method": method.upper(),
-                "convention": convention,
-                "n_obs": int(f.n_obs),
-                "n_params": crit["n_params"],
-                "loglik": float(f.loglik),
-                "aic": crit["aic"],
-                "bic": crit["bic"],
-                "bic_n": crit["bic_n"],
-            }
-        )
-    out = pd.DataFrame(rows)
-    out.attrs["convention"] = CONVENTIONS[convention]
+    return names, method
+
+
+def _compare_row(name: str, f: Any, method: str, convention: str) -> dict[str, Any]:
+    """One row of :func:`compare`: the fit's likelihood and information criteria."""
+    crit = _criteria(f, method, convention)
+    return {
+        "model": name,
+        "formula": str(getattr(f, "formula", "")),
+        "method": method.upper(),
+        "convention": convention,
+        "n_obs": int(f.n_obs),
+        "n_params": crit["n_params"],
+        "loglik": float(f.loglik),
+        "aic": crit["aic"],
+        "bic": crit["bic"],
+        "bic_n": crit["bic_n"],
+    }
+
+
+def _add_lr_tests(out: pd.DataFrame, fits: tuple[Any, ...]) -> None:
+    """Add ``lr_statistic, lr_df, p_value`` (each row against the row before) in place."""
     out["lr_statistic"] = np.nan
     out["lr_df"] = np.nan
     out["p_value"] = np.nan
@@ -273,4 +288,3 @@ def compare(
         out.loc[out.index[i], "lr_statistic"] = stat
         out.loc[out.index[i], "lr_df"] = df
         out.loc[out.index[i], "p_value"] = float(_dist.chi2_sf(stat, df)) if df > 0 else np.nan
-    return out
