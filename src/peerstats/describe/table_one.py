@@ -520,7 +520,8 @@ def _layout_display(
             )
         if missing != "none" and any(disp.get(var, None, g, "missing") > 0 for g in columns):
             hide = disp.hidden_cells(var, []) if not is_cat[var] else hide
-            rows.append(_missing_row(disp, var, head, hide, missing == "row", blank))
+            stats = ("missing", "missing_percent" if missing == "row" else None)
+            rows.append(_count_row(disp, head, "  missing", var, None, hide, blank, stats))
     return pd.DataFrame(
         rows, columns=["Characteristic", *head.values(), *smd_name.values()]
     ).fillna("")
@@ -555,12 +556,17 @@ def _count_row(
     level: Any,
     hide: set,
     extra: dict[str, str],
+    stats: tuple[str, str | None] = ("count", "percent"),
 ) -> dict[str, str]:
-    """One n (%) row of a categorical variable's level."""
+    """One n (%) row: a categorical variable's level, or (``stats`` ``("missing",
+    "missing_percent")``, or ``("missing", None)`` for n only) the missing row."""
+    count, percent = stats
     r = {"Characteristic": name}
     for g in disp.columns:
         r[head[g]] = disp.count_text(
-            disp.get(var, level, g, "count"), disp.get(var, level, g, "percent"), (level, g) in hide
+            disp.get(var, level, g, count),
+            disp.get(var, level, g, percent) if percent is not None else None,
+            (level, g) in hide,
         )
     r.update(extra)
     return r
@@ -618,24 +624,4 @@ def _numeric_row(
                 f"{get(var, None, g, 'mean'):z.{digits}f} ({get(var, None, g, 'sd'):z.{digits}f})"
             )
     r.update(smd_vals)
-    return r
-
-
-def _missing_row(
-    disp: _Display,
-    var: str,
-    head: dict[str, str],
-    hide: set,
-    with_percent: bool,
-    blank: dict[str, str],
-) -> dict[str, str]:
-    """The ``missing`` row of a variable: n (%) or, without ``with_percent``, n."""
-    r = {"Characteristic": "  missing"}
-    for g in disp.columns:
-        r[head[g]] = disp.count_text(
-            disp.get(var, None, g, "missing"),
-            disp.get(var, None, g, "missing_percent") if with_percent else None,
-            (None, g) in hide,
-        )
-    r.update(blank)
     return r
