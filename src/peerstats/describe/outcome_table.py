@@ -280,57 +280,87 @@ def outcome_display(
     arms_all = list(arms)
     ref = reference_arm(trial, arms_all) if trial is not None else None
     order = ([ref] if ref in arms_all else []) + [g for g in arms_all if g != ref]
-
-    def fmt_p(p: float) -> str:
-        if not np.isfinite(p):
-            return ""
-        return "<0.001" if p < 0.001 else f"{p:z.3f}"
-
     vlab = {str(k): str(v) for k, v in (visit_labels or {}).items()}
     alab = {str(k): str(v) for k, v in (arm_labels or {}).items()}
     ci_name = _ci_name(level)
     k = [_digits_of(digits, str(o)) for o in data["outcome"]]
     disp = pd.DataFrame(
         {
-            "Outcome": [
-                labels.get(o, o)
-                + (
-                    " (primary)"
-                    if pr and (primary_visit is None or str(v) == str(primary_visit))
-                    else ""
-                )
-                for o, pr, v in zip(data["outcome"], data["primary"], data["visit"])
-            ],
+            "Outcome": _outcome_cells(data, labels, primary_visit),
             "Visit": [vlab.get(v, v) for v in data["visit"]],
-            **{
-                f"{alab.get(g, g)}: n, mean (SD)": [
-                    f"{int(n)}, {m:z.{j}f} ({s:z.{j}f})" if n else ""
-                    for n, m, s, j in zip(data[f"n_{g}"], data[f"mean_{g}"], data[f"sd_{g}"], k)
-                ]
-                for g in order
-            },
-            f"Difference ({ci_name})": [
-                f"{e:z.{j}f} ({lo:z.{j}f} to {hi:z.{j}f})"
-                for e, lo, hi, j in zip(data["estimate"], data["ci_lower"], data["ci_upper"], k)
-            ],
-            "p": data["p_value"].map(fmt_p),
-            f"p ({adjust})" if adjust != "none" else "p (adjusted)": data["p_adjusted"].map(fmt_p),
-            f"d ({ci_name})": [
-                f"{e:z.2f} ({lo:z.2f} to {hi:z.2f})"
-                for e, lo, hi in zip(data["d"], data["d_ci_lower"], data["d_ci_upper"])
-            ],
+            **_arm_cells(data, order, alab, k),
+            f"Difference ({ci_name})": _interval_cells(data, "", k),
+            "p": data["p_value"].map(_fmt_p),
+            f"p ({adjust})" if adjust != "none" else "p (adjusted)": data["p_adjusted"].map(_fmt_p),
+            f"d ({ci_name})": _interval_cells(data, "d", [2] * len(data)),
         }
     )
     if adjust == "none":
         disp = disp.drop(columns="p (adjusted)")
     if directions:
-        hib = [directions.get(o) for o in data["outcome"]]
-        data["higher_is_better"] = [None if h is None else bool(h) for h in hib]
-        disp.insert(
-            1,
-            "Direction",
-            ["" if h is None else ("higher is better" if h else "lower is better") for h in hib],
-        )
+        _add_directions(data, disp, directions)
+    return Table(data, disp, caption="Outcomes", notes=_outcome_notes(ci_name, adjust))
+
+
+def _fmt_p(p: float) -> str:
+    """A p-value as printed: ``<0.001``, three decimals, or empty when not finite."""
+    if not np.isfinite(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:z.3f}"
+
+
+def _outcome_cells(
+    data: pd.DataFrame, labels: Mapping[str, str], primary_visit: str | None
+) -> list[str]:
+    """The Outcome column: labels, "(primary)" on the primary outcome (at ``primary_visit``
+    only, when given)."""
+    return [
+        labels.get(o, o)
+        + (" (primary)" if pr and (primary_visit is None or str(v) == str(primary_visit)) else "")
+        for o, pr, v in zip(data["outcome"], data["primary"], data["visit"])
+    ]
+
+
+def _arm_cells(
+    data: pd.DataFrame, order: list[str], alab: Mapping[str, str], k: list[int]
+) -> dict[str, list[str]]:
+    """One ``<arm>: n, mean (SD)`` column per arm (reference first), ``k`` decimals per row."""
+    return {
+        f"{alab.get(g, g)}: n, mean (SD)": [
+            f"{int(n)}, {m:z.{j}f} ({s:z.{j}f})" if n else ""
+            for n, m, s, j in zip(data[f"n_{g}"], data[f"mean_{g}"], data[f"sd_{g}"], k)
+        ]
+        for g in order
+    }
+
+
+def _interval_cells(data: pd.DataFrame, prefix: str, k: list[int]) -> list[str]:
+    """``estimate (lower to upper)`` of the difference (``prefix`` "") or of Cohen's d
+    (``prefix`` "d"), ``k`` decimals per row."""
+    est, lo, hi = (
+        ("estimate", "ci_lower", "ci_upper") if not prefix else ("d", "d_ci_lower", "d_ci_upper")
+    )
+    return [
+        f"{e:z.{j}f} ({a:z.{j}f} to {b:z.{j}f})"
+        for e, a, b, j in zip(data[est], data[lo], data[hi], k)
+    ]
+
+
+def _add_directions(
+    data: pd.DataFrame, disp: pd.DataFrame, directions: Mapping[str, bool | None]
+) -> None:
+    """Add ``higher_is_better`` to ``data`` and the Direction column to ``disp`` (in place)."""
+    hib = [directions.get(o) for o in data["outcome"]]
+    data["higher_is_better"] = [None if h is None else bool(h) for h in hib]
+    disp.insert(
+        1,
+        "Direction",
+        ["" if h is None else ("higher is better" if h else "lower is better") for h in hib],
+    )
+
+
+def _outcome_notes(ci_name: str, adjust: str) -> list[str]:
+    """The notes under the outcome table."""
     notes = [
         "Difference: model-adjusted difference in marginal means (intervention - reference), "
         f"{ci_name}.",
@@ -341,7 +371,7 @@ def outcome_display(
     if adjust != "none":
         name = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni"}[adjust]
         notes.append(f"Secondary outcomes' p-values adjusted by {name} within each visit.")
-    return Table(data, disp, caption="Outcomes", notes=notes)
+    return notes
 
 
 def _digits_of(digits: int | Mapping[str, int], outcome: str) -> int:

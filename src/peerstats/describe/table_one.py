@@ -386,19 +386,9 @@ def table_one(
     """
     if missing not in ("row", "count", "none"):
         raise ValueError(f"missing must be 'row', 'count' or 'none', not {missing!r}")
-    part, arms, ref, extra, default_vars = _select_participants(
+    data, variables, arms, ref = _described_data(
         trial, by, variables, include_baseline_outcomes, strata
     )
-    if by not in part.columns:
-        raise _missing_column_error([by], part.columns)
-    data = pd.concat([part, extra], axis=1)
-    if variables is None:
-        variables = [v for v in default_vars if v in data.columns] + list(extra.columns)
-    missing_cols = [v for v in variables if v not in data.columns]
-    if missing_cols:
-        raise _missing_column_error(missing_cols, part.columns)
-    data = data.copy()
-    data[by] = data[by].astype("string")
     groups = {a: data[data[by] == a] for a in arms}
     if overall and len(arms) > 1:
         groups[OVERALL] = data
@@ -425,6 +415,50 @@ def table_one(
         digits=digits,
         missing=missing,
     )
+    binary = binary_one_row and any(
+        is_cat[v] and _binary_yes_level(_levels_of(data[v])) for v in variables
+    )
+    notes = _table_notes(tidy, arms, ref, arm_labels, smd, missing, binary, suppress_below)
+    return Table(tidy, display, caption="Baseline characteristics", notes=notes)
+
+
+def _described_data(
+    trial: Any,
+    by: str,
+    variables: Sequence[str] | None,
+    include_baseline_outcomes: bool,
+    strata: bool,
+) -> tuple[pd.DataFrame, Sequence[str], list[str], str | None]:
+    """The participants with the extra baseline outcome columns (``by`` as text), the
+    variables described (checked to be columns), the arms and the reference arm."""
+    part, arms, ref, extra, default_vars = _select_participants(
+        trial, by, variables, include_baseline_outcomes, strata
+    )
+    if by not in part.columns:
+        raise _missing_column_error([by], part.columns)
+    data = pd.concat([part, extra], axis=1)
+    if variables is None:
+        variables = [v for v in default_vars if v in data.columns] + list(extra.columns)
+    missing_cols = [v for v in variables if v not in data.columns]
+    if missing_cols:
+        raise _missing_column_error(missing_cols, part.columns)
+    data = data.copy()
+    data[by] = data[by].astype("string")
+    return data, variables, arms, ref
+
+
+def _table_notes(
+    tidy: pd.DataFrame,
+    arms: list[str],
+    ref: str | None,
+    arm_labels: Mapping[str, str] | None,
+    smd: bool,
+    missing: str,
+    binary: bool,
+    suppress_below: int | None,
+) -> list[str]:
+    """The notes under the table (SMD, percentages, hidden missing values, yes/no rows,
+    suppression)."""
     ref_name = (arm_labels or {}).get(ref, ref) if ref is not None else None
     notes = []
     if smd and ref is not None and len(arms) > 1:
@@ -435,15 +469,13 @@ def table_one(
     notes.append("Percentages of categories are of non-missing values.")
     if missing == "none" and int(tidy.loc[tidy.statistic == "missing", "value"].sum()) > 0:
         notes.append("Missing values are not shown.")
-    if binary_one_row and any(
-        is_cat[v] and _binary_yes_level(_levels_of(data[v])) for v in variables
-    ):
+    if binary:
         notes.append("Yes/no characteristics show the number (%) answering yes.")
     if suppress_below is not None:
         notes.append(
             f"Counts from 1 to {suppress_below - 1} are suppressed (shown as <{suppress_below})."
         )
-    return Table(tidy, display, caption="Baseline characteristics", notes=notes)
+    return notes
 
 
 def _layout_display(
@@ -465,80 +497,131 @@ def _layout_display(
     missing: str = "row",
 ) -> pd.DataFrame:
     """Step 3: the display frame (one row per variable, level and missing row)."""
-    per_var = dict(digits) if isinstance(digits, Mapping) else {}
-    base = int(per_var.pop("default", 1)) if isinstance(digits, Mapping) else int(digits)
+    per_var, base = _split_digits(digits)
     disp = _Display(tidy, columns, suppress_below, base)
-    get = disp.get
     alab = {g: arm_labels.get(g, g) for g in columns}
-    smd_cols = [a for a in arms if a != ref] if smd and ref is not None else []
-    if len(smd_cols) == 1:
-        smd_name = {smd_cols[0]: "SMD"}
-    else:
-        smd_name = {a: f"SMD {alab[a]} vs {arm_labels.get(ref, ref)}" for a in smd_cols}
-    head = {g: f"{alab[g]} (n = {int(get('n', None, g, 'n'))})" for g in columns}
+    smd_name = _smd_names(arms, ref, smd, alab, arm_labels)
+    head = {g: f"{alab[g]} (n = {int(disp.get('n', None, g, 'n'))})" for g in columns}
     rows = []
     for var in variables:
         label = labels.get(var, var)
-        smd_vals = {smd_name[a]: f"{get(var, None, a, 'smd'):z.2f}" for a in smd_cols}
+        smd_vals = {name: f"{disp.get(var, None, a, 'smd'):z.2f}" for a, name in smd_name.items()}
         blank = {k: "" for k in smd_vals}
         hide: set = set()
         if is_cat[var]:
-            levels = list(tidy[(tidy.variable == var) & (tidy.statistic == "count")].level.unique())
-            hide = disp.hidden_cells(var, levels)
-            yes = _binary_yes_level(levels) if binary_one_row else None
-            if yes is not None:
-                r = {"Characteristic": f"{label}, n (%)"}
-                for g in columns:
-                    r[head[g]] = disp.count_text(
-                        get(var, yes, g, "count"), get(var, yes, g, "percent"), (yes, g) in hide
-                    )
-                r.update(smd_vals)
-                rows.append(r)
-            else:
-                rows.append(
-                    {
-                        "Characteristic": f"{label}, n (%)",
-                        **{head[g]: "" for g in columns},
-                        **smd_vals,
-                    }
-                )
-                for lev in levels:
-                    r = {"Characteristic": f"  {_label_level(level_labels.get(var), lev)}"}
-                    for g in columns:
-                        r[head[g]] = disp.count_text(
-                            get(var, lev, g, "count"), get(var, lev, g, "percent"), (lev, g) in hide
-                        )
-                    r.update(blank)
-                    rows.append(r)
+            got, hide = _categorical_rows(
+                disp, var, label, head, smd_vals, blank, binary_one_row, level_labels.get(var)
+            )
+            rows.extend(got)
         else:
-            digits = int(per_var.get(var, base))  # noqa: PLW2901 - this variable's decimals
-            r = {"Characteristic": label}
-            if var in nonnormal:
-                r["Characteristic"] = f"{label}, median [Q1, Q3]"
-                for g in columns:
-                    r[head[g]] = (
-                        f"{get(var, None, g, 'median'):z.{digits}f} "
-                        f"[{get(var, None, g, 'q1'):z.{digits}f}, {get(var, None, g, 'q3'):z.{digits}f}]"
-                    )
-            else:
-                r["Characteristic"] = f"{label}, mean (SD)"
-                for g in columns:
-                    r[head[g]] = (
-                        f"{get(var, None, g, 'mean'):z.{digits}f} ({get(var, None, g, 'sd'):z.{digits}f})"
-                    )
-            r.update(smd_vals)
-            rows.append(r)
-        if missing != "none" and any(get(var, None, g, "missing") > 0 for g in columns):
-            r = {"Characteristic": "  missing"}
+            var_digits = int(per_var.get(var, base))
+            rows.append(
+                _numeric_row(disp, var, label, head, var_digits, var in nonnormal, smd_vals)
+            )
+        if missing != "none" and any(disp.get(var, None, g, "missing") > 0 for g in columns):
             hide = disp.hidden_cells(var, []) if not is_cat[var] else hide
-            for g in columns:
-                r[head[g]] = disp.count_text(
-                    get(var, None, g, "missing"),
-                    get(var, None, g, "missing_percent") if missing == "row" else None,
-                    (None, g) in hide,
-                )
-            r.update(blank)
-            rows.append(r)
+            stats = ("missing", "missing_percent" if missing == "row" else None)
+            rows.append(_count_row(disp, head, "  missing", var, None, hide, blank, stats))
     return pd.DataFrame(
-        rows, columns=["Characteristic", *head.values(), *[smd_name[a] for a in smd_cols]]
+        rows, columns=["Characteristic", *head.values(), *smd_name.values()]
     ).fillna("")
+
+
+def _split_digits(digits: int | Mapping[str, int]) -> tuple[dict[str, int], int]:
+    """Per-variable decimals and the default (a dict's ``default`` entry, else 1)."""
+    per_var = dict(digits) if isinstance(digits, Mapping) else {}
+    base = int(per_var.pop("default", 1)) if isinstance(digits, Mapping) else int(digits)
+    return per_var, base
+
+
+def _smd_names(
+    arms: list[str],
+    ref: str | None,
+    smd: bool,
+    alab: dict[str, str],
+    arm_labels: dict[str, str],
+) -> dict[str, str]:
+    """The SMD column name of each compared arm (plain ``SMD`` when there is one)."""
+    smd_cols = [a for a in arms if a != ref] if smd and ref is not None else []
+    if len(smd_cols) == 1:
+        return {smd_cols[0]: "SMD"}
+    return {a: f"SMD {alab[a]} vs {arm_labels.get(ref, ref)}" for a in smd_cols}
+
+
+def _count_row(
+    disp: _Display,
+    head: dict[str, str],
+    name: str,
+    var: str,
+    level: Any,
+    hide: set,
+    extra: dict[str, str],
+    stats: tuple[str, str | None] = ("count", "percent"),
+) -> dict[str, str]:
+    """One n (%) row: a categorical variable's level, or (``stats`` ``("missing",
+    "missing_percent")``, or ``("missing", None)`` for n only) the missing row."""
+    count, percent = stats
+    r = {"Characteristic": name}
+    for g in disp.columns:
+        r[head[g]] = disp.count_text(
+            disp.get(var, level, g, count),
+            disp.get(var, level, g, percent) if percent is not None else None,
+            (level, g) in hide,
+        )
+    r.update(extra)
+    return r
+
+
+def _categorical_rows(
+    disp: _Display,
+    var: str,
+    label: str,
+    head: dict[str, str],
+    smd_vals: dict[str, str],
+    blank: dict[str, str],
+    binary_one_row: bool,
+    level_labels: dict[str, str] | None,
+) -> tuple[list[dict[str, str]], set]:
+    """The rows of a categorical variable (one "yes" row for a binary one, else a heading and
+    one row per level) and its suppressed cells."""
+    tidy = disp.tidy
+    levels = list(tidy[(tidy.variable == var) & (tidy.statistic == "count")].level.unique())
+    hide = disp.hidden_cells(var, levels)
+    yes = _binary_yes_level(levels) if binary_one_row else None
+    if yes is not None:
+        return [_count_row(disp, head, f"{label}, n (%)", var, yes, hide, smd_vals)], hide
+    rows = [
+        {"Characteristic": f"{label}, n (%)", **{head[g]: "" for g in disp.columns}, **smd_vals}
+    ]
+    for lev in levels:
+        name = f"  {_label_level(level_labels, lev)}"
+        rows.append(_count_row(disp, head, name, var, lev, hide, blank))
+    return rows, hide
+
+
+def _numeric_row(
+    disp: _Display,
+    var: str,
+    label: str,
+    head: dict[str, str],
+    digits: int,
+    nonnormal: bool,
+    smd_vals: dict[str, str],
+) -> dict[str, str]:
+    """The row of a numeric variable: mean (SD), or median [Q1, Q3] when ``nonnormal``."""
+    get = disp.get
+    if nonnormal:
+        r = {"Characteristic": f"{label}, median [Q1, Q3]"}
+        for g in disp.columns:
+            r[head[g]] = (
+                f"{get(var, None, g, 'median'):z.{digits}f} "
+                f"[{get(var, None, g, 'q1'):z.{digits}f}, {get(var, None, g, 'q3'):z.{digits}f}]"
+            )
+    else:
+        r = {"Characteristic": f"{label}, mean (SD)"}
+        for g in disp.columns:
+            r[head[g]] = (
+                f"{get(var, None, g, 'mean'):z.{digits}f} ({get(var, None, g, 'sd'):z.{digits}f})"
+            )
+    r.update(smd_vals)
+    return r

@@ -11,9 +11,7 @@ Issue 19 adds, imported on first use (so ``import peerstats.effects`` stays ligh
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from peerstats._lazy import lazy_module
 from peerstats.effects.record import SCALES, EffectRecord, records_frame
 
 _LAZY = {
@@ -35,13 +33,4 @@ _LAZY = {
 __all__ = ["EffectRecord", "records_frame", "SCALES", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'peerstats.effects' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_module(globals(), _LAZY)

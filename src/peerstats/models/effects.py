@@ -93,32 +93,7 @@ def effect_size(
         data[subject].astype(str) if subject in data.columns else pd.Series(data.index.astype(str))
     )
     n_by_arm = subj.groupby(arms).nunique()
-    if isinstance(sd, int | float) and not isinstance(sd, bool):
-        if not np.isfinite(sd) or sd <= 0:
-            raise ModelSpecificationError(f"sd={sd!r} must be a positive number")
-        sds = pd.Series(float(sd), index=con.index)
-        source = "given"
-    elif sd == "baseline":
-        bcol = f"{outcome}_baseline"
-        if bcol not in data.columns:
-            raise ModelSpecificationError(
-                f"sd='baseline' needs the column {bcol!r} in the model's data; pass sd='raw' or "
-                "a number"
-            )
-        per = data.assign(_s=subj.to_numpy(), _a=arms.to_numpy()).drop_duplicates("_s")
-        sds = pd.Series(_pooled(per[bcol].astype(float), per["_a"]), index=con.index)
-        source = f"pooled within-arm SD of {bcol} (one value per participant)"
-    elif sd == "raw":
-        vals = data[outcome].astype(float)
-        if by is None:
-            sds = pd.Series(_pooled(vals, arms), index=con.index)
-        else:
-            byv = data[by].astype(str)
-            per_by = {b: _pooled(vals[byv == b], arms[byv == b]) for b in byv.unique()}
-            sds = pd.Series([per_by.get(str(b), np.nan) for b in con[by]], index=con.index)
-        source = f"pooled within-arm SD of {outcome}" + (f" at each {by}" if by else "")
-    else:
-        raise ModelSpecificationError(f"sd={sd!r}: give a positive number, 'baseline' or 'raw'")
+    sds, source = _standardiser(sd, data, outcome, by, con, subj, arms)
     out = con[[*([by] if by else []), "contrast", "estimate", "ci_lower", "ci_upper"]].copy()
     out["sd"] = sds.to_numpy()
     out["sd_source"] = source
@@ -132,6 +107,42 @@ def effect_size(
     for c in ("", "_ci_lower", "_ci_upper"):
         out[f"g{c}"] = out["j"] * out[f"d{c}"]
     return out.reset_index(drop=True)
+
+
+def _standardiser(
+    sd: float | str,
+    data: pd.DataFrame,
+    outcome: str | None,
+    by: str | None,
+    con: pd.DataFrame,
+    subj: pd.Series,
+    arms: pd.Series,
+) -> tuple[pd.Series, str]:
+    """The SD of each contrast row of :func:`effect_size` and where it comes from."""
+    if isinstance(sd, int | float) and not isinstance(sd, bool):
+        if not np.isfinite(sd) or sd <= 0:
+            raise ModelSpecificationError(f"sd={sd!r} must be a positive number")
+        return pd.Series(float(sd), index=con.index), "given"
+    if sd == "baseline":
+        bcol = f"{outcome}_baseline"
+        if bcol not in data.columns:
+            raise ModelSpecificationError(
+                f"sd='baseline' needs the column {bcol!r} in the model's data; pass sd='raw' or "
+                "a number"
+            )
+        per = data.assign(_s=subj.to_numpy(), _a=arms.to_numpy()).drop_duplicates("_s")
+        sds = pd.Series(_pooled(per[bcol].astype(float), per["_a"]), index=con.index)
+        return sds, f"pooled within-arm SD of {bcol} (one value per participant)"
+    if sd == "raw":
+        vals = data[outcome].astype(float)
+        if by is None:
+            sds = pd.Series(_pooled(vals, arms), index=con.index)
+        else:
+            byv = data[by].astype(str)
+            per_by = {b: _pooled(vals[byv == b], arms[byv == b]) for b in byv.unique()}
+            sds = pd.Series([per_by.get(str(b), np.nan) for b in con[by]], index=con.index)
+        return sds, f"pooled within-arm SD of {outcome}" + (f" at each {by}" if by else "")
+    raise ModelSpecificationError(f"sd={sd!r}: give a positive number, 'baseline' or 'raw'")
 
 
 def _fixed_columns(fit: Any) -> tuple[str, ...]:
@@ -212,6 +223,18 @@ def compare(
     follow lme4. Validated against R ``nlme::anova`` (AIC, BIC, likelihood ratio) and SAS PROC
     MIXED listings (AIC, BIC) in tests/models/test_compare_conventions.py.
     """
+    names, method = _check_comparable(fits, names, convention)
+    out = pd.DataFrame([_compare_row(name, f, method, convention) for name, f in zip(names, fits)])
+    out.attrs["convention"] = CONVENTIONS[convention]
+    _add_lr_tests(out, fits)
+    return out
+
+
+def _check_comparable(
+    fits: tuple[Any, ...], names: list[str] | None, convention: str
+) -> tuple[list[str], str]:
+    """The row names and the common method of fits that :func:`compare` may compare; raises
+    on anything it may not (see there)."""
     if convention not in CONVENTIONS:
         raise ModelSpecificationError(
             f"convention={convention!r} is not valid; choose one of {list(CONVENTIONS)}"
@@ -242,25 +265,28 @@ def compare(
                 "model with method='ml' to test fixed effects, or keep the fixed effects equal "
                 "to compare covariance structures"
             )
-    rows = []
-    for name, f in zip(names, fits):
-        crit = _criteria(f, method, convention)
-        rows.append(
-            {
-                "model": name,
-                "formula": str(getattr(f, "formula", "")),
-                "method": method.upper(),
-                "convention": convention,
-                "n_obs": int(f.n_obs),
-                "n_params": crit["n_params"],
-                "loglik": float(f.loglik),
-                "aic": crit["aic"],
-                "bic": crit["bic"],
-                "bic_n": crit["bic_n"],
-            }
-        )
-    out = pd.DataFrame(rows)
-    out.attrs["convention"] = CONVENTIONS[convention]
+    return names, method
+
+
+def _compare_row(name: str, f: Any, method: str, convention: str) -> dict[str, Any]:
+    """One row of :func:`compare`: the fit's likelihood and information criteria."""
+    crit = _criteria(f, method, convention)
+    return {
+        "model": name,
+        "formula": str(getattr(f, "formula", "")),
+        "method": method.upper(),
+        "convention": convention,
+        "n_obs": int(f.n_obs),
+        "n_params": crit["n_params"],
+        "loglik": float(f.loglik),
+        "aic": crit["aic"],
+        "bic": crit["bic"],
+        "bic_n": crit["bic_n"],
+    }
+
+
+def _add_lr_tests(out: pd.DataFrame, fits: tuple[Any, ...]) -> None:
+    """Add ``lr_statistic, lr_df, p_value`` (each row against the row before) in place."""
     out["lr_statistic"] = np.nan
     out["lr_df"] = np.nan
     out["p_value"] = np.nan
@@ -273,4 +299,3 @@ def compare(
         out.loc[out.index[i], "lr_statistic"] = stat
         out.loc[out.index[i], "lr_df"] = df
         out.loc[out.index[i], "p_value"] = float(_dist.chi2_sf(stat, df)) if df > 0 else np.nan
-    return out
