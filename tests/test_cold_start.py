@@ -22,6 +22,16 @@ HEAVY = ("scipy.stats", "pingouin", "matplotlib", "dask")
     [
         "import peerstats",
         "import peerstats; peerstats.mmrm; peerstats.lmm; peerstats.load_trial",
+        # a whole MMRM fit with its covariance-parameter table and contrasts (the cold script
+        # of benchmarks/bench_real.py): SAS's chi-square limits come from _dist, not scipy.stats
+        "import numpy as np, pandas as pd, peerstats\n"
+        "r = np.random.default_rng(1); n = 40\n"
+        "d = pd.DataFrame({'id': np.repeat(np.arange(n), 3), 'visit': np.tile(['v1', 'v2', 'v3'], n),"
+        " 'arm': np.repeat(np.arange(n) % 2, 3).astype(str), 'y': r.normal(size=3 * n)})\n"
+        "d['y'] += np.repeat(r.normal(size=n), 3)\n"
+        "f = peerstats.mmrm('y ~ arm * visit', d, subject='id', visit='visit', covariance='us')\n"
+        "f.covariance_parameters if hasattr(f, 'covariance_parameters') else None\n"
+        "f.contrasts('arm', by='visit')",
     ],
 )
 def test_import_does_not_load_heavy_modules(code: str) -> None:
@@ -49,6 +59,7 @@ def test_t_and_chi2_equal_scipy_stats(df: float) -> None:
     _same(_dist.t_ppf(Q, df), stats.t.ppf(Q, df))
     if np.isfinite(df):
         _same(_dist.chi2_sf(X, df), stats.chi2.sf(X, df))
+        _same(_dist.chi2_ppf(Q, df), stats.chi2.ppf(Q, df))
 
 
 def test_normal_equals_scipy_stats() -> None:

@@ -88,6 +88,15 @@ def f_isf(q: Any, dfn: Any, dfd: Any) -> Any:
     return _out(np.where(ok, res, np.nan))
 
 
+def chi2_ppf(q: Any, df: Any) -> Any:
+    """Quantile of chi-square (``scipy.stats.chi2.ppf``: ``2 gammaincinv(df / 2, q)``)."""
+    q = np.asarray(q, dtype=float)
+    df = np.asarray(df, dtype=float)
+    ok = _valid(df) & (q >= 0) & (q <= 1)
+    res = np.where(q == 1, np.inf, 2.0 * special.gammaincinv(df / 2.0, q))
+    return _out(np.where(ok, res, np.nan))
+
+
 def chi2_sf(x: Any, df: Any) -> Any:
     """Upper tail of chi-square (``scipy.stats.chi2.sf``)."""
     x = np.asarray(x, dtype=float)

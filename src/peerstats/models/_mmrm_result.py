@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from peerstats._dist import chi2_ppf
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.models._ddf import DF_METHODS, Inference, between_within, kenward_roger_vcov
 from peerstats.models._design import choice
@@ -166,8 +167,6 @@ def _cov_parameter_table(grouped, theta, H) -> tuple:
     nu est / chi2_{nu, 1-a/2} .. nu est / chi2_{nu, a/2} with nu = 2 Z^2, Z = est / se; for
     covariances and correlations the Wald interval est -/+ z se.
     """
-    from scipy import stats
-
     rows = grouped.sas_table(theta)
     try:
         J = np.linalg.inv(grouped_jacobian_inverse(grouped, theta))
@@ -189,8 +188,8 @@ def _cov_parameter_table(grouped, theta, H) -> tuple:
     lo, hi = est - z * se, est + z * se
     if chi.any():  # one vectorised quantile call per tail
         nu = 2 * (est[chi] / se[chi]) ** 2
-        lo[chi] = nu * est[chi] / stats.chi2.ppf(0.975, nu)
-        hi[chi] = nu * est[chi] / stats.chi2.ppf(0.025, nu)
+        lo[chi] = nu * est[chi] / chi2_ppf(0.975, nu)
+        hi[chi] = nu * est[chi] / chi2_ppf(0.025, nu)
     return tuple(
         (name, grp, float(e), float(s_), float(a), float(b))
         for (name, grp, _), e, s_, a, b in zip(rows, est, se, lo, hi)
