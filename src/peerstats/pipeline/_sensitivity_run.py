@@ -548,28 +548,11 @@ def _multilevel(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -
         n_imputations=int(s.n_imputations),
         seed=_seed(spec.seed, i),
     )
-    an = _analyse(run, s, imp, work)
     assumption = (
         "MAR, imputation model with the delivery-group random effect "
         f"({imp.n_imputations} imputations)"
     )
-    n = len(imp.subjects)
-    pop = imputed_population(n, work.n_randomised)
-    model = _imputed_model(trial, s, work, imp.method)
-    for _, r in an.iterrows():
-        work.rows.append(
-            _row(
-                s.name,
-                label,
-                pop,
-                assumption,
-                r["visit"],
-                r,
-                n,
-                model=model,
-                n_rand=work.n_randomised,
-            )
-        )
+    _imputed_rows(run, s, imp, label, assumption, work)
     work.imputed[s.name] = frame_keyed(imp.n_imputed, ["arm", "visit"])
 
 
@@ -619,9 +602,17 @@ def _impute(run: Any, s: SensitivitySpec, i: int, work: _Work) -> tuple[Any, str
 def _multiple_imputation(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
     """Multiple imputation (MAR or reference-based), analysed and pooled by Rubin's rules."""
     imp, assumption = _impute(run, s, i, work)
+    _imputed_rows(run, s, imp, label, assumption, work)
+
+
+def _imputed_rows(
+    run: Any, s: SensitivitySpec, imp: Any, label: str, assumption: str, work: _Work
+) -> None:
+    """Analyse and pool the imputations, then add one comparison row per visit and contrast."""
     an = _analyse(run, s, imp, work)
     n = len(imp.subjects)
     pop = imputed_population(n, work.n_randomised)
+    model = _imputed_model(run.trial, s, work, imp.method)
     for _, r in an.iterrows():
         work.rows.append(
             _row(
@@ -632,7 +623,7 @@ def _multiple_imputation(run: Any, s: SensitivitySpec, i: int, label: str, work:
                 r["visit"],
                 r,
                 n,
-                model=_imputed_model(run.trial, s, work, imp.method),
+                model=model,
                 n_rand=work.n_randomised,
             )
         )
