@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-__all__ = ["header_html"]
+__all__ = ["header_html", "with_notes"]
 
 
 def header_html(rows: Iterable[tuple[str, str]]) -> str:
@@ -15,3 +15,11 @@ def header_html(rows: Iterable[tuple[str, str]]) -> str:
         f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
         for k, v in rows
     )
+
+
+def with_notes(lines: list[str], notes: Iterable[str]) -> str:
+    """A result's ``summary()`` text: its ``lines``, then a "Notes:" list if there are notes."""
+    notes = list(notes)
+    if notes:
+        lines = lines + ["", "Notes:"] + [f"  - {n}" for n in notes]
+    return "\n".join(lines)

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import with_notes
 from peerstats.exceptions import DataWarning, ModelSpecificationError, SpecError
 
 __all__ = ["analyze", "TrialAnalysis"]
@@ -107,9 +108,7 @@ class TrialAnalysis:
                 f"{self.design_effect:.4f}"
             )
         lines += ["", self.contrasts.to_string(index=False, float_format=lambda x: f"{x:.4g}")]
-        if self.notes:
-            lines += ["", "Notes:"] + [f"  - {n}" for n in self.notes]
-        return "\n".join(lines)
+        return with_notes(lines, self.notes)
 
     def __repr__(self) -> str:
         return self.summary()
