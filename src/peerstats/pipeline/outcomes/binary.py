@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats import _dist  # scipy.special, not scipy.stats (cold start, issue 22.3)
-from peerstats.effects import EffectRecord
+from peerstats.effects.record import EffectRecord, row_numbers
 from peerstats.pipeline._common import FittedOutcome
 from peerstats.pipeline.outcomes._adapter import GLMOutcome
 from peerstats.pipeline.outcomes._base import Context
@@ -115,11 +115,7 @@ class BinaryOutcome(GLMOutcome):
             arm,
             scale,
             {**extra, "method": "peerstats.marginal_effect (g-computation, Ge et al. 2011)"},
-            estimate=float(row["estimate"]),
-            ci_lower=float(row["ci_lower"]),
-            ci_upper=float(row["ci_upper"]),
-            p_value=float(row["p_value"]),
-            std_error=float(row["std_error"]),
+            **row_numbers(row),
         )
 
     def describe(self, fitted: FittedOutcome, context: Context) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from peerstats.effects import EffectRecord
+from peerstats.effects.record import EffectRecord, row_numbers
 from peerstats.exceptions import ConvergenceError, DataWarning
 from peerstats.pipeline._common import FittedOutcome, coefficients
 from peerstats.pipeline._jsonio import frame_keyed
@@ -208,13 +208,7 @@ def _record(row: dict[str, Any], f: FittedOutcome, context: Context, **words: An
     return EffectRecord(
         outcome=f.outcome,
         scale="mean_difference",
-        estimate=float(row["estimate"]),
-        ci_lower=float(row["ci_lower"]),
-        ci_upper=float(row["ci_upper"]),
-        p_value=float(row["p_value"]),
-        std_error=float(row["std_error"]),
-        df=float(row["df"]),
-        statistic=float(row["statistic"]),
+        **row_numbers(row, "df", "statistic"),
         comparison=context.comparison(contrast),
         visit=visit,
         visit_label=context.spec.label("visits", visit),
