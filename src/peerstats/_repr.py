@@ -17,9 +17,12 @@ def header_html(rows: Iterable[tuple[str, str]]) -> str:
     )
 
 
-def with_notes(lines: list[str], notes: Iterable[str]) -> str:
-    """A result's ``summary()`` text: its ``lines``, then a "Notes:" list if there are notes."""
+def with_notes(
+    lines: list[str], notes: Iterable[str], *, title: str = "Notes", bullet: str = "- "
+) -> str:
+    """A result's ``summary()`` text: its ``lines``, then a "Notes:" (``title``) list if there
+    are notes, one indented ``bullet`` line each."""
     notes = list(notes)
     if notes:
-        lines = lines + ["", "Notes:"] + [f"  - {n}" for n in notes]
+        lines = lines + ["", f"{title}:"] + [f"  {bullet}{n}" for n in notes]
     return "\n".join(lines)
