@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-__all__ = ["header_html"]
+__all__ = ["header_html", "with_notes"]
 
 
 def header_html(rows: Iterable[tuple[str, str]]) -> str:
@@ -15,3 +15,14 @@ def header_html(rows: Iterable[tuple[str, str]]) -> str:
         f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
         for k, v in rows
     )
+
+
+def with_notes(
+    lines: list[str], notes: Iterable[str], *, title: str = "Notes", bullet: str = "- "
+) -> str:
+    """A result's ``summary()`` text: its ``lines``, then a "Notes:" (``title``) list if there
+    are notes, one indented ``bullet`` line each."""
+    notes = list(notes)
+    if notes:
+        lines = lines + ["", f"{title}:"] + [f"  {bullet}{n}" for n in notes]
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from peerstats._identifiers import cap_text, spec_identifier_problems
+from peerstats._identifiers import spec_identifier_problems
 from peerstats._yaml import non_finite_fields
 from peerstats.exceptions import SpecError
 
@@ -260,13 +260,10 @@ def trial_spec_schema() -> dict:
 
 
 def _schema_problems(raw: Any) -> list[str]:
-    import jsonschema
+    from peerstats._schema import schema_errors
 
-    validator = jsonschema.Draft202012Validator(trial_spec_schema())
     problems = []
-    for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        msg = cap_text(err.message, 300)  # the message formats the value: keep it short
+    for err, where, msg in schema_errors(raw, trial_spec_schema()):
         if err.validator == "oneOf" and where.startswith("outcomes/"):
             msg = "an outcome needs exactly one of 'column' (a score column) or 'instrument'"
         elif err.validator == "oneOf" and where.startswith("covariates"):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["EffectRecord", "records_frame", "SCALES"]
+__all__ = ["EffectRecord", "records_frame", "row_numbers", "SCALES"]
 
 #: effect scale -> (words for a reader, value of no effect, ratio scale?)
 SCALES: dict[str, tuple[str, float, bool]] = {
@@ -153,3 +153,12 @@ def records_frame(records: Iterable[EffectRecord]) -> pd.DataFrame:
     rows = [r.to_dict() for r in records]
     cols = list(EffectRecord.__dataclass_fields__) + ["scale_label", "null"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def row_numbers(row: Any, *names: str) -> dict[str, float]:
+    """The numbers of an effect record from a tidy result row: ``float(row[c])`` for
+    ``estimate, ci_lower, ci_upper, p_value, std_error`` and the further columns ``names``."""
+    return {
+        c: float(row[c])
+        for c in ("estimate", "ci_lower", "ci_upper", "p_value", "std_error", *names)
+    }

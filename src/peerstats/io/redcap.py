@@ -321,24 +321,33 @@ class _Problems:
         )
 
 
+def _mapped(vals: list[str], get: Any) -> tuple[list, list[int]]:
+    """Each value mapped by ``get`` (None for an empty one) and the positions of the non-empty
+    values ``get`` cannot map (None)."""
+    out, bad = [], []
+    for i, v in enumerate(vals):
+        x = None if v == "" else get(v)
+        if v != "" and x is None:
+            bad.append(i)
+        out.append(x)
+    return out, bad
+
+
+def _flag(probs, rows: np.ndarray, col: str, vals: list[str], idx, check: str, message: str):
+    """Report the values at positions ``idx`` of column ``col`` as a ``check`` problem."""
+    probs.add([int(rows[i]) for i in idx], col, [vals[i] for i in idx], check, message)
+
+
 def _category(f: RedcapField, col: str, vals: list[str], rows: np.ndarray, probs) -> pd.Series:
     labels = f.value_labels
     by_label = {v: v for v in labels.values()}  # an export 'with labels' holds the labels
-    out, bad = [], []
-    for i, v in enumerate(vals):
-        lab = None if v == "" else labels.get(v, by_label.get(v))
-        if v != "" and lab is None:
-            bad.append(i)
-        out.append(lab)
+    out, bad = _mapped(vals, lambda v: labels.get(v, by_label.get(v)))
     if bad:
-        probs.add(
-            [int(rows[i]) for i in bad],
-            col,
-            [vals[i] for i in bad],
-            "unknown_code",
+        msg = (
             f"{f.name}: code(s) {sorted({vals[i] for i in bad})[:5]} are not among the choices "
-            f"{labels} of the data dictionary",
+            f"{labels} of the data dictionary"
         )
+        _flag(probs, rows, col, vals, bad, "unknown_code", msg)
     cats = list(dict.fromkeys(labels.values()))
     return pd.Series(pd.Categorical(out, categories=cats), name=col)
 
@@ -346,20 +355,10 @@ def _category(f: RedcapField, col: str, vals: list[str], rows: np.ndarray, probs
 def _binary(col: str, vals: list[str], rows: np.ndarray, probs, labels: dict) -> pd.Series:
     truth = {"1": 1, "0": 0, "checked": 1, "unchecked": 0}
     truth.update({lab.lower(): int(code) for code, lab in labels.items()})
-    out, bad = [], []
-    for i, v in enumerate(vals):
-        x = None if v == "" else truth.get(v.lower())
-        if v != "" and x is None:
-            bad.append(i)
-        out.append(x)
+    out, bad = _mapped(vals, lambda v: truth.get(v.lower()))
     if bad:
-        probs.add(
-            [int(rows[i]) for i in bad],
-            col,
-            [vals[i] for i in bad],
-            "non_binary",
-            f"{col}: {sorted({vals[i] for i in bad})[:5]} are not 0/1",
-        )
+        msg = f"{col}: {sorted({vals[i] for i in bad})[:5]} are not 0/1"
+        _flag(probs, rows, col, vals, bad, "non_binary", msg)
     return pd.Series(pd.array(out, dtype="Int64"), name=col)
 
 
@@ -376,24 +375,14 @@ def _numeric(f: RedcapField, col: str, vals: list[str], rows: np.ndarray, probs)
         except ValueError:
             bad.append(i)
     if bad:
-        probs.add(
-            [int(rows[i]) for i in bad],
-            col,
-            [vals[i] for i in bad],
-            "non_numeric",
-            f"{f.name} ({f.validation or f.type}): {[vals[i] for i in bad][:5]} are not numbers",
-        )
+        msg = f"{f.name} ({f.validation or f.type}): {[vals[i] for i in bad][:5]} are not numbers"
+        _flag(probs, rows, col, vals, bad, "non_numeric", msg)
     if f.kind == "integer":
         frac = np.isfinite(out) & (out != np.round(out))
         if frac.any():
             idx = np.flatnonzero(frac)
-            probs.add(
-                [int(rows[i]) for i in idx],
-                col,
-                [vals[i] for i in idx],
-                "non_integer",
-                f"{f.name} is validated as an integer but holds {[vals[i] for i in idx][:5]}",
-            )
+            msg = f"{f.name} is validated as an integer but holds {[vals[i] for i in idx][:5]}"
+            _flag(probs, rows, col, vals, idx, "non_integer", msg)
             return pd.Series(out, name=col)
         return pd.Series(
             pd.array([None if np.isnan(x) else int(x) for x in out], "Int64"), name=col

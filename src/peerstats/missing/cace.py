@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import with_notes
 from peerstats.exceptions import ModelSpecificationError, SpecError
 from peerstats.missing.pooling import INFERENCE_COLUMNS
 
@@ -72,9 +73,7 @@ class CACEResult:
             "",
             self.effects.to_string(index=False, float_format=lambda x: f"{x:.4g}"),
         ]
-        if self.notes:
-            lines += ["", "Notes:"] + [f"  - {n}" for n in self.notes]
-        return "\n".join(lines)
+        return with_notes(lines, self.notes)
 
     def __repr__(self) -> str:
         return self.summary()

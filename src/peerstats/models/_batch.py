@@ -241,17 +241,7 @@ def fit_contrasts(
             for j, ell in enumerate(L)
         ]
     )
-    return {
-        "estimate": est,
-        "std_error": np.sqrt(np.maximum(var, 0.0)),
-        "df": dfs,
-        "converged": opt.converged & ~opt.state["bad"],
-        "iterations": opt.iterations,
-        "psi": opt.psi,
-        "at_zero": opt.fixed.any(axis=1),
-        "beta": beta,
-        "C": C,
-    }
+    return {**_columns(opt, est, var, dfs), "beta": beta, "C": C}
 
 
 def _fit_one_contrast(fitter: BatchCriterion, psi0, ell, *, df: str, max_iter: int, tol: float):
@@ -264,8 +254,13 @@ def _fit_one_contrast(fitter: BatchCriterion, psi0, ell, *, df: str, max_iter: i
         dfs = satterthwaite(fitter, opt, observed_hessian(fitter, opt), ell, var)
     else:
         dfs = np.full(var.shape, np.inf)
+    return _columns(opt, beta @ ell, var, dfs)
+
+
+def _columns(opt, est, var, dfs) -> dict:
+    """The per-replicate result columns of a batched fit: estimate, SE, df, convergence."""
     return {
-        "estimate": beta @ ell,
+        "estimate": est,
         "std_error": np.sqrt(np.maximum(var, 0.0)),
         "df": dfs,
         "converged": opt.converged & ~opt.state["bad"],

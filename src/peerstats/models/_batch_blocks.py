@@ -296,16 +296,25 @@ class BatchCriterion:
             Inf += np.einsum(f"{cs},sbkij,sblji->skl", blk.counts, G, G)
 
     @staticmethod
-    def _group_gradient(blk: GroupBlocks, gc, beta, C, g) -> None:
-        Ri, w, c, q, VX, Vy = gc
-        S, p = beta.shape
+    def _group_flat(blk: GroupBlocks, Ri, w, c):
+        """(N, cm, wf, Rf, ww): the group members flattened to N = G M rows per replicate,
+        the group constant c per member, w_i, R_i^-1 and w_i w_j' as (S, N, T T)."""
+        S = Ri.shape[0]
         Gn, Mm, T = blk.obs.shape
         N = Gn * Mm
-        Ff, gi = blk.Ff, blk.gidx
         cm = np.broadcast_to(c[:, :, None], (S, Gn, Mm)).reshape(S, N)
         wf = w.reshape(S, N, T)
         Rf = Ri.reshape(S, N, T * T)
         ww = (wf[:, :, :, None] * wf[:, :, None, :]).reshape(S, N, T * T)
+        return N, cm, wf, Rf, ww
+
+    @staticmethod
+    def _group_gradient(blk: GroupBlocks, gc, beta, C, g) -> None:
+        Ri, w, c, q, VX, Vy = gc
+        S, p = beta.shape
+        Gn, Mm, T = blk.obs.shape
+        Ff, gi = blk.Ff, blk.gidx
+        N, cm, wf, Rf, ww = BatchCriterion._group_flat(blk, Ri, w, c)
         # tr(V^-1 D_k): sum of the member diagonal blocks of V^-1
         diag = Rf.sum(axis=1) - (cm[..., None] * ww).sum(axis=1)
         g += diag @ Ff.T
@@ -330,12 +339,8 @@ class BatchCriterion:
         Ri, w, c, q, _, _ = gc
         S = Ri.shape[0]
         Gn, Mm, T = blk.obs.shape
-        N = Gn * Mm
         Ff, gi = blk.Ff, blk.gidx
-        cm = np.broadcast_to(c[:, :, None], (S, Gn, Mm)).reshape(S, N)
-        wf = w.reshape(S, N, T)
-        Rf = Ri.reshape(S, N, T * T)
-        ww = (wf[:, :, :, None] * wf[:, :, None, :]).reshape(S, N, T * T)
+        N, cm, wf, Rf, ww = BatchCriterion._group_flat(blk, Ri, w, c)
         # Z[a,d,b,c] = sum_ij B_ij[a,d] B_ij[b,c], B_ij = d_ij R_i^-1 - c w_i w_j'
         cw = cm[..., None] * ww
         Z = Rf.transpose(0, 2, 1) @ Rf - Rf.transpose(0, 2, 1) @ cw - cw.transpose(0, 2, 1) @ Rf

@@ -224,12 +224,7 @@ class CovarianceStructure:
             A = np.zeros((K, T, T))
             A[np.arange(K), ri, :] = c[:, None] * L[:, ci].T
             return A + np.swapaxes(A, 1, 2)
-        out = np.empty((K, T, T))
-        for k in range(K):
-            t = theta.astype(complex)
-            t[k] += 1j * _H
-            out[k] = self.sigma(t).imag / _H
-        return out
+        return _complex_step(self.sigma, theta, K, T)
 
     def d2sigma(self, theta: np.ndarray) -> np.ndarray:
         """``d2 Sigma / dtheta_k dtheta_l`` stacked as a (K, K, T, T) array.
@@ -346,12 +341,7 @@ class CovarianceStructure:
         psi = np.asarray(psi, dtype=float)
 
         def first(ps):
-            d = np.empty((K, T, T))
-            for k in range(K):
-                t = ps.astype(complex)
-                t[k] += 1j * _H
-                d[k] = self.sigma_from_sas(t).imag / _H
-            return d
+            return _complex_step(self.sigma_from_sas, ps, K, T)
 
         for l_ in range(K):
             step = h * max(1.0, abs(psi[l_]))
@@ -556,17 +546,23 @@ def _ad_derivatives(name: str, T: int, t: np.ndarray):
     return R, dR, d2R
 
 
+def _complex_step(f, theta: np.ndarray, K: int, T: int) -> np.ndarray:
+    """``d f / dtheta_k`` (k < K) of a (T, T) matrix function, stacked (K, T, T): complex-step
+    derivatives ``Im f(theta + i h e_k) / h`` (exact to rounding, no subtraction)."""
+    out = np.empty((K, T, T))
+    for k in range(K):
+        t = theta.astype(complex)
+        t[k] += 1j * _H
+        out[k] = f(t).imag / _H
+    return out
+
+
 def _toep_derivatives(name: str, T: int, t: np.ndarray):
     """toep / toeph: complex-step first derivatives, central differences of them."""
     Kc = len(t)
 
     def first(tt):
-        d = np.empty((Kc, T, T))
-        for k in range(Kc):
-            z = tt.astype(complex)
-            z[k] += 1j * _H
-            d[k] = _corr_matrix(name, T, z).imag / _H
-        return d
+        return _complex_step(lambda z: _corr_matrix(name, T, z), tt, Kc, T)
 
     R = _corr_matrix(name, T, t)
     dR = first(t)

@@ -243,7 +243,7 @@ def _contrast_frame(fit, rows, Ls, scale, ratio) -> pd.DataFrame:
 
 
 def effect_records(fit, arm: str, *, outcome_label="", by=None, **fields: Any) -> list:
-    from peerstats.effects import EffectRecord
+    from peerstats.effects.record import EffectRecord, row_numbers
 
     ratio = _ratio_scale(fit)
     if ratio is None:
@@ -258,12 +258,7 @@ def effect_records(fit, arm: str, *, outcome_label="", by=None, **fields: Any) -
                 outcome=fit._design.outcome,
                 outcome_label=outcome_label,
                 scale=ratio,
-                estimate=float(r["estimate"]),
-                ci_lower=float(r["ci_lower"]),
-                ci_upper=float(r["ci_upper"]),
-                p_value=float(r["p_value"]),
-                std_error=float(r["std_error"]),
-                statistic=float(r["statistic"]),
+                **row_numbers(r, "statistic"),
                 comparison=str(r["contrast"]).replace(" - ", " vs "),
                 visit=None if by is None else str(r[by]),
                 n_analysed=fit.n_obs,

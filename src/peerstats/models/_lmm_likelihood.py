@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from peerstats.models._pattern_likelihood import solve_fixed
 from peerstats.models._rancov import BlockLayout, linear_basis
 
 __all__ = ["LinearBlockLikelihood", "plan_buckets"]
@@ -125,19 +126,6 @@ def _flat_statistics(layout: BlockLayout, order: list[int], p: int):
         ptr.append((bb * m * m + ll * m + jj).ravel() + f0)
         f0 += nb * m * m
     return np.concatenate(SXX), np.concatenate(SXy), np.concatenate(Syy), np.concatenate(ptr)
-
-
-def solve_fixed(w, M, Xy, yVy):
-    """(w, M, chol(M), C = M^-1, beta = C X'V^-1y, X'V^-1y, y'V^-1y) from the sums; None if
-    M = X'V^-1X is not positive definite."""
-    M = (M + M.T) / 2
-    try:
-        cM = np.linalg.cholesky(M)
-    except np.linalg.LinAlgError:
-        return None
-    Li = np.linalg.inv(cM)
-    C = Li.T @ Li
-    return w, M, cM, C, C @ Xy, Xy, yVy
 
 
 def finish_second_order(out: dict, H, E, P, u, reml: bool) -> None:

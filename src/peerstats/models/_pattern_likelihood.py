@@ -32,6 +32,19 @@ __all__ = ["PatternLikelihood", "SizeClass", "UnitArrays", "units_cheaper"]
 _UNIT_BYTES = 256 * 2**20
 
 
+def solve_fixed(w, M, Xy, yVy):
+    """(w, M, chol(M), C = M^-1, beta = C X'V^-1y, X'V^-1y, y'V^-1y) from the sums; None if
+    M = X'V^-1X is not positive definite."""
+    M = (M + M.T) / 2
+    try:
+        cM = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return None
+    Li = np.linalg.inv(cM)
+    C = Li.T @ Li
+    return w, M, cM, C, C @ Xy, Xy, yVy
+
+
 def units_cheaper(N: int, T: int, p: int, K: int, L: int, B: int) -> bool:
     """Whether P_k, u_k cost fewer operations per subject (Gram of the (N, T p) array
     V^-1 X) than from the pooled statistics (K products with the (L, p^2) array), for N
@@ -277,14 +290,10 @@ class PatternLikelihood:
 
     def _solve(self, M, Xy, yVy, logdet):
         """beta = M^-1 X'V^-1y, C = M^-1 and -2 l without constants; None if M is not PD."""
-        M = (M + M.T) / 2
-        try:
-            cM = np.linalg.cholesky(M)
-        except np.linalg.LinAlgError:
+        solved = solve_fixed(None, M, Xy, yVy)
+        if solved is None:
             return None
-        Li = np.linalg.inv(cM)
-        C = Li.T @ Li
-        beta = C @ Xy
+        _, M, cM, C, beta, _, _ = solved
         obj = float(self.counts @ logdet) + yVy - float(beta @ Xy)
         if self.method == "reml":
             obj += 2 * np.log(np.diagonal(cM)).sum()

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import with_notes
 from peerstats.exceptions import DataWarning, ModelSpecificationError, SpecError
 
 __all__ = ["analyze", "TrialAnalysis"]
@@ -107,9 +108,7 @@ class TrialAnalysis:
                 f"{self.design_effect:.4f}"
             )
         lines += ["", self.contrasts.to_string(index=False, float_format=lambda x: f"{x:.4g}")]
-        if self.notes:
-            lines += ["", "Notes:"] + [f"  - {n}" for n in self.notes]
-        return "\n".join(lines)
+        return with_notes(lines, self.notes)
 
     def __repr__(self) -> str:
         return self.summary()
@@ -396,17 +395,23 @@ def _check_covariates(post: pd.DataFrame, observed: pd.Series, covariates: list[
             )
 
 
-def _delivery_groups(post, delivered, observed, notes) -> pd.Series:
-    """Delivery group per row in the group-delivered arm(s) (None elsewhere); participants of
-    such an arm without a group become groups of one (noted)."""
-    post["delivered"] = post["arm"].astype(str).isin(delivered).astype(float)
+def delivery_group_column(post: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The delivery group of each row of ``post`` (its ``delivered`` indicator set) in a
+    group-delivered arm, None elsewhere, and which such rows have no group ("lone")."""
     grp = (
         post["group"].astype(object)
         if "group" in post.columns
         else pd.Series(None, index=post.index, dtype=object)
     )
     grp = grp.where(post["delivered"] > 0, None)
-    lone = (post["delivered"] > 0) & grp.isna()
+    return grp, (post["delivered"] > 0) & grp.isna()
+
+
+def _delivery_groups(post, delivered, observed, notes) -> pd.Series:
+    """Delivery group per row in the group-delivered arm(s) (None elsewhere); participants of
+    such an arm without a group become groups of one (noted)."""
+    post["delivered"] = post["arm"].astype(str).isin(delivered).astype(float)
+    grp, lone = delivery_group_column(post)
     in_arm = (post["delivered"] > 0) & observed
     if in_arm.any() and (lone & in_arm).sum() == in_arm.sum():
         raise ModelSpecificationError(

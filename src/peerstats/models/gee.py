@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from peerstats._repr import header_html
+from peerstats._repr import header_html, with_notes
 from peerstats.exceptions import ConvergenceError, DataValidationError, ModelSpecificationError
 from peerstats.models._design import build_fixed_design, check_empty_levels, choice
 from peerstats.models._gee_contrasts import tidy as _tidy
@@ -635,9 +635,7 @@ class GEEResult:
         """A plain-text report: model, conventions, coefficients."""
         lines = [f"{k:<22}{v}" for k, v in self._header()]
         lines += ["", self.coef.to_string(float_format=lambda x: f"{x:.4g}")]
-        if self.warnings:
-            lines += ["", "Notes:"] + [f"  {w}" for w in self.warnings]
-        return "\n".join(lines)
+        return with_notes(lines, self.warnings, bullet="")
 
     def __repr__(self) -> str:
         return self.summary()

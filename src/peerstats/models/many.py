@@ -312,7 +312,7 @@ vcov, time
     errors = choice("errors", errors, ("collect", "raise"))
     if not (isinstance(level, float | int) and 0 < level < 1):
         raise ModelSpecificationError(f"level must be between 0 and 1, not {level!r}")
-    long, rep_col, labels, values, originals = md.replicates(data, replicate)
+    reps = md.replicates(data, replicate)
     kwargs = dict(
         subject=subject,
         visit=visit,
@@ -330,36 +330,14 @@ vcov, time
     if engine == "batched" and reason is not None:
         raise ModelSpecificationError(f"engine='batched' cannot fit {reason}; use engine='auto'")
     use_batch = engine != "mmrm" and reason is None
-    return _fit_all(
-        long,
-        rep_col,
-        labels,
-        values,
-        formula,
-        contrasts,
-        level,
-        kwargs,
-        use_batch=use_batch,
-        errors=errors,
-        originals=originals,
-    )
+    return _fit_all(reps, formula, contrasts, level, kwargs, use_batch=use_batch, errors=errors)
 
 
-def _fit_all(
-    long,
-    rep_col,
-    labels,
-    values,
-    formula,
-    contrasts,
-    level,
-    kwargs,
-    *,
-    use_batch,
-    errors,
-    originals,
-) -> ManyMMRMResult:
-    """Batched fits where possible, then :func:`peerstats.mmrm` for every other replicate."""
+def _fit_all(reps, formula, contrasts, level, kwargs, *, use_batch, errors) -> ManyMMRMResult:
+    """Batched fits where possible, then :func:`peerstats.mmrm` for every other replicate
+    (``reps``: the long frame, replicate column, labels, values and original frames of
+    ``md.replicates``)."""
+    long, rep_col, labels, values, originals = reps
     subject, visit, group = kwargs["subject"], kwargs["visit"], kwargs["group"]
     extra = [subject, visit, rep_col] + ([group] if group else [])
     long = _visit_group_as_factors(long, visit, group)  # as prepare_mmrm: factors on all rows

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from peerstats._repr import header_html
+from peerstats._repr import header_html, with_notes
 from peerstats.exceptions import ModelSpecificationError
 
 __all__ = ["MixedModelResult"]
@@ -390,9 +390,7 @@ class MixedModelResult:
             "Covariance parameters",
             self.cov_parameters.to_string(index=False, float_format=lambda x: f"{x:.5g}"),
         ]
-        if self.warnings:
-            lines += ["", "Warnings:"] + [f"  {w}" for w in self.warnings]
-        return "\n".join(lines)
+        return with_notes(lines, self.warnings, title="Warnings", bullet="")
 
     def __repr__(self) -> str:
         return self.summary()

@@ -103,24 +103,30 @@ def _forest_frame(run: AnalysisRun, single: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _forest(run: AnalysisRun) -> None:
+def _forest_svg(eff: pd.DataFrame, **options: Any) -> str:
+    """A forest plot of ``eff`` (:func:`peerstats.plot_forest` ``options``), 7 in wide and a
+    row per effect, as SVG text."""
     import matplotlib.pyplot as plt
 
     import peerstats
 
+    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(eff) + 1.6))
+    peerstats.plot_forest(eff, ax=ax, **options)
+    return _svg(fig)
+
+
+def _forest(run: AnalysisRun) -> None:
     single = run.results["trial"]["design"] == "single-arm"
     eff = _forest_frame(run, single)
     if not len(eff):
         return
     _, _, ci = _labels(run)
     favours = ("favours_left", "favours_right") if "favours_left" in eff.columns else None
-    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(eff) + 1.6))
-    peerstats.plot_forest(
+    run.figures["forest"] = _forest_svg(
         eff,
         estimate="d",
         ci=("d_ci_lower", "d_ci_upper"),
         label=("outcome", "visit"),
-        ax=ax,
         favours_columns=favours,
         xlabel=(
             f"Change from baseline, Cohen's d ({ci})"
@@ -128,7 +134,6 @@ def _forest(run: AnalysisRun) -> None:
             else f"Difference (intervention \u2212 control), Cohen's d ({ci})"
         ),
     )
-    run.figures["forest"] = _svg(fig)
     run.figure_captions["forest"] = (
         "Effect sizes (Cohen's d, adjusted difference / pooled baseline SD) of every "
         "outcome, signs as measured (intervention minus control): where lower scores are "
@@ -141,10 +146,6 @@ def _forest(run: AnalysisRun) -> None:
 
 def _ratio_forest(run: AnalysisRun) -> None:
     """Ratio-scale effects (odds, risk, rate, hazard ratios) with their CIs, null 1."""
-    import matplotlib.pyplot as plt
-
-    import peerstats
-
     recs = [r for r in run.records if r.is_ratio]
     if not recs:
         return
@@ -158,17 +159,14 @@ def _ratio_forest(run: AnalysisRun) -> None:
             "ci_upper": [r.ci_upper for r in recs],
         }
     )
-    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(eff) + 1.6))
-    peerstats.plot_forest(
+    run.figures["forest_ratios"] = _forest_svg(
         eff,
         estimate="estimate",
         ci=("ci_lower", "ci_upper"),
         label=("outcome", "what"),
-        ax=ax,
         null=1.0,
         xlabel=f"Ratio ({recs[0].comparison}), {ci}",
     )
-    run.figures["forest_ratios"] = _svg(fig)
     run.figure_captions["forest_ratios"] = (
         "Adjusted ratios of the binary and count outcomes ("
         + "; ".join(f"{r.outcome_label or r.outcome}: {r.direction}" for r in recs if r.direction)

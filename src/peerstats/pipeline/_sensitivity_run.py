@@ -213,6 +213,9 @@ def _ice_of_events(
     return ice, "; ".join(texts) + "; MAR otherwise"
 
 
+_PER_ROW = object()  # _add_rows: the n of each row of the table
+
+
 def _row(name, label, population, assumption, visit, r, n=None, *, model="", n_rand=None) -> dict:
     return {
         "analysis": name,
@@ -231,6 +234,33 @@ def _row(name, label, population, assumption, visit, r, n=None, *, model="", n_r
         "n": None if n is None else int(n),
         "n_randomised": None if n_rand is None else int(n_rand),
     }
+
+
+def _add_rows(
+    work: Any,
+    table: pd.DataFrame,
+    names: tuple[str, str],
+    population: str,
+    assumption: str,
+    *,
+    n: Any = _PER_ROW,
+    model: str,
+) -> None:
+    """One comparison row per visit and contrast of ``table`` (``names``: the analysis and its
+    label); ``n`` analysed, by default each row's own ``n``."""
+    for _, r in table.iterrows():
+        work.rows.append(
+            _row(
+                *names,
+                population,
+                assumption,
+                r["visit"],
+                r,
+                r["n"] if n is _PER_ROW else n,
+                model=model,
+                n_rand=work.n_randomised,
+            )
+        )
 
 
 def fas_population(n_analysed: int | None, n_randomised: int) -> str:
@@ -435,20 +465,15 @@ def _start(run: Any) -> _Work:
     work = _Work(o, ref_arm, arms, grid, strata, [f"{o}_baseline", *strata])
     work.n_randomised = len(trial.randomised)
     work.model = primary_model_words(run.results.get("models", {}).get(o, {}))
-    for _, r in pct.iterrows():
-        work.rows.append(
-            _row(
-                "primary",
-                "Primary analysis",
-                fas_population(n_prim, work.n_randomised),
-                "MAR (likelihood-based, all observed outcomes)",
-                r["visit"],
-                r,
-                n_prim,
-                model=work.model,
-                n_rand=work.n_randomised,
-            )
-        )
+    _add_rows(
+        work,
+        pct,
+        ("primary", "Primary analysis"),
+        fas_population(n_prim, work.n_randomised),
+        "MAR (likelihood-based, all observed outcomes)",
+        n=n_prim,
+        model=work.model,
+    )
     if n_nobase:
         work.notes.append(
             f"{n_nobase} participant(s) without a baseline {outcome_label(trial, spec, o)} are "
@@ -479,20 +504,7 @@ def _subpopulation(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work
         warnings.simplefilter("ignore")
         ta = peerstats.analyze(sub, outcome=o, df=spec.model.df, level=spec.model.level)
     n = int(ta.n_analysed.sum())
-    for _, r in ta.contrasts.iterrows():
-        work.rows.append(
-            _row(
-                s.name,
-                label,
-                pop,
-                assumption,
-                r["visit"],
-                r,
-                n,
-                model=_sub_model(ta, work),
-                n_rand=work.n_randomised,
-            )
-        )
+    _add_rows(work, ta.contrasts, (s.name, label), pop, assumption, n=n, model=_sub_model(ta, work))
 
 
 def _cace(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
@@ -511,20 +523,7 @@ def _cace(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None
     model = "per-visit two-stage least squares (2SLS)"
     if clustered:
         model += ", cluster-robust standard errors by delivery group (CR1)"
-    for _, r in cr.effects.iterrows():
-        work.rows.append(
-            _row(
-                s.name,
-                label,
-                pop,
-                "available cases at each visit",
-                r["visit"],
-                r,
-                r["n"],
-                model=model,
-                n_rand=work.n_randomised,
-            )
-        )
+    _add_rows(work, cr.effects, (s.name, label), pop, "available cases at each visit", model=model)
     work.notes.extend(n for n in cr.notes if "weak instrument" in n)
 
 
@@ -548,28 +547,11 @@ def _multilevel(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -
         n_imputations=int(s.n_imputations),
         seed=_seed(spec.seed, i),
     )
-    an = _analyse(run, s, imp, work)
     assumption = (
         "MAR, imputation model with the delivery-group random effect "
         f"({imp.n_imputations} imputations)"
     )
-    n = len(imp.subjects)
-    pop = imputed_population(n, work.n_randomised)
-    model = _imputed_model(trial, s, work, imp.method)
-    for _, r in an.iterrows():
-        work.rows.append(
-            _row(
-                s.name,
-                label,
-                pop,
-                assumption,
-                r["visit"],
-                r,
-                n,
-                model=model,
-                n_rand=work.n_randomised,
-            )
-        )
+    _imputed_rows(run, s, imp, label, assumption, work)
     work.imputed[s.name] = frame_keyed(imp.n_imputed, ["arm", "visit"])
 
 
@@ -619,23 +601,18 @@ def _impute(run: Any, s: SensitivitySpec, i: int, work: _Work) -> tuple[Any, str
 def _multiple_imputation(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:
     """Multiple imputation (MAR or reference-based), analysed and pooled by Rubin's rules."""
     imp, assumption = _impute(run, s, i, work)
+    _imputed_rows(run, s, imp, label, assumption, work)
+
+
+def _imputed_rows(
+    run: Any, s: SensitivitySpec, imp: Any, label: str, assumption: str, work: _Work
+) -> None:
+    """Analyse and pool the imputations, then add one comparison row per visit and contrast."""
     an = _analyse(run, s, imp, work)
     n = len(imp.subjects)
     pop = imputed_population(n, work.n_randomised)
-    for _, r in an.iterrows():
-        work.rows.append(
-            _row(
-                s.name,
-                label,
-                pop,
-                assumption,
-                r["visit"],
-                r,
-                n,
-                model=_imputed_model(run.trial, s, work, imp.method),
-                n_rand=work.n_randomised,
-            )
-        )
+    model = _imputed_model(run.trial, s, work, imp.method)
+    _add_rows(work, an, (s.name, label), pop, assumption, n=n, model=model)
 
 
 def _tipping_point(run: Any, s: SensitivitySpec, i: int, label: str, work: _Work) -> None:

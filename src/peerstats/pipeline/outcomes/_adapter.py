@@ -180,16 +180,36 @@ class GLMOutcome:
     ) -> EffectRecord:
         """The exponentiated arm coefficient (odds or rate ratio) of one arm."""
         row = fitted.fit.coef.loc[f"arm[T.{arm}]"]
-        contrast = f"{arm} - {context.reference}"
-        return EffectRecord(
-            outcome=fitted.outcome,
-            scale=scale,
+        return self.arm_record(
+            fitted,
+            context,
+            arm,
+            scale,
+            extra,
             estimate=float(np.exp(row["estimate"])),
             ci_lower=float(np.exp(row["ci_lower"])),
             ci_upper=float(np.exp(row["ci_upper"])),
             p_value=float(row["p_value"]),
             std_error=float(row["std_error"]),
             statistic=float(row["statistic"]),
+        )
+
+    def arm_record(
+        self,
+        fitted: FittedOutcome,
+        context: Context,
+        arm: str,
+        scale: str,
+        extra: dict,
+        **numbers: Any,
+    ) -> EffectRecord:
+        """The effect record of ``arm`` against the reference arm: ``numbers`` (estimate, CI,
+        p, SE, statistic) with the comparison, direction and words of the outcome."""
+        contrast = f"{arm} - {context.reference}"
+        return EffectRecord(
+            outcome=fitted.outcome,
+            scale=scale,
+            **numbers,
             comparison=context.comparison(contrast),
             contrast=contrast,
             n_randomised=self._n_randomised(context, contrast),

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats import _dist  # scipy.special, not scipy.stats (cold start, issue 22.3)
-from peerstats.effects import EffectRecord
+from peerstats.effects.record import EffectRecord, row_numbers
 from peerstats.pipeline._common import FittedOutcome
 from peerstats.pipeline.outcomes._adapter import GLMOutcome
 from peerstats.pipeline.outcomes._base import Context
@@ -80,22 +80,18 @@ class BinaryOutcome(GLMOutcome):
         p = float(2 * _dist.norm_sf(abs(est / se)))
         if scale == "risk_ratio":
             est, lo, hi = np.exp(est), np.exp(lo), np.exp(hi)
-        contrast = f"{arm} - {ref}"
-        return EffectRecord(
-            outcome=fitted.outcome,
-            scale=scale,
+        return self.arm_record(
+            fitted,
+            context,
+            arm,
+            scale,
+            {**extra, "method": "g-computation, delta-method SE (Ge et al. 2011)"},
             estimate=float(est),
             ci_lower=float(lo),
             ci_upper=float(hi),
             p_value=p,
             std_error=se,
             statistic=float(np.log(est) / se if scale == "risk_ratio" else est / se),
-            comparison=context.comparison(contrast),
-            contrast=contrast,
-            n_randomised=self._n_randomised(context, contrast),
-            direction=self.direction(fitted.outcome, arm, context),
-            extra={**extra, "method": "g-computation, delta-method SE (Ge et al. 2011)"},
-            **self._words(fitted, context),
         )
 
     def _marginal_gee(
@@ -113,21 +109,13 @@ class BinaryOutcome(GLMOutcome):
             level=context.level,
         )
         row = me.iloc[0]
-        contrast = f"{arm} - {context.reference}"
-        return EffectRecord(
-            outcome=fitted.outcome,
-            scale=scale,
-            estimate=float(row["estimate"]),
-            ci_lower=float(row["ci_lower"]),
-            ci_upper=float(row["ci_upper"]),
-            p_value=float(row["p_value"]),
-            std_error=float(row["std_error"]),
-            comparison=context.comparison(contrast),
-            contrast=contrast,
-            n_randomised=self._n_randomised(context, contrast),
-            direction=self.direction(fitted.outcome, arm, context),
-            extra={**extra, "method": "peerstats.marginal_effect (g-computation, Ge et al. 2011)"},
-            **self._words(fitted, context),
+        return self.arm_record(
+            fitted,
+            context,
+            arm,
+            scale,
+            {**extra, "method": "peerstats.marginal_effect (g-computation, Ge et al. 2011)"},
+            **row_numbers(row),
         )
 
     def describe(self, fitted: FittedOutcome, context: Context) -> pd.DataFrame:

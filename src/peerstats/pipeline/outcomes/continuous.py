@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from peerstats.effects import EffectRecord
+from peerstats.effects.record import EffectRecord, row_numbers
 from peerstats.exceptions import ConvergenceError, DataWarning
 from peerstats.pipeline._common import FittedOutcome, coefficients
 from peerstats.pipeline._jsonio import frame_keyed
@@ -103,16 +103,12 @@ def _post_data(trial: Any, outcome: str, spec: Any) -> tuple[pd.DataFrame, str, 
 def _delivery_groups(post: pd.DataFrame, ts: Any, notes: list[str]) -> pd.DataFrame:
     """The ``delivered`` indicator and the ``group`` column of a partially nested LMM
     (participants of a group-delivered arm without a group become groups of one)."""
+    from peerstats.models.analyze import delivery_group_column
+
     delivered = [str(x) for x in ts.arms.group_delivered]
     post["delivered"] = post["arm"].astype(str).isin(delivered).astype(float)
     if "group" in post.columns or delivered:
-        grp = (
-            post["group"].astype(object)
-            if "group" in post.columns
-            else pd.Series(None, index=post.index, dtype=object)
-        )
-        grp = grp.where(post["delivered"] > 0, None)
-        lone = (post["delivered"] > 0) & grp.isna()
+        grp, lone = delivery_group_column(post)
         if lone.any():
             notes.append(
                 f"{post.loc[lone, 'subject'].nunique()} participant(s) of a group-delivered arm "
@@ -212,13 +208,7 @@ def _record(row: dict[str, Any], f: FittedOutcome, context: Context, **words: An
     return EffectRecord(
         outcome=f.outcome,
         scale="mean_difference",
-        estimate=float(row["estimate"]),
-        ci_lower=float(row["ci_lower"]),
-        ci_upper=float(row["ci_upper"]),
-        p_value=float(row["p_value"]),
-        std_error=float(row["std_error"]),
-        df=float(row["df"]),
-        statistic=float(row["statistic"]),
+        **row_numbers(row, "df", "statistic"),
         comparison=context.comparison(contrast),
         visit=visit,
         visit_label=context.spec.label("visits", visit),
