@@ -61,6 +61,7 @@ class PrimaryAnalyser:
     start: np.ndarray | None = None
     n_fits: int = 0
     n_singular: int = 0
+    prepared: Any = field(default=None, repr=False)
 
     def data(self, d: pd.DataFrame) -> pd.DataFrame:
         """A completed dataset with the columns the primary model needs."""
@@ -97,14 +98,35 @@ class PrimaryAnalyser:
         import peerstats
 
         data = self.data(d)
-        if self.kind == "lmm" and self.start is not None:
+        if self.kind != "lmm":
+            return peerstats.mmrm(self.formula, data, **self.options)
+        lmm = self._prepared(data)
+        if self.start is not None:
             try:
-                return peerstats.lmm(self.formula, data, start=self.start, **self.options)
+                return lmm(data, start=self.start)
             except ModelSpecificationError:  # e.g. a component fixed at zero in the primary
                 self.start = None
-        if self.kind == "lmm":
-            return peerstats.lmm(self.formula, data, **self.options)
-        return peerstats.mmrm(self.formula, data, **self.options)
+        return lmm(data)
+
+    def _prepared(self, data: pd.DataFrame) -> Any:
+        """The LMM fitter: a :class:`~peerstats.models._lmm_prepared.PreparedLMM` built on the
+        first completed dataset and reused while only the outcome differs (the designs are
+        the same on every imputed dataset); its ``fit`` falls back to :func:`peerstats.lmm`
+        on a dataset whose designs differ. Same numbers as :func:`peerstats.lmm`."""
+        from peerstats.models._lmm_prepared import PreparedLMM
+
+        prep = self.prepared
+        if prep is None or not prep.same_design(data):
+            try:
+                prep = PreparedLMM(self.formula, data, **self.options)
+            except ModelSpecificationError:  # let peerstats.lmm raise (or not) as before
+                import peerstats
+
+                return lambda dd, start=None: peerstats.lmm(
+                    self.formula, dd, start=start, **self.options
+                )
+            self.prepared = prep
+        return prep.fit
 
     def contrasts(self, d: pd.DataFrame) -> pd.DataFrame:
         """Per-visit treatment contrasts of the primary model on one completed dataset:
