@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats.models._design import FixedDesign
 from peerstats.models._lmm_setup import LMMData, check_options, prepare
 from peerstats.models._random import random_term_columns
 
@@ -56,6 +57,7 @@ class PreparedLMM:
         self._ref = data
         self._observed = data[self.outcome].notna().to_numpy()
         self.n_reused = 0
+        self._matrices: dict = {}  # reference-grid model matrices, shared by the refits
 
     def same_design(self, data: pd.DataFrame) -> bool:
         """Whether ``data`` has the same designs as the prepared data (only y may differ)."""
@@ -93,10 +95,49 @@ class PreparedLMM:
         y = data[self.outcome].iloc[design.rows].to_numpy(dtype=float)
         used = design.data.copy()
         used[self.outcome] = y
-        new_design = dataclasses.replace(design, y=y, data=used)
+        new_design = _ReusedDesign(
+            **{f.name: getattr(design, f.name) for f in dataclasses.fields(FixedDesign)},
+            _cache=self._matrices,
+        )
+        new_design = dataclasses.replace(new_design, y=y, data=used)
         frame = d.data
         if frame is not self._ref:  # prepare() made the visit a factor: keep that column
             frame = frame.assign(**{self.outcome: data[self.outcome].to_numpy()})
         else:
             frame = data
         return dataclasses.replace(d, data=frame, design=new_design)
+
+
+def _frame_key(frame: pd.DataFrame) -> tuple:
+    """An exact key of a (small) frame's content: names, dtypes, categories and values."""
+    key: list = [tuple(map(str, frame.columns)), len(frame)]
+    for c in frame.columns:
+        s = frame[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            cats = tuple((type(v).__name__, str(v)) for v in s.dtype.categories)
+            key.append(("cat", cats, s.cat.codes.to_numpy().tobytes()))
+        elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            key.append((str(s.dtype), s.to_numpy().tobytes()))
+        else:
+            key.append((str(s.dtype), tuple((type(v).__name__, str(v)) for v in s)))
+    return tuple(key)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReusedDesign(FixedDesign):
+    """The prepared fixed design with a refit's response; the model matrices of new data (the
+    reference grids of emmeans and contrasts, which do not involve the response) are computed
+    once and shared by all refits (an exact copy of formulaic's matrix is returned)."""
+
+    _cache: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def matrix(self, newdata: pd.DataFrame) -> np.ndarray:
+        if self.outcome in newdata.columns:
+            return super().matrix(newdata)
+        key = _frame_key(newdata)
+        hit = self._cache.get(key)
+        if hit is None:
+            if len(self._cache) >= 64:
+                self._cache.clear()
+            hit = self._cache[key] = super().matrix(newdata)
+        return hit.copy()
