@@ -62,6 +62,7 @@ class PrimaryAnalyser:
     n_fits: int = 0
     n_singular: int = 0
     prepared: Any = field(default=None, repr=False)
+    _last_subject_values: Any = field(default=None, repr=False)
 
     def data(self, d: pd.DataFrame) -> pd.DataFrame:
         """A completed dataset with the columns the primary model needs."""
@@ -69,11 +70,8 @@ class PrimaryAnalyser:
         if self.subject_columns is not None:
             extra = [c for c in self.subject_columns.columns if c != "subject" and c not in d]
             if extra:
-                sc = self.subject_columns.set_index("subject")
-                # bootstrap copies of a participant are "<id>#<k>"
-                key = d["subject"].astype(str).str.replace(r"#\d+$", "", regex=True)
-                for c in extra:
-                    d[c] = key.map(sc[c]).to_numpy()
+                for c, values in self._subject_values(d["subject"], extra).items():
+                    d[c] = values.copy()
         if self.delivered:
             d["delivered"] = d["arm"].astype(str).isin(self.delivered).astype(float)
             grp = d["group"].astype(object) if "group" in d else pd.Series(None, index=d.index)
@@ -81,6 +79,19 @@ class PrimaryAnalyser:
             lone = (d["delivered"] > 0) & grp.isna()
             d["group"] = grp.where(~lone, "_single:" + d["subject"].astype(str))
         return d
+
+    def _subject_values(self, subject: pd.Series, extra: list[str]) -> dict[str, np.ndarray]:
+        """The participant columns ``extra`` on the rows of ``subject``; the last result is
+        reused while the subject column is the same (every imputed dataset of one analysis)."""
+        last = self._last_subject_values
+        if last is not None and last[1] == extra and last[0].equals(subject):
+            return last[2]
+        sc = self.subject_columns.set_index("subject")
+        # bootstrap copies of a participant are "<id>#<k>"
+        key = subject.astype(str).str.replace(r"#\d+$", "", regex=True)
+        out = {c: key.map(sc[c]).to_numpy() for c in extra}
+        self._last_subject_values = (subject.copy(), list(extra), out)
+        return out
 
     def fit(self, d: pd.DataFrame) -> Any:
         """Fit the primary model on one completed dataset (warm-started where possible); a
