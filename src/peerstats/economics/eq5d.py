@@ -156,6 +156,21 @@ def _shipped() -> dict[str, ValueSet]:
     return out
 
 
+@lru_cache(maxsize=16)
+def _shipped_one(value_set: str) -> ValueSet | None:
+    """The shipped value set ``value_set`` read from its own file ``<id>.yaml`` alone (the
+    crosswalk's 3,125-profile table is parsed and validated only when it is asked for); None
+    when no file has that name and id."""
+    import yaml
+
+    folder = resources.files("peerstats").joinpath("data_schemas/eq5d")
+    entry = folder.joinpath(f"{value_set}.yaml")
+    if "/" in value_set or not entry.is_file():
+        return None
+    vs = _from_dict(yaml.safe_load(entry.read_text(encoding="utf-8")), entry.name)
+    return vs if vs.id == value_set else None
+
+
 def value_sets() -> pd.DataFrame:
     """The shipped value sets: id, instrument, country, method and citation, one row each."""
     rows = [
@@ -171,6 +186,9 @@ def _get(value_set: str | ValueSet | Path) -> ValueSet:
         return value_set
     if isinstance(value_set, Path) or str(value_set).endswith((".yaml", ".yml")):
         return load_value_set(value_set)
+    one = _shipped_one(str(value_set))
+    if one is not None:
+        return one
     sets = _shipped()
     if value_set not in sets:
         raise SpecError(

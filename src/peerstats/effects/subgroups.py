@@ -118,30 +118,37 @@ def _fail(var: str, message: str) -> DataValidationError:
     return DataValidationError(pd.DataFrame([row]), context="subgroup analysis")
 
 
-def _arm_rows(design: Any, grid: pd.DataFrame, visit: str | None, arm: str) -> np.ndarray:
+def _arm_mask(grid: pd.DataFrame, visit: str | None, arm: str) -> np.ndarray:
     sel = grid["arm"].astype(str) == arm
     if visit is not None:
         sel &= grid["visit"].astype(str) == visit
-    return design.matrix(grid)[sel.to_numpy()]
+    return sel.to_numpy()
 
 
 def _diff_rows(
     fit: Any, var: str, visit: str | None, ref: str, trt: str, values: Sequence[Any]
 ) -> np.ndarray:
-    """One row of L per modifier value: effect (trt - ref) at ``visit`` and modifier = value."""
+    """One row of L per modifier value: effect (trt - ref) at ``visit`` and modifier = value.
+
+    The reference grids of all values are stacked and put through the model matrix once (the
+    rows of a model matrix do not depend on the other rows: same L as one grid per value)."""
     from peerstats.models.emmeans import reference_grid
 
     design = fit._design
     grid = reference_grid(design)
-    rows = []
+    parts = []
     for v in values:
         if var in design.factors:
-            g = grid[grid[var].astype(str) == str(v)]
+            parts.append(grid[grid[var].astype(str) == str(v)])
         else:
-            g = grid.assign(**{var: float(v)})
+            parts.append(grid.assign(**{var: float(v)}))
+    X = design.matrix(pd.concat(parts, ignore_index=True))
+    rows, start = [], 0
+    for g in parts:
+        Xg = X[start : start + len(g)]
+        start += len(g)
         rows.append(
-            _arm_rows(design, g, visit, trt).mean(axis=0)
-            - _arm_rows(design, g, visit, ref).mean(axis=0)
+            Xg[_arm_mask(g, visit, trt)].mean(axis=0) - Xg[_arm_mask(g, visit, ref)].mean(axis=0)
         )
     return np.vstack(rows)
 
@@ -605,7 +612,6 @@ def _overall(fit: Any, arm: str, visit: str | None, ref: str, trt: str, level: f
     from peerstats.models.emmeans import reference_grid
 
     grid = reference_grid(fit._design)
-    ell = _arm_rows(fit._design, grid, visit, trt).mean(axis=0) - _arm_rows(
-        fit._design, grid, visit, ref
-    ).mean(axis=0)
+    X = fit._design.matrix(grid)
+    ell = X[_arm_mask(grid, visit, trt)].mean(axis=0) - X[_arm_mask(grid, visit, ref)].mean(axis=0)
     return fit.test(ell, level=level).iloc[0]

@@ -183,6 +183,13 @@ def _lmm(formula, data, **options) -> LMMResult:
     t0 = time.perf_counter()
     opt, fixed, terms = check_options(formula, data, **options)
     d = prepare(data, opt, fixed, terms)
+    return fit_prepared(formula, data, opt, d, t0)
+
+
+def fit_prepared(formula, data, opt, d, t0: float) -> LMMResult:
+    """The fit and the result of :func:`lmm` from checked options and prepared designs ``d``
+    (shared by :class:`peerstats.models._lmm_prepared.PreparedLMM`, which reuses ``d`` with a
+    new response)."""
     fc = fit_covariance(d, opt.method, opt.start)
     Gs = fc.cov.G_list(fc.theta_full)
     singular, warn_msgs = singular_terms(d, Gs)
@@ -243,3 +250,22 @@ def _make_result(kwargs: dict) -> LMMResult:
         ):
             kwargs[f.name] = None
     return LMMResult(**{k: v for k, v in kwargs.items() if k in names})
+
+
+def _lmm_defaults(options: dict) -> dict:
+    """The keyword options of :func:`lmm` with its defaults filled in (``start`` excluded)."""
+    import inspect
+
+    from peerstats.exceptions import ModelSpecificationError
+
+    params = inspect.signature(lmm).parameters
+    bad = [k for k in options if k not in params or k in ("formula", "data", "start")]
+    if bad:
+        raise ModelSpecificationError(
+            f"unknown lmm option(s) {bad}; valid: {[k for k in params][2:]}"
+        )
+    return {
+        k: options.get(k, p.default)
+        for k, p in params.items()
+        if k not in ("formula", "data", "start")
+    }

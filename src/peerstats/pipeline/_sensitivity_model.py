@@ -61,6 +61,8 @@ class PrimaryAnalyser:
     start: np.ndarray | None = None
     n_fits: int = 0
     n_singular: int = 0
+    prepared: Any = field(default=None, repr=False)
+    _last_subject_values: Any = field(default=None, repr=False)
 
     def data(self, d: pd.DataFrame) -> pd.DataFrame:
         """A completed dataset with the columns the primary model needs."""
@@ -68,11 +70,8 @@ class PrimaryAnalyser:
         if self.subject_columns is not None:
             extra = [c for c in self.subject_columns.columns if c != "subject" and c not in d]
             if extra:
-                sc = self.subject_columns.set_index("subject")
-                # bootstrap copies of a participant are "<id>#<k>"
-                key = d["subject"].astype(str).str.replace(r"#\d+$", "", regex=True)
-                for c in extra:
-                    d[c] = key.map(sc[c]).to_numpy()
+                for c, values in self._subject_values(d["subject"], extra).items():
+                    d[c] = values.copy()
         if self.delivered:
             d["delivered"] = d["arm"].astype(str).isin(self.delivered).astype(float)
             grp = d["group"].astype(object) if "group" in d else pd.Series(None, index=d.index)
@@ -80,6 +79,19 @@ class PrimaryAnalyser:
             lone = (d["delivered"] > 0) & grp.isna()
             d["group"] = grp.where(~lone, "_single:" + d["subject"].astype(str))
         return d
+
+    def _subject_values(self, subject: pd.Series, extra: list[str]) -> dict[str, np.ndarray]:
+        """The participant columns ``extra`` on the rows of ``subject``; the last result is
+        reused while the subject column is the same (every imputed dataset of one analysis)."""
+        last = self._last_subject_values
+        if last is not None and last[1] == extra and last[0].equals(subject):
+            return last[2]
+        sc = self.subject_columns.set_index("subject")
+        # bootstrap copies of a participant are "<id>#<k>"
+        key = subject.astype(str).str.replace(r"#\d+$", "", regex=True)
+        out = {c: key.map(sc[c]).to_numpy() for c in extra}
+        self._last_subject_values = (subject.copy(), list(extra), out)
+        return out
 
     def fit(self, d: pd.DataFrame) -> Any:
         """Fit the primary model on one completed dataset (warm-started where possible); a
@@ -97,14 +109,35 @@ class PrimaryAnalyser:
         import peerstats
 
         data = self.data(d)
-        if self.kind == "lmm" and self.start is not None:
+        if self.kind != "lmm":
+            return peerstats.mmrm(self.formula, data, **self.options)
+        lmm = self._prepared(data)
+        if self.start is not None:
             try:
-                return peerstats.lmm(self.formula, data, start=self.start, **self.options)
+                return lmm(data, start=self.start)
             except ModelSpecificationError:  # e.g. a component fixed at zero in the primary
                 self.start = None
-        if self.kind == "lmm":
-            return peerstats.lmm(self.formula, data, **self.options)
-        return peerstats.mmrm(self.formula, data, **self.options)
+        return lmm(data)
+
+    def _prepared(self, data: pd.DataFrame) -> Any:
+        """The LMM fitter: a :class:`~peerstats.models._lmm_prepared.PreparedLMM` built on the
+        first completed dataset and reused while only the outcome differs (the designs are
+        the same on every imputed dataset); its ``fit`` falls back to :func:`peerstats.lmm`
+        on a dataset whose designs differ. Same numbers as :func:`peerstats.lmm`."""
+        from peerstats.models._lmm_prepared import PreparedLMM
+
+        prep = self.prepared
+        if prep is None or not prep.same_design(data):
+            try:
+                prep = PreparedLMM(self.formula, data, **self.options)
+            except ModelSpecificationError:  # let peerstats.lmm raise (or not) as before
+                import peerstats
+
+                return lambda dd, start=None: peerstats.lmm(
+                    self.formula, dd, start=start, **self.options
+                )
+            self.prepared = prep
+        return prep.fit
 
     def contrasts(self, d: pd.DataFrame) -> pd.DataFrame:
         """Per-visit treatment contrasts of the primary model on one completed dataset:
