@@ -113,3 +113,17 @@ def test_results_json_keeps_the_exact_formula(example_runs):
     assert res["models"]["qpr15"]["formula"].startswith("qpr15 ~ qpr15_baseline + site + ")
     text = _text(example_runs["peer_recovery"] / "report.html")
     assert "qpr15_baseline" not in text
+
+
+def test_model_details_name_model_df_and_convergence_in_words(example_runs):
+    """The appendix's key facts read as words: the model's name, the df method and yes/no,
+    not the codes results.json keeps ("partially nested lmm", "satterthwaite", True)."""
+    text = _text(example_runs["peer_recovery"] / "report.html")
+    details = text[text.index("Model details") :]
+    assert "Model partially nested linear mixed model Formula QPR-15 ~" in details
+    assert "REML / Satterthwaite" in details and "Converged yes" in details
+    for code in ("partially nested lmm", "/ satterthwaite", "Converged True"):
+        assert code not in details, code
+    res = json.loads((example_runs["peer_recovery"] / "results.json").read_text("utf-8"))
+    assert res["models"]["qpr15"]["model"] == "partially nested lmm"
+    assert res["models"]["qpr15"]["df_method"] == "satterthwaite"

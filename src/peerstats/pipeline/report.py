@@ -428,14 +428,30 @@ def _mechanisms(run: AnalysisRun) -> list[str]:
     return render_section(run)
 
 
+#: Degrees-of-freedom methods in words for the Model details appendix (results.json keeps codes).
+_DF_WORDS = {
+    "satterthwaite": "Satterthwaite",
+    "kenward-roger": "Kenward-Roger",
+    "kenward-roger-linear": "Kenward-Roger (linear covariance, as SAS kr(linear))",
+    "kenward-roger-mmrm": "Kenward-Roger (as R mmrm)",
+    "residual": "residual",
+    "between-within": "between-within",
+    "asymptotic": "asymptotic (normal)",
+}
+
+
 def _model_pairs(m: dict, formula: str) -> list[tuple[str, Any]]:
     """The key facts of one model as (label, HTML) pairs."""
+    from peerstats.pipeline._sensitivity_run import _MODEL_NAMES
+
+    df_words = _DF_WORDS.get(str(m["df_method"]), str(m["df_method"]))
+    converged = {True: "yes", False: "no"}.get(m["converged"], m["converged"])
     pairs = [
-        ("Model", _e(m["model"])),
+        ("Model", _e(_MODEL_NAMES.get(str(m["model"]), m["model"]))),
         ("Formula", _e(formula)),
         ("Covariance", _e(m["covariance"])),
-        ("Estimation / df", _e(f"{m['method'].upper()} / {m['df_method']}")),
-        ("Converged", _e(m["converged"])),
+        ("Estimation / df", _e(f"{m['method'].upper()} / {df_words}")),
+        ("Converged", _e(converged)),
         ("Observations", _e(f"{m['n_obs']} from {m['n_subjects']} participants")),
         (
             "Log-likelihood / AIC",
