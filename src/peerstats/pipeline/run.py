@@ -267,12 +267,20 @@ def _is_results_folder(folder: Path) -> bool:
 
 
 def _inputs_inside(run: AnalysisRun, out: Path) -> list[str]:
-    """Input files of the run that lie inside ``out`` (replacing it would delete them)."""
+    """Input files of the run that lie inside ``out`` (replacing it would delete them), as the
+    manifest shows them (relative to the analysis spec's folder, identifiers masked)."""
+    spec = getattr(run, "spec", None)
+    base = Path(spec.source).parent if getattr(spec, "source", None) else Path.cwd()
+    out = Path(out).resolve()
     inside = []
     for item in run.manifest.get("inputs", {}).values():
-        path = Path(item.get("path", "")).resolve() if isinstance(item, dict) else None
-        if path is not None and (path == out or out in path.parents):
-            inside.append(str(path))
+        shown = item.get("path", "") if isinstance(item, dict) else ""
+        if not shown:
+            continue
+        path = Path(shown) if Path(shown).is_absolute() else base / shown
+        path = path.resolve()
+        if path == out or out in path.parents:
+            inside.append(shown)
     return inside
 
 
