@@ -7,7 +7,7 @@ checks with messages that name the valid choices, and the one-row-per-subject-an
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,15 +241,23 @@ def _delta_frame(delta, visit_levels, subject: str, visit: str, arm: str) -> pd.
     return delta
 
 
+def _delta_positions(levels, keys, vpos, unit: str, unknown: Callable[[np.ndarray], str]):
+    """Positions of ``keys`` in ``levels``; refuses unknown keys (message ``unknown(bad)``,
+    ``bad`` the mask of unknown rows) and a repeated ``unit`` x visit combination."""
+    pos = pd.Index(levels).get_indexer(keys)
+    if (pos < 0).any():
+        raise ModelSpecificationError(unknown(pos < 0))
+    if pd.Series(list(zip(pos, vpos))).duplicated().any():
+        raise ModelSpecificationError(f"delta repeats {unit} x visit combination")
+    return pos
+
+
 def _delta_per_subject(delta, d, vpos, subjects, subject, target, out) -> None:
-    spos = pd.Index(subjects.astype(str)).get_indexer(delta[subject].astype(str))
-    if (spos < 0).any():
-        raise ModelSpecificationError(
-            f"delta names subject(s) {delta[subject][spos < 0].tolist()[:10]} that are not "
-            f"in data[{subject!r}]"
-        )
-    if pd.Series(list(zip(spos, vpos))).duplicated().any():
-        raise ModelSpecificationError("delta repeats a subject x visit combination")
+    spos = _delta_positions(
+        subjects.astype(str), delta[subject].astype(str), vpos, "a subject",
+        lambda bad: f"delta names subject(s) {delta[subject][bad].tolist()[:10]} that are not "
+        f"in data[{subject!r}]",
+    )
     on_obs = (~target[spos, vpos]) & (d != 0)
     if on_obs.any():
         raise ModelSpecificationError(
@@ -261,14 +269,11 @@ def _delta_per_subject(delta, d, vpos, subjects, subject, target, out) -> None:
 
 
 def _delta_per_arm(delta, d, vpos, arm_levels, arm_of, arm, T) -> np.ndarray:
-    apos = pd.Index(arm_levels).get_indexer(delta[arm].astype(str))
-    if (apos < 0).any():
-        raise ModelSpecificationError(
-            f"delta names arm(s) {sorted(set(delta[arm][apos < 0].astype(str)))}; arms are "
-            f"{arm_levels}"
-        )
-    if pd.Series(list(zip(apos, vpos))).duplicated().any():
-        raise ModelSpecificationError("delta repeats an arm x visit combination")
+    apos = _delta_positions(
+        arm_levels, delta[arm].astype(str), vpos, "an arm",
+        lambda bad: f"delta names arm(s) {sorted(set(delta[arm][bad].astype(str)))}; arms are "
+        f"{arm_levels}",
+    )
     table = np.zeros((len(arm_levels), T))
     table[apos, vpos] = d
     return table[arm_of]
