@@ -4,13 +4,14 @@ spec-error wording."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from peerstats.exceptions import SpecError
 
-__all__ = ["spec_error", "finite_number"]
+__all__ = ["spec_error", "finite_number", "check_groups_keys"]
 
 
 def spec_error(field_name: str, message: str) -> SpecError:
@@ -26,3 +27,13 @@ def finite_number(value: Any, name: str) -> float:
     if not math.isfinite(v):
         raise spec_error(name, f"must be finite, not {value!r}")
     return v
+
+
+def check_groups_keys(groups: Any, allowed: tuple[str, ...], shown: str) -> None:
+    """``groups`` must be a mapping (``shown``: the keys the message suggests) whose keys are
+    among ``allowed``."""
+    if not isinstance(groups, Mapping):
+        raise spec_error("groups", f"a mapping {{{shown}}}, not {groups!r}")
+    extra = set(map(str, groups)) - set(allowed)
+    if extra:
+        raise spec_error("groups", f"unknown keys {sorted(extra)}; allowed: {', '.join(allowed)}")

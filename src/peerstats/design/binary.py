@@ -44,8 +44,10 @@ import numpy as np
 from scipy import optimize, stats
 from scipy.special import expit
 
+from peerstats.design._checks import check_groups_keys
 from peerstats.design._checks import finite_number as _num
 from peerstats.design._checks import spec_error as _err
+from peerstats.design._text import design_repr, groups_line
 
 __all__ = ["OutcomeDesign", "analytic_power_outcome", "latent_to_proportion_icc"]
 
@@ -157,11 +159,7 @@ class OutcomeDesign:
         g = self.groups
         if g is None:
             return
-        if not isinstance(g, Mapping):
-            raise _err("groups", f"a mapping {{arm, size, icc, scale}}, not {g!r}")
-        extra = set(map(str, g)) - {"arm", "size", "icc", "scale"}
-        if extra:
-            raise _err("groups", f"unknown keys {sorted(extra)}; allowed: arm, size, icc, scale")
+        check_groups_keys(g, ("arm", "size", "icc", "scale"), "arm, size, icc, scale")
         arm = str(g.get("arm", self.arms[1]))
         if arm not in (*self.arms, "both"):
             raise _err("groups/arm", f"{arm!r} is not an arm; arms are {list(self.arms)} or 'both'")
@@ -251,14 +249,13 @@ class OutcomeDesign:
             lines.append(f"Dispersion k      {self.dispersion:g}; mean exposure {self.exposure:g}")
         if self.groups is not None:
             scale = self.groups.get("scale", "proportion")
+            icc = float(self.groups["icc"])
             lines.append(
-                f"Groups            arm {', '.join(self.grouped_arms)}, sizes "
-                f"{list(self.group_sizes)}, ICC {float(self.groups['icc']):.4g} ({scale} scale)"
+                groups_line(", ".join(self.grouped_arms), self.group_sizes, icc, f"{scale} scale")
             )
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return f"TrialDesign({self.name!r})\n" + self.summary()
+    __repr__ = design_repr
 
 
 # ---- analytic power -------------------------------------------------------------------------

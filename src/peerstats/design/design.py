@@ -20,8 +20,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from peerstats.design._checks import check_groups_keys
 from peerstats.design._checks import finite_number as _number
 from peerstats.design._checks import spec_error as _err
+from peerstats.design._text import design_repr, groups_line
 from peerstats.exceptions import SpecError
 
 __all__ = ["TrialDesign", "read_design", "design_spec_schema"]
@@ -341,14 +343,11 @@ class TrialDesign:
         for arm, r in self.retention.items():
             lines.append(f"Retention {arm:<8}" + ", ".join(f"{x:.3g}" for x in r))
         if self.partially_nested:
-            lines.append(
-                f"Groups            arm {self.group_arm}, sizes {list(self.group_sizes)}, ICC "
-                f"{self.icc:.4g} (group variance {self.group_variance:.4g})"
-            )
+            note = f"group variance {self.group_variance:.4g}"
+            lines.append(groups_line(self.group_arm, self.group_sizes, self.icc, note))
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return f"TrialDesign({self.name!r})\n" + self.summary()
+    __repr__ = design_repr
 
     # ------------------------------------------------------------------------------------
     def _per_visit(self, value: Any, name: str, default: float | None) -> np.ndarray:
@@ -489,11 +488,7 @@ class TrialDesign:
             s(self, "group_variance", 0.0)
             s(self, "icc", 0.0)
             return
-        if not isinstance(g, Mapping):
-            raise _err("groups", f"a mapping {{arm, size, icc}}, not {g!r}")
-        extra = set(map(str, g)) - {"arm", "size", "icc", "variance"}
-        if extra:
-            raise _err("groups", f"unknown keys {sorted(extra)}; allowed: arm, size, icc, variance")
+        check_groups_keys(g, ("arm", "size", "icc", "variance"), "arm, size, icc")
         arm = self._group_arm(g)
         out = _group_sizes(g.get("size"))
         var, icc = self._group_variance(g)
