@@ -11,7 +11,7 @@ to zero).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,6 +180,14 @@ def _check_data_frame(data, formula: str) -> str:
     return formula
 
 
+def refuse_unknown(names: Iterable[str], known, message: Callable[[list[str]], str]) -> None:
+    """ModelSpecificationError(``message(unknown)``) when some of ``names`` are not in
+    ``known`` (``unknown`` in the order of ``names``)."""
+    unknown = [v for v in names if v not in known]
+    if unknown:
+        raise ModelSpecificationError(message(unknown))
+
+
 def _check_columns(data: pd.DataFrame, outcome: str, rhs: str, extra: list[str]) -> list[str]:
     """The formula's variables; the outcome, variables and extra columns must exist."""
     if outcome not in data.columns:
@@ -187,11 +195,10 @@ def _check_columns(data: pd.DataFrame, outcome: str, rhs: str, extra: list[str])
             f"outcome {outcome!r} is not a column of data; columns are {list(data.columns)}"
         )
     variables = required_variables(rhs)
-    missing_cols = [v for v in [*variables, *extra] if v not in data.columns]
-    if missing_cols:
-        raise ModelSpecificationError(
-            f"column(s) {missing_cols} not found in data; columns are {list(data.columns)}"
-        )
+    refuse_unknown(
+        [*variables, *extra], data.columns,
+        lambda absent: f"column(s) {absent} not found in data; columns are {list(data.columns)}",
+    )
     if not pd.api.types.is_numeric_dtype(data[outcome]):
         raise ModelSpecificationError(f"outcome {outcome!r} must be numeric")
     return variables

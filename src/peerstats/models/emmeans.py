@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.models._design import refuse_unknown
 
 __all__ = ["reference_grid", "emmeans_matrix", "type3_hypotheses"]
 
@@ -40,12 +41,11 @@ def reference_grid(design) -> pd.DataFrame:
 def emmeans_matrix(design, specs: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """Levels of ``specs`` (a DataFrame) and the contrast matrix of their marginal means."""
     specs = list(specs)
-    unknown = [s for s in specs if s not in design.factors]
-    if unknown:
-        raise ModelSpecificationError(
-            f"emmeans specs {unknown} are not factors of the model; factors are "
-            f"{list(design.factors)}"
-        )
+    refuse_unknown(
+        specs, design.factors,
+        lambda unknown: f"emmeans specs {unknown} are not factors of the model; factors are "
+        f"{list(design.factors)}",
+    )
     if len(set(specs)) != len(specs):
         raise ModelSpecificationError(f"emmeans specs {specs} repeat a factor")
     grid = reference_grid(design)

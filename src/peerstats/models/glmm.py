@@ -25,7 +25,7 @@ from peerstats.exceptions import (
     ModelSpecificationError,
     SingularFitWarning,
 )
-from peerstats.models._design import build_fixed_design, required_variables
+from peerstats.models._design import build_fixed_design, refuse_unknown, required_variables
 from peerstats.models._glmm_checks import (
     check_empty_levels,
     numeric_column,
@@ -350,12 +350,11 @@ def _zero_design(zero_formula: str, rows: pd.DataFrame) -> np.ndarray:
     rhs = zero_formula.strip()[1:].strip() or "1"
     if rhs not in ("1", "0 + 1", "1 + 0"):
         variables = required_variables(rhs)
-        absent = [v for v in variables if v not in rows.columns]
-        if absent:
-            raise ModelSpecificationError(
-                f"zero part {zero_formula!r}: column(s) {absent} not in data; columns are "
-                f"{list(rows.columns)}"
-            )
+        refuse_unknown(
+            variables, rows.columns,
+            lambda absent: f"zero part {zero_formula!r}: column(s) {absent} not in data; "
+            f"columns are {list(rows.columns)}",
+        )
         na = rows[variables].isna().any(axis=1)
         if na.any():
             raise ModelSpecificationError(
