@@ -424,6 +424,16 @@ def _write_power_outputs(curve, design, target: float, out: Path) -> int:
     return EXIT_OK
 
 
+def _option(p: Any, flag: str, metavar: str, help: str, **kw: Any) -> None:
+    """An option taking a value: its flag, the value's name in the help, the help text."""
+    p.add_argument(flag, metavar=metavar, help=help, **kw)
+
+
+def _flag(p: Any, *flags: str, help: str) -> None:
+    """An on/off option (``store_true``)."""
+    p.add_argument(*flags, action="store_true", help=help)
+
+
 def _add_validate(sub: Any) -> None:
     """The ``validate`` subcommand."""
     p = sub.add_parser(
@@ -433,21 +443,12 @@ def _add_validate(sub: Any) -> None:
         "1 data problems, 2 spec error.",
     )
     p.add_argument("spec", type=Path, help="trial spec (YAML)")
-    p.add_argument(
-        "--max-problems",
-        type=int,
-        default=50,
-        metavar="N",
-        help="problems to print (default 50; all are counted)",
-    )
-    p.add_argument(
-        "--failures",
-        type=Path,
-        default=None,
-        metavar="CSV",
-        help="write every problem to this CSV file (never an input file of the spec)",
-    )
-    p.add_argument("--force", action="store_true", help="overwrite an existing --failures file")
+    _option(p, "--max-problems", "N", "problems to print (default 50; all are counted)",
+            type=int, default=50)
+    _option(p, "--failures", "CSV",
+            "write every problem to this CSV file (never an input file of the spec)",
+            type=Path, default=None)
+    _flag(p, "--force", help="overwrite an existing --failures file")
     p.set_defaults(func=_cmd_validate)
 
 
@@ -462,23 +463,15 @@ def _add_run(sub: Any) -> None:
         "(also: DIR exists without --force), 3 model failure.",
     )
     r.add_argument("spec", type=Path, help="analysis spec (YAML)")
-    r.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    r.add_argument("--force", action="store_true", help="replace DIR if it exists")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    r.add_argument(
-        "--blinded",
-        action="store_true",
-        help="open report for a data-monitoring committee: arms coded A/B everywhere, "
-        "between-arm comparisons omitted",
-    )
-    r.add_argument(
-        "--key",
-        type=Path,
-        metavar="FILE",
-        help="with --blinded: the closed key file holding the secret of the A/B coding "
-        "(created if absent; an existing FILE reproduces the same coding). Keep it out of "
-        "the open report. The closed report (by arm, with the code) goes to <out>-closed",
-    )
+    _option(r, "--out", "DIR", "output folder", type=Path, required=True)
+    _flag(r, "--force", help="replace DIR if it exists")
+    _flag(r, "--quiet", "-q", help="no progress lines")
+    _flag(r, "--blinded", help="open report for a data-monitoring committee: arms coded A/B "
+          "everywhere, between-arm comparisons omitted")
+    _option(r, "--key", "FILE", "with --blinded: the closed key file holding the secret of the "
+            "A/B coding (created if absent; an existing FILE reproduces the same coding). Keep "
+            "it out of the open report. The closed report (by arm, with the code) goes to "
+            "<out>-closed", type=Path)
     r.set_defaults(func=_cmd_run)
 
 
@@ -493,25 +486,16 @@ def _add_check(sub: Any) -> None:
         "2 spec error; a re-run can also end 1 or 3 as `peerstats run`.",
     )
     c.add_argument("results", help="result folder, results.json or analysis spec (YAML)")
-    c.add_argument("--against", required=True, metavar="EXPECTED", help="expected results.json")
+    _option(c, "--against", "EXPECTED", "expected results.json", required=True)
     c.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
     c.add_argument("--atol", type=float, default=1e-8, help="absolute tolerance (default 1e-8)")
-    c.add_argument("--max-rows", type=int, default=50, metavar="N",
-                   help="differences to print (0: only their count)")
-    c.add_argument(
-        "--drift",
-        type=Path,
-        default=None,
-        metavar="CSV",
-        help="write every difference to this CSV file",
-    )
-    c.add_argument("--quiet", "-q", action="store_true", help="no progress lines when re-running")
-    c.add_argument(
-        "--update",
-        action="store_true",
-        help="after printing the differences, replace EXPECTED with the new results "
-        "(for a reviewed, intended change)",
-    )
+    _option(c, "--max-rows", "N", "differences to print (0: only their count)",
+            type=int, default=50)
+    _option(c, "--drift", "CSV", "write every difference to this CSV file",
+            type=Path, default=None)
+    _flag(c, "--quiet", "-q", help="no progress lines when re-running")
+    _flag(c, "--update", help="after printing the differences, replace EXPECTED with the new "
+          "results (for a reviewed, intended change)")
     c.set_defaults(func=_cmd_check)
 
 
@@ -525,43 +509,22 @@ def _add_power(sub: Any) -> None:
         "<name>_power.svg to --out. Exit status: 0 ok, 2 spec error, 3 model failure.",
     )
     pw.add_argument("design", type=Path, help="design spec (YAML, see analyses/designs/)")
-    pw.add_argument(
-        "--n",
-        default=None,
-        metavar="GRID",
-        help="n per arm: FROM:TO[:BY] (e.g. 100:400:20) or a list 100,150 (default: the "
-        "design's n grid, else around the sample size for its power target)",
-    )
-    pw.add_argument(
-        "--simulate",
-        type=int,
-        default=None,
-        metavar="N_SIMS",
-        help="also simulate N_SIMS trials per grid point (progress bar on stderr)",
-    )
+    _option(pw, "--n", "GRID", "n per arm: FROM:TO[:BY] (e.g. 100:400:20) or a list 100,150 "
+            "(default: the design's n grid, else around the sample size for its power target)",
+            default=None)
+    _option(pw, "--simulate", "N_SIMS",
+            "also simulate N_SIMS trials per grid point (progress bar on stderr)",
+            type=int, default=None)
     pw.add_argument("--seed", type=int, default=None, help="root seed of the simulation")
     grp = pw.add_mutually_exclusive_group()
-    grp.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="run the simulation on a local dask cluster of N worker processes",
-    )
-    grp.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="run the simulation on this dask.distributed scheduler",
-    )
-    pw.add_argument(
-        "--out",
-        type=Path,
-        default=Path("."),
-        metavar="DIR",
-        help="folder for the CSV and SVG (default: current folder)",
-    )
-    pw.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _option(grp, "--workers", "N",
+            "run the simulation on a local dask cluster of N worker processes",
+            type=int, default=None)
+    _option(grp, "--scheduler", "ADDRESS", "run the simulation on this dask.distributed "
+            "scheduler", default=None)
+    _option(pw, "--out", "DIR", "folder for the CSV and SVG (default: current folder)",
+            type=Path, default=Path("."))
+    _flag(pw, "--quiet", "-q", help="no progress bar")
     pw.set_defaults(func=_cmd_power)
 
 
@@ -571,15 +534,11 @@ def _add_demo(sub: Any) -> None:
         "demo", help="load the bundled synthetic example trial and print its summary"
     )
     d.add_argument("--trial", default=DEMO_TRIAL, help=f"bundled example (default {DEMO_TRIAL})")
-    d.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="output folder (default peerstats-demo/<trial>; an earlier demo there is replaced)",
-    )
-    d.add_argument("--summary", action="store_true", help="only print the trial summary")
-    d.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    _option(d, "--out", "DIR",
+            "output folder (default peerstats-demo/<trial>; an earlier demo there is replaced)",
+            type=Path, default=None)
+    _flag(d, "--summary", help="only print the trial summary")
+    _flag(d, "--quiet", "-q", help="no progress lines")
     d.set_defaults(func=_cmd_demo)
 
 
@@ -593,29 +552,15 @@ def _add_init(sub: Any) -> None:
         "Edit the draft before use; guesses are marked '# check'. Exit status: 0 written, "
         "2 the dictionary cannot be read or OUT exists without --force.",
     )
-    i.add_argument(
-        "--from-redcap",
-        required=True,
-        type=Path,
-        metavar="DICTIONARY",
-        help="the REDCap data dictionary (CSV)",
-    )
-    i.add_argument(
-        "--records",
-        type=Path,
-        default=None,
-        metavar="CSV",
-        help="the records export: gives the events (visits), outcomes and sessions",
-    )
-    i.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="write the draft here (default: print it)",
-    )
+    _option(i, "--from-redcap", "DICTIONARY", "the REDCap data dictionary (CSV)",
+            required=True, type=Path)
+    _option(i, "--records", "CSV",
+            "the records export: gives the events (visits), outcomes and sessions",
+            type=Path, default=None)
+    _option(i, "--out", "FILE", "write the draft here (default: print it)",
+            type=Path, default=None)
     i.add_argument("--name", default="my_trial", help="the trial's name in the draft")
-    i.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    _flag(i, "--force", help="overwrite an existing --out file")
     i.set_defaults(func=_cmd_init)
 
 
