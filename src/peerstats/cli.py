@@ -41,6 +41,20 @@ def _shown(exc: object, limit: int = 5000) -> str:
     return cap_text(text, limit) if limit else text
 
 
+def _refused(message: str, code: int = EXIT_SPEC) -> int:
+    """Print ``message`` on stderr; return the exit status ``code``."""
+    print(message, file=sys.stderr)
+    return code
+
+
+def _write_all(frame: Any, path: Path, what: str) -> None:
+    """Write every row of ``frame`` (``what``: the rows, in words) to the CSV ``path``."""
+    from peerstats._safe import write_csv
+
+    write_csv(frame, path, lineterminator=None)
+    print(f"All {len(frame)} {what} written to {path}")
+
+
 def _exit_code(exc: BaseException) -> int:
     """Exit status of a failed ``run``: 1 data, 2 spec, 3 model."""
     from peerstats.exceptions import InsufficientDataError
@@ -102,20 +116,17 @@ def _run_spec(
                 key=key,
             )
     except DataValidationError as exc:
-        print(f"data validation failed; nothing was written.\n{_shown(exc, 0)}", file=sys.stderr)
-        return EXIT_INVALID, None
+        failed = f"data validation failed; nothing was written.\n{_shown(exc, 0)}"
+        return _refused(failed, EXIT_INVALID), None
     except SpecError as exc:
-        print(f"spec error: {_shown(exc)}", file=sys.stderr)
-        return EXIT_SPEC, None
+        return _refused(f"spec error: {_shown(exc)}"), None
     except PeerstatsError as exc:  # ModelSpecificationError, ConvergenceError, Reconciliation
-        print(f"model failure ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
-        return _exit_code(exc), None
+        failure = f"model failure ({type(exc).__name__}): {_shown(exc)}"
+        return _refused(failure, _exit_code(exc)), None
     except (OSError, UnicodeError) as exc:  # unreadable spec/trial file, unwritable --out
-        print(f"spec error ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
-        return EXIT_SPEC, None
+        return _refused(f"spec error ({type(exc).__name__}): {_shown(exc)}"), None
     except Exception as exc:  # a numerical failure no check foresaw: still no traceback
-        print(f"model failure ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
-        return EXIT_MODEL, None
+        return _refused(f"model failure ({type(exc).__name__}): {_shown(exc)}", EXIT_MODEL), None
     return EXIT_OK, path
 
 
@@ -151,14 +162,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
             actual = load_results(target)
         comp = compare_results(actual, expected, rtol=args.rtol, atol=args.atol)
     except (SpecError, OSError, UnicodeError) as exc:
-        print(f"spec error: {_shown(exc)}", file=sys.stderr)
-        return EXIT_SPEC
+        return _refused(f"spec error: {_shown(exc)}")
     print(comp.to_text(max_rows=args.max_rows))
     if args.drift is not None and not comp.ok:
-        from peerstats._safe import write_csv
-
-        write_csv(comp.drift, args.drift, lineterminator=None)
-        print(f"All {len(comp.drift)} differences written to {args.drift}")
+        _write_all(comp.drift, args.drift, "differences")
     if args.update and not comp.ok:
         from peerstats.pipeline._jsonio import dumps
 
@@ -193,7 +200,6 @@ def _failures_target(path: Path, spec: object, force: bool) -> str | None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from peerstats._safe import write_csv
     from peerstats.data.trial_spec import read_spec
     from peerstats.data.validation import validate
 
@@ -202,16 +208,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         if args.failures is not None:
             refused = _failures_target(args.failures, spec, args.force)
             if refused:
-                print(f"spec error: {refused}", file=sys.stderr)
-                return EXIT_SPEC
+                return _refused(f"spec error: {refused}")
         report = validate(spec)
     except SpecError as exc:
-        print(f"spec error: {_shown(exc)}", file=sys.stderr)
-        return EXIT_SPEC
+        return _refused(f"spec error: {_shown(exc)}")
     print(report.to_text(max_shown=args.max_problems))
     if args.failures is not None and not report.ok:
-        write_csv(report.failures, args.failures, lineterminator=None)
-        print(f"All {len(report.failures)} problems written to {args.failures}")
+        _write_all(report.failures, args.failures, "problems")
     return EXIT_OK if report.ok else EXIT_INVALID
 
 
@@ -344,14 +347,11 @@ def _cmd_power(args: argparse.Namespace) -> int:
             progress=_Bar(not args.quiet) if n_sims else None,
         )
     except SpecError as exc:
-        print(f"spec error: {_shown(exc)}", file=sys.stderr)
-        return EXIT_SPEC
+        return _refused(f"spec error: {_shown(exc)}")
     except PeerstatsError as exc:
-        print(f"model failure ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
-        return EXIT_MODEL
+        return _refused(f"model failure ({type(exc).__name__}): {_shown(exc)}", EXIT_MODEL)
     except (OSError, UnicodeError, TimeoutError) as exc:  # unreadable file, unreachable scheduler
-        print(f"spec error ({type(exc).__name__}): {_shown(exc)}", file=sys.stderr)
-        return EXIT_SPEC
+        return _refused(f"spec error ({type(exc).__name__}): {_shown(exc)}")
     finally:
         if client is not None:
             client.close()
@@ -418,10 +418,16 @@ def _write_power_outputs(curve, design, target: float, out: Path) -> int:
         ax.figure.savefig(svg_path, format="svg", bbox_inches="tight")
         plt.close(ax.figure)
     except OSError as exc:
-        print(f"cannot write to {_shown(out)}: {_shown(exc)}", file=sys.stderr)
-        return EXIT_SPEC
+        return _refused(f"cannot write to {_shown(out)}: {_shown(exc)}")
     print(f"\nWritten: {csv_path}, {svg_path}")
     return EXIT_OK
+
+
+def _subcommand(sub: Any, name: str, func: Any, help: str, description: str | None = None):
+    """A subcommand's parser, running ``func(args)``."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.set_defaults(func=func)
+    return p
 
 
 def _option(p: Any, flag: str, metavar: str, help: str, **kw: Any) -> None:
@@ -436,8 +442,8 @@ def _flag(p: Any, *flags: str, help: str) -> None:
 
 def _add_validate(sub: Any) -> None:
     """The ``validate`` subcommand."""
-    p = sub.add_parser(
-        "validate",
+    p = _subcommand(
+        sub, "validate", _cmd_validate,
         help="check a trial's data against its spec and print the report",
         description="Check a trial's data against its spec. Exit status: 0 clean, "
         "1 data problems, 2 spec error.",
@@ -449,13 +455,12 @@ def _add_validate(sub: Any) -> None:
             "write every problem to this CSV file (never an input file of the spec)",
             type=Path, default=None)
     _flag(p, "--force", help="overwrite an existing --failures file")
-    p.set_defaults(func=_cmd_validate)
 
 
 def _add_run(sub: Any) -> None:
     """The ``run`` subcommand."""
-    r = sub.add_parser(
-        "run",
+    r = _subcommand(
+        sub, "run", _cmd_run,
         help="run an analysis spec: report.html, results.json, tables, figures, manifest",
         description="Run an analysis spec (analyses/<name>.yaml) and write DIR/report.html, "
         "results.json, tables/*.csv, figures/*.svg and manifest.json. The folder appears only "
@@ -472,13 +477,12 @@ def _add_run(sub: Any) -> None:
             "A/B coding (created if absent; an existing FILE reproduces the same coding). Keep "
             "it out of the open report. The closed report (by arm, with the code) goes to "
             "<out>-closed", type=Path)
-    r.set_defaults(func=_cmd_run)
 
 
 def _add_check(sub: Any) -> None:
     """The ``check`` subcommand."""
-    c = sub.add_parser(
-        "check",
+    c = _subcommand(
+        sub, "check", _cmd_check,
         help="compare results with stored expected results and print what drifted",
         description="Compare RESULTS (a result folder, a results.json, or an analysis spec "
         "YAML, which is re-run first) with EXPECTED (a results.json). Numbers match when "
@@ -496,13 +500,12 @@ def _add_check(sub: Any) -> None:
     _flag(c, "--quiet", "-q", help="no progress lines when re-running")
     _flag(c, "--update", help="after printing the differences, replace EXPECTED with the new "
           "results (for a reviewed, intended change)")
-    c.set_defaults(func=_cmd_check)
 
 
 def _add_power(sub: Any) -> None:
     """The ``power`` subcommand."""
-    pw = sub.add_parser(
-        "power",
+    pw = _subcommand(
+        sub, "power", _cmd_power,
         help="power and sample size of a planned trial (design YAML)",
         description="Power of a planned trial over a grid of n per arm (control arm), analytic "
         "and optionally by simulation. Prints a table, writes <name>_power.csv and "
@@ -525,13 +528,12 @@ def _add_power(sub: Any) -> None:
     _option(pw, "--out", "DIR", "folder for the CSV and SVG (default: current folder)",
             type=Path, default=Path("."))
     _flag(pw, "--quiet", "-q", help="no progress bar")
-    pw.set_defaults(func=_cmd_power)
 
 
 def _add_demo(sub: Any) -> None:
     """The ``demo`` subcommand."""
-    d = sub.add_parser(
-        "demo", help="load the bundled synthetic example trial and print its summary"
+    d = _subcommand(
+        sub, "demo", _cmd_demo, "load the bundled synthetic example trial and print its summary"
     )
     d.add_argument("--trial", default=DEMO_TRIAL, help=f"bundled example (default {DEMO_TRIAL})")
     _option(d, "--out", "DIR",
@@ -539,13 +541,12 @@ def _add_demo(sub: Any) -> None:
             type=Path, default=None)
     _flag(d, "--summary", help="only print the trial summary")
     _flag(d, "--quiet", "-q", help="no progress lines")
-    d.set_defaults(func=_cmd_demo)
 
 
 def _add_init(sub: Any) -> None:
     """The ``init`` subcommand."""
-    i = sub.add_parser(
-        "init",
+    i = _subcommand(
+        sub, "init", _cmd_init,
         help="draft a trial spec from a REDCap data dictionary",
         description="Draft a trial spec (YAML) for a REDCap project from its data dictionary: "
         "labels, choices, validation ranges and identifier flags come from the dictionary. "
@@ -561,7 +562,6 @@ def _add_init(sub: Any) -> None:
             type=Path, default=None)
     i.add_argument("--name", default="my_trial", help="the trial's name in the draft")
     _flag(i, "--force", help="overwrite an existing --out file")
-    i.set_defaults(func=_cmd_init)
 
 
 
@@ -589,8 +589,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     out = args.out
     if out is not None and out.exists() and not args.force:
-        print(f"spec error: {out} exists; pass --force to overwrite it", file=sys.stderr)
-        return EXIT_SPEC
+        return _refused(f"spec error: {out} exists; pass --force to overwrite it")
     try:
         text = draft_trial_spec(
             args.from_redcap,
@@ -599,8 +598,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             spec_dir=out.resolve().parent if out is not None else None,
         )
     except PeerstatsError as exc:
-        print(f"spec error: {_shown(exc)}", file=sys.stderr)
-        return EXIT_SPEC
+        return _refused(f"spec error: {_shown(exc)}")
     if out is None:
         print(text, end="")
         return EXIT_OK
@@ -626,8 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except PeerstatsError as exc:  # a command let one through: report it by its kind
-        print(f"{type(exc).__name__}: {_shown(exc)}", file=sys.stderr)
-        return _exit_code(exc)
+        return _refused(f"{type(exc).__name__}: {_shown(exc)}", _exit_code(exc))
     except Exception as exc:  # no input may end in a traceback (exit 3: could not compute)
         print(
             f"peerstats {args.command}: unexpected {type(exc).__name__}: {_shown(exc)}\n"
