@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-__all__ = ["header_html", "with_notes"]
+__all__ = ["header_html", "with_notes", "SummaryAsRepr"]
 
 
 def header_html(rows: Iterable[tuple[str, str]]) -> str:
@@ -26,3 +26,13 @@ def with_notes(
     if notes:
         lines = lines + ["", f"{title}:"] + [f"  {bullet}{n}" for n in notes]
     return "\n".join(lines)
+
+
+class SummaryAsRepr:
+    """Mixin: ``repr(result)`` is ``result.summary()`` (a dataclass using it needs
+    ``repr=False``, else the generated ``__repr__`` wins)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return self.summary()

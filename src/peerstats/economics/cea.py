@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from peerstats._repr import SummaryAsRepr
 from peerstats.economics._bootstrap import bc_interval, bootstrap_increments
 from peerstats.exceptions import DataValidationError, ModelSpecificationError, SpecError
 
@@ -172,7 +173,7 @@ def _sur(X: dict[str, pd.DataFrame], Y: pd.DataFrame):
 # the result
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, repr=False, eq=False)
-class CostEffectiveness:
+class CostEffectiveness(SummaryAsRepr):
     """Result of :func:`cost_effectiveness`.
 
     Attributes
@@ -272,9 +273,6 @@ class CostEffectiveness:
             f"ICER = {self.icer:.6g} per unit of effect\n"
         )
         return head + self.incremental.to_string() + "\n\n" + self.nmb.to_string()
-
-    def __repr__(self) -> str:
-        return self.summary()
 
     def _repr_html_(self) -> str:
         return (

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import SummaryAsRepr
 from peerstats.effects._printable import SummaryRepr
 from peerstats.exceptions import ModelSpecificationError, SpecError
 
@@ -522,7 +523,7 @@ class MediationResult(SummaryRepr):
 
 
 @dataclass(repr=False, eq=False)
-class MediationSensitivity:
+class MediationSensitivity(SummaryAsRepr):
     """The ACME over rho, the rho at which it is zero, and R^2 thresholds."""
 
     rho: np.ndarray
@@ -542,9 +543,6 @@ class MediationSensitivity:
             f"{self.rho_at_zero:.4f} (R2* = {self.r2_star_at_zero:.4f}, R2~ = "
             f"{self.r2_tilde_at_zero:.4f})"
         )
-
-    def __repr__(self) -> str:
-        return self.summary()
 
     def plot(self, *, ax: Any = None) -> Any:
         """ACME against rho with the zero line and the rho at which the ACME vanishes."""

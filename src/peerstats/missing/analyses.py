@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import SummaryAsRepr
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.missing._analysis import ancova_design, ancova_many, pool_by_method
 from peerstats.missing._base import _Cells
@@ -46,7 +47,7 @@ class _Block:
 
 
 @dataclass(frozen=True, repr=False, eq=False)
-class Analyses:
+class Analyses(SummaryAsRepr):
     """One analysis per completed dataset, before pooling (rbmi's ``analysis`` object).
 
     Made by :func:`analyse`; pooled by :func:`peerstats.missing.pool`. ``estimates`` and
@@ -125,9 +126,6 @@ class Analyses:
             f"Analyses: {self.kind} on {self.n_sets} completed datasets (method {self.method}); "
             f"{len(self.terms)} estimates, pooled by peerstats.missing.pool"
         )
-
-    def __repr__(self) -> str:
-        return self.summary()
 
     def _repr_html_(self) -> str:
         import html

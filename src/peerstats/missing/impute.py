@@ -41,6 +41,7 @@ from typing import Any, Literal, Required, TypedDict, Unpack
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import SummaryAsRepr
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
 from peerstats.missing import _draws
 from peerstats.missing._base import _Cells
@@ -82,7 +83,7 @@ def _prepare(formula, data, **kw):
 
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, repr=False, eq=False)
-class Draws(_Cells):
+class Draws(SummaryAsRepr, _Cells):
     """Parameter draws of the imputation model (step 1 of 4; rbmi's ``draws`` object).
 
     Made by :func:`draws` (or :func:`peerstats.missing.draws_multilevel`); turned into completed
@@ -118,9 +119,6 @@ class Draws(_Cells):
             f"model; {len(self.subjects)} subjects, {len(self.visits)} visits, "
             f"{int(self.target.sum())} cells to impute"
         )
-
-    def __repr__(self) -> str:
-        return self.summary()
 
     def _repr_html_(self) -> str:
         import html

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peerstats._repr import SummaryAsRepr
 from peerstats._scaleout import run_tasks
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.missing._analysis import ancova_design, ancova_many, pool_by_method
@@ -66,7 +67,7 @@ def _run_cells(payload: dict, cells: np.ndarray, seeds: Sequence) -> np.ndarray:
 
 
 @dataclass(frozen=True, repr=False, eq=False)
-class TippingPoint:
+class TippingPoint(SummaryAsRepr):
     """Result of :func:`tipping_point`: ``table`` (one row per grid cell), ``tipping``."""
 
     table: pd.DataFrame
@@ -164,9 +165,6 @@ class TippingPoint:
         lines = [head, "", "Tipping:", tip.to_string(index=False) if len(tip) else "  none in grid"]
         lines += ["", self.table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.summary()
 
     def _repr_html_(self) -> str:
         return (
