@@ -131,10 +131,6 @@ def _run_spec(
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """Run an analysis spec (analyses/<name>.yaml) and write DIR/report.html, results.json,
-    tables/*.csv, figures/*.svg and manifest.json. The folder appears only when everything
-    succeeded. Exit status: 0 ok, 1 data validation failed, 2 spec error (also: DIR exists
-    without --force), 3 model failure."""
     code, path = _run_spec(
         args.spec,
         args.out,
@@ -149,10 +145,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    """Compare RESULTS (a result folder, a results.json, or an analysis spec YAML, which is re-run
-    first) with EXPECTED (a results.json). Numbers match when |actual - expected| <= atol + rtol
-    * |expected|. Exit status: 0 match, 4 drift, 2 spec error; a re-run can also end 1 or 3 as
-    `peerstats run`."""
     import tempfile
 
     from peerstats.pipeline import compare_results, load_results
@@ -208,8 +200,6 @@ def _failures_target(path: Path, spec: object, force: bool) -> str | None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    """Check a trial's data against its spec. Exit status: 0 clean, 1 data problems, 2 spec
-    error."""
     from peerstats.data.trial_spec import read_spec
     from peerstats.data.validation import validate
 
@@ -329,9 +319,7 @@ class _Bar:
 
 
 def _cmd_power(args: argparse.Namespace) -> int:
-    """Power of a planned trial over a grid of n per arm (control arm), analytic and optionally by
-    simulation. Prints a table, writes <name>_power.csv and <name>_power.svg to --out. Exit
-    status: 0 ok, 2 spec error, 3 model failure."""
+    """``peerstats power design.yaml``: power table, CSV and power-curve SVG."""
     from peerstats.design.design import read_design
     from peerstats.design.power import power_curve
 
@@ -435,10 +423,9 @@ def _write_power_outputs(curve, design, target: float, out: Path) -> int:
     return EXIT_OK
 
 
-def _subcommand(sub: Any, name: str, func: Any, help: str):
-    """A subcommand's parser, running ``func(args)``; its ``--help`` description is the
-    docstring of ``func`` (argparse joins the lines)."""
-    p = sub.add_parser(name, help=help, description=func.__doc__)
+def _subcommand(sub: Any, name: str, func: Any, help: str, description: str | None = None):
+    """A subcommand's parser, running ``func(args)``."""
+    p = sub.add_parser(name, help=help, description=description)
     p.set_defaults(func=func)
     return p
 
@@ -458,6 +445,8 @@ def _add_validate(sub: Any) -> None:
     p = _subcommand(
         sub, "validate", _cmd_validate,
         help="check a trial's data against its spec and print the report",
+        description="Check a trial's data against its spec. Exit status: 0 clean, "
+        "1 data problems, 2 spec error.",
     )
     p.add_argument("spec", type=Path, help="trial spec (YAML)")
     _option(p, "--max-problems", "N", "problems to print (default 50; all are counted)",
@@ -473,6 +462,10 @@ def _add_run(sub: Any) -> None:
     r = _subcommand(
         sub, "run", _cmd_run,
         help="run an analysis spec: report.html, results.json, tables, figures, manifest",
+        description="Run an analysis spec (analyses/<name>.yaml) and write DIR/report.html, "
+        "results.json, tables/*.csv, figures/*.svg and manifest.json. The folder appears only "
+        "when everything succeeded. Exit status: 0 ok, 1 data validation failed, 2 spec error "
+        "(also: DIR exists without --force), 3 model failure.",
     )
     r.add_argument("spec", type=Path, help="analysis spec (YAML)")
     _option(r, "--out", "DIR", "output folder", type=Path, required=True)
@@ -491,6 +484,10 @@ def _add_check(sub: Any) -> None:
     c = _subcommand(
         sub, "check", _cmd_check,
         help="compare results with stored expected results and print what drifted",
+        description="Compare RESULTS (a result folder, a results.json, or an analysis spec "
+        "YAML, which is re-run first) with EXPECTED (a results.json). Numbers match when "
+        "|actual - expected| <= atol + rtol * |expected|. Exit status: 0 match, 4 drift, "
+        "2 spec error; a re-run can also end 1 or 3 as `peerstats run`.",
     )
     c.add_argument("results", help="result folder, results.json or analysis spec (YAML)")
     _option(c, "--against", "EXPECTED", "expected results.json", required=True)
@@ -510,6 +507,9 @@ def _add_power(sub: Any) -> None:
     pw = _subcommand(
         sub, "power", _cmd_power,
         help="power and sample size of a planned trial (design YAML)",
+        description="Power of a planned trial over a grid of n per arm (control arm), analytic "
+        "and optionally by simulation. Prints a table, writes <name>_power.csv and "
+        "<name>_power.svg to --out. Exit status: 0 ok, 2 spec error, 3 model failure.",
     )
     pw.add_argument("design", type=Path, help="design spec (YAML, see analyses/designs/)")
     _option(pw, "--n", "GRID", "n per arm: FROM:TO[:BY] (e.g. 100:400:20) or a list 100,150 "
@@ -548,6 +548,10 @@ def _add_init(sub: Any) -> None:
     i = _subcommand(
         sub, "init", _cmd_init,
         help="draft a trial spec from a REDCap data dictionary",
+        description="Draft a trial spec (YAML) for a REDCap project from its data dictionary: "
+        "labels, choices, validation ranges and identifier flags come from the dictionary. "
+        "Edit the draft before use; guesses are marked '# check'. Exit status: 0 written, "
+        "2 the dictionary cannot be read or OUT exists without --force.",
     )
     _option(i, "--from-redcap", "DICTIONARY", "the REDCap data dictionary (CSV)",
             required=True, type=Path)
@@ -581,10 +585,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    """Draft a trial spec (YAML) for a REDCap project from its data dictionary: labels, choices,
-    validation ranges and identifier flags come from the dictionary. Edit the draft before use;
-    guesses are marked '# check'. Exit status: 0 written, 2 the dictionary cannot be read or OUT
-    exists without --force."""
     from peerstats.io.redcap_spec import draft_trial_spec
 
     out = args.out
