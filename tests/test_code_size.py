@@ -161,3 +161,36 @@ def test_fewer_than_20_functions_over_60_lines_of_code():
         f"{len(long)} functions have over {MAX_LONG} lines of code (at most {MAX_LONG_COUNT}): "
         + ", ".join(f"{k} ({n})" for k, n in sorted(long.items(), key=lambda kv: -kv[1]))
     )
+
+
+#: Areas held to 60 lines of code per function (issues 23.2, 23.4, 23.5): the data layer, the
+#: pipeline's steps, outcome types and report parts, and the engine's many-datasets path.
+STRICT_AREAS = (
+    "data/",
+    "io/",
+    "instruments/",
+    "design/",
+    "pipeline/outcomes/",
+    "pipeline/steps.py",
+    "pipeline/_tables.py",
+    "pipeline/_figures.py",
+    "pipeline/report.py",
+    "pipeline/_sensitivity_run.py",
+    "models/_batch.py",
+    "models/_batch_blocks.py",
+    "models/many.py",
+    "models/_many_data.py",
+)
+
+
+def test_strict_areas_have_no_function_over_60_lines_of_code():
+    sizes = measure()
+    long = {
+        k: n
+        for k, n in sizes.items()
+        if "::" in k and n > MAX_LONG and k.split("::")[0].startswith(STRICT_AREAS)
+    }
+    assert not long, f"functions over {MAX_LONG} lines of code in the strict areas: {long}"
+    # the areas exist (a renamed folder must not silently drop out of the rule)
+    for area in STRICT_AREAS:
+        assert any(k.startswith(area) for k in sizes), area
