@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.models._fast_design import fast_layout, simple_terms
 
 __all__ = ["FixedDesign", "build_fixed_design", "as_categorical"]
 
@@ -80,13 +81,24 @@ class FixedDesign:
     factor_values: dict[str, list] = field(default_factory=dict)  # levels as stored in data
     natural_order: dict[str, list] = field(default_factory=dict)  # data order, before reference=
     data_levels: dict[str, set] = field(default_factory=dict)  # levels (str) on any input row
+    fast: Any = None  # the FastLayout when formulaic was not needed (models/_fast_design.py)
 
     def matrix(self, newdata: pd.DataFrame) -> np.ndarray:
         """The design matrix of ``newdata`` under the fitted coding."""
-        import formulaic  # noqa: F401
-
-        mm = self.model_spec.get_model_matrix(newdata, na_action="ignore")
+        if self.fast is not None:
+            X = self.fast.matrix(newdata)
+            if X is not None:
+                return X
+        mm = self.spec().get_model_matrix(newdata, na_action="ignore")
         return np.asarray(mm, dtype=float)
+
+    def spec(self) -> Any:
+        """formulaic's model spec of the fit (built on first use for a fast design)."""
+        if self.model_spec is None:
+            rhs = _split_formula(self.formula)[1]
+            spec = _formulaic_matrix(rhs, self.data).model_spec
+            object.__setattr__(self, "model_spec", spec)  # a cache: the design is unchanged
+        return self.model_spec
 
 
 def _split_formula(formula: str) -> tuple[str, str]:
@@ -104,6 +116,9 @@ def _split_formula(formula: str) -> tuple[str, str]:
 
 def required_variables(rhs: str) -> list[str]:
     """The data columns a right-hand side uses."""
+    terms = simple_terms(rhs)
+    if terms is not None:
+        return sorted({v for t in terms for v in t})
     return list(_required_variables(rhs))
 
 
@@ -152,7 +167,7 @@ def build_fixed_design(
     _refuse_missing(used, list(dict.fromkeys([*variables, *extra_columns])))
     coding = _used_factors(used, variables, reference, natural)
     used = coding.pop("used")
-    X, columns, term_columns, spec = _model_matrix(rhs, used, coding["factors"])
+    X, columns, term_columns, spec, fast = _model_matrix(rhs, used, coding["factors"])
     _refuse_empty_terms(formula, term_columns, coding["factors"], natural)
     if check_rank:
         _check_rank(X, columns)
@@ -170,6 +185,7 @@ def build_fixed_design(
         n_dropped=int((~keep).sum()),
         reference=reference,
         data_levels=data_levels,
+        fast=fast,
         **coding,
     )
 
@@ -272,14 +288,24 @@ def _used_factors(used: pd.DataFrame, variables: list[str], reference: dict, nat
     }
 
 
-def _model_matrix(rhs: str, used: pd.DataFrame, factors: dict):
-    """X, column names, columns per term and formulaic's model spec."""
+def _formulaic_matrix(rhs: str, used: pd.DataFrame):
     import formulaic
 
     try:
-        mm = formulaic.model_matrix(rhs, used, na_action="raise", output="numpy")
+        return formulaic.model_matrix(rhs, used, na_action="raise", output="numpy")
     except Exception as exc:
         raise ModelSpecificationError(f"cannot build the design of {rhs!r}: {exc}") from exc
+
+
+def _model_matrix(rhs: str, used: pd.DataFrame, factors: dict):
+    """X, column names, columns per term, formulaic's model spec (None when the fast layout
+    built X: formulaic is then imported only if a spec is asked for) and the fast layout."""
+    fast = fast_layout(rhs, used, factors)
+    if fast is not None:
+        X = fast.matrix(used)
+        if X is not None:
+            return X, list(fast.columns), dict(fast.term_columns), None, fast
+    mm = _formulaic_matrix(rhs, used)
     spec = mm.model_spec
     # a factor written inside the formula (C(x), or a transform of a factor) would be treated as
     # numeric by marginal means and type III tests: refuse it rather than give wrong numbers
@@ -293,7 +319,7 @@ def _model_matrix(rhs: str, used: pd.DataFrame, factors: dict):
     X = np.ascontiguousarray(mm, dtype=float)
     columns = [str(c) for c in spec.column_names]
     term_columns = {str(t): list(ix) for t, ix in spec.term_indices.items()}
-    return X, columns, term_columns, spec
+    return X, columns, term_columns, spec, None
 
 
 def _refuse_empty_terms(formula: str, term_columns: dict, factors: dict, natural: dict) -> None:
