@@ -110,6 +110,13 @@ class FastLayout:
             return None
         return _build(self, coded, len(data))
 
+    def from_codes(self, coded: dict, n: int) -> np.ndarray | None:
+        """X from factor codes (0 = reference level) and float numerics (as :meth:`matrix`)."""
+        for v in self.numerics:
+            if not np.isfinite(coded[v]).all():
+                return None
+        return _build(self, coded, n)
+
 
 def _code(data: pd.DataFrame, levels: dict, numerics) -> dict | None:
     """Factor codes (0 = reference) and float numerics of ``data``; None if not exact."""

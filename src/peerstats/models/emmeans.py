@@ -22,7 +22,7 @@ import pandas as pd
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.models._design import refuse_unknown
 
-__all__ = ["reference_grid", "emmeans_matrix", "type3_hypotheses"]
+__all__ = ["reference_grid", "emmeans_matrix", "emmeans_rows", "type3_hypotheses"]
 
 
 def reference_grid(design) -> pd.DataFrame:
@@ -41,6 +41,30 @@ def reference_grid(design) -> pd.DataFrame:
 def emmeans_matrix(design, specs: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """Levels of ``specs`` (a DataFrame) and the contrast matrix of their marginal means."""
     specs = list(specs)
+    levels, rows = emmeans_rows(design, specs)
+    rows = rows.copy()
+    if not specs:
+        return pd.DataFrame(index=[0]), rows
+    values = _spec_values(design, specs)
+    frame = pd.DataFrame(levels, columns=specs)
+    for s in specs:
+        frame[s] = pd.Categorical(frame[s], categories=values[s])
+    return frame, rows
+
+
+def _spec_values(design, specs: list[str]) -> dict[str, list]:
+    # rows in the data's level order (Categorical order, else sorted), not reference-first
+    return {
+        s: (design.natural_order.get(s) or (design.factor_values or design.factors)[s])
+        for s in specs
+    }
+
+
+def emmeans_rows(design, specs: Sequence[str]) -> tuple[list[tuple], np.ndarray]:
+    """The combinations of the levels of ``specs`` (tuples of the stored values, in the data's
+    level order) and the rows of their marginal means' contrast matrix (read-only; cached on
+    the design, which is immutable)."""
+    specs = list(specs)
     refuse_unknown(
         specs, design.factors,
         lambda unknown: f"emmeans specs {unknown} are not factors of the model; factors are "
@@ -48,29 +72,52 @@ def emmeans_matrix(design, specs: Sequence[str]) -> tuple[pd.DataFrame, np.ndarr
     )
     if len(set(specs)) != len(specs):
         raise ModelSpecificationError(f"emmeans specs {specs} repeat a factor")
-    grid = reference_grid(design)
-    Xg = design.matrix(grid)
+    cache = getattr(design, "__dict__", {}).setdefault("_emmeans_cache", {})
+    hit = cache.get(tuple(specs))
+    if hit is None:
+        hit = cache[tuple(specs)] = _emmeans_rows(design, specs)
+    return hit
+
+
+def _emmeans_rows(design, specs: list[str]) -> tuple[list[tuple], np.ndarray]:
+    codes, Xg = _grid_matrix(design)
     if not specs:
-        return pd.DataFrame(index=[0]), Xg.mean(axis=0, keepdims=True)
-    # rows in the data's level order (Categorical order, else sorted), not reference-first
-    values = {
-        s: (design.natural_order.get(s) or (design.factor_values or design.factors)[s])
-        for s in specs
-    }
+        rows = Xg.mean(axis=0, keepdims=True)
+        rows.setflags(write=False)
+        return [()], rows
+    values = _spec_values(design, specs)
     levels = list(itertools.product(*[values[s] for s in specs]))
+    stored = design.factor_values or design.factors
     # each grid row's combination of the specs' levels as one mixed-radix index into ``levels``
-    key = np.zeros(len(grid), dtype=np.int64)
+    key = np.zeros(Xg.shape[0], dtype=np.int64)
     for s in specs:
         pos = {str(v): i for i, v in enumerate(values[s])}
-        cats = np.array([pos[str(c)] for c in grid[s].cat.categories], dtype=np.int64)
-        key = key * len(values[s]) + cats[grid[s].cat.codes.to_numpy()]
+        cats = np.array([pos[str(c)] for c in stored[s]], dtype=np.int64)
+        key = key * len(values[s]) + cats[codes[s]]
     sums = np.zeros((len(levels), Xg.shape[1]))
     np.add.at(sums, key, Xg)
     rows = sums / np.bincount(key, minlength=len(levels))[:, None]
-    frame = pd.DataFrame(levels, columns=specs)
-    for s in specs:
-        frame[s] = pd.Categorical(frame[s], categories=values[s])
-    return frame, rows
+    rows.setflags(write=False)
+    return levels, rows
+
+
+def _grid_matrix(design) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Category codes of every factor on the reference grid, and the grid's design matrix
+    (from the codes when the design has a fast layout; else formulaic on the grid frame)."""
+    factors = design.factor_values or design.factors
+    names = list(factors)
+    shape = [len(factors[n]) for n in names]
+    idx = np.indices(shape).reshape(len(names), -1) if names else np.zeros((0, 1), np.int64)
+    codes = {n: idx[i] for i, n in enumerate(names)}  # itertools.product order
+    fast = getattr(design, "fast", None)
+    if fast is not None:
+        coded = dict(codes)
+        for v in design.numerics:
+            coded[v] = np.full(idx.shape[1], float(design.data[v].mean()))
+        Xg = fast.from_codes(coded, idx.shape[1])
+        if Xg is not None:
+            return codes, Xg
+    return codes, design.matrix(reference_grid(design))
 
 
 def _rhs_terms(design) -> tuple[bool, list[list[str]]]:

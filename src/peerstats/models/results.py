@@ -176,7 +176,7 @@ class MixedModelResult:
         ``pairwise``/``trt.vs.ctrl``). ``reference`` defaults to the model's reference level of
         ``arm``. Columns: ``by``, ``contrast``, then the tidy inference columns.
         """
-        from peerstats.models.emmeans import emmeans_matrix
+        from peerstats.models.emmeans import emmeans_rows
 
         if arm not in self._design.factors:
             raise ModelSpecificationError(
@@ -194,9 +194,9 @@ class MixedModelResult:
                 f"reference={ref!r} is not a level of {arm!r}; levels are {levels}"
             )
         specs = [arm] + ([by] if by else [])
-        frame, L = emmeans_matrix(self._design, specs)
-        arms = frame[arm].astype(str).to_numpy()
-        bys = frame[by].astype(str).to_numpy() if by else np.array([""] * len(frame))
+        combos, L = emmeans_rows(self._design, specs)
+        arms = np.array([str(c[0]) for c in combos])
+        bys = np.array([str(c[1]) for c in combos]) if by else np.array([""] * len(combos))
         # by-levels in the data's order (a Categorical's order, else sorted), not reference-first
         by_levels = (
             [str(v) for v in self._design.natural_order.get(by, self._design.factors[by])]
