@@ -8,6 +8,7 @@ Below both :mod:`peerstats.models.prepared` (which calls it from ``PreparedMMRM.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def build_result(prep, engine, fit: dict, *, df: str, kr_information: str, secon
         _design=design,
         _inference=inference,
         _sigmas=tuple(grouped.sigmas(st.theta)),
-        _cov_table=_cov_parameter_table(grouped, st.theta, H),
+        _cov_table=functools.partial(_cov_parameter_table, grouped, st.theta, H),
         _theta=st.theta,
         _gradient=st.gradient,
         fit_info={

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
-from scipy import linalg, optimize
 
 from peerstats.exceptions import ConvergenceError
 from peerstats.models._pattern_likelihood import (
@@ -386,16 +385,17 @@ class REMLEngine:
             logdet += float(sc.counts @ ld)
         M = M.reshape(p, p)
         M = (M + M.T) / 2
-        try:
-            cM = linalg.cho_factor(M)
-        except linalg.LinAlgError:
+        try:  # numpy's Cholesky, not scipy.linalg's: no scipy import on the cold path
+            L = np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
             return None
-        beta = linalg.cho_solve(cM, Xy)
-        Minv = linalg.cho_solve(cM, np.eye(p))
+        Li = np.linalg.inv(L)
+        Minv = Li.T @ Li
+        beta = Li.T @ (Li @ Xy)
         rVr = yVy - beta @ Xy
         n = self.n_obs
         if self.method == "reml":
-            obj = logdet + 2 * np.log(np.diag(cM[0])).sum() + rVr + (n - p) * LOG2PI
+            obj = logdet + 2 * np.log(np.diag(L)).sum() + rVr + (n - p) * LOG2PI
         else:
             obj = logdet + rVr + n * LOG2PI
         obj -= self.log_weight_sum
@@ -712,6 +712,8 @@ class REMLEngine:
                 if s is None:
                     return np.inf, np.zeros_like(th)
                 return s.objective, s.gradient
+
+            from scipy import optimize
 
             res = optimize.minimize(
                 fun, theta, jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 2000}

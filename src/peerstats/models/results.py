@@ -51,7 +51,9 @@ class MixedModelResult:
     _design: Any
     _inference: Any
     _sigmas: tuple[np.ndarray, ...]
-    _cov_table: tuple[tuple, ...]  # (parameter, group, estimate[, std_error, lower, upper])
+    # (parameter, group, estimate[, std_error, lower, upper]) rows, or a function computing
+    # them on first use (the MMRM's chi-square limits need scipy.special: not on the cold path)
+    _cov_table: tuple[tuple, ...] | Any
     _theta: np.ndarray
     _gradient: np.ndarray
     warnings: tuple[str, ...] = field(default_factory=tuple)
@@ -116,8 +118,14 @@ class MixedModelResult:
         information, 95% limits as SAS (chi-square for variances, Wald otherwise).
         """
         cols = ["parameter", "group", "estimate", "std_error", "ci_lower", "ci_upper"]
-        rows = list(self._cov_table)
+        rows = list(self._cov_rows())
         return pd.DataFrame(rows, columns=cols[: len(rows[0])] if rows else cols[:3])
+
+    def _cov_rows(self) -> tuple[tuple, ...]:
+        """The covariance-parameter rows (computed on first use when stored as a function)."""
+        if callable(self._cov_table):
+            object.__setattr__(self, "_cov_table", tuple(self._cov_table()))  # a cache
+        return self._cov_table
 
     # ---- fit statistics --------------------------------------------------------------------
     @property
