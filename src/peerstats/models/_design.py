@@ -227,18 +227,23 @@ def _code_factors(work: pd.DataFrame, variables: list[str], reference: dict):
     natural: dict[str, list] = {}
     data_levels: dict[str, set] = {}
     for v in variables:
-        if _is_categorical(work[v]):
-            cat = as_categorical(work[v], name=v)
+        col = work[v]
+        if _is_categorical(col):
+            cat = as_categorical(col, name=v)
             natural[v] = list(cat.cat.categories)
             codes = cat.cat.codes.to_numpy()
             seen = np.bincount(codes[codes >= 0], minlength=len(natural[v])) > 0
             data_levels[v] = {str(c) for c, k in zip(natural[v], seen) if k}
-            conv[v] = as_categorical(cat, reference.get(v), name=v) if v in reference else cat
+            new = as_categorical(cat, reference.get(v), name=v) if v in reference else cat
+            if new is not col:  # already a Categorical in that order: nothing to assign
+                conv[v] = new
     return (work.assign(**conv) if conv else work), natural, data_levels
 
 
 def _refuse_missing(used: pd.DataFrame, check_cols: list[str]) -> None:
     """Missing covariates / ids: an error naming the rows, never a silent drop."""
+    if not any(_has_missing(used[c]) for c in check_cols):
+        return
     na = used[check_cols].isna()
     if na.to_numpy().any():
         bad = na.any(axis=1)
@@ -248,6 +253,16 @@ def _refuse_missing(used: pd.DataFrame, check_cols: list[str]) -> None:
             f"columns (row labels by column, first 10 each): {detail}. Impute or remove them "
             "explicitly; peerstats does not drop them silently."
         )
+
+
+def _has_missing(col: pd.Series) -> bool:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return bool(col.cat.codes.to_numpy().min(initial=0) < 0)
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fc":
+        return bool(np.isnan(col.to_numpy()).any())
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":
+        return False
+    return bool(col.isna().any())
 
 
 def _used_factors(used: pd.DataFrame, variables: list[str], reference: dict, natural) -> dict:
@@ -261,13 +276,15 @@ def _used_factors(used: pd.DataFrame, variables: list[str], reference: dict, nat
         if v in natural or isinstance(used[v].dtype, pd.CategoricalDtype):
             # levels with no rows left cannot be estimated: drop them (the caller decides
             # whether a level that has rows but no observed outcome is an error)
-            cat = used[v].cat.remove_unused_categories()
+            col = used[v]
+            cat = _without_unused(col)
             if reference.get(v) is not None and reference[v] not in list(cat.cat.categories):
                 raise ModelSpecificationError(
                     f"reference level {reference[v]!r} of {v!r} has no rows with an observed "
                     f"outcome; levels with data are {list(cat.cat.categories)}"
                 )
-            conv[v] = cat
+            if cat is not col:
+                conv[v] = cat
             factors[v] = [str(c) for c in cat.cat.categories]
             factor_values[v] = list(cat.cat.categories)
             present = set(factor_values[v])
@@ -286,6 +303,15 @@ def _used_factors(used: pd.DataFrame, variables: list[str], reference: dict, nat
         "natural_order": natural_order,
         "numerics": numerics,
     }
+
+
+def _without_unused(col: pd.Series) -> pd.Series:
+    """``col`` without its categories that have no rows (``col`` itself when all have rows)."""
+    codes = col.cat.codes.to_numpy()
+    k = len(col.cat.categories)
+    if codes.size and np.bincount(codes[codes >= 0], minlength=k).all():
+        return col
+    return col.cat.remove_unused_categories()
 
 
 def _formulaic_matrix(rhs: str, used: pd.DataFrame):

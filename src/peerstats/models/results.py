@@ -211,7 +211,7 @@ class MixedModelResult:
             if by
             else [""]
         )
-        rows = []
+        cols: dict[str, list] = {"by": [], "contrast": []}
         for b in by_levels:
             r = np.flatnonzero((arms == ref) & (bys == b))[0]
             for a in levels:
@@ -219,15 +219,18 @@ class MixedModelResult:
                     continue
                 k = np.flatnonzero((arms == a) & (bys == b))[0]
                 res = self._inference.test_1d(L[k] - L[r], alpha=1 - level)
-                row = {"contrast": f"{a} - {ref}", **res}
-                if by:
-                    row = {by: b, **row}
-                rows.append(row)
-        out = pd.DataFrame(rows)
+                cols["by"].append(b)
+                cols["contrast"].append(f"{a} - {ref}")
+                for key, value in res.items():
+                    cols.setdefault(key, []).append(value)
+        by_values = cols.pop("by")
+        if not cols["contrast"]:
+            cols.update({key: [] for key in TIDY})
         if by:
             raw = self._design.natural_order.get(by) or self._design.factors[by]
-            out[by] = pd.Categorical(out[by].map(dict(zip(by_levels, raw))), categories=raw)
-        return out
+            to_raw = dict(zip(by_levels, raw))
+            cols = {by: pd.Categorical([to_raw[b] for b in by_values], categories=raw), **cols}
+        return pd.DataFrame(cols)
 
     def effect_size(
         self,
