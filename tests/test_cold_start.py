@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,34 @@ def test_import_does_not_load_heavy_modules(code: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+FEV = Path(__file__).parent / "reference" / "sas_fev" / "fev_data.csv"
+
+
+def test_mmrm_cold_path_imports_neither_scipy_nor_formulaic() -> None:
+    """The cold script of benchmarks/bench_real.py (read the FEV data, fit the MMRM, per-visit
+    contrasts) loads no scipy (t and normal from _dist, numpy's Cholesky, the covariance
+    parameter table on first use) and no formulaic (models/_fast_design.py); asking for the
+    covariance parameters then imports scipy.special only."""
+    probe = f"""
+import sys
+import pandas as pd, peerstats
+d = pd.read_csv({str(FEV)!r})
+for c in ("AVISIT", "ARMCD", "RACE", "SEX"):
+    d[c] = d[c].astype("category")
+fit = peerstats.mmrm("FEV1 ~ RACE + SEX + ARMCD * AVISIT", d, subject="USUBJID", visit="AVISIT",
+                     covariance="us", df="satterthwaite", reference={{"ARMCD": "PBO"}})
+fit.contrasts("ARMCD", by="AVISIT")
+heavy = ("scipy", "formulaic", "narwhals", "statsmodels", "patsy", "pingouin", "matplotlib")
+print(sorted({{m.split(".")[0] for m in sys.modules}} & set(heavy)))
+fit.cov_parameters
+print(sorted(m for m in sys.modules if m.startswith("scipy.") and m.count(".") == 1))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    first, second = out.stdout.strip().splitlines()
+    assert first == "[]", out.stdout
+    assert "'scipy.special'" in second and "'scipy.stats'" not in second, second
 
 
 X = np.array([-np.inf, -3.0, -1.0, -0.0, 0.0, 0.5, 1.96, 7.0, 40.0, np.inf, np.nan])
