@@ -12,11 +12,19 @@ Two measurements, interleaved round by round (peerstats, R, peerstats, R, ...):
   warm-up fit; peerstats with ``time.perf_counter`` after a warm-up);
 - cold: a whole script in a fresh process (import, read the CSV, fit, contrasts), wall time.
 
-Prints min and median of ``--rounds`` (>= 5) rounds, the ratio R / peerstats in the same run,
-and the machine's load. R mmrm is found in ``R_LIBS`` / ``--r-lib`` (Debian lacks it: build it
-from ../shared/reference/r-mmrm/build.sh); without it the R columns say why.
+Prints min and median of ``--rounds`` (>= 5) rounds, the ratios R / peerstats of the medians
+and of the minima in the same run, and the machine's load. R mmrm is found in ``R_LIBS`` /
+``--r-lib`` (default /work/rlib; Debian lacks it: build it from
+../shared/reference/r-mmrm/build.sh); without it the R columns say why.
 
-Run: ``.venv/bin/python benchmarks/bench_real.py --rounds 7 [--r-lib /path/to/lib]``
+Bytecode: before the cold rounds the peerstats package is byte-compiled (``compileall``), as
+``pip install`` does for an installed package (and R byte-compiles packages at install). This
+matters here because the session sets ``PYTHONDONTWRITEBYTECODE``: without it every fresh
+interpreter would recompile peerstats' modules from source (about 0.1 s), a cost no installed
+copy pays. ``--src DIR`` runs another source tree (e.g. ``git archive`` of an older commit
+unpacked in /tmp) for before/after comparisons.
+
+Run: ``.venv/bin/python benchmarks/bench_real.py --rounds 7 [--r-lib /path/to/lib] [--src DIR]``
 """
 
 from __future__ import annotations
@@ -92,6 +100,17 @@ def _warm_r(env: dict) -> float:
     return float(out.stdout.strip().split()[-1])
 
 
+def _compile_package() -> str:
+    """Byte-compile the peerstats package that the cold script will import; its directory."""
+    import compileall
+
+    import peerstats
+
+    pkg = Path(peerstats.__file__).parent
+    compileall.compile_dir(str(pkg), quiet=1)
+    return str(pkg)
+
+
 def _cold(cmd: list[str], env: dict) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, capture_output=True, check=True, env=env)
@@ -101,10 +120,15 @@ def _cold(cmd: list[str], env: dict) -> float:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--r-lib", default=os.environ.get("PEERSTATS_R_MMRM_LIB"))
+    ap.add_argument("--r-lib", default=os.environ.get("PEERSTATS_R_MMRM_LIB", "/work/rlib"))
+    ap.add_argument("--src", type=Path, help="run this source tree's peerstats instead")
     args = ap.parse_args(argv)
     rounds = max(5, args.rounds)
     env = _r_env(args.r_lib)
+    if args.src is not None:
+        sys.path.insert(0, str(args.src.resolve()))
+        env["PYTHONPATH"] = str(args.src.resolve())
+    pkg = _compile_package()
     have_r = shutil.which("Rscript") is not None
     r_why = "" if have_r else "Rscript not found"
     if have_r:
@@ -128,8 +152,10 @@ def main(argv: list[str] | None = None) -> None:
                 times["r_cold"].append(_cold(["Rscript", str(r_script)], env))
             print(f"round {i + 1}/{rounds} done (load {loads[-1]})", file=sys.stderr)
     print(f"FEV (mmrm package data, 200 x 4, 537 observed), {rounds} interleaved rounds")
-    print(f"load average at the rounds' starts: {loads[0]} ... {loads[-1]}")
-    print(f"{'case':<36}{'peerstats min/median (s)':>28}{'R mmrm min/median (s)':>26}{'R/peerstats (median)':>22}")
+    print(f"peerstats from {pkg} (byte-compiled before the cold rounds)")
+    print(f"load average (1, 5, 15 min) at each round's start: {'; '.join(loads)}")
+    print(f"{'case':<36}{'peerstats min/median (s)':>28}{'R mmrm min/median (s)':>26}"
+          f"{'R/peerstats (median; min)':>28}")
     for case, py, r in (("warm: fit + per-visit contrasts", "py_warm", "r_warm"),
                         ("cold script: import, read, fit, contrast", "py_cold", "r_cold")):
         p = times[py]
@@ -137,10 +163,11 @@ def main(argv: list[str] | None = None) -> None:
         if have_r:
             rr = times[r]
             rm = f"{min(rr):.3f} / {statistics.median(rr):.3f}"
-            ratio = f"{statistics.median(rr) / statistics.median(p):.2f}x"
+            ratio = (f"{statistics.median(rr) / statistics.median(p):.2f}x; "
+                     f"{min(rr) / min(p):.2f}x")
         else:
             rm, ratio = r_why, "-"
-        print(f"{case:<36}{pm:>28}{rm:>26}{ratio:>22}")
+        print(f"{case:<36}{pm:>28}{rm:>26}{ratio:>28}")
     print(json.dumps({k: v for k, v in times.items() if v}, indent=None))
 
 

@@ -15,7 +15,10 @@ Rows (``real`` = public data with its own missingness; ``synthetic`` = generated
 - synthetic 200 x 4 and 1,000 x 10 with monotone dropout (the generators of bench_mmrm.py),
   and 1,000 x 10 with random (non-monotone) missingness, 15% of values missing at random;
 - synthetic 1,000,000 x 4 (peerstats only, in a fresh process): 5 repeated fits, the time of
-  each and the process's peak RSS after each.
+  each and the process's peak RSS after each;
+- FEV cold script (issue 22, fevfast): the whole script of ``bench_real.py`` (import pandas and
+  peerstats, read the CSV, fit, contrasts) in a fresh ``python`` against the same in a fresh
+  ``Rscript``, wall time, once per round (the package byte-compiled first, see bench_real.py).
 
 Rounds are interleaved: in each round every case runs once in this Python process and once
 in a fresh ``Rscript`` (which loads the data, fits once to warm up and times the second fit
@@ -257,11 +260,33 @@ def _big(n_fits: int) -> dict:
     return {"seconds": [f[0] for f in fits], "rss_gib": [f[1] for f in fits], "data_gib": data_rss}
 
 
+COLD = "FEV cold script: import, read CSV, fit, contrasts"
+
+
+def _cold_scripts(tmp: Path) -> tuple[list[str], list[str]]:
+    """The cold FEV scripts of bench_real.py (python, Rscript commands); bytecode compiled."""
+    import bench_real
+
+    bench_real._compile_package()
+    fev = str(bench_real.FEV)
+    py = tmp / "cold.py"
+    py.write_text(bench_real.PY_FIT.format(path=fev) + "run()\n")
+    r = tmp / "cold.R"
+    r.write_text(bench_real.R_FIT.format(path=bench_real.FEV.as_posix()) + "invisible(run())\n")
+    return [sys.executable, str(py)], ["Rscript", str(r)]
+
+
+def _wall(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, check=True, env=env)
+    return time.perf_counter() - t0
+
+
 def measure(rounds: int, r_lib: str | None, big_fits: int) -> dict:
     env = dict(os.environ)
     if r_lib:
         env["R_LIBS"] = r_lib + os.pathsep + env.get("R_LIBS", "")
-    times = {n: {"py": [], "r": []} for n in CASES}
+    times = {n: {"py": [], "r": []} for n in [*CASES, COLD]}
     diff = dict.fromkeys(CASES, 0.0)
     last = {}
     loads = []
@@ -272,6 +297,7 @@ def measure(rounds: int, r_lib: str | None, big_fits: int) -> dict:
             run()  # warm-up: imports, first-call caches
         script = Path(tmp) / "cases.R"
         script.write_text(_r_script(frames))
+        cold_py, cold_r = _cold_scripts(Path(tmp))
         for i in range(rounds):
             loads.append(_load())
             for name, run in runners.items():
@@ -285,6 +311,8 @@ def measure(rounds: int, r_lib: str | None, big_fits: int) -> dict:
                 times[name]["r"].append(secs)
                 est = last[name]
                 diff[name] = max(diff[name], float(np.max(np.abs(est - est_r))))
+            times[COLD]["py"].append(_wall(cold_py, env))
+            times[COLD]["r"].append(_wall(cold_r, env))
             print(f"round {i + 1}/{rounds} (load {loads[-1]:.2f})", file=sys.stderr, flush=True)
     loads.append(_load())
     big = _big(big_fits) if big_fits else None
@@ -343,6 +371,14 @@ def render(res: dict, r_lib: str | None) -> str:
         else:
             rm, ratio, dd = "not run", "-", "-"
         lines.append(f"| {name} | {kind} | {pm} | {rm} | {ratio} | {dd} |")
+    cold = t.get(COLD)
+    if cold and cold["py"] and cold["r"]:
+        py, r = cold["py"], cold["r"]
+        lines.append(
+            f"| {COLD} (fresh `python` vs fresh `Rscript`) | real | {min(py):.3f} / "
+            f"{statistics.median(py):.3f} s | {min(r):.3f} / {statistics.median(r):.3f} s | "
+            f"**{statistics.median(r) / statistics.median(py):.1f}x**; {min(r) / min(py):.1f}x | - |"
+        )
     big = res["big"]
     if big:
         s = big["seconds"]

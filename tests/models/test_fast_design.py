@@ -181,3 +181,18 @@ def test_mmrm_fit_identical_with_and_without_fast_path(monkeypatch):
     pd.testing.assert_frame_equal(f1.coef, f2.coef, check_exact=True)
     pd.testing.assert_frame_equal(c1, c2, check_exact=True)
     assert f1.neg2loglik == f2.neg2loglik
+
+
+@pytest.mark.parametrize("column", ["a", "b", "x", "k"])
+def test_missing_covariate_of_any_dtype_is_named(column):
+    """The per-column missing-value check (Categorical, text, float; integer columns cannot
+    hold NaN, so a missing value makes them float) refuses the row as before."""
+    d = _data()
+    d[column] = d[column].astype(object)
+    d.loc[d.index[[3, 7]], column] = None
+    if column == "a":
+        d["a"] = pd.Categorical(d["a"])
+    elif column in ("x", "k"):
+        d[column] = d[column].astype(float)
+    with pytest.raises(ModelSpecificationError, match=r"missing values in model columns.*\[3, 7\]"):
+        build_fixed_design("y ~ a * b + x + k", d, extra_columns=[])
