@@ -6,6 +6,11 @@ and ``reference={"ARMCD": "PBO"}`` moves a level to the front. Rows with a missi
 dropped (and counted by the caller); a missing covariate is an error that names the rows.
 Rank-deficient designs are refused with the aliased columns named (SAS would silently set them
 to zero).
+
+X is formulaic's model matrix. For the common shapes (column names joined by ``+``, ``*``, ``:``,
+hierarchical) :mod:`peerstats.models._fast_design` builds the identical matrix without importing
+formulaic (issue 22: cold start and the cost per fit); formulaic's spec is then built only if new
+data needs it (``FixedDesign.spec``).
 """
 
 from __future__ import annotations
