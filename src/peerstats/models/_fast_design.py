@@ -150,46 +150,57 @@ def _plain_numeric(dtype) -> bool:
 def _build(layout: FastLayout, coded: dict, n: int) -> np.ndarray | None:
     X = np.empty((n, len(layout.columns)))
     X[:, 0] = 1.0
-    j = 1
     for t in layout.terms:
-        block = _term_block(t, coded, layout, n)
-        if block is None:
+        if not _fill_term(X, layout.term_columns[":".join(t)], t, coded, layout):
             return None
-        X[:, j : j + block.shape[1]] = block
-        j += block.shape[1]
     return X
 
 
-def _term_block(t, coded: dict, layout: FastLayout, n: int) -> np.ndarray | None:
-    """The columns of term ``t``: indicator of each combination of non-reference levels (the
-    first factor fastest) times the product of the term's numeric columns, in their order.
+def _fill_term(X: np.ndarray, cols: list[int], t, coded: dict, layout: FastLayout) -> bool:
+    """Write the columns ``cols`` of term ``t`` into X: the indicator of each combination of
+    non-reference levels (the first factor fastest) times the product of the term's numeric
+    columns, in their order. False when that product is not finite (formulaic then decides).
 
     formulaic's indicators are booleans: times a float they give 0.0 * x (-0.0 for negative
     x), times an integer column an integer 0 (+0.0 once stacked as floats); both kept."""
     levels = layout.levels
     factors = [v for v in t if v in levels]
     numerics = [v for v in t if v not in levels]
-    width, index, valid = 1, np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
-    for v in factors:
-        c = coded[v].astype(np.int64)
-        valid &= c > 0
-        index += (c - 1) * width
-        width *= len(levels[v]) - 1
-    block = np.zeros((n, width))
-    rows = np.flatnonzero(valid)
-    block[rows, index[rows]] = 1.0
+    prod = None
     if numerics:
         prod = coded[numerics[0]]
         for v in numerics[1:]:
             prod = prod * coded[v]
         if not np.isfinite(prod).all():
-            return None
-        if not factors:
-            return prod[:, None].copy()
-        block = block * prod[:, None]
-        if all(v in layout.integers for v in numerics):
-            block += 0.0  # -0.0 + 0.0 is +0.0: the integer zeros of formulaic
-    return block
+            return False
+    if not factors:
+        X[:, cols[0]] = prod
+        return True
+    index = _combination_index(factors, coded, levels)
+    integer_zeros = prod is not None and all(v in layout.integers for v in numerics)
+    for k, c in enumerate(cols):
+        X[:, c] = index == k
+        if prod is not None:
+            X[:, c] *= prod
+            if integer_zeros:
+                X[:, c] += 0.0  # -0.0 + 0.0 is +0.0: the integer zeros of formulaic
+    return True
+
+
+def _combination_index(factors: list[str], coded: dict, levels: dict) -> np.ndarray:
+    """Per row, the position of its combination of non-reference levels among the term's
+    columns (first factor fastest); -1 where any factor is at its reference level."""
+    if len(factors) == 1:
+        return coded[factors[0]].astype(np.int64) - 1
+    width, index = 1, np.zeros(len(coded[factors[0]]), dtype=np.int64)
+    valid = np.ones(index.size, dtype=bool)
+    for v in factors:
+        c = coded[v].astype(np.int64)
+        valid &= c > 0
+        index += (c - 1) * width
+        width *= len(levels[v]) - 1
+    index[~valid] = -1
+    return index
 
 
 def fast_layout(rhs: str, used: pd.DataFrame, factors: dict) -> FastLayout | None:
