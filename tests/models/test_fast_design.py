@@ -196,3 +196,15 @@ def test_missing_covariate_of_any_dtype_is_named(column):
         d[column] = d[column].astype(float)
     with pytest.raises(ModelSpecificationError, match=r"missing values in model columns.*\[3, 7\]"):
         build_fixed_design("y ~ a * b + x + k", d, extra_columns=[])
+
+
+@pytest.mark.parametrize("rhs", FAST)
+def test_terms_equal_formulaic_terms(rhs):
+    """The terms (type III tests, subgroup interactions) are formulaic's, in its order."""
+    from types import SimpleNamespace
+
+    from peerstats.models import emmeans
+
+    want = [[str(f.expr) for f in t.factors] for t in formulaic.Formula(rhs)]
+    assert want[0] == ["1"]
+    assert emmeans._rhs_terms(SimpleNamespace(formula="y ~ " + rhs)) == (True, want[1:])

@@ -21,6 +21,7 @@ import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
 from peerstats.models._design import refuse_unknown
+from peerstats.models._fast_design import simple_terms
 
 __all__ = ["reference_grid", "emmeans_matrix", "emmeans_rows", "type3_hypotheses"]
 
@@ -121,9 +122,12 @@ def _grid_matrix(design) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def _rhs_terms(design) -> tuple[bool, list[list[str]]]:
+    rhs = design.formula.split("~", 1)[1]
+    simple = simple_terms(rhs)  # formulaic's own terms and order, without importing it
+    if simple is not None:
+        return True, [list(t) for t in simple]
     import formulaic
 
-    rhs = design.formula.split("~", 1)[1]
     has_intercept = False
     terms = []
     for term in formulaic.Formula(rhs):
