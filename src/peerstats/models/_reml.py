@@ -385,17 +385,18 @@ class REMLEngine:
             logdet += float(sc.counts @ ld)
         M = M.reshape(p, p)
         M = (M + M.T) / 2
-        try:  # numpy's Cholesky, not scipy.linalg's: no scipy import on the cold path
-            L = np.linalg.cholesky(M)
-        except np.linalg.LinAlgError:
+        from scipy import linalg  # only here (spatial structures): not on the usual cold path
+
+        try:
+            cM = linalg.cho_factor(M)
+        except linalg.LinAlgError:
             return None
-        Li = np.linalg.inv(L)
-        Minv = Li.T @ Li
-        beta = Li.T @ (Li @ Xy)
+        beta = linalg.cho_solve(cM, Xy)
+        Minv = linalg.cho_solve(cM, np.eye(p))
         rVr = yVy - beta @ Xy
         n = self.n_obs
         if self.method == "reml":
-            obj = logdet + 2 * np.log(np.diag(L)).sum() + rVr + (n - p) * LOG2PI
+            obj = logdet + 2 * np.log(np.diag(cM[0])).sum() + rVr + (n - p) * LOG2PI
         else:
             obj = logdet + rVr + n * LOG2PI
         obj -= self.log_weight_sum
