@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError, SpecError
+from peerstats.pipeline._sensitivity_fast import _warn_singular, fast_refits, pool_fast
 
 __all__ = ["ANALYSIS_MODELS", "PrimaryAnalyser", "primary_analyser", "pool_primary", "tipping"]
 
@@ -63,6 +64,7 @@ class PrimaryAnalyser:
     n_singular: int = 0
     prepared: Any = field(default=None, repr=False)
     _last_subject_values: Any = field(default=None, repr=False)
+    _fast: Any = field(default=None, repr=False)  # the _FastRefits of ``prepared``
 
     def data(self, d: pd.DataFrame) -> pd.DataFrame:
         """A completed dataset with the columns the primary model needs."""
@@ -219,6 +221,10 @@ def pool_primary(imp: Any, analyser: PrimaryAnalyser) -> pd.DataFrame:
     contrast the mean of the primary model's df over the completed datasets."""
     from peerstats.missing.pooling import POOL_COLUMNS, pool_arrays
 
+    fast = fast_refits(analyser, imp)
+    out = pool_fast(imp, analyser, fast)[0] if fast is not None else None
+    if out is not None:
+        return out
     ests: list[np.ndarray] = []
     variances: list[np.ndarray] = []
     dfs: list[np.ndarray] = []
@@ -240,16 +246,7 @@ def pool_primary(imp: Any, analyser: PrimaryAnalyser) -> pd.DataFrame:
 
     before = (analyser.n_fits, analyser.n_singular)
     out = imp.analyse(fn=fn, level=analyser.level)
-    n_sing = analyser.n_singular - before[1]
-    if n_sing:
-        from peerstats.exceptions import SingularFitWarning
-
-        warnings.warn(
-            f"the primary model's fit was singular (a variance component estimated at zero) on "
-            f"{n_sing} of {analyser.n_fits - before[0]} imputed data sets",
-            SingularFitWarning,
-            stacklevel=2,
-        )
+    _warn_singular(analyser, before)
     if imp.method in _RUBIN:
         dfc = np.mean(np.stack(dfs), axis=0)
         dfc = None if not np.all(np.isfinite(dfc)) else dfc
@@ -278,9 +275,15 @@ def tipping(imp: Any, analyser: PrimaryAnalyser, grids: dict[str, list[float]], 
     others = [a for a in imp.arm_levels if a != analyser.reference]
     contrast = f"{others[0]} - {analyser.reference}"
     rows = []
+    fast = fast_refits(analyser, imp)
+    warm = None  # per imputation: the previous cell's optimum, the start of the next refit
     for cell in cells:
         shifted = imp.with_delta({a: float(d) for a, d in zip(arm_names, cell)})
-        res = pool_primary(shifted, analyser)
+        res = None
+        if fast is not None:
+            res, warm = pool_fast(shifted, analyser, fast, warm)
+        if res is None:
+            res = pool_primary(shifted, analyser)
         hit = res[(res["visit"].astype(str) == str(visit)) & (res["contrast"] == contrast)]
         rows.append([float(hit[c].iloc[0]) for c in _COLS])
     table = pd.DataFrame(cells, columns=[f"delta_{a}" for a in arm_names])
