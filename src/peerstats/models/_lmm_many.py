@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from peerstats.exceptions import ModelSpecificationError, SingularFitWarning
-from peerstats.models._lmm_fit import _engine, fit_on_layout, start
+from peerstats.models._lmm_fit import _SINGULAR_TOL, _engine, fit_on_layout, start
 from peerstats.models._lmm_likelihood import _flat_statistics
 from peerstats.models._lmm_output import inference, singular_terms
 from peerstats.models._lmm_units import RowLikelihood
@@ -111,6 +111,7 @@ class ResponseRefitter:
         self.lik = _engine(self.layout, d, self.opt.method).lik
         self.n_theta = start(d).size
         self.n_refits = 0
+        self._batch = _batch_rows(self.layout, d, self.opt)
 
     @property
     def rows(self) -> np.ndarray:
@@ -166,3 +167,59 @@ class ResponseRefitter:
             dfs.append(inf.df_1d(ell))
         var = np.array(se) ** 2
         return Refit(np.array(est), var, np.array(dfs), bool(singular), fc.theta_full)
+
+    def refit_many(self, Y: np.ndarray, starts: np.ndarray) -> list[Refit | None]:
+        """Refits of the responses ``Y`` (S, used rows) from the full thetas ``starts``
+        (S, K) together (:func:`~peerstats.models._lmm_many_batch.batched_newton`), where
+        the model qualifies (one-column random terms, Satterthwaite, model-based covariance).
+        An entry is None where the batch did not settle the problem (no finite start, not
+        converged, a variance component at the boundary: the boundary refit of
+        :func:`fit_on_layout`); :meth:`refit` fits those one by one."""
+        from peerstats.models._lmm_many_batch import _Maps, batched_newton
+
+        Y, starts = np.asarray(Y, dtype=float), np.asarray(starts, dtype=float)
+        out: list[Refit | None] = [None] * len(Y)
+        use = np.flatnonzero(np.all(np.isfinite(starts), axis=1) & np.all(np.isfinite(Y), axis=1))
+        if self._batch is None or not use.size or starts.shape[1:] != (self.n_theta,):
+            return out
+        nv = len(self.d.rdesigns)
+        self._batch.set_responses(Y[use])
+        phi0 = starts[use].copy()
+        phi0[:, :nv] **= 2
+        phi, conv, st = batched_newton(self._batch, phi0, self.d.n_obs, nv)
+        theta = phi.copy()
+        theta[:, :nv] = np.sqrt(np.maximum(phi[:, :nv], 0.0))
+        sig = np.sqrt(np.mean(np.exp(theta[:, nv:]), axis=1))
+        settled = conv & ~np.any(np.abs(theta[:, :nv]) < _SINGULAR_TOL * sig[:, None], axis=1)
+        _, H, jd = _Maps(nv, self.n_theta - nv).chain(theta, st["gradient"], st["hessian"], True)
+        for j in np.flatnonzero(settled):
+            P = jd[j][:, None, None] * st["P"][j]
+            out[use[j]] = self._contrasts(
+                st["beta"][j], st["C"][j], P, 2 * np.linalg.inv(H[j]), theta[j]
+            )
+        self.n_refits += int(settled.sum())
+        return out
+
+    def _contrasts(self, beta, C, P, W, theta) -> Refit:
+        """The contrasts of a batched refit (the expressions of ``Inference.test_1d``)."""
+        from peerstats.models._ddf import Inference
+
+        inf = Inference(beta=beta, C=C, P=P, W=W, method="satterthwaite", df_residual=0.0)
+        est, se, dfs = [], [], []
+        for ell in self.L:
+            est.append(float(ell @ inf.beta))
+            se.append(float(np.sqrt(ell @ inf.vcov @ ell)))
+            dfs.append(inf.df_1d(ell))
+        singular = bool(np.any(theta[: len(self.d.rdesigns)] ** 2 == 0))
+        return Refit(np.array(est), np.array(se) ** 2, np.array(dfs), singular, theta)
+
+
+def _batch_rows(layout, d, opt):
+    """The batched row likelihood where the model qualifies for :meth:`refit_many`, else None."""
+    from peerstats.models._lmm_many_batch import BatchedRows
+
+    if any(rd.q != 1 for rd in d.rdesigns) or d.structure is not None:
+        return None
+    if opt.df != "satterthwaite" or opt.vcov != "model":
+        return None
+    return BatchedRows(layout, d.design.X, [1] * len(d.rdesigns), len(d.res_levels), opt.method)

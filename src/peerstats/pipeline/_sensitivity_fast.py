@@ -107,10 +107,16 @@ def _refit_all(imp, analyser, fast, Y, warm) -> tuple[np.ndarray, ...]:
     thetas = np.full((S, fast.refitter.n_theta), np.nan)
     failed = []
     base = _start(analyser, fast)
+    starts = np.full((S, fast.refitter.n_theta), np.nan)
     for i in range(S):
         start = warm[i] if warm is not None and np.all(np.isfinite(warm[i])) else base
+        if start is not None:
+            starts[i] = start
+    batch = fast.refitter.refit_many(Y, starts)
+    for i in range(S):
+        start = starts[i] if np.all(np.isfinite(starts[i])) else None
         try:
-            r = fast.refitter.refit(Y[i], start)
+            r = batch[i] or fast.refitter.refit(Y[i], start)
         except Exception:  # noqa: BLE001 - the plain path fits the set or says why not
             try:
                 E[i], V[i], D[i] = _plain(analyser, imp, i, fast.keys)
