@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError, SpecError
-from peerstats.pipeline._sensitivity_fast import _warn_singular, fast_refits, pool_fast
+from peerstats.pipeline._sensitivity_fast import _warn_singular, fast_refits, pool_fast, warm_start
 
 __all__ = ["ANALYSIS_MODELS", "PrimaryAnalyser", "primary_analyser", "pool_primary", "tipping"]
 
@@ -276,12 +276,13 @@ def tipping(imp: Any, analyser: PrimaryAnalyser, grids: dict[str, list[float]], 
     contrast = f"{others[0]} - {analyser.reference}"
     rows = []
     fast = fast_refits(analyser, imp)
-    warm = None  # per imputation: the previous cell's optimum, the start of the next refit
+    done: list[tuple[np.ndarray, np.ndarray]] = []  # (cell, optima per imputation)
     for cell in cells:
         shifted = imp.with_delta({a: float(d) for a, d in zip(arm_names, cell)})
         res = None
         if fast is not None:
-            res, warm = pool_fast(shifted, analyser, fast, warm)
+            res, thetas = pool_fast(shifted, analyser, fast, warm_start(done, cell))
+            done.append((cell, thetas))
         if res is None:
             res = pool_primary(shifted, analyser)
         hit = res[(res["visit"].astype(str) == str(visit)) & (res["contrast"] == contrast)]
