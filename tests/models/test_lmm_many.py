@@ -83,7 +83,7 @@ def test_refit_from_the_same_start_equals_lmm(refitter, datasets, plain):
     rf, _ = refitter
     start = plain[0][0]._theta
     n_singular = 0
-    for d, (fit0, _) in zip(datasets, plain):
+    for d in datasets:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit = peerstats.lmm(FORMULA, d, start=start, **OPTIONS)
