@@ -223,6 +223,10 @@ def pool_primary(imp: Any, analyser: PrimaryAnalyser) -> pd.DataFrame:
 
     fast = fast_refits(analyser, imp)
     out = pool_fast(imp, analyser, fast)[0] if fast is not None else None
+    if out is None and analyser.kind == "mmrm":
+        from peerstats.pipeline._sensitivity_mmrm import mmrm_pooled
+
+        out = (mmrm_pooled([imp], analyser) or [None])[0]
     if out is not None:
         return out
     ests: list[np.ndarray] = []
@@ -277,9 +281,14 @@ def tipping(imp: Any, analyser: PrimaryAnalyser, grids: dict[str, list[float]], 
     rows = []
     fast = fast_refits(analyser, imp)
     done: list[tuple[np.ndarray, np.ndarray]] = []  # (cell, optima per imputation)
-    for cell in cells:
-        shifted = imp.with_delta({a: float(d) for a, d in zip(arm_names, cell)})
-        res = None
+    shifts = [imp.with_delta({a: float(d) for a, d in zip(arm_names, c)}) for c in cells]
+    batch = None
+    if fast is None and analyser.kind == "mmrm":  # every cell in one mmrm_many call
+        from peerstats.pipeline._sensitivity_mmrm import mmrm_pooled
+
+        batch = mmrm_pooled(shifts, analyser)
+    for j, (cell, shifted) in enumerate(zip(cells, shifts)):
+        res = None if batch is None else batch[j]
         if fast is not None:
             res, thetas = pool_fast(shifted, analyser, fast, warm_start(done, cell))
             done.append((cell, thetas))
