@@ -173,8 +173,9 @@ class ResponseRefitter:
         (S, K) together (:func:`~peerstats.models._lmm_many_batch.batched_newton`), where
         the model qualifies (one-column random terms, Satterthwaite, model-based covariance).
         An entry is None where the batch did not settle the problem (no finite start, not
-        converged, a variance component at the boundary: the boundary refit of
-        :func:`fit_on_layout`); :meth:`refit` fits those one by one."""
+        converged, a variance component below the singularity tolerance but not at zero: the
+        boundary refit of :func:`fit_on_layout` moves it); :meth:`refit` fits those one by
+        one."""
         from peerstats.models._lmm_many_batch import _Maps, batched_newton
 
         Y, starts = np.asarray(Y, dtype=float), np.asarray(starts, dtype=float)
@@ -190,13 +191,18 @@ class ResponseRefitter:
         theta = phi.copy()
         theta[:, :nv] = np.sqrt(np.maximum(phi[:, :nv], 0.0))
         sig = np.sqrt(np.mean(np.exp(theta[:, nv:]), axis=1))
-        settled = conv & ~np.any(np.abs(theta[:, :nv]) < _SINGULAR_TOL * sig[:, None], axis=1)
+        # a component below lme4's isSingular tolerance is refitted fixed at zero: here only
+        # where the projected Newton holds it exactly at zero (the refit's optimum is then the
+        # same point, so its numbers are those of the free components); else one by one
+        small = np.abs(theta[:, :nv]) < _SINGULAR_TOL * sig[:, None]
+        settled = conv & ~np.any(small & (phi[:, :nv] != 0), axis=1)
         _, H, jd = _Maps(nv, self.n_theta - nv).chain(theta, st["gradient"], st["hessian"], True)
         for j in np.flatnonzero(settled):
-            P = jd[j][:, None, None] * st["P"][j]
-            out[use[j]] = self._contrasts(
-                st["beta"][j], st["C"][j], P, 2 * np.linalg.inv(H[j]), theta[j]
-            )
+            free = np.r_[~small[j], np.ones(self.n_theta - nv, dtype=bool)]
+            P = (jd[j][:, None, None] * st["P"][j])[free]
+            W = 2 * np.linalg.inv(H[j][np.ix_(free, free)])
+            theta[j, :nv][small[j]] = 0.0
+            out[use[j]] = self._contrasts(st["beta"][j], st["C"][j], P, W, theta[j])
         self.n_refits += int(settled.sum())
         return out
 

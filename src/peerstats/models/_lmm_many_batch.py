@@ -251,14 +251,39 @@ def _steps(maps: _Maps, x, state, idx, bound, tol):
     E = jd[:, :, None] * state["expected"][idx] * jd[:, None, :]
     E = (E + _swap(E)) / 2
     obj = state["objective"][idx]
-    steps, final = np.zeros_like(x), np.zeros(len(idx), dtype=bool)
-    for j in range(len(idx)):
-        act = ~(bound & (x[j] <= 0) & (g[j] >= 0))
-        step, dec, ok = _newton_step(g[j], H[j], E[j], act)
-        final[j] = ok and 0 <= dec < max(tol, 1e-12 * abs(obj[j]))
-        mx = float(np.max(np.abs(step[maps.log]))) if maps.log.size else 0.0
-        steps[j] = step * (5 / mx) if (not final[j] and mx > 5) else step
+    act = ~(bound & (x <= 0) & (g >= 0))
+    steps, dec, ok = _batched_newton_steps(g, H, E, act)
+    final = ok & (dec >= 0) & (dec < np.maximum(tol, 1e-12 * np.abs(obj)))
+    mx = np.max(np.abs(steps[:, maps.log]), axis=1) if maps.log.size else np.zeros(len(idx))
+    scale = ~final & (mx > 5)
+    steps[scale] *= (5 / mx[scale])[:, None]
     return steps, final, g, obj
+
+
+def _batched_newton_steps(g, H, E, act):
+    """``_newton_step`` of every problem: batched where all parameters are free and the
+    matrices finite (the same LAPACK calls), one by one otherwise."""
+    n = len(g)
+    steps, dec, ok = np.zeros_like(g), np.zeros(n), np.zeros(n, dtype=bool)
+    easy = act.all(axis=1) & np.isfinite(H).all(axis=(1, 2)) & np.isfinite(E).all(axis=(1, 2))
+    j = np.flatnonzero(easy)
+    if j.size:
+        w = np.linalg.eigvalsh(H[j])
+        pd_ = w[:, 0] > 1e-10 * np.maximum(np.abs(w[:, -1]), 1.0)
+        A = np.where(pd_[:, None, None], H[j], E[j])
+        try:
+            sf = -np.linalg.solve(A, g[j][..., None])[..., 0]
+        except np.linalg.LinAlgError:  # a singular E: the one-by-one rule (steepest descent)
+            easy[:] = False
+        else:
+            d = np.einsum("sk,sk->s", -g[j], sf)
+            descent = np.isfinite(d) & (d > 0)
+            easy[j[~descent]] = False  # the one-by-one rule falls back to steepest descent
+            k = j[descent]
+            steps[k], dec[k], ok[k] = sf[descent], d[descent], pd_[descent]
+    for i in np.flatnonzero(~easy):
+        steps[i], dec[i], ok[i] = _newton_step(g[i], H[i], E[i], act[i])
+    return steps, dec, ok
 
 
 def _iteration(lik, maps, arrays, idx, bound, tol) -> None:
