@@ -112,7 +112,10 @@ def _refit_all(imp, analyser, fast, Y, warm) -> tuple[np.ndarray, ...]:
         start = warm[i] if warm is not None and np.all(np.isfinite(warm[i])) else base
         if start is not None:
             starts[i] = start
-    batch = fast.refitter.refit_many(Y, starts)
+    from peerstats.models._reml import blas_threads
+
+    with blas_threads():  # many small matrices: one BLAS thread, as every lmm fit
+        batch = fast.refitter.refit_many(Y, starts)
     for i in range(S):
         start = starts[i] if np.all(np.isfinite(starts[i])) else None
         try:
