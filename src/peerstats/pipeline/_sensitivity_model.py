@@ -15,6 +15,14 @@ primary model's df (e.g. Satterthwaite) on the completed data. Every LMM refit s
 optimiser from the primary fit's variance parameters (``lmm(start=...)``); the answer is the
 same optimum, reached in fewer iterations.
 
+Issue 22: where only the outcome differs between the completed datasets (Rubin's rules, no
+resampling weights) the LMM is refitted on the new responses without a data frame per fit, all
+imputations of an analysis (or of a tipping-point delta) together, and only the contrasts'
+estimate, variance and df are kept (:mod:`peerstats.pipeline._sensitivity_fast`); an MMRM that
+:func:`peerstats.mmrm_many` batches is fitted on every completed dataset in one call
+(:mod:`peerstats.pipeline._sensitivity_mmrm`). Both pool to the numbers of the per-dataset path
+(tests/pipeline/test_sensitivity_fast.py, test_sensitivity_mmrm.py).
+
 Validated against R: tests/reference/r_sens_primary/ (nlme::lme with the same random terms
 and varIdent by arm on the same completed datasets, pooled by Rubin's rules by hand).
 """
