@@ -197,3 +197,18 @@ def test_a_component_near_but_not_at_zero_is_left_to_the_boundary_refit(
     Y = np.stack([_y(rf, d) for d in datasets])
     out = rf.refit_many(Y, np.tile(plain[0][0]._theta, (len(Y), 1)))
     assert all(r is None for r in out)
+
+
+def test_a_covariance_that_is_not_positive_definite_drops_only_its_problem(refitter, datasets):
+    """psi with a negative residual variance for one response: that problem is flagged (not
+    ok, objective inf), the others are evaluated as alone (1e-12)."""
+    rf, _ = refitter
+    Y = np.stack([_y(rf, dd) for dd in datasets[:3]])
+    batch = BatchedRows(rf.layout, rf.d.design.X, [1, 1], 2, "reml")
+    batch.set_responses(Y)
+    psi = np.array([[4.0, 1.5, 30.0, 45.0], [4.0, 1.5, -30.0, 45.0], [9.0, 3.0, 25.0, 25.0]])
+    got = batch.evaluate(psi, np.arange(3), order=2)
+    assert got["ok"].tolist() == [True, False, True] and np.isinf(got["objective"][1])
+    alone = batch.evaluate(psi[[0, 2]], np.array([0, 2]), order=2)
+    for key in ("objective", "gradient", "hessian"):
+        assert _rel(got[key][[0, 2]], alone[key]) < 1e-12, key

@@ -65,7 +65,8 @@ def _cholesky(V: np.ndarray):
         try:
             return np.linalg.cholesky(V), ok
         except np.linalg.LinAlgError:  # eigvalsh > 0 yet not factorable: drop every problem
-            return np.linalg.cholesky(np.broadcast_to(np.eye(V.shape[-1]), V.shape)), ok & False
+            eye = np.broadcast_to(np.eye(V.shape[-1]), V.shape)
+            return np.linalg.cholesky(eye), np.zeros_like(ok)
 
 
 class BatchedRows:
@@ -203,13 +204,6 @@ class _Maps:
         Hx = jd[:, :, None] * H * jd[:, None, :]
         Hx[:, np.arange(x.shape[1]), np.arange(x.shape[1])] += cd
         return jd * g, (Hx + _swap(Hx)) / 2, jd
-
-
-def _take(r: dict, i: np.ndarray, into: dict, at: np.ndarray) -> None:
-    """Copy problems ``i`` of result ``r`` into rows ``at`` of ``into``."""
-    for k, v in r.items():
-        if k in into:
-            into[k][at] = v[i]
 
 
 def batched_newton(
