@@ -51,6 +51,11 @@ class _Type:
     Xf: np.ndarray
     Xw: np.ndarray
 
+    @property
+    def Dk(self) -> np.ndarray:
+        """The basis stacked (K m, m): D_k M for every k is one product ``Dk @ M``."""
+        return self.D.reshape(-1, self.m)
+
 
 def _cholesky(V: np.ndarray):
     """Batched Cholesky factors of V (S, m, m) and which are positive definite (the others are
@@ -163,10 +168,10 @@ class BatchedRows:
         for t, (Vi, A, _), (W, s, Qt) in zip(self.types, parts, out.pop("_W")):
             ViD = (Vi[:, None] @ t.D[None]).reshape(S, K, -1)
             Vn = t.U * Vi
-            H += ViD @ _swap((t.D[None] @ (Vn - 2 * W)[:, None]).reshape(S, K, -1))
+            H += ViD @ _swap((t.Dk @ (Vn - 2 * W)).reshape(S, K, -1))
             Ye = Vn - 2 * Qt if reml else Vn
-            E += ViD @ _swap((t.D[None] @ Ye[:, None]).reshape(S, K, -1))
-            DA = (t.D[None] @ A[:, None]).reshape(S, K, -1, p)
+            E += ViD @ _swap((t.Dk @ Ye).reshape(S, K, -1))
+            DA = (t.Dk @ A).reshape(S, K, -1, p)  # D_k V^-1 X_u, one product per response
             P += _swap(A.reshape(S, 1, -1, p)) @ DA
             u += (_swap(DA) @ s.reshape(S, 1, -1, 1))[..., 0]
         H = H - 2 * (u @ C @ _swap(u))
