@@ -196,8 +196,7 @@ def _check_columns(data: pd.DataFrame, outcome: str, rhs: str, extra: list[str])
         )
     variables = required_variables(rhs)
     refuse_unknown(
-        [*variables, *extra],
-        data.columns,
+        [*variables, *extra], data.columns,
         lambda absent: f"column(s) {absent} not found in data; columns are {list(data.columns)}",
     )
     if not pd.api.types.is_numeric_dtype(data[outcome]):

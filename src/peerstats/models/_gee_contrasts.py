@@ -18,12 +18,8 @@ from scipy import stats
 from peerstats.exceptions import ModelSpecificationError
 
 _RATIO = {"logit": "odds_ratio", "log": "rate_ratio"}
-_DIFF = {
-    "binomial": "risk_difference",
-    "poisson": "rate_difference",
-    "negative_binomial": "rate_difference",
-    "gaussian": "mean_difference",
-}
+_DIFF = {"binomial": "risk_difference", "poisson": "rate_difference",
+         "negative_binomial": "rate_difference", "gaussian": "mean_difference"}
 
 
 def tidy(est, se, df: float, level: float) -> dict[str, np.ndarray]:
@@ -90,7 +86,9 @@ def _pairs(design, arm, by, reference):
     frame, L = emmeans_matrix(design, [arm] + ([by] if by else []))
     arms = frame[arm].astype(str).to_numpy()
     bys = frame[by].astype(str).to_numpy() if by else np.array([""] * len(frame))
-    by_levels = [str(v) for v in design.natural_order.get(by, design.factors[by])] if by else [""]
+    by_levels = (
+        [str(v) for v in design.natural_order.get(by, design.factors[by])] if by else [""]
+    )
     out = []
     for b in by_levels:
         r = np.flatnonzero((arms == ref) & (bys == b))[0]
@@ -117,10 +115,8 @@ def arm_contrasts(fit, arm, by, reference, scale: str, level: float) -> pd.DataF
             g = la - lr
             label = f"{a} / {ref}" if scale == "ratio" else f"{a} - {ref}"
         se = float(np.sqrt(g @ V @ g))
-        tid = {
-            k: float(np.ravel(v)[0])
-            for k, v in tidy(np.array([est]), np.array([se]), fit.df, level).items()
-        }
+        tid = {k: float(np.ravel(v)[0]) for k, v in tidy(np.array([est]), np.array([se]), fit.df,
+                                                 level).items()}
         if scale == "ratio":
             tid["estimate"] = float(np.exp(est))
             tid["ci_lower"], tid["ci_upper"] = np.exp(tid["ci_lower"]), np.exp(tid["ci_upper"])
@@ -153,20 +149,12 @@ def effect_records(fit, arm, by, reference, scale, outcome_label, level, context
     recs = []
     for _, r in tab.iterrows():
         kw: dict[str, Any] = dict(
-            outcome=fit._design.outcome,
-            scale=r["scale"],
-            estimate=float(r["estimate"]),
-            ci_lower=float(r["ci_lower"]),
-            ci_upper=float(r["ci_upper"]),
-            p_value=float(r["p_value"]),
-            outcome_label=outcome_label,
+            outcome=fit._design.outcome, scale=r["scale"], estimate=float(r["estimate"]),
+            ci_lower=float(r["ci_lower"]), ci_upper=float(r["ci_upper"]),
+            p_value=float(r["p_value"]), outcome_label=outcome_label,
             comparison=r["contrast"].replace(" / ", " vs ").replace(" - ", " vs "),
-            visit=str(r[by]) if by else None,
-            n_analysed=fit.n_clusters,
-            model=model,
-            level=level,
-            std_error=float(r["std_error"]),
-            statistic=float(r["statistic"]),
+            visit=str(r[by]) if by else None, n_analysed=fit.n_clusters, model=model,
+            level=level, std_error=float(r["std_error"]), statistic=float(r["statistic"]),
             df=float(r["df"]) if "df" in r else float("nan"),
         )
         kw.update(context)

@@ -54,7 +54,9 @@ def _engine(layout, d: LMMData, method: str, fixed: tuple[int, ...] = (), lik=No
         layout, qs, n_res=len(d.res_levels), structure=d.structure, fixed_zero=fixed
     )
     if d.structure is None:
-        return LMMEngine(cov, n_obs=d.n_obs, method=method, lik=lik, X=d.design.X, y=d.design.y)
+        return LMMEngine(
+            cov, n_obs=d.n_obs, method=method, lik=lik, X=d.design.X, y=d.design.y
+        )
     return REMLEngine(layout.classes, cov, n_obs=d.n_obs, method=method)
 
 

@@ -297,9 +297,7 @@ class PreparedMMRM:
                 raise ModelSpecificationError(
                     f"group={group!r} must be constant within subject; it varies for {bad}"
                 )
-            present = np.flatnonzero(
-                np.bincount(self.group_codes[obs], minlength=len(self._levels))
-            )
+            present = np.flatnonzero(np.bincount(self.group_codes[obs], minlength=len(self._levels)))
             missing_g = [lev for i, lev in enumerate(self._levels) if i not in present]
             if missing_g:
                 raise ModelSpecificationError(

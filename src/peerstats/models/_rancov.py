@@ -425,9 +425,7 @@ class LinearRandomCovariance:
         if base.structure is None:
             return linear_basis(base.layout, base.qs, base.n_res, c)
         lay = base.layout
-        D = np.zeros(
-            (len(lay.classes[c].counts), self.n_params, lay.classes[c].m, lay.classes[c].m)
-        )
+        D = np.zeros((len(lay.classes[c].counts), self.n_params, lay.classes[c].m, lay.classes[c].m))
         D[:, : base.n_re] = linear_basis(base.layout, base.qs, 0, c)
         st = base.structure.structure
         rc, pos, same = lay.res_code[c], lay.position[c], lay.same_unit[c]

@@ -199,9 +199,8 @@ def pattern_statistics(
     fw = None if unit_weights is None else np.asarray(unit_weights, dtype=float)
     if fw is not None:
         sw = fw[unit] if sw is None else sw * fw[unit]
-        ucount = np.bincount(
-            ublock[present], weights=fw[: present.size][present], minlength=len(ukeys)
-        )
+        ucount = np.bincount(ublock[present], weights=fw[: present.size][present],
+                             minlength=len(ukeys))
     else:
         ucount = np.bincount(ublock[present], minlength=len(ukeys)).astype(float)
     if sw is not None:

@@ -42,12 +42,9 @@ def emmeans_matrix(design, specs: Sequence[str]) -> tuple[pd.DataFrame, np.ndarr
     """Levels of ``specs`` (a DataFrame) and the contrast matrix of their marginal means."""
     specs = list(specs)
     refuse_unknown(
-        specs,
-        design.factors,
-        lambda unknown: (
-            f"emmeans specs {unknown} are not factors of the model; factors are "
-            f"{list(design.factors)}"
-        ),
+        specs, design.factors,
+        lambda unknown: f"emmeans specs {unknown} are not factors of the model; factors are "
+        f"{list(design.factors)}",
     )
     if len(set(specs)) != len(specs):
         raise ModelSpecificationError(f"emmeans specs {specs} repeat a factor")

@@ -181,13 +181,8 @@ def _run_gee(design, groups, positions, family, correlation, offset, maxiter):
     fam, nb_alpha = _sm_family(family, design, offset)
     time = None if positions is None else positions.reshape(-1, 1)
     model = sm.GEE(
-        design.y,
-        design.X,
-        groups=groups,
-        time=time,
-        family=fam,
-        cov_struct=_cov_struct(correlation),
-        offset=offset,
+        design.y, design.X, groups=groups, time=time, family=fam,
+        cov_struct=_cov_struct(correlation), offset=offset,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -303,18 +298,8 @@ def gee(
     model, res, nb_alpha = _run_gee(design, groups, positions, family, correlation, off, maxiter)
     _separation_check(design, res, family)
     return _build_result(
-        design,
-        model,
-        res,
-        family=family,
-        correlation=correlation,
-        vcov=vcov,
-        df=df,
-        subject=subject,
-        visit=visit,
-        offset=off,
-        nb_alpha=nb_alpha,
-        notes=(note,) if note else (),
+        design, model, res, family=family, correlation=correlation, vcov=vcov, df=df,
+        subject=subject, visit=visit, offset=off, nb_alpha=nb_alpha, notes=(note,) if note else (),
     )
 
 
@@ -325,9 +310,8 @@ def _naive_scale(res) -> float:
     return float(e @ e / len(e))
 
 
-def _build_result(
-    design, model, res, *, family, correlation, vcov, df, subject, visit, offset, nb_alpha, notes=()
-) -> GEEResult:
+def _build_result(design, model, res, *, family, correlation, vcov, df, subject, visit, offset,
+                  nb_alpha, notes=()) -> GEEResult:
     phi = _naive_scale(res)
     naive = np.asarray(res.cov_naive) / float(res.scale) * phi
     covs = {
@@ -345,26 +329,14 @@ def _build_result(
         )
     dep = model.cov_struct.dep_params
     return GEEResult(
-        formula=design.formula,
-        family_name=family,
-        correlation=correlation,
-        vcov_method=vcov,
-        df_method="clusters-minus-p" if use_t else "asymptotic",
-        subject=subject,
-        visit=visit,
-        n_obs=len(design.y),
-        n_clusters=n_clusters,
-        n_dropped=design.n_dropped,
-        scale=phi,
+        formula=design.formula, family_name=family, correlation=correlation,
+        vcov_method=vcov, df_method="clusters-minus-p" if use_t else "asymptotic",
+        subject=subject, visit=visit, n_obs=len(design.y), n_clusters=n_clusters,
+        n_dropped=design.n_dropped, scale=phi,
         working_correlation=np.array(dep, dtype=float) if dep is not None else np.array(0.0),
-        nb_alpha=nb_alpha,
-        iterations=len(res.fit_history.get("params", [])),
-        _design=design,
-        _beta=np.asarray(res.params, dtype=float),
-        _covs=covs,
-        _offset=offset,
-        _sm_result=res,
-        warnings=tuple(notes),
+        nb_alpha=nb_alpha, iterations=len(res.fit_history.get("params", [])),
+        _design=design, _beta=np.asarray(res.params, dtype=float), _covs=covs,
+        _offset=offset, _sm_result=res, warnings=tuple(notes),
     )
 
 

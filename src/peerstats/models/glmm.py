@@ -351,12 +351,9 @@ def _zero_design(zero_formula: str, rows: pd.DataFrame) -> np.ndarray:
     if rhs not in ("1", "0 + 1", "1 + 0"):
         variables = required_variables(rhs)
         refuse_unknown(
-            variables,
-            rows.columns,
-            lambda absent: (
-                f"zero part {zero_formula!r}: column(s) {absent} not in data; "
-                f"columns are {list(rows.columns)}"
-            ),
+            variables, rows.columns,
+            lambda absent: f"zero part {zero_formula!r}: column(s) {absent} not in data; "
+            f"columns are {list(rows.columns)}",
         )
         na = rows[variables].isna().any(axis=1)
         if na.any():

@@ -76,7 +76,8 @@ class _GLMAdapter:
         sandwich::vcovHC(type = "HC0") for a glm)."""
         model = self.res.model
         scores = model.score_obs(self.res.params, scale=self.res.scale)
-        bread = np.linalg.inv(-model.hessian(self.res.params, scale=self.res.scale, observed=False))
+        bread = np.linalg.inv(-model.hessian(self.res.params, scale=self.res.scale,
+                                             observed=False))
         return bread @ (scores.T @ scores) @ bread
 
     def model_matrix(self, data: pd.DataFrame) -> np.ndarray:
@@ -99,15 +100,8 @@ class _GLMAdapter:
     marginal_method = "fixed-effects model: no random effects to average over"
 
 
-_PROTOCOL = (
-    "model_matrix",
-    "fixed_params",
-    "fixed_vcov",
-    "link",
-    "data",
-    "re_variance_per_row",
-    "family_name",
-)
+_PROTOCOL = ("model_matrix", "fixed_params", "fixed_vcov", "link", "data",
+             "re_variance_per_row", "family_name")
 
 
 def _as_protocol(fit: Any):
@@ -245,20 +239,13 @@ def _rows(levels, means, V, contrast, level) -> list[dict]:
             se_log = float("nan")
             z = est / se
             lo, hi = est - q * se, est + q * se
-        rows.append(
-            {
-                "arm": levels[k],
-                "reference": levels[0],
-                "contrast": f"{levels[k]} {'/' if ratio else '-'} {levels[0]}",
-                "estimate": float(est),
-                "std_error": se,
-                "statistic": float(z),
-                "p_value": float(2 * stats.norm.sf(abs(z))),
-                "ci_lower": float(lo),
-                "ci_upper": float(hi),
-                "std_error_log": se_log,
-            }
-        )
+        rows.append({
+            "arm": levels[k], "reference": levels[0],
+            "contrast": f"{levels[k]} {'/' if ratio else '-'} {levels[0]}",
+            "estimate": float(est), "std_error": se, "statistic": float(z),
+            "p_value": float(2 * stats.norm.sf(abs(z))), "ci_lower": float(lo),
+            "ci_upper": float(hi), "std_error_log": se_log,
+        })
     return rows
 
 
@@ -333,9 +320,7 @@ def marginal_effect(
     out = pd.DataFrame(_rows(levels, means, Vm, contrast, float(level)))
     out.attrs.update(
         means=pd.DataFrame({"arm": levels, "estimate": means, "std_error": np.sqrt(np.diag(Vm))}),
-        varcov_means=Vm,
-        contrast=contrast,
-        variance=variance,
+        varcov_means=Vm, contrast=contrast, variance=variance,
         method=_method_text(p, variance, len(rows)),
     )
     return out
@@ -355,7 +340,8 @@ def _vcov(p, variance: str) -> np.ndarray:
 def _method_text(p, variance: str, n_rows: int) -> str:
     vc = "fit's covariance" if variance == "ge" else "sandwich (HC0 / cluster-robust) covariance"
     re = getattr(p, "marginal_method", None) or (
-        f"averaged over the random effects by Gauss-Hermite quadrature ({GH_NODES} nodes)"
+        "averaged over the random effects by Gauss-Hermite quadrature "
+        f"({GH_NODES} nodes)"
     )
     return (
         f"g-computation over {n_rows} analysed rows; Ge et al. (2011) delta-method "

@@ -45,7 +45,9 @@ def display_labels(trial: Any, spec: Any) -> Labels:
         for o in ts.outcome_names
     }
     covariates = {
-        str(c): spec.label("covariates", str(c), src_cov.get(c) or covariate_default_label(str(c)))
+        str(c): spec.label(
+            "covariates", str(c), src_cov.get(c) or covariate_default_label(str(c))
+        )
         for c in (*ts.covariates, *getattr(spec.model, "covariates", ()))
     }
     for c in ts.strata:  # the site: the spec's label, the source's (REDCap field label), "Site"

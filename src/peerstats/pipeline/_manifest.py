@@ -46,10 +46,7 @@ def _input(path: Path, spec: Any) -> dict[str, str]:
         shown = os.path.relpath(path.resolve(), base.resolve())
     except ValueError:  # another drive (Windows)
         shown = path.name
-    return {
-        "path": mask_identifiers(Path(shown).as_posix()),
-        "sha256": digest(path) or _sha256(path),
-    }
+    return {"path": mask_identifiers(Path(shown).as_posix()), "sha256": digest(path) or _sha256(path)}
 
 
 def _versions() -> dict[str, str]:

@@ -113,7 +113,7 @@ def _p(p: float) -> str:
 
 
 def _n_of(n: Any, n_rand: Any) -> str:
-    """ "n analysed / N randomised" (either part left out when unknown)."""
+    """"n analysed / N randomised" (either part left out when unknown)."""
 
     def ok(x: Any) -> bool:
         return x is not None and not (isinstance(x, float) and x != x)

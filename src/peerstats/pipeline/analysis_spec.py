@@ -421,11 +421,9 @@ def _schema_problems(raw: Any) -> list[str]:
     for err, where, msg in schema_errors(raw, analysis_spec_schema()):
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
-            extra = (
-                [k for k in err.instance if k not in allowed]
-                if isinstance(err.instance, dict)
-                else []
-            )
+            extra = [k for k in err.instance if k not in allowed] if isinstance(
+                err.instance, dict
+            ) else []
             msg += _did_you_mean(extra, allowed) + f"; allowed keys are {allowed}"
         elif err.validator == "enum" and isinstance(err.instance, str):
             msg += _did_you_mean([err.instance], [str(v) for v in err.validator_value])

@@ -52,36 +52,23 @@ def _subgroups(run: AnalysisRun, block: dict, labels: Any) -> dict:
     with warnings.catch_warnings():  # the primary model's data warnings are reported already
         warnings.simplefilter("ignore", DataWarning)
         sub = peerstats.subgroups(
-            run.trial,
-            outcome=outcome,
-            visit=visit,
-            by=list(block["by"]),
-            labels=labels,
-            covariates=list(spec.model.covariates),
-            level=spec.model.level,
+            run.trial, outcome=outcome, visit=visit, by=list(block["by"]), labels=labels,
+            covariates=list(spec.model.covariates), level=spec.model.level,
         )
     run.tables["subgroups"] = sub.table
     run.figures["subgroups_forest"] = _svg(sub.plot().figure)
     for var in sub.curves:
         run.figures[f"subgroups_curve_{var}"] = _svg(sub.plot(curve=var).figure)
-    out = {
-        "outcome": outcome,
-        "visit": visit,
-        "n_tested": sub.n_tested,
-        "warning": sub.warning,
-        "effects": sub.table.to_dict("records"),
-        "interactions": sub.interactions.reset_index().to_dict("records"),
-    }
+    out = {"outcome": outcome, "visit": visit, "n_tested": sub.n_tested, "warning": sub.warning,
+           "effects": sub.table.to_dict("records"),
+           "interactions": sub.interactions.reset_index().to_dict("records")}
     if block.get("sites"):
-        het = peerstats.site_heterogeneity(
-            run.trial, outcome=outcome, visit=visit, level=spec.model.level
-        )
+        het = peerstats.site_heterogeneity(run.trial, outcome=outcome, visit=visit,
+                                           level=spec.model.level)
         run.tables["site_effects"] = het.effects.reset_index()
         run.figures["site_forest"] = _svg(het.plot().figure)
-        out["sites"] = {
-            "effects": het.effects.reset_index().to_dict("records"),
-            "meta": het.meta.to_frame().iloc[0].to_dict(),
-        }
+        out["sites"] = {"effects": het.effects.reset_index().to_dict("records"),
+                        "meta": het.meta.to_frame().iloc[0].to_dict()}
     return out
 
 
@@ -91,35 +78,22 @@ def _mediation(run: AnalysisRun, block: dict) -> dict:
     m, y = block["mediator"], block["outcome"]
     base = str(run.trial.spec.visits[0])
     covs = list(run.spec.model.covariates)
-    cols = [
-        (m["outcome"], m["visit"]),
-        (y["outcome"], y["visit"]),
-        (m["outcome"], base),
-        (y["outcome"], base),
-    ]
+    cols = [(m["outcome"], m["visit"]), (y["outcome"], y["visit"]),
+            (m["outcome"], base), (y["outcome"], base)]
     cols = list(dict.fromkeys(cols))
     wide = wide_frame(run.trial, cols, covs)
     med_col, out_col = f"{m['outcome']}_{m['visit']}", f"{y['outcome']}_{y['visit']}"
     adjust = [f"{o}_{base}" for o in dict.fromkeys([m["outcome"], y["outcome"]])] + covs
     rhs = " + ".join(["treated", *adjust])
     res = peerstats.mediation(
-        wide,
-        mediator_formula=f"{med_col} ~ {rhs}",
+        wide, mediator_formula=f"{med_col} ~ {rhs}",
         outcome_formula=f"{out_col} ~ treated + {med_col} + {' + '.join(adjust)}",
-        treatment="treated",
-        mediator=med_col,
-        sims=int(block.get("sims", 1000)),
-        seed=int(block.get("seed", run.spec.seed)),
-        level=run.spec.model.level,
+        treatment="treated", mediator=med_col, sims=int(block.get("sims", 1000)),
+        seed=int(block.get("seed", run.spec.seed)), level=run.spec.model.level,
     )
     run.tables["mediation"] = res.effects.reset_index()
-    out = {
-        "mediator": med_col,
-        "outcome": out_col,
-        "n": res.n,
-        "sims": res.sims,
-        "effects": res.effects.reset_index().to_dict("records"),
-    }
+    out = {"mediator": med_col, "outcome": out_col, "n": res.n, "sims": res.sims,
+           "effects": res.effects.reset_index().to_dict("records")}
     try:
         sens = res.sensitivity()
         run.figures["mediation_sensitivity"] = _svg(sens.plot().figure)
@@ -144,40 +118,26 @@ def _strategy(run: AnalysisRun, block: dict) -> dict:
     hyps = block["hypotheses"]
     names, labels, ps = [], [], []
     for h in hyps:
-        recs = [
-            r
-            for r in run.records
-            if r.outcome == h["outcome"]
-            and (h.get("visit") is None or str(r.visit) == str(h["visit"]))
-        ]
+        recs = [r for r in run.records if r.outcome == h["outcome"]
+                and (h.get("visit") is None or str(r.visit) == str(h["visit"]))]
         if len(recs) != 1:
             raise SpecError(f"multiplicity strategy: {h} matches {len(recs)} effects, not one")
         names.append(f"{h['outcome']} {recs[0].visit or ''}".strip())
         labels.append(_hypothesis_label(run, h["outcome"], recs[0].visit))
         ps.append(recs[0].p_value)
     res = peerstats.multiple_testing(
-        pd.Series(ps, index=names),
-        method=block["method"],
-        weights=block.get("weights"),
-        transitions=block.get("transitions"),
-        families=block.get("families"),
+        pd.Series(ps, index=names), method=block["method"], weights=block.get("weights"),
+        transitions=block.get("transitions"), families=block.get("families"),
         alpha=float(block.get("alpha", 0.05)),
     )
     run.tables["multiplicity"] = res.reset_index(names="hypothesis")
     run.multiplicity_labels = dict(zip(names, labels, strict=True))  # what a reader sees
     if "weights" in res.attrs:
-        ax = plot_graph(
-            res.attrs["weights"],
-            res.attrs["transitions"],
-            names=labels,
-            rejected=res["rejected"].tolist(),
-        )
+        ax = plot_graph(res.attrs["weights"], res.attrs["transitions"], names=labels,
+                        rejected=res["rejected"].tolist())
         run.figures["multiplicity_graph"] = _svg(ax.figure)
-    return {
-        "method": block["method"],
-        "alpha": res.attrs["alpha"],
-        "hypotheses": res.reset_index(names="hypothesis").to_dict("records"),
-    }
+    return {"method": block["method"], "alpha": res.attrs["alpha"],
+            "hypotheses": res.reset_index(names="hypothesis").to_dict("records")}
 
 
 def run_mechanisms(run: AnalysisRun, progress: Any) -> None:
@@ -192,9 +152,7 @@ def run_mechanisms(run: AnalysisRun, progress: Any) -> None:
     out: dict[str, Any] = {}
     with progress.step("heterogeneity and mechanisms"), _collect(run.warnings):
         if raw.get("subgroups"):
-            out["subgroups"] = _subgroups(
-                run, raw["subgroups"], display_labels(run.trial, run.spec)
-            )
+            out["subgroups"] = _subgroups(run, raw["subgroups"], display_labels(run.trial, run.spec))
         if raw.get("mediation"):
             out["mediation"] = _mediation(run, raw["mediation"])
         if strategy:
@@ -221,10 +179,8 @@ def _fig(run: AnalysisRun, name: str) -> str:
 
     if name in run.figures and name not in run.figure_captions:
         run.figure_captions[name] = _CAPTIONS.get(
-            name,
-            "Treatment effect as a function of a continuous modifier, with its "
-            "confidence band (exploratory).",
-        )
+            name, "Treatment effect as a function of a continuous modifier, with its "
+            "confidence band (exploratory).")
     return _figure(run, name)
 
 
@@ -239,14 +195,10 @@ def _frame_html(df: pd.DataFrame, cols: list[str] | None = None) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
-        for row in df.itertuples(index=False, name=None)
-    )
-    return (
-        f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-        "</table></div>"
-    )
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False, name=None))
+    return (f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            "</table></div>")
 
 
 def render_section(run: AnalysisRun) -> list[str]:
@@ -261,19 +213,12 @@ def render_section(run: AnalysisRun) -> list[str]:
     lab = display_labels(run.trial, run.spec)
     if "subgroups" in res:
         s = res["subgroups"]
-        parts.append(
-            f"<h3>Subgroups ({e(lab.outcome(s['outcome']))}, {e(lab.visit(s['visit']))})</h3>"
-        )
+        parts.append(f"<h3>Subgroups ({e(lab.outcome(s['outcome']))}, "
+                     f"{e(lab.visit(s['visit']))})</h3>")
         parts.append(f"<p class='note'>{e(s['warning'])}</p>")
-        words = {
-            "variable_label": "Subgroup",
-            "level_label": "Level",
-            "n": "n",
-            "estimate": "Difference",
-            "ci_lower": "CI lower",
-            "ci_upper": "CI upper",
-            "interaction_p": "Interaction p",
-        }
+        words = {"variable_label": "Subgroup", "level_label": "Level", "n": "n",
+                 "estimate": "Difference", "ci_lower": "CI lower", "ci_upper": "CI upper",
+                 "interaction_p": "Interaction p"}
         parts.append(_frame_html(run.tables["subgroups"][list(words)].rename(columns=words)))
         parts.append(_fig(run, "subgroups_forest"))
         parts += [_fig(run, n) for n in run.figures if n.startswith("subgroups_curve_")]
@@ -283,57 +228,29 @@ def render_section(run: AnalysisRun) -> list[str]:
                 f"<h3>Sites</h3><p>Random-effects meta-analysis of the site effects (REML): "
                 f"τ² = {m['tau2']:.3g}, I² = {m['i2']:z.1f}%, Q p = {m['q_p_value']:z.3f}; "
                 f"prediction interval for a new site [{m['pi_lower']:z.2f}, {m['pi_upper']:z.2f}]."
-                "</p>"
-            )
+                "</p>")
             parts.append(_fig(run, "site_forest"))
     if "mediation" in res:
         md = res["mediation"]
-        parts.append(
-            f"<h3>Mediation: {e(md['mediator'])} → {e(md['outcome'])} "
-            f"(n = {md['n']}, {md['sims']} simulations)</h3>"
-        )
-        parts.append(
-            _frame_html(
-                run.tables["mediation"]
-                .head(4)
-                .rename(
-                    columns={
-                        "effect": "Effect",
-                        "estimate": "Estimate",
-                        "std_error": "SE",
-                        "ci_lower": "CI lower",
-                        "ci_upper": "CI upper",
-                        "p_value": "p",
-                    }
-                )
-            )
-        )
+        parts.append(f"<h3>Mediation: {e(md['mediator'])} → {e(md['outcome'])} "
+                     f"(n = {md['n']}, {md['sims']} simulations)</h3>")
+        parts.append(_frame_html(run.tables["mediation"].head(4).rename(columns={
+            "effect": "Effect", "estimate": "Estimate", "std_error": "SE",
+            "ci_lower": "CI lower", "ci_upper": "CI upper", "p_value": "p"})))
         if "rho_at_zero" in md:
-            parts.append(
-                f"<p>The mediated effect would be zero at a mediator–outcome error "
-                f"correlation ρ = {md['rho_at_zero']:z.3f}.</p>"
-            )
+            parts.append(f"<p>The mediated effect would be zero at a mediator–outcome error "
+                         f"correlation ρ = {md['rho_at_zero']:z.3f}.</p>")
         parts.append(_fig(run, "mediation_sensitivity"))
     if "multiplicity" in res:
         mt = res["multiplicity"]
         parts.append(f"<h3>Multiplicity strategy ({e(mt['method'])}, α = {mt['alpha']})</h3>")
         shown = run.tables["multiplicity"].assign(
-            hypothesis=lambda t: (
-                t["hypothesis"].map(run.multiplicity_labels).fillna(t["hypothesis"])
-            ),
+            hypothesis=lambda t: t["hypothesis"].map(run.multiplicity_labels)
+            .fillna(t["hypothesis"]),
             rejected=lambda t: t["rejected"].map({True: "yes", False: "no"}),
         )
-        parts.append(
-            _frame_html(
-                shown.rename(
-                    columns={
-                        "hypothesis": "Hypothesis",
-                        "p_value": "p",
-                        "adjusted_p": "Adjusted p",
-                        "rejected": "Rejected",
-                    }
-                )
-            )
-        )
+        parts.append(_frame_html(shown.rename(columns={
+            "hypothesis": "Hypothesis", "p_value": "p", "adjusted_p": "Adjusted p",
+            "rejected": "Rejected"})))
         parts.append(_fig(run, "multiplicity_graph"))
     return parts

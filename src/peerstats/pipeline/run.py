@@ -185,9 +185,7 @@ def _write_word(root: Path, run: AnalysisRun) -> None:
     if words:
         order = ["consort", "table_one", "outcomes", "ls_means"]
         names = sorted(words, key=lambda n: order.index(n) if n in order else 99)
-        tables_to_docx(
-            [words[n] for n in names], root / "tables" / "tables.docx", page=run.spec.paper
-        )
+        tables_to_docx([words[n] for n in names], root / "tables" / "tables.docx", page=run.spec.paper)
 
 
 def _write_tree(root: Path, run: AnalysisRun) -> None:

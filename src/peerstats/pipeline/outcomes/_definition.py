@@ -46,11 +46,8 @@ SCALES_OF = {
     "time_to_event": ("hazard_ratio", "rmst_difference", "subdistribution_hazard_ratio"),
 }
 #: time_to_event: the scale each model reports
-TTE_SCALE = {
-    "cox": "hazard_ratio",
-    "rmst": "rmst_difference",
-    "fine_gray": "subdistribution_hazard_ratio",
-}
+TTE_SCALE = {"cox": "hazard_ratio", "rmst": "rmst_difference",
+             "fine_gray": "subdistribution_hazard_ratio"}
 #: model choices whose engines are not in this version yet
 NOT_YET: tuple[str, ...] = ()
 THRESHOLDS = ("below", "at_most", "above", "at_least")

@@ -341,14 +341,9 @@ class GLMMFit:
         b, se = np.asarray(self.glmm.fixed_params), np.sqrt(np.diag(self.cov))
         z = _dist.norm_ppf(0.5 + self.level / 2)
         return pd.DataFrame(
-            {
-                "estimate": b,
-                "std_error": se,
-                "statistic": b / se,
-                "p_value": 2 * _dist.norm_sf(np.abs(b / se)),
-                "ci_lower": b - z * se,
-                "ci_upper": b + z * se,
-            },
+            {"estimate": b, "std_error": se, "statistic": b / se,
+             "p_value": 2 * _dist.norm_sf(np.abs(b / se)),
+             "ci_lower": b - z * se, "ci_upper": b + z * se},
             index=pd.Index(list(self.glmm.coef.index), name="term"),
         )
 
@@ -394,7 +389,9 @@ class _ArmLinked:
         return self._fit.re_variance_per_row(linked)
 
 
-def fit_glmm(data: pd.DataFrame, terms: list[str], *, family: str, level: float = 0.95) -> GLMMFit:
+def fit_glmm(
+    data: pd.DataFrame, terms: list[str], *, family: str, level: float = 0.95
+) -> GLMMFit:
     """``peerstats.glmm(y ~ arm + terms + (0 + delivered | group))``: the delivery group's
     random intercept applies to participants with a group only (partially nested design);
     log(exposure) is the offset of counts. Laplace approximation (lme4's default)."""
@@ -405,11 +402,7 @@ def fit_glmm(data: pd.DataFrame, terms: list[str], *, family: str, level: float 
     grouped = d["cluster"].astype(str).str.startswith("g:")
     d["delivered"] = grouped.astype(float)
     d["dgroup"] = d["cluster"].where(grouped, None)
-    random = (
-        " + (0 + delivered | dgroup)"
-        if grouped.sum() and d.loc[grouped, "dgroup"].nunique() > 1
-        else ""
-    )
+    random = " + (0 + delivered | dgroup)" if grouped.sum() and d.loc[grouped, "dgroup"].nunique() > 1 else ""
     formula = "y ~ " + " + ".join(["arm", *terms]) + random
     fit = peerstats.glmm(
         formula,

@@ -28,11 +28,9 @@ from peerstats.pipeline.outcomes._base import Context
 
 __all__ = ["TimeToEventOutcome"]
 
-_WORDS = {
-    "cox": "Cox proportional hazards (Efron ties)",
-    "rmst": "restricted mean survival time (survRM2)",
-    "fine_gray": "Fine-Gray subdistribution hazards (cmprsk crr)",
-}
+_WORDS = {"cox": "Cox proportional hazards (Efron ties)",
+          "rmst": "restricted mean survival time (survRM2)",
+          "fine_gray": "Fine-Gray subdistribution hazards (cmprsk crr)"}
 
 
 @dataclass
@@ -71,11 +69,8 @@ def _plain(trial: Any, d: Any, spec: Any) -> tuple[pd.DataFrame, list[str]]:
     arms = [str(ts.arms.reference or ts.arms.levels[0])]
     arms += [str(a) for a in ts.arms.levels if str(a) not in arms]
     part["arm"] = pd.Categorical(part["arm"].astype(str), categories=arms)
-    grp = (
-        part["group"].astype(object)
-        if "group" in part.columns
-        else pd.Series(None, index=part.index)
-    )
+    grp = part["group"].astype(object) if "group" in part.columns else pd.Series(
+        None, index=part.index)
     part["cluster"] = np.where(grp.notna(), "g:" + grp.astype(str), "s:" + part["subject"])
     part["time"] = pd.to_numeric(part[d.column], errors="coerce")
     part["status"] = pd.to_numeric(part[d.status], errors="coerce")
@@ -118,34 +113,24 @@ class TimeToEventOutcome(GLMOutcome):
         rhs = " + ".join(["arm", *terms])
         level = spec.model.level
         if d.model == "rmst":
-            res = peerstats.rmst(
-                used, time="time", event="event", arm="arm", tau=d.tau, level=level
-            )
-            coef = pd.DataFrame(
-                [res.difference, res.ratio],
-                index=pd.Index(["rmst difference", "rmst ratio"], name="term"),
-            )
-            fit = SurvivalFit(
-                res, used, list(used["subject"]), f"{d.column} ~ arm (tau {d.tau:g})", coef
-            )
+            res = peerstats.rmst(used, time="time", event="event", arm="arm", tau=d.tau,
+                                 level=level)
+            coef = pd.DataFrame([res.difference, res.ratio], index=pd.Index(
+                ["rmst difference", "rmst ratio"], name="term"))
+            fit = SurvivalFit(res, used, list(used["subject"]),
+                              f"{d.column} ~ arm (tau {d.tau:g})", coef)
         elif d.model == "fine_gray":
-            res = peerstats.fine_gray(
-                rhs, used, time="time", event="status", cause=d.cause, level=level
-            )
-            fit = SurvivalFit(
-                res, used, list(used["subject"]), f"{d.column} ~ {rhs}", res.coef, res.loglik
-            )
+            res = peerstats.fine_gray(rhs, used, time="time", event="status", cause=d.cause,
+                                      level=level)
+            fit = SurvivalFit(res, used, list(used["subject"]), f"{d.column} ~ {rhs}", res.coef,
+                              res.loglik)
         else:
             kw = {"cluster": "cluster"} if d.vcov == "cluster" else {}
             res = peerstats.coxph(rhs, used, time="time", event="event", level=level, **kw)
-            fit = SurvivalFit(
-                res, used, list(used["subject"]), f"{d.column} ~ {rhs}", res.coef, res.loglik
-            )
-        cov = (
-            "robust, clustered by delivery group"
-            if d.vcov == "cluster" and d.model == "cox"
-            else "model-based"
-        )
+            fit = SurvivalFit(res, used, list(used["subject"]), f"{d.column} ~ {rhs}", res.coef,
+                              res.loglik)
+        cov = ("robust, clustered by delivery group" if d.vcov == "cluster" and d.model == "cox"
+               else "model-based")
         fitted = FittedOutcome(outcome, d.model, fit.formula, fit, cov, notes=())
         fitted.consort = reconcile(trial, frame, fit)
         return fitted
@@ -153,21 +138,12 @@ class TimeToEventOutcome(GLMOutcome):
     def model_record(self, fitted: FittedOutcome, spec: Any) -> dict[str, Any]:
         """``models/<outcome>``: model, formula, n and (Cox, Fine-Gray) the coefficients."""
         fit: SurvivalFit = fitted.fit
-        rec = {
-            "model": _WORDS[fitted.model],
-            "formula": fitted.formula,
-            "covariance": fitted.covariance,
-            "method": "ml" if fitted.model != "rmst" else "km",
-            "df_method": "Wald z",
-            "converged": True,
-            "n_obs": fit.n_obs,
-            "n_subjects": fit.n_subjects,
-            "events": int(fit.data["event"].sum()),
-            "loglik": fit.loglik,
-            "aic": float("nan"),
-            "bic": float("nan"),
-            "notes": [],
-        }
+        rec = {"model": _WORDS[fitted.model], "formula": fitted.formula,
+               "covariance": fitted.covariance,
+               "method": "ml" if fitted.model != "rmst" else "km",
+               "df_method": "Wald z", "converged": True, "n_obs": fit.n_obs,
+               "n_subjects": fit.n_subjects, "events": int(fit.data["event"].sum()),
+               "loglik": fit.loglik, "aic": float("nan"), "bic": float("nan"), "notes": []}
         if len(fit.coef):
             rec["coefficients"] = fit.coef.reset_index().to_dict(orient="records")
         return rec
@@ -195,47 +171,28 @@ class TimeToEventOutcome(GLMOutcome):
             res = fitted.fit.result
             s = res.difference
             contrast = f"{arms[1]} - {context.reference}"
-            return [
-                EffectRecord(
-                    outcome=fitted.outcome,
-                    scale="rmst_difference",
-                    estimate=float(s.estimate),
-                    ci_lower=float(s.ci_lower),
-                    ci_upper=float(s.ci_upper),
-                    p_value=float(s.p_value),
-                    std_error=float(s.std_error),
-                    statistic=float(s.estimate / s.std_error),
-                    comparison=context.comparison(contrast),
-                    contrast=contrast,
-                    n_randomised=self._n_randomised(context, contrast),
-                    direction=self.direction(fitted.outcome, arms[1], context),
-                    extra={**extra, "tau": d.tau},
-                    **self._words(fitted, context),
-                )
-            ]
+            return [EffectRecord(
+                outcome=fitted.outcome, scale="rmst_difference", estimate=float(s.estimate),
+                ci_lower=float(s.ci_lower), ci_upper=float(s.ci_upper),
+                p_value=float(s.p_value), std_error=float(s.std_error),
+                statistic=float(s.estimate / s.std_error), comparison=context.comparison(
+                    contrast), contrast=contrast,
+                n_randomised=self._n_randomised(context, contrast),
+                direction=self.direction(fitted.outcome, arms[1], context),
+                extra={**extra, "tau": d.tau}, **self._words(fitted, context))]
         scale = "hazard_ratio" if d.model == "cox" else "subdistribution_hazard_ratio"
         out = []
         for arm in arms[1:]:
             row = fitted.fit.coef.loc[f"arm[T.{arm}]"]  # CI already on the ratio scale
             contrast = f"{arm} - {context.reference}"
-            out.append(
-                EffectRecord(
-                    outcome=fitted.outcome,
-                    scale=scale,
-                    estimate=float(row["hazard_ratio"]),
-                    ci_lower=float(row["ci_lower"]),
-                    ci_upper=float(row["ci_upper"]),
-                    p_value=float(row["p_value"]),
-                    std_error=float(row["std_error"]),
-                    statistic=float(row["statistic"]),
-                    comparison=context.comparison(contrast),
-                    contrast=contrast,
-                    n_randomised=self._n_randomised(context, contrast),
-                    direction=self.direction(fitted.outcome, arm, context),
-                    extra=extra,
-                    **self._words(fitted, context),
-                )
-            )
+            out.append(EffectRecord(
+                outcome=fitted.outcome, scale=scale, estimate=float(row["hazard_ratio"]),
+                ci_lower=float(row["ci_lower"]), ci_upper=float(row["ci_upper"]),
+                p_value=float(row["p_value"]), std_error=float(row["std_error"]),
+                statistic=float(row["statistic"]), comparison=context.comparison(contrast),
+                contrast=contrast, n_randomised=self._n_randomised(context, contrast),
+                direction=self.direction(fitted.outcome, arm, context), extra=extra,
+                **self._words(fitted, context)))
         return out
 
     def _words(self, fitted: FittedOutcome, context: Context) -> dict[str, Any]:
@@ -257,18 +214,9 @@ class TimeToEventOutcome(GLMOutcome):
         """Per arm: n, events, Kaplan-Meier median."""
         s = self._summaries(fitted)
         arms = [str(a) for a in fitted.fit.data["arm"].cat.categories]
-        return pd.DataFrame(
-            [
-                {
-                    "outcome": fitted.outcome,
-                    "arm": a,
-                    "n": s[f"n_{a}"],
-                    "events": s[f"events_{a}"],
-                    "median": s[f"median_{a}"],
-                }
-                for a in arms
-            ]
-        )
+        return pd.DataFrame([{"outcome": fitted.outcome, "arm": a, "n": s[f"n_{a}"],
+                              "events": s[f"events_{a}"], "median": s[f"median_{a}"]}
+                             for a in arms])
 
     def arm_cells(self, r: EffectRecord, arm: str) -> str:
         """ "41/136; median 210 (not reached: NR)"."""
@@ -280,13 +228,11 @@ class TimeToEventOutcome(GLMOutcome):
 
     def notes(self, records: list[EffectRecord]) -> list[str]:
         """How to read the table."""
-        return [
-            "events/n: participants with the event / analysed; median: Kaplan-Meier "
-            "median time to the event (NR: not reached).",
-            "Effect: hazard ratio (Cox), subdistribution hazard ratio (Fine-Gray; 1 is no "
-            "difference) or difference in restricted mean time to the event (0 is no "
-            "difference), intervention vs reference.",
-        ]
+        return ["events/n: participants with the event / analysed; median: Kaplan-Meier "
+                "median time to the event (NR: not reached).",
+                "Effect: hazard ratio (Cox), subdistribution hazard ratio (Fine-Gray; 1 is no "
+                "difference) or difference in restricted mean time to the event (0 is no "
+                "difference), intervention vs reference."]
 
 
 def draw_curves(run: Any, outcome: str) -> None:
@@ -305,19 +251,16 @@ def draw_curves(run: Any, outcome: str) -> None:
     labels = {str(a): run.spec.label("arms", str(a)) for a in data["arm"].cat.categories}
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     if d.model == "fine_gray":
-        est = peerstats.cumulative_incidence(
-            data, time="time", event="status", arm="arm", times=[0]
-        )
+        est = peerstats.cumulative_incidence(data, time="time", event="status", arm="arm",
+                                             times=[0])
         est.plot(ax=ax, cause=d.cause, labels=labels)
         what = "Cumulative incidence"
     else:
         peerstats.kaplan_meier(data, time="time", event="event", arm="arm").plot(
-            ax=ax, labels=labels
-        )
+            ax=ax, labels=labels)
         what = "Kaplan-Meier estimate of the proportion free of the event"
     label = d.label or outcome
     ax.set_title(label, fontsize=10)
     run.figures[f"survival_{outcome}"] = _svg(fig)
     run.figure_captions[f"survival_{outcome}"] = (
-        f"{label}: {what} by arm, with the numbers at risk under the time axis."
-    )
+        f"{label}: {what} by arm, with the numbers at risk under the time axis.")
