@@ -23,7 +23,7 @@ from peerstats.models._lmm_setup import LMMData
 from peerstats.models._rancov import BlockLayout, RandomCovariance, build_blocks
 from peerstats.models._reml import REMLEngine
 
-__all__ = ["FittedCovariance", "fit_covariance"]
+__all__ = ["FittedCovariance", "fit_covariance", "fit_on_layout"]
 
 _SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the relative Cholesky factor
 
@@ -69,9 +69,17 @@ def fit_covariance(d: LMMData, method: str, warm: np.ndarray | None = None) -> F
         d.design.X, d.design.y, d.rdesigns, res_code=d.res_code, subject=d.subj_codes,
         position=d.vpos,
     )  # fmt: skip
-    engine = _engine(layout, d, method)
+    return fit_on_layout(layout, d, method, _start_from(d, warm))
+
+
+def fit_on_layout(
+    layout: BlockLayout, d: LMMData, method: str, theta0: np.ndarray, lik=None
+) -> FittedCovariance:
+    """:func:`fit_covariance` on blocks already built (``lik``: the likelihood of those blocks,
+    shared by the refits of :mod:`peerstats.models._lmm_many`), from the full ``theta0``."""
+    engine = _engine(layout, d, method, (), lik)
     cov = engine.cov
-    fit = engine.fit(_start_from(d, warm))  # raises ConvergenceError if even the start fails
+    fit = engine.fit(theta0)  # raises ConvergenceError if even the start fails
     tried: list[str] = list(fit["tried"])
     fixed: set[int] = set()
     n_evals, iterations = 0, 0

@@ -15,6 +15,14 @@ primary model's df (e.g. Satterthwaite) on the completed data. Every LMM refit s
 optimiser from the primary fit's variance parameters (``lmm(start=...)``); the answer is the
 same optimum, reached in fewer iterations.
 
+Issue 22: where only the outcome differs between the completed datasets (Rubin's rules, no
+resampling weights) the LMM is refitted on the new responses without a data frame per fit, all
+imputations of an analysis (or of a tipping-point delta) together, and only the contrasts'
+estimate, variance and df are kept (:mod:`peerstats.pipeline._sensitivity_fast`); an MMRM that
+:func:`peerstats.mmrm_many` batches is fitted on every completed dataset in one call
+(:mod:`peerstats.pipeline._sensitivity_mmrm`). Both pool to the numbers of the per-dataset path
+(tests/pipeline/test_sensitivity_fast.py, test_sensitivity_mmrm.py).
+
 Validated against R: tests/reference/r_sens_primary/ (nlme::lme with the same random terms
 and varIdent by arm on the same completed datasets, pooled by Rubin's rules by hand).
 """
@@ -29,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError, SpecError
+from peerstats.pipeline._sensitivity_fast import _warn_singular, fast_refits, pool_fast, warm_start
 
 __all__ = ["ANALYSIS_MODELS", "PrimaryAnalyser", "primary_analyser", "pool_primary", "tipping"]
 
@@ -63,6 +72,7 @@ class PrimaryAnalyser:
     n_singular: int = 0
     prepared: Any = field(default=None, repr=False)
     _last_subject_values: Any = field(default=None, repr=False)
+    _fast: Any = field(default=None, repr=False)  # the _FastRefits of ``prepared``
 
     def data(self, d: pd.DataFrame) -> pd.DataFrame:
         """A completed dataset with the columns the primary model needs."""
@@ -219,6 +229,14 @@ def pool_primary(imp: Any, analyser: PrimaryAnalyser) -> pd.DataFrame:
     contrast the mean of the primary model's df over the completed datasets."""
     from peerstats.missing.pooling import POOL_COLUMNS, pool_arrays
 
+    fast = fast_refits(analyser, imp)
+    out = pool_fast(imp, analyser, fast)[0] if fast is not None else None
+    if out is None and analyser.kind == "mmrm":
+        from peerstats.pipeline._sensitivity_mmrm import mmrm_pooled
+
+        out = (mmrm_pooled([imp], analyser) or [None])[0]
+    if out is not None:
+        return out
     ests: list[np.ndarray] = []
     variances: list[np.ndarray] = []
     dfs: list[np.ndarray] = []
@@ -240,16 +258,7 @@ def pool_primary(imp: Any, analyser: PrimaryAnalyser) -> pd.DataFrame:
 
     before = (analyser.n_fits, analyser.n_singular)
     out = imp.analyse(fn=fn, level=analyser.level)
-    n_sing = analyser.n_singular - before[1]
-    if n_sing:
-        from peerstats.exceptions import SingularFitWarning
-
-        warnings.warn(
-            f"the primary model's fit was singular (a variance component estimated at zero) on "
-            f"{n_sing} of {analyser.n_fits - before[0]} imputed data sets",
-            SingularFitWarning,
-            stacklevel=2,
-        )
+    _warn_singular(analyser, before)
     if imp.method in _RUBIN:
         dfc = np.mean(np.stack(dfs), axis=0)
         dfc = None if not np.all(np.isfinite(dfc)) else dfc
@@ -278,9 +287,21 @@ def tipping(imp: Any, analyser: PrimaryAnalyser, grids: dict[str, list[float]], 
     others = [a for a in imp.arm_levels if a != analyser.reference]
     contrast = f"{others[0]} - {analyser.reference}"
     rows = []
-    for cell in cells:
-        shifted = imp.with_delta({a: float(d) for a, d in zip(arm_names, cell)})
-        res = pool_primary(shifted, analyser)
+    fast = fast_refits(analyser, imp)
+    done: list[tuple[np.ndarray, np.ndarray]] = []  # (cell, optima per imputation)
+    shifts = [imp.with_delta({a: float(d) for a, d in zip(arm_names, c)}) for c in cells]
+    batch = None
+    if fast is None and analyser.kind == "mmrm":  # every cell in one mmrm_many call
+        from peerstats.pipeline._sensitivity_mmrm import mmrm_pooled
+
+        batch = mmrm_pooled(shifts, analyser)
+    for j, (cell, shifted) in enumerate(zip(cells, shifts)):
+        res = None if batch is None else batch[j]
+        if fast is not None:
+            res, thetas = pool_fast(shifted, analyser, fast, warm_start(done, cell))
+            done.append((cell, thetas))
+        if res is None:
+            res = pool_primary(shifted, analyser)
         hit = res[(res["visit"].astype(str) == str(visit)) & (res["contrast"] == contrast)]
         rows.append([float(hit[c].iloc[0]) for c in _COLS])
     table = pd.DataFrame(cells, columns=[f"delta_{a}" for a in arm_names])
