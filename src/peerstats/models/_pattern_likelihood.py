@@ -96,13 +96,14 @@ class _FlatStats:
         self.sizes: list[int] = []
         self._next = 0
 
-    def put(self, b: int, G: np.ndarray) -> None:
-        """Block ``b``'s cross products G (m, m, p + 1, p + 1), blocks given in order."""
-        m, p = G.shape[0], self.p
+    def put(self, b: int, XX: np.ndarray, Xy: np.ndarray, yy: np.ndarray) -> None:
+        """Block ``b``'s cross products XX (m, m, p, p), Xy (m, m, p), yy (m, m), blocks
+        given in order."""
+        m, p = yy.shape[0], self.p
         o = self._next
-        self.XX[o : o + m * m] = G[:, :, :p, :p].reshape(m * m, p * p)
-        self.Xy[o : o + m * m] = G[:, :, :p, p].reshape(m * m, p)
-        self.yy[o : o + m * m] = G[:, :, p, p].reshape(m * m)
+        self.XX[o : o + m * m] = XX.reshape(m * m, p * p)
+        self.Xy[o : o + m * m] = Xy.reshape(m * m, p)
+        self.yy[o : o + m * m] = yy.reshape(m * m)
         self.offsets.append(o)
         self.sizes.append(m)
         self._next = o + m * m

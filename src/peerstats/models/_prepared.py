@@ -32,6 +32,7 @@ from peerstats.models._prepared_checks import (
     _clearly_full_rank,
     _raise_unless_converged,
     _repeated,
+    factorize_ids,
 )
 from peerstats.models._reml import (
     PatternCovariance,
@@ -191,9 +192,7 @@ class PreparedMMRM:
             raise ModelSpecificationError(
                 f"{visit!r} has {T} levels; peerstats' MMRM supports up to 40 visits"
             )
-        codes, uniques = pd.factorize(data[subject], sort=False)
-        self.subject_codes = codes.astype(np.int64)
-        self.subjects = pd.Index(uniques, name=subject)
+        self.subject_codes, self.subjects = factorize_ids(data[subject])
         self.visit_codes = np.asarray(data[visit].cat.codes, dtype=np.int64)
         if group is not None:
             self._group_values = list(data[group].cat.categories)
@@ -349,8 +348,9 @@ class PreparedMMRM:
         """Pooled statistics of the rows ``rows`` (boolean) with outcome ``y``."""
         idx = np.flatnonzero(rows)
         rw = None if self._row_weights is None else self._row_weights[idx]
-        large = idx.size * (len(self.columns) + 1) * len(self.visits) > 5_000_000
-        with blas_threads(large=large):
+        # one BLAS thread also for the large cross products: on a shared 2-core machine a
+        # second thread made them 2-10 times slower (1M x 4: 0.16 s on one thread)
+        with blas_threads():
             classes, info = pattern_statistics(
                 self._X_rows(idx),
                 y[idx],

@@ -119,50 +119,87 @@ def _gram_stats(Z: np.ndarray, m: int, p: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _block_keys(unit, position, group):
-    """Per unit code: pattern bit mask, block-type key (group, mask), block-type index."""
+    """Per unit code: whether it has rows, the block-type keys (group << 40 | pattern bit
+    mask, sorted) and each unit's block-type index.
+
+    With few possible keys (G 2^T small next to the number of units) the keys are found by
+    counting into a table of all G 2^T values, not by sorting the units (1M units: no sort);
+    the result is the same as ``np.unique``'s.
+    """
     n_units = int(unit.max()) + 1 if unit.size else 0
     # pattern bit mask per unit: (unit, position) pairs are unique, so OR is a sum of powers of 2
     mask = np.bincount(unit, weights=np.ldexp(1.0, position), minlength=n_units).astype(np.int64)
     ugroup = np.zeros(n_units, dtype=np.int64)
     ugroup[unit] = group
-    ukey = ugroup * (np.int64(1) << 40) + mask
-    ukeys, ublock = np.unique(ukey, return_inverse=True)
-    return mask > 0, ukey, ukeys, ublock.reshape(-1)
+    T = int(position.max()) + 1 if position.size else 1
+    G = int(ugroup.max()) + 1 if n_units else 1
+    if G << T <= max(4 * n_units, 1 << 20):
+        small = (ugroup << T) | mask
+        seen = np.bincount(small, minlength=G << T) > 0
+        found = np.flatnonzero(seen)
+        ublock = (np.cumsum(seen) - 1)[small]
+        ukeys = ((found >> T) << 40) | (found & ((1 << T) - 1))
+        return mask > 0, ukeys, ublock
+    ukeys, ublock = np.unique(ugroup * (np.int64(1) << 40) + mask, return_inverse=True)
+    return mask > 0, ukeys, ublock.reshape(-1)
 
 
-def _row_order(unit, position, ublock, n_keys):
-    """Rows ordered by (block type, unit, position) (an index permutation) and block starts."""
+def _block_rows(unit, position, ublock, n_keys):
+    """``rows(b, m)``: the rows of block type ``b`` (``m`` rows per unit) ordered by (unit,
+    position), as an index array.
+
+    When the rows are already sorted by unit and position (the usual layout) each unit's rows
+    are one run, so only the units are ordered by block type (a stable sort of the unit codes,
+    not of the rows); otherwise the rows are sorted by (block type, unit, position). Both give
+    the same rows in the same order.
+    """
     n = unit.size
-    # rows sorted by unit/position are common: check before sorting, then a stable sort on the
-    # small block ids
     within = unit * 64 + position
-    order = np.arange(n) if np.all(within[1:] > within[:-1]) else np.argsort(within, kind="stable")
+    if n and np.all(within[1:] > within[:-1]):
+        ustart = np.zeros(ublock.size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(unit, minlength=ublock.size), out=ustart[1:])
+        uorder = np.argsort(ublock.astype(np.int16 if n_keys < 2**15 else np.int64), kind="stable")
+        bstart = np.searchsorted(ublock[uorder], np.arange(n_keys + 1))
+
+        def rows(b, m):
+            first = ustart[uorder[bstart[b] : bstart[b + 1]]]
+            return (first[:, None] + np.arange(m)).reshape(-1)
+
+        return rows
+    order = np.argsort(within, kind="stable")
     bid = ublock[unit[order]]
     bid = bid.astype(np.int16 if n_keys < 2**15 else np.int64)
     o2 = np.argsort(bid, kind="stable")
     order = order[o2]
-    return order, np.searchsorted(bid[o2], np.arange(n_keys + 1))
+    starts = np.searchsorted(bid[o2], np.arange(n_keys + 1))
+    return lambda b, m: order[starts[b] : starts[b + 1]]
 
 
 def _block_gram(X, y, rows, m, sw):
-    """Cross products (m q, m q) of the rows of one block type (q = p + 1: X and y), gathered
-    in chunks into one reusable buffer: no n-sized temporaries."""
+    """Cross products of the rows of one block type: S_XX (m, m, p, p), S_Xy (m, m, p) and
+    S_yy (m, m), gathered in chunks into two small reusable buffers (X rows and y, each
+    contiguous: a gather into one interleaved [X | y] buffer cost as much as the products):
+    no n-sized temporaries."""
     p = X.shape[1]
-    q = p + 1
     n_b = rows.size // m
-    chunk = max(1, min(n_b, 2_000_000 // (m * q)))
-    buf = np.empty((chunk * m, q))
-    G = np.zeros((m * q, m * q))
+    chunk = max(1, min(n_b, 2_000_000 // (m * (p + 1))))
+    xbuf, ybuf = np.empty((chunk * m, p)), np.empty(chunk * m)
+    XX, Xy, yy = np.zeros((m * p, m * p)), np.zeros((m * p, m)), np.zeros((m, m))
     for s0 in range(0, n_b, chunk):
         r = rows[s0 * m : (s0 + chunk) * m]
-        z = buf[: r.size]
-        np.take(X, r, axis=0, out=z[:, :p], mode="clip")
-        np.take(y, r, out=z[:, p], mode="clip")
+        xb, yb = xbuf[: r.size], ybuf[: r.size]
+        np.take(X, r, axis=0, out=xb, mode="clip")
+        np.take(y, r, out=yb, mode="clip")
         if sw is not None:
-            z *= sw[r][:, None]
-        zf = z.reshape(-1, m * q)
-        G += zf.T @ zf
-    return G.reshape(m, q, m, q).transpose(0, 2, 1, 3)
+            w = sw[r]
+            xb *= w[:, None]
+            yb *= w
+        xf, yf = xb.reshape(-1, m * p), yb.reshape(-1, m)
+        XX += xf.T @ xf
+        Xy += xf.T @ yf
+        yy += yf.T @ yf
+    XX = XX.reshape(m, p, m, p).transpose(0, 2, 1, 3)
+    return XX, Xy.reshape(m, p, m).transpose(0, 2, 1), yy
 
 
 def pattern_statistics(
@@ -193,8 +230,8 @@ def pattern_statistics(
     p = X.shape[1]
     unit = np.asarray(unit, dtype=np.int64)
     position = np.asarray(position, dtype=np.int64)
-    present, ukey, ukeys, ublock = _block_keys(unit, position, group)
-    order, starts = _row_order(unit, position, ublock, len(ukeys))
+    present, ukeys, ublock = _block_keys(unit, position, group)
+    block_rows = _block_rows(unit, position, ublock, len(ukeys))
     sw = None if weights is None else np.asarray(weights, dtype=float)
     fw = None if unit_weights is None else np.asarray(unit_weights, dtype=float)
     if fw is not None:
@@ -215,8 +252,8 @@ def pattern_statistics(
     flat = _FlatStats(sum(len(v) ** 2 for _, _, v in todo), p)
     blocks = []
     for gb, (b, _, vis) in enumerate(todo):
-        rows = order[starts[b] : starts[b + 1]]
-        flat.put(gb, _block_gram(X, y, rows, len(vis), sw))
+        rows = block_rows(b, len(vis))
+        flat.put(gb, *_block_gram(X, y, rows, len(vis), sw))
         blocks.append((gb, vis, rows))
     classes = flat.classes([(g, vis) for _, g, vis in todo], ucount[[t[0] for t in todo]])
     info = {"n_units": int(present.sum()), "n_block_types": len(blocks)}
