@@ -129,8 +129,11 @@ def _block_keys(unit, position, group):
     n_units = int(unit.max()) + 1 if unit.size else 0
     # pattern bit mask per unit: (unit, position) pairs are unique, so OR is a sum of powers of 2
     mask = np.bincount(unit, weights=np.ldexp(1.0, position), minlength=n_units).astype(np.int64)
-    ugroup = np.zeros(n_units, dtype=np.int64)
-    ugroup[unit] = group
+    if np.ndim(group) == 0:  # one group code for every row
+        ugroup = np.full(n_units, int(group), dtype=np.int64)
+    else:
+        ugroup = np.zeros(n_units, dtype=np.int64)
+        ugroup[unit] = group
     T = int(position.max()) + 1 if position.size else 1
     G = int(ugroup.max()) + 1 if n_units else 1
     if G << T <= max(4 * n_units, 1 << 20):
@@ -215,8 +218,9 @@ def pattern_statistics(
 ) -> tuple[list[SizeClass], dict]:
     """Pool units by (group, pattern of positions) and compute their sufficient statistics.
 
-    ``unit``, ``position`` (0..T-1, T <= 40) and ``group`` are integer codes per row; each
-    (unit, position) pair occurs at most once. With ``weights``, rows of X and y are multiplied
+    ``unit``, ``position`` (0..T-1, T <= 40) and ``group`` are integer codes per row
+    (``group`` may be one integer for all rows); each (unit, position) pair occurs at most
+    once. With ``weights``, rows of X and y are multiplied
     by sqrt(w) first (SAS WEIGHT). ``unit_weights`` (one per unit code, > 0 for every unit that
     has rows) are frequency weights: unit i counts as f_i copies of itself (its cross products
     are multiplied by f_i and it adds f_i to its block type's count). Unit codes without rows are
