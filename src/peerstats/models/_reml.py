@@ -186,6 +186,10 @@ def _block_gram(X, y, rows, m, sw):
     p = X.shape[1]
     n_b = rows.size // m
     chunk = max(1, min(n_b, 2_000_000 // (m * (p + 1))))
+    if chunk == n_b and sw is None:  # small block type: one gather, no buffers
+        xf, yf = X[rows].reshape(n_b, m * p), y[rows].reshape(n_b, m)
+        XX = (xf.T @ xf).reshape(m, p, m, p).transpose(0, 2, 1, 3)
+        return XX, (xf.T @ yf).reshape(m, p, m).transpose(0, 2, 1), yf.T @ yf
     xbuf, ybuf = np.empty((chunk * m, p)), np.empty(chunk * m)
     XX, Xy, yy = np.zeros((m * p, m * p)), np.zeros((m * p, m)), np.zeros((m, m))
     for s0 in range(0, n_b, chunk):
@@ -547,13 +551,19 @@ class REMLEngine:
         return (info + info.T) / 2
 
     # ------------------------------------------------------------------------------------
-    def _line_search(self, theta, st, step, g):
+    def _line_search(self, theta, st, step, g, *, second_first: bool = False):
+        """Backtracking (Armijo) along ``step``; ``second_first``: the full step is evaluated
+        to second order (cached, so the caller's next :meth:`second` there costs nothing)."""
         mx = np.max(np.abs(step))
         if mx > 5:  # limit huge steps on the log / Cholesky scale
             step = step * (5 / mx)
         t = 1.0
         for _ in range(40):
-            cand = self.evaluate(theta + t * step)
+            if second_first and t == 1.0:
+                sec = self.second(theta + step)
+                cand = None if sec is None else sec[0]
+            else:
+                cand = self.evaluate(theta + t * step)
             if cand is not None and cand.objective <= st.objective + 1e-4 * t * float(g @ step):
                 return cand
             t /= 2
@@ -704,7 +714,7 @@ class REMLEngine:
             switch = 1.0 if self._pl is not None else 1e-4 * max(1.0, 1e-6 * abs(st.objective))
             if not np.isfinite(dec) or dec < switch:
                 break
-            new = self._line_search(theta, st, step, g)
+            new = self._line_search(theta, st, step, g, second_first=self._pl is not None)
             if new is None:
                 break
             iterations += 1
