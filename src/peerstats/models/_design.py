@@ -245,7 +245,10 @@ def _used_factors(used: pd.DataFrame, variables: list[str], reference: dict, nat
         if v in natural or isinstance(used[v].dtype, pd.CategoricalDtype):
             # levels with no rows left cannot be estimated: drop them (the caller decides
             # whether a level that has rows but no observed outcome is an error)
-            cat = used[v].cat.remove_unused_categories()
+            cat = used[v]
+            codes = cat.cat.codes.to_numpy()  # (bincount: no sort of the codes when all used)
+            if not np.bincount(codes[codes >= 0], minlength=len(cat.cat.categories)).all():
+                cat = cat.cat.remove_unused_categories()
             if reference.get(v) is not None and reference[v] not in list(cat.cat.categories):
                 raise ModelSpecificationError(
                     f"reference level {reference[v]!r} of {v!r} has no rows with an observed "

@@ -140,10 +140,12 @@ def empirical_covariances(classes, G: int, T: int) -> list[np.ndarray]:
             - np.swapaxes(Sb, 1, 2)
             + (sc.SXX.reshape(B, m * m, p * p) @ bb).reshape(B, m, m)
         )
-        for b, (g, vis) in enumerate(sc.keys):
-            ix = np.ix_(vis, vis)
-            S[g][ix] += R[b]
-            N[g][ix] += sc.counts[b]
+        # every block's entries added in block order (as a loop over np.ix_ would), at once
+        gs = np.array([g for g, _ in sc.keys], dtype=np.int64)[:, None, None]
+        vis = np.array([v for _, v in sc.keys], dtype=np.int64).reshape(B, m)
+        at = (gs, vis[:, :, None], vis[:, None, :])
+        np.add.at(S, at, R)
+        np.add.at(N, at, np.broadcast_to(sc.counts[:, None, None], R.shape))
     out = []
     for g in range(G):
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -108,6 +108,18 @@ class _FlatStats:
         self.sizes.append(m)
         self._next = o + m * m
 
+    def put_gram(self, b: int, G: np.ndarray, m: int) -> None:
+        """Block ``b``'s cross products of [X | y], G (m (p + 1), m (p + 1)), written into the
+        flat buffers through strided views (one copy each)."""
+        p, o = self.p, self._next
+        G4 = G.reshape(m, p + 1, m, p + 1)
+        self.XX[o : o + m * m].reshape(m, m, p, p)[...] = G4[:, :p, :, :p].transpose(0, 2, 1, 3)
+        self.Xy[o : o + m * m].reshape(m, m, p)[...] = G4[:, :p, :, p].transpose(0, 2, 1)
+        self.yy[o : o + m * m].reshape(m, m)[...] = G4[:, p, :, p]
+        self.offsets.append(o)
+        self.sizes.append(m)
+        self._next = o + m * m
+
     def classes(self, keys: list, counts: np.ndarray) -> list[SizeClass]:
         out = []
         sizes = np.array(self.sizes)
@@ -129,28 +141,27 @@ class _FlatStats:
         return out
 
 
-def _unit_arrays(X, y, unit, blocks, T, sw, fw) -> UnitArrays:
+def _unit_arrays(X, y, unit, position, blocks, T, sw, fw) -> UnitArrays:
     """Each unit's rows padded to T visits, units in block order (``blocks``: per block type
-    its global index, visits and rows ordered by unit and position)."""
-    N = sum(rows.size // len(vis) for _, vis, rows in blocks)
+    its global index, visits and rows ordered by unit and position), in one scatter."""
+    sizes = np.array([len(vis) for _, vis, _ in blocks], dtype=np.int64)
+    n_b = np.array([rows.size for _, _, rows in blocks], dtype=np.int64) // sizes
+    N = int(n_b.sum())
+    rows = np.concatenate([rows for _, _, rows in blocks])
+    upos = np.repeat(np.arange(N), np.repeat(sizes, n_b))
+    vpos = position[rows]
     Xp = np.zeros((N, T, X.shape[1]))
     yp = np.zeros((N, T))
-    bidx = np.empty(N, dtype=np.int64)
-    uid = np.empty(N, dtype=np.int64)
-    s = 0
-    for gb, vis, rows in blocks:
-        m = len(vis)
-        n_b = rows.size // m
-        xb = X[rows].reshape(n_b, m, -1)
-        yb = y[rows].reshape(n_b, m)
-        if sw is not None:
-            w = sw[rows].reshape(n_b, m)
-            xb, yb = xb * w[..., None], yb * w
-        Xp[s : s + n_b, list(vis)] = xb
-        yp[s : s + n_b, list(vis)] = yb
-        bidx[s : s + n_b] = gb
-        uid[s : s + n_b] = unit[rows[::m]]
-        s += n_b
+    if sw is None:
+        Xp[upos, vpos] = X[rows]
+        yp[upos, vpos] = y[rows]
+    else:
+        w = sw[rows]
+        Xp[upos, vpos] = X[rows] * w[:, None]
+        yp[upos, vpos] = y[rows] * w
+    bidx = np.repeat(np.array([gb for gb, _, _ in blocks], dtype=np.int64), n_b)
+    first = np.concatenate([[0], np.cumsum(np.repeat(sizes, n_b))[:-1]])
+    uid = unit[rows[first]] if N else np.zeros(0, dtype=np.int64)
     return UnitArrays(X=Xp, y=yp, block=bidx, weight=None if fw is None else fw[uid])
 
 

@@ -399,8 +399,10 @@ class PreparedMMRM:
         N = np.zeros((G, T, T))
         XtX = np.zeros((p, p))
         for sc in classes:
-            for b, (g, vis) in enumerate(sc.keys):
-                N[g][np.ix_(vis, vis)] += sc.counts[b]
+            gs = np.array([g for g, _ in sc.keys], dtype=np.int64)
+            mask = np.zeros((len(sc.keys), T))
+            mask[np.arange(len(sc.keys))[:, None], [vis for _, vis in sc.keys]] = 1.0
+            np.add.at(N, gs, sc.counts[:, None, None] * mask[:, :, None] * mask[:, None, :])
             j = np.arange(sc.m)
             XtX += sc.SXX[:, j, j].sum(axis=(0, 1))
         return N, XtX

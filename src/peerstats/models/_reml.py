@@ -60,6 +60,9 @@ __all__ = [
 ]
 
 LOG2PI = float(np.log(2 * np.pi))
+# up to this many numbers of [X | y], pattern_statistics copies them once (one product per
+# block type, no per-block gathers of X and y: many block types, e.g. 107 in mmrm's BCVA data)
+_SMALL = 2_000_000
 
 _CONTROLLER = None
 
@@ -186,10 +189,6 @@ def _block_gram(X, y, rows, m, sw):
     p = X.shape[1]
     n_b = rows.size // m
     chunk = max(1, min(n_b, 2_000_000 // (m * (p + 1))))
-    if chunk == n_b and sw is None:  # small block type: one gather, no buffers
-        xf, yf = X[rows].reshape(n_b, m * p), y[rows].reshape(n_b, m)
-        XX = (xf.T @ xf).reshape(m, p, m, p).transpose(0, 2, 1, 3)
-        return XX, (xf.T @ yf).reshape(m, p, m).transpose(0, 2, 1), yf.T @ yf
     xbuf, ybuf = np.empty((chunk * m, p)), np.empty(chunk * m)
     XX, Xy, yy = np.zeros((m * p, m * p)), np.zeros((m * p, m)), np.zeros((m, m))
     for s0 in range(0, n_b, chunk):
@@ -258,11 +257,20 @@ def pattern_statistics(
             todo.append((b, int(k >> 40), tuple(i for i in range(40) if msk >> i & 1)))
     todo.sort(key=lambda t: len(t[2]))
     flat = _FlatStats(sum(len(v) ** 2 for _, _, v in todo), p)
-    blocks = []
-    for gb, (b, _, vis) in enumerate(todo):
-        rows = block_rows(b, len(vis))
-        flat.put(gb, *_block_gram(X, y, rows, len(vis), sw))
-        blocks.append((gb, vis, rows))
+    blocks = [(gb, vis, block_rows(b, len(vis))) for gb, (b, _, vis) in enumerate(todo)]
+    if unit.size * (p + 1) <= _SMALL:  # small data: [X | y] once, one product per block
+        Z = np.empty((unit.size, p + 1))
+        Z[:, :p], Z[:, p] = X, y
+        if sw is not None:
+            Z *= sw[:, None]
+        for gb, vis, rows in blocks:
+            m = len(vis)
+            zf = Z[rows].reshape(-1, m * (p + 1))
+            flat.put_gram(gb, zf.T @ zf, m)
+        del Z
+    else:
+        for gb, vis, rows in blocks:
+            flat.put(gb, *_block_gram(X, y, rows, len(vis), sw))
     classes = flat.classes([(g, vis) for _, g, vis in todo], ucount[[t[0] for t in todo]])
     info = {"n_units": int(present.sum()), "n_block_types": len(blocks)}
     info["units"] = None
@@ -271,7 +279,7 @@ def pattern_statistics(
     ):
         # the frequency weights enter U'diag(f)U; rows carry only sqrt(row weights)
         rw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
-        info["units"] = _unit_arrays(X, y, unit, blocks, units[0], rw, fw)
+        info["units"] = _unit_arrays(X, y, unit, position, blocks, units[0], rw, fw)
     return classes, info
 
 
