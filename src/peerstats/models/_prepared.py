@@ -178,7 +178,7 @@ class PreparedMMRM:
         """Starting covariance parameters for a fit from scratch."""
 
         G, T = len(self._levels), len(self.visits)
-        return self._grouped.start(empirical_covariances(st.classes, G, T))
+        return self._grouped.start(empirical_covariances(st.classes, G, T, st.units))
 
     # ---- layout ------------------------------------------------------------------------------
     def _build_layout(self, data: pd.DataFrame) -> None:
@@ -393,18 +393,24 @@ class PreparedMMRM:
             units=info["units"],
         )
 
-    def _counts_and_gram(self, classes: list[SizeClass]) -> tuple[np.ndarray, np.ndarray]:
-        """Units observed at each pair of visits per group (G, T, T) and the pooled X'X."""
+    def _counts_and_gram(self, classes: list[SizeClass], units=None) -> tuple:
+        """Units observed at each pair of visits per group (G, T, T) and the pooled X'X
+        (from the subjects' padded rows ``units`` when given: the pooled statistics are then
+        not needed)."""
         G, T, p = len(self._levels), len(self.visits), len(self.columns)
         N = np.zeros((G, T, T))
         XtX = np.zeros((p, p))
+        if units is not None:
+            Xf = units.X.reshape(-1, p)
+            XtX = Xf.T @ (Xf if units.weight is None else Xf * np.repeat(units.weight, T)[:, None])
         for sc in classes:
             gs = np.array([g for g, _ in sc.keys], dtype=np.int64)
             mask = np.zeros((len(sc.keys), T))
             mask[np.arange(len(sc.keys))[:, None], [vis for _, vis in sc.keys]] = 1.0
             np.add.at(N, gs, sc.counts[:, None, None] * mask[:, :, None] * mask[:, None, :])
-            j = np.arange(sc.m)
-            XtX += sc.SXX[:, j, j].sum(axis=(0, 1))
+            if units is None:
+                j = np.arange(sc.m)
+                XtX += sc.SXX[:, j, j].sum(axis=(0, 1))
         return N, XtX
 
     def _check_statistics(self, st: _Stats, N=None, XtX=None) -> None:
@@ -415,7 +421,7 @@ class PreparedMMRM:
         if st.n_units < 2:
             raise ModelSpecificationError("an MMRM needs at least two subjects")
         if N is None:
-            N, XtX = self._counts_and_gram(st.classes)
+            N, XtX = self._counts_and_gram(st.classes, st.units)
         _check_visit_counts(np.diagonal(N, axis1=1, axis2=2), self)
         if self.covariance == "us":
             _check_pairs(N, self)

@@ -30,6 +30,7 @@ Validated against SAS PROC MIXED (tests/reference/sas_fev/).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -45,6 +46,7 @@ from peerstats.models._pattern_likelihood import (
     _FlatStats,
     _unit_arrays,
     batched_inverse,
+    fixed_effects,
     units_cheaper,
 )
 
@@ -208,6 +210,23 @@ def _block_gram(X, y, rows, m, sw):
     return XX, Xy.reshape(m, p, m).transpose(0, 2, 1), yy
 
 
+def _fill_blocks(flat, X, y, blocks, sw) -> None:
+    """Every block type's cross products into ``flat`` (``blocks``: (index, visits, rows))."""
+    p = X.shape[1]
+    if sum(rows.size for _, _, rows in blocks) * (p + 1) > _SMALL:
+        for gb, vis, rows in blocks:
+            flat.put(gb, *_block_gram(X, y, rows, len(vis), sw))
+        return
+    # small data: [X | y] once, one product per block type (no per-block gathers of X, y)
+    Z = np.empty((y.size, p + 1))
+    Z[:, :p], Z[:, p] = X, y
+    if sw is not None:
+        Z *= sw[:, None]
+    for gb, vis, rows in blocks:
+        zf = Z[rows].reshape(-1, len(vis) * (p + 1))
+        flat.put_gram(gb, zf.T @ zf, len(vis))
+
+
 def pattern_statistics(
     X: np.ndarray,
     y: np.ndarray,
@@ -256,27 +275,19 @@ def pattern_statistics(
         if msk:  # 0: unit codes without rows
             todo.append((b, int(k >> 40), tuple(i for i in range(40) if msk >> i & 1)))
     todo.sort(key=lambda t: len(t[2]))
-    flat = _FlatStats(sum(len(v) ** 2 for _, _, v in todo), p)
+    flat = _FlatStats([len(vis) for _, _, vis in todo], p)
     blocks = [(gb, vis, block_rows(b, len(vis))) for gb, (b, _, vis) in enumerate(todo)]
-    if unit.size * (p + 1) <= _SMALL:  # small data: [X | y] once, one product per block
-        Z = np.empty((unit.size, p + 1))
-        Z[:, :p], Z[:, p] = X, y
-        if sw is not None:
-            Z *= sw[:, None]
-        for gb, vis, rows in blocks:
-            m = len(vis)
-            zf = Z[rows].reshape(-1, m * (p + 1))
-            flat.put_gram(gb, zf.T @ zf, m)
-        del Z
-    else:
-        for gb, vis, rows in blocks:
-            flat.put(gb, *_block_gram(X, y, rows, len(vis), sw))
-    classes = flat.classes([(g, vis) for _, g, vis in todo], ucount[[t[0] for t in todo]])
-    info = {"n_units": int(present.sum()), "n_block_types": len(blocks)}
-    info["units"] = None
-    if units is not None and units_cheaper(
+    info = {"n_units": int(present.sum()), "n_block_types": len(blocks), "units": None}
+    subject_path = units is not None and units_cheaper(
         info["n_units"], units[0], p, units[1], flat.L, len(blocks)
-    ):
+    )
+    fill = functools.partial(_fill_blocks, flat, X, y, blocks, sw)
+    if subject_path:  # the likelihood will not need the pooled statistics: on first use
+        flat.defer(fill)
+    else:
+        fill()
+    classes = flat.classes([(g, vis) for _, g, vis in todo], ucount[[t[0] for t in todo]])
+    if subject_path:
         # the frequency weights enter U'diag(f)U; rows carry only sqrt(row weights)
         rw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
         info["units"] = _unit_arrays(X, y, unit, position, blocks, units[0], rw, fw)
@@ -350,7 +361,7 @@ class REMLEngine:
         self.cov = cov_model
         self.n_obs = n_obs
         self.method = method
-        self.p = pattern.p if pattern is not None else classes[0].SXX.shape[-1]
+        self.p = pattern.p if pattern is not None else fixed_effects(classes[0])
         self.log_weight_sum = log_weight_sum
         self.n_evals = 0
         if pattern is not None:
