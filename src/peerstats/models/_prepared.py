@@ -167,6 +167,7 @@ class PreparedMMRM:
         self._setup_covariance()
         self._check_size()
         self._stats = self._statistics(self._observed, self.y_all, None)
+        self.__dict__.pop("_obs_codes", None)  # (a subclass's statistics may not use them)
         self._check_statistics(self._stats)
 
     def _setup_covariance(self) -> None:
@@ -288,6 +289,7 @@ class PreparedMMRM:
         obs = self.design.rows  # positions of the observed rows (the _observed mask)
         scodes = self.subject_codes[obs]
         vpos = self.visit_codes[obs]
+        self._obs_codes = (scodes, vpos)  # for the first _statistics (then dropped)
         T = len(self.visits)
         key = scodes * T
         key += vpos
@@ -365,6 +367,8 @@ class PreparedMMRM:
         """Pooled statistics of the rows ``rows`` (boolean) with outcome ``y``."""
         # the fit's own rows: their positions are the design's (no pass over the mask)
         idx = self.design.rows if rows is self._observed else np.flatnonzero(rows)
+        codes = self.__dict__.pop("_obs_codes", None) if rows is self._observed else None
+        scodes, vcodes = codes or (self.subject_codes[idx], self.visit_codes[idx])
         rw = None if self._row_weights is None else self._row_weights[idx]
         one_group = self.group is None
         # one BLAS thread also for the large cross products: on a shared 2-core machine a
@@ -373,17 +377,17 @@ class PreparedMMRM:
             classes, info = pattern_statistics(
                 self._X_rows(idx),
                 y[idx],
-                self.subject_codes[idx],
-                self.visit_codes[idx],
+                scodes,
+                vcodes,
                 0 if one_group else self.group_codes[idx],
                 rw,
                 fw,
                 units=(len(self.visits), self._grouped.n_params),
             )
-        n_obs = float(idx.size) if fw is None else float(fw[self.subject_codes[idx]].sum())
+        n_obs = float(idx.size) if fw is None else float(fw[scodes].sum())
         log_w = 0.0
         if rw is not None:
-            f_row = np.ones(idx.size) if fw is None else fw[self.subject_codes[idx]]
+            f_row = np.ones(idx.size) if fw is None else fw[scodes]
             log_w = float(f_row @ np.log(rw))
         return _Stats(
             classes=classes,
