@@ -62,9 +62,7 @@ __all__ = [
 ]
 
 LOG2PI = float(np.log(2 * np.pi))
-# up to this many numbers of [X | y], pattern_statistics copies them once (one product per
-# block type, no per-block gathers of X and y: many block types, e.g. 107 in mmrm's BCVA data)
-_SMALL = 2_000_000
+_SMALL = 2_000_000  # up to this many numbers, [X | y] is copied once (see _fill_blocks)
 
 _CONTROLLER = None
 
@@ -125,12 +123,8 @@ def _gram_stats(Z: np.ndarray, m: int, p: int) -> tuple[np.ndarray, np.ndarray, 
 
 def _block_keys(unit, position, group):
     """Per unit code: whether it has rows, the block-type keys (group << 40 | pattern bit
-    mask, sorted) and each unit's block-type index.
-
-    With few possible keys (G 2^T small next to the number of units) the keys are found by
-    counting into a table of all G 2^T values, not by sorting the units (1M units: no sort);
-    the result is the same as ``np.unique``'s.
-    """
+    mask, sorted) and each unit's block-type index; with few possible keys (G 2^T) by counting
+    into a table of them instead of sorting the units (same result as ``np.unique``)."""
     n_units = int(unit.max()) + 1 if unit.size else 0
     # pattern bit mask per unit: (unit, position) pairs are unique, so OR is a sum of powers of 2
     mask = np.bincount(unit, weights=np.ldexp(1.0, position), minlength=n_units).astype(np.int64)
@@ -153,14 +147,9 @@ def _block_keys(unit, position, group):
 
 
 def _block_rows(unit, position, ublock, n_keys):
-    """``rows(b, m)``: the rows of block type ``b`` (``m`` rows per unit) ordered by (unit,
-    position), as an index array.
-
-    When the rows are already sorted by unit and position (the usual layout) each unit's rows
-    are one run, so only the units are ordered by block type (a stable sort of the unit codes,
-    not of the rows); otherwise the rows are sorted by (block type, unit, position). Both give
-    the same rows in the same order.
-    """
+    """``rows(b, m)``: the rows of block type ``b`` (``m`` per unit) ordered by (unit,
+    position). Rows sorted by unit and position (the usual layout): each unit's rows are one
+    run, so only the units are sorted by block type; otherwise the rows are sorted."""
     n = unit.size
     within = unit * 64 + position
     if n and np.all(within[1:] > within[:-1]):
@@ -184,10 +173,8 @@ def _block_rows(unit, position, ublock, n_keys):
 
 
 def _block_gram(X, y, rows, m, sw):
-    """Cross products of the rows of one block type: S_XX (m, m, p, p), S_Xy (m, m, p) and
-    S_yy (m, m), gathered in chunks into two small reusable buffers (X rows and y, each
-    contiguous: a gather into one interleaved [X | y] buffer cost as much as the products):
-    no n-sized temporaries."""
+    """Cross products of one block type's rows: S_XX (m, m, p, p), S_Xy (m, m, p), S_yy (m, m),
+    gathered in chunks into two small contiguous buffers (no n-sized temporaries)."""
     p = X.shape[1]
     n_b = rows.size // m
     chunk = max(1, min(n_b, 2_000_000 // (m * (p + 1))))
