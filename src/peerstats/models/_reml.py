@@ -73,10 +73,11 @@ def blas_threads(*, large: bool = False):
     The engine's work is small batched linear algebra (V_b of at most T x T, X'V^-1X of p x p),
     where a second BLAS thread only adds synchronisation, and on a busy machine
     oversubscription (OpenBLAS threads spinning against other processes) makes it several
-    times slower; so every step runs with one BLAS thread. The only large products (the cross
-    products of X over all rows when pooling the statistics, ``large=True``) keep the
-    library's threads when the machine has a core to spare (1-minute load average below
-    cores - 0.5) and use one thread otherwise. Without threadpoolctl nothing changes.
+    times slower; so every step runs with one BLAS thread. ``large=True`` keeps the library's
+    threads when the machine has a core to spare (1-minute load average below cores - 0.5);
+    the MMRM's pooled cross products no longer ask for it (on a shared 2-core machine the
+    load average lags and a second thread made them 2-10 times slower). Without
+    threadpoolctl nothing changes.
     """
     global _CONTROLLER
     if large:
