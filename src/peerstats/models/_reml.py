@@ -258,10 +258,11 @@ def pattern_statistics(
         sw = np.sqrt(sw)
     # block types with rows, ordered by size (stable), as (key index, group, visits)
     todo = []
+    T = int(position.max()) + 1 if position.size else 0
     for b, k in enumerate(ukeys):
         msk = int(k & ((1 << 40) - 1))
         if msk:  # 0: unit codes without rows
-            todo.append((b, int(k >> 40), tuple(i for i in range(40) if msk >> i & 1)))
+            todo.append((b, int(k >> 40), tuple(i for i in range(T) if msk >> i & 1)))
     todo.sort(key=lambda t: len(t[2]))
     flat = _FlatStats([len(vis) for _, _, vis in todo], p)
     blocks = [(gb, vis, block_rows(b, len(vis))) for gb, (b, _, vis) in enumerate(todo)]
