@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import peerstats
-from peerstats.models import _reml
+from peerstats.models import _prepared_checks, _reml
 from peerstats.models._prepared_checks import factorize_ids
 
 
@@ -43,7 +43,8 @@ def _id_cases():
 
 
 @pytest.mark.parametrize("case", list(_id_cases()))
-def test_factorize_ids_equals_pandas_factorize(case):
+def test_factorize_ids_equals_pandas_factorize(case, monkeypatch):
+    monkeypatch.setattr(_prepared_checks, "_RUNS_FROM", 1)  # the runs path also on small ids
     col = _id_cases()[case].rename("id")
     codes, uniques = factorize_ids(col)
     ref_codes, ref_uniques = pd.factorize(col, sort=False)

@@ -108,6 +108,9 @@ def _check_singular(sigmas, levels, group, tried, gradient) -> None:
 
 
 
+_RUNS_FROM = 50_000  # rows from which factorize_ids looks for runs first
+
+
 def factorize_ids(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """``pd.factorize(col, sort=False)`` (codes, uniques in order of first appearance), with a
     fast path for the usual layout where each id's rows are one run (long data sorted by id).
@@ -119,7 +122,8 @@ def factorize_ids(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     instead of 0.2-0.4 s.
     """
     n = len(col)
-    values = _comparable(col) if n > 1 and not col.hasnans else None
+    # (below ~50,000 rows pd.factorize is as fast as the comparisons' fixed costs)
+    values = _comparable(col) if n > _RUNS_FROM and not col.hasnans else None
     if values is not None:
         change = _differ(values[1:], values[:-1])
         starts = np.flatnonzero(np.concatenate(([True], change)))
