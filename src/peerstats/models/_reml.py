@@ -178,7 +178,7 @@ def _block_gram(X, y, rows, m, sw):
     gathered in chunks into two small contiguous buffers (no n-sized temporaries)."""
     p = X.shape[1]
     n_b = rows.size // m
-    chunk = max(1, min(n_b, 2_000_000 // (m * (p + 1))))
+    chunk = max(1, min(n_b, 200_000 // (m * (p + 1))))  # buffers of 1.6 MB stay in cache
     xbuf, ybuf = np.empty((chunk * m, p)), np.empty(chunk * m)
     XX, Xy, yy = np.zeros((m * p, m * p)), np.zeros((m * p, m)), np.zeros((m, m))
     for s0 in range(0, n_b, chunk):
