@@ -234,12 +234,13 @@ def pattern_statistics(
     by sqrt(w) first (SAS WEIGHT). ``unit_weights`` (one per unit code, > 0 for every unit that
     has rows) are frequency weights: unit i counts as f_i copies of itself (its cross products
     are multiplied by f_i and it adds f_i to its block type's count). Unit codes without rows are
-    skipped. Rows are ordered once by (block type, unit, position) (an index permutation only)
-    and each block type's cross products are accumulated in chunks through one small reusable
-    buffer, so the memory beyond X stays small. ``units=(T, K)`` (visits, covariance
-    parameters): also return each unit's padded rows (``info["units"]``,
-    :class:`UnitArrays`) when the likelihood's subject path is cheaper than its pooled path
-    (many patterns; see :mod:`peerstats.models._pattern_likelihood`), else None.
+    skipped. Each block type's rows are found from the units' runs (or one sort of the rows)
+    and its cross products accumulated in chunks through small reusable buffers, so the memory
+    beyond X stays small. ``units=(T, K)`` (visits, covariance parameters): also return each
+    unit's padded rows (``info["units"]``, :class:`UnitArrays`) when the likelihood's subject
+    path is cheaper than its pooled path (many patterns; see
+    :mod:`peerstats.models._pattern_likelihood`), else None; the pooled statistics are then
+    computed on first access only.
     """
     p = X.shape[1]
     unit = np.asarray(unit, dtype=np.int64)
