@@ -118,9 +118,12 @@ def build_result(prep, engine, fit: dict, *, df: str, kr_information: str, secon
     )
 
 
-def empirical_covariances(classes, G: int, T: int) -> list[np.ndarray]:
+def empirical_covariances(classes, G: int, T: int, units=None) -> list[np.ndarray]:
     """Per group, the covariance of OLS residuals across visits (pairwise), from the pooled
-    sufficient statistics alone (no pass over the rows)."""
+    sufficient statistics alone (no pass over the rows); with ``units`` (the subjects' padded
+    rows, :class:`UnitArrays`) from those instead (the same sums, in another order)."""
+    if units is not None:
+        return _from_sums(*_unit_sums(units, [k for sc in classes for k in sc.keys], G, T))
     p = classes[0].SXX.shape[-1]
     XtX = np.zeros((p, p))
     Xty = np.zeros(p)
@@ -141,10 +144,42 @@ def empirical_covariances(classes, G: int, T: int) -> list[np.ndarray]:
             - np.swapaxes(Sb, 1, 2)
             + (sc.SXX.reshape(B, m * m, p * p) @ bb).reshape(B, m, m)
         )
-        for b, (g, vis) in enumerate(sc.keys):
-            ix = np.ix_(vis, vis)
-            S[g][ix] += R[b]
-            N[g][ix] += sc.counts[b]
+        # every block's entries added in block order (as a loop over np.ix_ would), at once
+        gs = np.array([g for g, _ in sc.keys], dtype=np.int64)[:, None, None]
+        vis = np.array([v for _, v in sc.keys], dtype=np.int64).reshape(B, m)
+        at = (gs, vis[:, :, None], vis[:, None, :])
+        np.add.at(S, at, R)
+        np.add.at(N, at, np.broadcast_to(sc.counts[:, None, None], R.shape))
+    return _from_sums(S, N)
+
+
+def _unit_sums(units, block_keys, G: int, T: int):
+    """Residual cross products S and pair counts N per group (G, T, T) of the OLS fit, from
+    the subjects' padded rows (zeros at missing visits; frequency weights ``units.weight``)."""
+    N_u, _, p = units.X.shape
+    f = np.ones(N_u) if units.weight is None else units.weight
+    Xf = units.X.reshape(N_u * T, p)
+    Xw = Xf * np.repeat(f, T)[:, None]
+    beta = np.linalg.lstsq(Xw.T @ Xf, Xw.T @ units.y.reshape(-1), rcond=None)[0]
+    r = units.y - units.X @ beta
+    observed = np.zeros((len(block_keys), T))  # the visits of each block type (group, visits)
+    for b, (_, vis) in enumerate(block_keys):
+        observed[b, list(vis)] = 1.0
+    seen = observed[units.block]
+    ug = np.array([g for g, _ in block_keys], dtype=np.int64)[units.block]
+    S, N = np.zeros((G, T, T)), np.zeros((G, T, T))
+    for g in range(G):
+        sel = ug == g
+        rw = r[sel] * f[sel, None]
+        S[g] = rw.T @ r[sel]
+        mw = seen[sel] * f[sel, None]
+        N[g] = mw.T @ seen[sel]
+    return S, N
+
+
+def _from_sums(S: np.ndarray, N: np.ndarray) -> list[np.ndarray]:
+    """Per group, S / N with the visits' variances filled where a pair is unobserved."""
+    G = S.shape[0]
     out = []
     for g in range(G):
         with np.errstate(invalid="ignore", divide="ignore"):

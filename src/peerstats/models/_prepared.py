@@ -32,6 +32,7 @@ from peerstats.models._prepared_checks import (
     _clearly_full_rank,
     _raise_unless_converged,
     _repeated,
+    factorize_ids,
 )
 from peerstats.models._reml import (
     PatternCovariance,
@@ -166,6 +167,7 @@ class PreparedMMRM:
         self._setup_covariance()
         self._check_size()
         self._stats = self._statistics(self._observed, self.y_all, None)
+        self.__dict__.pop("_obs_codes", None)  # (a subclass's statistics may not use them)
         self._check_statistics(self._stats)
 
     def _setup_covariance(self) -> None:
@@ -177,7 +179,7 @@ class PreparedMMRM:
         """Starting covariance parameters for a fit from scratch."""
 
         G, T = len(self._levels), len(self.visits)
-        return self._grouped.start(empirical_covariances(st.classes, G, T))
+        return self._grouped.start(empirical_covariances(st.classes, G, T, st.units))
 
     # ---- layout ------------------------------------------------------------------------------
     def _build_layout(self, data: pd.DataFrame) -> None:
@@ -191,9 +193,7 @@ class PreparedMMRM:
             raise ModelSpecificationError(
                 f"{visit!r} has {T} levels; peerstats' MMRM supports up to 40 visits"
             )
-        codes, uniques = pd.factorize(data[subject], sort=False)
-        self.subject_codes = codes.astype(np.int64)
-        self.subjects = pd.Index(uniques, name=subject)
+        self.subject_codes, self.subjects = factorize_ids(data[subject])
         self.visit_codes = np.asarray(data[visit].cat.codes, dtype=np.int64)
         if group is not None:
             self._group_values = list(data[group].cat.categories)
@@ -204,11 +204,10 @@ class PreparedMMRM:
             self._levels = ("",)
             self.group_levels = ()
             self.group_codes = np.zeros(self.n_rows, dtype=np.int64)
-        self.y_all = data[design.outcome].to_numpy(dtype=float, na_value=np.nan).copy()
+        self.y_all = data[design.outcome].to_numpy(dtype=float, na_value=np.nan, copy=True)
         self._observed = np.zeros(self.n_rows, dtype=bool)
         self._observed[design.rows] = True
-        self._obs_pos = np.full(self.n_rows, -1, dtype=np.int64)
-        self._obs_pos[design.rows] = np.arange(len(design.rows))
+        self._obs_pos_rows = None  # position of each row among the observed (on first use)
         if self.weights is not None:
             w = pd.to_numeric(data[self.weights], errors="coerce").to_numpy(dtype=float)
             wo = w[design.rows]
@@ -263,10 +262,22 @@ class PreparedMMRM:
             self._materialise()
         return self._valid_rows
 
+    @property
+    def _obs_pos(self) -> np.ndarray:
+        """Position of each row of data among the observed rows (-1: not observed)."""
+        if self._obs_pos_rows is None:
+            rows = self.design.rows
+            pos = np.full(self.n_rows, -1, dtype=np.int64)
+            pos[rows] = np.arange(len(rows))
+            self._obs_pos_rows = pos
+        return self._obs_pos_rows
+
     def _X_rows(self, idx: np.ndarray) -> np.ndarray:
         """Design rows ``idx`` (positions in data), from the fit's X when all are observed."""
-        pos = self._obs_pos[idx]
         X = self.design.X
+        if idx is self.design.rows:
+            return X  # every observed row in order (a fit): no copy
+        pos = self._obs_pos[idx]
         if pos.size == X.shape[0] and pos.size and pos[0] == 0 and np.all(np.diff(pos) == 1):
             return X  # every observed row in order (a fit): no copy
         if np.all(pos >= 0):
@@ -275,51 +286,58 @@ class PreparedMMRM:
 
     def _check_layout(self) -> None:
         """mmrm()'s checks on the rows with an observed outcome."""
-        subject, visit, group = self.subject, self.visit, self.group
-        obs = self._observed
+        obs = self.design.rows  # positions of the observed rows (the _observed mask)
         scodes = self.subject_codes[obs]
         vpos = self.visit_codes[obs]
+        self._obs_codes = (scodes, vpos)  # for the first _statistics (then dropped)
         T = len(self.visits)
-        rep = _repeated(scodes * T + vpos)
+        key = scodes * T
+        key += vpos
+        rep = _repeated(key)
+        del key
         if rep.any():
             rows = self.design.data.index[rep].tolist()[:10]
             raise ModelSpecificationError(
-                f"{int(rep.sum())} row(s) repeat a {subject!r} x {visit!r} combination (first row "
-                f"labels: {rows}); each subject can have one row per visit"
+                f"{int(rep.sum())} row(s) repeat a {self.subject!r} x {self.visit!r} combination "
+                f"(first row labels: {rows}); each subject can have one row per visit"
             )
-        if group is not None:
-            valid = self.group_codes >= 0
-            per_subj = (
-                pd.Series(self.group_codes[valid]).groupby(self.subject_codes[valid]).nunique()
-            )
-            if (per_subj > 1).any():
-                bad = self.subjects[per_subj.index[per_subj > 1]].tolist()[:10]
-                raise ModelSpecificationError(
-                    f"group={group!r} must be constant within subject; it varies for {bad}"
-                )
-            present = np.flatnonzero(np.bincount(self.group_codes[obs], minlength=len(self._levels)))
-            missing_g = [lev for i, lev in enumerate(self._levels) if i not in present]
-            if missing_g:
-                raise ModelSpecificationError(
-                    f"group level(s) {missing_g} of {group!r} have no observed outcome; their "
-                    "covariance parameters cannot be estimated"
-                )
-        # subject-level group code (the group of any of its rows)
-        sg = np.zeros(len(self.subjects), dtype=np.int64)
-        valid = (self.subject_codes >= 0) & (self.group_codes >= 0)
-        sg[self.subject_codes[valid]] = self.group_codes[valid]
-        self._subject_group = sg
-        n_obs = int(obs.sum())
         G = len(self._levels)
-        counts = np.bincount(self.group_codes[obs] * T + vpos, minlength=G * T)
-        counts = counts.reshape(G, T).astype(float)
+        if self.group is not None:
+            self._check_group(obs)
+            # subject-level group code (the group of any of its rows)
+            sg = np.zeros(len(self.subjects), dtype=np.int64)
+            valid = (self.subject_codes >= 0) & (self.group_codes >= 0)
+            sg[self.subject_codes[valid]] = self.group_codes[valid]
+            vpos = self.group_codes[obs] * T + vpos
+        else:  # one group: no pass over the group codes (all 0)
+            sg = np.zeros(len(self.subjects), dtype=np.int64)
+        self._subject_group = sg
+        counts = np.bincount(vpos, minlength=G * T).reshape(G, T).astype(float)
         _check_visit_counts(counts, self)
-        if scodes.size == 0 or scodes.min() == scodes.max():
+        if scodes.size == 0 or scodes[0] == scodes[-1] and scodes.min() == scodes.max():
             raise ModelSpecificationError("an MMRM needs at least two subjects")
         p = len(self.columns)
-        if n_obs - p <= 0:
+        if obs.size - p <= 0:
             raise ModelSpecificationError(
-                f"{n_obs} observations for {p} fixed effects: no residual degrees of freedom"
+                f"{obs.size} observations for {p} fixed effects: no residual degrees of freedom"
+            )
+
+    def _check_group(self, obs: np.ndarray) -> None:
+        """``group`` constant within subject, and every group level with an observed outcome."""
+        group = self.group
+        valid = self.group_codes >= 0
+        per_subj = pd.Series(self.group_codes[valid]).groupby(self.subject_codes[valid]).nunique()
+        if (per_subj > 1).any():
+            bad = self.subjects[per_subj.index[per_subj > 1]].tolist()[:10]
+            raise ModelSpecificationError(
+                f"group={group!r} must be constant within subject; it varies for {bad}"
+            )
+        present = np.flatnonzero(np.bincount(self.group_codes[obs], minlength=len(self._levels)))
+        missing_g = [lev for i, lev in enumerate(self._levels) if i not in present]
+        if missing_g:
+            raise ModelSpecificationError(
+                f"group level(s) {missing_g} of {group!r} have no observed outcome; their "
+                "covariance parameters cannot be estimated"
             )
 
     def _size_text(self) -> str:
@@ -347,23 +365,30 @@ class PreparedMMRM:
     # ---- statistics --------------------------------------------------------------------------
     def _statistics(self, rows: np.ndarray, y: np.ndarray, fw: np.ndarray | None) -> _Stats:
         """Pooled statistics of the rows ``rows`` (boolean) with outcome ``y``."""
-        idx = np.flatnonzero(rows)
+        # the fit's own rows: their positions are the design's (no pass over the mask)
+        idx = self.design.rows if rows is self._observed else np.flatnonzero(rows)
+        codes = self.__dict__.pop("_obs_codes", None) if rows is self._observed else None
+        scodes, vcodes = codes or (self.subject_codes[idx], self.visit_codes[idx])
         rw = None if self._row_weights is None else self._row_weights[idx]
-        large = idx.size * (len(self.columns) + 1) * len(self.visits) > 5_000_000
-        with blas_threads(large=large):
+        one_group = self.group is None
+        # one BLAS thread also for the large cross products: on a shared 2-core machine a
+        # second thread made them 2-10 times slower (1M x 4: 0.16 s on one thread)
+        with blas_threads():
             classes, info = pattern_statistics(
                 self._X_rows(idx),
                 y[idx],
-                self.subject_codes[idx],
-                self.visit_codes[idx],
-                self.group_codes[idx],
+                scodes,
+                vcodes,
+                0 if one_group else self.group_codes[idx],
                 rw,
                 fw,
                 units=(len(self.visits), self._grouped.n_params),
             )
-        f_row = np.ones(idx.size) if fw is None else fw[self.subject_codes[idx]]
-        n_obs = float(f_row.sum())
-        log_w = 0.0 if rw is None else float(f_row @ np.log(rw))
+        n_obs = float(idx.size) if fw is None else float(fw[scodes].sum())
+        log_w = 0.0
+        if rw is not None:
+            f_row = np.ones(idx.size) if fw is None else fw[scodes]
+            log_w = float(f_row @ np.log(rw))
         return _Stats(
             classes=classes,
             n_obs=n_obs,
@@ -372,16 +397,24 @@ class PreparedMMRM:
             units=info["units"],
         )
 
-    def _counts_and_gram(self, classes: list[SizeClass]) -> tuple[np.ndarray, np.ndarray]:
-        """Units observed at each pair of visits per group (G, T, T) and the pooled X'X."""
+    def _counts_and_gram(self, classes: list[SizeClass], units=None) -> tuple:
+        """Units observed at each pair of visits per group (G, T, T) and the pooled X'X
+        (from the subjects' padded rows ``units`` when given: the pooled statistics are then
+        not needed)."""
         G, T, p = len(self._levels), len(self.visits), len(self.columns)
         N = np.zeros((G, T, T))
         XtX = np.zeros((p, p))
+        if units is not None:
+            Xf = units.X.reshape(-1, p)
+            XtX = Xf.T @ (Xf if units.weight is None else Xf * np.repeat(units.weight, T)[:, None])
         for sc in classes:
-            for b, (g, vis) in enumerate(sc.keys):
-                N[g][np.ix_(vis, vis)] += sc.counts[b]
-            j = np.arange(sc.m)
-            XtX += sc.SXX[:, j, j].sum(axis=(0, 1))
+            gs = np.array([g for g, _ in sc.keys], dtype=np.int64)
+            mask = np.zeros((len(sc.keys), T))
+            mask[np.arange(len(sc.keys))[:, None], [vis for _, vis in sc.keys]] = 1.0
+            np.add.at(N, gs, sc.counts[:, None, None] * mask[:, :, None] * mask[:, None, :])
+            if units is None:
+                j = np.arange(sc.m)
+                XtX += sc.SXX[:, j, j].sum(axis=(0, 1))
         return N, XtX
 
     def _check_statistics(self, st: _Stats, N=None, XtX=None) -> None:
@@ -392,7 +425,7 @@ class PreparedMMRM:
         if st.n_units < 2:
             raise ModelSpecificationError("an MMRM needs at least two subjects")
         if N is None:
-            N, XtX = self._counts_and_gram(st.classes)
+            N, XtX = self._counts_and_gram(st.classes, st.units)
         _check_visit_counts(np.diagonal(N, axis1=1, axis2=2), self)
         if self.covariance == "us":
             _check_pairs(N, self)

@@ -30,6 +30,7 @@ Validated against SAS PROC MIXED (tests/reference/sas_fev/).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -44,6 +45,7 @@ from peerstats.models._pattern_likelihood import (
     _FlatStats,
     _unit_arrays,
     batched_inverse,
+    fixed_effects,
     units_cheaper,
 )
 
@@ -59,6 +61,7 @@ __all__ = [
 ]
 
 LOG2PI = float(np.log(2 * np.pi))
+_SMALL = 2_000_000  # up to this many numbers, [X | y] is copied once (see _fill_blocks)
 
 _CONTROLLER = None
 
@@ -69,10 +72,11 @@ def blas_threads(*, large: bool = False):
     The engine's work is small batched linear algebra (V_b of at most T x T, X'V^-1X of p x p),
     where a second BLAS thread only adds synchronisation, and on a busy machine
     oversubscription (OpenBLAS threads spinning against other processes) makes it several
-    times slower; so every step runs with one BLAS thread. The only large products (the cross
-    products of X over all rows when pooling the statistics, ``large=True``) keep the
-    library's threads when the machine has a core to spare (1-minute load average below
-    cores - 0.5) and use one thread otherwise. Without threadpoolctl nothing changes.
+    times slower; so every step runs with one BLAS thread. ``large=True`` keeps the library's
+    threads when the machine has a core to spare (1-minute load average below cores - 0.5);
+    the MMRM's pooled cross products no longer ask for it (on a shared 2-core machine the
+    load average lags and a second thread made them 2-10 times slower). Without
+    threadpoolctl nothing changes.
     """
     global _CONTROLLER
     if large:
@@ -118,50 +122,96 @@ def _gram_stats(Z: np.ndarray, m: int, p: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _block_keys(unit, position, group):
-    """Per unit code: pattern bit mask, block-type key (group, mask), block-type index."""
+    """Per unit code: whether it has rows, the block-type keys (group << 40 | pattern bit
+    mask, sorted) and each unit's block-type index; with few possible keys (G 2^T) by counting
+    into a table of them instead of sorting the units (same result as ``np.unique``)."""
     n_units = int(unit.max()) + 1 if unit.size else 0
     # pattern bit mask per unit: (unit, position) pairs are unique, so OR is a sum of powers of 2
     mask = np.bincount(unit, weights=np.ldexp(1.0, position), minlength=n_units).astype(np.int64)
-    ugroup = np.zeros(n_units, dtype=np.int64)
-    ugroup[unit] = group
-    ukey = ugroup * (np.int64(1) << 40) + mask
-    ukeys, ublock = np.unique(ukey, return_inverse=True)
-    return mask > 0, ukey, ukeys, ublock.reshape(-1)
+    if np.ndim(group) == 0:  # one group code for every row
+        ugroup = np.full(n_units, int(group), dtype=np.int64)
+    else:
+        ugroup = np.zeros(n_units, dtype=np.int64)
+        ugroup[unit] = group
+    T = int(position.max()) + 1 if position.size else 1
+    G = int(ugroup.max()) + 1 if n_units else 1
+    if G << T <= max(4 * n_units, 1 << 20):
+        small = (ugroup << T) | mask
+        seen = np.bincount(small, minlength=G << T) > 0
+        found = np.flatnonzero(seen)
+        ublock = (np.cumsum(seen) - 1)[small]
+        ukeys = ((found >> T) << 40) | (found & ((1 << T) - 1))
+        return mask > 0, ukeys, ublock
+    ukeys, ublock = np.unique(ugroup * (np.int64(1) << 40) + mask, return_inverse=True)
+    return mask > 0, ukeys, ublock.reshape(-1)
 
 
-def _row_order(unit, position, ublock, n_keys):
-    """Rows ordered by (block type, unit, position) (an index permutation) and block starts."""
+def _block_rows(unit, position, ublock, n_keys):
+    """``rows(b, m)``: the rows of block type ``b`` (``m`` per unit) ordered by (unit,
+    position). Rows sorted by unit and position (the usual layout): each unit's rows are one
+    run, so only the units are sorted by block type; otherwise the rows are sorted."""
     n = unit.size
-    # rows sorted by unit/position are common: check before sorting, then a stable sort on the
-    # small block ids
     within = unit * 64 + position
-    order = np.arange(n) if np.all(within[1:] > within[:-1]) else np.argsort(within, kind="stable")
+    if n and np.all(within[1:] > within[:-1]):
+        ustart = np.zeros(ublock.size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(unit, minlength=ublock.size), out=ustart[1:])
+        uorder = np.argsort(ublock.astype(np.int16 if n_keys < 2**15 else np.int64), kind="stable")
+        bstart = np.searchsorted(ublock[uorder], np.arange(n_keys + 1))
+
+        def rows(b, m):
+            first = ustart[uorder[bstart[b] : bstart[b + 1]]]
+            return (first[:, None] + np.arange(m)).reshape(-1)
+
+        return rows
+    order = np.argsort(within, kind="stable")
     bid = ublock[unit[order]]
     bid = bid.astype(np.int16 if n_keys < 2**15 else np.int64)
     o2 = np.argsort(bid, kind="stable")
     order = order[o2]
-    return order, np.searchsorted(bid[o2], np.arange(n_keys + 1))
+    starts = np.searchsorted(bid[o2], np.arange(n_keys + 1))
+    return lambda b, m: order[starts[b] : starts[b + 1]]
 
 
 def _block_gram(X, y, rows, m, sw):
-    """Cross products (m q, m q) of the rows of one block type (q = p + 1: X and y), gathered
-    in chunks into one reusable buffer: no n-sized temporaries."""
+    """Cross products of one block type's rows: S_XX (m, m, p, p), S_Xy (m, m, p), S_yy (m, m),
+    gathered in chunks into two small contiguous buffers (no n-sized temporaries)."""
     p = X.shape[1]
-    q = p + 1
     n_b = rows.size // m
-    chunk = max(1, min(n_b, 2_000_000 // (m * q)))
-    buf = np.empty((chunk * m, q))
-    G = np.zeros((m * q, m * q))
+    chunk = max(1, min(n_b, 200_000 // (m * (p + 1))))  # buffers of 1.6 MB stay in cache
+    xbuf, ybuf = np.empty((chunk * m, p)), np.empty(chunk * m)
+    XX, Xy, yy = np.zeros((m * p, m * p)), np.zeros((m * p, m)), np.zeros((m, m))
     for s0 in range(0, n_b, chunk):
         r = rows[s0 * m : (s0 + chunk) * m]
-        z = buf[: r.size]
-        np.take(X, r, axis=0, out=z[:, :p], mode="clip")
-        np.take(y, r, out=z[:, p], mode="clip")
+        xb, yb = xbuf[: r.size], ybuf[: r.size]
+        np.take(X, r, axis=0, out=xb, mode="clip")
+        np.take(y, r, out=yb, mode="clip")
         if sw is not None:
-            z *= sw[r][:, None]
-        zf = z.reshape(-1, m * q)
-        G += zf.T @ zf
-    return G.reshape(m, q, m, q).transpose(0, 2, 1, 3)
+            w = sw[r]
+            xb *= w[:, None]
+            yb *= w
+        xf, yf = xb.reshape(-1, m * p), yb.reshape(-1, m)
+        XX += xf.T @ xf
+        Xy += xf.T @ yf
+        yy += yf.T @ yf
+    XX = XX.reshape(m, p, m, p).transpose(0, 2, 1, 3)
+    return XX, Xy.reshape(m, p, m).transpose(0, 2, 1), yy
+
+
+def _fill_blocks(flat, X, y, blocks, sw) -> None:
+    """Every block type's cross products into ``flat`` (``blocks``: (index, visits, rows))."""
+    p = X.shape[1]
+    if sum(rows.size for _, _, rows in blocks) * (p + 1) > _SMALL:
+        for gb, vis, rows in blocks:
+            flat.put(gb, *_block_gram(X, y, rows, len(vis), sw))
+        return
+    # small data: [X | y] once, one product per block type (no per-block gathers of X, y)
+    Z = np.empty((y.size, p + 1))
+    Z[:, :p], Z[:, p] = X, y
+    if sw is not None:
+        Z *= sw[:, None]
+    for gb, vis, rows in blocks:
+        zf = Z[rows].reshape(-1, len(vis) * (p + 1))
+        flat.put_gram(gb, zf.T @ zf, len(vis))
 
 
 def pattern_statistics(
@@ -177,23 +227,25 @@ def pattern_statistics(
 ) -> tuple[list[SizeClass], dict]:
     """Pool units by (group, pattern of positions) and compute their sufficient statistics.
 
-    ``unit``, ``position`` (0..T-1, T <= 40) and ``group`` are integer codes per row; each
-    (unit, position) pair occurs at most once. With ``weights``, rows of X and y are multiplied
+    ``unit``, ``position`` (0..T-1, T <= 40) and ``group`` are integer codes per row
+    (``group`` may be one integer for all rows); each (unit, position) pair occurs at most
+    once. With ``weights``, rows of X and y are multiplied
     by sqrt(w) first (SAS WEIGHT). ``unit_weights`` (one per unit code, > 0 for every unit that
     has rows) are frequency weights: unit i counts as f_i copies of itself (its cross products
     are multiplied by f_i and it adds f_i to its block type's count). Unit codes without rows are
-    skipped. Rows are ordered once by (block type, unit, position) (an index permutation only)
-    and each block type's cross products are accumulated in chunks through one small reusable
-    buffer, so the memory beyond X stays small. ``units=(T, K)`` (visits, covariance
-    parameters): also return each unit's padded rows (``info["units"]``,
-    :class:`UnitArrays`) when the likelihood's subject path is cheaper than its pooled path
-    (many patterns; see :mod:`peerstats.models._pattern_likelihood`), else None.
+    skipped. Each block type's rows are found from the units' runs (or one sort of the rows)
+    and its cross products accumulated in chunks through small reusable buffers, so the memory
+    beyond X stays small. ``units=(T, K)`` (visits, covariance parameters): also return each
+    unit's padded rows (``info["units"]``, :class:`UnitArrays`) when the likelihood's subject
+    path is cheaper than its pooled path (many patterns; see
+    :mod:`peerstats.models._pattern_likelihood`), else None; the pooled statistics are then
+    computed on first access only.
     """
     p = X.shape[1]
     unit = np.asarray(unit, dtype=np.int64)
     position = np.asarray(position, dtype=np.int64)
-    present, ukey, ukeys, ublock = _block_keys(unit, position, group)
-    order, starts = _row_order(unit, position, ublock, len(ukeys))
+    present, ukeys, ublock = _block_keys(unit, position, group)
+    block_rows = _block_rows(unit, position, ublock, len(ukeys))
     sw = None if weights is None else np.asarray(weights, dtype=float)
     fw = None if unit_weights is None else np.asarray(unit_weights, dtype=float)
     if fw is not None:
@@ -206,26 +258,28 @@ def pattern_statistics(
         sw = np.sqrt(sw)
     # block types with rows, ordered by size (stable), as (key index, group, visits)
     todo = []
+    T = int(position.max()) + 1 if position.size else 0
     for b, k in enumerate(ukeys):
         msk = int(k & ((1 << 40) - 1))
         if msk:  # 0: unit codes without rows
-            todo.append((b, int(k >> 40), tuple(i for i in range(40) if msk >> i & 1)))
+            todo.append((b, int(k >> 40), tuple(i for i in range(T) if msk >> i & 1)))
     todo.sort(key=lambda t: len(t[2]))
-    flat = _FlatStats(sum(len(v) ** 2 for _, _, v in todo), p)
-    blocks = []
-    for gb, (b, _, vis) in enumerate(todo):
-        rows = order[starts[b] : starts[b + 1]]
-        flat.put(gb, _block_gram(X, y, rows, len(vis), sw))
-        blocks.append((gb, vis, rows))
-    classes = flat.classes([(g, vis) for _, g, vis in todo], ucount[[t[0] for t in todo]])
-    info = {"n_units": int(present.sum()), "n_block_types": len(blocks)}
-    info["units"] = None
-    if units is not None and units_cheaper(
+    flat = _FlatStats([len(vis) for _, _, vis in todo], p)
+    blocks = [(gb, vis, block_rows(b, len(vis))) for gb, (b, _, vis) in enumerate(todo)]
+    info = {"n_units": int(present.sum()), "n_block_types": len(blocks), "units": None}
+    subject_path = units is not None and units_cheaper(
         info["n_units"], units[0], p, units[1], flat.L, len(blocks)
-    ):
+    )
+    fill = functools.partial(_fill_blocks, flat, X, y, blocks, sw)
+    if subject_path:  # the likelihood will not need the pooled statistics: on first use
+        flat.defer(fill)
+    else:
+        fill()
+    classes = flat.classes([(g, vis) for _, g, vis in todo], ucount[[t[0] for t in todo]])
+    if subject_path:
         # the frequency weights enter U'diag(f)U; rows carry only sqrt(row weights)
         rw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
-        info["units"] = _unit_arrays(X, y, unit, blocks, units[0], rw, fw)
+        info["units"] = _unit_arrays(X, y, unit, position, blocks, units[0], rw, fw)
     return classes, info
 
 
@@ -296,7 +350,7 @@ class REMLEngine:
         self.cov = cov_model
         self.n_obs = n_obs
         self.method = method
-        self.p = pattern.p if pattern is not None else classes[0].SXX.shape[-1]
+        self.p = pattern.p if pattern is not None else fixed_effects(classes[0])
         self.log_weight_sum = log_weight_sum
         self.n_evals = 0
         if pattern is not None:
@@ -507,13 +561,19 @@ class REMLEngine:
         return (info + info.T) / 2
 
     # ------------------------------------------------------------------------------------
-    def _line_search(self, theta, st, step, g):
+    def _line_search(self, theta, st, step, g, *, second_first: bool = False):
+        """Backtracking (Armijo) along ``step``; ``second_first``: the full step is evaluated
+        to second order (cached, so the caller's next :meth:`second` there costs nothing)."""
         mx = np.max(np.abs(step))
         if mx > 5:  # limit huge steps on the log / Cholesky scale
             step = step * (5 / mx)
         t = 1.0
         for _ in range(40):
-            cand = self.evaluate(theta + t * step)
+            if second_first and t == 1.0:
+                sec = self.second(theta + step)
+                cand = None if sec is None else sec[0]
+            else:
+                cand = self.evaluate(theta + t * step)
             if cand is not None and cand.objective <= st.objective + 1e-4 * t * float(g @ step):
                 return cand
             t /= 2
@@ -664,7 +724,7 @@ class REMLEngine:
             switch = 1.0 if self._pl is not None else 1e-4 * max(1.0, 1e-6 * abs(st.objective))
             if not np.isfinite(dec) or dec < switch:
                 break
-            new = self._line_search(theta, st, step, g)
+            new = self._line_search(theta, st, step, g, second_first=self._pl is not None)
             if new is None:
                 break
             iterations += 1
