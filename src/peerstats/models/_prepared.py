@@ -23,6 +23,7 @@ from peerstats.models._design import (
     as_categorical,
     check_rank_gram,
 )
+from peerstats.models._memory import steady_pages
 from peerstats.models._mmrm_result import build_result, check_df_options, empirical_covariances
 from peerstats.models._prepared_checks import (
     HETEROGENEOUS,
@@ -465,7 +466,7 @@ class PreparedMMRM:
         kr_information: Literal["observed", "expected"] = "observed",
     ) -> MixedModelResult:  # noqa: F821 - imported lazily
         """Fit the model to the data it was prepared with: exactly :func:`peerstats.mmrm`."""
-        with blas_threads():
+        with blas_threads(), steady_pages():
             return self._fit(df, kr_information)
 
     def _fit(self, df, kr_information):

@@ -17,6 +17,7 @@ from typing import Literal
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.models._memory import steady_pages
 from peerstats.models._mmrm_result import check_df_options
 from peerstats.models._sandwich import check_vcov, mmrm_blocks, sandwich_inference
 from peerstats.models.prepared import (
@@ -164,19 +165,20 @@ def mmrm(
     """
     df, kr_information = check_df_options(df, kr_information, method)
     vcov = check_vcov(vcov, df)
-    prep = prepare_mmrm(
-        formula,
-        data,
-        subject=subject,
-        visit=visit,
-        covariance=covariance,
-        group=group,
-        weights=weights,
-        method=method,
-        reference=reference,
-        time=time,
-    )
-    return with_vcov(prep.fit(df=df, kr_information=kr_information), vcov)
+    with steady_pages():  # (1M subjects: no huge-page stalls, see models/_memory.py)
+        prep = prepare_mmrm(
+            formula,
+            data,
+            subject=subject,
+            visit=visit,
+            covariance=covariance,
+            group=group,
+            weights=weights,
+            method=method,
+            reference=reference,
+            time=time,
+        )
+        return with_vcov(prep.fit(df=df, kr_information=kr_information), vcov)
 
 
 def with_vcov(result: MixedModelResult, vcov: str) -> MixedModelResult:
