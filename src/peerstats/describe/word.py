@@ -338,9 +338,7 @@ def _finish(doc: Any, path: str | Path | None) -> bytes:
     props.created = props.modified = fixed
     props.last_modified_by = props.author = "peerstats"
     props.revision = 1
-    buf = io.BytesIO()
-    doc.save(buf)
-    data = _reproducible_zip(buf.getvalue())
+    data = _save_reproducible(doc)
     if path is not None:
         Path(path).write_bytes(data)
     return data
@@ -437,6 +435,48 @@ def tables_to_docx(
     for k, t in enumerate(items):
         _place(doc, t, page, "auto", k == 0, k + 1)
     return _finish(doc, path)
+
+
+class _FixedTimeZip:
+    """python-docx's physical package writer (``docx.opc.phys_pkg._ZipPkgWriter``: ``write``,
+    ``close``) giving every member the fixed time and mode of :func:`_reproducible_zip`."""
+
+    def __init__(self, buf: io.BytesIO) -> None:
+        self._zipf = zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED)
+
+    def write(self, pack_uri: Any, blob: bytes) -> None:
+        fixed = zipfile.ZipInfo(pack_uri.membername, date_time=(1980, 1, 1, 0, 0, 0))
+        fixed.compress_type = zipfile.ZIP_DEFLATED
+        fixed.external_attr = 0o644 << 16
+        self._zipf.writestr(fixed, blob)
+
+    def close(self) -> None:
+        self._zipf.close()
+
+
+def _save_reproducible(doc: Any) -> bytes:
+    """The .docx bytes of ``doc`` with fixed member times, compressed once (issue 22: saving
+    and then rewriting the zip, :func:`_reproducible_zip`, deflated every part twice). The
+    same bytes as ``_reproducible_zip(doc.save(...))``: python-docx's ``OpcPackage.save`` and
+    ``PackageWriter.write`` with our member writer; their own way when python-docx lacks
+    those steps."""
+    from docx.opc.pkgwriter import PackageWriter
+
+    steps = ("_write_content_types_stream", "_write_pkg_rels", "_write_parts")
+    package = doc.part.package
+    buf = io.BytesIO()
+    if not all(hasattr(PackageWriter, s) for s in steps):  # another python-docx
+        doc.save(buf)
+        return _reproducible_zip(buf.getvalue())
+    for part in package.parts:
+        part.before_marshal()
+    parts = package.parts
+    writer = _FixedTimeZip(buf)
+    PackageWriter._write_content_types_stream(writer, parts)
+    PackageWriter._write_pkg_rels(writer, package.rels)
+    PackageWriter._write_parts(writer, parts)
+    writer.close()
+    return buf.getvalue()
 
 
 def _reproducible_zip(data: bytes) -> bytes:
