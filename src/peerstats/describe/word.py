@@ -317,7 +317,20 @@ def _add_table(doc: Any, table: Any, text_width: float, widths: list[float]) -> 
     tr_pr.append(el)
 
 
+_BLANK: list[Any] = []  # the blank document of _blank_document, built once per process
+
+
 def _new_document() -> Any:
+    """A blank document with the Normal style set: a copy of one built once per process
+    (opening python-docx's template costs about twice the copy; issue 22)."""
+    import copy
+
+    if not _BLANK:
+        _BLANK.append(_blank_document())
+    return copy.deepcopy(_BLANK[0])
+
+
+def _blank_document() -> Any:
     import docx
     from docx.oxml.ns import qn
     from docx.shared import Pt
