@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "src"
 STAGE = re.compile(r"^(?P<stage>.+?) \.\.\. done \((?P<sec>[\d.]+) s\)$")
-CODE = "import sys; from peerstats.cli import main; sys.exit(main(sys.argv[1:]))"
+# main() reads sys.argv as the console script does (and so ends as it does: see cli.main)
+CODE = "import sys; from peerstats.cli import main; sys.exit(main())"
 
 
 def run(src: Path, analysis: Path) -> tuple[float, dict[str, float]]:

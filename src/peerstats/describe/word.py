@@ -283,11 +283,14 @@ def _fit_widths(widths: list[float], text_width: float) -> list[float]:
     return [w * text_width / total for w in cols] if total > text_width else cols
 
 
-def _add_table(doc: Any, table: Any, text_width: float, widths: list[float]) -> None:
-    """The APA table: no grid, rules above and below the header and below the last row."""
+def _add_table(
+    doc: Any, table: Any, text_width: float, widths: list[float], cells: Any = None
+) -> None:
+    """The APA table: no grid, rules above and below the header and below the last row.
+    ``cells``: ``_rows(table)`` when the caller has it already."""
     from docx.shared import Cm
 
-    header, rows, right = _rows(table)
+    header, rows, right = cells if cells is not None else _rows(table)
     grid = doc.add_table(rows=1 + len(rows), cols=len(header))
     grid.autofit = False
     _no_table_borders(grid)
@@ -363,13 +366,14 @@ def _place(
     """Add one table in its own section (a landscape one when it is wide); its orientation."""
     from docx.enum.section import WD_SECTION
 
-    header, rows, numeric = _rows(table)
+    cells = _rows(table)
+    header, rows, numeric = cells
     widths = _column_widths(rows, header, numeric)
     orient = _orientation(widths, page, orientation)
     section = doc.sections[0] if first else doc.add_section(WD_SECTION.NEW_PAGE)
     text_width = _set_section(section, page, orient)
     _caption(doc, table, number)
-    _add_table(doc, table, text_width, widths)
+    _add_table(doc, table, text_width, widths, cells)
     _notes(doc, list(table.notes))
     return orient
 
