@@ -283,14 +283,48 @@ def _fit_widths(widths: list[float], text_width: float) -> list[float]:
     return [w * text_width / total for w in cols] if total > text_width else cols
 
 
+#: ``w:tbl`` elements already built, by everything they are made of (cells, widths, the
+#: section's block width): a run writes each table twice, alone and in tables.docx (issue 22)
+_BUILT: dict[tuple, Any] = {}
+_BUILT_MAX = 64
+
+
 def _add_table(
     doc: Any, table: Any, text_width: float, widths: list[float], cells: Any = None
 ) -> None:
     """The APA table: no grid, rules above and below the header and below the last row.
-    ``cells``: ``_rows(table)`` when the caller has it already."""
-    from docx.shared import Cm
+    ``cells``: ``_rows(table)`` when the caller has it already. A table built before from the
+    same cells and widths is copied (the same XML: it is a function of those alone)."""
+    import copy
 
     header, rows, right = cells if cells is not None else _rows(table)
+    key = (
+        tuple(header),
+        tuple(tuple(r) for r in rows),
+        tuple(right),
+        float(text_width),
+        tuple(float(w) for w in widths),
+        int(doc._block_width),
+    )
+    if key in _BUILT:
+        doc.element.body._insert_tbl(copy.deepcopy(_BUILT[key]))
+        return
+    tbl = _build_table(doc, text_width, widths, header, rows, right)
+    if len(_BUILT) >= _BUILT_MAX:
+        _BUILT.clear()
+    _BUILT[key] = copy.deepcopy(tbl)
+
+
+def _build_table(
+    doc: Any,
+    text_width: float,
+    widths: list[float],
+    header: list[str],
+    rows: list[list[str]],
+    right: list[bool],
+) -> Any:
+    from docx.shared import Cm
+
     grid = doc.add_table(rows=1 + len(rows), cols=len(header))
     grid.autofit = False
     _no_table_borders(grid)
@@ -318,6 +352,7 @@ def _add_table(
     el = OxmlElement("w:tblHeader")
     el.set(qn("w:val"), "true")
     tr_pr.append(el)
+    return grid._tbl
 
 
 _BLANK: list[Any] = []  # the blank document of _blank_document, built once per process
