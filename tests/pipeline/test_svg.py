@@ -103,3 +103,16 @@ def test_the_figure_is_left_as_it_was():
     assert tuple(fig.get_size_inches()) == size
     assert figure_svg(fig) == figure_svg(fig)  # deterministic, and drawable again
     plt.close(fig)
+
+
+def test_an_unexpected_header_is_not_cropped():
+    from matplotlib.transforms import Bbox
+
+    from peerstats.pipeline._svg import _crop
+
+    box = Bbox.from_bounds(0.1, 0.1, 1.0, 1.0)
+    assert _crop('<svg width="10cm" height="5cm">', box, 2.0) is None
+    text = '<svg x="1" width="144pt" height="144pt" viewBox="0 0 144 144" y="2"><g/></svg>'
+    assert _crop(text, box, 2.0) == (
+        '<svg x="1" width="72pt" height="72pt" viewBox="7.2 64.8 72 72" y="2"><g/></svg>'
+    )
