@@ -131,7 +131,9 @@ def main() -> None:
                 times[name].setdefault(row, []).append(sec)
     rows = list(dict.fromkeys(r for k in trees for r in times[k]))
     head = " ".join(f"{k + ' min / median':>24s}" for k in trees)
-    print(f"{'row (seconds)':52s} {head}" + ("   ratio min  ratio median" if len(trees) > 1 else ""))
+    print(
+        f"{'row (seconds)':52s} {head}" + ("   ratio min  ratio median" if len(trees) > 1 else "")
+    )
     for r in rows:
         cells = [
             f"{min(times[k][r]):10.3f} {statistics.median(times[k][r]):10.3f}   " for k in trees
@@ -139,7 +141,9 @@ def main() -> None:
         line = f"{r[:52]:52s} " + " ".join(f"{c:>24s}" for c in cells)
         if len(trees) > 1:
             b, a = times["before"][r], times["after"][r]
-            line += f"   {min(b) / min(a):9.2f}x {statistics.median(b) / statistics.median(a):11.2f}x"
+            line += (
+                f"   {min(b) / min(a):9.2f}x {statistics.median(b) / statistics.median(a):11.2f}x"
+            )
         print(line)
     if len(trees) > 1:
         same = digests["before"] == digests["after"]

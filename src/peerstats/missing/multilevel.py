@@ -41,8 +41,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Required, TextIO, TypedDict, Unpack
 
 import numpy as np
