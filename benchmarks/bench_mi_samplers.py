@@ -9,7 +9,8 @@ interleaved (before, after, before, after, ...). A process builds the run up to 
 sensitivity stage (load, validate, estimate; not timed), times the stage (``sensitivity``, in
 the order of a real run, so with its first-call imports) while recording the arguments of every
 ``peerstats.impute``, ``peerstats.impute_multilevel`` and ``peerstats.cace`` call, then times
-each recorded call again ``--reps`` times (warm: the best of the reps). Printed: min and median
+each recorded call again ``--reps`` times (warm: the best of the reps, wall and CPU time), with
+one BLAS thread unless ``--blas-threads`` says otherwise. Printed: min and median
 over runs of each row, the before/after ratio of both, the machine load before and after.
 
 The process also hashes every array its calls return (the imputed values, the parameter draws,
@@ -89,18 +90,23 @@ def worker(analysis: Path, reps: int) -> dict:
         h = hashlib.sha256()
         _digest(r, h)
         digests[label] = h.hexdigest()[:16]
-        ts = []
+        ts, cs = [], []
         for _ in range(reps):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             originals[name](*a, **k)
             ts.append(time.perf_counter() - t)
+            cs.append(time.process_time() - c)
         out[f"{label}: in the stage"] = first
         out[f"{label}: warm, best of {reps}"] = min(ts)
+        out[f"{label}: warm CPU, best of {reps}"] = min(cs)
     return {"times": out, "digests": digests}
 
 
-def _one(src: Path, analysis: Path, reps: int) -> dict:
+def _one(src: Path, analysis: Path, reps: int, blas: str | None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
+    if blas:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = blas
     cmd = [sys.executable, __file__, "--worker", "--analysis", str(analysis), "--reps", str(reps)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -113,6 +119,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--analysis", type=Path, default=ROOT / "analyses" / "peer_recovery.yaml")
     ap.add_argument("--worker", action="store_true")
+    ap.add_argument(
+        "--blas-threads",
+        default="1",
+        help="BLAS threads of the timed processes ('' = the environment's): OpenBLAS threads "
+        "spinning on these small matrices make the times mostly noise on a shared machine",
+    )
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.analysis, args.reps)))
@@ -121,11 +133,12 @@ def main() -> None:
     if args.before is not None:
         trees = {"before": args.before, "after": ROOT / "src"}
     print("load average:", os.getloadavg(), "cores:", os.cpu_count())
+    print("BLAS threads of the timed processes:", args.blas_threads or "as the environment")
     times: dict[str, dict[str, list[float]]] = {k: {} for k in trees}
     digests: dict[str, dict] = {}
     for _ in range(args.runs):
         for name, src in trees.items():  # interleaved
-            res = _one(src, args.analysis, args.reps)
+            res = _one(src, args.analysis, args.reps, args.blas_threads)
             digests.setdefault(name, res["digests"])
             for row, sec in res["times"].items():
                 times[name].setdefault(row, []).append(sec)
