@@ -68,8 +68,8 @@ def _inv_wishart(nu: np.ndarray | float, S: np.ndarray, rng: np.random.Generator
     a[:, low] = rng.standard_normal((C, low.size))
     a[:, diag] = np.sqrt(rng.chisquare(nu - ar, size=(C, T)))
     A = a.reshape(C, T, T)
-    B = U @ np.swapaxes(np.linalg.inv(A), 1, 2)
-    return B @ np.swapaxes(B, 1, 2)
+    B = U @ np.linalg.inv(A).transpose(0, 2, 1)
+    return B @ B.transpose(0, 2, 1)
 
 
 def _cross_products(X: np.ndarray, gsub: np.ndarray, G: int) -> np.ndarray:
@@ -116,18 +116,18 @@ def _i_step(blocks, beta, sig, Yc, rng) -> None:
     C = Yc.shape[0]
     for g, Oc, Or, Mc, Mr, subj_c, subj, Xs in blocks:
         S = sig[:, g]
-        mu = np.moveaxis(Xs @ beta.T, -1, 0)  # (C, m, T)
+        mu = (Xs @ beta.T).transpose(2, 0, 1)  # (C, m, T)
         if Or.size:
             SOM = S[:, Oc, Mr]
             A = np.linalg.solve(S[:, Oc, Or], SOM)  # (C, |Ob|, |M|)
             mean = mu[:, :, Mr[0]] + (Yc[:, subj][:, :, Or[0]] - mu[:, :, Or[0]]) @ A
-            Cm = S[:, Mc, Mr] - np.swapaxes(SOM, 1, 2) @ A
+            Cm = S[:, Mc, Mr] - SOM.transpose(0, 2, 1) @ A
         else:
             mean = mu[:, :, Mr[0]]
             Cm = S[:, Mc, Mr]
-        L = np.linalg.cholesky((Cm + np.swapaxes(Cm, 1, 2)) / 2)
+        L = np.linalg.cholesky((Cm + Cm.transpose(0, 2, 1)) / 2)
         z = rng.standard_normal((C, subj.size, Mr.size))
-        Yc[:, subj_c, Mr] = mean + z @ np.swapaxes(L, 1, 2)
+        Yc[:, subj_c, Mr] = mean + z @ L.transpose(0, 2, 1)
 
 
 def _beta_step(sig, SXX, Yc, gsub, Xf, rng) -> np.ndarray:
@@ -142,7 +142,7 @@ def _beta_step(sig, SXX, Yc, gsub, Xf, rng) -> np.ndarray:
     mean = np.linalg.solve(Mm, rhs[..., None])[..., 0]
     z = rng.standard_normal((C, p))
     # beta = mean + Lm^-T z  (Cov = M^-1)
-    return mean + np.linalg.solve(np.swapaxes(Lm, 1, 2), z[..., None])[..., 0]
+    return mean + np.linalg.solve(Lm.transpose(0, 2, 1), z[..., None])[..., 0]
 
 
 def gibbs_mmrm(
@@ -195,7 +195,7 @@ def gibbs_mmrm(
         R = Yc - (Xf @ beta.T).T.reshape(C, n, T)
         for g in range(G):  # Sigma | beta, Y
             Rg = R[:, group_rows[g]]
-            Sg = np.swapaxes(Rg, 1, 2) @ Rg
+            Sg = Rg.transpose(0, 2, 1) @ Rg
             if prior == "rbmi":
                 Sg = Sg + S0[g]
             sig[:, g] = _inv_wishart(float(n_g[g]) + nu0, Sg, rng)

@@ -95,7 +95,7 @@ def _inv_wishart_many(nu: np.ndarray, S: np.ndarray, rng: np.random.Generator) -
         LA = L[r] @ a.reshape(T, T)
         W[r] = LA @ LA.T
     out = np.linalg.inv(W)
-    return (out + np.swapaxes(out, 1, 2)) / 2
+    return (out + out.transpose(0, 2, 1)) / 2
 
 
 def _levels(s: pd.Series) -> list:
@@ -337,7 +337,7 @@ class _Sampler:
         Lg = np.linalg.cholesky(prec)
         mu_g = np.linalg.solve(prec, lin[..., None])[..., 0]
         z = rng.standard_normal((G, T))
-        U = mu_g + np.linalg.solve(np.swapaxes(Lg, 1, 2), z[..., None])[..., 0]
+        U = mu_g + np.linalg.solve(Lg.transpose(0, 2, 1), z[..., None])[..., 0]
         # Omega | u ~ IW(G + T, I + sum u u')
         self.Om = _inv_wishart(G + T, self.I_T + U.T @ U, rng)
         self.Uext[self.deliv_idx] = U[self.g_of[self.deliv_idx]]
@@ -352,10 +352,10 @@ class _Sampler:
             if len(ob):
                 S_om = S[:, ob[:, None], mi_]
                 K = np.linalg.solve(S[:, ob[:, None], ob], S_om)  # (k, o, m)
-                C = S_mm - np.swapaxes(S_om, 1, 2) @ K
+                C = S_mm - S_om.transpose(0, 2, 1) @ K
             else:
                 C = S_mm
-            LcT = np.swapaxes(np.linalg.cholesky((C + np.swapaxes(C, 1, 2)) / 2), 1, 2)
+            LcT = np.linalg.cholesky((C + C.transpose(0, 2, 1)) / 2).transpose(0, 2, 1)
             for j, rr in enumerate(members):
                 mu = M[rr, mi_]
                 if len(ob):
