@@ -114,3 +114,23 @@ def test_bad_input(trial, data):
         peerstats.cace(trial, outcome="qpr15")
     with pytest.raises(SpecError, match="'qpr' is not an outcome"):
         peerstats.cace(trial, outcome="qpr", compliance=5)
+
+
+@pytest.mark.parametrize("cov", ["unadjusted", "robust", "clustered"])
+def test_first_stage_f_equals_linearmodels_diagnostics(data, cov):
+    """The first-stage F is computed as linearmodels' ``first_stage.diagnostics["f.stat"]``
+    without its other columns (issue 22, speed): the two must agree exactly, for every
+    covariance."""
+    from linearmodels.iv import IV2SLS
+
+    from peerstats.missing.cace import _first_stage_f
+
+    sub = data[data["visit"] == "post"].dropna(subset=["qpr15", "qpr15_baseline"])
+    exog = pd.DataFrame({"const": 1.0, "base": sub["qpr15_baseline"]}, index=sub.index)
+    z = (sub["arm"] == "peer").astype(float).rename("randomised")
+    d = sub["received5"].astype(float).rename("received")
+    model = IV2SLS(sub["qpr15"], exog, d.to_frame(), z.to_frame())
+    kw = {"clusters": pd.Series(np.arange(len(sub)) // 3, index=sub.index)}
+    res = model.fit(cov_type=cov, debiased=True, **(kw if cov == "clustered" else {}))
+    expected = float(res.first_stage.diagnostics.loc["received", "f.stat"])
+    assert _first_stage_f(res) == expected

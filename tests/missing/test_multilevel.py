@@ -179,3 +179,21 @@ def test_bad_input(long):
     gone = long.assign(group=None)
     with pytest.raises(ModelSpecificationError, match="no arm is group-delivered"):
         peerstats.impute_multilevel("y ~ arm + baseline", gone, **kw)
+
+
+@pytest.mark.parametrize(
+    "values", [["g1", None, "g2", "g2", None, None], [3.0, np.nan, 7.0, 8.0, np.nan, np.nan]]
+)
+def test_first_group_as_pandas_first_non_missing(values):
+    """The vectorised first delivery group of each participant (issue 22, speed) is pandas'
+    first non-missing value per participant in row order; None without one."""
+    from peerstats.missing.multilevel import _first_group
+
+    col = pd.Series(values)
+    si = np.array([1, 0, 1, 0, 2, 2])
+    got = _first_group(col, si, 4)
+    want = col.groupby(si).agg(lambda s: s.dropna().iloc[0] if s.notna().any() else None)
+    want = want.reindex(np.arange(4)).to_numpy(dtype=object)
+    assert [str(x) for x in got[~pd.isna(got)]] == [str(x) for x in want[~pd.isna(want)]]
+    assert (pd.isna(got) == pd.isna(want)).all()
+    assert pd.isna(got[2]) and pd.isna(got[3])

@@ -35,6 +35,7 @@ tests/missing/test_bayes.py.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -49,18 +50,26 @@ THIN = 5
 CHAINS = 20
 
 
+@lru_cache(maxsize=16)
+def _bartlett_index(T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat positions of the strict lower triangle and the diagonal of a T x T matrix, and
+    0..T-1 (built once per T, not at every iteration)."""
+    il = np.tril_indices(T, -1)
+    return il[0] * T + il[1], np.arange(T) * (T + 1), np.arange(T)
+
+
 def _inv_wishart(nu: np.ndarray | float, S: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draws from IW(nu, S) for stacked scale matrices S (C, T, T): Sigma = B B', B = U A^-T,
     S = U U' (Cholesky), A the Bartlett factor of a Wishart(nu, I)."""
     C, T, _ = S.shape
+    low, diag, ar = _bartlett_index(T)
     U = np.linalg.cholesky(S)
-    A = np.zeros((C, T, T))
-    il = np.tril_indices(T, -1)
-    A[:, il[0], il[1]] = rng.standard_normal((C, len(il[0])))
-    dfs = nu - np.arange(T)
-    A[:, np.arange(T), np.arange(T)] = np.sqrt(rng.chisquare(dfs, size=(C, T)))
-    B = U @ np.swapaxes(np.linalg.inv(A), 1, 2)
-    return B @ np.swapaxes(B, 1, 2)
+    a = np.zeros((C, T * T))
+    a[:, low] = rng.standard_normal((C, low.size))
+    a[:, diag] = np.sqrt(rng.chisquare(nu - ar, size=(C, T)))
+    A = a.reshape(C, T, T)
+    B = U @ np.linalg.inv(A).transpose(0, 2, 1)
+    return B @ B.transpose(0, 2, 1)
 
 
 def _cross_products(X: np.ndarray, gsub: np.ndarray, G: int) -> np.ndarray:
@@ -73,9 +82,10 @@ def _cross_products(X: np.ndarray, gsub: np.ndarray, G: int) -> np.ndarray:
     return SXX
 
 
-def _pattern_blocks(obs: np.ndarray, gsub: np.ndarray) -> list:
-    """Imputation groups: (group, observed visits, missing visits, subjects) per (group,
-    pattern) with something missing."""
+def _pattern_blocks(obs: np.ndarray, gsub: np.ndarray, X: np.ndarray) -> list:
+    """Imputation groups per (group, pattern) with something missing: (group, observed visits
+    (|O|, 1) and (1, |O|), missing visits (|M|, 1) and (1, |M|), subjects (m, 1) and (m,), the
+    subjects' design X[subj]): every index built once, not at every iteration."""
     T = obs.shape[1]
     bits = (obs * (1 << np.arange(T))).sum(axis=1)
     key = gsub.astype(np.int64) * (1 << T) + bits
@@ -85,28 +95,39 @@ def _pattern_blocks(obs: np.ndarray, gsub: np.ndarray) -> list:
         o = obs[subj[0]]
         if o.all():
             continue
-        blocks.append((int(gsub[subj[0]]), np.flatnonzero(o), np.flatnonzero(~o), subj))
+        Ob, M = np.flatnonzero(o), np.flatnonzero(~o)
+        blocks.append(
+            (
+                int(gsub[subj[0]]),
+                Ob[:, None],
+                Ob[None, :],
+                M[:, None],
+                M[None, :],
+                subj[:, None],
+                subj,
+                X[subj],
+            )
+        )
     return blocks
 
 
-def _i_step(blocks, X, beta, sig, Yc, rng) -> None:
+def _i_step(blocks, beta, sig, Yc, rng) -> None:
     """y_mis | y_obs, beta, Sigma for every chain (Yc (C, n, T) updated in place)."""
     C = Yc.shape[0]
-    for g, Ob, M, subj in blocks:
+    for g, Oc, Or, Mc, Mr, subj_c, subj, Xs in blocks:
         S = sig[:, g]
-        mu = np.moveaxis(X[subj] @ beta.T, -1, 0)  # (C, m, T)
-        if Ob.size:
-            SOO = S[:, Ob[:, None], Ob[None, :]]
-            SOM = S[:, Ob[:, None], M[None, :]]
-            A = np.linalg.solve(SOO, SOM)  # (C, |Ob|, |M|)
-            mean = mu[:, :, M] + (Yc[:, subj][:, :, Ob] - mu[:, :, Ob]) @ A
-            Cm = S[:, M[:, None], M[None, :]] - np.swapaxes(SOM, 1, 2) @ A
+        mu = (Xs @ beta.T).transpose(2, 0, 1)  # (C, m, T)
+        if Or.size:
+            SOM = S[:, Oc, Mr]
+            A = np.linalg.solve(S[:, Oc, Or], SOM)  # (C, |Ob|, |M|)
+            mean = mu[:, :, Mr[0]] + (Yc[:, subj][:, :, Or[0]] - mu[:, :, Or[0]]) @ A
+            Cm = S[:, Mc, Mr] - SOM.transpose(0, 2, 1) @ A
         else:
-            mean = mu[:, :, M]
-            Cm = S[:, M[:, None], M[None, :]]
-        L = np.linalg.cholesky((Cm + np.swapaxes(Cm, 1, 2)) / 2)
-        z = rng.standard_normal((C, subj.size, M.size))
-        Yc[:, subj[:, None], M[None, :]] = mean + z @ np.swapaxes(L, 1, 2)
+            mean = mu[:, :, Mr[0]]
+            Cm = S[:, Mc, Mr]
+        L = np.linalg.cholesky((Cm + Cm.transpose(0, 2, 1)) / 2)
+        z = rng.standard_normal((C, subj.size, Mr.size))
+        Yc[:, subj_c, Mr] = mean + z @ L.transpose(0, 2, 1)
 
 
 def _beta_step(sig, SXX, Yc, gsub, Xf, rng) -> np.ndarray:
@@ -121,7 +142,7 @@ def _beta_step(sig, SXX, Yc, gsub, Xf, rng) -> np.ndarray:
     mean = np.linalg.solve(Mm, rhs[..., None])[..., 0]
     z = rng.standard_normal((C, p))
     # beta = mean + Lm^-T z  (Cov = M^-1)
-    return mean + np.linalg.solve(np.swapaxes(Lm, 1, 2), z[..., None])[..., 0]
+    return mean + np.linalg.solve(Lm.transpose(0, 2, 1), z[..., None])[..., 0]
 
 
 def gibbs_mmrm(
@@ -160,7 +181,7 @@ def gibbs_mmrm(
             f"group (subjects per group {n_g.tolist()}, visits {T})"
         )
     SXX = _cross_products(X, gsub, G)
-    blocks = _pattern_blocks(obs, gsub)
+    blocks = _pattern_blocks(obs, gsub, X)
     Yc = np.broadcast_to(np.where(obs, Y, 0.0), (C, n, T)).copy()
     beta = np.tile(np.asarray(beta0, dtype=float), (C, 1))
     sig = np.tile(np.asarray(sigma0, dtype=float), (C, 1, 1, 1))
@@ -170,11 +191,11 @@ def gibbs_mmrm(
     Xf = X.reshape(n * T, p)
     kept = 0
     for it in range(burn + per * thin):
-        _i_step(blocks, X, beta, sig, Yc, rng)
+        _i_step(blocks, beta, sig, Yc, rng)
         R = Yc - (Xf @ beta.T).T.reshape(C, n, T)
         for g in range(G):  # Sigma | beta, Y
             Rg = R[:, group_rows[g]]
-            Sg = np.swapaxes(Rg, 1, 2) @ Rg
+            Sg = Rg.transpose(0, 2, 1) @ Rg
             if prior == "rbmi":
                 Sg = Sg + S0[g]
             sig[:, g] = _inv_wishart(float(n_g[g]) + nu0, Sg, rng)

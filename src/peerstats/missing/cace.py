@@ -123,7 +123,6 @@ def _fit_one(y, exog, d, z, se, level, clusters=None):
     else:
         res = model.fit(cov_type=se, debiased=True)
     ci = res.conf_int(level=level).loc["received"]
-    fs = res.first_stage.diagnostics.loc["received"]
     return res, {
         "estimate": float(res.params["received"]),
         "std_error": float(res.std_errors["received"]),
@@ -132,8 +131,25 @@ def _fit_one(y, exog, d, z, se, level, clusters=None):
         "p_value": float(res.pvalues["received"]),
         "ci_lower": float(ci["lower"]),
         "ci_upper": float(ci["upper"]),
-        "first_stage_f": float(fs["f.stat"]),
+        "first_stage_f": _first_stage_f(res),
     }
+
+
+def _first_stage_f(res: Any) -> float:
+    """``res.first_stage.diagnostics.loc["received", "f.stat"]`` of linearmodels, computed as
+    it does (Wald statistic of the excluded instrument in the first-stage regression, with the
+    model's covariance; divided by the number of instruments when unadjusted) without the rest
+    of ``diagnostics`` (partial and Shea's R-squared: three more regressions). Equality with
+    linearmodels' own value is tested (tests/missing/test_cace.py)."""
+    fs = res.first_stage
+    full = fs.individual["received"]
+    nz = fs.instr.ndarray.shape[1]
+    params = full.params.to_numpy()[-nz:][:, None]
+    c = np.asarray(full.cov)[-nz:, -nz:]
+    stat = float((params.T @ np.linalg.inv(c) @ params).squeeze())
+    if full.cov_type in ("homoskedastic", "unadjusted"):
+        stat /= params.shape[0]
+    return stat
 
 
 def cace(

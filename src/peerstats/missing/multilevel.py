@@ -42,6 +42,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Required, TextIO, TypedDict, Unpack
 
 import numpy as np
@@ -56,18 +57,45 @@ BURN = 300
 THIN = 10
 
 
+@lru_cache(maxsize=16)
+def _bartlett_index(T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat positions of the strict lower triangle and the diagonal of a T x T matrix, and
+    0..T-1 (built once per T: the sampler draws thousands of Bartlett factors)."""
+    il = np.tril_indices(T, -1)
+    return il[0] * T + il[1], np.arange(T) * (T + 1), np.arange(T)
+
+
 def _inv_wishart(nu: float, S: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw of IW(nu, S) (mean S / (nu - T - 1)): Sigma = (L A A' L')^-1 with W = L A A' L'
     ~ Wishart(nu, S^-1) by the Bartlett decomposition (L the Cholesky factor of S^-1)."""
     T = S.shape[0]
+    low, diag, ar = _bartlett_index(T)
     L = np.linalg.cholesky(np.linalg.inv(S))
-    A = np.zeros((T, T))
-    A[np.tril_indices(T, -1)] = rng.standard_normal(T * (T - 1) // 2)
-    A[np.diag_indices(T)] = np.sqrt(rng.chisquare(nu - np.arange(T)))
+    a = np.zeros(T * T)
+    a[low] = rng.standard_normal(low.size)
+    a[diag] = np.sqrt(rng.chisquare(nu - ar))
+    A = a.reshape(T, T)
     LA = L @ A
     W = LA @ LA.T
     out = np.linalg.inv(W)
     return (out + out.T) / 2
+
+
+def _inv_wishart_many(nu: np.ndarray, S: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:func:`_inv_wishart` for stacked scales S (R, T, T) with nu (R,): the same draws in the
+    same order (matrix by matrix), the factorisations batched."""
+    R, T, _ = S.shape
+    low, diag, ar = _bartlett_index(T)
+    L = np.linalg.cholesky(np.linalg.inv(S))
+    W = np.empty((R, T, T))
+    for r in range(R):
+        a = np.zeros(T * T)
+        a[low] = rng.standard_normal(low.size)
+        a[diag] = np.sqrt(rng.chisquare(nu[r] - ar))
+        LA = L[r] @ a.reshape(T, T)
+        W[r] = LA @ LA.T
+    out = np.linalg.inv(W)
+    return (out + out.transpose(0, 2, 1)) / 2
 
 
 def _levels(s: pd.Series) -> list:
@@ -183,16 +211,23 @@ def _delivery_groups(data, parts: _Participants, *, arm, group, delivered):
             "model without delivery groups"
         )
     d_i = np.isin(parts.subj_frame[arm].astype(str).to_numpy(), delivered)
-    grp_by_subj = data.groupby(parts.si)[group].agg(
-        lambda s: s.dropna().iloc[0] if s.notna().any() else None
-    )
-    grp = grp_by_subj.reindex(np.arange(n)).to_numpy(dtype=object)
+    grp = _first_group(data[group], parts.si, n)
     lone = d_i & pd.isna(grp)
     grp = np.where(lone, np.array(["_single:" + str(s) for s in parts.subjects], dtype=object), grp)
     g_labels, g_codes = np.unique(grp[d_i].astype(str), return_inverse=True)
     g_of = np.full(n, -1, dtype=np.int64)
     g_of[d_i] = g_codes
     return delivered, d_i, g_of, len(g_labels)
+
+
+def _first_group(col: pd.Series, si: np.ndarray, n: int) -> np.ndarray:
+    """Each participant's first recorded delivery group in row order (None when none): (n,)
+    object array; vectorised (one pass, no per-participant Python call)."""
+    rows = np.flatnonzero(col.notna().to_numpy())
+    who, first = np.unique(si[rows], return_index=True)
+    grp = np.full(n, None, dtype=object)
+    grp[who] = col.iloc[rows[first]].to_numpy(dtype=object)
+    return grp
 
 
 def _covariates(parts: _Participants, *, formula, rhs, rhs_vars, subject, arm) -> np.ndarray:
@@ -260,7 +295,9 @@ class _Sampler:
         self.Uext = np.zeros((n, T))
 
     def _pattern_blocks(self, res_groups) -> list:
-        """(rows, missing visits, observed visits, residual group) per pattern and group."""
+        """(missing visits, observed visits, residual groups, rows of each) per pattern with
+        something missing; one pattern's residual groups share their solves and Cholesky
+        factors (one batched call each)."""
         patterns, pat_of = np.unique(self.miss, axis=0, return_inverse=True)
         pat_of = pat_of.reshape(-1)
         blocks = []
@@ -268,9 +305,9 @@ class _Sampler:
             if not pat.any():
                 continue
             rows = np.flatnonzero(pat_of == k)
-            for r in np.unique(res_groups[rows]):
-                rr = rows[res_groups[rows] == r]
-                blocks.append((rr[:, None], np.flatnonzero(pat), np.flatnonzero(~pat), int(r)))
+            rs = np.unique(res_groups[rows])
+            members = [rows[res_groups[rows] == r][:, None] for r in rs]
+            blocks.append((np.flatnonzero(pat), np.flatnonzero(~pat), rs.astype(np.intp), members))
         return blocks
 
     def _draw_B(self, rng) -> np.ndarray:
@@ -281,7 +318,8 @@ class _Sampler:
         P = np.zeros((p * T, p * T))
         b = np.zeros(p * T)
         for r in range(self.R):
-            P += np.kron(Sinv[r], self.XtX[r])
+            # np.kron(Sinv[r], XtX[r]) by broadcasting: the same products, less overhead
+            P += (Sinv[r][:, None, :, None] * self.XtX[r][None, :, None, :]).reshape(p * T, p * T)
             b += (self.X[self.in_r[r]].T @ Rm[self.in_r[r]] @ Sinv[r]).reshape(-1, order="F")
         Lp = np.linalg.cholesky(P)
         mean = np.linalg.solve(Lp.T, np.linalg.solve(Lp, b))
@@ -299,27 +337,30 @@ class _Sampler:
         Lg = np.linalg.cholesky(prec)
         mu_g = np.linalg.solve(prec, lin[..., None])[..., 0]
         z = rng.standard_normal((G, T))
-        U = mu_g + np.linalg.solve(np.swapaxes(Lg, 1, 2), z[..., None])[..., 0]
+        U = mu_g + np.linalg.solve(Lg.transpose(0, 2, 1), z[..., None])[..., 0]
         # Omega | u ~ IW(G + T, I + sum u u')
         self.Om = _inv_wishart(G + T, self.I_T + U.T @ U, rng)
         self.Uext[self.deliv_idx] = U[self.g_of[self.deliv_idx]]
 
     def _impute(self, M, rng) -> None:
-        """Missing y | observed, B, u, Sigma (conditional normal per pattern)."""
+        """Missing y | observed, B, u, Sigma (conditional normal per pattern and residual
+        group, drawn in that order)."""
         Yc = self.Yc
-        for rr, mi_, ob, r in self.blocks:
-            S = self.Sig[r]
-            mu = M[rr, mi_]
+        for mi_, ob, rs, members in self.blocks:
+            S = self.Sig[rs]  # (k, T, T): the pattern's residual groups
+            S_mm = S[:, mi_[:, None], mi_]
             if len(ob):
-                S_oo = S[ob[:, None], ob]
-                S_om = S[ob[:, None], mi_]
-                K = np.linalg.solve(S_oo, S_om)  # (o, m)
-                mu = mu + (Yc[rr, ob] - M[rr, ob]) @ K
-                C = S[mi_[:, None], mi_] - S_om.T @ K
+                S_om = S[:, ob[:, None], mi_]
+                K = np.linalg.solve(S[:, ob[:, None], ob], S_om)  # (k, o, m)
+                C = S_mm - S_om.transpose(0, 2, 1) @ K
             else:
-                C = S[mi_[:, None], mi_]
-            Lc = np.linalg.cholesky((C + C.T) / 2)
-            Yc[rr, mi_] = mu + rng.standard_normal(mu.shape) @ Lc.T
+                C = S_mm
+            LcT = np.linalg.cholesky((C + C.transpose(0, 2, 1)) / 2).transpose(0, 2, 1)
+            for j, rr in enumerate(members):
+                mu = M[rr, mi_]
+                if len(ob):
+                    mu = mu + (Yc[rr, ob] - M[rr, ob]) @ K[j]
+                Yc[rr, mi_] = mu + rng.standard_normal(mu.shape) @ LcT[j]
 
     def step(self, rng) -> None:
         """One iteration: B, u and Omega, Sigma (jomo's full conditional), missing y."""
@@ -328,12 +369,8 @@ class _Sampler:
         # Sigma_r | B, u ~ IW(n_r - 1, I + E_r'E_r)  (jomo's full conditional)
         M = XB + self.Uext
         E = self.Yc - M
-        self.Sig = np.stack(
-            [
-                _inv_wishart(self.n_r[r] - 1, self.I_T + E[ix].T @ E[ix], rng)
-                for r, ix in enumerate(self.in_r)
-            ]
-        )
+        scale = np.stack([self.I_T + E[ix].T @ E[ix] for ix in self.in_r])
+        self.Sig = _inv_wishart_many(self.n_r - 1, scale, rng)
         self._impute(M, rng)
 
 
