@@ -4,6 +4,9 @@ archive`` of the previous commit's ``src``, and this tree), min and median over 
 fresh processes, with the machine load printed before and after. Data: the bundled SYNTHETIC
 example.
 
+Each printed stage (0.1 s resolution, as ``peerstats run`` prints it), the time before the
+first stage and after the last, the wall time minus the sensitivity stages, CPU time and wall.
+
 Usage: python benchmarks/bench_run_stages.py [--before /tmp/old/src] [--runs 5]
        [--analysis analyses/peer_recovery.yaml]
 """
@@ -24,33 +27,50 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "src"
 STAGE = re.compile(r"^(?P<stage>.+?) \.\.\. done \((?P<sec>[\d.]+) s\)$")
-CODE = "import sys; from peerstats.cli import main; sys.exit(main(sys.argv[1:]))"
+# main() reads sys.argv as the console script does (and so ends as it does: see cli.main)
+CODE = "import sys; from peerstats.cli import main; sys.exit(main())"
 
 
 def run(src: Path, analysis: Path) -> tuple[float, dict[str, float]]:
     """One fresh ``peerstats run``: total wall time and the seconds of each printed stage; the
-    process's CPU time (user + system, less sensitive to a loaded machine) is stage "cpu"."""
+    process's CPU time (user + system, less sensitive to a loaded machine) is stage "cpu".
+    Each stage line is time-stamped as it arrives, giving the time before the first stage
+    (interpreter start and imports) and after the last (writing warnings, exit). Bytecode is
+    written (``PYTHONDONTWRITEBYTECODE`` removed; a warm-up run compiles it): a shell that sets
+    it recompiles peerstats on every run."""
     env = dict(os.environ, PYTHONPATH=str(src))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as tmp:
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        out = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-c", CODE, "run", str(analysis), "--out", f"{tmp}/x", "--force"],
             env=env,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
-            check=True,
         )
+        stamped = [(time.perf_counter() - t0, line) for line in proc.stderr]
+        if proc.wait() != 0:
+            raise RuntimeError("".join(line for _, line in stamped))
         wall = time.perf_counter() - t0
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     stages: dict[str, float] = {
         "cpu (user + system)": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     }
-    for line in (out.stdout + out.stderr).splitlines():
+    first = last = None
+    for at, line in stamped:
         m = STAGE.match(line.strip())
         if m:
             name = re.sub(r"^writing /\S+", "writing the folder", m.group("stage"))
             stages[name] = stages.get(name, 0.0) + float(m.group("sec"))
+            first = at - float(m.group("sec")) if first is None else first
+            last = at
+    if first is not None:
+        stages["before the first stage (start, imports)"] = first
+        stages["after the last stage (warnings, exit)"] = wall - last
+        sens = sum(v for k, v in stages.items() if k.startswith("sensitivity "))
+        stages["wall minus the sensitivity stages"] = wall - sens
     return wall, stages
 
 
@@ -62,9 +82,12 @@ def main() -> None:
     args = ap.parse_args()
     trees = {"after": HERE} if args.before is None else {"before": args.before, "after": HERE}
     print("load average:", os.getloadavg(), "cores:", os.cpu_count())
+    for src in trees.values():  # compile the bytecode of each tree (not timed)
+        run(src, args.analysis)
     walls: dict[str, list[float]] = {k: [] for k in trees}
     stages: dict[str, dict[str, list[float]]] = {k: {} for k in trees}
-    for _ in range(args.runs):
+    for i in range(args.runs):
+        print(f"round {i + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
         for name, src in trees.items():  # interleaved
             wall, st = run(src, args.analysis)
             walls[name].append(wall)
@@ -76,11 +99,17 @@ def main() -> None:
         cells = []
         for k in trees:
             v = stages[k].get(s)
-            cells.append(f"{min(v):9.2f} {statistics.median(v):9.2f} s" if v else " " * 22)
+            cells.append(f"{min(v):9.3f} {statistics.median(v):9.3f} s" if v else " " * 22)
         print(f"{s[:60]:60s} " + " ".join(f"{c:>22s}" for c in cells))
     for k in trees:
         v = walls[k]
         print(f"wall ({k}): min {min(v):.2f} s, median {statistics.median(v):.2f} s")
+    if len(trees) == 2:
+        ratios = [b / a for b, a in zip(walls["before"], walls["after"], strict=True)]
+        print(
+            f"wall before / after, same round: min {min(ratios):.2f}x, "
+            f"median {statistics.median(ratios):.2f}x"
+        )
     print("load average:", os.getloadavg())
 
 

@@ -283,11 +283,48 @@ def _fit_widths(widths: list[float], text_width: float) -> list[float]:
     return [w * text_width / total for w in cols] if total > text_width else cols
 
 
-def _add_table(doc: Any, table: Any, text_width: float, widths: list[float]) -> None:
-    """The APA table: no grid, rules above and below the header and below the last row."""
+#: ``w:tbl`` elements already built, by everything they are made of (cells, widths, the
+#: section's block width): a run writes each table twice, alone and in tables.docx (issue 22)
+_BUILT: dict[tuple, Any] = {}
+_BUILT_MAX = 64
+
+
+def _add_table(
+    doc: Any, table: Any, text_width: float, widths: list[float], cells: Any = None
+) -> None:
+    """The APA table: no grid, rules above and below the header and below the last row.
+    ``cells``: ``_rows(table)`` when the caller has it already. A table built before from the
+    same cells and widths is copied (the same XML: it is a function of those alone)."""
+    import copy
+
+    header, rows, right = cells if cells is not None else _rows(table)
+    key = (
+        tuple(header),
+        tuple(tuple(r) for r in rows),
+        tuple(right),
+        float(text_width),
+        tuple(float(w) for w in widths),
+        int(doc._block_width),
+    )
+    if key in _BUILT:
+        doc.element.body._insert_tbl(copy.deepcopy(_BUILT[key]))
+        return
+    tbl = _build_table(doc, text_width, widths, header, rows, right)
+    if len(_BUILT) >= _BUILT_MAX:
+        _BUILT.clear()
+    _BUILT[key] = copy.deepcopy(tbl)
+
+
+def _build_table(
+    doc: Any,
+    text_width: float,
+    widths: list[float],
+    header: list[str],
+    rows: list[list[str]],
+    right: list[bool],
+) -> Any:
     from docx.shared import Cm
 
-    header, rows, right = _rows(table)
     grid = doc.add_table(rows=1 + len(rows), cols=len(header))
     grid.autofit = False
     _no_table_borders(grid)
@@ -315,9 +352,23 @@ def _add_table(doc: Any, table: Any, text_width: float, widths: list[float]) -> 
     el = OxmlElement("w:tblHeader")
     el.set(qn("w:val"), "true")
     tr_pr.append(el)
+    return grid._tbl
+
+
+_BLANK: list[Any] = []  # the blank document of _blank_document, built once per process
 
 
 def _new_document() -> Any:
+    """A blank document with the Normal style set: a copy of one built once per process
+    (opening python-docx's template costs about twice the copy; issue 22)."""
+    import copy
+
+    if not _BLANK:
+        _BLANK.append(_blank_document())
+    return copy.deepcopy(_BLANK[0])
+
+
+def _blank_document() -> Any:
     import docx
     from docx.oxml.ns import qn
     from docx.shared import Pt
@@ -338,9 +389,7 @@ def _finish(doc: Any, path: str | Path | None) -> bytes:
     props.created = props.modified = fixed
     props.last_modified_by = props.author = "peerstats"
     props.revision = 1
-    buf = io.BytesIO()
-    doc.save(buf)
-    data = _reproducible_zip(buf.getvalue())
+    data = _save_reproducible(doc)
     if path is not None:
         Path(path).write_bytes(data)
     return data
@@ -352,13 +401,14 @@ def _place(
     """Add one table in its own section (a landscape one when it is wide); its orientation."""
     from docx.enum.section import WD_SECTION
 
-    header, rows, numeric = _rows(table)
+    cells = _rows(table)
+    header, rows, numeric = cells
     widths = _column_widths(rows, header, numeric)
     orient = _orientation(widths, page, orientation)
     section = doc.sections[0] if first else doc.add_section(WD_SECTION.NEW_PAGE)
     text_width = _set_section(section, page, orient)
     _caption(doc, table, number)
-    _add_table(doc, table, text_width, widths)
+    _add_table(doc, table, text_width, widths, cells)
     _notes(doc, list(table.notes))
     return orient
 
@@ -437,6 +487,48 @@ def tables_to_docx(
     for k, t in enumerate(items):
         _place(doc, t, page, "auto", k == 0, k + 1)
     return _finish(doc, path)
+
+
+class _FixedTimeZip:
+    """python-docx's physical package writer (``docx.opc.phys_pkg._ZipPkgWriter``: ``write``,
+    ``close``) giving every member the fixed time and mode of :func:`_reproducible_zip`."""
+
+    def __init__(self, buf: io.BytesIO) -> None:
+        self._zipf = zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED)
+
+    def write(self, pack_uri: Any, blob: bytes) -> None:
+        fixed = zipfile.ZipInfo(pack_uri.membername, date_time=(1980, 1, 1, 0, 0, 0))
+        fixed.compress_type = zipfile.ZIP_DEFLATED
+        fixed.external_attr = 0o644 << 16
+        self._zipf.writestr(fixed, blob)
+
+    def close(self) -> None:
+        self._zipf.close()
+
+
+def _save_reproducible(doc: Any) -> bytes:
+    """The .docx bytes of ``doc`` with fixed member times, compressed once (issue 22: saving
+    and then rewriting the zip, :func:`_reproducible_zip`, deflated every part twice). The
+    same bytes as ``_reproducible_zip(doc.save(...))``: python-docx's ``OpcPackage.save`` and
+    ``PackageWriter.write`` with our member writer; their own way when python-docx lacks
+    those steps."""
+    from docx.opc.pkgwriter import PackageWriter
+
+    steps = ("_write_content_types_stream", "_write_pkg_rels", "_write_parts")
+    package = doc.part.package
+    buf = io.BytesIO()
+    if not all(hasattr(PackageWriter, s) for s in steps):  # another python-docx
+        doc.save(buf)
+        return _reproducible_zip(buf.getvalue())
+    for part in package.parts:
+        part.before_marshal()
+    parts = package.parts
+    writer = _FixedTimeZip(buf)
+    PackageWriter._write_content_types_stream(writer, parts)
+    PackageWriter._write_pkg_rels(writer, package.rels)
+    PackageWriter._write_parts(writer, parts)
+    writer.close()
+    return buf.getvalue()
 
 
 def _reproducible_zip(data: bytes) -> bytes:

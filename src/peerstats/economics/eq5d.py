@@ -90,13 +90,26 @@ def _schema() -> dict[str, Any]:
     return json.loads(text.read_text(encoding="utf-8"))
 
 
-def _from_dict(spec: Mapping[str, Any], where: str) -> ValueSet:
-    import jsonschema
+_VALIDATOR: list[Any] = []  # the value-set schema's validator, built once per process
 
-    try:
-        jsonschema.validate(dict(spec), _schema())
-    except jsonschema.ValidationError as exc:
-        raise SpecError(f"{where}: not a valid EQ-5D value set: {exc.message}") from None
+
+def _schema_error(spec: Mapping[str, Any]) -> Any:
+    """The error ``jsonschema.validate(spec, schema)`` would raise (its ``best_match``), or
+    None; without re-checking the shipped schema against the metaschema on every call (most of
+    the time of ``validate``; issue 22; ``tests/economics/test_eq5d_schema.py`` checks it)."""
+    from jsonschema.exceptions import best_match
+    from jsonschema.validators import validator_for
+
+    if not _VALIDATOR:
+        schema = _schema()
+        _VALIDATOR.append(validator_for(schema)(schema))
+    return best_match(_VALIDATOR[0].iter_errors(dict(spec)))
+
+
+def _from_dict(spec: Mapping[str, Any], where: str) -> ValueSet:
+    error = _schema_error(spec)
+    if error is not None:
+        raise SpecError(f"{where}: not a valid EQ-5D value set: {error.message}")
     k = int(spec["levels"])
     table = None
     if spec["model"] == "lookup":

@@ -131,25 +131,30 @@ def _diff_rows(
     """One row of L per modifier value: effect (trt - ref) at ``visit`` and modifier = value.
 
     The reference grids of all values are stacked and put through the model matrix once (the
-    rows of a model matrix do not depend on the other rows: same L as one grid per value)."""
+    rows of a model matrix do not depend on the other rows: same L as one grid per value).
+    The arm and visit of the grid's rows are read once (the same rows as :func:`_arm_mask` on
+    each value's grid: 41 values a curve; issue 22)."""
     from peerstats.models.emmeans import reference_grid
 
     design = fit._design
     grid = reference_grid(design)
-    parts = []
+    trt_rows, ref_rows = _arm_mask(grid, visit, trt), _arm_mask(grid, visit, ref)
+    factor = grid[var].astype(str).to_numpy() if var in design.factors else None
+    parts, keeps = [], []
     for v in values:
-        if var in design.factors:
-            parts.append(grid[grid[var].astype(str) == str(v)])
+        if factor is not None:
+            keep = factor == str(v)
+            parts.append(grid[keep])
         else:
+            keep = np.ones(len(grid), dtype=bool)
             parts.append(grid.assign(**{var: float(v)}))
+        keeps.append(keep)
     X = design.matrix(pd.concat(parts, ignore_index=True))
     rows, start = [], 0
-    for g in parts:
+    for g, keep in zip(parts, keeps, strict=True):
         Xg = X[start : start + len(g)]
         start += len(g)
-        rows.append(
-            Xg[_arm_mask(g, visit, trt)].mean(axis=0) - Xg[_arm_mask(g, visit, ref)].mean(axis=0)
-        )
+        rows.append(Xg[trt_rows[keep]].mean(axis=0) - Xg[ref_rows[keep]].mean(axis=0))
     return np.vstack(rows)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -239,14 +238,14 @@ def effect_sentence(run: AnalysisRun, r: Any) -> str:
 
 
 def _svg(fig: Any) -> str:
-    import matplotlib
+    """``fig`` as SVG text cropped to its tight box, drawn once (:mod:`._svg`); closes it."""
     import matplotlib.pyplot as plt
 
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "peerstats", "svg.fonttype": "path"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    from peerstats.pipeline._svg import figure_svg
+
+    text = figure_svg(fig)
     plt.close(fig)
-    return buf.getvalue()
+    return text
 
 
 # ----------------------------------------------------------------------------- HTML
