@@ -23,7 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = "import sys; from peerstats.cli import main; sys.exit(main())"
-VOLATILE = ("started", "finished", "duration_seconds")
+# the command line names --jobs and --out; the times differ
+VOLATILE = ("started", "finished", "duration_seconds", "command")
 
 
 def run(jobs: int, analysis: Path, out: Path) -> tuple[float, float]:
