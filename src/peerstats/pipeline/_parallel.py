@@ -42,8 +42,13 @@ __all__ = ["jobs_wanted", "fork_available", "beside"]
 #: the environment variable read when no ``jobs`` is given
 JOBS_ENV = "PEERSTATS_JOBS"
 _LABEL = "drawing the figures (second core)"
-#: imported before forking (both processes draw figures; about 0.3 s)
-PRELOAD = ("matplotlib.pyplot",)
+#: imported before forking: both processes draw figures and save them as SVG (about 0.3 s)
+PRELOAD = (
+    "matplotlib.pyplot",
+    "matplotlib.backends.backend_agg",
+    "matplotlib.backends.backend_svg",
+    "peerstats.pipeline._svg",
+)
 
 
 def fork_available() -> bool:
