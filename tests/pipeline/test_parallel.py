@@ -53,6 +53,7 @@ def small_two_arm(tmp_path, monkeypatch) -> Path:
         {"name": "complete-case", "method": "complete-case"},
     ]
     spec["figures"] = [f for f in spec["figures"] if f != "tipping_point"]
+    spec["subgroups"] = {"by": ["age"]}  # the mechanisms step: in the worker after figures
     path = tmp_path / "icbt_peer_small.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
@@ -67,7 +68,8 @@ def test_two_jobs_give_the_sequential_run_byte_for_byte(small_two_arm, tmp_path)
     one = run_analysis(small_two_arm, jobs=1)
     two = run_analysis(small_two_arm, jobs=2)
     assert list(two.figures.items()) == list(one.figures.items())  # same order too
-    assert "sensitivity_forest" in two.figures and "forest" in two.figures
+    assert {"sensitivity_forest", "forest", "subgroups_forest"} <= set(two.figures)
+    assert "subgroups" in two.tables and "heterogeneity_and_mechanisms" in two.results
     assert list(two.figure_captions.items()) == list(one.figure_captions.items())
     assert two.warnings == one.warnings
     assert dumps(two.results) == dumps(one.results)
@@ -124,6 +126,26 @@ def test_the_figures_error_wins_over_a_later_steps_error(small_two_arm, monkeypa
     monkeypatch.setattr(_figures, "draw_figures", _failing)
     for jobs in (1, 2):
         with pytest.raises(ModelSpecificationError, match="forest plot could not be drawn"):
+            run_analysis(small_two_arm, jobs=jobs)
+    assert _children() == []
+
+
+def test_the_mechanisms_error_comes_after_a_later_steps_error(small_two_arm, monkeypatch):
+    """Sequentially mechanisms run after sensitivity: their error surfaces only when the
+    sensitivity analyses succeed, with its own type and message."""
+    def mechanisms(run, *, progress=None):
+        raise SpecError("subgroups: no such column (test)")
+
+    monkeypatch.setattr(steps, "mechanisms", mechanisms)
+    for jobs in (1, 2):
+        with pytest.raises(SpecError, match=r"^subgroups: no such column \(test\)$"):
+            run_analysis(small_two_arm, jobs=jobs)
+    def economics(run, *, progress=None):
+        raise ValueError("economics failed (test)")
+
+    monkeypatch.setattr(steps, "economics", economics)  # before mechanisms: its error wins
+    for jobs in (1, 2):
+        with pytest.raises(ValueError, match="economics failed"):
             run_analysis(small_two_arm, jobs=jobs)
     assert _children() == []
 

@@ -1,25 +1,31 @@
-"""The figures of a run drawn on the second core while the sensitivity analyses run (issue 22).
+"""The figures and the mechanisms of a run on the second core while the sensitivity analyses
+run (issue 22).
 
 ``peerstats run`` is single-threaded Python; the machines it runs on have at least two cores.
 The figures step (about 1.3 s of ``analyses/peer_recovery.yaml``) reads only the spec, the
 trial, the fits, the effect records and the CONSORT flow, all complete after ``describe``; the
-sensitivity and cost-effectiveness steps neither read nor change what it draws (their own
-figures, the sensitivity forest, the tipping-point map, the CE plane and CEAC, are drawn in
-their own steps). So the figures step runs in a worker process forked right after
-``describe`` (the worker inherits the run: nothing is pickled on the way in) while the parent
-runs ``sensitivity`` and ``economics``; the worker sends back the SVG text, captions and
-warnings it made (pickled, about 1 MB), which are merged into the run in the order the
-sequential run gives, before ``mechanisms`` and ``render``. The results are byte-identical to
-the sequential run's (``tests/pipeline/test_parallel.py`` compares both in one process).
+mechanisms step (subgroups, sites, mediation, multiplicity strategy; 0.4 s) reads the trial,
+the fits and the records. The sensitivity and cost-effectiveness steps neither read nor change
+what these two make (their own figures, the sensitivity forest, the tipping-point map, the CE
+plane and CEAC, are drawn in their own steps), and the two read nothing those make. So both
+run, figures first, in a worker process forked right after ``describe`` (the worker inherits
+the run: nothing is pickled on the way in) while the parent runs ``sensitivity`` and
+``economics``. The worker sends back what each step added to the run's dictionaries (SVG text,
+captions, tables, results, warnings; pickled, about 1.3 MB), which is merged in the order of
+the sequential run (figures' after what was there at the fork, mechanisms' after what the
+parent added) before ``render``. The results are byte-identical to the sequential run's
+(``tests/pipeline/test_parallel.py`` compares both in one process; ``benchmarks/
+bench_run_jobs.py`` compares the output folders of the bundled analyses).
 
 How many processes (:func:`jobs_wanted`): the ``jobs`` argument (``peerstats run --jobs N``),
 else the environment variable ``PEERSTATS_JOBS``, else 2 where the ``fork`` start method is
 safe (Linux and other POSIX systems but macOS, where forking a process that has loaded the
 system's numerical libraries is not) and the process may use two CPUs; 1 is the sequential
 run. Any failure of the worker (it could not start, it raised, it died, its result could not be
-pickled) makes the parent draw the figures itself, so an error in a figure surfaces exactly as
-in the sequential run: same exception, message, traceback and exit status; when the parent's
-own steps fail too, the error the sequential run would have raised first (the figures') wins.
+pickled) makes the parent run the steps itself, so an error in a figure surfaces exactly as
+in the sequential run: same exception, message, traceback and exit status; when several steps
+fail, the error the sequential run would have raised first wins (figures, then sensitivity and
+economics, then mechanisms).
 The worker ignores Ctrl-C (SIGINT goes to the whole process group); the parent terminates and
 reaps it on any exception, including KeyboardInterrupt, so no process outlives the run.
 """
@@ -93,42 +99,77 @@ def jobs_wanted(jobs: int | str | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- the worker
-def _snapshot(run: Any) -> tuple[dict, dict, list]:
-    """What the figures step changes, as it is before the step."""
-    return dict(run.figures), dict(run.figure_captions), list(run.warnings)
+#: the run's dictionaries a step may fill (compared before and after each step)
+DICTS = ("results", "tables", "figures", "figure_captions", "html_tables", "display_tables",
+         "multiplicity_labels")
+Steps = tuple[Callable[..., None], ...]
 
 
-def _draw(run: Any, step: Callable[..., None], snap: tuple[dict, dict, list],
+def _snapshot(run: Any) -> dict[str, Any]:
+    """Shallow copies of what the steps fill, as they are now."""
+    snap: dict[str, Any] = {name: dict(getattr(run, name)) for name in DICTS}
+    snap["warnings"] = list(run.warnings)
+    return snap
+
+
+def _diff(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """What was added or replaced between two snapshots (warnings: those appended)."""
+    out: dict[str, Any] = {
+        name: {k: v for k, v in now[name].items() if k not in before[name] or v is not before[name][k]}
+        for name in DICTS
+    }
+    out["warnings"] = now["warnings"][len(before["warnings"]):]
+    return out
+
+
+class _Recorder:
+    """The progress of the worker: records each step's label and seconds (printed by the
+    parent when it collects the result)."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.done.append((label, time.perf_counter() - t0))
+
+
+def _work(run: Any, first: Callable[..., None], after: Steps, snap: dict[str, Any],
           progress: Any = None) -> dict[str, Any]:
-    """Run ``step`` on a copy of ``run`` whose figures, captions and warnings are ``snap``;
-    return what it added (other warnings, e.g. matplotlib's, are returned as records)."""
+    """``first`` then ``after`` on a copy of ``run`` made of ``snap``; what each part added
+    (other warnings, e.g. matplotlib's, are returned as records to re-issue)."""
     import dataclasses
 
-    figures, captions, found = (dict(snap[0]), dict(snap[1]), list(snap[2]))
-    copy = dataclasses.replace(run, figures=figures, figure_captions=captions, warnings=found)
-    t0 = time.perf_counter()
+    copy = dataclasses.replace(run, **{name: dict(snap[name]) for name in DICTS},
+                               warnings=list(snap["warnings"]))
+    rec = _Recorder() if progress is None else progress
     with warnings.catch_warnings(record=True) as other:
         warnings.simplefilter("always")
-        step(copy, progress=progress)
+        first(copy, progress=rec)
+        mid = _snapshot(copy)
+        for step in after:
+            step(copy, progress=rec)
     return {
-        "figures": figures,
-        "captions": captions,
-        "warnings": found[len(snap[2]):],
+        "first": _diff(mid, snap),
+        "after": _diff(_snapshot(copy), mid),
+        "steps": getattr(rec, "done", []),
         "other": [(w.category, str(w.message), w.filename, w.lineno) for w in other],
-        "seconds": time.perf_counter() - t0,
     }
 
 
-def _child(run: Any, step: Callable[..., None], snap: tuple, conn: Any) -> None:
-    """The worker: draw, send the result (or a failure note), exit without cleanup of the
-    parent's state (``os._exit`` in multiprocessing's fork bootstrap)."""
+def _child(run: Any, first: Callable[..., None], after: Steps, snap: dict, conn: Any) -> None:
+    """The worker: run the steps, send the result (or a failure note), exit without cleanup
+    of the parent's state (``os._exit`` in multiprocessing's fork bootstrap)."""
     import pickle
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
     try:
-        payload = pickle.dumps(("ok", _draw(run, step, snap)), protocol=pickle.HIGHEST_PROTOCOL)
-    except BaseException as exc:  # noqa: BLE001 - the parent redraws and raises it itself
+        done = _work(run, first, after, snap)
+        payload = pickle.dumps(("ok", done), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:  # noqa: BLE001 - the parent reruns and raises it itself
         payload = pickle.dumps(("failed", f"{type(exc).__name__}: {exc}"))
     with contextlib.suppress(OSError):
         conn.send_bytes(payload)
@@ -136,15 +177,15 @@ def _child(run: Any, step: Callable[..., None], snap: tuple, conn: Any) -> None:
 
 
 class _Worker:
-    """A forked process drawing the figures; :meth:`result` waits for it and reaps it."""
+    """A forked process running the steps; :meth:`result` waits for it and reaps it."""
 
-    def __init__(self, run: Any, step: Callable[..., None], snap: tuple) -> None:
+    def __init__(self, run: Any, first: Callable[..., None], after: Steps, snap: dict) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("fork")
         self.conn, child_end = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_child, args=(run, step, snap, child_end), daemon=True,
-                                name="peerstats-figures")
+        self.proc = ctx.Process(target=_child, args=(run, first, after, snap, child_end),
+                                daemon=True, name="peerstats-figures")
         for stream in (sys.stdout, sys.stderr):  # no buffered text copied into the child
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -177,21 +218,24 @@ class _Worker:
 
 
 # ----------------------------------------------------------------------------- merging
-def _merge(run: Any, snap: tuple[dict, dict, list], drawn: dict[str, Any]) -> None:
-    """Put the worker's figures, captions and warnings into ``run`` where the sequential run
-    has them: after what was there at the fork, before what the parent added since."""
-    for name, before, added in (("figures", snap[0], drawn["figures"]),
-                                ("figure_captions", snap[1], drawn["captions"])):
-        now = getattr(run, name)
+def _merge(run: Any, snap: dict[str, Any], done: dict[str, Any]) -> None:
+    """Put the worker's additions into ``run`` where the sequential run has them: the first
+    step's after what was there at the fork, the later steps' after what the parent added."""
+    first, after = done["first"], done["after"]
+    for name in DICTS:
+        now, before = getattr(run, name), snap[name]
         merged = dict(before)
-        merged.update((k, v) for k, v in added.items() if k not in before or v is not before[k])
+        merged.update(first[name])
         merged.update((k, v) for k, v in now.items() if k not in before or v is not before[k])
+        merged.update(after[name])
         now.clear()
         now.update(merged)
-    n = len(snap[2])
-    later = [w for w in run.warnings[n:] if w not in drawn["warnings"]]  # _collect skips repeats
-    run.warnings[n:] = drawn["warnings"] + later
-    for category, message, filename, lineno in drawn["other"]:
+    n = len(snap["warnings"])
+    parent = [w for w in run.warnings[n:] if w not in first["warnings"]]  # _collect: no repeats
+    run.warnings[n:] = first["warnings"] + parent + [
+        w for w in after["warnings"] if w not in parent
+    ]
+    for category, message, filename, lineno in done["other"]:
         warnings.warn_explicit(message, category, filename, lineno)
 
 
@@ -209,43 +253,49 @@ def _started(progress: Any) -> None:
     _say(progress, f"\u2026 {_LABEL}" if tty else f"{_LABEL} ... started")
 
 
-def _finished(progress: Any, seconds: float) -> None:
+def _finished(progress: Any, done: list[tuple[str, float]]) -> None:
     tty = getattr(progress, "tty", False)
-    _say(progress, f"\u2713 {_LABEL} ({seconds:z.1f} s)" if tty else
-         f"{_LABEL} ... done ({seconds:z.1f} s)")
+    for label, seconds in done:
+        label = f"{label} (second core)"
+        _say(progress, f"\u2713 {label} ({seconds:z.1f} s)" if tty else
+             f"{label} ... done ({seconds:z.1f} s)")
 
 
-def _start(run: Any, step: Callable[..., None], snap: tuple) -> _Worker | None:
-    """The worker, or None when it cannot start (the parent then draws)."""
+def _start(run: Any, first: Callable[..., None], after: Steps, snap: dict) -> _Worker | None:
+    """The worker, or None when it cannot start (the parent then runs the steps)."""
     try:
-        return _Worker(run, step, snap)
+        return _Worker(run, first, after, snap)
     except (OSError, ValueError, RuntimeError):  # fork refused (memory, process limits)
         return None
 
 
 @contextlib.contextmanager
-def beside(run: Any, step: Callable[..., None], *, progress: Any = None,
+def beside(run: Any, first: Callable[..., None], *, after: Steps = (), progress: Any = None,
            jobs: int | str | None = None,
            preload: tuple[str, ...] = PRELOAD) -> Iterator[None]:
-    """Run ``step(run, progress=...)`` (the figures step) in a forked worker while the body
-    runs, and merge its result into ``run`` at the end, as if it had run before the body.
+    """Run ``first(run, progress=...)`` (the figures step) and then the steps ``after`` (the
+    mechanisms step) in a forked worker while the body runs; merge what they made into
+    ``run`` as if ``first`` had run before the body and ``after`` after it.
 
-    With one job (see :func:`jobs_wanted`), or when the worker cannot start, ``step`` runs
-    here first, as in the sequential pipeline. Before forking, the modules ``preload`` are
-    imported here: both processes need them (the parent draws the sensitivity and economics
-    figures), and imported before the fork they are imported once, not twice in parallel. When the worker failed, the step runs here
-    (after the body) and raises its own error; when the body raises and the worker failed,
-    the step's error wins, as the sequential run would have raised it first.
+    With one job (see :func:`jobs_wanted`), or when the worker cannot start, the steps run
+    here, in that order, as in the sequential pipeline. Before forking, the modules
+    ``preload`` are imported here: both processes need them (the parent draws the
+    sensitivity and economics figures), so they are imported once, not twice. When the
+    worker failed, the steps run here (``first`` on the run as it was at the fork) and raise
+    their own errors; the error the sequential run would raise first wins: ``first``'s,
+    then the body's, then ``after``'s.
     """
     worker = None
     if jobs_wanted(jobs) >= 2:
         for module in preload:  # imported once, here, rather than in both processes
             importlib.import_module(module)
         snap = _snapshot(run)
-        worker = _start(run, step, snap)
+        worker = _start(run, first, after, snap)
     if worker is None:
-        step(run, progress=progress)
+        first(run, progress=progress)
         yield
+        for step in after:
+            step(run, progress=progress)
         return
     _started(progress)
     failure = None
@@ -256,16 +306,14 @@ def beside(run: Any, step: Callable[..., None], *, progress: Any = None,
     except BaseException:  # KeyboardInterrupt, SystemExit: end the worker at once
         worker.stop()
         raise
-    drawn = worker.result()
-    if drawn is None:  # raises the step's own error (the sequential run's first) if any
-        drawn = _redraw(run, step, snap, progress)
+    done = worker.result()
+    rerun = done is None
+    if rerun:  # raises first's own error (the sequential run's first) if any
+        done = _work(run, first, (), snap, progress=progress)
     elif failure is None:
-        _finished(progress, drawn["seconds"])
+        _finished(progress, done["steps"])
     if failure is not None:
         raise failure
-    _merge(run, snap, drawn)
-
-
-def _redraw(run: Any, step: Callable[..., None], snap: tuple, progress: Any) -> dict[str, Any]:
-    """The step in this process, on the run as it was at the fork (after a worker failure)."""
-    return _draw(run, step, snap, progress=progress)
+    _merge(run, snap, done)
+    for step in after if rerun else ():
+        step(run, progress=progress)

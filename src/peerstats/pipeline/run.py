@@ -125,8 +125,8 @@ def run_analysis(
     blinded : bool
         The data-monitoring committee's open report (arms coded, no comparisons).
     jobs : int, optional
-        Processes: 2 draws the figures in a forked worker while the sensitivity analyses
-        run, 1 is sequential; default ``PEERSTATS_JOBS``, else 2 where ``fork`` is safe
+        Processes: 2 draws the figures (then runs the mechanisms step) in a forked worker
+        while the sensitivity analyses run, 1 is sequential; default ``PEERSTATS_JOBS``, else 2 where ``fork`` is safe
         (:mod:`peerstats.pipeline._parallel`). The results are the same either way.
 
     Returns
@@ -159,10 +159,10 @@ def run_analysis(
         return run
     steps.estimate(run, progress=progress)
     steps.describe(run, progress=progress)
-    with beside(run, steps.figures, progress=progress, jobs=jobs):  # on the second core
+    # figures, then mechanisms, on the second core while sensitivity and economics run here
+    with beside(run, steps.figures, after=(steps.mechanisms,), progress=progress, jobs=jobs):
         steps.sensitivity(run, progress=progress)
         steps.economics(run, progress=progress)
-    steps.mechanisms(run, progress=progress)
     steps.render(run, progress=progress)
     return run
 
