@@ -168,6 +168,22 @@ def test_a_worker_that_dies_is_replaced_by_drawing_here(small_trial, tmp_path, m
     assert _children() == []
 
 
+def test_a_worker_that_cannot_start_means_a_sequential_run(small_trial, tmp_path, monkeypatch,
+                                                          capsys):
+    spec = write_analysis(tmp_path, small_trial, figures=["forest"])
+
+    def no_fork(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(_parallel, "_Worker", no_fork)
+    from peerstats.pipeline.run import Progress
+
+    run = run_analysis(spec, jobs=2, progress=Progress(enabled=True))
+    assert "forest" in run.figures
+    err = capsys.readouterr().err
+    assert "drawing the figures ... done" in err and "second core" not in err
+
+
 def test_ctrl_c_ends_the_worker_at_once():
     def slow(run, *, progress=None):
         time.sleep(60)

@@ -265,8 +265,8 @@ def _start(run: Any, first: Callable[..., None], after: Steps, snap: dict) -> _W
     """The worker, or None when it cannot start (the parent then runs the steps)."""
     try:
         return _Worker(run, first, after, snap)
-    except (OSError, ValueError, RuntimeError):  # fork refused (memory, process limits)
-        return None
+    except Exception:  # noqa: BLE001 - fork refused (memory, process limits), or this is a
+        return None  # daemonic multiprocessing worker (no children allowed): sequential
 
 
 @contextlib.contextmanager
