@@ -108,6 +108,7 @@ def _run_spec(
     quiet: bool,
     blinded: bool = False,
     key: Path | None = None,
+    jobs: int | None = None,
 ) -> tuple[int, Path | None]:
     from peerstats.pipeline import run
 
@@ -120,6 +121,7 @@ def _run_spec(
                 progress=progress_class(enabled=not quiet),
                 blinded=blinded,
                 key=key,
+                jobs=jobs,
             )
     except DataValidationError as exc:
         failed = f"data validation failed; nothing was written.\n{_shown(exc, 0)}"
@@ -144,6 +146,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         blinded=args.blinded,
         key=getattr(args, "key", None),
+        jobs=getattr(args, "jobs", None),
     )
     if path is not None:
         print(f"Report: {path / 'report.html'}")
@@ -483,6 +486,9 @@ def _add_run(sub: Any) -> None:
             "A/B coding (created if absent; an existing FILE reproduces the same coding). Keep "
             "it out of the open report. The closed report (by arm, with the code) goes to "
             "<out>-closed", type=Path)
+    _option(r, "--jobs", "N", "processes: 2 draws the figures (and runs subgroups/mediation) on a "
+            "second core while the sensitivity analyses run, 1 is sequential (same results; default: "
+            "PEERSTATS_JOBS, else 2 where fork is available)", type=int)
 
 
 def _add_check(sub: Any) -> None:

@@ -112,6 +112,7 @@ def run_analysis(
     progress: Progress | None = None,
     blinded: bool = False,
     key: str | Path | None = None,
+    jobs: int | None = None,
 ) -> AnalysisRun:
     """Run an analysis spec in memory: the named steps of :mod:`peerstats.pipeline.steps`.
 
@@ -123,6 +124,10 @@ def run_analysis(
         Where step lines go (default: none).
     blinded : bool
         The data-monitoring committee's open report (arms coded, no comparisons).
+    jobs : int, optional
+        Processes: 2 draws the figures (then runs the mechanisms step) in a forked worker
+        while the sensitivity analyses run, 1 is sequential; default ``PEERSTATS_JOBS``, else 2 where ``fork`` is safe
+        (:mod:`peerstats.pipeline._parallel`). The results are the same either way.
 
     Returns
     -------
@@ -138,7 +143,9 @@ def run_analysis(
         A model could not be fitted, did not converge, or disagrees with the CONSORT flow.
     """
     from peerstats.pipeline import steps
+    from peerstats.pipeline._parallel import beside, jobs_wanted
 
+    jobs_wanted(jobs)  # a bad value fails before the work
     progress = progress or Progress(enabled=False)
     started = _now()
     spec, trial = steps.load(spec, progress=progress)
@@ -152,10 +159,10 @@ def run_analysis(
         return run
     steps.estimate(run, progress=progress)
     steps.describe(run, progress=progress)
-    steps.figures(run, progress=progress)
-    steps.sensitivity(run, progress=progress)
-    steps.economics(run, progress=progress)
-    steps.mechanisms(run, progress=progress)
+    # figures, then mechanisms, on the second core while sensitivity and economics run here
+    with beside(run, steps.figures, after=(steps.mechanisms,), progress=progress, jobs=jobs):
+        steps.sensitivity(run, progress=progress)
+        steps.economics(run, progress=progress)
     steps.render(run, progress=progress)
     return run
 
@@ -549,10 +556,12 @@ def run(
     progress: Progress | None = None,
     blinded: bool = False,
     key: str | Path | None = None,
+    jobs: int | None = None,
 ) -> Path:
     """Run an analysis spec and write its result folder (see the module docstring);
     ``blinded=True`` writes the data-monitoring committee's open report (arms coded A/B,
-    no between-arm comparisons; see :mod:`peerstats.pipeline._blind`).
+    no between-arm comparisons; see :mod:`peerstats.pipeline._blind`). ``jobs``: see
+    :func:`run_analysis`.
 
     Returns
     -------
@@ -564,7 +573,7 @@ def run(
     # once that the folder is busy, rather than racing this one at the end
     lock = output_lock(resolved) if resolved.parent.is_dir() else contextlib.nullcontext()
     with lock:
-        result = run_analysis(spec, progress=progress, blinded=blinded, key=key)
+        result = run_analysis(spec, progress=progress, blinded=blinded, key=key, jobs=jobs)
         progress = progress or Progress(enabled=False)
         with progress.step(f"writing {out}"):
             written = write_results(result, out, force=force)

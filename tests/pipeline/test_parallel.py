@@ -1,0 +1,219 @@
+"""The figures drawn on a second core (``jobs=2``, :mod:`peerstats.pipeline._parallel`) give the
+same run as the sequential pipeline (``jobs=1``), byte for byte, and fail the same way.
+
+Reference: the sequential run of the same spec in the same process (the parallel mode is a
+rearrangement of the same calls; any difference is a bug). Data: the bundled SYNTHETIC
+example trials.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from pipeline_support import ANALYSES, write_analysis
+
+from peerstats.exceptions import ModelSpecificationError, SpecError
+from peerstats.pipeline import _figures, _parallel, steps
+from peerstats.pipeline._common import AnalysisRun
+from peerstats.pipeline._jsonio import dumps
+from peerstats.pipeline.run import run_analysis, write_results
+
+pytestmark = pytest.mark.skipif(
+    not _parallel.fork_available(), reason="no fork (or one CPU): the run is sequential"
+)
+
+
+def _children() -> list[int]:
+    """Processes whose parent is this one (running or zombie)."""
+    me, out = os.getpid(), []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                stat = Path(f"/proc/{p}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                out.append(int(p))
+    return out
+
+
+@pytest.fixture()
+def small_two_arm(tmp_path, monkeypatch) -> Path:
+    """icbt_peer with two quick sensitivity analyses (one draws its forest in the parent while
+    the worker draws the rest) and a fixed start time (SOURCE_DATE_EPOCH)."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    spec = yaml.safe_load((ANALYSES / "icbt_peer.yaml").read_text(encoding="utf-8"))
+    spec["sensitivity"] = [
+        {"name": "mi-mar", "method": "multiple-imputation", "imputation": "bayes",
+         "strategy": "MAR", "n_imputations": 3},
+        {"name": "complete-case", "method": "complete-case"},
+    ]
+    spec["figures"] = [f for f in spec["figures"] if f != "tipping_point"]
+    spec["subgroups"] = {"by": ["age"]}  # the mechanisms step: in the worker after figures
+    path = tmp_path / "icbt_peer_small.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_jobs_give_the_sequential_run_byte_for_byte(small_two_arm, tmp_path):
+    one = run_analysis(small_two_arm, jobs=1)
+    two = run_analysis(small_two_arm, jobs=2)
+    assert list(two.figures.items()) == list(one.figures.items())  # same order too
+    assert {"sensitivity_forest", "forest", "subgroups_forest"} <= set(two.figures)
+    assert "subgroups" in two.tables and "heterogeneity_and_mechanisms" in two.results
+    assert list(two.figure_captions.items()) == list(one.figure_captions.items())
+    assert two.warnings == one.warnings
+    assert dumps(two.results) == dumps(one.results)
+    assert two.report_html == one.report_html
+    assert list(two.tables) == list(one.tables)
+    a = _files(write_results(one, tmp_path / "one"))
+    b = _files(write_results(two, tmp_path / "two"))
+    assert a.keys() == b.keys()
+    for name in a:
+        if name != "manifest.json":  # its outputs' hashes are compared through the files
+            assert a[name] == b[name], name
+    assert _children() == []
+
+
+def _failing(run, flow=None, effects=None):
+    raise ModelSpecificationError("the forest plot could not be drawn (test)")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_error_in_the_worker_surfaces_as_in_the_sequential_run(small_trial, tmp_path,
+                                                                   monkeypatch, jobs):
+    spec = write_analysis(tmp_path, small_trial)
+    monkeypatch.setattr(_figures, "draw_figures", _failing)
+    with pytest.raises(ModelSpecificationError, match=r"^the forest plot could not be drawn"):
+        run_analysis(spec, jobs=jobs)
+    assert _children() == []
+
+
+def test_cli_error_and_exit_status_are_those_of_the_sequential_run(small_trial, tmp_path,
+                                                                   monkeypatch, capsys):
+    from peerstats.cli import main
+
+    spec = write_analysis(tmp_path, small_trial)
+    monkeypatch.setattr(_figures, "draw_figures", _failing)
+    seen = []
+    for jobs in ("1", "2"):
+        code = main(["run", str(spec), "--out", str(tmp_path / f"out{jobs}"), "--quiet",
+                     "--jobs", jobs])
+        seen.append((code, capsys.readouterr().err))
+    assert seen[0] == seen[1]
+    assert seen[0][0] == 3 and "the forest plot could not be drawn" in seen[0][1]
+    assert not (tmp_path / "out2").exists()
+    assert _children() == []
+
+
+def test_the_figures_error_wins_over_a_later_steps_error(small_two_arm, monkeypatch):
+    """Sequentially the figures step fails before sensitivity runs: so does the parallel run."""
+    def later(run, *, progress=None):
+        raise ValueError("sensitivity failed (test)")
+
+    monkeypatch.setattr(steps, "sensitivity", later)
+    with pytest.raises(ValueError, match="sensitivity failed"):  # figures fine: its error
+        run_analysis(small_two_arm, jobs=2)
+    monkeypatch.setattr(_figures, "draw_figures", _failing)
+    for jobs in (1, 2):
+        with pytest.raises(ModelSpecificationError, match="forest plot could not be drawn"):
+            run_analysis(small_two_arm, jobs=jobs)
+    assert _children() == []
+
+
+def test_the_mechanisms_error_comes_after_a_later_steps_error(small_two_arm, monkeypatch):
+    """Sequentially mechanisms run after sensitivity: their error surfaces only when the
+    sensitivity analyses succeed, with its own type and message."""
+    def mechanisms(run, *, progress=None):
+        raise SpecError("subgroups: no such column (test)")
+
+    monkeypatch.setattr(steps, "mechanisms", mechanisms)
+    for jobs in (1, 2):
+        with pytest.raises(SpecError, match=r"^subgroups: no such column \(test\)$"):
+            run_analysis(small_two_arm, jobs=jobs)
+    def economics(run, *, progress=None):
+        raise ValueError("economics failed (test)")
+
+    monkeypatch.setattr(steps, "economics", economics)  # before mechanisms: its error wins
+    for jobs in (1, 2):
+        with pytest.raises(ValueError, match="economics failed"):
+            run_analysis(small_two_arm, jobs=jobs)
+    assert _children() == []
+
+
+def test_a_worker_that_dies_is_replaced_by_drawing_here(small_trial, tmp_path, monkeypatch):
+    spec = write_analysis(tmp_path, small_trial, figures=["forest", "consort"])
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    one = run_analysis(spec, jobs=1)
+    parent, draw = os.getpid(), _figures.draw_figures
+
+    def dies_in_the_worker(run, flow=None, effects=None):
+        if os.getpid() != parent:
+            os._exit(7)
+        draw(run, flow, effects)
+
+    monkeypatch.setattr(_figures, "draw_figures", dies_in_the_worker)
+    two = run_analysis(spec, jobs=2)
+    assert list(two.figures.items()) == list(one.figures.items())
+    assert two.report_html == one.report_html
+    assert _children() == []
+
+
+def test_a_worker_that_cannot_start_means_a_sequential_run(small_trial, tmp_path, monkeypatch,
+                                                          capsys):
+    spec = write_analysis(tmp_path, small_trial, figures=["forest"])
+
+    def no_fork(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(_parallel, "_Worker", no_fork)
+    from peerstats.pipeline.run import Progress
+
+    run = run_analysis(spec, jobs=2, progress=Progress(enabled=True))
+    assert "forest" in run.figures
+    err = capsys.readouterr().err
+    assert "drawing the figures ... done" in err and "second core" not in err
+
+
+def test_ctrl_c_ends_the_worker_at_once():
+    def slow(run, *, progress=None):
+        time.sleep(60)
+
+    run = AnalysisRun(spec=None, trial=None)
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt), _parallel.beside(run, slow, jobs=2):
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+    assert time.perf_counter() - t0 < 10
+    assert _children() == []
+
+
+def test_jobs_values(monkeypatch):
+    monkeypatch.delenv(_parallel.JOBS_ENV, raising=False)
+    assert _parallel.jobs_wanted() == 2
+    assert _parallel.jobs_wanted(1) == 1
+    assert _parallel.jobs_wanted(8) == 2
+    monkeypatch.setenv(_parallel.JOBS_ENV, "1")
+    assert _parallel.jobs_wanted() == 1
+    assert _parallel.jobs_wanted(2) == 2  # the argument wins over the environment
+    monkeypatch.setenv(_parallel.JOBS_ENV, "two")
+    with pytest.raises(SpecError, match=r"PEERSTATS_JOBS must be a whole number >= 1"):
+        _parallel.jobs_wanted()
+    with pytest.raises(SpecError, match=r"jobs must be a whole number >= 1.*got 0"):
+        _parallel.jobs_wanted(0)
+
+
+def test_sequential_where_fork_is_unsafe(monkeypatch):
+    monkeypatch.delenv(_parallel.JOBS_ENV, raising=False)
+    monkeypatch.setattr(_parallel.sys, "platform", "darwin")
+    assert _parallel.jobs_wanted() == 1
+    assert _parallel.jobs_wanted(2) == 1
