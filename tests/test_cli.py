@@ -101,3 +101,17 @@ def test_demo_reports_invalid_bundled_data(tmp_path, monkeypatch, capsys):
     )
     assert main(["demo", "--summary"]) == 1
     assert "failed validation" in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_without_a_traceback(monkeypatch, capsys):
+    """Ctrl-C during a command: one line on stderr, exit status 130, no traceback."""
+    import peerstats.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_validate", interrupted)
+    assert main(["validate", "whatever.yaml"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "peerstats validate: interrupted"
+    assert "Traceback" not in err

@@ -649,6 +649,9 @@ def _main(argv: Sequence[str] | None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C: no traceback; 130 as a shell reports SIGINT
+        print(f"peerstats {args.command}: interrupted", file=sys.stderr)
+        return 130
     except PeerstatsError as exc:  # a command let one through: report it by its kind
         return _refused(f"{type(exc).__name__}: {_shown(exc)}", _exit_code(exc))
     except Exception as exc:  # no input may end in a traceback (exit 3: could not compute)
