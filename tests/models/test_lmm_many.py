@@ -11,10 +11,8 @@ reached to the engine's tolerance); batched likelihood derivatives 1e-9.
 """
 
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import peerstats
@@ -24,24 +22,14 @@ from peerstats.models._lmm_many import ResponseRefitter, contrast_rows
 from peerstats.models._lmm_many_batch import BatchedRows
 from peerstats.models._lmm_prepared import PreparedLMM
 
-DATA = Path(__file__).parents[1] / "reference" / "r_sens_primary" / "datasets.csv.gz"
 FORMULA = "qpr15 ~ qpr15_baseline + site + arm * visit + (1 | subject) + (0 + delivered | group)"
 OPTIONS = {"subject": "subject", "df": "satterthwaite", "reference": {"arm": "usual"},
            "residual_by": "arm"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def datasets():
-    d = pd.read_csv(DATA, dtype={"subject": str, "group": str})
-    out = []
-    for _, g in d.groupby("imputation"):
-        g = g.drop(columns=["imputation", "imputed"]).reset_index(drop=True)
-        g["visit"] = pd.Categorical(g["visit"], categories=["post", "fu3"])
-        g["arm"] = pd.Categorical(g["arm"], categories=["usual", "peer"])
-        lone = (g["delivered"] > 0) & g["group"].isna()
-        g.loc[lone, "group"] = "_single:" + g.loc[lone, "subject"]
-        out.append(g)
-    return out
+def datasets(sens_primary_sets):
+    return sens_primary_sets
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ Tolerance 1e-10 (relative to max(1, |value|)).
 """
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,6 @@ import pytest
 import peerstats
 from peerstats.models._lmm_prepared import PreparedLMM
 
-DATA = Path(__file__).parents[1] / "reference" / "r_sens_primary" / "datasets.csv.gz"
 FORMULA = "qpr15 ~ qpr15_baseline + site + arm * visit + (1 | subject) + (0 + delivered | group)"
 OPTIONS = {"subject": "subject", "df": "satterthwaite", "reference": {"arm": "usual"},
            "residual_by": "arm"}  # fmt: skip
@@ -25,17 +23,8 @@ TOL = 1e-10
 
 
 @pytest.fixture(scope="module")
-def datasets():
-    d = pd.read_csv(DATA, dtype={"subject": str, "group": str})
-    out = []
-    for _, g in d.groupby("imputation"):
-        g = g.drop(columns=["imputation", "imputed"]).reset_index(drop=True)
-        g["visit"] = pd.Categorical(g["visit"], categories=["post", "fu3"])
-        g["arm"] = pd.Categorical(g["arm"], categories=["usual", "peer"])
-        lone = (g["delivered"] > 0) & g["group"].isna()
-        g.loc[lone, "group"] = "_single:" + g.loc[lone, "subject"]
-        out.append(g)
-    return out[:8]
+def datasets(sens_primary_sets):
+    return sens_primary_sets[:8]
 
 
 def _close(a, b, what):
