@@ -27,8 +27,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+_BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _children_before():
+    """Children this test process already had (other tests in the same pytest-xdist worker may
+    leave long-lived ones, e.g. a resource tracker); only new ones count as left behind."""
+    _BEFORE.clear()
+    _BEFORE.update(_all_children())
+
+
 def _children() -> list[int]:
-    """Processes whose parent is this one (running or zombie)."""
+    """Processes whose parent is this one (running or zombie) that the test started."""
+    return [p for p in _all_children() if p not in _BEFORE]
+
+
+def _all_children() -> list[int]:
     me, out = os.getpid(), []
     for p in os.listdir("/proc"):
         if p.isdigit():
