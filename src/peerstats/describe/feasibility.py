@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from peerstats.describe._common import (
     arm_levels,
@@ -276,6 +275,8 @@ def _paired_change(pair: pd.DataFrame, base_v: str, v: str, alpha: float) -> dic
     diff = pair[v] - pair[base_v]
     m, sd = diff.mean(), diff.std(ddof=1)
     if n >= 2 and sd > 0:
+        from scipy import stats
+
         se = sd / np.sqrt(n)
         tcrit = stats.t.ppf(1 - alpha / 2, n - 1)
         t_stat = m / se
@@ -332,6 +333,7 @@ def _paired_effect_ci(d: float, n: int, alpha: float) -> tuple[float, float]:
         return (float("nan"), float("nan"))
     t_obs = d * np.sqrt(n)
     df = n - 1
+    from scipy import stats
     from scipy.optimize import brentq
 
     def nc_for(prob: float) -> float:
