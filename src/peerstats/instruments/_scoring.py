@@ -181,6 +181,10 @@ def _column_failure(table: str, col: str, check: str, message: str) -> dict[str,
 
 def _item_values(raw: pd.Series) -> np.ndarray:
     """Responses as floats (a writable copy); True/False are not responses (NaN)."""
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiu":
+        # plain numbers (the Trial's item columns): the same floats as the conversion below,
+        # without a round trip through Python objects (issue 22, loading a trial)
+        return raw.to_numpy(dtype=float, copy=True)
     missing = raw.isna().to_numpy()
     values = pd.to_numeric(raw.astype(object).where(~missing, None), errors="coerce")
     values = np.array(values, dtype=float)  # a writable copy

@@ -67,18 +67,26 @@ def parse_binary(
 def parse_numbers(values: list, decimal: str) -> tuple[np.ndarray, list[int]]:
     """Strict text -> float. Returns the floats (NaN for missing) and the positions of texts
     that are not numbers (they are failures, not NaN)."""
-    out = np.full(len(values), np.nan)
+    parsed: dict[str | None, float | None] = {None: math.nan}  # each distinct text once
+    out = []
     bad = []
     for i, v in enumerate(values):
-        if v is None:
-            continue
-        t = v.replace(",", ".") if decimal == "," and v.count(",") == 1 and "." not in v else v
-        x = float(t) if NUMBER.match(t) else math.nan
-        if math.isfinite(x):  # '1e400' overflows to inf: not a usable number either
-            out[i] = x
+        if v in parsed:
+            x = parsed[v]
         else:
+            x = parsed[v] = _number(v, decimal)
+        if x is None:
             bad.append(i)
-    return out, bad
+            x = math.nan
+        out.append(x)
+    return np.array(out, dtype=float), bad
+
+
+def _number(v: str, decimal: str) -> float | None:
+    """One text as a float; None when it is not a finite number."""
+    t = v.replace(",", ".") if decimal == "," and v.count(",") == 1 and "." not in v else v
+    x = float(t) if NUMBER.match(t) else math.nan
+    return x if math.isfinite(x) else None  # '1e400' overflows to inf: not usable either
 
 
 def labelled(table: RawTable, col: str, valid: Iterable[str] | None = None) -> list:

@@ -106,14 +106,14 @@ def _finish(
     df.columns = [str(c).strip() for c in df.columns]
     df = _unnamed_columns(df, path)
     out = {}
+    texts: dict[str, str | None] = {}  # each distinct text cleaned once (issue 22)
     for col in df.columns:
         vals = []
         for v in df[col].tolist():
-            t = v if isinstance(v, str) else to_text(v)
-            if t is not None:
-                t = t.strip()
-                if t in NA_STRINGS:
-                    t = None
+            if type(v) is str:
+                t = texts[v] if v in texts else texts.setdefault(v, _cell_text(v))
+            else:
+                t = _cell_text(v)
             vals.append(t)
         out[col] = vals
     data = pd.DataFrame(out, columns=list(df.columns), dtype=object)
@@ -122,6 +122,16 @@ def _finish(
     blank_rows = rows[blank].tolist()
     data = data.loc[~blank].reset_index(drop=True)
     return RawTable(name, path, data, rows[~blank], labels or {}, blank_rows, problems or [])
+
+
+def _cell_text(v: object) -> str | None:
+    """A cell as text, stripped; None for missing and the NA spellings."""
+    t = v if isinstance(v, str) else to_text(v)
+    if t is not None:
+        t = t.strip()
+        if t in NA_STRINGS:
+            t = None
+    return t
 
 
 def _unnamed_columns(df: pd.DataFrame, path: Path) -> pd.DataFrame:

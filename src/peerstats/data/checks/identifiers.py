@@ -90,6 +90,8 @@ def _value_labels(t: RawTable, log: Log) -> None:
 
 
 def _control_characters(t: RawTable, col: str, vals: list, log: Log) -> None:
+    if not any(CONTROL_CHARS.search(v) for v in set(vals) if v is not None):
+        return  # each distinct value searched once (issue 22: most columns repeat values)
     for i, v in enumerate(vals):
         if v is not None and CONTROL_CHARS.search(v):
             log.cell(
@@ -110,11 +112,15 @@ def _identifier_cells(
     for a column of identifiers, else one failure per cell."""
     hits = []
     n = strong = 0
+    kinds: dict[str, tuple[str, bool] | None] = {}  # each distinct value classified once
     for i, v in enumerate(vals):
         if v is None:
             continue
         n += 1
-        kind = looks_identifying(v)
+        if v in kinds:
+            kind = kinds[v]
+        else:
+            kind = kinds[v] = looks_identifying(v)
         if kind is not None:
             hits.append((i, kind))
             strong += kind[1]
