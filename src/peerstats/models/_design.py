@@ -120,8 +120,14 @@ def _split_formula(formula: str) -> tuple[str, str]:
 
 
 def required_variables(rhs: str) -> list[str]:
-    """The data columns a right-hand side uses."""
-    terms = simple_terms(rhs)
+    """The data columns a right-hand side uses (formulaic's ``required_variables``; a simple
+    right-hand side, also with an intercept written ``0 +`` or ``1 +`` as in a random term's
+    ``(0 + delivered | group)``, is read without importing formulaic)."""
+    summands = [s.strip() for s in rhs.split("+")]
+    named = [s for s in summands if s not in ("0", "1")]
+    if not named:
+        return []
+    terms = simple_terms(" + ".join(named))
     if terms is not None:
         return sorted({v for t in terms for v in t})
     return list(_required_variables(rhs))
