@@ -208,3 +208,14 @@ def test_terms_equal_formulaic_terms(rhs):
     want = [[str(f.expr) for f in t.factors] for t in formulaic.Formula(rhs)]
     assert want[0] == ["1"]
     assert emmeans._rhs_terms(SimpleNamespace(formula="y ~ " + rhs)) == (True, want[1:])
+
+
+@pytest.mark.parametrize(
+    "rhs",
+    ["1", "0", "0 + 1", "0 + delivered", "1 + delivered", "delivered + 0", " 0 +  x ",
+     "0 + a:b", "0 + a * b", "-1 + x", "C(a) + 1", ""],
+)
+def test_required_variables_of_random_term_sides_equal_formulaic(rhs):
+    """A random term's left-hand side (``0 + delivered``) is read without formulaic (issue 22)
+    and names the same variables as formulaic's ``required_variables`` (the reference)."""
+    assert required_variables(rhs) == sorted(str(v) for v in formulaic.Formula(rhs).required_variables)

@@ -1,0 +1,92 @@
+"""Issue 22, the console script's start and exit (peerstats/cli.py): it leaves with
+``os._exit`` once the ``atexit`` callbacks ran and stdout/stderr are flushed, and it imports
+``scipy.stats`` without scipy's docstring rewriting. Nothing it prints or returns may change:
+each test runs the command as a separate process and checks the whole output, the exit status
+and what an ordinary exit does (atexit callbacks, waiting for a non-daemon thread). No timing
+here (benchmarks/bench_startup.py measures)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import peerstats
+
+SPEC = str(peerstats.datasets.path("peer_recovery"))
+
+
+def _script(body: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``body`` then the console script's ``sys.exit(main())`` with ``args``; stdout is a
+    pipe and Python's buffering is on (PYTHONUNBUFFERED removed)."""
+    code = textwrap.dedent(body) + "\nfrom peerstats.cli import main\nsys.exit(main())\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env)
+
+
+def test_output_is_complete_and_atexit_callbacks_run():
+    done = _script(
+        """
+        import atexit, sys
+        atexit.register(lambda: print("atexit callback ran", file=sys.stderr))
+        """,
+        "validate", SPEC,
+    )
+    reference = subprocess.run(  # the same command, ended by the ordinary interpreter exit
+        [sys.executable, "-c", "import sys; from peerstats.cli import main; "
+         f"sys.exit(main(['validate', {SPEC!r}]))"], capture_output=True, text=True)
+    assert done.returncode == reference.returncode == 0
+    assert done.stdout == reference.stdout and done.stdout.startswith("Trial spec:")
+    assert "atexit callback ran" in done.stderr
+
+
+def test_exit_status_of_a_failure_is_kept():
+    done = _script("import sys", "run", "no-such-analysis.yaml", "--out", "unused-folder")
+    assert done.returncode == 2
+    assert done.stderr.startswith("spec error:")
+
+
+def test_a_running_non_daemon_thread_is_waited_for(tmp_path):
+    flag = tmp_path / "thread-finished"
+    done = _script(
+        f"""
+        import sys, threading, time
+        def late():
+            time.sleep(0.3)
+            open({str(flag)!r}, "w").close()
+        threading.Thread(target=late, daemon=False).start()
+        """,
+        "validate", SPEC,
+    )
+    assert done.returncode == 0
+    assert flag.exists()  # the process did not leave before the thread ended
+
+
+def test_scipy_stats_imported_without_docstring_rewriting_is_whole():
+    """After the lean import no module keeps the stand-in, scipy's FunctionDoc is back where
+    it was, and the functions, signatures and numbers are scipy's."""
+    probe = textwrap.dedent(
+        """
+        import inspect, sys
+        from peerstats import cli
+        cli._import_scipy_stats_lean()
+        import scipy.stats
+        from scipy._lib import _docscrape
+        left = [n for n, m in list(sys.modules.items())
+                if getattr(m, "__dict__", {}).get("FunctionDoc") is cli._DocAsIs]
+        print(left)
+        print(scipy.stats._axis_nan_policy.FunctionDoc is _docscrape.FunctionDoc)
+        r = scipy.stats.ttest_ind([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 7.0])
+        print(repr(float(r.statistic)), repr(float(r.pvalue)), repr(scipy.stats.t.sf(2.1, 7)))
+        print(inspect.signature(scipy.stats.ttest_ind))
+        """
+    )
+    lean = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    plain = subprocess.run(
+        [sys.executable, "-c", probe.replace("cli._import_scipy_stats_lean()", "")],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lean[0] == "[]" and lean[1] == "True"
+    assert lean[2:] == plain[2:]  # the same numbers (repr: every digit) and signature
