@@ -11,7 +11,10 @@ rounds (the order alternates), with the machine load before each round:
 - ``fork``: the line ``drawing the figures (second core) ... started`` (everything serial);
 - ``tail``: from the line ``writing <folder> ... done`` to the exit of the process (the
   warnings printed, the interpreter's teardown);
-- ``wall``: process start to exit.
+- ``wall``: process start to exit;
+- ``cpu_fork``: CPU seconds (user + system, all threads) of the process when the fork line
+  arrives (read from ``/proc``, 10 ms ticks; less sensitive to the machine's load than the
+  wall times); ``cpu_all``: of the whole run, the worker included.
 
 The ratio peer / this checkout of the minima is printed for ``fork`` and ``wall``. Both runs
 read the bundled SYNTHETIC example; their output folders are compared file by file
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,12 +42,23 @@ ROOT = Path(__file__).resolve().parents[1]
 MARKS = {
     "loaded": "loading and validating the trial",
     "fork": "drawing the figures (second core) ... started",
-    "written": "writing ",
+    "written": "writing /",  # the folder (not "writing the report")
 }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process so far (all its threads; Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(script: str, analysis: Path, out: Path) -> dict[str, float]:
-    """Seconds from start to each mark, the exit tail and the wall time of one run."""
+    """Seconds from start to each mark, the exit tail and the wall time of one run; the CPU
+    seconds of the process up to the fork line and of the whole run (worker included)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen([script, "run", str(analysis), "--out", str(out), "--force"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -52,14 +67,19 @@ def one_run(script: str, analysis: Path, out: Path) -> dict[str, float]:
     for line in proc.stderr:
         now = time.perf_counter() - t0
         for key, text in MARKS.items():
-            if key not in seen and text in line and (key != "written" or "done" in line):
+            if key not in seen and text in line and (key != "written" or "... done" in line):
                 seen[key] = now
+                if key == "fork":
+                    seen["cpu_fork"] = cpu_seconds(proc.pid)
     proc.wait()
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{script} failed with exit status {proc.returncode}")
     return {"loaded": seen["loaded"], "fork": seen.get("fork", float("nan")),
-            "tail": wall - seen["written"], "wall": wall}
+            "cpu_fork": seen.get("cpu_fork", float("nan")),
+            "tail": wall - seen["written"], "wall": wall,
+            "cpu_all": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)}
 
 
 def differing(a: Path, b: Path) -> list[str]:
@@ -91,10 +111,10 @@ def main() -> None:
         diff = differing(Path(tmp) / "this", Path(tmp) / "peer")
     print(f"\n{'':5} {'measure':8} {'min':>7} {'median':>7}")
     for name in scripts:
-        for key in ("loaded", "fork", "tail", "wall"):
+        for key in ("loaded", "fork", "cpu_fork", "tail", "wall", "cpu_all"):
             vals = [t[key] for t in times[name]]
             print(f"{name:5} {key:8} {min(vals):7.3f} {statistics.median(vals):7.3f}")
-    for key in ("fork", "wall"):
+    for key in ("fork", "cpu_fork", "wall", "cpu_all"):
         this, peer = (min(t[key] for t in times[n]) for n in ("this", "peer"))
         print(f"{key}: peer - this = {peer - this:+.3f} s (min), ratio peer/this {peer / this:.3f}")
     print("load average at the end:", os.getloadavg())

@@ -90,3 +90,35 @@ def test_scipy_stats_imported_without_docstring_rewriting_is_whole():
         capture_output=True, text=True, check=True).stdout.splitlines()
     assert lean[0] == "[]" and lean[1] == "True"
     assert lean[2:] == plain[2:]  # the same numbers (repr: every digit) and signature
+
+
+def test_matplotlib_imported_without_kwdoc_draws_the_same():
+    """After the lean import ``kwdoc`` is matplotlib's again, the artists' ``set()``
+    signatures are matplotlib's, and a figure saved as SVG is byte for byte the one drawn
+    after an ordinary import."""
+    probe = textwrap.dedent(
+        """
+        import hashlib, inspect, io
+        from peerstats import cli
+        cli._import_matplotlib_lean()
+        import matplotlib
+        matplotlib.use("Agg")
+        matplotlib.rcParams["svg.hashsalt"] = "peerstats"
+        import matplotlib.artist, matplotlib.lines, matplotlib.pyplot as plt
+        print(matplotlib.artist.kwdoc(matplotlib.lines.Line2D).startswith("Properties:"))
+        print(inspect.signature(matplotlib.lines.Line2D.set))
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1, 2], [1.0, 0.5, 2.0], marker="o", label="arm")
+        ax.errorbar([1], [1.0], yerr=[0.3]); ax.set_title("Forest"); ax.legend()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        print(hashlib.sha256(buf.getvalue().encode()).hexdigest())
+        """
+    )
+    lean = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    plain = subprocess.run(
+        [sys.executable, "-c", probe.replace("cli._import_matplotlib_lean()", "")],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lean[0] == "True"
+    assert lean == plain
