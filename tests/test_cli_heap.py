@@ -34,3 +34,32 @@ def test_main_with_arguments_leaves_the_heap_unfrozen(capsys):
     gc.unfreeze()
     assert cli.main(["demo", "--summary"]) == 0  # in-process: argv given
     assert gc.get_freeze_count() == 0
+
+
+def test_imports_of_a_run_pause_the_collector_and_leave_it_as_it_was():
+    """Issue 22: no collection while a run's modules are imported; what they made is frozen
+    (the run's _long_lived_heap unfreezes it at the end); the collector's on/off state is
+    put back, also when an import fails (then nothing stays frozen)."""
+    gc.unfreeze()
+    assert gc.isenabled()
+    with cli._collector_paused():
+        assert not gc.isenabled()
+        made = [[i] for i in range(1000)]  # noqa: F841 - objects allocated meanwhile
+    assert gc.isenabled() and gc.get_freeze_count() > 0
+    with cli._long_lived_heap():
+        pass
+    assert gc.get_freeze_count() == 0
+    try:
+        with cli._collector_paused():
+            raise ImportError("a missing module")
+    except ImportError:
+        pass
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with cli._collector_paused():
+            pass
+        assert not gc.isenabled()  # it was off: it stays off
+    finally:
+        gc.enable()
+        gc.unfreeze()
