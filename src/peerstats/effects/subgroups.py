@@ -133,29 +133,40 @@ def _diff_rows(
     The reference grids of all values are stacked and put through the model matrix once (the
     rows of a model matrix do not depend on the other rows: same L as one grid per value).
     The arm and visit of the grid's rows are read once (the same rows as :func:`_arm_mask` on
-    each value's grid: 41 values a curve; issue 22)."""
+    each value's grid: 41 values a curve; issue 22). A continuous modifier's stacked grid is
+    the grid repeated with the values in the modifier's column (the frame ``grid.assign`` per
+    value concatenated would be: same columns, dtypes and rows)."""
     from peerstats.models.emmeans import reference_grid
 
     design = fit._design
     grid = reference_grid(design)
     trt_rows, ref_rows = _arm_mask(grid, visit, trt), _arm_mask(grid, visit, ref)
-    factor = grid[var].astype(str).to_numpy() if var in design.factors else None
-    parts, keeps = [], []
-    for v in values:
-        if factor is not None:
-            keep = factor == str(v)
-            parts.append(grid[keep])
-        else:
-            keep = np.ones(len(grid), dtype=bool)
-            parts.append(grid.assign(**{var: float(v)}))
-        keeps.append(keep)
-    X = design.matrix(pd.concat(parts, ignore_index=True))
+    if var in design.factors:
+        factor = grid[var].astype(str).to_numpy()
+        keeps = [factor == str(v) for v in values]
+        stacked = pd.concat([grid[keep] for keep in keeps], ignore_index=True)
+    else:
+        keeps = [np.ones(len(grid), dtype=bool)] * len(values)
+        stacked = pd.concat([grid] * len(values), ignore_index=True)
+        stacked[var] = np.repeat(np.array([float(v) for v in values]), len(grid))
+    X = design.matrix(stacked)
     rows, start = [], 0
-    for g, keep in zip(parts, keeps, strict=True):
-        Xg = X[start : start + len(g)]
-        start += len(g)
+    for keep in keeps:
+        n = int(keep.sum())
+        Xg = X[start : start + n]
+        start += n
         rows.append(Xg[trt_rows[keep]].mean(axis=0) - Xg[ref_rows[keep]].mean(axis=0))
     return np.vstack(rows)
+
+
+def _tests(fit: Any, L: np.ndarray, level: float) -> pd.DataFrame:
+    """``fit.test(ell, level=level)`` of each row ``ell`` of ``L``, as one frame (tidy columns,
+    one row per row of L): the same numbers, without a DataFrame per contrast (issue 22)."""
+    if L.shape[1] != len(fit._design.columns):  # as fit.test refuses it
+        return pd.concat([fit.test(ell, level=level) for ell in L], ignore_index=True)[_TIDY]
+    inf = fit._inference
+    rows = [inf.test_1d(np.asarray(ell, dtype=float), alpha=1 - level) for ell in L]
+    return pd.DataFrame(rows, columns=_TIDY, dtype=float)
 
 
 def _fit_with(
@@ -181,20 +192,22 @@ def _categorical(fit, var, visit, ref, trt, level, cells, labels) -> tuple[pd.Da
     design = fit._design
     order = [str(x) for x in (design.natural_order.get(var) or design.factors[var])]
     L = _diff_rows(fit, var, visit, ref, trt, order)
+    tested = _tests(fit, L, level)
+    level_of = cells["level"].astype(str).to_numpy()
+    arm_of = cells["arm"].astype(str).to_numpy()
     rows = []
-    for code, ell in zip(order, L):
-        res = fit.test(ell, level=level).iloc[0]
-        sub = cells[cells["level"].astype(str) == code]
+    for i, code in enumerate(order):
+        in_level = level_of == code
         rows.append(
             {
                 "variable": var,
                 "variable_label": _label(labels, var),
                 "level": code,
                 "level_label": _level_label(labels, var, code),
-                "n": int(len(sub)),
-                f"n_{ref}": int((sub["arm"].astype(str) == ref).sum()),
-                f"n_{trt}": int((sub["arm"].astype(str) == trt).sum()),
-                **{k: float(res[k]) for k in _TIDY},
+                "n": int(in_level.sum()),
+                f"n_{ref}": int((in_level & (arm_of == ref)).sum()),
+                f"n_{trt}": int((in_level & (arm_of == trt)).sum()),
+                **{k: float(tested[k].iat[i]) for k in _TIDY},
             }
         )
     inter = fit.test(L[1:] - L[0]).iloc[0] if len(order) > 2 else fit.test(L[1] - L[0]).iloc[0]
@@ -223,14 +236,14 @@ def _continuous(
 ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     x = cells["level"].dropna().astype(float)
     grid_x = np.linspace(x.quantile(0.05), x.quantile(0.95), 41)
-    L = _diff_rows(fit, var, visit, ref, trt, grid_x)
-    curve = pd.DataFrame([fit.test(ell, level=level).iloc[0][_TIDY] for ell in L])
+    quart = np.quantile(x, [0.25, 0.5, 0.75])
+    # every contrast of the variable from one stacked grid (rows do not depend on each other)
+    L_all = _diff_rows(fit, var, visit, ref, trt, [*grid_x, 1.0, 0.0, *quart])
+    L, one, zero, Lq = L_all[:41], L_all[41], L_all[42], L_all[43:]
+    curve = _tests(fit, L, level)
     curve.insert(0, var, grid_x)
-    slope = _diff_rows(fit, var, visit, ref, trt, [1.0]) - _diff_rows(
-        fit, var, visit, ref, trt, [0.0]
-    )
-    test = _interaction_row(var, labels, fit.test(slope[0], level=level).iloc[0], 0)
-    s = fit.test(slope[0], level=level).iloc[0]
+    s = fit.test(one - zero, level=level).iloc[0]
+    test = _interaction_row(var, labels, s, 0)
     test.update(
         {
             "slope": float(s["estimate"]),
@@ -238,11 +251,9 @@ def _continuous(
             "slope_ci_upper": float(s["ci_upper"]),
         }
     )
-    quart = np.quantile(x, [0.25, 0.5, 0.75])
-    Lq = _diff_rows(fit, var, visit, ref, trt, quart)
+    tested = _tests(fit, Lq, level)
     rows = []
-    for name, xv, ell in zip(["lower quartile", "median", "upper quartile"], quart, Lq):
-        res = fit.test(ell, level=level).iloc[0]
+    for i, (name, xv) in enumerate(zip(["lower quartile", "median", "upper quartile"], quart)):
         rows.append(
             {
                 "variable": var,
@@ -250,7 +261,7 @@ def _continuous(
                 "level": f"{xv:g}",
                 "level_label": f"{name} ({xv:g})",
                 "n": int(len(x)),
-                **{k: float(res[k]) for k in _TIDY},
+                **{k: float(tested[k].iat[i]) for k in _TIDY},
             }
         )
     return pd.DataFrame(rows), test, curve
