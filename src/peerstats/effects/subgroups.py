@@ -15,7 +15,6 @@ Validated in ``tests/effects/test_subgroups.py`` against R (``nlme::gls`` with `
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from peerstats.effects._printable import SummaryRepr
+from peerstats.effects._subgroup_refit import Refitter
 from peerstats.exceptions import (
     DataValidationError,
-    DataWarning,
     ModelSpecificationError,
     SpecError,
 )
@@ -169,25 +168,6 @@ def _tests(fit: Any, L: np.ndarray, level: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_TIDY, dtype=float)
 
 
-def _fit_with(
-    trial: Any,
-    outcome: str,
-    var: str,
-    covs: list[str],
-    many: bool,
-    df: str,
-    level: float,
-    participants: pd.DataFrame,
-) -> Any:
-    from peerstats.models.analyze import analyze
-
-    term = f"{var} * arm * visit" if many else f"{var} * arm"
-    view = _TrialView(trial, participants)
-    with warnings.catch_warnings():  # the primary fit has already warned about the same rows
-        warnings.simplefilter("ignore", DataWarning)
-        return analyze(view, outcome=outcome, df=df, level=level, covariates=covs, terms=[term])
-
-
 def _categorical(fit, var, visit, ref, trt, level, cells, labels) -> tuple[pd.DataFrame, dict]:
     design = fit._design
     order = [str(x) for x in (design.natural_order.get(var) or design.factors[var])]
@@ -291,6 +271,7 @@ def subgroups(
     level: float = 0.95,
     labels: Any = None,
     covariates: Sequence[str] = (),
+    primary: Any = None,
 ) -> SubgroupAnalysis:
     """Treatment effect within subgroups, from the primary model with an interaction.
 
@@ -314,6 +295,11 @@ def subgroups(
         Display names of variables and levels (``peerstats.Labels``).
     covariates : sequence of str
         Baseline covariates of the primary model (as :func:`peerstats.analyze`).
+    primary : TrialAnalysis, optional
+        The primary model when it is at hand: ``peerstats.analyze(trial, outcome=outcome,
+        df=df, level=level, covariates=covariates)`` (anything with that ``outcome`` and its
+        ``contrasts``). Its contrast at ``visit`` is the "overall" row; without it the primary
+        model is fitted here (the same numbers, one more fit).
 
     Returns
     -------
@@ -353,11 +339,12 @@ def subgroups(
         )
     visit, many, ref, trt = _design(trial.spec, visit)
     covariates = [str(c) for c in covariates]
-    primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
-    ct = primary.contrasts
-    overall = ct[ct["visit"].astype(str) == visit].iloc[0]
+    if primary is None:
+        primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
+    overall = _overall_row(primary, outcome, visit)
+    refit = Refitter(trial, outcome, covariates, df, _recoded_columns(trial, by))
     results = [
-        _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels)
+        _one_variable(trial, var, outcome, visit, many, ref, trt, refit, level, labels)
         for var in by
     ]
     return SubgroupAnalysis(
@@ -387,6 +374,25 @@ def _design(spec: Any, visit: str | None) -> tuple[str, bool, str, str]:
     return visit, len(post) > 1, ref, trt
 
 
+def _overall_row(primary: Any, outcome: str, visit: str) -> pd.Series:
+    """The primary model's contrast at ``visit`` (a given ``primary`` is checked first)."""
+    ct = getattr(primary, "contrasts", None)
+    if not isinstance(ct, pd.DataFrame) or "visit" not in ct.columns:
+        raise SpecError(
+            "primary= must be the primary model's analysis (peerstats.analyze) with its "
+            f"contrasts; got {type(primary).__name__}"
+        )
+    if getattr(primary, "outcome", outcome) != outcome:
+        raise SpecError(f"primary= analyses {primary.outcome!r}, not the outcome {outcome!r}")
+    at = ct[ct["visit"].astype(str) == visit]
+    if at.empty:
+        raise SpecError(
+            f"primary= has no contrast at visit {visit!r}; its visits are "
+            f"{[str(v) for v in ct['visit']]}"
+        )
+    return at.iloc[0]
+
+
 def _n_at_visit(a: pd.DataFrame, outcome: str, visit: str) -> int:
     """Participants with the outcome (and its baseline, when a column) at the visit."""
     at = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
@@ -395,7 +401,7 @@ def _n_at_visit(a: pd.DataFrame, outcome: str, visit: str) -> int:
     return int(at["subject"].nunique())
 
 
-def _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels):
+def _one_variable(trial, var, outcome, visit, many, ref, trt, refit, level, labels):
     """Refit with ``var * arm (* visit)``: the subgroup table, the interaction test and, for a
     continuous variable, the effect curve (else None)."""
     arms = [str(a) for a in trial.spec.arms.levels]
@@ -403,23 +409,40 @@ def _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, le
     cells = _analysed_cells(trial, outcome, visit, var, values)
     if not cont:
         _check_cells(cells, var, arms)
-    part = trial.participants.copy()
-    part[var] = part["subject"].map(values)
-    if not cont:
-        lv = sorted(values.dropna().unique(), key=_sort_key)
-        part[var] = pd.Categorical(part[var], categories=lv)
-    covs = list(dict.fromkeys(covariates + ([] if var in trial.assessments.columns else [var])))
     if var in trial.assessments.columns and not cont:
         raise ModelSpecificationError(
             f"{var!r} is already a model column (a stratum); use it as a subgroup through a "
             "participant column of another name"
         )
-    fit = _fit_with(trial, outcome, var, covs, many, df, level, part).fit
+    fit = refit.fit(var, f"{var} * arm * visit" if many else f"{var} * arm")
     at = visit if many else None
     if cont:
         return _continuous(fit, var, at, ref, trt, level, cells, labels)
     tab, test = _categorical(fit, var, at, ref, trt, level, cells, labels)
     return tab, test, None
+
+
+def _recoded(trial: Any, values: pd.Series, cont: bool) -> pd.Series:
+    """The subgroup variable as the refit reads it, aligned with ``trial.participants``:
+    categorical levels as codes (:func:`_level_code`) in their natural order."""
+    col = trial.participants["subject"].map(values)
+    if cont:
+        return col
+    lv = sorted(values.dropna().unique(), key=_sort_key)
+    return pd.Series(pd.Categorical(col, categories=lv), index=col.index, name=col.name)
+
+
+def _recoded_columns(trial: Any, by: Sequence[str]) -> dict[str, pd.Series]:
+    """:func:`_recoded` of each variable of ``by`` that is a participant column (the others
+    raise their error when their turn comes, as before)."""
+    out = {}
+    for var in by:
+        try:
+            values, cont = _participant_values(trial, var)
+        except SpecError:
+            continue
+        out[var] = _recoded(trial, values, cont)
+    return out
 
 
 def _sort_key(v: Any) -> tuple:

@@ -43,6 +43,17 @@ def wide_frame(trial: Any, columns: list[tuple[str, str]], covariates: list[str]
     return out.reset_index()
 
 
+def _primary_fit(run: AnalysisRun, outcome: str) -> Any:
+    """The run's fit of ``outcome`` when it is the model :func:`peerstats.subgroups` would fit
+    for its "overall" row (``analyze`` with Satterthwaite df, model-based covariance and no
+    extra covariates: the same call, the same numbers); else None (subgroups fits it)."""
+    m = run.spec.model
+    fitted = run.fits.get(outcome)
+    same = (m.type == "auto" and m.df == "satterthwaite" and m.vcov == "model"
+            and not m.covariates and run.spec.outcome_type(outcome) == "continuous")
+    return fitted if same and fitted is not None and fitted.contrasts is not None else None
+
+
 def _subgroups(run: AnalysisRun, block: dict, labels: Any) -> dict:
     import peerstats
 
@@ -54,6 +65,7 @@ def _subgroups(run: AnalysisRun, block: dict, labels: Any) -> dict:
         sub = peerstats.subgroups(
             run.trial, outcome=outcome, visit=visit, by=list(block["by"]), labels=labels,
             covariates=list(spec.model.covariates), level=spec.model.level,
+            primary=_primary_fit(run, outcome),
         )
     run.tables["subgroups"] = sub.table
     run.figures["subgroups_forest"] = _svg(sub.plot().figure)
