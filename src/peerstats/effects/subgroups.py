@@ -77,32 +77,30 @@ def _level_label(labels: Any, var: str, code: str) -> str:
     return code
 
 
-def _analysed_cells(
-    trial: Any, outcome: str, visit: str, var: str, values: pd.Series
-) -> pd.DataFrame:
-    """Participants with an observed outcome (and baseline) at ``visit``, by arm x level."""
+def _analysed_rows(trial: Any, outcome: str, visit: str) -> pd.DataFrame:
+    """``subject`` and ``arm`` of the participants with an observed outcome (and baseline) at
+    ``visit`` (their first such row)."""
     a = trial.assessments
     rows = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
     bcol = f"{outcome}_baseline"
     if bcol in rows.columns:
         rows = rows[rows[bcol].notna()]
-    rows = rows[["subject", "arm"]].drop_duplicates("subject")
-    rows = rows.assign(level=rows["subject"].map(values))
-    return rows
+    return rows[["subject", "arm"]].drop_duplicates("subject")
 
 
 def _check_cells(cells: pd.DataFrame, var: str, arms: Sequence[str]) -> None:
-    levels = sorted(cells["level"].dropna().unique())
+    level = cells["level"]
+    seen = level.notna().to_numpy()
+    levels = sorted(level[seen].unique())
     if len(levels) < 2:
         raise _fail(
             var,
             f"subgroup variable {var!r} has {len(levels)} level(s) among the "
             "analysed participants; a subgroup analysis needs at least two",
         )
-    tab = pd.crosstab(cells["level"], cells["arm"].astype(str)).reindex(
-        index=levels, columns=list(arms), fill_value=0
-    )
-    empty = [(lev, arm) for lev in tab.index for arm in tab.columns if tab.loc[lev, arm] == 0]
+    # the (level, arm) pairs with a participant; levels compare as pandas groups them (==)
+    present = set(zip(level[seen].tolist(), cells["arm"].astype(str)[seen].tolist()))
+    empty = [(lev, arm) for lev in levels for arm in arms if (lev, arm) not in present]
     if empty:
         raise _fail(
             var,
@@ -342,9 +340,12 @@ def subgroups(
     if primary is None:
         primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
     overall = _overall_row(primary, outcome, visit)
-    refit = Refitter(trial, outcome, covariates, df, _recoded_columns(trial, by))
+    known = _known_variables(trial, by)
+    refit = Refitter(trial, outcome, covariates, df, {v: k[2] for v, k in known.items()})
+    rows = _analysed_rows(trial, outcome, visit)
     results = [
-        _one_variable(trial, var, outcome, visit, many, ref, trt, refit, level, labels)
+        _one_variable(trial, var, known.get(var), rows, visit, many, ref, trt, refit, level,
+                      labels)
         for var in by
     ]
     return SubgroupAnalysis(
@@ -353,7 +354,7 @@ def subgroups(
         reference=ref,
         treatment=trt,
         overall=overall[_TIDY].astype(float),
-        n_overall=_n_at_visit(trial.assessments, outcome, visit),
+        n_overall=int(rows["subject"].nunique()),
         level=level,
         **_assemble(by, results),
     )
@@ -393,20 +394,13 @@ def _overall_row(primary: Any, outcome: str, visit: str) -> pd.Series:
     return at.iloc[0]
 
 
-def _n_at_visit(a: pd.DataFrame, outcome: str, visit: str) -> int:
-    """Participants with the outcome (and its baseline, when a column) at the visit."""
-    at = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
-    if f"{outcome}_baseline" in at.columns:
-        at = at[at[f"{outcome}_baseline"].notna()]
-    return int(at["subject"].nunique())
-
-
-def _one_variable(trial, var, outcome, visit, many, ref, trt, refit, level, labels):
+def _one_variable(trial, var, known, rows, visit, many, ref, trt, refit, level, labels):
     """Refit with ``var * arm (* visit)``: the subgroup table, the interaction test and, for a
-    continuous variable, the effect curve (else None)."""
+    continuous variable, the effect curve (else None). ``known``: the variable's
+    :func:`_known_variables` entry (None: not a participant column, raises here)."""
     arms = [str(a) for a in trial.spec.arms.levels]
-    values, cont = _participant_values(trial, var)
-    cells = _analysed_cells(trial, outcome, visit, var, values)
+    values, cont, _ = known if known is not None else (*_participant_values(trial, var), None)
+    cells = rows.assign(level=rows["subject"].map(values))  # by arm x level
     if not cont:
         _check_cells(cells, var, arms)
     if var in trial.assessments.columns and not cont:
@@ -432,16 +426,17 @@ def _recoded(trial: Any, values: pd.Series, cont: bool) -> pd.Series:
     return pd.Series(pd.Categorical(col, categories=lv), index=col.index, name=col.name)
 
 
-def _recoded_columns(trial: Any, by: Sequence[str]) -> dict[str, pd.Series]:
-    """:func:`_recoded` of each variable of ``by`` that is a participant column (the others
-    raise their error when their turn comes, as before)."""
+def _known_variables(trial: Any, by: Sequence[str]) -> dict[str, tuple[pd.Series, bool, pd.Series]]:
+    """Per variable of ``by`` that is a participant column: :func:`_participant_values`
+    (values by subject, continuous or not) and :func:`_recoded`. The others raise their error
+    when their turn comes, as before."""
     out = {}
     for var in by:
         try:
             values, cont = _participant_values(trial, var)
         except SpecError:
             continue
-        out[var] = _recoded(trial, values, cont)
+        out[var] = (values, cont, _recoded(trial, values, cont))
     return out
 
 
