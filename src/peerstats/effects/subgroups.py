@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from peerstats.effects._printable import SummaryRepr
+from peerstats.effects._subgroup_grid import arm_mask as _arm_mask
+from peerstats.effects._subgroup_grid import diff_rows as _diff_rows
 from peerstats.effects._subgroup_refit import Refitter
 from peerstats.exceptions import (
     DataValidationError,
@@ -113,47 +115,6 @@ def _check_cells(cells: pd.DataFrame, var: str, arms: Sequence[str]) -> None:
 def _fail(var: str, message: str) -> DataValidationError:
     row = {"table": "participants", "column": var, "check": "subgroup", "message": message}
     return DataValidationError(pd.DataFrame([row]), context="subgroup analysis")
-
-
-def _arm_mask(grid: pd.DataFrame, visit: str | None, arm: str) -> np.ndarray:
-    sel = grid["arm"].astype(str) == arm
-    if visit is not None:
-        sel &= grid["visit"].astype(str) == visit
-    return sel.to_numpy()
-
-
-def _diff_rows(
-    fit: Any, var: str, visit: str | None, ref: str, trt: str, values: Sequence[Any]
-) -> np.ndarray:
-    """One row of L per modifier value: effect (trt - ref) at ``visit`` and modifier = value.
-
-    The reference grids of all values are stacked and put through the model matrix once (the
-    rows of a model matrix do not depend on the other rows: same L as one grid per value).
-    The arm and visit of the grid's rows are read once (the same rows as :func:`_arm_mask` on
-    each value's grid: 41 values a curve; issue 22). A continuous modifier's stacked grid is
-    the grid repeated with the values in the modifier's column (the frame ``grid.assign`` per
-    value concatenated would be: same columns, dtypes and rows)."""
-    from peerstats.models.emmeans import reference_grid
-
-    design = fit._design
-    grid = reference_grid(design)
-    trt_rows, ref_rows = _arm_mask(grid, visit, trt), _arm_mask(grid, visit, ref)
-    if var in design.factors:
-        factor = grid[var].astype(str).to_numpy()
-        keeps = [factor == str(v) for v in values]
-        stacked = pd.concat([grid[keep] for keep in keeps], ignore_index=True)
-    else:
-        keeps = [np.ones(len(grid), dtype=bool)] * len(values)
-        stacked = pd.concat([grid] * len(values), ignore_index=True)
-        stacked[var] = np.repeat(np.array([float(v) for v in values]), len(grid))
-    X = design.matrix(stacked)
-    rows, start = [], 0
-    for keep in keeps:
-        n = int(keep.sum())
-        Xg = X[start : start + n]
-        start += n
-        rows.append(Xg[trt_rows[keep]].mean(axis=0) - Xg[ref_rows[keep]].mean(axis=0))
-    return np.vstack(rows)
 
 
 def _tests(fit: Any, L: np.ndarray, level: float) -> pd.DataFrame:
