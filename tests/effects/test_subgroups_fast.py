@@ -17,6 +17,7 @@ Tolerance: none (``assert_array_equal``: equal floats, NaN where NaN).
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import numpy as np
@@ -26,10 +27,11 @@ import pytest
 import peerstats
 from peerstats import subgroups
 from peerstats.effects import _subgroup_grid as grid_mod
-from peerstats.effects import subgroups as sg
 from peerstats.effects._subgroup_refit import Refitter
 from peerstats.exceptions import DataWarning, SpecError
 
+# the module (peerstats.effects.subgroups is also the name of the function)
+sg = importlib.import_module("peerstats.effects.subgroups")
 CASES = {"peer_recovery": ("qpr15", "post"), "social_inclusion": ("sis", "m8")}
 
 

@@ -61,9 +61,33 @@ class _Model:
     X: np.ndarray
     names: list[str]
     mixed: bool = False
+    layout: Any = None  # the fast layout when formulaic was not needed (``spec`` then None)
+    rhs: str = ""
+    train: pd.DataFrame | None = None  # the fit's rows (formulaic's spec, if ever needed)
 
     def design(self, data: pd.DataFrame) -> np.ndarray:
+        """The design of ``data`` under the fitted coding (formulaic's values and layout)."""
+        if self.layout is not None:
+            X = self.layout.matrix(data)
+            if X is not None:
+                return np.asfortranarray(X)
+        if self.spec is None:
+            import formulaic
+
+            self.spec = formulaic.model_matrix(self.rhs, self.train, na_action="raise").model_spec
         return np.asarray(self.spec.get_model_matrix(data), dtype=float)
+
+
+def _fast_matrix(rhs: str, data: pd.DataFrame) -> tuple[Any, np.ndarray | None]:
+    """The design of numeric columns summed and multiplied without formulaic (issue 22):
+    :mod:`peerstats.models._fast_design` builds formulaic's columns, names and values bit for bit,
+    here laid out as formulaic's (column-major), so every product downstream is the same. None
+    for anything else (factors, functions of columns, missing values): formulaic builds it."""
+    from peerstats.models._fast_design import fast_layout
+
+    layout = fast_layout(rhs, data, {})
+    X = layout.matrix(data) if layout is not None else None
+    return (layout, None) if X is None else (layout, np.asfortranarray(X))
 
 
 def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray, float]:
@@ -108,14 +132,18 @@ def _fit(formula: str, data: pd.DataFrame, family: Family, role: str) -> _Model:
             f"the {role} model has random effects: only linear mixed models (peerstats.lmm) are "
             "supported in mediation; a logistic mixed model is not"
         )
-    mm = formulaic.model_matrix(fixed_rhs, data, na_action="raise")
-    X = np.asarray(mm, dtype=float)
+    layout, X = _fast_matrix(fixed_rhs, data)
+    if X is None:
+        mm = formulaic.model_matrix(fixed_rhs, data, na_action="raise")
+        X, spec, names, layout = np.asarray(mm, dtype=float), mm.model_spec, list(mm.columns), None
+    else:
+        spec, names = None, list(layout.columns)
     if mixed:
-        coef, vcov, sigma = _fit_lmm(formula, data, list(mm.columns))
+        coef, vcov, sigma = _fit_lmm(formula, data, names)
     else:
         coef, vcov, sigma = _fit_arrays(y, X, family)
-    return _Model(formula, family, np.asarray(coef), np.asarray(vcov), sigma, mm.model_spec, y, X,
-                  list(mm.columns), mixed)
+    return _Model(formula, family, np.asarray(coef), np.asarray(vcov), sigma, spec, y, X,
+                  names, mixed, layout, fixed_rhs, data)
 
 
 def _fit_lmm(formula: str, data: pd.DataFrame, columns: list[str]) -> tuple:
