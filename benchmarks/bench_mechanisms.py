@@ -11,8 +11,8 @@ the analysis, estimates and describes it once, then times ``steps.mechanisms`` o
 of the run (as the parallel phase's worker gets it, pipeline/_parallel.py) each time the parent
 asks: the variants take turns, ``--reps`` times (>= 5), after one warm-up call each. Prints the
 machine load before and after, every time, min and median per variant, and the ratio old/new of
-the mins and of the medians; also this code's share of figure drawing (``_svg``) in its
-fastest call.
+the mins and of the medians; the CPU time of the step (``time.process_time``: less
+disturbed by other load) and the seconds of figure drawing (``_svg``) in the fastest call.
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ def once():
     copy = dataclasses.replace(run, **{n: dict(snap[n]) for n in DICTS},
                                warnings=list(snap["warnings"]))
     svg[0] = 0.0
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     steps.mechanisms(copy)
-    return time.perf_counter() - t, svg[0]
+    return time.perf_counter() - t, time.process_time() - c, svg[0]
 once()
-import peerstats; print("ready", peerstats.__file__, file=sys.stderr); print("ready", flush=True)
+print("ready", flush=True)
 for line in sys.stdin:
-    total, fig = once()
-    print(f"{total!r} {fig!r}", flush=True)
+    total, cpu, fig = once()
+    print(f"{total!r} {cpu!r} {fig!r}", flush=True)
 """
 
 
@@ -68,11 +68,11 @@ def _start(src: Path) -> subprocess.Popen:
     )
 
 
-def _ask(proc: subprocess.Popen) -> tuple[float, float]:
+def _ask(proc: subprocess.Popen) -> tuple[float, float, float]:
     proc.stdin.write("go\n")
     proc.stdin.flush()
-    total, fig = proc.stdout.readline().split()
-    return float(total), float(fig)
+    total, cpu, fig = proc.stdout.readline().split()
+    return float(total), float(cpu), float(fig)
 
 
 def main() -> None:
@@ -85,11 +85,13 @@ def main() -> None:
         if p.stdout.readline().strip() != "ready":
             sys.exit(f"{name}: worker failed")
     times: dict[str, list[float]] = {name: [] for name in procs}
+    cpus: dict[str, list[float]] = {name: [] for name in procs}
     figs: dict[str, list[float]] = {name: [] for name in procs}
     for _ in range(max(5, ARGS.reps)):
         for name, p in procs.items():
-            total, fig = _ask(p)
+            total, cpu, fig = _ask(p)
             times[name].append(total)
+            cpus[name].append(cpu)
             figs[name].append(fig)
     for p in procs.values():
         p.stdin.close()
@@ -97,13 +99,14 @@ def main() -> None:
     print(f"load after {os.getloadavg()}")
     for name, ts in times.items():
         best = min(range(len(ts)), key=ts.__getitem__)
-        print(f"  {name:16s} min {min(ts):.3f} s  median {statistics.median(ts):.3f} s  "
-              f"(figures {figs[name][best]:.3f} s of the fastest)  all "
-              + " ".join(f"{t:.3f}" for t in ts))
+        print(f"  {name:16s} wall min {min(ts):.3f} s  median {statistics.median(ts):.3f} s; "
+              f"CPU min {min(cpus[name]):.3f} s; figures (_svg) {figs[name][best]:.3f} s of the "
+              "fastest; all " + " ".join(f"{t:.3f}" for t in ts))
     if ARGS.old_src:
         old, new = times["old"], times["new (this code)"]
-        print(f"  ratio old/new: min {min(old) / min(new):.2f}x, "
-              f"median {statistics.median(old) / statistics.median(new):.2f}x")
+        print(f"  ratio old/new: wall min {min(old) / min(new):.2f}x, "
+              f"median {statistics.median(old) / statistics.median(new):.2f}x; "
+              f"CPU min {min(cpus['old']) / min(cpus['new (this code)']):.2f}x")
 
 
 if __name__ == "__main__":
