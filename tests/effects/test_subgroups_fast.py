@@ -27,7 +27,7 @@ import pytest
 import peerstats
 from peerstats import subgroups
 from peerstats.effects import _subgroup_grid as grid_mod
-from peerstats.effects._subgroup_refit import Refitter
+from peerstats.effects._subgroup_refit import Refitter, _TrialView
 from peerstats.exceptions import DataWarning, SpecError
 
 # the module (peerstats.effects.subgroups is also the name of the function)
@@ -47,7 +47,7 @@ def _plain_fit(trial, outcome, var, recoded, covariates=()):
     """What subgroups did per variable before Refitter: analyze with the recoded column."""
     part = trial.participants.copy()
     part[var] = recoded
-    view = sg._TrialView(trial, part)
+    view = _TrialView(trial, part)
     covs = list(dict.fromkeys([*covariates, var]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

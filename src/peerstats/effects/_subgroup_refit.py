@@ -27,6 +27,15 @@ from peerstats.exceptions import DataWarning
 __all__ = ["Refitter"]
 
 
+class _TrialView:
+    """What :func:`peerstats.analyze` reads of a trial, with recoded participant columns."""
+
+    def __init__(self, trial: Any, participants: pd.DataFrame) -> None:
+        self.spec = trial.spec
+        self.assessments = trial.assessments
+        self.participants = participants
+
+
 class Refitter:
     """Refit ``outcome``'s primary model with ``var * arm (* visit)`` for each recoded subgroup
     variable.
@@ -74,7 +83,6 @@ class Refitter:
         return part
 
     def _fit_by_analyze(self, var: str, term: str) -> Any:
-        from peerstats.effects.subgroups import _TrialView
         from peerstats.models.analyze import analyze
 
         covs = list(dict.fromkeys(
@@ -88,7 +96,6 @@ class Refitter:
     def _prepare(self) -> pd.DataFrame:
         """The post-baseline rows of ``analyze`` with the covariates and every variable of the
         fast path merged in (in that order, as ``analyze`` merges ``covariates + [var]``)."""
-        from peerstats.effects.subgroups import _TrialView
         from peerstats.models.analyze import _post_baseline, _with_covariates
 
         part = self.trial.participants.copy()

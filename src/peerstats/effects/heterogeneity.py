@@ -291,7 +291,7 @@ def random_site_effect(
     sqrt(SE^2 + SD^2) (Higgins, Thompson & Spiegelhalter 2009, normal quantile as metafor).
     Validated against ``nlme::lme`` (``tests/effects/test_heterogeneity.py``).
     """
-    from peerstats.effects.subgroups import _TrialView
+    from peerstats.effects._subgroup_refit import _TrialView
     from peerstats.models.analyze import analyze
 
     spec = trial.spec

@@ -42,15 +42,6 @@ EXPLORATORY = (
 _TIDY = ["estimate", "std_error", "df", "statistic", "p_value", "ci_lower", "ci_upper"]
 
 
-class _TrialView:
-    """What :func:`peerstats.analyze` reads of a trial, with recoded participant columns."""
-
-    def __init__(self, trial: Any, participants: pd.DataFrame) -> None:
-        self.spec = trial.spec
-        self.assessments = trial.assessments
-        self.participants = participants
-
-
 def _level_code(v: Any) -> str:
     if isinstance(v, float) and float(v).is_integer():
         return str(int(v))
