@@ -74,15 +74,33 @@ def test_refitter_equals_analyze(case, var):
     _same_fit(got, _plain_fit(trial, outcome, var, known[var][2]))
 
 
-def test_refitter_falls_back_for_a_covariate(case):
-    """A subgroup variable that is also a covariate goes through analyze itself."""
+@pytest.mark.parametrize("var", ["gender", "age", "other"])
+def test_refitter_with_covariates_equals_analyze(case, var):
+    """Covariates age and gender (as social_inclusion's spec): a subgroup variable that is a
+    covariate too gets rows of its own (the covariate recoded), another one the shared rows."""
     name, trial, outcome, _ = case
-    cov = {"peer_recovery": "living_alone", "social_inclusion": "diagnosis"}[name]
-    known = sg._known_variables(trial, ["age"])
-    refit = Refitter(trial, outcome, [cov], "satterthwaite", {"age": known["age"][2]})
-    refit.fast.remove("age")  # force the analyze path for the comparison below
-    got = refit.fit("age", "age * arm * visit")
-    _same_fit(got, _plain_fit(trial, outcome, "age", known["age"][2], covariates=[cov]))
+    if var == "other":
+        var = {"peer_recovery": "living_alone", "social_inclusion": "diagnosis"}[name]
+    by = ["gender", "age", var]
+    known = sg._known_variables(trial, by)
+    refit = Refitter(trial, outcome, ["age", "gender"], "satterthwaite",
+                     {v: k[2] for v, k in known.items()})
+    assert refit.own == ["gender", "age"] and refit.fast == [v for v in by if v not in refit.own]
+    got = refit.fit(var, f"{var} * arm * visit")
+    _same_fit(got, _plain_fit(trial, outcome, var, known[var][2], covariates=["age", "gender"]))
+
+
+def test_refitter_uses_analyze_for_an_assessment_column(case):
+    """A numeric column of the assessments (the outcome's baseline here) is refitted by
+    analyze itself (the model reads the assessments' column, not a participant one)."""
+    _, trial, outcome, _ = case
+    var = f"{outcome}_baseline"
+    refit = Refitter(trial, outcome, [], "satterthwaite", {var: trial.participants["subject"]})
+    assert refit.fast == [] and refit.own == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        want = peerstats.analyze(trial, outcome=outcome, terms=[f"{var} * arm * visit"]).fit
+    _same_fit(refit.fit(var, f"{var} * arm * visit"), want)
 
 
 def test_refit_missing_subgroup_value_raises_as_analyze(case):

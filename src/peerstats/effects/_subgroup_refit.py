@@ -6,7 +6,8 @@ rebuilds everything for each subgroup variable: it merges the covariates into th
 computes the baseline SD, selects the post-baseline rows and, after the fit, the primary
 contrasts and Cohen's d, which a subgroup analysis does not use. :class:`Refitter` merges the
 covariates and every subgroup variable once and selects the post-baseline rows once; each refit
-takes a copy without the other variables' columns. That copy is the frame ``analyze`` builds for
+takes a copy without the other variables' columns (a variable that is a covariate already gets
+rows of its own, the covariate recoded). That copy is the frame ``analyze`` builds for
 that variable (same rows, index, column order and dtypes: a left merge keeps the left rows in
 order, and each merged column depends on its own participant column only), fitted through the
 same steps of :mod:`peerstats.models.analyze` (strata, formula, options, model), so the fit is
@@ -40,6 +41,11 @@ class Refitter:
     """Refit ``outcome``'s primary model with ``var * arm (* visit)`` for each recoded subgroup
     variable.
 
+    A variable that is not a covariate is merged with the others into rows shared by their
+    refits; one that is a covariate already gets its own rows with that covariate recoded (as
+    ``analyze`` would see it); a column of the assessments, or a single-arm design, goes
+    through ``analyze``.
+
     Parameters
     ----------
     trial : Trial
@@ -61,21 +67,25 @@ class Refitter:
     ) -> None:
         self.trial, self.outcome, self.df = trial, outcome, df
         self.covariates = covariates
-        self.fast = [
-            v for v in recoded
-            if v not in covariates and v not in trial.assessments.columns
+        plain = [
+            v for v in recoded if v not in trial.assessments.columns
         ] if trial.spec.design != "single-arm" else []
+        #: variables added to the covariates (shared rows) / already covariates (own rows)
+        self.fast = [v for v in plain if v not in covariates]
+        self.own = [v for v in plain if v in covariates]
         self.recoded = recoded
         self._post: pd.DataFrame | None = None
 
     def fit(self, var: str, term: str) -> Any:
         """The fit of the primary model plus ``term`` (the interaction of ``var``)."""
-        if var not in self.fast:
-            return self._fit_by_analyze(var, term)
-        if self._post is None:
-            self._post = self._prepare()
-        others = [v for v in self.fast if v != var]
-        return self._fit_rows(self._post.drop(columns=others), var, term)
+        if var in self.fast:
+            if self._post is None:
+                self._post = self._prepare(self.fast, self.fast)
+            others = [v for v in self.fast if v != var]
+            return self._fit_rows(self._post.drop(columns=others), [*self.covariates, var], term)
+        if var in self.own:  # a covariate already: analyze's rows with that covariate recoded
+            return self._fit_rows(self._prepare([var], []), self.covariates, term)
+        return self._fit_by_analyze(var, term)
 
     def _participants(self, var: str) -> pd.DataFrame:
         part = self.trial.participants.copy()
@@ -93,17 +103,18 @@ class Refitter:
             return analyze(view, outcome=self.outcome, df=self.df, covariates=covs,
                            terms=[term]).fit
 
-    def _prepare(self) -> pd.DataFrame:
-        """The post-baseline rows of ``analyze`` with the covariates and every variable of the
-        fast path merged in (in that order, as ``analyze`` merges ``covariates + [var]``)."""
+    def _prepare(self, recode: list[str], extra: list[str]) -> pd.DataFrame:
+        """The post-baseline rows of ``analyze`` with the participant columns ``recode``
+        recoded and the covariates then ``extra`` merged in (in that order, as ``analyze``
+        merges ``covariates + [var]``)."""
         from peerstats.models.analyze import _post_baseline, _with_covariates
 
         part = self.trial.participants.copy()
-        for v in self.fast:
+        for v in recode:
             part[v] = self.recoded[v]
         view = _TrialView(self.trial, part)
         spec = self.trial.spec
-        a = _with_covariates(view, [*self.covariates, *self.fast])
+        a = _with_covariates(view, [*self.covariates, *extra])
         with warnings.catch_warnings():  # as above: the primary fit has warned already
             warnings.simplefilter("ignore", DataWarning)
             post, self._present = _post_baseline(
@@ -111,12 +122,12 @@ class Refitter:
             )
         return post
 
-    def _fit_rows(self, post: pd.DataFrame, var: str, term: str) -> Any:
-        """``analyze``'s steps after the post-baseline rows: strata, formula, model."""
+    def _fit_rows(self, post: pd.DataFrame, covs: list[str], term: str) -> Any:
+        """``analyze``'s steps after the post-baseline rows: strata, formula, model
+        (``covs``: the covariates of the refit)."""
         from peerstats.models.analyze import _fit_model, _strata
 
         spec, outcome = self.trial.spec, self.outcome
-        covs = [*self.covariates, var]
         observed = post[outcome].notna()
         many = len(self._present) > 1
         strata = _strata(post, spec, observed, covs)
