@@ -24,7 +24,9 @@ def wide():
     trial = peerstats.datasets.load("peer_recovery")
     cols = [("empowerment", "post"), ("qpr15", "fu3"), ("empowerment", "baseline"),
             ("qpr15", "baseline")]
-    return wide_frame(trial, cols, ["age", "gender"])
+    wide = wide_frame(trial, cols, ["age", "gender"])
+    # a categorical column, levels not in sorted order: formulaic's own coding (not the layout)
+    return wide.assign(sex=pd.Categorical(wide["gender"], categories=["woman", "man"]))
 
 
 FORMULAS = {
@@ -32,8 +34,10 @@ FORMULAS = {
                 "qpr15_fu3 ~ treated + empowerment_post + qpr15_baseline"),
     "interaction": ("empowerment_post ~ treated + empowerment_baseline + age",
                     "qpr15_fu3 ~ treated * empowerment_post + qpr15_baseline"),
-    "factor (formulaic)": ("empowerment_post ~ treated + gender",
-                           "qpr15_fu3 ~ treated + empowerment_post + gender"),
+    "text factor": ("empowerment_post ~ treated + gender",
+                    "qpr15_fu3 ~ treated * gender + empowerment_post"),
+    "categorical (formulaic)": ("empowerment_post ~ treated + sex",
+                                "qpr15_fu3 ~ treated + empowerment_post + sex"),
 }
 
 
@@ -49,7 +53,7 @@ def _run(wide):
 def test_fast_designs_equal_formulaic(wide, kind, monkeypatch):
     f_m, f_y = FORMULAS[kind]
     fast = _run(wide)(f_m, f_y)
-    assert (fast._med.layout is not None) == (kind != "factor (formulaic)")
+    assert (fast._med.layout is not None) == (kind != "categorical (formulaic)")
     monkeypatch.setattr(med_mod, "_fast_matrix", lambda rhs, data: (None, None))
     slow = _run(wide)(f_m, f_y)
     assert slow._med.layout is None and fast._med.names == slow._med.names

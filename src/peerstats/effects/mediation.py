@@ -79,15 +79,38 @@ class _Model:
 
 
 def _fast_matrix(rhs: str, data: pd.DataFrame) -> tuple[Any, np.ndarray | None]:
-    """The design of numeric columns summed and multiplied without formulaic (issue 22):
+    """The design of columns summed and multiplied without formulaic (issue 22):
     :mod:`peerstats.models._fast_design` builds formulaic's columns, names and values bit for bit,
-    here laid out as formulaic's (column-major), so every product downstream is the same. None
-    for anything else (factors, functions of columns, missing values): formulaic builds it."""
-    from peerstats.models._fast_design import fast_layout
+    here laid out as formulaic's (column-major), so every product downstream is the same. Text
+    columns are factors with their sorted values as levels, the first the reference (formulaic's
+    coding of a text column). None for anything else (categorical or boolean columns, functions
+    of columns, missing values): formulaic builds it."""
+    from peerstats.models._fast_design import fast_layout, simple_terms
 
-    layout = fast_layout(rhs, data, {})
+    terms = simple_terms(rhs)
+    if terms is None:
+        return None, None
+    used, factors = data, {}
+    for v in dict.fromkeys(x for t in terms for x in t):
+        if v not in data.columns or not _text_column(data[v]):
+            continue
+        if used is data:
+            used = data.copy()
+        levels = sorted(data[v].unique())
+        used[v] = pd.Categorical(data[v], categories=levels)
+        factors[v] = levels
+    layout = fast_layout(rhs, used, factors)
     X = layout.matrix(data) if layout is not None else None
     return (layout, None) if X is None else (layout, np.asfortranarray(X))
+
+
+def _text_column(col: pd.Series) -> bool:
+    """Strings only (object or string dtype), none missing."""
+    if isinstance(col.dtype, pd.CategoricalDtype) or not (
+        pd.api.types.is_string_dtype(col.dtype) or col.dtype == object
+    ):
+        return False
+    return bool(col.map(lambda x: isinstance(x, str)).all())
 
 
 def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray, float]:
