@@ -114,10 +114,6 @@ def _text_column(col: pd.Series) -> bool:
 
 
 def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray, float]:
-    # GLM directly, not statsmodels.api (imports every model and the graphics: cold start)
-    from statsmodels.genmod import families
-    from statsmodels.genmod.generalized_linear_model import GLM
-
     if family == "gaussian":
         coef, rss, rank, _ = np.linalg.lstsq(X, y, rcond=None)
         if rank < X.shape[1]:
@@ -125,6 +121,11 @@ def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, 
         resid = y - X @ coef
         scale = float(resid @ resid) / (y.size - X.shape[1])
         return coef, scale * np.linalg.inv(X.T @ X), float(np.sqrt(scale))
+    # GLM directly, not statsmodels.api (imports every model and the graphics: cold start);
+    # only for a logistic model (statsmodels and formulaic cost ~1 s to import the first time)
+    from statsmodels.genmod import families
+    from statsmodels.genmod.generalized_linear_model import GLM
+
     res = GLM(y, X, family=families.Binomial()).fit()
     if not res.converged:
         from peerstats.exceptions import ConvergenceError
@@ -137,8 +138,6 @@ _RANDOM = re.compile(r"\+?\s*\(\s*[^()|]*\|[^()]*\)")
 
 
 def _fit(formula: str, data: pd.DataFrame, family: Family, role: str) -> _Model:
-    import formulaic
-
     from peerstats.models._design import _split_formula
 
     lhs, rhs = _split_formula(formula)
@@ -156,7 +155,9 @@ def _fit(formula: str, data: pd.DataFrame, family: Family, role: str) -> _Model:
             "supported in mediation; a logistic mixed model is not"
         )
     layout, X = _fast_matrix(fixed_rhs, data)
-    if X is None:
+    if X is None:  # formulaic imported only when needed (0.1-0.3 s the first time)
+        import formulaic
+
         mm = formulaic.model_matrix(fixed_rhs, data, na_action="raise")
         X, spec, names, layout = np.asarray(mm, dtype=float), mm.model_spec, list(mm.columns), None
     else:
