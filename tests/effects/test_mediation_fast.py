@@ -81,3 +81,21 @@ def test_design_of_data_the_layout_cannot_code_goes_to_formulaic(wide):
     with pytest.raises(ValueError, match="null values"):
         res._out.design(d)
     assert res._out.spec is not None
+
+
+def test_linear_mediation_imports_neither_formulaic_nor_statsmodels():
+    """Cold start (issue 22): a linear mediation on numeric columns needs neither."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, pandas as pd, peerstats\n"
+        "rng = np.random.default_rng(0); n = 200; t = rng.integers(0, 2, n)\n"
+        "x = rng.normal(size=n); m = 0.5 * t + x + rng.normal(size=n)\n"
+        "d = pd.DataFrame({'t': t, 'x': x, 'm': m, 'y': m + t + rng.normal(size=n)})\n"
+        "peerstats.mediation(d, mediator_formula='m ~ t + x', outcome_formula='y ~ t + m + x',"
+        " treatment='t', mediator='m', sims=50, seed=1).sensitivity()\n"
+        "print(sorted(k for k in ('formulaic', 'statsmodels') if k in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
