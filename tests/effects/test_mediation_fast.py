@@ -26,7 +26,8 @@ def wide():
             ("qpr15", "baseline")]
     wide = wide_frame(trial, cols, ["age", "gender"])
     # a categorical column, levels not in sorted order: formulaic's own coding (not the layout)
-    return wide.assign(sex=pd.Categorical(wide["gender"], categories=["woman", "man"]))
+    two = wide["gender"].where(wide["gender"].isin(["woman", "man"]))
+    return wide.assign(sex=pd.Categorical(two, categories=["woman", "man"]))
 
 
 FORMULAS = {

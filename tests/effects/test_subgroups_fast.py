@@ -139,7 +139,9 @@ def test_coded_contrast_rows_equal_the_grid_frame(case, var):
 
 def test_batched_tests_equal_fit_test(case):
     _, trial, outcome, _ = case
-    fit = peerstats.analyze(trial, outcome=outcome).fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        fit = peerstats.analyze(trial, outcome=outcome).fit
     L = np.random.default_rng(1).normal(size=(7, len(fit.params)))
     got = sg._tests(fit, L, 0.9)
     want = pd.concat([fit.test(ell, level=0.9) for ell in L], ignore_index=True)[sg._TIDY]
