@@ -605,8 +605,9 @@ def _add_run(sub: Any) -> None:
             "A/B coding (created if absent; an existing FILE reproduces the same coding). Keep "
             "it out of the open report. The closed report (by arm, with the code) goes to "
             "<out>-closed", type=Path)
-    _option(r, "--jobs", "N", "processes: 2 draws the figures (and runs subgroups/mediation) on a "
-            "second core while the sensitivity analyses run, 1 is sequential (same results; default: "
+    _option(r, "--jobs", "N", "processes: 2 makes the descriptive tables and figures (and runs "
+            "subgroups/mediation) on a second core while the sensitivity analyses run, 1 is "
+            "sequential (same results; default: "
             "PEERSTATS_JOBS, else 2 where fork is available)", type=int)
 
 

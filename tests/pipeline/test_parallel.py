@@ -203,11 +203,14 @@ def test_ctrl_c_ends_the_worker_at_once():
     def slow(run, *, progress=None):
         time.sleep(60)
 
-    run = AnalysisRun(spec=None, trial=None)
-    t0 = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt), _parallel.beside(run, slow, jobs=2):
+    def interrupted(run, *, progress=None):
         time.sleep(0.2)
         raise KeyboardInterrupt
+
+    run = AnalysisRun(spec=None, trial=None)
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        _parallel.run_steps(run, (slow, interrupted), beside=(slow,), jobs=2, preload=())
     assert time.perf_counter() - t0 < 10
     assert _children() == []
 
@@ -232,3 +235,74 @@ def test_sequential_where_fork_is_unsafe(monkeypatch):
     monkeypatch.setattr(_parallel.sys, "platform", "darwin")
     assert _parallel.jobs_wanted() == 1
     assert _parallel.jobs_wanted(2) == 1
+
+
+# ----------------------------------------------------------------------------- any split
+def _adds(key, warning=None, attr=None):
+    """A step that adds ``key`` to the tables and figures, maybe a warning and CONSORT."""
+    def step(run, *, progress=None):
+        run.tables[key] = f"table {key}"
+        run.figures[key] = f"<svg>{key}</svg>"
+        run.results.setdefault("order", None)  # present once: keeps its first place
+        run.results[key] = len(run.tables)  # what this process saw before it
+        if warning is not None and warning not in run.warnings:  # as _collect does
+            run.warnings.append(warning)
+        if attr is not None:
+            run.consort_flow = attr
+    step.__name__ = f"step_{key}"
+    return step
+
+
+def _bare():
+    run = AnalysisRun(spec=None, trial=None)
+    run.tables["before"] = "was there"
+    run.warnings.append("data: old")
+    return run
+
+
+def test_any_split_merges_in_the_sequential_order():
+    """Worker and parent steps interleaved (w p w p w): keys, warnings (a repeated one once,
+    where the sequential run has it) and the attribute the worker set come out in order."""
+    a, b = _adds("a", "same", attr={"n": 3}), _adds("b", "same")
+    c, d, e = _adds("c", "c said"), _adds("d", "d said"), _adds("e", "same")
+    order = (a, b, c, d, e)
+    one, two = _bare(), _bare()
+    _parallel.run_steps(one, order, beside=(a, c, e), jobs=1, preload=())
+    _parallel.run_steps(two, order, beside=(a, c, e), jobs=2, preload=())
+    assert list(one.tables) == ["before", "a", "b", "c", "d", "e"]
+    assert list(two.tables.items()) == list(one.tables.items())
+    assert list(two.figures.items()) == list(one.figures.items())
+    assert one.warnings == ["data: old", "same", "c said", "d said"]
+    assert two.warnings == one.warnings
+    assert two.consort_flow == {"n": 3}
+    assert list(two.results) == ["order", "a", "b", "c", "d", "e"]
+    # each process counted only its own tables: the values differ, the layout does not
+    assert two.results["e"] == 4 and one.results["e"] == 6
+    assert _children() == []
+
+
+def _raises(exc):
+    def step(run, *, progress=None):
+        raise exc
+    return step
+
+
+@pytest.mark.parametrize("worker_first", [True, False])
+def test_the_first_failing_step_in_order_wins_whichever_process(worker_first):
+    there = _raises(LookupError("in the worker (test)"))
+    here = _raises(ArithmeticError("here (test)"))
+    order = (there, here) if worker_first else (here, there)
+    want = LookupError if worker_first else ArithmeticError
+    for jobs in (1, 2):
+        with pytest.raises(want, match=r"\(test\)$"):
+            _parallel.run_steps(_bare(), order, beside=(there,), jobs=jobs, preload=())
+    assert _children() == []
+
+
+def test_the_worker_carries_consort_back(small_two_arm):
+    """``describe`` runs in the worker: the CONSORT flow it made is the run's, as sequentially."""
+    one = run_analysis(small_two_arm, jobs=1)
+    two = run_analysis(small_two_arm, jobs=2)
+    assert two.consort_flow is not None
+    assert two.consort_flow.counts.equals(one.consort_flow.counts)
+    assert list(two.display_tables) == list(one.display_tables)

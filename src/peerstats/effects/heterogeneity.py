@@ -208,7 +208,7 @@ def site_heterogeneity(
     effect is the arm contrast of equal-weight marginal means at ``visit`` within the site. The
     meta-analysis is :func:`meta_analysis`. Every site needs analysed participants in both arms.
     """
-    from peerstats.effects.subgroups import _check_cells, _diff_rows
+    from peerstats.effects.subgroups import _check_cells, _diff_rows, _tests
     from peerstats.models.analyze import analyze
 
     spec = trial.spec
@@ -234,7 +234,7 @@ def site_heterogeneity(
         fit = analyze(trial, outcome=outcome, df=df, level=level, terms=[term]).fit
     order = [str(x) for x in (fit._design.natural_order.get(site) or fit._design.factors[site])]
     L = _diff_rows(fit, site, visit if many else None, ref, trt, order)
-    res = pd.concat([fit.test(ell, level=level) for ell in L], ignore_index=True)
+    res = _tests(fit, L, level)  # fit.test of each row, one frame (issue 22)
     res.index = pd.Index(order, name=site)
     res["n"] = cells.groupby("level")["subject"].nunique().reindex(order).to_numpy()
     meta = meta_analysis(res["estimate"], res["std_error"], labels=order, test=test, level=level)
@@ -291,7 +291,7 @@ def random_site_effect(
     sqrt(SE^2 + SD^2) (Higgins, Thompson & Spiegelhalter 2009, normal quantile as metafor).
     Validated against ``nlme::lme`` (``tests/effects/test_heterogeneity.py``).
     """
-    from peerstats.effects.subgroups import _TrialView
+    from peerstats.effects._subgroup_refit import _TrialView
     from peerstats.models.analyze import analyze
 
     spec = trial.spec

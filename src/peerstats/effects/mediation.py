@@ -61,16 +61,59 @@ class _Model:
     X: np.ndarray
     names: list[str]
     mixed: bool = False
+    layout: Any = None  # the fast layout when formulaic was not needed (``spec`` then None)
+    rhs: str = ""
+    train: pd.DataFrame | None = None  # the fit's rows (formulaic's spec, if ever needed)
 
     def design(self, data: pd.DataFrame) -> np.ndarray:
+        """The design of ``data`` under the fitted coding (formulaic's values and layout)."""
+        if self.layout is not None:
+            X = self.layout.matrix(data)
+            if X is not None:
+                return np.asfortranarray(X)
+        if self.spec is None:
+            import formulaic
+
+            self.spec = formulaic.model_matrix(self.rhs, self.train, na_action="raise").model_spec
         return np.asarray(self.spec.get_model_matrix(data), dtype=float)
 
 
-def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray, float]:
-    # GLM directly, not statsmodels.api (imports every model and the graphics: cold start)
-    from statsmodels.genmod import families
-    from statsmodels.genmod.generalized_linear_model import GLM
+def _fast_matrix(rhs: str, data: pd.DataFrame) -> tuple[Any, np.ndarray | None]:
+    """The design of columns summed and multiplied without formulaic (issue 22):
+    :mod:`peerstats.models._fast_design` builds formulaic's columns, names and values bit for bit,
+    here laid out as formulaic's (column-major), so every product downstream is the same. Text
+    columns are factors with their sorted values as levels, the first the reference (formulaic's
+    coding of a text column). None for anything else (categorical or boolean columns, functions
+    of columns, missing values): formulaic builds it."""
+    from peerstats.models._fast_design import fast_layout, simple_terms
 
+    terms = simple_terms(rhs)
+    if terms is None:
+        return None, None
+    used, factors = data, {}
+    for v in dict.fromkeys(x for t in terms for x in t):
+        if v not in data.columns or not _text_column(data[v]):
+            continue
+        if used is data:
+            used = data.copy()
+        levels = sorted(data[v].unique())
+        used[v] = pd.Categorical(data[v], categories=levels)
+        factors[v] = levels
+    layout = fast_layout(rhs, used, factors)
+    X = layout.matrix(data) if layout is not None else None
+    return (layout, None) if X is None else (layout, np.asfortranarray(X))
+
+
+def _text_column(col: pd.Series) -> bool:
+    """Strings only (object or string dtype), none missing."""
+    if isinstance(col.dtype, pd.CategoricalDtype) or not (
+        pd.api.types.is_string_dtype(col.dtype) or col.dtype == object
+    ):
+        return False
+    return bool(col.map(lambda x: isinstance(x, str)).all())
+
+
+def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray, float]:
     if family == "gaussian":
         coef, rss, rank, _ = np.linalg.lstsq(X, y, rcond=None)
         if rank < X.shape[1]:
@@ -78,6 +121,11 @@ def _fit_arrays(y: np.ndarray, X: np.ndarray, family: str) -> tuple[np.ndarray, 
         resid = y - X @ coef
         scale = float(resid @ resid) / (y.size - X.shape[1])
         return coef, scale * np.linalg.inv(X.T @ X), float(np.sqrt(scale))
+    # GLM directly, not statsmodels.api (imports every model and the graphics: cold start);
+    # only for a logistic model (statsmodels and formulaic cost ~1 s to import the first time)
+    from statsmodels.genmod import families
+    from statsmodels.genmod.generalized_linear_model import GLM
+
     res = GLM(y, X, family=families.Binomial()).fit()
     if not res.converged:
         from peerstats.exceptions import ConvergenceError
@@ -90,8 +138,6 @@ _RANDOM = re.compile(r"\+?\s*\(\s*[^()|]*\|[^()]*\)")
 
 
 def _fit(formula: str, data: pd.DataFrame, family: Family, role: str) -> _Model:
-    import formulaic
-
     from peerstats.models._design import _split_formula
 
     lhs, rhs = _split_formula(formula)
@@ -108,14 +154,20 @@ def _fit(formula: str, data: pd.DataFrame, family: Family, role: str) -> _Model:
             f"the {role} model has random effects: only linear mixed models (peerstats.lmm) are "
             "supported in mediation; a logistic mixed model is not"
         )
-    mm = formulaic.model_matrix(fixed_rhs, data, na_action="raise")
-    X = np.asarray(mm, dtype=float)
+    layout, X = _fast_matrix(fixed_rhs, data)
+    if X is None:  # formulaic imported only when needed (0.1-0.3 s the first time)
+        import formulaic
+
+        mm = formulaic.model_matrix(fixed_rhs, data, na_action="raise")
+        X, spec, names, layout = np.asarray(mm, dtype=float), mm.model_spec, list(mm.columns), None
+    else:
+        spec, names = None, list(layout.columns)
     if mixed:
-        coef, vcov, sigma = _fit_lmm(formula, data, list(mm.columns))
+        coef, vcov, sigma = _fit_lmm(formula, data, names)
     else:
         coef, vcov, sigma = _fit_arrays(y, X, family)
-    return _Model(formula, family, np.asarray(coef), np.asarray(vcov), sigma, mm.model_spec, y, X,
-                  list(mm.columns), mixed)
+    return _Model(formula, family, np.asarray(coef), np.asarray(vcov), sigma, spec, y, X,
+                  names, mixed, layout, fixed_rhs, data)
 
 
 def _fit_lmm(formula: str, data: pd.DataFrame, columns: list[str]) -> tuple:

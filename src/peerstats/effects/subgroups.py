@@ -15,7 +15,6 @@ Validated in ``tests/effects/test_subgroups.py`` against R (``nlme::gls`` with `
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 from peerstats.effects._printable import SummaryRepr
+from peerstats.effects._subgroup_grid import arm_mask as _arm_mask
+from peerstats.effects._subgroup_grid import diff_rows as _diff_rows
+from peerstats.effects._subgroup_refit import Refitter
 from peerstats.exceptions import (
     DataValidationError,
-    DataWarning,
     ModelSpecificationError,
     SpecError,
 )
@@ -39,15 +40,6 @@ EXPLORATORY = (
     "the evidence of a different effect."
 )
 _TIDY = ["estimate", "std_error", "df", "statistic", "p_value", "ci_lower", "ci_upper"]
-
-
-class _TrialView:
-    """What :func:`peerstats.analyze` reads of a trial, with recoded participant columns."""
-
-    def __init__(self, trial: Any, participants: pd.DataFrame) -> None:
-        self.spec = trial.spec
-        self.assessments = trial.assessments
-        self.participants = participants
 
 
 def _level_code(v: Any) -> str:
@@ -78,32 +70,30 @@ def _level_label(labels: Any, var: str, code: str) -> str:
     return code
 
 
-def _analysed_cells(
-    trial: Any, outcome: str, visit: str, var: str, values: pd.Series
-) -> pd.DataFrame:
-    """Participants with an observed outcome (and baseline) at ``visit``, by arm x level."""
+def _analysed_rows(trial: Any, outcome: str, visit: str) -> pd.DataFrame:
+    """``subject`` and ``arm`` of the participants with an observed outcome (and baseline) at
+    ``visit`` (their first such row)."""
     a = trial.assessments
     rows = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
     bcol = f"{outcome}_baseline"
     if bcol in rows.columns:
         rows = rows[rows[bcol].notna()]
-    rows = rows[["subject", "arm"]].drop_duplicates("subject")
-    rows = rows.assign(level=rows["subject"].map(values))
-    return rows
+    return rows[["subject", "arm"]].drop_duplicates("subject")
 
 
 def _check_cells(cells: pd.DataFrame, var: str, arms: Sequence[str]) -> None:
-    levels = sorted(cells["level"].dropna().unique())
+    level = cells["level"]
+    seen = level.notna().to_numpy()
+    levels = sorted(level[seen].unique())
     if len(levels) < 2:
         raise _fail(
             var,
             f"subgroup variable {var!r} has {len(levels)} level(s) among the "
             "analysed participants; a subgroup analysis needs at least two",
         )
-    tab = pd.crosstab(cells["level"], cells["arm"].astype(str)).reindex(
-        index=levels, columns=list(arms), fill_value=0
-    )
-    empty = [(lev, arm) for lev in tab.index for arm in tab.columns if tab.loc[lev, arm] == 0]
+    # the (level, arm) pairs with a participant; levels compare as pandas groups them (==)
+    present = set(zip(level[seen].tolist(), cells["arm"].astype(str)[seen].tolist()))
+    empty = [(lev, arm) for lev in levels for arm in arms if (lev, arm) not in present]
     if empty:
         raise _fail(
             var,
@@ -118,83 +108,36 @@ def _fail(var: str, message: str) -> DataValidationError:
     return DataValidationError(pd.DataFrame([row]), context="subgroup analysis")
 
 
-def _arm_mask(grid: pd.DataFrame, visit: str | None, arm: str) -> np.ndarray:
-    sel = grid["arm"].astype(str) == arm
-    if visit is not None:
-        sel &= grid["visit"].astype(str) == visit
-    return sel.to_numpy()
-
-
-def _diff_rows(
-    fit: Any, var: str, visit: str | None, ref: str, trt: str, values: Sequence[Any]
-) -> np.ndarray:
-    """One row of L per modifier value: effect (trt - ref) at ``visit`` and modifier = value.
-
-    The reference grids of all values are stacked and put through the model matrix once (the
-    rows of a model matrix do not depend on the other rows: same L as one grid per value).
-    The arm and visit of the grid's rows are read once (the same rows as :func:`_arm_mask` on
-    each value's grid: 41 values a curve; issue 22)."""
-    from peerstats.models.emmeans import reference_grid
-
-    design = fit._design
-    grid = reference_grid(design)
-    trt_rows, ref_rows = _arm_mask(grid, visit, trt), _arm_mask(grid, visit, ref)
-    factor = grid[var].astype(str).to_numpy() if var in design.factors else None
-    parts, keeps = [], []
-    for v in values:
-        if factor is not None:
-            keep = factor == str(v)
-            parts.append(grid[keep])
-        else:
-            keep = np.ones(len(grid), dtype=bool)
-            parts.append(grid.assign(**{var: float(v)}))
-        keeps.append(keep)
-    X = design.matrix(pd.concat(parts, ignore_index=True))
-    rows, start = [], 0
-    for g, keep in zip(parts, keeps, strict=True):
-        Xg = X[start : start + len(g)]
-        start += len(g)
-        rows.append(Xg[trt_rows[keep]].mean(axis=0) - Xg[ref_rows[keep]].mean(axis=0))
-    return np.vstack(rows)
-
-
-def _fit_with(
-    trial: Any,
-    outcome: str,
-    var: str,
-    covs: list[str],
-    many: bool,
-    df: str,
-    level: float,
-    participants: pd.DataFrame,
-) -> Any:
-    from peerstats.models.analyze import analyze
-
-    term = f"{var} * arm * visit" if many else f"{var} * arm"
-    view = _TrialView(trial, participants)
-    with warnings.catch_warnings():  # the primary fit has already warned about the same rows
-        warnings.simplefilter("ignore", DataWarning)
-        return analyze(view, outcome=outcome, df=df, level=level, covariates=covs, terms=[term])
+def _tests(fit: Any, L: np.ndarray, level: float) -> pd.DataFrame:
+    """``fit.test(ell, level=level)`` of each row ``ell`` of ``L``, as one frame (tidy columns,
+    one row per row of L): the same numbers, without a DataFrame per contrast (issue 22)."""
+    if L.shape[1] != len(fit._design.columns):  # as fit.test refuses it
+        return pd.concat([fit.test(ell, level=level) for ell in L], ignore_index=True)[_TIDY]
+    inf = fit._inference
+    rows = [inf.test_1d(np.asarray(ell, dtype=float), alpha=1 - level) for ell in L]
+    return pd.DataFrame(rows, columns=_TIDY, dtype=float)
 
 
 def _categorical(fit, var, visit, ref, trt, level, cells, labels) -> tuple[pd.DataFrame, dict]:
     design = fit._design
     order = [str(x) for x in (design.natural_order.get(var) or design.factors[var])]
     L = _diff_rows(fit, var, visit, ref, trt, order)
+    tested = _tests(fit, L, level)
+    level_of = cells["level"].astype(str).to_numpy()
+    arm_of = cells["arm"].astype(str).to_numpy()
     rows = []
-    for code, ell in zip(order, L):
-        res = fit.test(ell, level=level).iloc[0]
-        sub = cells[cells["level"].astype(str) == code]
+    for i, code in enumerate(order):
+        in_level = level_of == code
         rows.append(
             {
                 "variable": var,
                 "variable_label": _label(labels, var),
                 "level": code,
                 "level_label": _level_label(labels, var, code),
-                "n": int(len(sub)),
-                f"n_{ref}": int((sub["arm"].astype(str) == ref).sum()),
-                f"n_{trt}": int((sub["arm"].astype(str) == trt).sum()),
-                **{k: float(res[k]) for k in _TIDY},
+                "n": int(in_level.sum()),
+                f"n_{ref}": int((in_level & (arm_of == ref)).sum()),
+                f"n_{trt}": int((in_level & (arm_of == trt)).sum()),
+                **{k: float(tested[k].iat[i]) for k in _TIDY},
             }
         )
     inter = fit.test(L[1:] - L[0]).iloc[0] if len(order) > 2 else fit.test(L[1] - L[0]).iloc[0]
@@ -223,14 +166,14 @@ def _continuous(
 ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     x = cells["level"].dropna().astype(float)
     grid_x = np.linspace(x.quantile(0.05), x.quantile(0.95), 41)
-    L = _diff_rows(fit, var, visit, ref, trt, grid_x)
-    curve = pd.DataFrame([fit.test(ell, level=level).iloc[0][_TIDY] for ell in L])
+    quart = np.quantile(x, [0.25, 0.5, 0.75])
+    # every contrast of the variable from one stacked grid (rows do not depend on each other)
+    L_all = _diff_rows(fit, var, visit, ref, trt, [*grid_x, 1.0, 0.0, *quart])
+    L, one, zero, Lq = L_all[:41], L_all[41], L_all[42], L_all[43:]
+    curve = _tests(fit, L, level)
     curve.insert(0, var, grid_x)
-    slope = _diff_rows(fit, var, visit, ref, trt, [1.0]) - _diff_rows(
-        fit, var, visit, ref, trt, [0.0]
-    )
-    test = _interaction_row(var, labels, fit.test(slope[0], level=level).iloc[0], 0)
-    s = fit.test(slope[0], level=level).iloc[0]
+    s = fit.test(one - zero, level=level).iloc[0]
+    test = _interaction_row(var, labels, s, 0)
     test.update(
         {
             "slope": float(s["estimate"]),
@@ -238,11 +181,9 @@ def _continuous(
             "slope_ci_upper": float(s["ci_upper"]),
         }
     )
-    quart = np.quantile(x, [0.25, 0.5, 0.75])
-    Lq = _diff_rows(fit, var, visit, ref, trt, quart)
+    tested = _tests(fit, Lq, level)
     rows = []
-    for name, xv, ell in zip(["lower quartile", "median", "upper quartile"], quart, Lq):
-        res = fit.test(ell, level=level).iloc[0]
+    for i, (name, xv) in enumerate(zip(["lower quartile", "median", "upper quartile"], quart)):
         rows.append(
             {
                 "variable": var,
@@ -250,7 +191,7 @@ def _continuous(
                 "level": f"{xv:g}",
                 "level_label": f"{name} ({xv:g})",
                 "n": int(len(x)),
-                **{k: float(res[k]) for k in _TIDY},
+                **{k: float(tested[k].iat[i]) for k in _TIDY},
             }
         )
     return pd.DataFrame(rows), test, curve
@@ -280,6 +221,7 @@ def subgroups(
     level: float = 0.95,
     labels: Any = None,
     covariates: Sequence[str] = (),
+    primary: Any = None,
 ) -> SubgroupAnalysis:
     """Treatment effect within subgroups, from the primary model with an interaction.
 
@@ -303,6 +245,11 @@ def subgroups(
         Display names of variables and levels (``peerstats.Labels``).
     covariates : sequence of str
         Baseline covariates of the primary model (as :func:`peerstats.analyze`).
+    primary : TrialAnalysis, optional
+        The primary model when it is at hand: ``peerstats.analyze(trial, outcome=outcome,
+        df=df, level=level, covariates=covariates)`` (anything with that ``outcome`` and its
+        ``contrasts``). Its contrast at ``visit`` is the "overall" row; without it the primary
+        model is fitted here (the same numbers, one more fit).
 
     Returns
     -------
@@ -342,11 +289,15 @@ def subgroups(
         )
     visit, many, ref, trt = _design(trial.spec, visit)
     covariates = [str(c) for c in covariates]
-    primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
-    ct = primary.contrasts
-    overall = ct[ct["visit"].astype(str) == visit].iloc[0]
+    if primary is None:
+        primary = analyze(trial, outcome=outcome, df=df, level=level, covariates=covariates)
+    overall = _overall_row(primary, outcome, visit)
+    known = _known_variables(trial, by)
+    refit = Refitter(trial, outcome, covariates, df, {v: k[2] for v, k in known.items()})
+    rows = _analysed_rows(trial, outcome, visit)
     results = [
-        _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels)
+        _one_variable(trial, var, known.get(var), rows, visit, many, ref, trt, refit, level,
+                      labels)
         for var in by
     ]
     return SubgroupAnalysis(
@@ -355,7 +306,7 @@ def subgroups(
         reference=ref,
         treatment=trt,
         overall=overall[_TIDY].astype(float),
-        n_overall=_n_at_visit(trial.assessments, outcome, visit),
+        n_overall=int(rows["subject"].nunique()),
         level=level,
         **_assemble(by, results),
     )
@@ -376,39 +327,69 @@ def _design(spec: Any, visit: str | None) -> tuple[str, bool, str, str]:
     return visit, len(post) > 1, ref, trt
 
 
-def _n_at_visit(a: pd.DataFrame, outcome: str, visit: str) -> int:
-    """Participants with the outcome (and its baseline, when a column) at the visit."""
-    at = a[(a["visit"].astype(str) == visit) & a[outcome].notna()]
-    if f"{outcome}_baseline" in at.columns:
-        at = at[at[f"{outcome}_baseline"].notna()]
-    return int(at["subject"].nunique())
+def _overall_row(primary: Any, outcome: str, visit: str) -> pd.Series:
+    """The primary model's contrast at ``visit`` (a given ``primary`` is checked first)."""
+    ct = getattr(primary, "contrasts", None)
+    if not isinstance(ct, pd.DataFrame) or "visit" not in ct.columns:
+        raise SpecError(
+            "primary= must be the primary model's analysis (peerstats.analyze) with its "
+            f"contrasts; got {type(primary).__name__}"
+        )
+    if getattr(primary, "outcome", outcome) != outcome:
+        raise SpecError(f"primary= analyses {primary.outcome!r}, not the outcome {outcome!r}")
+    at = ct[ct["visit"].astype(str) == visit]
+    if at.empty:
+        raise SpecError(
+            f"primary= has no contrast at visit {visit!r}; its visits are "
+            f"{[str(v) for v in ct['visit']]}"
+        )
+    return at.iloc[0]
 
 
-def _one_variable(trial, var, outcome, visit, many, ref, trt, covariates, df, level, labels):
+def _one_variable(trial, var, known, rows, visit, many, ref, trt, refit, level, labels):
     """Refit with ``var * arm (* visit)``: the subgroup table, the interaction test and, for a
-    continuous variable, the effect curve (else None)."""
+    continuous variable, the effect curve (else None). ``known``: the variable's
+    :func:`_known_variables` entry (None: not a participant column, raises here)."""
     arms = [str(a) for a in trial.spec.arms.levels]
-    values, cont = _participant_values(trial, var)
-    cells = _analysed_cells(trial, outcome, visit, var, values)
+    values, cont, _ = known if known is not None else (*_participant_values(trial, var), None)
+    cells = rows.assign(level=rows["subject"].map(values))  # by arm x level
     if not cont:
         _check_cells(cells, var, arms)
-    part = trial.participants.copy()
-    part[var] = part["subject"].map(values)
-    if not cont:
-        lv = sorted(values.dropna().unique(), key=_sort_key)
-        part[var] = pd.Categorical(part[var], categories=lv)
-    covs = list(dict.fromkeys(covariates + ([] if var in trial.assessments.columns else [var])))
     if var in trial.assessments.columns and not cont:
         raise ModelSpecificationError(
             f"{var!r} is already a model column (a stratum); use it as a subgroup through a "
             "participant column of another name"
         )
-    fit = _fit_with(trial, outcome, var, covs, many, df, level, part).fit
+    fit = refit.fit(var, f"{var} * arm * visit" if many else f"{var} * arm")
     at = visit if many else None
     if cont:
         return _continuous(fit, var, at, ref, trt, level, cells, labels)
     tab, test = _categorical(fit, var, at, ref, trt, level, cells, labels)
     return tab, test, None
+
+
+def _recoded(trial: Any, values: pd.Series, cont: bool) -> pd.Series:
+    """The subgroup variable as the refit reads it, aligned with ``trial.participants``:
+    categorical levels as codes (:func:`_level_code`) in their natural order."""
+    col = trial.participants["subject"].map(values)
+    if cont:
+        return col
+    lv = sorted(values.dropna().unique(), key=_sort_key)
+    return pd.Series(pd.Categorical(col, categories=lv), index=col.index, name=col.name)
+
+
+def _known_variables(trial: Any, by: Sequence[str]) -> dict[str, tuple[pd.Series, bool, pd.Series]]:
+    """Per variable of ``by`` that is a participant column: :func:`_participant_values`
+    (values by subject, continuous or not) and :func:`_recoded`. The others raise their error
+    when their turn comes, as before."""
+    out = {}
+    for var in by:
+        try:
+            values, cont = _participant_values(trial, var)
+        except SpecError:
+            continue
+        out[var] = (values, cont, _recoded(trial, values, cont))
+    return out
 
 
 def _sort_key(v: Any) -> tuple:

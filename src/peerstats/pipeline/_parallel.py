@@ -1,33 +1,34 @@
-"""The figures and the mechanisms of a run on the second core while the sensitivity analyses
-run (issue 22).
+"""Part of a run's steps on the second core while the others run here (issue 22).
 
 ``peerstats run`` is single-threaded Python; the machines it runs on have at least two cores.
-The figures step (about 1.3 s of ``analyses/peer_recovery.yaml``) reads only the spec, the
-trial, the fits, the effect records and the CONSORT flow, all complete after ``describe``; the
-mechanisms step (subgroups, sites, mediation, multiplicity strategy; 0.4 s) reads the trial,
-the fits and the records. The sensitivity and cost-effectiveness steps neither read nor change
-what these two make (their own figures, the sensitivity forest, the tipping-point map, the CE
-plane and CEAC, are drawn in their own steps), and the two read nothing those make. So both
-run, figures first, in a worker process forked right after ``describe`` (the worker inherits
-the run: nothing is pickled on the way in) while the parent runs ``sensitivity`` and
-``economics``. The worker sends back what each step added to the run's dictionaries (SVG text,
-captions, tables, results, warnings; pickled, about 1.3 MB), which is merged in the order of
-the sequential run (figures' after what was there at the fork, mechanisms' after what the
-parent added) before ``render``. The results are byte-identical to the sequential run's
-(``tests/pipeline/test_parallel.py`` compares both in one process; ``benchmarks/
-bench_run_jobs.py`` compares the output folders of the bundled analyses).
+After ``estimate``, the steps of a run (``describe``, ``figures``, ``sensitivity``,
+``economics``, ``mechanisms``) fall into two groups that never read what the other group makes:
+``describe`` (tables, CONSORT), then ``figures`` (which reads the CONSORT flow) and
+``mechanisms`` (subgroups, sites, mediation, multiplicity) read the spec, the trial, the fits
+and the effect records; ``sensitivity`` and ``economics`` read the same and draw their own
+figures (sensitivity forest, tipping-point map, CE plane and CEAC). :func:`run_steps` runs the
+steps of one group (``beside``) in a worker process forked after ``estimate`` (the worker
+inherits the run: nothing is pickled on the way in) while this process runs the others. Each
+step's additions to the run's dictionaries (SVG text, captions, tables, results), its warnings
+and the attributes it set (``consort_flow``) are recorded, in the worker pickled back (about
+1.5 MB), and all are put together in the order of the sequential run before ``render``: a key
+first added by a later step comes later, a warning an earlier step of the other process gave is
+not repeated (as :func:`peerstats.pipeline._common._collect` does in one process). The results
+are byte-identical to the sequential run's (``tests/pipeline/test_parallel.py`` compares both
+in one process; ``benchmarks/bench_run_jobs.py`` compares the output folders of the bundled
+analyses).
 
 How many processes (:func:`jobs_wanted`): the ``jobs`` argument (``peerstats run --jobs N``),
 else the environment variable ``PEERSTATS_JOBS``, else 2 where the ``fork`` start method is
 safe (Linux and other POSIX systems but macOS, where forking a process that has loaded the
 system's numerical libraries is not) and the process may use two CPUs; 1 is the sequential
 run. Any failure of the worker (it could not start, it raised, it died, its result could not be
-pickled) makes the parent run the steps itself, so an error in a figure surfaces exactly as
-in the sequential run: same exception, message, traceback and exit status; when several steps
-fail, the error the sequential run would have raised first wins (figures, then sensitivity and
-economics, then mechanisms).
-The worker ignores Ctrl-C (SIGINT goes to the whole process group); the parent terminates and
-reaps it on any exception, including KeyboardInterrupt, so no process outlives the run.
+pickled) makes this process run the worker's unfinished steps itself, so an error in a figure
+surfaces exactly as in the sequential run: same exception, message, traceback and exit status;
+when steps of both processes fail, the error of the step that comes first in the sequential
+order wins (a step after a failed one never counts, as it would never have run).
+The worker ignores Ctrl-C (SIGINT goes to the whole process group); this process terminates
+and reaps it on any exception, including KeyboardInterrupt, so no process outlives the run.
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ from typing import Any
 
 from peerstats.exceptions import SpecError
 
-__all__ = ["jobs_wanted", "fork_available", "beside"]
+__all__ = ["jobs_wanted", "fork_available", "run_steps"]
 
 #: the environment variable read when no ``jobs`` is given
 JOBS_ENV = "PEERSTATS_JOBS"
-_LABEL = "drawing the figures (second core)"
-#: imported before forking: both processes draw figures and save them as SVG (about 0.3 s)
+#: imported before forking: both processes draw figures and save them as SVG (about 0.2 s)
 PRELOAD = (
     "matplotlib.pyplot",
     "matplotlib.backends.backend_agg",
@@ -98,17 +98,24 @@ def jobs_wanted(jobs: int | str | None = None) -> int:
     return 2 if n >= 2 and fork_available() else 1
 
 
-# ----------------------------------------------------------------------------- the worker
+# ----------------------------------------------------------------------------- recording
 #: the run's dictionaries a step may fill (compared before and after each step)
 DICTS = ("results", "tables", "figures", "figure_captions", "html_tables", "display_tables",
          "multiplicity_labels")
-Steps = tuple[Callable[..., None], ...]
+#: the run's other attributes a step may set
+ATTRS = ("consort_flow",)
+Step = Callable[..., None]
+Steps = tuple[Step, ...]
+#: the step lines of the worker's steps, for the line printed when it starts
+NAMES = {"describe": "descriptive tables", "figures": "figures", "sensitivity": "sensitivity",
+         "economics": "cost-effectiveness", "mechanisms": "mechanisms"}
 
 
 def _snapshot(run: Any) -> dict[str, Any]:
     """Shallow copies of what the steps fill, as they are now."""
     snap: dict[str, Any] = {name: dict(getattr(run, name)) for name in DICTS}
     snap["warnings"] = list(run.warnings)
+    snap["attrs"] = {name: getattr(run, name) for name in ATTRS}
     return snap
 
 
@@ -119,7 +126,32 @@ def _diff(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
         for name in DICTS
     }
     out["warnings"] = now["warnings"][len(before["warnings"]):]
+    out["attrs"] = {k: v for k, v in now["attrs"].items() if v is not before["attrs"][k]}
     return out
+
+
+def _copy(run: Any, snap: dict[str, Any]) -> Any:
+    """A run like ``run`` whose dictionaries, warnings and attributes are those of ``snap``."""
+    import dataclasses
+
+    return dataclasses.replace(run, **{name: dict(snap[name]) for name in DICTS},
+                               warnings=list(snap["warnings"]), **snap["attrs"])
+
+
+def _apply(run: Any, diff: dict[str, Any]) -> None:
+    """Put one step's recorded additions into ``run`` (on a copy, as the step would have)."""
+    for name in DICTS:
+        getattr(run, name).update(diff[name])
+    run.warnings.extend(diff["warnings"])
+    for name, value in diff["attrs"].items():
+        setattr(run, name, value)
+
+
+def _recorded(run: Any, step: Step, progress: Any) -> dict[str, Any]:
+    """Run one step on ``run``; what it added."""
+    before = _snapshot(run)
+    step(run, progress=progress)
+    return _diff(_snapshot(run), before)
 
 
 class _Recorder:
@@ -136,30 +168,32 @@ class _Recorder:
         self.done.append((label, time.perf_counter() - t0))
 
 
-def _work(run: Any, first: Callable[..., None], after: Steps, snap: dict[str, Any],
-          progress: Any = None) -> dict[str, Any]:
-    """``first`` then ``after`` on a copy of ``run`` made of ``snap``; what each part added
-    (other warnings, e.g. matplotlib's, are returned as records to re-issue)."""
-    import dataclasses
-
-    copy = dataclasses.replace(run, **{name: dict(snap[name]) for name in DICTS},
-                               warnings=list(snap["warnings"]))
-    rec = _Recorder() if progress is None else progress
+# ----------------------------------------------------------------------------- the worker
+def _work(run: Any, there: Steps, snap: dict[str, Any]) -> dict[str, Any]:
+    """The steps ``there`` on a copy of ``run`` made of ``snap``, in order, up to the first
+    that raises: what each added (``diffs``), the index of the failed one (``failed``, None)
+    and other warnings (e.g. matplotlib's) as records to re-issue."""
+    copy = _copy(run, snap)
+    rec = _Recorder()
+    diffs: list[dict[str, Any]] = []
+    failed = None
     with warnings.catch_warnings(record=True) as other:
         warnings.simplefilter("always")
-        first(copy, progress=rec)
-        mid = _snapshot(copy)
-        for step in after:
-            step(copy, progress=rec)
+        for i, step in enumerate(there):
+            try:
+                diffs.append(_recorded(copy, step, rec))
+            except Exception:  # noqa: BLE001 - the parent reruns it and raises it itself
+                failed = i
+                break
     return {
-        "first": _diff(mid, snap),
-        "after": _diff(_snapshot(copy), mid),
-        "steps": getattr(rec, "done", []),
+        "diffs": diffs,
+        "failed": failed,
+        "steps": rec.done,
         "other": [(w.category, str(w.message), w.filename, w.lineno) for w in other],
     }
 
 
-def _child(run: Any, first: Callable[..., None], after: Steps, snap: dict, conn: Any) -> None:
+def _child(run: Any, there: Steps, snap: dict, conn: Any) -> None:
     """The worker: run the steps, send the result (or a failure note), exit without cleanup
     of the parent's state (``os._exit`` in multiprocessing's fork bootstrap)."""
     import pickle
@@ -167,7 +201,7 @@ def _child(run: Any, first: Callable[..., None], after: Steps, snap: dict, conn:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
     try:
-        done = _work(run, first, after, snap)
+        done = _work(run, there, snap)
         payload = pickle.dumps(("ok", done), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:  # noqa: BLE001 - the parent reruns and raises it itself
         payload = pickle.dumps(("failed", f"{type(exc).__name__}: {exc}"))
@@ -179,13 +213,13 @@ def _child(run: Any, first: Callable[..., None], after: Steps, snap: dict, conn:
 class _Worker:
     """A forked process running the steps; :meth:`result` waits for it and reaps it."""
 
-    def __init__(self, run: Any, first: Callable[..., None], after: Steps, snap: dict) -> None:
+    def __init__(self, run: Any, there: Steps, snap: dict) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("fork")
         self.conn, child_end = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_child, args=(run, first, after, snap, child_end),
-                                daemon=True, name="peerstats-figures")
+        self.proc = ctx.Process(target=_child, args=(run, there, snap, child_end),
+                                daemon=True, name="peerstats-second-core")
         for stream in (sys.stdout, sys.stderr):  # no buffered text copied into the child
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -217,28 +251,15 @@ class _Worker:
         self.proc.join()
 
 
-# ----------------------------------------------------------------------------- merging
-def _merge(run: Any, snap: dict[str, Any], done: dict[str, Any]) -> None:
-    """Put the worker's additions into ``run`` where the sequential run has them: the first
-    step's after what was there at the fork, the later steps' after what the parent added."""
-    first, after = done["first"], done["after"]
-    for name in DICTS:
-        now, before = getattr(run, name), snap[name]
-        merged = dict(before)
-        merged.update(first[name])
-        merged.update((k, v) for k, v in now.items() if k not in before or v is not before[k])
-        merged.update(after[name])
-        now.clear()
-        now.update(merged)
-    n = len(snap["warnings"])
-    parent = [w for w in run.warnings[n:] if w not in first["warnings"]]  # _collect: no repeats
-    run.warnings[n:] = first["warnings"] + parent + [
-        w for w in after["warnings"] if w not in parent
-    ]
-    for category, message, filename, lineno in done["other"]:
-        warnings.warn_explicit(message, category, filename, lineno)
+def _start(run: Any, there: Steps, snap: dict) -> _Worker | None:
+    """The worker, or None when it cannot start (the parent then runs the steps)."""
+    try:
+        return _Worker(run, there, snap)
+    except Exception:  # noqa: BLE001 - fork refused (memory, process limits), or this is a
+        return None  # daemonic multiprocessing worker (no children allowed): sequential
 
 
+# ----------------------------------------------------------------------------- progress
 def _say(progress: Any, text: str) -> None:
     """A line on the progress stream (nothing when quiet or without one)."""
     stream = getattr(progress, "stream", None)
@@ -248,9 +269,11 @@ def _say(progress: Any, text: str) -> None:
     stream.flush()
 
 
-def _started(progress: Any) -> None:
-    tty = getattr(progress, "tty", False)
-    _say(progress, f"\u2026 {_LABEL}" if tty else f"{_LABEL} ... started")
+def _started(progress: Any, there: Steps) -> None:
+    names = [NAMES.get(getattr(s, "__name__", ""), getattr(s, "__name__", "steps")) for s in there]
+    what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    label = f"{what} (second core)"
+    _say(progress, f"\u2026 {label}" if getattr(progress, "tty", False) else f"{label} ... started")
 
 
 def _finished(progress: Any, done: list[tuple[str, float]]) -> None:
@@ -261,59 +284,100 @@ def _finished(progress: Any, done: list[tuple[str, float]]) -> None:
              f"{label} ... done ({seconds:z.1f} s)")
 
 
-def _start(run: Any, first: Callable[..., None], after: Steps, snap: dict) -> _Worker | None:
-    """The worker, or None when it cannot start (the parent then runs the steps)."""
-    try:
-        return _Worker(run, first, after, snap)
-    except Exception:  # noqa: BLE001 - fork refused (memory, process limits), or this is a
-        return None  # daemonic multiprocessing worker (no children allowed): sequential
+# ----------------------------------------------------------------------------- the split
+def run_steps(run: Any, order: Steps, *, beside: Steps = (), progress: Any = None,
+              jobs: int | str | None = None, preload: tuple[str, ...] = PRELOAD) -> None:
+    """Run the steps ``order`` on ``run`` as the sequential pipeline does, those in ``beside``
+    in a forked worker while this process runs the others.
 
+    Each step is called as ``step(run, progress=progress)``. The steps in ``beside`` must not
+    read what the other steps make, nor the other way round (see the module notes). With one
+    job (see :func:`jobs_wanted`), no step ``beside``, or when the worker cannot start, all
+    run here in order. Before forking, the modules ``preload`` are imported here: both
+    processes need them, so they are imported once, not twice.
 
-@contextlib.contextmanager
-def beside(run: Any, first: Callable[..., None], *, after: Steps = (), progress: Any = None,
-           jobs: int | str | None = None,
-           preload: tuple[str, ...] = PRELOAD) -> Iterator[None]:
-    """Run ``first(run, progress=...)`` (the figures step) and then the steps ``after`` (the
-    mechanisms step) in a forked worker while the body runs; merge what they made into
-    ``run`` as if ``first`` had run before the body and ``after`` after it.
-
-    With one job (see :func:`jobs_wanted`), or when the worker cannot start, the steps run
-    here, in that order, as in the sequential pipeline. Before forking, the modules
-    ``preload`` are imported here: both processes need them (the parent draws the
-    sensitivity and economics figures), so they are imported once, not twice. When the
-    worker failed, the steps run here (``first`` on the run as it was at the fork) and raise
-    their own errors; the error the sequential run would raise first wins: ``first``'s,
-    then the body's, then ``after``'s.
+    Raises
+    ------
+    Exception
+        The error of the first step, in the order ``order``, that failed (raised here by that
+        step itself, also when it failed in the worker).
     """
+    there = tuple(s for s in order if s in beside)
     worker = None
-    if jobs_wanted(jobs) >= 2:
+    if there and jobs_wanted(jobs) >= 2:
         for module in preload:  # imported once, here, rather than in both processes
             importlib.import_module(module)
         snap = _snapshot(run)
-        worker = _start(run, first, after, snap)
+        worker = _start(run, there, snap)
     if worker is None:
-        first(run, progress=progress)
-        yield
-        for step in after:
+        for step in order:
             step(run, progress=progress)
         return
-    _started(progress)
-    failure = None
+    _started(progress, there)
+    here: dict[int, dict[str, Any]] = {}
+    failure, failed_at = None, len(order)
     try:
-        yield
-    except Exception as exc:  # the worker's outcome decides which error the run raises
-        failure = exc
+        for i, step in enumerate(order):
+            if step not in there:
+                try:
+                    here[i] = _recorded(run, step, progress)
+                except Exception as exc:  # the worker's outcome decides which error is raised
+                    failure, failed_at = exc, i
+                    break
     except BaseException:  # KeyboardInterrupt, SystemExit: end the worker at once
         worker.stop()
         raise
     done = worker.result()
-    rerun = done is None
-    if rerun:  # raises first's own error (the sequential run's first) if any
-        done = _work(run, first, (), snap, progress=progress)
-    elif failure is None:
-        _finished(progress, done["steps"])
+    diffs = _worker_diffs(run, order, there, snap, done, failed_at, progress)
     if failure is not None:
         raise failure
-    _merge(run, snap, done)
-    for step in after if rerun else ():
-        step(run, progress=progress)
+    _merge(run, snap, order, there, here, diffs)
+    for category, message, filename, lineno in (done or {}).get("other", ()):
+        warnings.warn_explicit(message, category, filename, lineno)
+
+
+def _worker_diffs(run: Any, order: Steps, there: Steps, snap: dict[str, Any],
+                  done: dict[str, Any] | None, failed_at: int, progress: Any
+                  ) -> list[dict[str, Any]]:
+    """What the worker's steps added; those it did not finish (it raised, or died) are run
+    here on a copy of the run at the fork, so that their own error is raised here, unless a
+    step of this process that comes earlier in ``order`` failed (then they never ran)."""
+    diffs = list(done["diffs"]) if done is not None else []
+    if done is not None:
+        _finished(progress, done["steps"])
+    missing = [s for s in there[len(diffs):] if order.index(s) < failed_at]
+    if missing:
+        copy = _copy(run, snap)
+        for d in diffs:
+            _apply(copy, d)
+        for step in missing:
+            diffs.append(_recorded(copy, step, progress))
+    return diffs
+
+
+def _merge(run: Any, snap: dict[str, Any], order: Steps, there: Steps,
+           here: dict[int, dict[str, Any]], diffs: list[dict[str, Any]]) -> None:
+    """Put every step's additions into ``run`` in the order of the sequential run: dictionary
+    keys in the order they were first added; a warning that a step of the other process gave
+    earlier is not repeated."""
+    merged = {name: dict(snap[name]) for name in DICTS}
+    said = list(snap["warnings"])
+    by: dict[str, set[str]] = {"here": set(), "there": set()}
+    theirs = iter(diffs)
+    for i, step in enumerate(order):
+        side = "there" if step in there else "here"
+        diff = next(theirs) if side == "there" else here[i]
+        other = by["here" if side == "there" else "there"]
+        for name in DICTS:
+            merged[name].update(diff[name])
+        for w in diff["warnings"]:
+            if w not in other:
+                said.append(w)
+                by[side].add(w)
+        for name, value in diff["attrs"].items():
+            setattr(run, name, value)
+    for name in DICTS:
+        now = getattr(run, name)
+        now.clear()
+        now.update(merged[name])
+    run.warnings[:] = said

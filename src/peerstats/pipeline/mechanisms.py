@@ -28,19 +28,40 @@ __all__ = ["run_mechanisms", "render_section", "wide_frame"]
 
 
 def wide_frame(trial: Any, columns: list[tuple[str, str]], covariates: list[str]) -> pd.DataFrame:
-    """One row per participant: ``treated`` (0/1), ``<outcome>_<visit>`` for each pair, covariates."""
+    """One row per participant: ``treated`` (0/1), ``<outcome>_<visit>`` for each pair, covariates.
+
+    Each visit's rows (first per participant) are selected once for all its outcomes, with only
+    the columns needed (the assessments have one column per item)."""
     a = trial.assessments
-    first = a.drop_duplicates("subject").set_index("subject")
+    first = a[["subject", "arm"]].drop_duplicates("subject").set_index("subject")
     ref = str(trial.spec.arms.reference or trial.spec.arms.levels[0])
     out = pd.DataFrame(index=first.index)
     out["treated"] = (first["arm"].astype(str) != ref).astype(int)
+    visit_of = a["visit"].astype(str).to_numpy()
+    at: dict[str, pd.DataFrame] = {}
+    for visit in dict.fromkeys(str(v) for _, v in columns):
+        outcomes = list(dict.fromkeys(o for o, v in columns if str(v) == visit))
+        rows = a.loc[visit_of == visit, ["subject", *outcomes]].drop_duplicates("subject")
+        at[visit] = rows.set_index("subject").reindex(out.index)
     for outcome, visit in columns:
-        rows = a[a["visit"].astype(str) == str(visit)].drop_duplicates("subject")
-        out[f"{outcome}_{visit}"] = rows.set_index("subject")[outcome].reindex(out.index)
-    part = trial.participants.drop_duplicates("subject").set_index("subject")
-    for c in covariates:
-        out[c] = part[c].reindex(out.index)
+        out[f"{outcome}_{visit}"] = at[str(visit)][outcome]
+    if covariates:
+        part = trial.participants[["subject", *covariates]].drop_duplicates("subject")
+        part = part.set_index("subject").reindex(out.index)
+        for c in covariates:
+            out[c] = part[c]
     return out.reset_index()
+
+
+def _primary_fit(run: AnalysisRun, outcome: str) -> Any:
+    """The run's fit of ``outcome`` when it is the model :func:`peerstats.subgroups` would fit
+    for its "overall" row (``analyze`` with Satterthwaite df, model-based covariance and no
+    extra covariates: the same call, the same numbers); else None (subgroups fits it)."""
+    m = run.spec.model
+    fitted = run.fits.get(outcome)
+    same = (m.type == "auto" and m.df == "satterthwaite" and m.vcov == "model"
+            and not m.covariates and run.spec.outcome_type(outcome) == "continuous")
+    return fitted if same and fitted is not None and fitted.contrasts is not None else None
 
 
 def _subgroups(run: AnalysisRun, block: dict, labels: Any) -> dict:
@@ -54,6 +75,7 @@ def _subgroups(run: AnalysisRun, block: dict, labels: Any) -> dict:
         sub = peerstats.subgroups(
             run.trial, outcome=outcome, visit=visit, by=list(block["by"]), labels=labels,
             covariates=list(spec.model.covariates), level=spec.model.level,
+            primary=_primary_fit(run, outcome),
         )
     run.tables["subgroups"] = sub.table
     run.figures["subgroups_forest"] = _svg(sub.plot().figure)

@@ -125,8 +125,8 @@ def run_analysis(
     blinded : bool
         The data-monitoring committee's open report (arms coded, no comparisons).
     jobs : int, optional
-        Processes: 2 draws the figures (then runs the mechanisms step) in a forked worker
-        while the sensitivity analyses run, 1 is sequential; default ``PEERSTATS_JOBS``, else 2 where ``fork`` is safe
+        Processes: 2 runs the descriptive tables, the figures and the mechanisms step in a
+        forked worker while the sensitivity analyses and the economics run, 1 is sequential; default ``PEERSTATS_JOBS``, else 2 where ``fork`` is safe
         (:mod:`peerstats.pipeline._parallel`). The results are the same either way.
 
     Returns
@@ -143,7 +143,7 @@ def run_analysis(
         A model could not be fitted, did not converge, or disagrees with the CONSORT flow.
     """
     from peerstats.pipeline import steps
-    from peerstats.pipeline._parallel import beside, jobs_wanted
+    from peerstats.pipeline._parallel import jobs_wanted, run_steps
 
     jobs_wanted(jobs)  # a bad value fails before the work
     progress = progress or Progress(enabled=False)
@@ -158,11 +158,10 @@ def run_analysis(
             run.closed = closed_run(run, spec, trial, key, progress)
         return run
     steps.estimate(run, progress=progress)
-    steps.describe(run, progress=progress)
-    # figures, then mechanisms, on the second core while sensitivity and economics run here
-    with beside(run, steps.figures, after=(steps.mechanisms,), progress=progress, jobs=jobs):
-        steps.sensitivity(run, progress=progress)
-        steps.economics(run, progress=progress)
+    order = (steps.describe, steps.figures, steps.sensitivity, steps.economics, steps.mechanisms)
+    # on the second core while the sensitivity analyses and the economics run here
+    second = (steps.describe, steps.figures, steps.mechanisms)
+    run_steps(run, order, beside=second, progress=progress, jobs=jobs)
     steps.render(run, progress=progress)
     return run
 
