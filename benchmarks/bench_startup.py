@@ -8,7 +8,7 @@ are flushed when printed). Reported per script, min and median over ``--runs`` i
 rounds (the order alternates), with the machine load before each round:
 
 - ``loaded``: the line ``loading and validating the trial ... done`` (imports + load);
-- ``fork``: the line ``drawing the figures (second core) ... started`` (everything serial);
+- ``fork``: the line ``... (second core) ... started`` (everything serial);
 - ``tail``: from the line ``writing <folder> ... done`` to the exit of the process (the
   warnings printed, the interpreter's teardown);
 - ``wall``: process start to exit;
@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MARKS = {
     "loaded": "loading and validating the trial",
-    "fork": "drawing the figures (second core) ... started",
+    "fork": "(second core) ... started",
     "written": "writing /",  # the folder (not "writing the report")
 }
 
