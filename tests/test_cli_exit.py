@@ -70,12 +70,12 @@ def test_scipy_stats_imported_without_docstring_rewriting_is_whole():
     probe = textwrap.dedent(
         """
         import inspect, sys
-        from peerstats import cli
-        cli._import_scipy_stats_lean()
+        from peerstats import _startup
+        _startup.import_scipy_stats_lean()
         import scipy.stats
         from scipy._lib import _docscrape
         left = [n for n, m in list(sys.modules.items())
-                if getattr(m, "__dict__", {}).get("FunctionDoc") is cli._DocAsIs]
+                if getattr(m, "__dict__", {}).get("FunctionDoc") is _startup._DocAsIs]
         print(left)
         print(scipy.stats._axis_nan_policy.FunctionDoc is _docscrape.FunctionDoc)
         r = scipy.stats.ttest_ind([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 7.0])
@@ -86,7 +86,7 @@ def test_scipy_stats_imported_without_docstring_rewriting_is_whole():
     lean = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.splitlines()
     plain = subprocess.run(
-        [sys.executable, "-c", probe.replace("cli._import_scipy_stats_lean()", "")],
+        [sys.executable, "-c", probe.replace("_startup.import_scipy_stats_lean()", "")],
         capture_output=True, text=True, check=True).stdout.splitlines()
     assert lean[0] == "[]" and lean[1] == "True"
     assert lean[2:] == plain[2:]  # the same numbers (repr: every digit) and signature
@@ -99,8 +99,8 @@ def test_matplotlib_imported_without_kwdoc_draws_the_same():
     probe = textwrap.dedent(
         """
         import hashlib, inspect, io
-        from peerstats import cli
-        cli._import_matplotlib_lean()
+        from peerstats import _startup
+        _startup.import_matplotlib_lean()
         import matplotlib
         matplotlib.use("Agg")
         matplotlib.rcParams["svg.hashsalt"] = "peerstats"
@@ -118,7 +118,7 @@ def test_matplotlib_imported_without_kwdoc_draws_the_same():
     lean = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.splitlines()
     plain = subprocess.run(
-        [sys.executable, "-c", probe.replace("cli._import_matplotlib_lean()", "")],
+        [sys.executable, "-c", probe.replace("_startup.import_matplotlib_lean()", "")],
         capture_output=True, text=True, check=True).stdout.splitlines()
     assert lean[0] == "True"
     assert lean == plain

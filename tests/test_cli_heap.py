@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 
-from peerstats import cli
+from peerstats import _startup, cli
 
 
 def test_the_collector_is_put_back_after_a_run():
@@ -42,7 +42,7 @@ def test_imports_of_a_run_pause_the_collector_and_leave_it_as_it_was():
     put back, also when an import fails (then nothing stays frozen)."""
     gc.unfreeze()
     assert gc.isenabled()
-    with cli._collector_paused():
+    with _startup.collector_paused():
         assert not gc.isenabled()
         made = [[i] for i in range(1000)]  # noqa: F841 - objects allocated meanwhile
     assert gc.isenabled() and gc.get_freeze_count() > 0
@@ -50,14 +50,14 @@ def test_imports_of_a_run_pause_the_collector_and_leave_it_as_it_was():
         pass
     assert gc.get_freeze_count() == 0
     try:
-        with cli._collector_paused():
+        with _startup.collector_paused():
             raise ImportError("a missing module")
     except ImportError:
         pass
     assert gc.isenabled() and gc.get_freeze_count() == 0
     gc.disable()
     try:
-        with cli._collector_paused():
+        with _startup.collector_paused():
             pass
         assert not gc.isenabled()  # it was off: it stays off
     finally:
