@@ -12,14 +12,17 @@ through the formula-safe cell helper (a cell pasted into a spreadsheet must not 
 
 from __future__ import annotations
 
+import copy
 import datetime
 import io
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
+
+from peerstats.describe import _docxfast
 
 __all__ = [
     "table_to_docx",
@@ -178,8 +181,6 @@ def _cell_text(cell: Any, text: str, *, bold: bool = False, right: bool = False)
     (byte for byte, tested), written from a parsed template: python-docx's property setters
     took most of the time of writing the run's Word tables (issue 22.3)."""
     if _PLAIN_TEXT.fullmatch(text):
-        import copy
-
         from docx.oxml.ns import qn
 
         tc = cell._tc
@@ -283,38 +284,6 @@ def _fit_widths(widths: list[float], text_width: float) -> list[float]:
     return [w * text_width / total for w in cols] if total > text_width else cols
 
 
-#: ``w:tbl`` elements already built, by everything they are made of (cells, widths, the
-#: section's block width): a run writes each table twice, alone and in tables.docx (issue 22)
-_BUILT: dict[tuple, Any] = {}
-_BUILT_MAX = 64
-
-
-def _add_table(
-    doc: Any, table: Any, text_width: float, widths: list[float], cells: Any = None
-) -> None:
-    """The APA table: no grid, rules above and below the header and below the last row.
-    ``cells``: ``_rows(table)`` when the caller has it already. A table built before from the
-    same cells and widths is copied (the same XML: it is a function of those alone)."""
-    import copy
-
-    header, rows, right = cells if cells is not None else _rows(table)
-    key = (
-        tuple(header),
-        tuple(tuple(r) for r in rows),
-        tuple(right),
-        float(text_width),
-        tuple(float(w) for w in widths),
-        int(doc._block_width),
-    )
-    if key in _BUILT:
-        doc.element.body._insert_tbl(copy.deepcopy(_BUILT[key]))
-        return
-    tbl = _build_table(doc, text_width, widths, header, rows, right)
-    if len(_BUILT) >= _BUILT_MAX:
-        _BUILT.clear()
-    _BUILT[key] = copy.deepcopy(tbl)
-
-
 def _build_table(
     doc: Any,
     text_width: float,
@@ -355,62 +324,113 @@ def _build_table(
     return grid._tbl
 
 
-_BLANK: list[Any] = []  # the blank document of _blank_document, built once per process
+def _text_width(page: Page, orient: str) -> float:
+    """The text width (cm) of a section of ``page`` in orientation ``orient``."""
+    w, h, margin = PAGES[page]
+    return (h if orient == "landscape" else w) - 2 * margin
 
 
-def _new_document() -> Any:
-    """A blank document with the Normal style set: a copy of one built once per process
-    (opening python-docx's template costs about twice the copy; issue 22)."""
-    import copy
+class _Prepared(NamedTuple):
+    """One table laid out: its cells (``_rows``), natural column widths, orientation, text
+    width, and its ``w:tbl`` as UTF-8 text (``None``: python-docx writes it)."""
 
-    if not _BLANK:
-        _BLANK.append(_blank_document())
-    return copy.deepcopy(_BLANK[0])
-
-
-def _blank_document() -> Any:
-    import docx
-    from docx.oxml.ns import qn
-    from docx.shared import Pt
-
-    doc = docx.Document()
-    style = doc.styles["Normal"]
-    style.font.size = Pt(10)
-    style.font.name = FONT  # a font every office suite has (metric twin: Liberation Serif)
-    fonts = style.element.rPr.rFonts
-    for attr in ("w:ascii", "w:hAnsi", "w:cs", "w:eastAsia"):
-        fonts.set(qn(attr), FONT)
-    return doc
+    cells: tuple[list[str], list[list[str]], list[bool]]
+    widths: list[float]
+    orient: str
+    text_width: float
+    xml: bytes | None
 
 
-def _finish(doc: Any, path: str | Path | None) -> bytes:
-    fixed = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-    props = doc.core_properties
-    props.created = props.modified = fixed
-    props.last_modified_by = props.author = "peerstats"
-    props.revision = 1
-    data = _save_reproducible(doc)
+class _Writer:
+    """Writes Word documents of tables on ``page`` (issue 22: the fast path of
+    :mod:`peerstats.describe._docxfast`, the same bytes as :func:`_reference_docx`).
+
+    Each table's cells, layout and ``w:tbl`` are made once per writer: a run writes every
+    table twice, alone and in tables.docx. The writer keeps the tables it has seen (their
+    ``id`` must not be reused while it lives): make one per folder, not one per process.
+    """
+
+    def __init__(self, page: Page = "a4") -> None:
+        if page not in PAGES:
+            raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
+        self.page = page
+        self._seen: dict[tuple[int, str], tuple[Any, _Prepared]] = {}
+
+    def prepared(self, table: Any, orientation: Orientation) -> _Prepared:
+        """``table`` laid out in ``orientation`` (``auto``: landscape when it is wide)."""
+        key = (id(table), orientation)
+        if key in self._seen and self._seen[key][0] is table:
+            return self._seen[key][1]
+        cells = _rows(table)
+        header, rows, right = cells
+        widths = _column_widths(rows, header, right)
+        orient = _orientation(widths, self.page, orientation)
+        text_width = _text_width(self.page, orient)
+        cols = _fit_widths(widths, text_width)
+        xml = _docxfast.table_xml(header, rows, right, cols, int(round(BODY_PT * 2)))
+        prep = _Prepared(cells, widths, orient, text_width, None if xml is None else xml.encode())
+        self._seen[key] = (table, prep)
+        return prep
+
+    def document(self, entries: list[tuple[Any, Orientation, int | None]]) -> bytes:
+        """The .docx of ``(table, orientation, number)`` entries, each in its own section.
+
+        python-docx writes the captions, notes and sections into a copy of the template's
+        body; each table whose cells are plain text goes in as a ``<w:tbl/>`` placeholder,
+        replaced by its text in the serialized part."""
+        from docx.document import Document
+        from docx.enum.section import WD_SECTION
+        from docx.opc.oxml import serialize_part_xml
+        from docx.oxml import OxmlElement
+
+        tpl = _docxfast.template(_blank_finished)
+        doc = Document(copy.deepcopy(tpl.doc.element), tpl.doc.part)
+        texts: list[bytes] = []
+        for k, (table, orientation, number) in enumerate(entries):
+            prep = self.prepared(table, orientation)
+            section = doc.sections[0] if k == 0 else doc.add_section(WD_SECTION.NEW_PAGE)
+            _set_section(section, self.page, prep.orient)
+            _caption(doc, table, number)
+            if prep.xml is None:  # a cell with tabs or line breaks: python-docx writes it
+                _build_table(doc, prep.text_width, prep.widths, *prep.cells)
+            else:
+                doc.element.body._insert_tbl(OxmlElement("w:tbl"))
+                texts.append(prep.xml)
+            _notes(doc, list(table.notes))
+        pieces = serialize_part_xml(doc.element).split(b"<w:tbl/>")
+        if len(pieces) != len(texts) + 1:  # pragma: no cover - an empty w:tbl of python-docx
+            raise RuntimeError("peerstats: a table placeholder of the Word writer was lost")
+        xml = pieces[0] + b"".join(t + p for t, p in zip(texts, pieces[1:]))
+        return _docxfast.docx_bytes(tpl, xml)
+
+    def table(
+        self,
+        table: Any,
+        path: str | Path | None = None,
+        *,
+        orientation: Orientation = "auto",
+        number: int | None = None,
+    ) -> bytes:
+        """:func:`table_to_docx` on this writer's page."""
+        if orientation not in ("auto", "portrait", "landscape"):
+            raise ValueError(
+                f"orientation must be 'auto', 'portrait' or 'landscape', not {orientation!r}"
+            )
+        return _written(self.document([(table, orientation, number)]), path)
+
+    def tables(self, tables: Any, path: str | Path | None = None) -> bytes:
+        """:func:`tables_to_docx` on this writer's page."""
+        items = list(tables.values()) if isinstance(tables, dict) else list(tables)
+        if not items:
+            raise ValueError("tables_to_docx needs at least one table")
+        entries = [(t, "auto", k + 1) for k, t in enumerate(items)]
+        return _written(self.document(entries), path)
+
+
+def _written(data: bytes, path: str | Path | None) -> bytes:
     if path is not None:
         Path(path).write_bytes(data)
     return data
-
-
-def _place(
-    doc: Any, table: Any, page: Page, orientation: Orientation, first: bool, number: int | None
-) -> str:
-    """Add one table in its own section (a landscape one when it is wide); its orientation."""
-    from docx.enum.section import WD_SECTION
-
-    cells = _rows(table)
-    header, rows, numeric = cells
-    widths = _column_widths(rows, header, numeric)
-    orient = _orientation(widths, page, orientation)
-    section = doc.sections[0] if first else doc.add_section(WD_SECTION.NEW_PAGE)
-    text_width = _set_section(section, page, orient)
-    _caption(doc, table, number)
-    _add_table(doc, table, text_width, widths, cells)
-    _notes(doc, list(table.notes))
-    return orient
 
 
 def table_to_docx(
@@ -447,15 +467,7 @@ def table_to_docx(
     and below the body; bold header; the notes under the table begin with *Note.* Checked by
     rendering with LibreOffice to PDF and PNG in ``tests/describe/test_word_render.py``.
     """
-    if page not in PAGES:
-        raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
-    if orientation not in ("auto", "portrait", "landscape"):
-        raise ValueError(
-            f"orientation must be 'auto', 'portrait' or 'landscape', not {orientation!r}"
-        )
-    doc = _new_document()
-    _place(doc, table, page, orientation, True, number)
-    return _finish(doc, path)
+    return _Writer(page).table(table, path, orientation=orientation, number=number)
 
 
 def tables_to_docx(
@@ -478,15 +490,67 @@ def tables_to_docx(
     -------
     bytes
     """
-    if page not in PAGES:
-        raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
-    items = list(tables.values()) if isinstance(tables, dict) else list(tables)
-    if not items:
-        raise ValueError("tables_to_docx needs at least one table")
-    doc = _new_document()
-    for k, t in enumerate(items):
-        _place(doc, t, page, "auto", k == 0, k + 1)
-    return _finish(doc, path)
+    return _Writer(page).tables(tables, path)
+
+
+# ---- python-docx's own way: the reference of the fast path (tests, benchmarks/bench_write.py)
+
+
+def _blank_document() -> Any:
+    import docx
+    from docx.oxml.ns import qn
+    from docx.shared import Pt
+
+    doc = docx.Document()
+    style = doc.styles["Normal"]
+    style.font.size = Pt(10)
+    style.font.name = FONT  # a font every office suite has (metric twin: Liberation Serif)
+    fonts = style.element.rPr.rFonts
+    for attr in ("w:ascii", "w:hAnsi", "w:cs", "w:eastAsia"):
+        fonts.set(qn(attr), FONT)
+    return doc
+
+
+def _fix_core(doc: Any) -> Any:
+    """The fixed core properties (times, author, revision): the same table, the same bytes."""
+    fixed = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+    props = doc.core_properties
+    props.created = props.modified = fixed
+    props.last_modified_by = props.author = "peerstats"
+    props.revision = 1
+    return doc
+
+
+def _blank_finished() -> Any:
+    return _fix_core(_blank_document())
+
+
+def _place(
+    doc: Any, table: Any, page: Page, orientation: Orientation, first: bool, number: int | None
+) -> str:
+    """Add one table in its own section (a landscape one when it is wide); its orientation."""
+    from docx.enum.section import WD_SECTION
+
+    cells = _rows(table)
+    header, rows, numeric = cells
+    widths = _column_widths(rows, header, numeric)
+    orient = _orientation(widths, page, orientation)
+    section = doc.sections[0] if first else doc.add_section(WD_SECTION.NEW_PAGE)
+    text_width = _set_section(section, page, orient)
+    _caption(doc, table, number)
+    _build_table(doc, text_width, widths, header, rows, numeric)
+    _notes(doc, list(table.notes))
+    return orient
+
+
+def _reference_docx(entries: list[tuple[Any, Orientation, int | None]], page: Page) -> bytes:
+    """The .docx of ``(table, orientation, number)`` entries built by python-docx alone (a
+    fresh blank document, its table API, its package writer): what :class:`_Writer` must
+    equal byte for byte."""
+    doc = _blank_finished()
+    for k, (table, orientation, number) in enumerate(entries):
+        _place(doc, table, page, orientation, k == 0, number)
+    return _save_reproducible(doc)
 
 
 class _FixedTimeZip:
@@ -507,28 +571,18 @@ class _FixedTimeZip:
 
 
 def _save_reproducible(doc: Any) -> bytes:
-    """The .docx bytes of ``doc`` with fixed member times, compressed once (issue 22: saving
-    and then rewriting the zip, :func:`_reproducible_zip`, deflated every part twice). The
-    same bytes as ``_reproducible_zip(doc.save(...))``: python-docx's ``OpcPackage.save`` and
-    ``PackageWriter.write`` with our member writer; their own way when python-docx lacks
-    those steps."""
-    from docx.opc.pkgwriter import PackageWriter
-
-    steps = ("_write_content_types_stream", "_write_pkg_rels", "_write_parts")
-    package = doc.part.package
+    """The .docx bytes of ``doc`` through python-docx's package writer and :mod:`zipfile`,
+    with fixed member times (``_reproducible_zip(doc.save(...))``)."""
     buf = io.BytesIO()
-    if not all(hasattr(PackageWriter, s) for s in steps):  # another python-docx
-        doc.save(buf)
-        return _reproducible_zip(buf.getvalue())
-    for part in package.parts:
-        part.before_marshal()
-    parts = package.parts
     writer = _FixedTimeZip(buf)
-    PackageWriter._write_content_types_stream(writer, parts)
-    PackageWriter._write_pkg_rels(writer, package.rels)
-    PackageWriter._write_parts(writer, parts)
+    for name, blob in _docxfast.package_blobs(doc):
+        writer.write(_Name(name), blob)
     writer.close()
     return buf.getvalue()
+
+
+class _Name(NamedTuple):
+    membername: str
 
 
 def _reproducible_zip(data: bytes) -> bytes:
