@@ -258,6 +258,50 @@ def template(blank: Any) -> Template:
     return _TEMPLATE[0]
 
 
+def new_document(tpl: Template) -> Any:
+    """A python-docx ``Document`` on a copy of the template's main part (its other parts are
+    the template's: only the main part is ever written from it)."""
+    import copy
+
+    from docx.document import Document
+
+    return Document(copy.deepcopy(tpl.doc.element), tpl.doc.part)
+
+
+def body_xml(tpl: Template, build: Any) -> bytes:
+    """The body content (without the section properties) that ``build(doc)`` adds to a new
+    document, as serialized inside a document: the namespaces are the root's."""
+    from docx.opc.oxml import serialize_part_xml
+
+    doc = new_document(tpl)
+    build(doc)
+    xml = serialize_part_xml(doc.element)
+    return xml[xml.index(b"<w:body>") + len(b"<w:body>") : xml.rindex(b"<w:sectPr")]
+
+
+def split_at(xml: bytes, runs: list[str]) -> list[bytes]:
+    """``xml`` split at the ``w:t`` of each text of ``runs``, in order; each must occur once."""
+    parts = []
+    for text in runs:
+        mark = f"<w:t>{text}</w:t>".encode()
+        if xml.count(mark) != 1:  # pragma: no cover - python-docx wrote the run otherwise
+            raise RuntimeError(f"peerstats: a paragraph template lacks its run {text!r}")
+        head, xml = xml.split(mark)
+        parts.append(head)
+    return [*parts, xml]
+
+
+def fill(parts: list[bytes], texts: list[str]) -> bytes | None:
+    """The paragraph of template ``parts`` (:func:`split_at`) with ``texts`` in its runs, each
+    written as python-docx writes a run's text; ``None`` when one is not plain text."""
+    if any(_NOT_PLAIN.search(t) for t in texts):
+        return None
+    out = [parts[0]]
+    for text, part in zip(texts, parts[1:]):
+        out += (_t(text).encode(), part)
+    return b"".join(out)
+
+
 def docx_bytes(tpl: Template, document_xml: bytes) -> bytes:
     """The .docx of ``tpl`` with ``document_xml`` as its main document part."""
     main = member(tpl.main, document_xml)

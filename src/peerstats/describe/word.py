@@ -339,6 +339,60 @@ class _Prepared(NamedTuple):
     orient: str
     text_width: float
     xml: bytes | None
+    notes: bytes | None
+
+
+#: marker texts of the paragraph templates (private-use characters)
+_MARK, _MARK_NUMBER = "\ue000", "\ue001"
+_PARAS: dict[tuple[str, bool, bool], list[bytes]] = {}
+
+
+class _Label(NamedTuple):
+    caption: str
+
+
+def _para_template(kind: str, numbered: bool = False, captioned: bool = False) -> list[bytes]:
+    """The caption (``kind`` "caption") or note paragraph ("note": the first, with "Note.";
+    "more": the next ones) that python-docx writes with marker texts, split at their runs
+    (``_docxfast.split_at``); made once per process."""
+    key = (kind, numbered, captioned)
+    if key not in _PARAS:
+        tpl = _docxfast.template(_blank_finished)
+        if kind == "caption":
+            label = _Label(_MARK if captioned else "")
+            number = _MARK_NUMBER if numbered else None
+            xml = _docxfast.body_xml(tpl, lambda doc: _caption(doc, label, number))  # type: ignore[arg-type]
+            runs = [f"Table {_MARK_NUMBER}"] * numbered + [_MARK] * captioned
+        else:
+            first = _docxfast.body_xml(tpl, lambda doc: _notes(doc, [_MARK]))
+            xml = first
+            if kind == "more":
+                xml = _docxfast.body_xml(tpl, lambda doc: _notes(doc, [_MARK, _MARK]))
+                xml = xml[len(first) :]
+            runs = [_MARK]
+        _PARAS[key] = _docxfast.split_at(xml, runs)
+    return _PARAS[key]
+
+
+def _caption_xml(table: Any, number: int | None) -> bytes | None:
+    """:func:`_caption`'s paragraph as text (``None``: python-docx writes it)."""
+    if number is None and not table.caption:
+        return b""
+    texts = [f"Table {number}"] if number is not None else []
+    if table.caption:
+        texts.append(str(safe_cell(table.caption)))
+    return _docxfast.fill(_para_template("caption", number is not None, bool(table.caption)), texts)
+
+
+def _notes_xml(notes: list[str]) -> bytes | None:
+    """:func:`_notes`'s paragraphs as text (``None``: python-docx writes them)."""
+    out = []
+    for k, note in enumerate(notes):
+        para = _docxfast.fill(_para_template("more" if k else "note"), [str(safe_cell(note))])
+        if para is None:
+            return None
+        out.append(para)
+    return b"".join(out)
 
 
 class _Writer:
@@ -368,28 +422,34 @@ class _Writer:
         text_width = _text_width(self.page, orient)
         cols = _fit_widths(widths, text_width)
         xml = _docxfast.table_xml(header, rows, right, cols, int(round(BODY_PT * 2)))
-        prep = _Prepared(cells, widths, orient, text_width, None if xml is None else xml.encode())
+        tbl = None if xml is None else xml.encode()
+        prep = _Prepared(cells, widths, orient, text_width, tbl, _notes_xml(list(table.notes)))
         self._seen[key] = (table, prep)
         return prep
 
     def document(self, entries: list[tuple[Any, Orientation, int | None]]) -> bytes:
         """The .docx of ``(table, orientation, number)`` entries, each in its own section.
 
-        python-docx writes the captions, notes and sections into a copy of the template's
-        body; each table whose cells are plain text goes in as a ``<w:tbl/>`` placeholder,
-        replaced by its text in the serialized part."""
-        from docx.document import Document
+        python-docx writes the sections into a copy of the template's body; a table whose
+        caption, cells and notes are plain text goes in as a ``<w:tbl/>`` placeholder,
+        replaced in the serialized part by their text. Otherwise python-docx writes the
+        caption and notes (and the table too when a cell is not plain text)."""
         from docx.enum.section import WD_SECTION
         from docx.opc.oxml import serialize_part_xml
         from docx.oxml import OxmlElement
 
         tpl = _docxfast.template(_blank_finished)
-        doc = Document(copy.deepcopy(tpl.doc.element), tpl.doc.part)
+        doc = _docxfast.new_document(tpl)
         texts: list[bytes] = []
         for k, (table, orientation, number) in enumerate(entries):
             prep = self.prepared(table, orientation)
             section = doc.sections[0] if k == 0 else doc.add_section(WD_SECTION.NEW_PAGE)
             _set_section(section, self.page, prep.orient)
+            caption = _caption_xml(table, number)
+            if caption is not None and prep.xml is not None and prep.notes is not None:
+                doc.element.body._insert_tbl(OxmlElement("w:tbl"))
+                texts.append(caption + prep.xml + prep.notes)
+                continue
             _caption(doc, table, number)
             if prep.xml is None:  # a cell with tabs or line breaks: python-docx writes it
                 _build_table(doc, prep.text_width, prep.widths, *prep.cells)
