@@ -23,6 +23,7 @@ from typing import Any, Literal, NamedTuple
 import pandas as pd
 
 from peerstats.describe import _docxfast
+from peerstats.describe._format import format_value
 
 __all__ = [
     "table_to_docx",
@@ -68,10 +69,10 @@ def display_text(value: Any) -> str:
     """A display cell as text for Word and the display CSV: numbers formatted, a minus before
     a digit written as the minus sign U+2212 (typography, and never a formula prefix), then
     :func:`safe_cell`."""
-    from peerstats.describe._format import format_value
-
-    text = _NEGATIVE_ZERO.sub("", format_value(value))
-    return str(safe_cell(_NEGATIVE.sub("\u2212", text)))
+    text = format_value(value)
+    if "-" in text:  # both rules need a hyphen-minus
+        text = _NEGATIVE.sub("\u2212", _NEGATIVE_ZERO.sub("", text))
+    return str(safe_cell(text))
 
 
 _text = display_text
@@ -224,7 +225,9 @@ def _rows(table: Any) -> tuple[list[str], list[list[str]], list[bool]]:
     disp: pd.DataFrame = table.display
     header = [str(safe_cell(str(c))) for c in disp.columns]
     numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
-    cells = [[_text(v) for v in rec] for rec in disp.itertuples(index=False, name=None)]
+    # by column (the values itertuples would give, without building a Series per row)
+    columns = [[_text(v) for v in s] for _, s in disp.items()]
+    cells = [list(r) for r in zip(*columns)] if columns else [[] for _ in range(len(disp))]
     right = [
         j > 0
         and (numeric[j] or any(_NUMBERLIKE.match(r[j]) for r in cells))
