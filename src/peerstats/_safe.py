@@ -70,9 +70,36 @@ def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _needs_quote(value: Any) -> bool:
+    return isinstance(value, str) and safe_cell(value) is not value
+
+
+def _unchanged(df: pd.DataFrame) -> bool:
+    """:func:`safe_frame` would write ``df`` as it is: no header or cell it quotes, and every
+    object column holds only text and missing values (``None``, NaN), so that its
+    ``Series.map`` could not infer another type either (``[1, 2.5]`` would become floats)."""
+    if isinstance(df.columns, pd.MultiIndex) or any(_needs_quote(c) for c in df.columns):
+        return False
+    for _, s in df.items():
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            values = list(s.cat.categories)
+        elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            values = s.tolist()
+            if s.dtype == object and not all(
+                type(v) is str or v is None or (type(v) is float and v != v) for v in values
+            ):
+                return False
+        else:
+            continue
+        if any(_needs_quote(v) for v in values):
+            return False
+    return True
+
+
 def write_csv(df: pd.DataFrame, path: str | Path, **kwargs: Any) -> None:
     """``df.to_csv(path, index=False, lineterminator="\\n", **kwargs)`` with formula
-    injection neutralised (see :func:`safe_frame`)."""
+    injection neutralised (see :func:`safe_frame`). A frame with nothing to neutralise is
+    written as it is (the same bytes, without the copy: issue 22)."""
     kwargs.setdefault("index", False)
     kwargs.setdefault("lineterminator", "\n")
-    safe_frame(df).to_csv(path, **kwargs)
+    (df if _unchanged(df) else safe_frame(df)).to_csv(path, **kwargs)

@@ -176,3 +176,32 @@ def test_display_text_minus_rules() -> None:
     assert word.display_text("a-1") == "a-1"
     assert word.display_text("=cmd") == "'=cmd"
     assert word.display_text(None) == ""
+
+
+def _pandas_csv(table: Table) -> str:
+    """The display CSV as pandas writes it (Table.to_csv before issue 22): the reference."""
+    disp = table.display.copy()
+    disp.columns = [word.display_text(str(c)) for c in disp.columns]
+    for c in disp.columns:
+        disp[c] = [word.display_text(v) for v in disp[c]]
+    return disp.to_csv(index=False, lineterminator="\n")
+
+
+QUOTED = _table({"a, b": ['say "hi"', "two\nlines", "", "=x"], "c": [1.5, None, -2.0, 0.0]})
+SINGLE_EMPTY = _table({"only": ["", "x", ""]})
+
+
+@pytest.mark.parametrize(
+    "table", [ODD, SPACED, NO_CAPTION, BREAK_CAPTION, HEADER_ONLY, QUOTED, SINGLE_EMPTY, _wide()]
+)
+def test_display_csv_equals_pandas(table, tmp_path) -> None:
+    assert table.to_csv() == _pandas_csv(table)
+    writer = word._Writer()
+    assert writer.csv(table, tmp_path / "t.csv") == _pandas_csv(table)
+    assert (tmp_path / "t.csv").read_text(encoding="utf-8") == _pandas_csv(table)
+
+
+def test_display_csv_of_run_table_and_repeated_header(table_one) -> None:
+    assert table_one.to_csv() == _pandas_csv(table_one)
+    twice = Table(pd.DataFrame(), pd.DataFrame([["x", "y"]], columns=["a", "a"]))
+    assert twice.to_csv() == _pandas_csv(twice)

@@ -219,14 +219,21 @@ def _cell_text_docx(cell: Any, text: str, *, bold: bool = False, right: bool = F
 _NUMBERLIKE = re.compile(r"^[(<>\u2212+-]?\s*[\d.]")
 
 
-def _rows(table: Any) -> tuple[list[str], list[list[str]], list[bool]]:
+def _display_columns(table: Any) -> list[list[str]]:
+    """The display's cells as text (:func:`display_text`), column by column: the values
+    ``itertuples`` would give, without building a row at a time."""
+    return [[_text(v) for v in s] for _, s in table.display.items()]
+
+
+def _rows(
+    table: Any, columns: list[list[str]] | None = None
+) -> tuple[list[str], list[list[str]], list[bool]]:
     """Header, body cells (no-break spaces in cells of numbers) and which columns hold
-    numbers (right-aligned, never wrapped)."""
+    numbers (right-aligned, never wrapped). ``columns``: ``_display_columns(table)``."""
     disp: pd.DataFrame = table.display
     header = [str(safe_cell(str(c))) for c in disp.columns]
     numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
-    # by column (the values itertuples would give, without building a Series per row)
-    columns = [[_text(v) for v in s] for _, s in disp.items()]
+    columns = _display_columns(table) if columns is None else columns
     cells = [list(r) for r in zip(*columns)] if columns else [[] for _ in range(len(disp))]
     right = [
         j > 0
@@ -237,6 +244,29 @@ def _rows(table: Any) -> tuple[list[str], list[list[str]], list[bool]]:
     # a cell of numbers never wraps: "1.2 (0.4 to 2.0)" keeps its spaces as no-break spaces
     rows = [[c.replace(" ", "\u00a0") if right[j] else c for j, c in enumerate(r)] for r in cells]
     return header, rows, right
+
+
+def display_csv(table: Any, columns: list[list[str]] | None = None) -> str:
+    """:meth:`Table.to_csv`'s text: the display as it reads (every header and cell through
+    :func:`display_text`), formula-safe, written by :mod:`csv` as pandas' ``to_csv`` writes
+    it (the same dialect: pandas writes through :mod:`csv`). A header that repeats a name
+    takes pandas' own way. ``columns``: ``_display_columns(table)``."""
+    import csv
+
+    disp: pd.DataFrame = table.display
+    header = [display_text(str(c)) for c in disp.columns]
+    if not header or len(set(header)) < len(header):
+        out = disp.copy()
+        out.columns = header
+        for c in out.columns:
+            out[c] = [display_text(v) for v in out[c]]
+        return out.to_csv(index=False, lineterminator="\n")
+    columns = _display_columns(table) if columns is None else columns
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(zip(*columns))
+    return buf.getvalue()
 
 
 def _caption(doc: Any, table: Any, number: int | None) -> None:
@@ -411,14 +441,27 @@ class _Writer:
         if page not in PAGES:
             raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
         self.page = page
-        self._seen: dict[tuple[int, str], tuple[Any, _Prepared]] = {}
+        self._seen: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+    def columns(self, table: Any) -> list[list[str]]:
+        """``_display_columns(table)``, made once per table."""
+        key = (id(table), "columns")
+        if key not in self._seen or self._seen[key][0] is not table:
+            self._seen[key] = (table, _display_columns(table))
+        return self._seen[key][1]
+
+    def csv(self, table: Any, path: str | Path) -> str:
+        """``table.to_csv(path)`` (:func:`display_csv`) from the cells made once per table."""
+        text = display_csv(table, self.columns(table))
+        Path(path).write_text(text, encoding="utf-8")
+        return text
 
     def prepared(self, table: Any, orientation: Orientation) -> _Prepared:
         """``table`` laid out in ``orientation`` (``auto``: landscape when it is wide)."""
         key = (id(table), orientation)
         if key in self._seen and self._seen[key][0] is table:
             return self._seen[key][1]
-        cells = _rows(table)
+        cells = _rows(table, self.columns(table))
         header, rows, right = cells
         widths = _column_widths(rows, header, right)
         orient = _orientation(widths, self.page, orientation)

@@ -209,7 +209,7 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
     if run.display_tables:
         (root / "tables" / "display").mkdir()
     for name, table in run.display_tables.items():  # as the table reads: CSV and Word
-        table.to_csv(root / "tables" / "display" / f"{name}.csv")
+        writer.csv(table, root / "tables" / "display" / f"{name}.csv")
         writer.table(table, root / "tables" / f"{name}.docx")
     _write_word(root, run, writer)
     for name, svg in run.figures.items():
