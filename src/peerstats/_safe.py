@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["safe_cell", "safe_frame", "write_csv", "FORMULA_PREFIXES"]
@@ -80,12 +81,16 @@ def _unchanged(df: pd.DataFrame) -> bool:
     ``Series.map`` could not infer another type either (``[1, 2.5]`` would become floats)."""
     if isinstance(df.columns, pd.MultiIndex) or any(_needs_quote(c) for c in df.columns):
         return False
-    for _, s in df.items():
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            values = list(s.cat.categories)
-        elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-            values = s.tolist()
-            if s.dtype == object and not all(
+    for i, dtype in enumerate(df.dtypes.tolist()):
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
+            continue  # numbers, booleans, times: safe_frame leaves them
+        if isinstance(dtype, pd.CategoricalDtype):
+            values = list(df.iloc[:, i].cat.categories)
+        elif (is_object := isinstance(dtype, np.dtype) and dtype.kind == "O") or (
+            pd.api.types.is_string_dtype(dtype)
+        ):
+            values = df.iloc[:, i].tolist()
+            if is_object and not all(
                 type(v) is str or v is None or (type(v) is float and v != v) for v in values
             ):
                 return False
