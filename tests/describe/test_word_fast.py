@@ -205,3 +205,17 @@ def test_display_csv_of_run_table_and_repeated_header(table_one) -> None:
     assert table_one.to_csv() == _pandas_csv(table_one)
     twice = Table(pd.DataFrame(), pd.DataFrame([["x", "y"]], columns=["a", "a"]))
     assert twice.to_csv() == _pandas_csv(twice)
+
+
+def test_warm_up_in_a_thread_while_writing(table_one, monkeypatch) -> None:
+    import threading
+
+    monkeypatch.setattr(_docxfast, "_TEMPLATE", [])
+    monkeypatch.setattr(word, "_PARAS", {})
+    thread = threading.Thread(target=word.warm_up)
+    thread.start()
+    data = word.tables_to_docx([table_one, SPACED, NO_CAPTION])
+    thread.join()
+    assert _docxfast._TEMPLATE and len(word._PARAS) == 5
+    entries = [(table_one, "auto", 1), (SPACED, "auto", 2), (NO_CAPTION, "auto", 3)]
+    assert data == word._reference_docx(entries, "a4") == word._Writer().document(entries)

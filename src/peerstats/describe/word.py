@@ -533,6 +533,20 @@ class _Writer:
         return _written(self.document(entries), path)
 
 
+def warm_up() -> None:
+    """Import python-docx and make this process's Word template and paragraph templates now
+    (they are made with the first document otherwise): for a caller with idle time before
+    it writes, e.g. a thread started while the process waits for a worker. Safe to call
+    more than once and from a thread."""
+    _docxfast.template(_blank_finished)
+    for numbered in (False, True):
+        for captioned in (False, True):
+            if numbered or captioned:
+                _para_template("caption", numbered, captioned)
+    _para_template("note")
+    _para_template("more")
+
+
 def _written(data: bytes, path: str | Path | None) -> bytes:
     if path is not None:
         Path(path).write_bytes(data)
