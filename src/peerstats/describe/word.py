@@ -8,6 +8,14 @@ margins 2.5 cm (1 inch); a table wider than the portrait text width gets a lands
 Cells of numbers and confidence intervals never wrap (their spaces are no-break spaces), and
 the columns are sized to their text so that the table fits the text width. Text cells pass
 through the formula-safe cell helper (a cell pasted into a spreadsheet must not run).
+
+Speed (issue 22): python-docx makes the template (its default document with our Normal style)
+and every paragraph shape, once per process; a document is then written as text and zipped
+by hand (:mod:`peerstats.describe._docxfast`: only ``word/document.xml`` differs between two
+of our documents, so the other parts are deflated once, and python-docx's package writer
+deflated all of them again for each file). The bytes are those of python-docx's own save
+(:func:`_reference_docx`, tested byte for byte); text python-docx writes otherwise (tabs,
+line breaks) takes python-docx's path.
 """
 
 from __future__ import annotations
