@@ -402,7 +402,7 @@ def _para_template(kind: str, numbered: bool = False, captioned: bool = False) -
         if kind == "caption":
             label = _Label(_MARK if captioned else "")
             number = _MARK_NUMBER if numbered else None
-            xml = _docxfast.body_xml(tpl, lambda doc: _caption(doc, label, number))  # type: ignore[arg-type]
+            xml = _docxfast.body_xml(tpl, lambda doc: _caption(doc, label, number))
             runs = [f"Table {_MARK_NUMBER}"] * numbered + [_MARK] * captioned
         else:
             first = _docxfast.body_xml(tpl, lambda doc: _notes(doc, [_MARK]))
