@@ -240,7 +240,10 @@ def _rows(
     numbers (right-aligned, never wrapped). ``columns``: ``_display_columns(table)``."""
     disp: pd.DataFrame = table.display
     header = [str(safe_cell(str(c))) for c in disp.columns]
-    numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
+    if disp.columns.is_unique:  # by dtype: the same answer, without a Series per column
+        numeric = [pd.api.types.is_numeric_dtype(t) for t in disp.dtypes.tolist()]
+    else:
+        numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
     columns = _display_columns(table) if columns is None else columns
     cells = [list(r) for r in zip(*columns)] if columns else [[] for _ in range(len(disp))]
     right = [
