@@ -1,6 +1,6 @@
 """The fast Word writer (issue 22): every document it writes must be, byte for byte, the one
-python-docx writes by itself (``word._reference_docx``: a fresh blank document, python-docx's
-table, paragraph and section API, its package writer and :mod:`zipfile`), and must open in
+python-docx writes by itself (``_docxref.reference_docx``: a fresh blank document, python-docx's
+table, paragraph and section API, ``Document.save`` and :mod:`zipfile`), and must open in
 python-docx and pass :meth:`zipfile.ZipFile.testzip`. The reference is python-docx and
 zipfile: the documents must not change, only the time to write them. SYNTHETIC tables."""
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import peerstats
-from peerstats.describe import _docxfast, word
+from peerstats.describe import _docxfast, _docxref, word
 from peerstats.describe.render import Table
 
 
@@ -55,7 +55,7 @@ HEADER_ONLY = _table(
 
 def _same(entries, page="a4") -> bytes:
     fast = word._Writer(page).document(entries)
-    slow = word._reference_docx(entries, page)
+    slow = _docxref.reference_docx(entries, page)
     assert fast == slow
     return fast
 
@@ -96,8 +96,8 @@ def test_public_functions_use_python_docx_cells_as_reference(table_one, monkeypa
     fast = word.table_to_docx(table_one, number=2)
     many = word.tables_to_docx([table_one, ODD])
     monkeypatch.setattr(word, "_cell_text", word._cell_text_docx)
-    assert fast == word._reference_docx([(table_one, "auto", 2)], "a4")
-    assert many == word._reference_docx([(table_one, "auto", 1), (ODD, "auto", 2)], "a4")
+    assert fast == _docxref.reference_docx([(table_one, "auto", 2)], "a4")
+    assert many == _docxref.reference_docx([(table_one, "auto", 1), (ODD, "auto", 2)], "a4")
 
 
 def test_document_opens_and_zip_is_sound(table_one, tmp_path) -> None:
@@ -137,7 +137,7 @@ def test_not_plain_text_takes_python_docx_path() -> None:
 def test_text_that_xml_cannot_hold_fails_as_before() -> None:
     bad = _table({"A": ["ok", "bad \ufffe"]})
     with pytest.raises(ValueError):
-        word._reference_docx([(bad, "auto", None)], "a4")
+        _docxref.reference_docx([(bad, "auto", None)], "a4")
     with pytest.raises(ValueError):
         word.table_to_docx(bad)
 
@@ -218,4 +218,15 @@ def test_warm_up_in_a_thread_while_writing(table_one, monkeypatch) -> None:
     thread.join()
     assert _docxfast._TEMPLATE and len(word._PARAS) == 5
     entries = [(table_one, "auto", 1), (SPACED, "auto", 2), (NO_CAPTION, "auto", 3)]
-    assert data == word._reference_docx(entries, "a4") == word._Writer().document(entries)
+    assert data == _docxref.reference_docx(entries, "a4") == word._Writer().document(entries)
+
+
+def test_package_blobs_without_python_docx_writer_steps(monkeypatch) -> None:
+    """Another python-docx without ``PackageWriter``'s steps: the members are read back from
+    ``Document.save``, the same names, order and bytes."""
+    doc = word._blank_finished()
+    steps = _docxfast.package_blobs(doc)
+    monkeypatch.setattr(_docxfast, "_WRITER_STEPS", ("_write_parts", "_a_later_name"))
+    saved = _docxfast.package_blobs(doc)
+    assert [n for n, _ in saved] == [n for n, _ in steps]
+    assert saved == steps

@@ -22,7 +22,7 @@ property setters. Only ``word/document.xml`` differs between two of our document
 
 python-docx still writes everything it does well: the template and its styles, captions,
 notes and sections. ``tests/describe/test_word_fast.py`` checks the bytes against
-python-docx's save (``word._reference_docx``) on tables with awkward cells, a landscape
+python-docx's save (``_docxref.reference_docx``) on tables with awkward cells, a landscape
 table and a document of several sections, and that the zip opens with python-docx and
 :func:`zipfile.ZipFile.testzip`.
 """
@@ -210,6 +210,10 @@ class _Recorder:
         pass
 
 
+#: the steps of python-docx's ``PackageWriter.write`` (python-docx 1.x) that we call
+_WRITER_STEPS = ("_write_content_types_stream", "_write_pkg_rels", "_write_parts")
+
+
 def package_blobs(doc: Any) -> list[tuple[str, bytes]]:
     """Every member of ``doc``'s .docx in order, as python-docx's ``OpcPackage.save`` and
     ``PackageWriter.write`` write them (through :class:`_Recorder`); read back from
@@ -218,9 +222,8 @@ def package_blobs(doc: Any) -> list[tuple[str, bytes]]:
 
     from docx.opc.pkgwriter import PackageWriter
 
-    steps = ("_write_content_types_stream", "_write_pkg_rels", "_write_parts")
     package = doc.part.package
-    if not all(hasattr(PackageWriter, s) for s in steps):  # another python-docx
+    if not all(hasattr(PackageWriter, s) for s in _WRITER_STEPS):  # another python-docx
         buf = io.BytesIO()
         doc.save(buf)
         zf = zipfile.ZipFile(buf)

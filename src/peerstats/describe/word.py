@@ -14,8 +14,8 @@ and every paragraph shape, once per process; a document is then written as text 
 by hand (:mod:`peerstats.describe._docxfast`: only ``word/document.xml`` differs between two
 of our documents, so the other parts are deflated once, and python-docx's package writer
 deflated all of them again for each file). The bytes are those of python-docx's own save
-(:func:`_reference_docx`, tested byte for byte); text python-docx writes otherwise (tabs,
-line breaks) takes python-docx's path.
+(``_docxref.reference_docx``, tested byte for byte); text that python-docx writes otherwise
+(tabs, line breaks) takes python-docx's path.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import copy
 import datetime
 import io
 import re
-import zipfile
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -441,7 +440,7 @@ def _notes_xml(notes: list[str]) -> bytes | None:
 
 class _Writer:
     """Writes Word documents of tables on ``page`` (issue 22: the fast path of
-    :mod:`peerstats.describe._docxfast`, the same bytes as :func:`_reference_docx`).
+    :mod:`peerstats.describe._docxfast`, the same bytes as ``_docxref.reference_docx``).
 
     Each table's cells, layout and ``w:tbl`` are made once per writer: a run writes every
     table twice, alone and in tables.docx. The writer keeps the tables it has seen (their
@@ -487,38 +486,45 @@ class _Writer:
     def document(self, entries: list[tuple[Any, Orientation, int | None]]) -> bytes:
         """The .docx of ``(table, orientation, number)`` entries, each in its own section.
 
-        python-docx writes the sections into a copy of the template's body; a table whose
-        caption, cells and notes are plain text goes in as a ``<w:tbl/>`` placeholder,
-        replaced in the serialized part by their text. Otherwise python-docx writes the
-        caption and notes (and the table too when a cell is not plain text)."""
-        from docx.enum.section import WD_SECTION
-        from docx.opc.oxml import serialize_part_xml
-        from docx.oxml import OxmlElement
+        A table whose caption, cells and notes are plain text is one block of text, put in
+        place of a ``<w:tbl/>`` placeholder of the serialized document that python-docx
+        wrote with the sections alone (:func:`_skeleton`, kept per page and orientations).
+        Otherwise python-docx writes the caption and notes into the document (and the table
+        too when a cell is not plain text)."""
+        preps = [self.prepared(table, orientation) for table, orientation, _ in entries]
+        blocks = [
+            _block(_caption_xml(table, number), prep)
+            for (table, _, number), prep in zip(entries, preps)
+        ]
+        if all(b is not None for b in blocks):
+            pieces = _skeleton(self.page, tuple(p.orient for p in preps))
+        else:
+            pieces, blocks = self._mixed(entries, preps, blocks)
+        xml = pieces[0] + b"".join(b + p for b, p in zip(blocks, pieces[1:]))
+        return _docxfast.docx_bytes(_docxfast.template(_blank_finished), xml)
 
-        tpl = _docxfast.template(_blank_finished)
-        doc = _docxfast.new_document(tpl)
+    def _mixed(
+        self,
+        entries: list[tuple[Any, Orientation, int | None]],
+        preps: list[_Prepared],
+        blocks: list[bytes | None],
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The serialized document split at its placeholders, and the texts that go there,
+        when python-docx writes some of the paragraphs or tables."""
+        doc = _docxfast.new_document(_docxfast.template(_blank_finished))
         texts: list[bytes] = []
-        for k, (table, orientation, number) in enumerate(entries):
-            prep = self.prepared(table, orientation)
-            section = doc.sections[0] if k == 0 else doc.add_section(WD_SECTION.NEW_PAGE)
-            _set_section(section, self.page, prep.orient)
-            caption = _caption_xml(table, number)
-            if caption is not None and prep.xml is not None and prep.notes is not None:
-                doc.element.body._insert_tbl(OxmlElement("w:tbl"))
-                texts.append(caption + prep.xml + prep.notes)
+        for k, ((table, _, number), prep, block) in enumerate(zip(entries, preps, blocks)):
+            _section(doc, self.page, prep.orient, k)
+            if block is not None:
+                texts.append(_placeholder(doc, block))
                 continue
             _caption(doc, table, number)
             if prep.xml is None:  # a cell with tabs or line breaks: python-docx writes it
                 _build_table(doc, prep.text_width, prep.widths, *prep.cells)
             else:
-                doc.element.body._insert_tbl(OxmlElement("w:tbl"))
-                texts.append(prep.xml)
+                texts.append(_placeholder(doc, prep.xml))
             _notes(doc, list(table.notes))
-        pieces = serialize_part_xml(doc.element).split(b"<w:tbl/>")
-        if len(pieces) != len(texts) + 1:  # pragma: no cover - an empty w:tbl of python-docx
-            raise RuntimeError("peerstats: a table placeholder of the Word writer was lost")
-        xml = pieces[0] + b"".join(t + p for t, p in zip(texts, pieces[1:]))
-        return _docxfast.docx_bytes(tpl, xml)
+        return _split(doc, len(texts)), texts
 
     def table(
         self,
@@ -542,6 +548,57 @@ class _Writer:
             raise ValueError("tables_to_docx needs at least one table")
         entries = [(t, "auto", k + 1) for k, t in enumerate(items)]
         return _written(self.document(entries), path)
+
+
+def _block(caption: bytes | None, prep: _Prepared) -> bytes | None:
+    """A table's caption, ``w:tbl`` and notes as one text (``None``: not all plain text)."""
+    if caption is None or prep.xml is None or prep.notes is None:
+        return None
+    return caption + prep.xml + prep.notes
+
+
+def _section(doc: Any, page: Page, orient: str, k: int) -> None:
+    """The ``k``-th section of ``doc`` (the first is the document's own), in ``orient``."""
+    from docx.enum.section import WD_SECTION
+
+    section = doc.sections[0] if k == 0 else doc.add_section(WD_SECTION.NEW_PAGE)
+    _set_section(section, page, orient)
+
+
+def _placeholder(doc: Any, text: bytes) -> bytes:
+    """Add a ``<w:tbl/>`` placeholder to ``doc`` for ``text``; returns ``text``."""
+    from docx.oxml import OxmlElement
+
+    doc.element.body._insert_tbl(OxmlElement("w:tbl"))
+    return text
+
+
+def _split(doc: Any, n: int) -> list[bytes]:
+    """``doc``'s main part serialized, split at its ``n`` placeholders."""
+    from docx.opc.oxml import serialize_part_xml
+
+    pieces = serialize_part_xml(doc.element).split(b"<w:tbl/>")
+    if len(pieces) != n + 1:  # pragma: no cover - an empty w:tbl of python-docx
+        raise RuntimeError("peerstats: a table placeholder of the Word writer was lost")
+    return pieces
+
+
+_SKELETONS: dict[tuple[str, tuple[str, ...]], list[bytes]] = {}
+
+
+def _skeleton(page: Page, orients: tuple[str, ...]) -> list[bytes]:
+    """The serialized document of sections in ``orients`` with a placeholder in each, split
+    at the placeholders (a function of the page and orientations alone: kept, up to 64)."""
+    key = (page, orients)
+    if key not in _SKELETONS:
+        doc = _docxfast.new_document(_docxfast.template(_blank_finished))
+        for k, orient in enumerate(orients):
+            _section(doc, page, orient, k)
+            _placeholder(doc, b"")
+        if len(_SKELETONS) >= 64:
+            _SKELETONS.clear()
+        _SKELETONS[key] = _split(doc, len(orients))
+    return _SKELETONS[key]
 
 
 def warm_up() -> None:
@@ -624,7 +681,7 @@ def tables_to_docx(
     return _Writer(page).tables(tables, path)
 
 
-# ---- python-docx's own way: the reference of the fast path (tests, benchmarks/bench_write.py)
+# ---- the blank document: python-docx's default template with our Normal style
 
 
 def _blank_document() -> Any:
@@ -654,76 +711,3 @@ def _fix_core(doc: Any) -> Any:
 
 def _blank_finished() -> Any:
     return _fix_core(_blank_document())
-
-
-def _place(
-    doc: Any, table: Any, page: Page, orientation: Orientation, first: bool, number: int | None
-) -> str:
-    """Add one table in its own section (a landscape one when it is wide); its orientation."""
-    from docx.enum.section import WD_SECTION
-
-    cells = _rows(table)
-    header, rows, numeric = cells
-    widths = _column_widths(rows, header, numeric)
-    orient = _orientation(widths, page, orientation)
-    section = doc.sections[0] if first else doc.add_section(WD_SECTION.NEW_PAGE)
-    text_width = _set_section(section, page, orient)
-    _caption(doc, table, number)
-    _build_table(doc, text_width, widths, header, rows, numeric)
-    _notes(doc, list(table.notes))
-    return orient
-
-
-def _reference_docx(entries: list[tuple[Any, Orientation, int | None]], page: Page) -> bytes:
-    """The .docx of ``(table, orientation, number)`` entries built by python-docx alone (a
-    fresh blank document, its table API, its package writer): what :class:`_Writer` must
-    equal byte for byte."""
-    doc = _blank_finished()
-    for k, (table, orientation, number) in enumerate(entries):
-        _place(doc, table, page, orientation, k == 0, number)
-    return _save_reproducible(doc)
-
-
-class _FixedTimeZip:
-    """python-docx's physical package writer (``docx.opc.phys_pkg._ZipPkgWriter``: ``write``,
-    ``close``) giving every member the fixed time and mode of :func:`_reproducible_zip`."""
-
-    def __init__(self, buf: io.BytesIO) -> None:
-        self._zipf = zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED)
-
-    def write(self, pack_uri: Any, blob: bytes) -> None:
-        fixed = zipfile.ZipInfo(pack_uri.membername, date_time=(1980, 1, 1, 0, 0, 0))
-        fixed.compress_type = zipfile.ZIP_DEFLATED
-        fixed.external_attr = 0o644 << 16
-        self._zipf.writestr(fixed, blob)
-
-    def close(self) -> None:
-        self._zipf.close()
-
-
-def _save_reproducible(doc: Any) -> bytes:
-    """The .docx bytes of ``doc`` through python-docx's package writer and :mod:`zipfile`,
-    with fixed member times (``_reproducible_zip(doc.save(...))``)."""
-    buf = io.BytesIO()
-    writer = _FixedTimeZip(buf)
-    for name, blob in _docxfast.package_blobs(doc):
-        writer.write(_Name(name), blob)
-    writer.close()
-    return buf.getvalue()
-
-
-class _Name(NamedTuple):
-    membername: str
-
-
-def _reproducible_zip(data: bytes) -> bytes:
-    """The same .docx with fixed member timestamps: the same table gives the same bytes."""
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = 0o644 << 16
-            dst.writestr(fixed, src.read(info.filename))
-    return out.getvalue()
