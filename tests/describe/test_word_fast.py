@@ -42,7 +42,7 @@ ODD = _table(
     notes=["A note.", "second "],
 )
 SPACED = _table(
-    {"A": ["x y ", "Åse & Ørjan", "\u2212 0.5"]},
+    {"A": ["x y ", "Åse & Ørjan", "\u2212 0.5", "emoji \U0001f600", "nel\u0085 ls\u2028"]},
     caption=" spaced & <caption> ",
     notes=[" first & <x>", "then ", "last"],
 )
