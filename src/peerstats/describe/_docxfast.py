@@ -16,12 +16,14 @@ property setters. Only ``word/document.xml`` differs between two of our document
   elements, attributes and escaping as lxml's serializer); a table with a cell that python-docx
   writes with tabs or line breaks returns ``None`` and takes python-docx's path;
 * :func:`zip_bytes` writes the zip: the local headers, central directory and end record that
-  :mod:`zipfile` writes for ``writestr`` with the fixed member time and mode of
-  ``word._FixedTimeZip`` (PKWARE APPNOTE.TXT 4.3.7, 4.3.12, 4.3.16), the members deflated as
+  :mod:`zipfile` writes for ``writestr`` with a fixed member time (1980-01-01) and mode
+  (rw-r--r--) (PKWARE APPNOTE.TXT 4.3.7, 4.3.12, 4.3.16), the members deflated as
   :mod:`zipfile` deflates them (raw deflate, default level, one ``compress`` and ``flush``).
 
-python-docx still writes everything it does well: the template and its styles, captions,
-notes and sections. ``tests/describe/test_word_fast.py`` checks the bytes against
+python-docx still writes everything it does well: the template and its styles, the sections,
+and the shape of each caption and note paragraph (made once with marker texts,
+:func:`split_at`, :func:`fill`); any text it writes otherwise (tabs, line breaks) it writes
+itself. ``tests/describe/test_word_fast.py`` checks the bytes against
 python-docx's save (``_docxref.reference_docx``) on tables with awkward cells, a landscape
 table and a document of several sections, and that the zip opens with python-docx and
 :func:`zipfile.ZipFile.testzip`.
