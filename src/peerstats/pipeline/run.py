@@ -161,9 +161,17 @@ def run_analysis(
     order = (steps.describe, steps.figures, steps.sensitivity, steps.economics, steps.mechanisms)
     # on the second core while the sensitivity analyses and the economics run here
     second = (steps.describe, steps.figures, steps.mechanisms)
-    run_steps(run, order, beside=second, progress=progress, jobs=jobs)
+    run_steps(run, order, beside=second, progress=progress, jobs=jobs, idle=(_warm_word,))
     steps.render(run, progress=progress)
     return run
+
+
+def _warm_word() -> None:
+    """The Word templates made ahead of the first table (:func:`~peerstats.describe.word.warm_up`),
+    while the second core finishes."""
+    from peerstats.describe.word import warm_up
+
+    warm_up()
 
 
 def _now() -> _dt.datetime:
