@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["safe_cell", "safe_frame", "write_csv", "FORMULA_PREFIXES"]
@@ -70,9 +71,40 @@ def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _needs_quote(value: Any) -> bool:
+    return isinstance(value, str) and safe_cell(value) is not value
+
+
+def _unchanged(df: pd.DataFrame) -> bool:
+    """:func:`safe_frame` would write ``df`` as it is: no header or cell it quotes, and every
+    object column holds only text and missing values (``None``, NaN), so that its
+    ``Series.map`` could not infer another type either (``[1, 2.5]`` would become floats)."""
+    if isinstance(df.columns, pd.MultiIndex) or any(_needs_quote(c) for c in df.columns):
+        return False
+    for i, dtype in enumerate(df.dtypes.tolist()):
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
+            continue  # numbers, booleans, times: safe_frame leaves them
+        if isinstance(dtype, pd.CategoricalDtype):
+            values = list(df.iloc[:, i].cat.categories)
+        elif (is_object := isinstance(dtype, np.dtype) and dtype.kind == "O") or (
+            pd.api.types.is_string_dtype(dtype)
+        ):
+            values = df.iloc[:, i].tolist()
+            if is_object and not all(
+                type(v) is str or v is None or (type(v) is float and v != v) for v in values
+            ):
+                return False
+        else:
+            continue
+        if any(_needs_quote(v) for v in values):
+            return False
+    return True
+
+
 def write_csv(df: pd.DataFrame, path: str | Path, **kwargs: Any) -> None:
     """``df.to_csv(path, index=False, lineterminator="\\n", **kwargs)`` with formula
-    injection neutralised (see :func:`safe_frame`)."""
+    injection neutralised (see :func:`safe_frame`). A frame with nothing to neutralise is
+    written as it is (the same bytes, without the copy: issue 22)."""
     kwargs.setdefault("index", False)
     kwargs.setdefault("lineterminator", "\n")
-    safe_frame(df).to_csv(path, **kwargs)
+    (df if _unchanged(df) else safe_frame(df)).to_csv(path, **kwargs)

@@ -306,3 +306,35 @@ def test_the_worker_carries_consort_back(small_two_arm):
     assert two.consort_flow is not None
     assert two.consort_flow.counts.equals(one.consort_flow.counts)
     assert list(two.display_tables) == list(one.display_tables)
+
+
+def test_idle_work_runs_only_while_the_worker_is_busy():
+    """``idle`` calls fill the wait for a slow worker; an error in one is not the run's; none
+    runs once the worker has reported."""
+    seen = []
+
+    def slow(run, *, progress=None):
+        time.sleep(1.0)
+
+    def quick(run, *, progress=None):
+        pass
+
+    def broken():
+        seen.append("broken")
+        raise RuntimeError("idle work failed (test)")
+
+    _parallel.run_steps(_bare(), (slow, quick), beside=(slow,), jobs=2, preload=(),
+                        idle=(broken, lambda: seen.append("warmed")))
+    assert seen == ["broken", "warmed"]
+    seen.clear()
+
+    def fast(run, *, progress=None):
+        pass
+
+    def waits(run, *, progress=None):
+        time.sleep(1.0)
+
+    _parallel.run_steps(_bare(), (fast, waits), beside=(fast,), jobs=2, preload=(),
+                        idle=(lambda: seen.append("warmed"),))
+    assert seen == []
+    assert _children() == []

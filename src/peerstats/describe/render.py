@@ -250,13 +250,9 @@ class Table:
     def to_csv(self, path: str | Path | None = None) -> str:
         """The display table as CSV text (as the table reads: formatted strings, labels),
         formula-safe; written to ``path`` when given. ``.data.to_csv`` is the tidy form."""
-        from peerstats.describe.word import display_text
+        from peerstats.describe.word import display_csv
 
-        disp = self.display.copy()
-        disp.columns = [display_text(str(c)) for c in disp.columns]
-        for c in disp.columns:
-            disp[c] = [display_text(v) for v in disp[c]]
-        text = disp.to_csv(index=False, lineterminator="\n")
+        text = display_csv(self)
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text

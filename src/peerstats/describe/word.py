@@ -8,18 +8,29 @@ margins 2.5 cm (1 inch); a table wider than the portrait text width gets a lands
 Cells of numbers and confidence intervals never wrap (their spaces are no-break spaces), and
 the columns are sized to their text so that the table fits the text width. Text cells pass
 through the formula-safe cell helper (a cell pasted into a spreadsheet must not run).
+
+Speed (issue 22): python-docx makes the template (its default document with our Normal style)
+and every paragraph shape, once per process; a document is then written as text and zipped
+by hand (:mod:`peerstats.describe._docxfast`: only ``word/document.xml`` differs between two
+of our documents, so the other parts are deflated once, and python-docx's package writer
+deflated all of them again for each file). The bytes are those of python-docx's own save
+(``_docxref.reference_docx``, tested byte for byte); text that python-docx writes otherwise
+(tabs, line breaks) takes python-docx's path.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime
 import io
 import re
-import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
+
+from peerstats.describe import _docxfast
+from peerstats.describe._format import format_value
 
 __all__ = [
     "table_to_docx",
@@ -65,10 +76,10 @@ def display_text(value: Any) -> str:
     """A display cell as text for Word and the display CSV: numbers formatted, a minus before
     a digit written as the minus sign U+2212 (typography, and never a formula prefix), then
     :func:`safe_cell`."""
-    from peerstats.describe._format import format_value
-
-    text = _NEGATIVE_ZERO.sub("", format_value(value))
-    return str(safe_cell(_NEGATIVE.sub("\u2212", text)))
+    text = format_value(value)
+    if "-" in text:  # both rules need a hyphen-minus
+        text = _NEGATIVE.sub("\u2212", _NEGATIVE_ZERO.sub("", text))
+    return str(safe_cell(text))
 
 
 _text = display_text
@@ -178,8 +189,6 @@ def _cell_text(cell: Any, text: str, *, bold: bool = False, right: bool = False)
     (byte for byte, tested), written from a parsed template: python-docx's property setters
     took most of the time of writing the run's Word tables (issue 22.3)."""
     if _PLAIN_TEXT.fullmatch(text):
-        import copy
-
         from docx.oxml.ns import qn
 
         tc = cell._tc
@@ -217,13 +226,25 @@ def _cell_text_docx(cell: Any, text: str, *, bold: bool = False, right: bool = F
 _NUMBERLIKE = re.compile(r"^[(<>\u2212+-]?\s*[\d.]")
 
 
-def _rows(table: Any) -> tuple[list[str], list[list[str]], list[bool]]:
+def _display_columns(table: Any) -> list[list[str]]:
+    """The display's cells as text (:func:`display_text`), column by column: the values
+    ``itertuples`` would give, without building a row at a time."""
+    return [[_text(v) for v in s] for _, s in table.display.items()]
+
+
+def _rows(
+    table: Any, columns: list[list[str]] | None = None
+) -> tuple[list[str], list[list[str]], list[bool]]:
     """Header, body cells (no-break spaces in cells of numbers) and which columns hold
-    numbers (right-aligned, never wrapped)."""
+    numbers (right-aligned, never wrapped). ``columns``: ``_display_columns(table)``."""
     disp: pd.DataFrame = table.display
     header = [str(safe_cell(str(c))) for c in disp.columns]
-    numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
-    cells = [[_text(v) for v in rec] for rec in disp.itertuples(index=False, name=None)]
+    if disp.columns.is_unique:  # by dtype: the same answer, without a Series per column
+        numeric = [pd.api.types.is_numeric_dtype(t) for t in disp.dtypes.tolist()]
+    else:
+        numeric = [pd.api.types.is_numeric_dtype(disp[c]) for c in disp.columns]
+    columns = _display_columns(table) if columns is None else columns
+    cells = [list(r) for r in zip(*columns)] if columns else [[] for _ in range(len(disp))]
     right = [
         j > 0
         and (numeric[j] or any(_NUMBERLIKE.match(r[j]) for r in cells))
@@ -233,6 +254,29 @@ def _rows(table: Any) -> tuple[list[str], list[list[str]], list[bool]]:
     # a cell of numbers never wraps: "1.2 (0.4 to 2.0)" keeps its spaces as no-break spaces
     rows = [[c.replace(" ", "\u00a0") if right[j] else c for j, c in enumerate(r)] for r in cells]
     return header, rows, right
+
+
+def display_csv(table: Any, columns: list[list[str]] | None = None) -> str:
+    """:meth:`Table.to_csv`'s text: the display as it reads (every header and cell through
+    :func:`display_text`), formula-safe, written by :mod:`csv` as pandas' ``to_csv`` writes
+    it (the same dialect: pandas writes through :mod:`csv`). A header that repeats a name
+    takes pandas' own way. ``columns``: ``_display_columns(table)``."""
+    import csv
+
+    disp: pd.DataFrame = table.display
+    header = [display_text(str(c)) for c in disp.columns]
+    if not header or len(set(header)) < len(header):
+        out = disp.copy()
+        out.columns = header
+        for c in out.columns:
+            out[c] = [display_text(v) for v in out[c]]
+        return out.to_csv(index=False, lineterminator="\n")
+    columns = _display_columns(table) if columns is None else columns
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(zip(*columns))
+    return buf.getvalue()
 
 
 def _caption(doc: Any, table: Any, number: int | None) -> None:
@@ -283,38 +327,6 @@ def _fit_widths(widths: list[float], text_width: float) -> list[float]:
     return [w * text_width / total for w in cols] if total > text_width else cols
 
 
-#: ``w:tbl`` elements already built, by everything they are made of (cells, widths, the
-#: section's block width): a run writes each table twice, alone and in tables.docx (issue 22)
-_BUILT: dict[tuple, Any] = {}
-_BUILT_MAX = 64
-
-
-def _add_table(
-    doc: Any, table: Any, text_width: float, widths: list[float], cells: Any = None
-) -> None:
-    """The APA table: no grid, rules above and below the header and below the last row.
-    ``cells``: ``_rows(table)`` when the caller has it already. A table built before from the
-    same cells and widths is copied (the same XML: it is a function of those alone)."""
-    import copy
-
-    header, rows, right = cells if cells is not None else _rows(table)
-    key = (
-        tuple(header),
-        tuple(tuple(r) for r in rows),
-        tuple(right),
-        float(text_width),
-        tuple(float(w) for w in widths),
-        int(doc._block_width),
-    )
-    if key in _BUILT:
-        doc.element.body._insert_tbl(copy.deepcopy(_BUILT[key]))
-        return
-    tbl = _build_table(doc, text_width, widths, header, rows, right)
-    if len(_BUILT) >= _BUILT_MAX:
-        _BUILT.clear()
-    _BUILT[key] = copy.deepcopy(tbl)
-
-
 def _build_table(
     doc: Any,
     text_width: float,
@@ -355,62 +367,258 @@ def _build_table(
     return grid._tbl
 
 
-_BLANK: list[Any] = []  # the blank document of _blank_document, built once per process
+def _text_width(page: Page, orient: str) -> float:
+    """The text width (cm) of a section of ``page`` in orientation ``orient``."""
+    w, h, margin = PAGES[page]
+    return (h if orient == "landscape" else w) - 2 * margin
 
 
-def _new_document() -> Any:
-    """A blank document with the Normal style set: a copy of one built once per process
-    (opening python-docx's template costs about twice the copy; issue 22)."""
-    import copy
+class _Prepared(NamedTuple):
+    """One table laid out: its cells (``_rows``), natural column widths, orientation, text
+    width, and its ``w:tbl`` as UTF-8 text (``None``: python-docx writes it)."""
 
-    if not _BLANK:
-        _BLANK.append(_blank_document())
-    return copy.deepcopy(_BLANK[0])
-
-
-def _blank_document() -> Any:
-    import docx
-    from docx.oxml.ns import qn
-    from docx.shared import Pt
-
-    doc = docx.Document()
-    style = doc.styles["Normal"]
-    style.font.size = Pt(10)
-    style.font.name = FONT  # a font every office suite has (metric twin: Liberation Serif)
-    fonts = style.element.rPr.rFonts
-    for attr in ("w:ascii", "w:hAnsi", "w:cs", "w:eastAsia"):
-        fonts.set(qn(attr), FONT)
-    return doc
+    cells: tuple[list[str], list[list[str]], list[bool]]
+    widths: list[float]
+    orient: str
+    text_width: float
+    xml: bytes | None
+    notes: bytes | None
 
 
-def _finish(doc: Any, path: str | Path | None) -> bytes:
-    fixed = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-    props = doc.core_properties
-    props.created = props.modified = fixed
-    props.last_modified_by = props.author = "peerstats"
-    props.revision = 1
-    data = _save_reproducible(doc)
+#: marker texts of the paragraph templates (private-use characters)
+_MARK, _MARK_NUMBER = "\ue000", "\ue001"
+_PARAS: dict[tuple[str, bool, bool], list[bytes]] = {}
+
+
+class _Label(NamedTuple):
+    caption: str
+
+
+def _para_template(kind: str, numbered: bool = False, captioned: bool = False) -> list[bytes]:
+    """The caption (``kind`` "caption") or note paragraph ("note": the first, with "Note.";
+    "more": the next ones) that python-docx writes with marker texts, split at their runs
+    (``_docxfast.split_at``); made once per process."""
+    key = (kind, numbered, captioned)
+    if key not in _PARAS:
+        tpl = _docxfast.template(_blank_finished)
+        if kind == "caption":
+            label = _Label(_MARK if captioned else "")
+            number = _MARK_NUMBER if numbered else None
+            xml = _docxfast.body_xml(tpl, lambda doc: _caption(doc, label, number))
+            runs = [f"Table {_MARK_NUMBER}"] * numbered + [_MARK] * captioned
+        else:
+            first = _docxfast.body_xml(tpl, lambda doc: _notes(doc, [_MARK]))
+            xml = first
+            if kind == "more":
+                xml = _docxfast.body_xml(tpl, lambda doc: _notes(doc, [_MARK, _MARK]))
+                xml = xml[len(first) :]
+            runs = [_MARK]
+        _PARAS[key] = _docxfast.split_at(xml, runs)
+    return _PARAS[key]
+
+
+def _caption_xml(table: Any, number: int | None) -> bytes | None:
+    """:func:`_caption`'s paragraph as text (``None``: python-docx writes it)."""
+    if number is None and not table.caption:
+        return b""
+    texts = [f"Table {number}"] if number is not None else []
+    if table.caption:
+        texts.append(str(safe_cell(table.caption)))
+    return _docxfast.fill(_para_template("caption", number is not None, bool(table.caption)), texts)
+
+
+def _notes_xml(notes: list[str]) -> bytes | None:
+    """:func:`_notes`'s paragraphs as text (``None``: python-docx writes them)."""
+    out = []
+    for k, note in enumerate(notes):
+        para = _docxfast.fill(_para_template("more" if k else "note"), [str(safe_cell(note))])
+        if para is None:
+            return None
+        out.append(para)
+    return b"".join(out)
+
+
+class _Writer:
+    """Writes Word documents of tables on ``page`` (issue 22: the fast path of
+    :mod:`peerstats.describe._docxfast`, the same bytes as ``_docxref.reference_docx``).
+
+    Each table's cells, layout and ``w:tbl`` are made once per writer: a run writes every
+    table twice, alone and in tables.docx. The writer keeps the tables it has seen (their
+    ``id`` must not be reused while it lives): make one per folder, not one per process.
+    """
+
+    def __init__(self, page: Page = "a4") -> None:
+        if page not in PAGES:
+            raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
+        self.page = page
+        self._seen: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+    def columns(self, table: Any) -> list[list[str]]:
+        """``_display_columns(table)``, made once per table."""
+        key = (id(table), "columns")
+        if key not in self._seen or self._seen[key][0] is not table:
+            self._seen[key] = (table, _display_columns(table))
+        return self._seen[key][1]
+
+    def csv(self, table: Any, path: str | Path) -> str:
+        """``table.to_csv(path)`` (:func:`display_csv`) from the cells made once per table."""
+        text = display_csv(table, self.columns(table))
+        Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def prepared(self, table: Any, orientation: Orientation) -> _Prepared:
+        """``table`` laid out in ``orientation`` (``auto``: landscape when it is wide)."""
+        key = (id(table), orientation)
+        if key in self._seen and self._seen[key][0] is table:
+            return self._seen[key][1]
+        cells = _rows(table, self.columns(table))
+        header, rows, right = cells
+        widths = _column_widths(rows, header, right)
+        orient = _orientation(widths, self.page, orientation)
+        text_width = _text_width(self.page, orient)
+        cols = _fit_widths(widths, text_width)
+        xml = _docxfast.table_xml(header, rows, right, cols, int(round(BODY_PT * 2)))
+        tbl = None if xml is None else xml.encode()
+        prep = _Prepared(cells, widths, orient, text_width, tbl, _notes_xml(list(table.notes)))
+        self._seen[key] = (table, prep)
+        return prep
+
+    def document(self, entries: list[tuple[Any, Orientation, int | None]]) -> bytes:
+        """The .docx of ``(table, orientation, number)`` entries, each in its own section.
+
+        A table whose caption, cells and notes are plain text is one block of text, put in
+        place of a ``<w:tbl/>`` placeholder of the serialized document that python-docx
+        wrote with the sections alone (:func:`_skeleton`, kept per page and orientations).
+        Otherwise python-docx writes the caption and notes into the document (and the table
+        too when a cell is not plain text)."""
+        preps = [self.prepared(table, orientation) for table, orientation, _ in entries]
+        blocks = [
+            _block(_caption_xml(table, number), prep)
+            for (table, _, number), prep in zip(entries, preps)
+        ]
+        if all(b is not None for b in blocks):
+            pieces = _skeleton(self.page, tuple(p.orient for p in preps))
+        else:
+            pieces, blocks = self._mixed(entries, preps, blocks)
+        xml = pieces[0] + b"".join(b + p for b, p in zip(blocks, pieces[1:]))
+        return _docxfast.docx_bytes(_docxfast.template(_blank_finished), xml)
+
+    def _mixed(
+        self,
+        entries: list[tuple[Any, Orientation, int | None]],
+        preps: list[_Prepared],
+        blocks: list[bytes | None],
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The serialized document split at its placeholders, and the texts that go there,
+        when python-docx writes some of the paragraphs or tables."""
+        doc = _docxfast.new_document(_docxfast.template(_blank_finished))
+        texts: list[bytes] = []
+        for k, ((table, _, number), prep, block) in enumerate(zip(entries, preps, blocks)):
+            _section(doc, self.page, prep.orient, k)
+            if block is not None:
+                texts.append(_placeholder(doc, block))
+                continue
+            _caption(doc, table, number)
+            if prep.xml is None:  # a cell with tabs or line breaks: python-docx writes it
+                _build_table(doc, prep.text_width, prep.widths, *prep.cells)
+            else:
+                texts.append(_placeholder(doc, prep.xml))
+            _notes(doc, list(table.notes))
+        return _split(doc, len(texts)), texts
+
+    def table(
+        self,
+        table: Any,
+        path: str | Path | None = None,
+        *,
+        orientation: Orientation = "auto",
+        number: int | None = None,
+    ) -> bytes:
+        """:func:`table_to_docx` on this writer's page."""
+        if orientation not in ("auto", "portrait", "landscape"):
+            raise ValueError(
+                f"orientation must be 'auto', 'portrait' or 'landscape', not {orientation!r}"
+            )
+        return _written(self.document([(table, orientation, number)]), path)
+
+    def tables(self, tables: Any, path: str | Path | None = None) -> bytes:
+        """:func:`tables_to_docx` on this writer's page."""
+        items = list(tables.values()) if isinstance(tables, dict) else list(tables)
+        if not items:
+            raise ValueError("tables_to_docx needs at least one table")
+        entries = [(t, "auto", k + 1) for k, t in enumerate(items)]
+        return _written(self.document(entries), path)
+
+
+def _block(caption: bytes | None, prep: _Prepared) -> bytes | None:
+    """A table's caption, ``w:tbl`` and notes as one text (``None``: not all plain text)."""
+    if caption is None or prep.xml is None or prep.notes is None:
+        return None
+    return caption + prep.xml + prep.notes
+
+
+def _section(doc: Any, page: Page, orient: str, k: int) -> None:
+    """The ``k``-th section of ``doc`` (the first is the document's own), in ``orient``."""
+    from docx.enum.section import WD_SECTION
+
+    section = doc.sections[0] if k == 0 else doc.add_section(WD_SECTION.NEW_PAGE)
+    _set_section(section, page, orient)
+
+
+def _placeholder(doc: Any, text: bytes) -> bytes:
+    """Add a ``<w:tbl/>`` placeholder to ``doc`` for ``text``; returns ``text``."""
+    from docx.oxml import OxmlElement
+
+    doc.element.body._insert_tbl(OxmlElement("w:tbl"))
+    return text
+
+
+def _split(doc: Any, n: int) -> list[bytes]:
+    """``doc``'s main part serialized, split at its ``n`` placeholders."""
+    from docx.opc.oxml import serialize_part_xml
+
+    pieces = serialize_part_xml(doc.element).split(b"<w:tbl/>")
+    if len(pieces) != n + 1:  # pragma: no cover - an empty w:tbl of python-docx
+        raise RuntimeError("peerstats: a table placeholder of the Word writer was lost")
+    return pieces
+
+
+_SKELETONS: dict[tuple[str, tuple[str, ...]], list[bytes]] = {}
+
+
+def _skeleton(page: Page, orients: tuple[str, ...]) -> list[bytes]:
+    """The serialized document of sections in ``orients`` with a placeholder in each, split
+    at the placeholders (a function of the page and orientations alone: kept, up to 64)."""
+    key = (page, orients)
+    if key not in _SKELETONS:
+        doc = _docxfast.new_document(_docxfast.template(_blank_finished))
+        for k, orient in enumerate(orients):
+            _section(doc, page, orient, k)
+            _placeholder(doc, b"")
+        if len(_SKELETONS) >= 64:
+            _SKELETONS.clear()
+        _SKELETONS[key] = _split(doc, len(orients))
+    return _SKELETONS[key]
+
+
+def warm_up() -> None:
+    """Import python-docx and make this process's Word template and paragraph templates now
+    (they are made with the first document otherwise): for a caller with idle time before
+    it writes, e.g. a thread started while the process waits for a worker. Safe to call
+    more than once and from a thread."""
+    _docxfast.template(_blank_finished)
+    for numbered in (False, True):
+        for captioned in (False, True):
+            if numbered or captioned:
+                _para_template("caption", numbered, captioned)
+    _para_template("note")
+    _para_template("more")
+
+
+def _written(data: bytes, path: str | Path | None) -> bytes:
     if path is not None:
         Path(path).write_bytes(data)
     return data
-
-
-def _place(
-    doc: Any, table: Any, page: Page, orientation: Orientation, first: bool, number: int | None
-) -> str:
-    """Add one table in its own section (a landscape one when it is wide); its orientation."""
-    from docx.enum.section import WD_SECTION
-
-    cells = _rows(table)
-    header, rows, numeric = cells
-    widths = _column_widths(rows, header, numeric)
-    orient = _orientation(widths, page, orientation)
-    section = doc.sections[0] if first else doc.add_section(WD_SECTION.NEW_PAGE)
-    text_width = _set_section(section, page, orient)
-    _caption(doc, table, number)
-    _add_table(doc, table, text_width, widths, cells)
-    _notes(doc, list(table.notes))
-    return orient
 
 
 def table_to_docx(
@@ -447,15 +655,7 @@ def table_to_docx(
     and below the body; bold header; the notes under the table begin with *Note.* Checked by
     rendering with LibreOffice to PDF and PNG in ``tests/describe/test_word_render.py``.
     """
-    if page not in PAGES:
-        raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
-    if orientation not in ("auto", "portrait", "landscape"):
-        raise ValueError(
-            f"orientation must be 'auto', 'portrait' or 'landscape', not {orientation!r}"
-        )
-    doc = _new_document()
-    _place(doc, table, page, orientation, True, number)
-    return _finish(doc, path)
+    return _Writer(page).table(table, path, orientation=orientation, number=number)
 
 
 def tables_to_docx(
@@ -478,67 +678,36 @@ def tables_to_docx(
     -------
     bytes
     """
-    if page not in PAGES:
-        raise ValueError(f"page must be one of {list(PAGES)}, not {page!r}")
-    items = list(tables.values()) if isinstance(tables, dict) else list(tables)
-    if not items:
-        raise ValueError("tables_to_docx needs at least one table")
-    doc = _new_document()
-    for k, t in enumerate(items):
-        _place(doc, t, page, "auto", k == 0, k + 1)
-    return _finish(doc, path)
+    return _Writer(page).tables(tables, path)
 
 
-class _FixedTimeZip:
-    """python-docx's physical package writer (``docx.opc.phys_pkg._ZipPkgWriter``: ``write``,
-    ``close``) giving every member the fixed time and mode of :func:`_reproducible_zip`."""
-
-    def __init__(self, buf: io.BytesIO) -> None:
-        self._zipf = zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED)
-
-    def write(self, pack_uri: Any, blob: bytes) -> None:
-        fixed = zipfile.ZipInfo(pack_uri.membername, date_time=(1980, 1, 1, 0, 0, 0))
-        fixed.compress_type = zipfile.ZIP_DEFLATED
-        fixed.external_attr = 0o644 << 16
-        self._zipf.writestr(fixed, blob)
-
-    def close(self) -> None:
-        self._zipf.close()
+# ---- the blank document: python-docx's default template with our Normal style
 
 
-def _save_reproducible(doc: Any) -> bytes:
-    """The .docx bytes of ``doc`` with fixed member times, compressed once (issue 22: saving
-    and then rewriting the zip, :func:`_reproducible_zip`, deflated every part twice). The
-    same bytes as ``_reproducible_zip(doc.save(...))``: python-docx's ``OpcPackage.save`` and
-    ``PackageWriter.write`` with our member writer; their own way when python-docx lacks
-    those steps."""
-    from docx.opc.pkgwriter import PackageWriter
+def _blank_document() -> Any:
+    import docx
+    from docx.oxml.ns import qn
+    from docx.shared import Pt
 
-    steps = ("_write_content_types_stream", "_write_pkg_rels", "_write_parts")
-    package = doc.part.package
-    buf = io.BytesIO()
-    if not all(hasattr(PackageWriter, s) for s in steps):  # another python-docx
-        doc.save(buf)
-        return _reproducible_zip(buf.getvalue())
-    for part in package.parts:
-        part.before_marshal()
-    parts = package.parts
-    writer = _FixedTimeZip(buf)
-    PackageWriter._write_content_types_stream(writer, parts)
-    PackageWriter._write_pkg_rels(writer, package.rels)
-    PackageWriter._write_parts(writer, parts)
-    writer.close()
-    return buf.getvalue()
+    doc = docx.Document()
+    style = doc.styles["Normal"]
+    style.font.size = Pt(10)
+    style.font.name = FONT  # a font every office suite has (metric twin: Liberation Serif)
+    fonts = style.element.rPr.rFonts
+    for attr in ("w:ascii", "w:hAnsi", "w:cs", "w:eastAsia"):
+        fonts.set(qn(attr), FONT)
+    return doc
 
 
-def _reproducible_zip(data: bytes) -> bytes:
-    """The same .docx with fixed member timestamps: the same table gives the same bytes."""
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = 0o644 << 16
-            dst.writestr(fixed, src.read(info.filename))
-    return out.getvalue()
+def _fix_core(doc: Any) -> Any:
+    """The fixed core properties (times, author, revision): the same table, the same bytes."""
+    fixed = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+    props = doc.core_properties
+    props.created = props.modified = fixed
+    props.last_modified_by = props.author = "peerstats"
+    props.revision = 1
+    return doc
+
+
+def _blank_finished() -> Any:
+    return _fix_core(_blank_document())

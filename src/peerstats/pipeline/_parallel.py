@@ -286,7 +286,8 @@ def _finished(progress: Any, done: list[tuple[str, float]]) -> None:
 
 # ----------------------------------------------------------------------------- the split
 def run_steps(run: Any, order: Steps, *, beside: Steps = (), progress: Any = None,
-              jobs: int | str | None = None, preload: tuple[str, ...] = PRELOAD) -> None:
+              jobs: int | str | None = None, preload: tuple[str, ...] = PRELOAD,
+              idle: tuple[Callable[[], None], ...] = ()) -> None:
     """Run the steps ``order`` on ``run`` as the sequential pipeline does, those in ``beside``
     in a forked worker while this process runs the others.
 
@@ -294,7 +295,10 @@ def run_steps(run: Any, order: Steps, *, beside: Steps = (), progress: Any = Non
     read what the other steps make, nor the other way round (see the module notes). With one
     job (see :func:`jobs_wanted`), no step ``beside``, or when the worker cannot start, all
     run here in order. Before forking, the modules ``preload`` are imported here: both
-    processes need them, so they are imported once, not twice.
+    processes need them, so they are imported once, not twice. The calls ``idle`` (work
+    that only prepares what comes later, such as the Word templates) run here when this
+    process's steps are done and the worker is not, one after the other until it reports;
+    an error in one is left for the later work to meet.
 
     Raises
     ------
@@ -327,6 +331,8 @@ def run_steps(run: Any, order: Steps, *, beside: Steps = (), progress: Any = Non
     except BaseException:  # KeyboardInterrupt, SystemExit: end the worker at once
         worker.stop()
         raise
+    if failure is None:
+        _while_waiting(worker, idle)
     done = worker.result()
     diffs = _worker_diffs(run, order, there, snap, done, failed_at, progress)
     if failure is not None:
@@ -334,6 +340,15 @@ def run_steps(run: Any, order: Steps, *, beside: Steps = (), progress: Any = Non
     _merge(run, snap, order, there, here, diffs)
     for category, message, filename, lineno in (done or {}).get("other", ()):
         warnings.warn_explicit(message, category, filename, lineno)
+
+
+def _while_waiting(worker: _Worker, idle: tuple[Callable[[], None], ...]) -> None:
+    """The calls ``idle`` while the worker has not reported (each skipped once it has)."""
+    for call in idle:
+        if worker.conn.poll(0):
+            return
+        with contextlib.suppress(Exception):
+            call()
 
 
 def _worker_diffs(run: Any, order: Steps, there: Steps, snap: dict[str, Any],

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from peerstats.exceptions import SpecError
 from peerstats.pipeline._common import (  # noqa: F401  (re-exported: older imports)
@@ -161,9 +161,17 @@ def run_analysis(
     order = (steps.describe, steps.figures, steps.sensitivity, steps.economics, steps.mechanisms)
     # on the second core while the sensitivity analyses and the economics run here
     second = (steps.describe, steps.figures, steps.mechanisms)
-    run_steps(run, order, beside=second, progress=progress, jobs=jobs)
+    run_steps(run, order, beside=second, progress=progress, jobs=jobs, idle=(_warm_word,))
     steps.render(run, progress=progress)
     return run
+
+
+def _warm_word() -> None:
+    """The Word templates made ahead of the first table (:func:`~peerstats.describe.word.warm_up`),
+    while the second core finishes."""
+    from peerstats.describe.word import warm_up
+
+    warm_up()
 
 
 def _now() -> _dt.datetime:
@@ -177,26 +185,30 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def _write_word(root: Path, run: AnalysisRun) -> None:
+def _write_word(root: Path, run: AnalysisRun, writer: Any = None) -> None:
     """A .docx for every table (tidy ones shaped for display), and all in one tables.docx in
-    report order (issue 21)."""
+    report order (issue 21). ``writer``: the folder's Word writer (it lays out each table once
+    for its own file and tables.docx, issue 22)."""
     from peerstats.describe.render import tidy_display
-    from peerstats.describe.word import tables_to_docx
+    from peerstats.describe.word import _Writer
 
+    writer = writer if writer is not None else _Writer(run.spec.paper)
     words = dict(run.display_tables)
     for name, df in run.tables.items():
         if name not in words and hasattr(df, "columns") and len(df.columns):
             words[name] = tidy_display(df, name)
-            words[name].to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
+            writer.table(words[name], root / "tables" / f"{name}.docx")
     if words:
         order = ["consort", "table_one", "outcomes", "ls_means"]
         names = sorted(words, key=lambda n: order.index(n) if n in order else 99)
-        tables_to_docx([words[n] for n in names], root / "tables" / "tables.docx", page=run.spec.paper)
+        writer.tables([words[n] for n in names], root / "tables" / "tables.docx")
 
 
 def _write_tree(root: Path, run: AnalysisRun) -> None:
     from peerstats._safe import write_csv
+    from peerstats.describe.word import _Writer
 
+    writer = _Writer(run.spec.paper)
     (root / "tables").mkdir()
     (root / "figures").mkdir()
     for name, df in run.tables.items():  # text cells that a spreadsheet would run are quoted
@@ -204,9 +216,9 @@ def _write_tree(root: Path, run: AnalysisRun) -> None:
     if run.display_tables:
         (root / "tables" / "display").mkdir()
     for name, table in run.display_tables.items():  # as the table reads: CSV and Word
-        table.to_csv(root / "tables" / "display" / f"{name}.csv")
-        table.to_docx(root / "tables" / f"{name}.docx", page=run.spec.paper)
-    _write_word(root, run)
+        writer.csv(table, root / "tables" / "display" / f"{name}.csv")
+        writer.table(table, root / "tables" / f"{name}.docx")
+    _write_word(root, run, writer)
     for name, svg in run.figures.items():
         (root / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (root / "results.json").write_text(dumps(run.results), encoding="utf-8")
