@@ -113,7 +113,8 @@ def main() -> None:
     for name in scripts:
         for key in ("loaded", "fork", "cpu_fork", "tail", "wall", "cpu_all"):
             vals = [t[key] for t in times[name]]
-            print(f"{name:5} {key:8} {min(vals):7.3f} {statistics.median(vals):7.3f}")
+            print(f"{name:5} {key:8} {min(vals):7.3f} {statistics.median(vals):7.3f}   "
+                  + " ".join(f"{v:.2f}" for v in vals))
     for key in ("fork", "cpu_fork", "wall", "cpu_all"):
         this, peer = (min(t[key] for t in times[n]) for n in ("this", "peer"))
         print(f"{key}: peer - this = {peer - this:+.3f} s (min), ratio peer/this {peer / this:.3f}")
