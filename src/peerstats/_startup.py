@@ -11,7 +11,7 @@ import contextlib
 import sys
 from typing import Any
 
-__all__ = ["collector_paused", "import_scipy_stats_lean", "import_matplotlib_lean"]
+__all__ = ["collector_paused", "import_for_run", "import_scipy_stats_lean", "import_matplotlib_lean"]
 
 
 @contextlib.contextmanager
@@ -123,3 +123,11 @@ def import_matplotlib_lean() -> None:
         pass
     finally:
         artist.kwdoc = original
+
+
+def import_for_run() -> None:
+    """What a run needs before its fork, imported lean with the collector paused: scipy.stats
+    (statsmodels' GLM, the p-value adjustment) and matplotlib (both processes draw)."""
+    with collector_paused():
+        import_scipy_stats_lean()
+        import_matplotlib_lean()

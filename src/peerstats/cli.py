@@ -67,7 +67,7 @@ def _exit_code(exc: BaseException) -> int:
 
 
 @contextlib.contextmanager
-def _long_lived_heap():
+def _long_lived_heap(after_first_step: Any = None):
     """Run a pipeline with the garbage collector skipping what earlier steps left alive.
 
     A run imports pandas, scipy, matplotlib and friends and keeps its results: a heap of
@@ -78,16 +78,22 @@ def _long_lived_heap():
     caller keeps a normal collector. The young generation is also collected less often
     during the run (threshold 20 000 allocations instead of 700: about 850 collections and
     0.2 s of a ``peerstats run`` become about 20 and 0.07 s, issue 22), and the thresholds are
-    put back at the end. Yields the progress class to use. No number changes."""
+    put back at the end. Yields the progress class to use. ``after_first_step``: called once,
+    when the run's first step (loading and validating the trial) has succeeded. No number
+    changes."""
     import gc
 
     from peerstats.pipeline import Progress
+
+    pending = [after_first_step] if after_first_step is not None else []
 
     class _FreezingProgress(Progress):
         @contextlib.contextmanager
         def step(self, label: str):
             with super().step(label):
                 yield
+            while pending:
+                pending.pop()()
             gc.freeze()
 
     thresholds = gc.get_threshold()
@@ -118,12 +124,11 @@ def _run_spec(
 
     with _startup.collector_paused():
         from peerstats.pipeline import run
-
-        if _CONSOLE:
-            _startup.import_scipy_stats_lean()
-            _startup.import_matplotlib_lean()
+    # the console script imports scipy.stats and matplotlib once the trial is loaded and valid
+    # (a spec or data error is reported without them)
+    warm = _startup.import_for_run if _CONSOLE else None
     try:
-        with _long_lived_heap() as progress_class:
+        with _long_lived_heap(after_first_step=warm) as progress_class:
             path = run(
                 spec,
                 out,
