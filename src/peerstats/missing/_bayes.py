@@ -130,13 +130,46 @@ def _i_step(blocks, beta, sig, Yc, rng) -> None:
         Yc[:, subj_c, Mr] = mean + z @ L.transpose(0, 2, 1)
 
 
-def _beta_step(sig, SXX, Yc, gsub, Xf, rng) -> np.ndarray:
+def _design_rows(SXX: np.ndarray) -> np.ndarray:
+    """SXX (G, T, T, p, p) laid out as numpy's einsum lays it out for the product of
+    :func:`_contract_design`: (p p, G T T), C order (built once per sampler run)."""
+    G, T, _, p, _ = SXX.shape
+    return SXX.transpose(3, 4, 0, 1, 2).reshape(p * p, G * T * T)
+
+
+def _contract_design(Sinv: np.ndarray, SXX: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``np.einsum("cgjk,gjkpq->cpq", Sinv, SXX, optimize=True)`` computed as numpy's einsum
+    computes it (the path ``gjkpq,cgjk->cpq``: one product (p p, G T T) @ (G T T, C) of the
+    same operands in the same memory layout; ``rows`` = :func:`_design_rows`) without its
+    per-call path search: the same product, so the same numbers, bit for bit
+    (tests/missing/test_bayes_fast.py). Shapes with a dimension of 1 (which einsum squeezes)
+    go through einsum itself."""
+    C, G, T, _ = Sinv.shape
+    p = SXX.shape[-1]
+    if min(C, T, p) < 2:
+        return np.einsum("cgjk,gjkpq->cpq", Sinv, SXX, optimize=True)
+    A = Sinv.transpose(1, 2, 3, 0).reshape(G * T * T, C)
+    return (rows @ A).reshape(p, p, C).transpose(2, 0, 1)
+
+
+def _weight_rows(Yc: np.ndarray, Sn: np.ndarray) -> np.ndarray:
+    """``np.einsum("cnj,cnjk->cnk", Yc, Sn, optimize=True)`` as numpy's einsum computes it
+    (path ``cnjk,cnj->cnk``: the batch of (T, T) @ (T, 1) products Sn' y, Sn' copied to C
+    order) without its per-call path search: the same numbers, bit for bit."""
+    C, n, T = Yc.shape
+    if min(C, n, T) < 2:
+        return np.einsum("cnj,cnjk->cnk", Yc, Sn, optimize=True)
+    a = Sn.transpose(0, 1, 3, 2).reshape(C * n, T, T)
+    return (a @ Yc.reshape(C * n, T, 1)).reshape(C, n, T)
+
+
+def _beta_step(sig, SXX, Yc, gsub, Xf, rng, rows=None) -> np.ndarray:
     """beta | Sigma, Y ~ N(M^-1 sum_i X_i' Sigma^-1 y_i, M^-1) for every chain."""
     C, n, T = Yc.shape
     p = Xf.shape[1]
     Sinv = np.linalg.inv(sig)  # (C, G, T, T)
-    Mm = np.einsum("cgjk,gjkpq->cpq", Sinv, SXX, optimize=True)
-    W = np.einsum("cnj,cnjk->cnk", Yc, Sinv[:, gsub], optimize=True)
+    Mm = _contract_design(Sinv, SXX, _design_rows(SXX) if rows is None else rows)
+    W = _weight_rows(Yc, Sinv[:, gsub])
     rhs = W.reshape(C, n * T) @ Xf  # (C, p)
     Lm = np.linalg.cholesky(Mm)
     mean = np.linalg.solve(Mm, rhs[..., None])[..., 0]
@@ -181,6 +214,7 @@ def gibbs_mmrm(
             f"group (subjects per group {n_g.tolist()}, visits {T})"
         )
     SXX = _cross_products(X, gsub, G)
+    rows = _design_rows(SXX)
     blocks = _pattern_blocks(obs, gsub, X)
     Yc = np.broadcast_to(np.where(obs, Y, 0.0), (C, n, T)).copy()
     beta = np.tile(np.asarray(beta0, dtype=float), (C, 1))
@@ -199,7 +233,7 @@ def gibbs_mmrm(
             if prior == "rbmi":
                 Sg = Sg + S0[g]
             sig[:, g] = _inv_wishart(float(n_g[g]) + nu0, Sg, rng)
-        beta = _beta_step(sig, SXX, Yc, gsub, Xf, rng)
+        beta = _beta_step(sig, SXX, Yc, gsub, Xf, rng, rows)
         if it >= burn and (it - burn) % thin == thin - 1:
             out_b[kept] = beta
             out_s[kept] = sig
