@@ -65,6 +65,7 @@ print(json.dumps({"times": times, "digest": digest.hexdigest(), "file": peerstat
 
 def one(src: Path, calls: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), PEERSTATS_JOBS="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # cached bytecode, as an installed package
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(ANALYSIS), str(calls)],
         env=env, check=True, capture_output=True, text=True, cwd=ROOT,

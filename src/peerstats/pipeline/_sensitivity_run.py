@@ -389,15 +389,18 @@ def run_sensitivity(run: Any, progress: Any) -> None:
     est, sens = spec.estimand, spec.sensitivity
     if est is None and not sens:
         return
+    from peerstats.missing.populations import remembered_compliance
+
     missing_data_step(run)
     work = _start(run)
-    for i, s in enumerate(sens):
-        label = s.label or _default_label(s, est)
-        with (
-            progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}{_work(s)}"),
-            _collect(run.warnings, f"sensitivity {s.name}: "),
-        ):
-            _METHODS[s.method](run, s, i, label, work)
+    with remembered_compliance():  # per protocol and CACE: the same receipt, computed once
+        for i, s in enumerate(sens):
+            label = s.label or _default_label(s, est)
+            with (
+                progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}{_work(s)}"),
+                _collect(run.warnings, f"sensitivity {s.name}: "),
+            ):
+                _METHODS[s.method](run, s, i, label, work)
     _finish(run, work)
 
 
