@@ -170,10 +170,9 @@ def pool_fast(
     dfc = np.mean(D, axis=0)
     dfc = None if not np.all(np.isfinite(dfc)) else dfc
     pooled = pool_arrays(E, V, dfc, level=analyser.level)
-    out = pd.DataFrame({c: np.atleast_1d(pooled[c]) for c in POOL_COLUMNS})
-    out.insert(0, "contrast", [c for _, c in fast.keys])
-    out.insert(0, "visit", [v for v, _ in fast.keys])
-    return out, thetas
+    cols = {"visit": [v for v, _ in fast.keys], "contrast": [c for _, c in fast.keys]}
+    cols.update((c, np.atleast_1d(pooled[c])) for c in POOL_COLUMNS)
+    return pd.DataFrame(cols), thetas
 
 
 def warm_start(done: list, cell: np.ndarray) -> np.ndarray | None:

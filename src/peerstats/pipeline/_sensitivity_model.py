@@ -302,8 +302,11 @@ def tipping(imp: Any, analyser: PrimaryAnalyser, grids: dict[str, list[float]], 
             done.append((cell, thetas))
         if res is None:
             res = pool_primary(shifted, analyser)
-        hit = res[(res["visit"].astype(str) == str(visit)) & (res["contrast"] == contrast)]
-        rows.append([float(hit[c].iloc[0]) for c in _COLS])
+        at = (res["visit"].astype(str) == str(visit)).to_numpy() & (
+            res["contrast"] == contrast
+        ).to_numpy()
+        i = int(np.flatnonzero(at)[0])  # the first matching row, as .iloc[0] of the filter
+        rows.append([float(res[c].to_numpy()[i]) for c in _COLS])
     table = pd.DataFrame(cells, columns=[f"delta_{a}" for a in arm_names])
     for i, c in enumerate(_COLS):
         table[c] = [r[i] for r in rows]
