@@ -13,7 +13,11 @@ and after. The results of the two trees are compared (``results.json`` sections
 ``sensitivity``, ``tipping_point``, ``economics`` as JSON text and the SVG of the four
 figures): they must be identical. Data: the bundled SYNTHETIC example.
 
-Usage: python benchmarks/bench_sensitivity_step.py [--rounds 5] [--calls 3] [--peer SRC]
+With ``--run``, also the wall time of whole fresh ``peerstats run --jobs 2`` processes of the
+analysis (the parent runs these two steps while the worker draws the figures), interleaved the
+same way.
+
+Usage: python benchmarks/bench_sensitivity_step.py [--rounds 5] [--calls 3] [--peer SRC] [--run]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +78,21 @@ def one(src: Path, calls: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def whole_run(src: Path, out: Path) -> float:
+    """Wall seconds of one fresh ``peerstats run --jobs 2`` with the tree ``src``."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("PEERSTATS_JOBS", None)
+    code = "import sys; from peerstats.cli import main; sys.exit(main())"
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", code, "run", str(ANALYSIS), "--out", str(out), "--force",
+         "--quiet", "--jobs", "2"],
+        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    return time.perf_counter() - t0
+
+
 def summary(xs: list[float]) -> str:
     return f"min {min(xs):.3f}  median {statistics.median(xs):.3f}"
 
@@ -83,6 +103,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=3, help="calls per process (first + warm)")
     ap.add_argument("--peer", default=None, help="the peer's src folder")
     ap.add_argument("--peer-rev", default=None, help="git revision (default: merge base)")
+    ap.add_argument("--run", action="store_true", help="also whole peerstats run walls")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         peer = Path(args.peer) if args.peer else export(args.peer_rev, Path(tmp))
@@ -129,8 +150,27 @@ def bench(args: argparse.Namespace, trees: dict[str, Path]) -> None:
         print(f"  {part:5s} peer/this: min-ratio {ratio:.2f}x  median-ratio {med:.2f}x")
     same = digests["this"] == digests["peer"] and len(digests["this"]) == 1
     print("results and figures identical:", same)
+    if args.run:
+        runs(args, trees)
     if not same:
         sys.exit(1)
+
+
+def runs(args: argparse.Namespace, trees: dict[str, Path]) -> None:
+    """Whole ``peerstats run --jobs 2`` walls, interleaved."""
+    walls: dict[str, list[float]] = {k: [] for k in trees}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for name, src in trees.items():
+                walls[name].append(whole_run(src, Path(tmp) / name))
+            print(f"run round {r + 1}: load {os.getloadavg()[0]:.2f}")
+    print(f"peerstats run {ANALYSIS.name} --jobs 2, wall seconds ({args.rounds} rounds)")
+    for name in trees:
+        print(f"  run   {name:4s} {summary(walls[name])}")
+    print(
+        f"  run   peer/this: min-ratio {min(walls['peer']) / min(walls['this']):.2f}x  "
+        f"median-ratio {statistics.median(walls['peer']) / statistics.median(walls['this']):.2f}x"
+    )
 
 
 if __name__ == "__main__":
