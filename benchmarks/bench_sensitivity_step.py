@@ -9,7 +9,8 @@ process loads, validates, estimates and describes the run once, then times
 run's parent does: ``pipeline/_parallel._snapshot``); the first call (imports such as
 linearmodels, caches) and the warm calls are reported separately. Min and median over the
 rounds, the ratio peer / this in the same run, and the machine load (``os.getloadavg``) before
-and after. The results of the two trees are compared (``results.json`` sections
+and after; ``cpu`` is the process CPU time of the warm calls (less sensitive than the wall
+time to other processes on a shared machine). The results of the two trees are compared (``results.json`` sections
 ``sensitivity``, ``tipping_point``, ``economics`` as JSON text and the SVG of the four
 figures): they must be identical. Data: the bundled SYNTHETIC example.
 
@@ -53,12 +54,12 @@ def copy():
 times = []
 for _ in range(int(sys.argv[2])):
     c = copy()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     steps.sensitivity(c)
     t1 = time.perf_counter()
     steps.economics(c)
-    t2 = time.perf_counter()
-    times.append((t1 - t0, t2 - t1))
+    t2, c2 = time.perf_counter(), time.process_time()
+    times.append((t1 - t0, t2 - t1, c2 - c0))
 res = {k: c.results.get(k) for k in ("sensitivity", "tipping_point", "economics")}
 digest = hashlib.sha256(json.dumps(res, sort_keys=True, default=str).encode())
 for name in ("sensitivity_forest", "tipping_point", "ce_plane", "ceac"):
@@ -124,17 +125,18 @@ def export(rev: str | None, tmp: Path) -> Path:
 
 def bench(args: argparse.Namespace, trees: dict[str, Path]) -> None:
     got: dict[str, dict[str, list[float]]] = {k: {"first": [], "warm": [], "sens": [],
-                                                  "econ": []} for k in trees}  # fmt: skip
+                                                  "econ": [], "cpu": []} for k in trees}  # fmt: skip
     digests: dict[str, set[str]] = {k: set() for k in trees}
     print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     for r in range(args.rounds):
         for name, src in trees.items():
             res = one(src, args.calls)
-            tot = [s + e for s, e in res["times"]]
+            tot = [s + e for s, e, _ in res["times"]]
             got[name]["first"].append(tot[0])
             got[name]["warm"].extend(tot[1:])
-            got[name]["sens"].extend(s for s, _ in res["times"][1:])
-            got[name]["econ"].extend(e for _, e in res["times"][1:])
+            got[name]["sens"].extend(s for s, _, _ in res["times"][1:])
+            got[name]["econ"].extend(e for _, e, _ in res["times"][1:])
+            got[name]["cpu"].extend(c for _, _, c in res["times"][1:])
             digests[name].add(res["digest"])
             if r == 0:
                 print(f"{name}: {res['file']}")
@@ -142,7 +144,7 @@ def bench(args: argparse.Namespace, trees: dict[str, Path]) -> None:
     print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     print(f"sensitivity + economics of {ANALYSIS.name}, seconds "
           f"({args.rounds} rounds x {args.calls} calls)")  # fmt: skip
-    for part in ("first", "warm", "sens", "econ"):
+    for part in ("first", "warm", "sens", "econ", "cpu"):
         for name in trees:
             print(f"  {part:5s} {name:4s} {summary(got[name][part])}")
         ratio = min(got["peer"][part]) / min(got["this"][part])
