@@ -223,6 +223,8 @@ def gibbs_mmrm(
     beta = np.tile(np.asarray(beta0, dtype=float), (C, 1))
     sig = np.tile(np.asarray(sigma0, dtype=float), (C, 1, 1, 1))
     group_rows = [np.flatnonzero(gsub == g) for g in range(G)]
+    # a group of every subject in order: R itself is the copy R[:, rows] (same C layout)
+    whole = [r.size == n and bool(np.all(r == np.arange(n))) for r in group_rows]
     out_b = np.empty((per, C, p))
     out_s = np.empty((per, C, G, T, T))
     Xf = X.reshape(n * T, p)
@@ -232,7 +234,7 @@ def gibbs_mmrm(
             _i_step(blocks, beta, sig, Yc, rng)
             R = Yc - (Xf @ beta.T).T.reshape(C, n, T)
             for g in range(G):  # Sigma | beta, Y
-                Rg = R[:, group_rows[g]]
+                Rg = R if whole[g] and R.flags.c_contiguous else R[:, group_rows[g]]
                 Sg = Rg.transpose(0, 2, 1) @ Rg
                 if prior == "rbmi":
                     Sg = Sg + S0[g]
