@@ -288,6 +288,7 @@ class _Sampler:
         self.g_of = g_of
         self.XtX = [X[res_groups == r].T @ X[res_groups == r] for r in range(R)]
         self.in_r = [np.flatnonzero(res_groups == r) for r in range(R)]
+        self.X_r = [X[ix] for ix in self.in_r]  # the design rows of each group, copied once
         # A[r, g, i] = 1 when participant i is in group g and residual group r
         A = np.zeros((R, G, n))
         A[res_groups[self.deliv_idx], g_of[self.deliv_idx], self.deliv_idx] = 1.0
@@ -321,7 +322,7 @@ class _Sampler:
         for r in range(self.R):
             # np.kron(Sinv[r], XtX[r]) by broadcasting: the same products, less overhead
             P += (Sinv[r][:, None, :, None] * self.XtX[r][None, :, None, :]).reshape(p * T, p * T)
-            b += (self.X[self.in_r[r]].T @ Rm[self.in_r[r]] @ Sinv[r]).reshape(-1, order="F")
+            b += (self.X_r[r].T @ Rm[self.in_r[r]] @ Sinv[r]).reshape(-1, order="F")
         Lp = _la.cholesky(P)
         mean = _la.solve(Lp.T, _la.solve(Lp, b))
         vecB = mean + _la.solve(Lp.T, rng.standard_normal(p * T))
