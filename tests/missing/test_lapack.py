@@ -46,4 +46,17 @@ def test_failures_raise_inside_and_outside_the_block():
             la.solve(sing, np.ones((2, 1)))
     with pytest.raises(LinAlgError):  # outside: np.linalg's own
         la.cholesky(bad)
-    assert la._DEPTH == [0]
+    assert la._depth() == 0
+
+
+def test_the_block_is_per_thread():
+    """Another thread is not inside this thread's block (np.errstate is per thread)."""
+    import threading
+
+    seen = []
+    with la.lapack_block():
+        t = threading.Thread(target=lambda: seen.append(la._depth()))
+        t.start()
+        t.join()
+        assert la._depth() == 1
+    assert seen == [0]

@@ -20,6 +20,7 @@ ignores them.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -34,7 +35,12 @@ except (ImportError, AttributeError):  # pragma: no cover - another numpy: plain
 
 __all__ = ["lapack_block", "inv", "cholesky", "solve"]
 
-_DEPTH = [0]
+#: per thread (np.errstate is per thread too): how many lapack_block()s are open
+_STATE = threading.local()
+
+
+def _depth() -> int:
+    return getattr(_STATE, "depth", 0)
 
 
 def _raise(err: str, flag: int) -> None:
@@ -52,30 +58,30 @@ def lapack_block() -> Iterator[None]:
         return
     with np.errstate(call=_raise, invalid="call", over="ignore", divide="ignore",
                      under="ignore"):  # fmt: skip
-        _DEPTH[0] += 1
+        _STATE.depth = _depth() + 1
         try:
             yield
         finally:
-            _DEPTH[0] -= 1
+            _STATE.depth -= 1
 
 
 def inv(a: np.ndarray) -> np.ndarray:
     """``np.linalg.inv(a)``."""
-    if _DEPTH[0] and a.dtype == np.float64:
+    if _depth() and a.dtype == np.float64:
         return _INV(a, signature="d->d")
     return np.linalg.inv(a)
 
 
 def cholesky(a: np.ndarray) -> np.ndarray:
     """``np.linalg.cholesky(a)`` (the lower factor)."""
-    if _DEPTH[0] and a.dtype == np.float64:
+    if _depth() and a.dtype == np.float64:
         return _CHOL(a, signature="d->d")
     return np.linalg.cholesky(a)
 
 
 def solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.linalg.solve(a, b)`` (``b`` of one dimension: a vector, as numpy >= 2 reads it)."""
-    if _DEPTH[0] and a.dtype == np.float64 and b.dtype == np.float64:
+    if _depth() and a.dtype == np.float64 and b.dtype == np.float64:
         if b.ndim == 1 and a.ndim == 2:
             return _SOLVE1(a, b, signature="dd->d")
         if b.ndim == a.ndim:
