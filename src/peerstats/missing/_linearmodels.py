@@ -8,7 +8,9 @@ time in its input checks) only to accept ``xarray.DataArray`` inputs; importing 
 ``sys.modules["xarray"] = None``, ``import xarray`` raises ImportError, which linearmodels
 handles as "xarray is not installed" (its documented optional dependency; the numbers do not
 depend on it). Where xarray is already imported nothing changes, and it is importable again
-as soon as the block ends.
+as soon as the block ends. ``sys.modules`` is shared by all threads: another thread importing
+xarray for the first time during the block would get ImportError (peerstats' analyses run the
+block in one thread; the parallel run forks processes, not threads).
 """
 
 from __future__ import annotations
