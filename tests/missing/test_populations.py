@@ -95,3 +95,31 @@ def test_single_arm_trial_has_no_per_protocol_comparison():
     feas = peerstats.datasets.load("icbt_feasibility")
     with pytest.raises(ModelSpecificationError, match="has one arm"):
         peerstats.per_protocol(feas, 2)
+
+
+def test_remembered_compliance_computes_a_rule_once_per_block(trial, monkeypatch):
+    """Issue 22: inside remembered_compliance() the same trial and rule are computed once
+    (per protocol and CACE of a run); the answers equal those outside the block, are copies,
+    and nothing is remembered after it."""
+    from peerstats.missing import populations
+
+    want = compliance(trial, 5)
+    calls = []
+    real = populations._compliance
+
+    def counted(*args):
+        calls.append(args[1].sessions)
+        return real(*args)
+
+    monkeypatch.setattr(populations, "_compliance", counted)
+    with populations.remembered_compliance():
+        a = compliance(trial, {"sessions": 5})
+        a.iloc[:] = -1  # the caller's copy: not what the block remembers
+        b = compliance(trial, 5)
+        c = compliance(trial, 3)
+    assert calls == [5, 3]
+    pd.testing.assert_series_equal(b, want)
+    assert (c >= b).all()  # at least 3 sessions: everyone with at least 5, and more
+    compliance(trial, 5)
+    assert calls == [5, 3, 5]  # nothing kept after the block
+    assert populations._MEMO == []

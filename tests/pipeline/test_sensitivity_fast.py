@@ -164,3 +164,21 @@ def test_warm_start_extrapolates_along_a_line():
     # not on the line (a 2-D grid's next row): the previous optimum
     done2 = [(np.array([0.0, 0.0]), t0), (np.array([0.0, 1.0]), t1)]
     assert np.array_equal(sf.warm_start(done2, np.array([1.0, 0.0])), t1)
+
+
+def test_pooled_fast_is_the_pooled_table_without_the_table(primary_run, imp):
+    """Issue 22: the tipping grid reads the pooled columns of pooled_fast; they are the
+    numbers of pool_fast's table exactly (same refits, same pooling; tolerance 0)."""
+    from peerstats.missing.pooling import POOL_COLUMNS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a1, a2 = _analyser(primary_run), _analyser(primary_run)
+        table, th1 = sf.pool_fast(imp, a1, sf.fast_refits(a1, imp))
+        fast2 = sf.fast_refits(a2, imp)
+        cols, th2 = sf.pooled_fast(imp, a2, fast2)
+    assert list(table["visit"]) == [v for v, _ in fast2.keys]
+    assert list(table["contrast"]) == [c for _, c in fast2.keys]
+    for c in POOL_COLUMNS:
+        assert np.array_equal(table[c].to_numpy(float), cols[c], equal_nan=True), c
+    assert np.array_equal(th1, th2, equal_nan=True)

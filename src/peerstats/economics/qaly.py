@@ -65,6 +65,23 @@ def _auc(t: np.ndarray, u: np.ndarray, rate: float) -> float:
     return float(np.sum((u[1:] + u[:-1]) / 2 * np.diff(t) * factor))
 
 
+def _by_subject(frame: pd.DataFrame):
+    """(subject, t, u) per participant of ``frame`` (columns s, t, u), in the order of
+    ``frame.groupby("s", sort=False)``: first appearance; each participant's rows in frame
+    order. The arrays are slices of two float arrays (no data frame per participant)."""
+    codes, uniques = pd.factorize(frame["s"], sort=False)  # a missing subject: -1, dropped
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]
+    t = frame["t"].to_numpy(float)[order]
+    u = frame["u"].to_numpy(float)[order]
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    starts = np.r_[0, bounds]
+    ends = np.r_[bounds, len(order)]
+    for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
+        if b > a:
+            yield uniques[k], t[a:b], u[a:b]
+
+
 def qalys(
     data: pd.DataFrame,
     *,
@@ -113,11 +130,10 @@ def qalys(
     frame = pd.DataFrame({"s": data[subject].to_numpy(), "t": days.to_numpy(),
                           "u": pd.to_numeric(data[utility], errors="coerce").to_numpy()})  # fmt: skip
     rows = {}
-    for s, g in frame.sort_values(["s", "t"], kind="mergesort").groupby("s", sort=False):
-        t, u = g["t"].to_numpy(float), g["u"].to_numpy(float)
+    for s, t, u in _by_subject(frame.sort_values(["s", "t"], kind="mergesort")):
         ok = np.isfinite(t).all() and np.isfinite(u).all()
         area = _auc(t, u, discount_rate) if ok else np.nan
-        rows[s] = (area / DAYS_PER_YEAR, u[0] if len(u) else np.nan, t[-1] - t[0], len(g))
+        rows[s] = (area / DAYS_PER_YEAR, u[0] if len(u) else np.nan, t[-1] - t[0], len(t))
     out = pd.DataFrame.from_dict(
         rows,
         orient="index",

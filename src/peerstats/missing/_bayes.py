@@ -40,6 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from peerstats.exceptions import ConvergenceError, ModelSpecificationError
+from peerstats.missing import _lapack as _la
 
 __all__ = ["gibbs_mmrm", "BURN", "THIN", "CHAINS", "PRIORS"]
 
@@ -63,12 +64,12 @@ def _inv_wishart(nu: np.ndarray | float, S: np.ndarray, rng: np.random.Generator
     S = U U' (Cholesky), A the Bartlett factor of a Wishart(nu, I)."""
     C, T, _ = S.shape
     low, diag, ar = _bartlett_index(T)
-    U = np.linalg.cholesky(S)
+    U = _la.cholesky(S)
     a = np.zeros((C, T * T))
     a[:, low] = rng.standard_normal((C, low.size))
     a[:, diag] = np.sqrt(rng.chisquare(nu - ar, size=(C, T)))
     A = a.reshape(C, T, T)
-    B = U @ np.linalg.inv(A).transpose(0, 2, 1)
+    B = U @ _la.inv(A).transpose(0, 2, 1)
     return B @ B.transpose(0, 2, 1)
 
 
@@ -119,30 +120,65 @@ def _i_step(blocks, beta, sig, Yc, rng) -> None:
         mu = (Xs @ beta.T).transpose(2, 0, 1)  # (C, m, T)
         if Or.size:
             SOM = S[:, Oc, Mr]
-            A = np.linalg.solve(S[:, Oc, Or], SOM)  # (C, |Ob|, |M|)
+            A = _la.solve(S[:, Oc, Or], SOM)  # (C, |Ob|, |M|)
             mean = mu[:, :, Mr[0]] + (Yc[:, subj][:, :, Or[0]] - mu[:, :, Or[0]]) @ A
             Cm = S[:, Mc, Mr] - SOM.transpose(0, 2, 1) @ A
         else:
             mean = mu[:, :, Mr[0]]
             Cm = S[:, Mc, Mr]
-        L = np.linalg.cholesky((Cm + Cm.transpose(0, 2, 1)) / 2)
+        L = _la.cholesky((Cm + Cm.transpose(0, 2, 1)) / 2)
         z = rng.standard_normal((C, subj.size, Mr.size))
         Yc[:, subj_c, Mr] = mean + z @ L.transpose(0, 2, 1)
 
 
-def _beta_step(sig, SXX, Yc, gsub, Xf, rng) -> np.ndarray:
+def _design_rows(SXX: np.ndarray) -> np.ndarray:
+    """SXX (G, T, T, p, p) laid out as numpy's einsum lays it out for the product of
+    :func:`_contract_design`: (p p, G T T), C order (built once per sampler run)."""
+    G, T, _, p, _ = SXX.shape
+    return SXX.transpose(3, 4, 0, 1, 2).reshape(p * p, G * T * T)
+
+
+def _contract_design(Sinv: np.ndarray, SXX: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``np.einsum("cgjk,gjkpq->cpq", Sinv, SXX, optimize=True)`` computed as numpy's einsum
+    computes it (the path ``gjkpq,cgjk->cpq``: one product (p p, G T T) @ (G T T, C) of the
+    same operands in the same memory layout; ``rows`` = :func:`_design_rows`) without its
+    per-call path search: the same product, so the same numbers, bit for bit
+    (tests/missing/test_bayes_fast.py). Shapes with a dimension of 1 (which einsum squeezes)
+    go through einsum itself."""
+    C, G, T, _ = Sinv.shape
+    p = SXX.shape[-1]
+    if min(C, T, p) < 2:
+        return np.einsum("cgjk,gjkpq->cpq", Sinv, SXX, optimize=True)
+    A = Sinv.transpose(1, 2, 3, 0).reshape(G * T * T, C)
+    return (rows @ A).reshape(p, p, C).transpose(2, 0, 1)
+
+
+def _weight_rows(Yc: np.ndarray, Sinv: np.ndarray, gsub: np.ndarray) -> np.ndarray:
+    """``np.einsum("cnj,cnjk->cnk", Yc, Sinv[:, gsub], optimize=True)`` as numpy's einsum
+    computes it (path ``cnjk,cnj->cnk``: the batch of (T, T) @ (T, 1) products S' y, the
+    transposed matrices copied to C order) without its per-call path search, and with the
+    transposed matrices gathered in one ``np.take`` (the same array as the copy of the
+    gathered ones, made in one pass): the same numbers, bit for bit."""
+    C, n, T = Yc.shape
+    if min(C, n, T) < 2:
+        return np.einsum("cnj,cnjk->cnk", Yc, Sinv[:, gsub], optimize=True)
+    a = np.take(Sinv.transpose(0, 1, 3, 2), gsub, axis=1).reshape(C * n, T, T)
+    return (a @ Yc.reshape(C * n, T, 1)).reshape(C, n, T)
+
+
+def _beta_step(sig, SXX, Yc, gsub, Xf, rng, rows=None) -> np.ndarray:
     """beta | Sigma, Y ~ N(M^-1 sum_i X_i' Sigma^-1 y_i, M^-1) for every chain."""
     C, n, T = Yc.shape
     p = Xf.shape[1]
-    Sinv = np.linalg.inv(sig)  # (C, G, T, T)
-    Mm = np.einsum("cgjk,gjkpq->cpq", Sinv, SXX, optimize=True)
-    W = np.einsum("cnj,cnjk->cnk", Yc, Sinv[:, gsub], optimize=True)
+    Sinv = _la.inv(sig)  # (C, G, T, T)
+    Mm = _contract_design(Sinv, SXX, _design_rows(SXX) if rows is None else rows)
+    W = _weight_rows(Yc, Sinv, gsub)
     rhs = W.reshape(C, n * T) @ Xf  # (C, p)
-    Lm = np.linalg.cholesky(Mm)
-    mean = np.linalg.solve(Mm, rhs[..., None])[..., 0]
+    Lm = _la.cholesky(Mm)
+    mean = _la.solve(Mm, rhs[..., None])[..., 0]
     z = rng.standard_normal((C, p))
     # beta = mean + Lm^-T z  (Cov = M^-1)
-    return mean + np.linalg.solve(Lm.transpose(0, 2, 1), z[..., None])[..., 0]
+    return mean + _la.solve(Lm.transpose(0, 2, 1), z[..., None])[..., 0]
 
 
 def gibbs_mmrm(
@@ -181,29 +217,33 @@ def gibbs_mmrm(
             f"group (subjects per group {n_g.tolist()}, visits {T})"
         )
     SXX = _cross_products(X, gsub, G)
+    rows = _design_rows(SXX)
     blocks = _pattern_blocks(obs, gsub, X)
     Yc = np.broadcast_to(np.where(obs, Y, 0.0), (C, n, T)).copy()
     beta = np.tile(np.asarray(beta0, dtype=float), (C, 1))
     sig = np.tile(np.asarray(sigma0, dtype=float), (C, 1, 1, 1))
     group_rows = [np.flatnonzero(gsub == g) for g in range(G)]
+    # a group of every subject in order: R itself is the copy R[:, rows] (same C layout)
+    whole = [r.size == n and bool(np.all(r == np.arange(n))) for r in group_rows]
     out_b = np.empty((per, C, p))
     out_s = np.empty((per, C, G, T, T))
     Xf = X.reshape(n * T, p)
     kept = 0
-    for it in range(burn + per * thin):
-        _i_step(blocks, beta, sig, Yc, rng)
-        R = Yc - (Xf @ beta.T).T.reshape(C, n, T)
-        for g in range(G):  # Sigma | beta, Y
-            Rg = R[:, group_rows[g]]
-            Sg = Rg.transpose(0, 2, 1) @ Rg
-            if prior == "rbmi":
-                Sg = Sg + S0[g]
-            sig[:, g] = _inv_wishart(float(n_g[g]) + nu0, Sg, rng)
-        beta = _beta_step(sig, SXX, Yc, gsub, Xf, rng)
-        if it >= burn and (it - burn) % thin == thin - 1:
-            out_b[kept] = beta
-            out_s[kept] = sig
-            kept += 1
+    with _la.lapack_block():  # LAPACK without np.linalg's per-call overhead: same numbers
+        for it in range(burn + per * thin):
+            _i_step(blocks, beta, sig, Yc, rng)
+            R = Yc - (Xf @ beta.T).T.reshape(C, n, T)
+            for g in range(G):  # Sigma | beta, Y
+                Rg = R if whole[g] and R.flags.c_contiguous else R[:, group_rows[g]]
+                Sg = Rg.transpose(0, 2, 1) @ Rg
+                if prior == "rbmi":
+                    Sg = Sg + S0[g]
+                sig[:, g] = _inv_wishart(float(n_g[g]) + nu0, Sg, rng)
+            beta = _beta_step(sig, SXX, Yc, gsub, Xf, rng, rows)
+            if it >= burn and (it - burn) % thin == thin - 1:
+                out_b[kept] = beta
+                out_s[kept] = sig
+                kept += 1
     betas = out_b.reshape(per * C, p)[:n_draws]
     sigmas = out_s.reshape(per * C, G, T, T)[:n_draws]
     if not (np.all(np.isfinite(betas)) and np.all(np.isfinite(sigmas))):

@@ -279,6 +279,28 @@ def _delta_per_arm(delta, d, vpos, arm_levels, arm_of, arm, T) -> np.ndarray:
     return table[arm_of]
 
 
+def _arm_constants(delta, arm_levels) -> list[tuple[int, float]] | None:
+    """(arm position, value) of a delta ``{arm: finite number}`` naming known arms once each
+    (a tipping-point cell); None for anything else (the general path checks and refuses)."""
+    if not isinstance(delta, Mapping) or not delta:
+        return None
+    if not all(isinstance(a, str) for a in arm_levels):
+        return None
+    levels = list(arm_levels)
+    keys = [str(a) for a in delta]
+    if len(set(keys)) != len(keys) or any(k not in levels for k in keys):
+        return None
+    out = []
+    for k, v in zip(keys, delta.values()):
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+            return None
+        x = float(v)
+        if not np.isfinite(x):
+            return None
+        out.append((levels.index(k), x))
+    return out
+
+
 def _parse_delta(
     delta, subjects, visit_levels, arm_levels, arm_of, subject, visit, arm, target
 ) -> np.ndarray:
@@ -287,6 +309,12 @@ def _parse_delta(
     out = np.zeros((n, T))
     if delta is None:
         return out
+    fast = _arm_constants(delta, arm_levels)
+    if fast is not None:  # {arm: number}: the table the general path builds, without frames
+        table = np.zeros((len(arm_levels), T))
+        for apos, value in fast:
+            table[apos, :] = value
+        return np.where(target, table[arm_of], 0.0)
     vtxt = [str(v) for v in visit_levels]
     delta = _delta_frame(delta, visit_levels, subject, visit, arm)
     d = pd.to_numeric(delta["delta"], errors="coerce").to_numpy(dtype=float)

@@ -109,6 +109,13 @@ def _design(frame: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
 
 
 def _fit_one(y, exog, d, z, se, level, clusters=None):
+    from peerstats.missing._linearmodels import hidden_xarray
+
+    with hidden_xarray():  # linearmodels' optional xarray: 0.2-0.4 s to import, unused here
+        return _fit_iv(y, exog, d, z, se, level, clusters)
+
+
+def _fit_iv(y, exog, d, z, se, level, clusters=None):
     from linearmodels.iv import IV2SLS
 
     if d.nunique() < 2:

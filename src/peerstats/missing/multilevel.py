@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
+from peerstats.missing import _lapack as _la
 from peerstats.missing._inputs import _subject_visit_index
 
 __all__ = ["impute_multilevel", "draws_multilevel", "BURN", "THIN"]
@@ -70,14 +71,14 @@ def _inv_wishart(nu: float, S: np.ndarray, rng: np.random.Generator) -> np.ndarr
     ~ Wishart(nu, S^-1) by the Bartlett decomposition (L the Cholesky factor of S^-1)."""
     T = S.shape[0]
     low, diag, ar = _bartlett_index(T)
-    L = np.linalg.cholesky(np.linalg.inv(S))
+    L = _la.cholesky(_la.inv(S))
     a = np.zeros(T * T)
     a[low] = rng.standard_normal(low.size)
     a[diag] = np.sqrt(rng.chisquare(nu - ar))
     A = a.reshape(T, T)
     LA = L @ A
     W = LA @ LA.T
-    out = np.linalg.inv(W)
+    out = _la.inv(W)
     return (out + out.T) / 2
 
 
@@ -86,7 +87,7 @@ def _inv_wishart_many(nu: np.ndarray, S: np.ndarray, rng: np.random.Generator) -
     same order (matrix by matrix), the factorisations batched."""
     R, T, _ = S.shape
     low, diag, ar = _bartlett_index(T)
-    L = np.linalg.cholesky(np.linalg.inv(S))
+    L = _la.cholesky(_la.inv(S))
     W = np.empty((R, T, T))
     for r in range(R):
         a = np.zeros(T * T)
@@ -94,7 +95,7 @@ def _inv_wishart_many(nu: np.ndarray, S: np.ndarray, rng: np.random.Generator) -
         a[diag] = np.sqrt(rng.chisquare(nu[r] - ar))
         LA = L[r] @ a.reshape(T, T)
         W[r] = LA @ LA.T
-    out = np.linalg.inv(W)
+    out = _la.inv(W)
     return (out + out.transpose(0, 2, 1)) / 2
 
 
@@ -287,6 +288,7 @@ class _Sampler:
         self.g_of = g_of
         self.XtX = [X[res_groups == r].T @ X[res_groups == r] for r in range(R)]
         self.in_r = [np.flatnonzero(res_groups == r) for r in range(R)]
+        self.X_r = [X[ix] for ix in self.in_r]  # the design rows of each group, copied once
         # A[r, g, i] = 1 when participant i is in group g and residual group r
         A = np.zeros((R, G, n))
         A[res_groups[self.deliv_idx], g_of[self.deliv_idx], self.deliv_idx] = 1.0
@@ -314,16 +316,16 @@ class _Sampler:
         """B | u, Sigma (flat prior): precision sum_r Sigma_r^-1 (x) X_r'X_r. Returns XB."""
         p, T = self.p, self.T
         Rm = self.Yc - self.Uext
-        Sinv = np.linalg.inv(self.Sig)
+        Sinv = _la.inv(self.Sig)
         P = np.zeros((p * T, p * T))
         b = np.zeros(p * T)
         for r in range(self.R):
             # np.kron(Sinv[r], XtX[r]) by broadcasting: the same products, less overhead
             P += (Sinv[r][:, None, :, None] * self.XtX[r][None, :, None, :]).reshape(p * T, p * T)
-            b += (self.X[self.in_r[r]].T @ Rm[self.in_r[r]] @ Sinv[r]).reshape(-1, order="F")
-        Lp = np.linalg.cholesky(P)
-        mean = np.linalg.solve(Lp.T, np.linalg.solve(Lp, b))
-        vecB = mean + np.linalg.solve(Lp.T, rng.standard_normal(p * T))
+            b += (self.X_r[r].T @ Rm[self.in_r[r]] @ Sinv[r]).reshape(-1, order="F")
+        Lp = _la.cholesky(P)
+        mean = _la.solve(Lp.T, _la.solve(Lp, b))
+        vecB = mean + _la.solve(Lp.T, rng.standard_normal(p * T))
         self.B = vecB.reshape(p, T, order="F")
         self._Sinv = Sinv
         return self.X @ self.B
@@ -332,12 +334,12 @@ class _Sampler:
         """u_g | B, Sigma, Omega: precision Omega^-1 + sum_i Sigma_r(i)^-1; then Omega | u."""
         Sinv, G, T = self._Sinv, self.G, self.T
         E0 = self.Yc - XB  # residual before the group effect
-        prec = np.linalg.inv(self.Om)[None] + np.einsum("gr,rst->gst", self.counts, Sinv)
+        prec = _la.inv(self.Om)[None] + np.einsum("gr,rst->gst", self.counts, Sinv)
         lin = np.einsum("rgt,rts->gs", self.A @ E0, Sinv)
-        Lg = np.linalg.cholesky(prec)
-        mu_g = np.linalg.solve(prec, lin[..., None])[..., 0]
+        Lg = _la.cholesky(prec)
+        mu_g = _la.solve(prec, lin[..., None])[..., 0]
         z = rng.standard_normal((G, T))
-        U = mu_g + np.linalg.solve(Lg.transpose(0, 2, 1), z[..., None])[..., 0]
+        U = mu_g + _la.solve(Lg.transpose(0, 2, 1), z[..., None])[..., 0]
         # Omega | u ~ IW(G + T, I + sum u u')
         self.Om = _inv_wishart(G + T, self.I_T + U.T @ U, rng)
         self.Uext[self.deliv_idx] = U[self.g_of[self.deliv_idx]]
@@ -351,11 +353,11 @@ class _Sampler:
             S_mm = S[:, mi_[:, None], mi_]
             if len(ob):
                 S_om = S[:, ob[:, None], mi_]
-                K = np.linalg.solve(S[:, ob[:, None], ob], S_om)  # (k, o, m)
+                K = _la.solve(S[:, ob[:, None], ob], S_om)  # (k, o, m)
                 C = S_mm - S_om.transpose(0, 2, 1) @ K
             else:
                 C = S_mm
-            LcT = np.linalg.cholesky((C + C.transpose(0, 2, 1)) / 2).transpose(0, 2, 1)
+            LcT = _la.cholesky((C + C.transpose(0, 2, 1)) / 2).transpose(0, 2, 1)
             for j, rr in enumerate(members):
                 mu = M[rr, mi_]
                 if len(ob):
@@ -377,16 +379,17 @@ class _Sampler:
 def _run_sampler(sampler: _Sampler, *, n_imputations, burn, thin, rng, stream) -> dict:
     """Burn in, then keep every ``thin``-th state: imputed values and parameter draws."""
     kept = {"values": [], "B": [], "Omega": [], "Sigma": []}
-    for it in range(1, burn + thin * n_imputations + 1):
-        sampler.step(rng)
-        if it > burn and (it - burn) % thin == 0:
-            kept["values"].append(sampler.Yc[sampler.miss].copy())
-            kept["B"].append(sampler.B.copy())
-            kept["Omega"].append(sampler.Om.copy())
-            kept["Sigma"].append(sampler.Sig.copy())
-            if stream is not None:
-                stream.write(f"multilevel imputation {len(kept['B'])} of {n_imputations}\n")
-                stream.flush()
+    with _la.lapack_block():  # LAPACK without np.linalg's per-call overhead: same numbers
+        for it in range(1, burn + thin * n_imputations + 1):
+            sampler.step(rng)
+            if it > burn and (it - burn) % thin == 0:
+                kept["values"].append(sampler.Yc[sampler.miss].copy())
+                kept["B"].append(sampler.B.copy())
+                kept["Omega"].append(sampler.Om.copy())
+                kept["Sigma"].append(sampler.Sig.copy())
+                if stream is not None:
+                    stream.write(f"multilevel imputation {len(kept['B'])} of {n_imputations}\n")
+                    stream.flush()
     return {k: np.stack(v) for k, v in kept.items()}
 
 

@@ -17,7 +17,8 @@ receipt indicator per randomised participant; :func:`peerstats.cace` uses it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -139,6 +140,37 @@ def compliance(trial: Any, definition: Any, *, reference: str | None = None) -> 
     """
     rule = definition if isinstance(definition, ComplianceRule) else ComplianceRule(definition)
     ref = _reference(trial, reference)
+    memo = _MEMO[-1] if _MEMO else None
+    key = (id(trial), rule.sessions, rule.column, rule.min, ref)
+    if memo is not None and key in memo:
+        return memo[key][1].copy()
+    out = _compliance(trial, rule, ref)
+    if memo is not None:
+        from peerstats.data.trial import Trial
+
+        if isinstance(trial, Trial):  # read-only: the same trial gives the same answer
+            memo[key] = (trial, out.copy())  # the trial kept: its id is not reused meanwhile
+    return out
+
+
+#: the answers of :func:`compliance` inside :func:`remembered_compliance` blocks (innermost last)
+_MEMO: list[dict] = []
+
+
+@contextlib.contextmanager
+def remembered_compliance() -> Iterator[None]:
+    """A block in which :func:`compliance` of the same read-only Trial and rule is computed
+    once (issue 22: a run's per-protocol and complier-average analyses ask for the same rule;
+    attendance per participant costs about 15 ms each time). Nothing is kept after the block."""
+    _MEMO.append({})
+    try:
+        yield
+    finally:
+        _MEMO.pop()
+
+
+def _compliance(trial: Any, rule: ComplianceRule, ref: str) -> pd.Series:
+    """:func:`compliance` computed."""
     part = trial.randomised
     subj = part["subject"].astype(str)
     arm = part["arm"].astype(str)

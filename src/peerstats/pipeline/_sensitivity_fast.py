@@ -25,7 +25,7 @@ import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError
 
-__all__ = ["FastRefits", "fast_refits", "pool_fast", "warm_start"]
+__all__ = ["FastRefits", "fast_refits", "pool_fast", "pooled_fast", "warm_start"]
 
 _RUBIN = ("bayes", "approx-bayes")
 
@@ -158,6 +158,28 @@ def pool_fast(
     """The pooled table of :func:`pool_primary` by the fast path, and the optima of the sets
     (the warm starts of the next tipping-point cell); (None, None) when the responses do not
     fit the prepared design (the caller takes the plain path)."""
+    from peerstats.missing.pooling import POOL_COLUMNS
+
+    pooled, thetas = pooled_fast(imp, analyser, fast, warm)
+    if pooled is None:
+        return None, None
+    cols = {"visit": [v for v, _ in fast.keys], "contrast": [c for _, c in fast.keys]}
+    cols.update((c, pooled[c]) for c in POOL_COLUMNS)
+    return pd.DataFrame(cols), thetas
+
+
+def pooled_fast(
+    imp: Any,
+    analyser: Any,
+    fast: FastRefits,
+    warm: np.ndarray | None = None,
+    *,
+    stacklevel: int = 5,
+) -> tuple[dict[str, np.ndarray] | None, np.ndarray | None]:
+    """:func:`pool_fast` without the table: the pooled columns (``POOL_COLUMNS``, one value
+    per key of ``fast.keys``) and the optima; (None, None) where the fast path does not fit.
+    ``stacklevel`` of the singular-fit warning: the default (5) names the caller of
+    :func:`pool_fast`'s caller, 4 the caller of this function's caller."""
     from peerstats.missing.pooling import POOL_COLUMNS, _check_pool_options, pool_arrays
 
     _check_pool_options(analyser.level, "percentile")
@@ -166,14 +188,11 @@ def pool_fast(
         return None, None
     before = (analyser.n_fits, analyser.n_singular)
     E, V, D, thetas = _refit_all(imp, analyser, fast, Y, warm)
-    _warn_singular(analyser, before, stacklevel=4)
+    _warn_singular(analyser, before, stacklevel=stacklevel)
     dfc = np.mean(D, axis=0)
     dfc = None if not np.all(np.isfinite(dfc)) else dfc
     pooled = pool_arrays(E, V, dfc, level=analyser.level)
-    out = pd.DataFrame({c: np.atleast_1d(pooled[c]) for c in POOL_COLUMNS})
-    out.insert(0, "contrast", [c for _, c in fast.keys])
-    out.insert(0, "visit", [v for v, _ in fast.keys])
-    return out, thetas
+    return {c: np.atleast_1d(pooled[c]) for c in POOL_COLUMNS}, thetas
 
 
 def warm_start(done: list, cell: np.ndarray) -> np.ndarray | None:

@@ -37,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from peerstats.exceptions import ModelSpecificationError, SpecError
-from peerstats.pipeline._sensitivity_fast import _warn_singular, fast_refits, pool_fast, warm_start
+from peerstats.pipeline._sensitivity_fast import (
+    _warn_singular,
+    fast_refits,
+    pool_fast,
+    pooled_fast,
+    warm_start,
+)
 
 __all__ = ["ANALYSIS_MODELS", "PrimaryAnalyser", "primary_analyser", "pool_primary", "tipping"]
 
@@ -297,13 +303,23 @@ def tipping(imp: Any, analyser: PrimaryAnalyser, grids: dict[str, list[float]], 
         batch = mmrm_pooled(shifts, analyser)
     for j, (cell, shifted) in enumerate(zip(cells, shifts)):
         res = None if batch is None else batch[j]
-        if fast is not None:
-            res, thetas = pool_fast(shifted, analyser, fast, warm_start(done, cell))
+        if fast is not None:  # the pooled columns only: no table per cell
+            pooled, thetas = pooled_fast(shifted, analyser, fast, warm_start(done, cell),
+                                         stacklevel=4)  # fmt: skip
             done.append((cell, thetas))
+            if pooled is not None:
+                if (str(visit), contrast) not in fast.keys:  # as the table's empty selection
+                    raise IndexError("index 0 is out of bounds for axis 0 with size 0")
+                i = fast.keys.index((str(visit), contrast))
+                rows.append([float(pooled[c][i]) for c in _COLS])
+                continue
         if res is None:
             res = pool_primary(shifted, analyser)
-        hit = res[(res["visit"].astype(str) == str(visit)) & (res["contrast"] == contrast)]
-        rows.append([float(hit[c].iloc[0]) for c in _COLS])
+        at = (res["visit"].astype(str) == str(visit)).to_numpy() & (
+            res["contrast"] == contrast
+        ).to_numpy()
+        i = int(np.flatnonzero(at)[0])  # the first matching row, as .iloc[0] of the filter
+        rows.append([float(res[c].to_numpy()[i]) for c in _COLS])
     table = pd.DataFrame(cells, columns=[f"delta_{a}" for a in arm_names])
     for i, c in enumerate(_COLS):
         table[c] = [r[i] for r in rows]

@@ -95,13 +95,18 @@ def missing_table(trial: Any, outcome: str) -> pd.DataFrame:
     ts = trial.spec
     part = trial.randomised
     a = trial.assessments
+    p_arm = part["arm"].astype(str).to_numpy()
+    p_subj = part["subject"].astype(str).to_numpy()
+    seen = a[a[outcome].notna()]
+    s_subj = seen["subject"].astype(str).to_numpy()
+    s_visit = seen["visit"].astype(str).to_numpy()
     rows = []
     for arm in [str(x) for x in ts.arms.levels]:
-        subj = set(part.loc[part["arm"].astype(str) == arm, "subject"].astype(str))
+        subj = set(p_subj[p_arm == arm])
         n = len(subj)
+        in_arm = np.fromiter((x in subj for x in s_subj), dtype=bool, count=len(s_subj))
         for v in [str(x) for x in ts.visits]:
-            seen = a[(a["visit"].astype(str) == v) & a[outcome].notna()]
-            k = int(seen["subject"].astype(str).isin(subj).sum())
+            k = int((in_arm & (s_visit == v)).sum())  # observed rows at v of the arm's participants
             rows.append(
                 {
                     "arm": arm,
@@ -389,15 +394,18 @@ def run_sensitivity(run: Any, progress: Any) -> None:
     est, sens = spec.estimand, spec.sensitivity
     if est is None and not sens:
         return
+    from peerstats.missing.populations import remembered_compliance
+
     missing_data_step(run)
     work = _start(run)
-    for i, s in enumerate(sens):
-        label = s.label or _default_label(s, est)
-        with (
-            progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}{_work(s)}"),
-            _collect(run.warnings, f"sensitivity {s.name}: "),
-        ):
-            _METHODS[s.method](run, s, i, label, work)
+    with remembered_compliance():  # per protocol and CACE: the same receipt, computed once
+        for i, s in enumerate(sens):
+            label = s.label or _default_label(s, est)
+            with (
+                progress.step(f"sensitivity {i + 1}/{len(sens)}: {label}{_work(s)}"),
+                _collect(run.warnings, f"sensitivity {s.name}: "),
+            ):
+                _METHODS[s.method](run, s, i, label, work)
     _finish(run, work)
 
 
