@@ -52,7 +52,7 @@ def figure_svg(fig: Any) -> str:
             svg.mpl_connect("draw_event", measure)
             # print_svg runs a layout engine (constrained, tight) in its one drawing, where
             # savefig would first draw without output to lay the figure out
-            svg.print_svg(buf, metadata={"Date": None})
+            _print_svg(svg, buf, {"Date": None})
             pad = rc["savefig.pad_inches"]
     finally:
         fig.set_canvas(canvas)
@@ -62,6 +62,25 @@ def figure_svg(fig: Any) -> str:
         cropped = _crop(buf.getvalue(), boxes[0].padded(pad), fig.get_size_inches()[1])
     # not one drawing, or an <svg> header of another form (never seen): matplotlib's own way
     return cropped if cropped is not None else _two_pass(fig)
+
+
+def _print_svg(canvas: Any, buf: io.StringIO, metadata: dict[str, Any]) -> None:
+    """``canvas.print_svg(buf, metadata=metadata)`` (``FigureCanvasSVG``), with the renderer
+    that remembers text across figures (:class:`._svg_render.CachingRenderer`: same bytes)."""
+    from matplotlib.backends.backend_mixed import MixedModeRenderer
+
+    from peerstats.pipeline._svg_render import CachingRenderer
+
+    fig = canvas.figure
+    dpi = fig.dpi
+    fig.dpi = 72
+    width, height = fig.get_size_inches()
+    w, h = width * 72, height * 72
+    renderer = MixedModeRenderer(
+        fig, width, height, dpi, CachingRenderer(w, h, buf, image_dpi=dpi, metadata=metadata)
+    )
+    fig.draw(renderer)
+    renderer.finalize()
 
 
 def _plain_savefig(rc: Any) -> bool:

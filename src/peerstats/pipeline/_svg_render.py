@@ -1,0 +1,165 @@
+"""Matplotlib's SVG drawing with its text measured and laid out once per process (issue 22).
+
+Every figure matplotlib saves gets a new ``RendererSVG`` and with it a new ``TextToPath``, so
+the text caches of one figure start empty in the next: each tick label, axis label and legend
+entry is measured again with FreeType (``FT2Font.set_text``), laid out again (``_layout``,
+``load_glyph``) and the font's line metrics read again from its ``OS/2`` table, for every
+figure of a report (about a quarter of the drawing time of the bundled analysis).
+
+:class:`CachingRenderer` is ``RendererSVG`` with one :class:`CachingTextToPath` shared by all
+figures of the process. It remembers, per FreeType font object (held, so that its ``id`` is
+not reused), string and size,
+
+* the width, height and descent of a string (``get_text_width_height_descent``),
+* the glyphs of a string, their positions and outlines (``get_glyphs_with_font``, from which
+  the renderer writes the ``<defs>`` and ``<use>`` elements of text drawn as paths),
+
+and, per font and size, the ascent, descent and line gap read from the font's tables
+(``_get_font_height_metrics``, the hook ``Text._get_layout`` asks the renderer first, from
+matplotlib 3.11 on; earlier versions do not call it). The values are those FreeType gives on
+the first call, which FreeType gives again on every later one (no state is carried between
+strings: the fonts are reset and resized before each use), so the SVG text is byte for byte
+the one ``RendererSVG`` writes; ``tests/pipeline/test_svg_render.py`` compares both. Not
+cached: math text and TeX (their own parser caches), strings with a character the font's
+first face lacks (FreeType falls back or warns about the missing glyph, and the warning must
+come again on every figure), and font properties that are not hashable.
+
+The caches hold at most :data:`MAX_ENTRIES` entries each and are emptied when full.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import matplotlib as mpl
+from matplotlib.backends.backend_svg import RendererSVG
+from matplotlib.font_manager import fontManager, get_font
+from matplotlib.textpath import TextToPath
+
+__all__ = ["CachingRenderer", "CachingTextToPath", "MAX_ENTRIES", "clear_caches"]
+
+#: entries of each text cache before it is emptied (a report needs about 2,000)
+MAX_ENTRIES = 20_000
+
+
+def _covers(font: Any, s: str) -> bool:
+    """Whether the font's first face has a glyph for every character of ``s`` (so FreeType
+    neither falls back nor warns)."""
+    return all(font.get_char_index(ord(c)) for c in s)
+
+
+def _remember(cache: dict, key: Any, value: Any) -> None:
+    if len(cache) >= MAX_ENTRIES:
+        cache.clear()
+    cache[key] = value
+
+
+class CachingTextToPath(TextToPath):
+    """``TextToPath`` remembering the metrics and glyphs of the strings it has laid out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._metrics: dict[Any, Any] = {}
+        self._glyphs: dict[Any, Any] = {}
+        self._heights: dict[Any, Any] = {}
+
+    def clear(self) -> None:
+        """Forget every string and font."""
+        self._metrics.clear()
+        self._glyphs.clear()
+        self._heights.clear()
+
+    def get_text_width_height_descent(self, s: str, prop: Any, ismath: Any) -> Any:
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        font = self._get_font(prop)
+        key = (id(font), s, prop.get_size_in_points())
+        hit = self._metrics.get(key)
+        if hit is not None:
+            return hit[1]
+        out = super().get_text_width_height_descent(s, prop, ismath)
+        if _covers(font, s):
+            _remember(self._metrics, key, (font, out))
+        return out
+
+    def get_glyphs_with_font(
+        self,
+        font: Any,
+        s: str,
+        glyph_map: Any = None,
+        return_new_glyphs_only: bool = False,
+        **options: Any,
+    ) -> Any:
+        try:
+            key = (id(font), s, tuple(sorted(options.items())))
+            hash(key)
+        except TypeError:  # features or language given as a list: not remembered
+            return super().get_glyphs_with_font(
+                font, s, glyph_map, return_new_glyphs_only, **options
+            )
+        hit = self._glyphs.get(key)
+        if hit is None:
+            info, outlines, rects = super().get_glyphs_with_font(font, s, None, False, **options)
+            hit = (font, info, outlines, rects)
+            if not rects and _covers(font, s):
+                _remember(self._glyphs, key, hit)
+        _, info, outlines, rects = hit
+        if glyph_map is None:
+            glyph_map = OrderedDict()
+        new = OrderedDict() if return_new_glyphs_only else glyph_map
+        for glyph in info:
+            if glyph[0] not in glyph_map:
+                new[glyph[0]] = outlines[glyph[0]]
+        return list(info), new, list(rects)
+
+    def font_height_metrics(self, prop: Any, dpi: float) -> Any:
+        """(ascent, descent, line gap) of ``prop``'s font at ``dpi``, as ``Text._get_layout``
+        reads them from the ``OS/2`` (else ``hhea``) table; Nones when the font has neither."""
+        font = get_font(fontManager._find_fonts_by_props(prop))
+        fontsize = prop.get_size_in_points()
+        key = (id(font), fontsize, dpi)
+        hit = self._heights.get(key)
+        if hit is not None:
+            return hit[1]
+        out: tuple[Any, Any, Any] = (None, None, None)
+        for table_name, linegap_key, ascent_key, descent_key in (
+            ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+            ("hhea", "lineGap", "ascent", "descent"),
+        ):
+            table = font.get_sfnt_table(table_name)
+            if table is None:
+                continue
+            units_per_em = font.get_sfnt_table("head")["unitsPerEm"]
+            scale = 1 / units_per_em * fontsize * dpi / 72
+            out = (table[ascent_key] * scale, -table[descent_key] * scale, table[linegap_key] * scale)
+            break
+        _remember(self._heights, key, (font, out))
+        return out
+
+
+_TEXT2PATH = CachingTextToPath()
+
+#: matplotlib versions whose ``Text._get_layout`` asks the renderer for the font's line
+#: metrics (``_get_font_height_metrics``) and otherwise reads them as :meth:`font_height_metrics`
+_HEIGHT_HOOK = tuple(int(p) for p in mpl.__version__.split(".")[:2]) >= (3, 11)
+
+
+def clear_caches() -> None:
+    """Empty the text caches shared by every :class:`CachingRenderer`."""
+    _TEXT2PATH.clear()
+
+
+class CachingRenderer(RendererSVG):
+    """``RendererSVG`` whose text measurements and glyph outlines come from the one
+    :class:`CachingTextToPath` of the process. Only for figures drawn at 72 dpi, as
+    ``FigureCanvasSVG.print_svg`` draws them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._text2path = _TEXT2PATH
+
+    if _HEIGHT_HOOK:
+
+        def _get_font_height_metrics(self, prop: Any) -> Any:
+            return self._text2path.font_height_metrics(prop, 72)
