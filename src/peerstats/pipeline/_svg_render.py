@@ -33,11 +33,11 @@ from collections import OrderedDict
 from typing import Any
 
 import matplotlib as mpl
-from matplotlib.backends.backend_svg import RendererSVG
+from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG
 from matplotlib.font_manager import fontManager, get_font
 from matplotlib.textpath import TextToPath
 
-__all__ = ["CachingRenderer", "CachingTextToPath", "MAX_ENTRIES", "clear_caches"]
+__all__ = ["CachingCanvas", "CachingRenderer", "CachingTextToPath", "MAX_ENTRIES", "clear_caches"]
 
 #: entries of each text cache before it is emptied (a report needs about 2,000)
 MAX_ENTRIES = 20_000
@@ -163,3 +163,35 @@ class CachingRenderer(RendererSVG):
 
         def _get_font_height_metrics(self, prop: Any) -> Any:
             return self._text2path.font_height_metrics(prop, 72)
+
+
+class CachingCanvas(FigureCanvasSVG):
+    """``FigureCanvasSVG`` drawing with a :class:`CachingRenderer`, also when a layout engine
+    asks for the renderer the figure would be saved with (``Figure._get_renderer``)."""
+
+    def print_svg(
+        self, filename: Any, *, bbox_inches_restore: Any = None, metadata: Any = None
+    ) -> None:
+        """As ``FigureCanvasSVG.print_svg`` (matplotlib 3.7-3.11), with the caching renderer."""
+        import codecs
+
+        from matplotlib import cbook
+        from matplotlib.backends.backend_mixed import MixedModeRenderer
+
+        with cbook.open_file_cm(filename, "w", encoding="utf-8") as fh:
+            if not cbook.file_requires_unicode(fh):
+                fh = codecs.getwriter("utf-8")(fh)
+            dpi = self.figure.dpi
+            self.figure.dpi = 72
+            width, height = self.figure.get_size_inches()
+            w, h = width * 72, height * 72
+            renderer = MixedModeRenderer(
+                self.figure,
+                width,
+                height,
+                dpi,
+                CachingRenderer(w, h, fh, image_dpi=dpi, metadata=metadata),
+                bbox_inches_restore=bbox_inches_restore,
+            )
+            self.figure.draw(renderer)
+            renderer.finalize()
