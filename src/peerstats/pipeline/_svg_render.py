@@ -34,7 +34,6 @@ from typing import Any
 
 import matplotlib as mpl
 from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG
-from matplotlib.font_manager import fontManager, get_font
 from matplotlib.textpath import TextToPath
 
 __all__ = ["CachingCanvas", "CachingRenderer", "CachingTextToPath", "MAX_ENTRIES", "clear_caches"]
@@ -60,15 +59,35 @@ class CachingTextToPath(TextToPath):
 
     def __init__(self) -> None:
         super().__init__()
+        self._fonts: dict[Any, Any] = {}
         self._metrics: dict[Any, Any] = {}
         self._glyphs: dict[Any, Any] = {}
         self._heights: dict[Any, Any] = {}
 
     def clear(self) -> None:
         """Forget every string and font."""
+        self._fonts.clear()
         self._metrics.clear()
         self._glyphs.clear()
         self._heights.clear()
+
+    def new_drawing(self) -> None:
+        """Look the fonts up again (the rcParams naming them may have changed)."""
+        self._fonts.clear()
+
+    def _get_font(self, prop: Any) -> Any:
+        """``TextToPath._get_font``: the font of ``prop`` at 100 pt, 72 dpi, looked up once
+        per drawing (``new_drawing``) and reset as ``get_font`` and ``_get_font`` reset it
+        (another renderer may have scaled or rotated the same FreeType object since)."""
+        font = self._fonts.get(prop)
+        if font is None:
+            font = super()._get_font(prop)
+            _remember(self._fonts, prop.copy(), font)
+            return font
+        if hasattr(font, "_set_transform"):  # get_font resets it (matplotlib 3.10+)
+            font._set_transform([[0x10000, 0], [0, 0x10000]], [0, 0])
+        font.set_size(self.FONT_SCALE, self.DPI)
+        return font
 
     def get_text_width_height_descent(self, s: str, prop: Any, ismath: Any) -> Any:
         if ismath:
@@ -116,7 +135,7 @@ class CachingTextToPath(TextToPath):
     def font_height_metrics(self, prop: Any, dpi: float) -> Any:
         """(ascent, descent, line gap) of ``prop``'s font at ``dpi``, as ``Text._get_layout``
         reads them from the ``OS/2`` (else ``hhea``) table; Nones when the font has neither."""
-        font = get_font(fontManager._find_fonts_by_props(prop))
+        font = self._get_font(prop)  # the face's tables do not depend on its size
         fontsize = prop.get_size_in_points()
         key = (id(font), fontsize, dpi)
         hit = self._heights.get(key)
@@ -157,6 +176,7 @@ class CachingRenderer(RendererSVG):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _TEXT2PATH.new_drawing()
         self._text2path = _TEXT2PATH
 
     if _HEIGHT_HOOK:
