@@ -6,8 +6,9 @@ after. Data: the bundled SYNTHETIC example.
 
 Each round starts one fresh process per tree (alternating which goes first); the process loads,
 validates, fits and describes the analysis, then calls the figures step ``--calls`` times on the
-same run (the first call, which also imports and loads fonts, is reported apart as "first";
-the later ones are "warm"), and reports the wall and CPU time of each call and the SHA-256 of
+same run (the first call, after the imports ``peerstats run`` makes before it forks the
+figures' worker (``pipeline._parallel.PRELOAD``), as in that worker, is reported apart as
+"first"; the later ones are "warm"), and reports the wall and CPU time of each call and the SHA-256 of
 every figure, which must be the same in both trees (byte-identical SVG).
 
 Usage: python benchmarks/bench_figures.py [--before /tmp/old/src] [--rounds 5] [--calls 6]
@@ -36,6 +37,13 @@ spec, trial = steps.load(analysis)
 run = steps.validate(spec, trial)
 steps.estimate(run)
 steps.describe(run)
+try:  # what peerstats run imports before forking the figures' worker
+    import importlib
+    from peerstats.pipeline._parallel import PRELOAD
+    for m in PRELOAD:
+        importlib.import_module(m)
+except ImportError:
+    pass
 before = dict(run.figures), dict(run.figure_captions)
 wall, cpu = [], []
 for _ in range(calls):

@@ -20,7 +20,8 @@ matplotlib 3.11 on; earlier versions do not call it). The values are those FreeT
 the first call, which FreeType gives again on every later one (no state is carried between
 strings: the fonts are reset and resized before each use), so the SVG text is byte for byte
 the one ``RendererSVG`` writes; ``tests/pipeline/test_svg_render.py`` compares both. Not
-cached: math text and TeX (their own parser caches), strings with a character the font's
+cached here: math text and TeX (measured and laid out by a new math text parser in each
+drawing, as matplotlib does), strings with a character the font's
 first face lacks (FreeType falls back or warns about the missing glyph, and the warning must
 come again on every figure), and font properties that are not hashable.
 
@@ -34,6 +35,7 @@ from typing import Any
 
 import matplotlib as mpl
 from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG
+from matplotlib.mathtext import MathTextParser
 from matplotlib.textpath import TextToPath
 
 __all__ = ["CachingCanvas", "CachingRenderer", "CachingTextToPath", "MAX_ENTRIES", "clear_caches"]
@@ -72,8 +74,11 @@ class CachingTextToPath(TextToPath):
         self._heights.clear()
 
     def new_drawing(self) -> None:
-        """Look the fonts up again (the rcParams naming them may have changed)."""
+        """Look the fonts up again, and parse math text anew (the rcParams naming the fonts
+        may have changed; matplotlib's math text parser caches per instance, and each of its
+        renderers has a new one)."""
         self._fonts.clear()
+        self.mathtext_parser = MathTextParser("path")
 
     def _get_font(self, prop: Any) -> Any:
         """``TextToPath._get_font``: the font of ``prop`` at 100 pt, 72 dpi, looked up once
