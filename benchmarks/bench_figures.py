@@ -75,7 +75,9 @@ def child(src: Path, analysis: Path, calls: int) -> dict:
 
 
 def _row(name: str, xs: list[float]) -> str:
-    return f"  {name:<26} min {min(xs):6.3f} s  median {statistics.median(xs):6.3f} s  (n={len(xs)})"
+    return (
+        f"  {name:<26} min {min(xs):6.3f} s  median {statistics.median(xs):6.3f} s  (n={len(xs)})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

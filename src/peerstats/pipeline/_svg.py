@@ -37,6 +37,7 @@ def figure_svg(fig: Any) -> str:
     """``fig`` as SVG text, cropped as ``bbox_inches="tight"`` (default padding) would, with
     one drawing instead of two. The figure is left open (the caller closes it)."""
     import matplotlib
+
     from peerstats.pipeline._svg_render import CachingCanvas as FigureCanvasSVG
 
     rc = matplotlib.rcParams

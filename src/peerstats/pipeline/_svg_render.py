@@ -156,7 +156,11 @@ class CachingTextToPath(TextToPath):
                 continue
             units_per_em = font.get_sfnt_table("head")["unitsPerEm"]
             scale = 1 / units_per_em * fontsize * dpi / 72
-            out = (table[ascent_key] * scale, -table[descent_key] * scale, table[linegap_key] * scale)
+            out = (
+                table[ascent_key] * scale,
+                -table[descent_key] * scale,
+                table[linegap_key] * scale,
+            )
             break
         _remember(self._heights, key, (font, out))
         return out
