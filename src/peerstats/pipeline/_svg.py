@@ -39,6 +39,7 @@ def figure_svg(fig: Any) -> str:
     import matplotlib
 
     from peerstats.pipeline._svg_render import CachingCanvas as FigureCanvasSVG
+    from peerstats.pipeline._svg_render import ticks_remembered
 
     rc = matplotlib.rcParams
     if not _plain_savefig(rc):  # savefig options changed by the user: matplotlib's own way
@@ -46,7 +47,8 @@ def figure_svg(fig: Any) -> str:
     boxes: list[Any] = []
 
     def measure(event: Any) -> None:  # still inside print_svg: dpi 72, the same renderer
-        boxes.append(event.canvas.figure.get_tightbbox(event.renderer))
+        with ticks_remembered(fig):  # nothing moves any more: each axis's ticks once
+            boxes.append(event.canvas.figure.get_tightbbox(event.renderer))
 
     buf = io.StringIO()
     canvas, dpi = fig.canvas, fig.dpi

@@ -30,7 +30,9 @@ The caches hold at most :data:`MAX_ENTRIES` entries each and are emptied when fu
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import matplotlib as mpl
@@ -38,7 +40,14 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG
 from matplotlib.mathtext import MathTextParser
 from matplotlib.textpath import TextToPath
 
-__all__ = ["CachingCanvas", "CachingRenderer", "CachingTextToPath", "MAX_ENTRIES", "clear_caches"]
+__all__ = [
+    "CachingCanvas",
+    "CachingRenderer",
+    "CachingTextToPath",
+    "MAX_ENTRIES",
+    "clear_caches",
+    "ticks_remembered",
+]
 
 #: entries of each text cache before it is emptied (a report needs about 2,000)
 MAX_ENTRIES = 20_000
@@ -224,3 +233,56 @@ class CachingCanvas(FigureCanvasSVG):
             )
             self.figure.draw(renderer)
             renderer.finalize()
+
+
+@contextlib.contextmanager
+def ticks_remembered(fig: Any) -> Iterator[None]:
+    """Each axis of ``fig`` works out its ticks (``Axis._update_ticks``: locator, formatter,
+    tick labels) and measures its tick labels (``Axis._get_ticklabel_bboxes``) once inside
+    the block instead of at every request.
+
+    For a figure that is not changed inside the block: its tight box right after a drawing
+    (``Figure.get_tightbbox``) asks each axis for its ticks four to six times (its own box,
+    its label's place beside its siblings' tick labels, each spine's extent), with the same
+    answer each time since nothing moves. The axes get instance attributes that are deleted
+    on exit."""
+    axes = [a for ax in fig.get_axes() for a in getattr(ax, "_axis_map", {}).values()]
+    touched = []
+    try:
+        for axis in axes:
+            if "_update_ticks" in vars(axis) or "_get_ticklabel_bboxes" in vars(axis):
+                continue  # already remembering (a block inside another)
+            ticks = _once(axis._update_ticks)
+            axis._update_ticks = ticks
+            axis._get_ticklabel_bboxes = _once_per_ticks(axis._get_ticklabel_bboxes)
+            touched.append(axis)
+        yield
+    finally:
+        for axis in touched:
+            del axis._update_ticks, axis._get_ticklabel_bboxes
+
+
+def _once(method: Callable[[], list]) -> Callable[[], list]:
+    """``method()`` the first time, a copy of that list later."""
+    memo: list[list] = []
+
+    def remembered() -> list:
+        if not memo:
+            memo.append(method())
+        return list(memo[0])
+
+    return remembered
+
+
+def _once_per_ticks(method: Callable[..., tuple]) -> Callable[..., tuple]:
+    """``method(ticks, renderer)`` once per list of the same ticks and renderer (lists
+    copied on the way out)."""
+    memo: dict[tuple, tuple] = {}
+
+    def remembered(ticks: list, renderer: Any) -> tuple:
+        key = (tuple(map(id, ticks)), id(renderer))
+        if key not in memo:
+            memo[key] = (method(ticks, renderer), ticks, renderer)  # held: ids stay theirs
+        return tuple(list(x) for x in memo[key][0])
+
+    return remembered
