@@ -180,3 +180,78 @@ def test_thawed_when_drawing_fails():
     with pytest.raises(RuntimeError), old_objects_frozen():
         raise RuntimeError("a figure failed")
     assert gc.get_freeze_count() == 0
+
+
+def _busy_figure(layout: str | None):
+    """Shared and twin axes, aligned labels, a colourbar, a log scale, offset tick labels."""
+    fig, axes = plt.subplots(2, 2, figsize=(6.5, 5.0), sharex="col", layout=layout)
+    x = np.linspace(1, 100, 50)
+    axes[0, 0].plot(x, 1e5 + x)  # an offset ("+1e5") above the axis
+    axes[1, 0].semilogy(x, x**2)
+    axes[1, 0].set_xlabel("shared x")
+    twin = axes[0, 1].twinx()
+    axes[0, 1].plot(x, np.sin(x))
+    twin.plot(x, np.cos(x) * 1000, color="C1")
+    twin.set_ylabel("twin")
+    image = axes[1, 1].imshow(np.arange(12.0).reshape(3, 4))
+    fig.colorbar(image, ax=axes[1, 1], label="colour")
+    axes[1, 1].xaxis.tick_top()
+    axes[1, 1].set_title("ticks on top")
+    for ax in axes.flat:
+        ax.set_ylabel("a long y label")
+    fig.align_ylabels()
+    return fig
+
+
+@pytest.mark.parametrize("layout", [None, "constrained", "tight"])
+@pytest.mark.parametrize("busy", [False, True])
+def test_remembered_ticks_give_the_same_figure(monkeypatch, layout, busy):
+    import contextlib
+
+    from peerstats.pipeline._svg import figure_svg
+
+    def make(layout):
+        return _busy_figure(layout) if busy else _text_figure(layout=layout)
+
+    ours = figure_svg(make(layout))
+    not_remembered = contextlib.nullcontext  # every request computed, as matplotlib does
+    monkeypatch.setattr(_svg_render, "ticks_remembered", lambda axes: not_remembered())
+    monkeypatch.setattr(_svg_render, "ticks_remembered_per_axes", lambda fig: not_remembered())
+    assert ours == figure_svg(make(layout))
+
+
+def test_remembered_ticks_leave_no_trace_also_after_an_error():
+    from peerstats.pipeline._svg_render import ticks_remembered, ticks_remembered_per_axes
+
+    fig = _busy_figure("constrained")
+    axes = fig.get_axes()
+    with pytest.raises(RuntimeError), ticks_remembered_per_axes(fig), ticks_remembered(axes):
+        assert all("draw" in vars(ax) for ax in axes)
+        raise RuntimeError("a drawing failed")
+    for ax in axes:
+        assert "draw" not in vars(ax) and "get_tightbbox" not in vars(ax)
+        for axis in ax._axis_map.values():
+            assert not {"_update_ticks", "_get_ticklabel_bboxes"} & set(vars(axis))
+
+
+def test_remembered_ticks_are_computed_once_per_block():
+    from peerstats.pipeline._svg_render import ticks_remembered
+
+    fig = _busy_figure(None)
+    ax = fig.get_axes()[0]
+    calls = []
+    original = type(ax.xaxis)._update_ticks
+
+    def counted(axis):
+        calls.append(axis)
+        return original(axis)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(ax.xaxis), "_update_ticks", counted)
+        with ticks_remembered([ax]):
+            first = ax.xaxis._update_ticks()
+            assert ax.xaxis._update_ticks() == first
+            assert ax.xaxis._update_ticks() is not first  # a copy each time
+        assert len(calls) == 1
+        ax.xaxis._update_ticks()  # outside the block: computed again
+        assert len(calls) == 2

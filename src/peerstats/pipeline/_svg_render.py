@@ -47,6 +47,7 @@ __all__ = [
     "MAX_ENTRIES",
     "clear_caches",
     "ticks_remembered",
+    "ticks_remembered_per_axes",
 ]
 
 #: entries of each text cache before it is emptied (a report needs about 2,000)
@@ -236,30 +237,60 @@ class CachingCanvas(FigureCanvasSVG):
 
 
 @contextlib.contextmanager
-def ticks_remembered(fig: Any) -> Iterator[None]:
-    """Each axis of ``fig`` works out its ticks (``Axis._update_ticks``: locator, formatter,
-    tick labels) and measures its tick labels (``Axis._get_ticklabel_bboxes``) once inside
-    the block instead of at every request.
+def ticks_remembered(axes: Any) -> Iterator[None]:
+    """Each axis of the Axes ``axes`` works out its ticks (``Axis._update_ticks``: locator,
+    formatter, tick labels) and measures its tick labels (``Axis._get_ticklabel_bboxes``)
+    once inside the block instead of at every request.
 
-    For a figure that is not changed inside the block: its tight box right after a drawing
-    (``Figure.get_tightbbox``) asks each axis for its ticks four to six times (its own box,
-    its label's place beside its siblings' tick labels, each spine's extent), with the same
-    answer each time since nothing moves. The axes get instance attributes that are deleted
-    on exit."""
-    axes = [a for ax in fig.get_axes() for a in getattr(ax, "_axis_map", {}).values()]
+    Only for a block in which no axes moves and no limit changes: the tight box right after
+    a drawing (``Figure.get_tightbbox``), or one Axes' drawing or tight box (both after its
+    ``apply_aspect``, see :func:`ticks_remembered_per_axes`). There each axis is asked for
+    its ticks two to six times (its own box, its label's place beside its siblings' tick
+    labels, each spine's extent), with the same answer each time since nothing moves. The
+    axes get instance attributes that are deleted on exit."""
     touched = []
     try:
-        for axis in axes:
-            if "_update_ticks" in vars(axis) or "_get_ticklabel_bboxes" in vars(axis):
-                continue  # already remembering (a block inside another)
-            ticks = _once(axis._update_ticks)
-            axis._update_ticks = ticks
-            axis._get_ticklabel_bboxes = _once_per_ticks(axis._get_ticklabel_bboxes)
-            touched.append(axis)
+        for ax in axes:
+            for axis in getattr(ax, "_axis_map", {}).values():
+                if "_update_ticks" in vars(axis) or "_get_ticklabel_bboxes" in vars(axis):
+                    continue  # already remembering (a block inside another)
+                axis._update_ticks = _once(axis._update_ticks)
+                axis._get_ticklabel_bboxes = _once_per_ticks(axis._get_ticklabel_bboxes)
+                touched.append(axis)
         yield
     finally:
         for axis in touched:
             del axis._update_ticks, axis._get_ticklabel_bboxes
+
+
+@contextlib.contextmanager
+def ticks_remembered_per_axes(fig: Any) -> Iterator[None]:
+    """Inside the block, each drawing of an Axes of ``fig`` (``Axes.draw``) and each of its
+    tight boxes (``Axes.get_tightbbox``, which a layout engine asks for) remembers the ticks
+    of the Axes' axes (:func:`ticks_remembered`) until it returns. Both methods fix the Axes'
+    place first (``apply_aspect``) and change neither place nor limits after; between two
+    calls the layout engine may move the Axes, so nothing is remembered from one call to
+    the next. Instance attributes, deleted on exit."""
+    wrapped = []
+    try:
+        for ax in fig.get_axes():
+            if "draw" in vars(ax) or "get_tightbbox" in vars(ax):
+                continue
+            ax.draw = _within_ticks_remembered(ax, ax.draw)
+            ax.get_tightbbox = _within_ticks_remembered(ax, ax.get_tightbbox)
+            wrapped.append(ax)
+        yield
+    finally:
+        for ax in wrapped:
+            del ax.draw, ax.get_tightbbox
+
+
+def _within_ticks_remembered(ax: Any, method: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with ticks_remembered([ax]):
+            return method(*args, **kwargs)
+
+    return call
 
 
 def _once(method: Callable[[], list]) -> Callable[[], list]:
