@@ -12,7 +12,7 @@ figures' worker (``pipeline._parallel.PRELOAD``), as in that worker, is reported
 every figure, which must be the same in both trees (byte-identical SVG).
 
 Usage: python benchmarks/bench_figures.py [--before /tmp/old/src] [--rounds 5] [--calls 6]
-       [--analysis analyses/peer_recovery.yaml]
+       [--analysis analyses/peer_recovery.yaml] [--step figures|mechanisms]
 Without ``--before`` only this tree is timed.
 """
 
@@ -32,7 +32,7 @@ HERE = ROOT / "src"
 CHILD = r"""
 import hashlib, json, sys, time
 from peerstats.pipeline import steps
-analysis, calls = sys.argv[1], int(sys.argv[2])
+analysis, calls, step = sys.argv[1], int(sys.argv[2]), getattr(steps, sys.argv[3])
 spec, trial = steps.load(analysis)
 run = steps.validate(spec, trial)
 steps.estimate(run)
@@ -50,19 +50,19 @@ for _ in range(calls):
     run.figures.clear(); run.figures.update(before[0])
     run.figure_captions.clear(); run.figure_captions.update(before[1])
     t0, c0 = time.perf_counter(), time.process_time()
-    steps.figures(run)
+    step(run)
     wall.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
 sha = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in run.figures.items()}
 print(json.dumps({"wall": wall, "cpu": cpu, "sha": sha}))
 """
 
 
-def child(src: Path, analysis: Path, calls: int) -> dict:
-    """One fresh process on the tree ``src``: times of ``calls`` figure steps, figure hashes."""
+def child(src: Path, analysis: Path, calls: int, step: str = "figures") -> dict:
+    """One fresh process on the tree ``src``: times of ``calls`` steps, figure hashes."""
     env = dict(os.environ, PYTHONPATH=str(src), MPLBACKEND="agg")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(analysis), str(calls)],
+        [sys.executable, "-c", CHILD, str(analysis), str(calls), step],
         env=env,
         capture_output=True,
         text=True,
@@ -86,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=6, help="figure steps per process (>= 2)")
     ap.add_argument("--analysis", type=Path, default=ROOT / "analyses" / "peer_recovery.yaml")
+    ap.add_argument(
+        "--step",
+        default="figures",
+        choices=("figures", "mechanisms"),
+        help="the step timed (mechanisms: the other step of the figures' worker, whose "
+        "figures go through the same SVG drawing)",
+    )
     a = ap.parse_args(argv)
     trees = {"this tree": HERE} | ({"before": a.before.resolve()} if a.before else {})
     print(f"load before: {os.getloadavg()}")
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(a.rounds):
         order = list(trees) if r % 2 == 0 else list(trees)[::-1]
         for t in order:
-            out = child(trees[t], a.analysis, max(2, a.calls))
+            out = child(trees[t], a.analysis, max(2, a.calls), a.step)
             shas[t] = out["sha"]
             d = res[t]
             d.setdefault("first (wall)", []).append(out["wall"][0])
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             d.setdefault("warm (cpu)", []).extend(out["cpu"][1:])
             d.setdefault("warm min per process", []).append(min(out["wall"][1:]))
     print(f"load after:  {os.getloadavg()}")
-    print(f"figures step of {a.analysis.name}, {a.rounds} rounds x {a.calls} calls")
+    print(f"{a.step} step of {a.analysis.name}, {a.rounds} rounds x {a.calls} calls")
     for t, d in res.items():
         print(f"{t} ({trees[t]}):")
         for k, xs in d.items():

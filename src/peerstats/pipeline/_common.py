@@ -238,12 +238,15 @@ def effect_sentence(run: AnalysisRun, r: Any) -> str:
 
 
 def _svg(fig: Any) -> str:
-    """``fig`` as SVG text cropped to its tight box, drawn once (:mod:`._svg`); closes it."""
+    """``fig`` as SVG text cropped to its tight box, drawn once (:mod:`._svg`), with the
+    objects that exist before left out of the garbage collector's passes meanwhile
+    (:func:`._svg.old_objects_frozen`); closes it."""
     import matplotlib.pyplot as plt
 
-    from peerstats.pipeline._svg import figure_svg
+    from peerstats.pipeline._svg import figure_svg, old_objects_frozen
 
-    text = figure_svg(fig)
+    with old_objects_frozen():
+        text = figure_svg(fig)
     plt.close(fig)
     return text
 
