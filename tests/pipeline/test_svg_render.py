@@ -255,3 +255,13 @@ def test_remembered_ticks_are_computed_once_per_block():
         assert len(calls) == 1
         ax.xaxis._update_ticks()  # outside the block: computed again
         assert len(calls) == 2
+
+
+def test_only_rectilinear_axes_remember_their_ticks():
+    from peerstats.pipeline._svg_render import _plain
+
+    fig = plt.figure()
+    flat = fig.add_subplot(1, 2, 1)
+    polar = fig.add_subplot(1, 2, 2, projection="polar")
+    polar.plot([0, 1, 2], [1, 2, 3])
+    assert _plain(fig.get_axes()) == [flat]

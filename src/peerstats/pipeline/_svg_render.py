@@ -250,7 +250,7 @@ def ticks_remembered(axes: Any) -> Iterator[None]:
     axes get instance attributes that are deleted on exit."""
     touched = []
     try:
-        for ax in axes:
+        for ax in _plain(axes):
             for axis in getattr(ax, "_axis_map", {}).values():
                 if "_update_ticks" in vars(axis) or "_get_ticklabel_bboxes" in vars(axis):
                     continue  # already remembering (a block inside another)
@@ -273,7 +273,7 @@ def ticks_remembered_per_axes(fig: Any) -> Iterator[None]:
     the next. Instance attributes, deleted on exit."""
     wrapped = []
     try:
-        for ax in fig.get_axes():
+        for ax in _plain(fig.get_axes()):
             if "draw" in vars(ax) or "get_tightbbox" in vars(ax):
                 continue
             ax.draw = _within_ticks_remembered(ax, ax.draw)
@@ -283,6 +283,21 @@ def ticks_remembered_per_axes(fig: Any) -> Iterator[None]:
     finally:
         for ax in wrapped:
             del ax.draw, ax.get_tightbbox
+
+
+def _plain(axes: Any) -> list[Any]:
+    """The Axes of ``axes`` that are matplotlib's rectilinear ``Axes`` with its own x and y
+    axes (what :func:`ticks_remembered` was checked on), not polar, 3-D or other
+    projections, nor subclasses that may draw otherwise."""
+    from matplotlib.axes import Axes
+    from matplotlib.axis import XAxis, YAxis
+
+    return [
+        ax
+        for ax in axes
+        if type(ax) is Axes
+        and {type(a) for a in getattr(ax, "_axis_map", {}).values()} <= {XAxis, YAxis}
+    ]
 
 
 def _within_ticks_remembered(ax: Any, method: Callable[..., Any]) -> Callable[..., Any]:
