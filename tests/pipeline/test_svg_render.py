@@ -265,3 +265,12 @@ def test_only_rectilinear_axes_remember_their_ticks():
     polar = fig.add_subplot(1, 2, 2, projection="polar")
     polar.plot([0, 1, 2], [1, 2, 3])
     assert _plain(fig.get_axes()) == [flat]
+
+
+def test_an_inner_frozen_block_leaves_the_outer_one_frozen():
+    with old_objects_frozen():
+        frozen = gc.get_freeze_count()
+        with old_objects_frozen():  # e.g. each figure inside the figures step
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
