@@ -67,7 +67,7 @@ def test_same_bytes_as_matplotlib_first_and_later_drawings(layout):
     ref = [_svg(ref_fig, FigureCanvasSVG) for _ in range(2)]
     ours = [_svg(fig, CachingCanvas) for _ in range(2)]  # fills the caches, then reads them
     assert ours == ref
-    assert len(_svg_render._TEXT2PATH._glyphs) > 10  # the caches were used
+    assert len(_svg_render.shared_text2path()._glyphs) > 10  # the caches were used
     again = _text_figure(layout=layout)
     assert _svg(again, CachingCanvas) == ref[0]  # a new figure, all its text in the caches
 
@@ -117,7 +117,7 @@ def test_fonts_are_looked_up_again_when_the_rcparams_change():
 def test_the_caches_are_bounded(monkeypatch):
     monkeypatch.setattr(_svg_render, "MAX_ENTRIES", 5)
     assert _same()
-    t2p = _svg_render._TEXT2PATH
+    t2p = _svg_render.shared_text2path()
     for cache in (t2p._fonts, t2p._metrics, t2p._glyphs, t2p._heights):
         assert len(cache) <= 5
 
@@ -274,3 +274,15 @@ def test_an_inner_frozen_block_leaves_the_outer_one_frozen():
             assert gc.get_freeze_count() == frozen
         assert gc.get_freeze_count() == frozen
     assert gc.get_freeze_count() == 0
+
+
+def test_each_thread_has_its_own_text_caches():
+    import threading
+
+    here = _svg_render.shared_text2path()
+    there = []
+    worker = threading.Thread(target=lambda: there.append(_svg_render.shared_text2path()))
+    worker.start()
+    worker.join()
+    assert there[0] is not here
+    assert _svg_render.shared_text2path() is here
