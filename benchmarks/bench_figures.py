@@ -8,7 +8,9 @@ Each round starts one fresh process per tree (alternating which goes first); the
 validates, fits and describes the analysis, then calls the figures step ``--calls`` times on the
 same run (the first call, after the imports ``peerstats run`` makes before it forks the
 figures' worker (``pipeline._parallel.PRELOAD``), as in that worker, is reported apart as
-"first"; the later ones are "warm"), and reports the wall and CPU time of each call and the SHA-256 of
+"first"; the later ones are "warm"; the garbage collector set as ``peerstats run`` sets it,
+``cli._long_lived_heap``: the heap frozen before and after each step, young collections every
+20,000 allocations), and reports the wall and CPU time of each call and the SHA-256 of
 every figure, which must be the same in both trees (byte-identical SVG).
 
 Usage: python benchmarks/bench_figures.py [--before /tmp/old/src] [--rounds 5] [--calls 6]
@@ -44,6 +46,9 @@ try:  # what peerstats run imports before forking the figures' worker
         importlib.import_module(m)
 except ImportError:
     pass
+import gc  # the collector as `peerstats run` sets it (cli._long_lived_heap): what the earlier
+gc.freeze()  # steps left is frozen, young collections every 20,000 allocations, a freeze
+gc.set_threshold(20_000, 50, 100)  # after each step
 before = dict(run.figures), dict(run.figure_captions)
 wall, cpu = [], []
 for _ in range(calls):
@@ -52,6 +57,7 @@ for _ in range(calls):
     t0, c0 = time.perf_counter(), time.process_time()
     step(run)
     wall.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
+    gc.freeze()
 sha = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in run.figures.items()}
 print(json.dumps({"wall": wall, "cpu": cpu, "sha": sha}))
 """

@@ -6,7 +6,6 @@ come on every drawing), and after the rcParams naming the fonts change."""
 
 from __future__ import annotations
 
-import gc
 import io
 import warnings
 
@@ -19,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_svg import FigureCanvasSVG  # noqa: E402
 
 from peerstats.pipeline import _svg_render  # noqa: E402
-from peerstats.pipeline._svg import SVG_RC, old_objects_frozen  # noqa: E402
+from peerstats.pipeline._svg import SVG_RC  # noqa: E402
 from peerstats.pipeline._svg_render import CachingCanvas, CachingTextToPath  # noqa: E402
 
 
@@ -158,30 +157,6 @@ def test_math_text_is_measured_by_matplotlib():
     assert not ours._metrics
 
 
-def test_old_objects_are_frozen_while_drawing_and_thawed_after():
-    assert gc.get_freeze_count() == 0
-    with old_objects_frozen():
-        assert gc.get_freeze_count() > 0
-    assert gc.get_freeze_count() == 0
-
-
-def test_objects_frozen_by_someone_else_stay_frozen():
-    gc.freeze()
-    try:
-        before = gc.get_freeze_count()
-        with old_objects_frozen():
-            pass
-        assert gc.get_freeze_count() == before
-    finally:
-        gc.unfreeze()
-
-
-def test_thawed_when_drawing_fails():
-    with pytest.raises(RuntimeError), old_objects_frozen():
-        raise RuntimeError("a figure failed")
-    assert gc.get_freeze_count() == 0
-
-
 def _busy_figure(layout: str | None):
     """Shared and twin axes, aligned labels, a colourbar, a log scale, offset tick labels."""
     fig, axes = plt.subplots(2, 2, figsize=(6.5, 5.0), sharex="col", layout=layout)
@@ -265,15 +240,6 @@ def test_only_rectilinear_axes_remember_their_ticks():
     polar = fig.add_subplot(1, 2, 2, projection="polar")
     polar.plot([0, 1, 2], [1, 2, 3])
     assert _plain(fig.get_axes()) == [flat]
-
-
-def test_an_inner_frozen_block_leaves_the_outer_one_frozen():
-    with old_objects_frozen():
-        frozen = gc.get_freeze_count()
-        with old_objects_frozen():  # e.g. each figure inside the figures step
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen
-    assert gc.get_freeze_count() == 0
 
 
 def test_each_thread_has_its_own_text_caches():

@@ -238,15 +238,12 @@ def effect_sentence(run: AnalysisRun, r: Any) -> str:
 
 
 def _svg(fig: Any) -> str:
-    """``fig`` as SVG text cropped to its tight box, drawn once (:mod:`._svg`), with the
-    objects that exist before left out of the garbage collector's passes meanwhile
-    (:func:`._svg.old_objects_frozen`); closes it."""
+    """``fig`` as SVG text cropped to its tight box, drawn once (:mod:`._svg`); closes it."""
     import matplotlib.pyplot as plt
 
-    from peerstats.pipeline._svg import figure_svg, old_objects_frozen
+    from peerstats.pipeline._svg import figure_svg
 
-    with old_objects_frozen():
-        text = figure_svg(fig)
+    text = figure_svg(fig)
     plt.close(fig)
     return text
 

@@ -17,15 +17,7 @@ def draw_figures(run: AnalysisRun, flow: Any = None, effects: Any = None) -> Non
     """Draw every figure the spec asks for into ``run.figures`` (SVG) with captions.
 
     ``effects`` is not read (kept for older callers): the forest plots are drawn from the
-    run's effect records. The objects of the run are left out of the garbage collector's
-    passes while drawing (:func:`._svg.old_objects_frozen`)."""
-    from peerstats.pipeline._svg import old_objects_frozen
-
-    with old_objects_frozen():
-        _draw_all(run, flow)
-
-
-def _draw_all(run: AnalysisRun, flow: Any) -> None:
+    run's effect records."""
     if run.spec.wants_figure("consort") and flow is not None:
         _consort(run, flow)
     if run.spec.wants_figure("trajectories"):

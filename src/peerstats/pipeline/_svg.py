@@ -20,14 +20,11 @@ analysis were rasterised with Chromium both ways (benchmarks/README.md);
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import re
-from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["figure_svg", "SVG_RC", "old_objects_frozen"]
+__all__ = ["figure_svg", "SVG_RC"]
 
 #: rcParams of every report figure: stable ids, text drawn as paths (no font needed to view)
 SVG_RC = {"svg.hashsalt": "peerstats", "svg.fonttype": "path"}
@@ -69,37 +66,6 @@ def figure_svg(fig: Any) -> str:
         cropped = _crop(buf.getvalue(), boxes[0].padded(pad), fig.get_size_inches()[1])
     # not one drawing, or an <svg> header of another form (never seen): matplotlib's own way
     return cropped if cropped is not None else _two_pass(fig)
-
-
-#: how many :func:`old_objects_frozen` blocks are open (an inner one does nothing)
-_FROZEN_DEPTH = 0
-
-
-@contextlib.contextmanager
-def old_objects_frozen() -> Iterator[None]:
-    """The objects that exist on entry are left out of the garbage collector's passes until
-    exit (``gc.freeze``, then ``gc.unfreeze``); nothing inside another such block, nor when
-    something else froze objects before.
-
-    Drawing makes and drops many matplotlib objects with reference cycles, so the collector
-    runs often, and each pass of its oldest generation walks every object of the process:
-    with a fitted analysis in memory (the trial, the fits, about 140,000 objects) that was
-    about 0.1 s of the 0.8 s of the figures of the bundled analysis. The figures' own garbage
-    is still collected as before; only what existed on entry is skipped, until exit. Objects
-    are not freed at other moments than without it in any way the output can see (nothing
-    drawn depends on an object's address). An inner block is told by a counter, not by
-    ``gc.get_freeze_count()``, which walks every frozen object (milliseconds each call)."""
-    global _FROZEN_DEPTH
-    if _FROZEN_DEPTH or gc.get_freeze_count():  # the count is 0 (no walk) unless frozen
-        yield
-        return
-    gc.freeze()
-    _FROZEN_DEPTH += 1
-    try:
-        yield
-    finally:
-        _FROZEN_DEPTH -= 1
-        gc.unfreeze()
 
 
 def _plain_savefig(rc: Any) -> bool:
