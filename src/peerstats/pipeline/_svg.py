@@ -34,7 +34,9 @@ def figure_svg(fig: Any) -> str:
     """``fig`` as SVG text, cropped as ``bbox_inches="tight"`` (default padding) would, with
     one drawing instead of two. The figure is left open (the caller closes it)."""
     import matplotlib
-    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+    from peerstats.pipeline._svg_render import CachingCanvas as FigureCanvasSVG
+    from peerstats.pipeline._svg_render import ticks_remembered, ticks_remembered_per_axes
 
     rc = matplotlib.rcParams
     if not _plain_savefig(rc):  # savefig options changed by the user: matplotlib's own way
@@ -42,7 +44,8 @@ def figure_svg(fig: Any) -> str:
     boxes: list[Any] = []
 
     def measure(event: Any) -> None:  # still inside print_svg: dpi 72, the same renderer
-        boxes.append(event.canvas.figure.get_tightbbox(event.renderer))
+        with ticks_remembered(fig.get_axes()):  # nothing moves any more: each axis's ticks once
+            boxes.append(event.canvas.figure.get_tightbbox(event.renderer))
 
     buf = io.StringIO()
     canvas, dpi = fig.canvas, fig.dpi
@@ -52,7 +55,8 @@ def figure_svg(fig: Any) -> str:
             svg.mpl_connect("draw_event", measure)
             # print_svg runs a layout engine (constrained, tight) in its one drawing, where
             # savefig would first draw without output to lay the figure out
-            svg.print_svg(buf, metadata={"Date": None})
+            with ticks_remembered_per_axes(fig):
+                svg.print_svg(buf, metadata={"Date": None})
             pad = rc["savefig.pad_inches"]
     finally:
         fig.set_canvas(canvas)
