@@ -116,3 +116,36 @@ def test_an_unexpected_header_is_not_cropped():
     assert _crop(text, box, 2.0) == (
         '<svg x="1" width="72pt" height="72pt" viewBox="7.2 64.8 72 72" y="2"><g/></svg>'
     )
+
+
+def test_only_verified_matplotlib_versions_use_the_caching_renderer():
+    from peerstats.pipeline import _svg_render
+
+    assert _svg_render.verified("3.11.2") and _svg_render.verified("3.11.0rc1")
+    assert not _svg_render.verified("3.12.0") and not _svg_render.verified("3.7.5")
+    assert not _svg_render.verified("unknown")
+
+
+def test_an_unverified_matplotlib_draws_with_its_own_renderer(monkeypatch):
+    """Another matplotlib version: matplotlib's own SVG canvas draws (no caching renderer, no
+    remembered ticks), and the figure is the same as with the caching one where verified."""
+    from matplotlib.backends import backend_svg
+
+    from peerstats.pipeline import _svg_render
+
+    fig = _plain_figure("constrained")
+    cached = figure_svg(fig)
+    plt.close(fig)
+    monkeypatch.setattr(_svg_render, "VERIFIED", frozenset())
+    used = []
+    monkeypatch.setattr(_svg_render.CachingCanvas, "print_svg",
+                        lambda *a, **k: used.append("caching"))
+    real = backend_svg.FigureCanvasSVG.print_svg
+    monkeypatch.setattr(backend_svg.FigureCanvasSVG, "print_svg",
+                        lambda self, *a, **k: (used.append("own"), real(self, *a, **k))[1])
+    fig = _plain_figure("constrained")
+    own = figure_svg(fig)
+    plt.close(fig)
+    assert used and set(used) == {"own"}  # constrained layout draws once more to measure
+    if _svg_render.verified(matplotlib.__version__):
+        assert own == cached

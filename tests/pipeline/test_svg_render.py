@@ -21,6 +21,12 @@ from peerstats.pipeline import _svg_render  # noqa: E402
 from peerstats.pipeline._svg import SVG_RC  # noqa: E402
 from peerstats.pipeline._svg_render import CachingCanvas, CachingTextToPath  # noqa: E402
 
+pytestmark = pytest.mark.skipif(
+    not _svg_render.verified(),
+    reason=f"matplotlib {matplotlib.__version__} is not one the caching renderer was checked "
+    "against: figures are drawn by matplotlib's own renderer (test_svg.py checks that)",
+)
+
 
 def _svg(fig, canvas_class) -> str:
     """``fig`` printed by ``canvas_class`` (the canvas it had is put back)."""

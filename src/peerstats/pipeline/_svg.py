@@ -20,6 +20,7 @@ analysis were rasterised with Chromium both ways (benchmarks/README.md);
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 from typing import Any
@@ -35,9 +36,19 @@ def figure_svg(fig: Any) -> str:
     one drawing instead of two. The figure is left open (the caller closes it)."""
     import matplotlib
 
-    from peerstats.pipeline._svg_render import CachingCanvas as FigureCanvasSVG
-    from peerstats.pipeline._svg_render import ticks_remembered, ticks_remembered_per_axes
+    from peerstats.pipeline import _svg_render
 
+    if _svg_render.verified():  # text and ticks worked out once (checked on this matplotlib)
+        FigureCanvasSVG: Any = _svg_render.CachingCanvas
+        ticks_remembered = _svg_render.ticks_remembered
+        ticks_remembered_per_axes = _svg_render.ticks_remembered_per_axes
+    else:  # matplotlib's own renderer
+        from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+        def ticks_remembered(_axes: Any) -> Any:
+            return contextlib.nullcontext()
+
+        ticks_remembered_per_axes = ticks_remembered
     rc = matplotlib.rcParams
     if not _plain_savefig(rc):  # savefig options changed by the user: matplotlib's own way
         return _two_pass(fig)

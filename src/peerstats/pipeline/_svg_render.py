@@ -33,7 +33,10 @@ per such call (300 -> 70 tick updates for the figures of the bundled analysis), 
 bytes (compared with matplotlib's own drawing in the tests).
 
 Written here because matplotlib has no switch for either (its renderer is private to
-``print_svg``); everything else is matplotlib's own code path.
+``print_svg``); everything else is matplotlib's own code path. Both lean on matplotlib's
+private methods, so they are used only with the matplotlib versions :data:`VERIFIED` against
+matplotlib's own drawing (:func:`verified`; :func:`peerstats.pipeline._svg.figure_svg` draws
+with matplotlib's renderer otherwise).
 """
 
 from __future__ import annotations
@@ -58,10 +61,24 @@ __all__ = [
     "shared_text2path",
     "ticks_remembered",
     "ticks_remembered_per_axes",
+    "verified",
+    "VERIFIED",
 ]
 
 #: entries of each text cache before it is emptied (a report needs about 2,000)
 MAX_ENTRIES = 20_000
+#: matplotlib versions (major, minor) whose SVG this module was checked to reproduce byte for
+#: byte (``tests/pipeline/test_svg_render.py``); with any other, figures are drawn by
+#: matplotlib's own renderer (slower, never different)
+VERIFIED = frozenset({(3, 11)})
+
+
+def verified(version: str | None = None) -> bool:
+    """Whether the installed matplotlib (or ``version``) is one :data:`VERIFIED`."""
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)", version if version is not None else mpl.__version__)
+    return m is not None and (int(m.group(1)), int(m.group(2))) in VERIFIED
 
 
 def _covers(font: Any, s: str) -> bool:
