@@ -128,18 +128,9 @@ def test_a_run_that_fails_on_its_data_reports_it_without_the_heavy_imports(tmp_p
     """The console script imports scipy.stats and matplotlib for a run only once the trial has
     loaded and validated: a data error (exit 1) is reported without them."""
     import yaml
+    from test_cli import write_trial
 
-    (tmp_path / "p.csv").write_text("id,arm\n1,usual\n2,peer\n")
-    (tmp_path / "a.csv").write_text("id,visit,qpr15\n1,baseline,61\n2,baseline,28\n")
-    trial = {
-        "trial": {"name": "CLI (synthetic)", "design": "parallel", "synthetic": True},
-        "data": {"participants": "p.csv", "assessments": "a.csv"},
-        "columns": {"subject": "id", "arm": "arm", "visit": "visit"},
-        "arms": {"reference": "usual", "levels": ["usual", "peer"]},
-        "visits": ["baseline", "post"],
-        "outcomes": {"qpr15": {"column": "qpr15", "min": 0, "max": 60}},
-    }
-    (tmp_path / "trial.yaml").write_text(yaml.safe_dump(trial))
+    write_trial(tmp_path, "id,visit,qpr15\n1,baseline,61\n2,baseline,28\n")  # 61 > max 60
     analysis = {"analysis": {"name": "bad"}, "trial": "trial.yaml",
                 "primary": {"outcome": "qpr15", "visit": "post"}}
     (tmp_path / "analysis.yaml").write_text(yaml.safe_dump(analysis))
