@@ -287,6 +287,63 @@ def _raises(exc):
     return step
 
 
+def test_a_dictionary_a_step_replaces_is_replaced_in_the_merge():
+    """A worker step that sets ``run.multiplicity_labels`` to a new dictionary (as the
+    mechanisms step does) drops what earlier steps of either process put there."""
+    def labels_here(run, *, progress=None):
+        run.multiplicity_labels["H0"] = "from an earlier step here"
+
+    def replaces(run, *, progress=None):
+        run.multiplicity_labels = {"H1": "the strategy's"}
+
+    def labels_after(run, *, progress=None):
+        run.multiplicity_labels["H2"] = "a later step here"
+
+    order = (labels_here, replaces, labels_after)
+    one, two = _bare(), _bare()
+    _parallel.run_steps(one, order, beside=(replaces,), jobs=1, preload=())
+    _parallel.run_steps(two, order, beside=(replaces,), jobs=2, preload=())
+    assert one.multiplicity_labels == {"H1": "the strategy's", "H2": "a later step here"}
+    assert list(two.multiplicity_labels.items()) == list(one.multiplicity_labels.items())
+
+
+@pytest.mark.parametrize("wait", ["worker", "idle"])
+def test_ctrl_c_while_waiting_for_the_worker_ends_it_at_once(wait, monkeypatch):
+    """Ctrl-C while this process waits for the worker (in the result, or in idle work)."""
+    import signal
+    import threading
+
+    def slow(run, *, progress=None):
+        time.sleep(30)
+
+    def quick(run, *, progress=None):
+        pass
+
+    idle = (lambda: time.sleep(5),) if wait == "idle" else ()
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        _parallel.run_steps(_bare(), (slow, quick), beside=(slow,), jobs=2, preload=(),
+                            idle=idle)
+    assert time.perf_counter() - t0 < 5
+    assert _children() == []
+
+
+def test_other_warnings_of_the_worker_come_once_per_place_as_in_one_process(recwarn):
+    import warnings
+
+    def warns(run, *, progress=None):
+        for _ in range(3):
+            warnings.warn("a library's warning (test)", UserWarning, stacklevel=1)
+
+    for jobs in (1, 2):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("default")
+            _parallel.run_steps(_bare(), (warns,), beside=(warns,), jobs=jobs, preload=())
+        assert [str(w.message) for w in seen] == ["a library's warning (test)"], jobs
+
+
 @pytest.mark.parametrize("worker_first", [True, False])
 def test_the_first_failing_step_in_order_wins_whichever_process(worker_first):
     there = _raises(LookupError("in the worker (test)"))
@@ -300,12 +357,26 @@ def test_the_first_failing_step_in_order_wins_whichever_process(worker_first):
 
 
 def test_the_worker_carries_consort_back(small_two_arm):
-    """``describe`` runs in the worker: the CONSORT flow it made is the run's, as sequentially."""
+    """``describe`` runs in the worker: the CONSORT flow it made is the run's, as sequentially;
+    and every other field of the run is the sequential run's too."""
     one = run_analysis(small_two_arm, jobs=1)
     two = run_analysis(small_two_arm, jobs=2)
     assert two.consort_flow is not None
     assert two.consort_flow.counts.equals(one.consort_flow.counts)
     assert list(two.display_tables) == list(one.display_tables)
+    for name in two.display_tables:
+        assert two.display_tables[name].render("html") == one.display_tables[name].render("html")
+    assert two.html_tables == one.html_tables
+    assert two.multiplicity_labels == one.multiplicity_labels
+    assert [repr(r) for r in two.records] == [repr(r) for r in one.records]  # NaN != NaN
+    assert (two.effects is None) == (one.effects is None)
+    if one.effects is not None:
+        assert two.effects.equals(one.effects)
+    assert dumps(two.manifest) == dumps(one.manifest)
+    assert list(two.fits) == list(one.fits)
+    for name, table in one.tables.items():
+        other = two.tables[name]
+        assert other.equals(table) if hasattr(table, "equals") else other == table, name
 
 
 def test_idle_work_runs_only_while_the_worker_is_busy():

@@ -116,15 +116,18 @@ def _snapshot(run: Any) -> dict[str, Any]:
     snap: dict[str, Any] = {name: dict(getattr(run, name)) for name in DICTS}
     snap["warnings"] = list(run.warnings)
     snap["attrs"] = {name: getattr(run, name) for name in ATTRS}
+    snap["objects"] = {name: getattr(run, name) for name in DICTS}  # a dict a step replaces
     return snap
 
 
 def _diff(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    """What was added or replaced between two snapshots (warnings: those appended)."""
-    out: dict[str, Any] = {
-        name: {k: v for k, v in now[name].items() if k not in before[name] or v is not before[name][k]}
-        for name in DICTS
-    }
+    """What was added or replaced between two snapshots (warnings: those appended); a
+    dictionary the step replaced by another is listed in ``replaced`` with all its entries."""
+    out: dict[str, Any] = {"replaced": [n for n in DICTS if now["objects"][n] is not before["objects"][n]]}
+    for name in DICTS:
+        new, old = now[name], before[name]
+        out[name] = dict(new) if name in out["replaced"] else {
+            k: v for k, v in new.items() if k not in old or v is not old[k]}
     out["warnings"] = now["warnings"][len(before["warnings"]):]
     out["attrs"] = {k: v for k, v in now["attrs"].items() if v is not before["attrs"][k]}
     return out
@@ -141,6 +144,8 @@ def _copy(run: Any, snap: dict[str, Any]) -> Any:
 def _apply(run: Any, diff: dict[str, Any]) -> None:
     """Put one step's recorded additions into ``run`` (on a copy, as the step would have)."""
     for name in DICTS:
+        if name in diff["replaced"]:
+            getattr(run, name).clear()
         getattr(run, name).update(diff[name])
     run.warnings.extend(diff["warnings"])
     for name, value in diff["attrs"].items():
@@ -177,8 +182,9 @@ def _work(run: Any, there: Steps, snap: dict[str, Any]) -> dict[str, Any]:
     rec = _Recorder()
     diffs: list[dict[str, Any]] = []
     failed = None
+    # recorded under the filters in force (as the sequential run shows them: "default" once
+    # per place, "error" raises in the step, which is then rerun here and raises in order)
     with warnings.catch_warnings(record=True) as other:
-        warnings.simplefilter("always")
         for i, step in enumerate(there):
             try:
                 diffs.append(_recorded(copy, step, rec))
@@ -238,9 +244,11 @@ class _Worker:
             status, value = pickle.loads(self.conn.recv_bytes())
         except (EOFError, OSError, pickle.UnpicklingError, ValueError):
             status, value = "failed", None
-        finally:
-            self.proc.join(timeout=10)  # it exits right after sending
+        except BaseException:  # Ctrl-C while waiting: end the worker now (it ignores SIGINT)
             self.stop()
+            raise
+        self.proc.join(timeout=10)  # it exits right after sending
+        self.stop()
         return value if status == "ok" else None
 
     def stop(self) -> None:
@@ -292,7 +300,12 @@ def run_steps(run: Any, order: Steps, *, beside: Steps = (), progress: Any = Non
     in a forked worker while this process runs the others.
 
     Each step is called as ``step(run, progress=progress)``. The steps in ``beside`` must not
-    read what the other steps make, nor the other way round (see the module notes). With one
+    read what the other steps make, nor the other way round (see the module notes), and they
+    pass on only what they put into the run's dictionaries :data:`DICTS` (added, replaced, or
+    a dictionary replaced whole), its warnings and the attributes :data:`ATTRS`: a change
+    made inside an object that existed at the fork (a fit, a nested results entry) stays in
+    the worker (``tests/pipeline/test_parallel.py`` checks the bundled steps' runs field by
+    field against the sequential run). With one
     job (see :func:`jobs_wanted`), no step ``beside``, or when the worker cannot start, all
     run here in order. Before forking, the modules ``preload`` are imported here: both
     processes need them, so they are imported once, not twice. The calls ``idle`` (work
@@ -328,11 +341,11 @@ def run_steps(run: Any, order: Steps, *, beside: Steps = (), progress: Any = Non
                 except Exception as exc:  # the worker's outcome decides which error is raised
                     failure, failed_at = exc, i
                     break
+        if failure is None:
+            _while_waiting(worker, idle)
     except BaseException:  # KeyboardInterrupt, SystemExit: end the worker at once
         worker.stop()
         raise
-    if failure is None:
-        _while_waiting(worker, idle)
     done = worker.result()
     diffs = _worker_diffs(run, order, there, snap, done, failed_at, progress)
     if failure is not None:
@@ -384,6 +397,8 @@ def _merge(run: Any, snap: dict[str, Any], order: Steps, there: Steps,
         diff = next(theirs) if side == "there" else here[i]
         other = by["here" if side == "there" else "there"]
         for name in DICTS:
+            if name in diff["replaced"]:  # as the step did: what was there is gone
+                merged[name].clear()
             merged[name].update(diff[name])
         for w in diff["warnings"]:
             if w not in other:
