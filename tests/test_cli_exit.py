@@ -145,3 +145,14 @@ def test_a_run_that_fails_on_its_data_reports_it_without_the_heavy_imports(tmp_p
     assert done.returncode == 1, done.stderr
     assert "data validation failed" in done.stderr
     assert "heavy: []" in done.stderr
+
+
+def test_python_m_peerstats_is_the_console_script(tmp_path):
+    """``python -m peerstats`` runs the CLI (same version line and exit status)."""
+    done = subprocess.run([sys.executable, "-m", "peerstats", "--version"], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("peerstats ")
+    bad = subprocess.run([sys.executable, "-m", "peerstats", "no-such-command"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
