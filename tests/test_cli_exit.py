@@ -128,6 +128,7 @@ def test_a_run_that_fails_on_its_data_reports_it_without_the_heavy_imports(tmp_p
     """The console script imports scipy.stats and matplotlib for a run only once the trial has
     loaded and validated: a data error (exit 1) is reported without them."""
     import yaml
+
     from test_cli import write_trial
 
     write_trial(tmp_path, "id,visit,qpr15\n1,baseline,61\n2,baseline,28\n")  # 61 > max 60
